@@ -1,0 +1,186 @@
+"""Settings: ``releaserisk.toml`` or ``[tool.releaserisk]``, then environment, then flags.
+
+Precedence, lowest first:
+
+1. built-in defaults (the fields of :class:`Settings`);
+2. ``releaserisk.toml`` in the working directory, or else the ``[tool.releaserisk]``
+   table of ``pyproject.toml`` (an explicit ``path`` wins over both);
+3. environment variables ``RELEASERISK_<FIELD>`` (lists are comma-separated);
+4. explicit overrides, e.g. command-line flags.
+
+Unknown keys are an error naming the key, wherever they come from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from releaserisk.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+DEFAULT_FIX_PATTERN = (
+    r"(?i)\b(fix(e[sd]|ing)?|bug(s|fix)?|defects?|patch(e[sd])?|hotfix|crash(es|ed)?|"
+    r"regression|fault|broken|resolves?|closes?)\b"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every tunable of releaserisk, with its default.
+
+    Attributes
+    ----------
+    db : str
+        Path of the DuckDB store.
+    production_environments : tuple of str
+        Environment names that count as production for DORA metrics.
+    environment_order : tuple of str
+        The promotion pipeline, first stage first.
+    fix_pattern : str
+        Regular expression that marks a commit message as a bug fix.
+    label_horizon_days : int
+        Commits younger than this (before the newest commit) stay unlabelled.
+    szz_max_files : int
+        SZZ skips fixes touching more files than this (tangled changes).
+    risk_threshold : float
+        Probability at or above which ``releaserisk score`` fails the gate.
+    """
+
+    db: str = "releaserisk.duckdb"
+    production_environments: tuple[str, ...] = ("production", "prod")
+    environment_order: tuple[str, ...] = ("dev", "staging", "production")
+    fix_pattern: str = DEFAULT_FIX_PATTERN
+    label_horizon_days: int = 180
+    szz_max_files: int = 50
+    risk_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.label_horizon_days < 0:
+            raise ConfigError("label_horizon_days must be >= 0")
+        if self.szz_max_files < 1:
+            raise ConfigError("szz_max_files must be >= 1")
+        if not 0.0 < self.risk_threshold <= 1.0:
+            raise ConfigError("risk_threshold must be in (0, 1]")
+        if not self.production_environments:
+            raise ConfigError("production_environments must name at least one environment")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Convert ``value`` to the type of field ``key``; raise ConfigError naming both."""
+    default = _FIELDS[key].default
+    try:
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise TypeError
+            return tuple(value)
+        if isinstance(default, bool):
+            raise TypeError  # no boolean settings yet; refuse rather than guess
+        if isinstance(default, int):
+            if isinstance(value, bool):
+                raise TypeError
+            return int(value)
+        if isinstance(default, float):
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+    except (TypeError, ValueError):
+        kind = type(default).__name__ if not isinstance(default, tuple) else "list of strings"
+        raise ConfigError(f"setting '{key}' from {source} must be a {kind}, got {value!r}") from None
+
+
+def _check_keys(values: Mapping[str, Any], source: str) -> None:
+    for key in values:
+        if key not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise ConfigError(f"unknown setting '{key}' in {source} (known: {known})")
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("releaserisk", {})
+        return data, f"{path} [tool.releaserisk]"
+    return data, str(path)
+
+
+def _file_values(path: str | os.PathLike[str] | None, cwd: Path) -> tuple[dict[str, Any], str]:
+    if path is not None:
+        return _read_file(Path(path))
+    for candidate in (cwd / "releaserisk.toml", cwd / "pyproject.toml"):
+        if candidate.is_file():
+            return _read_file(candidate)
+    return {}, "defaults"
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, str]:
+    prefix = "RELEASERISK_"
+    values = {}
+    for name, value in environ.items():
+        if name.startswith(prefix):
+            key = name[len(prefix) :].lower()
+            if key not in _FIELDS:
+                raise ConfigError(f"unknown setting '{key}' in environment variable {name}")
+            values[key] = value
+    return values
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from file, environment and overrides.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        Explicit config file (``*.toml``; a ``pyproject.toml`` is read from its
+        ``[tool.releaserisk]`` table). Default: look in ``cwd``.
+    overrides : mapping, optional
+        Highest-precedence values, e.g. from CLI flags. ``None`` values are ignored.
+    environ : mapping, optional
+        Environment to read ``RELEASERISK_*`` variables from (default ``os.environ``).
+    cwd : path-like, optional
+        Directory searched for config files (default: the working directory).
+
+    Returns
+    -------
+    Settings
+
+    Raises
+    ------
+    ConfigError
+        A key is unknown, a value has the wrong type, or the file is unreadable.
+    """
+    merged: dict[str, Any] = {}
+    file_values, source = _file_values(path, Path(cwd) if cwd else Path.cwd())
+    _check_keys(file_values, source)
+    merged.update({k: _coerce(k, v, source) for k, v in file_values.items()})
+    env = _env_values(os.environ if environ is None else environ)
+    merged.update({k: _coerce(k, v, f"RELEASERISK_{k.upper()}") for k, v in env.items()})
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    _check_keys(flags, "overrides")
+    merged.update({k: _coerce(k, v, "command-line flags") for k, v in flags.items()})
+    return Settings(**merged)

@@ -1,0 +1,375 @@
+"""The DuckDB store: one file, numbered migrations, transactions and bulk upserts.
+
+A :class:`Store` wraps one DuckDB connection. DuckDB allows one writing process
+or many reading processes per file; a second writer gets :class:`StoreLockedError`.
+
+Keys are declared in :data:`TABLE_KEYS` and enforced by :meth:`Store.upsert`, which
+deletes the rows whose keys appear in the incoming frame and inserts the frame, in
+one transaction. Loading the same frame twice therefore gives the same rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from releaserisk.errors import (
+    InputError,
+    SchemaVersionError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+)
+
+__all__ = ["TABLE_KEYS", "Store", "open_store"]
+
+#: The key of every table: re-loading rows with the same key replaces them.
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "repos": ("repo",),
+    "commits": ("repo", "sha"),
+    "file_changes": ("repo", "sha", "path"),
+    "change_features": ("repo", "sha"),
+    "services": ("service",),
+    "pull_requests": ("repo", "number"),
+    "pr_commits": ("repo", "number", "sha"),
+    "pr_reviews": ("repo", "number", "reviewer", "submitted_at"),
+    "deployments": ("deployment_id",),
+    "deployment_changes": ("deployment_id", "repo", "sha"),
+    "incidents": ("incident_id",),
+    "labels": ("repo", "sha", "method"),
+    "metric_samples": ("analysis_id", "metric", "arm", "ts", "sample_index"),
+    "risk_scores": ("repo", "sha", "model_id"),
+    "models": ("model_id",),
+    "ingest_runs": ("run_id",),
+    "git_file_state": ("repo", "path"),
+    "git_author_state": ("repo", "author"),
+    "git_author_subsystem": ("repo", "author", "subsystem"),
+    "git_blob_lines": ("repo", "blob"),
+}
+
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def _migrations() -> list[tuple[int, str]]:
+    """The packaged migrations as (version, sql), in order."""
+    found = []
+    for entry in resources.files("releaserisk.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _check_is_duckdb(path: Path) -> None:
+    """Refuse a non-empty file that is not a DuckDB database, without touching it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        header = fh.read(12)
+    if header[8:12] != _DUCKDB_MAGIC:
+        raise StoreCorruptError(f"{path} is not a DuckDB database; it was left unchanged")
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            raise StoreLockedError(
+                f"{path} is in use by another process (DuckDB allows one writer); "
+                "wait for it to finish or open the store read-only"
+            ) from None
+        raise StoreCorruptError(f"cannot open {path}: {text.splitlines()[0]}") from None
+    except duckdb.Error as exc:
+        raise StoreCorruptError(f"cannot open {path}: {str(exc).splitlines()[0]}") from None
+
+
+class Store:
+    """A releaserisk database: one DuckDB connection to one file.
+
+    Use :func:`open_store` to create one. The store is a context manager that
+    closes the connection on exit.
+
+    Parameters
+    ----------
+    connection : duckdb.DuckDBPyConnection
+        An open connection whose schema is up to date.
+    path : pathlib.Path
+        The database file (``:memory:`` for an in-memory store).
+    read_only : bool
+        Whether the connection refuses writes.
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+        self.connection = connection
+        self.path = path
+        self.read_only = read_only
+        self._depth = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with contextlib.suppress(duckdb.Error):
+            self.connection.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- schema ----------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        """The highest migration applied to this database (0 for a new file)."""
+        exists = self.connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        return self.connection.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations this database lacks, each in its own transaction.
+
+        Returns
+        -------
+        list of int
+            The versions applied now.
+
+        Raises
+        ------
+        SchemaVersionError
+            The database is newer than this code.
+        """
+        migrations = _migrations()
+        current = self.schema_version
+        newest = migrations[-1][0]
+        if current > newest:
+            raise SchemaVersionError(
+                f"{self.path} has schema version {current}, newer than this releaserisk "
+                f"knows ({newest}); upgrade releaserisk"
+            )
+        pending = [(v, sql) for v, sql in migrations if v > current]
+        if pending and self.read_only:
+            raise StoreError(f"{self.path} needs schema upgrades; open it once for writing (releaserisk init)")
+        for version, sql in pending:
+            with self.transaction():
+                self.connection.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"
+                )
+                self.connection.execute(sql)
+                self.connection.execute("INSERT INTO schema_version VALUES (?, now())", [version])
+        return [v for v, _ in pending]
+
+    def tables(self) -> list[str]:
+        """Names of the data tables (those with a declared key), in declaration order."""
+        present = {
+            row[0]
+            for row in self.connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
+        }
+        return [name for name in TABLE_KEYS if name in present]
+
+    def counts(self) -> dict[str, int]:
+        """Row count of every data table."""
+        return {t: self.connection.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in self.tables()}
+
+    # -- transactions -------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run a block atomically: commit on success, roll back on any exception.
+
+        Nested uses join the outermost transaction.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.connection
+            finally:
+                self._depth -= 1
+            return
+        self.connection.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield self.connection
+        except BaseException:
+            self._depth = 0
+            self.connection.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.connection.execute("COMMIT")
+
+    # -- reading and writing ------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run a parameterised query and return a DataFrame."""
+        return self.connection.execute(sql, params).df()
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Run a parameterised statement."""
+        return self.connection.execute(sql, params)
+
+    def upsert(self, table: str, frame: Any) -> int:
+        """Insert rows, replacing those with the same key.
+
+        Parameters
+        ----------
+        table : str
+            A table of :data:`TABLE_KEYS`.
+        frame : pandas.DataFrame or pyarrow.Table
+            Rows to load; columns are matched by name, missing ones become NULL.
+            Within the frame, the last row of a key wins.
+
+        Returns
+        -------
+        int
+            The number of rows loaded.
+        """
+        if table not in TABLE_KEYS:
+            raise InputError(f"unknown table '{table}'")
+        keys = TABLE_KEYS[table]
+        missing = [k for k in keys if k not in frame.columns] if hasattr(frame, "columns") else []
+        if hasattr(frame, "column_names"):
+            missing = [k for k in keys if k not in frame.column_names]
+        if missing:
+            raise InputError(f"rows for '{table}' lack key column(s): {', '.join(missing)}")
+        view = f"_upsert_{table}"
+        self.connection.register(view, frame)
+        try:
+            key_list = ", ".join(f'"{k}"' for k in keys)
+            match = " AND ".join(f't."{k}" = n."{k}"' for k in keys)
+            with self.transaction() as con:
+                # Keep the last row of each key within the frame.
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT * EXCLUDE (_ord) FROM "
+                    f"(SELECT *, row_number() OVER () AS _ord FROM {view}) "
+                    f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY _ord DESC) = 1"
+                )
+                con.execute(f'DELETE FROM "{table}" t WHERE EXISTS (SELECT 1 FROM _incoming n WHERE {match})')
+                con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _incoming')
+                loaded = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
+                con.execute("DROP TABLE _incoming")
+        finally:
+            self.connection.unregister(view)
+        return loaded
+
+    # -- portability --------------------------------------------------------------
+    def _partition_column(self, table: str) -> str | None:
+        columns = {r[0] for r in self.connection.execute(f'DESCRIBE "{table}"').fetchall()}
+        for candidate in ("repo", "service"):
+            if candidate in columns:
+                return candidate
+        return None
+
+    def export_parquet(self, directory: str | os.PathLike[str]) -> dict[str, int]:
+        """Write every non-empty table as hive-partitioned Parquet (by repo or service).
+
+        Parameters
+        ----------
+        directory : path-like
+            Created if missing; each table goes to ``directory/<table>/``.
+
+        Returns
+        -------
+        dict
+            Rows written per table.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for table, rows in self.counts().items():
+            if not rows:
+                continue
+            target = out / table
+            partition = self._partition_column(table)
+            options = "FORMAT parquet, OVERWRITE_OR_IGNORE true"
+            if partition:
+                options += f', PARTITION_BY ("{partition}")'
+            target.mkdir(parents=True, exist_ok=True)
+            self.connection.execute(f"COPY (SELECT * FROM \"{table}\") TO '{_sql_path(target)}' ({options})")
+            written[table] = rows
+        return written
+
+    def import_parquet(self, directory: str | os.PathLike[str]) -> dict[str, int]:
+        """Upsert every table found under ``directory`` (as written by :meth:`export_parquet`).
+
+        Returns
+        -------
+        dict
+            Rows loaded per table.
+        """
+        base = Path(directory)
+        if not base.is_dir():
+            raise InputError(f"{base} is not a directory")
+        loaded = {}
+        with self.transaction():
+            for table in TABLE_KEYS:
+                folder = base / table
+                if not folder.is_dir():
+                    continue
+                glob = _sql_path(folder) + "/**/*.parquet"
+                frame = self.connection.execute(
+                    f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+                ).df()
+                loaded[table] = self.upsert(table, frame)
+        return loaded
+
+
+def _sql_path(path: Path) -> str:
+    """A path quoted for use inside a single-quoted SQL literal (COPY takes no parameters)."""
+    return str(path).replace("'", "''")
+
+
+def open_store(path: str | os.PathLike[str] = "releaserisk.duckdb", *, read_only: bool = False) -> Store:
+    """Open (creating and migrating if needed) a releaserisk store.
+
+    Parameters
+    ----------
+    path : path-like
+        The database file, or ``":memory:"``.
+    read_only : bool
+        Open without write access (many readers may share a file).
+
+    Returns
+    -------
+    Store
+
+    Raises
+    ------
+    StoreError
+        The directory is missing, or read-only access to a missing file.
+    StoreLockedError
+        Another process is writing to the file.
+    StoreCorruptError
+        The file is not a DuckDB database (it is not modified).
+    SchemaVersionError
+        The file was written by a newer releaserisk.
+    """
+    if str(path) == ":memory:":
+        store = Store(duckdb.connect(":memory:"), Path(":memory:"), read_only=False)
+        store.migrate()
+        return store
+    file = Path(path)
+    if not file.parent.is_dir():
+        raise StoreError(f"cannot create {file}: directory {file.parent} does not exist")
+    if read_only and not file.exists():
+        raise StoreError(f"{file} does not exist (run 'releaserisk init' first)")
+    _check_is_duckdb(file)
+    store = Store(_connect(file, read_only), file, read_only)
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -1,0 +1,105 @@
+"""Shared fixtures: temp stores, real git repositories built with git itself."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def shared_data(relative: str) -> Path:
+    """Path of a file in ../shared/data, or skip the test with the reason."""
+    path = SHARED / "data" / relative
+    if not path.exists():
+        pytest.skip(f"shared dataset {relative} not available (../shared is absent)")
+    return path
+
+
+@pytest.fixture
+def store(tmp_path):
+    from releaserisk.store import open_store
+
+    with open_store(tmp_path / "rr.duckdb") as st:
+        yield st
+
+
+class GitRepo:
+    """A real git repository in a temp dir, driven through the git binary."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.clock = 1_600_000_000
+        self.git("init", "-q", "-b", "main")
+
+    def git(self, *args: str, env: dict[str, str] | None = None) -> str:
+        full_env = {
+            **os.environ,
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_CONFIG_SYSTEM": os.devnull,
+            **(env or {}),
+        }
+        out = subprocess.run(
+            ["git", "-c", "core.quotepath=on", *args],
+            cwd=self.path,
+            env=full_env,
+            check=True,
+            capture_output=True,
+        )
+        return out.stdout.decode("utf-8", "surrogateescape")
+
+    def write(self, relpath: str, content: str | bytes) -> None:
+        target = self.path / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content, encoding="utf-8")
+
+    def commit(
+        self,
+        message: str,
+        *,
+        author: str = "Alice",
+        email: str = "alice@example.com",
+        when: int | None = None,
+        advance: int = 86_400,
+    ) -> str:
+        if when is None:
+            self.clock += advance
+            when = self.clock
+        stamp = f"{when} +0000"
+        env = {
+            "GIT_AUTHOR_NAME": author,
+            "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": author,
+            "GIT_COMMITTER_EMAIL": email,
+            "GIT_AUTHOR_DATE": stamp,
+            "GIT_COMMITTER_DATE": stamp,
+        }
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "--no-verify", "-m", message, env=env)
+        return self.git("rev-parse", "HEAD").strip()
+
+    def merge(self, branch: str, message: str, **kw) -> str:
+        self.clock += 86_400
+        stamp = f"{self.clock} +0000"
+        env = {
+            "GIT_AUTHOR_NAME": kw.get("author", "Alice"),
+            "GIT_AUTHOR_EMAIL": kw.get("email", "alice@example.com"),
+            "GIT_COMMITTER_NAME": "Alice",
+            "GIT_COMMITTER_EMAIL": "alice@example.com",
+            "GIT_AUTHOR_DATE": stamp,
+            "GIT_COMMITTER_DATE": stamp,
+        }
+        self.git("merge", "-q", "--no-ff", "--no-edit", "-m", message, branch, env=env)
+        return self.git("rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def git_repo(tmp_path):
+    return GitRepo(tmp_path / "repo")

@@ -1,0 +1,51 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from releaserisk.cli import main
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "releaserisk.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_version_and_help():
+    out = run_cli("--version")
+    assert out.returncode == 0 and out.stdout.startswith("releaserisk ")
+    assert run_cli("ingest", "git", "--help").returncode == 0
+
+
+def test_init_creates_store_and_reports_json(tmp_path, capsys):
+    db = tmp_path / "s.duckdb"
+    assert main(["--db", str(db), "init", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["schema_version"] == 1 and "commits" in payload["tables"]
+    assert db.exists()
+
+
+def test_missing_database_directory_is_one_line_exit_2(tmp_path):
+    out = run_cli("--db", str(tmp_path / "nope" / "s.duckdb"), "init")
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("error: ") and "does not exist" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_bad_flag_is_usage_error_exit_2():
+    out = run_cli("init", "--no-such-flag")
+    assert out.returncode == 2 and "unrecognized arguments" in out.stderr
+
+
+def test_corrupt_store_exit_2(tmp_path):
+    bad = tmp_path / "bad.duckdb"
+    bad.write_text("hello")
+    out = run_cli("--db", str(bad), "info")
+    assert out.returncode == 2 and "not a DuckDB database" in out.stderr
+
+
+def test_debug_shows_traceback(tmp_path):
+    with pytest.raises(Exception, match="does not exist"):
+        main(["--debug", "--db", str(tmp_path / "nope" / "s.duckdb"), "init"])

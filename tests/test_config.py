@@ -1,0 +1,46 @@
+import pytest
+
+from releaserisk.config import Settings, load_settings
+from releaserisk.errors import ConfigError
+
+
+def test_defaults_without_any_file(tmp_path):
+    assert load_settings(cwd=tmp_path, environ={}) == Settings()
+
+
+def test_precedence_file_then_env_then_flags(tmp_path):
+    (tmp_path / "releaserisk.toml").write_text('db = "file.duckdb"\nlabel_horizon_days = 90\nrisk_threshold = 0.4\n')
+    env = {"RELEASERISK_DB": "env.duckdb", "RELEASERISK_PRODUCTION_ENVIRONMENTS": "prod, live"}
+    settings = load_settings(cwd=tmp_path, environ=env, overrides={"risk_threshold": 0.7, "db": None})
+    assert settings.db == "env.duckdb"
+    assert settings.label_horizon_days == 90
+    assert settings.production_environments == ("prod", "live")
+    assert settings.risk_threshold == 0.7
+
+
+def test_pyproject_table_is_read_when_no_releaserisk_toml(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n[tool.releaserisk]\nszz_max_files = 7\n')
+    assert load_settings(cwd=tmp_path, environ={}).szz_max_files == 7
+
+
+def test_releaserisk_toml_wins_over_pyproject(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.releaserisk]\nszz_max_files = 7\n")
+    (tmp_path / "releaserisk.toml").write_text("szz_max_files = 9\n")
+    assert load_settings(cwd=tmp_path, environ={}).szz_max_files == 9
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [
+        ("lable_horizon_days = 3\n", {}, "unknown setting 'lable_horizon_days'"),
+        ("", {"RELEASERISK_COLOUR": "x"}, "unknown setting 'colour'"),
+        ('label_horizon_days = "soon"\n', {}, "label_horizon_days"),
+        ("risk_threshold = 2.0\n", {}, "risk_threshold"),
+        ("production_environments = [1]\n", {}, "production_environments"),
+        ("db = \n", {}, "not valid TOML"),
+    ],
+)
+def test_bad_settings_name_the_key(tmp_path, toml, env, message):
+    (tmp_path / "releaserisk.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(cwd=tmp_path, environ=env)

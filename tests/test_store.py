@@ -1,0 +1,137 @@
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from releaserisk.errors import (
+    InputError,
+    SchemaVersionError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+)
+from releaserisk.store import TABLE_KEYS, open_store
+
+
+def test_migrations_create_every_table_from_empty(tmp_path):
+    with open_store(tmp_path / "a.duckdb") as store:
+        assert store.schema_version == 1
+        assert set(store.tables()) == set(TABLE_KEYS)
+        assert all(rows == 0 for rows in store.counts().values())
+    # reopening applies nothing new
+    with open_store(tmp_path / "a.duckdb") as store:
+        assert store.migrate() == []
+
+
+def _commits(shas, message="m"):
+    return pd.DataFrame(
+        {
+            "repo": "r",
+            "sha": shas,
+            "parents": [[] for _ in shas],
+            "message": message,
+            "committed_at": pd.Timestamp("2024-01-01", tz="UTC"),
+        }
+    )
+
+
+def test_upsert_is_idempotent_and_replaces_by_key(store):
+    frame = _commits(["a", "b", "c"])
+    store.upsert("commits", frame)
+    first = store.query("SELECT * FROM commits ORDER BY sha")
+    store.upsert("commits", frame)
+    again = store.query("SELECT * FROM commits ORDER BY sha")
+    pd.testing.assert_frame_equal(first, again)
+    store.upsert("commits", _commits(["b"], message="changed"))
+    rows = store.query("SELECT sha, message FROM commits ORDER BY sha")
+    assert rows.to_dict("list") == {"sha": ["a", "b", "c"], "message": ["m", "changed", "m"]}
+
+
+def test_upsert_keeps_last_duplicate_within_a_frame(store):
+    frame = pd.concat([_commits(["a"], "first"), _commits(["a"], "second")])
+    assert store.upsert("commits", frame) == 1
+    assert store.query("SELECT message FROM commits")["message"].tolist() == ["second"]
+
+
+def test_upsert_rejects_missing_key_and_unknown_table(store):
+    with pytest.raises(InputError, match="sha"):
+        store.upsert("commits", pd.DataFrame({"repo": ["r"]}))
+    with pytest.raises(InputError, match="unknown table"):
+        store.upsert("nope", pd.DataFrame({"repo": ["r"]}))
+
+
+def test_transaction_rolls_back_whole_on_exception(store):
+    store.upsert("commits", _commits(["a"]))
+    with pytest.raises(RuntimeError), store.transaction():
+        store.upsert("commits", _commits(["b", "c"]))
+        store.execute("DELETE FROM commits WHERE sha = 'a'")
+        raise RuntimeError("boom")
+    assert store.query("SELECT sha FROM commits")["sha"].tolist() == ["a"]
+
+
+def test_second_writer_process_gets_lock_error(tmp_path):
+    db = tmp_path / "locked.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                from releaserisk.store import open_store
+                s = open_store({str(db)!r})
+                print("ready", flush=True)
+                sys.stdin.readline()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreLockedError, match=str(db)):
+            open_store(db)
+    finally:
+        holder.communicate("\n", timeout=30)
+
+
+def test_corrupt_file_is_refused_and_left_unchanged(tmp_path):
+    bogus = tmp_path / "notes.duckdb"
+    content = b"this is not a database\n" * 100
+    bogus.write_bytes(content)
+    with pytest.raises(StoreCorruptError, match="not a DuckDB database"):
+        open_store(bogus)
+    assert bogus.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.duckdb"]
+
+
+def test_newer_schema_is_a_clear_error(tmp_path):
+    db = tmp_path / "future.duckdb"
+    with open_store(db) as store:
+        store.execute("INSERT INTO schema_version VALUES (999, now())")
+    with pytest.raises(SchemaVersionError, match="999"):
+        open_store(db)
+
+
+def test_missing_directory_and_read_only_missing_file(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(tmp_path / "no" / "such" / "x.duckdb")
+    with pytest.raises(StoreError, match="releaserisk init"):
+        open_store(tmp_path / "x.duckdb", read_only=True)
+
+
+def test_parquet_export_import_round_trip(store, tmp_path):
+    store.upsert("commits", _commits(["a", "b"]))
+    store.upsert("deployments", pd.DataFrame({"deployment_id": ["d1"], "service": ["api"], "status": ["success"]}))
+    written = store.export_parquet(tmp_path / "snap")
+    assert written == {"commits": 2, "deployments": 1}
+    assert (tmp_path / "snap" / "commits" / "repo=r").is_dir()
+    with open_store(tmp_path / "copy.duckdb") as other:
+        other.import_parquet(tmp_path / "snap")
+        got = other.query("SELECT repo, sha, message FROM commits ORDER BY sha")
+        assert got.to_dict("list") == {"repo": ["r", "r"], "sha": ["a", "b"], "message": ["m", "m"]}
+        assert other.query("SELECT service FROM deployments")["service"].tolist() == ["api"]
