@@ -1,0 +1,1 @@
+"""Sources → store. Each ingest runs in one transaction and is idempotent."""
