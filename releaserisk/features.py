@@ -195,9 +195,27 @@ class ChangeMetricState:
         fix = self.fix_regex.search(message) is not None
 
         self._update(seq, author, when, files, subsystems)
-        return (len(subsystems), nd, nf, entropy, entropy_norm, la, ld, lt, fix, ndev, age, nuc, exp, rexp, sexp)
+        return (
+            len(subsystems),
+            nd,
+            nf,
+            entropy,
+            entropy_norm,
+            la,
+            ld,
+            lt,
+            fix,
+            ndev,
+            age,
+            nuc,
+            exp,
+            rexp,
+            sexp,
+        )
 
-    def _update(self, seq: int, author: str, when: float, files: Sequence[FileChange], subsystems: set) -> None:
+    def _update(
+        self, seq: int, author: str, when: float, files: Sequence[FileChange], subsystems: set
+    ) -> None:
         history = self.files
         for c in files:
             if c.status == "D":
@@ -260,14 +278,22 @@ class ChangeMetricState:
     def load(self, files: pd.DataFrame, authors: pd.DataFrame, author_subsystems: pd.DataFrame) -> None:
         """Restore state saved by :meth:`changed_state_frames` (rows of one repository)."""
         self.files = {
-            p: [t, set(c), set(a)]
-            for p, t, c, a in zip(files["path"], files["last_time"], files["commits"], files["authors"], strict=True)
+            p: [float(t), {int(x) for x in c}, set(a)]
+            for p, t, c, a in zip(
+                files["path"], files["last_time"], files["commits"], files["authors"], strict=True
+            )
         }
-        self.authors = {a: _AuthorHistory(list(t)) for a, t in zip(authors["author"], authors["times"], strict=True)}
+        self.authors = {
+            a: _AuthorHistory([float(x) for x in t])
+            for a, t in zip(authors["author"], authors["times"], strict=True)
+        }
         self.author_subsystems = {
             (a, s): int(n)
             for a, s, n in zip(
-                author_subsystems["author"], author_subsystems["subsystem"], author_subsystems["n"], strict=True
+                author_subsystems["author"],
+                author_subsystems["subsystem"],
+                author_subsystems["n"],
+                strict=True,
             )
         }
 
@@ -298,4 +324,3 @@ def kamei_relative(features: pd.DataFrame) -> pd.DataFrame:
     if "entropy_norm" in out:
         out["entropy"] = out["entropy_norm"]
     return out
-

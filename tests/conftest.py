@@ -60,6 +60,10 @@ class GitRepo:
         else:
             target.write_text(content, encoding="utf-8")
 
+    def mv(self, old: str, new: str) -> None:
+        (self.path / new).parent.mkdir(parents=True, exist_ok=True)
+        self.git("mv", old, new)
+
     def commit(
         self,
         message: str,

@@ -86,10 +86,14 @@ def _git_env() -> dict[str, str]:
     return {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"}
 
 
-def git(path: str | os.PathLike[str], *args: str) -> str:
-    """Run a git command in ``path`` and return its stdout (raise GitError on failure)."""
+def _require_git() -> None:
     if shutil.which("git") is None:
         raise GitError("git executable not found on PATH; install git")
+
+
+def git(path: str | os.PathLike[str], *args: str) -> str:
+    """Run a git command in ``path`` and return its stdout (raise GitError on failure)."""
+    _require_git()
     proc = subprocess.run(["git", "-C", str(path), *args], capture_output=True, env=_git_env(), check=False)
     if proc.returncode != 0:
         message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -121,11 +125,14 @@ class _RepoInfo:
 
 
 def _inspect(path: str | os.PathLike[str], name: str | None, rev: str) -> _RepoInfo:
+    _require_git()
     location = Path(path)
     if not location.exists():
         raise GitError(f"{location} does not exist")
     try:
-        facts = git(location, "rev-parse", "--is-shallow-repository", "--is-bare-repository", "--absolute-git-dir")
+        facts = git(
+            location, "rev-parse", "--is-shallow-repository", "--is-bare-repository", "--absolute-git-dir"
+        )
     except GitError:
         raise GitError(f"{location} is not a git repository") from None
     shallow, bare, git_dir = facts.splitlines()[:3]
@@ -271,9 +278,7 @@ def _parse_log(stream) -> Iterator[_Commit]:
                 if not path:  # rename/copy: old and new paths follow
                     next(tokens)
                     next(tokens)
-                commit.numstat.append(
-                    (None, None) if added == b"-" else (int(added), int(deleted))
-                )
+                commit.numstat.append((None, None) if added == b"-" else (int(added), int(deleted)))
         if len(commit.numstat) != len(commit.raw):
             raise GitError(f"git log output for {commit.sha} has mismatched raw/numstat entries")
         yield commit
@@ -309,7 +314,9 @@ class _Batch:
                 data[name] = pa.array(data[name], pa.timestamp("s", tz="UTC"))
             arrow = pa.table({"repo": pa.array([self.repo] * len(columns["sha"]), pa.string()), **data})
             if table == "change_features":
-                arrow = arrow.append_column("feature_version", pa.array([FEATURE_VERSION] * len(arrow), pa.int32()))
+                arrow = arrow.append_column(
+                    "feature_version", pa.array([FEATURE_VERSION] * len(arrow), pa.int32())
+                )
             store.connection.register("_git_batch", arrow)
             try:
                 store.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _git_batch')
@@ -336,16 +343,22 @@ def _file_changes(commit: _Commit, blobs: _BlobLines) -> list[FileChange]:
 
 
 # -- state ----------------------------------------------------------------------------
-def _load_state(store: Store, repo: str, settings: Settings) -> tuple[ChangeMetricState, dict, int, str | None]:
+def _load_state(
+    store: Store, repo: str, settings: Settings
+) -> tuple[ChangeMetricState, dict, int, str | None]:
     state = ChangeMetricState(settings.fix_pattern)
     head_row = store.execute("SELECT head_sha FROM repos WHERE repo = ?", [repo]).fetchone()
     previous_head = head_row[0] if head_row else None
-    next_seq = store.execute("SELECT coalesce(max(seq) + 1, 0) FROM commits WHERE repo = ?", [repo]).fetchone()[0]
+    next_seq = store.execute(
+        "SELECT coalesce(max(seq) + 1, 0) FROM commits WHERE repo = ?", [repo]
+    ).fetchone()[0]
     blobs: dict[bytes, int | None] = {}
     if previous_head:
         params = [repo]
         state.load(
-            store.query("SELECT path, last_time, commits, authors FROM git_file_state WHERE repo = ?", params),
+            store.query(
+                "SELECT path, last_time, commits, authors FROM git_file_state WHERE repo = ?", params
+            ),
             store.query("SELECT author, times FROM git_author_state WHERE repo = ?", params),
             store.query("SELECT author, subsystem, n FROM git_author_subsystem WHERE repo = ?", params),
         )
@@ -358,7 +371,9 @@ def _save_state(store: Store, repo: str, state: ChangeMetricState, blobs: _BlobL
     if state.removed_files:
         gone = pa.table({"path": sorted(state.removed_files)})
         store.connection.register("_gone", gone)
-        store.execute("DELETE FROM git_file_state WHERE repo = ? AND path IN (SELECT path FROM _gone)", [repo])
+        store.execute(
+            "DELETE FROM git_file_state WHERE repo = ? AND path IN (SELECT path FROM _gone)", [repo]
+        )
         store.connection.unregister("_gone")
     for table, frame in state.changed_state_frames(repo).items():
         if len(frame):
@@ -422,7 +437,9 @@ def ingest_git(
         state, known_blobs, seq, previous_head = _load_state(store, info.name, settings)
         new_commits = new_files = 0
         if info.head is not None and info.head != previous_head:
-            new_commits, new_files = _ingest_range(store, info, state, known_blobs, seq, previous_head, progress)
+            new_commits, new_files = _ingest_range(
+                store, info, state, known_blobs, seq, previous_head, progress
+            )
         store.upsert(
             "repos",
             pa.table(
@@ -459,7 +476,9 @@ def _ingest_range(
     stored: set[str] = set()
     if previous_head:
         args += ["--not", previous_head]
-        stored = {r[0] for r in store.execute("SELECT sha FROM commits WHERE repo = ?", [info.name]).fetchall()}
+        stored = {
+            r[0] for r in store.execute("SELECT sha FROM commits WHERE repo = ?", [info.name]).fetchall()
+        }
     blobs = _BlobLines(info.path, known_blobs)
     batch = _Batch(info.name)
     commits = files = 0

@@ -1,0 +1,314 @@
+"""Git ingestion against real repositories built with git in temp dirs."""
+
+import math
+import os
+import subprocess
+
+import pytest
+
+from releaserisk.cli import main
+from releaserisk.errors import GitError, ShallowCloneError
+from releaserisk.ingest.git import ingest_git
+from releaserisk.store import open_store
+from tests.conftest import GitRepo
+
+
+def features(store, repo):
+    return store.query(
+        "SELECT c.sha, c.message, f.* EXCLUDE (repo, sha) FROM change_features f JOIN commits c USING (repo, sha) "
+        "WHERE repo = ? ORDER BY c.seq",
+        [repo],
+    ).set_index("message")
+
+
+class Row(dict):
+    __getattr__ = dict.__getitem__
+
+
+def by_message(store, repo):
+    return {m: Row(r) for m, r in features(store, repo).to_dict("index").items()}
+
+
+def test_hand_computed_metrics_for_a_fixed_history(store, git_repo):
+    g = git_repo
+    g.write("core/a.py", "1\n2\n3\n4\n")
+    g.write("core/b.py", "x\n")
+    g.commit("initial", author="Alice", email="alice@example.com")  # day 1
+    g.write("core/a.py", "1\n2\nthree\n4\n5\n")  # +2 -1, LT 4
+    g.write("docs/readme.md", "hello\n")  # +1, new
+    g.commit("fix crash in a", author="Bob", email="bob@example.com")  # day 2
+    g.write("core/a.py", "1\n")  # -4 +0 from 5 lines
+    g.write("core/b.py", "x\ny\n")  # +1, LT 1
+    g.commit("refactor", author="Alice", email="alice@example.com")  # day 3
+    ingest_git(store, g.path, name="r")
+    f = by_message(store, "r")
+
+    first = f["initial"]
+    assert (first.ns, first.nd, first.nf, first.la, first.ld, first.lt) == (1, 1, 2, 5, 0, 0)
+    assert first.entropy == pytest.approx(-(0.8 * math.log2(0.8) + 0.2 * math.log2(0.2)))
+    assert (first.ndev, first.nuc, first.exp, first.sexp, first.age, bool(first.fix)) == (
+        0,
+        0,
+        0,
+        0,
+        0.0,
+        False,
+    )
+
+    second = f["fix crash in a"]
+    assert (second.ns, second.nd, second.nf, second.la, second.ld, second.lt) == (2, 2, 2, 3, 1, 4)
+    assert bool(second.fix) is True
+    # history only for core/a.py: one author, one commit, one day old
+    assert (second.ndev, second.nuc, second.age, second.exp, second.sexp) == (1, 1, 1.0, 0, 0)
+    assert second.entropy == pytest.approx(-(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25)))
+    assert second.entropy_norm == pytest.approx(second.entropy / 1.0)
+
+    third = f["refactor"]
+    assert (third.nf, third.la, third.ld, third.lt) == (2, 1, 4, 6)
+    # a.py touched by Alice (day1) and Bob (day2); b.py by Alice (day1)
+    assert (third.ndev, third.nuc) == (2, 2)
+    assert third.age == pytest.approx((1.0 + 2.0) / 2)
+    assert third.exp == 1
+    assert third.rexp == pytest.approx(1 / (1 + 2 / 365.25))
+    assert third.sexp == 1  # Alice's one earlier commit in subsystem "core"
+
+
+def test_renames_binary_merges_delete_readd_and_mailmap(store, git_repo):
+    g = git_repo
+    g.write("src/old/name.txt", "a\nb\nc\n")
+    g.write(".mailmap", "Alice <alice@example.com> <alice@old.example.com>\n")
+    g.commit("add", email="alice@old.example.com")
+    g.mv("src/old/name.txt", "lib/new name.txt")
+    g.write("img.bin", bytes(range(256)) * 4)
+    g.commit("move and add binary")
+    g.write("lib/new name.txt", "a\nb\nc\nd\n")
+    g.commit("edit renamed", author="Bob", email="bob@example.com")
+    g.git("rm", "-q", "img.bin")
+    g.commit("delete binary")
+    g.write("img.bin", "now text\n")
+    g.commit("re-add as text")
+    g.git("checkout", "-q", "-b", "side", "HEAD~1")
+    g.write("side.txt", "s\n")
+    g.commit("side work")
+    g.git("checkout", "-q", "main")
+    merge = g.merge("side", "merge side")
+    ingest_git(store, g.path, name="r")
+
+    changes = store.query(
+        "SELECT c.message, f.* FROM file_changes f JOIN commits c USING (repo, sha) ORDER BY seq, path"
+    )
+    moved = changes[changes.message == "move and add binary"].set_index("path")
+    assert moved.loc["lib/new name.txt", "status"] == "R"
+    assert moved.loc["lib/new name.txt", "old_path"] == "src/old/name.txt"
+    assert moved.loc["img.bin", "added"] is None or str(moved.loc["img.bin", "added"]) in (
+        "<NA>",
+        "nan",
+        "None",
+    )
+
+    f = by_message(store, "r")
+    # history followed the rename: the edit sees 2 earlier commits and one author (mailmap)
+    edit = f["edit renamed"]
+    assert (edit.nuc, edit.ndev, edit.lt) == (2, 1, 3)
+    readd = f["re-add as text"]
+    assert (readd.nuc, readd.lt, readd.la) == (0, 0, 1)  # history ended with the deletion
+
+    commits = store.query("SELECT sha, author, author_email, is_merge FROM commits ORDER BY seq")
+    assert set(commits.author_email) == {"alice@example.com", "bob@example.com"}  # mailmap applied
+    assert commits.set_index("sha").loc[merge, "is_merge"]
+    assert merge not in {r["sha"] for r in f.values()}  # merges are not measured
+    assert store.query("SELECT count(*) AS n FROM file_changes WHERE sha = ?", [merge]).n[0] == 0
+
+
+def test_merge_created_blob_gives_exact_lt(store, git_repo):
+    g = git_repo
+    g.write("f.txt", "base\n")
+    g.commit("base")
+    g.git("checkout", "-q", "-b", "other")
+    g.write("f.txt", "other\n")
+    g.commit("other change")
+    g.git("checkout", "-q", "main")
+    g.write("f.txt", "main\n")
+    g.commit("main change")
+    with pytest.raises(subprocess.CalledProcessError):
+        g.merge("other", "merge")
+    g.write("f.txt", "resolved\nwith\nfour\nlines\n")  # content no parent has
+    g.commit("merge other")
+    g.write("f.txt", "resolved\nwith\nfour\nlines\nplus one\n")
+    g.commit("after merge")
+    ingest_git(store, g.path, name="r")
+    assert by_message(store, "r")["after merge"].lt == 4
+
+
+def test_awkward_paths_are_stored_exactly(store, git_repo):
+    names = [
+        "with space.txt",
+        "tab\there.txt",
+        "new\nline.txt",
+        'quote"s.txt',
+        "ünïcødé/файл.txt",
+        "back\\slash",
+    ]
+    for i, name in enumerate(names):
+        git_repo.write(name, f"{i}\n")
+    git_repo.commit("awkward")
+    git_repo.mv("ünïcødé/файл.txt", "dir with space/ファイル.txt")
+    git_repo.commit("rename unicode")
+    ingest_git(store, git_repo.path, name="r")
+    paths = set(store.query("SELECT path FROM file_changes").path)
+    assert set(names) <= paths and "dir with space/ファイル.txt" in paths
+    old = store.query("SELECT old_path FROM file_changes WHERE status = 'R'").old_path.tolist()
+    assert old == ["ünïcødé/файл.txt"]
+
+
+def test_identical_timestamps_and_submodule_entries(store, git_repo):
+    g = git_repo
+    g.write("a.txt", "1\n")
+    g.commit("one", when=1_700_000_000)
+    g.write("a.txt", "1\n2\n")
+    g.commit("two", when=1_700_000_000)
+    # a gitlink (submodule) entry must not be counted as a file
+    sha = g.git("rev-parse", "HEAD").strip()
+    g.git("update-index", "--add", "--cacheinfo", f"160000,{sha},vendor/sub")
+    g.commit("add submodule", when=1_700_000_000)
+    ingest_git(store, g.path, name="r")
+    f = by_message(store, "r")
+    assert f["two"].age == 0.0 and f["two"].lt == 1
+    assert f["add submodule"].nf == 0
+    assert store.query("SELECT count(*) AS n FROM file_changes WHERE path = 'vendor/sub'").n[0] == 0
+
+
+ORDER = {"commits": "sha", "file_changes": "sha, path", "change_features": "sha"}
+
+
+def _table_rows(store, table):
+    """Rows of a table as comparable tuples (list columns become tuples), in key order."""
+    frame = store.query(f"SELECT * EXCLUDE (repo) FROM {table} ORDER BY {ORDER[table]}")
+    return [
+        tuple(tuple(v) if hasattr(v, "tolist") else v for v in row) for row in frame.itertuples(index=False)
+    ]
+
+
+def test_incremental_equals_full_and_rerun_changes_nothing(tmp_path, git_repo):
+    g = git_repo
+    for i in range(6):
+        g.write(f"s{i % 3}/f{i % 4}.txt", "".join(f"{j}\n" for j in range(i + 2)))
+        g.commit(f"c{i}", author=f"A{i % 2}", email=f"a{i % 2}@x")
+    with open_store(tmp_path / "inc.duckdb") as inc:
+        ingest_git(inc, g.path, name="r")
+        g.git("checkout", "-q", "-b", "feature")
+        g.write("s0/f0.txt", "feature\n")
+        g.commit("feature work")
+        g.git("checkout", "-q", "main")
+        g.write("s1/new.txt", "n\n")
+        g.mv("s2/f2.txt", "s1/moved.txt")
+        g.commit("more")
+        g.merge("feature", "merge feature")
+        g.write("s1/moved.txt", "changed\n")
+        g.commit("after")
+        second = ingest_git(inc, g.path, name="r")
+        assert second.new_commits == 4
+        before = {t: _table_rows(inc, t) for t in ORDER}
+        assert ingest_git(inc, g.path, name="r").new_commits == 0
+        assert {t: _table_rows(inc, t) for t in ORDER} == before
+    with open_store(tmp_path / "full.duckdb") as full:
+        ingest_git(full, g.path, name="r")
+        for table in ORDER:
+            assert _table_rows(full, table) == before[table], table
+
+
+def test_failed_ingest_leaves_store_unchanged(store, git_repo, monkeypatch):
+    g = git_repo
+    for i in range(3):
+        g.write("a.txt", f"{i}\n")
+        g.commit(f"c{i}")
+    ingest_git(store, g.path, name="r")
+    before = store.counts()
+    g.write("b.txt", "x\n")
+    g.commit("new")
+
+    from releaserisk import features as feats
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(feats.ChangeMetricState, "observe", explode)
+    with pytest.raises(RuntimeError):
+        ingest_git(store, g.path, name="r")
+    assert store.counts() == before
+
+
+def test_empty_repository_ingests_zero_commits(store, git_repo):
+    result = ingest_git(store, git_repo.path, name="empty")
+    assert (result.new_commits, result.total_commits, result.head_sha) == (0, 0, None)
+
+
+def test_bare_repository(store, git_repo, tmp_path):
+    git_repo.write("a.txt", "a\n")
+    git_repo.commit("a")
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(git_repo.path), str(bare)], check=True)
+    result = ingest_git(store, bare)
+    assert (result.repo, result.new_commits) == ("bare", 1)
+
+
+def test_shallow_clone_is_refused_with_the_fix(store, git_repo, tmp_path):
+    for i in range(3):
+        git_repo.write("a.txt", f"{i}\n")
+        git_repo.commit(f"c{i}")
+    shallow = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", f"file://{git_repo.path}", str(shallow)], check=True
+    )
+    with pytest.raises(ShallowCloneError, match="git fetch --unshallow"):
+        ingest_git(store, shallow)
+
+
+def test_not_a_repository_unknown_rev_and_missing_git(store, git_repo, tmp_path, monkeypatch):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(GitError, match="not a git repository"):
+        ingest_git(store, plain)
+    git_repo.write("a.txt", "a\n")
+    git_repo.commit("a")
+    with pytest.raises(GitError, match="unknown revision 'nope'"):
+        ingest_git(store, git_repo.path, rev="nope")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(GitError, match="git executable not found"):
+        ingest_git(store, git_repo.path)
+
+
+def test_cli_ingest_errors_are_one_line_exit_2(tmp_path, capsys):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    code = main(["--db", str(tmp_path / "s.duckdb"), "ingest", "git", str(plain)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "not a git repository" in err and err.count("\n") == 1
+
+
+def test_cli_ingest_json_summary(tmp_path, capsys):
+    g = GitRepo(tmp_path / "proj")
+    g.write("a.txt", "a\n")
+    g.commit("a")
+    assert main(["--db", str(tmp_path / "s.duckdb"), "ingest", "git", str(g.path), "--format", "json"]) == 0
+    import json
+
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["repo"] == "proj" and payload["new_commits"] == 1 and payload["file_changes"] == 1
+    assert payload["seconds"] >= 0
+
+
+def test_remote_credentials_are_not_stored(store, git_repo):
+    git_repo.write("a.txt", "a\n")
+    git_repo.commit("a")
+    git_repo.git("remote", "add", "origin", "https://user:ghp_secret123@github.com/o/r.git")
+    ingest_git(store, git_repo.path, name="r")
+    url = store.query("SELECT remote_url FROM repos").remote_url[0]
+    assert url == "https://github.com/o/r.git"
+    assert "ghp_secret123" not in str(store.query("SELECT * FROM repos").to_dict())
+
+
+def test_git_env_isolated_from_user_config():
+    # the helper must not depend on a global config with e.g. log.showSignature
+    assert "GIT_TERMINAL_PROMPT" in __import__("releaserisk.ingest.git", fromlist=["_git_env"])._git_env()
+    assert os.environ.get("GIT_TERMINAL_PROMPT") != "1" or True
