@@ -29,7 +29,25 @@ _EXPORTS = {
     "sequential_judge": "releaserisk.canary.sequential",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__", "errors"])
+__all__ = [
+    "CanaryConfig",
+    "GitIngestResult",
+    "JudgeResult",
+    "MetricConfig",
+    "SequentialMonitor",
+    "Settings",
+    "Store",
+    "__version__",
+    "errors",
+    "ingest_git",
+    "judge",
+    "load_canary_config",
+    "load_samples",
+    "load_settings",
+    "mann_whitney_interval",
+    "open_store",
+    "sequential_judge",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk import errors

@@ -15,8 +15,8 @@ from tests.conftest import GitRepo
 
 def features(store, repo):
     return store.query(
-        "SELECT c.sha, c.message, f.* EXCLUDE (repo, sha) FROM change_features f JOIN commits c USING (repo, sha) "
-        "WHERE repo = ? ORDER BY c.seq",
+        "SELECT c.sha, c.message, f.* EXCLUDE (repo, sha) FROM change_features f "
+        "JOIN commits c USING (repo, sha) WHERE repo = ? ORDER BY c.seq",
         [repo],
     ).set_index("message")
 
