@@ -1,0 +1,1 @@
+"""Canary analysis: a Kayenta-compatible fixed-horizon judge and anytime-valid monitoring."""

@@ -1,0 +1,228 @@
+"""Canary configuration (TOML), validated in one place.
+
+Example::
+
+    [judge]
+    confidence = 0.98        # Mann-Whitney interval confidence
+    tolerance = 0.25         # Kayenta's fraction of |estimate| the interval must clear
+
+    [scoring]
+    pass = 95.0              # overall score >= pass -> Pass
+    marginal = 75.0          # >= marginal -> Marginal, else Fail
+
+    [sequential]
+    alpha = 0.05             # false-alarm rate over the whole rollout, all looks
+    canary_share = 0.5       # canary's share of traffic (for event counts)
+
+    [groups.errors]
+    weight = 60
+
+    [metrics.latency_p99]
+    direction = "increase"   # increase | decrease | either
+    effect_size = "mean_ratio"   # or "cles"
+    allowed_increase = 1.1   # effect size the canary may reach and still pass
+    critical_increase = 1.5  # beyond this a critical metric zeroes the score
+    critical = true
+    must_have_data = true
+    nan_strategy = "remove"  # remove | replace (NaN -> 0)
+    outliers = "keep"        # keep | remove (IQR fences, outlier_factor)
+    group = "latency"
+    kind = "samples"         # samples | counts (sequential mode only)
+    quantile = 0.5           # sequential latency: the quantile compared
+
+The names follow Kayenta's canary config: ``allowed_*`` are its effect-size
+thresholds, ``critical_*`` its critical thresholds, ``must_have_data`` its
+"data required". Unknown keys and impossible values raise :class:`ConfigError`
+naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from releaserisk.errors import ConfigError
+
+__all__ = ["CanaryConfig", "MetricConfig", "load_canary_config"]
+
+_DIRECTIONS = ("increase", "decrease", "either")
+_EFFECT_SIZES = ("mean_ratio", "cles")
+_NAN = ("remove", "replace")
+_OUTLIERS = ("keep", "remove")
+_KINDS = ("samples", "counts")
+
+
+@dataclass(frozen=True)
+class MetricConfig:
+    """How one metric is judged (see the module docstring for each key)."""
+
+    name: str
+    direction: str = "either"
+    effect_size: str = "mean_ratio"
+    allowed_increase: float = 1.0
+    allowed_decrease: float = 1.0
+    critical_increase: float = 1.0
+    critical_decrease: float = 1.0
+    critical: bool = False
+    must_have_data: bool = False
+    nan_strategy: str = "remove"
+    outliers: str = "keep"
+    outlier_factor: float = 3.0
+    group: str = "default"
+    kind: str = "samples"
+    quantile: float = 0.5
+
+    def __post_init__(self) -> None:
+        where = f"metrics.{self.name}"
+        for key, allowed in (
+            ("direction", _DIRECTIONS),
+            ("effect_size", _EFFECT_SIZES),
+            ("nan_strategy", _NAN),
+            ("outliers", _OUTLIERS),
+            ("kind", _KINDS),
+        ):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(
+                    f"{where}.{key} must be one of {', '.join(allowed)}; got {getattr(self, key)!r}"
+                )
+        for key in ("allowed_increase", "allowed_decrease", "critical_increase", "critical_decrease"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{where}.{key} must be >= 0")
+        if self.outlier_factor <= 0:
+            raise ConfigError(f"{where}.outlier_factor must be > 0")
+        if not 0 < self.quantile < 1:
+            raise ConfigError(f"{where}.quantile must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class CanaryConfig:
+    """The whole canary configuration.
+
+    Attributes
+    ----------
+    confidence : float
+        Confidence level of the Mann–Whitney interval (default 0.98).
+    tolerance : float
+        The interval must clear ``tolerance * |estimate|`` (default 0.25).
+    pass_score, marginal_score : float
+        Verdict thresholds on the 0–100 score.
+    alpha : float
+        Sequential mode: false-alarm rate over all looks and metrics.
+    canary_share : float
+        Sequential mode: the canary's share of traffic, for event counts.
+    metrics : dict of str to MetricConfig
+        Per-metric settings; metrics present in the data but not here get defaults.
+    group_weights : dict of str to float
+        Relative group weights (normalised; need not sum to 100).
+    """
+
+    confidence: float = 0.98
+    tolerance: float = 0.25
+    pass_score: float = 95.0
+    marginal_score: float = 75.0
+    alpha: float = 0.05
+    canary_share: float = 0.5
+    metrics: Mapping[str, MetricConfig] = field(default_factory=dict)
+    group_weights: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.confidence < 1:
+            raise ConfigError("judge.confidence must be in (0, 1)")
+        if self.tolerance < 0:
+            raise ConfigError("judge.tolerance must be >= 0")
+        if not 0 <= self.marginal_score <= self.pass_score <= 100:
+            raise ConfigError("scoring needs 0 <= marginal <= pass <= 100")
+        if not 0 < self.alpha < 1:
+            raise ConfigError("sequential.alpha must be in (0, 1)")
+        if not 0 < self.canary_share < 1:
+            raise ConfigError("sequential.canary_share must be in (0, 1)")
+        for group, weight in self.group_weights.items():
+            if weight < 0:
+                raise ConfigError(f"groups.{group}.weight must be >= 0")
+
+    def metric(self, name: str) -> MetricConfig:
+        """The settings of ``name`` (defaults when the config does not list it)."""
+        return self.metrics.get(name) or MetricConfig(name=name)
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{key}] must be a table")
+    return value
+
+
+def _take(section: Mapping[str, Any], where: str, allowed: Mapping[str, type]) -> dict[str, Any]:
+    out = {}
+    for key, value in section.items():
+        if key not in allowed:
+            raise ConfigError(f"unknown key '{where}.{key}' (known: {', '.join(sorted(allowed))})")
+        expected = allowed[key]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            raise ConfigError(f"'{where}.{key}' must be a {expected.__name__}, got {value!r}")
+        out[key] = value
+    return out
+
+
+_METRIC_KEYS = {
+    f.name: (float if f.type == "float" else bool if f.type == "bool" else str) for f in fields(MetricConfig)
+}
+_METRIC_KEYS.pop("name")
+
+
+def canary_config_from_dict(data: Mapping[str, Any]) -> CanaryConfig:
+    """Build a :class:`CanaryConfig` from parsed TOML (raises ConfigError on any problem)."""
+    known = {"judge", "scoring", "sequential", "metrics", "groups"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"unknown section '{key}' (known: {', '.join(sorted(known))})")
+    judge = _take(_table(data, "judge"), "judge", {"confidence": float, "tolerance": float})
+    scoring = _take(_table(data, "scoring"), "scoring", {"pass": float, "marginal": float})
+    sequential = _take(_table(data, "sequential"), "sequential", {"alpha": float, "canary_share": float})
+    metrics = {}
+    for name, section in _table(data, "metrics").items():
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"[metrics.{name}] must be a table")
+        metrics[name] = MetricConfig(name=name, **_take(section, f"metrics.{name}", _METRIC_KEYS))
+    weights = {}
+    for name, section in _table(data, "groups").items():
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"[groups.{name}] must be a table")
+        weights[name] = _take(section, f"groups.{name}", {"weight": float}).get("weight", 1.0)
+    return CanaryConfig(
+        confidence=judge.get("confidence", 0.98),
+        tolerance=judge.get("tolerance", 0.25),
+        pass_score=scoring.get("pass", 95.0),
+        marginal_score=scoring.get("marginal", 75.0),
+        alpha=sequential.get("alpha", 0.05),
+        canary_share=sequential.get("canary_share", 0.5),
+        metrics=metrics,
+        group_weights=weights,
+    )
+
+
+def load_canary_config(path: str | os.PathLike[str]) -> CanaryConfig:
+    """Read and validate a canary TOML file.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, invalid TOML, unknown key or impossible value.
+    """
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read canary config {file}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+    try:
+        return canary_config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None

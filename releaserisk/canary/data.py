@@ -1,0 +1,180 @@
+"""Canary inputs → one long DataFrame: ``metric, arm, ts, value``.
+
+Accepted sources:
+
+* a pandas DataFrame, CSV, Parquet or JSON (array of objects or JSON lines) with the
+  columns ``metric, arm, value`` (``ts`` optional); ``arm`` may be omitted when the
+  whole file is one arm (pass ``arm=``);
+* event counts: the same with ``count`` instead of ``value`` (errors per interval);
+* a Prometheus ``query_range`` response (``resultType: matrix``); the metric name is
+  ``__name__`` (or ``metric=``) and the arm comes from the label ``arm_label``
+  (default ``arm``) or ``arm=``. Prometheus writes NaN as the string "NaN"; those
+  samples are kept as NaN for the metric's ``nan_strategy`` to handle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from releaserisk.errors import InputError
+
+__all__ = ["load_samples", "parse_prometheus"]
+
+ARMS = ("baseline", "canary")
+
+
+def parse_prometheus(
+    payload: dict[str, Any], *, arm: str | None = None, arm_label: str = "arm", metric: str | None = None
+) -> pd.DataFrame:
+    """Samples from a Prometheus ``query_range`` JSON response.
+
+    Raises
+    ------
+    InputError
+        Not a successful matrix response, or a series without an arm.
+    """
+    if payload.get("status") != "success":
+        raise InputError(
+            f"Prometheus response status is {payload.get('status')!r}: {payload.get('error', '')}"
+        )
+    data = payload.get("data", {})
+    if data.get("resultType") != "matrix":
+        raise InputError(f"expected a Prometheus matrix (query_range) result, got {data.get('resultType')!r}")
+    frames = []
+    for series in data.get("result", []):
+        labels = series.get("metric", {})
+        series_arm = arm or labels.get(arm_label)
+        if series_arm is None:
+            raise InputError(
+                f"Prometheus series {labels} has no '{arm_label}' label; pass the arm explicitly"
+            )
+        values = series.get("values", [])
+        if not values:
+            continue
+        stamps, raw = zip(*values, strict=True)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "metric": metric or labels.get("__name__", "value"),
+                    "arm": series_arm,
+                    "ts": pd.to_datetime(np.asarray(stamps, dtype=float), unit="s", utc=True),
+                    "value": pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce"),
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame({"metric": [], "arm": [], "ts": pd.to_datetime([], utc=True), "value": []})
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_file(path: Path) -> pd.DataFrame | dict:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".json", ".jsonl", ".ndjson"):
+            text = path.read_text(encoding="utf-8")
+            stripped = text.lstrip()
+            if stripped.startswith("{") and "\n{" not in stripped.rstrip():
+                return json.loads(text)
+            if stripped.startswith("["):
+                return pd.DataFrame(json.loads(text))
+            return pd.read_json(path, lines=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from None
+    raise InputError(f"{path}: unsupported file type '{suffix}' (use .csv, .parquet or .json)")
+
+
+def _validate(frame: pd.DataFrame, source: str, arm: str | None) -> pd.DataFrame:
+    frame = frame.copy()
+    if arm is not None:
+        frame["arm"] = arm
+    value_column = "count" if "count" in frame.columns and "value" not in frame.columns else "value"
+    missing = [c for c in ("metric", "arm", value_column) if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{source}: missing column(s) {', '.join(missing)} (need metric, arm, value or count)"
+        )
+    bad_arm = ~frame["arm"].isin(ARMS)
+    if bad_arm.any():
+        row = int(np.flatnonzero(bad_arm.to_numpy())[0])
+        raise InputError(
+            f"{source}: row {row + 1}: arm {frame['arm'].iloc[row]!r} is not one of {', '.join(ARMS)}"
+        )
+    numbers = pd.to_numeric(frame[value_column], errors="coerce")
+    bad_value = (
+        numbers.isna() & frame[value_column].notna() & ~frame[value_column].astype(str).str.lower().eq("nan")
+    )
+    if bad_value.any():
+        row = int(np.flatnonzero(bad_value.to_numpy())[0])
+        raise InputError(
+            f"{source}: row {row + 1}: {value_column} {frame[value_column].iloc[row]!r} is not a number"
+        )
+    frame["value"] = numbers.astype(float)
+    frame["kind"] = "counts" if value_column == "count" else "samples"
+    frame["metric"] = frame["metric"].astype(str)
+    if "ts" in frame.columns:
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True, errors="coerce")
+    else:
+        frame["ts"] = pd.NaT
+    return frame[["metric", "arm", "ts", "value", "kind"]]
+
+
+def load_samples(
+    source: str | os.PathLike[str] | pd.DataFrame | dict,
+    *,
+    arm: str | None = None,
+    arm_label: str = "arm",
+    metric: str | None = None,
+) -> pd.DataFrame:
+    """Load canary samples into the long format the judges take.
+
+    Parameters
+    ----------
+    source : path-like, DataFrame or dict
+        A file (CSV, Parquet, JSON/JSON lines, Prometheus JSON), a frame, or a
+        parsed Prometheus response.
+    arm : {"baseline", "canary"}, optional
+        Set the arm of every row (one file per arm).
+    arm_label : str
+        Prometheus label that names the arm.
+    metric : str, optional
+        Metric name for Prometheus series without ``__name__``.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``metric, arm, ts, value, kind`` (kind: samples or counts).
+
+    Raises
+    ------
+    InputError
+        Missing columns, unknown arms, non-numeric values, unreadable files.
+    """
+    if arm is not None and arm not in ARMS:
+        raise InputError(f"arm must be one of {', '.join(ARMS)}; got {arm!r}")
+    name = "samples"
+    if isinstance(source, pd.DataFrame):
+        data: pd.DataFrame | dict = source
+    elif isinstance(source, dict):
+        data = source
+    else:
+        path = Path(source)
+        name = str(path)
+        data = _read_file(path)
+    if isinstance(data, dict):
+        try:
+            data = parse_prometheus(data, arm=arm, arm_label=arm_label, metric=metric)
+        except InputError as exc:
+            raise InputError(f"{name}: {exc}") from None
+    return _validate(data, name, arm)

@@ -1,0 +1,410 @@
+"""Fixed-horizon canary judge, compatible with Kayenta's NetflixACAJudge.
+
+Per metric (Kayenta's ``MannWhitneyClassifier``):
+
+1. NaN handling (remove, or replace by 0) and optional IQR outlier removal
+   (fences ``min(p1, Q1 - f*IQR)`` and ``max(p99, Q3 + f*IQR)``, R-7 percentiles).
+2. An empty arm gives NoData (NoDataFailure when ``must_have_data`` and not critical;
+   a critical metric's NoData fails the canary); with ``nan_strategy = "replace"`` an
+   empty arm passes, as in Kayenta.
+3. Identical samples, or a single distinct value overall, pass.
+4. Otherwise the two-sample Mann–Whitney confidence interval for the shift
+   canary − baseline and its estimate, computed exactly as R's
+   ``wilcox.test(canary, baseline, conf.int=TRUE, exact=FALSE, correct=TRUE)``:
+   the ends and the estimate are roots of a step function found by R's own
+   ``zeroin`` (Brent) on ``[min(x)-max(y), max(x)-min(y)]`` with tolerance 1e-4.
+   High when the interval's low end exceeds ``tolerance * |estimate|`` and the
+   effect size reaches ``allowed_increase``; Low symmetrically; a critical metric is
+   a critical failure when its effect size passes the critical bound too. An effect
+   size that cannot be computed (a zero mean) is ignored, so a zero baseline with
+   a nonzero canary is judged by the interval alone — and always reported with a
+   warning, never as a silent pass.
+
+Departure from Kayenta: when both arms are constant (and differ), Kayenta adds
+Gaussian noise of scale 1e-5 to break the ties; we take that noise's limit — the
+interval and estimate are exactly the difference — which is deterministic.
+
+Scores follow Kayenta's ``WeightedSumScorer`` with one change: a group with no
+scorable metric is left out of the weighted mean instead of counting as 100, and a
+canary where every metric lacks data gets the verdict NoData, never Pass.
+
+References
+----------
+Kayenta, NetflixACAJudge: https://github.com/spinnaker/kayenta (Apache-2.0).
+R Core Team, ``wilcox.test`` (src/library/stats/R/wilcox.test.R) and
+``R_zeroin2`` (src/library/stats/src/zeroin.c).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtri
+
+from releaserisk.canary.config import CanaryConfig, MetricConfig
+from releaserisk.canary.result import GroupScore, JudgeResult, MetricResult
+from releaserisk.errors import InputError
+
+__all__ = ["MannWhitneyInterval", "classify_metric", "judge", "mann_whitney_interval", "r_zeroin"]
+
+_EPSILON = np.finfo(float).eps
+
+
+def r_zeroin(f, ax: float, bx: float, fa: float, fb: float, tol: float = 1e-4, maxit: int = 1000) -> float:
+    """Brent's root finder exactly as R's ``R_zeroin2`` (what ``uniroot`` calls).
+
+    The step function of the Wilcoxon statistic has flat stretches, so *which* point
+    of a flat root a solver returns depends on its path; following R's path step by
+    step is what makes the interval agree with R to the last digit.
+    """
+    a, b = ax, bx
+    c, fc = a, fa
+    if fa == 0.0:
+        return a
+    if fb == 0.0:
+        return b
+    for _ in range(maxit + 1):
+        prev_step = b - a
+        if abs(fc) < abs(fb):
+            a, b, c = b, c, b
+            fa, fb, fc = fb, fc, fb
+        tol_act = 2 * _EPSILON * abs(b) + tol / 2
+        new_step = (c - b) / 2
+        if abs(new_step) <= tol_act or fb == 0.0:
+            return b
+        if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
+            cb = c - b
+            if a == c:
+                t1 = fb / fa
+                p = cb * t1
+                q = 1.0 - t1
+            else:
+                q = fa / fc
+                t1 = fb / fc
+                t2 = fb / fa
+                p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
+                q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
+            if p > 0:
+                q = -q
+            else:
+                p = -p
+            if p < (0.75 * cb * q - abs(tol_act * q) / 2) and p < abs(prev_step * q / 2):
+                new_step = p / q
+        if abs(new_step) < tol_act:
+            new_step = tol_act if new_step > 0 else -tol_act
+        a, fa = b, fb
+        b += new_step
+        fb = f(b)
+        if (fb > 0 and fc > 0) or (fb < 0 and fc < 0):
+            c, fc = a, fa
+    return b
+
+
+class _WilcoxonDiff:
+    """R's ``wdiff(d, zq)``: the standardised rank-sum statistic of ``x - d`` against ``y``.
+
+    Both arms are sorted once; each evaluation is two binary searches of the distinct
+    shifted x values into sorted y — O(n log n) with no re-ranking.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.ux, self.cx = np.unique(x, return_counts=True)
+        self.y = np.sort(y)
+        _, cy = np.unique(y, return_counts=True)
+        self.nx, self.ny = float(len(x)), float(len(y))
+        self.ties_y = float(np.sum(cy.astype(float) ** 3 - cy))
+
+    def __call__(self, d: float, zq: float, correct: bool = True) -> float:
+        shifted = self.ux - d
+        counts = self.cx
+        if len(shifted) > 1 and np.any(shifted[1:] == shifted[:-1]):  # rounding merged values
+            starts = np.flatnonzero(np.r_[True, shifted[1:] != shifted[:-1]])
+            shifted, counts = shifted[starts], np.add.reduceat(counts, starts)
+        below = np.searchsorted(self.y, shifted, "left")
+        equal = np.searchsorted(self.y, shifted, "right") - below
+        cx = counts.astype(float)
+        eqf = equal.astype(float)
+        nx, ny = self.nx, self.ny
+        dz = float(np.sum(cx * (below + 0.5 * eqf))) - nx * ny / 2
+        # ties of the combined sample: within x, within y, and merged groups across arms
+        ties = float(np.sum((cx + eqf) ** 3 - (cx + eqf))) + self.ties_y - float(np.sum(eqf**3 - eqf))
+        correction = math.copysign(0.5, dz) if (correct and dz != 0) else 0.0
+        sigma = math.sqrt((nx * ny / 12) * ((nx + ny + 1) - ties / ((nx + ny) * (nx + ny - 1))))
+        if sigma == 0:
+            raise ZeroDivisionError("all observations are tied")
+        return (dz - correction) / sigma - zq
+
+
+@dataclass(frozen=True)
+class MannWhitneyInterval:
+    """Two-sample Mann–Whitney interval for the shift ``x - y`` and its estimate."""
+
+    low: float
+    high: float
+    estimate: float
+
+
+def mann_whitney_interval(x, y, confidence: float = 0.95) -> MannWhitneyInterval:
+    """R's asymptotic ``wilcox.test(x, y, conf.int=TRUE, exact=FALSE, correct=TRUE)``.
+
+    Parameters
+    ----------
+    x, y : array-like
+        Samples (canary, baseline); NaN-free and non-empty.
+    confidence : float
+        Confidence level of the interval.
+
+    Returns
+    -------
+    MannWhitneyInterval
+        Interval ends and the location-shift estimate: the root of the statistic at
+        zero, a Hodges–Lehmann-type estimate. Like Kayenta (and R before 4.0) the
+        estimate keeps the continuity correction; R 4.x drops it there, which moves
+        the estimate by less than the solver tolerance (1e-4) on Kayenta's R tie-out
+        data while the corrected form reproduces all of Kayenta's expected values.
+
+    Examples
+    --------
+    >>> r = mann_whitney_interval([10, 20, 30, 40], [1, 2, 3, 4], 0.95)
+    >>> (r.low, r.high, r.estimate)
+    (6.0, 39.0, 22.5)
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if not len(x) or not len(y):
+        raise InputError("Mann-Whitney interval needs two non-empty samples")
+    mumin = float(x.min() - y.max())
+    mumax = float(x.max() - y.min())
+    if len(np.unique(x)) == 1 and len(np.unique(y)) == 1:
+        return MannWhitneyInterval(mumin, mumin, mumin)  # constant arms: the limit of Kayenta's jitter
+    wdiff = _WilcoxonDiff(x, y)
+    alpha = 1.0 - confidence
+
+    def root(zq: float, correct: bool, clamp: bool) -> float:
+        f_lower = wdiff(mumin, zq, correct)
+        f_upper = wdiff(mumax, zq, correct)
+        if clamp and f_lower <= 0:
+            return mumin
+        if clamp and f_upper >= 0:
+            return mumax
+        return r_zeroin(lambda d: wdiff(d, zq, correct), mumin, mumax, f_lower, f_upper)
+
+    z = float(-ndtri(alpha / 2))
+    low = root(z, True, True)
+    high = root(-z, True, True)
+    estimate = root(0.0, True, False)
+    return MannWhitneyInterval(low, high, estimate)
+
+
+# -- per-metric classification ------------------------------------------------------------
+def _clean(values: np.ndarray, metric: MetricConfig) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    if metric.nan_strategy == "replace":
+        values = np.where(np.isnan(values), 0.0, values)
+    else:
+        values = values[~np.isnan(values)]
+    if metric.outliers == "remove" and len(values):
+        q1, q3, p1, p99 = np.percentile(values, [25, 75, 1, 99])
+        spread = metric.outlier_factor * (q3 - q1)
+        low, high = min(p1, q1 - spread), max(p99, q3 + spread)
+        values = values[(values >= low) & (values <= high)]
+    return values
+
+
+def _mean_ratio(baseline: np.ndarray, canary: np.ndarray) -> float:
+    b, c = float(np.mean(baseline)), float(np.mean(canary))
+    return math.nan if b == 0.0 or c == 0.0 else c / b
+
+
+def _cles(baseline: np.ndarray, canary: np.ndarray) -> float:
+    """Probability a canary value exceeds a baseline value (ties count half)."""
+    y = np.sort(baseline)
+    below = np.searchsorted(y, canary, "left")
+    equal = np.searchsorted(y, canary, "right") - below
+    return float(np.sum(below + 0.5 * equal) / (len(canary) * len(baseline)))
+
+
+def classify_metric(
+    name: str, baseline, canary, metric: MetricConfig, confidence: float = 0.98, tolerance: float = 0.25
+) -> MetricResult:
+    """Classify one metric as Kayenta's Mann–Whitney classifier does.
+
+    Parameters
+    ----------
+    name : str
+        Metric name.
+    baseline, canary : array-like
+        Raw samples of each arm (NaNs and outliers handled per ``metric``).
+    metric : MetricConfig
+        Direction, thresholds, criticality and data handling.
+    confidence, tolerance : float
+        Interval confidence and Kayenta's tolerance fraction.
+
+    Returns
+    -------
+    MetricResult
+    """
+    b = _clean(baseline, metric)
+    c = _clean(canary, metric)
+    base = dict(
+        name=name, group=metric.group, n_baseline=len(b), n_canary=len(c), critical_metric=metric.critical
+    )
+    if not len(b) or not len(c):
+        if metric.nan_strategy == "replace":
+            return MetricResult(
+                **base, classification="Pass", deviation=1.0, reason="no data (treated as zero)"
+            )
+        reason = f"missing data for {name} ({'baseline' if not len(b) else 'canary'} arm empty)"
+        if metric.must_have_data and not metric.critical:
+            return MetricResult(**base, classification="NoDataFailure", deviation=1.0, reason=reason)
+        return MetricResult(
+            **base, classification="NoData", deviation=1.0, reason=reason, critical=metric.critical
+        )
+    if np.array_equal(np.sort(b), np.sort(c)):
+        return MetricResult(**base, classification="Pass", deviation=1.0, reason="identical samples")
+    if len(np.unique(np.concatenate([b, c]))) == 1:
+        return MetricResult(**base, classification="Pass", deviation=1.0, reason="a single distinct value")
+
+    interval = mann_whitney_interval(c, b, confidence)
+    deviation = _mean_ratio(b, c)
+    effect = _cles(b, c) if metric.effect_size == "cles" else deviation
+    bound = tolerance * abs(interval.estimate)
+    ignore_effect = math.isnan(effect)
+    is_high = (
+        metric.direction in ("increase", "either")
+        and interval.low > bound
+        and (ignore_effect or effect >= metric.allowed_increase)
+    )
+    is_low = (
+        metric.direction in ("decrease", "either")
+        and interval.high < -bound
+        and (ignore_effect or effect <= metric.allowed_decrease)
+    )
+    label = "High" if is_high else "Low" if is_low else "Pass"
+    critical = metric.critical and (
+        (label == "High" and (ignore_effect or effect >= metric.critical_increase))
+        or (label == "Low" and (ignore_effect or effect <= metric.critical_decrease))
+    )
+    reason = None if label == "Pass" else f"{name} is {label.lower()}er in the canary"
+    warning = None
+    if float(np.mean(b)) == 0.0 and float(np.mean(c)) != 0.0:
+        warning = f"baseline mean of {name} is zero: effect size undefined, judged by the interval alone"
+    if critical:
+        reason = f"{name} is {label.lower()}er in the canary (critical)"
+    return MetricResult(
+        **base,
+        classification=label,
+        reason=reason,
+        warning=warning,
+        critical=critical,
+        ci_low=interval.low,
+        ci_high=interval.high,
+        estimate=interval.estimate,
+        deviation=deviation,
+        effect_size=effect,
+    )
+
+
+# -- scoring ------------------------------------------------------------------------------
+_NODATA_FAIL_SHARE = 0.5  # Kayenta: half or more metrics without data fails the canary
+
+
+def _group_weights(groups: list[str], configured: Mapping[str, float]) -> dict[str, float]:
+    """Explicit weights, and Kayenta's equal share of the remainder for the rest."""
+    explicit = {g: configured[g] for g in groups if g in configured}
+    rest = [g for g in groups if g not in configured]
+    share = max(100.0 - sum(configured.values()), 0.0) / len(rest) if rest else 0.0
+    if rest and share == 0.0:
+        share = (sum(explicit.values()) / len(explicit)) if explicit else 1.0
+    return {**explicit, **{g: share for g in rest}}
+
+
+def score(
+    metrics: list[MetricResult], config: CanaryConfig
+) -> tuple[list[GroupScore], float | None, str, str]:
+    """Group scores, overall score, verdict and its reason."""
+    groups: dict[str, list[MetricResult]] = {}
+    for m in metrics:
+        groups.setdefault(m.group, []).append(m)
+    weights = _group_weights(sorted(groups), config.group_weights)
+    scores = []
+    for name in sorted(groups):
+        labels = [m.classification for m in groups[name]]
+        scorable = sum(label in ("Pass", "High", "Low", "NoDataFailure") for label in labels)
+        value = 100.0 * labels.count("Pass") / scorable if scorable else None
+        scores.append(GroupScore(name, value, weights[name], len(labels)))
+
+    failed_critical = [m for m in metrics if m.critical and m.classification != "Pass"]
+    nodata = sum(m.classification == "NoData" for m in metrics)
+    if failed_critical:
+        return scores, 0.0, "Fail", f"critical metric failed: {failed_critical[0].reason}"
+    if metrics and nodata == len(metrics):
+        return scores, None, "NoData", "no metric had data in both arms"
+    if metrics and nodata / len(metrics) >= _NODATA_FAIL_SHARE:
+        return scores, 0.0, "Fail", f"{nodata} of {len(metrics)} metrics had no data"
+    scored = [g for g in scores if g.score is not None]
+    total_weight = sum(g.weight for g in scored)
+    if not scored or total_weight == 0:
+        return scores, None, "NoData", "no group had a scorable metric"
+    overall = round(sum(g.score * g.weight for g in scored) / total_weight, 2)
+    if overall >= config.pass_score:
+        return scores, overall, "Pass", f"score {overall:g} >= pass threshold {config.pass_score:g}"
+    if overall >= config.marginal_score:
+        return (
+            scores,
+            overall,
+            "Marginal",
+            f"score {overall:g} >= marginal threshold {config.marginal_score:g}",
+        )
+    return scores, overall, "Fail", f"score {overall:g} < marginal threshold {config.marginal_score:g}"
+
+
+def judge(samples: pd.DataFrame, config: CanaryConfig | None = None) -> JudgeResult:
+    """Judge a canary against its baseline over all metrics (fixed horizon).
+
+    Parameters
+    ----------
+    samples : DataFrame
+        Long format with columns ``metric``, ``arm`` (``baseline``/``canary``) and
+        ``value`` (``ts`` optional), e.g. from :func:`releaserisk.load_samples`.
+    config : CanaryConfig, optional
+        Thresholds and per-metric settings (defaults: Kayenta's).
+
+    Returns
+    -------
+    JudgeResult
+        Per-metric classifications, group scores, overall score and verdict.
+    """
+    config = config or CanaryConfig()
+    missing = {"metric", "arm", "value"} - set(samples.columns)
+    if missing:
+        raise InputError(f"canary samples lack column(s): {', '.join(sorted(missing))}")
+    arms = set(samples["arm"].unique())
+    if not arms <= {"baseline", "canary"}:
+        raise InputError(
+            f"arm must be 'baseline' or 'canary'; found {sorted(map(str, arms - {'baseline', 'canary'}))}"
+        )
+    names = sorted(set(samples["metric"].astype(str)) | set(config.metrics))
+    grouped = {
+        key: g["value"].to_numpy(dtype=float) for key, g in samples.groupby(["metric", "arm"], sort=False)
+    }
+    empty = np.array([], dtype=float)
+    results = [
+        classify_metric(
+            name,
+            grouped.get((name, "baseline"), empty),
+            grouped.get((name, "canary"), empty),
+            config.metric(name),
+            config.confidence,
+            config.tolerance,
+        )
+        for name in names
+    ]
+    groups, overall, verdict, reason = score(results, config)
+    return JudgeResult(
+        metrics=results, groups=groups, score=overall, verdict=verdict, reason=reason, samples=samples
+    )
