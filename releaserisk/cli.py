@@ -125,6 +125,79 @@ def _progress_callback() -> Callable[[int], None]:
     return update
 
 
+def _github_output(markdown: str, annotations: list[tuple[str, str]]) -> None:
+    """GitHub Actions: append markdown to the step summary, print annotations to stdout."""
+    import os
+
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as fh:
+            fh.write(markdown.rstrip("\n") + "\n")
+    else:
+        sys.stdout.write(markdown.rstrip("\n") + "\n")
+    for level, message in annotations:
+        sys.stdout.write(f"::{level}::{message}\n")
+
+
+def _load_canary_samples(args: argparse.Namespace):
+    import pandas as pd
+
+    from releaserisk.canary.data import load_samples
+    from releaserisk.errors import InputError
+
+    frames = [load_samples(path, arm_label=args.arm_label) for path in args.data or []]
+    frames += [load_samples(path, arm="baseline", arm_label=args.arm_label) for path in args.baseline or []]
+    frames += [load_samples(path, arm="canary", arm_label=args.arm_label) for path in args.canary or []]
+    if not frames:
+        raise InputError("give samples with --data FILE, or --baseline FILE and --canary FILE")
+    return pd.concat(frames, ignore_index=True)
+
+
+def cmd_canary(args: argparse.Namespace) -> int:
+    from releaserisk.canary.config import CanaryConfig, load_canary_config
+
+    config = load_canary_config(args.canary_config) if args.canary_config else CanaryConfig()
+    samples = _load_canary_samples(args)
+    if args.mode == "sequential":
+        from releaserisk.canary.sequential import sequential_judge
+
+        result = sequential_judge(samples, config, looks=args.looks)
+        outcome = result.decision
+    else:
+        from releaserisk.canary.judge import judge
+
+        result = judge(samples, config)
+        outcome = result.verdict
+    if args.format == "github":
+        level = {0: "notice", 1: "error"}.get(result.exit_code, "warning")
+        _github_output(
+            f"### releaserisk canary: {outcome}\n\n```\n{result.summary()}\n```\n",
+            [(level, f"canary {outcome}: {result.reason}")],
+        )
+    else:
+        _emit(args, result.to_dict(), result.summary())
+    return result.exit_code
+
+
+def cmd_ingest_metrics(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from releaserisk.canary.data import load_samples
+
+    samples = load_samples(args.file, arm=args.arm, arm_label=args.arm_label)
+    samples = samples.assign(analysis_id=args.analysis)
+    samples["ts"] = samples["ts"].fillna(pd.Timestamp(0, tz="UTC"))
+    samples["sample_index"] = samples.groupby(["metric", "arm", "ts"]).cumcount()
+    with _open(args) as store:
+        loaded = store.upsert("metric_samples", samples.drop(columns="kind"))
+    _emit(
+        args,
+        {"analysis_id": args.analysis, "samples": loaded},
+        f"stored {loaded:,} samples as {args.analysis}",
+    )
+    return EXIT_OK
+
+
 # -- parser -------------------------------------------------------------------------------
 def _common(parser: argparse.ArgumentParser, formats: Sequence[str] = ("text", "json")) -> None:
     parser.add_argument("--format", choices=formats, default="text", help="output format (default: text)")
@@ -162,6 +235,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rev", default="HEAD", help="revision to ingest history of (default: HEAD)")
     _common(p)
     p.set_defaults(handler=cmd_ingest_git)
+
+    p = ingest.add_parser("metrics", help="canary metric samples (CSV, Parquet, JSON, Prometheus JSON)")
+    p.add_argument("file")
+    p.add_argument("--analysis", required=True, help="analysis id the samples belong to")
+    p.add_argument("--arm", choices=("baseline", "canary"), help="arm of every row (one file per arm)")
+    p.add_argument("--arm-label", default="arm", help="Prometheus label naming the arm (default: arm)")
+    _common(p)
+    p.set_defaults(handler=cmd_ingest_metrics)
+
+    p = sub.add_parser(
+        "canary",
+        help="judge a canary against its baseline (exit 0 pass, 1 fail, 3 marginal/continue)",
+        description="Fixed-horizon Kayenta-compatible judge, or anytime-valid sequential monitoring.",
+    )
+    p.add_argument("--config", dest="canary_config", help="canary TOML config")
+    p.add_argument("--data", action="append", help="samples with an arm column or label (repeatable)")
+    p.add_argument("--baseline", action="append", help="samples of the baseline arm (repeatable)")
+    p.add_argument("--canary", action="append", help="samples of the canary arm (repeatable)")
+    p.add_argument("--arm-label", default="arm", help="Prometheus label naming the arm (default: arm)")
+    p.add_argument("--mode", choices=("fixed", "sequential"), default="fixed")
+    p.add_argument(
+        "--looks", type=int, default=12, help="sequential mode: looks over the time range (default 12)"
+    )
+    _common(p, ("text", "json", "github"))
+    p.set_defaults(handler=cmd_canary)
 
     return parser
 

@@ -29,6 +29,7 @@ Example::
     group = "latency"
     kind = "samples"         # samples | counts (sequential mode only)
     quantile = 0.5           # sequential latency: the quantile compared
+    classifier = "mann_whitney"  # or "mean_inequality" (Kayenta's simple mean test)
 
 The names follow Kayenta's canary config: ``allowed_*`` are its effect-size
 thresholds, ``critical_*`` its critical thresholds, ``must_have_data`` its
@@ -54,6 +55,7 @@ _EFFECT_SIZES = ("mean_ratio", "cles")
 _NAN = ("remove", "replace")
 _OUTLIERS = ("keep", "remove")
 _KINDS = ("samples", "counts")
+_CLASSIFIERS = ("mann_whitney", "mean_inequality")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class MetricConfig:
     group: str = "default"
     kind: str = "samples"
     quantile: float = 0.5
+    classifier: str = "mann_whitney"
 
     def __post_init__(self) -> None:
         where = f"metrics.{self.name}"
@@ -84,6 +87,7 @@ class MetricConfig:
             ("nan_strategy", _NAN),
             ("outliers", _OUTLIERS),
             ("kind", _KINDS),
+            ("classifier", _CLASSIFIERS),
         ):
             if getattr(self, key) not in allowed:
                 raise ConfigError(

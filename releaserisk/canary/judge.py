@@ -107,35 +107,55 @@ def r_zeroin(f, ax: float, bx: float, fa: float, fb: float, tol: float = 1e-4, m
 class _WilcoxonDiff:
     """R's ``wdiff(d, zq)``: the standardised rank-sum statistic of ``x - d`` against ``y``.
 
-    Both arms are sorted once; each evaluation is two binary searches of the distinct
-    shifted x values into sorted y — O(n log n) with no re-ranking.
+    Both arms are sorted once; an evaluation is one binary search of the distinct
+    shifted x values into sorted y (a second one only for values that tie across the
+    arms) — O(n log n) with no re-ranking. ``(dz, sigma)`` is cached per shift, so the
+    three roots share their end-point evaluations.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.ux, self.cx = np.unique(x, return_counts=True)
+        self.ux, counts = np.unique(x, return_counts=True)
+        self.cx = counts.astype(float)
         self.y = np.sort(y)
         _, cy = np.unique(y, return_counts=True)
+        cy = cy.astype(float)
         self.nx, self.ny = float(len(x)), float(len(y))
-        self.ties_y = float(np.sum(cy.astype(float) ** 3 - cy))
+        self.ties_x = float(np.sum(self.cx * self.cx * self.cx - self.cx))
+        self.ties_y = float(np.sum(cy * cy * cy - cy))
+        self._cache: dict[float, tuple[float, float]] = {}
 
-    def __call__(self, d: float, zq: float, correct: bool = True) -> float:
+    def _statistic(self, d: float) -> tuple[float, float]:
+        cached = self._cache.get(d)
+        if cached is not None:
+            return cached
         shifted = self.ux - d
-        counts = self.cx
-        if len(shifted) > 1 and np.any(shifted[1:] == shifted[:-1]):  # rounding merged values
+        counts, ties_x = self.cx, self.ties_x
+        if len(shifted) > 1 and np.any(shifted[1:] == shifted[:-1]):  # rounding merged x values
             starts = np.flatnonzero(np.r_[True, shifted[1:] != shifted[:-1]])
             shifted, counts = shifted[starts], np.add.reduceat(counts, starts)
-        below = np.searchsorted(self.y, shifted, "left")
-        equal = np.searchsorted(self.y, shifted, "right") - below
-        cx = counts.astype(float)
-        eqf = equal.astype(float)
+            ties_x = float(np.sum(counts * counts * counts - counts))
+        y = self.y
+        below = np.searchsorted(y, shifted, "left")
+        candidates = np.flatnonzero(below < len(y))
+        candidates = candidates[y[below[candidates]] == shifted[candidates]]
+        dz = float(np.dot(counts, below))
+        ties = ties_x + self.ties_y
+        if len(candidates):  # values tied across arms: half ranks, merged tie groups
+            a = counts[candidates]
+            b = (np.searchsorted(y, shifted[candidates], "right") - below[candidates]).astype(float)
+            dz += 0.5 * float(np.dot(a, b))
+            ties += float(np.sum(3.0 * a * b * (a + b)))
         nx, ny = self.nx, self.ny
-        dz = float(np.sum(cx * (below + 0.5 * eqf))) - nx * ny / 2
-        # ties of the combined sample: within x, within y, and merged groups across arms
-        ties = float(np.sum((cx + eqf) ** 3 - (cx + eqf))) + self.ties_y - float(np.sum(eqf**3 - eqf))
-        correction = math.copysign(0.5, dz) if (correct and dz != 0) else 0.0
+        dz -= nx * ny / 2
         sigma = math.sqrt((nx * ny / 12) * ((nx + ny + 1) - ties / ((nx + ny) * (nx + ny - 1))))
+        self._cache[d] = (dz, sigma)
+        return dz, sigma
+
+    def __call__(self, d: float, zq: float, correct: bool = True) -> float:
+        dz, sigma = self._statistic(d)
         if sigma == 0:
             raise ZeroDivisionError("all observations are tied")
+        correction = math.copysign(0.5, dz) if (correct and dz != 0) else 0.0
         return (dz - correction) / sigma - zq
 
 
@@ -269,6 +289,8 @@ def classify_metric(
     if len(np.unique(np.concatenate([b, c]))) == 1:
         return MetricResult(**base, classification="Pass", deviation=1.0, reason="a single distinct value")
 
+    if metric.classifier == "mean_inequality":
+        return _mean_inequality(base, b, c, metric)
     interval = mann_whitney_interval(c, b, confidence)
     deviation = _mean_ratio(b, c)
     effect = _cles(b, c) if metric.effect_size == "cles" else deviation
@@ -306,6 +328,19 @@ def classify_metric(
         estimate=interval.estimate,
         deviation=deviation,
         effect_size=effect,
+    )
+
+
+def _mean_inequality(base: dict, b: np.ndarray, c: np.ndarray, metric: MetricConfig) -> MetricResult:
+    """Kayenta's MeanInequalityClassifier: compare the two means, nothing more."""
+    mean_b, mean_c = float(np.mean(b)), float(np.mean(c))
+    high = mean_c > mean_b and metric.direction in ("increase", "either")
+    low = mean_c < mean_b and metric.direction in ("decrease", "either")
+    label = "High" if high else "Low" if low else "Pass"
+    reason = None if label == "Pass" else f"{base['name']} mean is {label.lower()}er in the canary"
+    critical = metric.critical and label != "Pass"
+    return MetricResult(
+        **base, classification=label, reason=reason, critical=critical, deviation=_mean_ratio(b, c)
     )
 
 
@@ -363,6 +398,25 @@ def score(
     return scores, overall, "Fail", f"score {overall:g} < marginal threshold {config.marginal_score:g}"
 
 
+def _split_by_metric_and_arm(samples: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Values per (metric, arm), grouped with integer codes (fast on millions of rows)."""
+    metric_codes, metric_names = pd.factorize(samples["metric"])
+    arm_codes, arm_names = pd.factorize(samples["arm"])
+    unknown = sorted(str(a) for a in arm_names if a not in ("baseline", "canary"))
+    if unknown:
+        raise InputError(f"arm must be 'baseline' or 'canary'; found {unknown}")
+    keys = metric_codes * len(arm_names) + arm_codes
+    order = np.argsort(keys, kind="stable")
+    values = samples["value"].to_numpy(dtype=float)[order]
+    sorted_keys = keys[order]
+    bounds = np.searchsorted(sorted_keys, np.arange(len(metric_names) * len(arm_names) + 1))
+    grouped = {}
+    for key in np.unique(sorted_keys):
+        metric, arm = divmod(int(key), len(arm_names))
+        grouped[(str(metric_names[metric]), str(arm_names[arm]))] = values[bounds[key] : bounds[key + 1]]
+    return grouped
+
+
 def judge(samples: pd.DataFrame, config: CanaryConfig | None = None) -> JudgeResult:
     """Judge a canary against its baseline over all metrics (fixed horizon).
 
@@ -383,15 +437,8 @@ def judge(samples: pd.DataFrame, config: CanaryConfig | None = None) -> JudgeRes
     missing = {"metric", "arm", "value"} - set(samples.columns)
     if missing:
         raise InputError(f"canary samples lack column(s): {', '.join(sorted(missing))}")
-    arms = set(samples["arm"].unique())
-    if not arms <= {"baseline", "canary"}:
-        raise InputError(
-            f"arm must be 'baseline' or 'canary'; found {sorted(map(str, arms - {'baseline', 'canary'}))}"
-        )
-    names = sorted(set(samples["metric"].astype(str)) | set(config.metrics))
-    grouped = {
-        key: g["value"].to_numpy(dtype=float) for key, g in samples.groupby(["metric", "arm"], sort=False)
-    }
+    grouped = _split_by_metric_and_arm(samples)
+    names = sorted({name for name, _ in grouped} | set(config.metrics))
     empty = np.array([], dtype=float)
     results = [
         classify_metric(

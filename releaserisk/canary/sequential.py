@@ -111,7 +111,7 @@ class _CountTest:
 
             start = max(share, self.rho, 1e-9)
             top = 1 - 1e-12
-            if gap(start) < 0 < gap(top):
+            if start < top and gap(start) < 0 < gap(top):
                 upper_ratio = self._ratio(brentq(gap, start, top, xtol=1e-10))
             if upper_ratio <= self.metric.allowed_increase and self.metric.allowed_increase > 1.0:
                 status = "within bound"

@@ -1,0 +1,134 @@
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from releaserisk.canary.config import load_canary_config
+from releaserisk.canary.data import load_samples
+from releaserisk.cli import main
+from releaserisk.errors import ConfigError, InputError
+
+
+def prometheus(series):
+    return {"status": "success", "data": {"resultType": "matrix", "result": series}}
+
+
+def test_prometheus_matrix_with_nan_and_empty_series(tmp_path):
+    payload = prometheus([
+        {"metric": {"__name__": "latency", "arm": "baseline"},
+         "values": [[1700000000, "0.5"], [1700000060, "NaN"]]},
+        {"metric": {"__name__": "latency", "arm": "canary"}, "values": [[1700000000, "0.7"]]},
+        {"metric": {"__name__": "latency", "arm": "canary", "pod": "b"}, "values": []},
+    ])  # fmt: skip
+    path = tmp_path / "prom.json"
+    path.write_text(json.dumps(payload))
+    frame = load_samples(path)
+    assert list(frame.arm) == ["baseline", "baseline", "canary"]
+    assert frame.value.iloc[0] == 0.5 and math.isnan(frame.value.iloc[1])
+    assert str(frame.ts.iloc[0]) == "2023-11-14 22:13:20+00:00"
+
+
+def test_prometheus_errors(tmp_path):
+    with pytest.raises(InputError, match="status is 'error'"):
+        load_samples({"status": "error", "error": "bad query"})
+    with pytest.raises(InputError, match="matrix"):
+        load_samples({"status": "success", "data": {"resultType": "vector", "result": []}})
+    with pytest.raises(InputError, match="no 'arm' label"):
+        load_samples(prometheus([{"metric": {"__name__": "x"}, "values": [[1, "1"]]}]))
+    assert (
+        len(load_samples(prometheus([{"metric": {"__name__": "x"}, "values": [[1, "1"]]}]), arm="canary"))
+        == 1
+    )
+
+
+def test_csv_validation_names_row_and_column(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("metric,arm,value\nlat,baseline,1\nlat,canry,2\n")
+    with pytest.raises(InputError, match="row 2: arm 'canry'"):
+        load_samples(path)
+    path.write_text("metric,arm,value\nlat,baseline,fast\n")
+    with pytest.raises(InputError, match="row 1: value 'fast' is not a number"):
+        load_samples(path)
+    path.write_text("metric,value\nlat,1\n")
+    with pytest.raises(InputError, match="missing column"):
+        load_samples(path)
+    with pytest.raises(InputError, match="no such file"):
+        load_samples(tmp_path / "missing.csv")
+
+
+def test_counts_and_json_lines(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(
+        '{"metric": "errors", "arm": "canary", "count": 3}\n'
+        '{"metric": "errors", "arm": "baseline", "count": 1}\n'
+    )
+    frame = load_samples(path)
+    assert set(frame.kind) == {"counts"} and frame.value.sum() == 4
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[judge]\nconfidance = 0.9\n", "unknown key 'judge.confidance'"),
+        ("[metrics.lat]\ndirection = 'up'\n", "metrics.lat.direction"),
+        ("[metrics.lat]\nallowed_increase = -1.0\n", "allowed_increase"),
+        ("[metrics.lat]\ncritical = 'yes'\n", "metrics.lat.critical"),
+        ("[judge]\nconfidence = 1.5\n", "judge.confidence"),
+        ("[scoring]\npass = 50\nmarginal = 80\n", "marginal <= pass"),
+        ("[groups.g]\nweight = -2\n", "groups.g.weight"),
+        ("[bogus]\n", "unknown section 'bogus'"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, toml, message):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_canary_config(path)
+
+
+def test_cli_canary_fixed_json_and_exit_codes(tmp_path, capsys):
+    data = tmp_path / "s.csv"
+    rows = [("lat", "baseline", v) for v in (1, 2, 3, 4)] + [("lat", "canary", v) for v in (10, 20, 30, 40)]
+    pd.DataFrame(rows, columns=["metric", "arm", "value"]).to_csv(data, index=False)
+    config = tmp_path / "c.toml"
+    config.write_text("[judge]\nconfidence = 0.95\n")
+    code = main(["canary", "--config", str(config), "--data", str(data), "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1 and out["verdict"] == "Fail"
+    assert out["metrics"][0]["ci_low"] == 6.0 and out["metrics"][0]["estimate"] == 22.5
+    same = tmp_path / "same.csv"
+    pd.DataFrame([("lat", arm, v) for arm in ("baseline", "canary") for v in (1, 2, 3)],
+                 columns=["metric", "arm", "value"]).to_csv(same, index=False)  # fmt: skip
+    assert main(["canary", "--data", str(same)]) == 0
+
+
+def test_cli_canary_github_format_and_errors(tmp_path, capsys, monkeypatch):
+    base, can = tmp_path / "b.csv", tmp_path / "c.csv"
+    base.write_text("metric,value\nerr,1\nerr,2.2\nerr,1.1\nerr,2.5\nerr,3\n")
+    can.write_text("metric,value\nerr,20\nerr,22\nerr,21\nerr,25\nerr,30\n")
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code = main(["canary", "--baseline", str(base), "--canary", str(can), "--format", "github"])
+    out = capsys.readouterr().out
+    assert code == 1 and out.startswith("::error::canary Fail")
+    assert "### releaserisk canary: Fail" in summary.read_text()
+    assert main(["canary"]) == 2
+    assert "error: give samples" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[metrics.x]\nnope = 1\n")
+    assert main(["canary", "--config", str(bad), "--data", str(base)]) == 2
+
+
+def test_cli_ingest_metrics_is_idempotent(tmp_path, capsys):
+    data = tmp_path / "s.csv"
+    data.write_text(
+        "metric,arm,ts,value\nlat,baseline,2024-01-01T00:00:00Z,1\nlat,baseline,2024-01-01T00:00:00Z,2\n"
+    )
+    db = str(tmp_path / "s.duckdb")
+    for _ in range(2):
+        assert main(["--db", db, "ingest", "metrics", str(data), "--analysis", "a1"]) == 0
+    from releaserisk.store import open_store
+
+    with open_store(db) as store:
+        assert store.counts()["metric_samples"] == 2

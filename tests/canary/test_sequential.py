@@ -1,0 +1,94 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from releaserisk.canary.config import CanaryConfig, MetricConfig
+from releaserisk.canary.sequential import SequentialMonitor, dkw_radius, sequential_judge
+from releaserisk.errors import InputError
+
+COUNTS = CanaryConfig(metrics={"errors": MetricConfig("errors", kind="counts", direction="increase")})
+
+
+def simulate_counts(rng, ratio, minutes=120, rate=2.0, looks=12):
+    """Per-look Poisson counts: baseline at `rate`/min, canary at ratio × rate (equal traffic)."""
+    per_look = minutes / looks
+    return [(rng.poisson(rate * per_look), rng.poisson(ratio * rate * per_look)) for _ in range(looks)]
+
+
+def run(config, counts):
+    monitor = SequentialMonitor(config, ["errors"])
+    for i, (b, c) in enumerate(counts):
+        monitor.add_counts("errors", baseline=b, canary=c)
+        result = monitor.look(final=i == len(counts) - 1)
+        if result.decision in ("RollBack", "Promote"):
+            return result
+    return result
+
+
+def test_false_alarms_stay_below_alpha_at_every_look():
+    rng = np.random.default_rng(7)
+    rollbacks = sum(run(COUNTS, simulate_counts(rng, 1.0)).decision == "RollBack" for _ in range(300))
+    assert rollbacks / 300 <= 0.05
+
+
+def test_doubling_of_errors_is_caught_early():
+    rng = np.random.default_rng(11)
+    results = [run(COUNTS, simulate_counts(rng, 2.0)) for _ in range(100)]
+    assert sum(r.decision == "RollBack" for r in results) >= 95
+    assert np.median([r.look for r in results]) <= 3  # 3 looks = 30 minutes
+
+
+def test_decision_sticks_and_history_grows():
+    monitor = SequentialMonitor(COUNTS, ["errors"])
+    monitor.add_counts("errors", baseline=5, canary=5)
+    assert monitor.look().decision == "Continue"
+    monitor.add_counts("errors", baseline=5, canary=60)
+    first = monitor.look()
+    assert first.decision == "RollBack" and first.look == 2
+    monitor.add_counts("errors", baseline=1000, canary=0)
+    assert monitor.look() is first
+    assert list(first.history["look"]) == [1, 2]
+
+
+def test_no_data_is_never_a_pass():
+    config = CanaryConfig(metrics={"errors": MetricConfig("errors", kind="counts", must_have_data=True)})
+    monitor = SequentialMonitor(config, ["errors"])
+    assert monitor.look(final=True).decision == "NoData"
+    unrequired = SequentialMonitor(COUNTS, ["errors"])
+    assert unrequired.look(final=True).decision == "NoData"
+
+
+def test_early_promotion_when_within_the_allowed_ratio():
+    config = CanaryConfig(
+        metrics={"errors": MetricConfig("errors", kind="counts", direction="increase", allowed_increase=1.5)}
+    )
+    monitor = SequentialMonitor(config, ["errors"])
+    monitor.add_counts("errors", baseline=2000, canary=2000)
+    assert monitor.look().decision == "Promote"
+
+
+def test_latency_quantile_regression_detected_and_null_passes():
+    rng = np.random.default_rng(3)
+    config = CanaryConfig(metrics={"lat": MetricConfig("lat", direction="increase", quantile=0.5)})
+    t = pd.to_datetime(np.arange(4000), unit="s", utc=True)
+
+    def frame(shift):
+        return pd.DataFrame({
+            "metric": "lat", "arm": np.repeat(["baseline", "canary"], 4000), "ts": np.tile(t, 2),
+            "value": np.r_[rng.lognormal(0, 0.3, 4000), rng.lognormal(shift, 0.3, 4000)], "kind": "samples",
+        })  # fmt: skip
+
+    assert sequential_judge(frame(0.5), config).decision == "RollBack"
+    assert sequential_judge(frame(0.0), config).decision == "Promote"
+
+
+def test_dkw_radius_shrinks_and_is_valid_input_checked():
+    assert dkw_radius(100, 0.05) > dkw_radius(10_000, 0.05)
+    assert dkw_radius(0, 0.05) == float("inf")
+    with pytest.raises(InputError):
+        SequentialMonitor(COUNTS, [])
+    monitor = SequentialMonitor(COUNTS, ["errors"])
+    with pytest.raises(InputError, match="counts metric"):
+        monitor.add_samples("errors", "canary", [1.0])
+    with pytest.raises(InputError, match="not monitored"):
+        monitor.add_counts("nope", canary=1)
