@@ -1,0 +1,321 @@
+"""Change labels: which commits introduced defects.
+
+Three methods, each stored in ``labels`` with its method name:
+
+``szz``
+    AG-SZZ style (Kim et al. 2006; da Costa et al. 2017). For each bug-fixing
+    commit (its message matches the fix pattern) that touches at most
+    ``szz_max_files`` files, blame the fix's first parent on the lines the fix
+    deleted or modified (``git blame --porcelain -w``: whitespace is ignored), skipping
+    lines that are blank or comments for the file's language. The blamed commits are
+    bug-introducing. Candidates made after the linked issue was opened are dropped
+    when that date is known (``issue_dates``).
+``revert``
+    A message ``This reverts commit <sha>`` labels the reverted commit.
+Label horizon
+    Commits younger than ``label_horizon_days`` before the newest commit are
+    unlabelled: a defect may not have been found yet, so they are not "clean". The
+    training frame (:func:`training_frame`) leaves them out.
+
+Blame results are cached per fix (``labels`` rows with ``fix_sha``); re-running only
+blames fixes not seen before. Blames run in parallel worker threads (each runs git).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from releaserisk.config import Settings
+from releaserisk.errors import GitError
+from releaserisk.ingest.git import _git_env
+from releaserisk.store import Store
+
+__all__ = ["LabelResult", "is_comment_or_blank", "label_changes", "training_frame"]
+
+_REVERT = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
+_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
+
+_LINE_COMMENTS = {
+    "#": (
+        ".py",
+        ".sh",
+        ".rb",
+        ".pl",
+        ".yml",
+        ".yaml",
+        ".toml",
+        ".cfg",
+        ".ini",
+        ".r",
+        ".mk",
+        "makefile",
+        ".cmake",
+    ),
+    "//": (
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".hpp",
+        ".java",
+        ".js",
+        ".ts",
+        ".go",
+        ".rs",
+        ".cs",
+        ".kt",
+        ".swift",
+        ".scala",
+    ),
+    "--": (".sql", ".lua", ".hs"),
+    ";": (".el", ".lisp", ".clj", ".asm"),
+}
+_BLOCK_PREFIXES = ("/*", "*", "*/")
+
+
+def is_comment_or_blank(path: str, line: str) -> bool:
+    """Whether a source line is blank or a comment in the file's language (by extension)."""
+    text = line.strip()
+    if not text:
+        return True
+    lower = path.lower()
+    for marker, extensions in _LINE_COMMENTS.items():
+        if lower.endswith(extensions) and text.startswith(marker):
+            return True
+    c_like = _LINE_COMMENTS["//"]
+    return lower.endswith(c_like) and text.startswith(_BLOCK_PREFIXES)
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """What one labelling run did."""
+
+    repo: str
+    fixes: int
+    fixes_blamed_now: int
+    buggy_szz: int
+    buggy_revert: int
+    unlabelled_recent: int
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def _run(repo_path: str, *args: str) -> bytes:
+    proc = subprocess.run(["git", "-C", repo_path, *args], capture_output=True, env=_git_env(), check=False)
+    if proc.returncode != 0:
+        raise GitError(f"git {args[0]} failed: {proc.stderr.decode('utf-8', 'replace').strip()[:200]}")
+    return proc.stdout
+
+
+def _deleted_lines(repo_path: str, fix: str) -> dict[str, list[int]]:
+    """Line numbers (in the fix's parent) that the fix deleted or modified, per old path."""
+    diff = _run(repo_path, "diff", "-U0", "-w", "--no-color", "-M", "--no-ext-diff", f"{fix}^", fix)
+    lines: dict[str, list[int]] = {}
+    current = None
+    for raw in diff.split(b"\n"):
+        if raw.startswith(b"--- "):
+            name = raw[4:]
+            current = None if name == b"/dev/null" else name[2:].decode("utf-8", "replace")
+        elif raw.startswith(b"@@") and current is not None:
+            match = _HUNK.match(raw)
+            if match:
+                start, count = int(match.group(1)), int(match.group(2) or 1)
+                lines.setdefault(current, []).extend(range(start, start + count))
+    return {path: numbers for path, numbers in lines.items() if numbers}
+
+
+def _blame(repo_path: str, fix: str, path: str, numbers: list[int]) -> set[str]:
+    """Commits that last touched the given parent lines, ignoring blank and comment lines."""
+    args = ["blame", "--porcelain", "-w"]
+    for n in numbers:
+        args += ["-L", f"{n},{n}"]
+    try:
+        out = _run(repo_path, *args, f"{fix}^", "--", path)
+    except GitError:
+        return set()
+    culprits, sha = set(), None
+    for raw in out.split(b"\n"):
+        if raw.startswith(b"\t"):
+            if sha and not is_comment_or_blank(path, raw[1:].decode("utf-8", "replace")):
+                culprits.add(sha)
+        else:
+            head = raw.split(b" ", 1)[0]
+            if len(head) == 40:
+                sha = head.decode("ascii")
+    return culprits
+
+
+def _szz_for_fix(repo_path: str, fix: str) -> set[str]:
+    culprits: set[str] = set()
+    for path, numbers in _deleted_lines(repo_path, fix).items():
+        culprits |= _blame(repo_path, fix, path, numbers)
+    culprits.discard(fix)
+    return culprits
+
+
+def label_changes(
+    store: Store,
+    repo: str,
+    *,
+    settings: Settings | None = None,
+    issue_dates: dict[str, datetime] | None = None,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> LabelResult:
+    """Label the stored commits of ``repo`` by SZZ and revert detection.
+
+    Parameters
+    ----------
+    store : Store
+        A writable store where ``repo`` was ingested (its path must still exist).
+    repo : str
+        Repository name in the store.
+    settings : Settings, optional
+        Fix pattern, ``szz_max_files`` and ``label_horizon_days``.
+    issue_dates : dict, optional
+        Fix sha → date the linked issue was opened; blamed commits made after it are
+        dropped (they cannot have caused the reported bug).
+    workers : int
+        Parallel blame workers.
+    progress : callable, optional
+        ``progress(done, total)`` after each blamed fix.
+
+    Returns
+    -------
+    LabelResult
+    """
+    settings = settings or Settings()
+    row = store.execute("SELECT path FROM repos WHERE repo = ?", [repo]).fetchone()
+    if row is None:
+        raise GitError(f"repository '{repo}' is not in the store; run 'releaserisk ingest git' first")
+    repo_path = row[0]
+    if not Path(repo_path).exists():
+        raise GitError(f"{repo_path} (repository '{repo}') no longer exists; SZZ needs the git history")
+    fixes = store.query(
+        """
+        SELECT c.sha, c.message, f.nf FROM commits c JOIN change_features f USING (repo, sha)
+        WHERE c.repo = ? AND regexp_matches(c.message, ?) AND f.nf BETWEEN 1 AND ?
+          AND NOT c.is_merge AND cardinality(c.parents) = 1
+        ORDER BY c.seq
+        """,
+        [repo, settings.fix_pattern, settings.szz_max_files],
+    )
+    done = set(
+        store.query("SELECT DISTINCT fix_sha FROM labels WHERE repo = ? AND method = 'szz_fix'", [repo])[
+            "fix_sha"
+        ]
+    )
+    todo = [sha for sha in fixes["sha"] if sha not in done]
+    rows: list[tuple[str, str, bool, str]] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i, (fix, culprits) in enumerate(
+            zip(todo, pool.map(lambda f: _szz_for_fix(repo_path, f), todo), strict=True)
+        ):
+            rows.append((fix, "szz_fix", False, fix))  # marks the fix as blamed (the cache)
+            rows.extend((culprit, "szz", True, fix) for culprit in culprits)
+            if progress:
+                progress(i + 1, len(todo))
+    now = datetime.now(UTC)
+    frame = pd.DataFrame(rows, columns=["sha", "method", "buggy", "fix_sha"]).assign(
+        repo=repo, labelled_at=now
+    )
+    reverts = _revert_labels(store, repo).assign(labelled_at=now)
+    with store.transaction():
+        if len(frame):
+            # labels are keyed by (sha, method): a commit blamed by several fixes keeps one row
+            store.upsert("labels", frame.drop_duplicates(["sha", "method"], keep="first"))
+        if len(reverts):
+            store.upsert("labels", reverts)
+        if issue_dates:
+            _drop_after_issue(store, repo, issue_dates)
+    counts = store.execute(
+        "SELECT count(*) FILTER (method = 'szz'), count(*) FILTER (method = 'revert') "
+        "FROM labels WHERE repo = ?",
+        [repo],
+    ).fetchone()
+    recent = store.execute(
+        """
+        SELECT count(*) FROM commits WHERE repo = ? AND NOT is_merge
+          AND committed_at > (SELECT max(committed_at) FROM commits WHERE repo = ?)
+                             - to_days(CAST(? AS INTEGER))
+        """,
+        [repo, repo, settings.label_horizon_days],
+    ).fetchone()[0]
+    return LabelResult(repo, len(fixes), len(todo), counts[0], counts[1], recent)
+
+
+def _revert_labels(store: Store, repo: str) -> pd.DataFrame:
+    """The commits that a later commit reverted ("This reverts commit <sha>")."""
+    return store.query(
+        """
+        WITH reverts AS (
+            SELECT sha AS fix_sha,
+                   regexp_extract(message, 'This reverts commit ([0-9a-f]{7,40})', 1) AS target
+            FROM commits WHERE repo = ? AND message LIKE '%This reverts commit %'
+        )
+        SELECT DISTINCT ON (c.sha) c.repo, c.sha, 'revert' AS method, true AS buggy, r.fix_sha
+        FROM reverts r JOIN commits c ON c.repo = ? AND starts_with(c.sha, r.target)
+        WHERE r.target <> ''
+        """,
+        [repo, repo],
+    )
+
+
+def _drop_after_issue(store: Store, repo: str, issue_dates: dict[str, datetime]) -> None:
+    dates = pd.DataFrame(
+        {"fix_sha": list(issue_dates), "opened": pd.to_datetime(list(issue_dates.values()), utc=True)}
+    )
+    store.connection.register("_issues", dates)
+    try:
+        store.execute(
+            """
+            DELETE FROM labels l USING _issues i, commits c
+            WHERE l.repo = ? AND l.method = 'szz' AND l.fix_sha = i.fix_sha
+              AND c.repo = l.repo AND c.sha = l.sha AND c.authored_at > i.opened
+            """,
+            [repo],
+        )
+    finally:
+        store.connection.unregister("_issues")
+
+
+def training_frame(
+    store: Store, repos: Iterable[str] | None = None, *, settings: Settings | None = None
+) -> pd.DataFrame:
+    """Change features with labels, oldest first, leaving out commits inside the label horizon.
+
+    A commit is buggy when any method (szz, revert) labels it; otherwise clean —
+    unless it is younger than ``label_horizon_days`` before its repository's newest
+    commit, in which case it is left out.
+
+    Returns
+    -------
+    DataFrame
+        ``repo, sha, committed_at``, the feature columns and ``buggy`` (0/1).
+    """
+    settings = settings or Settings()
+    names = list(repos) if repos is not None else list(store.query("SELECT repo FROM repos")["repo"])
+    return store.query(
+        """
+        WITH newest AS (SELECT repo, max(committed_at) AS latest FROM commits GROUP BY repo),
+             bad AS (SELECT DISTINCT repo, sha FROM labels WHERE buggy AND method IN ('szz', 'revert'))
+        SELECT f.*, c.committed_at, (b.sha IS NOT NULL)::INTEGER AS buggy
+        FROM change_features f
+        JOIN commits c USING (repo, sha)
+        JOIN newest n USING (repo)
+        LEFT JOIN bad b USING (repo, sha)
+        WHERE list_contains(?, f.repo)
+          AND c.committed_at <= n.latest - to_days(CAST(? AS INTEGER))
+        ORDER BY c.committed_at, c.seq
+        """,
+        [names, settings.label_horizon_days],
+    )

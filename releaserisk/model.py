@@ -1,0 +1,433 @@
+"""Change-risk model: a scikit-learn estimator with time-ordered selection and calibration.
+
+:class:`RiskModel` follows scikit-learn's conventions — keyword-only settings stored
+unchanged in ``__init__``, work in :meth:`RiskModel.fit`, learned state ending in ``_``.
+Rows passed to ``fit`` must be in time order (oldest first): the model never shuffles.
+
+Fitting, with ``validation_fraction`` v:
+
+1. The oldest ``1 - v`` of the rows fit each candidate; the newest ``v`` validate them
+   (AUC). Candidates: ``logistic`` (log1p, standardised, class-weighted logistic
+   regression — the baseline), ``boosting`` (histogram gradient boosting) and
+   ``ensemble`` (the mean probability of logistic regression, gradient boosting and
+   a random forest). ``estimator="auto"`` picks the best on the validation slice.
+2. A Platt (sigmoid) calibrator is fitted on the chosen candidate's out-of-time
+   predictions for the validation slice — the most recent, honest predictions.
+3. The chosen candidate is refitted on all rows; the calibrator maps its scores.
+
+Explanations: for the logistic model, exact linear contributions (coefficient ×
+standardised log feature) that sum with the intercept to the uncalibrated decision
+function. For tree models, signed occlusion contributions: the change in the
+calibrated log-odds when the feature is replaced by its training median.
+
+Evaluation (:func:`evaluate_predictions`) is effort-aware with effort = LA + LD:
+changes are ranked by risk density p / effort (Kamei et al. 2013; Yang et al. 2016).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from releaserisk.errors import InputError, ModelError, ModelVersionError, UntrustedModelError
+from releaserisk.features import KAMEI_FEATURES
+
+__all__ = [
+    "TRUSTED_TYPES",
+    "RiskModel",
+    "evaluate_predictions",
+    "expected_calibration_error",
+    "load_model",
+    "save_model",
+]
+
+_ESTIMATORS = ("auto", "logistic", "boosting", "ensemble")
+
+
+def _logistic(random_state: int) -> Pipeline:
+    return Pipeline(
+        [
+            ("log1p", FunctionTransformer(np.log1p)),
+            ("scale", StandardScaler()),
+            ("clf", LogisticRegression(class_weight="balanced", max_iter=5000, random_state=random_state)),
+        ]
+    )
+
+
+def _boosting(random_state: int) -> Pipeline:
+    return Pipeline(
+        [
+            ("log1p", FunctionTransformer(np.log1p)),
+            (
+                "clf",
+                HistGradientBoostingClassifier(
+                    max_iter=300,
+                    learning_rate=0.05,
+                    max_leaf_nodes=15,
+                    min_samples_leaf=40,
+                    l2_regularization=1.0,
+                    random_state=random_state,
+                ),
+            ),
+        ]
+    )
+
+
+def _forest(random_state: int) -> Pipeline:
+    return Pipeline(
+        [
+            ("log1p", FunctionTransformer(np.log1p)),
+            (
+                "clf",
+                RandomForestClassifier(
+                    n_estimators=300,
+                    min_samples_leaf=5,
+                    max_features=0.5,
+                    random_state=random_state,
+                    n_jobs=2,
+                ),
+            ),
+        ]
+    )
+
+
+class _MeanEnsemble(BaseEstimator, ClassifierMixin):
+    """Mean probability of logistic regression, gradient boosting and a random forest."""
+
+    def __init__(self, *, random_state: int = 0) -> None:
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        self.members_ = [f(self.random_state).fit(X, y) for f in (_logistic, _boosting, _forest)]
+        self.classes_ = self.members_[0].classes_
+        return self
+
+    def predict_proba(self, X):
+        return np.mean([m.predict_proba(X) for m in self.members_], axis=0)
+
+
+def _candidate(name: str, random_state: int):
+    if name == "logistic":
+        return _logistic(random_state)
+    if name == "boosting":
+        return _boosting(random_state)
+    return _MeanEnsemble(random_state=random_state)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+class RiskModel(ClassifierMixin, BaseEstimator):
+    """Probability that a change introduces a defect, from its change metrics.
+
+    Parameters
+    ----------
+    estimator : {"auto", "logistic", "boosting", "ensemble"}
+        The model family; ``auto`` selects on the time-ordered validation slice.
+    validation_fraction : float
+        Newest share of the training rows used for selection and calibration.
+    features : sequence of str
+        Feature columns (default: the 14 Kamei change metrics).
+    random_state : int
+        Seed for the tree models.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The chosen candidate, refitted on all rows.
+    selected_ : str
+        Name of the chosen candidate.
+    validation_auc_ : dict
+        Validation AUC of every candidate tried.
+    calibrator_ : LogisticRegression
+        Platt scaling of the candidate's log-odds.
+    feature_names_in_ : ndarray of str
+    medians_ : ndarray
+        Training medians (reference point of occlusion explanations).
+    classes_ : ndarray
+    """
+
+    def __init__(
+        self,
+        *,
+        estimator: str = "auto",
+        validation_fraction: float = 0.2,
+        features: Sequence[str] = KAMEI_FEATURES,
+        random_state: int = 0,
+    ) -> None:
+        self.estimator = estimator
+        self.validation_fraction = validation_fraction
+        self.features = features
+        self.random_state = random_state
+
+    def _validate_params(self) -> None:
+        if self.estimator not in _ESTIMATORS:
+            raise ModelError(f"estimator must be one of {', '.join(_ESTIMATORS)}; got {self.estimator!r}")
+        if not 0.05 <= self.validation_fraction <= 0.5:
+            raise ModelError("validation_fraction must be in [0.05, 0.5]")
+
+    def _matrix(self, X) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            missing = [f for f in self.features if f not in X.columns]
+            if missing:
+                raise InputError(f"missing feature column(s): {', '.join(missing)}")
+            X = X[list(self.features)]
+        matrix = np.asarray(X, dtype=float)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.features):
+            raise InputError(f"expected {len(self.features)} feature columns, got shape {matrix.shape}")
+        if np.isnan(matrix).any():
+            raise InputError("features contain missing values")
+        return np.clip(matrix, 0.0, None)  # counts and ages; clock skew can make an age negative
+
+    def fit(self, X, y) -> RiskModel:
+        """Fit on rows in time order (oldest first).
+
+        Parameters
+        ----------
+        X : DataFrame or array of shape (n, len(features))
+        y : array-like of 0/1
+        """
+        self._validate_params()
+        matrix = self._matrix(X)
+        target = np.asarray(y).astype(int)
+        if len(np.unique(target)) < 2:
+            raise ModelError("training labels contain a single class; need both buggy and clean changes")
+        split = int(len(target) * (1 - self.validation_fraction))
+        fit_x, fit_y, val_x, val_y = matrix[:split], target[:split], matrix[split:], target[split:]
+        if len(np.unique(fit_y)) < 2 or len(np.unique(val_y)) < 2:
+            raise ModelError(
+                "both time slices (fit and validation) need buggy and clean changes; add history"
+            )
+        names = ["logistic", "boosting", "ensemble"] if self.estimator == "auto" else [self.estimator]
+        scores, out_of_time = {}, {}
+        for name in names:
+            model = _candidate(name, self.random_state).fit(fit_x, fit_y)
+            out_of_time[name] = model.predict_proba(val_x)[:, 1]
+            scores[name] = float(roc_auc_score(val_y, out_of_time[name]))
+        self.selected_ = max(scores, key=lambda n: (scores[n], -names.index(n)))
+        self.validation_auc_ = scores
+        self.calibrator_ = LogisticRegression(C=1e4).fit(_logit(out_of_time[self.selected_])[:, None], val_y)
+        self.estimator_ = _candidate(self.selected_, self.random_state).fit(matrix, target)
+        self.classes_ = np.array([0, 1])
+        self.feature_names_in_ = np.array(list(self.features), dtype=object)
+        self.medians_ = np.median(matrix, axis=0)
+        self.n_train_ = len(target)
+        self.positive_rate_train_ = float(target.mean())
+        return self
+
+    def _raw_proba(self, matrix: np.ndarray) -> np.ndarray:
+        return self.estimator_.predict_proba(matrix)[:, 1]
+
+    def decision_function(self, X) -> np.ndarray:
+        """Calibrated log-odds of a defect."""
+        raw = _logit(self._raw_proba(self._matrix(X)))
+        return self.calibrator_.decision_function(raw[:, None])
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Calibrated probabilities, columns (clean, buggy)."""
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X, threshold: float = 0.5) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= threshold).astype(int)
+
+    def linear_contributions(self, X) -> tuple[np.ndarray, float]:
+        """Exact per-feature terms of the logistic model's decision function, and its intercept."""
+        if self.selected_ != "logistic":
+            raise ModelError("linear contributions exist only for the logistic model")
+        scaled = self.estimator_[:-1].transform(self._matrix(X))
+        clf = self.estimator_[-1]
+        return scaled * clf.coef_[0], float(clf.intercept_[0])
+
+    def explain(self, X, top: int = 3) -> pd.DataFrame:
+        """Top signed contributions per row (positive raises the risk).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``row, rank, feature, value, contribution``.
+        """
+        matrix = self._matrix(X)
+        if self.selected_ == "logistic":
+            contributions, _ = self.linear_contributions(matrix)
+        else:
+            base = self.decision_function(matrix)
+            contributions = np.empty_like(matrix)
+            for j in range(matrix.shape[1]):
+                probe = matrix.copy()
+                probe[:, j] = self.medians_[j]
+                contributions[:, j] = base - self.decision_function(probe)
+        order = np.argsort(-np.abs(contributions), axis=1)[:, :top]
+        rows = []
+        for i, columns in enumerate(order):
+            for rank, j in enumerate(columns, 1):
+                rows.append((i, rank, self.features[j], matrix[i, j], float(contributions[i, j])))
+        return pd.DataFrame(rows, columns=["row", "rank", "feature", "value", "contribution"])
+
+
+# -- evaluation ----------------------------------------------------------------------------
+def expected_calibration_error(y, p, bins: int = 10) -> float:
+    """ECE over equal-width probability bins, weighted by bin size."""
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            total += mask.mean() * abs(y[mask].mean() - p[mask].mean())
+    return float(total)
+
+
+def _effort_curve(order: np.ndarray, y: np.ndarray, effort: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    effort_sorted = effort[order]
+    found = np.cumsum(y[order]) / max(y.sum(), 1)
+    spent = np.cumsum(effort_sorted) / max(effort_sorted.sum(), 1e-12)
+    return np.r_[0.0, spent], np.r_[0.0, found]
+
+
+def evaluate_predictions(y, p, effort, threshold: float = 0.5) -> dict[str, float]:
+    """Classification, calibration and effort-aware metrics of predictions.
+
+    Parameters
+    ----------
+    y : array-like of 0/1
+    p : array-like of probabilities
+    effort : array-like
+        Inspection effort per change (LA + LD); zero effort counts as one line.
+    threshold : float
+        Probability threshold for precision/recall/F1.
+
+    Returns
+    -------
+    dict
+        auc, f1, precision, recall, brier, ece, recall_at_20_effort,
+        effort_at_20_recall, popt.
+    """
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    effort = np.maximum(np.asarray(effort, dtype=float), 1.0)
+    predicted = (p >= threshold).astype(int)
+    density = p / effort
+    model_x, model_y = _effort_curve(np.lexsort((effort, -density)), y, effort)
+    optimal_x, optimal_y = _effort_curve(np.lexsort((effort, -y)), y, effort)
+    worst_x, worst_y = _effort_curve(np.lexsort((-effort, y)), y, effort)
+    area = {
+        name: float(np.trapezoid(cy, cx))
+        for name, (cx, cy) in {
+            "model": (model_x, model_y),
+            "optimal": (optimal_x, optimal_y),
+            "worst": (worst_x, worst_y),
+        }.items()
+    }
+    popt = (area["model"] - area["worst"]) / max(area["optimal"] - area["worst"], 1e-12)
+    return {
+        "auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else math.nan,
+        "f1": float(f1_score(y, predicted, zero_division=0)),
+        "precision": float(precision_score(y, predicted, zero_division=0)),
+        "recall": float(recall_score(y, predicted, zero_division=0)),
+        "brier": float(brier_score_loss(y, p)),
+        "ece": expected_calibration_error(y, p),
+        "recall_at_20_effort": float(np.interp(0.2, model_x, model_y)),
+        "effort_at_20_recall": float(model_x[np.searchsorted(model_y, 0.2, "left")]) if y.any() else math.nan,
+        "popt": float(popt),
+    }
+
+
+# -- persistence ------------------------------------------------------------------------------
+#: The reviewed list of types a model file may contain beyond skops' defaults. Loading
+#: a file with any other type raises UntrustedModelError: a model file is code.
+TRUSTED_TYPES = (
+    "releaserisk.model.RiskModel",
+    "releaserisk.model._MeanEnsemble",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.common.PREDICTOR_RECORD_DTYPE",
+    "collections.OrderedDict",
+    "sklearn.tree._tree.Tree",
+)
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+
+    return {"sklearn": sklearn.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+def save_model(model: RiskModel, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+    """Save a fitted model with skops, with metadata (features, versions, metrics, window).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    import skops.io as sio
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model.metadata_ = json.dumps(
+        {**(metadata or {}), "versions": _versions(), "features": list(model.features)}
+    )
+    sio.dump(model, target)
+    return target
+
+
+def load_model(path: str | Path, *, check_versions: bool = True) -> tuple[RiskModel, dict[str, Any]]:
+    """Load a model saved by :func:`save_model`, trusting only :data:`TRUSTED_TYPES`.
+
+    Raises
+    ------
+    ModelError
+        Missing or unreadable file.
+    UntrustedModelError
+        The file contains a type outside the trusted list.
+    ModelVersionError
+        Saved with another scikit-learn minor version (when ``check_versions``).
+    """
+    import skops.io as sio
+
+    source = Path(path)
+    if not source.is_file():
+        raise ModelError(f"model file {source} does not exist (train one with 'releaserisk train')")
+    try:
+        untrusted = sio.get_untrusted_types(file=source)
+    except Exception as exc:  # skops raises several types for a damaged archive
+        raise ModelError(f"{source} is not a readable skops model file: {exc}") from None
+    unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if unexpected:
+        raise UntrustedModelError(
+            f"{source} contains untrusted types: {', '.join(unexpected)}; refusing to load"
+        )
+    try:
+        model = sio.load(source, trusted=list(untrusted))
+    except Exception as exc:
+        raise ModelError(f"cannot load {source}: {exc}") from None
+    if not isinstance(model, RiskModel):
+        raise ModelError(f"{source} does not hold a releaserisk RiskModel")
+    metadata = json.loads(getattr(model, "metadata_", "{}"))
+    saved = metadata.get("versions", {}).get("sklearn", "")
+    current = _versions()["sklearn"]
+    if check_versions and saved.split(".")[:2] != current.split(".")[:2]:
+        raise ModelVersionError(
+            f"{source} was saved with scikit-learn {saved or 'unknown'}, this is {current}; retrain the model"
+        )
+    return model, metadata
