@@ -198,6 +198,117 @@ def cmd_ingest_metrics(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _repos(store, requested: list[str] | None) -> list[str]:
+    from releaserisk.errors import InputError
+
+    known = list(store.query("SELECT repo FROM repos ORDER BY repo")["repo"])
+    if not known:
+        raise InputError("the store has no repositories; run 'releaserisk ingest git PATH' first")
+    unknown = sorted(set(requested or []) - set(known))
+    if unknown:
+        raise InputError(f"unknown repository {', '.join(unknown)} (stored: {', '.join(known)})")
+    return requested or known
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from releaserisk.labels import label_changes
+
+    settings = _settings(args)
+    results = []
+    with _open(args) as store:
+        for repo in _repos(store, args.repo):
+            results.append(label_changes(store, repo, settings=settings, workers=args.workers))
+    lines = [
+        f"{r.repo}: {r.fixes} fixes ({r.fixes_blamed_now} blamed now), {r.buggy_szz} bug-introducing by SZZ, "
+        f"{r.buggy_revert} reverted; {r.unlabelled_recent} recent commits left unlabelled"
+        for r in results
+    ]
+    _emit(args, {"repos": [r.to_dict() for r in results]}, "\n".join(lines))
+    return EXIT_OK
+
+
+def _store_training_frame(store, repos, settings):
+    from releaserisk.errors import InputError
+    from releaserisk.labels import training_frame
+
+    frame = training_frame(store, repos, settings=settings)
+    if frame.empty:
+        raise InputError(
+            "no labelled changes older than the label horizon; ingest more history or run 'label'"
+        )
+    return frame.assign(bug=frame["buggy"], effort=frame["la"] + frame["ld"], time=frame["committed_at"])
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import json as _json
+    import uuid
+    from datetime import UTC, datetime
+
+    from releaserisk.model import RiskModel, evaluate_time_split, save_model
+
+    settings = _settings(args)
+    with _open(args) as store:
+        repos = _repos(store, args.repo)
+        frame = _store_training_frame(store, repos, settings)
+        evaluation = evaluate_time_split(frame, estimator=args.estimator) if len(frame) >= 200 else {}
+        model = RiskModel(estimator=args.estimator).fit(frame, frame["bug"])
+        model_id = uuid.uuid4().hex[:12]
+        metadata = {
+            "model_id": model_id,
+            "level": "change",
+            "repos": repos,
+            "train_start": str(frame["time"].min()),
+            "train_end": str(frame["time"].max()),
+            "n_train": len(frame),
+            "positive_rate": float(frame["bug"].mean()),
+            "selected": model.selected_,
+            "validation_auc": model.validation_auc_,
+            "evaluation": evaluation,
+        }
+        path = save_model(model, args.out, metadata)
+        versions = _json.loads(model.metadata_)["versions"]
+        store.execute(
+            "INSERT INTO models VALUES (?, ?, 'change', ?, ?, ?, ?, ?, ?)",
+            [model_id, str(path), datetime.now(UTC), frame["time"].min(), frame["time"].max(),
+             list(model.features), _json.dumps(evaluation), _json.dumps(versions)],
+        )  # fmt: skip
+    auc = f", time-ordered test AUC {evaluation['auc']:.3f}" if evaluation else ""
+    _emit(
+        args,
+        {**metadata, "path": str(path)},
+        f"trained {model.selected_} model {model_id} on {len(frame):,} changes{auc} -> {path}",
+    )
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from releaserisk.model import evaluate_time_split, read_feature_table, rolling_origin
+
+    if args.dataset:
+        frame = read_feature_table(args.dataset)
+        source = args.dataset
+    else:
+        with _open(args, read_only=True) as store:
+            frame = _store_training_frame(store, _repos(store, args.repo), _settings(args))
+        source = str(_settings(args).db)
+    if args.rolling:
+        table = rolling_origin(frame, estimator=args.estimator if args.estimator != "auto" else "logistic")
+        by_age = table.groupby("age_months")["auc"].mean().round(3)
+        payload = {
+            "source": source,
+            "rolling": table.to_dict(orient="records"),
+            "mean_auc_by_age": by_age.to_dict(),
+        }
+        _emit(args, payload, "mean AUC by model age (months):\n" + by_age.to_string())
+        return EXIT_OK
+    result = evaluate_time_split(frame, split=args.split, estimator=args.estimator)
+    text = "\n".join(
+        f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}" for k, v in result.items()
+    )
+    _emit(args, {"source": source, **result}, text)
+    return EXIT_OK
+
+
 # -- parser -------------------------------------------------------------------------------
 def _common(parser: argparse.ArgumentParser, formats: Sequence[str] = ("text", "json")) -> None:
     parser.add_argument("--format", choices=formats, default="text", help="output format (default: text)")
@@ -243,6 +354,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arm-label", default="arm", help="Prometheus label naming the arm (default: arm)")
     _common(p)
     p.set_defaults(handler=cmd_ingest_metrics)
+
+    p = sub.add_parser("label", help="label bug-introducing changes (SZZ, reverts)")
+    p.add_argument("--repo", action="append", help="repository name (default: all)")
+    p.add_argument("--workers", type=int, default=2, help="parallel git blame workers (default 2)")
+    _common(p)
+    p.set_defaults(handler=cmd_label)
+
+    p = sub.add_parser("train", help="train and save the change-risk model")
+    p.add_argument("--repo", action="append", help="repository name (default: all)")
+    p.add_argument("--out", default="models/risk.skops", help="model file (default: models/risk.skops)")
+    p.add_argument("--estimator", choices=("auto", "logistic", "boosting", "ensemble"), default="auto")
+    _common(p)
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="time-ordered evaluation on the store or a feature table",
+        description="Train on the past, test on the future; never shuffled. --dataset reads the Kamei et al. "
+        "or Zeng et al. CSV conventions.",
+    )
+    p.add_argument("--dataset", help="feature table CSV (Kamei et al. or Zeng et al. columns)")
+    p.add_argument("--repo", action="append", help="repository name (store mode; default: all)")
+    p.add_argument("--split", type=float, default=0.8, help="share of oldest rows to train on (default 0.8)")
+    p.add_argument("--rolling", action="store_true", help="rolling-origin: AUC by model age in months")
+    p.add_argument("--estimator", choices=("auto", "logistic", "boosting", "ensemble"), default="auto")
+    _common(p)
+    p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser(
         "canary",

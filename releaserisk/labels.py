@@ -204,7 +204,7 @@ def label_changes(
         """
         SELECT c.sha, c.message, f.nf FROM commits c JOIN change_features f USING (repo, sha)
         WHERE c.repo = ? AND regexp_matches(c.message, ?) AND f.nf BETWEEN 1 AND ?
-          AND NOT c.is_merge AND cardinality(c.parents) = 1
+          AND NOT c.is_merge AND len(c.parents) = 1
         ORDER BY c.seq
         """,
         [repo, settings.fix_pattern, settings.szz_max_files],

@@ -49,8 +49,11 @@ __all__ = [
     "TRUSTED_TYPES",
     "RiskModel",
     "evaluate_predictions",
+    "evaluate_time_split",
     "expected_calibration_error",
     "load_model",
+    "read_feature_table",
+    "rolling_origin",
     "save_model",
 ]
 
@@ -431,3 +434,140 @@ def load_model(path: str | Path, *, check_versions: bool = True) -> tuple[RiskMo
             f"{source} was saved with scikit-learn {saved or 'unknown'}, this is {current}; retrain the model"
         )
     return model, metadata
+
+
+# -- external feature tables and time-ordered evaluation -----------------------------------
+def read_feature_table(path: str | Path) -> pd.DataFrame:
+    """Read a JIT feature table (CSV) in the Kamei et al. or Zeng et al. conventions.
+
+    Recognised columns: Kamei et al. (``commitdate``, ``nm`` = ND, ``pd`` = AGE,
+    ``npt`` = NUC/NF, LA/LD relative to LT and LT per file) — converted back to raw
+    counts so they mean what releaserisk's own metrics mean; Zeng et al. (``date`` in
+    unix seconds, ``entrophy``). Only the change metrics and the label are read:
+    any other column (row indices, the label's copy ``__``) is ignored, never a feature.
+
+    Returns
+    -------
+    DataFrame
+        The 14 feature columns, ``time`` (UTC), ``bug`` (0/1) and ``effort`` (LA + LD),
+        sorted by time (stable).
+    """
+    source = Path(path)
+    try:
+        raw = pd.read_csv(source)
+    except FileNotFoundError:
+        raise InputError(f"{source}: no such file") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{source}: cannot read: {exc}") from None
+    if "bug" not in raw.columns:
+        raise InputError(f"{source}: no 'bug' label column")
+    frame = pd.DataFrame(index=raw.index)
+    if "commitdate" in raw.columns:  # Kamei et al. (TSE 2013)
+        frame["time"] = pd.to_datetime(raw["commitdate"], format="%Y/%m/%d %H:%M", utc=True, errors="coerce")
+        nf = raw["nf"].astype(float)
+        lt = raw["lt"].astype(float) * nf
+        columns = {"ns": raw["ns"], "nd": raw["nm"], "nf": nf, "entropy": raw["entropy"],
+                   "la": raw["la"] * lt, "ld": raw["ld"] * lt, "lt": lt, "fix": raw["fix"],
+                   "ndev": raw["ndev"], "age": raw["pd"], "nuc": raw["npt"] * nf,
+                   "exp": raw["exp"], "rexp": raw["rexp"], "sexp": raw["sexp"]}  # fmt: skip
+    elif "date" in raw.columns:  # Zeng et al. (ISSTA 2021)
+        frame["time"] = pd.to_datetime(raw["date"], unit="s", utc=True, errors="coerce")
+        columns = {
+            f: raw["entrophy" if f == "entropy" and "entrophy" in raw.columns else f] for f in KAMEI_FEATURES
+        }
+    else:
+        raise InputError(f"{source}: unknown format (expected a 'commitdate' or 'date' column)")
+    for name, values in columns.items():
+        frame[name] = pd.to_numeric(values, errors="coerce").astype(float)
+    frame["fix"] = frame["fix"].astype(float)
+    frame["bug"] = pd.to_numeric(raw["bug"], errors="coerce")
+    bad = frame[[*KAMEI_FEATURES, "bug", "time"]].isna().any(axis=1)
+    if bad.any():
+        raise InputError(
+            f"{source}: row {int(np.flatnonzero(bad.to_numpy())[0]) + 2} has a missing or bad value"
+        )
+    frame["bug"] = frame["bug"].astype(int)
+    frame["effort"] = frame["la"] + frame["ld"]
+    return frame.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def evaluate_time_split(
+    frame: pd.DataFrame, *, split: float = 0.8, estimator: str = "auto", random_state: int = 0
+) -> dict[str, Any]:
+    """Train on the oldest ``split`` of the rows, test on the rest (never shuffled).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Time-sorted rows with the feature columns, ``bug`` and ``effort``.
+
+    Returns
+    -------
+    dict
+        The metrics of :func:`evaluate_predictions` plus n_train, n_test,
+        positive_rate_train, positive_rate_test, selected model and train_seconds.
+    """
+    import time
+
+    if not 0.1 <= split <= 0.95:
+        raise InputError("split must be in [0.1, 0.95]")
+    cut = int(len(frame) * split)
+    train, test = frame.iloc[:cut], frame.iloc[cut:]
+    if len(test) < 10 or train["bug"].nunique() < 2 or test["bug"].nunique() < 2:
+        raise InputError("too few rows or a single class in the train or test slice")
+    started = time.perf_counter()
+    model = RiskModel(estimator=estimator, random_state=random_state).fit(train, train["bug"])
+    seconds = time.perf_counter() - started
+    metrics = evaluate_predictions(test["bug"], model.predict_proba(test)[:, 1], test["effort"])
+    return {
+        **metrics,
+        "n_train": len(train),
+        "n_test": len(test),
+        "positive_rate_train": float(train["bug"].mean()),
+        "positive_rate_test": float(test["bug"].mean()),
+        "selected": model.selected_,
+        "train_seconds": round(seconds, 2),
+    }
+
+
+def rolling_origin(
+    frame: pd.DataFrame, *, warmup_months: int = 6, max_age_months: int = 6, estimator: str = "logistic"
+) -> pd.DataFrame:
+    """How a model's AUC decays with its age: train on months 1..k, test on k+1, k+2, ...
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Time-sorted rows with ``time``, features and ``bug``.
+    warmup_months : int
+        Months of history before the first training origin.
+    max_age_months : int
+        Test months after each origin.
+
+    Returns
+    -------
+    DataFrame
+        ``origin, age_months, n_test, positive_rate, auc`` (AUC NaN for a one-class month).
+    """
+    months = frame["time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M")
+    periods = sorted(months.unique())
+    rows = []
+    for k in range(warmup_months, len(periods)):
+        origin = periods[k]
+        train = frame[months < origin]
+        if train["bug"].nunique() < 2 or len(train) < 50:
+            continue
+        try:
+            model = RiskModel(estimator=estimator).fit(train, train["bug"])
+        except ModelError:
+            continue
+        for age in range(1, max_age_months + 1):
+            if k + age - 1 >= len(periods):
+                break
+            test = frame[months == periods[k + age - 1]]
+            if test.empty:
+                continue
+            p = model.predict_proba(test)[:, 1]
+            auc = float(roc_auc_score(test["bug"], p)) if test["bug"].nunique() == 2 else math.nan
+            rows.append((str(origin), age, len(test), float(test["bug"].mean()), auc))
+    return pd.DataFrame(rows, columns=["origin", "age_months", "n_test", "positive_rate", "auc"])

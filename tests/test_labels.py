@@ -1,0 +1,97 @@
+"""SZZ and revert labels on real git repositories."""
+
+import pytest
+
+from releaserisk.config import Settings
+from releaserisk.errors import GitError
+from releaserisk.ingest.git import ingest_git
+from releaserisk.labels import is_comment_or_blank, label_changes, training_frame
+
+
+def build_history(g):
+    shas = {}
+    g.write("app/a.py", "x = 1\ny = 2\nz = 3\n# note\n")
+    shas["A"] = g.commit("initial", author="Ann", email="ann@x")
+    g.write("app/a.py", "x = 1\ny = 20\nz = 3\n# note\n")
+    shas["B"] = g.commit("tune y", author="Bob", email="bob@x")
+    g.write("app/a.py", "x = 1\ny = 20\nz = 3\n# explain\n")
+    shas["D"] = g.commit("reword comment", author="Dan", email="dan@x")
+    # the fix: corrects y, re-spaces x (whitespace only), rewrites the comment (comment only)
+    g.write("app/a.py", "x  =  1\ny = 2\nz = 3\n# explained better\n")
+    shas["F"] = g.commit("fix wrong y value", author="Eve", email="eve@x")
+    return shas
+
+
+def test_szz_blames_only_the_bug_introducing_line(store, git_repo):
+    shas = build_history(git_repo)
+    ingest_git(store, git_repo.path, name="r")
+    result = label_changes(store, "r")
+    assert result.fixes == 1 and result.fixes_blamed_now == 1
+    buggy = store.query("SELECT sha, fix_sha FROM labels WHERE method = 'szz'")
+    assert buggy.to_dict("list") == {"sha": [shas["B"]], "fix_sha": [shas["F"]]}
+    again = label_changes(store, "r")
+    assert again.fixes_blamed_now == 0  # cached per fix
+    assert store.query("SELECT count(*) AS n FROM labels WHERE method = 'szz'").n[0] == 1
+
+
+def test_revert_labels_the_reverted_commit(store, git_repo):
+    git_repo.write("b.txt", "1\n")
+    git_repo.commit("add b")
+    git_repo.write("b.txt", "1\n2\n")
+    bad = git_repo.commit("add line")
+    identity = {"GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "A"}
+    git_repo.git("revert", "--no-edit", bad, env={**identity, "GIT_COMMITTER_EMAIL": "a@x"})
+    ingest_git(store, git_repo.path, name="r")
+    result = label_changes(store, "r")
+    assert result.buggy_revert == 1
+    assert store.query("SELECT sha FROM labels WHERE method = 'revert'").sha.tolist() == [bad]
+
+
+def test_fixes_touching_too_many_files_are_skipped(store, git_repo):
+    build_history(git_repo)
+    ingest_git(store, git_repo.path, name="r")
+    assert label_changes(store, "r", settings=Settings(szz_max_files=1)).fixes == 1
+    # one file only; with a limit below it nothing qualifies
+    git_repo.write("m1.py", "a\n")
+    git_repo.write("m2.py", "a\n")
+    git_repo.commit("setup")
+    git_repo.write("m1.py", "b\n")
+    git_repo.write("m2.py", "b\n")
+    git_repo.commit("fix both")
+    ingest_git(store, git_repo.path, name="r")
+    assert label_changes(store, "r", settings=Settings(szz_max_files=1)).fixes == 1
+
+
+def test_issue_date_drops_later_candidates(store, git_repo):
+    shas = build_history(git_repo)
+    ingest_git(store, git_repo.path, name="r")
+    import pandas as pd
+
+    opened_before_b = pd.Timestamp(1_600_000_000 + 86_400 * 1.5, unit="s", tz="UTC")
+    label_changes(store, "r", issue_dates={shas["F"]: opened_before_b.to_pydatetime()})
+    assert store.query("SELECT count(*) AS n FROM labels WHERE method = 'szz'").n[0] == 0
+
+
+def test_label_horizon_leaves_recent_commits_out(store, git_repo):
+    shas = build_history(git_repo)
+    ingest_git(store, git_repo.path, name="r")
+    label_changes(store, "r")
+    everything = training_frame(store, settings=Settings(label_horizon_days=0))
+    assert everything.set_index("sha").loc[shas["B"], "buggy"] == 1
+    assert len(everything) == 4
+    horizon = training_frame(store, settings=Settings(label_horizon_days=2))  # commits are a day apart
+    assert set(horizon.sha) == {shas["A"], shas["B"]}
+
+
+def test_comment_and_blank_detection():
+    assert is_comment_or_blank("a.py", "   # hi")
+    assert is_comment_or_blank("a.c", " * continued")
+    assert is_comment_or_blank("a.java", "// x")
+    assert is_comment_or_blank("x.txt", "   ")
+    assert not is_comment_or_blank("a.py", "x = 1  # trailing")
+    assert not is_comment_or_blank("a.txt", "# heading in text")
+
+
+def test_unknown_repo_is_an_error(store):
+    with pytest.raises(GitError, match="not in the store"):
+        label_changes(store, "nope")

@@ -1,0 +1,198 @@
+"""Risk model: time order, calibration, explanations, persistence, evaluation metrics."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from releaserisk.errors import InputError, ModelError, ModelVersionError, UntrustedModelError
+from releaserisk.features import KAMEI_FEATURES
+from releaserisk.model import (
+    RiskModel,
+    evaluate_predictions,
+    evaluate_time_split,
+    load_model,
+    read_feature_table,
+    save_model,
+)
+from tests.conftest import shared_data
+
+
+def synthetic(n=1500, seed=0):
+    """Changes whose defect odds rise with size and fall with experience; a time column."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f: rng.poisson(3, n).astype(float) for f in KAMEI_FEATURES})
+    frame["la"] = rng.lognormal(3, 1.2, n).round()
+    frame["ld"] = rng.lognormal(2, 1.2, n).round()
+    frame["exp"] = rng.lognormal(3, 1.5, n).round()
+    frame["fix"] = rng.integers(0, 2, n).astype(float)
+    logit = -1.5 + 0.6 * np.log1p(frame["la"]) - 0.4 * np.log1p(frame["exp"]) - 0.5
+    frame["bug"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame["time"] = pd.date_range("2020-01-01", periods=n, freq="6h", tz="UTC")
+    frame["effort"] = frame["la"] + frame["ld"]
+    return frame
+
+
+def test_fit_predict_and_estimator_conventions():
+    frame = synthetic()
+    model = RiskModel(estimator="logistic")
+    assert model.get_params()["estimator"] == "logistic" and not hasattr(model, "estimator_")
+    model.fit(frame, frame["bug"])
+    p = model.predict_proba(frame)[:, 1]
+    assert p.shape == (len(frame),) and (p > 0).all() and (p < 1).all()
+    assert model.selected_ == "logistic" and set(model.validation_auc_) == {"logistic"}
+
+
+def test_explanations_sum_to_the_linear_decision_function():
+    frame = synthetic()
+    model = RiskModel(estimator="logistic").fit(frame, frame["bug"])
+    contributions, intercept = model.linear_contributions(frame.iloc[:20])
+    raw = model.estimator_.decision_function(
+        np.clip(frame.iloc[:20][list(KAMEI_FEATURES)].to_numpy(float), 0, None)
+    )
+    assert np.allclose(contributions.sum(axis=1) + intercept, raw)
+    top = model.explain(frame.iloc[:5])
+    assert list(top.columns) == ["row", "rank", "feature", "value", "contribution"] and len(top) == 15
+    assert (top[top["rank"] == 1]["feature"].isin(["la", "exp", "ld"])).all()
+
+
+def test_calibration_improves_brier_on_held_back_data():
+    frame = synthetic(3000, seed=2)
+    cut = 2400
+    train, test = frame.iloc[:cut], frame.iloc[cut:]
+    model = RiskModel(estimator="logistic").fit(train, train["bug"])
+    uncalibrated = model.estimator_.predict_proba(
+        np.clip(test[list(KAMEI_FEATURES)].to_numpy(float), 0, None)
+    )[:, 1]
+    calibrated = model.predict_proba(test)[:, 1]
+    brier = evaluate_predictions(test["bug"], calibrated, test["effort"])["brier"]
+    brier_raw = evaluate_predictions(test["bug"], uncalibrated, test["effort"])["brier"]
+    assert brier < brier_raw  # class weights push raw probabilities up; calibration brings them back
+
+
+def test_time_split_never_shuffles(monkeypatch):
+    frame = synthetic()
+    seen = {}
+    original = RiskModel.fit
+
+    def spy(self, X, y):
+        seen["last_train_time"] = X["time"].max()
+        return original(self, X, y)
+
+    monkeypatch.setattr(RiskModel, "fit", spy)
+    result = evaluate_time_split(frame, split=0.8, estimator="logistic")
+    test_start = frame["time"].iloc[int(len(frame) * 0.8)]
+    assert seen["last_train_time"] < test_start
+    assert result["n_train"] == 1200 and result["n_test"] == 300
+
+
+def test_validation_slice_is_the_newest_rows():
+    frame = synthetic()
+    shuffled = frame.sample(frac=1.0, random_state=0)
+    a = RiskModel(estimator="logistic").fit(frame, frame["bug"]).validation_auc_
+    b = RiskModel(estimator="logistic").fit(shuffled, shuffled["bug"]).validation_auc_
+    assert a != b  # the rows' order is the time order: the model must not reorder them
+
+
+def test_save_load_round_trip_identical(tmp_path):
+    frame = synthetic()
+    model = RiskModel(estimator="auto").fit(frame, frame["bug"])
+    path = save_model(model, tmp_path / "m.skops", {"repos": ["r"]})
+    loaded, meta = load_model(path)
+    assert np.array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
+    assert meta["repos"] == ["r"] and meta["features"] == list(KAMEI_FEATURES)
+
+
+def test_untrusted_model_file_is_refused(tmp_path):
+    import skops.io as sio
+
+    from releaserisk.model import _MeanEnsemble
+
+    class Evil(_MeanEnsemble):
+        pass
+
+    Evil.__module__ = "evil_module"
+    sio.dump(Evil(), tmp_path / "evil.skops")
+    with pytest.raises(UntrustedModelError, match="untrusted types"):
+        load_model(tmp_path / "evil.skops")
+
+
+def test_version_mismatch_and_missing_file(tmp_path):
+    frame = synthetic()
+    model = RiskModel(estimator="logistic").fit(frame, frame["bug"])
+    path = save_model(model, tmp_path / "m.skops")
+    import json
+
+    import skops.io as sio
+
+    loaded = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    meta = json.loads(loaded.metadata_)
+    meta["versions"]["sklearn"] = "0.1.0"
+    loaded.metadata_ = json.dumps(meta)
+    sio.dump(loaded, tmp_path / "old.skops")
+    with pytest.raises(ModelVersionError, match=r"0\.1\.0"):
+        load_model(tmp_path / "old.skops")
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path / "nope.skops")
+    (tmp_path / "junk.skops").write_text("not a zip")
+    with pytest.raises(ModelError, match="not a readable"):
+        load_model(tmp_path / "junk.skops")
+
+
+def test_single_class_and_bad_params():
+    frame = synthetic().assign(bug=0)
+    with pytest.raises(ModelError, match="single class"):
+        RiskModel().fit(frame, frame["bug"])
+    with pytest.raises(ModelError, match="estimator"):
+        RiskModel(estimator="deep").fit(synthetic(), synthetic()["bug"])
+    with pytest.raises(InputError, match="missing feature"):
+        RiskModel().fit(synthetic().drop(columns="la"), synthetic()["bug"])
+
+
+def test_effort_aware_metrics_by_hand():
+    y = np.array([1, 0, 1, 0])
+    p = np.array([0.9, 0.8, 0.2, 0.1])
+    effort = np.array([10, 10, 10, 70])
+    m = evaluate_predictions(y, p, effort)
+    # ranking by p/effort: rows 0,1,2,3; 20 % of effort (20 lines) reaches row 1: half the bugs
+    assert m["recall_at_20_effort"] == pytest.approx(0.5)
+    assert m["effort_at_20_recall"] == pytest.approx(0.1)
+    assert m["auc"] == 0.75
+    assert m["precision"] == 0.5 and m["recall"] == 0.5
+
+
+def test_read_feature_tables_never_use_the_label_copy():
+    zeng = read_feature_table(shared_data("jit/issta21/jdt.csv"))
+    assert "__" not in zeng.columns and "Unnamed: 0" not in zeng.columns
+    assert zeng["time"].is_monotonic_increasing
+    kamei = read_feature_table(shared_data("jit/kamei/bugzilla.csv"))
+    assert set(KAMEI_FEATURES) <= set(kamei.columns) and kamei["time"].is_monotonic_increasing
+
+
+def test_read_feature_table_errors(tmp_path):
+    bad = tmp_path / "x.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="bug"):
+        read_feature_table(bad)
+    with pytest.raises(InputError, match="no such file"):
+        read_feature_table(tmp_path / "none.csv")
+
+
+def test_cli_evaluate_dataset_json_and_errors(tmp_path, capsys):
+    import json
+
+    from releaserisk.cli import main
+
+    path = tmp_path / "zeng.csv"
+    frame = synthetic(600)
+    frame.assign(date=frame["time"].astype("int64") // 10**9, entrophy=frame["entropy"]).drop(
+        columns=["time", "entropy", "effort"]
+    ).to_csv(path)
+    assert main(["evaluate", "--dataset", str(path), "--format", "json", "--estimator", "logistic"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    expected = {"auc", "f1", "precision", "recall", "brier", "ece", "popt", "n_train", "n_test"}
+    expected |= {"recall_at_20_effort", "effort_at_20_recall", "positive_rate_train", "positive_rate_test"}
+    assert expected <= set(out) and out["n_train"] == 480
+    assert main(["evaluate", "--dataset", str(tmp_path / "missing.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["--db", str(tmp_path / "empty.duckdb"), "train"]) == 2
+    assert "no repositories" in capsys.readouterr().err
