@@ -57,9 +57,7 @@ def peeking(reps: int, rng: np.random.Generator, config: CanaryConfig) -> tuple[
 
 def detection(ratio: float, reps: int, rng: np.random.Generator) -> tuple[float, float]:
     """Share of runs rolled back, and median minutes to roll back (per-minute looks)."""
-    config = CanaryConfig(
-        alpha=ALPHA, metrics={"errors": MetricConfig("errors", kind="counts", direction="increase")}
-    )
+    config = CanaryConfig(alpha=ALPHA, metrics={"errors": MetricConfig("errors", kind="counts", direction="increase")})
     times = []
     for _ in range(reps):
         monitor = SequentialMonitor(config, ["errors"])
@@ -77,12 +75,8 @@ def speed(rng: np.random.Generator) -> tuple[float, float]:
     n, metrics = 10_000, 100
     frames = []
     for i in range(metrics):
-        frames.append(
-            pd.DataFrame({"metric": f"m{i:03d}", "arm": "baseline", "value": rng.lognormal(0, 1, n)})
-        )
-        frames.append(
-            pd.DataFrame({"metric": f"m{i:03d}", "arm": "canary", "value": rng.lognormal(0.01, 1, n)})
-        )
+        frames.append(pd.DataFrame({"metric": f"m{i:03d}", "arm": "baseline", "value": rng.lognormal(0, 1, n)}))
+        frames.append(pd.DataFrame({"metric": f"m{i:03d}", "arm": "canary", "value": rng.lognormal(0.01, 1, n)}))
     data = pd.concat(frames, ignore_index=True)
     started = time.perf_counter()
     judge(data)
@@ -100,9 +94,7 @@ def main() -> None:
     rng = np.random.default_rng(20261126)
 
     metric = {"lat": MetricConfig("lat", direction="either")}
-    pure = CanaryConfig(
-        confidence=0.95, tolerance=0.0, metrics=metric
-    )  # the judge as a plain level-0.05 test
+    pure = CanaryConfig(confidence=0.95, tolerance=0.0, metrics=metric)  # the judge as a plain level-0.05 test
     kayenta = CanaryConfig(metrics=metric)  # Kayenta defaults: confidence 0.98, tolerance 0.25
     reps = max(args.reps // 2, 50)
     fixed, seq = peeking(reps, rng, pure)
@@ -124,10 +116,7 @@ def main() -> None:
     ours, baseline = speed(rng)
     print("(c) 100 metrics x 10,000 samples per arm")
     print(f"    judge (interval + estimate + scoring): {ours:.2f} s")
-    print(
-        f"    baseline scipy.stats.mannwhitneyu (p-value only): {baseline:.2f} s; "
-        f"ratio {ours / baseline:.2f}x"
-    )
+    print(f"    baseline scipy.stats.mannwhitneyu (p-value only): {baseline:.2f} s; ratio {ours / baseline:.2f}x")
 
 
 if __name__ == "__main__":

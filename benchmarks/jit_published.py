@@ -24,9 +24,7 @@ DATASETS = [*PUBLISHED, "kamei/bugzilla.csv", "kamei/columba.csv", "kamei/jdt.cs
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "jit")
-    )
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "jit"))
     args = parser.parse_args()
     header = f"{'dataset':<22} {'ours AUC':>8} {'best published':>15} {'ratio':>6} {'ECE':>6} {'Brier':>6} "
     header += f"{'R@20%E':>7} {'Popt':>6} {'model':>9} {'train s':>8}"

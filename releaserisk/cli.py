@@ -233,9 +233,7 @@ def _store_training_frame(store, repos, settings):
 
     frame = training_frame(store, repos, settings=settings)
     if frame.empty:
-        raise InputError(
-            "no labelled changes older than the label horizon; ingest more history or run 'label'"
-        )
+        raise InputError("no labelled changes older than the label horizon; ingest more history or run 'label'")
     return frame.assign(bug=frame["buggy"], effort=frame["la"] + frame["ld"], time=frame["committed_at"])
 
 
@@ -302,10 +300,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _emit(args, payload, "mean AUC by model age (months):\n" + by_age.to_string())
         return EXIT_OK
     result = evaluate_time_split(frame, split=args.split, estimator=args.estimator)
-    text = "\n".join(
-        f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}" for k, v in result.items()
-    )
+    text = "\n".join(f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}" for k, v in result.items())
     _emit(args, {"source": source, **result}, text)
+    return EXIT_OK
+
+
+def cmd_ingest_file(args: argparse.Namespace) -> int:
+    from releaserisk.ingest.tabular import ingest_file
+
+    with _open(args) as store:
+        loaded = ingest_file(store, args.kind, args.file, assume_tz=args.assume_tz)
+        links = store.execute("SELECT count(*) FROM deployment_changes").fetchone()[0]
+    payload = {"kind": args.kind, "file": args.file, "rows": loaded, "deployment_changes": links}
+    _emit(args, payload, f"loaded {loaded:,} {args.kind} rows from {args.file}")
+    return EXIT_OK
+
+
+def cmd_ingest_tags(args: argparse.Namespace) -> int:
+    from releaserisk.ingest.git import ingest_git_tags
+
+    with _open(args) as store:
+        count = ingest_git_tags(
+            store, args.path, pattern=args.pattern, service=args.service, environment=args.environment, name=args.name
+        )
+    _emit(args, {"deployments": count}, f"recorded {count} tags as {args.environment} deployments of {args.service}")
     return EXIT_OK
 
 
@@ -346,6 +364,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rev", default="HEAD", help="revision to ingest history of (default: HEAD)")
     _common(p)
     p.set_defaults(handler=cmd_ingest_git)
+
+    from releaserisk.ingest.schemas import SCHEMAS
+
+    for kind, (_, columns) in SCHEMAS.items():
+        required = ", ".join(c.name for c in columns if c.required)
+        optional = ", ".join(c.name for c in columns if not c.required)
+        p = ingest.add_parser(
+            kind,
+            help=f"{kind} from CSV, JSON or Parquet",
+            description=f"Required columns: {required}. Optional: {optional or 'none'}. "
+            "Timestamps need a zone (Z or +hh:mm) unless --assume-tz is given. Re-loading a file changes nothing.",
+        )
+        p.add_argument("file")
+        p.add_argument("--assume-tz", help="IANA zone for timestamps without one, e.g. Europe/Berlin")
+        _common(p)
+        p.set_defaults(handler=cmd_ingest_file, kind=kind)
+
+    p = ingest.add_parser("git-tags", help="tags as successful deployments (libraries that release by tag)")
+    p.add_argument("path")
+    p.add_argument("--pattern", default="v*", help="tag glob (default v*)")
+    p.add_argument("--service", required=True)
+    p.add_argument("--environment", default="production")
+    p.add_argument("--name", help="repository name in the store")
+    _common(p)
+    p.set_defaults(handler=cmd_ingest_tags)
 
     p = ingest.add_parser("metrics", help="canary metric samples (CSV, Parquet, JSON, Prometheus JSON)")
     p.add_argument("file")
@@ -393,9 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--canary", action="append", help="samples of the canary arm (repeatable)")
     p.add_argument("--arm-label", default="arm", help="Prometheus label naming the arm (default: arm)")
     p.add_argument("--mode", choices=("fixed", "sequential"), default="fixed")
-    p.add_argument(
-        "--looks", type=int, default=12, help="sequential mode: looks over the time range (default 12)"
-    )
+    p.add_argument("--looks", type=int, default=12, help="sequential mode: looks over the time range (default 12)")
     _common(p, ("text", "json", "github"))
     p.set_defaults(handler=cmd_canary)
 

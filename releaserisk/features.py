@@ -213,9 +213,7 @@ class ChangeMetricState:
             sexp,
         )
 
-    def _update(
-        self, seq: int, author: str, when: float, files: Sequence[FileChange], subsystems: set
-    ) -> None:
+    def _update(self, seq: int, author: str, when: float, files: Sequence[FileChange], subsystems: set) -> None:
         history = self.files
         for c in files:
             if c.status == "D":
@@ -279,13 +277,10 @@ class ChangeMetricState:
         """Restore state saved by :meth:`changed_state_frames` (rows of one repository)."""
         self.files = {
             p: [float(t), {int(x) for x in c}, set(a)]
-            for p, t, c, a in zip(
-                files["path"], files["last_time"], files["commits"], files["authors"], strict=True
-            )
+            for p, t, c, a in zip(files["path"], files["last_time"], files["commits"], files["authors"], strict=True)
         }
         self.authors = {
-            a: _AuthorHistory([float(x) for x in t])
-            for a, t in zip(authors["author"], authors["times"], strict=True)
+            a: _AuthorHistory([float(x) for x in t]) for a, t in zip(authors["author"], authors["times"], strict=True)
         }
         self.author_subsystems = {
             (a, s): int(n)

@@ -210,9 +210,7 @@ def label_changes(
         [repo, settings.fix_pattern, settings.szz_max_files],
     )
     done = set(
-        store.query("SELECT DISTINCT fix_sha FROM labels WHERE repo = ? AND method = 'szz_fix'", [repo])[
-            "fix_sha"
-        ]
+        store.query("SELECT DISTINCT fix_sha FROM labels WHERE repo = ? AND method = 'szz_fix'", [repo])["fix_sha"]
     )
     todo = [sha for sha in fixes["sha"] if sha not in done]
     rows: list[tuple[str, str, bool, str]] = []
@@ -225,9 +223,7 @@ def label_changes(
             if progress:
                 progress(i + 1, len(todo))
     now = datetime.now(UTC)
-    frame = pd.DataFrame(rows, columns=["sha", "method", "buggy", "fix_sha"]).assign(
-        repo=repo, labelled_at=now
-    )
+    frame = pd.DataFrame(rows, columns=["sha", "method", "buggy", "fix_sha"]).assign(repo=repo, labelled_at=now)
     reverts = _revert_labels(store, repo).assign(labelled_at=now)
     with store.transaction():
         if len(frame):
@@ -238,8 +234,7 @@ def label_changes(
         if issue_dates:
             _drop_after_issue(store, repo, issue_dates)
     counts = store.execute(
-        "SELECT count(*) FILTER (method = 'szz'), count(*) FILTER (method = 'revert') "
-        "FROM labels WHERE repo = ?",
+        "SELECT count(*) FILTER (method = 'szz'), count(*) FILTER (method = 'revert') FROM labels WHERE repo = ?",
         [repo],
     ).fetchone()
     recent = store.execute(
@@ -271,9 +266,7 @@ def _revert_labels(store: Store, repo: str) -> pd.DataFrame:
 
 
 def _drop_after_issue(store: Store, repo: str, issue_dates: dict[str, datetime]) -> None:
-    dates = pd.DataFrame(
-        {"fix_sha": list(issue_dates), "opened": pd.to_datetime(list(issue_dates.values()), utc=True)}
-    )
+    dates = pd.DataFrame({"fix_sha": list(issue_dates), "opened": pd.to_datetime(list(issue_dates.values()), utc=True)})
     store.connection.register("_issues", dates)
     try:
         store.execute(

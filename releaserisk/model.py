@@ -213,9 +213,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         split = int(len(target) * (1 - self.validation_fraction))
         fit_x, fit_y, val_x, val_y = matrix[:split], target[:split], matrix[split:], target[split:]
         if len(np.unique(fit_y)) < 2 or len(np.unique(val_y)) < 2:
-            raise ModelError(
-                "both time slices (fit and validation) need buggy and clean changes; add history"
-            )
+            raise ModelError("both time slices (fit and validation) need buggy and clean changes; add history")
         names = ["logistic", "boosting", "ensemble"] if self.estimator == "auto" else [self.estimator]
         scores, out_of_time = {}, {}
         for name in names:
@@ -387,9 +385,7 @@ def save_model(model: RiskModel, path: str | Path, metadata: dict[str, Any] | No
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    model.metadata_ = json.dumps(
-        {**(metadata or {}), "versions": _versions(), "features": list(model.features)}
-    )
+    model.metadata_ = json.dumps({**(metadata or {}), "versions": _versions(), "features": list(model.features)})
     sio.dump(model, target)
     return target
 
@@ -417,9 +413,7 @@ def load_model(path: str | Path, *, check_versions: bool = True) -> tuple[RiskMo
         raise ModelError(f"{source} is not a readable skops model file: {exc}") from None
     unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if unexpected:
-        raise UntrustedModelError(
-            f"{source} contains untrusted types: {', '.join(unexpected)}; refusing to load"
-        )
+        raise UntrustedModelError(f"{source} contains untrusted types: {', '.join(unexpected)}; refusing to load")
     try:
         model = sio.load(source, trusted=list(untrusted))
     except Exception as exc:
@@ -472,9 +466,7 @@ def read_feature_table(path: str | Path) -> pd.DataFrame:
                    "exp": raw["exp"], "rexp": raw["rexp"], "sexp": raw["sexp"]}  # fmt: skip
     elif "date" in raw.columns:  # Zeng et al. (ISSTA 2021)
         frame["time"] = pd.to_datetime(raw["date"], unit="s", utc=True, errors="coerce")
-        columns = {
-            f: raw["entrophy" if f == "entropy" and "entrophy" in raw.columns else f] for f in KAMEI_FEATURES
-        }
+        columns = {f: raw["entrophy" if f == "entropy" and "entrophy" in raw.columns else f] for f in KAMEI_FEATURES}
     else:
         raise InputError(f"{source}: unknown format (expected a 'commitdate' or 'date' column)")
     for name, values in columns.items():
@@ -483,9 +475,7 @@ def read_feature_table(path: str | Path) -> pd.DataFrame:
     frame["bug"] = pd.to_numeric(raw["bug"], errors="coerce")
     bad = frame[[*KAMEI_FEATURES, "bug", "time"]].isna().any(axis=1)
     if bad.any():
-        raise InputError(
-            f"{source}: row {int(np.flatnonzero(bad.to_numpy())[0]) + 2} has a missing or bad value"
-        )
+        raise InputError(f"{source}: row {int(np.flatnonzero(bad.to_numpy())[0]) + 2} has a missing or bad value")
     frame["bug"] = frame["bug"].astype(int)
     frame["effort"] = frame["la"] + frame["ld"]
     return frame.sort_values("time", kind="stable").reset_index(drop=True)

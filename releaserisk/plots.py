@@ -42,14 +42,10 @@ def canary_figure(result: JudgeResult, metrics: list[str] | None = None):
             if samples is None:
                 continue
             values = np.sort(
-                samples.loc[(samples["metric"] == m.name) & (samples["arm"] == arm), "value"]
-                .dropna()
-                .to_numpy(float)
+                samples.loc[(samples["metric"] == m.name) & (samples["arm"] == arm), "value"].dropna().to_numpy(float)
             )
             if len(values):
-                ax.step(
-                    values, np.arange(1, len(values) + 1) / len(values), where="post", color=colour, label=arm
-                )
+                ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", color=colour, label=arm)
         interval = "" if math.isnan(m.ci_low) else f"\nshift [{m.ci_low:.3g}, {m.ci_high:.3g}]"
         ax.set_title(f"{m.name}: {m.classification}{interval}", fontsize=9)
         ax.set_ylabel("share of samples ≤ value")

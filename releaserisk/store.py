@@ -162,9 +162,7 @@ class Store:
             )
         pending = [(v, sql) for v, sql in migrations if v > current]
         if pending and self.read_only:
-            raise StoreError(
-                f"{self.path} needs schema upgrades; open it once for writing (releaserisk init)"
-            )
+            raise StoreError(f"{self.path} needs schema upgrades; open it once for writing (releaserisk init)")
         for version, sql in pending:
             with self.transaction():
                 self.connection.execute(
@@ -186,9 +184,7 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Row count of every data table."""
-        return {
-            t: self.connection.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in self.tables()
-        }
+        return {t: self.connection.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in self.tables()}
 
     # -- transactions -------------------------------------------------------------
     @contextlib.contextmanager
@@ -220,9 +216,7 @@ class Store:
         """Run a parameterised query and return a DataFrame."""
         return self.connection.execute(sql, params).df()
 
-    def execute(
-        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
-    ) -> duckdb.DuckDBPyConnection:
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
         """Run a parameterised statement."""
         return self.connection.execute(sql, params)
 

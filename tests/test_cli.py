@@ -8,9 +8,7 @@ from releaserisk.cli import main
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "releaserisk.cli", *args], capture_output=True, text=True, cwd=cwd
-    )
+    return subprocess.run([sys.executable, "-m", "releaserisk.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_version_and_help():

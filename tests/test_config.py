@@ -9,9 +9,7 @@ def test_defaults_without_any_file(tmp_path):
 
 
 def test_precedence_file_then_env_then_flags(tmp_path):
-    (tmp_path / "releaserisk.toml").write_text(
-        'db = "file.duckdb"\nlabel_horizon_days = 90\nrisk_threshold = 0.4\n'
-    )
+    (tmp_path / "releaserisk.toml").write_text('db = "file.duckdb"\nlabel_horizon_days = 90\nrisk_threshold = 0.4\n')
     env = {"RELEASERISK_DB": "env.duckdb", "RELEASERISK_PRODUCTION_ENVIRONMENTS": "prod, live"}
     settings = load_settings(cwd=tmp_path, environ=env, overrides={"risk_threshold": 0.7, "db": None})
     assert settings.db == "env.duckdb"

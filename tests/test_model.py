@@ -46,9 +46,7 @@ def test_explanations_sum_to_the_linear_decision_function():
     frame = synthetic()
     model = RiskModel(estimator="logistic").fit(frame, frame["bug"])
     contributions, intercept = model.linear_contributions(frame.iloc[:20])
-    raw = model.estimator_.decision_function(
-        np.clip(frame.iloc[:20][list(KAMEI_FEATURES)].to_numpy(float), 0, None)
-    )
+    raw = model.estimator_.decision_function(np.clip(frame.iloc[:20][list(KAMEI_FEATURES)].to_numpy(float), 0, None))
     assert np.allclose(contributions.sum(axis=1) + intercept, raw)
     top = model.explain(frame.iloc[:5])
     assert list(top.columns) == ["row", "rank", "feature", "value", "contribution"] and len(top) == 15
@@ -60,9 +58,7 @@ def test_calibration_improves_brier_on_held_back_data():
     cut = 2400
     train, test = frame.iloc[:cut], frame.iloc[cut:]
     model = RiskModel(estimator="logistic").fit(train, train["bug"])
-    uncalibrated = model.estimator_.predict_proba(
-        np.clip(test[list(KAMEI_FEATURES)].to_numpy(float), 0, None)
-    )[:, 1]
+    uncalibrated = model.estimator_.predict_proba(np.clip(test[list(KAMEI_FEATURES)].to_numpy(float), 0, None))[:, 1]
     calibrated = model.predict_proba(test)[:, 1]
     brier = evaluate_predictions(test["bug"], calibrated, test["effort"])["brier"]
     brier_raw = evaluate_predictions(test["bug"], uncalibrated, test["effort"])["brier"]

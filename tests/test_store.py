@@ -126,9 +126,7 @@ def test_missing_directory_and_read_only_missing_file(tmp_path):
 
 def test_parquet_export_import_round_trip(store, tmp_path):
     store.upsert("commits", _commits(["a", "b"]))
-    store.upsert(
-        "deployments", pd.DataFrame({"deployment_id": ["d1"], "service": ["api"], "status": ["success"]})
-    )
+    store.upsert("deployments", pd.DataFrame({"deployment_id": ["d1"], "service": ["api"], "status": ["success"]}))
     written = store.export_parquet(tmp_path / "snap")
     assert written == {"commits": 2, "deployments": 1}
     assert (tmp_path / "snap" / "commits" / "repo=r").is_dir()

@@ -90,9 +90,7 @@ class MetricConfig:
             ("classifier", _CLASSIFIERS),
         ):
             if getattr(self, key) not in allowed:
-                raise ConfigError(
-                    f"{where}.{key} must be one of {', '.join(allowed)}; got {getattr(self, key)!r}"
-                )
+                raise ConfigError(f"{where}.{key} must be one of {', '.join(allowed)}; got {getattr(self, key)!r}")
         for key in ("allowed_increase", "allowed_decrease", "critical_increase", "critical_decrease"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{where}.{key} must be >= 0")

@@ -40,9 +40,7 @@ def parse_prometheus(
         Not a successful matrix response, or a series without an arm.
     """
     if payload.get("status") != "success":
-        raise InputError(
-            f"Prometheus response status is {payload.get('status')!r}: {payload.get('error', '')}"
-        )
+        raise InputError(f"Prometheus response status is {payload.get('status')!r}: {payload.get('error', '')}")
     data = payload.get("data", {})
     if data.get("resultType") != "matrix":
         raise InputError(f"expected a Prometheus matrix (query_range) result, got {data.get('resultType')!r}")
@@ -51,9 +49,7 @@ def parse_prometheus(
         labels = series.get("metric", {})
         series_arm = arm or labels.get(arm_label)
         if series_arm is None:
-            raise InputError(
-                f"Prometheus series {labels} has no '{arm_label}' label; pass the arm explicitly"
-            )
+            raise InputError(f"Prometheus series {labels} has no '{arm_label}' label; pass the arm explicitly")
         values = series.get("values", [])
         if not values:
             continue
@@ -102,24 +98,16 @@ def _validate(frame: pd.DataFrame, source: str, arm: str | None) -> pd.DataFrame
     value_column = "count" if "count" in frame.columns and "value" not in frame.columns else "value"
     missing = [c for c in ("metric", "arm", value_column) if c not in frame.columns]
     if missing:
-        raise InputError(
-            f"{source}: missing column(s) {', '.join(missing)} (need metric, arm, value or count)"
-        )
+        raise InputError(f"{source}: missing column(s) {', '.join(missing)} (need metric, arm, value or count)")
     bad_arm = ~frame["arm"].isin(ARMS)
     if bad_arm.any():
         row = int(np.flatnonzero(bad_arm.to_numpy())[0])
-        raise InputError(
-            f"{source}: row {row + 1}: arm {frame['arm'].iloc[row]!r} is not one of {', '.join(ARMS)}"
-        )
+        raise InputError(f"{source}: row {row + 1}: arm {frame['arm'].iloc[row]!r} is not one of {', '.join(ARMS)}")
     numbers = pd.to_numeric(frame[value_column], errors="coerce")
-    bad_value = (
-        numbers.isna() & frame[value_column].notna() & ~frame[value_column].astype(str).str.lower().eq("nan")
-    )
+    bad_value = numbers.isna() & frame[value_column].notna() & ~frame[value_column].astype(str).str.lower().eq("nan")
     if bad_value.any():
         row = int(np.flatnonzero(bad_value.to_numpy())[0])
-        raise InputError(
-            f"{source}: row {row + 1}: {value_column} {frame[value_column].iloc[row]!r} is not a number"
-        )
+        raise InputError(f"{source}: row {row + 1}: {value_column} {frame[value_column].iloc[row]!r} is not a number")
     frame["value"] = numbers.astype(float)
     frame["kind"] = "counts" if value_column == "count" else "samples"
     frame["metric"] = frame["metric"].astype(str)

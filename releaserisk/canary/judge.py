@@ -270,20 +270,14 @@ def classify_metric(
     """
     b = _clean(baseline, metric)
     c = _clean(canary, metric)
-    base = dict(
-        name=name, group=metric.group, n_baseline=len(b), n_canary=len(c), critical_metric=metric.critical
-    )
+    base = dict(name=name, group=metric.group, n_baseline=len(b), n_canary=len(c), critical_metric=metric.critical)
     if not len(b) or not len(c):
         if metric.nan_strategy == "replace":
-            return MetricResult(
-                **base, classification="Pass", deviation=1.0, reason="no data (treated as zero)"
-            )
+            return MetricResult(**base, classification="Pass", deviation=1.0, reason="no data (treated as zero)")
         reason = f"missing data for {name} ({'baseline' if not len(b) else 'canary'} arm empty)"
         if metric.must_have_data and not metric.critical:
             return MetricResult(**base, classification="NoDataFailure", deviation=1.0, reason=reason)
-        return MetricResult(
-            **base, classification="NoData", deviation=1.0, reason=reason, critical=metric.critical
-        )
+        return MetricResult(**base, classification="NoData", deviation=1.0, reason=reason, critical=metric.critical)
     if np.array_equal(np.sort(b), np.sort(c)):
         return MetricResult(**base, classification="Pass", deviation=1.0, reason="identical samples")
     if len(np.unique(np.concatenate([b, c]))) == 1:
@@ -339,9 +333,7 @@ def _mean_inequality(base: dict, b: np.ndarray, c: np.ndarray, metric: MetricCon
     label = "High" if high else "Low" if low else "Pass"
     reason = None if label == "Pass" else f"{base['name']} mean is {label.lower()}er in the canary"
     critical = metric.critical and label != "Pass"
-    return MetricResult(
-        **base, classification=label, reason=reason, critical=critical, deviation=_mean_ratio(b, c)
-    )
+    return MetricResult(**base, classification=label, reason=reason, critical=critical, deviation=_mean_ratio(b, c))
 
 
 # -- scoring ------------------------------------------------------------------------------
@@ -358,9 +350,7 @@ def _group_weights(groups: list[str], configured: Mapping[str, float]) -> dict[s
     return {**explicit, **{g: share for g in rest}}
 
 
-def score(
-    metrics: list[MetricResult], config: CanaryConfig
-) -> tuple[list[GroupScore], float | None, str, str]:
+def score(metrics: list[MetricResult], config: CanaryConfig) -> tuple[list[GroupScore], float | None, str, str]:
     """Group scores, overall score, verdict and its reason."""
     groups: dict[str, list[MetricResult]] = {}
     for m in metrics:
@@ -452,6 +442,4 @@ def judge(samples: pd.DataFrame, config: CanaryConfig | None = None) -> JudgeRes
         for name in names
     ]
     groups, overall, verdict, reason = score(results, config)
-    return JudgeResult(
-        metrics=results, groups=groups, score=overall, verdict=verdict, reason=reason, samples=samples
-    )
+    return JudgeResult(metrics=results, groups=groups, score=overall, verdict=verdict, reason=reason, samples=samples)

@@ -166,9 +166,7 @@ class _QuantileTest:
             and math.isfinite(c_high)
             and c_high <= b_low * m.allowed_increase
         )
-        status = (
-            "no data" if not has_data else "reject" if (high or low) else "within bound" if within else "open"
-        )
+        status = "no data" if not has_data else "reject" if (high or low) else "within bound" if within else "open"
         return {
             "metric": m.name,
             "kind": "samples",
@@ -327,9 +325,7 @@ class SequentialMonitor:
         return result
 
 
-def sequential_judge(
-    samples: pd.DataFrame, config: CanaryConfig | None = None, looks: int = 12
-) -> SequentialResult:
+def sequential_judge(samples: pd.DataFrame, config: CanaryConfig | None = None, looks: int = 12) -> SequentialResult:
     """Replay time-stamped samples through a :class:`SequentialMonitor` in ``looks`` windows.
 
     Parameters
@@ -364,9 +360,7 @@ def sequential_judge(
     else:
         start, end = ts.min(), ts.max()
         span = (end - start) / looks if end > start else pd.Timedelta(0)
-        window = (
-            ((ts - start) / span).fillna(looks - 1).astype(int).clip(0, looks - 1) if span else 0 * ts.notna()
-        )
+        window = ((ts - start) / span).fillna(looks - 1).astype(int).clip(0, looks - 1) if span else 0 * ts.notna()
         window = pd.Series(window, index=samples.index).astype(int)
     by_window = dict(tuple(samples.groupby(window)))
     result = None

@@ -129,9 +129,7 @@ def _inspect(path: str | os.PathLike[str], name: str | None, rev: str) -> _RepoI
     if not location.exists():
         raise GitError(f"{location} does not exist")
     try:
-        facts = git(
-            location, "rev-parse", "--is-shallow-repository", "--is-bare-repository", "--absolute-git-dir"
-        )
+        facts = git(location, "rev-parse", "--is-shallow-repository", "--is-bare-repository", "--absolute-git-dir")
     except GitError:
         raise GitError(f"{location} is not a git repository") from None
     shallow, bare, git_dir = facts.splitlines()[:3]
@@ -313,9 +311,7 @@ class _Batch:
                 data[name] = pa.array(data[name], pa.timestamp("s", tz="UTC"))
             arrow = pa.table({"repo": pa.array([self.repo] * len(columns["sha"]), pa.string()), **data})
             if table == "change_features":
-                arrow = arrow.append_column(
-                    "feature_version", pa.array([FEATURE_VERSION] * len(arrow), pa.int32())
-                )
+                arrow = arrow.append_column("feature_version", pa.array([FEATURE_VERSION] * len(arrow), pa.int32()))
             store.connection.register("_git_batch", arrow)
             try:
                 store.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _git_batch')
@@ -342,22 +338,16 @@ def _file_changes(commit: _Commit, blobs: _BlobLines) -> list[FileChange]:
 
 
 # -- state ----------------------------------------------------------------------------
-def _load_state(
-    store: Store, repo: str, settings: Settings
-) -> tuple[ChangeMetricState, dict, int, str | None]:
+def _load_state(store: Store, repo: str, settings: Settings) -> tuple[ChangeMetricState, dict, int, str | None]:
     state = ChangeMetricState(settings.fix_pattern)
     head_row = store.execute("SELECT head_sha FROM repos WHERE repo = ?", [repo]).fetchone()
     previous_head = head_row[0] if head_row else None
-    next_seq = store.execute(
-        "SELECT coalesce(max(seq) + 1, 0) FROM commits WHERE repo = ?", [repo]
-    ).fetchone()[0]
+    next_seq = store.execute("SELECT coalesce(max(seq) + 1, 0) FROM commits WHERE repo = ?", [repo]).fetchone()[0]
     blobs: dict[bytes, int | None] = {}
     if previous_head:
         params = [repo]
         state.load(
-            store.query(
-                "SELECT path, last_time, commits, authors FROM git_file_state WHERE repo = ?", params
-            ),
+            store.query("SELECT path, last_time, commits, authors FROM git_file_state WHERE repo = ?", params),
             store.query("SELECT author, times FROM git_author_state WHERE repo = ?", params),
             store.query("SELECT author, subsystem, n FROM git_author_subsystem WHERE repo = ?", params),
         )
@@ -370,9 +360,7 @@ def _save_state(store: Store, repo: str, state: ChangeMetricState, blobs: _BlobL
     if state.removed_files:
         gone = pa.table({"path": sorted(state.removed_files)})
         store.connection.register("_gone", gone)
-        store.execute(
-            "DELETE FROM git_file_state WHERE repo = ? AND path IN (SELECT path FROM _gone)", [repo]
-        )
+        store.execute("DELETE FROM git_file_state WHERE repo = ? AND path IN (SELECT path FROM _gone)", [repo])
         store.connection.unregister("_gone")
     for table, frame in state.changed_state_frames(repo).items():
         if len(frame):
@@ -436,9 +424,7 @@ def ingest_git(
         state, known_blobs, seq, previous_head = _load_state(store, info.name, settings)
         new_commits = new_files = 0
         if info.head is not None and info.head != previous_head:
-            new_commits, new_files = _ingest_range(
-                store, info, state, known_blobs, seq, previous_head, progress
-            )
+            new_commits, new_files = _ingest_range(store, info, state, known_blobs, seq, previous_head, progress)
         store.upsert(
             "repos",
             pa.table(
@@ -475,9 +461,7 @@ def _ingest_range(
     stored: set[str] = set()
     if previous_head:
         args += ["--not", previous_head]
-        stored = {
-            r[0] for r in store.execute("SELECT sha FROM commits WHERE repo = ?", [info.name]).fetchall()
-        }
+        stored = {r[0] for r in store.execute("SELECT sha FROM commits WHERE repo = ?", [info.name]).fetchall()}
     blobs = _BlobLines(info.path, known_blobs)
     batch = _Batch(info.name)
     commits = files = 0
@@ -539,3 +523,58 @@ def _add_commit(batch: _Batch, commit: _Commit, seq: int, state: ChangeMetricSta
     for key, value in zip(list(feats)[1:], metrics, strict=True):
         feats[key].append(value)
     return len(changes)
+
+
+def ingest_git_tags(
+    store: Store,
+    path: str | os.PathLike[str],
+    *,
+    pattern: str = "v*",
+    service: str,
+    environment: str = "production",
+    name: str | None = None,
+) -> int:
+    """Record each tag matching ``pattern`` as a successful deployment at the tag's date.
+
+    For libraries that release by tag: the deployment id is ``tag:<service>:<tag>``,
+    its sha the tagged commit, its time the tagger date (annotated tags) or the commit
+    date (lightweight tags).
+
+    Returns
+    -------
+    int
+        Deployments recorded.
+    """
+    info = _inspect(path, name, "HEAD")
+    out = git(
+        info.path,
+        "for-each-ref",
+        "--format=%(refname:short)%00%(objectname)%00%(*objectname)%00%(creatordate:unix)",
+        f"refs/tags/{pattern}",
+    )
+    rows = []
+    for line in out.splitlines():
+        tag, obj, peeled, when = line.split("\0")
+        rows.append((f"tag:{service}:{tag}", peeled or obj, int(when)))
+    if not rows:
+        return 0
+    frame = pa.table(
+        {
+            "deployment_id": [r[0] for r in rows],
+            "service": [service] * len(rows),
+            "repo": [info.name] * len(rows),
+            "environment": [environment] * len(rows),
+            "sha": [r[1] for r in rows],
+            "started_at": pa.array([r[2] for r in rows], pa.timestamp("s", tz="UTC")),
+            "finished_at": pa.array([r[2] for r in rows], pa.timestamp("s", tz="UTC")),
+            "status": ["success"] * len(rows),
+            "kind": ["regular"] * len(rows),
+            "source": ["git-tag"] * len(rows),
+        }
+    )
+    from releaserisk.ingest.links import link_deployment_changes
+
+    with store.transaction():
+        store.upsert("deployments", frame)
+        link_deployment_changes(store)
+    return len(rows)

@@ -54,7 +54,8 @@ CREATE TABLE deployments (
 );
 
 CREATE TABLE deployment_changes (
-    deployment_id VARCHAR NOT NULL, repo VARCHAR NOT NULL, sha VARCHAR NOT NULL
+    deployment_id VARCHAR NOT NULL, repo VARCHAR NOT NULL, sha VARCHAR NOT NULL,
+    derived BOOLEAN DEFAULT true  -- false: given explicitly by a deployment-changes file
 );
 
 CREATE TABLE incidents (

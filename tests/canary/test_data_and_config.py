@@ -36,10 +36,7 @@ def test_prometheus_errors(tmp_path):
         load_samples({"status": "success", "data": {"resultType": "vector", "result": []}})
     with pytest.raises(InputError, match="no 'arm' label"):
         load_samples(prometheus([{"metric": {"__name__": "x"}, "values": [[1, "1"]]}]))
-    assert (
-        len(load_samples(prometheus([{"metric": {"__name__": "x"}, "values": [[1, "1"]]}]), arm="canary"))
-        == 1
-    )
+    assert len(load_samples(prometheus([{"metric": {"__name__": "x"}, "values": [[1, "1"]]}]), arm="canary")) == 1
 
 
 def test_csv_validation_names_row_and_column(tmp_path):
@@ -60,8 +57,7 @@ def test_csv_validation_names_row_and_column(tmp_path):
 def test_counts_and_json_lines(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_text(
-        '{"metric": "errors", "arm": "canary", "count": 3}\n'
-        '{"metric": "errors", "arm": "baseline", "count": 1}\n'
+        '{"metric": "errors", "arm": "canary", "count": 3}\n{"metric": "errors", "arm": "baseline", "count": 1}\n'
     )
     frame = load_samples(path)
     assert set(frame.kind) == {"counts"} and frame.value.sum() == 4
@@ -122,9 +118,7 @@ def test_cli_canary_github_format_and_errors(tmp_path, capsys, monkeypatch):
 
 def test_cli_ingest_metrics_is_idempotent(tmp_path, capsys):
     data = tmp_path / "s.csv"
-    data.write_text(
-        "metric,arm,ts,value\nlat,baseline,2024-01-01T00:00:00Z,1\nlat,baseline,2024-01-01T00:00:00Z,2\n"
-    )
+    data.write_text("metric,arm,ts,value\nlat,baseline,2024-01-01T00:00:00Z,1\nlat,baseline,2024-01-01T00:00:00Z,2\n")
     db = str(tmp_path / "s.duckdb")
     for _ in range(2):
         assert main(["--db", db, "ingest", "metrics", str(data), "--analysis", "a1"]) == 0

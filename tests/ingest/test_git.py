@@ -184,9 +184,7 @@ ORDER = {"commits": "sha", "file_changes": "sha, path", "change_features": "sha"
 def _table_rows(store, table):
     """Rows of a table as comparable tuples (list columns become tuples), in key order."""
     frame = store.query(f"SELECT * EXCLUDE (repo) FROM {table} ORDER BY {ORDER[table]}")
-    return [
-        tuple(tuple(v) if hasattr(v, "tolist") else v for v in row) for row in frame.itertuples(index=False)
-    ]
+    return [tuple(tuple(v) if hasattr(v, "tolist") else v for v in row) for row in frame.itertuples(index=False)]
 
 
 def test_incremental_equals_full_and_rerun_changes_nothing(tmp_path, git_repo):
@@ -257,9 +255,7 @@ def test_shallow_clone_is_refused_with_the_fix(store, git_repo, tmp_path):
         git_repo.write("a.txt", f"{i}\n")
         git_repo.commit(f"c{i}")
     shallow = tmp_path / "shallow"
-    subprocess.run(
-        ["git", "clone", "-q", "--depth", "1", f"file://{git_repo.path}", str(shallow)], check=True
-    )
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{git_repo.path}", str(shallow)], check=True)
     with pytest.raises(ShallowCloneError, match="git fetch --unshallow"):
         ingest_git(store, shallow)
 

@@ -1,0 +1,127 @@
+"""Deployment → commit links, derived from the stored commit graph (no git process).
+
+Per (service, environment), successful deployments are chained by finish time. The
+changes of a deployment are the commits reachable from its sha and not from the
+previous successful deployment's sha — ``git rev-list prev..this`` — computed by a
+walk over ``commits.parents`` in decreasing ingest order (parents always come before
+children in that order), marking what the previous deployment already had, exactly as
+git's own revision walk does. The first deployment of a chain gets none (peer
+practice: its history is unknown); a rollback to an older sha gets none; failed
+deployments are not links of the chain. Where ``services.path_prefix`` is set
+(monorepos), only commits touching that prefix count.
+
+Deployments with explicitly loaded changes (``ingest deployment-changes``) keep them.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import pandas as pd
+
+from releaserisk.store import Store
+
+__all__ = ["commit_range", "link_deployment_changes"]
+
+
+def commit_range(graph: dict[str, tuple[int, list[str]]], include: str, exclude: str | None) -> list[str]:
+    """Commits reachable from ``include`` but not from ``exclude``.
+
+    Parameters
+    ----------
+    graph : dict
+        sha -> (seq, parents), seq increasing from parents to children.
+    """
+    if include not in graph:
+        return []
+    heap: list[tuple[int, str]] = []
+    state: dict[str, bool] = {}  # sha -> uninteresting (reachable from ``exclude``)?
+    interesting = 0  # interesting commits still queued: the walk stops when none are left
+
+    def push(sha: str, uninteresting: bool) -> None:
+        nonlocal interesting
+        if sha not in graph:
+            return
+        known = state.get(sha)
+        if known is None:
+            state[sha] = uninteresting
+            interesting += not uninteresting
+            heapq.heappush(heap, (-graph[sha][0], sha))
+        elif uninteresting and not known:
+            state[sha] = True
+            interesting -= sha in queued
+
+    queued: set[str] = set()
+    push(include, False)
+    queued.add(include)
+    if exclude:
+        push(exclude, True)
+        queued.add(exclude)
+    result = []
+    while heap and interesting > 0:
+        _, sha = heapq.heappop(heap)
+        queued.discard(sha)
+        uninteresting = state[sha]
+        if not uninteresting:
+            interesting -= 1
+            result.append(sha)
+        for parent in graph[sha][1]:
+            fresh = parent not in state
+            push(parent, uninteresting)
+            if fresh and parent in graph:
+                queued.add(parent)
+    return result
+
+
+def _chains(store: Store) -> pd.DataFrame:
+    """Successful deployments with the sha of their chain predecessor and their repo."""
+    return store.query(
+        """
+        WITH only_repo AS (SELECT CASE WHEN count(*) = 1 THEN min(repo) END AS repo FROM repos),
+        ok AS (
+            SELECT d.deployment_id, d.service, d.environment, d.sha, d.finished_at,
+                   coalesce(d.repo, s.repo, (SELECT repo FROM only_repo)) AS repo, s.path_prefix
+            FROM deployments d LEFT JOIN services s USING (service)
+            WHERE d.status = 'success'
+        )
+        SELECT *, lag(sha) OVER (PARTITION BY service, environment ORDER BY finished_at, deployment_id) AS prev_sha,
+               row_number() OVER (PARTITION BY service, environment ORDER BY finished_at, deployment_id) AS position
+        FROM ok
+        WHERE deployment_id NOT IN (SELECT deployment_id FROM deployment_changes WHERE NOT derived)
+        """
+    )
+
+
+def link_deployment_changes(store: Store) -> int:
+    """Recompute the derived ``deployment_changes`` of every deployment.
+
+    Returns
+    -------
+    int
+        Links written.
+    """
+    chains = _chains(store)
+    rows: list[tuple[str, str, str]] = []
+    for repo, group in chains[chains["repo"].notna() & chains["prev_sha"].notna()].groupby("repo"):
+        commits = store.query("SELECT sha, seq, parents FROM commits WHERE repo = ?", [repo])
+        graph = {s: (q, list(p)) for s, q, p in zip(commits["sha"], commits["seq"], commits["parents"], strict=True)}
+        for deployment, sha, prev in zip(group["deployment_id"], group["sha"], group["prev_sha"], strict=True):
+            rows.extend((deployment, repo, c) for c in commit_range(graph, sha, prev))
+    links = pd.DataFrame(rows, columns=["deployment_id", "repo", "sha"]).assign(derived=True)
+    with store.transaction():
+        store.execute("DELETE FROM deployment_changes WHERE derived")
+        if len(links):
+            store.upsert("deployment_changes", links)
+            # monorepos: keep only commits that touch the service's folder
+            store.execute(
+                """
+                DELETE FROM deployment_changes dc
+                USING deployments d, services s
+                WHERE dc.derived AND dc.deployment_id = d.deployment_id AND s.service = d.service
+                  AND s.path_prefix IS NOT NULL AND s.path_prefix <> ''
+                  AND NOT EXISTS (
+                      SELECT 1 FROM file_changes f
+                      WHERE f.repo = dc.repo AND f.sha = dc.sha AND starts_with(f.path, s.path_prefix))
+                """
+            )
+    return store.execute("SELECT count(*) FROM deployment_changes WHERE derived").fetchone()[0]

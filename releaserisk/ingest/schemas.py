@@ -1,0 +1,65 @@
+"""Documented columns of every file kind (kept free of heavy imports: the CLI reads it at start-up)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEPLOY_KIND", "DEPLOY_STATUS", "SCHEMAS", "Column"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One documented column: its type and, for enums, the allowed values."""
+
+    name: str
+    kind: str = "str"  # str | timestamp | int | enum | list
+    required: bool = False
+    allowed: tuple[str, ...] = ()
+    default: str | None = None
+
+
+def _req(name: str, kind: str = "str", allowed: tuple[str, ...] = ()) -> Column:
+    return Column(name, kind, True, allowed)
+
+
+DEPLOY_STATUS = ("success", "failure", "error", "cancelled")
+DEPLOY_KIND = ("regular", "hotfix", "rollback")
+
+#: kind -> (store table, columns). The CLI's ``ingest KIND FILE`` uses these names.
+SCHEMAS: dict[str, tuple[str, tuple[Column, ...]]] = {
+    "deployments": (
+        "deployments",
+        (
+            _req("deployment_id"), _req("service"), _req("environment"), _req("sha"),
+            _req("status", "enum", DEPLOY_STATUS), _req("finished_at", "timestamp"),
+            Column("started_at", "timestamp"), Column("repo"),
+            Column("kind", "enum", allowed=DEPLOY_KIND, default="regular"),
+            Column("reverts_deployment_id"), Column("source"),
+        ),
+    ),
+    "incidents": (
+        "incidents",
+        (
+            _req("incident_id"), _req("service"), _req("opened_at", "timestamp"),
+            Column("resolved_at", "timestamp"), Column("severity"), Column("title"),
+            Column("cause_deployment_id"), Column("cause_sha"), Column("source"),
+        ),
+    ),
+    "pull-requests": (
+        "pull_requests",
+        (
+            _req("repo"), _req("number", "int"), _req("author"), _req("created_at", "timestamp"),
+            Column("title"), Column("merged_at", "timestamp"), Column("closed_at", "timestamp"),
+            Column("merge_commit_sha"), Column("base_ref"), Column("head_sha"),
+            Column("additions", "int"), Column("deletions", "int"), Column("changed_files", "int"),
+            Column("labels", "list"),
+        ),
+    ),
+    "pr-commits": ("pr_commits", (_req("repo"), _req("number", "int"), _req("sha"), _req("authored_at", "timestamp"))),
+    "pr-reviews": (
+        "pr_reviews",
+        (_req("repo"), _req("number", "int"), _req("reviewer"), _req("submitted_at", "timestamp"), Column("state")),
+    ),
+    "deployment-changes": ("deployment_changes", (_req("deployment_id"), _req("repo"), _req("sha"))),
+    "services": ("services", (_req("service"), Column("repo"), Column("path_prefix"), Column("team"))),
+}  # fmt: skip

@@ -1,0 +1,198 @@
+"""Deployments, incidents and PR files: validation, idempotency, linking to commits."""
+
+import json
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from releaserisk.cli import main
+from releaserisk.errors import InputError
+from releaserisk.ingest.git import ingest_git, ingest_git_tags
+from releaserisk.ingest.links import commit_range, link_deployment_changes
+from releaserisk.ingest.tabular import ingest_file, validate
+
+
+def write_csv(path, rows):
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def deployment(i, sha, t, status="success", service="api", env="production", **extra):
+    return {"deployment_id": f"d{i}", "service": service, "environment": env, "sha": sha, "status": status,
+            "finished_at": t, **extra}  # fmt: skip
+
+
+def test_deployments_load_idempotently(store, tmp_path):
+    path = write_csv(tmp_path / "d.csv", [deployment(1, "abc", "2024-05-01T10:00:00Z", kind="hotfix")])
+    assert ingest_file(store, "deployments", path) == 1
+    first = store.query("SELECT * FROM deployments")
+    ingest_file(store, "deployments", path)
+    again = store.query("SELECT * FROM deployments")
+    assert len(again) == 1 and again.equals(first)
+    row = again.iloc[0]
+    assert row.kind == "hotfix" and row.source == "d.csv" and str(row.finished_at) == "2024-05-01 10:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            [{"deployment_id": "d1", "service": "a", "environment": "p", "sha": "x", "status": "success"}],
+            "missing required column.*finished_at",
+        ),
+        (
+            [deployment(1, "x", "2024-05-01T10:00:00Z"), deployment(2, "y", "2024-05-01T10:00:00Z", status="ok")],
+            "row 2: 'ok' is not one of success, failure, error, cancelled",
+        ),
+        ([deployment(1, "x", "2024-05-01 10:00:00")], "row 1: timestamp .* has no time zone"),
+        ([deployment(1, "x", "yesterday+01:00")], "row 1: 'yesterday\\+01:00' is not a valid timestamp"),
+        ([deployment(1, "x", "2024-05-01T10:00:00Z", kind="canary")], "row 1: 'canary' is not one of regular"),
+        ([deployment(1, "", "2024-05-01T10:00:00Z")], "column sha: row 1: required value is empty"),
+    ],
+)
+def test_validation_errors_name_file_row_and_values(store, tmp_path, rows, message):
+    path = write_csv(tmp_path / "bad.csv", rows)
+    with pytest.raises(InputError, match=message):
+        ingest_file(store, "deployments", path)
+    assert store.counts()["deployments"] == 0  # nothing loaded from a file with an error
+
+
+def test_naive_timestamps_with_assume_tz(store, tmp_path):
+    path = write_csv(tmp_path / "d.csv", [deployment(1, "x", "2024-01-15 12:00:00")])
+    ingest_file(store, "deployments", path, assume_tz="Europe/Berlin")
+    assert str(store.query("SELECT finished_at FROM deployments").finished_at[0]) == "2024-01-15 11:00:00+00:00"
+    with pytest.raises(InputError, match="unknown time zone"):
+        ingest_file(store, "deployments", path, assume_tz="Mars/Olympus")
+
+
+def test_json_array_lines_parquet_and_epoch(store, tmp_path):
+    rows = [{"incident_id": "i1", "service": "api", "opened_at": 1714557600, "title": "<b>down</b>"}]
+    (tmp_path / "i.json").write_text(json.dumps(rows))
+    (tmp_path / "i.jsonl").write_text("\n".join(json.dumps({**r, "incident_id": "i2"}) for r in rows))
+    pd.DataFrame([{**rows[0], "incident_id": "i3", "opened_at": pd.Timestamp("2024-05-01T10:00Z")}]).to_parquet(
+        tmp_path / "i.parquet"
+    )
+    for name in ("i.json", "i.jsonl", "i.parquet"):
+        ingest_file(store, "incidents", tmp_path / name)
+    got = store.query("SELECT incident_id, opened_at, title FROM incidents ORDER BY incident_id")
+    assert got.incident_id.tolist() == ["i1", "i2", "i3"]
+    assert {str(t) for t in got.opened_at} == {"2024-05-01 10:00:00+00:00"}
+
+
+def test_pull_requests_and_labels_lists(store, tmp_path):
+    path = write_csv(tmp_path / "p.csv", [
+        {"repo": "r", "number": "7", "author": "a", "created_at": "2024-01-01T00:00:00Z", "labels": "bug;ui"},
+    ])  # fmt: skip
+    ingest_file(store, "pull-requests", path)
+    assert list(store.query("SELECT labels FROM pull_requests").labels[0]) == ["bug", "ui"]
+    bad = write_csv(tmp_path / "bad.csv", [{"repo": "r", "number": "7.5", "author": "a", "created_at": "2024-01-01Z"}])
+    with pytest.raises(InputError, match="not a whole number"):
+        ingest_file(store, "pull-requests", bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=30))
+def test_timestamp_parser_never_crashes(value):
+    frame = pd.DataFrame([{**deployment(1, "x", value)}])
+    try:
+        out = validate(frame, "deployments", "f.csv")
+    except InputError as exc:
+        assert "f.csv" in str(exc)
+    else:
+        assert str(out.finished_at.dt.tz) == "UTC"
+
+
+# -- linking ------------------------------------------------------------------------------
+def test_commit_range_on_hand_built_graphs():
+    linear = {"a": (0, []), "b": (1, ["a"]), "c": (2, ["b"]), "d": (3, ["c"])}
+    assert sorted(commit_range(linear, "d", "b")) == ["c", "d"]
+    assert commit_range(linear, "b", "d") == []  # rollback to an older sha
+    merged = {"a": (0, []), "b": (1, ["a"]), "x": (2, ["a"]), "y": (3, ["x"]), "m": (4, ["b", "y"])}
+    assert sorted(commit_range(merged, "m", "b")) == ["m", "x", "y"]
+    assert commit_range(merged, "zzz", "b") == []
+
+
+def test_deployment_changes_linked_from_the_commit_graph(store, git_repo, tmp_path):
+    g = git_repo
+    shas = []
+    for i in range(6):
+        g.write(f"{'svc_a' if i % 2 else 'svc_b'}/f.txt", f"{i}\n")
+        shas.append(g.commit(f"c{i}"))
+    ingest_git(store, g.path, name="r")
+    rows = [
+        deployment(1, shas[1], "2024-01-01T00:00:00Z"),
+        deployment(2, shas[3], "2024-01-02T00:00:00Z"),
+        deployment(3, shas[4], "2024-01-03T00:00:00Z", status="failure"),  # skipped in the chain
+        deployment(4, shas[5], "2024-01-04T00:00:00Z"),
+        deployment(5, shas[2], "2024-01-05T00:00:00Z", kind="rollback"),  # older sha: no changes
+        deployment(6, shas[5], "2024-01-06T00:00:00Z", service="web"),
+    ]
+    ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))
+    links = store.query("SELECT deployment_id, sha FROM deployment_changes")
+    by = links.groupby("deployment_id")["sha"].apply(set).to_dict()
+    assert "d1" not in by and "d6" not in by  # first of each chain
+    assert by["d2"] == {shas[2], shas[3]}
+    assert by["d4"] == {shas[4], shas[5]}
+    assert "d3" not in by and "d5" not in by
+
+
+def test_two_services_in_one_repository_use_path_prefixes(store, git_repo, tmp_path):
+    g = git_repo
+    shas = []
+    for i in range(5):
+        g.write(f"{'svc_a' if i % 2 else 'svc_b'}/f.txt", f"{i}\n")
+        shas.append(g.commit(f"c{i}"))
+    ingest_git(store, g.path, name="r")
+    ingest_file(store, "services", write_csv(tmp_path / "s.csv", [
+        {"service": "a", "repo": "r", "path_prefix": "svc_a/"}, {"service": "b", "repo": "r", "path_prefix": "svc_b/"},
+    ]))  # fmt: skip
+    rows = [deployment(1, shas[0], "2024-01-01T00:00:00Z", service="a"),
+            deployment(2, shas[4], "2024-01-02T00:00:00Z", service="a"),
+            deployment(3, shas[0], "2024-01-01T00:00:00Z", service="b"),
+            deployment(4, shas[4], "2024-01-02T00:00:00Z", service="b")]  # fmt: skip
+    ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))
+    by = store.query("SELECT deployment_id, sha FROM deployment_changes").groupby("deployment_id")["sha"].apply(set)
+    assert by["d2"] == {shas[1], shas[3]} and by["d4"] == {shas[2], shas[4]}
+
+
+def test_explicit_changes_are_kept(store, tmp_path):
+    store.upsert("repos", pd.DataFrame({"repo": ["r"]}))
+    ingest_file(store, "deployment-changes", write_csv(tmp_path / "c.csv", [{"deployment_id": "d2", "repo": "r",
+                                                                             "sha": "s1"}]))  # fmt: skip
+    store.execute("UPDATE deployment_changes SET derived = false")
+    ingest_file(
+        store,
+        "deployments",
+        write_csv(
+            tmp_path / "d.csv",
+            [deployment(1, "s0", "2024-01-01T00:00:00Z"), deployment(2, "s1", "2024-01-02T00:00:00Z")],
+        ),
+    )
+    assert store.query("SELECT sha FROM deployment_changes").sha.tolist() == ["s1"]
+    assert link_deployment_changes(store) == 0
+
+
+def test_git_tags_become_deployments(store, git_repo):
+    git_repo.write("a.txt", "1\n")
+    first = git_repo.commit("one")
+    git_repo.git("tag", "v1.0", first)
+    git_repo.write("a.txt", "2\n")
+    second = git_repo.commit("two")
+    git_repo.git("tag", "-a", "-m", "release", "v1.1", second, env={"GIT_COMMITTER_NAME": "A",
+                 "GIT_COMMITTER_EMAIL": "a@x", "GIT_COMMITTER_DATE": "1700000000 +0000"})  # fmt: skip
+    git_repo.git("tag", "other", second)
+    ingest_git(store, git_repo.path, name="lib")
+    assert ingest_git_tags(store, git_repo.path, service="lib", name="lib") == 2
+    deployments = store.query("SELECT deployment_id, sha, finished_at FROM deployments ORDER BY deployment_id")
+    assert deployments.sha.tolist() == [first, second]
+    assert str(deployments.finished_at[1]) == "2023-11-14 22:13:20+00:00"
+    assert store.query("SELECT sha FROM deployment_changes").sha.tolist() == [second]
+
+
+def test_cli_ingest_file_errors_exit_2(tmp_path, capsys):
+    path = write_csv(tmp_path / "d.csv", [{"deployment_id": "d1"}])
+    assert main(["--db", str(tmp_path / "s.duckdb"), "ingest", "deployments", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "missing required column" in err and str(path) in err
