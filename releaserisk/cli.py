@@ -327,6 +327,38 @@ def cmd_ingest_tags(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dora(args: argparse.Namespace) -> int:
+    from releaserisk.dora import dora_metrics
+
+    with _open(args, read_only=True) as store:
+        result = dora_metrics(
+            store,
+            args.since,
+            args.until,
+            freq="W" if args.freq == "week" else "M",
+            by=args.by,
+            profile=args.profile,
+            benchmark=args.benchmark,
+            settings=_settings(args),
+        )
+    if args.detail:
+        frame = result.detail(args.detail)
+        if args.format == "csv":
+            sys.stdout.write(frame.to_csv(index=False))
+        else:
+            _emit(args, {"detail": args.detail, "rows": _records(frame)}, frame.to_string(index=False))
+        return EXIT_OK
+    if args.format == "csv":
+        sys.stdout.write(result.summary.to_csv(index=False))
+    else:
+        _emit(args, result.to_dict(), result.summary_text())
+    return EXIT_OK
+
+
+def _records(frame) -> list[dict]:
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
 # -- parser -------------------------------------------------------------------------------
 def _common(parser: argparse.ArgumentParser, formats: Sequence[str] = ("text", "json")) -> None:
     parser.add_argument("--format", choices=formats, default="text", help="output format (default: text)")
@@ -424,6 +456,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--estimator", choices=("auto", "logistic", "boosting", "ensemble"), default="auto")
     _common(p)
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("dora", help="DORA metrics with drill-down and peer-compatible profiles")
+    p.add_argument("--since", help="window start (ISO date, UTC)")
+    p.add_argument("--until", help="window end, exclusive (ISO date, UTC)")
+    p.add_argument("--freq", choices=("week", "month"), default="week")
+    p.add_argument("--by", choices=("service", "team", "repo"))
+    p.add_argument("--profile", choices=("dora", "devlake", "fourkeys"), default="dora")
+    p.add_argument("--benchmark", type=int, choices=(2023, 2024), default=2024, help="DORA report year for tiers")
+    p.add_argument("--detail", choices=("deployments", "changes", "pull-requests", "incidents"),
+                   help="print the rows behind the numbers instead")  # fmt: skip
+    _common(p, ("text", "json", "csv"))
+    p.set_defaults(handler=cmd_dora)
 
     p = sub.add_parser(
         "canary",

@@ -111,6 +111,8 @@ class Store:
     """
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+        # Weeks, days and months are computed in UTC whatever the machine's zone.
+        connection.execute("SET TimeZone = 'UTC'")
         self.connection = connection
         self.path = path
         self.read_only = read_only

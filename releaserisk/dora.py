@@ -1,0 +1,558 @@
+"""DORA metrics, exactly as defined, with the rows behind every number.
+
+Definitions (profile ``dora``, DESIGN.md section 6)
+---------------------------------------------------
+Production deployment
+    A deployment with status ``success`` to an environment listed in
+    ``Settings.production_environments``.
+Deployment frequency
+    Production deployments per week (and per day), and deploy days per week, over the
+    window; weeks are ISO weeks (Monday start, UTC).
+Change lead time
+    Per commit: the first production deployment containing it (``deployment_changes``)
+    minus the commit's committer time. Per pull request: first commit → deployment,
+    split into coding (first commit → PR opened), pickup (opened → first review by
+    someone other than the author), review (first review → merge) and deploy
+    (merge → first production deployment containing the merge commit or any PR
+    commit). Aggregated as the median and the 90th percentile (interpolated).
+Change failure rate
+    Failed production deployments / production deployments. A deployment failed when
+    an incident is linked to it (explicit ``cause_deployment_id``; else the first
+    production deployment of the incident's service that shipped ``cause_sha``; else
+    the latest successful production deployment of that service finished at or before
+    the incident opened), when a rollback deployment reverts it (``reverts_deployment_id``,
+    or the service's next production deployment is a rollback), or when the service's
+    next production deployment is a hotfix.
+Failed deployment recovery time
+    From the failed deployment's finish to the earliest of: the deployment that
+    restored service (its rollback, or the next rollback/hotfix deployment), and the
+    resolution of its linked incidents. Unrecovered failures have no recovery time.
+Time to restore
+    Incident opened → resolved (unresolved incidents are counted but have none).
+Rework rate
+    Share of production deployments that were unplanned: hotfixes, rollbacks, and
+    deployments of a service finished while an incident on it was open.
+
+A metric without data is reported as missing (NaN) with tier ``no data``; a week
+without deployments has 0 deployments, not a missing value.
+
+Profiles
+--------
+``fourkeys`` (Google's dora-team/fourkeys dashboards): lead time per commit with
+non-positive values dropped, interpolated median; time to restore in whole hours
+(``TIMESTAMP_DIFF(..., HOUR)`` truncates); deployment frequency bucket Daily when the
+median week has deployments on 3 or more days, Weekly when the median month has
+deployments in at least one week... (see :func:`_fourkeys_bucket`).
+``devlake`` (Apache DevLake's DORA dashboards): per-PR cycle time = coding +
+(opened → merged) + deploy, each in minutes rounded up, negative spans dropped, the
+author's own reviews excluded; the qualifying deployment is the earliest by start
+time; incidents link to the latest successful production deployment finished
+strictly before the incident opened; medians are lower medians.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from releaserisk.config import Settings
+from releaserisk.errors import InputError
+from releaserisk.store import Store
+
+__all__ = ["BENCHMARKS", "PROFILES", "DoraResult", "dora_metrics", "tier"]
+
+PROFILES = ("dora", "devlake", "fourkeys")
+_GROUPS = {"service": "service", "team": "team", "repo": "repo"}
+
+#: Per-metric tier thresholds. Source: Google Cloud DORA, "Accelerate State of DevOps"
+#: reports 2023 (p. 13) and 2024 (p. 14), "software delivery performance" clusters.
+#: Each row is (tier, deploys per week at least, lead time hours at most,
+#: change failure rate at most, recovery hours at most). The reports give cluster
+#: descriptions ("on demand", "between once per day and once per week", ...); the
+#: numbers below are their lower/upper edges. The 2024 clusters are not monotone in
+#: change failure rate (Medium 10 % < High 20 %); a per-metric tier must be, so both
+#: High and Medium use the larger value there.
+BENCHMARKS: dict[int, list[tuple[str, float, float, float, float]]] = {
+    2023: [
+        ("elite", 7.0, 24.0, 0.05, 1.0),
+        ("high", 1.0, 24.0 * 7, 0.10, 24.0),
+        ("medium", 12 / 52, 24.0 * 30, 0.15, 24.0 * 7),
+        ("low", 0.0, math.inf, 1.0, math.inf),
+    ],
+    2024: [
+        ("elite", 7.0, 24.0, 0.05, 1.0),
+        ("high", 1.0, 24.0 * 7, 0.20, 24.0),
+        ("medium", 12 / 52, 24.0 * 30, 0.20, 24.0),
+        ("low", 0.0, math.inf, 1.0, math.inf),
+    ],
+}
+_TIER_COLUMNS = {"deploys_per_week": 1, "lead_time_median_hours": 2, "change_failure_rate": 3,
+                 "recovery_median_hours": 4}  # fmt: skip
+
+
+def tier(metric: str, value: float, benchmark: int = 2024) -> str:
+    """The DORA performance tier of one metric value ("no data" when missing)."""
+    if benchmark not in BENCHMARKS:
+        raise InputError(f"benchmark year must be one of {', '.join(map(str, BENCHMARKS))}")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "no data"
+    column = _TIER_COLUMNS[metric]
+    for row in BENCHMARKS[benchmark]:
+        threshold = row[column]
+        if (value >= threshold) if metric == "deploys_per_week" else (value <= threshold):
+            return row[0]
+    return "low"
+
+
+@dataclass
+class DoraResult:
+    """DORA metrics with their drill-down frames.
+
+    Attributes
+    ----------
+    summary : DataFrame
+        One row per group: deployments, deploys per week/day, deploy days per week,
+        lead time median/p90 (hours), change failure rate, recovery median (hours),
+        time to restore median (hours), rework rate, and a tier per metric.
+    by_period : DataFrame
+        The same per group and ISO week (or month); weeks without deployments are 0.
+    deployments, changes, pull_requests, incidents : DataFrame
+        The rows behind the numbers (failure yes/no and why, lead time per commit,
+        PR phases, incident links and how they were made).
+    """
+
+    summary: pd.DataFrame
+    by_period: pd.DataFrame
+    deployments: pd.DataFrame
+    changes: pd.DataFrame
+    pull_requests: pd.DataFrame
+    incidents: pd.DataFrame
+    profile: str = "dora"
+    window: tuple[Any, Any] = (None, None)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary and per-period table."""
+
+        def records(frame: pd.DataFrame) -> list[dict]:
+            clean = frame.astype(object).where(frame.notna(), None)
+            return clean.to_dict(orient="records")
+
+        return {
+            "profile": self.profile,
+            "window": [str(self.window[0]), str(self.window[1])],
+            "summary": records(self.summary),
+            "by_period": records(self.by_period),
+        }
+
+    def detail(self, name: str) -> pd.DataFrame:
+        """A drill-down frame by name: deployments, changes, pull-requests, incidents."""
+        frames = {"deployments": self.deployments, "changes": self.changes,
+                  "pull-requests": self.pull_requests, "incidents": self.incidents}  # fmt: skip
+        if name not in frames:
+            raise InputError(f"detail must be one of {', '.join(frames)}")
+        return frames[name]
+
+    def summary_text(self) -> str:
+        """A readable table of the summary."""
+        lines = [f"DORA metrics ({self.profile}) {self.window[0]:%Y-%m-%d} → {self.window[1]:%Y-%m-%d}"]
+        for row in self.summary.to_dict(orient="records"):
+            label = row.get("group", "all")
+
+            def fmt(value, unit=""):
+                return (
+                    "no data"
+                    if value is None or (isinstance(value, float) and math.isnan(value))
+                    else (f"{value:.2f}{unit}")
+                )
+
+            lines.append(f"  {label}")
+            lines.append(
+                f"    deployments          {row['deployments']} ({fmt(row['deploys_per_week'])}/week, "
+                f"{fmt(row['deploy_days_per_week'])} deploy days/week)  [{row['deploys_per_week_tier']}]"
+            )
+            lines.append(
+                f"    lead time            median {fmt(row['lead_time_median_hours'], ' h')}, "
+                f"p90 {fmt(row['lead_time_p90_hours'], ' h')}  [{row['lead_time_median_hours_tier']}]"
+            )
+            lines.append(
+                f"    change failure rate  {fmt(row['change_failure_rate'])}  [{row['change_failure_rate_tier']}]"
+            )
+            lines.append(
+                f"    recovery (failed)    median {fmt(row['recovery_median_hours'], ' h')}  "
+                f"[{row['recovery_median_hours_tier']}]"
+            )
+            lines.append(f"    time to restore      median {fmt(row['restore_median_hours'], ' h')}")
+            lines.append(f"    rework rate          {fmt(row['rework_rate'])}")  # fmt: skip
+        return "\n".join(lines)
+
+
+def _window(store: Store, since, until) -> tuple[pd.Timestamp, pd.Timestamp]:
+    def stamp(value):
+        if value is None:
+            return None
+        ts = pd.Timestamp(value)
+        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+    start, end = stamp(since), stamp(until)
+    if start is None or end is None:
+        lo, hi = store.execute("SELECT min(finished_at), max(finished_at) FROM deployments").fetchone()
+        if lo is None:
+            lo = hi = pd.Timestamp.now(tz="UTC")
+        start = start or pd.Timestamp(lo).tz_convert("UTC").floor("D")
+        end = end or pd.Timestamp(hi).tz_convert("UTC").floor("D") + pd.Timedelta(days=1)
+    if end <= start:
+        raise InputError("until must be after since")
+    return start, end
+
+
+def _prepare(store: Store, settings: Settings, profile: str) -> None:
+    """Temp tables: production deployments with failures and recovery; incident links."""
+    con = store.connection
+    order = "started_at" if profile == "devlake" else "finished_at"
+    strict = ">" if profile == "devlake" else ">="
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _prod AS
+        SELECT d.deployment_id, d.service, coalesce(s.team, 'unassigned') AS team,
+               coalesce(d.repo, s.repo) AS repo, d.environment, d.sha, d.started_at, d.finished_at,
+               coalesce(d.kind, 'regular') AS kind, d.reverts_deployment_id,
+               lead(coalesce(d.kind, 'regular')) OVER w AS next_kind,
+               lead(d.finished_at) OVER w AS next_finished_at,
+               lead(d.reverts_deployment_id) OVER w AS next_reverts
+        FROM deployments d LEFT JOIN services s USING (service)
+        WHERE d.status = 'success' AND list_contains(?, d.environment)
+        WINDOW w AS (PARTITION BY d.service ORDER BY d.{order}, d.finished_at, d.deployment_id)
+        """,
+        [list(settings.production_environments)],
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _incident_links AS
+        WITH by_sha AS (
+            SELECT i.incident_id, arg_min(p.deployment_id, p.{order}) AS deployment_id
+            FROM incidents i JOIN deployment_changes dc ON dc.sha = i.cause_sha
+            JOIN _prod p ON p.deployment_id = dc.deployment_id AND p.service = i.service
+            WHERE i.cause_sha IS NOT NULL GROUP BY i.incident_id
+        ),
+        direct_sha AS (
+            SELECT i.incident_id, arg_min(p.deployment_id, p.{order}) AS deployment_id
+            FROM incidents i JOIN _prod p ON p.sha = i.cause_sha AND p.service = i.service
+            WHERE i.cause_sha IS NOT NULL GROUP BY i.incident_id
+        ),
+        prior AS (
+            SELECT i.incident_id, p.deployment_id
+            FROM incidents i ASOF LEFT JOIN _prod p
+              ON i.service = p.service AND i.opened_at {strict} p.finished_at
+        )
+        SELECT i.*, coalesce(sv.team, 'unassigned') AS team, sv.repo,
+               coalesce(e.deployment_id, b.deployment_id, ds.deployment_id, pr.deployment_id) AS deployment_id,
+               CASE WHEN e.deployment_id IS NOT NULL THEN 'explicit'
+                    WHEN coalesce(b.deployment_id, ds.deployment_id) IS NOT NULL THEN 'cause_sha'
+                    WHEN pr.deployment_id IS NOT NULL THEN 'latest_prior_deployment'
+                    ELSE 'unlinked' END AS link_method,
+               date_diff('second', i.opened_at, i.resolved_at) / 3600.0 AS restore_hours
+        FROM incidents i
+        LEFT JOIN _prod e ON e.deployment_id = i.cause_deployment_id
+        LEFT JOIN by_sha b USING (incident_id)
+        LEFT JOIN direct_sha ds USING (incident_id)
+        LEFT JOIN prior pr USING (incident_id)
+        LEFT JOIN services sv ON sv.service = i.service
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _deploys AS
+        WITH inc AS (
+            SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
+            FROM _incident_links WHERE deployment_id IS NOT NULL GROUP BY deployment_id
+        ),
+        reverted AS (
+            SELECT reverts_deployment_id AS deployment_id, min(finished_at) AS rolled_back_at
+            FROM _prod WHERE kind = 'rollback' AND reverts_deployment_id IS NOT NULL GROUP BY 1
+        ),
+        during_incident AS (
+            SELECT DISTINCT p.deployment_id FROM _prod p JOIN incidents i
+              ON i.service = p.service AND p.finished_at > i.opened_at
+             AND (i.resolved_at IS NULL OR p.finished_at <= i.resolved_at)
+        )
+        SELECT p.*,
+               coalesce(inc.incidents, 0) AS incidents,
+               r.rolled_back_at IS NOT NULL
+                 OR (p.next_kind = 'rollback' AND (p.next_reverts IS NULL OR p.next_reverts = p.deployment_id))
+                 AS rolled_back,
+               p.next_kind = 'hotfix' AS hotfixed,
+               least(r.rolled_back_at,
+                     CASE WHEN p.next_kind IN ('rollback', 'hotfix') THEN p.next_finished_at END,
+                     inc.resolved_at) AS restored_at,
+               p.kind IN ('hotfix', 'rollback') OR di.deployment_id IS NOT NULL AS unplanned
+        FROM _prod p
+        LEFT JOIN inc USING (deployment_id)
+        LEFT JOIN reverted r USING (deployment_id)
+        LEFT JOIN during_incident di USING (deployment_id)
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _deploys AS
+        SELECT *, incidents > 0 OR coalesce(rolled_back, false) OR coalesce(hotfixed, false) AS failed,
+               CASE WHEN incidents > 0 THEN 'incident' WHEN rolled_back THEN 'rolled back'
+                    WHEN hotfixed THEN 'fixed by hotfix' END AS failure_reason,
+               CASE WHEN incidents > 0 OR rolled_back OR hotfixed
+                    THEN date_diff('second', finished_at, restored_at) / 3600.0 END AS recovery_hours
+        FROM _deploys
+        """
+    )
+
+
+def _detail_tables(store: Store, profile: str) -> None:
+    """Temp tables ``_changes`` (lead time per commit) and ``_prs`` (PR phases)."""
+    order = "started_at" if profile == "devlake" else "finished_at"
+    drop = "WHERE lead_time_hours > 0" if profile == "fourkeys" else ""
+    store.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _changes AS
+        SELECT * FROM (
+            SELECT dc.repo, dc.sha, any_value(c.committed_at) AS committed_at,
+                   arg_min(p.deployment_id, p.{order}) AS deployment_id,
+                   arg_min(p.service, p.{order}) AS service,
+                   arg_min(p.team, p.{order}) AS team,
+                   min(p.finished_at) AS deployed_at,
+                   date_diff('second', any_value(c.committed_at), min(p.finished_at)) / 3600.0 AS lead_time_hours
+            FROM deployment_changes dc
+            JOIN _prod p USING (deployment_id)
+            JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
+            GROUP BY dc.repo, dc.sha
+        ) {drop}
+        """
+    )
+    if profile == "devlake":  # whole minutes rounded up, negative spans dropped
+        span = "CASE WHEN {b} >= {a} THEN ceil(date_diff('second', {a}, {b}) / 60.0) END"
+    else:
+        span = "date_diff('second', {a}, {b}) / 60.0"
+
+    def minutes(a: str, b: str) -> str:
+        return span.format(a=a, b=b)
+
+    cycle = (
+        f"coalesce({minutes('first_commit_at', 'created_at')}, 0) + {minutes('created_at', 'merged_at')}"
+        f" + {minutes('merged_at', 'deployed_at')}"
+        if profile == "devlake"
+        else minutes("coalesce(first_commit_at, created_at)", "deployed_at")
+    )
+    store.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _prs AS
+        WITH first_commit AS (SELECT repo, number, min(authored_at) AS first_commit_at FROM pr_commits GROUP BY 1, 2),
+        first_review AS (
+            SELECT r.repo, r.number, min(r.submitted_at) AS first_review_at
+            FROM pr_reviews r JOIN pull_requests pr USING (repo, number)
+            WHERE r.reviewer IS DISTINCT FROM pr.author GROUP BY 1, 2
+        ),
+        shas AS (
+            SELECT repo, number, merge_commit_sha AS sha FROM pull_requests WHERE merge_commit_sha IS NOT NULL
+            UNION SELECT repo, number, sha FROM pr_commits
+        ),
+        deployed AS (
+            SELECT s.repo, s.number, arg_min(p.deployment_id, p.{order}) AS deployment_id,
+                   arg_min(p.finished_at, p.{order}) AS deployed_at,
+                   arg_min(p.service, p.{order}) AS service, arg_min(p.team, p.{order}) AS team
+            FROM shas s JOIN deployment_changes dc ON dc.repo = s.repo AND dc.sha = s.sha
+            JOIN _prod p USING (deployment_id)
+            GROUP BY 1, 2
+        ),
+        joined AS (
+            SELECT pr.repo, pr.number, pr.title, pr.author, pr.created_at, pr.merged_at,
+                   fc.first_commit_at, fr.first_review_at, d.deployment_id, d.deployed_at, d.service, d.team
+            FROM pull_requests pr
+            LEFT JOIN first_commit fc USING (repo, number)
+            LEFT JOIN first_review fr USING (repo, number)
+            LEFT JOIN deployed d USING (repo, number)
+            WHERE pr.merged_at IS NOT NULL
+        )
+        SELECT *, {minutes("first_commit_at", "created_at")} AS coding_minutes,
+               {minutes("created_at", "first_review_at")} AS pickup_minutes,
+               {minutes("first_review_at", "merged_at")} AS review_minutes,
+               {minutes("merged_at", "deployed_at")} AS deploy_minutes,
+               {cycle} AS cycle_minutes
+        FROM joined
+        """
+    )
+
+
+def _aggregates(store: Store, group: str, period: str, start, end, profile: str) -> pd.DataFrame:
+    """Counts and medians per (group, period) and per group (period NULL), in one SQL pass each."""
+    median = "quantile_disc" if profile == "devlake" else "quantile_cont"
+    restore = "floor(restore_hours)" if profile == "fourkeys" else "restore_hours"
+    lead_source = "SELECT *, cycle_minutes / 60.0 AS lead FROM _prs" if profile == "devlake" else (
+        "SELECT *, lead_time_hours AS lead FROM _changes"
+    )  # fmt: skip
+    sets = "GROUPING SETS ((grp, period_start), (grp))"
+    window = "{t} >= $start AND {t} < $end"
+    queries = {
+        "deploys": f"""
+            SELECT {group} AS grp, date_trunc('{period}', finished_at) AS period_start,
+                   count(*) AS deployments, count(*) FILTER (failed) AS failed_deployments,
+                   count(DISTINCT date_trunc('day', finished_at)) AS deploy_days,
+                   avg(unplanned::INTEGER) AS rework_rate,
+                   {median}(recovery_hours, 0.5) FILTER (failed) AS recovery_median_hours
+            FROM _deploys WHERE {window.format(t="finished_at")} GROUP BY {sets}""",
+        "lead": f"""
+            SELECT {group} AS grp, date_trunc('{period}', deployed_at) AS period_start,
+                   {median}(lead, 0.5) AS lead_time_median_hours, quantile_cont(lead, 0.9) AS lead_time_p90_hours
+            FROM ({lead_source}) WHERE {window.format(t="deployed_at")} GROUP BY {sets}""",
+        "prs": f"""
+            SELECT {group} AS grp, date_trunc('{period}', deployed_at) AS period_start,
+                   {median}(cycle_minutes / 60.0, 0.5) AS pr_cycle_median_hours
+            FROM _prs WHERE {window.format(t="deployed_at")} GROUP BY {sets}""",
+        "incidents": f"""
+            SELECT {group} AS grp, date_trunc('{period}', opened_at) AS period_start,
+                   count(*) AS incidents, {median}({restore}, 0.5) AS restore_median_hours
+            FROM _incident_links WHERE {window.format(t="opened_at")} GROUP BY {sets}""",
+    }
+    merged = None
+    for query in queries.values():
+        frame = store.query(query, {"start": start, "end": end})
+        frame["grp"] = frame["grp"].fillna("unassigned").astype(str)
+        merged = frame if merged is None else merged.merge(frame, on=["grp", "period_start"], how="outer")
+    return merged
+
+
+def _finish(frame: pd.DataFrame, span_days: pd.Series, benchmark: int) -> pd.DataFrame:
+    """Rates from counts, zeros for empty periods, tiers per metric."""
+    for column in ("deployments", "failed_deployments", "deploy_days", "incidents"):
+        frame[column] = frame[column].fillna(0).astype(int)
+    weeks = span_days / 7.0
+    frame["deploys_per_week"] = frame["deployments"] / weeks
+    frame["deploys_per_day"] = frame["deployments"] / span_days
+    frame["deploy_days_per_week"] = frame["deploy_days"] / weeks
+    frame["change_failure_rate"] = (frame["failed_deployments"] / frame["deployments"]).where(frame["deployments"] > 0)
+    for metric in _TIER_COLUMNS:
+        frame[f"{metric}_tier"] = [tier(metric, v, benchmark) for v in frame[metric]]
+    return frame
+
+
+_SUMMARY_COLUMNS = [
+    "deployments", "deploys_per_week", "deploys_per_day", "deploy_days_per_week",
+    "lead_time_median_hours", "lead_time_p90_hours", "change_failure_rate", "failed_deployments",
+    "recovery_median_hours", "incidents", "restore_median_hours", "rework_rate", "pr_cycle_median_hours",
+    *[f"{m}_tier" for m in _TIER_COLUMNS],
+]  # fmt: skip
+
+
+def _fourkeys_bucket(deploys: pd.DataFrame, start, end) -> str:
+    """Four Keys' frequency bucket over the window: Daily when the median week has
+    deployments on 3 or more days; Weekly when the median month has deployments in at
+    least one week; Monthly when most months have one; else Yearly."""
+    naive_start, naive_end = start.tz_localize(None), end.tz_localize(None) - pd.Timedelta(seconds=1)
+    if deploys.empty:
+        return "Yearly"
+    day = deploys["finished_at"].dt.tz_convert("UTC").dt.tz_localize(None).dt.floor("D").drop_duplicates()
+    weeks = pd.period_range(naive_start, naive_end, freq="W-SUN")
+    if day.dt.to_period("W-SUN").value_counts().reindex(weeks, fill_value=0).median() >= 3:
+        return "Daily"
+    months = pd.period_range(naive_start, naive_end, freq="M")
+    week_starts = day.dt.to_period("W-SUN").drop_duplicates().dt.start_time.dt.to_period("M")
+    if week_starts.value_counts().reindex(months, fill_value=0).median() >= 1:
+        return "Weekly"
+    return "Monthly" if day.dt.to_period("M").nunique() >= len(months) / 2 else "Yearly"
+
+
+def dora_metrics(
+    store: Store,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    *,
+    freq: str = "W",
+    by: str | None = None,
+    profile: str = "dora",
+    benchmark: int = 2024,
+    settings: Settings | None = None,
+) -> DoraResult:
+    """Compute DORA metrics over ``[since, until)``.
+
+    Parameters
+    ----------
+    store : Store
+    since, until : str or datetime, optional
+        Window (UTC when naive); default: the span of the deployments.
+    freq : {"W", "M"}
+        Period of ``by_period``: ISO week (Monday start) or calendar month.
+    by : {"service", "team", "repo"}, optional
+        Grouping of the summary and per-period rows.
+    profile : {"dora", "devlake", "fourkeys"}
+        Definitions to follow (see the module docstring).
+    benchmark : {2023, 2024}
+        DORA report year for the tiers.
+    settings : Settings, optional
+        Production environment names.
+
+    Returns
+    -------
+    DoraResult
+    """
+    settings = settings or Settings()
+    if profile not in PROFILES:
+        raise InputError(f"profile must be one of {', '.join(PROFILES)}")
+    if by is not None and by not in _GROUPS:
+        raise InputError(f"by must be one of {', '.join(_GROUPS)}")
+    if freq not in ("W", "M"):
+        raise InputError("freq must be 'W' (ISO week) or 'M' (month)")
+    if benchmark not in BENCHMARKS:
+        raise InputError(f"benchmark year must be one of {', '.join(map(str, BENCHMARKS))}")
+    start, end = _window(store, since, until)
+    period = "week" if freq == "W" else "month"
+    _prepare(store, settings, profile)
+    _detail_tables(store, profile)
+    group = "'all'" if by is None else f"coalesce(CAST({_GROUPS[by]} AS VARCHAR), 'unassigned')"
+    stats = _aggregates(store, group, period, start, end, profile)
+
+    groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
+    summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
+    summary = _finish(summary, pd.Series((end - start) / pd.Timedelta(days=1), index=summary.index), benchmark)
+
+    first = pd.Timestamp(start).floor("D") - pd.Timedelta(days=start.weekday()) if period == "week" else (
+        pd.Timestamp(start.year, start.month, 1, tz="UTC"))  # fmt: skip
+    starts = pd.date_range(first, end - pd.Timedelta(seconds=1), freq="W-MON" if period == "week" else "MS")
+    calendar = pd.MultiIndex.from_product([groups, starts], names=["grp", "period_start"]).to_frame(index=False)
+    per_period = stats[stats["period_start"].notna()].copy()
+    per_period["period_start"] = pd.to_datetime(per_period["period_start"], utc=True)
+    by_period = calendar.merge(per_period, on=["grp", "period_start"], how="left")
+    span_end = by_period["period_start"] + (pd.Timedelta(days=7) if period == "week" else pd.offsets.MonthBegin(1))
+    clipped = span_end.clip(upper=end) - by_period["period_start"].clip(lower=start)
+    by_period = _finish(by_period, clipped / pd.Timedelta(days=1), benchmark)
+    iso = by_period["period_start"].dt.isocalendar()
+    by_period.insert(1, "period", [f"{y}-W{w:02d}" for y, w in zip(iso["year"], iso["week"], strict=True)]
+                     if period == "week" else by_period["period_start"].dt.strftime("%Y-%m"))  # fmt: skip
+
+    def window_rows(table: str, column: str) -> pd.DataFrame:
+        return store.query(
+            f"SELECT * FROM {table} WHERE {column} >= $start AND {column} < $end ORDER BY {column}",
+            {"start": start, "end": end},
+        )
+
+    deploys = window_rows("_deploys", "finished_at")
+    if profile == "fourkeys":
+        summary["deployment_frequency_bucket"] = [
+            _fourkeys_bucket(deploys if g == "all" else deploys[deploys[_GROUPS[by]].astype(str) == g], start, end)
+            for g in groups
+        ]
+    summary = summary.rename(columns={"grp": "group"})
+    by_period = by_period.rename(columns={"grp": "group"})
+    return DoraResult(
+        summary=summary[
+            ["group", *_SUMMARY_COLUMNS, *(["deployment_frequency_bucket"] if profile == "fourkeys" else [])]
+        ],
+        by_period=by_period[["group", "period", "period_start", *_SUMMARY_COLUMNS]],
+        deployments=deploys,
+        changes=window_rows("_changes", "deployed_at"),
+        pull_requests=window_rows("_prs", "deployed_at"),
+        incidents=window_rows("_incident_links", "opened_at"),
+        profile=profile,
+        window=(start, end),
+        params={"freq": freq, "by": by, "benchmark": benchmark},
+    )

@@ -1,0 +1,221 @@
+"""DORA metrics on hand-computed fixtures (tables filled directly)."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from releaserisk.dora import dora_metrics, tier
+from releaserisk.errors import InputError
+
+T = pd.Timestamp
+
+
+def ts(text):
+    return T(text, tz="UTC")
+
+
+def load(store, commits=(), deployments=(), changes=(), incidents=(), prs=(), pr_commits=(), reviews=(), services=()):
+    if commits:
+        store.upsert("commits", pd.DataFrame(
+            [{"repo": "r", "sha": s, "committed_at": ts(t), "authored_at": ts(t), "seq": i, "parents": []}
+             for i, (s, t) in enumerate(commits)]))  # fmt: skip
+    if deployments:
+        frame = pd.DataFrame(deployments)
+        for column in ("started_at", "finished_at"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        frame["started_at"] = frame.get("started_at", frame["finished_at"])
+        store.upsert("deployments", frame)
+    if changes:
+        store.upsert("deployment_changes", pd.DataFrame([{"deployment_id": d, "repo": "r", "sha": s}
+                                                          for d, s in changes]))  # fmt: skip
+    for table, rows in (("incidents", incidents), ("pull_requests", prs), ("pr_commits", pr_commits),
+                        ("pr_reviews", reviews), ("services", services)):  # fmt: skip
+        if rows:
+            frame = pd.DataFrame(rows)
+            for column in frame.columns:
+                if column.endswith("_at"):
+                    frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+            store.upsert(table, frame)
+
+
+def dep(i, finished, kind="regular", status="success", env="production", service="api", **extra):
+    return {"deployment_id": f"d{i}", "service": service, "environment": env, "sha": f"s{i}", "status": status,
+            "kind": kind, "finished_at": finished, "repo": "r", **extra}  # fmt: skip
+
+
+@pytest.fixture
+def fixture_store(store):
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-02T00:00Z"), ("c3", "2024-01-03T00:00Z"),
+                 ("c4", "2024-01-08T00:00Z")],
+        deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-03T12:00Z"),
+                     dep(3, "2024-01-04T00:00Z", kind="rollback", reverts_deployment_id="d2"),
+                     dep(4, "2024-01-09T00:00Z"), dep(5, "2024-01-02T00:00Z", env="staging"),
+                     dep(6, "2024-01-05T00:00Z", status="failure")],
+        changes=[("d1", "c1"), ("d2", "c2"), ("d2", "c3"), ("d4", "c4"), ("d5", "c1")],
+        incidents=[{"incident_id": "i1", "service": "api", "opened_at": "2024-01-09T06:00Z",
+                    "resolved_at": "2024-01-09T08:30Z"}],
+        prs=[{"repo": "r", "number": 1, "author": "alice", "title": "<script>x</script>",
+              "created_at": "2024-01-01T06:00Z", "merged_at": "2024-01-03T06:00Z", "merge_commit_sha": "c3"}],
+        pr_commits=[{"repo": "r", "number": 1, "sha": "c2", "authored_at": "2024-01-01T03:00Z"}],
+        reviews=[{"repo": "r", "number": 1, "reviewer": "alice", "submitted_at": "2024-01-01T07:00Z"},
+                 {"repo": "r", "number": 1, "reviewer": "bob", "submitted_at": "2024-01-02T06:30Z"}],
+    )  # fmt: skip
+    return store
+
+
+def test_every_metric_by_hand(fixture_store):
+    result = dora_metrics(fixture_store, "2024-01-01", "2024-01-22")
+    s = result.summary.iloc[0].to_dict()
+    assert s["deployments"] == 4  # staging and failed deployments do not count
+    assert s["deploys_per_week"] == pytest.approx(4 / 3)
+    assert s["deploy_days_per_week"] == pytest.approx(4 / 3)
+    assert s["lead_time_median_hours"] == pytest.approx(18.0)  # 12, 12, 24, 36
+    assert s["lead_time_p90_hours"] == pytest.approx(32.4)
+    assert s["change_failure_rate"] == pytest.approx(0.5)  # d2 rolled back, d4 caused i1
+    assert s["recovery_median_hours"] == pytest.approx((12 + 8.5) / 2)
+    assert s["restore_median_hours"] == pytest.approx(2.5)
+    assert s["rework_rate"] == pytest.approx(0.25)  # the rollback
+    assert s["pr_cycle_median_hours"] == pytest.approx(57.0)
+    deployments = result.deployments.set_index("deployment_id")
+    assert deployments.loc["d2", "failure_reason"] == "rolled back"
+    assert deployments.loc["d4", "failure_reason"] == "incident"
+    assert not deployments.loc["d1", "failed"]
+    incident = result.incidents.iloc[0]
+    assert (incident.deployment_id, incident.link_method) == ("d4", "latest_prior_deployment")
+    pr = result.pull_requests.iloc[0]
+    assert (pr.coding_minutes, pr.pickup_minutes, pr.review_minutes, pr.deploy_minutes) == (180, 1470, 1410, 360)
+
+
+def test_weeks_without_deployments_are_zero_not_missing(fixture_store):
+    weeks = dora_metrics(fixture_store, "2024-01-01", "2024-01-22").by_period.set_index("period")
+    assert list(weeks.index) == ["2024-W01", "2024-W02", "2024-W03"]
+    assert weeks["deployments"].tolist() == [3, 1, 0]
+    assert weeks.loc["2024-W03", "deploys_per_week"] == 0.0
+    assert math.isnan(weeks.loc["2024-W03", "lead_time_median_hours"])
+    assert math.isnan(weeks.loc["2024-W03", "change_failure_rate"])
+    assert weeks.loc["2024-W03", "change_failure_rate_tier"] == "no data"
+
+
+def test_no_deployments_is_no_data_never_elite(store):
+    s = dora_metrics(store, "2024-01-01", "2024-01-08").summary.iloc[0]
+    assert s.deployments == 0 and math.isnan(s.change_failure_rate)
+    assert s.change_failure_rate_tier == "no data" and s.lead_time_median_hours_tier == "no data"
+    assert s.deploys_per_week_tier == "low"
+
+
+def test_one_deployment_and_incident_before_any_deployment(store):
+    load(store, deployments=[dep(1, "2024-01-03T00:00Z")],
+         incidents=[{"incident_id": "early", "service": "api", "opened_at": "2024-01-02T00:00Z"}])  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    assert result.incidents.iloc[0].link_method == "unlinked"
+    assert result.summary.iloc[0].change_failure_rate == 0.0
+    assert math.isnan(result.summary.iloc[0].restore_median_hours)  # never resolved
+
+
+def test_unresolved_incident_fails_the_deployment_without_recovery(store):
+    load(store, deployments=[dep(1, "2024-01-03T00:00Z")],
+         incidents=[{"incident_id": "i", "service": "api", "opened_at": "2024-01-04T00:00Z"}])  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    row = result.deployments.iloc[0]
+    assert row.failed and pd.isna(row.recovery_hours)
+    assert result.summary.iloc[0].change_failure_rate == 1.0
+
+
+def test_hotfix_during_incident_and_rollback_to_older_sha(store):
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z"),
+                             dep(3, "2024-01-03T02:00Z", kind="hotfix")],
+         incidents=[{"incident_id": "i", "service": "api", "opened_at": "2024-01-03T01:00Z",
+                     "resolved_at": "2024-01-03T03:00Z"}])  # fmt: skip
+    d = dora_metrics(store, "2024-01-01", "2024-01-08").deployments.set_index("deployment_id")
+    assert d.loc["d2", "failed"] and d.loc["d2", "recovery_hours"] == pytest.approx(2.0)  # the hotfix restored
+    assert d.loc["d3", "unplanned"] and not d.loc["d1", "unplanned"]
+
+
+def test_two_services_grouped(store):
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z", service="web"),
+                             dep(3, "2024-01-04T00:00Z", service="web", kind="rollback")],
+         services=[{"service": "api", "team": "core"}, {"service": "web", "team": "front"}])  # fmt: skip
+    by_service = dora_metrics(store, "2024-01-01", "2024-01-08", by="service").summary.set_index("group")
+    assert by_service.loc["api", "deployments"] == 1 and by_service.loc["web", "deployments"] == 2
+    assert by_service.loc["web", "change_failure_rate"] == 0.5 and by_service.loc["api", "change_failure_rate"] == 0
+    by_team = dora_metrics(store, "2024-01-01", "2024-01-08", by="team").summary.set_index("group")
+    assert set(by_team.index) == {"core", "front"}
+
+
+def test_iso_weeks_in_utc_regardless_of_input_zone(store):
+    # Sunday 23:30 at UTC-2 is Monday 01:30 UTC: week 2
+    load(store, deployments=[dep(1, pd.Timestamp("2024-01-07T23:30:00-02:00").tz_convert("UTC"))])
+    weeks = dora_metrics(store, "2024-01-01", "2024-01-15").by_period.set_index("period")
+    assert weeks["deployments"].tolist() == [0, 1]
+
+
+def test_devlake_profile_rules(store):
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T10:00:01Z", started_at="2024-01-03T09:00Z")],
+        changes=[("d2", "c1")],
+        incidents=[{"incident_id": "i", "service": "api", "opened_at": "2024-01-03T10:00:01Z"}],
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-03T09:00Z",
+              "merged_at": "2024-01-03T10:00Z", "merge_commit_sha": "c1"}],
+    )  # fmt: skip
+    dora = dora_metrics(store, "2024-01-01", "2024-01-08")
+    devlake = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake")
+    # deploy phase: 1 second -> 1 minute (rounded up) in devlake
+    assert devlake.pull_requests.iloc[0].deploy_minutes == 1.0
+    assert dora.pull_requests.iloc[0].deploy_minutes == pytest.approx(1 / 60)
+    assert devlake.summary.iloc[0].pr_cycle_median_hours == pytest.approx(61 / 60)
+    # incident opened the second d2 finished: dora links d2 (at or before), devlake d1 (strictly before)
+    assert dora.incidents.iloc[0].deployment_id == "d2"
+    assert devlake.incidents.iloc[0].deployment_id == "d1"
+
+
+def test_lower_median_interpolated_median_and_whole_hours(store):
+    load(store,
+         commits=[("a", "2024-01-01T00:00Z"), ("b", "2024-01-01T00:00Z"), ("c", "2024-01-01T00:00Z"),
+                  ("d", "2024-01-01T00:00Z"), ("e", "2024-01-02T12:00Z")],
+         deployments=[dep(0, "2023-12-31T00:00Z"), dep(1, "2024-01-01T01:00Z"), dep(2, "2024-01-01T02:00Z"),
+                      dep(3, "2024-01-01T04:00Z"), dep(4, "2024-01-01T08:00Z"), dep(5, "2024-01-02T00:00Z")],
+         changes=[("d1", "a"), ("d2", "b"), ("d3", "c"), ("d4", "d"), ("d5", "e")],
+         incidents=[{"incident_id": "i", "service": "api", "opened_at": "2024-01-01T10:00Z",
+                     "resolved_at": "2024-01-01T12:59Z"}])  # fmt: skip
+    dora = dora_metrics(store, "2024-01-01", "2024-01-08").summary.iloc[0]
+    fourkeys = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys").summary.iloc[0]
+    # leads 1, 2, 4, 8 hours; e was deployed before it was committed (-12 h): fourkeys drops it
+    assert dora.lead_time_median_hours == pytest.approx(2.0)
+    assert fourkeys.lead_time_median_hours == pytest.approx(3.0)
+    assert fourkeys.restore_median_hours == 2.0 and dora.restore_median_hours == pytest.approx(2 + 59 / 60)
+    assert fourkeys.deployment_frequency_bucket in ("Daily", "Weekly", "Monthly", "Yearly")
+
+
+def test_tiers_and_errors(store):
+    assert tier("deploys_per_week", 10, 2024) == "elite"
+    assert tier("change_failure_rate", 0.15, 2023) == "medium"
+    assert tier("change_failure_rate", 0.15, 2024) == "high"
+    assert tier("lead_time_median_hours", float("nan")) == "no data"
+    with pytest.raises(InputError):
+        dora_metrics(store, profile="gitlab")
+    with pytest.raises(InputError):
+        dora_metrics(store, by="planet")
+    with pytest.raises(InputError):
+        dora_metrics(store, "2024-02-01", "2024-01-01")
+
+
+def test_cli_dora_json_csv_and_detail(fixture_store, tmp_path, capsys):
+    import json
+
+    from releaserisk.cli import main
+
+    db = str(fixture_store.path)
+    fixture_store.close()
+    assert main(["--db", db, "dora", "--since", "2024-01-01", "--until", "2024-01-22", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["summary"][0]["change_failure_rate"] == 0.5 and len(payload["by_period"]) == 3
+    assert main(["--db", db, "dora", "--detail", "deployments", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.startswith("deployment_id,")
+    assert main(["--db", db, "dora", "--since", "2024-02-01", "--until", "2024-01-01"]) == 2
+    assert "until must be after since" in capsys.readouterr().err
