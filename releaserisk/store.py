@@ -222,6 +222,12 @@ class Store:
         """Run a parameterised statement."""
         return self.connection.execute(sql, params)
 
+    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):
+        """Run a parameterised query and return a pyarrow Table (cheaper than a DataFrame for big results)."""
+        result = self.connection.execute(sql, params)
+        fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table  # duckdb < 1.4 lacks the former
+        return fetch()
+
     def upsert(self, table: str, frame: Any) -> int:
         """Insert rows, replacing those with the same key.
 

@@ -438,6 +438,10 @@ def ingest_git(
                 }
             ),
         )
+        if new_commits:
+            from releaserisk.ingest.links import fill_commit_times
+
+            fill_commit_times(store)
         total = store.execute("SELECT count(*) FROM commits WHERE repo = ?", [info.name]).fetchone()[0]
         result = GitIngestResult(info.name, info.head, new_commits, new_files, total)
         store.execute(

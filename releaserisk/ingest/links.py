@@ -21,7 +21,7 @@ import pandas as pd
 
 from releaserisk.store import Store
 
-__all__ = ["commit_range", "link_deployment_changes"]
+__all__ = ["commit_range", "fill_commit_times", "link_deployment_changes"]
 
 
 def commit_range(graph: dict[str, tuple[int, list[str]]], include: str, exclude: str | None) -> list[str]:
@@ -92,6 +92,16 @@ def _chains(store: Store) -> pd.DataFrame:
     )
 
 
+def fill_commit_times(store: Store) -> None:
+    """Copy each linked commit's time onto its deployment_changes rows (commit times never change)."""
+    store.execute(
+        """
+        UPDATE deployment_changes dc SET committed_at = c.committed_at
+        FROM commits c WHERE dc.committed_at IS NULL AND c.repo = dc.repo AND c.sha = dc.sha
+        """
+    )
+
+
 def link_deployment_changes(store: Store) -> int:
     """Recompute the derived ``deployment_changes`` of every deployment.
 
@@ -124,4 +134,5 @@ def link_deployment_changes(store: Store) -> int:
                       WHERE f.repo = dc.repo AND f.sha = dc.sha AND starts_with(f.path, s.path_prefix))
                 """
             )
+        fill_commit_times(store)
     return store.execute("SELECT count(*) FROM deployment_changes WHERE derived").fetchone()[0]

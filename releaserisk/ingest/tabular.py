@@ -196,10 +196,12 @@ def ingest_file(
     started = datetime.now(UTC)
     with store.transaction():
         loaded = store.upsert(table, frame)
-        if table == "deployments":
-            from releaserisk.ingest.links import link_deployment_changes
+        from releaserisk.ingest.links import fill_commit_times, link_deployment_changes
 
+        if table == "deployments":
             link_deployment_changes(store)
+        elif table == "deployment_changes":
+            fill_commit_times(store)
         store.execute(
             "INSERT INTO ingest_runs VALUES (?, ?, ?, now(), 'success', ?, NULL)",
             [uuid.uuid4().hex, f"{kind}:{Path(path).name}", started, json.dumps({"rows": loaded})],

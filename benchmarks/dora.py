@@ -1,0 +1,101 @@
+"""DORA metrics at scale: a full dora_metrics call vs a bare COUNT(*) scan of the same tables.
+
+Run:  python benchmarks/dora.py [--deployments 1000000] [--services 1000] [--changes-per-deployment 10]
+
+Builds a synthetic store (generated inside DuckDB) with production, staging and
+failed deployments, rollbacks, hotfixes, incidents, commits and deployment changes,
+then times `dora_metrics(store, by="service")` against the baseline
+`SELECT count(*)` over deployments, deployment_changes, commits and incidents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from releaserisk.dora import dora_metrics
+from releaserisk.store import open_store
+
+
+def build(store, deployments: int, services: int, per_deployment: int) -> None:
+    con = store.connection
+    con.execute(
+        f"""
+        INSERT INTO deployments
+        SELECT 'd' || i, 'svc' || (i % {services}), 'r', CASE WHEN i % 10 = 0 THEN 'staging' ELSE 'production' END,
+               'sha' || i, TIMESTAMPTZ '2023-01-01' + to_seconds(i * 30),
+               TIMESTAMPTZ '2023-01-01' + to_seconds(i * 30 + 600),
+               CASE WHEN i % 37 = 0 THEN 'failure' ELSE 'success' END,
+               CASE WHEN i % 53 = 0 THEN 'rollback' WHEN i % 41 = 0 THEN 'hotfix' ELSE 'regular' END,
+               NULL, 'bench'
+        FROM range({deployments}) t(i)
+        """
+    )
+    con.execute(
+        f"""
+        INSERT INTO commits (repo, sha, parents, author, committed_at, authored_at, is_merge, seq)
+        SELECT 'r', 'c' || j, [], 'a' || (j % 500), TIMESTAMPTZ '2023-01-01' + to_seconds(j * 3 - 86400),
+               TIMESTAMPTZ '2023-01-01' + to_seconds(j * 3 - 86400), false, j
+        FROM range({deployments * per_deployment}) t(j)
+        """
+    )
+    con.execute(
+        f"""
+        INSERT INTO deployment_changes
+        SELECT 'd' || (j // {per_deployment}), 'r', 'c' || j, true,
+               TIMESTAMPTZ '2023-01-01' + to_seconds(j * 3 - 86400)
+        FROM range({deployments * per_deployment}) t(j)
+        """
+    )
+    con.execute(
+        f"""
+        INSERT INTO incidents
+        SELECT 'i' || k, 'svc' || (k % {services}), 'incident', 'sev2',
+               TIMESTAMPTZ '2023-01-01' + to_seconds(k * 600 + 900),
+               TIMESTAMPTZ '2023-01-01' + to_seconds(k * 600 + 4500),
+               NULL, NULL, 'bench'
+        FROM range({deployments // 20}) t(k)
+        """
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deployments", type=int, default=1_000_000)
+    parser.add_argument("--services", type=int, default=1_000)
+    parser.add_argument("--changes-per-deployment", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp) / "bench.duckdb") as store:
+        started = time.perf_counter()
+        build(store, args.deployments, args.services, args.changes_per_deployment)
+        changes = args.deployments * args.changes_per_deployment
+        seconds = time.perf_counter() - started
+        print(
+            f"built {args.deployments:,} deployments, {changes:,} changes, "
+            f"{args.services:,} services in {seconds:.1f} s"
+        )
+        started = time.perf_counter()
+        # count(column), not count(*): DuckDB answers count(*) from metadata without reading anything
+        counts = [
+            store.execute(f"SELECT count({key}) FROM {t}").fetchone()[0]
+            for t, key in (
+                ("deployments", "finished_at"),
+                ("deployment_changes", "sha"),
+                ("commits", "committed_at"),
+                ("incidents", "opened_at"),
+            )
+        ]
+        scan = time.perf_counter() - started
+        started = time.perf_counter()
+        result = dora_metrics(store, by="service", freq="M")
+        full = time.perf_counter() - started
+        print(f"baseline count(column) scan of 4 tables ({sum(counts):,} rows): {scan:.3f} s")
+        print(f"dora_metrics(by='service', freq='M'): {full:.2f} s  -> {full / scan:.1f}x the bare scan")
+        print(f"summary rows {len(result.summary):,}, period rows {len(result.by_period):,}, "
+              f"drill-down deployments {len(result.deployments):,}, changes {len(result.changes):,}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
