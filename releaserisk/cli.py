@@ -359,6 +359,80 @@ def _records(frame) -> list[dict]:
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
+def _range_commits(store, repo_path: str, repo: str, spec: str | None, settings) -> tuple[str, list[str]]:
+    """The non-merge commits to score: REVRANGE, else since the last production deployment, else HEAD."""
+    from releaserisk.errors import InputError
+    from releaserisk.ingest.git import git
+
+    if spec is None:
+        row = store.execute(
+            "SELECT d.sha FROM deployments d JOIN commits c ON c.repo = ? AND c.sha = d.sha "
+            "WHERE d.status = 'success' AND list_contains(?, d.environment) ORDER BY d.finished_at DESC LIMIT 1",
+            [repo, list(settings.production_environments)],
+        ).fetchone()
+        spec = f"{row[0]}..HEAD" if row else "HEAD^!"
+    try:
+        out = git(repo_path, "rev-list", "--no-merges", "--end-of-options", spec, "--")
+    except Exception:
+        raise InputError(f"unknown revision or range '{spec}' in {repo_path}") from None
+    return spec, out.split()
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from releaserisk.gate import score_commits
+    from releaserisk.ingest.git import ingest_git
+    from releaserisk.model import load_model
+    from releaserisk.store import open_snapshot, open_store
+
+    settings = _settings(args)
+    model, metadata = load_model(args.model)  # fail fast, before touching git or the store
+    threshold = args.threshold if args.threshold is not None else settings.risk_threshold
+    store = open_snapshot(settings.db) if args.read_only else open_store(settings.db)
+    with store:
+        ingested = ingest_git(store, args.repo, name=args.name, settings=settings)
+        spec, shas = _range_commits(store, args.repo, ingested.repo, args.range, settings)
+        features = store.query(
+            "SELECT f.*, split_part(c.message, chr(10), 1) AS subject, c.author, c.seq "
+            "FROM change_features f JOIN commits c USING (repo, sha) "
+            "WHERE f.repo = ? AND list_contains(?, f.sha) ORDER BY c.seq",
+            [ingested.repo, shas],
+        )
+        result = score_commits(
+            model, features, threshold=threshold, model_id=metadata.get("model_id", "unknown"), fail_on=args.fail_on
+        )
+        result.notes.insert(0, f"range {spec}: {len(shas)} non-merge commits")
+        if not args.read_only and len(result.commits):
+            import json as _json
+            from datetime import UTC, datetime
+
+            import pandas as pd
+
+            store.upsert(
+                "risk_scores",
+                pd.DataFrame(
+                    {
+                        "repo": ingested.repo,
+                        "sha": result.commits["sha"],
+                        "model_id": result.model_id,
+                        "probability": result.commits["probability"],
+                        "band": result.commits["band"],
+                        "explanation": [_json.dumps(r) for r in result.commits["reasons"]],
+                        "scored_at": datetime.now(UTC),
+                    }
+                ),
+            )
+    if args.format == "github":
+        annotations = [
+            ("error" if r.band == "high" else "warning",
+             f"{r.sha[:10]} risk {r.probability:.0%} ({r.band}): {'; '.join(r.reasons)}")
+            for r in result.commits.itertuples() if r.band in ("high", "medium")
+        ]  # fmt: skip
+        _github_output(result.markdown(), annotations)
+    else:
+        _emit(args, result.to_dict(), result.summary())
+    return result.exit_code
+
+
 # -- parser -------------------------------------------------------------------------------
 def _common(parser: argparse.ArgumentParser, formats: Sequence[str] = ("text", "json")) -> None:
     parser.add_argument("--format", choices=formats, default="text", help="output format (default: text)")
@@ -456,6 +530,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--estimator", choices=("auto", "logistic", "boosting", "ensemble"), default="auto")
     _common(p)
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser(
+        "score",
+        help="CI gate: score the commits about to ship (exit 1 when risk reaches the threshold)",
+        description="Brings the store up to date (only new commits), scores every non-merge commit in REVRANGE "
+        "(default: since the last successful production deployment, else HEAD) and the batch, and advises a rollout.",
+    )
+    p.add_argument("range", nargs="?", metavar="REVRANGE", help="git revision range, e.g. v1.2..HEAD")
+    p.add_argument("--repo", default=".", help="repository path (default: .)")
+    p.add_argument("--name", help="repository name in the store (default: directory name)")
+    p.add_argument("--model", default="models/risk.skops", help="model file (default: models/risk.skops)")
+    gate = p.add_mutually_exclusive_group()
+    gate.add_argument("--threshold", type=float, help="fail at or above this probability (default: risk_threshold)")
+    gate.add_argument("--fail-on", choices=("low", "medium", "high"), help="fail when a commit reaches this band")
+    p.add_argument("--read-only", action="store_true", help="score from a snapshot; never write the store")
+    _common(p, ("text", "json", "github"))
+    p.set_defaults(handler=cmd_score)
 
     p = sub.add_parser("dora", help="DORA metrics with drill-down and peer-compatible profiles")
     p.add_argument("--since", help="window start (ISO date, UTC)")

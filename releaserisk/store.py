@@ -29,7 +29,7 @@ from releaserisk.errors import (
     StoreLockedError,
 )
 
-__all__ = ["TABLE_KEYS", "Store", "open_store"]
+__all__ = ["TABLE_KEYS", "Store", "open_snapshot", "open_store"]
 
 #: The key of every table: re-loading rows with the same key replaces them.
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -337,6 +337,36 @@ class Store:
 def _sql_path(path: Path) -> str:
     """A path quoted for use inside a single-quoted SQL literal (COPY takes no parameters)."""
     return str(path).replace("'", "''")
+
+
+def open_snapshot(path: str | os.PathLike[str]) -> Store:
+    """An in-memory, writable copy of a store file, which is only read (never locked for writing).
+
+    For CI jobs that must not modify the shared store: work happens in memory and is
+    discarded on close.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise StoreError(f"{file} does not exist (run 'releaserisk init' first)")
+    _check_is_duckdb(file)
+    store = open_store(":memory:")
+    try:
+        store.execute(f"ATTACH '{_sql_path(file)}' AS snapshot (READ_ONLY)")
+    except duckdb.Error as exc:
+        store.close()
+        text = str(exc).splitlines()[0]
+        if "lock" in text.lower():
+            raise StoreLockedError(f"{file} is being written by another process; try again") from None
+        raise StoreCorruptError(f"cannot open {file}: {text}") from None
+    version = store.execute("SELECT coalesce(max(version), 0) FROM snapshot.schema_version").fetchone()[0]
+    if version > store.schema_version:
+        store.close()
+        raise SchemaVersionError(f"{file} has schema version {version}, newer than this releaserisk knows")
+    with store.transaction():
+        for table in store.tables():
+            store.execute(f'INSERT INTO main."{table}" BY NAME SELECT * FROM snapshot."{table}"')
+    store.execute("DETACH snapshot")
+    return store
 
 
 def open_store(path: str | os.PathLike[str] = "releaserisk.duckdb", *, read_only: bool = False) -> Store:

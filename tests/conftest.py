@@ -107,3 +107,29 @@ class GitRepo:
 @pytest.fixture
 def git_repo(tmp_path):
     return GitRepo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory):
+    """A small simulated organisation, ingested, labelled, with a trained model (built once)."""
+    from releaserisk.config import Settings
+    from releaserisk.ingest.git import ingest_git
+    from releaserisk.ingest.tabular import ingest_file
+    from releaserisk.labels import label_changes, training_frame
+    from releaserisk.model import RiskModel, save_model
+    from releaserisk.simulate import simulate
+    from releaserisk.store import open_store
+
+    base = tmp_path_factory.mktemp("sim")
+    result = simulate(base / "org", seed=3, weeks=16, services=3)
+    settings = Settings(label_horizon_days=14)
+    db = base / "org.duckdb"
+    with open_store(db) as store:
+        ingest_git(store, result.repo, name="demo")
+        for kind in ("services", "deployments", "incidents"):
+            ingest_file(store, kind, result.files[kind])
+        label_changes(store, "demo", settings=settings)
+        frame = training_frame(store, settings=settings)
+        model = RiskModel(estimator="logistic").fit(frame, frame["buggy"])
+        model_path = save_model(model, base / "risk.skops", {"model_id": "test-model"})
+    return {"sim": result, "db": db, "model": model_path, "settings": settings, "base": base}

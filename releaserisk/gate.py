@@ -1,0 +1,236 @@
+"""The pre-deploy gate: score the commits about to ship, the batch, and advise a rollout.
+
+Per commit: calibrated probability of introducing a defect, a band and the top three
+reasons in plain words. The batch: its size, churn, maximum and mean change risk and
+``1 − Π(1 − p)`` — the probability that at least one change is defective. The band of
+the batch selects a rollout plan from :data:`ROLLOUT_POLICY`.
+
+Bands: ``low`` below ``medium_at`` (default 0.15), ``high`` at or above the gate
+threshold (``Settings.risk_threshold``, default 0.5), ``medium`` in between.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from releaserisk.model import RiskModel
+
+__all__ = ["ROLLOUT_POLICY", "GateResult", "band", "describe", "score_commits"]
+
+SCHEMA_VERSION = 1
+
+#: Rollout plan per batch risk band (defaults; see README "Rollout advice").
+ROLLOUT_POLICY: dict[str, dict[str, Any]] = {
+    "low": {
+        "strategy": "rolling",
+        "steps_percent": [100],
+        "bake_minutes": 0,
+        "monitoring": "fixed",
+        "approval_required": False,
+        "canary_config": {"judge": {"confidence": 0.98, "tolerance": 0.25}},
+    },
+    "medium": {
+        "strategy": "canary",
+        "steps_percent": [10, 50, 100],
+        "bake_minutes": 30,
+        "monitoring": "fixed",
+        "approval_required": False,
+        "canary_config": {"judge": {"confidence": 0.98, "tolerance": 0.25}, "scoring": {"pass": 95, "marginal": 75}},
+    },
+    "high": {
+        "strategy": "canary",
+        "steps_percent": [1, 5, 25, 100],
+        "bake_minutes": 60,
+        "monitoring": "sequential",
+        "approval_required": True,
+        "canary_config": {"sequential": {"alpha": 0.05}, "scoring": {"pass": 95, "marginal": 85}},
+    },
+}
+
+_PHRASES = {
+    "la": "adds {v:,.0f} lines",
+    "ld": "deletes {v:,.0f} lines",
+    "nf": "touches {v:,.0f} files",
+    "nd": "spans {v:,.0f} directories",
+    "ns": "spans {v:,.0f} subsystems",
+    "entropy": "spreads its edits across files (entropy {v:.2f})",
+    "lt": "edits large files ({v:,.0f} lines before)",
+    "ndev": "touches files {v:,.0f} developers changed before",
+    "age": "touches files last changed {v:,.1f} days before",
+    "nuc": "touches files with {v:,.0f} earlier changes",
+    "exp": "its author has {v:,.0f} earlier commits",
+    "rexp": "its author's recent experience is {v:,.1f}",
+    "sexp": "its author has {v:,.0f} earlier commits in these subsystems",
+}
+
+
+def describe(feature: str, value: float, contribution: float) -> str:
+    """A plain-words reason, e.g. "adds 1,240 lines (raises risk)"."""
+    if feature == "fix":
+        text = "is a bug fix" if value else "is not a bug fix"
+    else:
+        text = _PHRASES.get(feature, feature + " = {v}").format(v=value)
+    return f"{text} ({'raises' if contribution > 0 else 'lowers'} risk)"
+
+
+def band(probability: float, threshold: float, medium_at: float = 0.15) -> str:
+    """low / medium / high for a probability."""
+    if probability >= threshold:
+        return "high"
+    return "medium" if probability >= min(medium_at, threshold) else "low"
+
+
+@dataclass
+class GateResult:
+    """Scores of a range of commits and the rollout advice."""
+
+    commits: pd.DataFrame  # sha, subject, probability, band, reasons
+    batch: dict[str, Any]
+    threshold: float
+    model_id: str
+    advice: dict[str, Any]
+    fail_on: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the gate fails: a commit at or above the threshold (or the --fail-on band)."""
+        if self.commits.empty:
+            return False
+        if self.fail_on:
+            order = ["low", "medium", "high"]
+            return bool(self.commits["band"].map(order.index).max() >= order.index(self.fail_on))
+        return bool(self.commits["probability"].max() >= self.threshold)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": SCHEMA_VERSION,
+            "model_id": self.model_id,
+            "threshold": self.threshold,
+            "fail_on": self.fail_on,
+            "gate": "fail" if self.failed else "pass",
+            "batch": self.batch,
+            "rollout": self.advice,
+            "commits": [
+                {
+                    "sha": r.sha,
+                    "subject": r.subject,
+                    "probability": round(float(r.probability), 4),
+                    "band": r.band,
+                    "reasons": list(r.reasons),
+                }
+                for r in self.commits.itertuples()
+            ],
+            "notes": self.notes,
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"releaserisk gate: {'FAIL' if self.failed else 'pass'} "
+            f"({len(self.commits)} commits, threshold {self.threshold:g}, model {self.model_id})"
+        ]
+        for r in self.commits.itertuples():
+            lines.append(f"  {r.sha[:10]}  {r.probability:6.1%}  {r.band:<6}  {r.subject[:60]}")
+            lines.extend(f"      - {reason}" for reason in r.reasons)
+        b = self.batch
+        if b["size"]:
+            lines.append(
+                f"batch: {b['size']} changes, churn {b['churn']:,}, max {b['max_risk']:.1%}, "
+                f"mean {b['mean_risk']:.1%}, P(any defect) {b['any_defect']:.1%} -> {b['band']}"
+            )
+        a = self.advice
+        steps = " → ".join(f"{s}%" for s in a["steps_percent"])
+        lines.append(
+            f"rollout: {a['strategy']} {steps}, bake {a['bake_minutes']} min, {a['monitoring']} monitoring"
+            + (", approval required" if a["approval_required"] else "")
+        )
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        """GitHub step-summary markdown (subjects escaped for tables)."""
+        rows = ["| commit | risk | band | subject | top reason |", "|---|---:|---|---|---|"]
+        for r in self.commits.itertuples():
+            subject = _md(r.subject[:80])
+            reason = _md(r.reasons[0]) if len(r.reasons) else ""
+            rows.append(f"| `{r.sha[:10]}` | {r.probability:.1%} | {r.band} | {subject} | {reason} |")
+        b, a = self.batch, self.advice
+        head = f"### releaserisk: {'❌ gate failed' if self.failed else '✅ gate passed'}\n\n"
+        steps = " → ".join(f"{s}%" for s in a["steps_percent"])
+        approval = ", approval required" if a["approval_required"] else ""
+        batch = (
+            f"\n\n**Batch**: {b['size']} changes, P(any defect) {b['any_defect']:.1%} ({b['band']}). "
+            f"**Rollout**: {a['strategy']} {steps}, {a['monitoring']} monitoring{approval}.\n"
+        )
+        return head + "\n".join(rows) + batch
+
+
+def _md(text: str) -> str:
+    """Escape a user-controlled string for a markdown table cell."""
+    out = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return out.replace("\n", " ").replace("`", "'")
+
+
+def score_commits(
+    model: RiskModel, features: pd.DataFrame, *, threshold: float, model_id: str, fail_on: str | None = None
+) -> GateResult:
+    """Score commits (rows of ``change_features`` with ``sha`` and ``subject``) and their batch.
+
+    Parameters
+    ----------
+    model : RiskModel
+        A fitted model.
+    features : DataFrame
+        One row per non-merge commit in the range, with the model's feature columns.
+    threshold : float
+        Gate threshold on a commit's probability (the ``high`` band starts here).
+    model_id : str
+    fail_on : {"low", "medium", "high"}, optional
+        Fail when any commit reaches this band instead of the threshold.
+
+    Returns
+    -------
+    GateResult
+    """
+    frame = features.reset_index(drop=True)
+    notes: list[str] = []
+    if frame.empty:
+        probabilities = np.array([])
+        reasons: list[list[str]] = []
+        notes.append("no non-merge commits in the range")
+    else:
+        probabilities = model.predict_proba(frame)[:, 1]
+        top = model.explain(frame, top=3)
+        reasons = [[describe(r.feature, r.value, r.contribution) for r in top[top["row"] == i].itertuples()]
+                   for i in range(len(frame))]  # fmt: skip
+    commits = pd.DataFrame(
+        {
+            "sha": frame.get("sha", pd.Series(dtype=str)),
+            "subject": frame.get("subject", pd.Series(dtype=str)),
+            "probability": probabilities,
+            "band": [band(p, threshold) for p in probabilities],
+            "reasons": reasons,
+        }
+    )
+    any_defect = 1.0 - float(np.prod(1.0 - probabilities)) if len(probabilities) else 0.0
+    batch_band = band(any_defect, threshold) if len(probabilities) else "low"
+    batch = {
+        "size": len(frame),
+        "churn": int((frame["la"] + frame["ld"]).sum()) if len(frame) else 0,
+        "authors": int(frame["author"].nunique()) if "author" in frame and len(frame) else 0,
+        "max_risk": float(probabilities.max()) if len(probabilities) else 0.0,
+        "mean_risk": float(probabilities.mean()) if len(probabilities) else 0.0,
+        "any_defect": any_defect if not math.isnan(any_defect) else 0.0,
+        "band": batch_band,
+    }
+    return GateResult(commits, batch, threshold, model_id, {"band": batch_band, **ROLLOUT_POLICY[batch_band]},
+                      fail_on, notes)  # fmt: skip

@@ -1,0 +1,112 @@
+"""The CI gate end to end through the CLI, on a real repository with a trained model."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, env=None, cwd=None):
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "releaserisk.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RELEASERISK_LABEL_HORIZON_DAYS": "14", **(env or {})},
+        cwd=cwd,
+    )
+
+
+@pytest.fixture
+def gate(simulated, tmp_path):
+    """A private copy of the store and repository, so tests may write."""
+    db = tmp_path / "s.duckdb"
+    shutil.copy(simulated["db"], db)
+    repo = tmp_path / "repo"
+    shutil.copytree(simulated["sim"].repo, repo)
+    return {"db": str(db), "repo": str(repo), "model": str(simulated["model"])}
+
+
+def score(gate, *extra, env=None):
+    return run(
+        "--db", gate["db"], "score", "--repo", gate["repo"], "--name", "demo", "--model", gate["model"], *extra, env=env
+    )
+
+
+def test_exit_codes_for_low_and_high_risk(gate):
+    low = score(gate, "HEAD~3..HEAD", "--threshold", "0.99")
+    assert low.returncode == 0, low.stderr
+    high = score(gate, "HEAD~3..HEAD", "--threshold", "0.001")
+    assert high.returncode == 1 and "FAIL" in high.stdout
+
+
+def test_json_schema(gate):
+    out = score(gate, "HEAD~4..HEAD", "--format", "json")
+    payload = json.loads(out.stdout)
+    assert payload["version"] == 1 and payload["model_id"] == "test-model"
+    assert set(payload) >= {"threshold", "gate", "batch", "rollout", "commits", "notes"}
+    assert len(payload["commits"]) == 4
+    commit = payload["commits"][0]
+    assert set(commit) == {"sha", "subject", "probability", "band", "reasons"} and len(commit["reasons"]) == 3
+    assert set(payload["rollout"]) >= {"strategy", "steps_percent", "bake_minutes", "monitoring", "canary_config"}
+    assert 0 <= payload["batch"]["any_defect"] <= 1
+
+
+def test_scores_written_unless_read_only(gate):
+    import duckdb
+
+    assert score(gate, "HEAD~2..HEAD").returncode in (0, 1)
+    with duckdb.connect(gate["db"], read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM risk_scores").fetchone()[0] == 2
+
+
+def test_read_only_leaves_the_store_byte_for_byte(gate, tmp_path):
+    # a new commit that the store has not seen: scored in memory only
+    subprocess.run(["git", "-C", gate["repo"], "commit", "-q", "--allow-empty", "-m", "empty"], check=True,
+                   env={"GIT_AUTHOR_NAME": "x", "GIT_AUTHOR_EMAIL": "x@x", "GIT_COMMITTER_NAME": "x",
+                        "GIT_COMMITTER_EMAIL": "x@x", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    from pathlib import Path
+
+    before = hashlib.sha256(Path(gate["db"]).read_bytes()).hexdigest()
+    out = score(gate, "HEAD~2..HEAD", "--read-only", "--format", "json")
+    assert out.returncode in (0, 1), out.stderr
+    assert hashlib.sha256(Path(gate["db"]).read_bytes()).hexdigest() == before
+
+
+def test_github_summary_and_annotations(gate, tmp_path):
+    summary = tmp_path / "summary.md"
+    out = score(gate, "HEAD~3..HEAD", "--format", "github", "--threshold", "0.001",
+                env={"GITHUB_STEP_SUMMARY": str(summary)})  # fmt: skip
+    assert out.returncode == 1
+    text = summary.read_text()
+    assert text.startswith("### releaserisk: ❌ gate failed") and "| commit | risk |" in text
+    assert out.stdout.count("::error::") == 3
+
+
+def test_errors_are_one_line_exit_2(gate, tmp_path):
+    missing = score(gate, "--model", str(tmp_path / "none.skops"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    unknown = score(gate, "nope..HEAD")
+    assert unknown.returncode == 2 and "unknown revision" in unknown.stderr
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "2", f"file://{gate['repo']}", str(shallow)], check=True)
+    out = run("--db", gate["db"], "score", "--repo", str(shallow), "--model", gate["model"])
+    assert out.returncode == 2 and "git fetch --unshallow" in out.stderr
+
+
+def test_markdown_escapes_user_strings():
+    import pandas as pd
+
+    from releaserisk.gate import GateResult
+
+    commits = pd.DataFrame({"sha": ["a" * 40], "subject": ["<script>|x"], "probability": [0.9], "band": ["high"],
+                            "reasons": [["adds 5 lines (raises risk)"]]})  # fmt: skip
+    batch = {"size": 1, "churn": 5, "authors": 1, "max_risk": 0.9, "mean_risk": 0.9, "any_defect": 0.9, "band": "high"}
+    from releaserisk.gate import ROLLOUT_POLICY
+
+    md = GateResult(commits, batch, 0.5, "m", {"band": "high", **ROLLOUT_POLICY["high"]}).markdown()
+    assert "<script>" not in md and "&lt;script&gt;\\|x" in md
