@@ -52,6 +52,7 @@ class Scenario:
     skip_stage_probability: float = 0.02
     base_failure: float = 0.03  # failure chance of a deployment that carries no bug
     failure_per_bug: float = 0.45  # each planted bug in the batch fails it with this chance
+    failure_per_change: float = 0.004  # integration risk: every change shipped adds this chance
     failure_drift: float = 0.0  # extra failure chance per week (rising fragility)
     rollback_share: float = 0.6  # failures remedied by rollback (else hotfix)
     rollback_fail_probability: float = 0.05
@@ -65,7 +66,7 @@ class Scenario:
 
 SCENARIOS: dict[str, Scenario] = {
     "healthy": Scenario(),
-    "quarterly-batches": Scenario(deploy_every_days=35.0, stage_hours=(24.0, 72.0), failure_per_bug=0.5),
+    "quarterly-batches": Scenario(deploy_every_days=35.0, stage_hours=(24.0, 72.0), failure_per_change=0.006),
     "daily-fragile": Scenario(deploy_every_days=1.0, base_failure=0.03, failure_drift=0.012, failure_per_bug=0.5),
     "broken-rollbacks": Scenario(rollback_share=0.85, rollback_fail_probability=0.55, rollback_hours=6.0),
     "hotfix-chaos": Scenario(rollback_share=0.2, hotfix_skip_stages_probability=0.9, hotfix_failure=0.45,
@@ -430,7 +431,11 @@ def _release_process(rng, history: _History, shas: dict[int, str], scenario: Sce
                        and service in c["touched"] and not (c.get("fixed_at") and c["fixed_at"] <= dev_at)]  # fmt: skip
             weeks_in = (prod_at - start).days / 7
             base = min(scenario.base_failure + scenario.failure_drift * weeks_in, 0.9)
-            fails = rng.random() < 1 - (1 - base) * (1 - scenario.failure_per_bug) ** len(carried)
+            shipped = sum(
+                1 for c in history.commits if last_prod_time < c["when"] <= dev_at and service in c["touched"]
+            )
+            survive = (1 - base) * (1 - scenario.failure_per_bug) ** len(carried)
+            fails = rng.random() < 1 - survive * (1 - scenario.failure_per_change) ** shipped
             deployment_id = add(service, "production", sha, prod_at)
             truth.append({"deployment_id": deployment_id, "service": service, "failed": fails,
                           "bugs_carried": len(carried), "skipped_stage": skipped, "reason": ""})  # fmt: skip

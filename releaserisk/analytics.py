@@ -1,0 +1,221 @@
+"""Release-process analytics: where the release process hurts, as DataFrames.
+
+Built on the DORA deployment rows (failure attribution is defined once, in
+:mod:`releaserisk.dora`) and the raw ``deployments`` table, aggregated in DuckDB:
+
+* :meth:`ReleaseAnalytics.failure_by_batch_size` — change failure rate per batch-size
+  bucket with Wilson 95 % intervals, and a logistic fit of failure on log2 batch size;
+* :meth:`ReleaseAnalytics.rollbacks` — per service: rollbacks, their success, hours from
+  the failed deployment to its rollback, days since the last rollback;
+* :meth:`ReleaseAnalytics.hotfixes` — hotfix share, failure rate of hotfixes vs regular
+  deployments, and how often hotfixes skipped a stage;
+* :meth:`ReleaseAnalytics.stage_promotion` — hours from each environment to the next
+  along ``Settings.environment_order``, skipped stages, failed deployments per stage;
+* :meth:`ReleaseAnalytics.environment_lag` — per week and service, how far the
+  pre-production stage runs ahead of production (hours, and shas waiting);
+* :meth:`ReleaseAnalytics.frequency_vs_failure` — deployments and change failure rate
+  per week.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+import pandas as pd
+
+from releaserisk.config import Settings
+from releaserisk.dora import DoraResult, dora_metrics
+from releaserisk.store import Store
+
+__all__ = ["ReleaseAnalytics", "release_analytics", "wilson_interval"]
+
+_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for binomial proportions (NaN where trials is 0)."""
+    successes = np.asarray(successes, dtype=float)
+    trials = np.asarray(trials, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = successes / trials
+        centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+        half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+@dataclass
+class ReleaseAnalytics:
+    """Release-process findings over one window (see the module docstring)."""
+
+    store: Store
+    dora: DoraResult
+    settings: Settings
+
+    def _deployments(self) -> pd.DataFrame:
+        """Production deployments of the window with their batch size (changes shipped)."""
+        deploys = self.dora.deployments
+        sizes = self.store.query(
+            "SELECT deployment_id, count(*) AS batch_size FROM deployment_changes GROUP BY deployment_id"
+        )
+        frame = deploys.merge(sizes, on="deployment_id", how="left")
+        frame["batch_size"] = frame["batch_size"].fillna(0).astype(int)
+        return frame
+
+    def failure_by_batch_size(self) -> pd.DataFrame:
+        """Failure rate per batch-size bucket, Wilson intervals and a logistic fit.
+
+        Columns: ``bucket, min_size, deployments, failures, failure_rate, ci_low, ci_high,
+        fitted_rate``. Deployments that shipped nothing (first of a chain, rollbacks) are
+        left out. ``fitted_rate`` is a logistic regression of failure on log2 batch size,
+        evaluated at each bucket's median size (NaN with fewer than two outcomes).
+        """
+        frame = self._deployments()
+        frame = frame[frame["batch_size"] > 0]
+        edges = [*_BUCKETS, math.inf]
+        labels = [f"{lo}" if hi == lo + 1 else (f"{lo}+" if hi == math.inf else f"{lo}-{hi - 1}")
+                  for lo, hi in pairwise(edges)]  # fmt: skip
+        frame = frame.assign(bucket=pd.cut(frame["batch_size"], bins=edges, right=False, labels=labels))
+        grouped = frame.groupby("bucket", observed=False).agg(
+            deployments=("failed", "size"), failures=("failed", "sum"), median_size=("batch_size", "median")
+        )
+        grouped["failures"] = grouped["failures"].astype(int)
+        grouped["failure_rate"] = (grouped["failures"] / grouped["deployments"]).where(grouped["deployments"] > 0)
+        grouped["ci_low"], grouped["ci_high"] = wilson_interval(grouped["failures"], grouped["deployments"])
+        grouped["fitted_rate"] = np.nan
+        if frame["failed"].nunique() == 2:
+            from sklearn.linear_model import LogisticRegression
+
+            x = np.log2(frame["batch_size"].to_numpy(float))[:, None]
+            fit = LogisticRegression(C=1e6).fit(x, frame["failed"].astype(int))
+            present = grouped["median_size"].notna()
+            grouped.loc[present, "fitted_rate"] = fit.predict_proba(
+                np.log2(grouped.loc[present, "median_size"].to_numpy(float))[:, None]
+            )[:, 1]
+            grouped.attrs["log2_size_coefficient"] = float(fit.coef_[0][0])
+        grouped.insert(0, "min_size", _BUCKETS)
+        return grouped.reset_index()
+
+    def rollbacks(self) -> pd.DataFrame:
+        """Per service: rollbacks, successful ones, hours to roll back, days since the last one."""
+        start, end = self.dora.window
+        return self.store.query(
+            """
+            WITH r AS (
+                SELECT r.service, r.status, r.finished_at,
+                       date_diff('second', f.finished_at, r.finished_at) / 3600.0 AS hours_after_failure
+                FROM deployments r LEFT JOIN deployments f ON f.deployment_id = r.reverts_deployment_id
+                WHERE r.kind = 'rollback' AND list_contains($prod, r.environment)
+                  AND r.finished_at >= $start AND r.finished_at < $end
+            )
+            SELECT service, count(*) AS rollbacks, count(*) FILTER (status = 'success') AS succeeded,
+                   count(*) FILTER (status = 'success') / count(*) AS success_rate,
+                   median(hours_after_failure) AS median_hours_to_rollback,
+                   max(hours_after_failure) AS max_hours_to_rollback,
+                   date_diff('second', max(finished_at), $end) / 86400.0 AS days_since_last_rollback
+            FROM r GROUP BY service ORDER BY service
+            """,
+            {"prod": list(self.settings.production_environments), "start": start, "end": end},
+        )
+
+    def hotfixes(self) -> pd.DataFrame:
+        """Hotfix vs regular production deployments: share, failure rate, stages skipped."""
+        frame = self._deployments()
+        order = list(self.settings.environment_order)
+        pre = order[-2] if len(order) >= 2 else None
+        staged = self.store.query(
+            "SELECT DISTINCT service, sha FROM deployments WHERE environment = ? AND status = 'success'", [pre]
+        ).assign(staged=True)
+        frame = frame.merge(staged, on=["service", "sha"], how="left")
+        frame["skipped_stage"] = frame["staged"].isna()
+        rows = []
+        for kind in ("regular", "hotfix", "rollback"):
+            part = frame[frame["kind"] == kind]
+            low, high = wilson_interval([part["failed"].sum()], [len(part)])
+            rows.append({
+                "kind": kind, "deployments": len(part), "share": len(part) / len(frame) if len(frame) else np.nan,
+                "failures": int(part["failed"].sum()),
+                "failure_rate": part["failed"].mean() if len(part) else np.nan,
+                "ci_low": low[0], "ci_high": high[0],
+                "skipped_stage_rate": part["skipped_stage"].mean() if len(part) else np.nan,
+            })  # fmt: skip
+        return pd.DataFrame(rows)
+
+    def stage_promotion(self) -> pd.DataFrame:
+        """Hours from each environment to the next per (service, sha), summarised per stage pair."""
+        order = list(self.settings.environment_order)
+        start, end = self.dora.window
+        firsts = self.store.query(
+            """
+            SELECT service, sha, environment, min(finished_at) FILTER (status = 'success') AS reached,
+                   count(*) FILTER (status <> 'success') AS failed
+            FROM deployments WHERE list_contains($order, environment)
+            GROUP BY service, sha, environment
+            """,
+            {"order": order},
+        )
+        wide = firsts.pivot_table(index=["service", "sha"], columns="environment", values="reached", aggfunc="first")
+        last = order[-1]
+        if last not in wide:
+            return pd.DataFrame(columns=["from_env", "to_env", "promotions", "median_hours", "p90_hours",
+                                         "skipped", "failed_deployments"])  # fmt: skip
+        wide = wide[(wide[last] >= start) & (wide[last] < end)]
+        failures = firsts.groupby("environment")["failed"].sum()
+        rows = []
+        for a, b in pairwise(order):
+            if a not in wide or b not in wide:
+                continue
+            hours = (wide[b] - wide[a]).dt.total_seconds() / 3600.0
+            reached_b = wide[b].notna()
+            rows.append({
+                "from_env": a, "to_env": b, "promotions": int((hours.notna()).sum()),
+                "median_hours": float(hours.median()) if hours.notna().any() else np.nan,
+                "p90_hours": float(hours.quantile(0.9)) if hours.notna().any() else np.nan,
+                "skipped": int((reached_b & wide[a].isna()).sum()),
+                "failed_deployments": int(failures.get(b, 0)),
+            })  # fmt: skip
+        return pd.DataFrame(rows)
+
+    def environment_lag(self) -> pd.DataFrame:
+        """Per ISO week and service: median hours a pre-production sha waited for production,
+        and the number of shas deployed before production that production never received."""
+        order = list(self.settings.environment_order)
+        if len(order) < 2:
+            return pd.DataFrame()
+        start, end = self.dora.window
+        return self.store.query(
+            """
+            WITH pre AS (
+                SELECT service, sha, min(finished_at) AS at FROM deployments
+                WHERE environment = $pre AND status = 'success' GROUP BY 1, 2
+            ),
+            prod AS (
+                SELECT service, sha, min(finished_at) AS at FROM deployments
+                WHERE list_contains($prod, environment) AND status = 'success' GROUP BY 1, 2
+            )
+            SELECT date_trunc('week', pre.at) AS week, pre.service,
+                   median(date_diff('second', pre.at, prod.at) / 3600.0) AS median_lag_hours,
+                   count(*) FILTER (prod.at IS NULL) AS never_promoted,
+                   count(*) AS pre_production_deployments
+            FROM pre LEFT JOIN prod USING (service, sha)
+            WHERE pre.at >= $start AND pre.at < $end
+            GROUP BY ALL ORDER BY week, service
+            """,
+            {"pre": order[-2], "prod": list(self.settings.production_environments), "start": start, "end": end},
+        )
+
+    def frequency_vs_failure(self) -> pd.DataFrame:
+        """Deployments and change failure rate per week (all services)."""
+        weekly = self.dora.by_period
+        return weekly[["period", "period_start", "deployments", "failed_deployments", "change_failure_rate"]].copy()
+
+
+def release_analytics(
+    store: Store, since=None, until=None, *, settings: Settings | None = None, dora: DoraResult | None = None
+) -> ReleaseAnalytics:
+    """Release-process analytics over ``[since, until)`` (reusing ``dora`` when given)."""
+    settings = settings or Settings()
+    dora = dora or dora_metrics(store, since, until, settings=settings)
+    return ReleaseAnalytics(store=store, dora=dora, settings=settings)

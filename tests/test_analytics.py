@@ -1,0 +1,41 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from releaserisk.analytics import release_analytics, wilson_interval
+from tests.test_dora import dep, load
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval([5], [10])
+    assert low[0] == pytest.approx(0.2366, abs=1e-4) and high[0] == pytest.approx(0.7634, abs=1e-4)
+    low, high = wilson_interval([0], [0])
+    assert np.isnan(low[0]) and np.isnan(high[0])
+
+
+def test_batch_buckets_rollbacks_hotfixes_and_stages(store):
+    load(
+        store,
+        deployments=[
+            dep(1, "2024-01-02T00:00Z", env="staging"), dep(2, "2024-01-02T04:00Z"),
+            dep(3, "2024-01-03T00:00Z"), dep(4, "2024-01-03T02:00Z", kind="rollback", reverts_deployment_id="d3"),
+            dep(5, "2024-01-04T00:00Z", kind="hotfix"), dep(6, "2024-01-05T00:00Z", kind="hotfix"),
+        ],
+        changes=[("d2", "c1"), ("d3", "c2"), ("d3", "c3"), ("d5", "c4")],
+    )  # fmt: skip
+    store.execute("UPDATE deployments SET sha = 's1' WHERE deployment_id = 'd2'")  # d2 promoted from d1
+    analytics = release_analytics(store, "2024-01-01", "2024-01-08")
+    buckets = analytics.failure_by_batch_size().set_index("bucket")
+    assert buckets.loc["1", "deployments"] == 2 and buckets.loc["2-3", "failures"] == 1
+    rollbacks = analytics.rollbacks().iloc[0]
+    assert rollbacks.rollbacks == 1 and rollbacks.success_rate == 1.0
+    assert rollbacks.median_hours_to_rollback == pytest.approx(2.0)
+    kinds = analytics.hotfixes().set_index("kind")
+    assert kinds.loc["hotfix", "deployments"] == 2 and kinds.loc["hotfix", "failures"] == 1  # d5 then hotfix d6
+    assert kinds.loc["hotfix", "skipped_stage_rate"] == 1.0
+    stages = analytics.stage_promotion().set_index("to_env")
+    assert stages.loc["production", "median_hours"] == pytest.approx(4.0)
+    assert stages.loc["production", "skipped"] == 4
+    weekly = analytics.frequency_vs_failure()
+    assert weekly["deployments"].sum() == 5
+    assert isinstance(analytics.environment_lag(), pd.DataFrame)
