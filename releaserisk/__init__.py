@@ -12,53 +12,125 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Settings": "releaserisk.config",
-    "load_settings": "releaserisk.config",
-    "Store": "releaserisk.store",
-    "open_store": "releaserisk.store",
-    "ingest_git": "releaserisk.ingest.git",
-    "GitIngestResult": "releaserisk.ingest.git",
-    "judge": "releaserisk.canary.judge",
     "CanaryConfig": "releaserisk.canary.config",
-    "MetricConfig": "releaserisk.canary.config",
-    "load_canary_config": "releaserisk.canary.config",
-    "load_samples": "releaserisk.canary.data",
-    "mann_whitney_interval": "releaserisk.canary.judge",
+    "ChangeMetricState": "releaserisk.features",
+    "DoraResult": "releaserisk.dora",
+    "GateResult": "releaserisk.gate",
+    "GitIngestResult": "releaserisk.ingest.git",
     "JudgeResult": "releaserisk.canary.result",
+    "KAMEI_FEATURES": "releaserisk.features",
+    "MetricConfig": "releaserisk.canary.config",
+    "ReleaseAnalytics": "releaserisk.analytics",
+    "RiskModel": "releaserisk.model",
+    "SCENARIOS": "releaserisk.simulate",
     "SequentialMonitor": "releaserisk.canary.sequential",
+    "SequentialResult": "releaserisk.canary.sequential",
+    "Settings": "releaserisk.config",
+    "Store": "releaserisk.store",
+    "analysis_samples": "releaserisk.canary.data",
+    "dora_metrics": "releaserisk.dora",
+    "evaluate_predictions": "releaserisk.model",
+    "evaluate_time_split": "releaserisk.model",
+    "ingest_file": "releaserisk.ingest.tabular",
+    "ingest_git": "releaserisk.ingest.git",
+    "ingest_git_tags": "releaserisk.ingest.git",
+    "judge": "releaserisk.canary.judge",
+    "label_changes": "releaserisk.labels",
+    "link_deployment_changes": "releaserisk.ingest.links",
+    "load_canary_config": "releaserisk.canary.config",
+    "load_model": "releaserisk.model",
+    "load_samples": "releaserisk.canary.data",
+    "load_settings": "releaserisk.config",
+    "mann_whitney_interval": "releaserisk.canary.judge",
+    "open_snapshot": "releaserisk.store",
+    "open_store": "releaserisk.store",
+    "read_feature_table": "releaserisk.model",
+    "release_analytics": "releaserisk.analytics",
+    "render_weekly": "releaserisk.report",
+    "rolling_origin": "releaserisk.model",
+    "save_model": "releaserisk.model",
+    "score_commits": "releaserisk.gate",
     "sequential_judge": "releaserisk.canary.sequential",
+    "simulate": "releaserisk.simulate",
+    "training_frame": "releaserisk.labels",
+    "weekly_sections": "releaserisk.report",
 }
 
 __all__ = [
+    "KAMEI_FEATURES",
+    "SCENARIOS",
     "CanaryConfig",
+    "ChangeMetricState",
+    "DoraResult",
+    "GateResult",
     "GitIngestResult",
     "JudgeResult",
     "MetricConfig",
+    "ReleaseAnalytics",
+    "RiskModel",
     "SequentialMonitor",
+    "SequentialResult",
     "Settings",
     "Store",
     "__version__",
+    "analysis_samples",
+    "dora_metrics",
     "errors",
+    "evaluate_predictions",
+    "evaluate_time_split",
+    "ingest_file",
     "ingest_git",
+    "ingest_git_tags",
     "judge",
+    "label_changes",
+    "link_deployment_changes",
     "load_canary_config",
+    "load_model",
     "load_samples",
     "load_settings",
     "mann_whitney_interval",
+    "open_snapshot",
     "open_store",
+    "read_feature_table",
+    "release_analytics",
+    "render_weekly",
+    "rolling_origin",
+    "save_model",
+    "score_commits",
     "sequential_judge",
+    "simulate",
+    "training_frame",
+    "weekly_sections",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk import errors
+    from releaserisk.analytics import ReleaseAnalytics, release_analytics
     from releaserisk.canary.config import CanaryConfig, MetricConfig, load_canary_config
-    from releaserisk.canary.data import load_samples
+    from releaserisk.canary.data import analysis_samples, load_samples
     from releaserisk.canary.judge import judge, mann_whitney_interval
     from releaserisk.canary.result import JudgeResult
-    from releaserisk.canary.sequential import SequentialMonitor, sequential_judge
+    from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
-    from releaserisk.ingest.git import GitIngestResult, ingest_git
-    from releaserisk.store import Store, open_store
+    from releaserisk.dora import DoraResult, dora_metrics
+    from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
+    from releaserisk.gate import GateResult, score_commits
+    from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
+    from releaserisk.ingest.links import link_deployment_changes
+    from releaserisk.ingest.tabular import ingest_file
+    from releaserisk.labels import label_changes, training_frame
+    from releaserisk.model import (
+        RiskModel,
+        evaluate_predictions,
+        evaluate_time_split,
+        load_model,
+        read_feature_table,
+        rolling_origin,
+        save_model,
+    )
+    from releaserisk.report import render_weekly, weekly_sections
+    from releaserisk.simulate import SCENARIOS, simulate
+    from releaserisk.store import Store, open_snapshot, open_store
 
 
 def __getattr__(name: str) -> Any:

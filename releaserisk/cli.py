@@ -433,6 +433,186 @@ def cmd_score(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from releaserisk.report import render_weekly
+
+    started = time.perf_counter()
+    paths = render_weekly(_settings(args).db, args.week, out_dir=args.out, services=args.services, config=args.config)
+    paths["seconds"] = round(time.perf_counter() - started, 2)
+    _emit(args, paths, f"weekly report for {paths['week']}: {paths['html']} ({paths['seconds']:.1f} s)")
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from releaserisk.simulate import simulate
+
+    result = simulate(args.out, scenario=args.scenario, seed=args.seed, weeks=args.weeks, services=args.services)
+    _emit(
+        args,
+        result.to_dict(),
+        f"simulated {result.scenario}: {result.commits:,} commits ({result.bugs} bug-introducing), "
+        f"{result.deployments:,} deployments, {result.incidents} incidents -> {result.out}",
+    )
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """simulate -> ingest -> label -> train -> score -> canary -> weekly report, each step timed."""
+    from pathlib import Path
+
+    total = time.perf_counter()
+    steps: list[dict[str, Any]] = []
+
+    def step(name: str, action: Callable[[], str]) -> None:
+        started = time.perf_counter()
+        detail = action()
+        seconds = time.perf_counter() - started
+        steps.append({"step": name, "seconds": round(seconds, 2), "detail": detail})
+        if args.format == "text":
+            sys.stdout.write(f"[{seconds:6.1f} s] {name:<9} {detail}\n")
+            sys.stdout.flush()
+
+    base = Path(args.data)
+    db = base / "releaserisk.duckdb"
+    model_path = base / "models" / "risk.skops"
+    state: dict[str, Any] = {}
+    base.mkdir(parents=True, exist_ok=True)
+    for stale in (db, Path(f"{db}.wal")):
+        stale.unlink(missing_ok=True)
+
+    from releaserisk.config import Settings
+
+    # simulated history spans months, not years: label commits older than two weeks
+    settings = Settings(db=str(db), label_horizon_days=14)
+
+    def do_simulate() -> str:
+        from releaserisk.simulate import simulate
+
+        sim = simulate(base / "org", scenario=args.scenario, seed=args.seed, weeks=args.weeks)
+        state["sim"] = sim
+        return f"{args.scenario}: {sim.commits:,} commits, {sim.deployments:,} deployments, {sim.incidents} incidents"
+
+    def do_ingest() -> str:
+        import pandas as pd
+
+        from releaserisk.ingest.git import ingest_git
+        from releaserisk.ingest.tabular import ingest_file
+        from releaserisk.store import open_store
+
+        sim = state["sim"]
+        with open_store(db) as store:
+            git_result = ingest_git(store, sim.repo, name="demo", settings=settings)
+            for kind in ("services", "deployments", "incidents"):
+                ingest_file(store, kind, sim.files[kind])
+            metrics = pd.read_csv(sim.files["metrics"])
+            metrics["ts"] = pd.to_datetime(metrics["ts"], utc=True)
+            metrics["sample_index"] = metrics.groupby(["analysis_id", "metric", "arm", "ts"]).cumcount()
+            store.upsert("metric_samples", metrics)
+            links = store.counts()["deployment_changes"]
+        return f"{git_result.new_commits:,} commits, {links:,} deployment links, {len(metrics):,} canary samples"
+
+    def do_label() -> str:
+        from releaserisk.labels import label_changes
+        from releaserisk.store import open_store
+
+        with open_store(db) as store:
+            result = label_changes(store, "demo", settings=settings)
+        return f"{result.buggy_szz} bug-introducing changes found by SZZ from {result.fixes} fixes"
+
+    def do_train() -> str:
+        import json as _json
+        from datetime import UTC, datetime
+
+        from releaserisk.labels import training_frame
+        from releaserisk.model import RiskModel, evaluate_time_split, save_model
+        from releaserisk.store import open_store
+
+        with open_store(db) as store:
+            frame = training_frame(store, settings=settings)
+            frame = frame.assign(bug=frame["buggy"], effort=frame["la"] + frame["ld"], time=frame["committed_at"])
+            evaluation = evaluate_time_split(frame)
+            model = RiskModel().fit(frame, frame["bug"])
+            save_model(model, model_path, {"model_id": "demo", "evaluation": evaluation})
+            store.execute(
+                "INSERT INTO models VALUES ('demo', ?, 'change', ?, ?, ?, ?, ?, ?)",
+                [str(model_path), datetime.now(UTC), frame["time"].min(), frame["time"].max(),
+                 list(model.features), _json.dumps(evaluation), _json.dumps(_json.loads(model.metadata_)["versions"])],
+            )  # fmt: skip
+        return (f"{model.selected_} on {len(frame):,} changes; time-ordered test AUC {evaluation['auc']:.3f}, "
+                f"ECE {evaluation['ece']:.3f}")  # fmt: skip
+
+    def do_score() -> str:
+        import json as _json
+        from datetime import UTC, datetime
+
+        import pandas as pd
+
+        from releaserisk.gate import score_commits
+        from releaserisk.model import load_model
+        from releaserisk.store import open_store
+
+        model, _ = load_model(model_path)
+        with open_store(db) as store:
+            features = store.query(
+                "SELECT f.*, split_part(c.message, chr(10), 1) AS subject, c.author FROM change_features f "
+                "JOIN commits c USING (repo, sha) ORDER BY c.seq"
+            )
+            result = score_commits(model, features, threshold=settings.risk_threshold, model_id="demo")
+            store.upsert("risk_scores", pd.DataFrame({
+                "repo": "demo", "sha": result.commits["sha"], "model_id": "demo",
+                "probability": result.commits["probability"], "band": result.commits["band"],
+                "explanation": [_json.dumps(r) for r in result.commits["reasons"]], "scored_at": datetime.now(UTC),
+            }))  # fmt: skip
+            latest = store.query(
+                "SELECT d.deployment_id, list(dc.sha) AS shas FROM deployments d JOIN deployment_changes dc "
+                "USING (deployment_id) WHERE d.environment = 'production' AND d.status = 'success' "
+                "GROUP BY d.deployment_id, d.finished_at ORDER BY d.finished_at DESC LIMIT 1"
+            )
+        state["scores"] = result
+        if latest.empty:
+            return f"scored {len(result.commits):,} changes"
+        batch = score_commits(
+            model, features[features["sha"].isin(list(latest["shas"][0]))], threshold=settings.risk_threshold,
+            model_id="demo",
+        )  # fmt: skip
+        return (f"scored {len(result.commits):,} changes; latest deployment {latest['deployment_id'][0]}: "
+                f"{batch.batch['size']} changes, P(any defect) {batch.batch['any_defect']:.0%} "
+                f"-> {batch.advice['strategy']} {'/'.join(map(str, batch.advice['steps_percent']))}%")  # fmt: skip
+
+    def do_canary() -> str:
+        from releaserisk.canary.data import analysis_samples
+        from releaserisk.canary.judge import judge
+        from releaserisk.canary.sequential import sequential_judge
+        from releaserisk.store import open_store
+
+        with open_store(db, read_only=True) as store:
+            samples = analysis_samples(store)
+        fixed = judge(samples)
+        sequential = sequential_judge(samples)
+        return f"latest canary: judge {fixed.verdict} (score {fixed.score}), sequential {sequential.decision}"
+
+    def do_report() -> str:
+        from releaserisk.report import render_weekly
+        from releaserisk.store import open_store
+
+        with open_store(db, read_only=True) as store:
+            last = store.execute("SELECT max(finished_at) FROM deployments").fetchone()[0]
+        iso = last.isocalendar()
+        week = f"{iso.year}-W{iso.week:02d}"
+        paths = render_weekly(db, week, out_dir=args.out)
+        state["report"] = paths
+        return f"{paths['html']}"
+
+    for name, action in (("simulate", do_simulate), ("ingest", do_ingest), ("label", do_label),
+                         ("train", do_train), ("score", do_score), ("canary", do_canary),
+                         ("report", do_report)):  # fmt: skip
+        step(name, action)
+    seconds = time.perf_counter() - total
+    payload = {"steps": steps, "seconds": round(seconds, 2), "db": str(db), "report": state["report"]["html"]}
+    _emit(args, payload, f"demo finished in {seconds:.1f} s; open {state['report']['html']}")
+    return EXIT_OK
+
+
 # -- parser -------------------------------------------------------------------------------
 def _common(parser: argparse.ArgumentParser, formats: Sequence[str] = ("text", "json")) -> None:
     parser.add_argument("--format", choices=formats, default="text", help="output format (default: text)")
@@ -530,6 +710,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--estimator", choices=("auto", "logistic", "boosting", "ensemble"), default="auto")
     _common(p)
     p.set_defaults(handler=cmd_evaluate)
+
+    report = sub.add_parser("report", help="render reports from notebooks").add_subparsers(
+        dest="report", metavar="REPORT", required=True
+    )
+    p = report.add_parser("weekly", help="the weekly HTML report (reports/weekly-<ISO week>.html)")
+    p.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last complete week)")
+    p.add_argument("--out", default="reports", help="output directory (default: reports)")
+    p.add_argument("--services", nargs="*", help="limit the deployments table to these services")
+    _common(p)
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("simulate", help="write a synthetic organisation with planted effects")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--scenario", default="healthy",
+                   choices=("healthy", "quarterly-batches", "daily-fragile", "broken-rollbacks", "hotfix-chaos",
+                            "slow-promotion"))  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weeks", type=int, default=26)
+    p.add_argument("--services", type=int, default=3)
+    _common(p)
+    p.set_defaults(handler=cmd_simulate)
+
+    p = sub.add_parser("demo", help="the whole pipeline on simulated data: ingest, train, score, canary, report")
+    p.add_argument("--scenario", default="healthy",
+                   choices=("healthy", "quarterly-batches", "daily-fragile", "broken-rollbacks", "hotfix-chaos",
+                            "slow-promotion"))  # fmt: skip
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--weeks", type=int, default=26)
+    p.add_argument("--data", default="data/demo", help="where the simulated data and store go (default data/demo)")
+    p.add_argument("--out", default="reports", help="report directory (default reports)")
+    _common(p)
+    p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser(
         "score",

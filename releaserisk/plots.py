@@ -10,7 +10,15 @@ import numpy as np
 if TYPE_CHECKING:
     from releaserisk.canary.result import JudgeResult
 
-__all__ = ["ARM_COLOURS", "canary_figure"]
+__all__ = [
+    "ARM_COLOURS",
+    "batch_size_figure",
+    "canary_figure",
+    "dora_trend_figure",
+    "risk_histogram",
+    "service_colours",
+    "stage_figure",
+]
 
 ARM_COLOURS = {"baseline": "#4c72b0", "canary": "#dd8452"}
 
@@ -53,4 +61,88 @@ def canary_figure(result: JudgeResult, metrics: list[str] | None = None):
         ax.grid(alpha=0.3)
         if i == 0:
             ax.legend(fontsize=8)
+    return fig
+
+
+def service_colours(services) -> dict[str, str]:
+    """A stable colour per service name (same colour in every chart of a report)."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"].colors
+    return {name: _hex(palette[i % len(palette)]) for i, name in enumerate(sorted(map(str, services)))}
+
+
+def _hex(rgb) -> str:
+    return "#" + "".join(f"{round(c * 255):02x}" for c in rgb[:3])
+
+
+def _figure(width: float = 7.5, height: float = 3.2, ncols: int = 1):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return fig, axes
+
+
+def dora_trend_figure(by_period):
+    """Deployments per week (bars) and change failure rate (line), plus median lead time."""
+    fig, (left, right) = _figure(10, 3.2, 2)
+    labels = list(by_period["period"])
+    x = np.arange(len(labels))
+    left.bar(x, by_period["deployments"], color="#4c72b0", label="production deployments")
+    left.set_ylabel("deployments per week")
+    twin = left.twinx()
+    twin.plot(x, by_period["change_failure_rate"] * 100, color="#c44e52", marker="o", label="change failure rate")
+    twin.set_ylabel("change failure rate (%)")
+    left.set_title("Deployments and change failure rate")
+    right.plot(x, by_period["lead_time_median_hours"], color="#55a868", marker="o")
+    right.set_ylabel("hours")
+    right.set_title("Median change lead time")
+    for ax in (left, right):
+        ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
+    return fig
+
+
+def batch_size_figure(buckets):
+    """Change failure rate by batch size with Wilson intervals and the logistic fit."""
+    fig, (ax,) = _figure()
+    present = buckets[buckets["deployments"] > 0]
+    x = np.arange(len(present))
+    rate = present["failure_rate"].to_numpy(float) * 100
+    err = np.vstack([rate - present["ci_low"].to_numpy(float) * 100, present["ci_high"].to_numpy(float) * 100 - rate])
+    ax.errorbar(x, rate, yerr=err, fmt="o", color="#4c72b0", capsize=4, label="observed (95% Wilson)")
+    ax.plot(x, present["fitted_rate"] * 100, color="#c44e52", label="logistic fit")
+    ax.set_xticks(x, [f"{b}\n(n={n})" for b, n in zip(present["bucket"], present["deployments"], strict=True)])
+    ax.set_xlabel("changes per deployment")
+    ax.set_ylabel("change failure rate (%)")
+    ax.set_title("Bigger batches fail more often?")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def stage_figure(stages):
+    """Median and p90 hours between environments."""
+    fig, (ax,) = _figure()
+    labels = [f"{a} → {b}" for a, b in zip(stages["from_env"], stages["to_env"], strict=True)]
+    y = np.arange(len(labels))
+    ax.barh(y, stages["p90_hours"], color="#dd8452", alpha=0.5, label="p90")
+    ax.barh(y, stages["median_hours"], color="#dd8452", label="median")
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("hours")
+    ax.set_title("Time from one environment to the next")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def risk_histogram(probabilities, threshold: float):
+    """Distribution of change risk with the gate threshold."""
+    fig, (ax,) = _figure()
+    ax.hist(np.asarray(probabilities, dtype=float) * 100, bins=20, color="#8172b3")
+    ax.axvline(threshold * 100, color="#c44e52", linestyle="--", label=f"gate threshold {threshold:.0%}")
+    ax.set_xlabel("predicted defect probability (%)")
+    ax.set_ylabel("changes")
+    ax.set_title("Change risk")
+    ax.legend(fontsize=8)
     return fig

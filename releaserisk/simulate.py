@@ -357,6 +357,7 @@ def _commit_fix(history: _History, rng: np.random.Generator, when: datetime, aut
 def _git_import(history: _History, repo: Path) -> dict[int, str]:
     if shutil.which("git") is None:
         raise SourceError("git executable not found on PATH; the simulator builds a real repository")
+    repo = repo.resolve()  # git -C changes directory: every path it gets must be absolute
     if repo.exists():
         shutil.rmtree(repo)
     repo.mkdir(parents=True)

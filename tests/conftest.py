@@ -132,4 +132,30 @@ def simulated(tmp_path_factory):
         frame = training_frame(store, settings=settings)
         model = RiskModel(estimator="logistic").fit(frame, frame["buggy"])
         model_path = save_model(model, base / "risk.skops", {"model_id": "test-model"})
+        _store_scores_and_samples(store, model, result)
     return {"sim": result, "db": db, "model": model_path, "settings": settings, "base": base}
+
+
+def _store_scores_and_samples(store, model, result):
+    """Risk scores for every commit and the canary samples, as the demo stores them."""
+    import json
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from releaserisk.gate import score_commits
+
+    features = store.query(
+        "SELECT f.*, split_part(c.message, chr(10), 1) AS subject "
+        "FROM change_features f JOIN commits c USING (repo, sha)"
+    )
+    scored = score_commits(model, features, threshold=0.5, model_id="test-model")
+    store.upsert("risk_scores", pd.DataFrame({
+        "repo": "demo", "sha": scored.commits["sha"], "model_id": "test-model",
+        "probability": scored.commits["probability"], "band": scored.commits["band"],
+        "explanation": [json.dumps(r) for r in scored.commits["reasons"]], "scored_at": datetime.now(UTC),
+    }))  # fmt: skip
+    metrics = pd.read_csv(result.files["metrics"])
+    metrics["ts"] = pd.to_datetime(metrics["ts"], utc=True)
+    metrics["sample_index"] = metrics.groupby(["analysis_id", "metric", "arm", "ts"]).cumcount()
+    store.upsert("metric_samples", metrics)

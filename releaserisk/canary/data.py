@@ -24,7 +24,7 @@ import pandas as pd
 
 from releaserisk.errors import InputError
 
-__all__ = ["load_samples", "parse_prometheus"]
+__all__ = ["analysis_samples", "load_samples", "parse_prometheus"]
 
 ARMS = ("baseline", "canary")
 
@@ -166,3 +166,27 @@ def load_samples(
         except InputError as exc:
             raise InputError(f"{name}: {exc}") from None
     return _validate(data, name, arm)
+
+
+def analysis_samples(store, analysis_id: str | None = None) -> pd.DataFrame:
+    """Samples of one analysis stored by ``ingest metrics`` (default: the latest analysis).
+
+    Raises
+    ------
+    InputError
+        No analysis with that id, or no samples at all.
+    """
+    if analysis_id is None:
+        row = store.execute(
+            "SELECT analysis_id FROM metric_samples GROUP BY 1 ORDER BY max(ts) DESC, 1 DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            raise InputError("the store has no canary samples; run 'releaserisk ingest metrics FILE --analysis ID'")
+        analysis_id = row[0]
+    frame = store.query(
+        "SELECT metric, arm, ts, value FROM metric_samples WHERE analysis_id = ? ORDER BY ts, sample_index",
+        [analysis_id],
+    )
+    if frame.empty:
+        raise InputError(f"no samples for analysis '{analysis_id}'")
+    return frame.assign(kind="samples")

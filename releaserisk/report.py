@@ -1,0 +1,299 @@
+"""The weekly report: sections computed here, presented by a parameterised notebook.
+
+:func:`weekly_sections` gathers everything the report shows for one ISO week (the
+notebooks call it, so they hold no SQL and no logic of their own);
+:func:`render_weekly` executes ``notebooks/weekly_report.ipynb`` with papermill in the
+running Python environment and exports HTML without code cells with nbconvert.
+Every user-controlled string (commit subjects, PR titles, service names) reaches the
+HTML through :func:`html_table` / :func:`text`, which escape it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from releaserisk.config import Settings
+from releaserisk.errors import InputError
+from releaserisk.store import Store
+
+__all__ = ["WeeklySections", "html_table", "iso_week", "render_notebook", "render_weekly", "text", "weekly_sections"]
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def iso_week(week: str | None, *, today: datetime | None = None) -> tuple[str, datetime, datetime]:
+    """Parse ``YYYY-Www`` (default: the last complete week) into (label, Monday, next Monday) in UTC."""
+    if week is None:
+        now = today or datetime.now(UTC)
+        monday = (now - timedelta(days=now.weekday() + 7)).replace(hour=0, minute=0, second=0, microsecond=0)
+    else:
+        try:
+            year, number = week.upper().split("-W")
+            monday = datetime.fromisocalendar(int(year), int(number), 1).replace(tzinfo=UTC)
+        except ValueError:
+            raise InputError(f"week must look like 2026-W47, got {week!r}") from None
+    iso = monday.isocalendar()
+    return f"{iso.year}-W{iso.week:02d}", monday, monday + timedelta(days=7)
+
+
+def text(value: Any) -> str:
+    """Escape one user-controlled string for HTML."""
+    return html.escape("" if value is None else str(value))
+
+
+def html_table(frame: pd.DataFrame, *, max_rows: int = 50, float_format: str = "{:,.2f}") -> str:
+    """An escaped HTML table; missing values show as "—" (missing, never zero)."""
+    if frame is None or frame.empty:
+        return "<p><em>No data.</em></p>"
+    shown = frame.head(max_rows).copy()
+    for column in shown.columns:
+        if pd.api.types.is_float_dtype(shown[column]):
+            values = shown[column].dropna()
+            whole = len(values) and bool((values == values.round()).all()) and values.abs().max() >= 1
+            fmt = "{:,.0f}" if whole else float_format
+            shown[column] = shown[column].map(lambda v, fmt=fmt: "—" if pd.isna(v) else fmt.format(v))
+    return shown.to_html(index=False, escape=True, na_rep="—", border=0, classes="rr-table")
+
+
+@dataclass
+class WeeklySections:
+    """Everything the weekly report shows, for one week."""
+
+    week: str
+    start: datetime
+    end: datetime
+    headline: pd.DataFrame  # metric, this week, previous week, change, tier
+    trend: pd.DataFrame  # 12 weeks of DORA per week
+    deployments: pd.DataFrame
+    failures: pd.DataFrame
+    incidents: pd.DataFrame
+    risky_changes: pd.DataFrame
+    canary: pd.DataFrame
+    batch: pd.DataFrame
+    rollbacks: pd.DataFrame
+    hotfixes: pd.DataFrame
+    stages: pd.DataFrame
+    lag: pd.DataFrame
+    data: pd.DataFrame
+    risk_threshold: float = 0.5
+    notes: list[str] = field(default_factory=list)
+
+
+_HEADLINE = [
+    ("Deployment frequency (per week)", "deploys_per_week", "deploys_per_week_tier"),
+    ("Change lead time, median (hours)", "lead_time_median_hours", "lead_time_median_hours_tier"),
+    ("Change failure rate", "change_failure_rate", "change_failure_rate_tier"),
+    ("Failed deployment recovery, median (hours)", "recovery_median_hours", "recovery_median_hours_tier"),
+    ("Rework rate", "rework_rate", None),
+]
+
+
+def weekly_sections(
+    store: Store, week: str | None = None, *, services: list[str] | None = None, settings: Settings | None = None
+) -> WeeklySections:
+    """Compute every section of the weekly report for ``week`` (``YYYY-Www``)."""
+    from releaserisk.analytics import release_analytics
+    from releaserisk.dora import dora_metrics
+
+    settings = settings or Settings()
+    label, start, end = iso_week(week)
+    trend_start = start - timedelta(weeks=11)
+    dora = dora_metrics(store, trend_start, end, settings=settings)
+    trend = dora.by_period
+    this, previous = trend.iloc[-1], trend.iloc[-2] if len(trend) > 1 else None
+    headline = pd.DataFrame(
+        [
+            {
+                "metric": name,
+                "this week": this[column],
+                "previous week": previous[column] if previous is not None else float("nan"),
+                "change": this[column] - previous[column] if previous is not None else float("nan"),
+                "tier": this[tier] if tier else "",
+            }
+            for name, column, tier in _HEADLINE
+        ]
+    )
+    week_dora = dora_metrics(store, start, end, settings=settings)
+    deployments = week_dora.deployments
+    if services:
+        deployments = deployments[deployments["service"].isin(services)]
+    risk = store.query(
+        """
+        SELECT dc.deployment_id, count(*) AS changes, max(r.probability) AS max_risk,
+               1 - product(1 - r.probability) AS batch_risk
+        FROM deployment_changes dc
+        JOIN (SELECT repo, sha, arg_max(probability, scored_at) AS probability FROM risk_scores GROUP BY 1, 2) r
+          USING (repo, sha)
+        GROUP BY dc.deployment_id
+        """
+    )
+    table = deployments.merge(risk, on="deployment_id", how="left")
+    deployment_view = pd.DataFrame(
+        {
+            "finished": table["finished_at"].dt.strftime("%a %d %b %H:%M"),
+            "service": table["service"],
+            "kind": table["kind"],
+            "sha": table["sha"].str[:10],
+            "changes scored": table["changes"],
+            "batch risk": table["batch_risk"],
+            "outcome": table["failure_reason"].fillna("ok"),
+        }
+    )
+    failures = deployment_view[deployment_view["outcome"] != "ok"]
+    incidents = week_dora.incidents[["incident_id", "service", "title", "severity", "opened_at", "resolved_at",
+                                     "deployment_id", "link_method", "restore_hours"]]  # fmt: skip
+    risky = store.query(
+        """
+        SELECT c.sha, split_part(c.message, chr(10), 1) AS subject, c.author, r.probability, r.band,
+               r.explanation
+        FROM risk_scores r JOIN commits c USING (repo, sha)
+        WHERE c.committed_at >= $start AND c.committed_at < $end
+        QUALIFY row_number() OVER (PARTITION BY r.repo, r.sha ORDER BY r.scored_at DESC) = 1
+        ORDER BY r.probability DESC LIMIT 10
+        """,
+        {"start": start, "end": end},
+    )
+    risky["reasons"] = risky["explanation"].map(lambda e: "; ".join(json.loads(e)) if isinstance(e, str) else "")
+    risky["sha"] = risky["sha"].str[:10]
+    analytics = release_analytics(store, trend_start, end, settings=settings, dora=dora)
+    notes = []
+    if risky.empty:
+        notes.append("No risk scores for this week's changes: run 'releaserisk score' in CI (or 'releaserisk demo').")
+    return WeeklySections(
+        week=label,
+        start=start,
+        end=end,
+        headline=headline,
+        trend=trend,
+        deployments=deployment_view,
+        failures=failures,
+        incidents=incidents,
+        risky_changes=risky.drop(columns="explanation"),
+        canary=_canary_outcomes(store, start, end),
+        batch=analytics.failure_by_batch_size(),
+        rollbacks=analytics.rollbacks(),
+        hotfixes=analytics.hotfixes(),
+        stages=analytics.stage_promotion(),
+        lag=analytics.environment_lag(),
+        data=_data_section(store),
+        risk_threshold=settings.risk_threshold,
+        notes=notes,
+    )
+
+
+def _canary_outcomes(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
+    """Fixed-horizon verdict of every canary analysis with samples in the week."""
+    from releaserisk.canary.judge import judge
+
+    samples = store.query(
+        "SELECT analysis_id, metric, arm, ts, value FROM metric_samples WHERE ts >= $start AND ts < $end",
+        {"start": start, "end": end},
+    )
+    rows = []
+    for analysis, part in samples.groupby("analysis_id", sort=True):
+        result = judge(part)
+        worst = [m.name for m in result.metrics if m.classification not in ("Pass",)]
+        rows.append({"analysis": analysis, "verdict": result.verdict, "score": result.score,
+                     "metrics not passing": ", ".join(worst) or "—"})  # fmt: skip
+    return pd.DataFrame(rows, columns=["analysis", "verdict", "score", "metrics not passing"])
+
+
+def _data_section(store: Store) -> pd.DataFrame:
+    counts = store.counts()
+    runs = store.query(
+        "SELECT split_part(source, ':', 1) AS source, max(finished_at) AS last_ingest, count(*) AS runs "
+        "FROM ingest_runs GROUP BY 1"
+    ).set_index("source")
+    rows = []
+    for table, source in (("commits", "git"), ("deployments", "deployments"), ("incidents", "incidents"),
+                          ("pull_requests", "pull-requests"), ("metric_samples", "metrics"),
+                          ("risk_scores", None), ("labels", None)):  # fmt: skip
+        last = runs["last_ingest"].get(source) if source in runs.index else None
+        rows.append({"table": table, "rows": counts.get(table, 0), "last ingest": last,
+                     "gap": "no data" if not counts.get(table) else ""})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# -- rendering ------------------------------------------------------------------------------
+def render_notebook(
+    notebook: str | os.PathLike[str], parameters: dict[str, Any], out_dir: str | os.PathLike[str], stem: str
+) -> tuple[Path, Path]:
+    """Execute a notebook with papermill (this Python's kernel) and export HTML without code.
+
+    Returns
+    -------
+    (html_path, executed_notebook_path)
+    """
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    executed = out / f"{stem}.ipynb"
+    source = Path(notebook)
+    if not source.is_file():
+        raise InputError(f"notebook {source} not found")
+    try:
+        papermill.execute_notebook(
+            str(source), str(executed), parameters=parameters, kernel_name=_kernel_name(), progress_bar=False,
+            cwd=str(source.parent),
+        )  # fmt: skip
+    except papermill.PapermillExecutionError as exc:
+        raise InputError(f"{source.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    html_path = out / f"{stem}.html"
+    html_path.write_text(body, encoding="utf-8")
+    return html_path, executed
+
+
+def _kernel_name() -> str:
+    """A kernel spec that runs this interpreter, installing one for the venv if needed."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    name = "releaserisk-python"
+    manager = KernelSpecManager()
+    try:
+        spec = manager.get_kernel_spec(name)
+        if spec.argv and Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return name
+    except Exception:  # no such kernel yet
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=name, display_name="releaserisk", prefix=sys.prefix)
+    return name
+
+
+def render_weekly(
+    db: str | os.PathLike[str],
+    week: str | None = None,
+    *,
+    out_dir: str | os.PathLike[str] = "reports",
+    services: list[str] | None = None,
+    config: str | None = None,
+) -> dict[str, str]:
+    """Render ``reports/weekly-<ISO week>.html`` (and the executed notebook) from the store.
+
+    Returns
+    -------
+    dict
+        ``html``, ``notebook`` and ``week``.
+    """
+    label, _, _ = iso_week(week)
+    db_path = Path(db).resolve()
+    if not db_path.exists():
+        raise InputError(f"store {db_path} does not exist")
+    parameters = {"db": str(db_path), "week": label, "services": services or [], "config": config}
+    html_path, executed = render_notebook(NOTEBOOKS / "weekly_report.ipynb", parameters, out_dir, f"weekly-{label}")
+    return {"week": label, "html": str(html_path), "notebook": str(executed)}

@@ -1,0 +1,134 @@
+"""Notebooks and the weekly report: execution, sections, escaping, a real browser."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from releaserisk.cli import main
+from releaserisk.errors import InputError
+from releaserisk.report import NOTEBOOKS, iso_week, render_notebook, render_weekly
+from releaserisk.store import open_store
+
+SECTIONS = ["The five DORA numbers", "Twelve-week trends", "production deployments",
+            "Change failures and incidents", "The riskiest changes", "Canary outcomes", "Release-process findings",
+            "Data"]  # fmt: skip
+
+
+def last_week(db) -> str:
+    with open_store(db, read_only=True) as store:
+        last = store.execute("SELECT max(finished_at) FROM deployments").fetchone()[0]
+    iso = last.isocalendar()
+    return f"{iso.year}-W{iso.week:02d}"
+
+
+@pytest.fixture(scope="module")
+def rendered(simulated, tmp_path_factory):
+    """The weekly report of a store holding a hostile commit message, rendered once."""
+    out = tmp_path_factory.mktemp("report")
+    db = out / "s.duckdb"
+    shutil.copy(simulated["db"], db)
+    week = last_week(db)
+    _, monday, _ = iso_week(week)
+    with open_store(db) as store:
+        when = pd.Timestamp(monday) + pd.Timedelta(days=1)
+        store.upsert(
+            "commits",
+            pd.DataFrame(
+                {
+                    "repo": ["demo"],
+                    "sha": ["f" * 40],
+                    "parents": [[]],
+                    "author": ["<b>mallory</b>"],
+                    "committed_at": [when],
+                    "message": ["<script>alert(1)</script> tweak"],
+                    "seq": [10**6],
+                }
+            ),
+        )
+        store.upsert("risk_scores", pd.DataFrame({"repo": ["demo"], "sha": ["f" * 40], "model_id": ["m"],
+                                                  "probability": [0.99], "band": ["high"],
+                                                  "explanation": [json.dumps(["<img src=x onerror=alert(2)>"])],
+                                                  "scored_at": [pd.Timestamp.now(tz="UTC")]}))  # fmt: skip
+    paths = render_weekly(db, week, out_dir=out)
+    return {"html": Path(paths["html"]).read_text(), "paths": paths, "db": db, "week": week}
+
+
+def test_report_has_every_section_and_charts(rendered):
+    html = rendered["html"]
+    for section in SECTIONS:
+        assert section in html, section
+    assert html.count("<img") >= 3
+    assert "def " not in html and "weekly_sections(" not in html  # code cells excluded
+    assert Path(rendered["paths"]["notebook"]).exists()
+
+
+def test_user_strings_are_escaped(rendered):
+    html = rendered["html"]
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x onerror" not in html and "<b>mallory</b>" not in html
+
+
+def test_missing_data_is_shown_as_missing(simulated, tmp_path):
+    db = tmp_path / "empty.duckdb"
+    open_store(db).close()
+    html = Path(render_weekly(db, "2025-W10", out_dir=tmp_path)["html"]).read_text()
+    assert "No data." in html and "no data" in html
+
+
+def test_all_notebooks_execute(simulated, tmp_path):
+    for name in ("explore_history", "train_risk_model", "canary_analysis"):
+        params = {"db": str(simulated["db"])}
+        html, _ = render_notebook(NOTEBOOKS / f"{name}.ipynb", params, tmp_path, name)
+        assert "Traceback" not in html.read_text()
+
+
+def test_notebooks_are_committed_without_outputs():
+    for path in NOTEBOOKS.glob("*.ipynb"):
+        book = json.loads(path.read_text())
+        tags = [c.get("metadata", {}).get("tags", []) for c in book["cells"]]
+        assert any("parameters" in t for t in tags), path.name
+        for cell in book["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs") and cell.get("execution_count") is None, path.name
+
+
+def test_cli_report_json_and_errors(rendered, tmp_path, capsys):
+    assert main(["--db", str(rendered["db"]), "report", "weekly", "--week", rendered["week"], "--out",
+                 str(tmp_path), "--format", "json"]) == 0  # fmt: skip
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["html"].endswith(f"weekly-{rendered['week']}.html") and Path(payload["html"]).exists()
+    assert main(["--db", str(rendered["db"]), "report", "weekly", "--week", "last-week"]) == 2
+    assert "week must look like" in capsys.readouterr().err
+    with pytest.raises(InputError):
+        render_weekly(tmp_path / "missing.duckdb", "2025-W01", out_dir=tmp_path)
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not _chromium(), reason="Debian chromium is not installed (.ci/run installs it)")
+def test_report_renders_in_a_real_browser(rendered, tmp_path):
+    from PIL import Image
+
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--enable-logging=stderr", "--v=0", "--window-size=1280,2400", f"--screenshot={shot}",
+         Path(rendered["paths"]["html"]).as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shot.exists(), proc.stderr[-2000:]
+    console_errors = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
+    assert not console_errors, console_errors
+    image = Image.open(shot).convert("L")
+    low, high = image.getextrema()
+    assert high - low > 100  # not blank
+    dark = sum(1 for value in image.getdata() if value < 128)
+    assert dark > 0.005 * image.width * image.height  # text and charts drew something
