@@ -15,8 +15,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	mkdir -p data/demo
-	$(BIN)/releaserisk --db data/demo/releaserisk.duckdb init
+	$(BIN)/releaserisk demo --data data/demo --out reports
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -91,6 +91,7 @@ def cmd_ingest_git(args: argparse.Namespace) -> int:
             rev=args.rev,
             settings=_settings(args),
             progress=_progress_callback() if show_progress else None,
+            workers=args.workers,
         )
     seconds = time.perf_counter() - started
     payload = {**result.to_dict(), "seconds": round(seconds, 3)}
@@ -648,6 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="work tree or bare repository")
     p.add_argument("--name", help="repository name in the store (default: directory name)")
     p.add_argument("--rev", default="HEAD", help="revision to ingest history of (default: HEAD)")
+    p.add_argument("--workers", type=int, choices=(1, 2), default=2,
+                   help="git processes for a first ingest of 20,000+ commits (default 2)")  # fmt: skip
     _common(p)
     p.set_defaults(handler=cmd_ingest_git)
 

@@ -57,9 +57,9 @@ def test_json_schema(gate):
 
 
 def test_scores_written_unless_read_only(gate):
-    import duckdb
-
     from datetime import UTC, datetime
+
+    import duckdb
 
     started = datetime.now(UTC)
     assert score(gate, "HEAD~2..HEAD").returncode in (0, 1)

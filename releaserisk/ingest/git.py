@@ -25,12 +25,14 @@ branch that moved forward).
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
 import subprocess
+import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,15 +209,79 @@ class _BlobLines:
             self._proc = None
 
 
-def _tokens(stream) -> Iterator[bytes]:
-    """NUL-separated tokens of a byte stream, read in large chunks."""
+def _tokens(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """NUL-separated tokens of a stream of byte chunks."""
     rest = b""
-    while chunk := stream.read(1 << 20):
+    for chunk in chunks:
         parts = (rest + chunk).split(b"\0")
         rest = parts.pop()
         yield from parts
     if rest:
         yield rest
+
+
+class _GitLog:
+    """One ``git log`` process whose output a thread drains into a byte-bounded buffer.
+
+    Reading on a thread keeps git busy while Python computes metrics: with a plain
+    blocking read, git stalls on a full 64 KiB pipe and the two run one after the
+    other instead of side by side. The buffer lets a second worker run ahead while the
+    first one's output is processed; its byte bound caps memory.
+    """
+
+    BUFFER_BYTES = 128 << 20
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_git_env())
+        self.chunks_ready: collections.deque[bytes | None] = collections.deque()
+        self.buffered = 0
+        self.closed = False
+        self.condition = threading.Condition()
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _put(self, chunk: bytes | None) -> None:
+        with self.condition:
+            while chunk is not None and self.buffered > self.BUFFER_BYTES and not self.closed:
+                self.condition.wait()
+            self.chunks_ready.append(chunk)
+            self.buffered += len(chunk or b"")
+            self.condition.notify_all()
+
+    def _drain(self) -> None:
+        try:
+            while not self.closed and (chunk := self.proc.stdout.read1(1 << 20)):
+                self._put(chunk)
+        finally:
+            self._put(None)
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            with self.condition:
+                while not self.chunks_ready:
+                    self.condition.wait()
+                chunk = self.chunks_ready.popleft()
+                self.buffered -= len(chunk or b"")
+                self.condition.notify_all()
+            if chunk is None:
+                return
+            yield chunk
+
+    def finish(self, where: Path) -> None:
+        self.thread.join()
+        self.proc.wait()
+        if self.proc.returncode != 0:
+            error = self.proc.stderr.read().decode("utf-8", "replace").strip().splitlines()
+            raise GitError(f"git log failed in {where}: {error[-1] if error else self.proc.returncode}")
+
+    def kill(self) -> None:
+        with self.condition:
+            self.closed = True
+            self.condition.notify_all()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.thread.join()
 
 
 @dataclass(slots=True)
@@ -231,9 +297,9 @@ class _Commit:
     numstat: list  # (added, deleted) per raw entry; None for binary
 
 
-def _parse_log(stream) -> Iterator[_Commit]:
+def _parse_log(chunks: Iterable[bytes]) -> Iterator[_Commit]:
     """Parse ``git log -z --raw --numstat`` output with :data:`_LOG_FORMAT` headers."""
-    tokens = _tokens(stream)
+    tokens = _tokens(chunks)
     token = next(tokens, None)
     while token is not None:
         header = token.lstrip(b"\n")
@@ -387,6 +453,7 @@ def ingest_git(
     rev: str = "HEAD",
     settings: Settings | None = None,
     progress: Callable[..., None] | None = None,
+    workers: int = 1,
 ) -> GitIngestResult:
     """Ingest a repository's history (incrementally) with its change metrics.
 
@@ -405,6 +472,9 @@ def ingest_git(
     progress : callable, optional
         Called as ``progress(commits_done)`` every 1,000 commits and
         ``progress(commits_done, finished=True)`` at the end.
+    workers : int
+        ``2`` splits a first ingest of a long history (>= 20,000 commits) across two
+        git processes (see :func:`_segments`); metrics are still computed in commit order.
 
     Returns
     -------
@@ -424,7 +494,9 @@ def ingest_git(
         state, known_blobs, seq, previous_head = _load_state(store, info.name, settings)
         new_commits = new_files = 0
         if info.head is not None and info.head != previous_head:
-            new_commits, new_files = _ingest_range(store, info, state, known_blobs, seq, previous_head, progress)
+            new_commits, new_files = _ingest_range(
+                store, info, state, known_blobs, seq, previous_head, progress, workers
+            )
         store.upsert(
             "repos",
             pa.table(
@@ -451,6 +523,33 @@ def ingest_git(
     return result
 
 
+#: Full ingests of histories at least this long split git's work across two processes.
+PARALLEL_MIN_COMMITS = 20_000
+_SPLIT_AT = 0.7
+
+
+def _segments(info: _RepoInfo, previous_head: str | None, workers: int) -> list[list[str]]:
+    """Revision arguments of the git log processes, oldest history first.
+
+    With two workers the history is split at a commit of the first-parent chain: the
+    ancestors of that commit, then the rest. Processed in that order they are a valid
+    topological order — the same as ingesting up to the midpoint and then incrementally.
+    """
+    if previous_head:
+        return [[info.head, "--not", previous_head]]
+    if workers < 2:
+        return [[info.head]]
+    total = int(git(info.path, "rev-list", "--count", info.head))
+    if total < PARALLEL_MIN_COMMITS:
+        return [[info.head]]
+    chain = git(info.path, "rev-list", "--first-parent", "--reverse", info.head).split()
+    # Later commits cost git more (bigger trees, more rename candidates), so the split
+    # sits past the middle of the first-parent chain: on git's own history 0.7 gave
+    # halves of 13 s and 15 s, where 0.5 gave 7 s and 22 s.
+    split = chain[int(len(chain) * _SPLIT_AT)]
+    return [[split], [info.head, "--not", split]]
+
+
 def _ingest_range(
     store: Store,
     info: _RepoInfo,
@@ -459,39 +558,36 @@ def _ingest_range(
     seq: int,
     previous_head: str | None,
     progress: Callable[..., None] | None,
+    workers: int = 1,
 ) -> tuple[int, int]:
-    args = ["git", "-C", str(info.path), "log", "-z", "--raw", "--numstat", "-M", "--no-abbrev",
-            "--topo-order", "--reverse", f"--format={_LOG_FORMAT}", info.head]  # fmt: skip
+    base = ["git", "-C", str(info.path), "log", "-z", "--raw", "--numstat", "-M", "--no-abbrev",
+            "--topo-order", "--reverse", f"--format={_LOG_FORMAT}"]  # fmt: skip
     stored: set[str] = set()
     if previous_head:
-        args += ["--not", previous_head]
         stored = {r[0] for r in store.execute("SELECT sha FROM commits WHERE repo = ?", [info.name]).fetchall()}
+    logs = [_GitLog([*base, *revisions]) for revisions in _segments(info, previous_head, workers)]
     blobs = _BlobLines(info.path, known_blobs)
     batch = _Batch(info.name)
     commits = files = 0
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_git_env())
     try:
-        for commit in _parse_log(proc.stdout):
-            if commit.sha in stored:
-                continue
-            files += _add_commit(batch, commit, seq, state, blobs)
-            seq += 1
-            commits += 1
-            if commits % _FLUSH_EVERY == 0:
-                batch.flush(store)
-            if progress and commits % _PROGRESS_EVERY == 0:
-                progress(commits)
-        proc.wait()
-        if proc.returncode != 0:
-            error = proc.stderr.read().decode("utf-8", "replace").strip().splitlines()
-            raise GitError(f"git log failed in {info.path}: {error[-1] if error else proc.returncode}")
+        for log in logs:
+            for commit in _parse_log(log.chunks()):
+                if commit.sha in stored:
+                    continue
+                files += _add_commit(batch, commit, seq, state, blobs)
+                seq += 1
+                commits += 1
+                if commits % _FLUSH_EVERY == 0:
+                    batch.flush(store)
+                if progress and commits % _PROGRESS_EVERY == 0:
+                    progress(commits)
+            log.finish(info.path)
         batch.flush(store)
         _save_state(store, info.name, state, blobs)
     finally:
         blobs.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for log in logs:
+            log.kill()
         if progress:
             progress(commits, finished=True)
     return commits, files
