@@ -317,6 +317,44 @@ def cmd_ingest_file(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ingest_github(args: argparse.Namespace) -> int:
+    import os
+    from datetime import UTC, datetime
+
+    from releaserisk.errors import InputError
+    from releaserisk.ingest.github import ingest_github
+
+    token = os.environ.get(args.token_env)  # read from the environment only: never a flag, never printed
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise InputError(f"--since must be an ISO date, got {args.since!r}") from None
+        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+
+    def notify(message: str) -> None:
+        sys.stderr.write(message + "\n")
+
+    with _open(args) as store:
+        result = ingest_github(
+            store,
+            args.repository,
+            token=token,
+            since=since,
+            environments=args.environment,
+            incident_labels=args.incident_label or ["incident"],
+            deploy_workflows=args.deploy_workflow or [],
+            release_environment=args.release_environment,
+            base_url=args.base_url,
+            wait=not args.no_wait,
+            notify=notify,
+        )
+    counts = ", ".join(f"{k} {v:,}" for k, v in result.counts.items())
+    _emit(args, result.to_dict(), f"ingested {args.repository} from GitHub: {counts}")
+    return EXIT_OK
+
+
 def cmd_ingest_tags(args: argparse.Namespace) -> int:
     from releaserisk.ingest.git import ingest_git_tags
 
@@ -669,6 +707,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--assume-tz", help="IANA zone for timestamps without one, e.g. Europe/Berlin")
         _common(p)
         p.set_defaults(handler=cmd_ingest_file, kind=kind)
+
+    p = ingest.add_parser(
+        "github",
+        help="pull requests, reviews, deployments, workflow runs and incidents from GitHub",
+        description="Token from $GITHUB_TOKEN (or --token-env NAME); it is never stored or printed. Each resource "
+        "resumes from its watermark, so a re-run continues where a stopped run ended.",
+    )
+    p.add_argument("repository", metavar="OWNER/REPO")
+    p.add_argument("--since", help="ignore anything older (ISO date); default: continue from the watermarks")
+    p.add_argument("--environment", action="append", help="deployment environment to read (repeatable; default all)")
+    p.add_argument("--incident-label", action="append", help="issue label marking incidents (default: incident)")
+    p.add_argument("--deploy-workflow", action="append", help="Actions workflow that deploys (name or file)")
+    p.add_argument("--release-environment", help="record published releases as deployments to this environment")
+    p.add_argument("--base-url", help="GitHub Enterprise API URL")
+    p.add_argument("--token-env", default="GITHUB_TOKEN", help="environment variable holding the token")
+    p.add_argument("--no-wait", action="store_true", help="stop (resumably) instead of waiting out the rate limit")
+    _common(p)
+    p.set_defaults(handler=cmd_ingest_github)
 
     p = ingest.add_parser("git-tags", help="tags as successful deployments (libraries that release by tag)")
     p.add_argument("path")

@@ -1,0 +1,375 @@
+"""GitHub → pull requests, reviews, deployments, workflow runs and incidents (PyGithub).
+
+Resources, each loaded in its own transaction with its own watermark in
+``ingest_runs`` (so a run stopped by the rate limit resumes where it stopped, and an
+incremental run asks only for what changed since):
+
+``pulls``
+    All pull requests (newest update first, stopping at the watermark): author,
+    title, times, merge commit, base/head, size, labels; their commits (sha, authored
+    time), reviews and review comments (as ``COMMENTED`` reviews).
+``deployments``
+    Deployments of the chosen environments; status from the latest terminal status
+    (success, failure, error; ``inactive`` — superseded — counts as success), started =
+    created, finished = that status' time. Deployments still in progress are skipped.
+``workflows``
+    Runs of the named deploy workflows: conclusion → status, head sha → sha.
+``releases``
+    Published releases as regular deployments to ``release_environment`` (when set).
+``incidents``
+    Issues carrying an incident label: opened = created, resolved = closed; a body line
+    ``root cause: <sha>`` or ``caused by deployment <id>`` fills the cause columns.
+
+Errors become :class:`GitHubError` with a one-line message naming the repository and
+what to do. The token is used for requests only: never stored, logged or printed.
+Cost: 1 call per 100 listed items, plus 4 calls per pull request (its details — the
+list omits sizes —, commits, reviews, review comments) and 1 per deployment (statuses).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from releaserisk.errors import GitHubError, InputError
+from releaserisk.store import Store
+
+__all__ = ["GitHubIngestResult", "ingest_github"]
+
+_ROOT_CAUSE = re.compile(r"root cause:\s*([0-9a-f]{7,40})", re.IGNORECASE)
+_CAUSED_BY = re.compile(r"caused by deployment\s+([\w.:/-]+)", re.IGNORECASE)
+_TERMINAL = {"success": "success", "inactive": "success", "failure": "failure", "error": "error"}
+_CONCLUSION = {"success": "success", "failure": "failure", "timed_out": "failure", "startup_failure": "failure",
+               "cancelled": "cancelled", "action_required": "cancelled"}  # fmt: skip
+_RECHECK = timedelta(days=1)  # statuses of recent deployments and runs may still change
+
+
+@dataclass
+class GitHubIngestResult:
+    """Rows loaded per resource."""
+
+    repo: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _client(token: str | None, base_url: str | None, throttle: float | None, retries: int, wait: bool):
+    from github import Auth, Github, GithubRetry
+
+    # GithubRetry retries 5xx and secondary rate limits; a primary rate limit is waited
+    # out in _with_rate_limit (which can report progress) rather than inside urllib3.
+    retry = GithubRetry(total=retries, backoff_factor=0.5 if throttle else 0, max_rate_limit_wait=0)
+    kwargs = {"per_page": 100, "retry": retry, "seconds_between_requests": throttle}
+    if base_url:
+        kwargs["base_url"] = base_url
+    if token:
+        kwargs["auth"] = Auth.Token(token)
+    return Github(**kwargs)
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The PyGithub exception inside requests'/urllib3's wrappers, if any."""
+    from github import GithubException
+
+    seen = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, GithubException):
+            return current
+        seen.add(id(current))
+        nested = [getattr(current, "reason", None), *getattr(current, "args", ())]
+        inner = next((n for n in nested if isinstance(n, BaseException)), None)
+        current = inner or current.__cause__ or current.__context__
+    return exc
+
+
+def _translate(exc: Exception, full_name: str) -> GitHubError:
+    """One-line, token-free error messages for GitHub failures."""
+    from github import BadCredentialsException, GithubException, RateLimitExceededException, UnknownObjectException
+
+    exc = _root(exc)
+    if isinstance(exc, UnknownObjectException):
+        return GitHubError(f"repository {full_name} not found on GitHub (check the name, or the token's access)")
+    if isinstance(exc, BadCredentialsException):
+        return GitHubError(f"GitHub rejected the token for {full_name} (401): set GITHUB_TOKEN to a valid token")
+    if isinstance(exc, RateLimitExceededException):
+        return GitHubError(f"GitHub rate limit exhausted while reading {full_name}; re-run later to resume")
+    if isinstance(exc, GithubException):
+        if exc.status == 403:
+            return GitHubError(f"permission denied (403) reading {full_name}: the token needs read access to it")
+        if exc.status and exc.status >= 500:
+            return GitHubError(f"GitHub server error ({exc.status}) for {full_name} after retries; try again later")
+        return GitHubError(f"GitHub request for {full_name} failed with status {exc.status}")
+    retry_error = type(exc).__name__ in ("RetryError", "MaxRetryError")
+    if retry_error:
+        return GitHubError(f"GitHub server errors for {full_name} persisted after retries; try again later")
+    return GitHubError(f"cannot reach GitHub for {full_name}: {type(exc).__name__}")
+
+
+def _watermark(store: Store, source: str) -> datetime | None:
+    row = store.execute(
+        "SELECT watermark FROM ingest_runs WHERE source = ? AND status = 'success' ORDER BY finished_at DESC LIMIT 1",
+        [source],
+    ).fetchone()
+    return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+
+def _pulls(repo, full_name: str, since: datetime | None) -> tuple[dict[str, pd.DataFrame], datetime | None]:
+    prs, commits, reviews = [], [], []
+    newest = None
+    for pr in repo.get_pulls(state="all", sort="updated", direction="desc"):
+        updated = _utc(pr.updated_at)
+        if since and updated and updated <= since:
+            break
+        newest = max(newest, updated) if newest and updated else (updated or newest)
+        author = pr.user.login if pr.user else None
+        prs.append({
+            "repo": full_name, "number": pr.number, "title": pr.title, "author": author,
+            "created_at": _utc(pr.created_at), "merged_at": _utc(pr.merged_at), "closed_at": _utc(pr.closed_at),
+            "base_ref": pr.base.ref if pr.base else None, "head_sha": pr.head.sha if pr.head else None,
+            "merge_commit_sha": pr.merge_commit_sha, "additions": pr.additions, "deletions": pr.deletions,
+            "changed_files": pr.changed_files, "labels": [label.name for label in pr.labels],
+        })  # fmt: skip
+        for c in pr.get_commits():
+            authored = c.commit.author.date if c.commit and c.commit.author else None
+            commits.append({"repo": full_name, "number": pr.number, "sha": c.sha, "authored_at": _utc(authored)})
+        for r in pr.get_reviews():
+            if r.submitted_at is not None and r.user is not None:
+                reviews.append({"repo": full_name, "number": pr.number, "reviewer": r.user.login,
+                                "submitted_at": _utc(r.submitted_at), "state": r.state})  # fmt: skip
+        for comment in pr.get_review_comments():
+            if comment.user is not None:
+                reviews.append({"repo": full_name, "number": pr.number, "reviewer": comment.user.login,
+                                "submitted_at": _utc(comment.created_at), "state": "COMMENTED"})  # fmt: skip
+    return {"pull_requests": pd.DataFrame(prs), "pr_commits": pd.DataFrame(commits),
+            "pr_reviews": pd.DataFrame(reviews)}, newest  # fmt: skip
+
+
+def _deployments(repo, full_name: str, since, environments: Sequence[str] | None):
+    rows, newest = [], None
+    for environment in environments or [None]:
+        listing = repo.get_deployments(environment=environment) if environment else repo.get_deployments()
+        for d in listing:
+            created = _utc(d.created_at)
+            if since and created and created < since - _RECHECK:
+                break
+            newest = max(newest, created) if newest else created
+            final = next((s for s in d.get_statuses() if s.state in _TERMINAL), None)  # newest status first
+            if final is None:
+                continue
+            rows.append({
+                "deployment_id": f"github:{full_name}:{d.id}", "service": full_name.split("/")[-1],
+                "repo": full_name.split("/")[-1], "environment": d.environment, "sha": d.sha,
+                "started_at": created, "finished_at": _utc(final.created_at), "status": _TERMINAL[final.state],
+                "kind": "regular", "source": "github-deployments",
+            })  # fmt: skip
+    return {"deployments": pd.DataFrame(rows)}, newest
+
+
+def _workflow_runs(repo, full_name: str, since, names: Sequence[str], environment: str):
+    rows, newest = [], None
+    wanted = {n.lower() for n in names}
+    for workflow in repo.get_workflows():
+        if workflow.name.lower() not in wanted and workflow.path.rsplit("/", 1)[-1].lower() not in wanted:
+            continue
+        for run in workflow.get_runs():
+            created = _utc(run.created_at)
+            if since and created and created < since - _RECHECK:
+                break
+            newest = max(newest, created) if newest else created
+            if run.status != "completed" or run.conclusion not in _CONCLUSION:
+                continue
+            rows.append({
+                "deployment_id": f"github-run:{full_name}:{run.id}", "service": full_name.split("/")[-1],
+                "repo": full_name.split("/")[-1], "environment": environment, "sha": run.head_sha,
+                "started_at": created, "finished_at": _utc(run.updated_at), "status": _CONCLUSION[run.conclusion],
+                "kind": "regular", "source": f"github-workflow:{workflow.name}",
+            })  # fmt: skip
+    return {"deployments": pd.DataFrame(rows)}, newest
+
+
+def _releases(repo, full_name: str, since, environment: str):
+    rows, newest = [], None
+    for release in repo.get_releases():
+        published = _utc(release.published_at)
+        if release.draft or published is None:
+            continue
+        if since and published <= since:
+            break
+        newest = max(newest, published) if newest else published
+        sha = repo.get_git_ref(f"tags/{release.tag_name}").object.sha if release.tag_name else None
+        rows.append({
+            "deployment_id": f"github-release:{full_name}:{release.tag_name}", "service": full_name.split("/")[-1],
+            "repo": full_name.split("/")[-1], "environment": environment, "sha": sha, "started_at": published,
+            "finished_at": published, "status": "success", "kind": "regular", "source": "github-releases",
+        })  # fmt: skip
+    return {"deployments": pd.DataFrame(rows)}, newest
+
+
+def _incidents(repo, full_name: str, since, labels: Sequence[str]):
+    rows, newest, seen = [], None, set()
+    for label in labels:
+        listing = repo.get_issues(state="all", labels=[label], since=since) if since else repo.get_issues(
+            state="all", labels=[label]
+        )  # fmt: skip
+        for issue in listing:
+            if issue.pull_request is not None or issue.number in seen:
+                continue
+            seen.add(issue.number)
+            updated = _utc(issue.updated_at)
+            newest = max(newest, updated) if newest and updated else (updated or newest)
+            body = issue.body or ""
+            cause_sha = _ROOT_CAUSE.search(body)
+            cause_deployment = _CAUSED_BY.search(body)
+            rows.append({
+                "incident_id": f"github:{full_name}#{issue.number}", "service": full_name.split("/")[-1],
+                "title": issue.title, "severity": next((lb.name for lb in issue.labels if lb.name.startswith("sev")),
+                                                       None),
+                "opened_at": _utc(issue.created_at), "resolved_at": _utc(issue.closed_at),
+                "cause_sha": cause_sha.group(1) if cause_sha else None,
+                "cause_deployment_id": cause_deployment.group(1) if cause_deployment else None,
+                "source": "github-issues",
+            })  # fmt: skip
+    return {"incidents": pd.DataFrame(rows)}, newest
+
+
+def _with_rate_limit(call: Callable, gh, wait: bool, notify: Callable[[str], None] | None):
+    """Run ``call``; when the primary rate limit runs out, wait for the reset and run it again."""
+    from github import RateLimitExceededException
+
+    while True:
+        try:
+            return call()
+        except Exception as raised:
+            exc = _root(raised)
+            if not isinstance(exc, RateLimitExceededException) or not wait:
+                raise
+            reset = None
+            headers = getattr(exc, "headers", None) or {}
+            if "x-ratelimit-reset" in headers:
+                reset = int(headers["x-ratelimit-reset"])
+            delay = max((reset or time.time() + 60) - time.time(), 0) + 1
+            if notify:
+                notify(f"GitHub rate limit reached; waiting {delay:.0f} s for the reset")
+            time.sleep(delay)
+
+
+def ingest_github(
+    store: Store,
+    full_name: str,
+    *,
+    token: str | None = None,
+    since: datetime | None = None,
+    environments: Sequence[str] | None = None,
+    incident_labels: Iterable[str] = ("incident",),
+    deploy_workflows: Sequence[str] = (),
+    workflow_environment: str = "production",
+    release_environment: str | None = None,
+    base_url: str | None = None,
+    wait: bool = True,
+    notify: Callable[[str], None] | None = None,
+    throttle: float | None = 0.25,
+    retries: int = 5,
+) -> GitHubIngestResult:
+    """Ingest a GitHub repository's pull requests, deployments and incidents.
+
+    Parameters
+    ----------
+    store : Store
+    full_name : str
+        ``OWNER/REPO``.
+    token : str, optional
+        API token (used for requests only; never stored or printed).
+    since : datetime, optional
+        Fetch nothing older (default: continue from each resource's watermark).
+    environments : sequence of str, optional
+        Deployment environments to read (default: all).
+    incident_labels : iterable of str
+        Issue labels that mark incidents.
+    deploy_workflows : sequence of str
+        Names (or file names) of Actions workflows that deploy.
+    workflow_environment : str
+        Environment recorded for workflow-run deployments.
+    release_environment : str, optional
+        Record published releases as deployments to this environment.
+    base_url : str, optional
+        GitHub Enterprise API URL.
+    wait : bool
+        Wait for the primary rate limit to reset (else stop with an error; a re-run resumes).
+    notify : callable, optional
+        Receives progress messages (rate-limit waits).
+    throttle : float, optional
+        Seconds between requests (PyGithub's politeness delay; 0 in tests).
+    retries : int
+        Retries for server errors and secondary rate limits.
+
+    Returns
+    -------
+    GitHubIngestResult
+    """
+    if "/" not in full_name or full_name.count("/") != 1:
+        raise InputError(f"repository must be OWNER/REPO, got {full_name!r}")
+    gh = _client(token, base_url, throttle, retries, wait)
+    result = GitHubIngestResult(repo=full_name)
+    resources: list[tuple[str, Callable]] = [
+        ("pulls", lambda r, s: _pulls(r, full_name, s)),
+        ("deployments", lambda r, s: _deployments(r, full_name, s, environments)),
+        ("incidents", lambda r, s: _incidents(r, full_name, s, list(incident_labels))),
+    ]
+    if deploy_workflows:
+        resources.append(("workflows", lambda r, s: _workflow_runs(r, full_name, s, deploy_workflows,
+                                                                   workflow_environment)))  # fmt: skip
+    if release_environment:
+        resources.append(("releases", lambda r, s: _releases(r, full_name, s, release_environment)))
+    try:
+        repo = _with_rate_limit(lambda: gh.get_repo(full_name), gh, wait, notify)
+        for name, fetch in resources:
+            source = f"github:{full_name}:{name}"
+            start_from = since or _watermark(store, source)
+            started = datetime.now(UTC)
+            frames, newest = _with_rate_limit(lambda fetch=fetch, start_from=start_from: fetch(repo, start_from),
+                                              gh, wait, notify)  # fmt: skip
+            with store.transaction():
+                loaded = 0
+                for table, frame in frames.items():
+                    if len(frame):
+                        loaded += store.upsert(table, frame)
+                if name in ("deployments", "workflows", "releases"):
+                    from releaserisk.ingest.links import link_deployment_changes
+
+                    link_deployment_changes(store)
+                mark = max(filter(None, [newest, start_from]), default=None)
+                store.execute(
+                    "INSERT INTO ingest_runs VALUES (?, ?, ?, now(), 'success', ?, ?)",
+                    [uuid.uuid4().hex, source, started, json.dumps({"rows": loaded}),
+                     mark.isoformat() if mark else None],
+                )  # fmt: skip
+            result.counts[name] = loaded
+    except GitHubError:
+        raise
+    except Exception as exc:
+        from github import GithubException, RateLimitExceededException
+
+        if isinstance(exc, GithubException | RateLimitExceededException) or type(exc).__name__ in (
+            "RetryError", "MaxRetryError", "ConnectionError",
+        ):  # fmt: skip
+            raise _translate(exc, full_name) from None
+        raise
+    finally:
+        gh.close()
+    return result

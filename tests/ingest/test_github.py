@@ -1,0 +1,222 @@
+"""GitHub ingestion against replayed REST responses (documented payload shapes), via `responses`."""
+
+import re
+
+import pytest
+import responses
+from responses import matchers
+
+from releaserisk.errors import GitHubError
+from releaserisk.ingest.github import ingest_github
+
+API = "https://api.github.com"
+REPO = f"{API}/repos/acme/shop"
+TOKEN = "ghp_test_token_never_printed_123"
+RESET = str(2_000_000_000)  # a reset time in the future, as GitHub sends it
+
+
+def url(target: str) -> re.Pattern:
+    """Match a payload URL as PyGithub requests it (it spells out :443; payloads must not)."""
+    path = target.removeprefix(API)
+    return re.compile(r"https://api\.github\.com(?::443)?" + re.escape(path) + r"(?:\?.*)?$")
+
+
+def user(login):
+    return {"login": login, "id": hash(login) % 10**6, "type": "User", "url": f"{API}/users/{login}"}
+
+
+def pull(number, updated, merged=True):
+    return {
+        "url": f"{REPO}/pulls/{number}", "id": 1000 + number, "number": number, "state": "closed",
+        "title": f"<b>PR {number}</b>", "user": user("alice"), "labels": [{"name": "feature", "id": 1}],
+        "created_at": "2024-05-01T08:00:00Z", "updated_at": updated, "closed_at": "2024-05-02T08:00:00Z",
+        "merged_at": "2024-05-02T08:00:00Z" if merged else None, "merge_commit_sha": f"{number:040d}",
+        "base": {"ref": "main", "sha": "b" * 40}, "head": {"ref": f"topic-{number}", "sha": "c" * 40},
+        "commits_url": f"{REPO}/pulls/{number}/commits", "review_comments_url": f"{REPO}/pulls/{number}/comments",
+    }  # fmt: skip
+
+
+def pull_detail(number, updated):
+    return {**pull(number, updated), "additions": 10 * number, "deletions": number, "changed_files": 2,
+            "merged": True, "comments": 0, "review_comments": 1, "commits": 1}  # fmt: skip
+
+
+def first_page(request):
+    """Match only the first page of a listing (no page parameter)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(request.url).query)
+    return "page" not in query, "has a page parameter"
+
+
+def add_pulls(rsps, numbers_by_page, updated="2024-05-03T00:00:00Z"):
+    pages = len(numbers_by_page)
+    for page, numbers in enumerate(numbers_by_page, 1):
+        headers = {}
+        if page < pages:
+            headers["Link"] = f'<{REPO}/pulls?state=all&page={page + 1}>; rel="next"'
+        match = [matchers.query_param_matcher({"page": str(page)}, strict_match=False)] if page > 1 else []
+        if page == 1:
+            match = [first_page]
+        rsps.get(url(f"{REPO}/pulls"), json=[pull(n, updated) for n in numbers], headers=headers, match=match)
+        for n in numbers:
+            rsps.get(url(f"{REPO}/pulls/{n}"), json=pull_detail(n, updated))
+            rsps.get(url(f"{REPO}/pulls/{n}/commits"), json=[{
+                "sha": f"{n:039d}a", "url": f"{REPO}/commits/{n:039d}a",
+                "commit": {"author": {"name": "A", "email": "a@x", "date": "2024-04-30T10:00:00Z"},
+                           "committer": {"name": "A", "email": "a@x", "date": "2024-04-30T10:00:00Z"},
+                           "message": "work"}}])  # fmt: skip
+            rsps.get(url(f"{REPO}/pulls/{n}/reviews"), json=[{
+                "id": n, "user": user("bob"), "state": "APPROVED", "submitted_at": "2024-05-01T12:00:00Z",
+                "body": ""}])  # fmt: skip
+            rsps.get(url(f"{REPO}/pulls/{n}/comments"), json=[{
+                "id": 50 + n, "user": user("carol"), "created_at": "2024-05-01T09:30:00Z", "body": "nit",
+                "path": "a.py"}])  # fmt: skip
+
+
+def add_repo(rsps):
+    rsps.get(url(REPO), json={"id": 1, "name": "shop", "full_name": "acme/shop", "url": REPO, "owner": user("acme"),
+                         "private": False})  # fmt: skip
+
+
+def add_deployments(rsps):
+    rsps.get(url(f"{REPO}/deployments"), json=[
+        {"id": 11, "url": f"{REPO}/deployments/11", "sha": "d" * 40, "environment": "production",
+         "created_at": "2024-05-02T09:00:00Z", "updated_at": "2024-05-02T09:10:00Z",
+         "statuses_url": f"{REPO}/deployments/11/statuses", "creator": user("deploy-bot")},
+        {"id": 12, "url": f"{REPO}/deployments/12", "sha": "e" * 40, "environment": "production",
+         "created_at": "2024-05-03T09:00:00Z", "updated_at": "2024-05-03T09:00:00Z",
+         "statuses_url": f"{REPO}/deployments/12/statuses", "creator": user("deploy-bot")},
+    ])  # fmt: skip
+    rsps.get(url(f"{REPO}/deployments/11/statuses"), json=[
+        {"id": 2, "state": "failure", "created_at": "2024-05-02T09:12:00Z", "url": f"{REPO}/deployments/11/statuses/2"},
+        {"id": 1, "state": "in_progress", "created_at": "2024-05-02T09:01:00Z",
+         "url": f"{REPO}/deployments/11/statuses/1"},
+    ])  # fmt: skip
+    rsps.get(url(f"{REPO}/deployments/12/statuses"), json=[
+        {"id": 3, "state": "in_progress", "created_at": "2024-05-03T09:01:00Z",
+         "url": f"{REPO}/deployments/12/statuses/3"}])  # fmt: skip
+
+
+def add_issues(rsps):
+    rsps.get(url(f"{REPO}/issues"), json=[
+        {"id": 70, "number": 7, "title": "Checkout down", "state": "closed", "user": user("oncall"),
+         "labels": [{"name": "incident", "id": 5}, {"name": "sev1", "id": 6}],
+         "created_at": "2024-05-02T10:00:00Z", "closed_at": "2024-05-02T11:30:00Z",
+         "updated_at": "2024-05-02T11:30:00Z", "body": "Impact...\nroot cause: " + "d" * 12 + "\n",
+         "url": f"{REPO}/issues/7", "pull_request": None},
+        {"id": 80, "number": 8, "title": "a PR in the issues list", "state": "open", "user": user("x"),
+         "labels": [], "created_at": "2024-05-02T10:00:00Z", "updated_at": "2024-05-02T10:00:00Z",
+         "pull_request": {"url": f"{REPO}/pulls/8"}, "url": f"{REPO}/issues/8", "body": None},
+    ])  # fmt: skip
+
+
+def ingest(store, **kwargs):
+    return ingest_github(store, "acme/shop", token=TOKEN, throttle=0, retries=2, **kwargs)
+
+
+@responses.activate
+def test_full_ingest_with_pagination(store):
+    add_repo(responses)
+    add_pulls(responses, [[3, 2], [1]])
+    add_deployments(responses)
+    add_issues(responses)
+    result = ingest(store)
+    assert result.counts == {"pulls": 12, "deployments": 1, "incidents": 1}  # 3 PRs, 3 commits, 6 reviews
+    prs = store.query("SELECT number, title, additions, labels FROM pull_requests ORDER BY number")
+    assert prs["number"].tolist() == [1, 2, 3] and prs["additions"].tolist() == [10, 20, 30]
+    assert list(prs["labels"][0]) == ["feature"] and prs["title"][0] == "<b>PR 1</b>"
+    reviews = store.query("SELECT reviewer, state FROM pr_reviews ORDER BY reviewer, number")
+    assert set(reviews["state"]) == {"APPROVED", "COMMENTED"} and len(reviews) == 6
+    deployment = store.query("SELECT * FROM deployments").iloc[0]
+    assert deployment.status == "failure" and str(deployment.finished_at) == "2024-05-02 09:12:00+00:00"
+    incident = store.query("SELECT * FROM incidents").iloc[0]
+    assert incident.cause_sha == "d" * 12 and incident.severity == "sev1"
+    assert TOKEN not in str(store.query("SELECT * FROM ingest_runs").to_dict())
+
+
+@responses.activate
+def test_incremental_run_stops_at_the_watermark(store):
+    add_repo(responses)
+    add_pulls(responses, [[3, 2], [1]])
+    add_deployments(responses)
+    add_issues(responses)
+    ingest(store)
+    calls = len(responses.calls)
+    ingest(store)
+    pulls_calls = [c for c in responses.calls[calls:] if re.search(r"/pulls(\?|$)", c.request.url)]
+    assert len(pulls_calls) == 1  # the first page shows nothing newer than the watermark: stop there
+    assert store.counts()["pull_requests"] == 3
+
+
+@responses.activate
+def test_server_error_then_success_is_retried(store):
+    add_repo(responses)
+    responses.get(url(f"{REPO}/pulls"), status=502, json={"message": "Bad gateway"})
+    add_pulls(responses, [[1]])
+    add_deployments(responses)
+    add_issues(responses)
+    assert ingest(store).counts["pulls"] == 4
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "message"),
+    [
+        (404, {"message": "Not Found"}, {}, "not found on GitHub"),
+        (401, {"message": "Bad credentials"}, {}, "rejected the token"),
+        (403, {"message": "Resource not accessible by integration"}, {}, "permission denied"),
+        (
+            403,
+            {"message": "API rate limit exceeded"},
+            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": RESET},
+            "rate limit exhausted",
+        ),
+        (503, {"message": "unavailable"}, {}, "after retries"),
+    ],
+)
+@responses.activate
+def test_errors_are_clear_and_commit_nothing(store, status, body, headers, message):
+    add_repo(responses)
+    responses.get(url(f"{REPO}/pulls"), status=status, json=body, headers=headers)
+    with pytest.raises(GitHubError, match=message) as info:
+        ingest(store, wait=False)
+    assert TOKEN not in str(info.value) and "acme/shop" in str(info.value)
+    assert store.counts()["pull_requests"] == 0 and store.counts()["ingest_runs"] == 0
+
+
+@responses.activate
+def test_rate_limit_wait_then_resume(store, monkeypatch):
+    import releaserisk.ingest.github as module
+
+    slept = []
+    monkeypatch.setattr(module.time, "sleep", slept.append)
+    add_repo(responses)
+    responses.get(url(f"{REPO}/pulls"), status=403, json={"message": "API rate limit exceeded"},
+                  headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": RESET})  # fmt: skip
+    add_pulls(responses, [[1]])
+    add_deployments(responses)
+    add_issues(responses)
+    messages = []
+    result = ingest(store, wait=True, notify=messages.append)
+    assert result.counts["pulls"] == 4 and slept and "rate limit" in messages[0]
+
+
+@responses.activate
+def test_unknown_repo_name_format(store):
+    from releaserisk.errors import InputError
+
+    with pytest.raises(InputError, match="OWNER/REPO"):
+        ingest_github(store, "just-a-name", token=TOKEN)
+
+
+@responses.activate
+def test_cli_reads_token_from_env_and_never_prints_it(tmp_path, capsys, monkeypatch):
+    from releaserisk.cli import main
+
+    monkeypatch.setenv("MY_TOKEN", TOKEN)
+    responses.get(url(REPO), status=401, json={"message": "Bad credentials"})
+    code = main(["--db", str(tmp_path / "s.duckdb"), "ingest", "github", "acme/shop", "--token-env", "MY_TOKEN"])
+    captured = capsys.readouterr()
+    assert code == 2 and "rejected the token" in captured.err
+    assert TOKEN not in captured.err + captured.out
+    assert responses.calls[0].request.headers["Authorization"] == f"token {TOKEN}"
