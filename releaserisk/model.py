@@ -60,7 +60,8 @@ __all__ = [
 _ESTIMATORS = ("auto", "logistic", "boosting", "ensemble")
 
 
-def _logistic(random_state: int) -> Pipeline:
+def _logistic(random_state: int):
+
     return Pipeline(
         [
             ("log1p", FunctionTransformer(np.log1p)),
@@ -70,7 +71,8 @@ def _logistic(random_state: int) -> Pipeline:
     )
 
 
-def _boosting(random_state: int) -> Pipeline:
+def _boosting(random_state: int):
+
     return Pipeline(
         [
             ("log1p", FunctionTransformer(np.log1p)),
@@ -89,7 +91,8 @@ def _boosting(random_state: int) -> Pipeline:
     )
 
 
-def _forest(random_state: int) -> Pipeline:
+def _forest(random_state: int):
+
     return Pipeline(
         [
             ("log1p", FunctionTransformer(np.log1p)),
@@ -205,6 +208,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         X : DataFrame or array of shape (n, len(features))
         y : array-like of 0/1
         """
+        from sklearn.metrics import roc_auc_score
+
         self._validate_params()
         matrix = self._matrix(X)
         target = np.asarray(y).astype(int)
@@ -320,6 +325,7 @@ def evaluate_predictions(y, p, effort, threshold: float = 0.5) -> dict[str, floa
         auc, f1, precision, recall, brier, ece, recall_at_20_effort,
         effort_at_20_recall, popt.
     """
+
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
     effort = np.maximum(np.asarray(effort, dtype=float), 1.0)
@@ -539,6 +545,7 @@ def rolling_origin(
     DataFrame
         ``origin, age_months, n_test, positive_rate, auc`` (AUC NaN for a one-class month).
     """
+
     months = frame["time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M")
     periods = sorted(months.unique())
     rows = []

@@ -404,22 +404,42 @@ def _file_changes(commit: _Commit, blobs: _BlobLines) -> list[FileChange]:
 
 
 # -- state ----------------------------------------------------------------------------
-def _load_state(store: Store, repo: str, settings: Settings) -> tuple[ChangeMetricState, dict, int, str | None]:
-    state = ChangeMetricState(settings.fix_pattern)
+def _position(store: Store, repo: str) -> tuple[int, str | None]:
+    """The next commit sequence number and the previously ingested head."""
     head_row = store.execute("SELECT head_sha FROM repos WHERE repo = ?", [repo]).fetchone()
-    previous_head = head_row[0] if head_row else None
     next_seq = store.execute("SELECT coalesce(max(seq) + 1, 0) FROM commits WHERE repo = ?", [repo]).fetchone()[0]
-    blobs: dict[bytes, int | None] = {}
-    if previous_head:
-        params = [repo]
-        state.load(
-            store.query("SELECT path, last_time, commits, authors FROM git_file_state WHERE repo = ?", params),
-            store.query("SELECT author, times FROM git_author_state WHERE repo = ?", params),
-            store.query("SELECT author, subsystem, n FROM git_author_subsystem WHERE repo = ?", params),
-        )
-        rows = store.execute("SELECT blob, lines FROM git_blob_lines WHERE repo = ?", params).fetchall()
-        blobs = {b.encode("ascii"): n for b, n in rows}
-    return state, blobs, next_seq, previous_head
+    return next_seq, head_row[0] if head_row else None
+
+
+def _load_state(
+    store: Store, repo: str, settings: Settings, commits: list[_Commit]
+) -> tuple[ChangeMetricState, dict[bytes, int | None]]:
+    """The saved metric state for what ``commits`` touch: their files, authors and old blobs.
+
+    Loading only that slice keeps an incremental run (a CI gate scoring a few commits)
+    independent of the size of the history.
+    """
+    paths = sorted({p for c in commits for entry in c.raw for p in (entry[3], entry[4]) if p})
+    authors = sorted({c.email.lower() for c in commits})
+    old_blobs = sorted({entry[1].decode("ascii") for c in commits for entry in c.raw if entry[1] != _NULL_BLOB})
+    state = ChangeMetricState(settings.fix_pattern)
+    state.load(
+        store.query(
+            "SELECT path, last_time, commits, authors FROM git_file_state WHERE repo = ? AND list_contains(?, path)",
+            [repo, paths],
+        ),
+        store.query(
+            "SELECT author, times FROM git_author_state WHERE repo = ? AND list_contains(?, author)", [repo, authors]
+        ),
+        store.query(
+            "SELECT author, subsystem, n FROM git_author_subsystem WHERE repo = ? AND list_contains(?, author)",
+            [repo, authors],
+        ),
+    )
+    rows = store.execute(
+        "SELECT blob, lines FROM git_blob_lines WHERE repo = ? AND list_contains(?, blob)", [repo, old_blobs]
+    ).fetchall()
+    return state, {b.encode("ascii"): n for b, n in rows}
 
 
 def _save_state(store: Store, repo: str, state: ChangeMetricState, blobs: _BlobLines) -> None:
@@ -491,12 +511,10 @@ def ingest_git(
     info = _inspect(path, name, rev)
     started = datetime.now(UTC)
     with store.transaction():
-        state, known_blobs, seq, previous_head = _load_state(store, info.name, settings)
+        seq, previous_head = _position(store, info.name)
         new_commits = new_files = 0
         if info.head is not None and info.head != previous_head:
-            new_commits, new_files = _ingest_range(
-                store, info, state, known_blobs, seq, previous_head, progress, workers
-            )
+            new_commits, new_files = _ingest_range(store, info, settings, seq, previous_head, progress, workers)
         store.upsert(
             "repos",
             pa.table(
@@ -553,8 +571,7 @@ def _segments(info: _RepoInfo, previous_head: str | None, workers: int) -> list[
 def _ingest_range(
     store: Store,
     info: _RepoInfo,
-    state: ChangeMetricState,
-    known_blobs: dict,
+    settings: Settings,
     seq: int,
     previous_head: str | None,
     progress: Callable[..., None] | None,
@@ -562,18 +579,29 @@ def _ingest_range(
 ) -> tuple[int, int]:
     base = ["git", "-C", str(info.path), "log", "-z", "--raw", "--numstat", "-M", "--no-abbrev",
             "--topo-order", "--reverse", f"--format={_LOG_FORMAT}"]  # fmt: skip
-    stored: set[str] = set()
-    if previous_head:
-        stored = {r[0] for r in store.execute("SELECT sha FROM commits WHERE repo = ?", [info.name]).fetchall()}
     logs = [_GitLog([*base, *revisions]) for revisions in _segments(info, previous_head, workers)]
-    blobs = _BlobLines(info.path, known_blobs)
+    blobs = None
     batch = _Batch(info.name)
     commits = files = 0
     try:
-        for log in logs:
-            for commit in _parse_log(log.chunks()):
-                if commit.sha in stored:
-                    continue
+        if previous_head:
+            # An increment: read it first (it is short), skip commits already stored (a
+            # rewritten branch), then load just the state those commits touch.
+            pending = list(_parse_log(logs[0].chunks()))
+            logs[0].finish(info.path)
+            known = store.query(
+                "SELECT sha FROM commits WHERE repo = ? AND list_contains(?, sha)",
+                [info.name, [c.sha for c in pending]],
+            )["sha"]
+            pending = [c for c in pending if c.sha not in set(known)]
+            state, known_blobs = _load_state(store, info.name, settings, pending)
+            streams: list[Iterable[_Commit]] = [pending]
+        else:
+            state, known_blobs = ChangeMetricState(settings.fix_pattern), {}
+            streams = [_parse_log(log.chunks()) for log in logs]
+        blobs = _BlobLines(info.path, known_blobs)
+        for index, stream in enumerate(streams):
+            for commit in stream:
                 files += _add_commit(batch, commit, seq, state, blobs)
                 seq += 1
                 commits += 1
@@ -581,11 +609,13 @@ def _ingest_range(
                     batch.flush(store)
                 if progress and commits % _PROGRESS_EVERY == 0:
                     progress(commits)
-            log.finish(info.path)
+            if not previous_head:
+                logs[index].finish(info.path)
         batch.flush(store)
         _save_state(store, info.name, state, blobs)
     finally:
-        blobs.close()
+        if blobs is not None:
+            blobs.close()
         for log in logs:
             log.kill()
         if progress:
