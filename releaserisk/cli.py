@@ -246,6 +246,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from releaserisk.model import RiskModel, evaluate_time_split, save_model
 
     settings = _settings(args)
+    if args.level == "deployment":
+        return _train_deployment(args, settings)
     with _open(args) as store:
         repos = _repos(store, args.repo)
         frame = _store_training_frame(store, repos, settings)
@@ -277,6 +279,40 @@ def cmd_train(args: argparse.Namespace) -> int:
         {**metadata, "path": str(path)},
         f"trained {model.selected_} model {model_id} on {len(frame):,} changes{auc} -> {path}",
     )
+    return EXIT_OK
+
+
+def _train_deployment(args: argparse.Namespace, settings) -> int:
+
+    from releaserisk.dora import dora_metrics
+    from releaserisk.errors import InputError
+    from releaserisk.features import deployment_batch_features
+    from releaserisk.model import save_model, train_deployment_model
+
+    order = list(settings.environment_order)
+    with _open(args) as store:
+        frame = deployment_batch_features(
+            store, settings.production_environments, order[-2] if len(order) > 1 else None
+        )
+        if frame.empty:
+            raise InputError("no production deployments in the store; ingest deployments first")
+        failed = dora_metrics(
+            store,
+            frame["finished_at"].min(),
+            frame["finished_at"].max() + __import__("datetime").timedelta(seconds=1),
+            settings=settings,
+        ).deployments[["deployment_id", "failed"]]
+    frame = frame.merge(failed, on="deployment_id", how="left").fillna({"failed": False})
+    model, report = train_deployment_model(frame, estimator=args.estimator)
+    if model is None:
+        _emit(args, {"level": "deployment", "model": None, **report}, f"no deployment model: {report['fallback']}")
+        return EXIT_OK
+    out = args.out if args.out != "models/risk.skops" else "models/deployment-risk.skops"
+    path = save_model(model, out, {"model_id": f"deployment-{len(frame)}", "level": "deployment", **report})
+    auc = f", test AUC {report['test_auc']:.3f} (aggregated change risk {report['fallback_test_auc']:.3f})" if (
+        "test_auc" in report) else ""  # fmt: skip
+    _emit(args, {"level": "deployment", "path": str(path), **report},
+          f"trained deployment model ({report['selected']}) on {len(frame):,} deployments{auc} -> {path}")  # fmt: skip
     return EXIT_OK
 
 
@@ -753,6 +789,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", action="append", help="repository name (default: all)")
     p.add_argument("--out", default="models/risk.skops", help="model file (default: models/risk.skops)")
     p.add_argument("--estimator", choices=("auto", "logistic", "boosting", "ensemble"), default="auto")
+    p.add_argument(
+        "--level",
+        choices=("change", "deployment"),
+        default="change",
+        help="change risk (default) or deployment (batch) risk; score changes first for the latter",
+    )
     _common(p)
     p.set_defaults(handler=cmd_train)
 

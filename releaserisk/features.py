@@ -49,10 +49,12 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "DEPLOYMENT_FEATURES",
     "FEATURE_VERSION",
     "KAMEI_FEATURES",
     "ChangeMetricState",
     "FileChange",
+    "deployment_batch_features",
     "kamei_relative",
 ]
 
@@ -319,3 +321,60 @@ def kamei_relative(features: pd.DataFrame) -> pd.DataFrame:
     if "entropy_norm" in out:
         out["entropy"] = out["entropy_norm"]
     return out
+
+
+#: Features of a deployment's batch (DESIGN.md section 4, "Deployment risk").
+DEPLOYMENT_FEATURES = (
+    "batch_size", "churn", "max_risk", "mean_risk", "any_defect", "authors",
+    "hours_since_previous", "hour", "weekday", "is_hotfix", "is_rollback", "skipped_stage",
+)  # fmt: skip
+
+
+def deployment_batch_features(store, production_environments, pre_production: str | None) -> pd.DataFrame:
+    """One row per successful production deployment with the features of its batch.
+
+    Change risk comes from the newest ``risk_scores`` of each commit (score the history
+    first); a batch without scored changes has risk 0. ``skipped_stage`` is 1 when the
+    deployed sha never reached ``pre_production`` before.
+
+    Returns
+    -------
+    DataFrame
+        ``deployment_id, service, finished_at`` and :data:`DEPLOYMENT_FEATURES`.
+    """
+    return store.query(
+        """
+        WITH prod AS (
+            SELECT deployment_id, service, sha, finished_at, coalesce(kind, 'regular') AS kind,
+                   lag(finished_at) OVER (PARTITION BY service ORDER BY finished_at, deployment_id) AS previous_at
+            FROM deployments WHERE status = 'success' AND list_contains($prod, environment)
+        ),
+        scores AS (SELECT repo, sha, arg_max(probability, scored_at) AS p FROM risk_scores GROUP BY 1, 2),
+        batch AS (
+            SELECT dc.deployment_id, count(*) AS batch_size, sum(coalesce(f.la, 0) + coalesce(f.ld, 0)) AS churn,
+                   coalesce(max(s.p), 0) AS max_risk, coalesce(avg(s.p), 0) AS mean_risk,
+                   1 - coalesce(product(1 - s.p), 1) AS any_defect, count(DISTINCT c.author_email) AS authors
+            FROM deployment_changes dc
+            LEFT JOIN change_features f ON f.repo = dc.repo AND f.sha = dc.sha
+            LEFT JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
+            LEFT JOIN scores s ON s.repo = dc.repo AND s.sha = dc.sha
+            GROUP BY dc.deployment_id
+        ),
+        staged AS (
+            SELECT DISTINCT p.deployment_id FROM prod p JOIN deployments d
+              ON d.service = p.service AND d.sha = p.sha AND d.environment = $pre AND d.status = 'success'
+             AND d.finished_at <= p.finished_at
+        )
+        SELECT p.deployment_id, p.service, p.finished_at,
+               coalesce(b.batch_size, 0) AS batch_size, coalesce(b.churn, 0) AS churn,
+               coalesce(b.max_risk, 0) AS max_risk, coalesce(b.mean_risk, 0) AS mean_risk,
+               coalesce(b.any_defect, 0) AS any_defect, coalesce(b.authors, 0) AS authors,
+               coalesce(date_diff('second', p.previous_at, p.finished_at) / 3600.0, 0) AS hours_since_previous,
+               hour(p.finished_at) AS hour, isodow(p.finished_at) AS weekday,
+               (p.kind = 'hotfix')::INTEGER AS is_hotfix, (p.kind = 'rollback')::INTEGER AS is_rollback,
+               CASE WHEN $pre IS NULL OR s.deployment_id IS NOT NULL THEN 0 ELSE 1 END AS skipped_stage
+        FROM prod p LEFT JOIN batch b USING (deployment_id) LEFT JOIN staged s USING (deployment_id)
+        ORDER BY p.finished_at, p.deployment_id
+        """,
+        {"prod": list(production_environments), "pre": pre_production},
+    )

@@ -55,6 +55,7 @@ __all__ = [
     "read_feature_table",
     "rolling_origin",
     "save_model",
+    "train_deployment_model",
 ]
 
 _ESTIMATORS = ("auto", "logistic", "boosting", "ensemble")
@@ -354,6 +355,57 @@ def evaluate_predictions(y, p, effort, threshold: float = 0.5) -> dict[str, floa
         "effort_at_20_recall": float(model_x[np.searchsorted(model_y, 0.2, "left")]) if y.any() else math.nan,
         "popt": float(popt),
     }
+
+
+# -- deployment level ------------------------------------------------------------------
+#: Fewer failed deployments than this and a deployment model is not trained.
+MIN_DEPLOYMENT_FAILURES = 20
+
+
+def train_deployment_model(frame: pd.DataFrame, *, estimator: str = "auto") -> tuple[RiskModel | None, dict[str, Any]]:
+    """Fit a deployment-level model on batch features labelled by change failure.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Time-sorted rows of :func:`releaserisk.features.deployment_batch_features`
+        with a ``failed`` (0/1) column.
+
+    Returns
+    -------
+    (model or None, report)
+        With fewer than :data:`MIN_DEPLOYMENT_FAILURES` failures (or a single class in
+        a time slice) no model is trained: the report says so, and gives how well the
+        aggregated change risk (``any_defect``, P(any change defective)) ranks failures —
+        the fallback to use instead.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from releaserisk.features import DEPLOYMENT_FEATURES
+
+    y = frame["failed"].astype(int).to_numpy()
+    report: dict[str, Any] = {"deployments": len(frame), "failures": int(y.sum())}
+    if len(np.unique(y)) == 2:
+        report["fallback_auc"] = float(roc_auc_score(y, frame["any_defect"]))
+    if y.sum() < MIN_DEPLOYMENT_FAILURES:
+        report["fallback"] = (
+            f"only {int(y.sum())} failed deployments (need {MIN_DEPLOYMENT_FAILURES}): use the aggregated "
+            "change risk P(any change defective) of each batch instead of a deployment model"
+        )
+        return None, report
+    try:
+        cut = int(len(frame) * 0.8)
+        model = RiskModel(estimator=estimator, features=DEPLOYMENT_FEATURES).fit(frame.iloc[:cut], y[:cut])
+        test = frame.iloc[cut:]
+        if len(np.unique(y[cut:])) == 2:
+            report["test_auc"] = float(roc_auc_score(y[cut:], model.predict_proba(test)[:, 1]))
+            report["fallback_test_auc"] = float(roc_auc_score(y[cut:], test["any_defect"]))
+        model = RiskModel(estimator=estimator, features=DEPLOYMENT_FEATURES).fit(frame, y)
+    except ModelError as exc:
+        report["fallback"] = f"{exc}: use the aggregated change risk instead"
+        return None, report
+    report["selected"] = model.selected_
+    return model, report
 
 
 # -- persistence ------------------------------------------------------------------------------

@@ -192,3 +192,42 @@ def test_cli_evaluate_dataset_json_and_errors(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["--db", str(tmp_path / "empty.duckdb"), "train"]) == 2
     assert "no repositories" in capsys.readouterr().err
+
+
+def test_deployment_level_model_and_fallback(simulated, tmp_path):
+    import shutil
+
+    from releaserisk.features import DEPLOYMENT_FEATURES, deployment_batch_features
+    from releaserisk.model import MIN_DEPLOYMENT_FAILURES, train_deployment_model
+    from releaserisk.store import open_store
+
+    db = tmp_path / "s.duckdb"
+    shutil.copy(simulated["db"], db)
+    with open_store(db) as store:
+        frame = deployment_batch_features(store, ("production",), "staging")
+    assert set(DEPLOYMENT_FEATURES) <= set(frame.columns) and frame["finished_at"].is_monotonic_increasing
+    assert (frame["batch_size"] >= 0).all() and frame["any_defect"].between(0, 1).all()
+    rng = np.random.default_rng(0)
+    labelled = frame.assign(failed=rng.random(len(frame)) < 0.5 * frame["any_defect"] + 0.1)
+    model, report = train_deployment_model(labelled, estimator="logistic")
+    assert model is not None and report["failures"] >= MIN_DEPLOYMENT_FAILURES
+    assert model.predict_proba(labelled).shape == (len(labelled), 2)
+    few = labelled.assign(failed=False)
+    few.loc[few.index[:3], "failed"] = True
+    none, fallback = train_deployment_model(few)
+    assert none is None and "aggregated change risk" in fallback["fallback"] and "fallback_auc" in fallback
+
+
+def test_cli_train_deployment_level(simulated, tmp_path, capsys):
+    import json
+    import shutil
+
+    from releaserisk.cli import main
+
+    db = tmp_path / "s.duckdb"
+    shutil.copy(simulated["db"], db)
+    code = main(["--db", str(db), "train", "--level", "deployment", "--out", str(tmp_path / "d.skops"),
+                 "--format", "json"])  # fmt: skip
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0 and payload["level"] == "deployment" and payload["deployments"] > 50
+    assert ("path" in payload and (tmp_path / "d.skops").exists()) or "fallback" in payload
