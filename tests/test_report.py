@@ -80,11 +80,13 @@ def test_missing_data_is_shown_as_missing(simulated, tmp_path):
     assert "No data." in html and "no data" in html
 
 
-def test_all_notebooks_execute(simulated, tmp_path):
-    for name in ("explore_history", "train_risk_model", "canary_analysis"):
-        params = {"db": str(simulated["db"])}
-        html, _ = render_notebook(NOTEBOOKS / f"{name}.ipynb", params, tmp_path, name)
-        assert "Traceback" not in html.read_text()
+@pytest.mark.parametrize("name", ["explore_history", "train_risk_model", "canary_analysis"])
+def test_analyst_notebooks_execute(simulated, tmp_path, name):
+    html, executed = render_notebook(NOTEBOOKS / f"{name}.ipynb", {"db": str(simulated["db"])}, tmp_path, name)
+    assert html.stat().st_size > 0
+    outputs = [o for c in json.loads(executed.read_text())["cells"] for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error" or o.get("name") == "stderr"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # each draws at least one chart
 
 
 def test_notebooks_are_committed_without_outputs():
@@ -130,5 +132,5 @@ def test_report_renders_in_a_real_browser(rendered, tmp_path):
     image = Image.open(shot).convert("L")
     low, high = image.getextrema()
     assert high - low > 100  # not blank
-    dark = sum(1 for value in image.getdata() if value < 128)
+    dark = sum(image.histogram()[:128])
     assert dark > 0.005 * image.width * image.height  # text and charts drew something
