@@ -218,7 +218,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     results = []
     with _open(args) as store:
         for repo in _repos(store, args.repo):
-            results.append(label_changes(store, repo, settings=settings, workers=args.workers))
+            progress = _fix_progress(repo) if args.format == "text" and sys.stderr.isatty() else None
+            results.append(label_changes(store, repo, settings=settings, workers=args.workers, progress=progress))
     lines = [
         f"{r.repo}: {r.fixes} fixes ({r.fixes_blamed_now} blamed now), {r.buggy_szz} bug-introducing by SZZ, "
         f"{r.buggy_revert} reverted; {r.unlabelled_recent} recent commits left unlabelled"
@@ -226,6 +227,23 @@ def cmd_label(args: argparse.Namespace) -> int:
     ]
     _emit(args, {"repos": [r.to_dict() for r in results]}, "\n".join(lines))
     return EXIT_OK
+
+
+def _fix_progress(repo: str) -> Callable[[int, int], None]:
+    """A rich progress bar on stderr for SZZ blames (fixes done of total)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn(f"SZZ {repo}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        transient=True)  # fmt: skip
+    task = progress.add_task("blame", total=None)
+    progress.start()
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+        if done >= total:
+            progress.stop()
+
+    return update
 
 
 def _store_training_frame(store, repos, settings):

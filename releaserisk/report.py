@@ -250,8 +250,12 @@ def render_notebook(
         )  # fmt: skip
     except papermill.PapermillExecutionError as exc:
         raise InputError(f"{source.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
+    book = nbformat.read(executed, as_version=4)
+    for index, cell in enumerate(book.cells):  # papermill's injected cell has a random id: keep output stable
+        cell.id = f"cell-{index:02d}"
+    nbformat.write(book, executed)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    body, _ = exporter.from_notebook_node(book)
     html_path = out / f"{stem}.html"
     html_path.write_text(body, encoding="utf-8")
     return html_path, executed

@@ -76,12 +76,12 @@ SCENARIOS: dict[str, Scenario] = {
 
 #: Planted log-odds of a commit introducing a bug (recorded in truth/effects.json).
 BUG_MODEL = {
-    "intercept": -3.9,
-    "log1p_churn": 0.55,
-    "log1p_extra_files": 0.45,
-    "config_or_migration": 0.9,
+    "intercept": -4.3,
+    "log1p_churn": 0.75,
+    "log1p_extra_files": 0.5,
+    "config_or_migration": 1.1,
     "hot_file": 0.5,
-    "log1p_author_commits": -0.35,
+    "log1p_author_commits": -0.45,
 }
 
 ENVIRONMENTS = ("dev", "staging", "production")

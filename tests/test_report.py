@@ -134,3 +134,8 @@ def test_report_renders_in_a_real_browser(rendered, tmp_path):
     assert high - low > 100  # not blank
     dark = sum(image.histogram()[:128])
     assert dark > 0.005 * image.width * image.height  # text and charts drew something
+
+
+def test_same_store_and_week_give_the_same_html(rendered, tmp_path):
+    again = Path(render_weekly(rendered["db"], rendered["week"], out_dir=tmp_path)["html"]).read_text()
+    assert again == rendered["html"]
