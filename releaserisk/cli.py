@@ -472,12 +472,13 @@ def _range_commits(store, repo_path: str, repo: str, spec: str | None, settings)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from releaserisk.gate import score_commits
+    from releaserisk.gate import load_rollout_policy, score_commits
     from releaserisk.ingest.git import ingest_git
     from releaserisk.model import load_model
     from releaserisk.store import open_snapshot, open_store
 
     settings = _settings(args)
+    policy = load_rollout_policy(args.policy) if args.policy else None
     model, metadata = load_model(args.model)  # fail fast, before touching git or the store
     threshold = args.threshold if args.threshold is not None else settings.risk_threshold
     store = open_snapshot(settings.db) if args.read_only else open_store(settings.db)
@@ -491,7 +492,12 @@ def cmd_score(args: argparse.Namespace) -> int:
             [ingested.repo, shas],
         )
         result = score_commits(
-            model, features, threshold=threshold, model_id=metadata.get("model_id", "unknown"), fail_on=args.fail_on
+            model,
+            features,
+            threshold=threshold,
+            model_id=metadata.get("model_id", "unknown"),
+            fail_on=args.fail_on,
+            policy=policy,
         )
         result.notes.insert(0, f"range {spec}: {len(shas)} non-merge commits")
         if not args.read_only and len(result.commits):
@@ -876,6 +882,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--threshold", type=float, help="fail at or above this probability (default: risk_threshold)")
     gate.add_argument("--fail-on", choices=("low", "medium", "high"), help="fail when a commit reaches this band")
     p.add_argument("--read-only", action="store_true", help="score from a snapshot; never write the store")
+    p.add_argument("--policy", help="rollout policy TOML: [low] / [medium] / [high] tables over the defaults")
     _common(p, ("text", "json", "github"))
     p.set_defaults(handler=cmd_score)
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from releaserisk.model import RiskModel
 
-__all__ = ["ROLLOUT_POLICY", "GateResult", "band", "describe", "score_commits"]
+__all__ = ["ROLLOUT_POLICY", "GateResult", "band", "describe", "load_rollout_policy", "score_commits"]
 
 SCHEMA_VERSION = 1
 
@@ -76,6 +76,44 @@ def describe(feature: str, value: float, contribution: float) -> str:
     else:
         text = _PHRASES.get(feature, feature + " = {v}").format(v=value)
     return f"{text} ({'raises' if contribution > 0 else 'lowers'} risk)"
+
+
+_POLICY_KEYS = {"strategy": str, "steps_percent": list, "bake_minutes": int, "monitoring": str,
+                "approval_required": bool, "canary_config": dict}  # fmt: skip
+
+
+def load_rollout_policy(path) -> dict[str, dict[str, Any]]:
+    """Read a rollout policy TOML (tables ``[low]``, ``[medium]``, ``[high]``) over the defaults.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, unknown band or key, or a value of the wrong type.
+    """
+    import copy
+    import tomllib
+    from pathlib import Path
+
+    from releaserisk.errors import ConfigError
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read rollout policy {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    policy = copy.deepcopy(ROLLOUT_POLICY)
+    for band_name, plan in data.items():
+        if band_name not in policy or not isinstance(plan, dict):
+            raise ConfigError(f"{path}: unknown band '{band_name}' (use [low], [medium], [high])")
+        for key, value in plan.items():
+            expected = _POLICY_KEYS.get(key)
+            if expected is None:
+                raise ConfigError(f"{path}: unknown key '{band_name}.{key}' (known: {', '.join(_POLICY_KEYS)})")
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise ConfigError(f"{path}: '{band_name}.{key}' must be a {expected.__name__}")
+            policy[band_name][key] = value
+    return policy
 
 
 def band(probability: float, threshold: float, medium_at: float = 0.15) -> str:
@@ -181,7 +219,13 @@ def _md(text: str) -> str:
 
 
 def score_commits(
-    model: RiskModel, features: pd.DataFrame, *, threshold: float, model_id: str, fail_on: str | None = None
+    model: RiskModel,
+    features: pd.DataFrame,
+    *,
+    threshold: float,
+    model_id: str,
+    fail_on: str | None = None,
+    policy: dict[str, dict[str, Any]] | None = None,
 ) -> GateResult:
     """Score commits (rows of ``change_features`` with ``sha`` and ``subject``) and their batch.
 
@@ -196,6 +240,8 @@ def score_commits(
     model_id : str
     fail_on : {"low", "medium", "high"}, optional
         Fail when any commit reaches this band instead of the threshold.
+    policy : dict, optional
+        Rollout plan per band (default :data:`ROLLOUT_POLICY`; see :func:`load_rollout_policy`).
 
     Returns
     -------
@@ -232,5 +278,5 @@ def score_commits(
         "any_defect": any_defect if not math.isnan(any_defect) else 0.0,
         "band": batch_band,
     }
-    return GateResult(commits, batch, threshold, model_id, {"band": batch_band, **ROLLOUT_POLICY[batch_band]},
-                      fail_on, notes)  # fmt: skip
+    plan = (policy or ROLLOUT_POLICY)[batch_band]
+    return GateResult(commits, batch, threshold, model_id, {"band": batch_band, **plan}, fail_on, notes)

@@ -113,3 +113,15 @@ def test_markdown_escapes_user_strings():
 
     md = GateResult(commits, batch, 0.5, "m", {"band": "high", **ROLLOUT_POLICY["high"]}).markdown()
     assert "<script>" not in md and "&lt;script&gt;\\|x" in md
+
+
+def test_rollout_policy_file_overrides_and_validates(gate, tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[low]\nstrategy = "blue-green"\nbake_minutes = 5\n[medium]\nstrategy = "blue-green"\n'
+                      '[high]\nstrategy = "blue-green"\n')  # fmt: skip
+    out = score(gate, "HEAD~2..HEAD", "--format", "json", "--policy", str(policy))
+    payload = json.loads(out.stdout)
+    assert payload["rollout"]["strategy"] == "blue-green"
+    policy.write_text("[low]\nbake_minute = 5\n")
+    bad = score(gate, "HEAD~2..HEAD", "--policy", str(policy))
+    assert bad.returncode == 2 and "unknown key 'low.bake_minute'" in bad.stderr
