@@ -36,11 +36,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from releaserisk.errors import InputError, ModelError, ModelVersionError, UntrustedModelError
 from releaserisk.features import KAMEI_FEATURES
@@ -61,7 +56,12 @@ __all__ = [
 _ESTIMATORS = ("auto", "logistic", "boosting", "ensemble")
 
 
+# Estimators and metrics are imported where they are used: a CI gate that loads a saved
+# model must not pay for importing every model family (benchmarks/score_latency.py).
 def _logistic(random_state: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
     return Pipeline(
         [
@@ -73,6 +73,9 @@ def _logistic(random_state: int):
 
 
 def _boosting(random_state: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
 
     return Pipeline(
         [
@@ -93,6 +96,9 @@ def _boosting(random_state: int):
 
 
 def _forest(random_state: int):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
 
     return Pipeline(
         [
@@ -209,6 +215,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         X : DataFrame or array of shape (n, len(features))
         y : array-like of 0/1
         """
+        from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import roc_auc_score
 
         self._validate_params()
@@ -326,6 +333,7 @@ def evaluate_predictions(y, p, effort, threshold: float = 0.5) -> dict[str, floa
         auc, f1, precision, recall, brier, ece, recall_at_20_effort,
         effort_at_20_recall, popt.
     """
+    from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
@@ -597,6 +605,7 @@ def rolling_origin(
     DataFrame
         ``origin, age_months, n_test, positive_rate, auc`` (AUC NaN for a one-class month).
     """
+    from sklearn.metrics import roc_auc_score
 
     months = frame["time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M")
     periods = sorted(months.unique())
