@@ -293,21 +293,16 @@ def _commit_change(history: _History, rng: np.random.Generator, when: datetime, 
     added_lines: list[tuple[str, _Line]] = []
     churn = 0
     roll = rng.random()
-    if roll < 0.04:  # a new module
-        index = sum(1 for p in history.files if p.startswith(f"{service}/src/"))
-        path = f"{service}/src/module_{index}.py"
-        for line in history.new_file(path, int(rng.integers(10, 60))):
-            added_lines.append((path, line))
+    if roll < 0.05:  # a new file: mostly a module, sometimes a migration
+        if roll < 0.04:
+            index = sum(1 for p in history.files if p.startswith(f"{service}/src/"))
+            path, size = f"{service}/src/module_{index}.py", int(rng.integers(10, 60))
+        else:
+            index = sum(1 for p in history.files if p.startswith(f"{service}/migrations/")) + 1
+            path, size = f"{service}/migrations/{index:04d}_change.sql", int(rng.integers(3, 15))
+        added_lines.extend((path, line) for line in history.new_file(path, size))
         ops.append(("M", path))
-        churn += len(history.files[path])
-        files = [path]
-    elif roll < 0.05:  # a migration
-        index = sum(1 for p in history.files if p.startswith(f"{service}/migrations/")) + 1
-        path = f"{service}/migrations/{index:04d}_change.sql"
-        for line in history.new_file(path, int(rng.integers(3, 15))):
-            added_lines.append((path, line))
-        ops.append(("M", path))
-        churn += len(history.files[path])
+        churn += size
         files = [path]
     else:
         files = _pick_files(rng, history, service, nf)

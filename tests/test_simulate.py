@@ -134,3 +134,10 @@ def test_risk_model_ranks_planted_bugs_above_clean_changes(tmp_path):
     model = RiskModel(estimator="logistic").fit(frame.iloc[:cut], frame["buggy"].iloc[:cut])
     later = frame.iloc[cut:]
     assert roc_auc_score(later["sha"].isin(planted), model.predict_proba(later)[:, 1]) > 0.7
+
+
+def test_cli_scenario_names_match_the_simulator():
+    from releaserisk.cli import SCENARIO_NAMES
+    from releaserisk.simulate import SCENARIOS
+
+    assert set(SCENARIO_NAMES) == set(SCENARIOS)
