@@ -925,6 +925,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USAGE
+    except OSError as exc:  # a path the user gave cannot be read or written
+        if args.debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"error: {exc.strerror or exc}{where}\n")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; nothing was committed by the interrupted step\n")
         return 130

@@ -226,7 +226,10 @@ def _window(store: Store, since, until) -> tuple[pd.Timestamp, pd.Timestamp]:
     def stamp(value):
         if value is None:
             return None
-        ts = pd.Timestamp(value)
+        try:
+            ts = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            raise InputError(f"{value!r} is not a date (use e.g. 2026-01-31)") from None
         return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
     start, end = stamp(since), stamp(until)

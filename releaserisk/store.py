@@ -399,6 +399,8 @@ def open_store(path: str | os.PathLike[str] = "releaserisk.duckdb", *, read_only
         store.migrate()
         return store
     file = Path(path)
+    if file.is_dir():
+        raise StoreError(f"{file} is a directory; give the path of a .duckdb file")
     if not file.parent.is_dir():
         raise StoreError(f"cannot create {file}: directory {file.parent} does not exist")
     if read_only and not file.exists():

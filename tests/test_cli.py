@@ -47,3 +47,20 @@ def test_corrupt_store_exit_2(tmp_path):
 def test_debug_shows_traceback(tmp_path):
     with pytest.raises(Exception, match="does not exist"):
         main(["--debug", "--db", str(tmp_path / "nope" / "s.duckdb"), "init"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["dora", "--since", "garbage"], "is not a date"),
+        (["simulate", "--out", "/proc/releaserisk-cannot-write-here"], "error: "),
+        (["init"], "is a directory"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
+    db = tmp_path if args == ["init"] else tmp_path / "s.duckdb"
+    if args[0] == "dora":
+        assert run_cli("--db", str(db), "init").returncode == 0
+    out = run_cli("--db", str(db), *args)
+    assert out.returncode == 2 and message in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
