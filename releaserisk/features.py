@@ -18,7 +18,8 @@ entropy  −Σ p_f log2 p_f with p_f = (added_f + deleted_f) / (LA + LD); 0 when
          changed. ``entropy_norm`` = entropy / log2(NF) for NF > 1 (Kamei's published
          data uses the normalised form; Zeng et al. the raw one).
 LA, LD   lines added / deleted, summed over F (binary files count 0). Stored raw; the
-         Kamei data divides LA and LD by LT — :func:`kamei_relative` does that.
+         Kamei data divides LA and LD by LT (``releaserisk.model.read_feature_table``
+         converts such tables back to raw counts).
 LT       lines in the touched files before the change, summed over F (Kamei's data
          divides by NF). Exact: taken from a per-blob line count.
 FIX      the message matches the configured fix pattern.
@@ -55,7 +56,6 @@ __all__ = [
     "ChangeMetricState",
     "FileChange",
     "deployment_batch_features",
-    "kamei_relative",
 ]
 
 #: Bump when a definition above changes; stored with every feature row.
@@ -293,34 +293,6 @@ class ChangeMetricState:
                 strict=True,
             )
         }
-
-
-def kamei_relative(features: pd.DataFrame) -> pd.DataFrame:
-    """Convert raw metrics to the relative forms of Kamei et al.'s published data.
-
-    LA and LD are divided by LT, LT and NUC by NF, and entropy is normalised — the
-    transformations the paper applies to reduce collinearity.
-
-    Parameters
-    ----------
-    features : DataFrame
-        Columns named as :data:`KAMEI_FEATURES` (``entropy_norm`` used when present).
-
-    Returns
-    -------
-    DataFrame
-        A copy with the relative columns.
-    """
-    out = features.copy()
-    lt = out["lt"].where(out["lt"] > 0)
-    nf = out["nf"].where(out["nf"] > 0)
-    out["la"] = (out["la"] / lt).fillna(out["la"])
-    out["ld"] = (out["ld"] / lt).fillna(out["ld"])
-    out["lt"] = (out["lt"] / nf).fillna(0.0)
-    out["nuc"] = (out["nuc"] / nf).fillna(0.0)
-    if "entropy_norm" in out:
-        out["entropy"] = out["entropy_norm"]
-    return out
 
 
 #: Features of a deployment's batch (DESIGN.md section 4, "Deployment risk").

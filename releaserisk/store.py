@@ -247,9 +247,8 @@ class Store:
         if table not in TABLE_KEYS:
             raise InputError(f"unknown table '{table}'")
         keys = TABLE_KEYS[table]
-        missing = [k for k in keys if k not in frame.columns] if hasattr(frame, "columns") else []
-        if hasattr(frame, "column_names"):
-            missing = [k for k in keys if k not in frame.column_names]
+        names = frame.column_names if hasattr(frame, "column_names") else list(frame.columns)  # Arrow or pandas
+        missing = [k for k in keys if k not in names]
         if missing:
             raise InputError(f"rows for '{table}' lack key column(s): {', '.join(missing)}")
         view = f"_upsert_{table}"
