@@ -677,7 +677,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             model_id="demo",
         )  # fmt: skip
         return (f"scored {len(result.commits):,} changes; latest deployment {latest['deployment_id'][0]}: "
-                f"{batch.batch['size']} changes, P(any defect) {batch.batch['any_defect']:.0%} "
+                f"batch of {batch.batch['size']}, P(any defect) {batch.batch['any_defect']:.0%} "
                 f"-> {batch.advice['strategy']} {'/'.join(map(str, batch.advice['steps_percent']))}%")  # fmt: skip
 
     def do_canary() -> str:
@@ -860,7 +860,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole pipeline on simulated data: ingest, train, score, canary, report")
     p.add_argument("--scenario", default="healthy", choices=SCENARIO_NAMES)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--weeks", type=int, default=26)
+    p.add_argument("--weeks", type=int, default=52, help="history length (default 52: a year)")
     p.add_argument("--data", default="data/demo", help="where the simulated data and store go (default data/demo)")
     p.add_argument("--out", default="reports", help="report directory (default reports)")
     _common(p)
