@@ -255,7 +255,7 @@ def _store_training_frame(store, repos, settings):
     frame = training_frame(store, repos, settings=settings)
     if frame.empty:
         raise InputError("no labelled changes older than the label horizon; ingest more history or run 'label'")
-    return frame.assign(bug=frame["buggy"], effort=frame["la"] + frame["ld"], time=frame["committed_at"])
+    return frame
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -630,7 +630,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         with open_store(db) as store:
             frame = training_frame(store, settings=settings)
-            frame = frame.assign(bug=frame["buggy"], effort=frame["la"] + frame["ld"], time=frame["committed_at"])
             evaluation = evaluate_time_split(frame)
             model = RiskModel().fit(frame, frame["bug"])
             save_model(model, model_path, {"model_id": "demo", "evaluation": evaluation})

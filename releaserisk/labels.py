@@ -293,7 +293,8 @@ def training_frame(
     Returns
     -------
     DataFrame
-        ``repo, sha, committed_at``, the feature columns and ``buggy`` (0/1).
+        ``repo, sha``, ``time`` (commit time), the feature columns, ``effort`` (LA + LD)
+        and ``bug`` (0/1): the columns :func:`releaserisk.model.evaluate_time_split` reads.
     """
     settings = settings or Settings()
     names = list(repos) if repos is not None else list(store.query("SELECT repo FROM repos")["repo"])
@@ -301,7 +302,7 @@ def training_frame(
         """
         WITH newest AS (SELECT repo, max(committed_at) AS latest FROM commits GROUP BY repo),
              bad AS (SELECT DISTINCT repo, sha FROM labels WHERE buggy AND method IN ('szz', 'revert'))
-        SELECT f.*, c.committed_at, (b.sha IS NOT NULL)::INTEGER AS buggy
+        SELECT f.*, c.committed_at AS time, f.la + f.ld AS effort, (b.sha IS NOT NULL)::INTEGER AS bug
         FROM change_features f
         JOIN commits c USING (repo, sha)
         JOIN newest n USING (repo)

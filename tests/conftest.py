@@ -130,7 +130,7 @@ def simulated(tmp_path_factory):
             ingest_file(store, kind, result.files[kind])
         label_changes(store, "demo", settings=settings)
         frame = training_frame(store, settings=settings)
-        model = RiskModel(estimator="logistic").fit(frame, frame["buggy"])
+        model = RiskModel(estimator="logistic").fit(frame, frame["bug"])
         model_path = save_model(model, base / "risk.skops", {"model_id": "test-model"})
         _store_scores_and_samples(store, model, result)
     return {"sim": result, "db": db, "model": model_path, "settings": settings, "base": base}

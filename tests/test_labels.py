@@ -77,7 +77,7 @@ def test_label_horizon_leaves_recent_commits_out(store, git_repo):
     ingest_git(store, git_repo.path, name="r")
     label_changes(store, "r")
     everything = training_frame(store, settings=Settings(label_horizon_days=0))
-    assert everything.set_index("sha").loc[shas["B"], "buggy"] == 1
+    assert everything.set_index("sha").loc[shas["B"], "bug"] == 1
     assert len(everything) == 4
     horizon = training_frame(store, settings=Settings(label_horizon_days=2))  # commits are a day apart
     assert set(horizon.sha) == {shas["A"], shas["B"]}

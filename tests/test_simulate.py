@@ -131,7 +131,7 @@ def test_risk_model_ranks_planted_bugs_above_clean_changes(tmp_path):
         frame = training_frame(store, settings=settings)
     planted = set(pd.read_csv(result.files["truth_bugs"])["sha"])
     cut = int(len(frame) * 0.8)  # train on the past, test on the later slice
-    model = RiskModel(estimator="logistic").fit(frame.iloc[:cut], frame["buggy"].iloc[:cut])
+    model = RiskModel(estimator="logistic").fit(frame.iloc[:cut], frame["bug"].iloc[:cut])
     later = frame.iloc[cut:]
     assert roc_auc_score(later["sha"].isin(planted), model.predict_proba(later)[:, 1]) > 0.7
 
