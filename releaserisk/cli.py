@@ -503,25 +503,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
         result.notes.insert(0, f"range {spec}: {len(shas)} non-merge commits")
         if not args.read_only and len(result.commits):
-            import json as _json
-            from datetime import UTC, datetime
-
-            import pandas as pd
-
-            store.upsert(
-                "risk_scores",
-                pd.DataFrame(
-                    {
-                        "repo": ingested.repo,
-                        "sha": result.commits["sha"],
-                        "model_id": result.model_id,
-                        "probability": result.commits["probability"],
-                        "band": result.commits["band"],
-                        "explanation": [_json.dumps(r) for r in result.commits["reasons"]],
-                        "scored_at": datetime.now(UTC),
-                    }
-                ),
-            )
+            store.upsert("risk_scores", result.score_rows(ingested.repo))
     if args.format == "github":
         annotations = [
             ("error" if r.band == "high" else "warning",
@@ -642,11 +624,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"ECE {evaluation['ece']:.3f}")  # fmt: skip
 
     def do_score() -> str:
-        import json as _json
-        from datetime import UTC, datetime
-
-        import pandas as pd
-
         from releaserisk.gate import score_commits
         from releaserisk.model import load_model
         from releaserisk.store import open_store
@@ -658,11 +635,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "JOIN commits c USING (repo, sha) ORDER BY c.seq"
             )
             result = score_commits(model, features, threshold=settings.risk_threshold, model_id="demo")
-            store.upsert("risk_scores", pd.DataFrame({
-                "repo": "demo", "sha": result.commits["sha"], "model_id": "demo",
-                "probability": result.commits["probability"], "band": result.commits["band"],
-                "explanation": [_json.dumps(r) for r in result.commits["reasons"]], "scored_at": datetime.now(UTC),
-            }))  # fmt: skip
+            store.upsert("risk_scores", result.score_rows("demo"))
             latest = store.query(
                 "SELECT d.deployment_id, list(dc.sha) AS shas FROM deployments d JOIN deployment_changes dc "
                 "USING (deployment_id) WHERE d.environment = 'production' AND d.status = 'success' "

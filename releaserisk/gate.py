@@ -194,6 +194,23 @@ class GateResult:
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
+    def score_rows(self, repo: str) -> pd.DataFrame:
+        """The commits' scores as ``risk_scores`` rows (reasons as a JSON list)."""
+        import json
+        from datetime import UTC, datetime
+
+        return pd.DataFrame(
+            {
+                "repo": repo,
+                "sha": self.commits["sha"],
+                "model_id": self.model_id,
+                "probability": self.commits["probability"],
+                "band": self.commits["band"],
+                "explanation": [json.dumps(list(r)) for r in self.commits["reasons"]],
+                "scored_at": datetime.now(UTC),
+            }
+        )
+
     def markdown(self) -> str:
         """GitHub step-summary markdown (subjects escaped for tables)."""
         rows = ["| commit | risk | band | subject | top reason |", "|---|---:|---|---|---|"]

@@ -138,8 +138,6 @@ def simulated(tmp_path_factory):
 
 def _store_scores_and_samples(store, model, result):
     """Risk scores for every commit and the canary samples, as the demo stores them."""
-    import json
-    from datetime import UTC, datetime
 
     import pandas as pd
 
@@ -150,11 +148,7 @@ def _store_scores_and_samples(store, model, result):
         "FROM change_features f JOIN commits c USING (repo, sha)"
     )
     scored = score_commits(model, features, threshold=0.5, model_id="test-model")
-    store.upsert("risk_scores", pd.DataFrame({
-        "repo": "demo", "sha": scored.commits["sha"], "model_id": "test-model",
-        "probability": scored.commits["probability"], "band": scored.commits["band"],
-        "explanation": [json.dumps(r) for r in scored.commits["reasons"]], "scored_at": datetime.now(UTC),
-    }))  # fmt: skip
+    store.upsert("risk_scores", scored.score_rows("demo"))
     metrics = pd.read_csv(result.files["metrics"])
     metrics["ts"] = pd.to_datetime(metrics["ts"], utc=True)
     metrics["sample_index"] = metrics.groupby(["analysis_id", "metric", "arm", "ts"]).cumcount()
