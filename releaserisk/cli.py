@@ -183,16 +183,11 @@ def cmd_canary(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest_metrics(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from releaserisk.canary.data import load_samples
+    from releaserisk.canary.data import load_samples, store_samples
 
     samples = load_samples(args.file, arm=args.arm, arm_label=args.arm_label)
-    samples = samples.assign(analysis_id=args.analysis)
-    samples["ts"] = samples["ts"].fillna(pd.Timestamp(0, tz="UTC"))
-    samples["sample_index"] = samples.groupby(["metric", "arm", "ts"]).cumcount()
     with _open(args) as store:
-        loaded = store.upsert("metric_samples", samples.drop(columns="kind"))
+        loaded = store_samples(store, samples, args.analysis)
     _emit(
         args,
         {"analysis_id": args.analysis, "samples": loaded},
@@ -576,8 +571,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return f"{args.scenario}: {sim.commits:,} commits, {sim.deployments:,} deployments, {sim.incidents} incidents"
 
     def do_ingest() -> str:
-        import pandas as pd
-
+        from releaserisk.canary.data import load_samples, store_samples
         from releaserisk.ingest.git import ingest_git
         from releaserisk.ingest.tabular import ingest_file
         from releaserisk.store import open_store
@@ -587,12 +581,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             git_result = ingest_git(store, sim.repo, name="demo", settings=settings)
             for kind in ("services", "deployments", "incidents"):
                 ingest_file(store, kind, sim.files[kind])
-            metrics = pd.read_csv(sim.files["metrics"])
-            metrics["ts"] = pd.to_datetime(metrics["ts"], utc=True)
-            metrics["sample_index"] = metrics.groupby(["analysis_id", "metric", "arm", "ts"]).cumcount()
-            store.upsert("metric_samples", metrics)
+            samples = store_samples(store, load_samples(sim.files["metrics"]))
             links = store.counts()["deployment_changes"]
-        return f"{git_result.new_commits:,} commits, {links:,} deployment links, {len(metrics):,} canary samples"
+        return f"{git_result.new_commits:,} commits, {links:,} deployment links, {samples:,} canary samples"
 
     def do_label() -> str:
         from releaserisk.labels import label_changes

@@ -139,8 +139,7 @@ def simulated(tmp_path_factory):
 def _store_scores_and_samples(store, model, result):
     """Risk scores for every commit and the canary samples, as the demo stores them."""
 
-    import pandas as pd
-
+    from releaserisk.canary.data import load_samples, store_samples
     from releaserisk.gate import score_commits
 
     features = store.query(
@@ -149,7 +148,4 @@ def _store_scores_and_samples(store, model, result):
     )
     scored = score_commits(model, features, threshold=0.5, model_id="test-model")
     store.upsert("risk_scores", scored.score_rows("demo"))
-    metrics = pd.read_csv(result.files["metrics"])
-    metrics["ts"] = pd.to_datetime(metrics["ts"], utc=True)
-    metrics["sample_index"] = metrics.groupby(["analysis_id", "metric", "arm", "ts"]).cumcount()
-    store.upsert("metric_samples", metrics)
+    store_samples(store, load_samples(result.files["metrics"]))

@@ -24,7 +24,7 @@ import pandas as pd
 
 from releaserisk.errors import InputError
 
-__all__ = ["analysis_samples", "load_samples", "parse_prometheus"]
+__all__ = ["analysis_samples", "load_samples", "parse_prometheus", "store_samples"]
 
 ARMS = ("baseline", "canary")
 
@@ -115,7 +115,8 @@ def _validate(frame: pd.DataFrame, source: str, arm: str | None) -> pd.DataFrame
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True, errors="coerce")
     else:
         frame["ts"] = pd.NaT
-    return frame[["metric", "arm", "ts", "value", "kind"]]
+    keep = ["analysis_id"] if "analysis_id" in frame.columns else []  # files holding several analyses
+    return frame[[*keep, "metric", "arm", "ts", "value", "kind"]]
 
 
 def load_samples(
@@ -166,6 +167,32 @@ def load_samples(
         except InputError as exc:
             raise InputError(f"{name}: {exc}") from None
     return _validate(data, name, arm)
+
+
+def store_samples(store, samples: pd.DataFrame, analysis_id: str | None = None) -> int:
+    """Upsert samples from :func:`load_samples` into ``metric_samples``.
+
+    Parameters
+    ----------
+    store : Store
+    samples : DataFrame
+        With an ``analysis_id`` column, or give ``analysis_id`` for all rows.
+    analysis_id : str, optional
+
+    Returns
+    -------
+    int
+        Rows stored. Re-storing the same samples changes nothing: repeated values at
+        one timestamp are told apart by their order (``sample_index``).
+    """
+    if analysis_id is not None:
+        samples = samples.assign(analysis_id=analysis_id)
+    if "analysis_id" not in samples.columns:
+        raise InputError("samples need an analysis_id column or an analysis id")
+    rows = samples.drop(columns="kind", errors="ignore")
+    rows["ts"] = rows["ts"].fillna(pd.Timestamp(0, tz="UTC"))
+    rows["sample_index"] = rows.groupby(["analysis_id", "metric", "arm", "ts"]).cumcount()
+    return store.upsert("metric_samples", rows)
 
 
 def analysis_samples(store, analysis_id: str | None = None) -> pd.DataFrame:
