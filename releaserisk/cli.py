@@ -35,9 +35,12 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from releaserisk.config import load_settings
+    """Settings of this invocation (file, environment, flags), read once."""
+    if getattr(args, "_settings", None) is None:
+        from releaserisk.config import load_settings
 
-    return load_settings(args.config, overrides={"db": args.db})
+        args._settings = load_settings(args.config, overrides={"db": args.db})
+    return args._settings
 
 
 def _open(args: argparse.Namespace, read_only: bool = False):

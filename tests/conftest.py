@@ -138,7 +138,6 @@ def simulated(tmp_path_factory):
 
 def _store_scores_and_samples(store, model, result):
     """Risk scores for every commit and the canary samples, as the demo stores them."""
-
     from releaserisk.canary.data import load_samples, store_samples
     from releaserisk.gate import score_commits
 
