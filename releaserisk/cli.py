@@ -434,8 +434,8 @@ def cmd_dora(args: argparse.Namespace) -> int:
             benchmark=args.benchmark,
             settings=_settings(args),
         )
-    if args.detail:
-        frame = result.detail(args.detail)
+        frame = result.detail(args.detail) if args.detail else None  # read while the store is open
+    if frame is not None:
         if args.format == "csv":
             sys.stdout.write(frame.to_csv(index=False))
         else:

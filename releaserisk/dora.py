@@ -53,14 +53,16 @@ strictly before the incident opened; medians are lower medians.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from releaserisk.config import Settings
-from releaserisk.errors import InputError
+from releaserisk.errors import InputError, StoreError
 from releaserisk.store import Store
 
 __all__ = ["BENCHMARKS", "PROFILES", "DoraResult", "dora_metrics", "tier"]
@@ -109,17 +111,46 @@ def tier(metric: str, value: float, benchmark: int = 2024) -> str:
 
 
 class _LazyFrame:
-    """An Arrow table converted to pandas on first use (drill-downs can be millions of rows)."""
+    """A drill-down read from this call's working tables on first use.
 
-    def __init__(self, table) -> None:
-        self._table = table
+    Drill-downs can be millions of rows that most callers never look at (fetching the
+    10M lead-time rows of benchmarks/dora.py costs more than computing the metrics), so
+    they are read when asked for. The working tables are temp tables that the next
+    :func:`dora_metrics` call on the same store replaces: before it does, it fetches
+    the frames of earlier results still alive (:func:`_fetch_pending`), so every
+    result keeps showing the rows behind its own numbers.
+    """
+
+    def __init__(self, store: Store, sql: str, params: dict[str, Any]) -> None:
+        self._store, self._sql, self._params = store, sql, params
+        self._table = None
         self._frame: pd.DataFrame | None = None
+
+    def fetch(self) -> None:
+        """Read the rows now, while the working tables are this call's."""
+        if self._frame is None and self._table is None:
+            try:
+                self._table = self._store.arrow(self._sql, self._params)
+            except duckdb.ConnectionException:
+                raise StoreError(
+                    "DORA drill-down frames are read on first use: use them before closing the store"
+                ) from None
 
     def get(self) -> pd.DataFrame:
         if self._frame is None:
+            self.fetch()
             self._frame = self._table.to_pandas()
             self._table = None
         return self._frame
+
+
+#: Unfetched drill-downs per store, fetched before the working tables are replaced.
+_PENDING: weakref.WeakKeyDictionary[Store, weakref.WeakSet[_LazyFrame]] = weakref.WeakKeyDictionary()
+
+
+def _fetch_pending(store: Store) -> None:
+    for frame in list(_PENDING.pop(store, ())):
+        frame.fetch()
 
 
 @dataclass
@@ -136,7 +167,9 @@ class DoraResult:
         The same per group and ISO week (or month); weeks without deployments are 0.
     deployments, changes, pull_requests, incidents : DataFrame
         The rows behind the numbers (failure yes/no and why, lead time per commit,
-        PR phases, incident links and how they were made).
+        PR phases, incident links and how they were made). Read from the store on
+        first use, so use them before closing it; a later :func:`dora_metrics` call
+        does not change them.
     """
 
     summary: pd.DataFrame
@@ -182,11 +215,11 @@ class DoraResult:
 
     def detail(self, name: str) -> pd.DataFrame:
         """A drill-down frame by name: deployments, changes, pull-requests, incidents."""
-        frames = {"deployments": self.deployments, "changes": self.changes,
-                  "pull-requests": self.pull_requests, "incidents": self.incidents}  # fmt: skip
-        if name not in frames:
-            raise InputError(f"detail must be one of {', '.join(frames)}")
-        return frames[name]
+        names = {"deployments": "deployments", "changes": "changes", "pull-requests": "pull_requests",
+                 "incidents": "incidents"}  # fmt: skip
+        if name not in names:
+            raise InputError(f"detail must be one of {', '.join(names)}")
+        return self.drill[names[name]].get()
 
     def summary_text(self) -> str:
         """A readable table of the summary."""
@@ -244,15 +277,40 @@ def _window(store: Store, since, until) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, end
 
 
+def _hours(start: str, end: str) -> str:
+    """SQL for ``end - start`` in hours.
+
+    Epoch arithmetic, not ``date_diff``: on TIMESTAMPTZ, ``date_diff`` goes through
+    ICU calendars and cost 2.7 s per 10M rows on benchmarks/dora.py; this is exact to
+    the microsecond and nearly free.
+    """
+    return f"((epoch_us({end}) - epoch_us({start})) / 3600e6)"
+
+
+def _utc_trunc(unit: str, column: str) -> str:
+    """SQL truncating a TIMESTAMPTZ to its UTC day, ISO week or month (as a naive UTC timestamp).
+
+    Truncating the naive UTC value avoids ICU's time-zone-aware ``date_trunc``
+    (1 s per 10M rows); the store's time zone is UTC, so the boundaries are the same.
+    """
+    return f"date_trunc('{unit}', make_timestamp(epoch_us({column})))"
+
+
 def _prepare(store: Store, settings: Settings, profile: str) -> None:
-    """Temp tables: production deployments with failures and recovery; incident links."""
+    """Temp tables: production deployments with failures and recovery; incident links.
+
+    ``_prod.k`` numbers production deployments in the profile's order (finish or start
+    time, ties by deployment id), so "the first deployment containing a commit" is the
+    smallest ``k``: an integer ``min`` instead of an ``arg_min`` over timestamps.
+    """
     con = store.connection
     order = "started_at" if profile == "devlake" else "finished_at"
     strict = ">" if profile == "devlake" else ">="
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _prod AS
-        SELECT row_number() OVER () AS k, d.deployment_id, d.service, coalesce(s.team, 'unassigned') AS team,
+        SELECT row_number() OVER (ORDER BY d.{order}, d.finished_at, d.deployment_id) AS k,
+               d.deployment_id, d.service, coalesce(s.team, 'unassigned') AS team,
                coalesce(d.repo, s.repo) AS repo, d.environment, d.sha, d.started_at, d.finished_at,
                coalesce(d.kind, 'regular') AS kind, d.reverts_deployment_id,
                lead(coalesce(d.kind, 'regular')) OVER w AS next_kind,
@@ -268,13 +326,13 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE _incident_links AS
         WITH by_sha AS (
-            SELECT i.incident_id, arg_min(p.deployment_id, p.{order}) AS deployment_id
+            SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
             FROM incidents i JOIN deployment_changes dc ON dc.sha = i.cause_sha
             JOIN _prod p ON p.deployment_id = dc.deployment_id AND p.service = i.service
             WHERE i.cause_sha IS NOT NULL GROUP BY i.incident_id
         ),
         direct_sha AS (
-            SELECT i.incident_id, arg_min(p.deployment_id, p.{order}) AS deployment_id
+            SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
             FROM incidents i JOIN _prod p ON p.sha = i.cause_sha AND p.service = i.service
             WHERE i.cause_sha IS NOT NULL GROUP BY i.incident_id
         ),
@@ -289,7 +347,7 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
                     WHEN coalesce(b.deployment_id, ds.deployment_id) IS NOT NULL THEN 'cause_sha'
                     WHEN pr.deployment_id IS NOT NULL THEN 'latest_prior_deployment'
                     ELSE 'unlinked' END AS link_method,
-               date_diff('second', i.opened_at, i.resolved_at) / 3600.0 AS restore_hours
+               {_hours("i.opened_at", "i.resolved_at")} AS restore_hours
         FROM incidents i
         LEFT JOIN _prod e ON e.deployment_id = i.cause_deployment_id
         LEFT JOIN by_sha b USING (incident_id)
@@ -299,7 +357,7 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
         """
     )
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE _deploys AS
         WITH inc AS (
             SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
@@ -313,7 +371,8 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
             SELECT DISTINCT p.deployment_id FROM _prod p JOIN incidents i
               ON i.service = p.service AND p.finished_at > i.opened_at
              AND (i.resolved_at IS NULL OR p.finished_at <= i.resolved_at)
-        )
+        ),
+        flagged AS (
         SELECT p.*,
                coalesce(inc.incidents, 0) AS incidents,
                r.rolled_back_at IS NOT NULL
@@ -328,33 +387,28 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
         LEFT JOIN inc USING (deployment_id)
         LEFT JOIN reverted r USING (deployment_id)
         LEFT JOIN during_incident di USING (deployment_id)
-        """
-    )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _deploys AS
+        )
         SELECT *, incidents > 0 OR coalesce(rolled_back, false) OR coalesce(hotfixed, false) AS failed,
                CASE WHEN incidents > 0 THEN 'incident' WHEN rolled_back THEN 'rolled back'
                     WHEN hotfixed THEN 'fixed by hotfix' END AS failure_reason,
                CASE WHEN incidents > 0 OR rolled_back OR hotfixed
-                    THEN date_diff('second', finished_at, restored_at) / 3600.0 END AS recovery_hours
-        FROM _deploys
+                    THEN {_hours("finished_at", "restored_at")} END AS recovery_hours
+        FROM flagged
         """
     )
 
 
 def _detail_tables(store: Store, profile: str) -> None:
-    """Temp tables ``_changes`` (lead time per commit) and ``_prs`` (PR phases)."""
-    order = "started_at" if profile == "devlake" else "finished_at"
+    """Temp view ``_changes`` (lead time per commit) and table ``_prs`` (PR phases)."""
     drop = "WHERE lead_time_hours > 0" if profile == "fourkeys" else ""
-    # Staged, joined on the integer row key of _prod, with commit times read from
-    # deployment_changes.committed_at (filled when the links were made): as one
+    # Staged: grouping 10M links by commit is the one expensive step, so it keeps only
+    # the integer key of the first deployment; commit times come from
+    # deployment_changes.committed_at (filled when the links were made). As one
     # statement joining commits, the same work took 1.4x longer on benchmarks/dora.py.
     store.execute(
-        f"""
+        """
         CREATE OR REPLACE TEMP TABLE _first_deploy AS
-        SELECT dc.repo, dc.sha, any_value(dc.committed_at) AS committed_at,
-               min({{'t': p.{order}, 'k': p.k}}).k AS k
+        SELECT dc.repo, dc.sha, any_value(dc.committed_at) AS committed_at, min(p.k) AS k
         FROM deployment_changes dc JOIN _prod p USING (deployment_id)
         GROUP BY dc.repo, dc.sha
         """
@@ -366,23 +420,24 @@ def _detail_tables(store: Store, profile: str) -> None:
         FROM commits c WHERE f.committed_at IS NULL AND c.repo = f.repo AND c.sha = f.sha
         """
     )
+    # a view: the join on the integer key is cheap, and materialising 10M rows is not
     store.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _changes AS
+        CREATE OR REPLACE TEMP VIEW _changes AS
         SELECT * FROM (
             SELECT f.repo, f.sha, f.committed_at, p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,
-                   date_diff('second', f.committed_at, p.finished_at) / 3600.0 AS lead_time_hours
+                   {_hours("f.committed_at", "p.finished_at")} AS lead_time_hours
             FROM _first_deploy f JOIN _prod p USING (k)
         ) {drop}
         """
     )
     if profile == "devlake":  # whole minutes rounded up, negative spans dropped
-        span = "CASE WHEN {b} >= {a} THEN ceil(date_diff('second', {a}, {b}) / 60.0) END"
+        span = "CASE WHEN {b} >= {a} THEN ceil({hours} * 60) END"
     else:
-        span = "date_diff('second', {a}, {b}) / 60.0"
+        span = "{hours} * 60"
 
     def minutes(a: str, b: str) -> str:
-        return span.format(a=a, b=b)
+        return span.format(a=a, b=b, hours=_hours(a, b))
 
     cycle = (
         f"coalesce({minutes('first_commit_at', 'created_at')}, 0) + {minutes('created_at', 'merged_at')}"
@@ -404,9 +459,9 @@ def _detail_tables(store: Store, profile: str) -> None:
             UNION SELECT repo, number, sha FROM pr_commits
         ),
         deployed AS (
-            SELECT s.repo, s.number, arg_min(p.deployment_id, p.{order}) AS deployment_id,
-                   arg_min(p.finished_at, p.{order}) AS deployed_at,
-                   arg_min(p.service, p.{order}) AS service, arg_min(p.team, p.{order}) AS team
+            SELECT s.repo, s.number, arg_min(p.deployment_id, p.k) AS deployment_id,
+                   arg_min(p.finished_at, p.k) AS deployed_at,
+                   arg_min(p.service, p.k) AS service, arg_min(p.team, p.k) AS team
             FROM shas s JOIN deployment_changes dc ON dc.repo = s.repo AND dc.sha = s.sha
             JOIN _prod p USING (deployment_id)
             GROUP BY 1, 2
@@ -438,31 +493,38 @@ def _aggregates(store: Store, group: str, period: str, start, end, profile: str)
         "SELECT *, lead_time_hours AS lead FROM _changes"
     )  # fmt: skip
     sets = "GROUPING SETS ((grp, period_start), (grp))"
+    # one sort for both quantiles when both interpolate
+    lead_quantiles = (
+        "quantile_disc(lead, 0.5) AS lead_time_median_hours, quantile_cont(lead, 0.9) AS lead_time_p90_hours"
+        if profile == "devlake"
+        else "quantile_cont(lead, [0.5, 0.9]) AS q, q[1] AS lead_time_median_hours, q[2] AS lead_time_p90_hours"
+    )
     window = "{t} >= $start AND {t} < $end"
     queries = {
         "deploys": f"""
-            SELECT {group} AS grp, date_trunc('{period}', finished_at) AS period_start,
+            SELECT {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start,
                    count(*) AS deployments, count(*) FILTER (failed) AS failed_deployments,
-                   count(DISTINCT date_trunc('day', finished_at)) AS deploy_days,
+                   count(DISTINCT {_utc_trunc("day", "finished_at")}) AS deploy_days,
                    avg(unplanned::INTEGER) AS rework_rate,
                    {median}(recovery_hours, 0.5) FILTER (failed) AS recovery_median_hours
             FROM _deploys WHERE {window.format(t="finished_at")} GROUP BY {sets}""",
         "lead": f"""
-            SELECT {group} AS grp, date_trunc('{period}', deployed_at) AS period_start,
-                   {median}(lead, 0.5) AS lead_time_median_hours, quantile_cont(lead, 0.9) AS lead_time_p90_hours
+            SELECT {group} AS grp, {_utc_trunc(period, "deployed_at")} AS period_start,
+                   {lead_quantiles}
             FROM ({lead_source}) WHERE {window.format(t="deployed_at")} GROUP BY {sets}""",
         "prs": f"""
-            SELECT {group} AS grp, date_trunc('{period}', deployed_at) AS period_start,
+            SELECT {group} AS grp, {_utc_trunc(period, "deployed_at")} AS period_start,
                    {median}(cycle_minutes / 60.0, 0.5) AS pr_cycle_median_hours
             FROM _prs WHERE {window.format(t="deployed_at")} GROUP BY {sets}""",
         "incidents": f"""
-            SELECT {group} AS grp, date_trunc('{period}', opened_at) AS period_start,
+            SELECT {group} AS grp, {_utc_trunc(period, "opened_at")} AS period_start,
                    count(*) AS incidents, {median}({restore}, 0.5) AS restore_median_hours
             FROM _incident_links WHERE {window.format(t="opened_at")} GROUP BY {sets}""",
     }
     merged = None
     for query in queries.values():
         frame = store.query(query, {"start": start, "end": end})
+        frame = frame.drop(columns=["q"], errors="ignore")
         frame["grp"] = frame["grp"].fillna("unassigned").astype(str)
         merged = frame if merged is None else merged.merge(frame, on=["grp", "period_start"], how="outer")
     return merged
@@ -552,6 +614,7 @@ def dora_metrics(
         raise InputError(f"benchmark year must be one of {', '.join(map(str, BENCHMARKS))}")
     start, end = _window(store, since, until)
     period = "week" if freq == "W" else "month"
+    _fetch_pending(store)
     _prepare(store, settings, profile)
     _detail_tables(store, profile)
     group = "'all'" if by is None else f"coalesce(CAST({_GROUPS[by]} AS VARCHAR), 'unassigned')"
@@ -575,13 +638,13 @@ def dora_metrics(
     by_period.insert(1, "period", [f"{y}-W{w:02d}" for y, w in zip(iso["year"], iso["week"], strict=True)]
                      if period == "week" else by_period["period_start"].dt.strftime("%Y-%m"))  # fmt: skip
 
+    pending = _PENDING.setdefault(store, weakref.WeakSet())
+
     def window_rows(table: str, column: str) -> _LazyFrame:
-        return _LazyFrame(
-            store.arrow(
-                f"SELECT * FROM {table} WHERE {column} >= $start AND {column} < $end ORDER BY {column}",
-                {"start": start, "end": end},
-            )
-        )
+        sql = f"SELECT * FROM {table} WHERE {column} >= $start AND {column} < $end ORDER BY {column}"
+        frame = _LazyFrame(store, sql, {"start": start, "end": end})
+        pending.add(frame)
+        return frame
 
     drill = {
         "deployments": window_rows("(SELECT * EXCLUDE (k) FROM _deploys)", "finished_at"),

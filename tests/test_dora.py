@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from releaserisk.dora import dora_metrics, tier
-from releaserisk.errors import InputError
+from releaserisk.errors import InputError, StoreError
 
 T = pd.Timestamp
 
@@ -172,6 +172,21 @@ def test_devlake_profile_rules(store):
     # incident opened the second d2 finished: dora links d2 (at or before), devlake d1 (strictly before)
     assert dora.incidents.iloc[0].deployment_id == "d2"
     assert devlake.incidents.iloc[0].deployment_id == "d1"
+
+
+def test_drill_downs_are_read_on_first_use_and_kept_across_calls(store):
+    # committed a day after the deployment that shipped it (a rebased sha): dora keeps the
+    # negative lead time, fourkeys drops it
+    load(store, commits=[("c1", "2024-01-03T00:00Z")], deployments=[dep(1, "2024-01-02T00:00Z")],
+         changes=[("d1", "c1")])  # fmt: skip
+    first = dora_metrics(store, "2024-01-01", "2024-01-08")
+    # a later call replaces the working tables; the first result keeps its own rows
+    assert dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys").changes.empty
+    assert first.changes["sha"].tolist() == ["c1"] and first.changes.lead_time_hours.iloc[0] == -24.0
+    unread = dora_metrics(store, "2024-01-01", "2024-01-08")
+    store.close()
+    with pytest.raises(StoreError, match="before closing the store"):
+        _ = unread.deployments
 
 
 def test_lower_median_interpolated_median_and_whole_hours(store):
