@@ -1,6 +1,6 @@
 """CI gate latency: the whole `releaserisk score HEAD~1..HEAD` process vs importing the stack.
 
-Run:  python benchmarks/score_latency.py REPO [--runs 5]
+Run:  python benchmarks/score_latency.py REPO [--runs 5] [--estimator logistic|boosting|ensemble]
 
 Ingests a clone of REPO once (50k+ commits recommended), trains a model on the stored
 change metrics (labels drawn at random with a fixed seed: this measures latency, not
@@ -41,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("repo")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--estimator", default="logistic", choices=["logistic", "boosting", "ensemble"])
     args = parser.parse_args()
     env = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
            "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}  # fmt: skip
@@ -55,7 +56,7 @@ def main() -> None:
         print(f"ingested {result.total_commits:,} commits in {time.perf_counter() - started:.1f} s")
         rng = np.random.default_rng(0)
         labels = (rng.random(len(features)) < 0.2).astype(int)
-        model = RiskModel(estimator="logistic").fit(features[list(KAMEI_FEATURES)], labels)
+        model = RiskModel(estimator=args.estimator).fit(features[list(KAMEI_FEATURES)], labels)
         model_path = save_model(model, Path(tmp) / "model.skops", {"model_id": "bench"})
 
         baseline = [timed([sys.executable, "-c", "import duckdb, numpy, pandas, sklearn"], env)

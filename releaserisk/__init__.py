@@ -23,6 +23,7 @@ _EXPORTS = {
     "ReleaseAnalytics": "releaserisk.analytics",
     "RiskModel": "releaserisk.model",
     "SCENARIOS": "releaserisk.simulate",
+    "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
     "SequentialResult": "releaserisk.canary.sequential",
     "Settings": "releaserisk.config",
@@ -40,6 +41,7 @@ _EXPORTS = {
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
+    "load_scorer": "releaserisk.scorecard",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
     "open_snapshot": "releaserisk.store",
@@ -68,6 +70,7 @@ __all__ = [
     "MetricConfig",
     "ReleaseAnalytics",
     "RiskModel",
+    "Scorecard",
     "SequentialMonitor",
     "SequentialResult",
     "Settings",
@@ -87,6 +90,7 @@ __all__ = [
     "load_canary_config",
     "load_model",
     "load_samples",
+    "load_scorer",
     "load_settings",
     "mann_whitney_interval",
     "open_snapshot",
@@ -129,6 +133,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         save_model,
     )
     from releaserisk.report import render_weekly, weekly_sections
+    from releaserisk.scorecard import Scorecard, load_scorer
     from releaserisk.simulate import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store
 

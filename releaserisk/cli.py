@@ -474,12 +474,12 @@ def _range_commits(store, repo_path: str, repo: str, spec: str | None, settings)
 def cmd_score(args: argparse.Namespace) -> int:
     from releaserisk.gate import load_rollout_policy, score_commits
     from releaserisk.ingest.git import ingest_git
-    from releaserisk.model import load_model
+    from releaserisk.scorecard import load_scorer
     from releaserisk.store import open_snapshot, open_store
 
     settings = _settings(args)
     policy = load_rollout_policy(args.policy) if args.policy else None
-    model, metadata = load_model(args.model)  # fail fast, before touching git or the store
+    model, metadata = load_scorer(args.model)  # fail fast, before touching git or the store
     threshold = args.threshold if args.threshold is not None else settings.risk_threshold
     store = open_snapshot(settings.db) if args.read_only else open_store(settings.db)
     with store:

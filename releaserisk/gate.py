@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from releaserisk.model import RiskModel
+if TYPE_CHECKING:  # the gate scores with a Scorecard and must not import scikit-learn
+    from releaserisk.model import RiskModel
+    from releaserisk.scorecard import Scorecard
 
 __all__ = ["ROLLOUT_POLICY", "GateResult", "band", "describe", "load_rollout_policy", "score_commits"]
 
@@ -236,7 +238,7 @@ def _md(text: str) -> str:
 
 
 def score_commits(
-    model: RiskModel,
+    model: Scorecard | RiskModel,
     features: pd.DataFrame,
     *,
     threshold: float,
@@ -248,8 +250,8 @@ def score_commits(
 
     Parameters
     ----------
-    model : RiskModel
-        A fitted model.
+    model : Scorecard or RiskModel
+        A fitted model, or its scorecard (:func:`releaserisk.scorecard.load_scorer`).
     features : DataFrame
         One row per non-merge commit in the range, with the model's feature columns.
     threshold : float

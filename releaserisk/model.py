@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from releaserisk.errors import InputError, ModelError, ModelVersionError, UntrustedModelError
 from releaserisk.features import KAMEI_FEATURES
+from releaserisk.scorecard import (
+    SCORECARD_MEMBER,
+    Scorecard,
+    explain_contributions,
+    feature_matrix,
+    logit,
+    occlusion_contributions,
+)
 
 __all__ = [
     "TRUSTED_TYPES",
@@ -140,11 +149,6 @@ def _candidate(name: str, random_state: int):
     return _MeanEnsemble(random_state=random_state)
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
 class RiskModel(ClassifierMixin, BaseEstimator):
     """Probability that a change introduces a defect, from its change metrics.
 
@@ -195,17 +199,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             raise ModelError("validation_fraction must be in [0.05, 0.5]")
 
     def _matrix(self, X) -> np.ndarray:
-        if isinstance(X, pd.DataFrame):
-            missing = [f for f in self.features if f not in X.columns]
-            if missing:
-                raise InputError(f"missing feature column(s): {', '.join(missing)}")
-            X = X[list(self.features)]
-        matrix = np.asarray(X, dtype=float)
-        if matrix.ndim != 2 or matrix.shape[1] != len(self.features):
-            raise InputError(f"expected {len(self.features)} feature columns, got shape {matrix.shape}")
-        if np.isnan(matrix).any():
-            raise InputError("features contain missing values")
-        return np.clip(matrix, 0.0, None)  # counts and ages; clock skew can make an age negative
+        return feature_matrix(X, self.features)
 
     def fit(self, X, y) -> RiskModel:
         """Fit on rows in time order (oldest first).
@@ -235,7 +229,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             scores[name] = float(roc_auc_score(val_y, out_of_time[name]))
         self.selected_ = max(scores, key=lambda n: (scores[n], -names.index(n)))
         self.validation_auc_ = scores
-        self.calibrator_ = LogisticRegression(C=1e4).fit(_logit(out_of_time[self.selected_])[:, None], val_y)
+        self.calibrator_ = LogisticRegression(C=1e4).fit(logit(out_of_time[self.selected_])[:, None], val_y)
         self.estimator_ = _candidate(self.selected_, self.random_state).fit(matrix, target)
         self.classes_ = np.array([0, 1])
         self.feature_names_in_ = np.array(list(self.features), dtype=object)
@@ -249,7 +243,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X) -> np.ndarray:
         """Calibrated log-odds of a defect."""
-        raw = _logit(self._raw_proba(self._matrix(X)))
+        raw = logit(self._raw_proba(self._matrix(X)))
         return self.calibrator_.decision_function(raw[:, None])
 
     def predict_proba(self, X) -> np.ndarray:
@@ -280,18 +274,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         if self.selected_ == "logistic":
             contributions, _ = self.linear_contributions(matrix)
         else:
-            base = self.decision_function(matrix)
-            contributions = np.empty_like(matrix)
-            for j in range(matrix.shape[1]):
-                probe = matrix.copy()
-                probe[:, j] = self.medians_[j]
-                contributions[:, j] = base - self.decision_function(probe)
-        order = np.argsort(-np.abs(contributions), axis=1)[:, :top]
-        rows = []
-        for i, columns in enumerate(order):
-            for rank, j in enumerate(columns, 1):
-                rows.append((i, rank, self.features[j], matrix[i, j], float(contributions[i, j])))
-        return pd.DataFrame(rows, columns=["row", "rank", "feature", "value", "contribution"])
+            contributions = occlusion_contributions(self.decision_function, matrix, self.medians_)
+        return explain_contributions(matrix, contributions, self.features, top)
 
 
 # -- evaluation ----------------------------------------------------------------------------
@@ -442,6 +426,9 @@ def _versions() -> dict[str, str]:
 def save_model(model: RiskModel, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Save a fitted model with skops, with metadata (features, versions, metrics, window).
 
+    The file also carries the model's :class:`~releaserisk.scorecard.Scorecard`, the
+    data-only form the CI gate scores with (:func:`releaserisk.scorecard.load_scorer`).
+
     Returns
     -------
     pathlib.Path
@@ -452,7 +439,11 @@ def save_model(model: RiskModel, path: str | Path, metadata: dict[str, Any] | No
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     model.metadata_ = json.dumps({**(metadata or {}), "versions": _versions(), "features": list(model.features)})
+    card = Scorecard.from_model(model)
+    card.meta["metadata"] = json.loads(model.metadata_)
     sio.dump(model, target)
+    with zipfile.ZipFile(target, "a") as archive:  # skops reads only the members its schema names
+        archive.writestr(SCORECARD_MEMBER, card.to_bytes())
     return target
 
 
