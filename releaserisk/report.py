@@ -14,6 +14,7 @@ import html
 import json
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -243,13 +244,14 @@ def render_notebook(
     source = Path(notebook)
     if not source.is_file():
         raise InputError(f"notebook {source} not found")
-    try:
-        papermill.execute_notebook(
-            str(source), str(executed), parameters=parameters, kernel_name=_kernel_name(), progress_bar=False,
-            cwd=str(source.parent),
-        )  # fmt: skip
-    except papermill.PapermillExecutionError as exc:
-        raise InputError(f"{source.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
+    with tempfile.TemporaryDirectory(prefix="rr-kernel-") as sockets:
+        try:
+            papermill.execute_notebook(
+                str(source), str(executed), parameters=parameters, kernel_name=_kernel_name(), progress_bar=False,
+                cwd=str(source.parent), **_private_kernel(Path(sockets)),
+            )  # fmt: skip
+        except papermill.PapermillExecutionError as exc:
+            raise InputError(f"{source.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
     book = nbformat.read(executed, as_version=4)
     for index, cell in enumerate(book.cells):  # papermill's injected cell has a random id: keep output stable
         cell.id = f"cell-{index:02d}"
@@ -259,6 +261,26 @@ def render_notebook(
     html_path = out / f"{stem}.html"
     html_path.write_text(body, encoding="utf-8")
     return html_path, executed
+
+
+def _private_kernel(socket_dir: Path) -> dict[str, Any]:
+    """Papermill arguments that run the kernel over Unix sockets in a private directory.
+
+    Jupyter's default is TCP ports on localhost, which any local user can connect to
+    (messages are signed, not encrypted; ipykernel warns about it on every run). The
+    report kernel reads the store, so it listens only in a directory only we can open.
+    """
+    if os.name == "nt":  # no Unix-socket transport there
+        return {}
+    from jupyter_client.manager import AsyncKernelManager
+
+    class PrivateKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(socket_dir / "kernel")
+
+    return {"kernel_manager_class": PrivateKernelManager}
 
 
 def _kernel_name() -> str:

@@ -139,3 +139,19 @@ def test_report_renders_in_a_real_browser(rendered, tmp_path):
 def test_same_store_and_week_give_the_same_html(rendered, tmp_path):
     again = Path(render_weekly(rendered["db"], rendered["week"], out_dir=tmp_path)["html"]).read_text()
     assert again == rendered["html"]
+
+
+def test_notebook_kernel_listens_on_private_unix_sockets(tmp_path):
+    import nbformat
+
+    book = nbformat.v4.new_notebook()
+    book.cells = [
+        nbformat.v4.new_code_cell(
+            "import json\nfrom ipykernel.connect import get_connection_info\n"
+            "print(json.loads(get_connection_info())['transport'])"
+        ),
+    ]
+    nbformat.write(book, tmp_path / "probe.ipynb")
+    _, executed = render_notebook(tmp_path / "probe.ipynb", {}, tmp_path / "out", "probe")
+    # TCP would let any local user reach the kernel that reads the store
+    assert nbformat.read(executed, as_version=4).cells[-1].outputs[0]["text"].strip() == "ipc"
