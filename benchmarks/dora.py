@@ -88,11 +88,21 @@ def main() -> None:
             )
         ]
         scan = time.perf_counter() - started
+        # context, not the target's baseline: a scan that reads every value the metrics use
+        started = time.perf_counter()
+        for table, columns in (
+            ("deployments", "deployment_id, service, environment, status, kind, sha, started_at, finished_at"),
+            ("deployment_changes", "deployment_id, repo, sha, committed_at"),
+            ("incidents", "incident_id, service, opened_at, resolved_at"),
+        ):
+            store.execute(f"SELECT {', '.join(f'min({c})' for c in columns.split(', '))} FROM {table}").fetchall()
+        value_scan = time.perf_counter() - started
         started = time.perf_counter()
         result = dora_metrics(store, by="service", freq="M")
         full = time.perf_counter() - started
         print(f"baseline count(column) scan of 4 tables ({sum(counts):,} rows): {scan:.3f} s")
         print(f"dora_metrics(by='service', freq='M'): {full:.2f} s  -> {full / scan:.1f}x the bare scan")
+        print(f"  (a scan reading every value the metrics use: {value_scan:.2f} s -> {full / value_scan:.1f}x)")
         started = time.perf_counter()
         sizes = {name: len(result.detail(name)) for name in ("deployments", "changes", "pull-requests", "incidents")}
         drill = time.perf_counter() - started
