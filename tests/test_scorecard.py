@@ -27,6 +27,12 @@ def saved(request, frame, tmp_path_factory):
     return model, path
 
 
+@pytest.fixture(scope="module")
+def boosting_file(frame, tmp_path_factory):
+    model = RiskModel(estimator="boosting").fit(frame, frame["bug"])
+    return save_model(model, tmp_path_factory.mktemp("boosting") / "m.skops")
+
+
 def test_scorecard_scores_and_explains_exactly_as_the_model(saved, frame):
     model, path = saved
     card, metadata = load_scorer(path)
@@ -82,10 +88,8 @@ def test_a_file_without_scorecard_is_read_through_skops(frame, tmp_path):
         ({"meta": lambda a: np.array(json.dumps({**json.loads(str(a)), "format": 99}))}, "unknown scorecard format"),
     ],
 )
-def test_malformed_scorecards_are_refused(frame, tmp_path, changes, message):
-    model = RiskModel(estimator="boosting").fit(frame, frame["bug"])
-    path = save_model(model, tmp_path / "m.skops")
-    bad = rewrite(path, tmp_path / "bad.skops", tampered(path, **changes))
+def test_malformed_scorecards_are_refused(boosting_file, tmp_path, changes, message):
+    bad = rewrite(boosting_file, tmp_path / "bad.skops", tampered(boosting_file, **changes))
     with pytest.raises(ModelError, match=message):
         load_scorer(bad)
 
