@@ -441,7 +441,8 @@ def save_model(model: RiskModel, path: str | Path, metadata: dict[str, Any] | No
     model.metadata_ = json.dumps({**(metadata or {}), "versions": _versions(), "features": list(model.features)})
     card = Scorecard.from_model(model)
     card.meta["metadata"] = json.loads(model.metadata_)
-    sio.dump(model, target)
+    # deflated: tree ensembles are mostly small integers, and model files travel through CI caches
+    sio.dump(model, target, compression=zipfile.ZIP_DEFLATED)
     with zipfile.ZipFile(target, "a") as archive:  # skops reads only the members its schema names
         archive.writestr(SCORECARD_MEMBER, card.to_bytes())
     return target
