@@ -279,8 +279,9 @@ def score_commits(
                    for i in range(len(frame))]  # fmt: skip
     commits = pd.DataFrame(
         {
-            "sha": frame.get("sha", pd.Series(dtype=str)),
-            "subject": frame.get("subject", pd.Series(dtype=str)),
+            # feature rows from elsewhere (a notebook, a CSV) may lack them
+            "sha": frame["sha"] if "sha" in frame else pd.Series([None] * len(frame), dtype=object),
+            "subject": frame["subject"] if "subject" in frame else pd.Series([None] * len(frame), dtype=object),
             "probability": probabilities,
             "band": [band(p, threshold) for p in probabilities],
             "reasons": reasons,
