@@ -293,7 +293,8 @@ def _utc_trunc(unit: str, column: str) -> str:
     Truncating the naive UTC value avoids ICU's time-zone-aware ``date_trunc``
     (1 s per 10M rows); the store's time zone is UTC, so the boundaries are the same.
     """
-    return f"date_trunc('{unit}', make_timestamp(epoch_us({column})))"
+    # the cast: DuckDB before 1.2 returns a DATE for day, week and month
+    return f"CAST(date_trunc('{unit}', make_timestamp(epoch_us({column}))) AS TIMESTAMP)"
 
 
 def _prepare(store: Store, settings: Settings, profile: str) -> None:
