@@ -215,11 +215,10 @@ class DoraResult:
 
     def detail(self, name: str) -> pd.DataFrame:
         """A drill-down frame by name: deployments, changes, pull-requests, incidents."""
-        names = {"deployments": "deployments", "changes": "changes", "pull-requests": "pull_requests",
-                 "incidents": "incidents"}  # fmt: skip
+        names = ("deployments", "changes", "pull-requests", "incidents")
         if name not in names:
             raise InputError(f"detail must be one of {', '.join(names)}")
-        return self.drill[names[name]].get()
+        return self.drill[name.replace("-", "_")].get()
 
     def summary_text(self) -> str:
         """A readable table of the summary."""

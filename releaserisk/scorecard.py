@@ -10,7 +10,7 @@ that skops ignores, and the gate reads them with numpy alone:
 * nothing in it can run code: ``numpy.load(..., allow_pickle=False)`` and JSON;
 * every tree is checked before use — child and feature indices in range, no cycles —
   which is more than skops can do for HistGradientBoosting's ``TreePredictor``;
-* :func:`tests/test_scorecard.py` holds it to the scikit-learn model's probabilities
+* tests/test_scorecard.py holds it to the scikit-learn model's probabilities
   and explanations for every estimator family.
 
 A model file without the member (saved by an older releaserisk) is read through skops.
