@@ -270,6 +270,9 @@ class Scorecard:
             shapes_ok = self.arrays["medians"].shape == (n,) and self.arrays["calibration"].shape == (2,)
             if "logistic" in self._parts:
                 shapes_ok &= all(self.arrays[f"logistic_{k}"].shape == (n,) for k in ("mean", "scale", "coef"))
+                shapes_ok &= bool(np.all(self.arrays["logistic_scale"] > 0))
+            numbers = [a for key, a in self.arrays.items() if a.dtype.kind == "f" and not key.endswith("threshold")]
+            shapes_ok &= all(np.all(np.isfinite(a)) for a in numbers)  # thresholds may be +inf
             for part in ("boosting", "forest"):
                 if part in self._parts:
                     _check_trees({k: self.arrays[f"{part}_{k}"] for k in _TREE_FIELDS}, n, part)
@@ -277,7 +280,7 @@ class Scorecard:
             raise ModelError(f"scorecard lacks the array {exc}") from None
         expected = {"ensemble": 3, "logistic": 1, "boosting": 1}.get(self.selected_)
         if not shapes_ok or expected != len(self._parts):
-            raise ModelError("scorecard arrays do not match its features or model family")
+            raise ModelError("scorecard arrays do not match its features or model family, or are not finite")
 
     # -- scoring --------------------------------------------------------------------------
     def _part_proba(self, part: str, logged: np.ndarray) -> np.ndarray:

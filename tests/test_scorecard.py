@@ -85,6 +85,7 @@ def test_a_file_without_scorecard_is_read_through_skops(frame, tmp_path):
         ({"boosting_feature": lambda a: a + 99}, "malformed tree"),
         ({"boosting_offsets": lambda a: a[:0]}, "malformed tree"),
         ({"medians": lambda a: a[:3]}, "do not match"),
+        ({"calibration": lambda a: np.array([np.nan, 0.0])}, "do not match"),
         ({"meta": lambda a: np.array(json.dumps({**json.loads(str(a)), "format": 99}))}, "unknown scorecard format"),
     ],
 )
