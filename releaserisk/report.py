@@ -28,7 +28,16 @@ from releaserisk.store import Store
 
 __all__ = ["WeeklySections", "html_table", "iso_week", "render_notebook", "render_weekly", "text", "weekly_sections"]
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+def _notebook_dir() -> Path:
+    """The analyst notebooks: inside the installed package (a wheel ships them as
+    ``releaserisk/notebooks``), else the source tree's top-level ``notebooks/``."""
+    package = Path(__file__).resolve().parent
+    installed = package / "notebooks"
+    return installed if installed.is_dir() else package.parent / "notebooks"
+
+
+NOTEBOOKS = _notebook_dir()
 
 
 def iso_week(week: str | None, *, today: datetime | None = None) -> tuple[str, datetime, datetime]:
