@@ -108,6 +108,15 @@ def _pack_trees(trees: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return packed
 
 
+def _expected_kinds(key: str) -> str:
+    """NumPy dtype kinds a scorecard array may have, by its name."""
+    if key.endswith(("_present", "_missing_left")):
+        return "b"
+    if key.endswith(("_feature", "_left", "_right", "_offsets")):
+        return "iu"
+    return "f"
+
+
 def _check_trees(trees: dict[str, np.ndarray], n_features: int, name: str) -> None:
     """Refuse malformed trees: a crafted file must not index out of bounds or loop forever."""
     n = len(trees["feature"])
@@ -266,6 +275,9 @@ class Scorecard:
         ModelError
         """
         n = len(self.features)
+        for key, array in self.arrays.items():  # a crafted file must fail here, not mid-scoring
+            if array.dtype.kind not in _expected_kinds(key) or array.ndim > 1:
+                raise ModelError(f"scorecard array {key} has the wrong type or shape")
         try:
             shapes_ok = self.arrays["medians"].shape == (n,) and self.arrays["calibration"].shape == (2,)
             if "logistic" in self._parts:

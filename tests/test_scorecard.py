@@ -86,6 +86,8 @@ def test_a_file_without_scorecard_is_read_through_skops(frame, tmp_path):
         ({"boosting_offsets": lambda a: a[:0]}, "malformed tree"),
         ({"medians": lambda a: a[:3]}, "do not match"),
         ({"calibration": lambda a: np.array([np.nan, 0.0])}, "do not match"),
+        ({"boosting_left": lambda a: a.astype(float)}, "wrong type"),
+        ({"medians": lambda a: a.astype(str)}, "wrong type"),
         ({"meta": lambda a: np.array(json.dumps({**json.loads(str(a)), "format": 99}))}, "unknown scorecard format"),
     ],
 )
