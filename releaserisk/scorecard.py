@@ -39,6 +39,8 @@ __all__ = ["SCORECARD_MEMBER", "Scorecard", "explain_contributions", "feature_ma
 SCORECARD_MEMBER = "releaserisk/scorecard.npz"
 FORMAT_VERSION = 1
 _TREE_FIELDS = ("feature", "threshold", "left", "right", "value", "missing_left", "offsets")
+#: The model families a scorecard can hold, each recognised by one of its arrays.
+_PART_KEYS = {"logistic": "logistic_coef", "boosting": "boosting_offsets", "forest": "forest_offsets"}
 
 
 def feature_matrix(X, features: Sequence[str]) -> np.ndarray:
@@ -110,7 +112,7 @@ def _pack_trees(trees: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def _expected_kinds(key: str) -> str:
     """NumPy dtype kinds a scorecard array may have, by its name."""
-    if key.endswith(("_present", "_missing_left")):
+    if key.endswith("_missing_left"):
         return "b"
     if key.endswith(("_feature", "_left", "_right", "_offsets")):
         return "iu"
@@ -203,7 +205,7 @@ class Scorecard:
         self.selected_ = meta["selected"]
         self.meta = meta
         self.arrays = arrays
-        self._parts = [p for p in ("logistic", "boosting", "forest") if f"{p}_present" in arrays]
+        self._parts = [part for part, key in _PART_KEYS.items() if key in arrays]
 
     # -- building and storage ------------------------------------------------------------
     @classmethod
@@ -219,16 +221,14 @@ class Scorecard:
             kind = type(clf).__name__
             if kind == "LogisticRegression":
                 scaler = pipeline.named_steps["scale"]
-                arrays.update(logistic_present=np.array(True), logistic_mean=scaler.mean_,
-                              logistic_scale=scaler.scale_, logistic_coef=clf.coef_[0],
-                              logistic_intercept=clf.intercept_)  # fmt: skip
+                arrays.update(logistic_mean=scaler.mean_, logistic_scale=scaler.scale_,
+                              logistic_coef=clf.coef_[0], logistic_intercept=clf.intercept_)  # fmt: skip
             elif kind == "HistGradientBoostingClassifier":
                 baseline, trees = _hist_boosting_trees(clf)
                 arrays.update({f"boosting_{k}": v for k, v in trees.items()})
-                arrays.update(boosting_present=np.array(True), boosting_baseline=np.array([baseline]))
+                arrays["boosting_baseline"] = np.array([baseline])
             elif kind == "RandomForestClassifier":
                 arrays.update({f"forest_{k}": v for k, v in _forest_trees(clf).items()})
-                arrays["forest_present"] = np.array(True)
             else:  # a new model family must get a scorecard form before it can be saved
                 raise ModelError(f"no scorecard form for {kind}")
         meta = {"format": FORMAT_VERSION, "features": list(model.features), "selected": model.selected_}
