@@ -67,41 +67,32 @@ _ESTIMATORS = ("auto", "logistic", "boosting", "ensemble")
 
 # Estimators and metrics are imported where they are used: a CI gate that loads a saved
 # model must not pay for importing every model family (benchmarks/score_latency.py).
+def _on_log_features(*steps):
+    """A pipeline of ``steps`` (name, estimator) after log1p of the change metrics."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    return Pipeline([("log1p", FunctionTransformer(np.log1p)), *steps])
+
+
 def _logistic(random_state: int):
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from sklearn.preprocessing import StandardScaler
 
-    return Pipeline(
-        [
-            ("log1p", FunctionTransformer(np.log1p)),
-            ("scale", StandardScaler()),
-            ("clf", LogisticRegression(class_weight="balanced", max_iter=5000, random_state=random_state)),
-        ]
+    return _on_log_features(
+        ("scale", StandardScaler()),
+        ("clf", LogisticRegression(class_weight="balanced", max_iter=5000, random_state=random_state)),
     )
 
 
 def _boosting(random_state: int):
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
 
-    return Pipeline(
-        [
-            ("log1p", FunctionTransformer(np.log1p)),
-            (
-                "clf",
-                HistGradientBoostingClassifier(
-                    max_iter=300,
-                    learning_rate=0.05,
-                    max_leaf_nodes=15,
-                    min_samples_leaf=40,
-                    l2_regularization=1.0,
-                    random_state=random_state,
-                ),
-            ),
-        ]
-    )
+    clf = HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
+        random_state=random_state,
+    )  # fmt: skip
+    return _on_log_features(("clf", clf))
 
 
 #: Rows each tree of the forest is grown from, at most (a bootstrap of this size). Trees
@@ -114,27 +105,13 @@ FOREST_MAX_ROWS = 6_000
 
 def _forest(random_state: int, rows: int | None = None):
     from sklearn.ensemble import RandomForestClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
 
     max_samples = None if rows is None or rows <= FOREST_MAX_ROWS else FOREST_MAX_ROWS / rows
-
-    return Pipeline(
-        [
-            ("log1p", FunctionTransformer(np.log1p)),
-            (
-                "clf",
-                RandomForestClassifier(
-                    n_estimators=300,
-                    min_samples_leaf=5,
-                    max_features=0.5,
-                    max_samples=max_samples,
-                    random_state=random_state,
-                    n_jobs=2,
-                ),
-            ),
-        ]
-    )
+    clf = RandomForestClassifier(
+        n_estimators=300, min_samples_leaf=5, max_features=0.5, max_samples=max_samples,
+        random_state=random_state, n_jobs=2,
+    )  # fmt: skip
+    return _on_log_features(("clf", clf))
 
 
 class _MeanEnsemble(BaseEstimator, ClassifierMixin):
