@@ -204,7 +204,31 @@ def test_lower_median_interpolated_median_and_whole_hours(store):
     assert dora.lead_time_median_hours == pytest.approx(2.0)
     assert fourkeys.lead_time_median_hours == pytest.approx(3.0)
     assert fourkeys.restore_median_hours == 2.0 and dora.restore_median_hours == pytest.approx(2 + 59 / 60)
-    assert fourkeys.deployment_frequency_bucket in ("Daily", "Weekly", "Monthly", "Yearly")
+
+
+def test_fourkeys_frequency_buckets_over_sunday_weeks(store):
+    # Window Mon 2024-01-01 .. Sun 01-28: Four Keys' Sunday-start weeks are Dec 31 (Jan 1-6 only),
+    # Jan 7, 14, 21 and 28 (Jan 28 only): five week rows, the first in December.
+    daily = ["2024-01-08", "2024-01-09", "2024-01-10", "2024-01-15", "2024-01-16", "2024-01-17",
+             "2024-01-22", "2024-01-23", "2024-01-24", "2024-01-24"]  # fmt: skip
+    # Sun Jan 7 and Sat Jan 13 share a Sunday week (a Monday week would split them): 2 of 5
+    # weeks deploy, so not Weekly; the four January rows see 2 deployed weeks in their month
+    monthly = ["2024-01-07", "2024-01-13", "2024-01-20"]
+    weekly = ["2024-01-02", "2024-01-08", "2024-01-25"]  # 3 of 5 weeks
+    yearly = ["2024-01-03"]  # only the December row's month has a deployed week: median 0
+    rows, i = [], 0
+    for service, days in (("api", daily), ("web", monthly), ("jobs", weekly), ("ops", yearly)):
+        for day in days:
+            rows.append(dep(i, f"{day}T23:30Z", service=service))
+            i += 1
+    rows.append(dep(i, "2024-01-29T00:30Z", service="ops"))  # after the window: not counted
+    load(store, deployments=rows)
+    result = dora_metrics(store, "2024-01-01", "2024-01-29", by="service", profile="fourkeys")
+    buckets = result.summary.set_index("group")["deployment_frequency_bucket"].to_dict()
+    assert buckets == {"api": "Daily", "web": "Monthly", "jobs": "Weekly", "ops": "Yearly"}
+    everyone = dora_metrics(store, "2024-01-01", "2024-01-29", profile="fourkeys").summary.iloc[0]
+    assert everyone.deployment_frequency_bucket == "Daily"  # api's days plus the others' reach 3 in 3 of 5 weeks
+    assert "deployment_frequency_bucket" not in dora_metrics(store, "2024-01-01", "2024-01-29").summary
 
 
 def test_tiers_and_errors(store):
