@@ -38,9 +38,11 @@ without deployments has 0 deployments, not a missing value.
 
 Profiles
 --------
-``fourkeys`` (Google's dora-team/fourkeys dashboards): lead time per commit with
-non-positive values dropped, interpolated median; time to restore in whole hours
-(``TIMESTAMP_DIFF(..., HOUR)`` truncates); deployment frequency bucket over Sunday-start
+``fourkeys`` (Google's dora-team/fourkeys, METRICS.md and queries/): lead time per
+commit in whole minutes (``TIMESTAMP_DIFF(..., MINUTE)`` truncates), non-positive values
+(under a minute, or negative) dropped, interpolated median; time to restore from the
+incident's opening in whole hours (METRICS.md's bucket query; its dashboard connector
+starts at the deployment instead); deployment frequency bucket over Sunday-start
 weeks: Daily when the median week has deployments on 3 or more days, Weekly when most
 weeks have one, Monthly when the median week's month has one (see
 :func:`_fourkeys_buckets`).
@@ -402,7 +404,10 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
 
 def _detail_tables(store: Store, profile: str) -> None:
     """Temp view ``_changes`` (lead time per commit) and table ``_prs`` (PR phases)."""
-    drop = "WHERE lead_time_hours > 0" if profile == "fourkeys" else ""
+    lead = _hours("f.committed_at", "p.finished_at")
+    drop = ""
+    if profile == "fourkeys":  # TIMESTAMP_DIFF(..., MINUTE) > 0: whole minutes, under one dropped
+        lead, drop = f"floor({lead} * 60) / 60", "WHERE lead_time_hours > 0"
     # Staged: grouping 10M links by commit is the one expensive step, so it keeps only
     # the integer key of the first deployment; commit times come from
     # deployment_changes.committed_at (filled when the links were made). As one
@@ -428,7 +433,7 @@ def _detail_tables(store: Store, profile: str) -> None:
         CREATE OR REPLACE TEMP VIEW _changes AS
         SELECT * FROM (
             SELECT f.repo, f.sha, f.committed_at, p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,
-                   {_hours("f.committed_at", "p.finished_at")} AS lead_time_hours
+                   {lead} AS lead_time_hours
             FROM _first_deploy f JOIN _prod p USING (k)
         ) {drop}
         """

@@ -192,17 +192,20 @@ def test_drill_downs_are_read_on_first_use_and_kept_across_calls(store):
 def test_lower_median_interpolated_median_and_whole_hours(store):
     load(store,
          commits=[("a", "2024-01-01T00:00Z"), ("b", "2024-01-01T00:00Z"), ("c", "2024-01-01T00:00Z"),
-                  ("d", "2024-01-01T00:00Z"), ("e", "2024-01-02T12:00Z")],
+                  ("d", "2024-01-01T00:00Z"), ("e", "2024-01-02T12:00Z"), ("f", "2024-01-01T05:59:10Z"),
+                  ("g", "2024-01-01T03:29:30Z")],
          deployments=[dep(0, "2023-12-31T00:00Z"), dep(1, "2024-01-01T01:00Z"), dep(2, "2024-01-01T02:00Z"),
-                      dep(3, "2024-01-01T04:00Z"), dep(4, "2024-01-01T08:00Z"), dep(5, "2024-01-02T00:00Z")],
-         changes=[("d1", "a"), ("d2", "b"), ("d3", "c"), ("d4", "d"), ("d5", "e")],
+                      dep(3, "2024-01-01T04:00Z"), dep(4, "2024-01-01T08:00Z"), dep(5, "2024-01-02T00:00Z"),
+                      dep(6, "2024-01-01T06:00Z")],
+         changes=[("d1", "a"), ("d2", "b"), ("d3", "c"), ("d4", "d"), ("d5", "e"), ("d6", "f"), ("d6", "g")],
          incidents=[{"incident_id": "i", "service": "api", "opened_at": "2024-01-01T10:00Z",
                      "resolved_at": "2024-01-01T12:59Z"}])  # fmt: skip
     dora = dora_metrics(store, "2024-01-01", "2024-01-08").summary.iloc[0]
     fourkeys = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys").summary.iloc[0]
-    # leads 1, 2, 4, 8 hours; e was deployed before it was committed (-12 h): fourkeys drops it
+    # leads 1, 2, 4, 8 hours, f 50 s, g 2 h 30 min 30 s; e was deployed before it was committed (-12 h).
+    # dora: median of all seven. fourkeys counts whole minutes: f (0 min) and e are dropped, g is 150 min
     assert dora.lead_time_median_hours == pytest.approx(2.0)
-    assert fourkeys.lead_time_median_hours == pytest.approx(3.0)
+    assert fourkeys.lead_time_median_hours == pytest.approx(2.5)
     assert fourkeys.restore_median_hours == 2.0 and dora.restore_median_hours == pytest.approx(2 + 59 / 60)
 
 
