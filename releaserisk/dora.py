@@ -38,6 +38,10 @@ without deployments has 0 deployments, not a missing value.
 
 Profiles
 --------
+Both peers count a deployment as failed only when an incident is linked to it (a
+rollback or hotfix alone is not a failure there), and its recovery ends when its
+incidents are resolved.
+
 ``fourkeys`` (Google's dora-team/fourkeys, METRICS.md and queries/): lead time per
 commit in whole minutes (``TIMESTAMP_DIFF(..., MINUTE)`` truncates), non-positive values
 (under a minute, or negative) dropped, interpolated median; time to restore from the
@@ -46,11 +50,16 @@ starts at the deployment instead); deployment frequency bucket over Sunday-start
 weeks: Daily when the median week has deployments on 3 or more days, Weekly when most
 weeks have one, Monthly when the median week's month has one (see
 :func:`_fourkeys_buckets`).
-``devlake`` (Apache DevLake's DORA dashboards): per-PR cycle time = coding +
-(opened → merged) + deploy, each in minutes rounded up, negative spans dropped, the
-author's own reviews excluded; the qualifying deployment is the earliest by start
-time; incidents link to the latest successful production deployment finished
-strictly before the incident opened; medians are lower medians.
+``devlake`` (Apache DevLake, backend/plugins/dora/tasks/change_lead_time_calculator.go
+and the DORA Grafana dashboard): per-PR cycle time = coding + (opened → merged) +
+deploy, each rounded up to whole minutes and then dropped when negative (so -30 s
+counts as 0), the author's own reviews excluded from pickup and review; the deploy
+phase ends at the earliest successful production deployment, by start time then id,
+whose changes contain the PR's merge commit (other PR commits are not looked up);
+incidents link to the latest successful production deployment finished strictly
+before the incident opened; change failure rate counts deployments with a linked
+incident; medians are lower medians (the dashboards' ``max(x) WHERE percent_rank <=
+0.5``).
 """
 
 from __future__ import annotations
@@ -289,6 +298,16 @@ def _hours(start: str, end: str) -> str:
     return f"((epoch_us({end}) - epoch_us({start})) / 3600e6)"
 
 
+def _minutes(start: str, end: str) -> str:
+    """SQL for ``end - start`` in minutes, exact for whole minutes.
+
+    Peer profiles round to whole minutes; ``hours * 60`` is not exact in binary floating
+    point (31 minutes became 31.000000000000004, which rounds up to 32); a quotient of
+    microseconds by 60e6 is whenever the span is a whole number of minutes.
+    """
+    return f"((epoch_us({end}) - epoch_us({start})) / 60e6)"
+
+
 def _utc_trunc(unit: str, column: str) -> str:
     """SQL truncating a TIMESTAMPTZ to its UTC day, ISO week or month (as a naive UTC timestamp).
 
@@ -308,7 +327,7 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
     """
     con = store.connection
     # a repeated sort key is not free: ORDER BY finished_at, finished_at, … sorted 2x slower
-    order = "d.started_at, d.finished_at, d.deployment_id" if profile == "devlake" else "d.finished_at, d.deployment_id"
+    order = "d.started_at, d.deployment_id" if profile == "devlake" else "d.finished_at, d.deployment_id"
     strict = ">" if profile == "devlake" else ">="
     con.execute(
         f"""
@@ -360,6 +379,12 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
         LEFT JOIN services sv ON sv.service = i.service
         """
     )
+    if profile == "dora":
+        failed = "incidents > 0 OR coalesce(rolled_back, false) OR coalesce(hotfixed, false)"
+        next_restore = "CASE WHEN p.next_kind IN ('rollback', 'hotfix') THEN p.next_finished_at END"
+        restored = f"least(r.rolled_back_at, {next_restore}, inc.resolved_at)"
+    else:  # both peers count a deployment failed only when an incident links to it
+        failed, restored = "incidents > 0", "inc.resolved_at"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _deploys AS
@@ -383,20 +408,17 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
                  OR (p.next_kind = 'rollback' AND (p.next_reverts IS NULL OR p.next_reverts = p.deployment_id))
                  AS rolled_back,
                p.next_kind = 'hotfix' AS hotfixed,
-               least(r.rolled_back_at,
-                     CASE WHEN p.next_kind IN ('rollback', 'hotfix') THEN p.next_finished_at END,
-                     inc.resolved_at) AS restored_at,
+               {restored} AS restored_at,
                p.kind IN ('hotfix', 'rollback') OR di.deployment_id IS NOT NULL AS unplanned
         FROM _prod p
         LEFT JOIN inc USING (deployment_id)
         LEFT JOIN reverted r USING (deployment_id)
         LEFT JOIN during_incident di USING (deployment_id)
         )
-        SELECT *, incidents > 0 OR coalesce(rolled_back, false) OR coalesce(hotfixed, false) AS failed,
-               CASE WHEN incidents > 0 THEN 'incident' WHEN rolled_back THEN 'rolled back'
-                    WHEN hotfixed THEN 'fixed by hotfix' END AS failure_reason,
-               CASE WHEN incidents > 0 OR rolled_back OR hotfixed
-                    THEN {_hours("finished_at", "restored_at")} END AS recovery_hours
+        SELECT *, {failed} AS failed,
+               CASE WHEN NOT failed THEN NULL WHEN incidents > 0 THEN 'incident'
+                    WHEN rolled_back THEN 'rolled back' ELSE 'fixed by hotfix' END AS failure_reason,
+               CASE WHEN failed THEN {_hours("finished_at", "restored_at")} END AS recovery_hours
         FROM flagged
         """
     )
@@ -407,7 +429,7 @@ def _detail_tables(store: Store, profile: str) -> None:
     lead = _hours("f.committed_at", "p.finished_at")
     drop = ""
     if profile == "fourkeys":  # TIMESTAMP_DIFF(..., MINUTE) > 0: whole minutes, under one dropped
-        lead, drop = f"floor({lead} * 60) / 60", "WHERE lead_time_hours > 0"
+        lead, drop = f"floor({_minutes('f.committed_at', 'p.finished_at')}) / 60", "WHERE lead_time_hours > 0"
     # Staged: grouping 10M links by commit is the one expensive step, so it keeps only
     # the integer key of the first deployment; commit times come from
     # deployment_changes.committed_at (filled when the links were made). As one
@@ -438,13 +460,12 @@ def _detail_tables(store: Store, profile: str) -> None:
         ) {drop}
         """
     )
-    if profile == "devlake":  # whole minutes rounded up, negative spans dropped
-        span = "CASE WHEN {b} >= {a} THEN ceil({hours} * 60) END"
-    else:
-        span = "{hours} * 60"
 
     def minutes(a: str, b: str) -> str:
-        return span.format(a=a, b=b, hours=_hours(a, b))
+        if profile == "devlake":  # rounded up to whole minutes, then negatives dropped: -30 s counts as 0
+            # ceil(-0.5) is -0.0; adding 0 makes it a plain 0
+            return f"CASE WHEN {_minutes(a, b)} > -1 THEN ceil({_minutes(a, b)}) + 0 END"
+        return _minutes(a, b)
 
     cycle = (
         f"coalesce({minutes('first_commit_at', 'created_at')}, 0) + {minutes('created_at', 'merged_at')}"
@@ -463,7 +484,7 @@ def _detail_tables(store: Store, profile: str) -> None:
         ),
         shas AS (
             SELECT repo, number, merge_commit_sha AS sha FROM pull_requests WHERE merge_commit_sha IS NOT NULL
-            UNION SELECT repo, number, sha FROM pr_commits
+            {"" if profile == "devlake" else "UNION SELECT repo, number, sha FROM pr_commits"}
         ),
         deployed AS (
             SELECT s.repo, s.number, arg_min(p.deployment_id, p.k) AS deployment_id,

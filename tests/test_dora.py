@@ -174,6 +174,42 @@ def test_devlake_profile_rules(store):
     assert devlake.incidents.iloc[0].deployment_id == "d1"
 
 
+def test_peer_rules_whole_minutes_merge_commit_and_incident_only_failures(store):
+    load(
+        store,
+        commits=[("m", "2024-01-02T10:00Z"), ("p1", "2024-01-02T09:00:30Z"), ("p2", "2024-01-02T07:00Z"),
+                 ("m2", "2024-01-02T09:30Z"), ("e", "2024-01-02T08:57Z")],
+        deployments=[dep(1, "2024-01-01T00:00Z"), dep(2, "2024-01-02T11:00Z", started_at="2024-01-02T10:30Z"),
+                     dep(3, "2024-01-03T00:00Z"), dep(4, "2024-01-03T01:00Z", kind="rollback",
+                                                      reverts_deployment_id="d3")],
+        changes=[("d2", "m"), ("d2", "p2"), ("d2", "e")],
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-02T09:00Z",
+              "merged_at": "2024-01-02T10:00Z", "merge_commit_sha": "m"},
+             {"repo": "r", "number": 2, "author": "a", "created_at": "2024-01-02T08:00Z",
+              "merged_at": "2024-01-02T09:30Z", "merge_commit_sha": "m2"}],
+        pr_commits=[{"repo": "r", "number": 1, "sha": "p1", "authored_at": "2024-01-02T09:00:30Z"},
+                    {"repo": "r", "number": 2, "sha": "p2", "authored_at": "2024-01-02T07:00Z"}],
+        reviews=[{"repo": "r", "number": 1, "reviewer": "bob", "submitted_at": "2024-01-02T09:31Z"}],
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    dora, devlake, fourkeys = (dora_metrics(store, *window, profile=p) for p in ("dora", "devlake", "fourkeys"))
+    pr1 = devlake.pull_requests.set_index("number").loc[1]
+    # exactly 31 minutes stays 31 (hours * 60 gave 31.000000000000004, rounded up to 32);
+    # first commit 30 s after the PR opened: -0.5 min rounds up to 0 and is kept
+    assert (pr1.pickup_minutes, pr1.coding_minutes, pr1.deploy_minutes) == (31, 0, 60)
+    assert dora.pull_requests.set_index("number").loc[1].coding_minutes == pytest.approx(-0.5)
+    assert devlake.summary.iloc[0].pr_cycle_median_hours == pytest.approx((0 + 60 + 60) / 60)
+    # PR 2's merge commit never shipped; DevLake does not look at its other commits
+    assert devlake.pull_requests["number"].tolist() == [1]
+    assert dora.pull_requests.set_index("number").loc[2].deployment_id == "d2"
+    # e: exactly 123 minutes, whole minutes in fourkeys (a floor of hours * 60 gave 122)
+    assert fourkeys.changes.set_index("sha").loc["e"].lead_time_hours == pytest.approx(123 / 60)
+    # d3 was rolled back: a failure by DORA's definition, not for the incident-only peers
+    assert dora.summary.iloc[0].change_failure_rate == pytest.approx(1 / 4)
+    assert devlake.summary.iloc[0].change_failure_rate == 0 and fourkeys.summary.iloc[0].change_failure_rate == 0
+    assert not devlake.deployments.set_index("deployment_id").loc["d3"].failed
+
+
 def test_drill_downs_are_read_on_first_use_and_kept_across_calls(store):
     # committed a day after the deployment that shipped it (a rebased sha): dora keeps the
     # negative lead time, fourkeys drops it
