@@ -488,6 +488,34 @@ def load_model(path: str | Path, *, check_versions: bool = True) -> tuple[RiskMo
 
 
 # -- external feature tables and time-ordered evaluation -----------------------------------
+def _numbers(values: pd.Series) -> pd.Series:
+    """Floats (read_csv already turns True/False into booleans); anything else is NaN."""
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
+def _timestamps(values: pd.Series, layout: str | None) -> pd.Series:
+    """UTC times from unix seconds (numbers) or text, in ``layout`` first, then any ISO-like form."""
+    seconds = pd.to_numeric(values, errors="coerce")
+    times = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
+    text = values[seconds.isna()]
+    if text.empty:
+        return times
+    parsed = pd.to_datetime(text, format=layout, utc=True, errors="coerce") if layout else None
+    if parsed is None or parsed.isna().any():
+        parsed = pd.to_datetime(text, format="mixed", utc=True, errors="coerce")
+    return times.where(seconds.notna(), parsed.reindex(times.index))
+
+
+#: Kamei et al.'s columns: ``nm`` is ND, ``pd`` AGE, ``npt`` NUC/NF.
+_KAMEI_COLUMNS = ["ns", "nm", "nf", "entropy", "la", "ld", "lt", "fix", "ndev", "pd", "npt", "exp", "rexp", "sexp"]
+
+
+def _require(raw: pd.DataFrame, columns: Sequence[str], source: Path) -> None:
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise InputError(f"{source}: missing column(s) {', '.join(missing)}")
+
+
 def read_feature_table(path: str | Path) -> pd.DataFrame:
     """Read a JIT feature table (CSV) in the Kamei et al. or Zeng et al. conventions.
 
@@ -514,23 +542,25 @@ def read_feature_table(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{source}: no 'bug' label column")
     frame = pd.DataFrame(index=raw.index)
     if "commitdate" in raw.columns:  # Kamei et al. (TSE 2013)
-        frame["time"] = pd.to_datetime(raw["commitdate"], format="%Y/%m/%d %H:%M", utc=True, errors="coerce")
-        nf = raw["nf"].astype(float)
-        lt = raw["lt"].astype(float) * nf
+        _require(raw, _KAMEI_COLUMNS, source)
+        frame["time"] = _timestamps(raw["commitdate"], layout="%Y/%m/%d %H:%M")
+        nf = _numbers(raw["nf"])
+        lt = _numbers(raw["lt"]) * nf
         columns = {"ns": raw["ns"], "nd": raw["nm"], "nf": nf, "entropy": raw["entropy"],
-                   "la": raw["la"] * lt, "ld": raw["ld"] * lt, "lt": lt, "fix": raw["fix"],
-                   "ndev": raw["ndev"], "age": raw["pd"], "nuc": raw["npt"] * nf,
+                   "la": _numbers(raw["la"]) * lt, "ld": _numbers(raw["ld"]) * lt, "lt": lt, "fix": raw["fix"],
+                   "ndev": raw["ndev"], "age": raw["pd"], "nuc": _numbers(raw["npt"]) * nf,
                    "exp": raw["exp"], "rexp": raw["rexp"], "sexp": raw["sexp"]}  # fmt: skip
     elif "date" in raw.columns:  # Zeng et al. (ISSTA 2021)
-        frame["time"] = pd.to_datetime(raw["date"], unit="s", utc=True, errors="coerce")
-        columns = {f: raw["entrophy" if f == "entropy" and "entrophy" in raw.columns else f] for f in KAMEI_FEATURES}
+        entropy = "entrophy" if "entrophy" in raw.columns else "entropy"
+        _require(raw, [entropy if f == "entropy" else f for f in KAMEI_FEATURES], source)
+        frame["time"] = _timestamps(raw["date"], layout=None)
+        columns = {f: raw[entropy if f == "entropy" else f] for f in KAMEI_FEATURES}
     else:
         raise InputError(f"{source}: unknown format (expected a 'commitdate' or 'date' column)")
     for name, values in columns.items():
-        frame[name] = pd.to_numeric(values, errors="coerce").astype(float)
-    frame["fix"] = frame["fix"].astype(float)
-    frame["bug"] = pd.to_numeric(raw["bug"], errors="coerce")
-    bad = frame[[*KAMEI_FEATURES, "bug", "time"]].isna().any(axis=1)
+        frame[name] = _numbers(values)
+    frame["bug"] = _numbers(raw["bug"])
+    bad = frame[[*KAMEI_FEATURES, "bug", "time"]].isna().any(axis=1) | ~frame["bug"].isin([0, 1])
     if bad.any():
         raise InputError(f"{source}: row {int(np.flatnonzero(bad.to_numpy())[0]) + 2} has a missing or bad value")
     frame["bug"] = frame["bug"].astype(int)
