@@ -263,6 +263,8 @@ class DoraResult:
             )
             lines.append(f"    time to restore      median {fmt(row['restore_median_hours'], ' h')}")
             lines.append(f"    rework rate          {fmt(row['rework_rate'])}")  # fmt: skip
+            if "deployment_frequency_bucket" in row:
+                lines.append(f"    Four Keys frequency  {row['deployment_frequency_bucket']}")
         return "\n".join(lines)
 
 

@@ -265,6 +265,7 @@ def test_fourkeys_frequency_buckets_over_sunday_weeks(store):
     result = dora_metrics(store, "2024-01-01", "2024-01-29", by="service", profile="fourkeys")
     buckets = result.summary.set_index("group")["deployment_frequency_bucket"].to_dict()
     assert buckets == {"api": "Daily", "web": "Monthly", "jobs": "Weekly", "ops": "Yearly"}
+    assert "  web\n" in result.summary_text() and "Four Keys frequency  Monthly" in result.summary_text()
     everyone = dora_metrics(store, "2024-01-01", "2024-01-29", profile="fourkeys").summary.iloc[0]
     assert everyone.deployment_frequency_bucket == "Daily"  # api's days plus the others' reach 3 in 3 of 5 weeks
     assert "deployment_frequency_bucket" not in dora_metrics(store, "2024-01-01", "2024-01-29").summary
