@@ -454,7 +454,7 @@ def _records(frame) -> list[dict]:
 
 def _range_commits(store, repo_path: str, repo: str, spec: str | None, settings) -> tuple[str, list[str]]:
     """The non-merge commits to score: REVRANGE, else since the last production deployment, else HEAD."""
-    from releaserisk.errors import InputError
+    from releaserisk.errors import GitError, InputError
     from releaserisk.ingest.git import git
 
     if spec is None:
@@ -466,7 +466,7 @@ def _range_commits(store, repo_path: str, repo: str, spec: str | None, settings)
         spec = f"{row[0]}..HEAD" if row else "HEAD^!"
     try:
         out = git(repo_path, "rev-list", "--no-merges", "--end-of-options", spec, "--")
-    except Exception:
+    except GitError:
         raise InputError(f"unknown revision or range '{spec}' in {repo_path}") from None
     return spec, out.split()
 
