@@ -71,6 +71,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from releaserisk.config import Settings
@@ -110,16 +111,19 @@ _TIER_COLUMNS = {"deploys_per_week": 1, "lead_time_median_hours": 2, "change_fai
 
 def tier(metric: str, value: float, benchmark: int = 2024) -> str:
     """The DORA performance tier of one metric value ("no data" when missing)."""
+    return str(_tiers(metric, pd.Series([value], dtype=float), benchmark)[0])
+
+
+def _tiers(metric: str, values: pd.Series, benchmark: int) -> np.ndarray:
+    """The tier of every value of ``metric`` at once ("no data" where missing)."""
     if benchmark not in BENCHMARKS:
         raise InputError(f"benchmark year must be one of {', '.join(map(str, BENCHMARKS))}")
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "no data"
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
     column = _TIER_COLUMNS[metric]
-    for row in BENCHMARKS[benchmark]:
-        threshold = row[column]
-        if (value >= threshold) if metric == "deploys_per_week" else (value <= threshold):
-            return row[0]
-    return "low"
+    rows = BENCHMARKS[benchmark]
+    # the first tier whose bound the value meets: at least it for frequency, at most it for the rest
+    meets = [numbers >= row[column] if metric == "deploys_per_week" else numbers <= row[column] for row in rows]
+    return np.where(np.isnan(numbers), "no data", np.select(meets, [row[0] for row in rows], default="low"))
 
 
 class _LazyFrame:
@@ -570,7 +574,7 @@ def _finish(frame: pd.DataFrame, span_days: pd.Series, benchmark: int) -> pd.Dat
     frame["deploy_days_per_week"] = frame["deploy_days"] / weeks
     frame["change_failure_rate"] = (frame["failed_deployments"] / frame["deployments"]).where(frame["deployments"] > 0)
     for metric in _TIER_COLUMNS:
-        frame[f"{metric}_tier"] = [tier(metric, v, benchmark) for v in frame[metric]]
+        frame[f"{metric}_tier"] = _tiers(metric, frame[metric], benchmark)
     return frame
 
 
