@@ -219,7 +219,12 @@ def cmd_label(args: argparse.Namespace) -> int:
     with _open(args) as store:
         for repo in _repos(store, args.repo):
             progress = _fix_progress(repo) if args.format == "text" and sys.stderr.isatty() else None
-            results.append(label_changes(store, repo, settings=settings, workers=args.workers, progress=progress))
+            try:
+                results.append(label_changes(store, repo, settings=settings, workers=args.workers, progress=progress))
+            except KeyboardInterrupt:
+                sys.stderr.write("error: interrupted; blamed fixes up to the last checkpoint are saved, "
+                                 "'releaserisk label' continues from there\n")  # fmt: skip
+                return 130
     lines = [
         f"{r.repo}: {r.fixes} fixes ({r.fixes_blamed_now} blamed now), {r.buggy_szz} bug-introducing by SZZ, "
         f"{r.buggy_revert} reverted; {r.unlabelled_recent} recent commits left unlabelled"

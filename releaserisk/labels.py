@@ -170,6 +170,7 @@ def label_changes(
     issue_dates: dict[str, datetime] | None = None,
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
+    checkpoint_every: int = 500,
 ) -> LabelResult:
     """Label the stored commits of ``repo`` by SZZ and revert detection.
 
@@ -188,6 +189,10 @@ def label_changes(
         Parallel blame workers.
     progress : callable, optional
         ``progress(done, total)`` after each blamed fix.
+    checkpoint_every : int
+        Blamed fixes saved per transaction. Blaming a large history takes minutes to an
+        hour (git's own: 19,596 fixes); an interrupted run keeps what it saved, and the
+        next run blames only the fixes not saved yet.
 
     Returns
     -------
@@ -213,22 +218,26 @@ def label_changes(
         store.query("SELECT DISTINCT fix_sha FROM labels WHERE repo = ? AND method = 'szz_fix'", [repo])["fix_sha"]
     )
     todo = [sha for sha in fixes["sha"] if sha not in done]
+    blamed = set(store.query("SELECT sha FROM labels WHERE repo = ? AND method = 'szz'", [repo])["sha"])
     rows: list[tuple[str, str, bool, str]] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         for i, (fix, culprits) in enumerate(
             zip(todo, pool.map(lambda f: _szz_for_fix(repo_path, f), todo), strict=True)
         ):
             rows.append((fix, "szz_fix", False, fix))  # marks the fix as blamed (the cache)
             rows.extend((culprit, "szz", True, fix) for culprit in culprits)
+            if (i + 1) % checkpoint_every == 0:
+                _save_szz(store, repo, rows, blamed)
+                rows = []
             if progress:
                 progress(i + 1, len(todo))
-    now = datetime.now(UTC)
-    frame = pd.DataFrame(rows, columns=["sha", "method", "buggy", "fix_sha"]).assign(repo=repo, labelled_at=now)
-    reverts = _revert_labels(store, repo).assign(labelled_at=now)
+    finally:
+        # on an interrupt, the blames not started yet are dropped instead of awaited
+        pool.shutdown(wait=True, cancel_futures=True)
+    reverts = _revert_labels(store, repo).assign(labelled_at=datetime.now(UTC))
     with store.transaction():
-        if len(frame):
-            # labels are keyed by (sha, method): a commit blamed by several fixes keeps one row
-            store.upsert("labels", frame.drop_duplicates(["sha", "method"], keep="first"))
+        _save_szz(store, repo, rows, blamed)
         if len(reverts):
             store.upsert("labels", reverts)
         if issue_dates:
@@ -246,6 +255,21 @@ def label_changes(
         [repo, repo, settings.label_horizon_days],
     ).fetchone()[0]
     return LabelResult(repo, len(fixes), len(todo), counts[0], counts[1], recent)
+
+
+def _save_szz(store: Store, repo: str, rows: list[tuple[str, str, bool, str]], blamed: set[str]) -> None:
+    """Save blamed fixes and their culprits in one transaction.
+
+    Labels are keyed by (sha, method): a commit blamed by several fixes keeps the first
+    (oldest) fix, in this batch, earlier batches and earlier runs (``blamed``).
+    """
+    frame = pd.DataFrame(rows, columns=["sha", "method", "buggy", "fix_sha"]).drop_duplicates(
+        ["sha", "method"], keep="first"
+    )
+    frame = frame[~((frame["method"] == "szz") & frame["sha"].isin(blamed))]
+    if len(frame):
+        store.upsert("labels", frame.assign(repo=repo, labelled_at=datetime.now(UTC)))
+        blamed.update(frame.loc[frame["method"] == "szz", "sha"])
 
 
 def _revert_labels(store: Store, repo: str) -> pd.DataFrame:

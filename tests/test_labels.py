@@ -83,6 +83,50 @@ def test_label_horizon_leaves_recent_commits_out(store, git_repo):
     assert set(horizon.sha) == {shas["A"], shas["B"]}
 
 
+def test_interrupted_labelling_keeps_its_checkpoints_and_resumes(store, git_repo):
+    lines = [f"v{i} = {i}\n" for i in range(5)]
+    git_repo.write("m.py", "".join(lines))
+    git_repo.commit("base")
+    bugs, fixes = [], []
+    for i in range(5):
+        lines[i] = f"v{i} = {i} + 1\n"
+        git_repo.write("m.py", "".join(lines))
+        bugs.append(git_repo.commit(f"tweak v{i}"))
+    for i in range(5):
+        lines[i] = f"v{i} = {i}\n"
+        git_repo.write("m.py", "".join(lines))
+        fixes.append(git_repo.commit(f"fix v{i}"))
+    ingest_git(store, git_repo.path, name="r")
+
+    def interrupt_at_third(done, total):
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        label_changes(store, "r", checkpoint_every=2, progress=interrupt_at_third)
+    saved = store.query("SELECT fix_sha FROM labels WHERE method = 'szz_fix'")["fix_sha"]
+    assert len(saved) == 2 and set(saved) < set(fixes)  # the first checkpoint; the third fix was not saved
+    resumed = label_changes(store, "r", checkpoint_every=2)
+    assert resumed.fixes_blamed_now == 3 and resumed.buggy_szz == 5
+    labels = store.query("SELECT sha, fix_sha FROM labels WHERE method = 'szz'")
+    assert dict(zip(labels["sha"], labels["fix_sha"], strict=True)) == dict(zip(bugs, fixes, strict=True))
+
+
+def test_a_commit_blamed_by_two_fixes_keeps_the_first_across_checkpoints(store, git_repo):
+    git_repo.write("m.py", "a = 1\nb = 2\n")
+    git_repo.commit("base")
+    git_repo.write("m.py", "a = 10\nb = 20\n")
+    bad = git_repo.commit("tweak both")
+    git_repo.write("m.py", "a = 1\nb = 20\n")
+    first = git_repo.commit("fix a")
+    git_repo.write("m.py", "a = 1\nb = 2\n")
+    git_repo.commit("fix b")
+    ingest_git(store, git_repo.path, name="r")
+    label_changes(store, "r", checkpoint_every=1)
+    labels = store.query("SELECT sha, fix_sha FROM labels WHERE method = 'szz'")
+    assert labels.to_dict("list") == {"sha": [bad], "fix_sha": [first]}
+
+
 def test_comment_and_blank_detection():
     assert is_comment_or_blank("a.py", "   # hi")
     assert is_comment_or_blank("a.c", " * continued")
@@ -95,3 +139,21 @@ def test_comment_and_blank_detection():
 def test_unknown_repo_is_an_error(store):
     with pytest.raises(GitError, match="not in the store"):
         label_changes(store, "nope")
+
+
+def test_cli_interrupt_says_what_was_kept(tmp_path, git_repo, monkeypatch, capsys):
+    import releaserisk.labels
+    from releaserisk.cli import main
+    from releaserisk.store import open_store
+
+    build_history(git_repo)
+    db = str(tmp_path / "cli.duckdb")
+    with open_store(db) as store:
+        ingest_git(store, git_repo.path, name="r")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(releaserisk.labels, "label_changes", interrupted)
+    assert main(["--db", db, "label"]) == 130
+    assert "up to the last checkpoint are saved" in capsys.readouterr().err
