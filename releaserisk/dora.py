@@ -64,11 +64,12 @@ incident; medians are lower medians (the dashboards' ``max(x) WHERE percent_rank
 
 from __future__ import annotations
 
+import itertools
 import math
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -127,46 +128,67 @@ def _tiers(metric: str, values: pd.Series, benchmark: int) -> np.ndarray:
 
 
 class _LazyFrame:
-    """A drill-down read from this call's working tables on first use.
+    """A drill-down read from its call's working tables on first use.
 
     Drill-downs can be millions of rows that most callers never look at (fetching the
     10M lead-time rows of benchmarks/dora.py costs more than computing the metrics), so
-    they are read when asked for. The working tables are temp tables that the next
-    :func:`dora_metrics` call on the same store replaces: before it does, it fetches
-    the frames of earlier results still alive (:func:`_fetch_pending`), so every
-    result keeps showing the rows behind its own numbers.
+    they are read when asked for, from tables that belong to that call alone.
     """
 
     def __init__(self, store: Store, sql: str, params: dict[str, Any]) -> None:
         self._store, self._sql, self._params = store, sql, params
-        self._table = None
         self._frame: pd.DataFrame | None = None
 
-    def fetch(self) -> None:
-        """Read the rows now, while the working tables are this call's."""
-        if self._frame is None and self._table is None:
+    def get(self) -> pd.DataFrame:
+        if self._frame is None:
             try:
-                self._table = self._store.arrow(self._sql, self._params)
+                self._frame = self._store.arrow(self._sql, self._params).to_pandas()
             except duckdb.ConnectionException:
                 raise StoreError(
                     "DORA drill-down frames are read on first use: use them before closing the store"
                 ) from None
-
-    def get(self) -> pd.DataFrame:
-        if self._frame is None:
-            self.fetch()
-            self._frame = self._table.to_pandas()
-            self._table = None
         return self._frame
 
 
-#: Unfetched drill-downs per store, fetched before the working tables are replaced.
-_PENDING: weakref.WeakKeyDictionary[Store, weakref.WeakSet[_LazyFrame]] = weakref.WeakKeyDictionary()
+_CALLS = itertools.count(1)
 
 
-def _fetch_pending(store: Store) -> None:
-    for frame in list(_PENDING.pop(store, ())):
-        frame.fetch()
+class _Work(NamedTuple):
+    """Names of one :func:`dora_metrics` call's temp tables (and its one view, ``changes``).
+
+    Each call gets its own, so an earlier result's drill-downs stay readable without
+    being fetched first (comparing profiles on a 1M-deployment store would otherwise
+    read every earlier drill-down row: 4-6 s a call). A result's tables are dropped
+    at the next call on that store after the result is garbage-collected.
+    """
+
+    prod: str
+    incident_links: str
+    deploys: str
+    first_deploy: str
+    prs: str
+    changes: str
+
+    @classmethod
+    def new(cls) -> _Work:
+        n = next(_CALLS)
+        return cls(*(f"_dora{n}_{name}" for name in cls._fields))
+
+
+#: Working tables of results that were garbage-collected, per store: dropped at a safe
+#: point (the next call), never from a finalizer that could run mid-query.
+_DEAD: weakref.WeakKeyDictionary[Store, list[_Work]] = weakref.WeakKeyDictionary()
+
+
+def _drop_dead(store: Store) -> None:
+    for work in _DEAD.pop(store, []):
+        store.execute(f"DROP VIEW IF EXISTS {work.changes}")
+        for table in work[:-1]:
+            store.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _bury(store: Store, work: _Work) -> None:
+    _DEAD.setdefault(store, []).append(work)
 
 
 @dataclass
@@ -324,10 +346,10 @@ def _utc_trunc(unit: str, column: str) -> str:
     return f"CAST(date_trunc('{unit}', make_timestamp(epoch_us({column}))) AS TIMESTAMP)"
 
 
-def _prepare(store: Store, settings: Settings, profile: str) -> None:
-    """Temp tables: production deployments with failures and recovery; incident links.
+def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
+    """Working tables: production deployments with failures and recovery; incident links.
 
-    ``_prod.k`` numbers production deployments in the profile's order (finish or start
+    ``prod.k`` numbers production deployments in the profile's order (finish or start
     time, ties by deployment id), so "the first deployment containing a commit" is the
     smallest ``k``: an integer ``min`` instead of an ``arg_min`` over timestamps.
     """
@@ -337,7 +359,7 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
     strict = ">" if profile == "devlake" else ">="
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _prod AS
+        CREATE OR REPLACE TEMP TABLE {w.prod} AS
         SELECT row_number() OVER (ORDER BY {order}) AS k,
                d.deployment_id, d.service, coalesce(s.team, 'unassigned') AS team,
                coalesce(d.repo, s.repo) AS repo, d.environment, d.sha, d.started_at, d.finished_at,
@@ -353,21 +375,21 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _incident_links AS
+        CREATE OR REPLACE TEMP TABLE {w.incident_links} AS
         WITH by_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
             FROM incidents i JOIN deployment_changes dc ON dc.sha = i.cause_sha
-            JOIN _prod p ON p.deployment_id = dc.deployment_id AND p.service = i.service
+            JOIN {w.prod} p ON p.deployment_id = dc.deployment_id AND p.service = i.service
             WHERE i.cause_sha IS NOT NULL GROUP BY i.incident_id
         ),
         direct_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
-            FROM incidents i JOIN _prod p ON p.sha = i.cause_sha AND p.service = i.service
+            FROM incidents i JOIN {w.prod} p ON p.sha = i.cause_sha AND p.service = i.service
             WHERE i.cause_sha IS NOT NULL GROUP BY i.incident_id
         ),
         prior AS (
             SELECT i.incident_id, p.deployment_id
-            FROM incidents i ASOF LEFT JOIN _prod p
+            FROM incidents i ASOF LEFT JOIN {w.prod} p
               ON i.service = p.service AND i.opened_at {strict} p.finished_at
         )
         SELECT i.*, coalesce(sv.team, 'unassigned') AS team, sv.repo,
@@ -378,7 +400,7 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
                     ELSE 'unlinked' END AS link_method,
                {_hours("i.opened_at", "i.resolved_at")} AS restore_hours
         FROM incidents i
-        LEFT JOIN _prod e ON e.deployment_id = i.cause_deployment_id
+        LEFT JOIN {w.prod} e ON e.deployment_id = i.cause_deployment_id
         LEFT JOIN by_sha b USING (incident_id)
         LEFT JOIN direct_sha ds USING (incident_id)
         LEFT JOIN prior pr USING (incident_id)
@@ -393,17 +415,17 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
         failed, restored = "incidents > 0", "inc.resolved_at"
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _deploys AS
+        CREATE OR REPLACE TEMP TABLE {w.deploys} AS
         WITH inc AS (
             SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
-            FROM _incident_links WHERE deployment_id IS NOT NULL GROUP BY deployment_id
+            FROM {w.incident_links} WHERE deployment_id IS NOT NULL GROUP BY deployment_id
         ),
         reverted AS (
             SELECT reverts_deployment_id AS deployment_id, min(finished_at) AS rolled_back_at
-            FROM _prod WHERE kind = 'rollback' AND reverts_deployment_id IS NOT NULL GROUP BY 1
+            FROM {w.prod} WHERE kind = 'rollback' AND reverts_deployment_id IS NOT NULL GROUP BY 1
         ),
         during_incident AS (
-            SELECT DISTINCT p.deployment_id FROM _prod p JOIN incidents i
+            SELECT DISTINCT p.deployment_id FROM {w.prod} p JOIN incidents i
               ON i.service = p.service AND p.finished_at > i.opened_at
              AND (i.resolved_at IS NULL OR p.finished_at <= i.resolved_at)
         ),
@@ -416,7 +438,7 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
                p.next_kind = 'hotfix' AS hotfixed,
                {restored} AS restored_at,
                p.kind IN ('hotfix', 'rollback') OR di.deployment_id IS NOT NULL AS unplanned
-        FROM _prod p
+        FROM {w.prod} p
         LEFT JOIN inc USING (deployment_id)
         LEFT JOIN reverted r USING (deployment_id)
         LEFT JOIN during_incident di USING (deployment_id)
@@ -430,8 +452,8 @@ def _prepare(store: Store, settings: Settings, profile: str) -> None:
     )
 
 
-def _detail_tables(store: Store, profile: str) -> None:
-    """Temp view ``_changes`` (lead time per commit) and table ``_prs`` (PR phases)."""
+def _detail_tables(store: Store, profile: str, w: _Work) -> None:
+    """Working view ``changes`` (lead time per commit) and table ``prs`` (PR phases)."""
     lead = _hours("f.committed_at", "p.finished_at")
     drop = ""
     if profile == "fourkeys":  # TIMESTAMP_DIFF(..., MINUTE) > 0: whole minutes, under one dropped
@@ -441,28 +463,28 @@ def _detail_tables(store: Store, profile: str) -> None:
     # deployment_changes.committed_at (filled when the links were made). As one
     # statement joining commits, the same work took 1.4x longer on benchmarks/dora.py.
     store.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _first_deploy AS
+        f"""
+        CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
         SELECT dc.repo, dc.sha, any_value(dc.committed_at) AS committed_at, min(p.k) AS k
-        FROM deployment_changes dc JOIN _prod p USING (deployment_id)
+        FROM deployment_changes dc JOIN {w.prod} p USING (deployment_id)
         GROUP BY dc.repo, dc.sha
         """
     )
     # links loaded before their commits were ingested: look those few up
     store.execute(
-        """
-        UPDATE _first_deploy f SET committed_at = c.committed_at
+        f"""
+        UPDATE {w.first_deploy} f SET committed_at = c.committed_at
         FROM commits c WHERE f.committed_at IS NULL AND c.repo = f.repo AND c.sha = f.sha
         """
     )
     # a view: the join on the integer key is cheap, and materialising 10M rows is not
     store.execute(
         f"""
-        CREATE OR REPLACE TEMP VIEW _changes AS
+        CREATE OR REPLACE TEMP VIEW {w.changes} AS
         SELECT * FROM (
             SELECT f.repo, f.sha, f.committed_at, p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,
                    {lead} AS lead_time_hours
-            FROM _first_deploy f JOIN _prod p USING (k)
+            FROM {w.first_deploy} f JOIN {w.prod} p USING (k)
         ) {drop}
         """
     )
@@ -481,7 +503,7 @@ def _detail_tables(store: Store, profile: str) -> None:
     )
     store.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _prs AS
+        CREATE OR REPLACE TEMP TABLE {w.prs} AS
         WITH first_commit AS (SELECT repo, number, min(authored_at) AS first_commit_at FROM pr_commits GROUP BY 1, 2),
         first_review AS (
             SELECT r.repo, r.number, min(r.submitted_at) AS first_review_at
@@ -497,7 +519,7 @@ def _detail_tables(store: Store, profile: str) -> None:
                    arg_min(p.finished_at, p.k) AS deployed_at,
                    arg_min(p.service, p.k) AS service, arg_min(p.team, p.k) AS team
             FROM shas s JOIN deployment_changes dc ON dc.repo = s.repo AND dc.sha = s.sha
-            JOIN _prod p USING (deployment_id)
+            JOIN {w.prod} p USING (deployment_id)
             GROUP BY 1, 2
         ),
         joined AS (
@@ -519,12 +541,12 @@ def _detail_tables(store: Store, profile: str) -> None:
     )
 
 
-def _aggregates(store: Store, group: str, period: str, start, end, profile: str) -> pd.DataFrame:
+def _aggregates(store: Store, w: _Work, group: str, period: str, start, end, profile: str) -> pd.DataFrame:
     """Counts and medians per (group, period) and per group (period NULL), in one SQL pass each."""
     median = "quantile_disc" if profile == "devlake" else "quantile_cont"
     restore = "floor(restore_hours)" if profile == "fourkeys" else "restore_hours"
-    lead_source = "SELECT *, cycle_minutes / 60.0 AS lead FROM _prs" if profile == "devlake" else (
-        "SELECT *, lead_time_hours AS lead FROM _changes"
+    lead_source = f"SELECT *, cycle_minutes / 60.0 AS lead FROM {w.prs}" if profile == "devlake" else (
+        f"SELECT *, lead_time_hours AS lead FROM {w.changes}"
     )  # fmt: skip
     sets = "GROUPING SETS ((grp, period_start), (grp))"
     # one sort for both quantiles when both interpolate
@@ -541,7 +563,7 @@ def _aggregates(store: Store, group: str, period: str, start, end, profile: str)
                    count(DISTINCT {_utc_trunc("day", "finished_at")}) AS deploy_days,
                    avg(unplanned::INTEGER) AS rework_rate,
                    {median}(recovery_hours, 0.5) FILTER (failed) AS recovery_median_hours
-            FROM _deploys WHERE {window.format(t="finished_at")} GROUP BY {sets}""",
+            FROM {w.deploys} WHERE {window.format(t="finished_at")} GROUP BY {sets}""",
         "lead": f"""
             SELECT {group} AS grp, {_utc_trunc(period, "deployed_at")} AS period_start,
                    {lead_quantiles}
@@ -549,11 +571,11 @@ def _aggregates(store: Store, group: str, period: str, start, end, profile: str)
         "prs": f"""
             SELECT {group} AS grp, {_utc_trunc(period, "deployed_at")} AS period_start,
                    {median}(cycle_minutes / 60.0, 0.5) AS pr_cycle_median_hours
-            FROM _prs WHERE {window.format(t="deployed_at")} GROUP BY {sets}""",
+            FROM {w.prs} WHERE {window.format(t="deployed_at")} GROUP BY {sets}""",
         "incidents": f"""
             SELECT {group} AS grp, {_utc_trunc(period, "opened_at")} AS period_start,
                    count(*) AS incidents, {median}({restore}, 0.5) AS restore_median_hours
-            FROM _incident_links WHERE {window.format(t="opened_at")} GROUP BY {sets}""",
+            FROM {w.incident_links} WHERE {window.format(t="opened_at")} GROUP BY {sets}""",
     }
     merged = None
     for query in queries.values():
@@ -586,7 +608,7 @@ _SUMMARY_COLUMNS = [
 ]  # fmt: skip
 
 
-def _fourkeys_buckets(store: Store, group: str, groups: list[str], start, end) -> dict[str, str]:
+def _fourkeys_buckets(store: Store, w: _Work, group: str, groups: list[str], start, end) -> dict[str, str]:
     """Four Keys' deployment-frequency bucket of each group over the window.
 
     Source: dora-team/fourkeys, METRICS.md, "Deployment Frequency" (the dashboard's
@@ -607,7 +629,7 @@ def _fourkeys_buckets(store: Store, group: str, groups: list[str], start, end) -
         ),
         deploy_days AS (
             SELECT DISTINCT {group} AS grp, CAST(make_timestamp(epoch_us(finished_at)) AS DATE) AS day
-            FROM _deploys WHERE finished_at >= $start AND finished_at < $end
+            FROM {w.deploys} WHERE finished_at >= $start AND finished_at < $end
         ),
         weeks AS (
             SELECT g.grp, c.week, count(dd.day) AS days_deployed, (count(dd.day) > 0)::INTEGER AS week_deployed
@@ -681,11 +703,12 @@ def dora_metrics(
         raise InputError(f"benchmark year must be one of {', '.join(map(str, BENCHMARKS))}")
     start, end = _window(store, since, until)
     period = "week" if freq == "W" else "month"
-    _fetch_pending(store)
-    _prepare(store, settings, profile)
-    _detail_tables(store, profile)
+    _drop_dead(store)
+    work = _Work.new()
+    _prepare(store, settings, profile, work)
+    _detail_tables(store, profile, work)
     group = "'all'" if by is None else f"coalesce(CAST({_GROUPS[by]} AS VARCHAR), 'unassigned')"
-    stats = _aggregates(store, group, period, start, end, profile)
+    stats = _aggregates(store, work, group, period, start, end, profile)
 
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
@@ -705,25 +728,22 @@ def dora_metrics(
     by_period.insert(1, "period", [f"{y}-W{w:02d}" for y, w in zip(iso["year"], iso["week"], strict=True)]
                      if period == "week" else by_period["period_start"].dt.strftime("%Y-%m"))  # fmt: skip
 
-    pending = _PENDING.setdefault(store, weakref.WeakSet())
-
     def window_rows(table: str, column: str) -> _LazyFrame:
         sql = f"SELECT * FROM {table} WHERE {column} >= $start AND {column} < $end ORDER BY {column}"
-        frame = _LazyFrame(store, sql, {"start": start, "end": end})
-        pending.add(frame)
-        return frame
+        return _LazyFrame(store, sql, {"start": start, "end": end})
 
     drill = {
-        "deployments": window_rows("(SELECT * EXCLUDE (k) FROM _deploys)", "finished_at"),
-        "changes": window_rows("_changes", "deployed_at"),
-        "pull_requests": window_rows("_prs", "deployed_at"),
-        "incidents": window_rows("_incident_links", "opened_at"),
+        "deployments": window_rows(f"(SELECT * EXCLUDE (k) FROM {work.deploys})", "finished_at"),
+        "changes": window_rows(work.changes, "deployed_at"),
+        "pull_requests": window_rows(work.prs, "deployed_at"),
+        "incidents": window_rows(work.incident_links, "opened_at"),
     }
     if profile == "fourkeys":
-        summary["deployment_frequency_bucket"] = summary["grp"].map(_fourkeys_buckets(store, group, groups, start, end))
+        buckets = _fourkeys_buckets(store, work, group, groups, start, end)
+        summary["deployment_frequency_bucket"] = summary["grp"].map(buckets)
     summary = summary.rename(columns={"grp": "group"})
     by_period = by_period.rename(columns={"grp": "group"})
-    return DoraResult(
+    result = DoraResult(
         summary=summary[
             ["group", *_SUMMARY_COLUMNS, *(["deployment_frequency_bucket"] if profile == "fourkeys" else [])]
         ],
@@ -733,3 +753,5 @@ def dora_metrics(
         window=(start, end),
         params={"freq": freq, "by": by, "benchmark": benchmark},
     )
+    weakref.finalize(result, _bury, store, work)
+    return result

@@ -1,5 +1,6 @@
 """DORA metrics on hand-computed fixtures (tables filled directly)."""
 
+import gc
 import math
 
 import pandas as pd
@@ -216,10 +217,19 @@ def test_drill_downs_are_read_on_first_use_and_kept_across_calls(store):
     load(store, commits=[("c1", "2024-01-03T00:00Z")], deployments=[dep(1, "2024-01-02T00:00Z")],
          changes=[("d1", "c1")])  # fmt: skip
     first = dora_metrics(store, "2024-01-01", "2024-01-08")
-    # a later call replaces the working tables; the first result keeps its own rows
+    # a later call has its own working tables; the first result, unread until now, keeps its rows
     assert dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys").changes.empty
     assert first.changes["sha"].tolist() == ["c1"] and first.changes.lead_time_hours.iloc[0] == -24.0
+
+    def working_tables():
+        sql = "SELECT count(*) FROM duckdb_tables() WHERE temporary AND starts_with(table_name, '_dora')"
+        return store.execute(sql).fetchone()[0]
+
+    assert working_tables() == 2 * 5  # the fourkeys result above is garbage; its tables wait for the next call
+    del first
+    gc.collect()
     unread = dora_metrics(store, "2024-01-01", "2024-01-08")
+    assert working_tables() == 5  # only the live result's
     store.close()
     with pytest.raises(StoreError, match="before closing the store"):
         _ = unread.deployments
