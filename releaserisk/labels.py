@@ -42,6 +42,8 @@ __all__ = ["LabelResult", "is_comment_or_blank", "label_changes", "training_fram
 
 _REVERT = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
 _HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
+#: ``git blame --porcelain``: every blamed line opens with "<sha> <original line> <final line>"
+_BLAME_HEADER = re.compile(rb"^([0-9a-f]{40}) \d+ \d+", re.MULTILINE)
 
 _LINE_COMMENTS = {
     "#": (
@@ -117,24 +119,35 @@ def _run(repo_path: str, *args: str) -> bytes:
 
 
 def _deleted_lines(repo_path: str, fix: str) -> dict[str, list[int]]:
-    """Line numbers (in the fix's parent) that the fix deleted or modified, per old path."""
+    """Line numbers (in the fix's parent) that the fix deleted or modified, per old path.
+
+    Blank and comment lines are left out here, from the diff's own text, so a file whose
+    changed lines are all comments is never blamed (blame is nearly all of SZZ's time).
+    """
     diff = _run(repo_path, "diff", "-U0", "-w", "--no-color", "-M", "--no-ext-diff", f"{fix}^", fix)
     lines: dict[str, list[int]] = {}
-    current = None
+    current, number, in_header = None, 0, False
     for raw in diff.split(b"\n"):
-        if raw.startswith(b"--- "):
-            name = raw[4:]
-            current = None if name == b"/dev/null" else name[2:].decode("utf-8", "replace")
-        elif raw.startswith(b"@@") and current is not None:
+        if raw.startswith(b"diff --git "):
+            in_header, current, number = True, None, 0
+        elif in_header:  # a deleted line "-- x" would look like a "--- " header: only read headers here
+            if raw.startswith(b"--- "):
+                name = raw[4:]
+                current = None if name == b"/dev/null" else name[2:].decode("utf-8", "replace")
+            elif raw.startswith(b"+++ "):
+                in_header = False
+        elif raw.startswith(b"@@"):
             match = _HUNK.match(raw)
-            if match:
-                start, count = int(match.group(1)), int(match.group(2) or 1)
-                lines.setdefault(current, []).extend(range(start, start + count))
-    return {path: numbers for path, numbers in lines.items() if numbers}
+            number = int(match.group(1)) if match else 0
+        elif raw.startswith(b"-") and current is not None and number:
+            if not is_comment_or_blank(current, raw[1:].decode("utf-8", "replace")):
+                lines.setdefault(current, []).append(number)
+            number += 1
+    return lines
 
 
 def _blame(repo_path: str, fix: str, path: str, numbers: list[int]) -> set[str]:
-    """Commits that last touched the given parent lines, ignoring blank and comment lines."""
+    """Commits that last touched the given lines of the fix's parent."""
     args = ["blame", "--porcelain", "-w"]
     for n in numbers:
         args += ["-L", f"{n},{n}"]
@@ -142,16 +155,7 @@ def _blame(repo_path: str, fix: str, path: str, numbers: list[int]) -> set[str]:
         out = _run(repo_path, *args, f"{fix}^", "--", path)
     except GitError:
         return set()
-    culprits, sha = set(), None
-    for raw in out.split(b"\n"):
-        if raw.startswith(b"\t"):
-            if sha and not is_comment_or_blank(path, raw[1:].decode("utf-8", "replace")):
-                culprits.add(sha)
-        else:
-            head = raw.split(b" ", 1)[0]
-            if len(head) == 40:
-                sha = head.decode("ascii")
-    return culprits
+    return {match.group(1).decode("ascii") for match in _BLAME_HEADER.finditer(out)}
 
 
 def _szz_for_fix(repo_path: str, fix: str) -> set[str]:

@@ -83,6 +83,24 @@ def test_label_horizon_leaves_recent_commits_out(store, git_repo):
     assert set(horizon.sha) == {shas["A"], shas["B"]}
 
 
+def test_a_changed_line_that_starts_with_dashes_is_not_read_as_a_diff_header(store, git_repo):
+    body = [f"line {i}\n" for i in range(10)]
+    git_repo.write("notes.txt", "".join(body))
+    git_repo.commit("notes")
+    body[1] = "-- wrong date\n"  # deleted later, it shows as "--- wrong date" in the fix's diff
+    git_repo.write("notes.txt", "".join(body))
+    first = git_repo.commit("add release line")
+    body[8] = "total 3\n"
+    git_repo.write("notes.txt", "".join(body))
+    second = git_repo.commit("add total")
+    body[1], body[8] = "-- right date\n", "total 4\n"
+    git_repo.write("notes.txt", "".join(body))
+    git_repo.commit("fix the release date and the total")
+    ingest_git(store, git_repo.path, name="r")
+    label_changes(store, "r")
+    assert set(store.query("SELECT sha FROM labels WHERE method = 'szz'")["sha"]) == {first, second}
+
+
 def test_interrupted_labelling_keeps_its_checkpoints_and_resumes(store, git_repo):
     lines = [f"v{i} = {i}\n" for i in range(5)]
     git_repo.write("m.py", "".join(lines))
