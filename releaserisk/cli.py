@@ -220,7 +220,8 @@ def cmd_label(args: argparse.Namespace) -> int:
         for repo in _repos(store, args.repo):
             progress = _fix_progress(repo) if args.format == "text" and sys.stderr.isatty() else None
             try:
-                results.append(label_changes(store, repo, settings=settings, workers=args.workers, progress=progress))
+                results.append(label_changes(store, repo, settings=settings, workers=args.workers, progress=progress,
+                                             write_commit_graph=args.commit_graph))  # fmt: skip
             except KeyboardInterrupt:
                 sys.stderr.write("error: interrupted; blamed fixes up to the last checkpoint are saved, "
                                  "'releaserisk label' continues from there\n")  # fmt: skip
@@ -779,6 +780,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("label", help="label bug-introducing changes (SZZ, reverts)")
     p.add_argument("--repo", action="append", help="repository name (default: all)")
     p.add_argument("--workers", type=int, default=2, help="parallel git blame workers (default 2)")
+    p.add_argument(
+        "--commit-graph",
+        action="store_true",
+        help="first write git's commit-graph with changed-path Bloom filters (a cache file inside .git; "
+        "blame gets about 3x faster on long histories; needs git 2.27+)",
+    )
     _common(p)
     p.set_defaults(handler=cmd_label)
 

@@ -175,6 +175,7 @@ def label_changes(
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
     checkpoint_every: int = 500,
+    write_commit_graph: bool = False,
 ) -> LabelResult:
     """Label the stored commits of ``repo`` by SZZ and revert detection.
 
@@ -197,6 +198,12 @@ def label_changes(
         Blamed fixes saved per transaction. Blaming a large history takes minutes to an
         hour (git's own: 19,596 fixes); an interrupted run keeps what it saved, and the
         next run blames only the fixes not saved yet.
+    write_commit_graph : bool
+        Before blaming, run ``git commit-graph write --reachable --changed-paths`` in the
+        repository. Off by default because it writes into the repository's ``.git`` (a
+        cache file git maintains itself; no history changes). With it, git's blame skips
+        commits that did not touch the file: on git.git, 80 fixes' blames took 3.1 s
+        instead of 9.1 s, for 6 s spent writing the graph once.
 
     Returns
     -------
@@ -222,6 +229,8 @@ def label_changes(
         store.query("SELECT DISTINCT fix_sha FROM labels WHERE repo = ? AND method = 'szz_fix'", [repo])["fix_sha"]
     )
     todo = [sha for sha in fixes["sha"] if sha not in done]
+    if todo and write_commit_graph:
+        _run(repo_path, "commit-graph", "write", "--reachable", "--changed-paths")
     blamed = set(store.query("SELECT sha FROM labels WHERE repo = ? AND method = 'szz'", [repo])["sha"])
     rows: list[tuple[str, str, bool, str]] = []
     pool = ThreadPoolExecutor(max_workers=max(1, workers))

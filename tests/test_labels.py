@@ -175,3 +175,23 @@ def test_cli_interrupt_says_what_was_kept(tmp_path, git_repo, monkeypatch, capsy
     monkeypatch.setattr(releaserisk.labels, "label_changes", interrupted)
     assert main(["--db", db, "label"]) == 130
     assert "up to the last checkpoint are saved" in capsys.readouterr().err
+
+
+def test_commit_graph_is_written_only_when_asked(tmp_path, git_repo):
+    from releaserisk.cli import main
+    from releaserisk.store import open_store
+
+    shas = build_history(git_repo)
+    graph = git_repo.path / ".git" / "objects" / "info" / "commit-graph"
+    db = str(tmp_path / "graph.duckdb")
+    with open_store(db) as store:
+        ingest_git(store, git_repo.path, name="r")
+    assert main(["--db", db, "label"]) == 0
+    assert not graph.exists()  # the repository is left as it was
+    with open_store(db) as store:
+        store.execute("DELETE FROM labels")
+    assert main(["--db", db, "label", "--commit-graph"]) == 0
+    assert graph.exists()
+    with open_store(db) as store:
+        labels = store.query("SELECT sha, fix_sha FROM labels WHERE method = 'szz'")
+    assert labels.to_dict("list") == {"sha": [shas["B"]], "fix_sha": [shas["F"]]}
