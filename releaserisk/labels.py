@@ -202,8 +202,8 @@ def label_changes(
         Before blaming, run ``git commit-graph write --reachable --changed-paths`` in the
         repository. Off by default because it writes into the repository's ``.git`` (a
         cache file git maintains itself; no history changes). With it, git's blame skips
-        commits that did not touch the file: on git.git, 80 fixes' blames took 3.1 s
-        instead of 9.1 s, for 6 s spent writing the graph once.
+        commits that did not touch the file: labelling git.git (19,553 fixes, 2 workers)
+        took 10 min instead of 31, for 6 s spent writing the graph.
 
     Returns
     -------
