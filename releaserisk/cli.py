@@ -218,6 +218,9 @@ def cmd_label(args: argparse.Namespace) -> int:
     results = []
     with _open(args) as store:
         for repo in _repos(store, args.repo):
+            if not args.commit_graph and _blame_would_be_slow(store, repo):
+                sys.stderr.write(f"hint: {repo} has a long history and no changed-path commit-graph; "
+                                 "'releaserisk label --commit-graph' makes SZZ about 3x faster\n")  # fmt: skip
             progress = _fix_progress(repo) if args.format == "text" and sys.stderr.isatty() else None
             try:
                 results.append(label_changes(store, repo, settings=settings, workers=args.workers, progress=progress,
@@ -233,6 +236,37 @@ def cmd_label(args: argparse.Namespace) -> int:
     ]
     _emit(args, {"repos": [r.to_dict() for r in results]}, "\n".join(lines))
     return EXIT_OK
+
+
+#: Commits from which SZZ without a changed-path commit-graph is worth a hint (git.git, 82k: 31 min vs 10).
+COMMIT_GRAPH_HINT_COMMITS = 20_000
+
+
+def _blame_would_be_slow(store, repo: str) -> bool:
+    """A long history whose repository has no commit-graph with changed-path Bloom filters."""
+    from pathlib import Path
+
+    from releaserisk.errors import GitError
+    from releaserisk.ingest.git import git
+
+    path, commits = store.execute(
+        "SELECT any_value(r.path), count(c.sha) FROM repos r LEFT JOIN commits c USING (repo) WHERE r.repo = ?",
+        [repo],
+    ).fetchone()
+    if commits < COMMIT_GRAPH_HINT_COMMITS:
+        return False
+    try:
+        info = Path(path) / git(path, "rev-parse", "--git-path", "objects/info").strip()
+    except GitError:
+        return False
+    graphs = [info / "commit-graph", *sorted((info / "commit-graphs").glob("*.graph"))]
+    return not any(_has_bloom_filters(g) for g in graphs if g.is_file())
+
+
+def _has_bloom_filters(graph) -> bool:
+    # the chunk table follows the 8-byte header; "BIDX" is the changed-path Bloom filter index
+    with graph.open("rb") as handle:
+        return b"BIDX" in handle.read(8 + 12 * 16)
 
 
 def _fix_progress(repo: str) -> Callable[[int, int], None]:

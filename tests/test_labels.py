@@ -195,3 +195,25 @@ def test_commit_graph_is_written_only_when_asked(tmp_path, git_repo):
     with open_store(db) as store:
         labels = store.query("SELECT sha, fix_sha FROM labels WHERE method = 'szz'")
     assert labels.to_dict("list") == {"sha": [shas["B"]], "fix_sha": [shas["F"]]}
+
+
+def test_long_histories_get_a_commit_graph_hint(tmp_path, git_repo, monkeypatch, capsys):
+    import releaserisk.cli
+    from releaserisk.cli import main
+    from releaserisk.store import open_store
+
+    build_history(git_repo)
+    db = str(tmp_path / "hint.duckdb")
+    with open_store(db) as store:
+        ingest_git(store, git_repo.path, name="r")
+    assert main(["--db", db, "label"]) == 0
+    assert "hint" not in capsys.readouterr().err  # 4 commits: not a long history
+    monkeypatch.setattr(releaserisk.cli, "COMMIT_GRAPH_HINT_COMMITS", 3)
+    git_repo.git("commit-graph", "write", "--reachable")  # a graph without Bloom filters does not help blame
+    assert main(["--db", db, "label"]) == 0
+    assert "label --commit-graph' makes SZZ about 3x faster" in capsys.readouterr().err
+    with open_store(db) as store:
+        store.execute("DELETE FROM labels")  # the graph is written only when there are fixes to blame
+    assert main(["--db", db, "label", "--commit-graph"]) == 0
+    assert main(["--db", db, "label"]) == 0
+    assert "hint" not in capsys.readouterr().err
