@@ -174,6 +174,10 @@ class _Work(NamedTuple):
         n = next(_CALLS)
         return cls(*(f"_dora{n}_{name}" for name in cls._fields))
 
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return (self.prod, self.incident_links, self.deploys, self.first_deploy, self.prs)
+
 
 #: Working tables of results that were garbage-collected, per store: dropped at a safe
 #: point (the next call), never from a finalizer that could run mid-query.
@@ -183,7 +187,7 @@ _DEAD: weakref.WeakKeyDictionary[Store, list[_Work]] = weakref.WeakKeyDictionary
 def _drop_dead(store: Store) -> None:
     for work in _DEAD.pop(store, []):
         store.execute(f"DROP VIEW IF EXISTS {work.changes}")
-        for table in work[:-1]:
+        for table in work.tables:
             store.execute(f"DROP TABLE IF EXISTS {table}")
 
 
