@@ -709,10 +709,14 @@ def dora_metrics(
     period = "week" if freq == "W" else "month"
     _drop_dead(store)
     work = _Work.new()
-    _prepare(store, settings, profile, work)
-    _detail_tables(store, profile, work)
     group = "'all'" if by is None else f"coalesce(CAST({_GROUPS[by]} AS VARCHAR), 'unassigned')"
-    stats = _aggregates(store, work, group, period, start, end, profile)
+    try:
+        _prepare(store, settings, profile, work)
+        _detail_tables(store, profile, work)
+        stats = _aggregates(store, work, group, period, start, end, profile)
+    except BaseException:  # interrupted (a long call in a notebook) or failed: drop its tables next time
+        _bury(store, work)
+        raise
 
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")

@@ -211,7 +211,7 @@ def test_peer_rules_whole_minutes_merge_commit_and_incident_only_failures(store)
     assert not devlake.deployments.set_index("deployment_id").loc["d3"].failed
 
 
-def test_drill_downs_are_read_on_first_use_and_kept_across_calls(store):
+def test_drill_downs_are_read_on_first_use_and_kept_across_calls(store, monkeypatch):
     # committed a day after the deployment that shipped it (a rebased sha): dora keeps the
     # negative lead time, fourkeys drops it
     load(store, commits=[("c1", "2024-01-03T00:00Z")], deployments=[dep(1, "2024-01-02T00:00Z")],
@@ -230,6 +230,16 @@ def test_drill_downs_are_read_on_first_use_and_kept_across_calls(store):
     gc.collect()
     unread = dora_metrics(store, "2024-01-01", "2024-01-08")
     assert working_tables() == 5  # only the live result's
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("releaserisk.dora._aggregates", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        dora_metrics(store, "2024-01-01", "2024-01-08")
+    monkeypatch.undo()
+    again = dora_metrics(store, "2024-01-01", "2024-01-08")
+    assert working_tables() == 2 * 5 and again.changes["sha"].tolist() == ["c1"]  # the interrupted call's are gone
     store.close()
     with pytest.raises(StoreError, match="before closing the store"):
         _ = unread.deployments
