@@ -475,6 +475,11 @@ def cmd_dora(args: argparse.Namespace) -> int:
             settings=_settings(args),
         )
         frame = result.detail(args.detail) if args.detail else None  # read while the store is open
+        if not store.execute("SELECT count(*) FROM deployments").fetchone()[0]:
+            sys.stderr.write(
+                "hint: the store has no deployments; load them with 'releaserisk ingest deployments FILE', "
+                "'ingest github' or 'ingest git-tags'\n"
+            )
     if frame is not None:
         if args.format == "csv":
             sys.stdout.write(frame.to_csv(index=False))

@@ -55,19 +55,19 @@ ROLLOUT_POLICY: dict[str, dict[str, Any]] = {
 }
 
 _PHRASES = {
-    "la": "adds {v:,.0f} lines",
-    "ld": "deletes {v:,.0f} lines",
-    "nf": "touches {v:,.0f} files",
-    "nd": "spans {v:,.0f} directories",
-    "ns": "spans {v:,.0f} subsystems",
+    "la": "adds {v:,.0f} line{s}",
+    "ld": "deletes {v:,.0f} line{s}",
+    "nf": "touches {v:,.0f} file{s}",
+    "nd": "spans {v:,.0f} director{ies}",
+    "ns": "spans {v:,.0f} subsystem{s}",
     "entropy": "spreads its edits across files (entropy {v:.2f})",
-    "lt": "edits large files ({v:,.0f} lines before)",
-    "ndev": "touches files {v:,.0f} developers changed before",
+    "lt": "edits large files ({v:,.0f} line{s} before)",
+    "ndev": "touches files {v:,.0f} developer{s} changed before",
     "age": "touches files last changed {v:,.1f} days before",
-    "nuc": "touches files with {v:,.0f} earlier changes",
-    "exp": "its author has {v:,.0f} earlier commits",
+    "nuc": "touches files with {v:,.0f} earlier change{s}",
+    "exp": "its author has {v:,.0f} earlier commit{s}",
     "rexp": "its author's recent experience is {v:,.1f}",
-    "sexp": "its author has {v:,.0f} earlier commits in these subsystems",
+    "sexp": "its author has {v:,.0f} earlier commit{s} in these subsystems",
 }
 
 
@@ -76,7 +76,9 @@ def describe(feature: str, value: float, contribution: float) -> str:
     if feature == "fix":
         text = "is a bug fix" if value else "is not a bug fix"
     else:
-        text = _PHRASES.get(feature, feature + " = {v}").format(v=value)
+        one = f"{value:,.0f}" == "1"  # "adds 1 line": singular as the count is printed
+        phrase = _PHRASES.get(feature, feature + " = {v}")
+        text = phrase.format(v=value, s="" if one else "s", ies="y" if one else "ies")
     return f"{text} ({'raises' if contribution > 0 else 'lowers'} risk)"
 
 

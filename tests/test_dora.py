@@ -312,9 +312,22 @@ def test_cli_dora_json_csv_and_detail(fixture_store, tmp_path, capsys):
     db = str(fixture_store.path)
     fixture_store.close()
     assert main(["--db", db, "dora", "--since", "2024-01-01", "--until", "2024-01-22", "--format", "json"]) == 0
-    payload = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
     assert payload["summary"][0]["change_failure_rate"] == 0.5 and len(payload["by_period"]) == 3
+    assert "hint" not in captured.err  # the fixture has deployments
     assert main(["--db", db, "dora", "--detail", "deployments", "--format", "csv"]) == 0
     assert capsys.readouterr().out.startswith("deployment_id,")
     assert main(["--db", db, "dora", "--since", "2024-02-01", "--until", "2024-01-01"]) == 2
     assert "until must be after since" in capsys.readouterr().err
+
+
+def test_cli_dora_on_a_store_without_deployments_says_how_to_load_them(store, capsys):
+    from releaserisk.cli import main
+
+    db = str(store.path)
+    store.close()
+    assert main(["--db", db, "dora"]) == 0
+    captured = capsys.readouterr()
+    assert "deployments          0" in captured.out
+    assert captured.err.startswith("hint: the store has no deployments") and "ingest deployments" in captured.err

@@ -125,3 +125,20 @@ def test_rollout_policy_file_overrides_and_validates(gate, tmp_path):
     policy.write_text("[low]\nbake_minute = 5\n")
     bad = score(gate, "HEAD~2..HEAD", "--policy", str(policy))
     assert bad.returncode == 2 and "unknown key 'low.bake_minute'" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("feature", "value", "expected"),
+    [
+        ("la", 1, "adds 1 line (raises risk)"),
+        ("la", 1240, "adds 1,240 lines (raises risk)"),
+        ("nd", 1, "spans 1 directory (raises risk)"),
+        ("nd", 0, "spans 0 directories (raises risk)"),
+        ("exp", 0.6, "its author has 1 earlier commit (raises risk)"),  # singular as printed
+        ("fix", 1, "is a bug fix (raises risk)"),
+    ],
+)
+def test_reasons_read_as_plain_words(feature, value, expected):
+    from releaserisk.gate import describe
+
+    assert describe(feature, value, 0.3) == expected
