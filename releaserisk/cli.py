@@ -456,7 +456,14 @@ def cmd_ingest_tags(args: argparse.Namespace) -> int:
         count = ingest_git_tags(
             store, args.path, pattern=args.pattern, service=args.service, environment=args.environment, name=args.name
         )
-    _emit(args, {"deployments": count}, f"recorded {count} tags as {args.environment} deployments of {args.service}")
+    _emit(
+        args,
+        {"deployments": count},
+        f"recorded {count} tag{'' if count == 1 else 's'} as {args.environment} deployments of {args.service}",
+    )
+    if not count:
+        wanted = f"'{args.pattern}'" if args.pattern else "a version (v1.2 or 1.2)"
+        sys.stderr.write(f"hint: no tag in {args.path} matches {wanted}; choose the release tags with --pattern GLOB\n")
     return EXIT_OK
 
 
@@ -801,7 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = ingest.add_parser("git-tags", help="tags as successful deployments (libraries that release by tag)")
     p.add_argument("path")
-    p.add_argument("--pattern", default="v*", help="tag glob (default v*)")
+    p.add_argument("--pattern", help="tag glob (default: version tags such as v1.2 or 1.2)")
     p.add_argument("--service", required=True)
     p.add_argument("--environment", default="production")
     p.add_argument("--name", help="repository name in the store")

@@ -34,7 +34,11 @@ Rework rate
     deployments of a service finished while an incident on it was open.
 
 A metric without data is reported as missing (NaN) with tier ``no data``; a week
-without deployments has 0 deployments, not a missing value.
+without deployments has 0 deployments, not a missing value. Change failures need a
+source of failures: when the store holds no incident at all and (in the ``dora``
+profile, where they count) no rollback or hotfix deployment, the change failure rate
+and rework rate are no data, not 0 % and elite — deployments recorded from git tags
+alone cannot show a failure (``DoraResult.notes`` says so).
 
 Profiles
 --------
@@ -207,6 +211,8 @@ class DoraResult:
         time to restore median (hours), rework rate, and a tier per metric.
     by_period : DataFrame
         The same per group and ISO week (or month); weeks without deployments are 0.
+    notes : list of str
+        Why a metric is no data for the whole store (no source of failures).
     deployments, changes, pull_requests, incidents : DataFrame
         The rows behind the numbers (failure yes/no and why, lead time per commit,
         PR phases, incident links and how they were made). Read from the store on
@@ -220,6 +226,7 @@ class DoraResult:
     profile: str = "dora"
     window: tuple[Any, Any] = (None, None)
     params: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def deployments(self) -> pd.DataFrame:
@@ -253,6 +260,7 @@ class DoraResult:
             "window": [str(self.window[0]), str(self.window[1])],
             "summary": records(self.summary),
             "by_period": records(self.by_period),
+            "notes": list(self.notes),
         }
 
     def detail(self, name: str) -> pd.DataFrame:
@@ -295,6 +303,7 @@ class DoraResult:
             lines.append(f"    rework rate          {fmt(row['rework_rate'])}")  # fmt: skip
             if "deployment_frequency_bucket" in row:
                 lines.append(f"    Four Keys frequency  {row['deployment_frequency_bucket']}")
+        lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -590,7 +599,24 @@ def _aggregates(store: Store, w: _Work, group: str, period: str, start, end, pro
     return merged
 
 
-def _finish(frame: pd.DataFrame, span_days: pd.Series, benchmark: int) -> pd.DataFrame:
+def _failures_tracked(store: Store, profile: str) -> bool:
+    """Whether the store has any source of change failures for ``profile`` to count.
+
+    Incidents count in every profile; rollback and hotfix deployments only in ``dora``.
+    Without either, no deployment can be seen to fail, so a 0 % failure rate would be
+    an absence of data presented as an elite score.
+    """
+    kinds = "OR EXISTS (SELECT 1 FROM deployments WHERE kind IN ('rollback', 'hotfix'))" if profile == "dora" else ""
+    return bool(store.execute(f"SELECT EXISTS (SELECT 1 FROM incidents) {kinds}").fetchone()[0])
+
+
+_UNTRACKED_FAILURES = (
+    "the store has no incidents{kinds}, so no deployment can be seen to fail: change failure rate and rework "
+    "rate are no data (ingest incidents to measure them)"
+)
+
+
+def _finish(frame: pd.DataFrame, span_days: pd.Series, benchmark: int, failures_tracked: bool = True) -> pd.DataFrame:
     """Rates from counts, zeros for empty periods, tiers per metric."""
     for column in ("deployments", "failed_deployments", "deploy_days", "incidents"):
         frame[column] = frame[column].fillna(0).astype(int)
@@ -599,6 +625,8 @@ def _finish(frame: pd.DataFrame, span_days: pd.Series, benchmark: int) -> pd.Dat
     frame["deploys_per_day"] = frame["deployments"] / span_days
     frame["deploy_days_per_week"] = frame["deploy_days"] / weeks
     frame["change_failure_rate"] = (frame["failed_deployments"] / frame["deployments"]).where(frame["deployments"] > 0)
+    if not failures_tracked:
+        frame["change_failure_rate"] = frame["rework_rate"] = np.nan
     for metric in _TIER_COLUMNS:
         frame[f"{metric}_tier"] = _tiers(metric, frame[metric], benchmark)
     return frame
@@ -718,9 +746,11 @@ def dora_metrics(
         _bury(store, work)
         raise
 
+    tracked = _failures_tracked(store, profile)
+    notes = [] if tracked else [_UNTRACKED_FAILURES.format(kinds=", rollbacks or hotfixes" * (profile == "dora"))]
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
-    summary = _finish(summary, pd.Series((end - start) / pd.Timedelta(days=1), index=summary.index), benchmark)
+    summary = _finish(summary, pd.Series((end - start) / pd.Timedelta(days=1), index=summary.index), benchmark, tracked)
 
     first = pd.Timestamp(start).floor("D") - pd.Timedelta(days=start.weekday()) if period == "week" else (
         pd.Timestamp(start.year, start.month, 1, tz="UTC"))  # fmt: skip
@@ -731,7 +761,7 @@ def dora_metrics(
     by_period = calendar.merge(per_period, on=["grp", "period_start"], how="left")
     span_end = by_period["period_start"] + (pd.Timedelta(days=7) if period == "week" else pd.offsets.MonthBegin(1))
     clipped = span_end.clip(upper=end) - by_period["period_start"].clip(lower=start)
-    by_period = _finish(by_period, clipped / pd.Timedelta(days=1), benchmark)
+    by_period = _finish(by_period, clipped / pd.Timedelta(days=1), benchmark, tracked)
     iso = by_period["period_start"].dt.isocalendar()
     by_period.insert(1, "period", [f"{y}-W{w:02d}" for y, w in zip(iso["year"], iso["week"], strict=True)]
                      if period == "week" else by_period["period_start"].dt.strftime("%Y-%m"))  # fmt: skip
@@ -760,6 +790,7 @@ def dora_metrics(
         profile=profile,
         window=(start, end),
         params={"freq": freq, "by": by, "benchmark": benchmark},
+        notes=notes,
     )
     weakref.finalize(result, _bury, store, work)
     return result

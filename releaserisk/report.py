@@ -96,6 +96,7 @@ class WeeklySections:
     data: pd.DataFrame
     risk_threshold: float = 0.5
     notes: list[str] = field(default_factory=list)
+    dora_notes: list[str] = field(default_factory=list)  # why a DORA number is no data
 
 
 _HEADLINE = [
@@ -197,6 +198,7 @@ def weekly_sections(
         data=_data_section(store),
         risk_threshold=settings.risk_threshold,
         notes=notes,
+        dora_notes=list(dora.notes),
     )
 
 

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from releaserisk.dora import dora_metrics, tier
+from releaserisk.dora import PROFILES, dora_metrics, tier
 from releaserisk.errors import InputError, StoreError
 
 T = pd.Timestamp
@@ -191,6 +191,8 @@ def test_peer_rules_whole_minutes_merge_commit_and_incident_only_failures(store)
         pr_commits=[{"repo": "r", "number": 1, "sha": "p1", "authored_at": "2024-01-02T09:00:30Z"},
                     {"repo": "r", "number": 2, "sha": "p2", "authored_at": "2024-01-02T07:00Z"}],
         reviews=[{"repo": "r", "number": 1, "reviewer": "bob", "submitted_at": "2024-01-02T09:31Z"}],
+        # incidents are tracked (another service's): a 0 % failure rate is a measurement here
+        incidents=[{"incident_id": "w", "service": "web", "opened_at": "2024-01-05T00:00Z"}],
     )  # fmt: skip
     window = ("2024-01-01", "2024-01-08")
     dora, devlake, fourkeys = (dora_metrics(store, *window, profile=p) for p in ("dora", "devlake", "fourkeys"))
@@ -331,3 +333,25 @@ def test_cli_dora_on_a_store_without_deployments_says_how_to_load_them(store, ca
     captured = capsys.readouterr()
     assert "deployments          0" in captured.out
     assert captured.err.startswith("hint: the store has no deployments") and "ingest deployments" in captured.err
+
+
+def test_no_source_of_failures_is_no_data_not_an_elite_zero(store):
+    # deployments from git tags: nothing could ever show one failing
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")])
+    window = ("2024-01-01", "2024-01-08")
+    for profile in PROFILES:
+        result = dora_metrics(store, *window, profile=profile)
+        s = result.summary.iloc[0]
+        assert s.deployments == 2 and math.isnan(s.change_failure_rate) and math.isnan(s.rework_rate)
+        assert s.change_failure_rate_tier == "no data"
+        assert result.by_period.change_failure_rate.isna().all()
+        assert "no incidents" in result.notes[0] and result.to_dict()["notes"] == result.notes
+        assert "note: the store has no incidents" in result.summary_text()
+    # a rollback is a source of failures for DORA's definition, not for the incident-only peers
+    load(store, deployments=[dep(3, "2024-01-04T00:00Z", kind="rollback", reverts_deployment_id="d2")])
+    assert dora_metrics(store, *window).summary.iloc[0].change_failure_rate == pytest.approx(1 / 3)
+    assert math.isnan(dora_metrics(store, *window, profile="devlake").summary.iloc[0].change_failure_rate)
+    # any incident in the store, even another service's, makes 0 % a measurement
+    load(store, incidents=[{"incident_id": "w", "service": "web", "opened_at": "2023-06-01T00:00Z"}])
+    fourkeys = dora_metrics(store, *window, profile="fourkeys")
+    assert fourkeys.summary.iloc[0].change_failure_rate == 0 and not fourkeys.notes

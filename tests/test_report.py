@@ -73,11 +73,16 @@ def test_user_strings_are_escaped(rendered):
     assert "<img src=x onerror" not in html and "<b>mallory</b>" not in html
 
 
+def test_failure_rate_note_only_without_incidents(rendered):
+    assert "the store has no incidents" not in rendered["html"]  # the simulated store has them
+
+
 def test_missing_data_is_shown_as_missing(simulated, tmp_path):
     db = tmp_path / "empty.duckdb"
     open_store(db).close()
     html = Path(render_weekly(db, "2025-W10", out_dir=tmp_path)["html"]).read_text()
     assert "No data." in html and "no data" in html
+    assert "the store has no incidents" in html  # says why the failure rate is no data
 
 
 @pytest.mark.parametrize("name", ["explore_history", "train_risk_model", "canary_analysis"])

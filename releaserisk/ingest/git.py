@@ -655,20 +655,25 @@ def _add_commit(batch: _Batch, commit: _Commit, seq: int, state: ChangeMetricSta
     return len(changes)
 
 
+#: Tag globs that name a release when no pattern is given: ``v1.2.3`` and ``1.2.3``.
+VERSION_TAGS = ("v[0-9]*", "[0-9]*")
+
+
 def ingest_git_tags(
     store: Store,
     path: str | os.PathLike[str],
     *,
-    pattern: str = "v*",
+    pattern: str | None = None,
     service: str,
     environment: str = "production",
     name: str | None = None,
 ) -> int:
     """Record each tag matching ``pattern`` as a successful deployment at the tag's date.
 
-    For libraries that release by tag: the deployment id is ``tag:<service>:<tag>``,
-    its sha the tagged commit, its time the tagger date (annotated tags) or the commit
-    date (lightweight tags).
+    For libraries that release by tag. ``pattern`` is a glob over tag names; by default,
+    version tags (:data:`VERSION_TAGS`: ``v1.2`` or ``1.2``, as Flask tags). The
+    deployment id is ``tag:<service>:<tag>``, its sha the tagged commit, its time the
+    tagger date (annotated tags) or the commit date (lightweight tags).
 
     Returns
     -------
@@ -680,7 +685,7 @@ def ingest_git_tags(
         info.path,
         "for-each-ref",
         "--format=%(refname:short)%00%(objectname)%00%(*objectname)%00%(creatordate:unix)",
-        f"refs/tags/{pattern}",
+        *(f"refs/tags/{glob}" for glob in ([pattern] if pattern else VERSION_TAGS)),
     )
     rows = []
     for line in out.splitlines():
