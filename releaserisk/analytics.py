@@ -96,7 +96,7 @@ class ReleaseAnalytics:
             )[:, 1]
             grouped.attrs["log2_size_coefficient"] = float(fit.coef_[0][0])
         grouped.insert(0, "min_size", _BUCKETS)
-        return grouped.reset_index()
+        return self._without_evidence(grouped.reset_index(), ["failures", "failure_rate", "ci_low", "ci_high"])
 
     def rollbacks(self) -> pd.DataFrame:
         """Per service: rollbacks, successful ones, hours to roll back, days since the last one."""
@@ -141,7 +141,14 @@ class ReleaseAnalytics:
                 "ci_low": low[0], "ci_high": high[0],
                 "skipped_stage_rate": part["skipped_stage"].mean() if len(part) else np.nan,
             })  # fmt: skip
-        return pd.DataFrame(rows)
+        return self._without_evidence(pd.DataFrame(rows), ["failures", "failure_rate", "ci_low", "ci_high"])
+
+    def _without_evidence(self, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+        """Failure columns as missing when the store has no source of failures (not 0 %)."""
+        if not self.dora.failures_tracked:
+            frame[columns] = np.nan
+            frame.attrs["note"] = self.dora.notes[0]
+        return frame
 
     def stage_promotion(self) -> pd.DataFrame:
         """Hours from each environment to the next per (service, sha), summarised per stage pair."""
@@ -176,7 +183,14 @@ class ReleaseAnalytics:
                 "skipped": int((reached_b & wide[a].isna()).sum()),
                 "failed_deployments": int(failures.get(b, 0)),
             })  # fmt: skip
-        return pd.DataFrame(rows)
+        return self._without_evidence(pd.DataFrame(rows), ["failures", "failure_rate", "ci_low", "ci_high"])
+
+    def _without_evidence(self, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+        """Failure columns as missing when the store has no source of failures (not 0 %)."""
+        if not self.dora.failures_tracked:
+            frame[columns] = np.nan
+            frame.attrs["note"] = self.dora.notes[0]
+        return frame
 
     def environment_lag(self) -> pd.DataFrame:
         """Per ISO week and service: median hours a pre-production sha waited for production,

@@ -213,6 +213,9 @@ class DoraResult:
         The same per group and ISO week (or month); weeks without deployments are 0.
     notes : list of str
         Why a metric is no data for the whole store (no source of failures).
+    failures_tracked : bool
+        False when the store has no source of change failures for the profile: then
+        ``failed`` in the drill-downs is False for lack of evidence, not a measurement.
     deployments, changes, pull_requests, incidents : DataFrame
         The rows behind the numbers (failure yes/no and why, lead time per commit,
         PR phases, incident links and how they were made). Read from the store on
@@ -227,6 +230,7 @@ class DoraResult:
     window: tuple[Any, Any] = (None, None)
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    failures_tracked: bool = True
 
     @property
     def deployments(self) -> pd.DataFrame:
@@ -791,6 +795,7 @@ def dora_metrics(
         window=(start, end),
         params={"freq": freq, "by": by, "benchmark": benchmark},
         notes=notes,
+        failures_tracked=tracked,
     )
     weakref.finalize(result, _bury, store, work)
     return result

@@ -220,19 +220,36 @@ def _canary_outcomes(store: Store, start: datetime, end: datetime) -> pd.DataFra
 
 
 def _data_section(store: Store) -> pd.DataFrame:
+    """Rows per table and the last ingest that wrote it, whichever way (file, git, GitHub)."""
+    from releaserisk.ingest.schemas import SCHEMAS
+
+    kinds = list(SCHEMAS)
+    last = store.query(
+        """
+        WITH runs AS (
+            SELECT finished_at, split_part(source, ':', 1) AS kind, split_part(source, ':', 3) AS resource
+            FROM ingest_runs WHERE status = 'success'
+        )
+        SELECT CASE kind WHEN 'git' THEN 'commits' WHEN 'git-tags' THEN 'deployments'
+                         WHEN 'metrics' THEN 'metric_samples'
+                         WHEN 'github' THEN CASE resource WHEN 'pulls' THEN 'pull_requests'
+                                                          WHEN 'incidents' THEN 'incidents' ELSE 'deployments' END
+                         ELSE $tables[list_position($kinds, kind)] END AS tbl,
+               max(finished_at) AS last_ingest
+        FROM runs GROUP BY tbl
+        """,
+        {"kinds": kinds, "tables": [SCHEMAS[k][0] for k in kinds]},
+    ).set_index("tbl")["last_ingest"]
     counts = store.counts()
-    runs = store.query(
-        "SELECT split_part(source, ':', 1) AS source, max(finished_at) AS last_ingest, count(*) AS runs "
-        "FROM ingest_runs GROUP BY 1"
-    ).set_index("source")
-    rows = []
-    for table, source in (("commits", "git"), ("deployments", "deployments"), ("incidents", "incidents"),
-                          ("pull_requests", "pull-requests"), ("metric_samples", "metrics"),
-                          ("risk_scores", None), ("labels", None)):  # fmt: skip
-        last = runs["last_ingest"].get(source) if source in runs.index else None
-        rows.append({"table": table, "rows": counts.get(table, 0), "last ingest": last,
-                     "gap": "no data" if not counts.get(table) else ""})  # fmt: skip
-    return pd.DataFrame(rows)
+    tables = ("commits", "deployments", "incidents", "pull_requests", "metric_samples", "risk_scores", "labels")
+    return pd.DataFrame(
+        {
+            "table": tables,
+            "rows": [counts.get(t, 0) for t in tables],
+            "last ingest": [last.get(t) for t in tables],
+            "gap": ["" if counts.get(t) else "no data" for t in tables],
+        }
+    )
 
 
 # -- rendering ------------------------------------------------------------------------------

@@ -11,9 +11,12 @@ one transaction. Loading the same frame twice therefore gives the same rows.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import uuid
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -212,6 +215,20 @@ class Store:
             raise
         self._depth = 0
         self.connection.execute("COMMIT")
+
+    def record_ingest(
+        self, source: str, started: datetime, counts: dict[str, Any], watermark: str | None = None
+    ) -> None:
+        """Log a successful ingest in ``ingest_runs`` (call inside the ingest's transaction).
+
+        ``source`` is ``kind:detail`` (``git:REPO``, ``git-tags:REPO``, ``deployments:FILE``,
+        ``github:OWNER/REPO:RESOURCE``, ``metrics:ANALYSIS``); ``watermark`` is where an
+        incremental source resumes.
+        """
+        self.connection.execute(
+            "INSERT INTO ingest_runs VALUES (?, ?, ?, now(), 'success', ?, ?)",
+            [uuid.uuid4().hex, source, started, json.dumps(counts), watermark],
+        )
 
     # -- reading and writing ------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:

@@ -39,3 +39,21 @@ def test_batch_buckets_rollbacks_hotfixes_and_stages(store):
     weekly = analytics.frequency_vs_failure()
     assert weekly["deployments"].sum() == 5
     assert isinstance(analytics.environment_lag(), pd.DataFrame)
+
+
+def test_failure_rates_are_missing_without_a_source_of_failures(store):
+    # production deployments only (as from release tags): nothing can show a failure
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+         changes=[("d1", "c1"), ("d2", "c2"), ("d2", "c3")])  # fmt: skip
+    analytics = release_analytics(store, "2024-01-01", "2024-01-08")
+    buckets = analytics.failure_by_batch_size().set_index("bucket")
+    assert buckets.loc["1", "deployments"] == 1 and np.isnan(buckets.loc["1", "failure_rate"])
+    assert buckets[["failures", "ci_low", "ci_high"]].isna().all().all()
+    assert "no incidents" in analytics.failure_by_batch_size().attrs["note"]
+    regular = analytics.hotfixes().set_index("kind").loc["regular"]
+    assert regular.deployments == 2 and np.isnan(regular.failure_rate) and np.isnan(regular.failures)
+    assert analytics.frequency_vs_failure()["change_failure_rate"].isna().all()
+    # one incident anywhere: the same deployments now measure 0 failures
+    load(store, incidents=[{"incident_id": "i", "service": "web", "opened_at": "2023-01-01T00:00Z"}])
+    tracked = release_analytics(store, "2024-01-01", "2024-01-08").failure_by_batch_size().set_index("bucket")
+    assert tracked.loc["1", "failure_rate"] == 0 and tracked.loc["1", "failures"] == 0

@@ -160,3 +160,27 @@ def test_notebook_kernel_listens_on_private_unix_sockets(tmp_path):
     _, executed = render_notebook(tmp_path / "probe.ipynb", {}, tmp_path / "out", "probe")
     # TCP would let any local user reach the kernel that reads the store
     assert nbformat.read(executed, as_version=4).cells[-1].outputs[0]["text"].strip() == "ipc"
+
+
+def test_data_section_dates_every_way_of_ingesting(store, git_repo):
+    from datetime import UTC, datetime
+
+    from releaserisk.canary.data import store_samples
+    from releaserisk.ingest.git import ingest_git, ingest_git_tags
+    from releaserisk.report import _data_section
+
+    git_repo.write("a.txt", "1\n")
+    git_repo.git("tag", "1.0", git_repo.commit("one"))
+    ingest_git(store, git_repo.path, name="lib")
+    ingest_git_tags(store, git_repo.path, service="lib", name="lib")
+    samples = pd.DataFrame({"metric": ["latency"], "arm": ["canary"], "ts": [pd.Timestamp("2024-01-01", tz="UTC")],
+                            "value": [1.0]})  # fmt: skip
+    store_samples(store, samples, analysis_id="a1")
+    store.record_ingest("github:o/r:pulls", datetime.now(UTC), {"rows": 0})
+    section = _data_section(store).set_index("table")
+    for table in ("commits", "deployments", "metric_samples", "pull_requests"):
+        assert pd.notna(section.loc[table, "last ingest"]), table
+    assert pd.isna(section.loc["incidents", "last ingest"]) and section.loc["incidents", "gap"] == "no data"
+    assert section.loc["deployments", "rows"] == 1 and section.loc["pull_requests", "gap"] == "no data"
+    sources = store.query("SELECT source FROM ingest_runs ORDER BY finished_at").source.tolist()
+    assert sources[:3] == ["git:lib", "git-tags:lib", "metrics:a1"]

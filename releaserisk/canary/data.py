@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,12 @@ def store_samples(store, samples: pd.DataFrame, analysis_id: str | None = None) 
     rows = samples.drop(columns="kind", errors="ignore")
     rows["ts"] = rows["ts"].fillna(pd.Timestamp(0, tz="UTC"))
     rows["sample_index"] = rows.groupby(["analysis_id", "metric", "arm", "ts"]).cumcount()
-    return store.upsert("metric_samples", rows)
+    started = datetime.now(UTC)
+    analyses = rows["analysis_id"].unique()
+    with store.transaction():
+        loaded = store.upsert("metric_samples", rows)
+        store.record_ingest(f"metrics:{analyses[0] if len(analyses) == 1 else 'several'}", started, {"rows": loaded})
+    return loaded
 
 
 def analysis_samples(store, analysis_id: str | None = None) -> pd.DataFrame:

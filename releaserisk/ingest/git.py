@@ -26,12 +26,10 @@ branch that moved forward).
 from __future__ import annotations
 
 import collections
-import json
 import os
 import shutil
 import subprocess
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -534,10 +532,7 @@ def ingest_git(
             fill_commit_times(store)
         total = store.execute("SELECT count(*) FROM commits WHERE repo = ?", [info.name]).fetchone()[0]
         result = GitIngestResult(info.name, info.head, new_commits, new_files, total)
-        store.execute(
-            "INSERT INTO ingest_runs VALUES (?, ?, ?, now(), 'success', ?, ?)",
-            [uuid.uuid4().hex, f"git:{info.name}", started, json.dumps(result.to_dict()), info.head],
-        )
+        store.record_ingest(f"git:{info.name}", started, result.to_dict(), watermark=info.head)
     return result
 
 
@@ -709,7 +704,9 @@ def ingest_git_tags(
     )
     from releaserisk.ingest.links import link_deployment_changes
 
+    started = datetime.now(UTC)
     with store.transaction():
         store.upsert("deployments", frame)
         link_deployment_changes(store)
+        store.record_ingest(f"git-tags:{info.name}", started, {"rows": len(rows)})
     return len(rows)

@@ -28,10 +28,8 @@ list omits sizes —, commits, reviews, review comments) and 1 per deployment (s
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -354,11 +352,7 @@ def ingest_github(
 
                     link_deployment_changes(store)
                 mark = max(filter(None, [newest, start_from]), default=None)
-                store.execute(
-                    "INSERT INTO ingest_runs VALUES (?, ?, ?, now(), 'success', ?, ?)",
-                    [uuid.uuid4().hex, source, started, json.dumps({"rows": loaded}),
-                     mark.isoformat() if mark else None],
-                )  # fmt: skip
+                store.record_ingest(source, started, {"rows": loaded}, mark.isoformat() if mark else None)
             result.counts[name] = loaded
     except GitHubError:
         raise

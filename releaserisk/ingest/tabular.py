@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -202,8 +201,5 @@ def ingest_file(
             link_deployment_changes(store)
         elif table == "deployment_changes":
             fill_commit_times(store)
-        store.execute(
-            "INSERT INTO ingest_runs VALUES (?, ?, ?, now(), 'success', ?, NULL)",
-            [uuid.uuid4().hex, f"{kind}:{Path(path).name}", started, json.dumps({"rows": loaded})],
-        )
+        store.record_ingest(f"{kind}:{Path(path).name}", started, {"rows": loaded})
     return loaded
