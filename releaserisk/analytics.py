@@ -183,14 +183,7 @@ class ReleaseAnalytics:
                 "skipped": int((reached_b & wide[a].isna()).sum()),
                 "failed_deployments": int(failures.get(b, 0)),
             })  # fmt: skip
-        return self._without_evidence(pd.DataFrame(rows), ["failures", "failure_rate", "ci_low", "ci_high"])
-
-    def _without_evidence(self, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-        """Failure columns as missing when the store has no source of failures (not 0 %)."""
-        if not self.dora.failures_tracked:
-            frame[columns] = np.nan
-            frame.attrs["note"] = self.dora.notes[0]
-        return frame
+        return pd.DataFrame(rows)
 
     def environment_lag(self) -> pd.DataFrame:
         """Per ISO week and service: median hours a pre-production sha waited for production,

@@ -53,6 +53,7 @@ def test_failure_rates_are_missing_without_a_source_of_failures(store):
     regular = analytics.hotfixes().set_index("kind").loc["regular"]
     assert regular.deployments == 2 and np.isnan(regular.failure_rate) and np.isnan(regular.failures)
     assert analytics.frequency_vs_failure()["change_failure_rate"].isna().all()
+    assert "failures" not in analytics.stage_promotion()  # failed stage deployments are their own evidence
     # one incident anywhere: the same deployments now measure 0 failures
     load(store, incidents=[{"incident_id": "i", "service": "web", "opened_at": "2023-01-01T00:00Z"}])
     tracked = release_analytics(store, "2024-01-01", "2024-01-08").failure_by_batch_size().set_index("bucket")
