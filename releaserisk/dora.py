@@ -35,10 +35,10 @@ Rework rate
 
 A metric without data is reported as missing (NaN) with tier ``no data``; a week
 without deployments has 0 deployments, not a missing value. Change failures need a
-source of failures: when the store holds no incident at all and (in the ``dora``
-profile, where they count) no rollback or hotfix deployment, the change failure rate
-and rework rate are no data, not 0 % and elite — deployments recorded from git tags
-alone cannot show a failure (``DoraResult.notes`` says so).
+source: when the store holds no incident at all and (in the ``dora`` profile, where
+they count) no rollback or hotfix deployment, the change failure rate is no data, not
+0 % and elite — deployments recorded from git tags alone cannot show a failure; rework
+rate likewise needs incidents, rollbacks or hotfixes (``DoraResult.notes`` says so).
 
 Profiles
 --------
@@ -212,7 +212,7 @@ class DoraResult:
     by_period : DataFrame
         The same per group and ISO week (or month); weeks without deployments are 0.
     notes : list of str
-        Why a metric is no data for the whole store (no source of failures).
+        Why a metric is no data for the whole store (no source of failures or rework).
     failures_tracked : bool
         False when the store has no source of change failures for the profile: then
         ``failed`` in the drill-downs is False for lack of evidence, not a measurement.
@@ -603,25 +603,31 @@ def _aggregates(store: Store, w: _Work, group: str, period: str, start, end, pro
     return merged
 
 
-def _failures_tracked(store: Store, profile: str) -> bool:
-    """Whether the store has any source of change failures for ``profile`` to count.
+def _evidence(store: Store, profile: str) -> tuple[bool, bool, list[str]]:
+    """Whether the store can show change failures and rework at all, and notes saying why not.
 
-    Incidents count in every profile; rollback and hotfix deployments only in ``dora``.
-    Without either, no deployment can be seen to fail, so a 0 % failure rate would be
+    Incidents are a source of both; rollback and hotfix deployments are rework, and are
+    change failures in the ``dora`` profile only. With no source, a 0 % rate would be
     an absence of data presented as an elite score.
     """
-    kinds = "OR EXISTS (SELECT 1 FROM deployments WHERE kind IN ('rollback', 'hotfix'))" if profile == "dora" else ""
-    return bool(store.execute(f"SELECT EXISTS (SELECT 1 FROM incidents) {kinds}").fetchone()[0])
+    incidents, kinds = store.execute(
+        "SELECT EXISTS (SELECT 1 FROM incidents), "
+        "EXISTS (SELECT 1 FROM deployments WHERE kind IN ('rollback', 'hotfix'))"
+    ).fetchone()
+    failures, rework = incidents or (kinds and profile == "dora"), incidents or kinds
+    missing = [name for name, known in (("change failure rate", failures), ("rework rate", rework)) if not known]
+    if not missing:
+        return True, True, []
+    sources = "incidents" if rework else "incidents, rollbacks or hotfixes"
+    note = (f"the store has no {sources}, so the {' and '.join(missing)} cannot be measured (no data); "
+            f"ingest incidents to measure {'them' if len(missing) > 1 else 'it'}")  # fmt: skip
+    return bool(failures), bool(rework), [note]
 
 
-_UNTRACKED_FAILURES = (
-    "the store has no incidents{kinds}, so no deployment can be seen to fail: change failure rate and rework "
-    "rate are no data (ingest incidents to measure them)"
-)
-
-
-def _finish(frame: pd.DataFrame, span_days: pd.Series, benchmark: int, failures_tracked: bool = True) -> pd.DataFrame:
-    """Rates from counts, zeros for empty periods, tiers per metric."""
+def _finish(
+    frame: pd.DataFrame, span_days: pd.Series, benchmark: int, evidence: tuple[bool, bool] = (True, True)
+) -> pd.DataFrame:
+    """Rates from counts, zeros for empty periods, tiers per metric; no data without ``evidence``."""
     for column in ("deployments", "failed_deployments", "deploy_days", "incidents"):
         frame[column] = frame[column].fillna(0).astype(int)
     weeks = span_days / 7.0
@@ -629,8 +635,11 @@ def _finish(frame: pd.DataFrame, span_days: pd.Series, benchmark: int, failures_
     frame["deploys_per_day"] = frame["deployments"] / span_days
     frame["deploy_days_per_week"] = frame["deploy_days"] / weeks
     frame["change_failure_rate"] = (frame["failed_deployments"] / frame["deployments"]).where(frame["deployments"] > 0)
-    if not failures_tracked:
-        frame["change_failure_rate"] = frame["rework_rate"] = np.nan
+    failures, rework = evidence
+    if not failures:
+        frame["change_failure_rate"] = np.nan
+    if not rework:
+        frame["rework_rate"] = np.nan
     for metric in _TIER_COLUMNS:
         frame[f"{metric}_tier"] = _tiers(metric, frame[metric], benchmark)
     return frame
@@ -750,11 +759,12 @@ def dora_metrics(
         _bury(store, work)
         raise
 
-    tracked = _failures_tracked(store, profile)
-    notes = [] if tracked else [_UNTRACKED_FAILURES.format(kinds=", rollbacks or hotfixes" * (profile == "dora"))]
+    *evidence, notes = _evidence(store, profile)
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
-    summary = _finish(summary, pd.Series((end - start) / pd.Timedelta(days=1), index=summary.index), benchmark, tracked)
+    summary = _finish(
+        summary, pd.Series((end - start) / pd.Timedelta(days=1), index=summary.index), benchmark, evidence
+    )
 
     first = pd.Timestamp(start).floor("D") - pd.Timedelta(days=start.weekday()) if period == "week" else (
         pd.Timestamp(start.year, start.month, 1, tz="UTC"))  # fmt: skip
@@ -765,7 +775,7 @@ def dora_metrics(
     by_period = calendar.merge(per_period, on=["grp", "period_start"], how="left")
     span_end = by_period["period_start"] + (pd.Timedelta(days=7) if period == "week" else pd.offsets.MonthBegin(1))
     clipped = span_end.clip(upper=end) - by_period["period_start"].clip(lower=start)
-    by_period = _finish(by_period, clipped / pd.Timedelta(days=1), benchmark, tracked)
+    by_period = _finish(by_period, clipped / pd.Timedelta(days=1), benchmark, evidence)
     iso = by_period["period_start"].dt.isocalendar()
     by_period.insert(1, "period", [f"{y}-W{w:02d}" for y, w in zip(iso["year"], iso["week"], strict=True)]
                      if period == "week" else by_period["period_start"].dt.strftime("%Y-%m"))  # fmt: skip
@@ -795,7 +805,7 @@ def dora_metrics(
         window=(start, end),
         params={"freq": freq, "by": by, "benchmark": benchmark},
         notes=notes,
-        failures_tracked=tracked,
+        failures_tracked=evidence[0],
     )
     weakref.finalize(result, _bury, store, work)
     return result

@@ -350,7 +350,13 @@ def test_no_source_of_failures_is_no_data_not_an_elite_zero(store):
     # a rollback is a source of failures for DORA's definition, not for the incident-only peers
     load(store, deployments=[dep(3, "2024-01-04T00:00Z", kind="rollback", reverts_deployment_id="d2")])
     assert dora_metrics(store, *window).summary.iloc[0].change_failure_rate == pytest.approx(1 / 3)
-    assert math.isnan(dora_metrics(store, *window, profile="devlake").summary.iloc[0].change_failure_rate)
+    devlake = dora_metrics(store, *window, profile="devlake")
+    assert math.isnan(devlake.summary.iloc[0].change_failure_rate)
+    assert devlake.summary.iloc[0].rework_rate == pytest.approx(1 / 3)  # the rollback is rework in every profile
+    assert devlake.notes == [
+        "the store has no incidents, so the change failure rate cannot be measured (no data); "
+        "ingest incidents to measure it"
+    ]
     # any incident in the store, even another service's, makes 0 % a measurement
     load(store, incidents=[{"incident_id": "w", "service": "web", "opened_at": "2023-06-01T00:00Z"}])
     fourkeys = dora_metrics(store, *window, profile="fourkeys")
