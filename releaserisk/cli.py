@@ -395,7 +395,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _emit(args, payload, "mean AUC by model age (months):\n" + by_age.to_string())
         return EXIT_OK
     result = evaluate_time_split(frame, split=args.split, estimator=args.estimator)
-    text = "\n".join(f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}" for k, v in result.items())
+    shown = {k: v for k, v in result.items() if k != "notes"}
+    lines = [f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}" for k, v in shown.items()]
+    text = "\n".join([*lines, *(f"note: {note}" for note in result["notes"])])
     _emit(args, {"source": source, **result}, text)
     return EXIT_OK
 

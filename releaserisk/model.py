@@ -55,6 +55,7 @@ __all__ = [
     "evaluate_predictions",
     "evaluate_time_split",
     "expected_calibration_error",
+    "label_maturity_notes",
     "load_model",
     "read_feature_table",
     "rolling_origin",
@@ -587,7 +588,8 @@ def evaluate_time_split(
     -------
     dict
         The metrics of :func:`evaluate_predictions` plus n_train, n_test,
-        positive_rate_train, positive_rate_test, selected model and train_seconds.
+        positive_rate_train, positive_rate_test, selected model, train_seconds and
+        ``notes`` (:func:`label_maturity_notes`).
     """
     import time
 
@@ -601,6 +603,7 @@ def evaluate_time_split(
     model = RiskModel(estimator=estimator, random_state=random_state).fit(train, train["bug"])
     seconds = time.perf_counter() - started
     metrics = evaluate_predictions(test["bug"], model.predict_proba(test)[:, 1], test["effort"])
+    newest = train["bug"].iloc[int(len(train) * (1 - model.validation_fraction)) :]
     return {
         **metrics,
         "n_train": len(train),
@@ -609,7 +612,37 @@ def evaluate_time_split(
         "positive_rate_test": float(test["bug"].mean()),
         "selected": model.selected_,
         "train_seconds": round(seconds, 2),
+        "notes": label_maturity_notes(newest, test["bug"]),
     }
+
+
+def label_maturity_notes(newest_train, test, alpha: float = 0.01) -> list[str]:
+    """A warning when the test slice has clearly fewer defects than the newest training rows.
+
+    SZZ labels a commit only once a fix for it lands, often years later, so the newest
+    commits of a history look cleaner than they will be (and projects also mature).
+    Calibration measured on such a slice (ECE, Brier) rewards a model that under-predicts.
+    "Clearly fewer": a one-sided exact binomial test of the test slice's defects
+    against the newest training slice's rate at ``alpha``.
+
+    Returns
+    -------
+    list of str
+        Empty, or one note with both rates.
+    """
+    from scipy.stats import binomtest
+
+    before = float(np.mean(newest_train))
+    test = np.asarray(test, dtype=int)
+    if not len(test) or not 0 < before < 1:
+        return []
+    if binomtest(int(test.sum()), len(test), before, alternative="less").pvalue >= alpha:
+        return []
+    return [
+        f"the positive rate falls from {before:.2f} in the newest training rows to {test.mean():.2f} in the "
+        "test slice: recent labels may be incomplete (SZZ labels a commit only once its fix lands), so ece "
+        "and brier are measured against labels that may still change"
+    ]
 
 
 def rolling_origin(

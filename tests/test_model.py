@@ -187,7 +187,14 @@ def test_cli_evaluate_dataset_json_and_errors(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     expected = {"auc", "f1", "precision", "recall", "brier", "ece", "popt", "n_train", "n_test"}
     expected |= {"recall_at_20_effort", "effort_at_20_recall", "positive_rate_train", "positive_rate_test"}
-    assert expected <= set(out) and out["n_train"] == 480
+    assert expected <= set(out) and out["n_train"] == 480 and out["notes"] == []
+    newest = frame.index >= 480  # most of the newest commits' fixes have not landed yet
+    frame.loc[newest, "bug"] = frame.loc[newest, "bug"] * (np.arange(newest.sum()) % 4 == 0)
+    frame.assign(date=frame["time"].astype("int64") // 10**9, entrophy=frame["entropy"]).drop(
+        columns=["time", "entropy", "effort"]
+    ).to_csv(path)
+    assert main(["evaluate", "--dataset", str(path), "--estimator", "logistic"]) == 0
+    assert "\nnote: the positive rate falls from" in capsys.readouterr().out
     assert main(["evaluate", "--dataset", str(tmp_path / "missing.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert main(["--db", str(tmp_path / "empty.duckdb"), "train"]) == 2
@@ -231,3 +238,19 @@ def test_cli_train_deployment_level(simulated, tmp_path, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert code == 0 and payload["level"] == "deployment" and payload["deployments"] > 50
     assert ("path" in payload and (tmp_path / "d.skops").exists()) or "fallback" in payload
+
+
+def test_a_test_slice_with_clearly_fewer_defects_gets_a_label_maturity_note():
+    from releaserisk.model import label_maturity_notes
+
+    flat = evaluate_time_split(synthetic(), estimator="logistic")
+    assert flat["notes"] == []
+    censored = synthetic()
+    tail = censored.index >= 1200
+    censored.loc[tail, "bug"] = censored.loc[tail, "bug"] * (np.arange(tail.sum()) % 3 == 0)  # two in three lost
+    notes = evaluate_time_split(censored, estimator="logistic")["notes"]
+    assert len(notes) == 1 and "positive rate falls from" in notes[0]
+    # the exact binomial test: 18 defects in 100 against 30 % is significant at 1 % (p = 0.004), 25 is not
+    assert label_maturity_notes([0] * 7 + [1] * 3, [1] * 18 + [0] * 82)
+    assert not label_maturity_notes([0] * 7 + [1] * 3, [1] * 25 + [0] * 75)
+    assert not label_maturity_notes([0, 0], [0, 0, 1])  # no defects before: nothing to compare
