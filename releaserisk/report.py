@@ -106,6 +106,31 @@ _HEADLINE = [
     ("Failed deployment recovery, median (hours)", "recovery_median_hours", "recovery_median_hours_tier"),
     ("Rework rate", "rework_rate", None),
 ]
+_SHARES = {"Change failure rate", "Rework rate"}  # shown in percent, their changes in percentage points
+
+
+def headline_table(headline: pd.DataFrame) -> pd.DataFrame:
+    """The headline as text, each row in its metric's unit: shares in %, changes signed.
+
+    A column-wise number format cannot serve rows that mix deployments per week, hours
+    and shares (a whole-number column printed 1.00 beside -1).
+    """
+
+    def shown(metric: str, value: float, change: bool = False) -> str:
+        if pd.isna(value):
+            return "—"
+        sign = "+" if change else ""
+        return f"{value * 100:{sign}.1f} {'pp' if change else '%'}" if metric in _SHARES else f"{value:{sign},.2f}"
+
+    return pd.DataFrame(
+        {
+            "metric": headline["metric"],
+            "this week": [shown(m, v) for m, v in zip(headline["metric"], headline["this week"], strict=True)],
+            "previous week": [shown(m, v) for m, v in zip(headline["metric"], headline["previous week"], strict=True)],
+            "change": [shown(m, v, True) for m, v in zip(headline["metric"], headline["change"], strict=True)],
+            "tier": headline["tier"],
+        }
+    )
 
 
 def weekly_sections(

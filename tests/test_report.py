@@ -184,3 +184,17 @@ def test_data_section_dates_every_way_of_ingesting(store, git_repo):
     assert section.loc["deployments", "rows"] == 1 and section.loc["pull_requests", "gap"] == "no data"
     sources = store.query("SELECT source FROM ingest_runs ORDER BY finished_at").source.tolist()
     assert sources[:3] == ["git:lib", "git-tags:lib", "metrics:a1"]
+
+
+def test_headline_rows_read_in_their_own_units():
+    from releaserisk.report import headline_table
+
+    headline = pd.DataFrame({
+        "metric": ["Deployment frequency (per week)", "Change failure rate", "Rework rate"],
+        "this week": [0.0, 0.2857, float("nan")], "previous week": [1.0, 0.0769, float("nan")],
+        "change": [-1.0, 0.2088, float("nan")], "tier": ["low", "low", ""],
+    })  # fmt: skip
+    table = headline_table(headline).set_index("metric")
+    assert table.loc["Deployment frequency (per week)"].tolist() == ["0.00", "1.00", "-1.00", "low"]
+    assert table.loc["Change failure rate"].tolist() == ["28.6 %", "7.7 %", "+20.9 pp", "low"]
+    assert table.loc["Rework rate"].tolist() == ["—", "—", "—", ""]
