@@ -63,7 +63,12 @@ whose changes contain the PR's merge commit (other PR commits are not looked up)
 incidents link to the latest successful production deployment finished strictly
 before the incident opened; change failure rate counts deployments with a linked
 incident; medians are lower medians (the dashboards' ``max(x) WHERE percent_rank <=
-0.5``).
+0.5``). Time to restore is in whole minutes, truncated (the incident's
+``lead_time_minutes`` is ``uint`` of the minutes from creation to resolution); failed
+deployment recovery time (grafana/dashboards/DORADetails-FailedDeploymentRecoveryTime
+.json) takes one value per linked incident — ``TIMESTAMPDIFF(MINUTE, deployment
+finished, incident resolved)``, truncated — over incidents resolved in the window of
+deployments finished in it, so a deployment with two incidents counts twice.
 """
 
 from __future__ import annotations
@@ -563,7 +568,11 @@ def _detail_tables(store: Store, profile: str, w: _Work) -> None:
 def _aggregates(store: Store, w: _Work, group: str, period: str, start, end, profile: str) -> pd.DataFrame:
     """Counts and medians per (group, period) and per group (period NULL), in one SQL pass each."""
     median = "quantile_disc" if profile == "devlake" else "quantile_cont"
-    restore = "floor(restore_hours)" if profile == "fourkeys" else "restore_hours"
+    restore = {
+        "fourkeys": "floor(restore_hours)",
+        # lead_time_minutes = uint(resolution - creation in minutes): whole minutes, truncated
+        "devlake": f"trunc({_minutes('opened_at', 'resolved_at')}) / 60",
+    }.get(profile, "restore_hours")
     lead_source = f"SELECT *, cycle_minutes / 60.0 AS lead FROM {w.prs}" if profile == "devlake" else (
         f"SELECT *, lead_time_hours AS lead FROM {w.changes}"
     )  # fmt: skip
@@ -575,13 +584,15 @@ def _aggregates(store: Store, w: _Work, group: str, period: str, start, end, pro
         else "quantile_cont(lead, [0.5, 0.9]) AS q, q[1] AS lead_time_median_hours, q[2] AS lead_time_p90_hours"
     )
     window = "{t} >= $start AND {t} < $end"
+    recovery = "" if profile == "devlake" else (
+        f", {median}(recovery_hours, 0.5) FILTER (failed) AS recovery_median_hours"
+    )  # fmt: skip
     queries = {
         "deploys": f"""
             SELECT {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start,
                    count(*) AS deployments, count(*) FILTER (failed) AS failed_deployments,
                    count(DISTINCT {_utc_trunc("day", "finished_at")}) AS deploy_days,
-                   avg(unplanned::INTEGER) AS rework_rate,
-                   {median}(recovery_hours, 0.5) FILTER (failed) AS recovery_median_hours
+                   avg(unplanned::INTEGER) AS rework_rate {recovery}
             FROM {w.deploys} WHERE {window.format(t="finished_at")} GROUP BY {sets}""",
         "lead": f"""
             SELECT {group} AS grp, {_utc_trunc(period, "deployed_at")} AS period_start,
@@ -596,6 +607,18 @@ def _aggregates(store: Store, w: _Work, group: str, period: str, start, end, pro
                    count(*) AS incidents, {median}({restore}, 0.5) AS restore_median_hours
             FROM {w.incident_links} WHERE {window.format(t="opened_at")} GROUP BY {sets}""",
     }
+    if profile == "devlake":
+        # DevLake's failed deployment recovery time: one value per linked incident, not per
+        # deployment, in whole minutes (TIMESTAMPDIFF(MINUTE, …) truncates), for incidents
+        # resolved in the window of deployments finished in it
+        queries["recovery"] = f"""
+            SELECT {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start,
+                   quantile_disc(trunc({_minutes("finished_at", "incident_resolved_at")}) / 60, 0.5)
+                     AS recovery_median_hours
+            FROM (SELECT d.*, l.resolved_at AS incident_resolved_at
+                  FROM {w.incident_links} l JOIN {w.deploys} d USING (deployment_id))
+            WHERE {window.format(t="finished_at")} AND {window.format(t="incident_resolved_at")}
+            GROUP BY {sets}"""
     merged = None
     for query in queries.values():
         frame = store.query(query, {"start": start, "end": end})

@@ -361,3 +361,30 @@ def test_no_source_of_failures_is_no_data_not_an_elite_zero(store):
     load(store, incidents=[{"incident_id": "w", "service": "web", "opened_at": "2023-06-01T00:00Z"}])
     fourkeys = dora_metrics(store, *window, profile="fourkeys")
     assert fourkeys.summary.iloc[0].change_failure_rate == 0 and not fourkeys.notes
+
+
+def incident(incident_id, opened, resolved, service="api"):
+    return {"incident_id": incident_id, "service": service, "opened_at": opened, "resolved_at": resolved}
+
+
+def test_devlake_restore_and_recovery_in_whole_minutes_per_incident(store):
+    load(
+        store,
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+        incidents=[
+            incident("i1", "2024-01-02T01:00Z", "2024-01-02T02:30:50Z"),
+            incident("i2", "2024-01-02T03:00Z", "2024-01-02T10:00:59Z"),
+            incident("i3", "2024-01-03T01:00Z", "2024-01-03T01:10:30Z"),
+            incident("i4", "2024-01-07T23:00Z", "2024-01-09T00:00Z"),  # opened in the window, resolved after it
+        ],
+    )
+    window = ("2024-01-01", "2024-01-08")
+    dora, devlake, fourkeys = (dora_metrics(store, *window, profile=p).summary.iloc[0] for p in PROFILES)
+    # restore in truncated minutes [10, 90, 420, 1500]; lower median 90 min
+    assert devlake.restore_median_hours == pytest.approx(1.5)
+    assert fourkeys.restore_median_hours == pytest.approx((1 + 7) / 2)  # whole hours [0, 1, 7, 25]
+    # DevLake: one recovery per incident resolved in the window, d1 -> i1 150 min, d1 -> i2 600 min,
+    # d2 -> i3 70 min (i4 resolved after the window); lower median 150 min
+    assert devlake.recovery_median_hours == pytest.approx(2.5)
+    # DORA: one recovery per failed deployment, to its first resolution: d1 2 h 30 min 50 s, d2 1 h 10 min 30 s
+    assert dora.recovery_median_hours == pytest.approx((2 + 30 / 60 + 50 / 3600 + 1 + 10.5 / 60) / 2)
