@@ -375,7 +375,7 @@ def _train_deployment(args: argparse.Namespace, settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from releaserisk.model import evaluate_time_split, read_feature_table, rolling_origin
+    from releaserisk.model import dropped_rows_notes, evaluate_time_split, read_feature_table, rolling_origin
 
     if args.dataset:
         frame = read_feature_table(args.dataset)
@@ -387,12 +387,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.rolling:
         table = rolling_origin(frame, estimator=args.estimator if args.estimator != "auto" else "logistic")
         by_age = table.groupby("age_months")["auc"].mean().round(3)
+        notes = dropped_rows_notes(frame)
         payload = {
             "source": source,
             "rolling": table.to_dict(orient="records"),
             "mean_auc_by_age": by_age.to_dict(),
+            "notes": notes,
         }
-        _emit(args, payload, "mean AUC by model age (months):\n" + by_age.to_string())
+        text = "\n".join(["mean AUC by model age (months):", by_age.to_string(), *(f"note: {n}" for n in notes)])
+        _emit(args, payload, text)
         return EXIT_OK
     result = evaluate_time_split(frame, split=args.split, estimator=args.estimator)
     shown = {k: v for k, v in result.items() if k != "notes"}

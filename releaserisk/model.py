@@ -530,12 +530,19 @@ def read_feature_table(path: str | Path) -> pd.DataFrame:
     counts so they mean what releaserisk's own metrics mean; Zeng et al. (``date`` in
     unix seconds, ``entrophy``). Only the change metrics and the label are read:
     any other column (row indices, the label's copy ``__``) is ignored, never a feature.
+    Rows with an empty cell in a column that is read are left out and counted in
+    ``frame.attrs["dropped_rows"]``; text where a number belongs raises.
 
     Returns
     -------
     DataFrame
         The 14 feature columns, ``time`` (UTC), ``bug`` (0/1) and ``effort`` (LA + LD),
         sorted by time (stable).
+
+    Raises
+    ------
+    InputError
+        No such file, no label, missing or empty columns, or a bad value (with its line).
     """
     source = Path(path)
     try:
@@ -549,6 +556,7 @@ def read_feature_table(path: str | Path) -> pd.DataFrame:
     frame = pd.DataFrame(index=raw.index)
     if "commitdate" in raw.columns:  # Kamei et al. (TSE 2013)
         _require(raw, _KAMEI_COLUMNS, source)
+        used = ["commitdate", *_KAMEI_COLUMNS, "bug"]
         frame["time"] = _timestamps(raw["commitdate"], layout="%Y/%m/%d %H:%M")
         nf = _numbers(raw["nf"])
         lt = _numbers(raw["lt"]) * nf
@@ -561,17 +569,34 @@ def read_feature_table(path: str | Path) -> pd.DataFrame:
         _require(raw, [entropy if f == "entropy" else f for f in KAMEI_FEATURES], source)
         frame["time"] = _timestamps(raw["date"], layout=None)
         columns = {f: raw[entropy if f == "entropy" else f] for f in KAMEI_FEATURES}
+        used = ["date", *(entropy if f == "entropy" else f for f in KAMEI_FEATURES), "bug"]
     else:
         raise InputError(f"{source}: unknown format (expected a 'commitdate' or 'date' column)")
     for name, values in columns.items():
         frame[name] = _numbers(values)
     frame["bug"] = _numbers(raw["bug"])
-    bad = frame[[*KAMEI_FEATURES, "bug", "time"]].isna().any(axis=1) | ~frame["bug"].isin([0, 1])
+    empty = _empty_cells(raw, used, source)
+    bad = (frame[[*KAMEI_FEATURES, "bug", "time"]].isna().any(axis=1) | ~frame["bug"].isin([0, 1])) & ~empty
     if bad.any():
-        raise InputError(f"{source}: row {int(np.flatnonzero(bad.to_numpy())[0]) + 2} has a missing or bad value")
-    frame["bug"] = frame["bug"].astype(int)
+        raise InputError(f"{source}: row {int(np.flatnonzero(bad.to_numpy())[0]) + 2} has a bad value")
+    frame = frame[~empty].astype({"bug": int})
     frame["effort"] = frame["la"] + frame["ld"]
-    return frame.sort_values("time", kind="stable").reset_index(drop=True)
+    frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
+    frame.attrs["dropped_rows"] = int(empty.sum())
+    return frame
+
+
+def _empty_cells(raw: pd.DataFrame, used: Sequence[str], source: Path) -> pd.Series:
+    """Rows with an empty cell in a column that is read: missing data, left out and counted.
+
+    Public JIT tables have the odd empty metric (an entropy of a change with no lines);
+    text where a number belongs is a different thing, a bad value, and stops the read.
+    """
+    cells = raw[list(used)].isna()
+    hollow = [c for c in used if cells[c].all()]
+    if hollow:
+        raise InputError(f"{source}: column(s) {', '.join(hollow)} have no values")
+    return cells.any(axis=1)
 
 
 def evaluate_time_split(
@@ -612,8 +637,18 @@ def evaluate_time_split(
         "positive_rate_test": float(test["bug"].mean()),
         "selected": model.selected_,
         "train_seconds": round(seconds, 2),
-        "notes": label_maturity_notes(newest, test["bug"]),
+        "notes": [*dropped_rows_notes(frame), *label_maturity_notes(newest, test["bug"])],
     }
+
+
+def dropped_rows_notes(frame: pd.DataFrame) -> list[str]:
+    """A note when :func:`read_feature_table` left rows with empty cells out."""
+    dropped = frame.attrs.get("dropped_rows", 0)
+    if not dropped:
+        return []
+    rows = "1 row" if dropped == 1 else f"{dropped:,} rows"
+    were = "was" if dropped == 1 else "were"
+    return [f"{rows} with an empty metric or label {were} left out of {dropped + len(frame):,}"]
 
 
 def label_maturity_notes(newest_train, test, alpha: float = 0.01) -> list[str]:

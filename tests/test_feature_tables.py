@@ -111,10 +111,11 @@ def test_iso_dates_are_read_too(tmp_path):
     ("drop", "change", "message"),
     [
         ("ns", None, "missing column\\(s\\) ns"),
-        (None, ("bug", "maybe"), "row 3 has a missing or bad value"),
-        (None, ("bug", 2), "row 3 has a missing or bad value"),
-        (None, ("la", "n/a"), "row 3 has a missing or bad value"),
-        (None, ("date", "not a date"), "row 3 has a missing or bad value"),
+        (None, ("bug", "maybe"), "row 3 has a bad value"),
+        (None, ("bug", 2), "row 3 has a bad value"),
+        (None, ("la", "twelve"), "row 3 has a bad value"),
+        (None, ("date", "not a date"), "row 3 has a bad value"),
+        (None, ("exp", None), None),  # an empty cell is missing data, not a bad value: see below
     ],
 )
 def test_bad_tables_name_the_problem(tmp_path, drop, change, message):
@@ -127,5 +128,25 @@ def test_bad_tables_name_the_problem(tmp_path, drop, change, message):
         frame.loc[1, change[0]] = change[1]
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
+    if message is None:
+        assert len(read_feature_table(path)) == 1
+        return
     with pytest.raises(InputError, match=message):
+        read_feature_table(path)
+
+
+def test_empty_cells_leave_their_rows_out_and_are_counted(tmp_path):
+    frame = pd.DataFrame({f: [1.0, 2.0, 3.0, 4.0] for f in KAMEI_FEATURES}).rename(columns={"entropy": "entrophy"})
+    frame["date"], frame["bug"] = [40, 10, 30, 20], [0, 1, 0, 1]
+    frame.loc[0, "entrophy"] = np.nan  # NA, n/a and empty all read as missing
+    frame.loc[3, "bug"] = np.nan
+    frame["comment"] = [None, None, None, None]  # a column that is not read may be empty
+    path = tmp_path / "holes.csv"
+    frame.to_csv(path, index=False)
+    parsed = read_feature_table(path)
+    assert parsed["la"].tolist() == [2.0, 3.0]  # rows 0 and 3 left out, the rest sorted by time
+    assert parsed.attrs["dropped_rows"] == 2
+    frame["exp"] = np.nan
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError, match="column\\(s\\) exp have no values"):
         read_feature_table(path)

@@ -254,3 +254,43 @@ def test_a_test_slice_with_clearly_fewer_defects_gets_a_label_maturity_note():
     assert label_maturity_notes([0] * 7 + [1] * 3, [1] * 18 + [0] * 82)
     assert not label_maturity_notes([0] * 7 + [1] * 3, [1] * 25 + [0] * 75)
     assert not label_maturity_notes([0, 0], [0, 0, 1])  # no defects before: nothing to compare
+
+
+def test_rolling_origin_trains_only_on_earlier_months_and_tests_each_later_month():
+    from releaserisk.model import rolling_origin
+
+    frame = synthetic(1500)  # 6-hourly rows: Jan 2020 to early Jan 2021
+    drifted = frame["time"] >= pd.Timestamp("2020-10-01", tz="UTC")
+    # from October the relations flip: large changes by newcomers become the safe ones
+    frame.loc[drifted, ["la", "exp"]] = 1e4 / (1 + frame.loc[drifted, ["la", "exp"]])
+    table = rolling_origin(frame, warmup_months=6, max_age_months=3)
+    months = frame["time"].dt.tz_localize(None).dt.to_period("M").astype(str)
+    assert table["origin"].iloc[0] == "2020-07" and set(table["age_months"]) == {1, 2, 3}
+    for row in table.itertuples():
+        tested = (pd.Period(row.origin, "M") + row.age_months - 1).strftime("%Y-%m")
+        assert row.n_test == (months == tested).sum()
+        assert row.positive_rate == pytest.approx(frame.loc[months == tested, "bug"].mean())
+    # a model trained before October ranks September well and October backwards; one that had
+    # seen October (a leak) would not
+    july = table[table["origin"] == "2020-07"].set_index("age_months")["auc"]
+    assert july[3] > 0.65 and table[(table["origin"] == "2020-09") & (table["age_months"] == 2)]["auc"].item() < 0.4
+
+
+def test_cli_rolling_origin_and_dropped_rows_note(tmp_path, capsys):
+    import json
+
+    from releaserisk.cli import main
+
+    frame = synthetic(1500)
+    frame["date"] = (frame["time"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    frame = frame.drop(columns=["time", "effort"])
+    frame.loc[[3, 700], "nuc"] = np.nan
+    path = tmp_path / "zeng.csv"
+    frame.to_csv(path, index=False)
+    assert main(["evaluate", "--dataset", str(path), "--rolling", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["mean_auc_by_age"]) == {str(age) for age in range(1, 7)}
+    assert out["notes"] == ["2 rows with an empty metric or label were left out of 1,500"]
+    assert main(["evaluate", "--dataset", str(path), "--estimator", "logistic"]) == 0
+    text = capsys.readouterr().out
+    assert "n_train: 1198" in text and "note: 2 rows with an empty metric or label were left out" in text
