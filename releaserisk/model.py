@@ -52,6 +52,7 @@ from releaserisk.scorecard import (
 __all__ = [
     "TRUSTED_TYPES",
     "RiskModel",
+    "dropped_rows_notes",
     "evaluate_predictions",
     "evaluate_time_split",
     "expected_calibration_error",
