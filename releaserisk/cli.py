@@ -738,6 +738,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- parser -------------------------------------------------------------------------------
+def _probability(text: str) -> float:
+    """An argparse type: a probability in (0, 1], as the gate threshold must be."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in (0, 1]")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser, formats: Sequence[str] = ("text", "json")) -> None:
     parser.add_argument("--format", choices=formats, default="text", help="output format (default: text)")
 
@@ -906,7 +917,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="repository name in the store (default: directory name)")
     p.add_argument("--model", default="models/risk.skops", help="model file (default: models/risk.skops)")
     gate = p.add_mutually_exclusive_group()
-    gate.add_argument("--threshold", type=float, help="fail at or above this probability (default: risk_threshold)")
+    gate.add_argument(
+        "--threshold", type=_probability, help="fail at or above this probability (default: risk_threshold)"
+    )
     gate.add_argument("--fail-on", choices=("low", "medium", "high"), help="fail when a commit reaches this band")
     p.add_argument("--read-only", action="store_true", help="score from a snapshot; never write the store")
     p.add_argument("--policy", help="rollout policy TOML: [low] / [medium] / [high] tables over the defaults")

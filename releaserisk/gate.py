@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from releaserisk.errors import InputError
+
 if TYPE_CHECKING:  # the gate scores with a Scorecard and must not import scikit-learn
     from releaserisk.model import RiskModel
     from releaserisk.scorecard import Scorecard
@@ -268,6 +270,8 @@ def score_commits(
     -------
     GateResult
     """
+    if not 0.0 < threshold <= 1.0:
+        raise InputError(f"threshold must be a probability in (0, 1], got {threshold:g}")
     frame = features.reset_index(drop=True)
     notes: list[str] = []
     if frame.empty:

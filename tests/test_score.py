@@ -95,6 +95,9 @@ def test_errors_are_one_line_exit_2(gate, tmp_path):
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
     unknown = score(gate, "nope..HEAD")
     assert unknown.returncode == 2 and "unknown revision" in unknown.stderr
+    for bad in ("1.5", "0", "high"):  # a threshold the gate could never reach, or every commit reaches
+        out = score(gate, "HEAD~3..HEAD", "--threshold", bad)
+        assert out.returncode == 2 and "--threshold" in out.stderr and "Traceback" not in out.stderr
     shallow = tmp_path / "shallow"
     subprocess.run(["git", "clone", "-q", "--depth", "2", f"file://{gate['repo']}", str(shallow)], check=True)
     out = run("--db", gate["db"], "score", "--repo", str(shallow), "--model", gate["model"])
@@ -142,3 +145,15 @@ def test_reasons_read_as_plain_words(feature, value, expected):
     from releaserisk.gate import describe
 
     assert describe(feature, value, 0.3) == expected
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.1, 1.01, float("nan")])
+def test_score_commits_refuses_a_threshold_that_is_not_a_probability(simulated, threshold):
+    import pandas as pd
+
+    from releaserisk.errors import InputError
+    from releaserisk.gate import score_commits
+    from releaserisk.scorecard import load_scorer
+
+    with pytest.raises(InputError, match="threshold must be a probability"):
+        score_commits(load_scorer(simulated["model"])[0], pd.DataFrame(), threshold=threshold, model_id="m")
