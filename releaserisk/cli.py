@@ -965,7 +965,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReleaseRiskError as exc:
         if args.debug:
             raise
-        sys.stderr.write(f"error: {exc}\n")
+        # one line, even when the message quotes a library's multi-line text (a CSV parser's)
+        sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
         return EXIT_USAGE
     except OSError as exc:  # a path the user gave cannot be read or written
         if args.debug:

@@ -64,3 +64,11 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
     out = run_cli("--db", str(db), *args)
     assert out.returncode == 2 and message in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_multi_line_library_message_is_printed_on_one_line(tmp_path):
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("date,bug\n1,0\n2,1,3,4\n")  # pandas: "Error tokenizing data. C error: …\n"
+    out = run_cli("evaluate", "--dataset", str(ragged))
+    assert out.returncode == 2 and "cannot read" in out.stderr and "Expected 2 fields in line 3" in out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.endswith("\n")  # no blank or continuation line
