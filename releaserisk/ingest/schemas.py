@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEPLOY_KIND", "DEPLOY_STATUS", "SCHEMAS", "Column"]
+__all__ = ["DEPLOY_KIND", "DEPLOY_STATUS", "SCHEMAS", "TIME_ORDER", "Column"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,12 @@ SCHEMAS: dict[str, tuple[str, tuple[Column, ...]]] = {
     "deployment-changes": ("deployment_changes", (_req("deployment_id"), _req("repo"), _req("sha"))),
     "services": ("services", (_req("service"), Column("repo"), Column("path_prefix"), Column("team"))),
 }  # fmt: skip
+
+#: kind -> (earlier, later) timestamp pairs a row must not reverse: a deployment that
+#: finished before it started, or an incident resolved before it opened, would give a
+#: negative recovery or restore time. Pull requests are left alone: their exports do have
+#: phases out of order (DevLake's cycle time drops negative spans for that reason).
+TIME_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
+    "deployments": (("started_at", "finished_at"),),
+    "incidents": (("opened_at", "resolved_at"),),
+}

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from releaserisk.errors import InputError
-from releaserisk.ingest.schemas import SCHEMAS, Column
+from releaserisk.ingest.schemas import SCHEMAS, TIME_ORDER, Column
 from releaserisk.store import Store
 
 __all__ = ["SCHEMAS", "Column", "ingest_file", "read_table"]
@@ -67,6 +67,12 @@ def _timestamps(values: pd.Series, where: str, assume_tz: str | None) -> pd.Seri
     numeric = text.str.fullmatch(r"\d{9,11}(\.\d+)?").fillna(False)
     zoned = text.str.contains(_ZONE, regex=True).fillna(False)
     naive = present & ~numeric & ~zoned
+    # text that is no date at all is reported as such, not as lacking a time zone
+    unreadable = naive & pd.to_datetime(text.where(naive), errors="coerce", format="ISO8601").isna()
+    if unreadable.any():
+        raise InputError(
+            f"{where}: row {_first_bad(unreadable)}: {values[unreadable].iloc[0]!r} is not a valid timestamp"
+        )
     if naive.any() and not assume_tz:
         row = _first_bad(naive)
         raise InputError(
@@ -155,6 +161,15 @@ def validate(frame: pd.DataFrame, kind: str, source: str, assume_tz: str | None 
     for column in columns:  # enum defaults for absent optional columns
         if column.name not in out.columns and column.default is not None:
             out[column.name] = column.default
+    for earlier, later in TIME_ORDER.get(kind, ()):
+        if {earlier, later} <= set(out.columns):
+            reversed_ = out[later] < out[earlier]  # NaT compares False: an open incident is fine
+            if reversed_.any():
+                row = _first_bad(reversed_)
+                raise InputError(
+                    f"{source}: row {row}: {later} {out[later][reversed_].iloc[0]} is before "
+                    f"{earlier} {out[earlier][reversed_].iloc[0]}"
+                )
     return out.reset_index(drop=True)
 
 

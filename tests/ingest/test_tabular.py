@@ -48,6 +48,14 @@ def test_deployments_load_idempotently(store, tmp_path):
         ),
         ([deployment(1, "x", "2024-05-01 10:00:00")], "row 1: timestamp .* has no time zone"),
         ([deployment(1, "x", "yesterday+01:00")], "row 1: 'yesterday\\+01:00' is not a valid timestamp"),
+        ([deployment(1, "x", "not-a-time")], "row 1: 'not-a-time' is not a valid timestamp"),  # not "no time zone"
+        (
+            [
+                deployment(1, "x", "2024-05-01T10:00:00Z"),
+                deployment(2, "y", "2024-05-01T10:00:00Z", started_at="2024-05-01T12:00:00+01:00"),
+            ],  # 11:00 UTC
+            "row 2: finished_at 2024-05-01 10:00:00\\+00:00 is before started_at 2024-05-01 11:00:00\\+00:00",
+        ),
         ([deployment(1, "x", "2024-05-01T10:00:00Z", kind="canary")], "row 1: 'canary' is not one of regular"),
         ([deployment(1, "", "2024-05-01T10:00:00Z")], "column sha: row 1: required value is empty"),
     ],
@@ -57,6 +65,20 @@ def test_validation_errors_name_file_row_and_values(store, tmp_path, rows, messa
     with pytest.raises(InputError, match=message):
         ingest_file(store, "deployments", path)
     assert store.counts()["deployments"] == 0  # nothing loaded from a file with an error
+
+
+def test_an_incident_resolved_before_it_opened_is_refused(store, tmp_path):
+    rows = [
+        {"incident_id": "i1", "service": "api", "opened_at": "2024-01-02T00:00:00Z", "resolved_at": None},
+        {"incident_id": "i2", "service": "api", "opened_at": "2024-01-02T00:00:00Z",
+         "resolved_at": "2024-01-01T23:59:00Z"},
+    ]  # fmt: skip
+    path = write_csv(tmp_path / "i.csv", rows)
+    with pytest.raises(InputError, match="row 2: resolved_at 2024-01-01 23:59:00\\+00:00 is before opened_at"):
+        ingest_file(store, "incidents", path)
+    assert store.counts()["incidents"] == 0
+    rows[1]["resolved_at"] = "2024-01-02T00:00:00Z"  # resolved the moment it opened: zero, not negative
+    assert ingest_file(store, "incidents", write_csv(tmp_path / "i.csv", rows)) == 2
 
 
 def test_naive_timestamps_with_assume_tz(store, tmp_path):
