@@ -412,7 +412,7 @@ def cmd_ingest_file(args: argparse.Namespace) -> int:
         loaded = ingest_file(store, args.kind, args.file, assume_tz=args.assume_tz)
         links = store.execute("SELECT count(*) FROM deployment_changes").fetchone()[0]
     payload = {"kind": args.kind, "file": args.file, "rows": loaded, "deployment_changes": links}
-    _emit(args, payload, f"loaded {loaded:,} {args.kind} rows from {args.file}")
+    _emit(args, payload, f"loaded {loaded:,} {args.kind} row{'' if loaded == 1 else 's'} from {args.file}")
     return EXIT_OK
 
 

@@ -334,6 +334,11 @@ def _window(store: Store, since, until) -> tuple[pd.Timestamp, pd.Timestamp]:
         start = start or pd.Timestamp(lo).tz_convert("UTC").floor("D")
         end = end or pd.Timestamp(hi).tz_convert("UTC").floor("D") + pd.Timedelta(days=1)
     if end <= start:
+        if until is None:  # the default end is the day after the last deployment
+            last = end - pd.Timedelta(days=1)
+            raise InputError(f"since {start:%Y-%m-%d} is after the last deployment ({last:%Y-%m-%d}); give until too")
+        if since is None:
+            raise InputError(f"until {end:%Y-%m-%d} is not after the first deployment ({start:%Y-%m-%d})")
         raise InputError("until must be after since")
     return start, end
 

@@ -322,6 +322,11 @@ def test_cli_dora_json_csv_and_detail(fixture_store, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("deployment_id,")
     assert main(["--db", db, "dora", "--since", "2024-02-01", "--until", "2024-01-01"]) == 2
     assert "until must be after since" in capsys.readouterr().err
+    # a window with one end given falls outside the deployments: say which end, and where they are
+    assert main(["--db", db, "dora", "--since", "2030-01-01"]) == 2
+    assert "since 2030-01-01 is after the last deployment (2024-01-09); give until too" in capsys.readouterr().err
+    assert main(["--db", db, "dora", "--until", "2023-06-01"]) == 2
+    assert "until 2023-06-01 is not after the first deployment (2024-01-01)" in capsys.readouterr().err
 
 
 def test_cli_dora_on_a_store_without_deployments_says_how_to_load_them(store, capsys):
