@@ -49,7 +49,7 @@ def feature_matrix(X, features: Sequence[str]) -> np.ndarray:
     Raises
     ------
     InputError
-        A missing column, a wrong shape or a missing value.
+        A missing column, a wrong shape, or a missing or infinite value.
     """
     if isinstance(X, pd.DataFrame):
         missing = [f for f in features if f not in X.columns]
@@ -59,8 +59,8 @@ def feature_matrix(X, features: Sequence[str]) -> np.ndarray:
     matrix = np.asarray(X, dtype=float)
     if matrix.ndim != 2 or matrix.shape[1] != len(features):
         raise InputError(f"expected {len(features)} feature columns, got shape {matrix.shape}")
-    if np.isnan(matrix).any():
-        raise InputError("features contain missing values")
+    if not np.isfinite(matrix).all():
+        raise InputError("features contain missing or infinite values")
     return np.clip(matrix, 0.0, None)  # counts and ages; clock skew can make an age negative
 
 

@@ -294,3 +294,18 @@ def test_cli_rolling_origin_and_dropped_rows_note(tmp_path, capsys):
     assert main(["evaluate", "--dataset", str(path), "--estimator", "logistic"]) == 0
     text = capsys.readouterr().out
     assert "n_train: 1198" in text and "note: 2 rows with an empty metric or label were left out" in text
+
+
+def test_feature_rows_are_checked_before_scoring():
+    frame = synthetic(400)
+    model = RiskModel(estimator="logistic").fit(frame, frame["bug"])
+    row = frame.iloc[:1].copy()
+    for value, message in ((np.nan, "missing or infinite"), (np.inf, "missing or infinite")):
+        with pytest.raises(InputError, match=message):
+            model.predict_proba(row.assign(la=value))
+    with pytest.raises(InputError, match="missing feature column\\(s\\): exp"):
+        model.predict_proba(row.drop(columns=["exp"]))
+    with pytest.raises(InputError, match="expected 14 feature columns"):
+        model.predict_proba(np.zeros((1, 3)))
+    # a negative age (clock skew between committers) scores as age 0
+    assert model.predict_proba(row.assign(age=-5.0))[0, 1] == model.predict_proba(row.assign(age=0.0))[0, 1]
