@@ -6,12 +6,18 @@ Protocol of Zeng et al. (ISSTA 2021): sort by commit date, train on the first 80
 test on the last 20 %. Published AUCs (their Table 8): LApredict, DeepJIT, CC2Vec.
 The Kamei et al. (TSE 2013) datasets are reported with the same protocol (no
 published numbers under it). Training time is the whole RiskModel.fit.
+
+The named baseline measured in the same run is LApredict itself: a logistic regression
+on lines added alone ranks the test commits exactly as LA does, so its AUC is the AUC
+of LA on the test slice (it reproduces the published 0.676 and 0.746).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from sklearn.metrics import roc_auc_score
 
 from releaserisk.model import evaluate_time_split, read_feature_table
 
@@ -26,7 +32,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "jit"))
     args = parser.parse_args()
-    header = f"{'dataset':<22} {'ours AUC':>8} {'best published':>15} {'ratio':>6} {'ECE':>6} {'Brier':>6} "
+    header = f"{'dataset':<22} {'ours AUC':>8} {'LApredict here':>14} {'ratio':>6} {'best published':>15} {'ratio':>6} "
+    header += f"{'ECE':>6} {'Brier':>6} "
     header += f"{'R@20%E':>7} {'Popt':>6} {'model':>9} {'train s':>8} {'test rate':>10}"
     print(header)
     for name in DATASETS:
@@ -34,18 +41,22 @@ def main() -> None:
         if not path.exists():
             print(f"{name:<22} (missing)")
             continue
-        result = evaluate_time_split(read_feature_table(path))
+        frame = read_feature_table(path)
+        result = evaluate_time_split(frame)
+        test = frame.iloc[int(len(frame) * 0.8) :]
+        lapredict = roc_auc_score(test["bug"], test["la"])
         published = PUBLISHED.get(name)
         best = max(published.values()) if published else None
         best_text = f"{best:.3f}" if best else "-"
         ratio = f"{result['auc'] / best:.3f}" if best else "-"
         print(
-            f"{name:<22} {result['auc']:>8.3f} {best_text:>15} {ratio:>6} {result['ece']:>6.3f} "
+            f"{name:<22} {result['auc']:>8.3f} {lapredict:>14.3f} {result['auc'] / lapredict:>6.3f} "
+            f"{best_text:>15} {ratio:>6} {result['ece']:>6.3f} "
             f"{result['brier']:>6.3f} {result['recall_at_20_effort']:>7.3f} {result['popt']:>6.3f} "
             f"{result['selected']:>9} {result['train_seconds']:>8.1f} "
             # "falls": the test slice has clearly fewer defects than the newest training rows
             # (label_maturity_notes), so its ECE is measured against labels that may still change
-            f"{'falls' if result['notes'] else 'steady':>10}"
+            f"{'falls' if any(n.startswith('the positive rate falls') for n in result['notes']) else 'steady':>10}"
         )
 
 
