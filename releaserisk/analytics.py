@@ -120,16 +120,54 @@ class ReleaseAnalytics:
             {"prod": list(self.settings.production_environments), "start": start, "end": end},
         )
 
+    def _pre_production(self) -> list[str]:
+        """The stages before production along ``environment_order``."""
+        production = set(self.settings.production_environments)
+        return [env for env in self.settings.environment_order if env not in production]
+
+    def _skipped_stages(self) -> pd.DataFrame:
+        """Per production deployment of the window and pre-production stage its service uses:
+        whether the sha had not reached that stage (successfully) by the time it reached production.
+
+        A service that never deploys to a stage cannot skip it: it has no row for that stage,
+        rather than counting as skipping it every time.
+        """
+        start, end = self.dora.window
+        return self.store.query(
+            """
+            WITH prod AS (
+                SELECT deployment_id, service, sha, finished_at FROM deployments
+                WHERE status = 'success' AND list_contains($prod, environment)
+                  AND finished_at >= $start AND finished_at < $end
+            ),
+            reached AS (
+                SELECT service, sha, environment, min(finished_at) AS at FROM deployments
+                WHERE status = 'success' AND list_contains($pre, environment) GROUP BY ALL
+            ),
+            used AS (SELECT DISTINCT service, environment FROM reached)
+            SELECT p.deployment_id, u.environment, r.at IS NULL OR r.at > p.finished_at AS skipped
+            FROM prod p JOIN used u USING (service)
+            LEFT JOIN reached r ON r.service = p.service AND r.sha = p.sha AND r.environment = u.environment
+            """,
+            {"prod": list(self.settings.production_environments), "pre": self._pre_production(),
+             "start": start, "end": end},
+        )  # fmt: skip
+
     def hotfixes(self) -> pd.DataFrame:
-        """Hotfix vs regular production deployments: share, failure rate, stages skipped."""
+        """Hotfix vs regular production deployments: share, failure rate, stages skipped.
+
+        ``skipped_stage_rate`` is the share of deployments that skipped at least one
+        pre-production stage their service uses, and ``skipped_<stage>_rate`` the share
+        that skipped that stage, among deployments of services that use it (NaN when none do).
+        """
         frame = self._deployments()
-        order = list(self.settings.environment_order)
-        pre = order[-2] if len(order) >= 2 else None
-        staged = self.store.query(
-            "SELECT DISTINCT service, sha FROM deployments WHERE environment = ? AND status = 'success'", [pre]
-        ).assign(staged=True)
-        frame = frame.merge(staged, on=["service", "sha"], how="left")
-        frame["skipped_stage"] = frame["staged"].isna()
+        skipped = self._skipped_stages().pivot_table(
+            index="deployment_id", columns="environment", values="skipped", aggfunc="first"
+        )
+        stages = [env for env in self._pre_production() if env in skipped.columns]
+        skipped = skipped.reindex(columns=stages).astype(float)
+        skipped["any"] = skipped.max(axis=1, skipna=True)
+        frame = frame.merge(skipped, left_on="deployment_id", right_index=True, how="left")
         rows = []
         for kind in ("regular", "hotfix", "rollback"):
             part = frame[frame["kind"] == kind]
@@ -139,7 +177,8 @@ class ReleaseAnalytics:
                 "failures": int(part["failed"].sum()),
                 "failure_rate": part["failed"].mean() if len(part) else np.nan,
                 "ci_low": low[0], "ci_high": high[0],
-                "skipped_stage_rate": part["skipped_stage"].mean() if len(part) else np.nan,
+                "skipped_stage_rate": part["any"].mean(),
+                **{f"skipped_{stage}_rate": part[stage].mean() for stage in stages},
             })  # fmt: skip
         return self._without_evidence(pd.DataFrame(rows), ["failures", "failure_rate", "ci_low", "ci_high"])
 
@@ -151,7 +190,11 @@ class ReleaseAnalytics:
         return frame
 
     def stage_promotion(self) -> pd.DataFrame:
-        """Hours from each environment to the next per (service, sha), summarised per stage pair."""
+        """Hours from each environment to the next per (service, sha), summarised per stage pair.
+
+        ``skipped`` counts shas that reached the next stage without reaching this one first,
+        among services that deploy to this stage at all.
+        """
         order = list(self.settings.environment_order)
         start, end = self.dora.window
         firsts = self.store.query(
@@ -171,16 +214,20 @@ class ReleaseAnalytics:
         wide = wide[(wide[last] >= start) & (wide[last] < end)]
         failures = firsts.groupby("environment")["failed"].sum()
         rows = []
+        services = wide.index.get_level_values("service")
         for a, b in pairwise(order):
             if a not in wide or b not in wide:
                 continue
-            hours = (wide[b] - wide[a]).dt.total_seconds() / 3600.0
-            reached_b = wide[b].notna()
+            # a sha that reached a only after b was not promoted from a: it skipped a
+            promoted = wide[a] <= wide[b]
+            hours = (wide[b] - wide[a]).where(promoted).dt.total_seconds() / 3600.0
+            # only services that deploy to a at all can skip it
+            uses_a = services.isin(services[wide[a].notna()])
             rows.append({
-                "from_env": a, "to_env": b, "promotions": int((hours.notna()).sum()),
-                "median_hours": float(hours.median()) if hours.notna().any() else np.nan,
-                "p90_hours": float(hours.quantile(0.9)) if hours.notna().any() else np.nan,
-                "skipped": int((reached_b & wide[a].isna()).sum()),
+                "from_env": a, "to_env": b, "promotions": int(promoted.sum()),
+                "median_hours": float(hours.median()) if promoted.any() else np.nan,
+                "p90_hours": float(hours.quantile(0.9)) if promoted.any() else np.nan,
+                "skipped": int((wide[b].notna() & uses_a & ~promoted).sum()),
                 "failed_deployments": int(failures.get(b, 0)),
             })  # fmt: skip
         return pd.DataFrame(rows)

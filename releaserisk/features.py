@@ -307,7 +307,8 @@ def deployment_batch_features(store, production_environments, pre_production: st
 
     Change risk comes from the newest ``risk_scores`` of each commit (score the history
     first); a batch without scored changes has risk 0. ``skipped_stage`` is 1 when the
-    deployed sha never reached ``pre_production`` before.
+    deployed sha had not reached ``pre_production`` before, for a service that deploys
+    there at all.
 
     Returns
     -------
@@ -336,7 +337,9 @@ def deployment_batch_features(store, production_environments, pre_production: st
             SELECT DISTINCT p.deployment_id FROM prod p JOIN deployments d
               ON d.service = p.service AND d.sha = p.sha AND d.environment = $pre AND d.status = 'success'
              AND d.finished_at <= p.finished_at
-        )
+        ),
+        -- a service that never deploys to the stage cannot skip it
+        staging_services AS (SELECT DISTINCT service FROM deployments WHERE environment = $pre AND status = 'success')
         SELECT p.deployment_id, p.service, p.finished_at,
                coalesce(b.batch_size, 0) AS batch_size, coalesce(b.churn, 0) AS churn,
                coalesce(b.max_risk, 0) AS max_risk, coalesce(b.mean_risk, 0) AS mean_risk,
@@ -344,8 +347,9 @@ def deployment_batch_features(store, production_environments, pre_production: st
                coalesce(date_diff('second', p.previous_at, p.finished_at) / 3600.0, 0) AS hours_since_previous,
                hour(p.finished_at) AS hour, isodow(p.finished_at) AS weekday,
                (p.kind = 'hotfix')::INTEGER AS is_hotfix, (p.kind = 'rollback')::INTEGER AS is_rollback,
-               CASE WHEN $pre IS NULL OR s.deployment_id IS NOT NULL THEN 0 ELSE 1 END AS skipped_stage
+               CASE WHEN s.deployment_id IS NULL AND u.service IS NOT NULL THEN 1 ELSE 0 END AS skipped_stage
         FROM prod p LEFT JOIN batch b USING (deployment_id) LEFT JOIN staged s USING (deployment_id)
+        LEFT JOIN staging_services u ON u.service = p.service
         ORDER BY p.finished_at, p.deployment_id
         """,
         {"prod": list(production_environments), "pre": pre_production},

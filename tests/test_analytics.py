@@ -58,3 +58,32 @@ def test_failure_rates_are_missing_without_a_source_of_failures(store):
     load(store, incidents=[{"incident_id": "i", "service": "web", "opened_at": "2023-01-01T00:00Z"}])
     tracked = release_analytics(store, "2024-01-01", "2024-01-08").failure_by_batch_size().set_index("bucket")
     assert tracked.loc["1", "failure_rate"] == 0 and tracked.loc["1", "failures"] == 0
+
+
+def test_only_a_stage_the_service_uses_can_be_skipped_and_only_before_production(store):
+    def at(i, finished, sha, **extra):
+        return {**dep(i, finished, **extra), "sha": sha}
+
+    load(
+        store,
+        deployments=[
+            at(1, "2024-01-02T00:00Z", "s1", env="staging"), at(2, "2024-01-02T04:00Z", "s1"),  # promoted in 4 h
+            at(3, "2024-01-03T00:00Z", "s3", kind="hotfix"),  # straight to production ...
+            at(4, "2024-01-03T06:00Z", "s3", env="staging"),  # ... and staged only afterwards
+            at(5, "2024-01-04T00:00Z", "s5", service="web"),  # web has no staging to skip
+            at(6, "2024-01-05T00:00Z", "s6", service="web", kind="hotfix"),
+        ],
+        incidents=[{"incident_id": "i", "service": "web", "opened_at": "2023-01-01T00:00Z"}],
+    )  # fmt: skip
+    analytics = release_analytics(store, "2024-01-01", "2024-01-08")
+    kinds = analytics.hotfixes().set_index("kind")
+    assert kinds.loc["regular", "skipped_stage_rate"] == 0.0 and kinds.loc["hotfix", "skipped_stage_rate"] == 1.0
+    assert kinds.loc["hotfix", "skipped_staging_rate"] == 1.0 and "skipped_dev_rate" not in kinds  # nobody uses dev
+    assert np.isnan(kinds.loc["rollback", "skipped_stage_rate"])
+    production = analytics.stage_promotion().set_index("to_env").loc["production"]
+    assert production.promotions == 1 and production.median_hours == pytest.approx(4.0)  # not the -6 h of s3
+    assert production.skipped == 1  # s3; web's shas never could pass through staging
+    from releaserisk.features import deployment_batch_features
+
+    batch = deployment_batch_features(store, ["production"], "staging").set_index("deployment_id")
+    assert batch["skipped_stage"].to_dict() == {"d2": 0, "d3": 1, "d5": 0, "d6": 0}
