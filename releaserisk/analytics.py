@@ -6,7 +6,8 @@ Built on the DORA deployment rows (failure attribution is defined once, in
 * :meth:`ReleaseAnalytics.failure_by_batch_size` — change failure rate per batch-size
   bucket with Wilson 95 % intervals, and a logistic fit of failure on log2 batch size;
 * :meth:`ReleaseAnalytics.rollbacks` — per service: rollbacks, their success, hours from
-  the failed deployment to its rollback, days since the last rollback;
+  the failed deployment to its rollback, days since the last rollback (services that
+  never rolled back included);
 * :meth:`ReleaseAnalytics.hotfixes` — hotfix share, failure rate of hotfixes vs regular
   deployments, and how often hotfixes skipped a stage;
 * :meth:`ReleaseAnalytics.stage_promotion` — hours from each environment to the next
@@ -99,25 +100,48 @@ class ReleaseAnalytics:
         return self._without_evidence(grouped.reset_index(), ["failures", "failure_rate", "ci_low", "ci_high"])
 
     def rollbacks(self) -> pd.DataFrame:
-        """Per service: rollbacks, successful ones, hours to roll back, days since the last one."""
+        """Per service deploying to production in the window: rollbacks, successful ones, hours
+        from the failed deployment to its rollback, and days since its last successful rollback.
+
+        Services that never rolled back are listed too (0 rollbacks; ``days_since_last_rollback``
+        missing): an untried rollback path is a finding. ``days_since_last_rollback`` looks back
+        over all history, not just the window. Empty when the store records no rollback at all
+        (deployments from tags cannot show one), rather than 0 everywhere.
+        """
         start, end = self.dora.window
+        params = {"prod": list(self.settings.production_environments), "start": start, "end": end}
+        if not self.store.execute(
+            "SELECT count(*) FROM deployments WHERE kind = 'rollback' AND list_contains($prod, environment)",
+            {"prod": params["prod"]},
+        ).fetchone()[0]:
+            return pd.DataFrame(columns=["service", "rollbacks", "succeeded", "success_rate",
+                                         "median_hours_to_rollback", "max_hours_to_rollback",
+                                         "days_since_last_rollback"])  # fmt: skip
         return self.store.query(
             """
-            WITH r AS (
-                SELECT r.service, r.status, r.finished_at,
+            WITH prod AS (
+                SELECT * FROM deployments WHERE list_contains($prod, environment) AND finished_at < $end
+            ),
+            services AS (SELECT DISTINCT service FROM prod WHERE finished_at >= $start),
+            r AS (
+                SELECT r.service, r.status,
                        date_diff('second', f.finished_at, r.finished_at) / 3600.0 AS hours_after_failure
-                FROM deployments r LEFT JOIN deployments f ON f.deployment_id = r.reverts_deployment_id
-                WHERE r.kind = 'rollback' AND list_contains($prod, r.environment)
-                  AND r.finished_at >= $start AND r.finished_at < $end
+                FROM prod r LEFT JOIN deployments f ON f.deployment_id = r.reverts_deployment_id
+                WHERE r.kind = 'rollback' AND r.finished_at >= $start
+            ),
+            last AS (
+                SELECT service, max(finished_at) AS at FROM prod
+                WHERE kind = 'rollback' AND status = 'success' GROUP BY service
             )
-            SELECT service, count(*) AS rollbacks, count(*) FILTER (status = 'success') AS succeeded,
-                   count(*) FILTER (status = 'success') / count(*) AS success_rate,
+            SELECT s.service, count(r.service) AS rollbacks, count(*) FILTER (r.status = 'success') AS succeeded,
+                   succeeded / nullif(rollbacks, 0) AS success_rate,
                    median(hours_after_failure) AS median_hours_to_rollback,
                    max(hours_after_failure) AS max_hours_to_rollback,
-                   date_diff('second', max(finished_at), $end) / 86400.0 AS days_since_last_rollback
-            FROM r GROUP BY service ORDER BY service
+                   date_diff('second', any_value(last.at), $end) / 86400.0 AS days_since_last_rollback
+            FROM services s LEFT JOIN r USING (service) LEFT JOIN last USING (service)
+            GROUP BY s.service ORDER BY s.service
             """,
-            {"prod": list(self.settings.production_environments), "start": start, "end": end},
+            params,
         )
 
     def _pre_production(self) -> list[str]:

@@ -87,3 +87,19 @@ def test_only_a_stage_the_service_uses_can_be_skipped_and_only_before_production
 
     batch = deployment_batch_features(store, ["production"], "staging").set_index("deployment_id")
     assert batch["skipped_stage"].to_dict() == {"d2": 0, "d3": 1, "d5": 0, "d6": 0}
+
+
+def test_rollbacks_list_every_service_and_look_back_past_the_window(store):
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z", service="web")])
+    assert release_analytics(store, "2024-01-01", "2024-01-08").rollbacks().empty  # no rollback recorded anywhere
+    load(
+        store,
+        deployments=[
+            dep(8, "2023-12-01T00:00Z"), dep(9, "2023-12-01T02:00Z", kind="rollback", reverts_deployment_id="d8"),
+        ],
+    )  # fmt: skip
+    table = release_analytics(store, "2024-01-01", "2024-01-08").rollbacks().set_index("service")
+    assert list(table.index) == ["api", "web"] and table["rollbacks"].tolist() == [0, 0]
+    assert table["success_rate"].isna().all()  # no rollback in the window: no rate, not 0 %
+    assert table.loc["api", "days_since_last_rollback"] == pytest.approx(37 + 22 / 24)  # to the window's end
+    assert np.isnan(table.loc["web", "days_since_last_rollback"])  # never rolled back
