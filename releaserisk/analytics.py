@@ -13,7 +13,7 @@ Built on the DORA deployment rows (failure attribution is defined once, in
 * :meth:`ReleaseAnalytics.stage_promotion` — hours from each environment to the next
   along ``Settings.environment_order``, skipped stages, failed deployments per stage;
 * :meth:`ReleaseAnalytics.environment_lag` — per week and service, how far the
-  pre-production stage runs ahead of production (hours, and shas waiting);
+  pre-production stage runs ahead of production (commits and hours, promotion waits);
 * :meth:`ReleaseAnalytics.frequency_vs_failure` — deployments and change failure rate
   per week.
 """
@@ -257,31 +257,74 @@ class ReleaseAnalytics:
         return pd.DataFrame(rows)
 
     def environment_lag(self) -> pd.DataFrame:
-        """Per ISO week and service: median hours a pre-production sha waited for production,
-        and the number of shas deployed before production that production never received."""
-        order = list(self.settings.environment_order)
-        if len(order) < 2:
+        """Per ISO week and service using pre-production: how far it runs ahead of production.
+
+        Columns: ``week`` (Monday, UTC), ``service``; at the week's end (or the window's),
+        ``commits_ahead`` — commits deployed to the last pre-production stage and not yet to
+        production — and ``hours_ahead`` — how long the oldest of them has waited (0 when
+        none waits); of the shas first deployed to pre-production that week,
+        ``pre_production_deployments``, ``median_promotion_hours`` until production had them,
+        and ``never_promoted`` (not in production by the window's end). Commits come from
+        ``deployment_changes``; a commit abandoned in pre-production (a reset branch) stays
+        ahead until production ships it.
+        """
+        stages = self._pre_production()
+        if not stages:
             return pd.DataFrame()
         start, end = self.dora.window
         return self.store.query(
             """
-            WITH pre AS (
-                SELECT service, sha, min(finished_at) AS at FROM deployments
-                WHERE environment = $pre AND status = 'success' GROUP BY 1, 2
+            WITH weeks AS (
+                SELECT week, least(week + INTERVAL 7 DAY, $end) AS week_end
+                FROM (SELECT unnest(generate_series(date_trunc('week', $start::TIMESTAMPTZ AT TIME ZONE 'UTC'),
+                                                   ($end::TIMESTAMPTZ AT TIME ZONE 'UTC') - INTERVAL 1 MICROSECOND,
+                                                   INTERVAL 7 DAY)) AT TIME ZONE 'UTC' AS week)
             ),
-            prod AS (
-                SELECT service, sha, min(finished_at) AS at FROM deployments
-                WHERE list_contains($prod, environment) AND status = 'success' GROUP BY 1, 2
+            pre_services AS (
+                SELECT DISTINCT service FROM deployments WHERE environment = $pre AND status = 'success'
+            ),
+            first_in AS (  -- when each commit, and each sha, first reached each side
+                SELECT d.service, dc.repo, dc.sha, list_contains($prod, d.environment) AS production,
+                       min(d.finished_at) AS first_at
+                FROM deployment_changes dc JOIN deployments d USING (deployment_id)
+                WHERE d.status = 'success' AND (d.environment = $pre OR list_contains($prod, d.environment))
+                GROUP BY ALL
+            ),
+            commits AS (
+                SELECT service, min(first_at) FILTER (NOT production) AS staged_at,
+                       min(first_at) FILTER (production) AS shipped_at
+                FROM first_in GROUP BY service, repo, sha HAVING staged_at IS NOT NULL
+            ),
+            ahead AS (
+                SELECT w.week, c.service, count(*) AS commits_ahead,
+                       date_diff('second', min(c.staged_at), any_value(w.week_end)) / 3600.0 AS hours_ahead
+                FROM weeks w JOIN commits c
+                  ON c.staged_at < w.week_end AND (c.shipped_at IS NULL OR c.shipped_at >= w.week_end)
+                GROUP BY ALL
+            ),
+            shas AS (
+                SELECT service, sha, min(finished_at) FILTER (environment = $pre) AS staged_at,
+                       min(finished_at) FILTER (list_contains($prod, environment)) AS shipped_at
+                FROM deployments WHERE status = 'success' GROUP BY service, sha
+            ),
+            promoted AS (
+                SELECT date_trunc('week', staged_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS week, service,
+                       count(*) AS pre_production_deployments,
+                       median(date_diff('second', staged_at, shipped_at) / 3600.0)
+                         FILTER (shipped_at >= staged_at) AS median_promotion_hours,
+                       count(*) FILTER (shipped_at IS NULL OR shipped_at >= $end) AS never_promoted
+                FROM shas WHERE staged_at >= $start AND staged_at < $end GROUP BY ALL
             )
-            SELECT date_trunc('week', pre.at) AS week, pre.service,
-                   median(date_diff('second', pre.at, prod.at) / 3600.0) AS median_lag_hours,
-                   count(*) FILTER (prod.at IS NULL) AS never_promoted,
-                   count(*) AS pre_production_deployments
-            FROM pre LEFT JOIN prod USING (service, sha)
-            WHERE pre.at >= $start AND pre.at < $end
-            GROUP BY ALL ORDER BY week, service
+            SELECT w.week, s.service, coalesce(a.commits_ahead, 0) AS commits_ahead,
+                   coalesce(a.hours_ahead, 0) AS hours_ahead,
+                   coalesce(p.pre_production_deployments, 0) AS pre_production_deployments,
+                   p.median_promotion_hours, coalesce(p.never_promoted, 0) AS never_promoted
+            FROM weeks w CROSS JOIN pre_services s
+            LEFT JOIN ahead a ON a.week = w.week AND a.service = s.service
+            LEFT JOIN promoted p ON p.week = w.week AND p.service = s.service
+            ORDER BY w.week, s.service
             """,
-            {"pre": order[-2], "prod": list(self.settings.production_environments), "start": start, "end": end},
+            {"pre": stages[-1], "prod": list(self.settings.production_environments), "start": start, "end": end},
         )
 
     def frequency_vs_failure(self) -> pd.DataFrame:
