@@ -217,18 +217,19 @@ class ReleaseAnalytics:
         """Hours from each environment to the next per (service, sha), summarised per stage pair.
 
         ``skipped`` counts shas that reached the next stage without reaching this one first,
-        among services that deploy to this stage at all.
+        among services that deploy to this stage at all; ``failed_deployments`` counts the
+        next stage's failed deployments in the window.
         """
         order = list(self.settings.environment_order)
         start, end = self.dora.window
         firsts = self.store.query(
             """
             SELECT service, sha, environment, min(finished_at) FILTER (status = 'success') AS reached,
-                   count(*) FILTER (status <> 'success') AS failed
+                   count(*) FILTER (status <> 'success' AND finished_at >= $start AND finished_at < $end) AS failed
             FROM deployments WHERE list_contains($order, environment)
             GROUP BY service, sha, environment
             """,
-            {"order": order},
+            {"order": order, "start": start, "end": end},
         )
         wide = firsts.pivot_table(index=["service", "sha"], columns="environment", values="reached", aggfunc="first")
         last = order[-1]

@@ -72,6 +72,7 @@ def test_only_a_stage_the_service_uses_can_be_skipped_and_only_before_production
             at(4, "2024-01-03T06:00Z", "s3", env="staging"),  # ... and staged only afterwards
             at(5, "2024-01-04T00:00Z", "s5", service="web"),  # web has no staging to skip
             at(6, "2024-01-05T00:00Z", "s6", service="web", kind="hotfix"),
+            at(7, "2023-12-01T00:00Z", "s7", status="failure"), at(8, "2024-01-06T00:00Z", "s8", status="failure"),
         ],
         incidents=[{"incident_id": "i", "service": "web", "opened_at": "2023-01-01T00:00Z"}],
     )  # fmt: skip
@@ -83,6 +84,7 @@ def test_only_a_stage_the_service_uses_can_be_skipped_and_only_before_production
     production = analytics.stage_promotion().set_index("to_env").loc["production"]
     assert production.promotions == 1 and production.median_hours == pytest.approx(4.0)  # not the -6 h of s3
     assert production.skipped == 1  # s3; web's shas never could pass through staging
+    assert production.failed_deployments == 1  # d8; d7 failed before the window
     from releaserisk.features import deployment_batch_features
 
     batch = deployment_batch_features(store, ["production"], "staging").set_index("deployment_id")
