@@ -12,8 +12,8 @@ Built on the DORA deployment rows (failure attribution is defined once, in
   deployments, and how often hotfixes skipped a stage;
 * :meth:`ReleaseAnalytics.stage_promotion` — hours from each environment to the next
   along ``Settings.environment_order``, skipped stages, failed deployments per stage;
-* :meth:`ReleaseAnalytics.environment_lag` — per week and service, how far the
-  pre-production stage runs ahead of production (commits and hours, promotion waits);
+* :meth:`ReleaseAnalytics.environment_lag` — per week, service and pre-production
+  stage, how far the stage runs ahead of production (commits and hours, promotion waits);
 * :meth:`ReleaseAnalytics.frequency_vs_failure` — deployments and change failure rate
   per week.
 """
@@ -258,16 +258,16 @@ class ReleaseAnalytics:
         return pd.DataFrame(rows)
 
     def environment_lag(self) -> pd.DataFrame:
-        """Per ISO week and service using pre-production: how far it runs ahead of production.
+        """Per ISO week, service and pre-production stage it uses: how far the stage runs ahead
+        of production.
 
-        Columns: ``week`` (Monday, UTC), ``service``; at the week's end (or the window's),
-        ``commits_ahead`` — commits deployed to the last pre-production stage and not yet to
-        production — and ``hours_ahead`` — how long the oldest of them has waited (0 when
-        none waits); of the shas first deployed to pre-production that week,
-        ``pre_production_deployments``, ``median_promotion_hours`` until production had them,
-        and ``never_promoted`` (not in production by the window's end). Commits come from
-        ``deployment_changes``; a commit abandoned in pre-production (a reset branch) stays
-        ahead until production ships it.
+        Columns: ``week`` (Monday, UTC), ``service``, ``environment``; at the week's end (or
+        the window's), ``commits_ahead`` — commits deployed to the stage and not yet to
+        production — and ``hours_ahead`` — how long the oldest of them has waited (0 when none
+        waits); of the shas first deployed to the stage that week, ``stage_deployments``,
+        ``median_promotion_hours`` until production had them, and ``never_promoted`` (not in
+        production by the window's end). Commits come from ``deployment_changes``; a commit
+        abandoned in a stage (a reset branch) stays ahead until production ships it.
         """
         stages = self._pre_production()
         if not stages:
@@ -281,51 +281,60 @@ class ReleaseAnalytics:
                                                    ($end::TIMESTAMPTZ AT TIME ZONE 'UTC') - INTERVAL 1 MICROSECOND,
                                                    INTERVAL 7 DAY)) AT TIME ZONE 'UTC' AS week)
             ),
-            pre_services AS (
-                SELECT DISTINCT service FROM deployments WHERE environment = $pre AND status = 'success'
+            stage_services AS (
+                SELECT DISTINCT service, environment FROM deployments
+                WHERE list_contains($stages, environment) AND status = 'success'
             ),
-            first_in AS (  -- when each commit, and each sha, first reached each side
-                SELECT d.service, dc.repo, dc.sha, list_contains($prod, d.environment) AS production,
+            first_in AS (  -- when each commit first reached each stage, and production
+                SELECT d.service, dc.repo, dc.sha,
+                       CASE WHEN list_contains($prod, d.environment) THEN NULL ELSE d.environment END AS environment,
                        min(d.finished_at) AS first_at
                 FROM deployment_changes dc JOIN deployments d USING (deployment_id)
-                WHERE d.status = 'success' AND (d.environment = $pre OR list_contains($prod, d.environment))
+                WHERE d.status = 'success' AND (list_contains($stages, d.environment)
+                                                OR list_contains($prod, d.environment))
                 GROUP BY ALL
             ),
             commits AS (
-                SELECT service, min(first_at) FILTER (NOT production) AS staged_at,
-                       min(first_at) FILTER (production) AS shipped_at
-                FROM first_in GROUP BY service, repo, sha HAVING staged_at IS NOT NULL
+                SELECT s.service, s.environment, s.first_at AS staged_at, p.first_at AS shipped_at
+                FROM first_in s LEFT JOIN first_in p
+                  ON p.environment IS NULL AND p.service = s.service AND p.repo = s.repo AND p.sha = s.sha
+                WHERE s.environment IS NOT NULL
             ),
             ahead AS (
-                SELECT w.week, c.service, count(*) AS commits_ahead,
+                SELECT w.week, c.service, c.environment, count(*) AS commits_ahead,
                        date_diff('second', min(c.staged_at), any_value(w.week_end)) / 3600.0 AS hours_ahead
                 FROM weeks w JOIN commits c
                   ON c.staged_at < w.week_end AND (c.shipped_at IS NULL OR c.shipped_at >= w.week_end)
                 GROUP BY ALL
             ),
+            shipped AS (
+                SELECT service, sha, min(finished_at) AS shipped_at FROM deployments
+                WHERE status = 'success' AND list_contains($prod, environment) GROUP BY ALL
+            ),
             shas AS (
-                SELECT service, sha, min(finished_at) FILTER (environment = $pre) AS staged_at,
-                       min(finished_at) FILTER (list_contains($prod, environment)) AS shipped_at
-                FROM deployments WHERE status = 'success' GROUP BY service, sha
+                SELECT d.service, d.environment, d.sha, min(d.finished_at) AS staged_at,
+                       any_value(p.shipped_at) AS shipped_at
+                FROM deployments d LEFT JOIN shipped p USING (service, sha)
+                WHERE d.status = 'success' AND list_contains($stages, d.environment) GROUP BY ALL
             ),
             promoted AS (
                 SELECT date_trunc('week', staged_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS week, service,
-                       count(*) AS pre_production_deployments,
+                       environment, count(*) AS stage_deployments,
                        median(date_diff('second', staged_at, shipped_at) / 3600.0)
                          FILTER (shipped_at >= staged_at) AS median_promotion_hours,
                        count(*) FILTER (shipped_at IS NULL OR shipped_at >= $end) AS never_promoted
                 FROM shas WHERE staged_at >= $start AND staged_at < $end GROUP BY ALL
             )
-            SELECT w.week, s.service, coalesce(a.commits_ahead, 0) AS commits_ahead,
+            SELECT w.week, s.service, s.environment, coalesce(a.commits_ahead, 0) AS commits_ahead,
                    coalesce(a.hours_ahead, 0) AS hours_ahead,
-                   coalesce(p.pre_production_deployments, 0) AS pre_production_deployments,
+                   coalesce(p.stage_deployments, 0) AS stage_deployments,
                    p.median_promotion_hours, coalesce(p.never_promoted, 0) AS never_promoted
-            FROM weeks w CROSS JOIN pre_services s
-            LEFT JOIN ahead a ON a.week = w.week AND a.service = s.service
-            LEFT JOIN promoted p ON p.week = w.week AND p.service = s.service
-            ORDER BY w.week, s.service
+            FROM weeks w CROSS JOIN stage_services s
+            LEFT JOIN ahead a USING (week, service, environment)
+            LEFT JOIN promoted p USING (week, service, environment)
+            ORDER BY w.week, s.service, list_position($stages, s.environment)
             """,
-            {"pre": stages[-1], "prod": list(self.settings.production_environments), "start": start, "end": end},
+            {"stages": stages, "prod": list(self.settings.production_environments), "start": start, "end": end},
         )
 
     def frequency_vs_failure(self) -> pd.DataFrame:

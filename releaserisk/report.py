@@ -219,12 +219,22 @@ def weekly_sections(
         rollbacks=analytics.rollbacks(),
         hotfixes=analytics.hotfixes(),
         stages=analytics.stage_promotion(),
-        lag=analytics.environment_lag(),
+        lag=_last_weeks(analytics.environment_lag(), weeks=4),
         data=_data_section(store),
         risk_threshold=settings.risk_threshold,
         notes=notes,
         dora_notes=list(dora.notes),
     )
+
+
+def _last_weeks(frame: pd.DataFrame, weeks: int) -> pd.DataFrame:
+    """The newest ``weeks`` ISO weeks of a weekly frame, weeks labelled like 2026-W03."""
+    if frame.empty:
+        return frame
+    recent = frame[frame["week"] > frame["week"].max() - pd.Timedelta(weeks=weeks)].copy()
+    iso = recent["week"].dt.isocalendar()
+    recent["week"] = [f"{year}-W{week:02d}" for year, week in zip(iso["year"], iso["week"], strict=True)]
+    return recent.reset_index(drop=True)
 
 
 def _canary_outcomes(store: Store, start: datetime, end: datetime) -> pd.DataFrame:

@@ -114,17 +114,22 @@ def test_environment_lag_counts_commits_and_hours_staging_is_ahead_at_each_week_
     load(
         store,
         deployments=[
+            at(0, "2024-01-01T12:00Z", "s1", env="dev"),
             at(1, "2024-01-02T00:00Z", "s1", env="staging"), at(2, "2024-01-02T04:00Z", "s1"),
             at(3, "2024-01-09T00:00Z", "s3", env="staging"), at(4, "2024-01-10T00:00Z", "s4", env="staging"),
             at(5, "2024-01-17T00:00Z", "s3"),  # ships c3; c4 (in s4) still waits
             at(6, "2024-01-03T00:00Z", "w1", service="web"),  # web has no staging: no rows
         ],
-        changes=[("d1", "c1"), ("d1", "c2"), ("d2", "c1"), ("d2", "c2"), ("d3", "c3"), ("d4", "c4"), ("d5", "c3")],
+        changes=[("d0", "c1"), ("d0", "c2"), ("d1", "c1"), ("d1", "c2"), ("d2", "c1"), ("d2", "c2"), ("d3", "c3"),
+                 ("d4", "c4"), ("d5", "c3")],
     )  # fmt: skip
-    lag = release_analytics(store, "2024-01-01", "2024-01-21").environment_lag()
+    every = release_analytics(store, "2024-01-01", "2024-01-21").environment_lag()
+    dev = every[every["environment"] == "dev"]  # each stage against production: dev's commits shipped Jan 2
+    assert dev["commits_ahead"].tolist() == [0, 0, 0] and dev["median_promotion_hours"].iloc[0] == 16.0
+    lag = every[every["environment"] == "staging"].reset_index(drop=True)
     assert set(lag["service"]) == {"api"} and lag["week"].dt.strftime("%m-%d").tolist() == ["01-01", "01-08", "01-15"]
     assert lag["commits_ahead"].tolist() == [0, 2, 1]  # week ends: Jan 8, Jan 15, Jan 21 (the window's end)
     assert lag["hours_ahead"].tolist() == [0.0, 144.0, 264.0]  # c3 staged Jan 9; then c4, staged Jan 10
-    assert lag["pre_production_deployments"].tolist() == [1, 2, 0]
+    assert lag["stage_deployments"].tolist() == [1, 2, 0]
     assert lag["median_promotion_hours"].iloc[0] == 4.0 and lag["median_promotion_hours"].iloc[1] == 192.0
     assert lag["never_promoted"].tolist() == [0, 1, 0]  # s4

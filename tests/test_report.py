@@ -198,3 +198,14 @@ def test_headline_rows_read_in_their_own_units():
     assert table.loc["Deployment frequency (per week)"].tolist() == ["0.00", "1.00", "-1.00", "low"]
     assert table.loc["Change failure rate"].tolist() == ["28.6 %", "7.7 %", "+20.9 pp", "low"]
     assert table.loc["Rework rate"].tolist() == ["—", "—", "—", ""]
+
+
+def test_the_lag_section_shows_the_last_four_iso_weeks_per_service_and_stage(rendered):
+    from releaserisk.report import weekly_sections
+
+    with open_store(rendered["db"], read_only=True) as store:
+        lag = weekly_sections(store, rendered["week"]).lag
+    weeks = sorted(set(lag["week"]))
+    assert len(weeks) == 4 and weeks[-1] == rendered["week"]  # labelled like 2026-W01, ending with the report's
+    assert set(lag["environment"]) == {"dev", "staging"}  # the simulated services use both stages
+    assert len(lag) == 4 * lag[["service", "environment"]].drop_duplicates().shape[0]  # quiet weeks are zeros
