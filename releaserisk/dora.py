@@ -12,7 +12,8 @@ Change lead time
     Per commit: the first production deployment containing it (``deployment_changes``)
     minus the commit's committer time. Per pull request: first commit → deployment,
     split into coding (first commit → PR opened), pickup (opened → first review by
-    someone other than the author), review (first review → merge) and deploy
+    someone other than the author, before the merge; a PR reviewed only after its
+    merge has no pickup or review phase), review (first review → merge) and deploy
     (merge → first production deployment containing the merge commit or any PR
     commit). Aggregated as the median and the 90th percentile (interpolated).
 Change failure rate
@@ -530,6 +531,9 @@ def _detail_tables(store: Store, profile: str, w: _Work) -> None:
         if profile == "devlake"
         else minutes("coalesce(first_commit_at, created_at)", "deployed_at")
     )
+    # a review after the merge (a post-merge approval or comment) is no phase of the PR's way
+    # in; DevLake takes the first review whenever it came, and drops the negative span
+    before_merge = "" if profile == "devlake" else "AND (pr.merged_at IS NULL OR r.submitted_at <= pr.merged_at)"
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.prs} AS
@@ -537,7 +541,7 @@ def _detail_tables(store: Store, profile: str, w: _Work) -> None:
         first_review AS (
             SELECT r.repo, r.number, min(r.submitted_at) AS first_review_at
             FROM pr_reviews r JOIN pull_requests pr USING (repo, number)
-            WHERE r.reviewer IS DISTINCT FROM pr.author GROUP BY 1, 2
+            WHERE r.reviewer IS DISTINCT FROM pr.author {before_merge} GROUP BY 1, 2
         ),
         shas AS (
             SELECT repo, number, merge_commit_sha AS sha FROM pull_requests WHERE merge_commit_sha IS NOT NULL

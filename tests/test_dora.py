@@ -91,6 +91,22 @@ def test_every_metric_by_hand(fixture_store):
     assert (pr.coding_minutes, pr.pickup_minutes, pr.review_minutes, pr.deploy_minutes) == (180, 1470, 1410, 360)
 
 
+def test_a_review_after_the_merge_is_no_pickup_or_review_phase(fixture_store):
+    load(
+        fixture_store,
+        prs=[{"repo": "r", "number": 2, "author": "alice", "created_at": "2024-01-01T06:00Z",
+              "merged_at": "2024-01-03T06:00Z", "merge_commit_sha": "c3"}],
+        reviews=[{"repo": "r", "number": 2, "reviewer": "bob", "submitted_at": "2024-01-04T06:00Z"}],  # approved late
+    )  # fmt: skip
+    late = dora_metrics(fixture_store, "2024-01-01", "2024-01-22").pull_requests.set_index("number").loc[2]
+    assert math.isnan(late.pickup_minutes) and math.isnan(late.review_minutes)  # not 4320 and -1440
+    assert late.deploy_minutes == 360 and late.cycle_minutes == 2 * 1440 + 360  # the other phases stand
+    # DevLake takes the first comment whenever it came and drops the negative review span
+    peer = dora_metrics(fixture_store, "2024-01-01", "2024-01-22", profile="devlake").pull_requests
+    peer = peer.set_index("number").loc[2]
+    assert peer.pickup_minutes == 3 * 1440 and math.isnan(peer.review_minutes)
+
+
 def test_weeks_without_deployments_are_zero_not_missing(fixture_store):
     weeks = dora_metrics(fixture_store, "2024-01-01", "2024-01-22").by_period.set_index("period")
     assert list(weeks.index) == ["2024-W01", "2024-W02", "2024-W03"]
