@@ -281,8 +281,10 @@ def score_commits(
     else:
         probabilities = model.predict_proba(frame)[:, 1]
         top = model.explain(frame, top=3)
-        reasons = [[describe(r.feature, r.value, r.contribution) for r in top[top["row"] == i].itertuples()]
-                   for i in range(len(frame))]  # fmt: skip
+        # one pass over the explanations (filtering them per commit was quadratic in the range)
+        phrases = [describe(f, v, c) for f, v, c in zip(top["feature"], top["value"], top["contribution"], strict=True)]
+        by_row = pd.Series(phrases, dtype=object).groupby(top["row"].to_numpy(), sort=False).agg(list)
+        reasons = [by_row.get(i, []) for i in range(len(frame))]
     commits = pd.DataFrame(
         {
             # feature rows from elsewhere (a notebook, a CSV) may lack them
