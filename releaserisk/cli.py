@@ -332,6 +332,9 @@ def cmd_train(args: argparse.Namespace) -> int:
              list(model.features), _json.dumps(evaluation), _json.dumps(versions)],
         )  # fmt: skip
     auc = f", time-ordered test AUC {evaluation['auc']:.3f}" if evaluation else ""
+    if evaluation and evaluation["selected"] != model.selected_:
+        # the evaluation repeats the whole procedure on the oldest 80 %, where selection may differ
+        auc += f" (the procedure, which chose {evaluation['selected']} on the oldest 80 %)"
     _emit(
         args,
         {**metadata, "path": str(path)},

@@ -240,6 +240,27 @@ def test_cli_train_deployment_level(simulated, tmp_path, capsys):
     assert ("path" in payload and (tmp_path / "d.skops").exists()) or "fallback" in payload
 
 
+def test_cli_train_says_which_model_the_reported_auc_belongs_to(simulated, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import releaserisk.model
+    from releaserisk.cli import main
+
+    db = tmp_path / "s.duckdb"
+    shutil.copy(simulated["db"], db)
+    monkeypatch.setenv("RELEASERISK_LABEL_HORIZON_DAYS", "14")  # the simulated history is half a year
+    args = ["--db", str(db), "train", "--estimator", "logistic", "--out", str(tmp_path / "m.skops")]
+    assert main(args) == 0
+    assert "trained logistic model" in (out := capsys.readouterr().out) and "the procedure" not in out
+    # selection on the oldest 80 % may pick another family than selection on all rows
+    real = releaserisk.model.evaluate_time_split
+    monkeypatch.setattr(
+        releaserisk.model, "evaluate_time_split", lambda *a, **k: {**real(*a, **k), "selected": "boosting"}
+    )
+    assert main(args) == 0
+    assert "(the procedure, which chose boosting on the oldest 80 %)" in capsys.readouterr().out
+
+
 def test_a_test_slice_with_clearly_fewer_defects_gets_a_label_maturity_note():
     from releaserisk.model import label_maturity_notes
 
