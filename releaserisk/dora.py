@@ -383,7 +383,9 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
     """
     con = store.connection
     # a repeated sort key is not free: ORDER BY finished_at, finished_at, … sorted 2x slower
-    order = "d.started_at, d.deployment_id" if profile == "devlake" else "d.finished_at, d.deployment_id"
+    # DevLake orders by start; a deployment recorded without a start time started when it finished
+    start = "coalesce(d.started_at, d.finished_at)"
+    order = f"{start}, d.deployment_id" if profile == "devlake" else "d.finished_at, d.deployment_id"
     strict = ">" if profile == "devlake" else ">="
     con.execute(
         f"""

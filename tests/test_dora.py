@@ -170,6 +170,20 @@ def test_iso_weeks_in_utc_regardless_of_input_zone(store):
     assert weeks["deployments"].tolist() == [0, 1]
 
 
+def test_devlake_orders_a_deployment_without_a_start_time_by_its_finish(store):
+    load(
+        store,
+        commits=[("c1", "2023-12-31T00:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z", started_at=None),  # a CSV without started_at
+                     dep(2, "2024-01-03T00:00Z", started_at="2024-01-02T12:00Z")],
+        changes=[("d1", "c1"), ("d2", "c1")],
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2023-12-31T12:00Z",
+              "merged_at": "2024-01-01T00:00Z", "merge_commit_sha": "c1"}],
+    )  # fmt: skip
+    pr = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").pull_requests.iloc[0]
+    assert (pr.deployment_id, pr.deploy_minutes) == ("d1", 1440)  # not d2, as if it had started last
+
+
 def test_devlake_profile_rules(store):
     load(
         store,
