@@ -68,7 +68,9 @@ def html_table(frame: pd.DataFrame, *, max_rows: int = 50, float_format: str = "
     for column in shown.columns:
         if pd.api.types.is_float_dtype(shown[column]):
             values = shown[column].dropna()
-            whole = len(values) and bool((values == values.round()).all()) and values.abs().max() >= 1
+            # counts that arrive as floats print whole; shares keep decimals even when all 0 or 1
+            share = str(column).endswith(("rate", "share", "ci_low", "ci_high"))
+            whole = not share and len(values) and bool((values == values.round()).all()) and values.abs().max() >= 1
             fmt = "{:,.0f}" if whole else float_format
             shown[column] = shown[column].map(lambda v, fmt=fmt: "—" if pd.isna(v) else fmt.format(v))
     return shown.to_html(index=False, escape=True, na_rep="—", border=0, classes="rr-table")

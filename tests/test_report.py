@@ -209,3 +209,13 @@ def test_the_lag_section_shows_the_last_four_iso_weeks_per_service_and_stage(ren
     assert len(weeks) == 4 and weeks[-1] == rendered["week"]  # labelled like 2026-W01, ending with the report's
     assert set(lag["environment"]) == {"dev", "staging"}  # the simulated services use both stages
     assert len(lag) == 4 * lag[["service", "environment"]].drop_duplicates().shape[0]  # quiet weeks are zeros
+
+
+def test_html_tables_print_counts_whole_and_shares_with_decimals():
+    from releaserisk.report import html_table
+
+    table = html_table(pd.DataFrame({"kind": ["<b>x</b>", "y"], "deployments": [3.0, 12.0],
+                                     "skipped_staging_rate": [1.0, 0.0], "hours": [1.5, float("nan")]}))  # fmt: skip
+    assert "<td>3</td>" in table and "<td>12</td>" in table  # whole counts
+    assert "<td>1.00</td>" in table and "<td>0.00</td>" in table  # a share of 1 is not a count of 1
+    assert "<td>1.50</td>" in table and "<td>—</td>" in table and "&lt;b&gt;x&lt;/b&gt;" in table
