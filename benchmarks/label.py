@@ -12,8 +12,9 @@ Measured in the same run, on the same history:
   extra) on the same N fixes, one at a time.
 
 Agreement is the Jaccard index of the two sets of blamed commits per fix. They are not
-meant to be equal: releaserisk skips comment lines by file type (PyDriller only by a
-line's first characters), and PyDriller blames with rename tracking off by default.
+meant to be equal: releaserisk diffs with ``-w`` (AG-SZZ: a whitespace-only change
+blames nothing; PyDriller blames it) and skips comment lines by file type (PyDriller
+by a line's first characters, which also skips Python docstrings).
 """
 
 from __future__ import annotations
