@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -344,6 +345,13 @@ def _private_kernel(socket_dir: Path) -> dict[str, Any]:
             super().__init__(**kwargs)
             self.transport = "ipc"
             self.ip = str(socket_dir / "kernel")
+
+        async def start_kernel(self, **kwargs: Any) -> None:
+            # the kernel's own log goes nowhere: the shutdown's interrupt could print
+            # "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel" under a report
+            # that succeeded; cells' output and errors reach the notebook, not this stream
+            kwargs.setdefault("stderr", subprocess.DEVNULL)
+            await super().start_kernel(**kwargs)
 
     return {"kernel_manager_class": PrivateKernelManager}
 
