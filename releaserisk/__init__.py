@@ -29,6 +29,7 @@ _EXPORTS = {
     "Settings": "releaserisk.config",
     "Store": "releaserisk.store",
     "analysis_samples": "releaserisk.canary.data",
+    "calibration_table": "releaserisk.model",
     "dora_metrics": "releaserisk.dora",
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
@@ -77,6 +78,7 @@ __all__ = [
     "Store",
     "__version__",
     "analysis_samples",
+    "calibration_table",
     "dora_metrics",
     "errors",
     "evaluate_predictions",
@@ -125,6 +127,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.labels import label_changes, training_frame
     from releaserisk.model import (
         RiskModel,
+        calibration_table,
         evaluate_predictions,
         evaluate_time_split,
         load_model,

@@ -52,6 +52,7 @@ from releaserisk.scorecard import (
 __all__ = [
     "TRUSTED_TYPES",
     "RiskModel",
+    "calibration_table",
     "dropped_rows_notes",
     "evaluate_predictions",
     "evaluate_time_split",
@@ -285,17 +286,33 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
 
 # -- evaluation ----------------------------------------------------------------------------
-def expected_calibration_error(y, p, bins: int = 10) -> float:
-    """ECE over equal-width probability bins, weighted by bin size."""
+def calibration_table(y, p, bins: int = 10) -> pd.DataFrame:
+    """Predicted vs observed defect rate per equal-width probability bin (a reliability table).
+
+    Returns
+    -------
+    DataFrame
+        ``lower, upper, n, mean_predicted, observed`` for every bin holding predictions.
+    """
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
     index = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = index == b
-        if mask.any():
-            total += mask.mean() * abs(y[mask].mean() - p[mask].mean())
-    return float(total)
+    n = np.bincount(index, minlength=bins)
+    held = n > 0
+    predicted = np.bincount(index, weights=p, minlength=bins)[held] / n[held]
+    observed = np.bincount(index, weights=y, minlength=bins)[held] / n[held]
+    lower = np.arange(bins)[held] / bins
+    return pd.DataFrame({"lower": lower, "upper": lower + 1 / bins, "n": n[held],
+                         "mean_predicted": predicted, "observed": observed})  # fmt: skip
+
+
+def expected_calibration_error(y, p, bins: int = 10) -> float:
+    """ECE over equal-width probability bins, weighted by bin size (see :func:`calibration_table`)."""
+    table = calibration_table(y, p, bins)
+    if table.empty:
+        return 0.0
+    weights = table["n"] / table["n"].sum()
+    return float((weights * (table["observed"] - table["mean_predicted"]).abs()).sum())
 
 
 def _effort_curve(order: np.ndarray, y: np.ndarray, effort: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

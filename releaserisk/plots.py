@@ -15,6 +15,8 @@ __all__ = [
     "batch_size_figure",
     "canary_figure",
     "dora_trend_figure",
+    "model_age_figure",
+    "reliability_figure",
     "risk_histogram",
     "service_colours",
     "stage_figure",
@@ -144,5 +146,43 @@ def risk_histogram(probabilities, threshold: float):
     ax.set_xlabel("predicted defect probability (%)")
     ax.set_ylabel("changes")
     ax.set_title("Change risk")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def reliability_figure(table, ece: float | None = None):
+    """Observed vs predicted defect rate per probability bin (:func:`releaserisk.model.calibration_table`).
+
+    Points on the diagonal are calibrated; the number under each point is the bin's size.
+    """
+    fig, (ax,) = _figure(5.5, 4.2)
+    ax.plot([0, 100], [0, 100], color="#999999", linestyle="--", label="calibrated")
+    x, y = table["mean_predicted"] * 100, table["observed"] * 100
+    ax.plot(x, y, color="#4c72b0", marker="o", label="this model")
+    for xi, yi, n in zip(x, y, table["n"], strict=True):
+        ax.annotate(f"{n:,}", (xi, yi), textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("predicted defect probability (%)")
+    ax.set_ylabel("observed defect rate (%)")
+    ax.set_title("Reliability" + (f" (ECE {ece:.3f})" if ece is not None else ""))
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def model_age_figure(rolling):
+    """Test AUC by the model's age in months (:func:`releaserisk.model.rolling_origin`): each origin, and the mean."""
+    fig, (ax,) = _figure()
+    if rolling.empty:
+        ax.text(0.5, 0.5, "history too short for a rolling origin", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    ax.scatter(rolling["age_months"], rolling["auc"], color="#8172b3", alpha=0.35, s=14, label="one origin")
+    mean = rolling.groupby("age_months")["auc"].mean()
+    ax.plot(mean.index, mean.to_numpy(), color="#c44e52", marker="o", label="mean")
+    ax.axhline(0.5, color="#999999", linestyle="--", linewidth=1)
+    ax.set_xlabel("model age (months since the training cut)")
+    ax.set_ylabel("test AUC")
+    ax.set_title("How fast the model ages")
     ax.legend(fontsize=8)
     return fig

@@ -330,3 +330,20 @@ def test_feature_rows_are_checked_before_scoring():
         model.predict_proba(np.zeros((1, 3)))
     # a negative age (clock skew between committers) scores as age 0
     assert model.predict_proba(row.assign(age=-5.0))[0, 1] == model.predict_proba(row.assign(age=0.0))[0, 1]
+
+
+def test_calibration_table_by_hand_and_ece_is_its_weighted_gap():
+    from releaserisk import plots
+    from releaserisk.model import calibration_table, expected_calibration_error
+
+    y, p = [0, 1, 1, 0, 1], [0.05, 0.15, 0.95, 0.99, 0.10]  # 0.10 falls in the 0.1-0.2 bin
+    table = calibration_table(y, p)
+    assert table["lower"].tolist() == [0.0, 0.1, 0.9] and table["n"].tolist() == [1, 2, 2]
+    assert table["mean_predicted"].tolist() == pytest.approx([0.05, 0.125, 0.97])
+    assert table["observed"].tolist() == [0.0, 1.0, 0.5]
+    # |0 - 0.05| * 1/5 + |1 - 0.125| * 2/5 + |0.5 - 0.97| * 2/5
+    assert expected_calibration_error(y, p) == pytest.approx(0.01 + 0.35 + 0.188)
+    line = plots.reliability_figure(table, 0.548).axes[0].lines[1]
+    assert line.get_xdata().tolist() == pytest.approx([5, 12.5, 97]) and line.get_ydata().tolist() == [0, 100, 50]
+    empty = plots.model_age_figure(pd.DataFrame(columns=["origin", "age_months", "n_test", "positive_rate", "auc"]))
+    assert "too short" in empty.axes[0].texts[0].get_text()
