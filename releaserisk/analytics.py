@@ -111,7 +111,7 @@ class ReleaseAnalytics:
         start, end = self.dora.window
         params = {"prod": list(self.settings.production_environments), "start": start, "end": end}
         if not self.store.execute(
-            "SELECT count(*) FROM deployments WHERE kind = 'rollback' AND list_contains($prod, environment)",
+            "SELECT count(*) FROM deployments WHERE kind = 'rollback' AND list_contains($prod, lower(environment))",
             {"prod": params["prod"]},
         ).fetchone()[0]:
             return pd.DataFrame(columns=["service", "rollbacks", "succeeded", "success_rate",
@@ -120,7 +120,7 @@ class ReleaseAnalytics:
         return self.store.query(
             """
             WITH prod AS (
-                SELECT * FROM deployments WHERE list_contains($prod, environment) AND finished_at < $end
+                SELECT * FROM deployments WHERE list_contains($prod, lower(environment)) AND finished_at < $end
             ),
             services AS (SELECT DISTINCT service FROM prod WHERE finished_at >= $start),
             r AS (
@@ -161,12 +161,12 @@ class ReleaseAnalytics:
             """
             WITH prod AS (
                 SELECT deployment_id, service, sha, finished_at FROM deployments
-                WHERE status = 'success' AND list_contains($prod, environment)
+                WHERE status = 'success' AND list_contains($prod, lower(environment))
                   AND finished_at >= $start AND finished_at < $end
             ),
             reached AS (
-                SELECT service, sha, environment, min(finished_at) AS at FROM deployments
-                WHERE status = 'success' AND list_contains($pre, environment) GROUP BY ALL
+                SELECT service, sha, lower(environment) AS environment, min(finished_at) AS at FROM deployments
+                WHERE status = 'success' AND list_contains($pre, lower(environment)) GROUP BY ALL
             ),
             used AS (SELECT DISTINCT service, environment FROM reached)
             SELECT p.deployment_id, u.environment, r.at IS NULL OR r.at > p.finished_at AS skipped
@@ -224,10 +224,11 @@ class ReleaseAnalytics:
         start, end = self.dora.window
         firsts = self.store.query(
             """
-            SELECT service, sha, environment, min(finished_at) FILTER (status = 'success') AS reached,
+            SELECT service, sha, lower(environment) AS environment,
+                   min(finished_at) FILTER (status = 'success') AS reached,
                    count(*) FILTER (status <> 'success' AND finished_at >= $start AND finished_at < $end) AS failed
-            FROM deployments WHERE list_contains($order, environment)
-            GROUP BY service, sha, environment
+            FROM deployments WHERE list_contains($order, lower(environment))
+            GROUP BY ALL
             """,
             {"order": order, "start": start, "end": end},
         )
@@ -282,16 +283,17 @@ class ReleaseAnalytics:
                                                    INTERVAL 7 DAY)) AT TIME ZONE 'UTC' AS week)
             ),
             stage_services AS (
-                SELECT DISTINCT service, environment FROM deployments
-                WHERE list_contains($stages, environment) AND status = 'success'
+                SELECT DISTINCT service, lower(environment) AS environment FROM deployments
+                WHERE list_contains($stages, lower(environment)) AND status = 'success'
             ),
             first_in AS (  -- when each commit first reached each stage, and production
                 SELECT d.service, dc.repo, dc.sha,
-                       CASE WHEN list_contains($prod, d.environment) THEN NULL ELSE d.environment END AS environment,
+                       CASE WHEN list_contains($prod, lower(d.environment)) THEN NULL
+                            ELSE lower(d.environment) END AS environment,
                        min(d.finished_at) AS first_at
                 FROM deployment_changes dc JOIN deployments d USING (deployment_id)
-                WHERE d.status = 'success' AND (list_contains($stages, d.environment)
-                                                OR list_contains($prod, d.environment))
+                WHERE d.status = 'success' AND (list_contains($stages, lower(d.environment))
+                                                OR list_contains($prod, lower(d.environment)))
                 GROUP BY ALL
             ),
             commits AS (
@@ -309,13 +311,13 @@ class ReleaseAnalytics:
             ),
             shipped AS (
                 SELECT service, sha, min(finished_at) AS shipped_at FROM deployments
-                WHERE status = 'success' AND list_contains($prod, environment) GROUP BY ALL
+                WHERE status = 'success' AND list_contains($prod, lower(environment)) GROUP BY ALL
             ),
             shas AS (
-                SELECT d.service, d.environment, d.sha, min(d.finished_at) AS staged_at,
+                SELECT d.service, lower(d.environment) AS environment, d.sha, min(d.finished_at) AS staged_at,
                        any_value(p.shipped_at) AS shipped_at
                 FROM deployments d LEFT JOIN shipped p USING (service, sha)
-                WHERE d.status = 'success' AND list_contains($stages, d.environment) GROUP BY ALL
+                WHERE d.status = 'success' AND list_contains($stages, lower(d.environment)) GROUP BY ALL
             ),
             promoted AS (
                 SELECT date_trunc('week', staged_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS week, service,

@@ -520,7 +520,7 @@ def _range_commits(store, repo_path: str, repo: str, spec: str | None, settings)
     if spec is None:
         row = store.execute(
             "SELECT d.sha FROM deployments d JOIN commits c ON c.repo = ? AND c.sha = d.sha "
-            "WHERE d.status = 'success' AND list_contains(?, d.environment) ORDER BY d.finished_at DESC LIMIT 1",
+            "WHERE d.status = 'success' AND list_contains(?, lower(d.environment)) ORDER BY d.finished_at DESC LIMIT 1",
             [repo, list(settings.production_environments)],
         ).fetchone()
         spec = f"{row[0]}..HEAD" if row else "HEAD^!"
@@ -692,7 +692,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             store.upsert("risk_scores", result.score_rows("demo"))
             latest = store.query(
                 "SELECT d.deployment_id, list(dc.sha) AS shas FROM deployments d JOIN deployment_changes dc "
-                "USING (deployment_id) WHERE d.environment = 'production' AND d.status = 'success' "
+                "USING (deployment_id) WHERE lower(d.environment) = 'production' AND d.status = 'success' "
                 "GROUP BY d.deployment_id, d.finished_at ORDER BY d.finished_at DESC LIMIT 1"
             )
         state["scores"] = result

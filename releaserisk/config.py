@@ -39,9 +39,9 @@ class Settings:
     db : str
         Path of the DuckDB store.
     production_environments : tuple of str
-        Environment names that count as production for DORA metrics.
+        Environment names that count as production for DORA metrics (any case).
     environment_order : tuple of str
-        The promotion pipeline, first stage first.
+        The promotion pipeline, first stage first (any case).
     fix_pattern : str
         Regular expression that marks a commit message as a bug fix.
     label_horizon_days : int
@@ -61,6 +61,10 @@ class Settings:
     risk_threshold: float = 0.5
 
     def __post_init__(self) -> None:
+        # environment names match case-insensitively ("Production" is GitHub's usual spelling);
+        # queries compare lower(environment) with these
+        for name in ("production_environments", "environment_order"):
+            object.__setattr__(self, name, tuple(env.lower() for env in getattr(self, name)))
         if self.label_horizon_days < 0:
             raise ConfigError("label_horizon_days must be >= 0")
         if self.szz_max_files < 1:

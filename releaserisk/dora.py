@@ -398,7 +398,7 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
                    coalesce(d.repo, s.repo) AS repo, d.environment, d.sha, d.started_at, d.finished_at,
                    coalesce(d.kind, 'regular') AS kind, d.reverts_deployment_id
             FROM deployments d LEFT JOIN services s USING (service)
-            WHERE d.status = 'success' AND list_contains(?, d.environment)
+            WHERE d.status = 'success' AND list_contains(?, lower(d.environment))
         )
         -- k is the profile's order, so the per-service window sorts integers (0.58 -> 0.44 s at 1M)
         WINDOW w AS (PARTITION BY service ORDER BY k)

@@ -320,7 +320,7 @@ def deployment_batch_features(store, production_environments, pre_production: st
         WITH prod AS (
             SELECT deployment_id, service, sha, finished_at, coalesce(kind, 'regular') AS kind,
                    lag(finished_at) OVER (PARTITION BY service ORDER BY finished_at, deployment_id) AS previous_at
-            FROM deployments WHERE status = 'success' AND list_contains($prod, environment)
+            FROM deployments WHERE status = 'success' AND list_contains($prod, lower(environment))
         ),
         scores AS (SELECT repo, sha, arg_max(probability, scored_at) AS p FROM risk_scores GROUP BY 1, 2),
         batch AS (
@@ -335,11 +335,13 @@ def deployment_batch_features(store, production_environments, pre_production: st
         ),
         staged AS (
             SELECT DISTINCT p.deployment_id FROM prod p JOIN deployments d
-              ON d.service = p.service AND d.sha = p.sha AND d.environment = $pre AND d.status = 'success'
+              ON d.service = p.service AND d.sha = p.sha AND lower(d.environment) = $pre AND d.status = 'success'
              AND d.finished_at <= p.finished_at
         ),
         -- a service that never deploys to the stage cannot skip it
-        staging_services AS (SELECT DISTINCT service FROM deployments WHERE environment = $pre AND status = 'success')
+        staging_services AS (
+            SELECT DISTINCT service FROM deployments WHERE lower(environment) = $pre AND status = 'success'
+        )
         SELECT p.deployment_id, p.service, p.finished_at,
                coalesce(b.batch_size, 0) AS batch_size, coalesce(b.churn, 0) AS churn,
                coalesce(b.max_risk, 0) AS max_risk, coalesce(b.mean_risk, 0) AS mean_risk,

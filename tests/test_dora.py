@@ -423,3 +423,24 @@ def test_devlake_restore_and_recovery_in_whole_minutes_per_incident(store):
     assert devlake.recovery_median_hours == pytest.approx(2.5)
     # DORA: one recovery per failed deployment, to its first resolution: d1 2 h 30 min 50 s, d2 1 h 10 min 30 s
     assert dora.recovery_median_hours == pytest.approx((2 + 30 / 60 + 50 / 3600 + 1 + 10.5 / 60) / 2)
+
+
+def test_environment_names_match_in_any_case(store):
+    from releaserisk.analytics import release_analytics
+    from releaserisk.config import Settings
+
+    def at(i, finished, sha, env):
+        return {**dep(i, finished, env=env), "sha": sha}
+
+    # GitHub environments are often "Production"; DevLake writes PRODUCTION
+    load(store, deployments=[at(1, "2024-01-02T00:00Z", "s1", "Staging"),
+                             at(2, "2024-01-02T04:00Z", "s1", "Production"),
+                             at(3, "2024-01-03T00:00Z", "s3", "PRODUCTION")])  # fmt: skip
+    summary = dora_metrics(store, "2024-01-01", "2024-01-08").summary.iloc[0]
+    assert summary.deployments == 2
+    stages = release_analytics(store, "2024-01-01", "2024-01-08").stage_promotion().set_index("to_env")
+    assert stages.loc["production", "promotions"] == 1 and stages.loc["production", "skipped"] == 1
+    assert Settings(production_environments=("Live",), environment_order=("QA", "Live")).environment_order == (
+        "qa", "live")  # fmt: skip
+    live = dora_metrics(store, "2024-01-01", "2024-01-08", settings=Settings(production_environments=("STAGING",)))
+    assert live.summary.iloc[0].deployments == 1

@@ -1,6 +1,6 @@
 """Deployment → commit links, derived from the stored commit graph (no git process).
 
-Per (service, environment), successful deployments are chained by finish time. The
+Per (service, environment, in any case), successful deployments are chained by finish time. The
 changes of a deployment are the commits reachable from its sha and not from the
 previous successful deployment's sha — ``git rev-list prev..this`` — computed by a
 walk over ``commits.parents`` in decreasing ingest order (parents always come before
@@ -84,10 +84,11 @@ def _chains(store: Store) -> pd.DataFrame:
             FROM deployments d LEFT JOIN services s USING (service)
             WHERE d.status = 'success'
         )
-        SELECT *, lag(sha) OVER (PARTITION BY service, environment ORDER BY finished_at, deployment_id) AS prev_sha,
-               row_number() OVER (PARTITION BY service, environment ORDER BY finished_at, deployment_id) AS position
+        SELECT *, lag(sha) OVER chain AS prev_sha, row_number() OVER chain AS position
         FROM ok
         WHERE deployment_id NOT IN (SELECT deployment_id FROM deployment_changes WHERE NOT derived)
+        -- environment names match in any case, as Settings' do
+        WINDOW chain AS (PARTITION BY service, lower(environment) ORDER BY finished_at, deployment_id)
         """
     )
 
