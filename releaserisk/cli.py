@@ -230,7 +230,9 @@ def cmd_label(args: argparse.Namespace) -> int:
                                  "'releaserisk label' continues from there\n")  # fmt: skip
                 return 130
     lines = [
-        f"{r.repo}: {r.fixes} fixes ({r.fixes_blamed_now} blamed now), {r.buggy_szz} bug-introducing by SZZ, "
+        f"{r.repo}: {r.fixes} fixes ({r.fixes_blamed_now} blamed now"
+        f"{f', {r.fixes_from_trackers} from bug issues or pull requests' if r.fixes_from_trackers else ''}), "
+        f"{r.buggy_szz} bug-introducing by SZZ, "
         f"{r.buggy_revert} reverted; {r.unlabelled_recent} recent commits left unlabelled"
         for r in results
     ]

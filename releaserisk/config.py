@@ -50,6 +50,9 @@ class Settings:
         SZZ skips fixes touching more files than this (tangled changes).
     risk_threshold : float
         Probability at or above which ``releaserisk score`` fails the gate.
+    bug_labels : tuple of str
+        Issue and pull-request labels (any case) that mark a bug: commits citing such an
+        issue, and the commits of such a pull request, are bug fixes for SZZ.
     """
 
     db: str = "releaserisk.duckdb"
@@ -59,12 +62,13 @@ class Settings:
     label_horizon_days: int = 180
     szz_max_files: int = 50
     risk_threshold: float = 0.5
+    bug_labels: tuple[str, ...] = ("bug", "defect", "regression", "type: bug", "type/bug", "kind/bug")
 
     def __post_init__(self) -> None:
-        # environment names match case-insensitively ("Production" is GitHub's usual spelling);
-        # queries compare lower(environment) with these
-        for name in ("production_environments", "environment_order"):
-            object.__setattr__(self, name, tuple(env.lower() for env in getattr(self, name)))
+        # environment names and labels match case-insensitively ("Production" is GitHub's usual
+        # spelling, "Bug" a common label); queries compare lower(...) with these
+        for name in ("production_environments", "environment_order", "bug_labels"):
+            object.__setattr__(self, name, tuple(value.lower() for value in getattr(self, name)))
         if self.label_horizon_days < 0:
             raise ConfigError("label_horizon_days must be >= 0")
         if self.szz_max_files < 1:

@@ -4,12 +4,14 @@ Three methods, each stored in ``labels`` with its method name:
 
 ``szz``
     AG-SZZ style (Kim et al. 2006; da Costa et al. 2017). For each bug-fixing
-    commit (its message matches the fix pattern) that touches at most
-    ``szz_max_files`` files, blame the fix's first parent on the lines the fix
-    deleted or modified (``git blame --porcelain -w``: whitespace is ignored), skipping
-    lines that are blank or comments for the file's language. The blamed commits are
-    bug-introducing. Candidates made after the linked issue was opened are dropped
-    when that date is known (``issue_dates``).
+    commit that touches at most ``szz_max_files`` files, blame the fix's first parent
+    on the lines the fix deleted or modified (``git blame --porcelain -w``: whitespace
+    is ignored), skipping lines that are blank or comments for the file's language.
+    The blamed commits are bug-introducing. A commit is a bug fix when its message
+    matches the fix pattern, cites an ingested issue labelled as a bug (``#123``,
+    ``GH-123``, ``PROJ-123``; labels in ``Settings.bug_labels``), or belongs to a pull
+    request so labelled. Candidates authored after the cited bug issue was opened are
+    dropped (they cannot have caused it), from ingested issues and ``issue_dates``.
 ``revert``
     A message ``This reverts commit <sha>`` labels the reverted commit.
 Label horizon
@@ -106,6 +108,7 @@ class LabelResult:
     buggy_szz: int
     buggy_revert: int
     unlabelled_recent: int
+    fixes_from_trackers: int = 0  # fixes citing a bug issue or in a bug pull request
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -189,7 +192,8 @@ def label_changes(
         Fix pattern, ``szz_max_files`` and ``label_horizon_days``.
     issue_dates : dict, optional
         Fix sha → date the linked issue was opened; blamed commits made after it are
-        dropped (they cannot have caused the reported bug).
+        dropped (they cannot have caused the reported bug). Added to the dates of the
+        bug issues in the store's ``issues`` that fixes cite (the earliest wins).
     workers : int
         Parallel blame workers.
     progress : callable, optional
@@ -216,14 +220,16 @@ def label_changes(
     repo_path = row[0]
     if not Path(repo_path).exists():
         raise GitError(f"{repo_path} (repository '{repo}') no longer exists; SZZ needs the git history")
+    tracked = _tracked_fixes(store, repo, settings.bug_labels)
+    issue_dates = _earliest(issue_dates, tracked.dropna(subset=["opened_at"]))
     fixes = store.query(
         """
         SELECT c.sha, c.message, f.nf FROM commits c JOIN change_features f USING (repo, sha)
-        WHERE c.repo = ? AND regexp_matches(c.message, ?) AND f.nf BETWEEN 1 AND ?
-          AND NOT c.is_merge AND len(c.parents) = 1
+        WHERE c.repo = ? AND (regexp_matches(c.message, ?) OR list_contains(?, c.sha))
+          AND f.nf BETWEEN 1 AND ? AND NOT c.is_merge AND len(c.parents) = 1
         ORDER BY c.seq
         """,
-        [repo, settings.fix_pattern, settings.szz_max_files],
+        [repo, settings.fix_pattern, tracked["sha"].tolist(), settings.szz_max_files],
     )
     done = set(
         store.query("SELECT DISTINCT fix_sha FROM labels WHERE repo = ? AND method = 'szz_fix'", [repo])["fix_sha"]
@@ -267,7 +273,8 @@ def label_changes(
         """,
         [repo, repo, settings.label_horizon_days],
     ).fetchone()[0]
-    return LabelResult(repo, len(fixes), len(todo), counts[0], counts[1], recent)
+    from_trackers = int(fixes["sha"].isin(tracked["sha"]).sum())
+    return LabelResult(repo, len(fixes), len(todo), counts[0], counts[1], recent, from_trackers)
 
 
 def _save_szz(store: Store, repo: str, rows: list[tuple[str, str, bool, str]], blamed: set[str]) -> None:
@@ -300,6 +307,46 @@ def _revert_labels(store: Store, repo: str) -> pd.DataFrame:
         """,
         [repo, repo],
     )
+
+
+def _tracked_fixes(store: Store, repo: str, bug_labels: Iterable[str]) -> pd.DataFrame:
+    """Commits of ``repo`` that cite an ingested bug issue, or belong to a pull request labelled
+    as a bug: ``sha`` and ``opened_at`` (the earliest cited bug issue's opening; NULL for PRs).
+    """
+    return store.query(
+        r"""
+        WITH cited AS (
+            SELECT sha, unnest(list_concat(regexp_extract_all(message, '(?:#|\bGH-)(\d+)\b', 1),
+                                           regexp_extract_all(message, '\b([A-Z][A-Z0-9_]+-\d+)\b', 1))) AS issue
+            FROM commits WHERE repo = $repo
+        ),
+        bugs AS (
+            SELECT ltrim(issue, '#') AS issue, opened_at FROM issues
+            WHERE repo = $repo AND list_has_any(list_transform(labels, x -> lower(x)), $bugs)
+        ),
+        bug_prs AS (
+            SELECT number, merge_commit_sha FROM pull_requests
+            WHERE repo = $repo AND list_has_any(list_transform(labels, x -> lower(x)), $bugs)
+        ),
+        linked AS (
+            SELECT c.sha, b.opened_at FROM cited c JOIN bugs b USING (issue)
+            UNION ALL SELECT merge_commit_sha, NULL FROM bug_prs WHERE merge_commit_sha IS NOT NULL
+            UNION ALL SELECT pc.sha, NULL FROM pr_commits pc JOIN bug_prs p USING (number) WHERE pc.repo = $repo
+        )
+        SELECT sha, min(opened_at) AS opened_at FROM linked GROUP BY sha
+        """,
+        {"repo": repo, "bugs": list(bug_labels)},
+    )
+
+
+def _earliest(given: dict[str, datetime] | None, tracked: pd.DataFrame) -> dict[str, datetime]:
+    """Fix sha -> the earliest known opening of an issue it fixes (given, or from the store)."""
+    dates = dict(zip(tracked["sha"], pd.to_datetime(tracked["opened_at"], utc=True), strict=True))
+    for sha, opened in (given or {}).items():
+        opened = pd.Timestamp(opened)
+        opened = opened.tz_localize("UTC") if opened.tzinfo is None else opened
+        dates[sha] = min(dates.get(sha, opened), opened)
+    return dates
 
 
 def _drop_after_issue(store: Store, repo: str, issue_dates: dict[str, datetime]) -> None:

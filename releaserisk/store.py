@@ -47,6 +47,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "deployments": ("deployment_id",),
     "deployment_changes": ("deployment_id", "repo", "sha"),
     "incidents": ("incident_id",),
+    "issues": ("repo", "issue"),
     "labels": ("repo", "sha", "method"),
     "metric_samples": ("analysis_id", "metric", "arm", "ts", "sample_index"),
     "risk_scores": ("repo", "sha", "model_id"),

@@ -72,6 +72,47 @@ def test_issue_date_drops_later_candidates(store, git_repo):
     assert store.query("SELECT count(*) AS n FROM labels WHERE method = 'szz'").n[0] == 0
 
 
+def test_commits_citing_bug_issues_and_bug_pull_requests_are_fixes(store, git_repo, tmp_path):
+    import pandas as pd
+
+    from releaserisk.ingest.tabular import ingest_file
+
+    day = 86_400
+    git_repo.write("a.py", "x = 1\ny = 2\nz = 3\n")
+    git_repo.commit("initial")  # day 1
+    git_repo.write("a.py", "x = 1\ny = 20\nz = 3\n")
+    tune_y = git_repo.commit("tune y", author="Bob", email="bob@x")  # day 2
+    git_repo.write("a.py", "x = 1\ny = 20\nz = 30\n")
+    tune_z = git_repo.commit("tune z", author="Cat", email="cat@x")  # day 3
+    git_repo.write("a.py", "x = 10\ny = 20\nz = 30\n")
+    git_repo.commit("tidy x (#8)")  # day 4: cites an enhancement, not a bug
+    git_repo.write("a.py", "x = 10\ny = 2\nz = 30\n")
+    adjust_y = git_repo.commit("adjust y (#7)")  # day 5: no fix word, but #7 is a bug
+    git_repo.write("a.py", "x = 10\ny = 2\nz = 3\n")
+    adjust_z = git_repo.commit("adjust z")  # day 6: the merge commit of a PR labelled as a bug
+    ingest_git(store, git_repo.path, name="r")
+    assert label_changes(store, "r").fixes == 0  # no message says "fix"
+
+    def opened(days):
+        return pd.Timestamp(1_600_000_000 + days * day, unit="s", tz="UTC").isoformat()
+
+    issues = tmp_path / "issues.csv"
+    pd.DataFrame({"repo": ["r", "r"], "issue": ["#7", "8"], "opened_at": [opened(4.5), opened(3.5)],
+                  "labels": ["Bug", "enhancement"]}).to_csv(issues, index=False)  # fmt: skip
+    ingest_file(store, "issues", issues)
+    store.upsert("pull_requests", pd.DataFrame({"repo": ["r"], "number": [9], "merge_commit_sha": [adjust_z],
+                                                "labels": [["type: bug"]]}))  # fmt: skip
+    result = label_changes(store, "r")
+    assert result.fixes == 2 and result.fixes_blamed_now == 2 and result.fixes_from_trackers == 2
+    buggy = store.query("SELECT sha, fix_sha FROM labels WHERE method = 'szz' ORDER BY sha")
+    assert dict(zip(buggy["sha"], buggy["fix_sha"], strict=True)) == {tune_y: adjust_y, tune_z: adjust_z}
+    # issue 7 turns out to have been opened on day 1.5: "tune y" (day 2) came after, so cannot have caused it
+    pd.DataFrame({"repo": ["r"], "issue": ["7"], "opened_at": [opened(1.5)], "labels": ["bug"]}).to_csv(issues)
+    ingest_file(store, "issues", issues)
+    label_changes(store, "r")
+    assert store.query("SELECT sha FROM labels WHERE method = 'szz'")["sha"].tolist() == [tune_z]
+
+
 def test_label_horizon_leaves_recent_commits_out(store, git_repo):
     shas = build_history(git_repo)
     ingest_git(store, git_repo.path, name="r")

@@ -17,12 +17,29 @@ from releaserisk.store import TABLE_KEYS, open_store
 
 def test_migrations_create_every_table_from_empty(tmp_path):
     with open_store(tmp_path / "a.duckdb") as store:
-        assert store.schema_version == 1
+        assert store.schema_version == 2
         assert set(store.tables()) == set(TABLE_KEYS)
         assert all(rows == 0 for rows in store.counts().values())
     # reopening applies nothing new
     with open_store(tmp_path / "a.duckdb") as store:
         assert store.migrate() == []
+
+
+def test_a_store_of_an_earlier_version_is_upgraded_in_place(tmp_path):
+    from importlib import resources
+
+    import duckdb
+
+    path = tmp_path / "v1.duckdb"
+    first = resources.files("releaserisk.migrations").joinpath("001_init.sql").read_text()
+    with duckdb.connect(str(path)) as con:  # a store written by releaserisk before issues existed
+        con.execute(first)
+        con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+        con.execute("INSERT INTO schema_version VALUES (1, now())")
+        con.execute("INSERT INTO repos (repo) VALUES ('kept')")
+    with open_store(path) as store:
+        assert store.schema_version == 2 and "issues" in store.tables()
+        assert store.query("SELECT repo FROM repos")["repo"].tolist() == ["kept"]
 
 
 def _commits(shas, message="m"):

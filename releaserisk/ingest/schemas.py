@@ -45,6 +45,13 @@ SCHEMAS: dict[str, tuple[str, tuple[Column, ...]]] = {
             Column("cause_deployment_id"), Column("cause_sha"), Column("source"),
         ),
     ),
+    "issues": (
+        "issues",
+        (
+            _req("repo"), _req("issue"), _req("opened_at", "timestamp"), Column("title"), Column("labels", "list"),
+            Column("closed_at", "timestamp"), Column("source"),
+        ),
+    ),
     "pull-requests": (
         "pull_requests",
         (
@@ -71,4 +78,5 @@ SCHEMAS: dict[str, tuple[str, tuple[Column, ...]]] = {
 TIME_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
     "deployments": (("started_at", "finished_at"),),
     "incidents": (("opened_at", "resolved_at"),),
+    "issues": (("opened_at", "closed_at"),),
 }
