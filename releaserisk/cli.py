@@ -448,6 +448,7 @@ def cmd_ingest_github(args: argparse.Namespace) -> int:
             since=since,
             environments=args.environment,
             incident_labels=args.incident_label or ["incident"],
+            bug_labels=_settings(args).bug_labels,
             deploy_workflows=args.deploy_workflow or [],
             release_environment=args.release_environment,
             base_url=args.base_url,

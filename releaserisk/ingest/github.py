@@ -1,4 +1,4 @@
-"""GitHub → pull requests, reviews, deployments, workflow runs and incidents (PyGithub).
+"""GitHub → pull requests, reviews, deployments, workflow runs, incidents and bug issues (PyGithub).
 
 Resources, each loaded in its own transaction with its own watermark in
 ``ingest_runs`` (so a run stopped by the rate limit resumes where it stopped, and an
@@ -19,11 +19,15 @@ incremental run asks only for what changed since):
 ``incidents``
     Issues carrying an incident label: opened = created, resolved = closed; a body line
     ``root cause: <sha>`` or ``caused by deployment <id>`` fills the cause columns.
+``issues``
+    Issues carrying a bug label (``bug_labels``) into ``issues``: commits citing them
+    (``#123``) are bug fixes for SZZ, and their opening bounds what a fix may blame.
 
 Errors become :class:`GitHubError` with a one-line message naming the repository and
 what to do. The token is used for requests only: never stored, logged or printed.
-Cost: 1 call per 100 listed items, plus 4 calls per pull request (its details — the
-list omits sizes —, commits, reviews, review comments) and 1 per deployment (statuses).
+Cost: 1 call per 100 listed items (issues: a listing per incident and bug label), plus
+4 calls per pull request (its details — the list omits sizes —, commits, reviews, review
+comments) and 1 per deployment (statuses).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from releaserisk.config import Settings
 from releaserisk.errors import GitHubError, InputError
 from releaserisk.store import Store
 
@@ -246,6 +251,28 @@ def _incidents(repo, full_name: str, since, labels: Sequence[str]):
     return {"incidents": pd.DataFrame(rows)}, newest
 
 
+def _bug_issues(repo, full_name: str, since, labels: Sequence[str]):
+    rows, newest, seen = [], None, set()
+    wanted = {label.lower() for label in labels}
+    for label in labels:
+        listing = repo.get_issues(state="all", labels=[label], since=since) if since else repo.get_issues(
+            state="all", labels=[label]
+        )  # fmt: skip
+        for issue in listing:
+            names = [lb.name for lb in issue.labels]
+            # pull requests share the listing; the label is checked here too, whatever the server matched
+            if issue.pull_request is not None or issue.number in seen or not wanted & {n.lower() for n in names}:
+                continue
+            seen.add(issue.number)
+            updated = _utc(issue.updated_at)
+            newest = max(newest, updated) if newest and updated else (updated or newest)
+            rows.append({
+                "repo": full_name.split("/")[-1], "issue": str(issue.number), "title": issue.title, "labels": names,
+                "opened_at": _utc(issue.created_at), "closed_at": _utc(issue.closed_at), "source": "github-issues",
+            })  # fmt: skip
+    return {"issues": pd.DataFrame(rows)}, newest
+
+
 def _with_rate_limit(call: Callable, gh, wait: bool, notify: Callable[[str], None] | None):
     """Run ``call``; when the primary rate limit runs out, wait for the reset and run it again."""
     from github import RateLimitExceededException
@@ -275,6 +302,7 @@ def ingest_github(
     since: datetime | None = None,
     environments: Sequence[str] | None = None,
     incident_labels: Iterable[str] = ("incident",),
+    bug_labels: Iterable[str] = Settings.bug_labels,
     deploy_workflows: Sequence[str] = (),
     workflow_environment: str = "production",
     release_environment: str | None = None,
@@ -299,6 +327,8 @@ def ingest_github(
         Deployment environments to read (default: all).
     incident_labels : iterable of str
         Issue labels that mark incidents.
+    bug_labels : iterable of str
+        Issue labels that mark bugs (default: ``Settings.bug_labels``).
     deploy_workflows : sequence of str
         Names (or file names) of Actions workflows that deploy.
     workflow_environment : str
@@ -328,6 +358,7 @@ def ingest_github(
         ("pulls", lambda r, s: _pulls(r, full_name, s)),
         ("deployments", lambda r, s: _deployments(r, full_name, s, environments)),
         ("incidents", lambda r, s: _incidents(r, full_name, s, list(incident_labels))),
+        ("issues", lambda r, s: _bug_issues(r, full_name, s, list(bug_labels))),
     ]
     if deploy_workflows:
         resources.append(("workflows", lambda r, s: _workflow_runs(r, full_name, s, deploy_workflows,

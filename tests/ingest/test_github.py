@@ -122,7 +122,8 @@ def test_full_ingest_with_pagination(store):
     add_deployments(responses)
     add_issues(responses)
     result = ingest(store)
-    assert result.counts == {"pulls": 12, "deployments": 1, "incidents": 1}  # 3 PRs, 3 commits, 6 reviews
+    # 3 PRs, 3 commits, 6 reviews; the one incident issue carries no bug label
+    assert result.counts == {"pulls": 12, "deployments": 1, "incidents": 1, "issues": 0}
     prs = store.query("SELECT number, title, additions, labels FROM pull_requests ORDER BY number")
     assert prs["number"].tolist() == [1, 2, 3] and prs["additions"].tolist() == [10, 20, 30]
     assert list(prs["labels"][0]) == ["feature"] and prs["title"][0] == "<b>PR 1</b>"
@@ -199,6 +200,34 @@ def test_rate_limit_wait_then_resume(store, monkeypatch):
     messages = []
     result = ingest(store, wait=True, notify=messages.append)
     assert result.counts["pulls"] == 4 and slept and "rate limit" in messages[0]
+
+
+@responses.activate
+def test_bug_issues_are_read_per_bug_label_once_each(store):
+    add_repo(responses)
+    responses.get(url(f"{REPO}/pulls"), json=[])
+    responses.get(url(f"{REPO}/deployments"), json=[])
+
+    def issue(number, labels, pull_request=None):
+        return {"id": 100 + number, "number": number, "title": f"issue {number}", "state": "closed",
+                "user": user("dev"), "labels": [{"name": n, "id": i} for i, n in enumerate(labels)],
+                "created_at": "2024-05-01T10:00:00Z", "closed_at": "2024-05-03T10:00:00Z",
+                "updated_at": "2024-05-03T10:00:00Z", "body": "", "url": f"{REPO}/issues/{number}",
+                "pull_request": pull_request}  # fmt: skip
+
+    def listing(label, items):
+        match = [matchers.query_param_matcher({"labels": label}, strict_match=False)]
+        responses.get(url(f"{REPO}/issues"), json=items, match=match)
+
+    listing("incident", [])
+    listing("bug", [issue(21, ["Bug", "ui"]), issue(23, ["bug"], pull_request={"url": f"{REPO}/pulls/23"})])
+    listing("Regression", [issue(22, ["regression"]), issue(21, ["Bug", "regression"]), issue(24, ["docs"])])
+    result = ingest(store, bug_labels=["bug", "Regression"])
+    rows = store.query("SELECT repo, issue, labels, opened_at FROM issues ORDER BY issue")
+    # 21 once though listed twice; 23 is a pull request; 24 lacks a bug label whatever the server matched
+    assert result.counts["issues"] == 2 and rows["issue"].tolist() == ["21", "22"]
+    assert rows["repo"].tolist() == ["shop", "shop"] and list(rows["labels"][0]) == ["Bug", "ui"]
+    assert str(rows["opened_at"][0]) == "2024-05-01 10:00:00+00:00"
 
 
 @responses.activate
