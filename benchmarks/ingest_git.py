@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _clone import owned_clone
+
 from releaserisk.ingest.git import _LOG_FORMAT, _git_env, git, ingest_git
 from releaserisk.store import open_store
 
@@ -50,11 +52,7 @@ def pydriller(repo: str, rev: str) -> float | None:
         from pydriller import Repository
     except ImportError:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        # GitPython refuses repositories owned by another user (e.g. fetched mirrors):
-        # a local clone (hard links, no checkout) is ours and holds the same history.
-        clone = str(Path(tmp) / "clone")
-        subprocess.run(["git", "clone", "--quiet", "--no-checkout", "--local", repo, clone], check=True)
+    with owned_clone(repo) as clone:
         started = time.perf_counter()
         for commit in Repository(clone, to_commit=rev, order="reverse").traverse_commits():
             for modified in commit.modified_files:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from _clone import owned_clone
 
 from releaserisk.ingest.git import ingest_git
 from releaserisk.labels import _szz_for_fix, label_changes
@@ -36,11 +37,7 @@ def pydriller_szz(repo: str, fixes: list[str]) -> tuple[float, list[set[str]]] |
         from pydriller import Git
     except ImportError:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        # GitPython refuses repositories owned by another user (e.g. fetched mirrors):
-        # a local clone (hard links) is ours and holds the same history.
-        clone = str(Path(tmp) / "clone")
-        subprocess.run(["git", "clone", "--quiet", "--no-checkout", "--local", repo, clone], check=True)
+    with owned_clone(repo) as clone:
         git = Git(clone)
         started = time.perf_counter()
         blamed = [set().union(*git.get_commits_last_modified_lines(git.get_commit(fix)).values()) for fix in fixes]

@@ -6,6 +6,11 @@ from releaserisk.analytics import release_analytics, wilson_interval
 from tests.test_dora import dep, load
 
 
+def shipped(i, finished, sha, **extra):
+    """A deployment of ``sha`` (dep() gives each deployment a sha of its own)."""
+    return {**dep(i, finished, **extra), "sha": sha}
+
+
 def test_wilson_interval_known_values():
     low, high = wilson_interval([5], [10])
     assert low[0] == pytest.approx(0.2366, abs=1e-4) and high[0] == pytest.approx(0.7634, abs=1e-4)
@@ -61,18 +66,17 @@ def test_failure_rates_are_missing_without_a_source_of_failures(store):
 
 
 def test_only_a_stage_the_service_uses_can_be_skipped_and_only_before_production(store):
-    def at(i, finished, sha, **extra):
-        return {**dep(i, finished, **extra), "sha": sha}
-
     load(
         store,
         deployments=[
-            at(1, "2024-01-02T00:00Z", "s1", env="staging"), at(2, "2024-01-02T04:00Z", "s1"),  # promoted in 4 h
-            at(3, "2024-01-03T00:00Z", "s3", kind="hotfix"),  # straight to production ...
-            at(4, "2024-01-03T06:00Z", "s3", env="staging"),  # ... and staged only afterwards
-            at(5, "2024-01-04T00:00Z", "s5", service="web"),  # web has no staging to skip
-            at(6, "2024-01-05T00:00Z", "s6", service="web", kind="hotfix"),
-            at(7, "2023-12-01T00:00Z", "s7", status="failure"), at(8, "2024-01-06T00:00Z", "s8", status="failure"),
+            shipped(1, "2024-01-02T00:00Z", "s1", env="staging"),
+            shipped(2, "2024-01-02T04:00Z", "s1"),  # promoted in 4 h
+            shipped(3, "2024-01-03T00:00Z", "s3", kind="hotfix"),  # straight to production ...
+            shipped(4, "2024-01-03T06:00Z", "s3", env="staging"),  # ... and staged only afterwards
+            shipped(5, "2024-01-04T00:00Z", "s5", service="web"),  # web has no staging to skip
+            shipped(6, "2024-01-05T00:00Z", "s6", service="web", kind="hotfix"),
+            shipped(7, "2023-12-01T00:00Z", "s7", status="failure"),
+            shipped(8, "2024-01-06T00:00Z", "s8", status="failure"),
         ],
         incidents=[{"incident_id": "i", "service": "web", "opened_at": "2023-01-01T00:00Z"}],
     )  # fmt: skip
@@ -108,17 +112,14 @@ def test_rollbacks_list_every_service_and_look_back_past_the_window(store):
 
 
 def test_environment_lag_counts_commits_and_hours_staging_is_ahead_at_each_week_end(store):
-    def at(i, finished, sha, **extra):
-        return {**dep(i, finished, **extra), "sha": sha}
-
     load(
         store,
         deployments=[
-            at(0, "2024-01-01T12:00Z", "s1", env="dev"),
-            at(1, "2024-01-02T00:00Z", "s1", env="staging"), at(2, "2024-01-02T04:00Z", "s1"),
-            at(3, "2024-01-09T00:00Z", "s3", env="staging"), at(4, "2024-01-10T00:00Z", "s4", env="staging"),
-            at(5, "2024-01-17T00:00Z", "s3"),  # ships c3; c4 (in s4) still waits
-            at(6, "2024-01-03T00:00Z", "w1", service="web"),  # web has no staging: no rows
+            shipped(0, "2024-01-01T12:00Z", "s1", env="dev"),
+            shipped(1, "2024-01-02T00:00Z", "s1", env="staging"), shipped(2, "2024-01-02T04:00Z", "s1"),
+            shipped(3, "2024-01-09T00:00Z", "s3", env="staging"), shipped(4, "2024-01-10T00:00Z", "s4", env="staging"),
+            shipped(5, "2024-01-17T00:00Z", "s3"),  # ships c3; c4 (in s4) still waits
+            shipped(6, "2024-01-03T00:00Z", "w1", service="web"),  # web has no staging: no rows
         ],
         changes=[("d0", "c1"), ("d0", "c2"), ("d1", "c1"), ("d1", "c2"), ("d2", "c1"), ("d2", "c2"), ("d3", "c3"),
                  ("d4", "c4"), ("d5", "c3")],
