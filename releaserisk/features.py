@@ -22,7 +22,9 @@ LA, LD   lines added / deleted, summed over F (binary files count 0). Stored raw
          converts such tables back to raw counts).
 LT       lines in the touched files before the change, summed over F (Kamei's data
          divides by NF). Exact: taken from a per-blob line count.
-FIX      the message matches the configured fix pattern.
+FIX      the message matches the configured fix pattern, or (once issues or pull
+         requests are in the store) the commit cites an issue labelled as a bug or belongs
+         to a pull request so labelled (``releaserisk.labels.mark_tracked_fixes``).
 NDEV     distinct authors of earlier commits to any file of F.
 AGE      mean, over files of F with history, of the days since that file's previous
          change (0 when no file has history). Ages use committer time, which follows

@@ -256,6 +256,7 @@ def label_changes(
         pool.shutdown(wait=True, cancel_futures=True)
     reverts = _revert_labels(store, repo).assign(labelled_at=datetime.now(UTC))
     with store.transaction():
+        mark_tracked_fixes(store, repo, settings.bug_labels, tracked)
         _save_szz(store, repo, rows, blamed)
         if len(reverts):
             store.upsert("labels", reverts)
@@ -337,6 +338,31 @@ def _tracked_fixes(store: Store, repo: str, bug_labels: Iterable[str]) -> pd.Dat
         """,
         {"repo": repo, "bugs": list(bug_labels)},
     )
+
+
+def mark_tracked_fixes(store: Store, repo: str, bug_labels: Iterable[str], tracked: pd.DataFrame | None = None) -> int:
+    """Set the FIX change metric of commits that cite a bug issue or belong to a bug pull request.
+
+    DESIGN §4: FIX is a message matching the fix pattern *or a link to an issue labelled
+    bug*; git ingestion sees only the message, so this completes it once issues or pull
+    requests are in the store (git ingestion and ``label`` call it; both training and the
+    CI gate read the stored column). Returns the number of commits newly marked.
+    """
+    if tracked is None:
+        cited = store.execute(
+            "SELECT (SELECT count(*) FROM issues WHERE repo = $repo) + "
+            "(SELECT count(*) FROM pull_requests WHERE repo = $repo AND len(labels) > 0)",
+            {"repo": repo},
+        ).fetchone()[0]
+        if not cited:  # nothing to cite: skip reading every commit message
+            return 0
+        tracked = _tracked_fixes(store, repo, bug_labels)
+    if tracked.empty:
+        return 0
+    return store.execute(
+        "UPDATE change_features SET fix = true WHERE repo = ? AND NOT coalesce(fix, false) AND list_contains(?, sha)",
+        [repo, tracked["sha"].tolist()],
+    ).fetchone()[0]
 
 
 def _earliest(given: dict[str, datetime] | None, tracked: pd.DataFrame) -> dict[str, datetime]:

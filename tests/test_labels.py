@@ -104,6 +104,9 @@ def test_commits_citing_bug_issues_and_bug_pull_requests_are_fixes(store, git_re
                                                 "labels": [["type: bug"]]}))  # fmt: skip
     result = label_changes(store, "r")
     assert result.fixes == 2 and result.fixes_blamed_now == 2 and result.fixes_from_trackers == 2
+    # the FIX change metric follows (DESIGN §4: a fix word, or a link to an issue labelled bug)
+    fix = store.query("SELECT sha, fix FROM change_features").set_index("sha")["fix"]
+    assert fix[adjust_y] and fix[adjust_z] and not fix[tune_y] and fix.sum() == 2
     buggy = store.query("SELECT sha, fix_sha FROM labels WHERE method = 'szz' ORDER BY sha")
     assert dict(zip(buggy["sha"], buggy["fix_sha"], strict=True)) == {tune_y: adjust_y, tune_z: adjust_z}
     # issue 7 turns out to have been opened on day 1.5: "tune y" (day 2) came after, so cannot have caused it
@@ -111,6 +114,11 @@ def test_commits_citing_bug_issues_and_bug_pull_requests_are_fixes(store, git_re
     ingest_file(store, "issues", issues)
     label_changes(store, "r")
     assert store.query("SELECT sha FROM labels WHERE method = 'szz'")["sha"].tolist() == [tune_z]
+    # a new commit citing the bug is a fix from the moment it is ingested: the CI gate scores it so
+    git_repo.write("a.py", "x = 10\ny = 2\nz = 3\nw = 4\n")
+    follow_up = git_repo.commit("add w for #7")
+    ingest_git(store, git_repo.path, name="r")
+    assert store.query("SELECT fix FROM change_features WHERE sha = ?", [follow_up])["fix"].item()
 
 
 def test_label_horizon_leaves_recent_commits_out(store, git_repo):

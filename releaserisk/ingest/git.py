@@ -528,8 +528,10 @@ def ingest_git(
         )
         if new_commits:
             from releaserisk.ingest.links import fill_commit_times
+            from releaserisk.labels import mark_tracked_fixes
 
             fill_commit_times(store)
+            mark_tracked_fixes(store, info.name, settings.bug_labels)  # FIX from cited bug issues too
         total = store.execute("SELECT count(*) FROM commits WHERE repo = ?", [info.name]).fetchone()[0]
         result = GitIngestResult(info.name, info.head, new_commits, new_files, total)
         store.record_ingest(f"git:{info.name}", started, result.to_dict(), watermark=info.head)
