@@ -233,7 +233,9 @@ def cmd_label(args: argparse.Namespace) -> int:
         f"{r.repo}: {r.fixes} fixes ({r.fixes_blamed_now} blamed now"
         f"{f', {r.fixes_from_trackers} from bug issues or pull requests' if r.fixes_from_trackers else ''}), "
         f"{r.buggy_szz} bug-introducing by SZZ, "
-        f"{r.buggy_revert} reverted; {r.unlabelled_recent} recent commits left unlabelled"
+        f"{r.buggy_revert} reverted"
+        f"{f', {r.buggy_incident} named by incidents' if r.buggy_incident else ''}; "
+        f"{r.unlabelled_recent} recent commits left unlabelled"
         for r in results
     ]
     _emit(args, {"repos": [r.to_dict() for r in results]}, "\n".join(lines))

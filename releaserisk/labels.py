@@ -1,6 +1,6 @@
 """Change labels: which commits introduced defects.
 
-Three methods, each stored in ``labels`` with its method name:
+Three methods, each stored in ``labels`` with its method name (a commit is buggy when any labels it):
 
 ``szz``
     AG-SZZ style (Kim et al. 2006; da Costa et al. 2017). For each bug-fixing
@@ -14,6 +14,9 @@ Three methods, each stored in ``labels`` with its method name:
     dropped (they cannot have caused it), from ingested issues and ``issue_dates``.
 ``revert``
     A message ``This reverts commit <sha>`` labels the reverted commit.
+``incident``
+    An incident whose ``cause_sha`` names a commit (at least 7 hex digits, a prefix is
+    enough) labels that commit: the deploy→incident link, down to the change.
 Label horizon
     Commits younger than ``label_horizon_days`` before the newest commit are
     unlabelled: a defect may not have been found yet, so they are not "clean". The
@@ -109,6 +112,7 @@ class LabelResult:
     buggy_revert: int
     unlabelled_recent: int
     fixes_from_trackers: int = 0  # fixes citing a bug issue or in a bug pull request
+    buggy_incident: int = 0  # commits an incident names as its cause
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -254,16 +258,19 @@ def label_changes(
     finally:
         # on an interrupt, the blames not started yet are dropped instead of awaited
         pool.shutdown(wait=True, cancel_futures=True)
-    reverts = _revert_labels(store, repo).assign(labelled_at=datetime.now(UTC))
+    direct = pd.concat([_revert_labels(store, repo), _incident_labels(store, repo)]).assign(
+        labelled_at=datetime.now(UTC)
+    )
     with store.transaction():
         mark_tracked_fixes(store, repo, settings.bug_labels, tracked)
         _save_szz(store, repo, rows, blamed)
-        if len(reverts):
-            store.upsert("labels", reverts)
+        if len(direct):
+            store.upsert("labels", direct)
         if issue_dates:
             _drop_after_issue(store, repo, issue_dates)
     counts = store.execute(
-        "SELECT count(*) FILTER (method = 'szz'), count(*) FILTER (method = 'revert') FROM labels WHERE repo = ?",
+        "SELECT count(*) FILTER (method = 'szz'), count(*) FILTER (method = 'revert'), "
+        "count(*) FILTER (method = 'incident') FROM labels WHERE repo = ?",
         [repo],
     ).fetchone()
     recent = store.execute(
@@ -275,7 +282,7 @@ def label_changes(
         [repo, repo, settings.label_horizon_days],
     ).fetchone()[0]
     from_trackers = int(fixes["sha"].isin(tracked["sha"]).sum())
-    return LabelResult(repo, len(fixes), len(todo), counts[0], counts[1], recent, from_trackers)
+    return LabelResult(repo, len(fixes), len(todo), counts[0], counts[1], recent, from_trackers, counts[2])
 
 
 def _save_szz(store: Store, repo: str, rows: list[tuple[str, str, bool, str]], blamed: set[str]) -> None:
@@ -307,6 +314,18 @@ def _revert_labels(store: Store, repo: str) -> pd.DataFrame:
         WHERE r.target <> ''
         """,
         [repo, repo],
+    )
+
+
+def _incident_labels(store: Store, repo: str) -> pd.DataFrame:
+    """The commits of ``repo`` that an incident names as its cause (``cause_sha``)."""
+    return store.query(
+        """
+        SELECT DISTINCT ON (c.sha) c.repo, c.sha, 'incident' AS method, true AS buggy, NULL::VARCHAR AS fix_sha
+        FROM incidents i JOIN commits c ON c.repo = ? AND starts_with(c.sha, lower(trim(i.cause_sha)))
+        WHERE length(trim(i.cause_sha)) >= 7
+        """,
+        [repo],
     )
 
 
@@ -396,7 +415,7 @@ def training_frame(
 ) -> pd.DataFrame:
     """Change features with labels, oldest first, leaving out commits inside the label horizon.
 
-    A commit is buggy when any method (szz, revert) labels it; otherwise clean —
+    A commit is buggy when any method (szz, revert, incident) labels it; otherwise clean —
     unless it is younger than ``label_horizon_days`` before its repository's newest
     commit, in which case it is left out.
 
@@ -411,7 +430,7 @@ def training_frame(
     return store.query(
         """
         WITH newest AS (SELECT repo, max(committed_at) AS latest FROM commits GROUP BY repo),
-             bad AS (SELECT DISTINCT repo, sha FROM labels WHERE buggy AND method IN ('szz', 'revert'))
+             bad AS (SELECT DISTINCT repo, sha FROM labels WHERE buggy AND method IN ('szz', 'revert', 'incident'))
         SELECT f.*, c.committed_at AS time, f.la + f.ld AS effort, (b.sha IS NOT NULL)::INTEGER AS bug
         FROM change_features f
         JOIN commits c USING (repo, sha)

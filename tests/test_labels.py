@@ -47,6 +47,23 @@ def test_revert_labels_the_reverted_commit(store, git_repo):
     assert store.query("SELECT sha FROM labels WHERE method = 'revert'").sha.tolist() == [bad]
 
 
+def test_an_incident_naming_its_cause_labels_that_commit(store, git_repo):
+    import pandas as pd
+
+    shas = build_history(git_repo)
+    ingest_git(store, git_repo.path, name="r")
+    store.upsert("incidents", pd.DataFrame({
+        "incident_id": ["i1", "i2", "i3"], "service": ["api"] * 3,
+        "opened_at": [pd.Timestamp("2020-10-01", tz="UTC")] * 3,
+        "cause_sha": [shas["D"][:8].upper(), "abc", None],  # a prefix in any case; too short to trust; none
+    }))  # fmt: skip
+    result = label_changes(store, "r")
+    assert result.buggy_incident == 1
+    assert store.query("SELECT sha FROM labels WHERE method = 'incident'")["sha"].tolist() == [shas["D"]]
+    frame = training_frame(store, settings=Settings(label_horizon_days=0)).set_index("sha")
+    assert frame.loc[shas["D"], "bug"] == 1 and frame.loc[shas["B"], "bug"] == 1  # B by SZZ
+
+
 def test_fixes_touching_too_many_files_are_skipped(store, git_repo):
     build_history(git_repo)
     ingest_git(store, git_repo.path, name="r")
