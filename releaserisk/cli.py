@@ -814,7 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = ingest.add_parser(
         "github",
-        help="pull requests, reviews, deployments, workflow runs and incidents from GitHub",
+        help="pull requests, reviews, deployments, workflow runs, incidents and bug issues from GitHub",
         description="Token from $GITHUB_TOKEN (or --token-env NAME); it is never stored or printed. Each resource "
         "resumes from its watermark, so a re-run continues where a stopped run ended.",
     )
