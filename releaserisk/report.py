@@ -271,7 +271,8 @@ def _data_section(store: Store) -> pd.DataFrame:
         SELECT CASE kind WHEN 'git' THEN 'commits' WHEN 'git-tags' THEN 'deployments'
                          WHEN 'metrics' THEN 'metric_samples'
                          WHEN 'github' THEN CASE resource WHEN 'pulls' THEN 'pull_requests'
-                                                          WHEN 'incidents' THEN 'incidents' ELSE 'deployments' END
+                                                          WHEN 'incidents' THEN 'incidents' WHEN 'issues' THEN 'issues'
+                                                          ELSE 'deployments' END  -- deployments, workflows, releases
                          ELSE $tables[list_position($kinds, kind)] END AS tbl,
                max(finished_at) AS last_ingest
         FROM runs GROUP BY tbl

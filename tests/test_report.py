@@ -180,7 +180,10 @@ def test_data_section_dates_every_way_of_ingesting(store, git_repo):
                             "value": [1.0]})  # fmt: skip
     store_samples(store, samples, analysis_id="a1")
     store.record_ingest("github:o/r:pulls", datetime.now(UTC), {"rows": 0})
+    deployed = _data_section(store).set_index("table").loc["deployments", "last ingest"]
+    store.record_ingest("github:o/r:issues", datetime.now(UTC), {"rows": 0})  # bug issues: not deployments
     section = _data_section(store).set_index("table")
+    assert section.loc["deployments", "last ingest"] == deployed
     for table in ("commits", "deployments", "metric_samples", "pull_requests"):
         assert pd.notna(section.loc[table, "last ingest"]), table
     assert pd.isna(section.loc["incidents", "last ingest"]) and section.loc["incidents", "gap"] == "no data"
