@@ -379,9 +379,15 @@ def open_snapshot(path: str | os.PathLike[str]) -> Store:
     if version > store.schema_version:
         store.close()
         raise SchemaVersionError(f"{file} has schema version {version}, newer than this releaserisk knows")
+    # a store of an earlier schema version lacks the newer tables: those stay empty here
+    present = {
+        row[0]
+        for row in store.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'snapshot'").fetchall()
+    }
     with store.transaction():
         for table in store.tables():
-            store.execute(f'INSERT INTO main."{table}" BY NAME SELECT * FROM snapshot."{table}"')
+            if table in present:
+                store.execute(f'INSERT INTO main."{table}" BY NAME SELECT * FROM snapshot."{table}"')
     store.execute("DETACH snapshot")
     return store
 

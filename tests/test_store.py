@@ -25,18 +25,36 @@ def test_migrations_create_every_table_from_empty(tmp_path):
         assert store.migrate() == []
 
 
-def test_a_store_of_an_earlier_version_is_upgraded_in_place(tmp_path):
+def _version_1_store(path):
+    """A store as releaserisk wrote it before issues existed (schema version 1)."""
     from importlib import resources
 
     import duckdb
 
-    path = tmp_path / "v1.duckdb"
     first = resources.files("releaserisk.migrations").joinpath("001_init.sql").read_text()
-    with duckdb.connect(str(path)) as con:  # a store written by releaserisk before issues existed
+    with duckdb.connect(str(path)) as con:
         con.execute(first)
         con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
         con.execute("INSERT INTO schema_version VALUES (1, now())")
         con.execute("INSERT INTO repos (repo) VALUES ('kept')")
+    return path
+
+
+def test_a_snapshot_of_an_earlier_version_leaves_the_newer_tables_empty(tmp_path):
+    from releaserisk.store import open_snapshot
+
+    path = _version_1_store(tmp_path / "v1.duckdb")
+    with open_snapshot(path) as snapshot:  # what `score --read-only` reads; it failed on issues
+        assert snapshot.counts()["issues"] == 0
+        assert snapshot.query("SELECT repo FROM repos")["repo"].tolist() == ["kept"]
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:  # the file itself was not touched
+        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 1
+
+
+def test_a_store_of_an_earlier_version_is_upgraded_in_place(tmp_path):
+    path = _version_1_store(tmp_path / "v1.duckdb")
     with open_store(path) as store:
         assert store.schema_version == 2 and "issues" in store.tables()
         assert store.query("SELECT repo FROM repos")["repo"].tolist() == ["kept"]
