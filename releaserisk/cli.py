@@ -3,8 +3,8 @@
 Conventions (DESIGN.md section 7): ``--db`` defaults to ``./releaserisk.duckdb``
 (or ``RELEASERISK_DB`` / the config file); ``--format text|json``; JSON goes to
 stdout and diagnostics to stderr. Exit codes: 0 pass, 1 gate failed, 2 usage or
-input error, 3 inconclusive. User mistakes print one ``error: ...`` line; ``--debug``
-shows the traceback. Heavy modules are imported inside the handlers so that
+input error, 3 inconclusive, 70 internal error (a bug). User mistakes print one
+``error: ...`` line; ``--debug`` shows the traceback. Heavy modules are imported inside the handlers so that
 ``releaserisk --help`` and CI gates start fast.
 """
 
@@ -21,6 +21,8 @@ from releaserisk import __version__
 from releaserisk.errors import ReleaseRiskError
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+#: A bug in releaserisk (sysexits' EX_SOFTWARE): never 1, which a CI gate reads as "too risky".
+EXIT_INTERNAL = 70
 # The simulator's scenarios, named here so that --help does not import the simulator (a test checks they agree).
 SCENARIO_NAMES = ("healthy", "quarterly-batches", "daily-fragile", "broken-rollbacks", "hotfix-chaos", "slow-promotion")
 
@@ -985,6 +987,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; nothing was committed by the interrupted step\n")
         return 130
+    except Exception as exc:  # a bug: say so in one line, and exit with a code no gate result uses
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split())[:300]
+        sys.stderr.write(
+            f"error: internal error ({type(exc).__name__}: {message}); rerun with --debug for the traceback "
+            "and report it\n"
+        )
+        return EXIT_INTERNAL
 
 
 def run() -> None:  # console-script entry point

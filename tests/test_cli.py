@@ -72,3 +72,17 @@ def test_a_multi_line_library_message_is_printed_on_one_line(tmp_path):
     out = run_cli("evaluate", "--dataset", str(ragged))
     assert out.returncode == 2 and "cannot read" in out.stderr and "Expected 2 fields in line 3" in out.stderr
     assert out.stderr.count("\n") == 1 and out.stderr.endswith("\n")  # no blank or continuation line
+
+
+def test_a_bug_is_exit_70_in_one_line_never_the_gate_failure_code(tmp_path, capsys, monkeypatch):
+    import releaserisk.cli as cli
+
+    def broken(args):
+        raise KeyError("no such column\nsecond line")
+
+    monkeypatch.setattr(cli, "cmd_info", broken)  # the parser binds handlers when main() builds it
+    assert main(["--db", str(tmp_path / "s.duckdb"), "info"]) == cli.EXIT_INTERNAL == 70
+    err = capsys.readouterr().err
+    assert err.startswith("error: internal error (KeyError:") and err.count("\n") == 1 and "--debug" in err
+    with pytest.raises(KeyError):
+        main(["--db", str(tmp_path / "s.duckdb"), "--debug", "info"])
