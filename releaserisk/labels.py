@@ -43,7 +43,7 @@ from releaserisk.errors import GitError
 from releaserisk.ingest.git import _git_env
 from releaserisk.store import Store
 
-__all__ = ["LabelResult", "is_comment_or_blank", "label_changes", "training_frame"]
+__all__ = ["LabelResult", "is_comment_or_blank", "label_changes", "mark_tracked_fixes", "training_frame"]
 
 _REVERT = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
 _HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
