@@ -4,8 +4,8 @@ Conventions (DESIGN.md section 7): ``--db`` defaults to ``./releaserisk.duckdb``
 (or ``RELEASERISK_DB`` / the config file); ``--format text|json``; JSON goes to
 stdout and diagnostics to stderr. Exit codes: 0 pass, 1 gate failed, 2 usage or
 input error, 3 inconclusive, 70 internal error (a bug). User mistakes print one
-``error: ...`` line; ``--debug`` shows the traceback. Heavy modules are imported inside the handlers so that
-``releaserisk --help`` and CI gates start fast.
+``error: ...`` line; ``--debug`` shows the traceback. Heavy modules are imported
+inside the handlers so that ``releaserisk --help`` and CI gates start fast.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ SCENARIO_NAMES = ("healthy", "quarterly-batches", "daily-fragile", "broken-rollb
 
 
 # -- presentation helpers ---------------------------------------------------------------
+def _counted(n: int, noun: str) -> str:
+    """ "1 row", "2,070 rows": a count with its noun in the right number."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
     """Print ``payload`` as JSON or ``text`` depending on ``--format``."""
     if getattr(args, "format", "text") == "json":
@@ -421,7 +426,7 @@ def cmd_ingest_file(args: argparse.Namespace) -> int:
         loaded = ingest_file(store, args.kind, args.file, assume_tz=args.assume_tz)
         links = store.execute("SELECT count(*) FROM deployment_changes").fetchone()[0]
     payload = {"kind": args.kind, "file": args.file, "rows": loaded, "deployment_changes": links}
-    _emit(args, payload, f"loaded {loaded:,} {args.kind} row{'' if loaded == 1 else 's'} from {args.file}")
+    _emit(args, payload, f"loaded {_counted(loaded, args.kind + ' row')} from {args.file}")
     return EXIT_OK
 
 
@@ -474,7 +479,7 @@ def cmd_ingest_tags(args: argparse.Namespace) -> int:
     _emit(
         args,
         {"deployments": count},
-        f"recorded {count} tag{'' if count == 1 else 's'} as {args.environment} deployments of {args.service}",
+        f"recorded {_counted(count, 'tag')} as {args.environment} deployments of {args.service}",
     )
     if not count:
         wanted = f"'{args.pattern}'" if args.pattern else "a version (v1.2 or 1.2)"

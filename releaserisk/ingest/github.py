@@ -224,8 +224,13 @@ def _releases(repo, full_name: str, since, environment: str):
     return {"deployments": pd.DataFrame(rows)}, newest
 
 
-def _incidents(repo, full_name: str, since, labels: Sequence[str]):
-    rows, newest, seen = [], None, set()
+def _labelled_issues(repo, since, labels: Sequence[str]):
+    """Issues (not pull requests) carrying any of ``labels``, each once, and the newest update.
+
+    One listing per label; the labels are checked here too (any case), whatever the server matched.
+    """
+    issues, newest, seen = [], None, set()
+    wanted = {label.lower() for label in labels}
     for label in labels:
         listing = repo.get_issues(state="all", labels=[label], since=since) if since else repo.get_issues(
             state="all", labels=[label]
@@ -233,43 +238,40 @@ def _incidents(repo, full_name: str, since, labels: Sequence[str]):
         for issue in listing:
             if issue.pull_request is not None or issue.number in seen:
                 continue
+            if not wanted & {lb.name.lower() for lb in issue.labels}:
+                continue
             seen.add(issue.number)
+            issues.append(issue)
             updated = _utc(issue.updated_at)
             newest = max(newest, updated) if newest and updated else (updated or newest)
-            body = issue.body or ""
-            cause_sha = _ROOT_CAUSE.search(body)
-            cause_deployment = _CAUSED_BY.search(body)
-            rows.append({
-                "incident_id": f"github:{full_name}#{issue.number}", "service": full_name.split("/")[-1],
-                "title": issue.title, "severity": next((lb.name for lb in issue.labels if lb.name.startswith("sev")),
-                                                       None),
-                "opened_at": _utc(issue.created_at), "resolved_at": _utc(issue.closed_at),
-                "cause_sha": cause_sha.group(1) if cause_sha else None,
-                "cause_deployment_id": cause_deployment.group(1) if cause_deployment else None,
-                "source": "github-issues",
-            })  # fmt: skip
+    return issues, newest
+
+
+def _incidents(repo, full_name: str, since, labels: Sequence[str]):
+    issues, newest = _labelled_issues(repo, since, labels)
+    rows = []
+    for issue in issues:
+        body = issue.body or ""
+        cause_sha = _ROOT_CAUSE.search(body)
+        cause_deployment = _CAUSED_BY.search(body)
+        rows.append({
+            "incident_id": f"github:{full_name}#{issue.number}", "service": full_name.split("/")[-1],
+            "title": issue.title, "severity": next((lb.name for lb in issue.labels if lb.name.startswith("sev")), None),
+            "opened_at": _utc(issue.created_at), "resolved_at": _utc(issue.closed_at),
+            "cause_sha": cause_sha.group(1) if cause_sha else None,
+            "cause_deployment_id": cause_deployment.group(1) if cause_deployment else None,
+            "source": "github-issues",
+        })  # fmt: skip
     return {"incidents": pd.DataFrame(rows)}, newest
 
 
 def _bug_issues(repo, full_name: str, since, labels: Sequence[str]):
-    rows, newest, seen = [], None, set()
-    wanted = {label.lower() for label in labels}
-    for label in labels:
-        listing = repo.get_issues(state="all", labels=[label], since=since) if since else repo.get_issues(
-            state="all", labels=[label]
-        )  # fmt: skip
-        for issue in listing:
-            names = [lb.name for lb in issue.labels]
-            # pull requests share the listing; the label is checked here too, whatever the server matched
-            if issue.pull_request is not None or issue.number in seen or not wanted & {n.lower() for n in names}:
-                continue
-            seen.add(issue.number)
-            updated = _utc(issue.updated_at)
-            newest = max(newest, updated) if newest and updated else (updated or newest)
-            rows.append({
-                "repo": full_name.split("/")[-1], "issue": str(issue.number), "title": issue.title, "labels": names,
-                "opened_at": _utc(issue.created_at), "closed_at": _utc(issue.closed_at), "source": "github-issues",
-            })  # fmt: skip
+    issues, newest = _labelled_issues(repo, since, labels)
+    rows = [{
+        "repo": full_name.split("/")[-1], "issue": str(issue.number), "title": issue.title,
+        "labels": [lb.name for lb in issue.labels], "opened_at": _utc(issue.created_at),
+        "closed_at": _utc(issue.closed_at), "source": "github-issues",
+    } for issue in issues]  # fmt: skip
     return {"issues": pd.DataFrame(rows)}, newest
 
 
