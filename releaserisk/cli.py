@@ -764,6 +764,17 @@ def _probability(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (worker counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not at least 1")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser, formats: Sequence[str] = ("text", "json")) -> None:
     parser.add_argument("--format", choices=formats, default="text", help="output format (default: text)")
 
@@ -856,7 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("label", help="label bug-introducing changes (SZZ, reverts)")
     p.add_argument("--repo", action="append", help="repository name (default: all)")
-    p.add_argument("--workers", type=int, default=2, help="parallel git blame workers (default 2)")
+    p.add_argument("--workers", type=_positive_int, default=2, help="parallel git blame workers (default 2)")
     p.add_argument(
         "--commit-graph",
         action="store_true",

@@ -39,7 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from releaserisk.config import Settings
-from releaserisk.errors import GitError
+from releaserisk.errors import GitError, InputError
 from releaserisk.ingest.git import _git_env
 from releaserisk.store import Store
 
@@ -199,7 +199,7 @@ def label_changes(
         dropped (they cannot have caused the reported bug). Added to the dates of the
         bug issues in the store's ``issues`` that fixes cite (the earliest wins).
     workers : int
-        Parallel blame workers.
+        Parallel blame workers, at least 1.
     progress : callable, optional
         ``progress(done, total)`` after each blamed fix.
     checkpoint_every : int
@@ -216,7 +216,16 @@ def label_changes(
     Returns
     -------
     LabelResult
+
+    Raises
+    ------
+    InputError
+        ``workers`` below 1.
+    GitError
+        The repository is not in the store, or its path no longer exists.
     """
+    if workers < 1:
+        raise InputError(f"workers must be at least 1; got {workers}")
     settings = settings or Settings()
     row = store.execute("SELECT path FROM repos WHERE repo = ?", [repo]).fetchone()
     if row is None:
@@ -243,7 +252,7 @@ def label_changes(
         _run(repo_path, "commit-graph", "write", "--reachable", "--changed-paths")
     blamed = set(store.query("SELECT sha FROM labels WHERE repo = ? AND method = 'szz'", [repo])["sha"])
     rows: list[tuple[str, str, bool, str]] = []
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    pool = ThreadPoolExecutor(max_workers=workers)
     try:
         for i, (fix, culprits) in enumerate(
             zip(todo, pool.map(lambda f: _szz_for_fix(repo_path, f), todo), strict=True)

@@ -3,7 +3,7 @@
 import pytest
 
 from releaserisk.config import Settings
-from releaserisk.errors import GitError
+from releaserisk.errors import GitError, InputError
 from releaserisk.ingest.git import ingest_git
 from releaserisk.labels import is_comment_or_blank, label_changes, training_frame
 
@@ -223,6 +223,16 @@ def test_comment_and_blank_detection():
 def test_unknown_repo_is_an_error(store):
     with pytest.raises(GitError, match="not in the store"):
         label_changes(store, "nope")
+
+
+def test_zero_workers_is_an_error_not_one_worker(store, tmp_path, capsys):
+    from releaserisk.cli import main
+
+    with pytest.raises(InputError, match="workers must be at least 1"):
+        label_changes(store, "nope", workers=0)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--db", str(tmp_path / "s.duckdb"), "label", "--workers", "0"])
+    assert exit_info.value.code == 2 and "--workers: 0 is not at least 1" in capsys.readouterr().err
 
 
 def test_cli_interrupt_says_what_was_kept(tmp_path, git_repo, monkeypatch, capsys):
