@@ -42,9 +42,17 @@ NOTEBOOKS = _notebook_dir()
 
 
 def iso_week(week: str | None, *, today: datetime | None = None) -> tuple[str, datetime, datetime]:
-    """Parse ``YYYY-Www`` (default: the last complete week) into (label, Monday, next Monday) in UTC."""
+    """Parse ``YYYY-Www`` (default: the last complete week) into (label, Monday, next Monday) in UTC.
+
+    Raises
+    ------
+    InputError
+        Not ``YYYY-Www``, or a week that has not started yet: its report could only say
+        "no deployments", which reads as a fact about the team (a typo'd year does this).
+        A past week without data is a real zero and is reported.
+    """
+    now = today or datetime.now(UTC)
     if week is None:
-        now = today or datetime.now(UTC)
         monday = (now - timedelta(days=now.weekday() + 7)).replace(hour=0, minute=0, second=0, microsecond=0)
     else:
         try:
@@ -52,6 +60,8 @@ def iso_week(week: str | None, *, today: datetime | None = None) -> tuple[str, d
             monday = datetime.fromisocalendar(int(year), int(number), 1).replace(tzinfo=UTC)
         except ValueError:
             raise InputError(f"week must look like 2026-W47, got {week!r}") from None
+        if monday > now:
+            raise InputError(f"week {week} has not started yet (today is {now:%Y-%m-%d})")
     iso = monday.isocalendar()
     return f"{iso.year}-W{iso.week:02d}", monday, monday + timedelta(days=7)
 

@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -111,6 +112,8 @@ def test_cli_report_json_and_errors(rendered, tmp_path, capsys):
     assert payload["html"].endswith(f"weekly-{rendered['week']}.html") and Path(payload["html"]).exists()
     assert main(["--db", str(rendered["db"]), "report", "weekly", "--week", "last-week"]) == 2
     assert "week must look like" in capsys.readouterr().err
+    assert main(["--db", str(rendered["db"]), "report", "weekly", "--week", "2999-W01"]) == 2
+    assert "week 2999-W01 has not started yet (today is " in capsys.readouterr().err
     with pytest.raises(InputError):
         render_weekly(tmp_path / "missing.duckdb", "2025-W01", out_dir=tmp_path)
 
@@ -225,3 +228,12 @@ def test_html_tables_print_counts_whole_and_shares_with_decimals():
     assert "<td>3</td>" in table and "<td>12</td>" in table  # whole counts
     assert "<td>1.00</td>" in table and "<td>0.00</td>" in table  # a share of 1 is not a count of 1
     assert "<td>1.50</td>" in table and "<td>—</td>" in table and "&lt;b&gt;x&lt;/b&gt;" in table
+
+
+def test_iso_week_allows_the_current_week_and_refuses_one_not_started():
+    wednesday = datetime(2026, 11, 25, 15, tzinfo=UTC)  # in 2026-W48
+    assert iso_week(None, today=wednesday)[0] == "2026-W47"  # default: the last complete week
+    label, monday, end = iso_week("2026-w48", today=wednesday)  # under way: a partial week is real
+    assert (label, monday, end) == ("2026-W48", datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
+    with pytest.raises(InputError, match="week 2026-W49 has not started yet"):
+        iso_week("2026-W49", today=wednesday)
