@@ -88,22 +88,48 @@ def _figure(width: float = 7.5, height: float = 3.2, ncols: int = 1):
     return fig, axes
 
 
+def _rate_line(ax, x, values, **style) -> None:
+    """A line through the periods that have a value: periods without deployments have none,
+    and a line broken at each of them shows nothing of a sparse history."""
+    values = np.asarray(values, dtype=float)
+    known = ~np.isnan(values)
+    ax.plot(x[known], values[known], marker="o", markersize=5 if len(x) <= 60 else 2.5, **style)
+    ax.set_ylim(bottom=0)  # rates and durations; an all-zero line otherwise centres on negative ticks
+
+
+#: Period labels shown under a trend chart, at most; 15 years of weeks would overprint.
+MAX_PERIOD_LABELS = 24
+
+
 def dora_trend_figure(by_period):
-    """Deployments per week (bars) and change failure rate (line), plus median lead time."""
+    """Deployments per period (bars) and change failure rate (line), plus median lead time.
+
+    Parameters
+    ----------
+    by_period : DataFrame
+        :attr:`releaserisk.DoraResult.by_period` of one group, ISO weeks (``2026-W03``) or
+        months (``2026-01``); the axis says which.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     fig, (left, right) = _figure(10, 3.2, 2)
     labels = list(by_period["period"])
+    unit = "week" if any("-W" in label for label in labels[:1]) else "month"
     x = np.arange(len(labels))
     left.bar(x, by_period["deployments"], color="#4c72b0", label="production deployments")
-    left.set_ylabel("deployments per week")
+    left.set_ylabel(f"deployments per {unit}")
     twin = left.twinx()
-    twin.plot(x, by_period["change_failure_rate"] * 100, color="#c44e52", marker="o", label="change failure rate")
+    _rate_line(twin, x, by_period["change_failure_rate"] * 100, color="#c44e52", label="change failure rate")
     twin.set_ylabel("change failure rate (%)")
     left.set_title("Deployments and change failure rate")
-    right.plot(x, by_period["lead_time_median_hours"], color="#55a868", marker="o")
+    _rate_line(right, x, by_period["lead_time_median_hours"], color="#55a868")
     right.set_ylabel("hours")
     right.set_title("Median change lead time")
+    step = max(1, math.ceil(len(labels) / MAX_PERIOD_LABELS))
     for ax in (left, right):
-        ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
+        ax.set_xticks(x[::step], labels[::step], rotation=45, ha="right", fontsize=7)
     return fig
 
 

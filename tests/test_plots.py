@@ -1,0 +1,41 @@
+"""Figures shared by the notebooks and the report: what they say, not how they look."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd
+import pytest
+
+from releaserisk import plots
+
+
+def by_period(labels):
+    n = len(labels)
+    return pd.DataFrame({"period": labels, "deployments": range(n), "change_failure_rate": [0.1] * n,
+                         "lead_time_median_hours": [2.0] * n})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("labels", "unit", "shown"),
+    [
+        ([f"2026-W{w:02d}" for w in range(1, 13)], "week", 12),  # the weekly report's twelve weeks: all
+        ([f"{2000 + i // 52}-W{i % 52 + 1:02d}" for i in range(780)], "week", 24),  # 15 years of weeks
+        ([f"{2020 + i // 12}-{i % 12 + 1:02d}" for i in range(36)], "month", 18),
+    ],
+)
+def test_trend_axis_names_its_period_and_labels_at_most_24(labels, unit, shown):
+    figure = plots.dora_trend_figure(by_period(labels))
+    bars, lead = figure.axes[0], figure.axes[1]
+    assert bars.get_ylabel() == f"deployments per {unit}"
+    ticks = [t.get_text() for t in bars.get_xticklabels()]
+    assert len(ticks) == shown and ticks[0] == labels[0]
+    assert [t.get_text() for t in lead.get_xticklabels()] == ticks
+    assert len(bars.patches) == len(labels)  # every period is drawn, only the labels thin out
+
+
+def test_trend_lines_join_the_periods_that_have_values():
+    frame = by_period([f"2026-W{w:02d}" for w in range(1, 6)])
+    frame["lead_time_median_hours"] = [1.0, None, 3.0, None, 5.0]  # quiet weeks have no lead time
+    lead = plots.dora_trend_figure(frame).axes[1].lines[0]
+    assert lead.get_xdata().tolist() == [0, 2, 4] and lead.get_ydata().tolist() == [1.0, 3.0, 5.0]
