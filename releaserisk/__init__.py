@@ -29,6 +29,7 @@ _EXPORTS = {
     "Settings": "releaserisk.config",
     "Store": "releaserisk.store",
     "analysis_samples": "releaserisk.canary.data",
+    "auc_by_age": "releaserisk.model",
     "calibration_table": "releaserisk.model",
     "dora_metrics": "releaserisk.dora",
     "evaluate_predictions": "releaserisk.model",
@@ -78,6 +79,7 @@ __all__ = [
     "Store",
     "__version__",
     "analysis_samples",
+    "auc_by_age",
     "calibration_table",
     "dora_metrics",
     "errors",
@@ -127,6 +129,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.labels import label_changes, training_frame
     from releaserisk.model import (
         RiskModel,
+        auc_by_age,
         calibration_table,
         evaluate_predictions,
         evaluate_time_split,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -36,9 +37,21 @@ def _counted(n: int, noun: str) -> str:
 def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
     """Print ``payload`` as JSON or ``text`` depending on ``--format``."""
     if getattr(args, "format", "text") == "json":
-        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        # NaN is not JSON (jq and most parsers refuse it): a missing number is null
+        sys.stdout.write(json.dumps(_without_nan(payload), indent=2, default=str, allow_nan=False) + "\n")
     else:
         sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def _without_nan(value: Any) -> Any:
+    """``value`` with every NaN or infinite float, however deeply nested, as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nan(item) for item in value]
+    return value
 
 
 def _settings(args: argparse.Namespace):
@@ -389,7 +402,13 @@ def _train_deployment(args: argparse.Namespace, settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from releaserisk.model import dropped_rows_notes, evaluate_time_split, read_feature_table, rolling_origin
+    from releaserisk.model import (
+        auc_by_age,
+        dropped_rows_notes,
+        evaluate_time_split,
+        read_feature_table,
+        rolling_origin,
+    )
 
     if args.dataset:
         frame = read_feature_table(args.dataset)
@@ -400,11 +419,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         source = str(_settings(args).db)
     if args.rolling:
         table = rolling_origin(frame, estimator=args.estimator if args.estimator != "auto" else "logistic")
-        by_age = table.groupby("age_months")["auc"].mean().round(3)
+        by_age = auc_by_age(table).round(3)
         notes = dropped_rows_notes(frame)
         payload = {
             "source": source,
-            "rolling": table.to_dict(orient="records"),
+            "rolling": _records(table),
             "mean_auc_by_age": by_age.to_dict(),
             "notes": notes,
         }

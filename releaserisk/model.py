@@ -52,6 +52,7 @@ from releaserisk.scorecard import (
 __all__ = [
     "TRUSTED_TYPES",
     "RiskModel",
+    "auc_by_age",
     "calibration_table",
     "dropped_rows_notes",
     "evaluate_predictions",
@@ -699,7 +700,12 @@ def label_maturity_notes(newest_train, test, alpha: float = 0.01) -> list[str]:
 
 
 def rolling_origin(
-    frame: pd.DataFrame, *, warmup_months: int = 6, max_age_months: int = 6, estimator: str = "logistic"
+    frame: pd.DataFrame,
+    *,
+    warmup_months: int = 6,
+    max_age_months: int = 6,
+    estimator: str = "logistic",
+    min_per_class: int = 5,
 ) -> pd.DataFrame:
     """How a model's AUC decays with its age: train on months 1..k, test on k+1, k+2, ...
 
@@ -711,11 +717,16 @@ def rolling_origin(
         Months of history before the first training origin.
     max_age_months : int
         Test months after each origin.
+    min_per_class : int
+        Buggy and clean changes a test month needs for an AUC. A month with one buggy
+        change scores 0 or 1 by luck, and such months made the chart of a small
+        project's model age mostly noise.
 
     Returns
     -------
     DataFrame
-        ``origin, age_months, n_test, positive_rate, auc`` (AUC NaN for a one-class month).
+        ``origin, age_months, n_test, positive_rate, auc`` (AUC NaN for a month with
+        fewer than ``min_per_class`` of either class). Summarise with :func:`auc_by_age`.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -737,7 +748,28 @@ def rolling_origin(
             test = frame[months == periods[k + age - 1]]
             if test.empty:
                 continue
-            p = model.predict_proba(test)[:, 1]
-            auc = float(roc_auc_score(test["bug"], p)) if test["bug"].nunique() == 2 else math.nan
+            buggy = int(test["bug"].sum())
+            if min(buggy, len(test) - buggy) >= max(min_per_class, 1):
+                auc = float(roc_auc_score(test["bug"], model.predict_proba(test)[:, 1]))
+            else:
+                auc = math.nan
             rows.append((str(origin), age, len(test), float(test["bug"].mean()), auc))
     return pd.DataFrame(rows, columns=["origin", "age_months", "n_test", "positive_rate", "auc"])
+
+
+def auc_by_age(rolling: pd.DataFrame) -> pd.Series:
+    """Mean test AUC per model age in months, each month weighted by its changes.
+
+    Parameters
+    ----------
+    rolling : DataFrame
+        :func:`rolling_origin`'s table; months without an AUC are left out.
+
+    Returns
+    -------
+    Series
+        Indexed by ``age_months``; ages with no AUC at all are absent.
+    """
+    rated = rolling.dropna(subset=["auc"])
+    weighted = (rated["auc"] * rated["n_test"]).groupby(rated["age_months"]).sum()
+    return (weighted / rated.groupby("age_months")["n_test"].sum()).rename("auc")

@@ -197,15 +197,22 @@ def reliability_figure(table, ece: float | None = None):
 
 
 def model_age_figure(rolling):
-    """Test AUC by the model's age in months (:func:`releaserisk.model.rolling_origin`): each origin, and the mean."""
+    """Test AUC by the model's age in months (:func:`releaserisk.model.rolling_origin`).
+
+    One dot per test month, sized by its changes, and their weighted mean per age.
+    """
     fig, (ax,) = _figure()
-    if rolling.empty:
-        ax.text(0.5, 0.5, "history too short for a rolling origin", ha="center", va="center", transform=ax.transAxes)
+    if rolling["auc"].isna().all():
+        message = "history too short (or too few buggy changes a month) for a rolling origin"
+        ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    ax.scatter(rolling["age_months"], rolling["auc"], color="#8172b3", alpha=0.35, s=14, label="one origin")
-    mean = rolling.groupby("age_months")["auc"].mean()
-    ax.plot(mean.index, mean.to_numpy(), color="#c44e52", marker="o", label="mean")
+    from releaserisk.model import auc_by_age
+
+    size = 40 * rolling["n_test"] / rolling["n_test"].max()  # a dot's area: its month's changes
+    ax.scatter(rolling["age_months"], rolling["auc"], color="#8172b3", alpha=0.35, s=size + 4, label="one month")
+    mean = auc_by_age(rolling)
+    ax.plot(mean.index, mean.to_numpy(), color="#c44e52", marker="o", label="mean, weighted by changes")
     ax.axhline(0.5, color="#999999", linestyle="--", linewidth=1)
     ax.set_xlabel("model age (months since the training cut)")
     ax.set_ylabel("test AUC")

@@ -86,3 +86,16 @@ def test_a_bug_is_exit_70_in_one_line_never_the_gate_failure_code(tmp_path, caps
     assert err.startswith("error: internal error (KeyError:") and err.count("\n") == 1 and "--debug" in err
     with pytest.raises(KeyError):
         main(["--db", str(tmp_path / "s.duckdb"), "--debug", "info"])
+
+
+def test_json_output_writes_missing_numbers_as_null(capsys):
+    import argparse
+    import math
+
+    from releaserisk.cli import _emit
+
+    payload = {"auc": math.nan, "rows": [{"p90": float("inf"), "n": 3}], "pair": (1.5, math.nan)}
+    _emit(argparse.Namespace(format="json"), payload, "")
+    out = capsys.readouterr().out
+    assert "NaN" not in out and "Infinity" not in out  # strict parsers (jq, browsers) refuse both
+    assert json.loads(out) == {"auc": None, "rows": [{"p90": None, "n": 3}], "pair": [1.5, None]}

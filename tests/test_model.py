@@ -297,6 +297,29 @@ def test_rolling_origin_trains_only_on_earlier_months_and_tests_each_later_month
     assert july[3] > 0.65 and table[(table["origin"] == "2020-09") & (table["age_months"] == 2)]["auc"].item() < 0.4
 
 
+def test_rolling_origin_rates_only_months_with_enough_of_each_class():
+    from releaserisk import plots
+    from releaserisk.model import auc_by_age, rolling_origin
+
+    frame = synthetic(1500)
+    months = frame["time"].dt.tz_localize(None).dt.to_period("M").astype(str)
+    august = months == "2020-08"
+    frame.loc[august, "bug"] = 0
+    frame.loc[frame.index[august][:3], "bug"] = 1  # three buggy changes: an AUC of luck
+    table = rolling_origin(frame, warmup_months=6, max_age_months=2)
+    tested = table["origin"].map(lambda o: pd.Period(o, "M")) + table["age_months"] - 1
+    in_august = tested.astype(str) == "2020-08"
+    assert in_august.sum() == 2 and table.loc[in_august, "auc"].isna().all()
+    assert table.loc[~in_august, "auc"].notna().all()
+    loose = rolling_origin(frame, warmup_months=6, max_age_months=2, min_per_class=3)
+    assert loose["auc"].notna().all()
+    # a month weighs by its changes, and a month without an AUC not at all
+    by_hand = pd.DataFrame({"age_months": [1, 1, 1, 2], "n_test": [100, 300, 50, 10], "auc": [0.6, 0.8, np.nan, 0.7]})
+    assert auc_by_age(by_hand).to_dict() == pytest.approx({1: 0.75, 2: 0.7})
+    unrated = by_hand.assign(auc=np.nan)
+    assert "too few buggy changes" in plots.model_age_figure(unrated).axes[0].texts[0].get_text()
+
+
 def test_cli_rolling_origin_and_dropped_rows_note(tmp_path, capsys):
     import json
 
