@@ -62,8 +62,10 @@ _PHRASES = {
     "nf": "touches {v:,.0f} file{s}",
     "nd": "spans {v:,.0f} director{ies}",
     "ns": "spans {v:,.0f} subsystem{s}",
-    "entropy": "spreads its edits across files (entropy {v:.2f})",
-    "lt": "edits large files ({v:,.0f} line{s} before)",
+    # neutral words for these two: a reason reads "(lowers risk)" as often as "(raises risk)",
+    # and "edits large files (21 lines before)" or "spreads its edits (entropy 0.00)" said the opposite
+    "entropy": "has an edit entropy of {v:.2f} across its files",
+    "lt": "edits files of {v:,.0f} line{s} on average",
     "ndev": "touches files {v:,.0f} developer{s} changed before",
     "age": "touches files last changed {v:,.1f} days before",
     "nuc": "touches files with {v:,.0f} earlier change{s}",

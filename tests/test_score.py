@@ -139,6 +139,8 @@ def test_rollout_policy_file_overrides_and_validates(gate, tmp_path):
         ("nd", 0, "spans 0 directories (raises risk)"),
         ("exp", 0.6, "its author has 1 earlier commit (raises risk)"),  # singular as printed
         ("fix", 1, "is a bug fix (raises risk)"),
+        ("lt", 21, "edits files of 21 lines on average (raises risk)"),  # no "large" for 21 lines
+        ("entropy", 0.0, "has an edit entropy of 0.00 across its files (raises risk)"),
     ],
 )
 def test_reasons_read_as_plain_words(feature, value, expected):
