@@ -530,7 +530,11 @@ def cmd_dora(args: argparse.Namespace) -> int:
         if args.format == "csv":
             sys.stdout.write(frame.to_csv(index=False))
         else:
-            _emit(args, {"detail": args.detail, "rows": _records(frame)}, frame.to_string(index=False))
+            start, end = (f"{t:%Y-%m-%d}" for t in result.window)
+            text = (
+                frame.to_string(index=False) if len(frame) else f"no {args.detail.replace('-', ' ')} in {start} → {end}"
+            )
+            _emit(args, {"detail": args.detail, "rows": _records(frame)}, text)
         return EXIT_OK
     if args.format == "csv":
         sys.stdout.write(result.summary.to_csv(index=False))

@@ -350,6 +350,9 @@ def test_cli_dora_json_csv_and_detail(fixture_store, tmp_path, capsys):
     assert "hint" not in captured.err  # the fixture has deployments
     assert main(["--db", db, "dora", "--detail", "deployments", "--format", "csv"]) == 0
     assert capsys.readouterr().out.startswith("deployment_id,")
+    quiet_fortnight = ["--since", "2024-01-08", "--until", "2024-01-22"]
+    assert main(["--db", db, "dora", *quiet_fortnight, "--detail", "pull-requests"]) == 0
+    assert capsys.readouterr().out == "no pull requests in 2024-01-08 → 2024-01-22\n"  # not pandas' "Empty DataFrame"
     assert main(["--db", db, "dora", "--since", "2024-02-01", "--until", "2024-01-01"]) == 2
     assert "until must be after since" in capsys.readouterr().err
     # a window with one end given falls outside the deployments: say which end, and where they are
