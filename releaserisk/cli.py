@@ -118,6 +118,7 @@ def cmd_ingest_git(args: argparse.Namespace) -> int:
             progress=_progress_callback() if show_progress else None,
             workers=args.workers,
         )
+        _hint_unknown_repositories(store)
     seconds = time.perf_counter() - started
     payload = {**result.to_dict(), "seconds": round(seconds, 3)}
     text = (
@@ -126,6 +127,15 @@ def cmd_ingest_git(args: argparse.Namespace) -> int:
     )
     _emit(args, payload, text)
     return EXIT_OK
+
+
+def _hint_unknown_repositories(store) -> None:
+    """Say on stderr when deployments name repositories that have no ingested commits."""
+    from releaserisk.ingest.links import repository_hint
+
+    hint = repository_hint(store)
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
 
 
 def _progress_callback() -> Callable[[int], None]:
@@ -444,6 +454,8 @@ def cmd_ingest_file(args: argparse.Namespace) -> int:
     with _open(args) as store:
         loaded = ingest_file(store, args.kind, args.file, assume_tz=args.assume_tz)
         links = store.execute("SELECT count(*) FROM deployment_changes").fetchone()[0]
+        if args.kind in ("deployments", "services"):
+            _hint_unknown_repositories(store)
     payload = {"kind": args.kind, "file": args.file, "rows": loaded, "deployment_changes": links}
     _emit(args, payload, f"loaded {_counted(loaded, args.kind + ' row')} from {args.file}")
     return EXIT_OK
@@ -483,6 +495,7 @@ def cmd_ingest_github(args: argparse.Namespace) -> int:
             wait=not args.no_wait,
             notify=notify,
         )
+        _hint_unknown_repositories(store)
     counts = ", ".join(f"{k} {v:,}" for k, v in result.counts.items())
     _emit(args, result.to_dict(), f"ingested {args.repository} from GitHub: {counts}")
     return EXIT_OK

@@ -87,6 +87,7 @@ import pandas as pd
 
 from releaserisk.config import Settings
 from releaserisk.errors import InputError, StoreError
+from releaserisk.ingest.links import repository_hint
 from releaserisk.store import Store
 
 __all__ = ["BENCHMARKS", "PROFILES", "DoraResult", "dora_metrics", "tier"]
@@ -796,6 +797,8 @@ def dora_metrics(
         raise
 
     *evidence, notes = _evidence(store, profile)
+    unlinked = repository_hint(store)
+    notes += [unlinked] if unlinked else []
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     summary = _finish(

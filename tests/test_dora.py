@@ -391,14 +391,15 @@ def test_no_source_of_failures_is_no_data_not_an_elite_zero(store):
     devlake = dora_metrics(store, *window, profile="devlake")
     assert math.isnan(devlake.summary.iloc[0].change_failure_rate)
     assert devlake.summary.iloc[0].rework_rate == pytest.approx(1 / 3)  # the rollback is rework in every profile
-    assert devlake.notes == [
+    assert devlake.notes[0] == (
         "the store has no incidents, so the change failure rate cannot be measured (no data); "
         "ingest incidents to measure it"
-    ]
+    )
     # any incident in the store, even another service's, makes 0 % a measurement
     load(store, incidents=[{"incident_id": "w", "service": "web", "opened_at": "2023-06-01T00:00Z"}])
     fourkeys = dora_metrics(store, *window, profile="fourkeys")
-    assert fourkeys.summary.iloc[0].change_failure_rate == 0 and not fourkeys.notes
+    assert fourkeys.summary.iloc[0].change_failure_rate == 0
+    assert not [n for n in fourkeys.notes if "cannot be measured" in n and "incidents" in n]
 
 
 def incident(incident_id, opened, resolved, service="api"):
@@ -447,3 +448,23 @@ def test_environment_names_match_in_any_case(store):
         "qa", "live")  # fmt: skip
     live = dora_metrics(store, "2024-01-01", "2024-01-08", settings=Settings(production_environments=("STAGING",)))
     assert live.summary.iloc[0].deployments == 1
+
+
+def test_deployments_of_a_repository_without_commits_get_a_note_saying_how_to_fix_it(store):
+    """The repository ingested under another name ('ingest git' names it after its directory)
+    left every lead time 'no data' without a word."""
+    from releaserisk.ingest.links import repository_hint
+
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z"),
+                             dep(3, "2024-01-04T00:00Z", status="failure")])  # fmt: skip
+    store.upsert("repos", pd.DataFrame({"repo": ["checkout"]}))
+    expected = ("successful deployments name repositories without ingested commits: 'r' (2); the store has "
+                "'checkout'. Their changes and lead times cannot be measured: run 'releaserisk ingest git PATH "
+                "--name r'")  # fmt: skip
+    assert repository_hint(store) == expected
+    assert expected in dora_metrics(store, "2024-01-01", "2024-01-08").notes
+    load(store, changes=[("d1", "c1")])  # changes given by a file need no history
+    assert "'r' (1)" in repository_hint(store)
+    store.upsert("repos", pd.DataFrame({"repo": ["r"]}))
+    assert repository_hint(store) is None
+    assert not any("without ingested commits" in n for n in dora_metrics(store, "2024-01-01", "2024-01-08").notes)

@@ -527,10 +527,12 @@ def ingest_git(
             ),
         )
         if new_commits:
-            from releaserisk.ingest.links import fill_commit_times
+            from releaserisk.ingest.links import link_deployment_changes
             from releaserisk.labels import mark_tracked_fixes
 
-            fill_commit_times(store)
+            # deployments ingested before these commits (another order, or a deploy tool that
+            # is read before git) found nothing to link; with the commits here, they can
+            link_deployment_changes(store)
             mark_tracked_fixes(store, info.name, settings.bug_labels)  # FIX from cited bug issues too
         total = store.execute("SELECT count(*) FROM commits WHERE repo = ?", [info.name]).fetchone()[0]
         result = GitIngestResult(info.name, info.head, new_commits, new_files, total)

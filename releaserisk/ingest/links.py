@@ -18,10 +18,13 @@ from __future__ import annotations
 import heapq
 
 import pandas as pd
+import pyarrow as pa
 
 from releaserisk.store import Store
 
-__all__ = ["commit_range", "fill_commit_times", "link_deployment_changes"]
+__all__ = ["commit_range", "fill_commit_times", "link_deployment_changes", "repository_hint", "unknown_repositories"]
+
+_LINKS = pa.schema([("deployment_id", pa.string()), ("repo", pa.string()), ("sha", pa.string())])
 
 
 def commit_range(graph: dict[str, tuple[int, list[str]]], include: str, exclude: str | None) -> list[str]:
@@ -93,6 +96,45 @@ def _chains(store: Store) -> pd.DataFrame:
     )
 
 
+def unknown_repositories(store: Store) -> pd.DataFrame:
+    """Repositories that successful deployments name but the store has no commits of.
+
+    Their deployments get no changes (unless a file gave them), so their lead times are
+    no data. The usual cause
+    is a repository ingested under another name (``ingest git PATH`` names it after
+    the directory; ``--name`` sets it).
+
+    Returns
+    -------
+    DataFrame
+        ``repo, deployments`` (successful ones), most deployments first.
+    """
+    return store.query(
+        """
+        SELECT coalesce(d.repo, s.repo) AS repo, count(*) AS deployments
+        FROM deployments d LEFT JOIN services s USING (service)
+        WHERE d.status = 'success' AND coalesce(d.repo, s.repo) NOT IN (SELECT repo FROM repos)
+          AND d.deployment_id NOT IN (SELECT deployment_id FROM deployment_changes)  -- loaded from a file
+        GROUP BY 1 ORDER BY 2 DESC, 1
+        """
+    )
+
+
+def repository_hint(store: Store) -> str | None:
+    """One line saying which named repositories have no commits and how to ingest them, or None."""
+    unknown = unknown_repositories(store)
+    if unknown.empty:
+        return None
+    stored = store.query("SELECT repo FROM repos ORDER BY repo")["repo"].tolist()
+    first = unknown["repo"].iloc[0]
+    names = ", ".join(f"'{r}' ({n:,})" for r, n in zip(unknown["repo"], unknown["deployments"], strict=True))
+    have = f"the store has {', '.join(repr(r) for r in stored)}" if stored else "the store has no repositories"
+    return (
+        f"successful deployments name repositories without ingested commits: {names}; {have}. Their changes "
+        f"and lead times cannot be measured: run 'releaserisk ingest git PATH --name {first}'"
+    )
+
+
 def fill_commit_times(store: Store) -> None:
     """Copy each linked commit's time onto its deployment_changes rows (commit times never change)."""
     store.execute(
@@ -112,28 +154,36 @@ def link_deployment_changes(store: Store) -> int:
         Links written.
     """
     chains = _chains(store)
-    rows: list[tuple[str, str, str]] = []
+    deployment_ids: list[str] = []
+    repos: list[str] = []
+    shas: list[str] = []
     for repo, group in chains[chains["repo"].notna() & chains["prev_sha"].notna()].groupby("repo"):
         commits = store.query("SELECT sha, seq, parents FROM commits WHERE repo = ?", [repo])
         graph = {s: (q, list(p)) for s, q, p in zip(commits["sha"], commits["seq"], commits["parents"], strict=True)}
         for deployment, sha, prev in zip(group["deployment_id"], group["sha"], group["prev_sha"], strict=True):
-            rows.extend((deployment, repo, c) for c in commit_range(graph, sha, prev))
-    links = pd.DataFrame(rows, columns=["deployment_id", "repo", "sha"]).assign(derived=True)
+            found = commit_range(graph, sha, prev)
+            deployment_ids.extend([deployment] * len(found))
+            repos.extend([repo] * len(found))
+            shas.extend(found)
+    links = pa.table({"deployment_id": deployment_ids, "repo": repos, "sha": shas}, schema=_LINKS)
     with store.transaction():
         store.execute("DELETE FROM deployment_changes WHERE derived")
-        if len(links):
-            store.upsert("deployment_changes", links)
-            # monorepos: keep only commits that touch the service's folder
+        # a plain insert: each deployment lists a commit once, and deployments with
+        # explicitly loaded changes are not in the chains. Monorepos keep only commits
+        # touching the service's folder, filtered here rather than inserted and deleted
+        store.connection.register("_links", links)
+        try:
             store.execute(
                 """
-                DELETE FROM deployment_changes dc
-                USING deployments d, services s
-                WHERE dc.derived AND dc.deployment_id = d.deployment_id AND s.service = d.service
-                  AND s.path_prefix IS NOT NULL AND s.path_prefix <> ''
-                  AND NOT EXISTS (
-                      SELECT 1 FROM file_changes f
-                      WHERE f.repo = dc.repo AND f.sha = dc.sha AND starts_with(f.path, s.path_prefix))
+                INSERT INTO deployment_changes (deployment_id, repo, sha, derived)
+                SELECT l.deployment_id, l.repo, l.sha, true
+                FROM _links l JOIN deployments d USING (deployment_id) LEFT JOIN services s USING (service)
+                WHERE coalesce(s.path_prefix, '') = '' OR EXISTS (
+                    SELECT 1 FROM file_changes f
+                    WHERE f.repo = l.repo AND f.sha = l.sha AND starts_with(f.path, s.path_prefix))
                 """
             )
+        finally:
+            store.connection.unregister("_links")
         fill_commit_times(store)
     return store.execute("SELECT count(*) FROM deployment_changes WHERE derived").fetchone()[0]

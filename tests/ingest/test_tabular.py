@@ -160,6 +160,21 @@ def test_deployment_changes_linked_from_the_commit_graph(store, git_repo, tmp_pa
     assert "d3" not in by and "d5" not in by
 
 
+def test_deployments_loaded_before_their_commits_are_linked_when_the_commits_arrive(store, git_repo, tmp_path):
+    g = git_repo
+    shas = []
+    for i in range(3):
+        g.write("f.txt", f"{i}\n")
+        shas.append(g.commit(f"c{i}"))
+    rows = [deployment(1, shas[0], "2024-01-01T00:00:00Z"), deployment(2, shas[2], "2024-01-02T00:00:00Z")]
+    ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))  # a deploy tool read before git
+    assert store.counts()["deployment_changes"] == 0
+    ingest_git(store, g.path, name="r")
+    links = store.query("SELECT deployment_id, sha, committed_at FROM deployment_changes ORDER BY sha")
+    assert set(links["sha"]) == {shas[1], shas[2]} and set(links["deployment_id"]) == {"d2"}
+    assert links["committed_at"].notna().all()
+
+
 def test_two_services_in_one_repository_use_path_prefixes(store, git_repo, tmp_path):
     g = git_repo
     shas = []
@@ -242,3 +257,20 @@ def test_cli_ingest_file_errors_exit_2(tmp_path, capsys):
     assert main(["--db", str(tmp_path / "s.duckdb"), "ingest", "deployments", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "missing required column" in err and str(path) in err
+
+
+def test_cli_hints_when_deployments_name_a_repository_git_has_not_given(tmp_path, git_repo, capsys):
+    from releaserisk.cli import main
+
+    git_repo.write("f.txt", "1\n")
+    sha = git_repo.commit("c1")
+    db = str(tmp_path / "s.duckdb")
+    assert main(["--db", db, "ingest", "git", str(git_repo.path)]) == 0  # named after its directory
+    assert "hint" not in capsys.readouterr().err
+    rows = [deployment(1, sha, "2024-01-01T00:00:00Z", repo="checkout")]
+    assert main(["--db", db, "ingest", "deployments", str(write_csv(tmp_path / "d.csv", rows))]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("hint: successful deployments name repositories without ingested commits: 'checkout' (1)")
+    assert err.rstrip().endswith("run 'releaserisk ingest git PATH --name checkout'")
+    assert main(["--db", db, "ingest", "git", str(git_repo.path), "--name", "checkout"]) == 0
+    assert "hint" not in capsys.readouterr().err
