@@ -484,6 +484,7 @@ def cmd_ingest_github(args: argparse.Namespace) -> int:
         result = ingest_github(
             store,
             args.repository,
+            name=args.name,
             token=token,
             since=since,
             environments=args.environment,
@@ -873,6 +874,7 @@ def build_parser() -> argparse.ArgumentParser:
         "resumes from its watermark, so a re-run continues where a stopped run ended.",
     )
     p.add_argument("repository", metavar="OWNER/REPO")
+    p.add_argument("--name", help="repository name in the store, as 'ingest git' got it (default: REPO)")
     p.add_argument("--since", help="ignore anything older (ISO date); default: continue from the watermarks")
     p.add_argument("--environment", action="append", help="deployment environment to read (repeatable; default all)")
     p.add_argument("--incident-label", action="append", help="issue label marking incidents (default: incident)")

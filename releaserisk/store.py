@@ -61,6 +61,9 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
 
 _DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+#: Migrations that only rewrite rows of existing tables. A snapshot of an older store copies
+#: its rows into current tables, so these are applied to the copy as well.
+DATA_MIGRATIONS = frozenset({3})
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -388,6 +391,9 @@ def open_snapshot(path: str | os.PathLike[str]) -> Store:
         for table in store.tables():
             if table in present:
                 store.execute(f'INSERT INTO main."{table}" BY NAME SELECT * FROM snapshot."{table}"')
+        for migration, sql in _migrations():
+            if migration in DATA_MIGRATIONS and migration > version:
+                store.execute(sql)
     store.execute("DETACH snapshot")
     return store
 

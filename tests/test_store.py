@@ -17,7 +17,7 @@ from releaserisk.store import TABLE_KEYS, open_store
 
 def test_migrations_create_every_table_from_empty(tmp_path):
     with open_store(tmp_path / "a.duckdb") as store:
-        assert store.schema_version == 2
+        assert store.schema_version == 3
         assert set(store.tables()) == set(TABLE_KEYS)
         assert all(rows == 0 for rows in store.counts().values())
     # reopening applies nothing new
@@ -56,8 +56,43 @@ def test_a_snapshot_of_an_earlier_version_leaves_the_newer_tables_empty(tmp_path
 def test_a_store_of_an_earlier_version_is_upgraded_in_place(tmp_path):
     path = _version_1_store(tmp_path / "v1.duckdb")
     with open_store(path) as store:
-        assert store.schema_version == 2 and "issues" in store.tables()
+        assert store.schema_version == 3 and "issues" in store.tables()
         assert store.query("SELECT repo FROM repos")["repo"].tolist() == ["kept"]
+
+
+def _version_2_store_with_github_pull_requests(path):
+    """Pull requests as GitHub ingestion stored them before migration 003: under OWNER/REPO."""
+    from importlib import resources
+
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:
+        for name in ("001_init.sql", "002_issues.sql"):
+            con.execute(resources.files("releaserisk.migrations").joinpath(name).read_text())
+        con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+        con.execute("INSERT INTO schema_version VALUES (1, now()), (2, now())")
+        con.execute("INSERT INTO repos (repo) VALUES ('shop'), ('org/lib')")
+        con.execute("INSERT INTO deployments (deployment_id, repo) VALUES ('d1', 'shop')")
+        for number, repo in ((1, "acme/shop"), (2, "acme/shop"), (2, "shop"), (5, "org/lib"), (6, "acme/other")):
+            con.execute("INSERT INTO pull_requests (repo, number) VALUES (?, ?)", [repo, number])
+            con.execute("INSERT INTO pr_commits (repo, number, sha) VALUES (?, ?, 'c')", [repo, number])
+            con.execute("INSERT INTO pr_reviews (repo, number, reviewer, submitted_at) VALUES (?, ?, 'r', now())",
+                        [repo, number])  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("snapshot", [False, True])
+def test_migration_3_names_github_pull_requests_as_the_rest_of_the_store(tmp_path, snapshot):
+    from releaserisk.store import open_snapshot
+
+    path = _version_2_store_with_github_pull_requests(tmp_path / "v2.duckdb")
+    with open_snapshot(path) if snapshot else open_store(path) as store:
+        for table in ("pull_requests", "pr_commits", "pr_reviews"):
+            rows = store.query(f"SELECT repo, number FROM {table} ORDER BY number, repo")
+            # 1 renamed; 2's twin under 'shop' exists, so its old row stays; 'org/lib' is a
+            # repository's own name; 'acme/other' names nothing else in the store
+            assert list(zip(rows["repo"], rows["number"], strict=True)) == [
+                ("shop", 1), ("acme/shop", 2), ("shop", 2), ("org/lib", 5), ("acme/other", 6)], table  # fmt: skip
 
 
 def _commits(shas, message="m"):

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -132,7 +133,14 @@ def _watermark(store: Store, source: str) -> datetime | None:
     return datetime.fromisoformat(row[0]) if row and row[0] else None
 
 
-def _pulls(repo, full_name: str, since: datetime | None) -> tuple[dict[str, pd.DataFrame], datetime | None]:
+class _Names(NamedTuple):
+    """A GitHub repository's two names: ``OWNER/REPO`` for the API and ids, and its name in the store."""
+
+    full: str
+    store: str
+
+
+def _pulls(repo, names: _Names, since: datetime | None) -> tuple[dict[str, pd.DataFrame], datetime | None]:
     prs, commits, reviews = [], [], []
     newest = None
     for pr in repo.get_pulls(state="all", sort="updated", direction="desc"):
@@ -142,7 +150,7 @@ def _pulls(repo, full_name: str, since: datetime | None) -> tuple[dict[str, pd.D
         newest = max(newest, updated) if newest and updated else (updated or newest)
         author = pr.user.login if pr.user else None
         prs.append({
-            "repo": full_name, "number": pr.number, "title": pr.title, "author": author,
+            "repo": names.store, "number": pr.number, "title": pr.title, "author": author,
             "created_at": _utc(pr.created_at), "merged_at": _utc(pr.merged_at), "closed_at": _utc(pr.closed_at),
             "base_ref": pr.base.ref if pr.base else None, "head_sha": pr.head.sha if pr.head else None,
             "merge_commit_sha": pr.merge_commit_sha, "additions": pr.additions, "deletions": pr.deletions,
@@ -150,20 +158,20 @@ def _pulls(repo, full_name: str, since: datetime | None) -> tuple[dict[str, pd.D
         })  # fmt: skip
         for c in pr.get_commits():
             authored = c.commit.author.date if c.commit and c.commit.author else None
-            commits.append({"repo": full_name, "number": pr.number, "sha": c.sha, "authored_at": _utc(authored)})
+            commits.append({"repo": names.store, "number": pr.number, "sha": c.sha, "authored_at": _utc(authored)})
         for r in pr.get_reviews():
             if r.submitted_at is not None and r.user is not None:
-                reviews.append({"repo": full_name, "number": pr.number, "reviewer": r.user.login,
+                reviews.append({"repo": names.store, "number": pr.number, "reviewer": r.user.login,
                                 "submitted_at": _utc(r.submitted_at), "state": r.state})  # fmt: skip
         for comment in pr.get_review_comments():
             if comment.user is not None:
-                reviews.append({"repo": full_name, "number": pr.number, "reviewer": comment.user.login,
+                reviews.append({"repo": names.store, "number": pr.number, "reviewer": comment.user.login,
                                 "submitted_at": _utc(comment.created_at), "state": "COMMENTED"})  # fmt: skip
     return {"pull_requests": pd.DataFrame(prs), "pr_commits": pd.DataFrame(commits),
             "pr_reviews": pd.DataFrame(reviews)}, newest  # fmt: skip
 
 
-def _deployments(repo, full_name: str, since, environments: Sequence[str] | None):
+def _deployments(repo, names: _Names, since, environments: Sequence[str] | None):
     rows, newest = [], None
     for environment in environments or [None]:
         listing = repo.get_deployments(environment=environment) if environment else repo.get_deployments()
@@ -176,17 +184,17 @@ def _deployments(repo, full_name: str, since, environments: Sequence[str] | None
             if final is None:
                 continue
             rows.append({
-                "deployment_id": f"github:{full_name}:{d.id}", "service": full_name.split("/")[-1],
-                "repo": full_name.split("/")[-1], "environment": d.environment, "sha": d.sha,
+                "deployment_id": f"github:{names.full}:{d.id}", "service": names.store,
+                "repo": names.store, "environment": d.environment, "sha": d.sha,
                 "started_at": created, "finished_at": _utc(final.created_at), "status": _TERMINAL[final.state],
                 "kind": "regular", "source": "github-deployments",
             })  # fmt: skip
     return {"deployments": pd.DataFrame(rows)}, newest
 
 
-def _workflow_runs(repo, full_name: str, since, names: Sequence[str], environment: str):
+def _workflow_runs(repo, names: _Names, since, workflows: Sequence[str], environment: str):
     rows, newest = [], None
-    wanted = {n.lower() for n in names}
+    wanted = {n.lower() for n in workflows}
     for workflow in repo.get_workflows():
         if workflow.name.lower() not in wanted and workflow.path.rsplit("/", 1)[-1].lower() not in wanted:
             continue
@@ -198,15 +206,15 @@ def _workflow_runs(repo, full_name: str, since, names: Sequence[str], environmen
             if run.status != "completed" or run.conclusion not in _CONCLUSION:
                 continue
             rows.append({
-                "deployment_id": f"github-run:{full_name}:{run.id}", "service": full_name.split("/")[-1],
-                "repo": full_name.split("/")[-1], "environment": environment, "sha": run.head_sha,
+                "deployment_id": f"github-run:{names.full}:{run.id}", "service": names.store,
+                "repo": names.store, "environment": environment, "sha": run.head_sha,
                 "started_at": created, "finished_at": _utc(run.updated_at), "status": _CONCLUSION[run.conclusion],
                 "kind": "regular", "source": f"github-workflow:{workflow.name}",
             })  # fmt: skip
     return {"deployments": pd.DataFrame(rows)}, newest
 
 
-def _releases(repo, full_name: str, since, environment: str):
+def _releases(repo, names: _Names, since, environment: str):
     rows, newest = [], None
     for release in repo.get_releases():
         published = _utc(release.published_at)
@@ -217,8 +225,8 @@ def _releases(repo, full_name: str, since, environment: str):
         newest = max(newest, published) if newest else published
         sha = repo.get_git_ref(f"tags/{release.tag_name}").object.sha if release.tag_name else None
         rows.append({
-            "deployment_id": f"github-release:{full_name}:{release.tag_name}", "service": full_name.split("/")[-1],
-            "repo": full_name.split("/")[-1], "environment": environment, "sha": sha, "started_at": published,
+            "deployment_id": f"github-release:{names.full}:{release.tag_name}", "service": names.store,
+            "repo": names.store, "environment": environment, "sha": sha, "started_at": published,
             "finished_at": published, "status": "success", "kind": "regular", "source": "github-releases",
         })  # fmt: skip
     return {"deployments": pd.DataFrame(rows)}, newest
@@ -247,7 +255,7 @@ def _labelled_issues(repo, since, labels: Sequence[str]):
     return issues, newest
 
 
-def _incidents(repo, full_name: str, since, labels: Sequence[str]):
+def _incidents(repo, names: _Names, since, labels: Sequence[str]):
     issues, newest = _labelled_issues(repo, since, labels)
     rows = []
     for issue in issues:
@@ -255,7 +263,7 @@ def _incidents(repo, full_name: str, since, labels: Sequence[str]):
         cause_sha = _ROOT_CAUSE.search(body)
         cause_deployment = _CAUSED_BY.search(body)
         rows.append({
-            "incident_id": f"github:{full_name}#{issue.number}", "service": full_name.split("/")[-1],
+            "incident_id": f"github:{names.full}#{issue.number}", "service": names.store,
             "title": issue.title, "severity": next((lb.name for lb in issue.labels if lb.name.startswith("sev")), None),
             "opened_at": _utc(issue.created_at), "resolved_at": _utc(issue.closed_at),
             "cause_sha": cause_sha.group(1) if cause_sha else None,
@@ -265,10 +273,10 @@ def _incidents(repo, full_name: str, since, labels: Sequence[str]):
     return {"incidents": pd.DataFrame(rows)}, newest
 
 
-def _bug_issues(repo, full_name: str, since, labels: Sequence[str]):
+def _bug_issues(repo, names: _Names, since, labels: Sequence[str]):
     issues, newest = _labelled_issues(repo, since, labels)
     rows = [{
-        "repo": full_name.split("/")[-1], "issue": str(issue.number), "title": issue.title,
+        "repo": names.store, "issue": str(issue.number), "title": issue.title,
         "labels": [lb.name for lb in issue.labels], "opened_at": _utc(issue.created_at),
         "closed_at": _utc(issue.closed_at), "source": "github-issues",
     } for issue in issues]  # fmt: skip
@@ -300,6 +308,7 @@ def ingest_github(
     store: Store,
     full_name: str,
     *,
+    name: str | None = None,
     token: str | None = None,
     since: datetime | None = None,
     environments: Sequence[str] | None = None,
@@ -321,6 +330,12 @@ def ingest_github(
     store : Store
     full_name : str
         ``OWNER/REPO``.
+    name : str, optional
+        The repository's name in the store, on every row this writes (pull requests,
+        deployments, issues) and as the service of its deployments and incidents.
+        Default: ``REPO``, as ``ingest git`` names a clone after its directory; it must
+        match the name the git history was ingested under, or pull requests and
+        deployments cannot be joined to commits.
     token : str, optional
         API token (used for requests only; never stored or printed).
     since : datetime, optional
@@ -355,22 +370,25 @@ def ingest_github(
     if "/" not in full_name or full_name.count("/") != 1:
         raise InputError(f"repository must be OWNER/REPO, got {full_name!r}")
     gh = _client(token, base_url, throttle, retries, wait)
+    names = _Names(full=full_name, store=name or full_name.split("/")[1])
+    if not names.store.strip():
+        raise InputError("the repository name in the store (--name) cannot be empty")
     result = GitHubIngestResult(repo=full_name)
     resources: list[tuple[str, Callable]] = [
-        ("pulls", lambda r, s: _pulls(r, full_name, s)),
-        ("deployments", lambda r, s: _deployments(r, full_name, s, environments)),
-        ("incidents", lambda r, s: _incidents(r, full_name, s, list(incident_labels))),
-        ("issues", lambda r, s: _bug_issues(r, full_name, s, list(bug_labels))),
+        ("pulls", lambda r, s: _pulls(r, names, s)),
+        ("deployments", lambda r, s: _deployments(r, names, s, environments)),
+        ("incidents", lambda r, s: _incidents(r, names, s, list(incident_labels))),
+        ("issues", lambda r, s: _bug_issues(r, names, s, list(bug_labels))),
     ]
     if deploy_workflows:
-        resources.append(("workflows", lambda r, s: _workflow_runs(r, full_name, s, deploy_workflows,
+        resources.append(("workflows", lambda r, s: _workflow_runs(r, names, s, deploy_workflows,
                                                                    workflow_environment)))  # fmt: skip
     if release_environment:
-        resources.append(("releases", lambda r, s: _releases(r, full_name, s, release_environment)))
+        resources.append(("releases", lambda r, s: _releases(r, names, s, release_environment)))
     try:
         repo = _with_rate_limit(lambda: gh.get_repo(full_name), gh, wait, notify)
-        for name, fetch in resources:
-            source = f"github:{full_name}:{name}"
+        for resource, fetch in resources:
+            source = f"github:{names.full}:{resource}"
             start_from = since or _watermark(store, source)
             started = datetime.now(UTC)
             frames, newest = _with_rate_limit(lambda fetch=fetch, start_from=start_from: fetch(repo, start_from),
@@ -380,13 +398,13 @@ def ingest_github(
                 for table, frame in frames.items():
                     if len(frame):
                         loaded += store.upsert(table, frame)
-                if name in ("deployments", "workflows", "releases"):
+                if resource in ("deployments", "workflows", "releases"):
                     from releaserisk.ingest.links import link_deployment_changes
 
                     link_deployment_changes(store)
                 mark = max(filter(None, [newest, start_from]), default=None)
                 store.record_ingest(source, started, {"rows": loaded}, mark.isoformat() if mark else None)
-            result.counts[name] = loaded
+            result.counts[resource] = loaded
     except GitHubError:
         raise
     except Exception as exc:

@@ -249,3 +249,40 @@ def test_cli_reads_token_from_env_and_never_prints_it(tmp_path, capsys, monkeypa
     assert code == 2 and "rejected the token" in captured.err
     assert TOKEN not in captured.err + captured.out
     assert responses.calls[0].request.headers["Authorization"] == f"token {TOKEN}"
+
+
+@responses.activate
+@pytest.mark.parametrize(("name", "stored"), [(None, "shop"), ("storefront", "storefront")])
+def test_every_row_names_the_repository_as_git_ingestion_does(store, name, stored):
+    """Pull requests used to be stored as 'acme/shop' while deployments, issues and
+    ``ingest git`` said 'shop': no pull request ever reached a deployment or a bug label."""
+    import pandas as pd
+
+    from releaserisk.dora import dora_metrics
+
+    add_repo(responses)
+    add_pulls(responses, [[1]])
+    add_deployments(responses)
+    add_issues(responses)
+    ingest(store, name=name)
+    for table in ("pull_requests", "pr_commits", "pr_reviews", "deployments"):
+        assert set(store.query(f"SELECT DISTINCT repo FROM {table}")["repo"]) == {stored}, table
+    assert set(store.query("SELECT service FROM incidents")["service"]) == {stored}
+    # PR 1's merge commit reaches production: its deploy phase is measured
+    deployed = pd.Timestamp("2024-05-02T10:00:00Z")
+    store.upsert("deployments", pd.DataFrame({
+        "deployment_id": ["ship"], "service": [stored], "repo": [stored], "environment": ["production"],
+        "sha": ["f" * 40], "started_at": [deployed], "finished_at": [deployed], "status": ["success"],
+        "kind": ["regular"]}))  # fmt: skip
+    store.upsert("deployment_changes", pd.DataFrame({
+        "deployment_id": ["ship"], "repo": [stored], "sha": [f"{1:040d}"], "derived": [False],
+        "committed_at": [pd.Timestamp("2024-05-02T08:00:00Z")]}))  # fmt: skip
+    prs = dora_metrics(store, "2024-05-01", "2024-05-08").pull_requests
+    assert prs["deployment_id"].tolist() == ["ship"] and prs["deploy_minutes"].tolist() == [120.0]
+
+
+def test_an_empty_store_name_is_refused(store):
+    from releaserisk.errors import InputError
+
+    with pytest.raises(InputError, match="cannot be empty"):
+        ingest_github(store, "acme/shop", name=" ", token=TOKEN)
