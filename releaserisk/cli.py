@@ -399,15 +399,18 @@ def _train_deployment(args: argparse.Namespace, settings) -> int:
         ).deployments[["deployment_id", "failed"]]
     frame = frame.merge(failed, on="deployment_id", how="left").fillna({"failed": False})
     model, report = train_deployment_model(frame, estimator=args.estimator)
+    notes = "".join(f"\nnote: {note}" for note in report["notes"])
     if model is None:
-        _emit(args, {"level": "deployment", "model": None, **report}, f"no deployment model: {report['fallback']}")
+        text = f"no deployment model: {report['fallback']}{notes}"
+        _emit(args, {"level": "deployment", "model": None, **report}, text)
         return EXIT_OK
     out = args.out if args.out != "models/risk.skops" else "models/deployment-risk.skops"
     path = save_model(model, out, {"model_id": f"deployment-{len(frame)}", "level": "deployment", **report})
-    auc = f", test AUC {report['test_auc']:.3f} (aggregated change risk {report['fallback_test_auc']:.3f})" if (
-        "test_auc" in report) else ""  # fmt: skip
-    _emit(args, {"level": "deployment", "path": str(path), **report},
-          f"trained deployment model ({report['selected']}) on {len(frame):,} deployments{auc} -> {path}")  # fmt: skip
+    auc = f", test AUC {report['test_auc']:.3f}" if "test_auc" in report else ""
+    if "fallback_test_auc" in report:
+        auc += f" (aggregated change risk {report['fallback_test_auc']:.3f})"
+    text = f"trained deployment model ({report['selected']}) on {len(frame):,} deployments{auc} -> {path}{notes}"
+    _emit(args, {"level": "deployment", "path": str(path), **report}, text)
     return EXIT_OK
 
 

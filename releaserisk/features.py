@@ -308,7 +308,8 @@ def deployment_batch_features(store, production_environments, pre_production: st
     """One row per successful production deployment with the features of its batch.
 
     Change risk comes from the newest ``risk_scores`` of each commit (score the history
-    first); a batch without scored changes has risk 0. ``skipped_stage`` is 1 when the
+    first); a batch without scored changes has risk 0, and ``scored_changes`` (not a
+    feature) counts the changes that have a score. ``skipped_stage`` is 1 when the
     deployed sha had not reached ``pre_production`` before, for a service that deploys
     there at all.
 
@@ -328,7 +329,8 @@ def deployment_batch_features(store, production_environments, pre_production: st
         batch AS (
             SELECT dc.deployment_id, count(*) AS batch_size, sum(coalesce(f.la, 0) + coalesce(f.ld, 0)) AS churn,
                    coalesce(max(s.p), 0) AS max_risk, coalesce(avg(s.p), 0) AS mean_risk,
-                   1 - coalesce(product(1 - s.p), 1) AS any_defect, count(DISTINCT c.author_email) AS authors
+                   1 - coalesce(product(1 - s.p), 1) AS any_defect, count(DISTINCT c.author_email) AS authors,
+                   count(s.p) AS scored_changes
             FROM deployment_changes dc
             LEFT JOIN change_features f ON f.repo = dc.repo AND f.sha = dc.sha
             LEFT JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
@@ -348,6 +350,7 @@ def deployment_batch_features(store, production_environments, pre_production: st
                coalesce(b.batch_size, 0) AS batch_size, coalesce(b.churn, 0) AS churn,
                coalesce(b.max_risk, 0) AS max_risk, coalesce(b.mean_risk, 0) AS mean_risk,
                coalesce(b.any_defect, 0) AS any_defect, coalesce(b.authors, 0) AS authors,
+               coalesce(b.scored_changes, 0) AS scored_changes,
                coalesce(date_diff('second', p.previous_at, p.finished_at) / 3600.0, 0) AS hours_since_previous,
                hour(p.finished_at) AS hour, isodow(p.finished_at) AS weekday,
                (p.kind = 'hotfix')::INTEGER AS is_hotfix, (p.kind = 'rollback')::INTEGER AS is_rollback,

@@ -400,8 +400,16 @@ def train_deployment_model(frame: pd.DataFrame, *, estimator: str = "auto") -> t
     from releaserisk.features import DEPLOYMENT_FEATURES
 
     y = frame["failed"].astype(int).to_numpy()
-    report: dict[str, Any] = {"deployments": len(frame), "failures": int(y.sum())}
-    if len(np.unique(y)) == 2:
+    report: dict[str, Any] = {"deployments": len(frame), "failures": int(y.sum()), "notes": []}
+    scored = _scored_share(frame)
+    if scored is not None and scored < 0.5:
+        share = "none" if scored == 0 else f"only {scored:.0%}"
+        report["notes"].append(
+            f"{share} of the deployed changes have a risk score, and a change without one counts as risk 0: "
+            "score the history first ('releaserisk score --repo PATH HEAD' scores every commit)"
+        )
+    has_risk = scored is None or scored > 0  # without scores, the aggregated change risk ranks nothing
+    if len(np.unique(y)) == 2 and has_risk:
         report["fallback_auc"] = float(roc_auc_score(y, frame["any_defect"]))
     if y.sum() < MIN_DEPLOYMENT_FAILURES:
         report["fallback"] = (
@@ -415,13 +423,21 @@ def train_deployment_model(frame: pd.DataFrame, *, estimator: str = "auto") -> t
         test = frame.iloc[cut:]
         if len(np.unique(y[cut:])) == 2:
             report["test_auc"] = float(roc_auc_score(y[cut:], model.predict_proba(test)[:, 1]))
-            report["fallback_test_auc"] = float(roc_auc_score(y[cut:], test["any_defect"]))
+            if has_risk:
+                report["fallback_test_auc"] = float(roc_auc_score(y[cut:], test["any_defect"]))
         model = RiskModel(estimator=estimator, features=DEPLOYMENT_FEATURES).fit(frame, y)
     except ModelError as exc:
         report["fallback"] = f"{exc}: use the aggregated change risk instead"
         return None, report
     report["selected"] = model.selected_
     return model, report
+
+
+def _scored_share(frame: pd.DataFrame) -> float | None:
+    """Share of the deployed changes that have a risk score (None: unknown, or no changes)."""
+    if "scored_changes" not in frame or not frame["batch_size"].sum():
+        return None
+    return float(frame["scored_changes"].sum() / frame["batch_size"].sum())
 
 
 # -- persistence ------------------------------------------------------------------------------

@@ -223,6 +223,16 @@ def test_deployment_level_model_and_fallback(simulated, tmp_path):
     few.loc[few.index[:3], "failed"] = True
     none, fallback = train_deployment_model(few)
     assert none is None and "aggregated change risk" in fallback["fallback"] and "fallback_auc" in fallback
+    assert report["notes"] == []  # the simulated history is scored
+    # unscored changes count as risk 0: the aggregated change risk then ranks nothing, say so
+    unscored = labelled.assign(scored_changes=0, max_risk=0.0, mean_risk=0.0, any_defect=0.0)
+    model, report = train_deployment_model(unscored, estimator="logistic")
+    assert model is not None and "fallback_auc" not in report and "fallback_test_auc" not in report
+    assert report["notes"][0].startswith("none of the deployed changes have a risk score")
+    third = labelled.assign(scored_changes=labelled["batch_size"] // 3)  # whole changes: 24 % in all
+    share = third["scored_changes"].sum() / third["batch_size"].sum()
+    note = train_deployment_model(third, estimator="logistic")[1]["notes"][0]
+    assert note.startswith(f"only {share:.0%} of the deployed changes have a risk score")
 
 
 def test_cli_train_deployment_level(simulated, tmp_path, capsys):
