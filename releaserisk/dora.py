@@ -799,6 +799,11 @@ def dora_metrics(
     *evidence, notes = _evidence(store, profile)
     unlinked = repository_hint(store)
     notes += [unlinked] if unlinked else []
+    if profile == "devlake" and not store.execute("SELECT count(merged_at) FROM pull_requests").fetchone()[0]:
+        notes.append(
+            "the devlake profile measures lead time per merged pull request and the store has none, so lead "
+            "time is no data; ingest pull requests (ingest github, or ingest pull-requests FILE)"
+        )
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     summary = _finish(

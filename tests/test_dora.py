@@ -468,3 +468,12 @@ def test_deployments_of_a_repository_without_commits_get_a_note_saying_how_to_fi
     store.upsert("repos", pd.DataFrame({"repo": ["r"]}))
     assert repository_hint(store) is None
     assert not any("without ingested commits" in n for n in dora_metrics(store, "2024-01-01", "2024-01-08").notes)
+
+
+def test_devlake_without_pull_requests_says_why_lead_time_is_no_data(fixture_store):
+    window = ("2024-01-01", "2024-01-22")
+    fixture_store.execute("DELETE FROM pull_requests")
+    devlake = dora_metrics(fixture_store, *window, profile="devlake")
+    assert math.isnan(devlake.summary.iloc[0].lead_time_median_hours)
+    assert any(n.startswith("the devlake profile measures lead time per merged pull request") for n in devlake.notes)
+    assert not any("pull request" in n for n in dora_metrics(fixture_store, *window).notes)  # per commit there
