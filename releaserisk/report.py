@@ -105,7 +105,7 @@ class WeeklySections:
     rollbacks: pd.DataFrame
     hotfixes: pd.DataFrame
     stages: pd.DataFrame
-    lag: pd.DataFrame
+    lag: pd.DataFrame  # the last 4 weeks' service-stage rows where commits waited; attrs["quiet"]: the others
     data: pd.DataFrame
     risk_threshold: float = 0.5
     notes: list[str] = field(default_factory=list)
@@ -232,7 +232,7 @@ def weekly_sections(
         rollbacks=analytics.rollbacks(),
         hotfixes=analytics.hotfixes(),
         stages=analytics.stage_promotion(),
-        lag=_last_weeks(analytics.environment_lag(), weeks=4),
+        lag=_waiting(_last_weeks(analytics.environment_lag(), weeks=4)),
         data=_data_section(store),
         risk_threshold=settings.risk_threshold,
         notes=notes,
@@ -248,6 +248,18 @@ def _last_weeks(frame: pd.DataFrame, weeks: int) -> pd.DataFrame:
     iso = recent["week"].dt.isocalendar()
     recent["week"] = [f"{year}-W{week:02d}" for year, week in zip(iso["year"], iso["week"], strict=True)]
     return recent.reset_index(drop=True)
+
+
+def _waiting(lag: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an environment-lag frame where something waited to reach production.
+
+    A dozen services with two stages over four weeks is a hundred rows, mostly zeros;
+    the report lists the others and counts the quiet ones in ``attrs["quiet"]``.
+    """
+    waiting = lag[(lag["commits_ahead"] > 0) | (lag["never_promoted"] > 0)] if len(lag) else lag
+    waiting = waiting.reset_index(drop=True)
+    waiting.attrs["quiet"] = len(lag) - len(waiting)
+    return waiting
 
 
 def _canary_outcomes(store: Store, start: datetime, end: datetime) -> pd.DataFrame:

@@ -209,15 +209,27 @@ def test_headline_rows_read_in_their_own_units():
     assert table.loc["Rework rate"].tolist() == ["—", "—", "—", ""]
 
 
-def test_the_lag_section_shows_the_last_four_iso_weeks_per_service_and_stage(rendered):
+def test_the_lag_section_lists_the_last_four_weeks_where_commits_waited(rendered):
     from releaserisk.report import weekly_sections
 
     with open_store(rendered["db"], read_only=True) as store:
         lag = weekly_sections(store, rendered["week"]).lag
-    weeks = sorted(set(lag["week"]))
-    assert len(weeks) == 4 and weeks[-1] == rendered["week"]  # labelled like 2026-W01, ending with the report's
-    assert set(lag["environment"]) == {"dev", "staging"}  # the simulated services use both stages
-    assert len(lag) == 4 * lag[["service", "environment"]].drop_duplicates().shape[0]  # quiet weeks are zeros
+        everything = store.query("SELECT DISTINCT service, environment FROM deployments")
+    assert set(lag["environment"]) <= {"dev", "staging"} and lag["week"].str.fullmatch(r"\d{4}-W\d{2}").all()
+    # only rows where commits waited are listed; the quiet ones are counted
+    assert ((lag["commits_ahead"] > 0) | (lag["never_promoted"] > 0)).all()
+    pairs = everything[everything["environment"] != "production"].shape[0]
+    assert len(lag) + lag.attrs["quiet"] == 4 * pairs  # four weeks of every service and stage
+
+
+def test_the_lag_table_keeps_rows_where_commits_waited_and_counts_the_rest():
+    from releaserisk.report import _waiting
+
+    lag = pd.DataFrame({"week": ["2026-W01"] * 3, "service": ["a", "b", "c"], "environment": ["staging"] * 3,
+                        "commits_ahead": [0, 3, 0], "never_promoted": [0, 0, 1]})  # fmt: skip
+    waiting = _waiting(lag)
+    assert waiting["service"].tolist() == ["b", "c"] and waiting.attrs["quiet"] == 1
+    assert _waiting(lag.iloc[:0]).attrs["quiet"] == 0
 
 
 def test_html_tables_print_counts_whole_and_shares_with_decimals():
