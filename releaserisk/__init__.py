@@ -43,6 +43,7 @@ _EXPORTS = {
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
+    "one_analysis": "releaserisk.canary.data",
     "load_scorer": "releaserisk.scorecard",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
@@ -97,6 +98,7 @@ __all__ = [
     "load_scorer",
     "load_settings",
     "mann_whitney_interval",
+    "one_analysis",
     "open_snapshot",
     "open_store",
     "read_feature_table",
@@ -115,7 +117,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk import errors
     from releaserisk.analytics import ReleaseAnalytics, release_analytics
     from releaserisk.canary.config import CanaryConfig, MetricConfig, load_canary_config
-    from releaserisk.canary.data import analysis_samples, load_samples
+    from releaserisk.canary.data import analysis_samples, load_samples, one_analysis
     from releaserisk.canary.judge import judge, mann_whitney_interval
     from releaserisk.canary.result import JudgeResult
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge

@@ -193,7 +193,9 @@ def cmd_canary(args: argparse.Namespace) -> int:
     from releaserisk.canary.config import CanaryConfig, load_canary_config
 
     config = load_canary_config(args.canary_config) if args.canary_config else CanaryConfig()
-    samples = _load_canary_samples(args)
+    from releaserisk.canary.data import one_analysis
+
+    samples = one_analysis(_load_canary_samples(args), args.analysis)
     if args.mode == "sequential":
         from releaserisk.canary.sequential import sequential_judge
 
@@ -1015,6 +1017,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action="append", help="samples of the baseline arm (repeatable)")
     p.add_argument("--canary", action="append", help="samples of the canary arm (repeatable)")
     p.add_argument("--arm-label", default="arm", help="Prometheus label naming the arm (default: arm)")
+    p.add_argument("--analysis", help="the analysis to judge, when the samples have an analysis_id column")
     p.add_argument("--mode", choices=("fixed", "sequential"), default="fixed")
     p.add_argument("--looks", type=int, default=12, help="sequential mode: looks over the time range (default 12)")
     _common(p, ("text", "json", "github"))

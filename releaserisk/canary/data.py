@@ -25,7 +25,7 @@ import pandas as pd
 
 from releaserisk.errors import InputError
 
-__all__ = ["analysis_samples", "load_samples", "parse_prometheus", "store_samples"]
+__all__ = ["analysis_samples", "load_samples", "one_analysis", "parse_prometheus", "store_samples"]
 
 ARMS = ("baseline", "canary")
 
@@ -118,6 +118,40 @@ def _validate(frame: pd.DataFrame, source: str, arm: str | None) -> pd.DataFrame
         frame["ts"] = pd.NaT
     keep = ["analysis_id"] if "analysis_id" in frame.columns else []  # files holding several analyses
     return frame[[*keep, "metric", "arm", "ts", "value", "kind"]]
+
+
+def one_analysis(samples: pd.DataFrame, analysis_id: str | None = None) -> pd.DataFrame:
+    """The samples of one canary analysis, from samples that may hold several.
+
+    A file exported for many deployments carries an ``analysis_id`` column; judging it
+    whole would compare a mix of unrelated canaries and baselines.
+
+    Parameters
+    ----------
+    samples : DataFrame
+        From :func:`load_samples`, with or without ``analysis_id``.
+    analysis_id : str, optional
+        The analysis to keep; needed when the samples hold more than one.
+
+    Raises
+    ------
+    InputError
+        Several analyses and none chosen, or the chosen one has no samples.
+    """
+    if "analysis_id" not in samples.columns:
+        if analysis_id is not None:
+            raise InputError(f"the samples have no analysis_id column to find analysis {analysis_id!r} in")
+        return samples
+    ids = sorted(samples["analysis_id"].dropna().astype(str).unique())
+    if analysis_id is None:
+        if len(ids) > 1:
+            shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+            raise InputError(f"the samples hold {len(ids)} canary analyses ({shown}); choose one (--analysis ID)")
+        return samples.drop(columns="analysis_id")
+    chosen = samples[samples["analysis_id"].astype(str) == analysis_id]
+    if chosen.empty:
+        raise InputError(f"no samples of analysis {analysis_id!r} (the samples hold {len(ids)}: {', '.join(ids[:3])}…)")
+    return chosen.drop(columns="analysis_id").reset_index(drop=True)
 
 
 def load_samples(

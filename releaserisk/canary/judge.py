@@ -46,6 +46,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from releaserisk.canary.config import CanaryConfig, MetricConfig
+from releaserisk.canary.data import one_analysis
 from releaserisk.canary.result import GroupScore, JudgeResult, MetricResult
 from releaserisk.errors import InputError
 
@@ -427,6 +428,7 @@ def judge(samples: pd.DataFrame, config: CanaryConfig | None = None) -> JudgeRes
     missing = {"metric", "arm", "value"} - set(samples.columns)
     if missing:
         raise InputError(f"canary samples lack column(s): {', '.join(sorted(missing))}")
+    samples = one_analysis(samples)
     grouped = _split_by_metric_and_arm(samples)
     names = sorted({name for name, _ in grouped} | set(config.metrics))
     empty = np.array([], dtype=float)

@@ -44,6 +44,7 @@ from scipy.optimize import brentq
 from scipy.special import betaln
 
 from releaserisk.canary.config import CanaryConfig, MetricConfig
+from releaserisk.canary.data import one_analysis
 from releaserisk.canary.result import VERDICT_EXIT
 from releaserisk.errors import InputError
 
@@ -344,6 +345,7 @@ def sequential_judge(samples: pd.DataFrame, config: CanaryConfig | None = None, 
     config = config or CanaryConfig()
     if looks < 1:
         raise InputError("looks must be >= 1")
+    samples = one_analysis(samples)
     names = sorted(set(samples["metric"].astype(str)) | set(config.metrics))
     kinds = samples.groupby("metric")["kind"].first().to_dict() if "kind" in samples else {}
     metrics = {}

@@ -116,6 +116,31 @@ def test_cli_canary_github_format_and_errors(tmp_path, capsys, monkeypatch):
     assert main(["canary", "--config", str(bad), "--data", str(base)]) == 2
 
 
+def test_a_file_of_many_analyses_is_judged_one_analysis_at_a_time(tmp_path, capsys):
+    """Judged whole, the canaries of eight deployments were pooled into one verdict."""
+    from releaserisk.canary.judge import judge
+    from releaserisk.canary.sequential import sequential_judge
+
+    rows = [("good", "lat", arm, v) for arm in ("baseline", "canary") for v in (1, 2, 3, 4, 5)]
+    rows += [("bad", "lat", "baseline", v) for v in (1, 2, 3, 4, 5)] + [("bad", "lat", "canary", v) for v in
+                                                                         (50, 60, 70, 80, 90)]  # fmt: skip
+    data = tmp_path / "many.csv"
+    pd.DataFrame(rows, columns=["analysis_id", "metric", "arm", "value"]).to_csv(data, index=False)
+    assert main(["canary", "--data", str(data)]) == 2
+    assert "the samples hold 2 canary analyses (bad, good); choose one (--analysis ID)" in capsys.readouterr().err
+    assert main(["canary", "--data", str(data), "--analysis", "good"]) == 0
+    assert main(["canary", "--data", str(data), "--analysis", "bad"]) == 1
+    assert main(["canary", "--data", str(data), "--analysis", "nope"]) == 2
+    assert "no samples of analysis 'nope'" in capsys.readouterr().err
+    samples = load_samples(data)
+    for judged in (judge, sequential_judge):  # the library refuses the mix too
+        with pytest.raises(InputError, match="2 canary analyses"):
+            judged(samples)
+    single = tmp_path / "one.csv"
+    pd.DataFrame(rows[:10], columns=["analysis_id", "metric", "arm", "value"]).to_csv(single, index=False)
+    assert main(["canary", "--data", str(single)]) == 0  # one analysis needs no choosing
+
+
 def test_cli_ingest_metrics_is_idempotent(tmp_path, capsys):
     data = tmp_path / "s.csv"
     data.write_text("metric,arm,ts,value\nlat,baseline,2024-01-01T00:00:00Z,1\nlat,baseline,2024-01-01T00:00:00Z,2\n")
