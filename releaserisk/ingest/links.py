@@ -99,8 +99,8 @@ def _chains(store: Store) -> pd.DataFrame:
 def unknown_repositories(store: Store) -> pd.DataFrame:
     """Repositories that successful deployments name but the store has no commits of.
 
-    Their deployments get no changes (unless a file gave them), so their lead times are
-    no data. The usual cause
+    Their deployments get no changes, so their lead times are no data (unless a file
+    gave the repository's changes). The usual cause
     is a repository ingested under another name (``ingest git PATH`` names it after
     the directory; ``--name`` sets it).
 
@@ -109,15 +109,21 @@ def unknown_repositories(store: Store) -> pd.DataFrame:
     DataFrame
         ``repo, deployments`` (successful ones), most deployments first.
     """
-    return store.query(
+    candidates = store.query(
         """
         SELECT coalesce(d.repo, s.repo) AS repo, count(*) AS deployments
         FROM deployments d LEFT JOIN services s USING (service)
         WHERE d.status = 'success' AND coalesce(d.repo, s.repo) NOT IN (SELECT repo FROM repos)
-          AND d.deployment_id NOT IN (SELECT deployment_id FROM deployment_changes)  -- loaded from a file
         GROUP BY 1 ORDER BY 2 DESC, 1
         """
     )
+    # a repository whose changes were loaded from a file needs no history; one look per
+    # candidate (there are few) stops at the first row instead of reading all the links
+    has_changes = [
+        store.execute("SELECT 1 FROM deployment_changes WHERE repo = ? LIMIT 1", [repo]).fetchone() is not None
+        for repo in candidates["repo"]
+    ]
+    return candidates[[not found for found in has_changes]].reset_index(drop=True)
 
 
 def repository_hint(store: Store) -> str | None:
