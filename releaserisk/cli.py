@@ -191,10 +191,9 @@ def _load_canary_samples(args: argparse.Namespace):
 
 def cmd_canary(args: argparse.Namespace) -> int:
     from releaserisk.canary.config import CanaryConfig, load_canary_config
-
-    config = load_canary_config(args.canary_config) if args.canary_config else CanaryConfig()
     from releaserisk.canary.data import one_analysis
 
+    config = load_canary_config(args.canary_config) if args.canary_config else CanaryConfig()
     samples = one_analysis(_load_canary_samples(args), args.analysis)
     if args.mode == "sequential":
         from releaserisk.canary.sequential import sequential_judge

@@ -143,14 +143,14 @@ def one_analysis(samples: pd.DataFrame, analysis_id: str | None = None) -> pd.Da
             raise InputError(f"the samples have no analysis_id column to find analysis {analysis_id!r} in")
         return samples
     ids = sorted(samples["analysis_id"].dropna().astype(str).unique())
+    held = f"{len(ids)} canary analyses ({', '.join(ids[:3])}{f' and {len(ids) - 3} more' if len(ids) > 3 else ''})"
     if analysis_id is None:
         if len(ids) > 1:
-            shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
-            raise InputError(f"the samples hold {len(ids)} canary analyses ({shown}); choose one (--analysis ID)")
+            raise InputError(f"the samples hold {held}; choose one (--analysis ID)")
         return samples.drop(columns="analysis_id")
     chosen = samples[samples["analysis_id"].astype(str) == analysis_id]
     if chosen.empty:
-        raise InputError(f"no samples of analysis {analysis_id!r} (the samples hold {len(ids)}: {', '.join(ids[:3])}…)")
+        raise InputError(f"no samples of analysis {analysis_id!r}; the samples hold {held}")
     return chosen.drop(columns="analysis_id").reset_index(drop=True)
 
 
