@@ -100,9 +100,8 @@ def unknown_repositories(store: Store) -> pd.DataFrame:
     """Repositories that successful deployments name but the store has no commits of.
 
     Their deployments get no changes, so their lead times are no data (unless a file
-    gave the repository's changes). The usual cause
-    is a repository ingested under another name (``ingest git PATH`` names it after
-    the directory; ``--name`` sets it).
+    gave the repository's changes). The usual cause is a repository ingested under
+    another name (``ingest git PATH`` names it after the directory; ``--name`` sets it).
 
     Returns
     -------
