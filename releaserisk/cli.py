@@ -222,11 +222,9 @@ def cmd_ingest_metrics(args: argparse.Namespace) -> int:
     samples = load_samples(args.file, arm=args.arm, arm_label=args.arm_label)
     with _open(args) as store:
         loaded = store_samples(store, samples, args.analysis)
-    _emit(
-        args,
-        {"analysis_id": args.analysis, "samples": loaded},
-        f"stored {loaded:,} samples as {args.analysis}",
-    )
+    analyses = [args.analysis] if args.analysis else sorted(samples["analysis_id"].astype(str).unique())
+    what = analyses[0] if len(analyses) == 1 else f"{len(analyses)} analyses"
+    _emit(args, {"analysis_ids": analyses, "samples": loaded}, f"stored {loaded:,} samples of {what}")
     return EXIT_OK
 
 
@@ -901,7 +899,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = ingest.add_parser("metrics", help="canary metric samples (CSV, Parquet, JSON, Prometheus JSON)")
     p.add_argument("file")
-    p.add_argument("--analysis", required=True, help="analysis id the samples belong to")
+    p.add_argument("--analysis", help="analysis id of the samples (a file with an analysis_id column: the one to keep)")
     p.add_argument("--arm", choices=("baseline", "canary"), help="arm of every row (one file per arm)")
     p.add_argument("--arm-label", default="arm", help="Prometheus label naming the arm (default: arm)")
     _common(p)

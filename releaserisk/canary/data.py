@@ -211,8 +211,10 @@ def store_samples(store, samples: pd.DataFrame, analysis_id: str | None = None) 
     ----------
     store : Store
     samples : DataFrame
-        With an ``analysis_id`` column, or give ``analysis_id`` for all rows.
+        With an ``analysis_id`` column (a file of many analyses), or give ``analysis_id``.
     analysis_id : str, optional
+        The id of every row; for samples with an ``analysis_id`` column, the one
+        analysis to store.
 
     Returns
     -------
@@ -221,9 +223,10 @@ def store_samples(store, samples: pd.DataFrame, analysis_id: str | None = None) 
         one timestamp are told apart by their order (``sample_index``).
     """
     if analysis_id is not None:
+        samples = one_analysis(samples, analysis_id) if "analysis_id" in samples.columns else samples
         samples = samples.assign(analysis_id=analysis_id)
     if "analysis_id" not in samples.columns:
-        raise InputError("samples need an analysis_id column or an analysis id")
+        raise InputError("samples need an analysis_id column or an analysis id (--analysis ID)")
     rows = samples.drop(columns="kind", errors="ignore")
     rows["ts"] = rows["ts"].fillna(pd.Timestamp(0, tz="UTC"))
     rows["sample_index"] = rows.groupby(["analysis_id", "metric", "arm", "ts"]).cumcount()

@@ -151,3 +151,25 @@ def test_cli_ingest_metrics_is_idempotent(tmp_path, capsys):
 
     with open_store(db) as store:
         assert store.counts()["metric_samples"] == 2
+    assert main(["--db", db, "ingest", "metrics", str(data)]) == 2  # no id anywhere
+    assert "need an analysis_id column or an analysis id (--analysis ID)" in capsys.readouterr().err
+
+
+def test_cli_ingest_metrics_of_many_analyses_stores_each_or_the_one_chosen(tmp_path, capsys):
+    data = tmp_path / "many.csv"
+    data.write_text("analysis_id,metric,arm,ts,value\n" + "".join(
+        f"{a},lat,{arm},2024-01-01T00:00:00Z,{v}\n" for a in ("a1", "a2") for arm in ("baseline", "canary")
+        for v in (1, 2)))  # fmt: skip
+    from releaserisk.store import open_store
+
+    db = str(tmp_path / "all.duckdb")
+    assert main(["--db", db, "ingest", "metrics", str(data), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"analysis_ids": ["a1", "a2"], "samples": 8}
+    with open_store(db) as store:
+        assert store.query("SELECT analysis_id, count(*) AS n FROM metric_samples GROUP BY 1 ORDER BY 1")[
+            "n"].tolist() == [4, 4]  # fmt: skip
+    one = str(tmp_path / "one.duckdb")
+    assert main(["--db", one, "ingest", "metrics", str(data), "--analysis", "a2"]) == 0
+    assert capsys.readouterr().out == "stored 4 samples of a2\n"
+    with open_store(one) as store:
+        assert set(store.query("SELECT analysis_id FROM metric_samples")["analysis_id"]) == {"a2"}
