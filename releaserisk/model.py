@@ -393,7 +393,9 @@ def train_deployment_model(frame: pd.DataFrame, *, estimator: str = "auto") -> t
         With fewer than :data:`MIN_DEPLOYMENT_FAILURES` failures (or a single class in
         a time slice) no model is trained: the report says so, and gives how well the
         aggregated change risk (``any_defect``, P(any change defective)) ranks failures —
-        the fallback to use instead.
+        the fallback to use instead. ``notes`` say when few deployed changes have a
+        risk score, and when the fallback ranks the newest deployments at least as well
+        as the model.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -425,6 +427,11 @@ def train_deployment_model(frame: pd.DataFrame, *, estimator: str = "auto") -> t
             report["test_auc"] = float(roc_auc_score(y[cut:], model.predict_proba(test)[:, 1]))
             if has_risk:
                 report["fallback_test_auc"] = float(roc_auc_score(y[cut:], test["any_defect"]))
+                if report["fallback_test_auc"] >= report["test_auc"]:
+                    report["notes"].append(
+                        f"on the newest 20 % of deployments the aggregated change risk ranks failures as well or "
+                        f"better (AUC {report['fallback_test_auc']:.3f} vs {report['test_auc']:.3f}): prefer it"
+                    )
         model = RiskModel(estimator=estimator, features=DEPLOYMENT_FEATURES).fit(frame, y)
     except ModelError as exc:
         report["fallback"] = f"{exc}: use the aggregated change risk instead"

@@ -223,7 +223,13 @@ def test_deployment_level_model_and_fallback(simulated, tmp_path):
     few.loc[few.index[:3], "failed"] = True
     none, fallback = train_deployment_model(few)
     assert none is None and "aggregated change risk" in fallback["fallback"] and "fallback_auc" in fallback
-    assert report["notes"] == []  # the simulated history is scored
+    # the simulated history is scored; a note only if the model loses to the aggregated change risk
+    loses = report["fallback_test_auc"] >= report["test_auc"]
+    assert [n.startswith("on the newest 20 % of deployments") for n in report["notes"]] == ([True] if loses else [])
+    # failures that follow the aggregated risk alone: the model cannot beat it, and says so
+    follow = frame.assign(failed=frame["any_defect"] > frame["any_defect"].quantile(0.9))
+    _, beaten = train_deployment_model(follow, estimator="logistic")
+    assert beaten["fallback_test_auc"] == 1.0 and "prefer it" in beaten["notes"][-1]
     # unscored changes count as risk 0: the aggregated change risk then ranks nothing, say so
     unscored = labelled.assign(scored_changes=0, max_risk=0.0, mean_risk=0.0, any_defect=0.0)
     model, report = train_deployment_model(unscored, estimator="logistic")
