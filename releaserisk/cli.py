@@ -172,7 +172,16 @@ def _github_output(markdown: str, annotations: list[tuple[str, str]]) -> None:
     else:
         sys.stdout.write(markdown.rstrip("\n") + "\n")
     for level, message in annotations:
-        sys.stdout.write(f"::{level}::{message}\n")
+        sys.stdout.write(f"::{level}::{_command_data(message)}\n")
+
+
+def _command_data(text: str) -> str:
+    """Escape a workflow command's message as GitHub's toolkit does (``escapeData``).
+
+    A newline in a message (a metric name or reason from user data) would otherwise end
+    the annotation and start a line the runner reads as a command of its own.
+    """
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _load_canary_samples(args: argparse.Namespace):

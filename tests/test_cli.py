@@ -99,3 +99,13 @@ def test_json_output_writes_missing_numbers_as_null(capsys):
     out = capsys.readouterr().out
     assert "NaN" not in out and "Infinity" not in out  # strict parsers (jq, browsers) refuse both
     assert json.loads(out) == {"auc": None, "rows": [{"p90": None, "n": 3}], "pair": [1.5, None]}
+
+
+def test_github_annotations_cannot_start_a_workflow_command_of_their_own(capsys, monkeypatch):
+    from releaserisk.cli import _github_output
+
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    _github_output("", [("warning", "metric lat\n::add-mask::secret 100%\r")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "::warning::metric lat%0A::add-mask::secret 100%25%0D"
+    assert not any(line.startswith("::add-mask::") for line in lines)
