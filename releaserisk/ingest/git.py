@@ -402,6 +402,18 @@ def _file_changes(commit: _Commit, blobs: _BlobLines) -> list[FileChange]:
 
 
 # -- state ----------------------------------------------------------------------------
+def _deployed_among(store: Store, repo: str, first_seq: int) -> bool:
+    """Whether a successful deployment ships one of the commits ingested from ``first_seq`` on."""
+    return store.execute(
+        """
+        SELECT EXISTS (
+            SELECT 1 FROM deployments d JOIN commits c ON c.sha = d.sha
+            WHERE c.repo = ? AND c.seq >= ? AND d.status = 'success')
+        """,
+        [repo, first_seq],
+    ).fetchone()[0]
+
+
 def _position(store: Store, repo: str) -> tuple[int, str | None]:
     """The next commit sequence number and the previously ingested head."""
     head_row = store.execute("SELECT head_sha FROM repos WHERE repo = ?", [repo]).fetchone()
@@ -527,12 +539,16 @@ def ingest_git(
             ),
         )
         if new_commits:
-            from releaserisk.ingest.links import link_deployment_changes
+            from releaserisk.ingest.links import fill_commit_times, link_deployment_changes
             from releaserisk.labels import mark_tracked_fixes
 
-            # deployments ingested before these commits (another order, or a deploy tool that
-            # is read before git) found nothing to link; with the commits here, they can
-            link_deployment_changes(store)
+            if _deployed_among(store, info.name, first_seq=seq):
+                # deployments loaded before their commits (a deploy tool read before git)
+                # found nothing to link; now they can. Only then: re-linking every chain
+                # on each CI gate's incremental ingest would cost seconds on a large store
+                link_deployment_changes(store)
+            else:
+                fill_commit_times(store)
             mark_tracked_fixes(store, info.name, settings.bug_labels)  # FIX from cited bug issues too
         total = store.execute("SELECT count(*) FROM commits WHERE repo = ?", [info.name]).fetchone()[0]
         result = GitIngestResult(info.name, info.head, new_commits, new_files, total)

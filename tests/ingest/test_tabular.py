@@ -175,6 +175,25 @@ def test_deployments_loaded_before_their_commits_are_linked_when_the_commits_arr
     assert links["committed_at"].notna().all()
 
 
+def test_new_commits_that_no_deployment_ships_do_not_relink_every_chain(store, git_repo, tmp_path, monkeypatch):
+    import releaserisk.ingest.links as links
+
+    g = git_repo
+    shas = []
+    for i in range(2):
+        g.write("f.txt", f"{i}\n")
+        shas.append(g.commit(f"c{i}"))
+    ingest_git(store, g.path, name="r")
+    rows = [deployment(1, shas[0], "2024-01-01T00:00:00Z"), deployment(2, shas[1], "2024-01-02T00:00:00Z")]
+    ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))
+    relinked = []
+    monkeypatch.setattr(links, "link_deployment_changes", lambda s: relinked.append(s) or 0)
+    g.write("f.txt", "2\n")
+    g.commit("c2")  # what a CI gate ingests before scoring: not deployed yet
+    ingest_git(store, g.path, name="r")
+    assert relinked == [] and store.counts()["deployment_changes"] == 1
+
+
 def test_two_services_in_one_repository_use_path_prefixes(store, git_repo, tmp_path):
     g = git_repo
     shas = []
