@@ -348,7 +348,23 @@ class ReleaseAnalytics:
 def release_analytics(
     store: Store, since=None, until=None, *, settings: Settings | None = None, dora: DoraResult | None = None
 ) -> ReleaseAnalytics:
-    """Release-process analytics over ``[since, until)`` (reusing ``dora`` when given)."""
+    """Release-process analytics over ``[since, until)`` (reusing ``dora`` when given).
+
+    Parameters
+    ----------
+    store : Store
+    since, until : date or str, optional
+        The window (default: all deployments), as :func:`releaserisk.dora_metrics`.
+    settings : Settings, optional
+        Production environments, environment order, bug labels.
+    dora : DoraResult, optional
+        A result over the same window, to reuse instead of computing it again.
+
+    Returns
+    -------
+    ReleaseAnalytics
+        Each analysis is a method returning a DataFrame.
+    """
     settings = settings or Settings()
     dora = dora or dora_metrics(store, since, until, settings=settings)
     return ReleaseAnalytics(store=store, dora=dora, settings=settings)

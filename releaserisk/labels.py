@@ -428,6 +428,14 @@ def training_frame(
     unless it is younger than ``label_horizon_days`` before its repository's newest
     commit, in which case it is left out.
 
+    Parameters
+    ----------
+    store : Store
+    repos : iterable of str, optional
+        Repositories to include (default: all).
+    settings : Settings, optional
+        ``label_horizon_days``.
+
     Returns
     -------
     DataFrame

@@ -290,6 +290,15 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 def calibration_table(y, p, bins: int = 10) -> pd.DataFrame:
     """Predicted vs observed defect rate per equal-width probability bin (a reliability table).
 
+    Parameters
+    ----------
+    y : array-like of 0/1
+        Observed labels.
+    p : array-like of float
+        Predicted probabilities of a defect.
+    bins : int
+        Equal-width bins over [0, 1].
+
     Returns
     -------
     DataFrame
@@ -476,6 +485,15 @@ def save_model(model: RiskModel, path: str | Path, metadata: dict[str, Any] | No
     The file also carries the model's :class:`~releaserisk.scorecard.Scorecard`, the
     data-only form the CI gate scores with (:func:`releaserisk.scorecard.load_scorer`).
 
+    Parameters
+    ----------
+    model : RiskModel
+        A fitted model.
+    path : path-like
+        The ``.skops`` file to write (directories are created).
+    metadata : dict, optional
+        Recorded with the library versions and the feature list.
+
     Returns
     -------
     pathlib.Path
@@ -497,6 +515,18 @@ def save_model(model: RiskModel, path: str | Path, metadata: dict[str, Any] | No
 
 def load_model(path: str | Path, *, check_versions: bool = True) -> tuple[RiskModel, dict[str, Any]]:
     """Load a model saved by :func:`save_model`, trusting only :data:`TRUSTED_TYPES`.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.skops`` file.
+    check_versions : bool
+        Refuse a file saved with another scikit-learn minor version.
+
+    Returns
+    -------
+    (RiskModel, dict)
+        The model and its metadata.
 
     Raises
     ------

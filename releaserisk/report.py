@@ -149,7 +149,27 @@ def headline_table(headline: pd.DataFrame) -> pd.DataFrame:
 def weekly_sections(
     store: Store, week: str | None = None, *, services: list[str] | None = None, settings: Settings | None = None
 ) -> WeeklySections:
-    """Compute every section of the weekly report for ``week`` (``YYYY-Www``)."""
+    """Compute every section of the weekly report for ``week`` (``YYYY-Www``).
+
+    Parameters
+    ----------
+    store : Store
+    week : str, optional
+        ``YYYY-Www`` (default: the last complete week).
+    services : list of str, optional
+        Limit the deployments table to these services.
+    settings : Settings, optional
+
+    Returns
+    -------
+    WeeklySections
+        One DataFrame (or value) per section, for the notebook to present.
+
+    Raises
+    ------
+    InputError
+        A malformed week, or one that has not started yet.
+    """
     from releaserisk.analytics import release_analytics
     from releaserisk.dora import dora_metrics
 
@@ -406,6 +426,19 @@ def render_weekly(
     config: str | None = None,
 ) -> dict[str, str]:
     """Render ``reports/weekly-<ISO week>.html`` (and the executed notebook) from the store.
+
+    Parameters
+    ----------
+    db : path-like
+        The store (opened read-only; never written).
+    week : str, optional
+        ``YYYY-Www`` (default: the last complete week).
+    out_dir : path-like
+        Where the HTML and the executed notebook go.
+    services : list of str, optional
+        Limit the deployments table to these services.
+    config : str, optional
+        A ``releaserisk.toml`` for the notebook's settings.
 
     Returns
     -------

@@ -364,6 +364,22 @@ def open_snapshot(path: str | os.PathLike[str]) -> Store:
 
     For CI jobs that must not modify the shared store: work happens in memory and is
     discarded on close.
+
+    Parameters
+    ----------
+    path : path-like
+        An existing store file, of this schema version or an earlier one.
+
+    Returns
+    -------
+    Store
+        The copy, at this schema version (data migrations applied).
+
+    Raises
+    ------
+    StoreError
+        The file does not exist, is locked for writing, is not a DuckDB database, or
+        is newer than this releaserisk.
     """
     file = Path(path)
     if not file.exists():

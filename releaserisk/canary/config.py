@@ -212,6 +212,15 @@ def canary_config_from_dict(data: Mapping[str, Any]) -> CanaryConfig:
 def load_canary_config(path: str | os.PathLike[str]) -> CanaryConfig:
     """Read and validate a canary TOML file.
 
+    Parameters
+    ----------
+    path : path-like
+        A TOML file with ``[judge]``, ``[scoring]``, ``[sequential]`` and ``[metrics.NAME]`` tables.
+
+    Returns
+    -------
+    CanaryConfig
+
     Raises
     ------
     ConfigError

@@ -133,6 +133,11 @@ def one_analysis(samples: pd.DataFrame, analysis_id: str | None = None) -> pd.Da
     analysis_id : str, optional
         The analysis to keep; needed when the samples hold more than one.
 
+    Returns
+    -------
+    DataFrame
+        The chosen analysis's rows, without the ``analysis_id`` column.
+
     Raises
     ------
     InputError
@@ -240,6 +245,17 @@ def store_samples(store, samples: pd.DataFrame, analysis_id: str | None = None) 
 
 def analysis_samples(store, analysis_id: str | None = None) -> pd.DataFrame:
     """Samples of one analysis stored by ``ingest metrics`` (default: the latest analysis).
+
+    Parameters
+    ----------
+    store : Store
+    analysis_id : str, optional
+        The analysis to read; default: the one with the newest sample.
+
+    Returns
+    -------
+    DataFrame
+        ``metric, arm, ts, value`` in time order, ready for :func:`releaserisk.judge`.
 
     Raises
     ------

@@ -690,6 +690,20 @@ def ingest_git_tags(
     deployment id is ``tag:<service>:<tag>``, its sha the tagged commit, its time the
     tagger date (annotated tags) or the commit date (lightweight tags).
 
+    Parameters
+    ----------
+    store : Store
+    path : path-like
+        The repository (work tree or bare).
+    pattern : str, optional
+        Glob over tag names (default: version tags).
+    service : str
+        The service the tags deploy.
+    environment : str
+        Environment of the recorded deployments.
+    name : str, optional
+        Repository name in the store (default: the directory name, as :func:`ingest_git`).
+
     Returns
     -------
     int
