@@ -369,10 +369,10 @@ def ingest_github(
     """
     if "/" not in full_name or full_name.count("/") != 1:
         raise InputError(f"repository must be OWNER/REPO, got {full_name!r}")
-    gh = _client(token, base_url, throttle, retries, wait)
-    names = _Names(full=full_name, store=name or full_name.split("/")[1])
+    names = _Names(full=full_name, store=full_name.split("/")[1] if name is None else name)
     if not names.store.strip():
         raise InputError("the repository name in the store (--name) cannot be empty")
+    gh = _client(token, base_url, throttle, retries, wait)
     result = GitHubIngestResult(repo=full_name)
     resources: list[tuple[str, Callable]] = [
         ("pulls", lambda r, s: _pulls(r, names, s)),

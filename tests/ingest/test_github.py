@@ -284,5 +284,6 @@ def test_every_row_names_the_repository_as_git_ingestion_does(store, name, store
 def test_an_empty_store_name_is_refused(store):
     from releaserisk.errors import InputError
 
-    with pytest.raises(InputError, match="cannot be empty"):
-        ingest_github(store, "acme/shop", name=" ", token=TOKEN)
+    for blank in ("", " "):
+        with pytest.raises(InputError, match="cannot be empty"):
+            ingest_github(store, "acme/shop", name=blank, token=TOKEN)
