@@ -88,9 +88,12 @@ def _figure(width: float = 7.5, height: float = 3.2, ncols: int = 1):
     return fig, axes
 
 
-def _rate_line(ax, x, values, **style) -> None:
-    """A line through the periods that have a value: periods without deployments have none,
-    and a line broken at each of them shows nothing of a sparse history."""
+def _period_line(ax, x, values, **style) -> None:
+    """A line through the periods that have a value.
+
+    Periods without deployments have no rate or lead time; a line broken at each of them
+    showed nothing of a sparse history.
+    """
     values = np.asarray(values, dtype=float)
     known = ~np.isnan(values)
     ax.plot(x[known], values[known], marker="o", markersize=5 if len(x) <= 60 else 2.5, **style)
@@ -116,15 +119,15 @@ def dora_trend_figure(by_period):
     """
     fig, (left, right) = _figure(10, 3.2, 2)
     labels = list(by_period["period"])
-    unit = "week" if any("-W" in label for label in labels[:1]) else "month"
+    unit = "week" if labels and "-W" in labels[0] else "month"
     x = np.arange(len(labels))
     left.bar(x, by_period["deployments"], color="#4c72b0", label="production deployments")
     left.set_ylabel(f"deployments per {unit}")
     twin = left.twinx()
-    _rate_line(twin, x, by_period["change_failure_rate"] * 100, color="#c44e52", label="change failure rate")
+    _period_line(twin, x, by_period["change_failure_rate"] * 100, color="#c44e52", label="change failure rate")
     twin.set_ylabel("change failure rate (%)")
     left.set_title("Deployments and change failure rate")
-    _rate_line(right, x, by_period["lead_time_median_hours"], color="#55a868")
+    _period_line(right, x, by_period["lead_time_median_hours"], color="#55a868")
     right.set_ylabel("hours")
     right.set_title("Median change lead time")
     step = max(1, math.ceil(len(labels) / MAX_PERIOD_LABELS))
