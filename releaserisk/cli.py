@@ -619,7 +619,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             fail_on=args.fail_on,
             policy=policy,
         )
-        result.notes.insert(0, f"range {spec}: {len(shas)} non-merge commits")
+        result.notes.insert(0, f"range {spec}: {_counted(len(shas), 'non-merge commit')}")
         if not args.read_only and len(result.commits):
             store.upsert("risk_scores", result.score_rows(ingested.repo))
     if args.format == "github":

@@ -180,9 +180,10 @@ class GateResult:
         }
 
     def summary(self) -> str:
+        n = len(self.commits)
         lines = [
             f"releaserisk gate: {'FAIL' if self.failed else 'pass'} "
-            f"({len(self.commits)} commits, threshold {self.threshold:g}, model {self.model_id})"
+            f"({n} commit{'s' * (n != 1)}, threshold {self.threshold:g}, model {self.model_id})"
         ]
         for r in self.commits.itertuples():
             lines.append(f"  {r.sha[:10]}  {r.probability:6.1%}  {r.band:<6}  {r.subject[:60]}")
@@ -190,7 +191,7 @@ class GateResult:
         b = self.batch
         if b["size"]:
             lines.append(
-                f"batch: {b['size']} changes, churn {b['churn']:,}, max {b['max_risk']:.1%}, "
+                f"batch: {b['size']} change{'s' * (b['size'] != 1)}, churn {b['churn']:,}, max {b['max_risk']:.1%}, "
                 f"mean {b['mean_risk']:.1%}, P(any defect) {b['any_defect']:.1%} -> {b['band']}"
             )
         a = self.advice

@@ -44,6 +44,12 @@ def test_exit_codes_for_low_and_high_risk(gate):
     assert high.returncode == 1 and "FAIL" in high.stdout
 
 
+def test_one_commit_reads_in_the_singular(gate):
+    out = score(gate, "HEAD~1..HEAD")
+    assert "(1 commit, threshold" in out.stdout and "batch: 1 change, churn" in out.stdout
+    assert "note: range HEAD~1..HEAD: 1 non-merge commit\n" in out.stdout
+
+
 def test_json_schema(gate):
     out = score(gate, "HEAD~4..HEAD", "--format", "json")
     payload = json.loads(out.stdout)
