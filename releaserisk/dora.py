@@ -296,7 +296,7 @@ class DoraResult:
 
             lines.append(f"  {label}")
             lines.append(
-                f"    deployments          {row['deployments']} ({fmt(row['deploys_per_week'])}/week, "
+                f"    deployments          {row['deployments']:,} ({fmt(row['deploys_per_week'])}/week, "
                 f"{fmt(row['deploy_days_per_week'])} deploy days/week)  [{row['deploys_per_week_tier']}]"
             )
             lines.append(
