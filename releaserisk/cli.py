@@ -29,9 +29,9 @@ SCENARIO_NAMES = ("healthy", "quarterly-batches", "daily-fragile", "broken-rollb
 
 
 # -- presentation helpers ---------------------------------------------------------------
-def _counted(n: int, noun: str) -> str:
-    """ "1 row", "2,070 rows": a count with its noun in the right number."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+def _counted(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 row", "2,070 rows", "2 fixes": a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
@@ -268,12 +268,12 @@ def cmd_label(args: argparse.Namespace) -> int:
                                  "'releaserisk label' continues from there\n")  # fmt: skip
                 return 130
     lines = [
-        f"{r.repo}: {r.fixes} fixes ({r.fixes_blamed_now} blamed now"
-        f"{f', {r.fixes_from_trackers} from bug issues or pull requests' if r.fixes_from_trackers else ''}), "
-        f"{r.buggy_szz} bug-introducing by SZZ, "
-        f"{r.buggy_revert} reverted"
-        f"{f', {r.buggy_incident} named by incidents' if r.buggy_incident else ''}; "
-        f"{r.unlabelled_recent} recent commits left unlabelled"
+        f"{r.repo}: {_counted(r.fixes, 'fix', 'fixes')} ({r.fixes_blamed_now:,} blamed now"
+        f"{f', {r.fixes_from_trackers:,} from bug issues or pull requests' if r.fixes_from_trackers else ''}), "
+        f"{r.buggy_szz:,} bug-introducing by SZZ, "
+        f"{r.buggy_revert:,} reverted"
+        f"{f', {r.buggy_incident:,} named by incidents' if r.buggy_incident else ''}; "
+        f"{_counted(r.unlabelled_recent, 'recent commit')} left unlabelled"
         for r in results
     ]
     _emit(args, {"repos": [r.to_dict() for r in results]}, "\n".join(lines))

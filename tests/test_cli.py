@@ -109,3 +109,10 @@ def test_github_annotations_cannot_start_a_workflow_command_of_their_own(capsys,
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "::warning::metric lat%0A::add-mask::secret 100%25%0D"
     assert not any(line.startswith("::add-mask::") for line in lines)
+
+
+def test_counts_read_in_the_right_number():
+    from releaserisk.cli import _counted
+
+    assert [_counted(1, "row"), _counted(2070, "row"), _counted(1, "fix", "fixes"), _counted(0, "fix", "fixes")] == [
+        "1 row", "2,070 rows", "1 fix", "0 fixes"]  # fmt: skip
