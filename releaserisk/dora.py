@@ -409,16 +409,18 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.incident_links} AS
+        -- the cause commit's first production deployment, among those finished when the
+        -- incident opened: one that shipped it later cannot have caused it
         WITH by_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
             FROM incidents i JOIN deployment_changes dc ON dc.sha = i.cause_sha
             JOIN {w.prod} p ON p.deployment_id = dc.deployment_id AND p.service = i.service
-            WHERE i.cause_sha IS NOT NULL GROUP BY i.incident_id
+            WHERE i.cause_sha IS NOT NULL AND p.finished_at <= i.opened_at GROUP BY i.incident_id
         ),
         direct_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
             FROM incidents i JOIN {w.prod} p ON p.sha = i.cause_sha AND p.service = i.service
-            WHERE i.cause_sha IS NOT NULL GROUP BY i.incident_id
+            WHERE i.cause_sha IS NOT NULL AND p.finished_at <= i.opened_at GROUP BY i.incident_id
         ),
         prior AS (
             SELECT i.incident_id, p.deployment_id

@@ -478,3 +478,22 @@ def test_devlake_without_pull_requests_says_why_lead_time_is_no_data(fixture_sto
     assert math.isnan(devlake.summary.iloc[0].lead_time_median_hours)
     assert any(n.startswith("the devlake profile measures lead time per merged pull request") for n in devlake.notes)
     assert not any("pull request" in n for n in dora_metrics(fixture_store, *window).notes)  # per commit there
+
+
+def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before_it_opened(store):
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-01T01:00Z"), ("c3", "2024-01-01T02:00Z")],
+        deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-02T12:00Z"), dep(3, "2024-01-03T12:00Z"),
+                     dep(4, "2024-01-05T12:00Z")],
+        changes=[("d2", "c1"), ("d3", "c2"), ("d4", "c3")],
+        incidents=[
+            # c1 shipped in d2; d3 is the latest deployment before the incident: the cause wins
+            {"incident_id": "by-cause", "service": "api", "opened_at": "2024-01-04T00:00Z", "cause_sha": "c1"},
+            # c3 reached production only after the incident opened: not its cause; the latest prior is
+            {"incident_id": "shipped-later", "service": "api", "opened_at": "2024-01-04T06:00Z", "cause_sha": "c3"},
+        ],
+    )  # fmt: skip
+    links = dora_metrics(store, "2024-01-01", "2024-01-08").incidents.set_index("incident_id")
+    assert links.loc["by-cause", ["deployment_id", "link_method"]].tolist() == ["d2", "cause_sha"]
+    assert links.loc["shipped-later", ["deployment_id", "link_method"]].tolist() == ["d3", "latest_prior_deployment"]
