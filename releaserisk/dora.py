@@ -62,7 +62,8 @@ counts as 0), the author's own reviews excluded from pickup and review; the depl
 phase ends at the earliest successful production deployment, by start time then id,
 whose changes contain the PR's merge commit (other PR commits are not looked up);
 incidents link to the latest successful production deployment finished strictly
-before the incident opened; change failure rate counts deployments with a linked
+before the incident opened, whatever cause they name (the dora plugin's
+``incident_deploy_connector.go`` reads none); change failure rate counts deployments with a linked
 incident; medians are lower medians (the dashboards' ``max(x) WHERE percent_rank <=
 0.5``). Time to restore is in whole minutes, truncated (the incident's
 ``lead_time_minutes`` is ``uint`` of the minutes from creation to resolution); failed
@@ -388,6 +389,10 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
     start = "coalesce(d.started_at, d.finished_at)"
     order = f"{start}, d.deployment_id" if profile == "devlake" else "d.finished_at, d.deployment_id"
     strict = ">" if profile == "devlake" else ">="
+    # DevLake links an incident to the latest prior deployment only (its dora plugin's
+    # incident_deploy_connector.go reads no cause); the others take a named cause first
+    explicit, by_cause = ("NULL", "NULL") if profile == "devlake" else (
+        "e.deployment_id", "coalesce(b.deployment_id, ds.deployment_id)")  # fmt: skip
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.prod} AS
@@ -428,9 +433,9 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
               ON i.service = p.service AND i.opened_at {strict} p.finished_at
         )
         SELECT i.*, coalesce(sv.team, 'unassigned') AS team, sv.repo,
-               coalesce(e.deployment_id, b.deployment_id, ds.deployment_id, pr.deployment_id) AS deployment_id,
-               CASE WHEN e.deployment_id IS NOT NULL THEN 'explicit'
-                    WHEN coalesce(b.deployment_id, ds.deployment_id) IS NOT NULL THEN 'cause_sha'
+               coalesce({explicit}, {by_cause}, pr.deployment_id) AS deployment_id,
+               CASE WHEN {explicit} IS NOT NULL THEN 'explicit'
+                    WHEN {by_cause} IS NOT NULL THEN 'cause_sha'
                     WHEN pr.deployment_id IS NOT NULL THEN 'latest_prior_deployment'
                     ELSE 'unlinked' END AS link_method,
                {_hours("i.opened_at", "i.resolved_at")} AS restore_hours

@@ -497,3 +497,7 @@ def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before
     links = dora_metrics(store, "2024-01-01", "2024-01-08").incidents.set_index("incident_id")
     assert links.loc["by-cause", ["deployment_id", "link_method"]].tolist() == ["d2", "cause_sha"]
     assert links.loc["shipped-later", ["deployment_id", "link_method"]].tolist() == ["d3", "latest_prior_deployment"]
+    # DevLake reads no cause (dora plugin, incident_deploy_connector.go): the latest prior deployment only
+    devlake = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").incidents.set_index("incident_id")
+    assert devlake["deployment_id"].to_dict() == {"by-cause": "d3", "shipped-later": "d3"}
+    assert set(devlake["link_method"]) == {"latest_prior_deployment"}
