@@ -19,7 +19,8 @@ Change lead time
 Change failure rate
     Failed production deployments / production deployments. A deployment failed when
     an incident is linked to it (explicit ``cause_deployment_id``; else the first
-    production deployment of the incident's service that shipped ``cause_sha``; else
+    production deployment of the incident's service that shipped ``cause_sha`` and
+    finished by the time the incident opened; else
     the latest successful production deployment of that service finished at or before
     the incident opened), when a rollback deployment reverts it (``reverts_deployment_id``,
     or the service's next production deployment is a rollback), or when the service's
@@ -54,7 +55,10 @@ incident's opening in whole hours (METRICS.md's bucket query; its dashboard conn
 starts at the deployment instead); deployment frequency bucket over Sunday-start
 weeks: Daily when the median week has deployments on 3 or more days, Weekly when most
 weeks have one, Monthly when the median week's month has one (see
-:func:`_fourkeys_buckets`).
+:func:`_fourkeys_buckets`); an incident fails the production deployment that shipped its
+root-cause commit (``cause_sha``), whenever it shipped, and an incident naming none
+fails no deployment (queries/change_failure_rate.sql joins incidents' root causes to
+deployments' changes, and nothing else).
 ``devlake`` (Apache DevLake, backend/plugins/dora/tasks/change_lead_time_calculator.go
 and the DORA Grafana dashboard): per-PR cycle time = coding + (opened → merged) +
 deploy, each rounded up to whole minutes and then dropped when negative (so -30 s
@@ -389,10 +393,18 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
     start = "coalesce(d.started_at, d.finished_at)"
     order = f"{start}, d.deployment_id" if profile == "devlake" else "d.finished_at, d.deployment_id"
     strict = ">" if profile == "devlake" else ">="
-    # DevLake links an incident to the latest prior deployment only (its dora plugin's
-    # incident_deploy_connector.go reads no cause); the others take a named cause first
-    explicit, by_cause = ("NULL", "NULL") if profile == "devlake" else (
-        "e.deployment_id", "coalesce(b.deployment_id, ds.deployment_id)")  # fmt: skip
+    # Incident -> deployment links per profile. dora: a named deployment, else the first
+    # one that shipped the named cause commit by the time the incident opened, else the
+    # latest prior deployment. DevLake: the latest prior deployment only (its dora plugin's
+    # incident_deploy_connector.go reads no cause). Four Keys: the deployment that shipped
+    # the root-cause commit only, at any time (queries/change_failure_rate.sql joins an
+    # incident's root causes to deployments' changes, and nothing else).
+    explicit, by_cause, prior = {
+        "dora": ("e.deployment_id", "coalesce(b.deployment_id, ds.deployment_id)", "pr.deployment_id"),
+        "devlake": ("NULL", "NULL", "pr.deployment_id"),
+        "fourkeys": ("NULL", "coalesce(b.deployment_id, ds.deployment_id)", "NULL"),
+    }[profile]
+    cause_time = "" if profile == "fourkeys" else "AND p.finished_at <= i.opened_at"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.prod} AS
@@ -414,18 +426,18 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.incident_links} AS
-        -- the cause commit's first production deployment, among those finished when the
-        -- incident opened: one that shipped it later cannot have caused it
+        -- the cause commit's first production deployment (in dora, among those finished when
+        -- the incident opened: one that shipped it later cannot have caused it)
         WITH by_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
             FROM incidents i JOIN deployment_changes dc ON dc.sha = i.cause_sha
             JOIN {w.prod} p ON p.deployment_id = dc.deployment_id AND p.service = i.service
-            WHERE i.cause_sha IS NOT NULL AND p.finished_at <= i.opened_at GROUP BY i.incident_id
+            WHERE i.cause_sha IS NOT NULL {cause_time} GROUP BY i.incident_id
         ),
         direct_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
             FROM incidents i JOIN {w.prod} p ON p.sha = i.cause_sha AND p.service = i.service
-            WHERE i.cause_sha IS NOT NULL AND p.finished_at <= i.opened_at GROUP BY i.incident_id
+            WHERE i.cause_sha IS NOT NULL {cause_time} GROUP BY i.incident_id
         ),
         prior AS (
             SELECT i.incident_id, p.deployment_id
@@ -433,10 +445,10 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
               ON i.service = p.service AND i.opened_at {strict} p.finished_at
         )
         SELECT i.*, coalesce(sv.team, 'unassigned') AS team, sv.repo,
-               coalesce({explicit}, {by_cause}, pr.deployment_id) AS deployment_id,
+               coalesce({explicit}, {by_cause}, {prior}) AS deployment_id,
                CASE WHEN {explicit} IS NOT NULL THEN 'explicit'
                     WHEN {by_cause} IS NOT NULL THEN 'cause_sha'
-                    WHEN pr.deployment_id IS NOT NULL THEN 'latest_prior_deployment'
+                    WHEN {prior} IS NOT NULL THEN 'latest_prior_deployment'
                     ELSE 'unlinked' END AS link_method,
                {_hours("i.opened_at", "i.resolved_at")} AS restore_hours
         FROM incidents i
@@ -668,6 +680,29 @@ def _evidence(store: Store, profile: str) -> tuple[bool, bool, list[str]]:
     return bool(failures), bool(rework), [note]
 
 
+def _source_notes(store: Store, profile: str, *, failures_tracked: bool) -> list[str]:
+    """Why a number will be no data (or zero) for want of a source the profile reads."""
+    notes = []
+    unlinked = repository_hint(store)
+    if unlinked:
+        notes.append(unlinked)
+
+    def count(sql: str) -> int:
+        return store.execute(sql).fetchone()[0]
+
+    if profile == "fourkeys" and failures_tracked and not count("SELECT count(cause_sha) FROM incidents"):
+        notes.append(
+            "the fourkeys profile fails a deployment only through an incident's root-cause commit (cause_sha) "
+            "and no incident names one, so no deployment can fail"
+        )
+    if profile == "devlake" and not count("SELECT count(merged_at) FROM pull_requests"):
+        notes.append(
+            "the devlake profile measures lead time per merged pull request and the store has none, so lead "
+            "time is no data; ingest pull requests (ingest github, or ingest pull-requests FILE)"
+        )
+    return notes
+
+
 def _finish(
     frame: pd.DataFrame, span_days: pd.Series, benchmark: int, evidence: tuple[bool, bool] = (True, True)
 ) -> pd.DataFrame:
@@ -804,13 +839,7 @@ def dora_metrics(
         raise
 
     *evidence, notes = _evidence(store, profile)
-    unlinked = repository_hint(store)
-    notes += [unlinked] if unlinked else []
-    if profile == "devlake" and not store.execute("SELECT count(merged_at) FROM pull_requests").fetchone()[0]:
-        notes.append(
-            "the devlake profile measures lead time per merged pull request and the store has none, so lead "
-            "time is no data; ingest pull requests (ingest github, or ingest pull-requests FILE)"
-        )
+    notes += _source_notes(store, profile, failures_tracked=evidence[0])
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     summary = _finish(

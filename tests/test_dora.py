@@ -492,6 +492,7 @@ def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before
             {"incident_id": "by-cause", "service": "api", "opened_at": "2024-01-04T00:00Z", "cause_sha": "c1"},
             # c3 reached production only after the incident opened: not its cause; the latest prior is
             {"incident_id": "shipped-later", "service": "api", "opened_at": "2024-01-04T06:00Z", "cause_sha": "c3"},
+            {"incident_id": "no-cause", "service": "api", "opened_at": "2024-01-04T07:00Z"},
         ],
     )  # fmt: skip
     links = dora_metrics(store, "2024-01-01", "2024-01-08").incidents.set_index("incident_id")
@@ -499,5 +500,17 @@ def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before
     assert links.loc["shipped-later", ["deployment_id", "link_method"]].tolist() == ["d3", "latest_prior_deployment"]
     # DevLake reads no cause (dora plugin, incident_deploy_connector.go): the latest prior deployment only
     devlake = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").incidents.set_index("incident_id")
-    assert devlake["deployment_id"].to_dict() == {"by-cause": "d3", "shipped-later": "d3"}
+    assert devlake["deployment_id"].to_dict() == {"by-cause": "d3", "shipped-later": "d3", "no-cause": "d3"}
     assert set(devlake["link_method"]) == {"latest_prior_deployment"}
+    # Four Keys joins an incident's root causes to deployments' changes, at any time, and nothing else
+    fourkeys = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys")
+    links = fourkeys.incidents.set_index("incident_id")
+    assert links["deployment_id"].fillna("none").to_dict() == {"by-cause": "d2", "shipped-later": "d4",
+                                                                "no-cause": "none"}  # fmt: skip
+    assert links["link_method"].to_dict() == {"by-cause": "cause_sha", "shipped-later": "cause_sha",
+                                              "no-cause": "unlinked"}  # fmt: skip
+    assert fourkeys.summary.iloc[0].change_failure_rate == pytest.approx(2 / 4)
+    assert not any("root-cause" in n for n in fourkeys.notes)
+    store.execute("UPDATE incidents SET cause_sha = NULL")
+    assert any("no incident names one" in n for n in dora_metrics(store, "2024-01-01", "2024-01-08",
+                                                                  profile="fourkeys").notes)  # fmt: skip
