@@ -647,7 +647,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from releaserisk.simulate import simulate
 
-    result = simulate(args.out, scenario=args.scenario, seed=args.seed, weeks=args.weeks, services=args.services)
+    result = simulate(
+        args.out, scenario=args.scenario, seed=args.seed, weeks=args.weeks, services=args.services, start=args.start
+    )
     _emit(
         args,
         result.to_dict(),
@@ -812,6 +814,18 @@ def _probability(text: str) -> float:
     return value
 
 
+def _monday(text: str):
+    """An argparse type: the Monday (00:00 UTC) of the ISO week holding a date."""
+    from datetime import UTC, date, datetime, timedelta
+
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    monday = day - timedelta(days=day.weekday())
+    return datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
+
+
 def _positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1 (worker counts)."""
     try:
@@ -969,6 +983,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weeks", type=int, default=26)
     p.add_argument("--services", type=int, default=3)
+    p.add_argument("--start", type=_monday, help="first week, as a date in it (default 2025-01-06)")
     _common(p)
     p.set_defaults(handler=cmd_simulate)
 

@@ -41,6 +41,22 @@ def test_bad_arguments(tmp_path):
         simulate(tmp_path, services=0)
 
 
+def test_cli_start_puts_the_history_in_the_week_given(tmp_path, capsys):
+    import pandas as pd
+
+    from releaserisk.cli import main
+
+    out = tmp_path / "org"
+    assert main(["simulate", "--out", str(out), "--weeks", "2", "--services", "1", "--start", "2026-11-04"]) == 0
+    deployments = pd.read_csv(out / "deployments.csv", parse_dates=["finished_at"])
+    first, last = deployments["finished_at"].min(), deployments["finished_at"].max()
+    assert first >= pd.Timestamp("2026-11-02", tz="UTC") and last < pd.Timestamp("2026-11-16", tz="UTC")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--out", str(out), "--start", "last monday"])
+    assert exit_info.value.code == 2 and "'last monday' is not a date" in capsys.readouterr().err
+
+
 def ingested(tmp_path, **kwargs):
     result = simulate(tmp_path / "org", **kwargs)
     store = open_store(tmp_path / "s.duckdb")
