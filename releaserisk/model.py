@@ -417,7 +417,8 @@ def train_deployment_model(frame: pd.DataFrame, *, estimator: str = "auto") -> t
         share = "none" if scored == 0 else f"only {scored:.0%}"
         report["notes"].append(
             f"{share} of the deployed changes have a risk score, and a change without one counts as risk 0: "
-            "score the history first ('releaserisk score --repo PATH HEAD' scores every commit)"
+            "score the history first ('releaserisk score --repo PATH HEAD --threshold 1' scores every commit "
+            "without failing)"
         )
     has_risk = scored is None or scored > 0  # without scores, the aggregated change risk ranks nothing
     if len(np.unique(y)) == 2 and has_risk:
