@@ -103,6 +103,22 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as store:
+        written = store.export_parquet(args.directory)
+    text = f"exported {_counted(len(written), 'table')} to {args.directory}\n{_table_listing(written)}"
+    _emit(args, {"directory": args.directory, "tables": written}, text)
+    return EXIT_OK
+
+
+def cmd_ingest_parquet(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        loaded = store.import_parquet(args.directory)
+    text = f"loaded {_counted(len(loaded), 'table')} from {args.directory}\n{_table_listing(loaded)}"
+    _emit(args, {"directory": args.directory, "tables": loaded}, text)
+    return EXIT_OK
+
+
 def cmd_ingest_git(args: argparse.Namespace) -> int:
     from releaserisk.ingest.git import ingest_git
 
@@ -860,6 +876,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=cmd_info)
 
+    p = sub.add_parser(
+        "export",
+        help="write every table as Parquet (hive-partitioned by repo or service)",
+        description="A snapshot any engine can read, or another store can load with 'ingest parquet DIR'.",
+    )
+    p.add_argument("directory", help="output directory (DIR/<table>/...)")
+    _common(p)
+    p.set_defaults(handler=cmd_export)
+
     ingest = sub.add_parser("ingest", help="load data into the store").add_subparsers(
         dest="source", metavar="SOURCE", required=True
     )
@@ -919,6 +944,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="repository name in the store")
     _common(p)
     p.set_defaults(handler=cmd_ingest_tags)
+
+    p = ingest.add_parser("parquet", help="a snapshot written by 'releaserisk export' (upserted, one transaction)")
+    p.add_argument("directory")
+    _common(p)
+    p.set_defaults(handler=cmd_ingest_parquet)
 
     p = ingest.add_parser("metrics", help="canary metric samples (CSV, Parquet, JSON, Prometheus JSON)")
     p.add_argument("file")

@@ -16,7 +16,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -320,11 +320,12 @@ class Store:
             if not rows:
                 continue
             target = out / table
-            partition = self._partition_column(table)
-            options = "FORMAT parquet, OVERWRITE_OR_IGNORE true"
-            if partition:
-                options += f', PARTITION_BY ("{partition}")'
             target.mkdir(parents=True, exist_ok=True)
+            partition = self._partition_column(table)
+            if partition:  # a folder of repo=…/ or service=…/ partitions
+                options = f'FORMAT parquet, OVERWRITE_OR_IGNORE true, PARTITION_BY ("{partition}")'
+            else:  # one file in the table's folder
+                options, target = "FORMAT parquet", target / "data.parquet"
             self.connection.execute(f"COPY (SELECT * FROM \"{table}\") TO '{_sql_path(target)}' ({options})")
             written[table] = rows
         return written
@@ -332,25 +333,39 @@ class Store:
     def import_parquet(self, directory: str | os.PathLike[str]) -> dict[str, int]:
         """Upsert every table found under ``directory`` (as written by :meth:`export_parquet`).
 
+        One transaction: a failure loads nothing.
+
+        Parameters
+        ----------
+        directory : path-like
+            Holding ``<table>/…/*.parquet`` folders.
+
         Returns
         -------
         dict
             Rows loaded per table.
+
+        Raises
+        ------
+        InputError
+            Not a directory, or no exported table in it.
         """
         base = Path(directory)
         if not base.is_dir():
             raise InputError(f"{base} is not a directory")
+        folders = {t: base / t for t in TABLE_KEYS if any((base / t).glob("**/*.parquet"))}
+        if not folders:
+            raise InputError(f"{base} holds no exported tables (expected {base}/<table>/…/*.parquet)")
+        started = datetime.now(UTC)
         loaded = {}
         with self.transaction():
-            for table in TABLE_KEYS:
-                folder = base / table
-                if not folder.is_dir():
-                    continue
+            for table, folder in folders.items():
                 glob = _sql_path(folder) + "/**/*.parquet"
                 frame = self.connection.execute(
                     f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
                 ).df()
                 loaded[table] = self.upsert(table, frame)
+            self.record_ingest(f"parquet:{base}", started, loaded)
         return loaded
 
 
