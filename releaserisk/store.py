@@ -306,17 +306,29 @@ class Store:
         Parameters
         ----------
         directory : path-like
-            Created if missing; each table goes to ``directory/<table>/``.
+            Created if missing; each table goes to ``directory/<table>/``, which must not
+            exist yet (an earlier export's partitions would survive beside the new ones,
+            and a later import would load both).
 
         Returns
         -------
         dict
             Rows written per table.
+
+        Raises
+        ------
+        InputError
+            A table's folder already exists there.
         """
         out = Path(directory)
+        counts = self.counts()
+        taken = [t for t in counts if (out / t).exists()]
+        if taken:
+            raise InputError(f"{out} already holds {', '.join(taken[:3])}{' …' if len(taken) > 3 else ''}; "
+                             "export to a new directory")  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
         written = {}
-        for table, rows in self.counts().items():
+        for table, rows in counts.items():
             if not rows:
                 continue
             target = out / table

@@ -227,3 +227,6 @@ def test_cli_export_and_ingest_parquet_round_trip_every_table(simulated, tmp_pat
             f"parquet:{snap}"]  # fmt: skip
     assert main(["--db", str(copy), "ingest", "parquet", str(tmp_path)]) == 2  # no exported tables there
     assert "holds no exported tables" in capsys.readouterr().err
+    # a second export into the same folder would leave the first one's partitions beside its own
+    assert main(["--db", str(simulated["db"]), "export", str(snap)]) == 2
+    assert "already holds repos, commits, file_changes …; export to a new directory" in capsys.readouterr().err
