@@ -318,7 +318,7 @@ class Store:
         Raises
         ------
         InputError
-            A table's folder already exists there.
+            A table's folder already exists there, or the directory cannot be written.
         """
         out = Path(directory)
         counts = self.counts()
@@ -326,7 +326,10 @@ class Store:
         if taken:
             raise InputError(f"{out} already holds {', '.join(taken[:3])}{' …' if len(taken) > 3 else ''}; "
                              "export to a new directory")  # fmt: skip
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot write {out}: {exc.strerror}") from None
         written = {}
         for table, rows in counts.items():
             if not rows:
@@ -360,7 +363,7 @@ class Store:
         Raises
         ------
         InputError
-            Not a directory, or no exported table in it.
+            Not a directory, no exported table in it, or a file that is not Parquet.
         """
         base = Path(directory)
         if not base.is_dir():
@@ -373,9 +376,12 @@ class Store:
         with self.transaction():
             for table, folder in folders.items():
                 glob = _sql_path(folder) + "/**/*.parquet"
-                frame = self.connection.execute(
-                    f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
-                ).df()
+                try:
+                    frame = self.connection.execute(
+                        f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+                    ).df()
+                except duckdb.Error as exc:
+                    raise InputError(f"cannot read {folder}: {str(exc).splitlines()[0]}") from None
                 loaded[table] = self.upsert(table, frame)
             self.record_ingest(f"parquet:{base}", started, loaded)
         return loaded

@@ -230,3 +230,10 @@ def test_cli_export_and_ingest_parquet_round_trip_every_table(simulated, tmp_pat
     # a second export into the same folder would leave the first one's partitions beside its own
     assert main(["--db", str(simulated["db"]), "export", str(snap)]) == 2
     assert "already holds repos, commits, file_changes …; export to a new directory" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    assert main(["--db", str(simulated["db"]), "export", str(tmp_path / "a-file" / "snap")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    (tmp_path / "bad" / "commits").mkdir(parents=True)
+    (tmp_path / "bad" / "commits" / "x.parquet").write_text("not parquet")
+    assert main(["--db", str(copy), "ingest", "parquet", str(tmp_path / "bad")]) == 2
+    assert "cannot read" in capsys.readouterr().err
