@@ -50,9 +50,10 @@ incidents are resolved.
 
 ``fourkeys`` (Google's dora-team/fourkeys, METRICS.md and queries/): lead time per
 commit in whole minutes (``TIMESTAMP_DIFF(..., MINUTE)`` truncates), non-positive values
-(under a minute, or negative) dropped, interpolated median; time to restore from the
-incident's opening in whole hours (METRICS.md's bucket query; its dashboard connector
-starts at the deployment instead); deployment frequency bucket over Sunday-start
+(under a minute, or negative) dropped, interpolated median; time to restore in whole
+hours from the earlier of the incident's opening and the deployment of its root cause
+(queries/incidents.sql's ``time_created``, which METRICS.md's queries read; incidents
+are counted in that start's period); deployment frequency bucket over Sunday-start
 weeks: Daily when the median week has deployments on 3 or more days, Weekly when most
 weeks have one, Monthly when the median week's month has one (see
 :func:`_fourkeys_buckets`); an incident fails the production deployment that shipped its
@@ -405,6 +406,10 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
         "fourkeys": ("NULL", "coalesce(b.deployment_id, ds.deployment_id)", "NULL"),
     }[profile]
     cause_time = "" if profile == "fourkeys" else "AND p.finished_at <= i.opened_at"
+    # Four Keys' incidents table starts an incident at the earlier of its report and the
+    # deployment of its root cause (queries/incidents.sql), and restore time runs from there
+    restore_from = "least(i.opened_at, coalesce(cause.finished_at, i.opened_at))" if profile == "fourkeys" else (
+        "i.opened_at")  # fmt: skip
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.prod} AS
@@ -450,12 +455,14 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
                     WHEN {by_cause} IS NOT NULL THEN 'cause_sha'
                     WHEN {prior} IS NOT NULL THEN 'latest_prior_deployment'
                     ELSE 'unlinked' END AS link_method,
-               {_hours("i.opened_at", "i.resolved_at")} AS restore_hours
+               {restore_from} AS restore_from,
+               {_hours(restore_from, "i.resolved_at")} AS restore_hours
         FROM incidents i
         LEFT JOIN {w.prod} e ON e.deployment_id = i.cause_deployment_id
         LEFT JOIN by_sha b USING (incident_id)
         LEFT JOIN direct_sha ds USING (incident_id)
         LEFT JOIN prior pr USING (incident_id)
+        LEFT JOIN {w.prod} cause ON cause.deployment_id = {by_cause}
         LEFT JOIN services sv ON sv.service = i.service
         """
     )
@@ -634,9 +641,9 @@ def _aggregates(store: Store, w: _Work, group: str, period: str, start, end, pro
                    {median}(cycle_minutes / 60.0, 0.5) AS pr_cycle_median_hours
             FROM {w.prs} WHERE {window.format(t="deployed_at")} GROUP BY {sets}""",
         "incidents": f"""
-            SELECT {group} AS grp, {_utc_trunc(period, "opened_at")} AS period_start,
+            SELECT {group} AS grp, {_utc_trunc(period, "restore_from")} AS period_start,
                    count(*) AS incidents, {median}({restore}, 0.5) AS restore_median_hours
-            FROM {w.incident_links} WHERE {window.format(t="opened_at")} GROUP BY {sets}""",
+            FROM {w.incident_links} WHERE {window.format(t="restore_from")} GROUP BY {sets}""",
     }
     if profile == "devlake":
         # DevLake's failed deployment recovery time: one value per linked incident, not per

@@ -489,7 +489,8 @@ def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before
         changes=[("d2", "c1"), ("d3", "c2"), ("d4", "c3")],
         incidents=[
             # c1 shipped in d2; d3 is the latest deployment before the incident: the cause wins
-            {"incident_id": "by-cause", "service": "api", "opened_at": "2024-01-04T00:00Z", "cause_sha": "c1"},
+            {"incident_id": "by-cause", "service": "api", "opened_at": "2024-01-04T00:00Z", "cause_sha": "c1",
+             "resolved_at": "2024-01-04T05:30Z"},
             # c3 reached production only after the incident opened: not its cause; the latest prior is
             {"incident_id": "shipped-later", "service": "api", "opened_at": "2024-01-04T06:00Z", "cause_sha": "c3"},
             {"incident_id": "no-cause", "service": "api", "opened_at": "2024-01-04T07:00Z"},
@@ -510,6 +511,11 @@ def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before
     assert links["link_method"].to_dict() == {"by-cause": "cause_sha", "shipped-later": "cause_sha",
                                               "no-cause": "unlinked"}  # fmt: skip
     assert fourkeys.summary.iloc[0].change_failure_rate == pytest.approx(2 / 4)
+    # ... and its incident starts at the earlier of the report and the root cause's deployment (incidents.sql):
+    # d2 finished 2024-01-02 12:00, resolved 2024-01-04 05:30 -> 41.5 h, whole hours 41 (dora: 5.5 h)
+    assert links.loc["by-cause", "restore_hours"] == pytest.approx(41.5)
+    assert fourkeys.summary.iloc[0].restore_median_hours == 41
+    assert dora_metrics(store, "2024-01-01", "2024-01-08").summary.iloc[0].restore_median_hours == 5.5
     assert not any("root-cause" in n for n in fourkeys.notes)
     store.execute("UPDATE incidents SET cause_sha = NULL")
     assert any("no incident names one" in n for n in dora_metrics(store, "2024-01-01", "2024-01-08",
