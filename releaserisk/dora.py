@@ -670,14 +670,21 @@ def _evidence(store: Store, profile: str) -> tuple[bool, bool, list[str]]:
     """Whether the store can show change failures and rework at all, and notes saying why not.
 
     Incidents are a source of both; rollback and hotfix deployments are rework, and are
-    change failures in the ``dora`` profile only. With no source, a 0 % rate would be
-    an absence of data presented as an elite score.
+    change failures in the ``dora`` profile only; in ``fourkeys`` only an incident naming
+    its root-cause commit can fail a deployment. With no source, a 0 % rate would be an
+    absence of data presented as an elite score.
     """
-    incidents, kinds = store.execute(
+    incidents, kinds, causes = store.execute(
         "SELECT EXISTS (SELECT 1 FROM incidents), "
-        "EXISTS (SELECT 1 FROM deployments WHERE kind IN ('rollback', 'hotfix'))"
+        "EXISTS (SELECT 1 FROM deployments WHERE kind IN ('rollback', 'hotfix')), "
+        "EXISTS (SELECT 1 FROM incidents WHERE cause_sha IS NOT NULL)"
     ).fetchone()
     failures, rework = incidents or (kinds and profile == "dora"), incidents or kinds
+    if profile == "fourkeys" and incidents and not causes:
+        return False, bool(rework), [
+            "the fourkeys profile fails a deployment only through an incident's root-cause commit (cause_sha) and "
+            "no incident names one, so the change failure rate cannot be measured (no data)"
+        ]  # fmt: skip
     missing = [name for name, known in (("change failure rate", failures), ("rework rate", rework)) if not known]
     if not missing:
         return True, True, []
@@ -687,22 +694,14 @@ def _evidence(store: Store, profile: str) -> tuple[bool, bool, list[str]]:
     return bool(failures), bool(rework), [note]
 
 
-def _source_notes(store: Store, profile: str, *, failures_tracked: bool) -> list[str]:
+def _source_notes(store: Store, profile: str) -> list[str]:
     """Why a number will be no data (or zero) for want of a source the profile reads."""
     notes = []
     unlinked = repository_hint(store)
     if unlinked:
         notes.append(unlinked)
 
-    def count(sql: str) -> int:
-        return store.execute(sql).fetchone()[0]
-
-    if profile == "fourkeys" and failures_tracked and not count("SELECT count(cause_sha) FROM incidents"):
-        notes.append(
-            "the fourkeys profile fails a deployment only through an incident's root-cause commit (cause_sha) "
-            "and no incident names one, so no deployment can fail"
-        )
-    if profile == "devlake" and not count("SELECT count(merged_at) FROM pull_requests"):
+    if profile == "devlake" and not store.execute("SELECT count(merged_at) FROM pull_requests").fetchone()[0]:
         notes.append(
             "the devlake profile measures lead time per merged pull request and the store has none, so lead "
             "time is no data; ingest pull requests (ingest github, or ingest pull-requests FILE)"
@@ -846,7 +845,7 @@ def dora_metrics(
         raise
 
     *evidence, notes = _evidence(store, profile)
-    notes += _source_notes(store, profile, failures_tracked=evidence[0])
+    notes += _source_notes(store, profile)
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     summary = _finish(
