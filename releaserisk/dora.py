@@ -68,8 +68,8 @@ phase ends at the earliest successful production deployment, by start time then 
 whose changes contain the PR's merge commit (other PR commits are not looked up);
 incidents link to the latest successful production deployment finished strictly
 before the incident opened, whatever cause they name (the dora plugin's
-``incident_deploy_connector.go`` reads none); change failure rate counts deployments with a linked
-incident; medians are lower medians (the dashboards' ``max(x) WHERE percent_rank <=
+``incident_deploy_connector.go`` reads none); change failure rate counts deployments
+with a linked incident; medians are lower medians (the dashboards' ``max(x) WHERE percent_rank <=
 0.5``). Time to restore is in whole minutes, truncated (the incident's
 ``lead_time_minutes`` is ``uint`` of the minutes from creation to resolution); failed
 deployment recovery time (grafana/dashboards/DORADetails-FailedDeploymentRecoveryTime
@@ -700,7 +700,6 @@ def _source_notes(store: Store, profile: str) -> list[str]:
     unlinked = repository_hint(store)
     if unlinked:
         notes.append(unlinked)
-
     if profile == "devlake" and not store.execute("SELECT count(merged_at) FROM pull_requests").fetchone()[0]:
         notes.append(
             "the devlake profile measures lead time per merged pull request and the store has none, so lead "
