@@ -14,6 +14,7 @@ Unknown keys are an error naming the key, wherever they come from.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -87,7 +88,9 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     default = _FIELDS[key].default
     try:
         if isinstance(default, tuple):
-            if isinstance(value, str):
+            if isinstance(value, str) and value.lstrip().startswith("["):
+                value = json.loads(value)  # '["prod", "production"]', as other tools' settings take lists
+            elif isinstance(value, str):
                 value = [part.strip() for part in value.split(",") if part.strip()]
             if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
                 raise TypeError
@@ -105,7 +108,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not isinstance(value, str):
             raise TypeError
         return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # json.JSONDecodeError is a ValueError
         kind = type(default).__name__ if not isinstance(default, tuple) else "list of strings"
         raise ConfigError(f"setting '{key}' from {source} must be a {kind}, got {value!r}") from None
 

@@ -18,6 +18,13 @@ def test_precedence_file_then_env_then_flags(tmp_path):
     assert settings.risk_threshold == 0.7
 
 
+@pytest.mark.parametrize("value", ['["staging", "production"]', "staging, production", ' ["staging","production"]'])
+def test_list_settings_from_the_environment_as_commas_or_json(tmp_path, value):
+    """A JSON list in an environment variable was split on its commas into '["staging"' and '"production"]'."""
+    settings = load_settings(cwd=tmp_path, environ={"RELEASERISK_PRODUCTION_ENVIRONMENTS": value})
+    assert settings.production_environments == ("staging", "production")
+
+
 def test_pyproject_table_is_read_when_no_releaserisk_toml(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n[tool.releaserisk]\nszz_max_files = 7\n')
     assert load_settings(cwd=tmp_path, environ={}).szz_max_files == 7
@@ -38,6 +45,8 @@ def test_releaserisk_toml_wins_over_pyproject(tmp_path):
         ("risk_threshold = 2.0\n", {}, "risk_threshold"),
         ("production_environments = [1]\n", {}, "production_environments"),
         ("db = \n", {}, "not valid TOML"),
+        ("", {"RELEASERISK_BUG_LABELS": '["bug", '}, "'bug_labels' from RELEASERISK_BUG_LABELS must be a list"),
+        ("", {"RELEASERISK_BUG_LABELS": "[1, 2]"}, "bug_labels"),
     ],
 )
 def test_bad_settings_name_the_key(tmp_path, toml, env, message):
