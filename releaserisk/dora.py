@@ -83,6 +83,7 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -694,9 +695,19 @@ def _evidence(store: Store, profile: str) -> tuple[bool, bool, list[str]]:
     return bool(failures), bool(rework), [note]
 
 
-def _source_notes(store: Store, profile: str) -> list[str]:
+def _source_notes(store: Store, profile: str, production: Sequence[str]) -> list[str]:
     """Why a number will be no data (or zero) for want of a source the profile reads."""
     notes = []
+    environments = store.query(
+        "SELECT lower(environment) AS name, count(*) AS n FROM deployments WHERE status = 'success' "
+        "GROUP BY 1 ORDER BY 2 DESC, 1"
+    )
+    if len(environments) and not set(environments["name"].dropna()) & set(production):
+        seen = ", ".join(f"{name} ({n:,})" for name, n in zip(environments["name"], environments["n"], strict=True))
+        notes.append(
+            f"no successful deployment is in a production environment ({', '.join(production)}); the store's "
+            f"environments are {seen}: set production_environments"
+        )
     unlinked = repository_hint(store)
     if unlinked:
         notes.append(unlinked)
@@ -844,7 +855,7 @@ def dora_metrics(
         raise
 
     *evidence, notes = _evidence(store, profile)
-    notes += _source_notes(store, profile)
+    notes += _source_notes(store, profile, settings.production_environments)
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     summary = _finish(

@@ -525,3 +525,18 @@ def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before
     blind = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys")
     assert math.isnan(blind.summary.iloc[0].change_failure_rate) and blind.summary.iloc[0].rework_rate >= 0
     assert blind.notes[0].startswith("the fourkeys profile fails a deployment only through an incident's root-cause")
+
+
+def test_deployments_in_no_configured_production_environment_get_a_note(store):
+    from releaserisk.config import Settings
+
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z", env="Live"), dep(2, "2024-01-03T00:00Z", env="live"),
+                             dep(3, "2024-01-03T06:00Z", env="qa")])  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    result = dora_metrics(store, *window)
+    assert result.summary.iloc[0].deployments == 0
+    assert ("no successful deployment is in a production environment (production, prod); the store's "
+            "environments are live (2), qa (1): set production_environments") in result.notes  # fmt: skip
+    configured = dora_metrics(store, *window, settings=Settings(production_environments=("live",)))
+    assert configured.summary.iloc[0].deployments == 2
+    assert not any("production environment" in n for n in configured.notes)
