@@ -461,17 +461,37 @@ def test_deployments_of_a_repository_without_commits_get_a_note_saying_how_to_fi
     load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z"),
                              dep(3, "2024-01-04T00:00Z", status="failure")])  # fmt: skip
     store.upsert("repos", pd.DataFrame({"repo": ["checkout"]}))
-    expected = ("successful deployments name repositories without ingested commits: 'r' (2); the store has "
-                "'checkout'. Their changes and lead times cannot be measured: run 'releaserisk ingest git PATH "
-                "--name r'")  # fmt: skip
+    expected = (
+        "successful deployments name repositories without ingested commits: 'r' (2); the store has "
+        "'checkout'. Their lead times cannot be measured: run 'releaserisk ingest git PATH --name r'"
+    )
     assert repository_hint(store) == expected
     assert expected in dora_metrics(store, "2024-01-01", "2024-01-08").notes
+    load(store, changes=[("d2", "c1")])  # changes from a file still need the commits' times
+    assert repository_hint(store) == expected
     store.upsert("repos", pd.DataFrame({"repo": ["r"]}))
     assert repository_hint(store) is None
     assert not any("without ingested commits" in n for n in dora_metrics(store, "2024-01-01", "2024-01-08").notes)
-    store.execute("DELETE FROM repos WHERE repo = 'r'")
-    load(store, changes=[("d2", "c1")])  # a repository whose changes a file gave needs no history
-    assert repository_hint(store) is None
+
+
+@pytest.mark.parametrize(
+    ("repos", "expected"),
+    [
+        ([], "1 successful deployment names no repository; the store has no repositories. Their lead times "
+             "cannot be measured: run 'releaserisk ingest git PATH'"),
+        (["a"], None),  # the only repository: deployments naming none belong to it
+        (["a", "b"], "1 successful deployment names no repository; the store has 'a', 'b'. Their lead times "
+                     "cannot be measured: give deployments (or services) a repo column naming one of them"),
+    ],
+)  # fmt: skip
+def test_deployments_naming_no_repository(store, repos, expected):
+    """With no repository at all, 'None' was named as the repository to ingest."""
+    from releaserisk.ingest.links import repository_hint
+
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z", repo=None)])
+    if repos:
+        store.upsert("repos", pd.DataFrame({"repo": repos}))
+    assert repository_hint(store) == expected
 
 
 def test_devlake_without_pull_requests_says_why_lead_time_is_no_data(fixture_store):
