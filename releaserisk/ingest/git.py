@@ -539,10 +539,11 @@ def ingest_git(
             ),
         )
         if new_commits:
-            from releaserisk.ingest.links import fill_commit_times, link_deployment_changes
+            from releaserisk.ingest.links import fill_commit_times, link_deployment_changes, resolve_deployed_shas
             from releaserisk.labels import mark_tracked_fixes
 
-            if _deployed_among(store, info.name, first_seq=seq):
+            resolved = resolve_deployed_shas(store, repo=info.name, first_seq=seq)  # "9fceb02" deployed earlier
+            if resolved or _deployed_among(store, info.name, first_seq=seq):
                 # deployments loaded before their commits (a deploy tool read before git)
                 # found nothing to link; now they can. Only then: re-linking every chain
                 # on each CI gate's incremental ingest would cost seconds on a large store

@@ -293,3 +293,35 @@ def test_cli_hints_when_deployments_name_a_repository_git_has_not_given(tmp_path
     assert err.rstrip().endswith("run 'releaserisk ingest git PATH --name checkout'")
     assert main(["--db", db, "ingest", "git", str(git_repo.path), "--name", "checkout"]) == 0
     assert "hint" not in capsys.readouterr().err
+
+
+def test_abbreviated_deployment_shas_are_completed_and_linked_in_either_order(store, git_repo, tmp_path):
+    """A deploy tool's '9fceb02' matched no commit: no changes, no lead time, no word."""
+    g = git_repo
+    shas = []
+    for i in range(3):
+        g.write("f.txt", f"{i}\n")
+        shas.append(g.commit(f"c{i}"))
+    rows = [deployment(1, shas[0][:7], "2024-01-01T00:00:00Z"), deployment(2, shas[2][:12].upper(),
+                                                                           "2024-01-02T00:00:00Z")]  # fmt: skip
+    ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))  # before the commits
+    ingest_git(store, g.path, name="r")
+    assert store.query("SELECT sha FROM deployments ORDER BY deployment_id")["sha"].tolist() == [shas[0], shas[2]]
+    assert set(store.query("SELECT sha FROM deployment_changes")["sha"]) == {shas[1], shas[2]}
+    ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))  # again, after them
+    assert store.query("SELECT sha FROM deployments ORDER BY deployment_id")["sha"].tolist() == [shas[0], shas[2]]
+    assert store.counts()["deployment_changes"] == 2
+
+
+def test_only_a_prefix_naming_one_commit_is_completed(store):
+    from releaserisk.ingest.links import resolve_deployed_shas
+
+    store.upsert("commits", pd.DataFrame({"repo": "r", "sha": ["abcdef0" + "1" * 33, "abcdef0" + "2" * 33,
+                                                                "1234567" + "0" * 33], "parents": [[], [], []],
+                                          "seq": [0, 1, 2]}))  # fmt: skip
+    given = {"ambiguous": "abcdef0", "unique": "abcdef01", "short": "123456", "unknown": "fedcba9", "full": "1" * 40}
+    store.upsert("deployments", pd.DataFrame({"deployment_id": list(given), "sha": list(given.values()),
+                                              "status": "success"}))  # fmt: skip
+    assert resolve_deployed_shas(store) == 1
+    after = dict(store.query("SELECT deployment_id, sha FROM deployments").itertuples(index=False, name=None))
+    assert after == {**given, "unique": "abcdef0" + "1" * 33}  # shorter than 7, unknown or ambiguous: untouched
