@@ -19,8 +19,9 @@ Change lead time
 Change failure rate
     Failed production deployments / production deployments. A deployment failed when
     an incident is linked to it (explicit ``cause_deployment_id``; else the first
-    production deployment of the incident's service that shipped ``cause_sha`` and
-    finished by the time the incident opened; else
+    production deployment of the incident's service that shipped ``cause_sha`` (a
+    prefix of at least 7 characters, any case) and finished by the time the incident
+    opened; else
     the latest successful production deployment of that service finished at or before
     the incident opened), when a rollback deployment reverts it (``reverts_deployment_id``,
     or the service's next production deployment is a rollback), or when the service's
@@ -434,16 +435,23 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
         CREATE OR REPLACE TEMP TABLE {w.incident_links} AS
         -- the cause commit's first production deployment (in dora, among those finished when
         -- the incident opened: one that shipped it later cannot have caused it)
-        WITH by_sha AS (
+        -- a cause may be abbreviated ("root cause: 9fceb02", in any case): at least 7 characters
+        -- of a prefix, matched through an equality on the first 7 so that DuckDB can hash-join
+        WITH causes AS (
+            SELECT *, lower(trim(cause_sha)) AS cause FROM incidents WHERE length(trim(cause_sha)) >= 7
+        ),
+        by_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
-            FROM incidents i JOIN deployment_changes dc ON dc.sha = i.cause_sha
+            FROM causes i JOIN deployment_changes dc
+              ON left(dc.sha, 7) = left(i.cause, 7) AND starts_with(dc.sha, i.cause)
             JOIN {w.prod} p ON p.deployment_id = dc.deployment_id AND p.service = i.service
-            WHERE i.cause_sha IS NOT NULL {cause_time} GROUP BY i.incident_id
+            WHERE true {cause_time} GROUP BY i.incident_id
         ),
         direct_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
-            FROM incidents i JOIN {w.prod} p ON p.sha = i.cause_sha AND p.service = i.service
-            WHERE i.cause_sha IS NOT NULL {cause_time} GROUP BY i.incident_id
+            FROM causes i JOIN {w.prod} p ON left(p.sha, 7) = left(i.cause, 7) AND starts_with(p.sha, i.cause)
+              AND p.service = i.service
+            WHERE true {cause_time} GROUP BY i.incident_id
         ),
         prior AS (
             SELECT i.incident_id, p.deployment_id
@@ -678,7 +686,7 @@ def _evidence(store: Store, profile: str) -> tuple[bool, bool, list[str]]:
     incidents, kinds, causes = store.execute(
         "SELECT EXISTS (SELECT 1 FROM incidents), "
         "EXISTS (SELECT 1 FROM deployments WHERE kind IN ('rollback', 'hotfix')), "
-        "EXISTS (SELECT 1 FROM incidents WHERE cause_sha IS NOT NULL)"
+        "EXISTS (SELECT 1 FROM incidents WHERE length(trim(cause_sha)) >= 7)"
     ).fetchone()
     failures, rework = incidents or (kinds and profile == "dora"), incidents or kinds
     if profile == "fourkeys" and incidents and not causes:

@@ -223,7 +223,7 @@ def test_peer_rules_whole_minutes_merge_commit_and_incident_only_failures(store)
         reviews=[{"repo": "r", "number": 1, "reviewer": "bob", "submitted_at": "2024-01-02T09:31Z"}],
         # incidents are tracked (another service's, naming a root cause as Four Keys needs): a 0 % failure
         # rate is a measurement here
-        incidents=[{"incident_id": "w", "service": "web", "opened_at": "2024-01-05T00:00Z", "cause_sha": "zz"}],
+        incidents=[{"incident_id": "w", "service": "web", "opened_at": "2024-01-05T00:00Z", "cause_sha": "deadbeef"}],
     )  # fmt: skip
     window = ("2024-01-01", "2024-01-08")
     dora, devlake, fourkeys = (dora_metrics(store, *window, profile=p) for p in ("dora", "devlake", "fourkeys"))
@@ -399,7 +399,7 @@ def test_no_source_of_failures_is_no_data_not_an_elite_zero(store):
     # any incident in the store, even another service's, makes 0 % a measurement (in fourkeys, one naming
     # a root cause: only those can fail a deployment there)
     load(store, incidents=[{"incident_id": "w", "service": "web", "opened_at": "2023-06-01T00:00Z",
-                            "cause_sha": "zz"}])  # fmt: skip
+                            "cause_sha": "deadbeef"}])  # fmt: skip
     fourkeys = dora_metrics(store, *window, profile="fourkeys")
     assert fourkeys.summary.iloc[0].change_failure_rate == 0
     assert not [n for n in fourkeys.notes if "cannot be measured" in n and "incidents" in n]
@@ -506,16 +506,19 @@ def test_devlake_without_pull_requests_says_why_lead_time_is_no_data(fixture_sto
 def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before_it_opened(store):
     load(
         store,
-        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-01T01:00Z"), ("c3", "2024-01-01T02:00Z")],
+        commits=[("cafe001aaaa", "2024-01-01T00:00Z"), ("cafe002bbbb", "2024-01-01T01:00Z"),
+                 ("cafe003cccc", "2024-01-01T02:00Z")],
         deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-02T12:00Z"), dep(3, "2024-01-03T12:00Z"),
                      dep(4, "2024-01-05T12:00Z")],
-        changes=[("d2", "c1"), ("d3", "c2"), ("d4", "c3")],
+        changes=[("d2", "cafe001aaaa"), ("d3", "cafe002bbbb"), ("d4", "cafe003cccc")],
         incidents=[
-            # c1 shipped in d2; d3 is the latest deployment before the incident: the cause wins
-            {"incident_id": "by-cause", "service": "api", "opened_at": "2024-01-04T00:00Z", "cause_sha": "c1",
+            # cafe001 shipped in d2; d3 is the latest deployment before the incident: the cause wins (named
+            # abbreviated and in capitals, as "root cause: CAFE001" in an issue)
+            {"incident_id": "by-cause", "service": "api", "opened_at": "2024-01-04T00:00Z", "cause_sha": "CAFE001",
              "resolved_at": "2024-01-04T05:30Z"},
-            # c3 reached production only after the incident opened: not its cause; the latest prior is
-            {"incident_id": "shipped-later", "service": "api", "opened_at": "2024-01-04T06:00Z", "cause_sha": "c3"},
+            # cafe003 reached production only after the incident opened: not its cause; the latest prior is
+            {"incident_id": "shipped-later", "service": "api", "opened_at": "2024-01-04T06:00Z",
+             "cause_sha": "cafe003cccc"},
             {"incident_id": "no-cause", "service": "api", "opened_at": "2024-01-04T07:00Z"},
         ],
     )  # fmt: skip
