@@ -16,6 +16,7 @@ class Column:
     required: bool = False
     allowed: tuple[str, ...] = ()
     default: str | None = None
+    aliases: tuple[tuple[str, str], ...] = ()  # other tools' words for an allowed value
 
 
 def _req(name: str, kind: str = "str", allowed: tuple[str, ...] = ()) -> Column:
@@ -23,6 +24,12 @@ def _req(name: str, kind: str = "str", allowed: tuple[str, ...] = ()) -> Column:
 
 
 DEPLOY_STATUS = ("success", "failure", "error", "cancelled")
+#: How deploy tools spell the statuses (Argo CD and Spinnaker "Succeeded"/"SUCCEEDED", GitLab
+#: "failed" and "canceled", Jenkins "ABORTED"); matched in any case.
+DEPLOY_STATUS_ALIASES = (
+    ("succeeded", "success"), ("successful", "success"), ("failed", "failure"), ("canceled", "cancelled"),
+    ("aborted", "cancelled"), ("errored", "error"),
+)  # fmt: skip
 DEPLOY_KIND = ("regular", "hotfix", "rollback")
 
 #: kind -> (store table, columns). The CLI's ``ingest KIND FILE`` uses these names.
@@ -31,7 +38,8 @@ SCHEMAS: dict[str, tuple[str, tuple[Column, ...]]] = {
         "deployments",
         (
             _req("deployment_id"), _req("service"), _req("environment"), _req("sha"),
-            _req("status", "enum", DEPLOY_STATUS), _req("finished_at", "timestamp"),
+            Column("status", "enum", True, DEPLOY_STATUS, aliases=DEPLOY_STATUS_ALIASES),
+            _req("finished_at", "timestamp"),
             Column("started_at", "timestamp"), Column("repo"),
             Column("kind", "enum", allowed=DEPLOY_KIND, default="regular"),
             Column("reverts_deployment_id"), Column("source"),

@@ -106,7 +106,8 @@ def _column(values: pd.Series, column: Column, where: str, assume_tz: str | None
         return values.map(_as_list)
     text = values.astype("string").str.strip().astype(object).where(values.notna(), None)
     if column.kind == "enum":
-        text = text.map(lambda v: v.lower() if isinstance(v, str) else v)
+        aliases = dict(column.aliases)
+        text = text.map(lambda v: aliases.get(v.lower(), v.lower()) if isinstance(v, str) else v)
         if column.default is not None:
             text = text.fillna(column.default)
         bad = text.notna() & ~text.isin(column.allowed)

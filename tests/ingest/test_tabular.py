@@ -35,6 +35,15 @@ def test_deployments_load_idempotently(store, tmp_path):
     assert row.kind == "hotfix" and row.source == "d.csv" and str(row.finished_at) == "2024-05-01 10:00:00+00:00"
 
 
+def test_deploy_tools_spellings_of_a_status_are_understood(store, tmp_path):
+    spellings = {"Succeeded": "success", "SUCCESS": "success", "failed": "failure", "Canceled": "cancelled",
+                 "ABORTED": "cancelled", "errored": "error"}  # fmt: skip
+    rows = [deployment(i, "x", "2024-05-01T10:00:00Z", status=word) for i, word in enumerate(spellings)]
+    ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))
+    stored = store.query("SELECT status FROM deployments ORDER BY deployment_id")["status"].tolist()
+    assert stored == list(spellings.values())
+
+
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
