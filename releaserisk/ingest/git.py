@@ -39,7 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow as pa
 
 from releaserisk.config import Settings
-from releaserisk.errors import GitError, ShallowCloneError
+from releaserisk.errors import GitError, InputError, ShallowCloneError
 from releaserisk.features import FEATURE_VERSION, ChangeMetricState, FileChange
 from releaserisk.store import Store
 
@@ -402,6 +402,30 @@ def _file_changes(commit: _Commit, blobs: _BlobLines) -> list[FileChange]:
 
 
 # -- state ----------------------------------------------------------------------------
+#: Newest commits of a history looked up to tell whether the store already has it.
+_SECOND_COPY_LOOKBACK = 100
+
+
+def _refuse_a_second_copy(store: Store, info: _RepoInfo) -> None:
+    """Refuse to store, under a name taken from a directory, a history the store has under another.
+
+    A CI checkout in ``/work/checkout`` scoring against a store that ingested the same
+    repository as ``shop`` would otherwise ingest the whole history again as
+    ``checkout`` (minutes on a long history) and score against that copy. An explicit
+    ``name`` is trusted: a fork or a split repository may share commits on purpose.
+    """
+    if info.head is None or store.execute("SELECT 1 FROM repos WHERE repo = ?", [info.name]).fetchone():
+        return
+    # the newest commits: a CI checkout's HEAD is often new, its parents are not
+    recent = git(info.path, "rev-list", f"--max-count={_SECOND_COPY_LOOKBACK}", info.head).split()
+    row = store.execute("SELECT repo, sha FROM commits WHERE list_contains(?, sha) LIMIT 1", [recent]).fetchone()
+    if row is not None:
+        raise InputError(
+            f"{info.path} holds repository '{row[0]}' of the store (its commit {row[1][:10]} is stored there), "
+            f"not '{info.name}': pass --name {row[0]} (or --name {info.name} to store a second copy)"
+        )
+
+
 def _deployed_among(store: Store, repo: str, first_seq: int) -> bool:
     """Whether a successful deployment ships one of the commits ingested from ``first_seq`` on."""
     return store.execute(
@@ -519,6 +543,8 @@ def ingest_git(
     """
     settings = settings or Settings()
     info = _inspect(path, name, rev)
+    if name is None:
+        _refuse_a_second_copy(store, info)
     started = datetime.now(UTC)
     with store.transaction():
         seq, previous_head = _position(store, info.name)

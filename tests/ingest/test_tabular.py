@@ -334,3 +334,24 @@ def test_only_a_prefix_naming_one_commit_is_completed(store):
     assert resolve_deployed_shas(store) == 1
     after = dict(store.query("SELECT deployment_id, sha FROM deployments").itertuples(index=False, name=None))
     assert after == {**given, "unique": "abcdef0" + "1" * 33}  # shorter than 7, unknown or ambiguous: untouched
+
+
+def test_a_history_already_stored_under_another_name_is_not_copied_silently(store, git_repo, tmp_path):
+    """A CI checkout in a differently named directory re-ingested the whole history as a second repository."""
+    import subprocess
+
+    from releaserisk.errors import InputError
+
+    for i in range(3):
+        git_repo.write("f.txt", f"{i}\n")
+        git_repo.commit(f"c{i}")
+    ingest_git(store, git_repo.path, name="shop")
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", str(git_repo.path), str(checkout)], check=True)
+    subprocess.run(["git", "-C", str(checkout), "-c", "user.name=a", "-c", "user.email=a@x", "commit", "-q",
+                    "--allow-empty", "-m", "new in CI"], check=True)  # fmt: skip
+    with pytest.raises(InputError, match=r"holds repository 'shop' of the store .*pass --name shop"):
+        ingest_git(store, checkout)  # the name would have been 'checkout'
+    assert store.query("SELECT repo FROM repos")["repo"].tolist() == ["shop"]
+    assert ingest_git(store, checkout, name="shop").new_commits == 1  # as asked
+    assert ingest_git(store, checkout, name="copy").new_commits == 4  # an explicit name is trusted
