@@ -24,6 +24,15 @@ def deployment(i, sha, t, status="success", service="api", env="production", **e
             "finished_at": t, **extra}  # fmt: skip
 
 
+def linear_history(repo, commits: int) -> list[str]:
+    """Commits one after another, each changing f.txt; their shas, oldest first."""
+    shas = []
+    for i in range(commits):
+        repo.write("f.txt", f"{i}\n")
+        shas.append(repo.commit(f"c{i}"))
+    return shas
+
+
 def test_deployments_load_idempotently(store, tmp_path):
     path = write_csv(tmp_path / "d.csv", [deployment(1, "abc", "2024-05-01T10:00:00Z", kind="hotfix")])
     assert ingest_file(store, "deployments", path) == 1
@@ -170,15 +179,11 @@ def test_deployment_changes_linked_from_the_commit_graph(store, git_repo, tmp_pa
 
 
 def test_deployments_loaded_before_their_commits_are_linked_when_the_commits_arrive(store, git_repo, tmp_path):
-    g = git_repo
-    shas = []
-    for i in range(3):
-        g.write("f.txt", f"{i}\n")
-        shas.append(g.commit(f"c{i}"))
+    shas = linear_history(git_repo, 3)
     rows = [deployment(1, shas[0], "2024-01-01T00:00:00Z"), deployment(2, shas[2], "2024-01-02T00:00:00Z")]
     ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))  # a deploy tool read before git
     assert store.counts()["deployment_changes"] == 0
-    ingest_git(store, g.path, name="r")
+    ingest_git(store, git_repo.path, name="r")
     links = store.query("SELECT deployment_id, sha, committed_at FROM deployment_changes ORDER BY sha")
     assert set(links["sha"]) == {shas[1], shas[2]} and set(links["deployment_id"]) == {"d2"}
     assert links["committed_at"].notna().all()
@@ -188,10 +193,7 @@ def test_new_commits_that_no_deployment_ships_do_not_relink_every_chain(store, g
     import releaserisk.ingest.links as links
 
     g = git_repo
-    shas = []
-    for i in range(2):
-        g.write("f.txt", f"{i}\n")
-        shas.append(g.commit(f"c{i}"))
+    shas = linear_history(g, 2)
     ingest_git(store, g.path, name="r")
     rows = [deployment(1, shas[0], "2024-01-01T00:00:00Z"), deployment(2, shas[1], "2024-01-02T00:00:00Z")]
     ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))
@@ -306,15 +308,11 @@ def test_cli_hints_when_deployments_name_a_repository_git_has_not_given(tmp_path
 
 def test_abbreviated_deployment_shas_are_completed_and_linked_in_either_order(store, git_repo, tmp_path):
     """A deploy tool's '9fceb02' matched no commit: no changes, no lead time, no word."""
-    g = git_repo
-    shas = []
-    for i in range(3):
-        g.write("f.txt", f"{i}\n")
-        shas.append(g.commit(f"c{i}"))
+    shas = linear_history(git_repo, 3)
     rows = [deployment(1, shas[0][:7], "2024-01-01T00:00:00Z"), deployment(2, shas[2][:12].upper(),
                                                                            "2024-01-02T00:00:00Z")]  # fmt: skip
     ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))  # before the commits
-    ingest_git(store, g.path, name="r")
+    ingest_git(store, git_repo.path, name="r")
     assert store.query("SELECT sha FROM deployments ORDER BY deployment_id")["sha"].tolist() == [shas[0], shas[2]]
     assert set(store.query("SELECT sha FROM deployment_changes")["sha"]) == {shas[1], shas[2]}
     ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))  # again, after them
@@ -342,9 +340,7 @@ def test_a_history_already_stored_under_another_name_is_not_copied_silently(stor
 
     from releaserisk.errors import InputError
 
-    for i in range(3):
-        git_repo.write("f.txt", f"{i}\n")
-        git_repo.commit(f"c{i}")
+    linear_history(git_repo, 3)
     ingest_git(store, git_repo.path, name="shop")
     checkout = tmp_path / "checkout"
     subprocess.run(["git", "clone", "-q", str(git_repo.path), str(checkout)], check=True)
