@@ -147,7 +147,7 @@ def cmd_ingest_git(args: argparse.Namespace) -> int:
 
 def _hint_unknown_repositories(store) -> None:
     """Say on stderr when deployments name repositories that have no ingested commits."""
-    from releaserisk.ingest.links import repository_hint
+    from releaserisk.dora import repository_hint
 
     hint = repository_hint(store)
     if hint:

@@ -456,7 +456,7 @@ def test_environment_names_match_in_any_case(store):
 def test_deployments_of_a_repository_without_commits_get_a_note_saying_how_to_fix_it(store):
     """The repository ingested under another name ('ingest git' names it after its directory)
     left every lead time 'no data' without a word."""
-    from releaserisk.ingest.links import repository_hint
+    from releaserisk.dora import repository_hint
 
     load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z"),
                              dep(3, "2024-01-04T00:00Z", status="failure")])  # fmt: skip
@@ -486,7 +486,7 @@ def test_deployments_of_a_repository_without_commits_get_a_note_saying_how_to_fi
 )  # fmt: skip
 def test_deployments_naming_no_repository(store, repos, expected):
     """With no repository at all, 'None' was named as the repository to ingest."""
-    from releaserisk.ingest.links import repository_hint
+    from releaserisk.dora import repository_hint
 
     load(store, deployments=[dep(1, "2024-01-02T00:00Z", repo=None)])
     if repos:

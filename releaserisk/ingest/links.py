@@ -26,9 +26,7 @@ __all__ = [
     "commit_range",
     "fill_commit_times",
     "link_deployment_changes",
-    "repository_hint",
     "resolve_deployed_shas",
-    "unknown_repositories",
 ]
 
 _LINKS = pa.schema([("deployment_id", pa.string()), ("repo", pa.string()), ("sha", pa.string())])
@@ -101,57 +99,6 @@ def _chains(store: Store) -> pd.DataFrame:
         WINDOW chain AS (PARTITION BY service, lower(environment) ORDER BY finished_at, deployment_id)
         """
     )
-
-
-def unknown_repositories(store: Store) -> pd.DataFrame:
-    """Repositories that successful deployments name but the store has no commits of.
-
-    Lead time needs each commit's time, and only an ingested history gives it, so these
-    deployments' lead times are no data. The usual cause is a repository ingested under
-    another name (``ingest git PATH`` names it after the directory; ``--name`` sets it).
-    A deployment naming no repository counts under ``repo`` None unless the store holds
-    exactly one repository (which it then belongs to).
-
-    Returns
-    -------
-    DataFrame
-        ``repo, deployments`` (successful ones), most deployments first.
-    """
-    return store.query(
-        """
-        WITH known AS (SELECT repo FROM repos)
-        SELECT coalesce(d.repo, s.repo) AS repo, count(*) AS deployments
-        FROM deployments d LEFT JOIN services s USING (service)
-        WHERE d.status = 'success' AND CASE
-            WHEN coalesce(d.repo, s.repo) IS NULL THEN (SELECT count(*) FROM known) <> 1
-            ELSE coalesce(d.repo, s.repo) NOT IN (SELECT repo FROM known) END
-        GROUP BY 1 ORDER BY 2 DESC, 1 NULLS LAST
-        """
-    )
-
-
-def repository_hint(store: Store) -> str | None:
-    """One line saying which deployments' repositories have no commits and how to fix it, or None."""
-    unknown = unknown_repositories(store)
-    if unknown.empty:
-        return None
-    stored = store.query("SELECT repo FROM repos ORDER BY repo")["repo"].tolist()
-    have = f"the store has {', '.join(repr(r) for r in stored)}" if stored else "the store has no repositories"
-    named = unknown[unknown["repo"].notna()]
-    unnamed = int(unknown.loc[unknown["repo"].isna(), "deployments"].sum())
-    said = []
-    if len(named):
-        names = ", ".join(f"'{r}' ({n:,})" for r, n in zip(named["repo"], named["deployments"], strict=True))
-        said.append(f"successful deployments name repositories without ingested commits: {names}")
-    if unnamed:  # with exactly one repository in the store they would belong to it
-        said.append(f"{unnamed:,} successful deployment{' names' if unnamed == 1 else 's name'} no repository")
-    if len(named):
-        fix = f"run 'releaserisk ingest git PATH --name {named['repo'].iloc[0]}'"
-    elif stored:
-        fix = "give deployments (or services) a repo column naming one of them"
-    else:
-        fix = "run 'releaserisk ingest git PATH'"
-    return f"{'; '.join(said)}; {have}. Their lead times cannot be measured: {fix}"
 
 
 def fill_commit_times(store: Store) -> None:
