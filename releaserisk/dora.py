@@ -95,7 +95,7 @@ import pandas as pd
 
 from releaserisk.config import Settings
 from releaserisk.errors import InputError, StoreError
-from releaserisk.store import Store
+from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
 
 __all__ = ["BENCHMARKS", "PROFILES", "DoraResult", "dora_metrics", "repository_hint", "tier", "unknown_repositories"]
 
@@ -434,22 +434,20 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
         CREATE OR REPLACE TEMP TABLE {w.incident_links} AS
         -- the cause commit's first production deployment (in dora, among those finished when
         -- the incident opened: one that shipped it later cannot have caused it)
-        -- a cause may be abbreviated ("root cause: 9fceb02", in any case): at least 7 characters
-        -- of a prefix, matched through an equality on the first 7 so that DuckDB can hash-join
+        -- a cause may be abbreviated, in any case ("root cause: 9fceb02")
         WITH causes AS (
-            SELECT *, lower(trim(cause_sha)) AS cause FROM incidents WHERE length(trim(cause_sha)) >= 7
+            SELECT *, lower(trim(cause_sha)) AS cause FROM incidents
+            WHERE length(trim(cause_sha)) >= {SHA_PREFIX_MIN}
         ),
         by_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
-            FROM causes i JOIN deployment_changes dc
-              ON left(dc.sha, 7) = left(i.cause, 7) AND starts_with(dc.sha, i.cause)
+            FROM causes i JOIN deployment_changes dc ON {sha_prefix_match("dc.sha", "i.cause")}
             JOIN {w.prod} p ON p.deployment_id = dc.deployment_id AND p.service = i.service
             WHERE true {cause_time} GROUP BY i.incident_id
         ),
         direct_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
-            FROM causes i JOIN {w.prod} p ON left(p.sha, 7) = left(i.cause, 7) AND starts_with(p.sha, i.cause)
-              AND p.service = i.service
+            FROM causes i JOIN {w.prod} p ON {sha_prefix_match("p.sha", "i.cause")} AND p.service = i.service
             WHERE true {cause_time} GROUP BY i.incident_id
         ),
         prior AS (
@@ -685,7 +683,7 @@ def _evidence(store: Store, profile: str) -> tuple[bool, bool, list[str]]:
     incidents, kinds, causes = store.execute(
         "SELECT EXISTS (SELECT 1 FROM incidents), "
         "EXISTS (SELECT 1 FROM deployments WHERE kind IN ('rollback', 'hotfix')), "
-        "EXISTS (SELECT 1 FROM incidents WHERE length(trim(cause_sha)) >= 7)"
+        f"EXISTS (SELECT 1 FROM incidents WHERE length(trim(cause_sha)) >= {SHA_PREFIX_MIN})"
     ).fetchone()
     failures, rework = incidents or (kinds and profile == "dora"), incidents or kinds
     if profile == "fourkeys" and incidents and not causes:

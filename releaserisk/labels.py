@@ -41,7 +41,7 @@ import pandas as pd
 from releaserisk.config import Settings
 from releaserisk.errors import GitError, InputError
 from releaserisk.ingest.git import _git_env
-from releaserisk.store import Store
+from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
 
 __all__ = ["LabelResult", "is_comment_or_blank", "label_changes", "mark_tracked_fixes", "training_frame"]
 
@@ -329,10 +329,12 @@ def _revert_labels(store: Store, repo: str) -> pd.DataFrame:
 def _incident_labels(store: Store, repo: str) -> pd.DataFrame:
     """The commits of ``repo`` that an incident names as its cause (``cause_sha``)."""
     return store.query(
-        """
+        f"""
+        WITH causes AS (
+            SELECT lower(trim(cause_sha)) AS cause FROM incidents WHERE length(trim(cause_sha)) >= {SHA_PREFIX_MIN}
+        )
         SELECT DISTINCT ON (c.sha) c.repo, c.sha, 'incident' AS method, true AS buggy, NULL::VARCHAR AS fix_sha
-        FROM incidents i JOIN commits c ON c.repo = ? AND starts_with(c.sha, lower(trim(i.cause_sha)))
-        WHERE length(trim(i.cause_sha)) >= 7
+        FROM causes i JOIN commits c ON c.repo = ? AND {sha_prefix_match("c.sha", "i.cause")}
         """,
         [repo],
     )

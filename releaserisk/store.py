@@ -32,7 +32,7 @@ from releaserisk.errors import (
     StoreLockedError,
 )
 
-__all__ = ["TABLE_KEYS", "Store", "open_snapshot", "open_store"]
+__all__ = ["SHA_PREFIX_MIN", "TABLE_KEYS", "Store", "open_snapshot", "open_store", "sha_prefix_match"]
 
 #: The key of every table: re-loading rows with the same key replaces them.
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -385,6 +385,22 @@ class Store:
                 loaded[table] = self.upsert(table, frame)
             self.record_ingest(f"parquet:{base}", started, loaded)
         return loaded
+
+
+#: Shortest abbreviated sha trusted to name a commit (git's own default abbreviation).
+SHA_PREFIX_MIN = 7
+
+
+def sha_prefix_match(full: str, given: str) -> str:
+    """SQL: the full sha ``full`` starts with the (lower-case, trimmed) abbreviation ``given``.
+
+    Deploy tools and incident reports write ``9fceb02``; the commit graph knows all 40
+    characters. The equality on the first :data:`SHA_PREFIX_MIN` characters lets DuckDB
+    hash-join; ``starts_with`` alone would compare every pair. ``given`` must already be
+    lower-case and at least :data:`SHA_PREFIX_MIN` long (filter on it in the query).
+    """
+    n = SHA_PREFIX_MIN
+    return f"left({full}, {n}) = left({given}, {n}) AND starts_with({full}, {given})"
 
 
 def _sql_path(path: Path) -> str:

@@ -20,7 +20,7 @@ import heapq
 import pandas as pd
 import pyarrow as pa
 
-from releaserisk.store import Store
+from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
 
 __all__ = [
     "commit_range",
@@ -111,17 +111,13 @@ def fill_commit_times(store: Store) -> None:
     )
 
 
-#: Shortest abbreviated sha resolved (git's own default abbreviation).
-MIN_ABBREVIATION = 7
-
-
 def resolve_deployed_shas(store: Store, *, repo: str | None = None, first_seq: int = 0) -> int:
     """Replace abbreviated or upper-case deployment shas by the full commit sha they name.
 
     Deploy tools often record ``9fceb02`` (an image tag, a release name); the commit
     graph knows ``9fceb02d0ae598e95dc970b74767f19372d61af8``, and a deployment whose sha
     matches no commit gets no changes and no lead time. A prefix of at least
-    :data:`MIN_ABBREVIATION` characters naming exactly one commit is replaced; an
+    :data:`~releaserisk.store.SHA_PREFIX_MIN` characters naming exactly one commit is replaced; an
     ambiguous or unknown one is left as it is. ``repo`` and ``first_seq`` limit the
     commits looked at (an incremental ingest's new ones).
 
@@ -132,25 +128,23 @@ def resolve_deployed_shas(store: Store, *, repo: str | None = None, first_seq: i
     """
     candidates = store.execute(
         "SELECT count(*) FROM deployments WHERE length(sha) BETWEEN ? AND 39 OR sha <> lower(sha)",
-        [MIN_ABBREVIATION],
+        [SHA_PREFIX_MIN],
     ).fetchone()[0]
     if not candidates:  # the common case: every tool recorded full shas
         return 0
     before = store.execute("SELECT count(*) FROM deployments WHERE length(sha) = 40 AND sha = lower(sha)").fetchone()
     store.execute(
-        """
+        f"""
         UPDATE deployments d SET sha = m.full_sha FROM (
             SELECT d.deployment_id, min(c.sha) AS full_sha
-            FROM deployments d JOIN commits c
-              -- an equality on the first characters lets DuckDB hash-join; the prefix test follows
-              ON left(c.sha, $min) = left(lower(d.sha), $min) AND starts_with(c.sha, lower(d.sha))
+            FROM deployments d JOIN commits c ON {sha_prefix_match("c.sha", "lower(d.sha)")}
             WHERE (length(d.sha) BETWEEN $min AND 39 OR d.sha <> lower(d.sha))
               AND ($repo IS NULL OR c.repo = $repo) AND c.seq >= $first
             GROUP BY d.deployment_id HAVING count(DISTINCT c.sha) = 1
         ) m
         WHERE d.deployment_id = m.deployment_id
         """,
-        {"min": MIN_ABBREVIATION, "repo": repo, "first": first_seq},
+        {"min": SHA_PREFIX_MIN, "repo": repo, "first": first_seq},
     )
     after = store.execute("SELECT count(*) FROM deployments WHERE length(sha) = 40 AND sha = lower(sha)").fetchone()
     return after[0] - before[0]
