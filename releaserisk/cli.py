@@ -770,8 +770,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             store.upsert("risk_scores", result.score_rows("demo"))
             latest = store.query(
                 "SELECT d.deployment_id, list(dc.sha) AS shas FROM deployments d JOIN deployment_changes dc "
-                "USING (deployment_id) WHERE lower(d.environment) = 'production' AND d.status = 'success' "
-                "GROUP BY d.deployment_id, d.finished_at ORDER BY d.finished_at DESC LIMIT 1"
+                "USING (deployment_id) WHERE list_contains(?, lower(d.environment)) AND d.status = 'success' "
+                "GROUP BY d.deployment_id, d.finished_at ORDER BY d.finished_at DESC LIMIT 1",
+                [list(settings.production_environments)],
             )
         state["scores"] = result
         if latest.empty:
