@@ -9,13 +9,18 @@ incremental run asks only for what changed since):
     title, times, merge commit, base/head, size, labels; their commits (sha, authored
     time), reviews and review comments (as ``COMMENTED`` reviews).
 ``deployments``
-    Deployments of the chosen environments; status from the latest terminal status
-    (success, failure, error; ``inactive`` — superseded — counts as success), started =
-    created, finished = that status' time. Deployments still in progress are skipped.
+    Deployments of the chosen environments; status and finish time from the newest
+    success, failure or error status. ``inactive`` is what GitHub sets on a deployment
+    when a later one to the same environment supersedes it, so its time is the next
+    deployment's, not this one's end: it counts (as success) only for a deployment with
+    no other terminal status (apache/incubator-devlake#8654 had the same bug).
+    Started = created. Deployments still in progress are skipped.
 ``workflows``
     Runs of the named deploy workflows: conclusion → status, head sha → sha.
 ``releases``
-    Published releases as regular deployments to ``release_environment`` (when set).
+    Published releases as regular deployments to ``release_environment`` (when set); the
+    sha is the commit the tag names (an annotated tag's ref names the tag object, which
+    is peeled to its commit: 1 more call per annotated tag).
 ``incidents``
     Issues carrying an incident label: opened = created, resolved = closed; a body line
     ``root cause: <sha>`` or ``caused by deployment <id>`` fills the cause columns.
@@ -49,7 +54,8 @@ __all__ = ["GitHubIngestResult", "ingest_github"]
 
 _ROOT_CAUSE = re.compile(r"root cause:\s*([0-9a-f]{7,40})", re.IGNORECASE)
 _CAUSED_BY = re.compile(r"caused by deployment\s+([\w.:/-]+)", re.IGNORECASE)
-_TERMINAL = {"success": "success", "inactive": "success", "failure": "failure", "error": "error"}
+_TERMINAL = {"success": "success", "failure": "failure", "error": "error"}
+_SUPERSEDED = "inactive"
 _CONCLUSION = {"success": "success", "failure": "failure", "timed_out": "failure", "startup_failure": "failure",
                "cancelled": "cancelled", "action_required": "cancelled"}  # fmt: skip
 _RECHECK = timedelta(days=1)  # statuses of recent deployments and runs may still change
@@ -180,16 +186,32 @@ def _deployments(repo, names: _Names, since, environments: Sequence[str] | None)
             if since and created and created < since - _RECHECK:
                 break
             newest = max(newest, created) if newest else created
-            final = next((s for s in d.get_statuses() if s.state in _TERMINAL), None)  # newest status first
+            final = _final_status(d.get_statuses())
             if final is None:
                 continue
             rows.append({
                 "deployment_id": f"github:{names.full}:{d.id}", "service": names.store,
                 "repo": names.store, "environment": d.environment, "sha": d.sha,
-                "started_at": created, "finished_at": _utc(final.created_at), "status": _TERMINAL[final.state],
+                "started_at": created, "finished_at": final[1], "status": final[0],
                 "kind": "regular", "source": "github-deployments",
             })  # fmt: skip
     return {"deployments": pd.DataFrame(rows)}, newest
+
+
+def _final_status(statuses):
+    """The status that ended a deployment: the newest success, failure or error, else ``inactive``.
+
+    GitHub lists statuses newest first. ``inactive`` is set later, when the next
+    deployment supersedes this one, so it is the end only of a deployment that never
+    reported another one.
+    """
+    superseded = None
+    for status in statuses:
+        if status.state in _TERMINAL:
+            return status.state, _utc(status.created_at)
+        if status.state == _SUPERSEDED and superseded is None:
+            superseded = ("success", _utc(status.created_at))
+    return superseded
 
 
 def _workflow_runs(repo, names: _Names, since, workflows: Sequence[str], environment: str):
@@ -223,13 +245,23 @@ def _releases(repo, names: _Names, since, environment: str):
         if since and published <= since:
             break
         newest = max(newest, published) if newest else published
-        sha = repo.get_git_ref(f"tags/{release.tag_name}").object.sha if release.tag_name else None
+        sha = _tagged_commit(repo, release.tag_name) if release.tag_name else None
         rows.append({
             "deployment_id": f"github-release:{names.full}:{release.tag_name}", "service": names.store,
             "repo": names.store, "environment": environment, "sha": sha, "started_at": published,
             "finished_at": published, "status": "success", "kind": "regular", "source": "github-releases",
         })  # fmt: skip
     return {"deployments": pd.DataFrame(rows)}, newest
+
+
+def _tagged_commit(repo, tag: str) -> str:
+    """The commit a tag names: a lightweight tag's ref names it; an annotated tag's ref names a tag object."""
+    target = repo.get_git_ref(f"tags/{tag}").object
+    for _ in range(8):  # a tag of a tag of ... : git allows chains; a few levels are plenty
+        if target.type != "tag":
+            break
+        target = repo.get_git_tag(target.sha).object
+    return target.sha
 
 
 def _labelled_issues(repo, since, labels: Sequence[str]):
