@@ -37,9 +37,13 @@ comments) and 1 per deployment (statuses).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -59,6 +63,23 @@ _SUPERSEDED = "inactive"
 _CONCLUSION = {"success": "success", "failure": "failure", "timed_out": "failure", "startup_failure": "failure",
                "cancelled": "cancelled", "action_required": "cancelled"}  # fmt: skip
 _RECHECK = timedelta(days=1)  # statuses of recent deployments and runs may still change
+
+
+@contextlib.contextmanager
+def _quiet_pygithub() -> Iterator[None]:
+    """Keep PyGithub from printing each refused request and retry.
+
+    PyGithub attaches its own stderr handler to the ``github`` logger at INFO level, so
+    one 403 showed as two or three lines before our one-line error. Only errors pass
+    while an ingest runs; the level is restored after it.
+    """
+    logger = logging.getLogger("github")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass
@@ -126,9 +147,33 @@ def _translate(exc: Exception, full_name: str) -> GitHubError:
             return GitHubError(f"GitHub server error ({exc.status}) for {full_name} after retries; try again later")
         return GitHubError(f"GitHub request for {full_name} failed with status {exc.status}")
     retry_error = type(exc).__name__ in ("RetryError", "MaxRetryError")
+    if retry_error and "403" in str(exc):
+        return GitHubError(f"GitHub kept refusing requests for {full_name} (secondary rate limit); try again later")
     if retry_error:
         return GitHubError(f"GitHub server errors for {full_name} persisted after retries; try again later")
     return GitHubError(f"cannot reach GitHub for {full_name}: {type(exc).__name__}")
+
+
+def _from_pygithub(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside PyGithub (reading a response), not in our own code."""
+    import github
+
+    package = os.path.dirname(github.__file__) + os.sep
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename.startswith(package):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def _garbage(exc: BaseException, full_name: str) -> GitHubError:
+    """A response that is not the JSON GitHub documents: an HTML page, a cut-off body, another shape."""
+    what = "malformed JSON" if isinstance(exc, json.JSONDecodeError) else "not the JSON its API documents"
+    return GitHubError(
+        f"GitHub's answer to a request for {full_name} is {what} (an HTML sign-in or proxy page?): "
+        "check --base-url and the network, then re-run"
+    )
 
 
 def _watermark(store: Store, source: str) -> datetime | None:
@@ -336,6 +381,31 @@ def _with_rate_limit(call: Callable, gh, wait: bool, notify: Callable[[str], Non
             time.sleep(delay)
 
 
+#: Tables each resource writes, as :func:`~releaserisk.ingest.steps.after_ingest` names them.
+_LOADS = {"pulls": ["pull_requests"], "deployments": ["deployments"], "workflows": ["deployments"],
+          "releases": ["deployments"], "incidents": [], "issues": ["issues"]}  # fmt: skip
+
+
+def _ingest_resource(store: Store, repo, names: _Names, resource: str, fetch: Callable, since, gh, wait, notify) -> int:
+    """Read one resource from its watermark (or ``since``) and load it in one transaction; rows loaded."""
+    from releaserisk.ingest.steps import after_ingest
+
+    source = f"github:{names.full}:{resource}"
+    start_from = since or _watermark(store, source)
+    started = datetime.now(UTC)
+    frames, newest = _with_rate_limit(lambda: fetch(repo, start_from), gh, wait, notify)
+    with store.transaction():
+        loaded = 0
+        for table, frame in frames.items():
+            if len(frame):
+                loaded += store.upsert(table, frame)
+        if loaded:
+            after_ingest(store, _LOADS[resource], repos=[names.store])
+        mark = max(filter(None, [newest, start_from]), default=None)
+        store.record_ingest(source, started, {"rows": loaded}, mark.isoformat() if mark else None)
+    return loaded
+
+
 def ingest_github(
     store: Store,
     full_name: str,
@@ -418,25 +488,10 @@ def ingest_github(
     if release_environment:
         resources.append(("releases", lambda r, s: _releases(r, names, s, release_environment)))
     try:
-        repo = _with_rate_limit(lambda: gh.get_repo(full_name), gh, wait, notify)
-        for resource, fetch in resources:
-            source = f"github:{names.full}:{resource}"
-            start_from = since or _watermark(store, source)
-            started = datetime.now(UTC)
-            frames, newest = _with_rate_limit(lambda fetch=fetch, start_from=start_from: fetch(repo, start_from),
-                                              gh, wait, notify)  # fmt: skip
-            with store.transaction():
-                loaded = 0
-                for table, frame in frames.items():
-                    if len(frame):
-                        loaded += store.upsert(table, frame)
-                if resource in ("deployments", "workflows", "releases"):
-                    from releaserisk.ingest.links import link_deployment_changes
-
-                    link_deployment_changes(store)
-                mark = max(filter(None, [newest, start_from]), default=None)
-                store.record_ingest(source, started, {"rows": loaded}, mark.isoformat() if mark else None)
-            result.counts[resource] = loaded
+        with _quiet_pygithub():
+            repo = _with_rate_limit(lambda: gh.get_repo(full_name), gh, wait, notify)
+            for resource, fetch in resources:
+                result.counts[resource] = _ingest_resource(store, repo, names, resource, fetch, since, gh, wait, notify)
     except GitHubError:
         raise
     except Exception as exc:
@@ -446,6 +501,8 @@ def ingest_github(
             "RetryError", "MaxRetryError", "ConnectionError",
         ):  # fmt: skip
             raise _translate(exc, full_name) from None
+        if isinstance(exc, ValueError | TypeError | KeyError | AttributeError) and _from_pygithub(exc):
+            raise _garbage(exc, full_name) from None
         raise
     finally:
         gh.close()
