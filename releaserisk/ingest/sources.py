@@ -1,0 +1,173 @@
+"""What the HTTP sources (GitLab, Jira, PagerDuty) share: watermarks, one-transaction loads, results.
+
+Each source reads its resources one after another, each from its own watermark in
+``ingest_runs`` (``SOURCE:TARGET:RESOURCE``), into DataFrames named after the store's
+tables; :func:`load_run` then writes every resource read in **one transaction**,
+runs the shared post-ingest steps (:func:`~releaserisk.ingest.steps.after_ingest`) and
+records each resource's new watermark. A run stopped by a rate limit (when told not to
+wait) loads the resources it finished and raises, so a re-run resumes at the first
+unfinished resource; any other failure loads nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from releaserisk.config import Settings
+from releaserisk.store import Store
+
+__all__ = ["SourceIngestResult"]
+
+#: Incident text naming what caused it: ``root cause: <sha>`` / ``caused by deployment <id>``.
+ROOT_CAUSE = re.compile(r"root cause:\s*([0-9a-f]{7,40})", re.IGNORECASE)
+CAUSED_BY = re.compile(r"caused by deployment\s+([\w.:/-]+)", re.IGNORECASE)
+
+
+def cause_columns(text: str | None) -> dict[str, str | None]:
+    """``cause_sha`` and ``cause_deployment_id`` named in an incident's text (None when absent)."""
+    sha = ROOT_CAUSE.search(text or "")
+    deployment = CAUSED_BY.search(text or "")
+    return {
+        "cause_sha": sha.group(1) if sha else None,
+        "cause_deployment_id": deployment.group(1) if deployment else None,
+    }
+
+
+def utc(value: str | datetime | None) -> pd.Timestamp | None:
+    """An API's timestamp (ISO 8601 text or datetime) in UTC; None stays None, naive means UTC."""
+    if value is None or value == "":
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def watermark(store: Store, source: str) -> datetime | None:
+    """Where the last successful run of ``source`` stopped (None: never run)."""
+    row = store.execute(
+        "SELECT watermark FROM ingest_runs WHERE source = ? AND status = 'success' ORDER BY finished_at DESC LIMIT 1",
+        [source],
+    ).fetchone()
+    return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+
+@dataclass
+class SourceIngestResult:
+    """Rows loaded per resource by one run of an HTTP source.
+
+    Attributes
+    ----------
+    source : str
+        ``gitlab``, ``jira`` or ``pagerduty``.
+    target : str
+        What was read (``GROUP/PROJECT``, the Jira server, the PagerDuty account).
+    counts : dict
+        Rows loaded per resource.
+    calls : int
+        HTTP requests made (retries included).
+    """
+
+    source: str
+    target: str
+    counts: dict[str, int] = field(default_factory=dict)
+    calls: int = 0
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """``resource, rows``."""
+        return pd.DataFrame({"resource": list(self.counts), "rows": list(self.counts.values())})
+
+    def summary(self) -> str:
+        """One line: what was read and the rows per resource."""
+        counts = ", ".join(f"{resource} {n:,}" for resource, n in self.counts.items()) or "nothing new"
+        return f"ingested {self.target} from {self.source}: {counts} ({self.calls:,} API calls)"
+
+    def to_dict(self) -> dict:
+        """JSON-safe counts."""
+        return {"source": self.source, "target": self.target, "counts": dict(self.counts), "calls": self.calls}
+
+
+@dataclass
+class Resource:
+    """One resource of a source: its name, the tables it loads and how to read it.
+
+    ``read(since)`` returns ``(frames by table, newest update seen)``.
+    """
+
+    name: str
+    loads: list[str]
+    read: Callable[[datetime | None], tuple[dict[str, pd.DataFrame], datetime | None]]
+
+
+def load_run(
+    store: Store,
+    prefix: str,
+    resources: Iterable[Resource],
+    since: datetime | None,
+    result: SourceIngestResult,
+    *,
+    is_rate_limit: Callable[[BaseException], bool],
+    repos: Iterable[str] | None = None,
+    bug_labels: Iterable[str] = Settings.bug_labels,
+) -> SourceIngestResult:
+    """Read each resource from its watermark and load them all in one transaction.
+
+    Parameters
+    ----------
+    store : Store
+    prefix : str
+        ``ingest_runs`` source prefix (``gitlab:GROUP/PROJECT``); each resource appends ``:NAME``.
+    resources : iterable of Resource
+    since : datetime, optional
+        Read nothing older (default: each resource's watermark).
+    result : SourceIngestResult
+        Filled with the rows loaded per resource.
+    is_rate_limit : callable
+        Whether an exception is a rate-limit stop (the finished resources are then loaded
+        before it propagates, so a re-run resumes).
+    repos : iterable of str, optional
+        Repositories whose commits may cite the loaded issues and pull requests.
+    bug_labels : iterable of str
+        Labels marking bugs (for the FIX metric).
+
+    Returns
+    -------
+    SourceIngestResult
+    """
+    read: list[tuple[Resource, dict[str, pd.DataFrame], datetime | None, datetime | None, datetime]] = []
+    stop: BaseException | None = None
+    for resource in resources:
+        start_from = since or watermark(store, f"{prefix}:{resource.name}")
+        started = datetime.now(UTC)
+        try:
+            frames, newest = resource.read(start_from)
+        except Exception as exc:
+            if not is_rate_limit(exc):
+                raise
+            stop = exc
+            break
+        read.append((resource, frames, newest, start_from, started))
+    from releaserisk.ingest.steps import after_ingest
+
+    with store.transaction():
+        loaded_kinds: set[str] = set()
+        for resource, frames, newest, start_from, started in read:
+            loaded = 0
+            for table, frame in frames.items():
+                if len(frame):
+                    loaded += store.upsert(table, frame)
+                    loaded_kinds.update(k for k in resource.loads if k == table)
+            mark = max(filter(None, [utc(newest), utc(start_from)]), default=None)
+            store.record_ingest(
+                f"{prefix}:{resource.name}", started, {"rows": loaded}, mark.isoformat() if mark else None
+            )
+            result.counts[resource.name] = loaded
+        if loaded_kinds:
+            after_ingest(store, loaded_kinds, repos=repos, bug_labels=bug_labels)
+    if stop is not None:
+        raise stop
+    return result
