@@ -37,13 +37,10 @@ comments) and 1 per deployment (statuses).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -52,34 +49,16 @@ import pandas as pd
 
 from releaserisk.config import Settings
 from releaserisk.errors import GitHubError, InputError
+from releaserisk.ingest.sources import cause_columns, quiet, watermark
 from releaserisk.store import Store
 
 __all__ = ["GitHubIngestResult", "ingest_github"]
 
-_ROOT_CAUSE = re.compile(r"root cause:\s*([0-9a-f]{7,40})", re.IGNORECASE)
-_CAUSED_BY = re.compile(r"caused by deployment\s+([\w.:/-]+)", re.IGNORECASE)
 _TERMINAL = {"success": "success", "failure": "failure", "error": "error"}
 _SUPERSEDED = "inactive"
 _CONCLUSION = {"success": "success", "failure": "failure", "timed_out": "failure", "startup_failure": "failure",
                "cancelled": "cancelled", "action_required": "cancelled"}  # fmt: skip
 _RECHECK = timedelta(days=1)  # statuses of recent deployments and runs may still change
-
-
-@contextlib.contextmanager
-def _quiet_pygithub() -> Iterator[None]:
-    """Keep PyGithub from printing each refused request and retry.
-
-    PyGithub attaches its own stderr handler to the ``github`` logger at INFO level, so
-    one 403 showed as two or three lines before our one-line error. Only errors pass
-    while an ingest runs; the level is restored after it.
-    """
-    logger = logging.getLogger("github")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @dataclass
@@ -174,14 +153,6 @@ def _garbage(exc: BaseException, full_name: str) -> GitHubError:
         f"GitHub's answer to a request for {full_name} is {what} (an HTML sign-in or proxy page?): "
         "check --base-url and the network, then re-run"
     )
-
-
-def _watermark(store: Store, source: str) -> datetime | None:
-    row = store.execute(
-        "SELECT watermark FROM ingest_runs WHERE source = ? AND status = 'success' ORDER BY finished_at DESC LIMIT 1",
-        [source],
-    ).fetchone()
-    return datetime.fromisoformat(row[0]) if row and row[0] else None
 
 
 class _Names(NamedTuple):
@@ -337,14 +308,11 @@ def _incidents(repo, names: _Names, since, labels: Sequence[str]):
     rows = []
     for issue in issues:
         body = issue.body or ""
-        cause_sha = _ROOT_CAUSE.search(body)
-        cause_deployment = _CAUSED_BY.search(body)
         rows.append({
             "incident_id": f"github:{names.full}#{issue.number}", "service": names.store,
             "title": issue.title, "severity": next((lb.name for lb in issue.labels if lb.name.startswith("sev")), None),
             "opened_at": _utc(issue.created_at), "resolved_at": _utc(issue.closed_at),
-            "cause_sha": cause_sha.group(1) if cause_sha else None,
-            "cause_deployment_id": cause_deployment.group(1) if cause_deployment else None,
+            **cause_columns(body),
             "source": "github-issues",
         })  # fmt: skip
     return {"incidents": pd.DataFrame(rows)}, newest
@@ -391,7 +359,7 @@ def _ingest_resource(store: Store, repo, names: _Names, resource: str, fetch: Ca
     from releaserisk.ingest.steps import after_ingest
 
     source = f"github:{names.full}:{resource}"
-    start_from = since or _watermark(store, source)
+    start_from = since or watermark(store, source)
     started = datetime.now(UTC)
     frames, newest = _with_rate_limit(lambda: fetch(repo, start_from), gh, wait, notify)
     with store.transaction():
@@ -488,7 +456,7 @@ def ingest_github(
     if release_environment:
         resources.append(("releases", lambda r, s: _releases(r, names, s, release_environment)))
     try:
-        with _quiet_pygithub():
+        with quiet("github"):
             repo = _with_rate_limit(lambda: gh.get_repo(full_name), gh, wait, notify)
             for resource, fetch in resources:
                 result.counts[resource] = _ingest_resource(store, repo, names, resource, fetch, since, gh, wait, notify)

@@ -11,8 +11,10 @@ unfinished resource; any other failure loads nothing.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -36,6 +38,24 @@ def cause_columns(text: str | None) -> dict[str, str | None]:
         "cause_sha": sha.group(1) if sha else None,
         "cause_deployment_id": deployment.group(1) if deployment else None,
     }
+
+
+@contextlib.contextmanager
+def quiet(*loggers: str) -> Iterator[None]:
+    """Silence client libraries' own log lines (each refused request, each retry) while a source runs.
+
+    PyGithub attaches its own stderr handler at INFO level, and PagerDuty's client logs
+    retries as warnings that Python prints when no logging is configured: one refusal
+    showed as several lines before ours. Only critical records pass; levels are restored.
+    """
+    previous = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in previous.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def utc(value: str | datetime | None) -> pd.Timestamp | None:
