@@ -87,14 +87,14 @@ class SourceIngestResult:
         What was read (``GROUP/PROJECT``, the Jira server, the PagerDuty account).
     counts : dict
         Rows loaded per resource.
-    calls : int
-        HTTP requests made (retries included).
+    calls : int or None
+        HTTP requests made (retries included); None when the client does not tell.
     """
 
     source: str
     target: str
     counts: dict[str, int] = field(default_factory=dict)
-    calls: int = 0
+    calls: int | None = None
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -104,7 +104,8 @@ class SourceIngestResult:
     def summary(self) -> str:
         """One line: what was read and the rows per resource."""
         counts = ", ".join(f"{resource} {n:,}" for resource, n in self.counts.items()) or "nothing new"
-        return f"ingested {self.target} from {self.source}: {counts} ({self.calls:,} API calls)"
+        made = f" ({self.calls:,} API calls)" if self.calls is not None else ""
+        return f"ingested {self.target} from {self.source}: {counts}{made}"
 
     def to_dict(self) -> dict:
         """JSON-safe counts."""
