@@ -12,6 +12,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "SourceIngestResult": "releaserisk.ingest.sources",
+    "TagIngestResult": "releaserisk.ingest.git",
+    "after_ingest": "releaserisk.ingest.steps",
+    "classify_tag": "releaserisk.ingest.tags",
+    "ingest_github": "releaserisk.ingest.github",
+    "ingest_gitlab": "releaserisk.ingest.gitlab",
+    "ingest_jira": "releaserisk.ingest.jira",
+    "ingest_pagerduty": "releaserisk.ingest.pagerduty",
     "CanaryConfig": "releaserisk.canary.config",
     "ChangeMetricState": "releaserisk.features",
     "DoraResult": "releaserisk.dora",
@@ -77,11 +85,15 @@ __all__ = [
     "SequentialMonitor",
     "SequentialResult",
     "Settings",
+    "SourceIngestResult",
     "Store",
+    "TagIngestResult",
     "__version__",
+    "after_ingest",
     "analysis_samples",
     "auc_by_age",
     "calibration_table",
+    "classify_tag",
     "dora_metrics",
     "errors",
     "evaluate_predictions",
@@ -89,6 +101,10 @@ __all__ = [
     "ingest_file",
     "ingest_git",
     "ingest_git_tags",
+    "ingest_github",
+    "ingest_gitlab",
+    "ingest_jira",
+    "ingest_pagerduty",
     "judge",
     "label_changes",
     "link_deployment_changes",
@@ -125,9 +141,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.dora import DoraResult, dora_metrics
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
     from releaserisk.gate import GateResult, score_commits
-    from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
+    from releaserisk.ingest.git import GitIngestResult, TagIngestResult, ingest_git, ingest_git_tags
+    from releaserisk.ingest.github import ingest_github
+    from releaserisk.ingest.gitlab import ingest_gitlab
+    from releaserisk.ingest.jira import ingest_jira
     from releaserisk.ingest.links import link_deployment_changes
+    from releaserisk.ingest.pagerduty import ingest_pagerduty
+    from releaserisk.ingest.sources import SourceIngestResult
+    from releaserisk.ingest.steps import after_ingest
     from releaserisk.ingest.tabular import ingest_file
+    from releaserisk.ingest.tags import classify_tag
     from releaserisk.labels import label_changes, training_frame
     from releaserisk.model import (
         RiskModel,

@@ -41,6 +41,9 @@ CANARY_MODES = ("fixed", "sequential")
 #: Risk bands of the gate, lowest first.
 RISK_BANDS = ("low", "medium", "high")
 
+#: What the issues of a Jira query are loaded as (:func:`releaserisk.ingest.jira.ingest_jira` ``as_=``).
+JIRA_KINDS = ("issues", "incidents")
+
 __all__ = [
     "CANARY_ARMS",
     "CANARY_MODES",
@@ -50,6 +53,7 @@ __all__ = [
     "DORA_PERIODS",
     "DORA_PROFILES",
     "ESTIMATORS",
+    "JIRA_KINDS",
     "MODEL_LEVELS",
     "RISK_BANDS",
     "SCENARIO_NAMES",

@@ -723,6 +723,8 @@ class TagIngestResult:
         (None when recorded) and ``in_history`` (the commit is in the ingested history).
     removed : list of str
         Tags an earlier run recorded that are no longer taken (their deployments deleted).
+    history_ingested : bool
+        Whether the store holds any commit of the repository.
     """
 
     repo: str
@@ -730,6 +732,7 @@ class TagIngestResult:
     environment: str
     frame: pd.DataFrame
     removed: list[str]
+    history_ingested: bool = True
 
     @property
     def deployments(self) -> int:
@@ -747,8 +750,8 @@ class TagIngestResult:
         """Recorded tags whose commit is not in the ingested history (their releases get no changes)."""
         return self.frame.loc[self.frame["recorded"] & ~self.frame["in_history"], "tag"].tolist()
 
-    def summary(self) -> str:
-        """Counts, skipped tags per reason and a warning naming tags outside the history."""
+    def summary(self, with_warning: bool = True) -> str:
+        """Counts, skipped tags per reason and (``with_warning``) a warning naming tags outside the history."""
         lines = [f"recorded {self.deployments:,} tag{'' if self.deployments == 1 else 's'} as "
                  f"{self.environment} deployments of {self.service}"]  # fmt: skip
         for reason, n in self.skipped.items():
@@ -756,7 +759,7 @@ class TagIngestResult:
         if self.removed:
             lines.append(f"removed {len(self.removed):,} earlier recorded tag(s) no longer taken: "
                          f"{_first(self.removed)}")  # fmt: skip
-        warning = self.warning()
+        warning = self.warning() if with_warning else None
         if warning:
             lines.append(f"warning: {warning}")
         return "\n".join(lines)
@@ -766,6 +769,11 @@ class TagIngestResult:
         missing = self.unreachable
         if not missing:
             return None
+        if not self.history_ingested:
+            return (
+                f"no history of '{self.repo}' is ingested, so its {len(missing):,} release tag(s) get no changes and "
+                "no lead time yet: run 'releaserisk ingest git PATH' (the tags link once their commits are in)"
+            )
         return (
             f"{len(missing):,} release tag{'s are' if len(missing) > 1 else ' is'} not in the ingested history of "
             f"'{self.repo}' ({_first(missing)}), so {'they get' if len(missing) > 1 else 'it gets'} no changes "
@@ -915,6 +923,9 @@ def ingest_git_tags(
             environment=environment,
             frame=tags.assign(in_history=tags["sha"].isin({sha for (sha,) in known})).reset_index(drop=True),
             removed=[deployment.split(":", 2)[2] for (deployment,) in removed],
+            history_ingested=bool(
+                store.execute("SELECT count(*) FROM commits WHERE repo = ?", [info.name]).fetchone()[0]
+            ),
         )
         store.record_ingest(f"git-tags:{info.name}", started, {"rows": result.deployments})
     return result

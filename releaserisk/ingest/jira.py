@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from releaserisk.choices import JIRA_KINDS
 from releaserisk.config import Settings
 from releaserisk.errors import InputError, JiraError
 from releaserisk.ingest.sources import Resource, SourceIngestResult, cause_columns, load_run, quiet, utc
@@ -40,8 +41,6 @@ from releaserisk.store import Store
 
 __all__ = ["JIRA_KINDS", "ingest_jira"]
 
-#: What a Jira query's issues are loaded as.
-JIRA_KINDS = ("issues", "incidents")
 _SLACK = timedelta(days=1)
 _PAGE = 100
 _ORDER_BY = re.compile(r"\s+ORDER\s+BY\s+.*$", re.IGNORECASE | re.DOTALL)

@@ -19,12 +19,10 @@ The API key (``$PAGERDUTY_TOKEN``) is used for requests only: never stored or pr
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 
@@ -32,56 +30,12 @@ from releaserisk.errors import InputError, PagerDutyError
 from releaserisk.ingest.sources import Resource, SourceIngestResult, cause_columns, load_run, quiet, utc
 from releaserisk.store import Store
 
-__all__ = ["RECHECK", "ingest_pagerduty", "read_service_map"]
+__all__ = ["RECHECK", "ingest_pagerduty"]
 
 #: How far back of the watermark a run looks again for incidents resolved since.
 RECHECK = timedelta(days=14)
 _MAX_RANGE = timedelta(days=180)  # since..until may span at most 6 months
 _TRANSIENT = (500, 502, 503, 504)
-
-
-def read_service_map(path: str | os.PathLike[str]) -> dict[str, str]:
-    """A PagerDuty service → releaserisk service map from a JSON object or a two-column CSV.
-
-    Keys may be PagerDuty service ids (``PIJ90N7``) or names (``Checkout API``); a CSV
-    has the columns ``pagerduty_service,service``.
-
-    Parameters
-    ----------
-    path : path-like
-
-    Returns
-    -------
-    dict
-
-    Raises
-    ------
-    InputError
-        The file is missing, unreadable, or not such a map.
-    """
-    location = Path(path)
-    try:
-        text = location.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the service map {location}: {type(exc).__name__}") from None
-    if location.suffix.lower() == ".json":
-        try:
-            mapping = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"the service map {location} is not valid JSON (line {exc.lineno})") from None
-        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
-            raise InputError(f'the service map {location} must be a JSON object {{"PagerDuty service": "service"}}')
-        return {str(k): v for k, v in mapping.items()}
-    import io
-
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str)
-    except (ValueError, pd.errors.ParserError):
-        raise InputError(f"the service map {location} is not a CSV file") from None
-    if not {"pagerduty_service", "service"} <= set(frame.columns):
-        raise InputError(f"the service map {location} needs the columns pagerduty_service,service")
-    frame = frame.dropna(subset=["pagerduty_service", "service"])
-    return dict(zip(frame["pagerduty_service"], frame["service"], strict=True))
 
 
 def _service(incident: dict, service_map: Mapping[str, str]) -> str | None:
@@ -222,7 +176,8 @@ def ingest_pagerduty(
     since : datetime, optional
         Read incidents created since (default: continue from the watermark; first run: all).
     service_map : mapping, optional
-        PagerDuty service id or name → releaserisk service (:func:`read_service_map`).
+        PagerDuty service id or name → releaserisk service
+        (:func:`~releaserisk.ingest.sources.read_service_map`).
         Unmapped services keep PagerDuty's service name.
     base_url : str, optional
         API URL (default ``https://api.pagerduty.com``; EU: ``https://api.eu.pagerduty.com``).

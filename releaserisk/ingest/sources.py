@@ -12,18 +12,23 @@ unfinished resource; any other failure loads nothing.
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 
 from releaserisk.config import Settings
+from releaserisk.errors import InputError
 from releaserisk.store import Store
 
-__all__ = ["SourceIngestResult"]
+__all__ = ["SourceIngestResult", "read_service_map"]
 
 #: Incident text naming what caused it: ``root cause: <sha>`` / ``caused by deployment <id>``.
 ROOT_CAUSE = re.compile(r"root cause:\s*([0-9a-f]{7,40})", re.IGNORECASE)
@@ -73,6 +78,50 @@ def watermark(store: Store, source: str) -> datetime | None:
         [source],
     ).fetchone()
     return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+
+def read_service_map(path: str | os.PathLike[str]) -> dict[str, str]:
+    """A source's service → releaserisk service map from a JSON object or a two-column CSV.
+
+    Keys may be PagerDuty service ids (``PIJ90N7``) or names (``Checkout API``), Jira
+    components or field values; a CSV has a ``service`` column and one more column
+    holding the source's names (``pagerduty_service,service``).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable, or not such a map.
+    """
+    location = Path(path)
+    try:
+        text = location.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the service map {location}: {type(exc).__name__}") from None
+    if location.suffix.lower() == ".json":
+        try:
+            mapping = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"the service map {location} is not valid JSON (line {exc.lineno})") from None
+        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+            raise InputError(f'the service map {location} must be a JSON object {{"their service": "service"}}')
+        return {str(k): v for k, v in mapping.items()}
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str)
+    except (ValueError, pd.errors.ParserError):
+        raise InputError(f"the service map {location} is not a CSV file") from None
+    names = [c for c in frame.columns if c != "service"]
+    if "service" not in frame.columns or len(names) != 1:
+        raise InputError(f"the service map {location} needs two columns: the source's name and service")
+    frame = frame.dropna(subset=[names[0], "service"])
+    return dict(zip(frame[names[0]], frame["service"], strict=True))
 
 
 @dataclass

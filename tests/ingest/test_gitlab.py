@@ -265,3 +265,23 @@ def test_a_project_path_is_checked(store):
 
     with pytest.raises(InputError, match="GROUP/PROJECT"):
         ingest_gitlab(store, "shop", token=TOKEN)
+
+
+@responses.activate
+def test_cli_reads_the_token_from_the_environment_and_prints_one_line(tmp_path, capfd, monkeypatch):
+    from releaserisk.cli import main
+
+    monkeypatch.setenv("GITLAB_TOKEN", TOKEN)
+    db = str(tmp_path / "s.duckdb")
+    args = ["--db", db, "ingest", "gitlab", "acme/shop", "--base-url", "https://gitlab.example.com"]
+    add_all(responses)
+    assert main(args) == 0
+    out = capfd.readouterr().out
+    assert out.startswith("ingested acme/shop from GitLab: merge_requests 12, deployments 2, issues 3")
+    assert responses.calls[0].request.headers["PRIVATE-TOKEN"] == TOKEN
+    responses.reset()
+    responses.get(url(""), status=401, json={"message": "401 Unauthorized"})
+    assert main(args) == 2
+    captured = capfd.readouterr()
+    assert captured.err.startswith("error: GitLab rejected the token") and len(captured.err.splitlines()) == 1
+    assert TOKEN not in captured.err + captured.out

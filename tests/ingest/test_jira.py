@@ -175,3 +175,23 @@ def test_issues_need_a_repository_and_the_kind_is_checked(store):
         ingest(store)
     with pytest.raises(InputError, match="--as must be one of issues, incidents"):
         ingest(store, as_="bugs")
+
+
+@responses.activate
+def test_cli_incidents_and_a_one_line_error(tmp_path, capfd, monkeypatch):
+    from releaserisk.cli import main
+
+    monkeypatch.setenv("JIRA_TOKEN", TOKEN)
+    monkeypatch.delenv("JIRA_EMAIL", raising=False)
+    add_connection(responses)
+    add_search(responses, [[issue("OPS-7", "Incident")]])
+    args = ["--db", str(tmp_path / "s.duckdb"), "ingest", "jira", "--server", SERVER, "--jql", "project = OPS",
+            "--as", "incidents"]  # fmt: skip
+    assert main(args) == 0
+    assert capfd.readouterr().out.startswith(f"ingested {SERVER} from Jira: incidents 1")
+    responses.reset()
+    responses.get(f"{API}/serverInfo", status=401, json={"errorMessages": ["You are not authenticated"]})
+    assert main(args) == 2
+    captured = capfd.readouterr()
+    assert captured.err.startswith("error: Jira at https://jira.example.com rejected the credentials (401)")
+    assert len(captured.err.splitlines()) == 1 and TOKEN not in captured.err

@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from releaserisk.errors import InputError, PagerDutyError
-from releaserisk.ingest.pagerduty import ingest_pagerduty, read_service_map
+from releaserisk.ingest.pagerduty import ingest_pagerduty
+from releaserisk.ingest.sources import read_service_map
 
 TOKEN = "u+pdtesttokennever-printed"
 
@@ -167,3 +168,22 @@ def test_service_maps_from_json_and_csv(tmp_path):
     for bad in ("bad.json", "bad.csv", "missing.csv"):
         with pytest.raises(InputError, match="service map"):
             read_service_map(tmp_path / bad)
+
+
+def test_cli_service_map_and_one_line_errors(tmp_path, capfd, monkeypatch):
+    import releaserisk.ingest.pagerduty as module
+    from releaserisk.cli import main
+
+    replay = Replay(ok(page([incident(1)])), (401, {"error": {"message": "Unauthorized", "code": 2006}}, {}))
+    real = module._client
+    monkeypatch.setattr(module, "_client", lambda *a: real(*a[:4], replay.transport))
+    monkeypatch.setenv("PAGERDUTY_TOKEN", TOKEN)
+    (tmp_path / "map.csv").write_text("pagerduty_service,service\nMy Mail Service,mail\n")
+    args = ["--db", str(tmp_path / "s.duckdb"), "ingest", "pagerduty", "--service-map", str(tmp_path / "map.csv")]
+    assert main(args) == 0
+    assert capfd.readouterr().out.startswith("ingested api.pagerduty.com from PagerDuty: incidents 1 (1 API calls)")
+    assert main(args) == 2
+    captured = capfd.readouterr()
+    assert captured.err == "error: PagerDuty rejected the API key (401): set PAGERDUTY_TOKEN to a valid REST API key\n"
+    (tmp_path / "map.csv").write_text("just one column\nx\n")
+    assert main(args) == 2 and "error: the service map" in capfd.readouterr().err

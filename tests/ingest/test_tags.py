@@ -230,3 +230,31 @@ def test_bare_version_tags_are_releases_too(store, git_repo):
     ingest_git(store, git_repo.path, name="lib")
     assert ingest_git_tags(store, git_repo.path, service="lib", name="lib").deployments == 1
     assert store.query("SELECT deployment_id FROM deployments").deployment_id.tolist() == ["tag:lib:2.0.1"]
+
+
+def test_cli_git_tags_summary_skips_and_warning(store, git_repo, capsys):
+    from releaserisk.cli import main
+
+    git_repo.write("a.txt", "1\n")
+    sha = git_repo.commit("one")
+    for name in ("1.0.0", "1.1.0rc1", "1.x"):
+        tag(git_repo, name, sha)
+    db = str(store.path)
+    store.close()
+    args = ["--db", db, "ingest", "git-tags", str(git_repo.path), "--service", "lib", "--name", "lib"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("recorded 1 tag as production deployments of lib")
+    assert "skipped 1 tag: a pre-release" in captured.out and "skipped 1 tag: names a line" in captured.out
+    assert captured.err.startswith("warning: no history of 'lib' is ingested")  # stderr, one line
+    assert len(captured.err.strip().splitlines()) == 1
+    assert (
+        main(["--db", db, "ingest", "git", str(git_repo.path), "--name", "lib", "--rev", "main", "--rev", "1.x"]) == 0
+    )
+    capsys.readouterr()
+    assert main([*args, "--include-prereleases", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    import json
+
+    payload = json.loads(captured.out)
+    assert payload["recorded"] == ["1.0.0", "1.1.0rc1"] and payload["unreachable"] == [] and captured.err == ""
