@@ -1,7 +1,8 @@
 """releaserisk: evidence about release risk and release-process health.
 
-The public API is what ``__all__`` lists; everything else is private. Submodules are
-imported lazily so that ``import releaserisk`` (and the CLI) start fast.
+The public API is what ``__all__`` lists, built from one table (``_EXPORTS``: public
+name → the module defining it); everything else is private. Submodules are imported
+lazily so that ``import releaserisk`` (and the CLI) start fast.
 """
 
 from __future__ import annotations
@@ -12,14 +13,6 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "SourceIngestResult": "releaserisk.ingest.sources",
-    "TagIngestResult": "releaserisk.ingest.git",
-    "after_ingest": "releaserisk.ingest.steps",
-    "classify_tag": "releaserisk.ingest.tags",
-    "ingest_github": "releaserisk.ingest.github",
-    "ingest_gitlab": "releaserisk.ingest.gitlab",
-    "ingest_jira": "releaserisk.ingest.jira",
-    "ingest_pagerduty": "releaserisk.ingest.pagerduty",
     "CanaryConfig": "releaserisk.canary.config",
     "ChangeMetricState": "releaserisk.features",
     "DoraResult": "releaserisk.dora",
@@ -30,31 +23,39 @@ _EXPORTS = {
     "MetricConfig": "releaserisk.canary.config",
     "ReleaseAnalytics": "releaserisk.analytics",
     "RiskModel": "releaserisk.model",
-    "SCENARIOS": "releaserisk.simulate",
+    "SCENARIOS": "releaserisk.simulation",
     "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
     "SequentialResult": "releaserisk.canary.sequential",
     "Settings": "releaserisk.config",
+    "SourceIngestResult": "releaserisk.ingest.sources",
     "Store": "releaserisk.store",
+    "TagIngestResult": "releaserisk.ingest.git",
+    "after_ingest": "releaserisk.ingest.steps",
     "analysis_samples": "releaserisk.canary.data",
     "auc_by_age": "releaserisk.model",
     "calibration_table": "releaserisk.model",
+    "classify_tag": "releaserisk.ingest.tags",
     "dora_metrics": "releaserisk.dora",
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
     "ingest_file": "releaserisk.ingest.tabular",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
+    "ingest_github": "releaserisk.ingest.github",
+    "ingest_gitlab": "releaserisk.ingest.gitlab",
+    "ingest_jira": "releaserisk.ingest.jira",
+    "ingest_pagerduty": "releaserisk.ingest.pagerduty",
     "judge": "releaserisk.canary.judge",
     "label_changes": "releaserisk.labels",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
-    "one_analysis": "releaserisk.canary.data",
     "load_scorer": "releaserisk.scorecard",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
+    "one_analysis": "releaserisk.canary.data",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
     "read_feature_table": "releaserisk.model",
@@ -64,70 +65,14 @@ _EXPORTS = {
     "save_model": "releaserisk.model",
     "score_commits": "releaserisk.gate",
     "sequential_judge": "releaserisk.canary.sequential",
-    "simulate": "releaserisk.simulate",
+    "simulate": "releaserisk.simulation",
     "training_frame": "releaserisk.labels",
     "weekly_sections": "releaserisk.report",
 }
 
-__all__ = [
-    "KAMEI_FEATURES",
-    "SCENARIOS",
-    "CanaryConfig",
-    "ChangeMetricState",
-    "DoraResult",
-    "GateResult",
-    "GitIngestResult",
-    "JudgeResult",
-    "MetricConfig",
-    "ReleaseAnalytics",
-    "RiskModel",
-    "Scorecard",
-    "SequentialMonitor",
-    "SequentialResult",
-    "Settings",
-    "SourceIngestResult",
-    "Store",
-    "TagIngestResult",
-    "__version__",
-    "after_ingest",
-    "analysis_samples",
-    "auc_by_age",
-    "calibration_table",
-    "classify_tag",
-    "dora_metrics",
-    "errors",
-    "evaluate_predictions",
-    "evaluate_time_split",
-    "ingest_file",
-    "ingest_git",
-    "ingest_git_tags",
-    "ingest_github",
-    "ingest_gitlab",
-    "ingest_jira",
-    "ingest_pagerduty",
-    "judge",
-    "label_changes",
-    "link_deployment_changes",
-    "load_canary_config",
-    "load_model",
-    "load_samples",
-    "load_scorer",
-    "load_settings",
-    "mann_whitney_interval",
-    "one_analysis",
-    "open_snapshot",
-    "open_store",
-    "read_feature_table",
-    "release_analytics",
-    "render_weekly",
-    "rolling_origin",
-    "save_model",
-    "score_commits",
-    "sequential_judge",
-    "simulate",
-    "training_frame",
-    "weekly_sections",
-]
+#: The public API: ``_EXPORTS`` is the one list; ``__all__`` follows from it (and the
+#: type-checking imports below are checked against it by tests/test_exported_members.py).
+__all__ = sorted([*_EXPORTS, "__version__", "errors"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk import errors
@@ -165,7 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from releaserisk.report import render_weekly, weekly_sections
     from releaserisk.scorecard import Scorecard, load_scorer
-    from releaserisk.simulate import SCENARIOS, simulate
+    from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store
 
 
