@@ -42,10 +42,10 @@ def test_prometheus_errors(tmp_path):
 def test_csv_validation_names_row_and_column(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text("metric,arm,value\nlat,baseline,1\nlat,canry,2\n")
-    with pytest.raises(InputError, match="row 2: arm 'canry'"):
+    with pytest.raises(InputError, match="column arm: row 2: 'canry' is not one of baseline, canary"):
         load_samples(path)
     path.write_text("metric,arm,value\nlat,baseline,fast\n")
-    with pytest.raises(InputError, match="row 1: value 'fast' is not a number"):
+    with pytest.raises(InputError, match="column value: row 1: 'fast' is not a number"):
         load_samples(path)
     path.write_text("metric,value\nlat,1\n")
     with pytest.raises(InputError, match="missing column"):
