@@ -151,9 +151,15 @@ def one_line(text: Any) -> str:
     -------
     str
         Without any character of :data:`LINE_BREAKS`, so it cannot start a line a CI
-        runner would read as a command; backslashes are doubled so the escape is reversible.
+        runner would read as a command, and never beginning with ``::`` (a leading
+        ``\\`` is added): printed alone on a line it is no command either. Backslashes
+        are doubled so the escape is reversible.
     """
-    return _BREAK.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text).replace("\\", "\\\\"))
+    line = _BREAK.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text).replace("\\", "\\\\"))
+    body = line.lstrip()
+    if body.startswith("::"):
+        line = line[: len(line) - len(body)] + "\\" + body
+    return line
 
 
 def markdown_cell(text: Any) -> str:

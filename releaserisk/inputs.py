@@ -361,10 +361,11 @@ def _timestamps(values: pd.Series, where: str, assume_tz: str | None) -> pd.Seri
 
 
 def _floats(values: pd.Series, where: str) -> pd.Series:
-    words = values.map(lambda v: NONFINITE_WORDS.get(v.strip().lower()) if isinstance(v, str) else None)
-    numbers = pd.to_numeric(values.where(words.isna()), errors="coerce").astype(float)
-    numbers = numbers.where(words.isna(), words.astype(float))
-    bad = values.notna() & numbers.isna() & words.isna()
+    is_word = values.map(lambda v: isinstance(v, str) and v.strip().lower() in NONFINITE_WORDS).astype(bool)
+    words = values[is_word].map(lambda v: NONFINITE_WORDS[v.strip().lower()]).astype(float)
+    numbers = pd.to_numeric(values.where(~is_word), errors="coerce").astype(float)
+    numbers[is_word] = words
+    bad = values.notna() & numbers.isna() & ~is_word
     if bad.any():
         raise InputError(f"{where}: row {_first_bad(bad)}: {_shown(values[bad].iloc[0])} is not a number")
     return numbers

@@ -110,6 +110,10 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             ) from None
         if _is_permission_problem(text):
             raise StoreError(f"cannot open {path} for writing: permission denied (open it read-only)") from None
+        if "corrupt" in text.lower():
+            raise StoreCorruptError(
+                f"{path} is damaged or not a DuckDB database ({text.splitlines()[0]}); it was left unchanged"
+            ) from None
         raise StoreCorruptError(f"cannot open {path}: {text.splitlines()[0]}") from None
     except duckdb.Error as exc:
         raise StoreCorruptError(f"cannot open {path}: {str(exc).splitlines()[0]}") from None
