@@ -35,6 +35,9 @@ _EXPORTS = {
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
     "ingest_file": "releaserisk.ingest.tabular",
+    "json_safe": "releaserisk.escape",
+    "parse_instant": "releaserisk.inputs",
+    "read_file": "releaserisk.inputs",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
     "judge": "releaserisk.canary.judge",
@@ -84,11 +87,13 @@ __all__ = [
     "calibration_table",
     "dora_metrics",
     "errors",
+    "escape",
     "evaluate_predictions",
     "evaluate_time_split",
     "ingest_file",
     "ingest_git",
     "ingest_git_tags",
+    "json_safe",
     "judge",
     "label_changes",
     "link_deployment_changes",
@@ -101,7 +106,9 @@ __all__ = [
     "one_analysis",
     "open_snapshot",
     "open_store",
+    "parse_instant",
     "read_feature_table",
+    "read_file",
     "release_analytics",
     "render_weekly",
     "rolling_origin",
@@ -114,7 +121,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from releaserisk import errors
+    from releaserisk import errors, escape
     from releaserisk.analytics import ReleaseAnalytics, release_analytics
     from releaserisk.canary.config import CanaryConfig, MetricConfig, load_canary_config
     from releaserisk.canary.data import analysis_samples, load_samples, one_analysis
@@ -123,11 +130,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
+    from releaserisk.escape import json_safe
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
     from releaserisk.gate import GateResult, score_commits
     from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
     from releaserisk.ingest.links import link_deployment_changes
     from releaserisk.ingest.tabular import ingest_file
+    from releaserisk.inputs import parse_instant, read_file
     from releaserisk.labels import label_changes, training_frame
     from releaserisk.model import (
         RiskModel,
@@ -147,8 +156,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 
 
 def __getattr__(name: str) -> Any:
-    if name == "errors":
-        return importlib.import_module("releaserisk.errors")
+    if name in ("errors", "escape"):  # modules of the public API: the exception tree, the escapers
+        return importlib.import_module(f"releaserisk.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'releaserisk' has no attribute {name!r}")

@@ -95,6 +95,7 @@ import pandas as pd
 
 from releaserisk.config import Settings
 from releaserisk.errors import InputError, StoreError
+from releaserisk.escape import json_safe
 from releaserisk.inputs import parse_instant
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
 
@@ -271,8 +272,7 @@ class DoraResult:
         """JSON-ready summary and per-period table."""
 
         def records(frame: pd.DataFrame) -> list[dict]:
-            clean = frame.astype(object).where(frame.notna(), None)
-            return clean.to_dict(orient="records")
+            return json_safe(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"))
 
         return {
             "profile": self.profile,
