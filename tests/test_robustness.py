@@ -269,9 +269,9 @@ def applies(kind: str, variant: str) -> bool:
 
 
 CASES = [
-    pytest.param(kind, variant, id=f"{kind}-{variant}") for kind in KINDS for variant in VARIANTS if applies(kind, variant)
-] + [pytest.param(kind, f"prometheus:{name}", id=f"{kind}-prometheus-{name}") for kind in ("metrics", "canary")
-     for name in PROMETHEUS]  # fmt: skip
+    *(pytest.param(k, v, id=f"{k}-{v}") for k in KINDS for v in VARIANTS if applies(k, v)),
+    *(pytest.param(k, f"prometheus:{n}", id=f"{k}-prometheus-{n}") for k in ("metrics", "canary") for n in PROMETHEUS),
+]
 
 
 # -- the store every case starts from: rows in every ingest table, explicit links included -----------
