@@ -22,13 +22,14 @@ from typing import Any
 
 import pandas as pd
 
+from releaserisk.choices import CANARY_ARMS
 from releaserisk.errors import InputError
 from releaserisk.ingest.schemas import Column
 from releaserisk.inputs import NONFINITE_WORDS, read_file, validate
 
 __all__ = ["SAMPLE_COLUMNS", "analysis_samples", "load_samples", "one_analysis", "parse_prometheus", "store_samples"]
 
-ARMS = ("baseline", "canary")
+ARMS = CANARY_ARMS
 
 #: The documented columns of a samples file, checked by the one validation layer
 #: (:func:`releaserisk.inputs.validate`) as every ingest kind is. ``value`` or ``count``
