@@ -16,6 +16,7 @@ workflow-command property   :func:`command_property` (``escapeProperty``)
 a whole workflow command    :func:`workflow_command`
 untrusted text on stdout    :func:`stop_commands` (the runner's ``stop-commands``)
 one line of plain text      :func:`one_line`
+text output on stdout       :func:`plain_text` (lines only where the face broke them)
 markdown table cell         :func:`markdown_cell`
 markdown fenced block       :func:`fenced_block`
 HTML text or attribute      :func:`html_text`
@@ -46,6 +47,7 @@ __all__ = [
     "json_safe",
     "markdown_cell",
     "one_line",
+    "plain_text",
     "stop_commands",
     "workflow_command",
 ]
@@ -155,11 +157,38 @@ def one_line(text: Any) -> str:
         ``\\`` is added): printed alone on a line it is no command either. Backslashes
         are doubled so the escape is reversible.
     """
-    line = _BREAK.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text).replace("\\", "\\\\"))
+    return _no_command(_BREAK.sub(_visible, str(text).replace("\\", "\\\\")))
+
+
+def plain_text(text: str) -> str:
+    """Multi-line text for a terminal or a CI log, with lines only where the face put ``\\n``.
+
+    A face's text output quotes commit subjects and metric names; a CI runner reads every
+    line of it, and ``\\r`` (or a newline inside a subject) would start a line of the
+    subject's own, possibly a ``::error::`` command.
+
+    Parameters
+    ----------
+    text : str
+        The face's text; its ``\\n`` are the intended line ends.
+
+    Returns
+    -------
+    str
+        Each ``\\n``-separated line through :func:`one_line` (other breaks escaped, no
+        line beginning with ``::``); the ``\\n`` kept. Unlike :func:`one_line`,
+        backslashes are left alone (text output is read, not decoded).
+    """
+    return "\n".join(_no_command(_BREAK.sub(_visible, line)) for line in text.split("\n"))
+
+
+def _visible(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def _no_command(line: str) -> str:
     body = line.lstrip()
-    if body.startswith("::"):
-        line = line[: len(line) - len(body)] + "\\" + body
-    return line
+    return line[: len(line) - len(body)] + "\\" + body if body.startswith("::") else line
 
 
 def markdown_cell(text: Any) -> str:

@@ -560,7 +560,7 @@ def parse_instant(value: str | datetime | date | None, what: str = "date") -> pd
             parsed: datetime | date = datetime.fromisoformat(value.strip())
         except ValueError:
             raise InputError(
-                f"{what} {value!r} is not an ISO 8601 date; write YYYY-MM-DD (e.g. 2025-01-31) "
+                f"{what} {value!r} is not a date in ISO 8601: write YYYY-MM-DD (e.g. 2025-01-31) "
                 "or YYYY-MM-DDTHH:MM[:SS][±hh:mm]"
             ) from None
         value = parsed

@@ -17,6 +17,7 @@ from releaserisk.escape import (
     json_safe,
     markdown_cell,
     one_line,
+    plain_text,
     stop_commands,
     workflow_command,
 )
@@ -110,3 +111,11 @@ def test_json_safe_turns_every_non_finite_number_into_null():
     value = {"a": math.nan, "b": [1.0, math.inf, {"c": -math.inf}], "d": (np.float64("nan"), np.int64(3)), "e": "x"}
     assert json_safe(value) == {"a": None, "b": [1.0, None, {"c": None}], "d": [None, 3], "e": "x"}
     assert json_safe(np.array([1.0, np.nan])) == [1.0, None]
+
+
+@given(hostile)
+def test_plain_text_keeps_the_faces_lines_and_no_line_is_a_command(text):
+    out = plain_text(text)
+    assert out.count("\n") == text.count("\n")
+    assert not any(line.lstrip().startswith("::") for line in out.splitlines())
+    assert all(ch not in out for ch in LINE_BREAKS.replace("\n", ""))

@@ -394,7 +394,7 @@ def test_dates_on_the_command_line_are_iso_8601_only(tmp_path, capsys):
     code = main(["--db", str(db), "dora", "--since", "01/02/2025"])
     captured = capsys.readouterr()
     assert_one_error_line(code, captured)
-    assert "not an ISO 8601 date" in captured.err
+    assert "is not a date in ISO 8601" in captured.err
 
 
 # -- SIGKILL inside the work, then a re-run equals a clean run ----------------------------------------
