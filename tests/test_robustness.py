@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -467,3 +468,74 @@ def test_sigkill_during_ingest_and_label_then_rerun_equals_a_clean_run(tmp_path,
     assert got.keys() == want.keys()
     for table in want:
         pd.testing.assert_frame_equal(got[table], want[table], check_dtype=False, obj=table)
+
+
+# -- no injected workflow command or raw HTML in any output format ----------------------------------
+def runner_commands(stdout: str) -> list[str]:
+    """The workflow commands a GitHub runner would execute from this output.
+
+    Lines split at ``\\r`` and ``\\n`` as the runner does; between ``::stop-commands::TOKEN`` and
+    ``::TOKEN::`` nothing runs.
+    """
+    commands, stopped = [], None
+    for line in re.split(r"\r\n|\r|\n", stdout):
+        body = line.strip()
+        if stopped is not None:
+            if body == f"::{stopped}::":
+                stopped = None
+            continue
+        if body.startswith("::stop-commands::"):
+            stopped = body.removeprefix("::stop-commands::")
+        elif body.startswith("::"):
+            commands.append(body)
+    return commands
+
+
+def outside_fences(markdown: str) -> str:
+    """The markdown that is not inside a fenced code block (CommonMark 4.5: a fence closes with at
+    least as many backticks as opened it)."""
+    kept, fence = [], None
+    for line in re.split(r"\r\n|\r|\n", markdown):
+        run = re.match(r"^ {0,3}(`{3,})\s*$", line) or re.match(r"^ {0,3}(`{3,})[^`]*$", line)
+        if fence is None and run:
+            fence = run.group(1)
+        elif fence is not None and re.match(rf"^ {{0,3}}`{{{len(fence)},}}\s*$", line):
+            fence = None
+        elif fence is None:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+@pytest.mark.parametrize("output", ["text", "json", "github", "github-summary"])
+def test_user_text_cannot_inject_commands_or_html_into_canary_output(tmp_path, capsys, monkeypatch, output):
+    name = "lat\r::error::injected\n```\n<img src=x onerror=alert(1)>\n````"
+    samples = pd.DataFrame({"metric": name, "arm": ["baseline"] * 20 + ["canary"] * 20,
+                            "value": [1.0] * 20 + [5.0] * 20})  # fmt: skip
+    samples.to_csv(tmp_path / "s.csv", index=False)
+    summary = tmp_path / "summary.md"
+    if output == "github-summary":
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    else:
+        monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    code = main(["canary", "--data", str(tmp_path / "s.csv"), "--format", output.removesuffix("-summary")])
+    out = capsys.readouterr().out
+    assert code in (0, 1, 3)
+    commands = runner_commands(out)
+    assert all(re.match(r"::(notice|warning|error)::canary ", c) for c in commands), commands
+    assert len(commands) == (1 if output.startswith("github") else 0)
+    if output == "json":  # data, not markup: the name comes back exactly
+        assert json.loads(out)["metrics"][0]["name"] == name
+    else:
+        assert "<img" not in outside_fences(summary.read_text() if output == "github-summary" else out)
+
+
+def test_a_carriage_return_in_a_commit_subject_stays_in_its_table_row():
+    from releaserisk.gate import ROLLOUT_POLICY, GateResult
+
+    commits = pd.DataFrame({"sha": ["a" * 40], "subject": ["fix\r::error::owned | `x` <b>"], "probability": [0.9],
+                            "band": ["high"], "reasons": [["adds 5 lines\u2028(raises risk)"]]})  # fmt: skip
+    batch = {"size": 1, "churn": 5, "authors": 1, "max_risk": 0.9, "mean_risk": 0.9, "any_defect": 0.9, "band": "high"}
+    markdown = GateResult(commits, batch, 0.5, "m", {"band": "high", **ROLLOUT_POLICY["high"]}).markdown()
+    rows = [line for line in markdown.split("\n") if line.startswith("| `aaaa")]
+    assert len(rows) == 1 and rows[0].count(" | ") == 4  # one row, five cells
+    assert not runner_commands(markdown) and "<b>" not in markdown
