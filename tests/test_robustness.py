@@ -110,45 +110,35 @@ def _typed(columns, n=2):
     return frame
 
 
-def parquet_list_in_key(columns, key, d):
+def _parquet_with(columns, d, column: Column | None, values):
+    """Two well-typed rows with ``column`` holding ``values``; None for a kind without such a column."""
+    if column is None:
+        return None
     frame = _typed(columns)
-    frame[first(columns).name] = [["a"], ["b"]]
+    frame[column.name] = values
     frame.to_parquet(d / "f.parquet")
     return d / "f.parquet"
+
+
+def parquet_list_in_key(columns, key, d):
+    return _parquet_with(columns, d, first(columns), [["a"], ["b"]])
 
 
 def parquet_struct_in_key(columns, key, d):
-    frame = _typed(columns)
-    frame[first(columns).name] = [{"a": 1}, {"a": 2}]
-    frame.to_parquet(d / "f.parquet")
-    return d / "f.parquet"
+    return _parquet_with(columns, d, first(columns), [{"a": 1}, {"a": 2}])
 
 
 def parquet_number_in_text(columns, key, d):
-    frame = _typed(columns)
-    frame[first(columns).name] = [1, 2]
-    frame.to_parquet(d / "f.parquet")
-    return d / "f.parquet"
+    return _parquet_with(columns, d, first(columns), [1, 2])
 
 
 def parquet_text_timestamp(columns, key, d):
-    column = first(columns, ("timestamp",), required=False)
-    if column is None:
-        return None
-    frame = _typed(columns)
-    frame[column.name] = [STAMP, STAMP]
-    frame.to_parquet(d / "f.parquet")
-    return d / "f.parquet"
+    return _parquet_with(columns, d, first(columns, ("timestamp",), required=False), [STAMP, STAMP])
 
 
 def parquet_naive_timestamp(columns, key, d):
-    column = first(columns, ("timestamp",), required=False)
-    if column is None:
-        return None
-    frame = _typed(columns)
-    frame[column.name] = pd.to_datetime(["2024-05-01 10:00", "2024-05-01 11:00"])
-    frame.to_parquet(d / "f.parquet")
-    return d / "f.parquet"
+    naive = pd.to_datetime(["2024-05-01 10:00", "2024-05-01 11:00"])
+    return _parquet_with(columns, d, first(columns, ("timestamp",), required=False), naive)
 
 
 def not_parquet(columns, key, d):
@@ -168,34 +158,27 @@ def csv_bad_last_row(columns, key, d):
     return d / "f.csv"
 
 
-def csv_naive_timestamp(columns, key, d):
+def _csv_timestamp(columns, d, text: str):
+    """Two good rows, the second's first timestamp replaced by ``text``; None for kinds without one."""
     column = first(columns, ("timestamp",), required=False)
     if column is None:
         return None
     rows = rows_of(columns, 2)
-    rows[1][column.name] = "2024-05-01 10:00:00"
+    rows[1][column.name] = text
     pd.DataFrame(rows).to_csv(d / "f.csv", index=False)
     return d / "f.csv"
+
+
+def csv_naive_timestamp(columns, key, d):
+    return _csv_timestamp(columns, d, "2024-05-01 10:00:00")
 
 
 def csv_us_date(columns, key, d):
-    column = first(columns, ("timestamp",), required=False)
-    if column is None:
-        return None
-    rows = rows_of(columns, 2)
-    rows[0][column.name] = "01/02/2025 10:00"
-    pd.DataFrame(rows).to_csv(d / "f.csv", index=False)
-    return d / "f.csv"
+    return _csv_timestamp(columns, d, "01/02/2025 10:00")
 
 
 def csv_epoch_millis(columns, key, d):
-    column = first(columns, ("timestamp",), required=False)
-    if column is None:
-        return None
-    rows = rows_of(columns, 2)
-    rows[0][column.name] = "1714557600000"
-    pd.DataFrame(rows).to_csv(d / "f.csv", index=False)
-    return d / "f.csv"
+    return _csv_timestamp(columns, d, "1714557600000")
 
 
 def csv_missing_column(columns, key, d):
