@@ -23,7 +23,7 @@ from typing import Any
 
 from releaserisk.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "read_toml"]
 
 DEFAULT_FIX_PATTERN = (
     r"(?i)\b(fix(e[sd]|ing)?|bug(s|fix)?|defects?|patch(e[sd])?|hotfix|crash(es|ed)?|"
@@ -108,7 +108,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not isinstance(value, str):
             raise TypeError
         return value
-    except (TypeError, ValueError):  # json.JSONDecodeError is a ValueError
+    except (TypeError, ValueError, RecursionError):  # json.JSONDecodeError is a ValueError; nesting too deep
         kind = type(default).__name__ if not isinstance(default, tuple) else "list of strings"
         raise ConfigError(f"setting '{key}' from {source} must be a {kind}, got {value!r}") from None
 
@@ -120,14 +120,42 @@ def _check_keys(values: Mapping[str, Any], source: str) -> None:
             raise ConfigError(f"unknown setting '{key}' in {source} (known: {known})")
 
 
-def _read_file(path: Path) -> tuple[dict[str, Any], str]:
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Read a user's TOML file (settings, canary config, rollout policy): the one TOML reader.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    what : str
+        What the file is, for the message (``canary config``).
+
+    Returns
+    -------
+    dict
+        The parsed table.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is not UTF-8, is not valid TOML, or nests deeper than the
+        parser can follow (Python's recursion limit): one message naming the file.
+    """
+    file = Path(path)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        return tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file} is not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{file} is not valid TOML: nested too deeply") from None
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], str]:
+    data = read_toml(path)
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("releaserisk", {})
         return data, f"{path} [tool.releaserisk]"

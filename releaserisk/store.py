@@ -465,7 +465,8 @@ class Store:
         Raises
         ------
         InputError
-            Not a directory, no exported table in it, or a file that is not Parquet.
+            Not a directory, no exported table in it, a file that is not Parquet, or a
+            column whose values do not fit the table.
         """
         base = Path(directory)
         if not base.is_dir():
@@ -484,7 +485,11 @@ class Store:
                     ).df()
                 except duckdb.Error as exc:
                     raise InputError(f"cannot read {folder}: {str(exc).splitlines()[0]}") from None
-                loaded[table] = self.upsert(table, frame)
+                try:
+                    loaded[table] = self.upsert(table, frame)
+                except (duckdb.ConversionException, duckdb.BinderException, duckdb.InvalidInputException) as exc:
+                    # a column of the wrong type, or one the table lacks: not an export of a store
+                    raise InputError(f"{folder} does not match table {table}: {str(exc).splitlines()[0]}") from None
             self.record_ingest(f"parquet:{base}", started, loaded)
         return loaded
 

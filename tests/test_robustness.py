@@ -522,3 +522,42 @@ def test_a_carriage_return_in_a_commit_subject_stays_in_its_table_row():
     rows = [line for line in markdown.split("\n") if line.startswith("| `aaaa")]
     assert len(rows) == 1 and rows[0].count(" | ") == 4  # one row, five cells
     assert not runner_commands(markdown) and "<b>" not in markdown
+
+
+# -- the other input paths: settings, canary configs, environment, Parquet snapshots ---------------------
+DEEP_TOML = "a = " + "[" * 100_000 + "]" * 100_000 + "\n"
+
+
+def snapshot_with(d: Path, frame: pd.DataFrame) -> Path:
+    (d / "snap" / "deployments").mkdir(parents=True)
+    frame.to_parquet(d / "snap" / "deployments" / "data.parquet")
+    return d / "snap"
+
+
+OTHER_PATHS = {
+    "settings-deep-toml": lambda d: (d / "c.toml").write_text(DEEP_TOML) and ["--config", str(d / "c.toml"), "init"],
+    "settings-not-utf8": lambda d: (d / "c.toml").write_bytes(b"\xff\xfe=") and ["--config", str(d / "c.toml"), "init"],
+    "canary-config-deep-toml": lambda d: (d / "c.toml").write_text(DEEP_TOML)
+    and ["canary", "--config", str(d / "c.toml"), "--data", str(d / "c.toml")],
+    "snapshot-text-timestamp": lambda d: [
+        "ingest", "parquet", str(snapshot_with(d, pd.DataFrame({"deployment_id": ["d9"], "finished_at": ["soon"]})))
+    ],
+    "snapshot-list-in-key": lambda d: [
+        "ingest", "parquet", str(snapshot_with(d, pd.DataFrame({"deployment_id": [["d9"]]})))
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", OTHER_PATHS)
+def test_other_input_paths_are_one_error_line_and_change_nothing(case, seeded, tmp_path, capsys, monkeypatch):
+    argv = OTHER_PATHS[case](tmp_path)
+    before = digest(seeded)
+    capsys.readouterr()
+    assert_one_error_line(main(["--db", str(seeded), *argv]), capsys.readouterr())
+    assert digest(seeded) == before
+
+
+def test_a_deeply_nested_list_setting_in_the_environment_is_a_config_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RELEASERISK_PRODUCTION_ENVIRONMENTS", "[" * 100_000 + "]" * 100_000)
+    assert_one_error_line(main(["--db", str(tmp_path / "s.duckdb"), "init"]), capsys.readouterr())
+    assert not (tmp_path / "s.duckdb").exists()
