@@ -97,7 +97,8 @@ def read_file(path: str | os.PathLike[str]) -> pd.DataFrame | dict:
     fmt = FORMATS[suffix]
     try:
         if fmt == "csv":
-            frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""])
+            # utf-8-sig: spreadsheet exports start with a byte-order mark, which would rename the first column
+            frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
         elif fmt == "parquet":
             frame = _parquet(file)
         else:
@@ -156,7 +157,7 @@ def _parquet(file: Path) -> pd.DataFrame:
 
 
 def _json(file: Path) -> pd.DataFrame | dict:
-    text = file.read_text(encoding="utf-8")
+    text = file.read_text(encoding="utf-8-sig")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -446,3 +446,11 @@ def test_epoch_milliseconds_get_a_hint_and_dates_alone_are_local(store, tmp_path
         ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", [deployment(1, "a", "1714557600000")]))
     with pytest.raises(InputError, match="'2024-05-01' has no time zone"):  # not 2024-05-01 at UTC-01
         ingest_file(store, "deployments", write_csv(tmp_path / "e.csv", [deployment(1, "a", "2024-05-01")]))
+
+
+@pytest.mark.parametrize("suffix", ["csv", "json"])
+def test_a_byte_order_mark_does_not_rename_the_first_column(store, tmp_path, suffix):
+    rows = [deployment(1, "a", "2024-05-01T10:00:00Z")]
+    text = pd.DataFrame(rows).to_csv(index=False) if suffix == "csv" else json.dumps(rows)
+    (tmp_path / f"d.{suffix}").write_bytes(b"\xef\xbb\xbf" + text.encode())  # as spreadsheets export
+    assert ingest_file(store, "deployments", tmp_path / f"d.{suffix}") == 1
