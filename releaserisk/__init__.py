@@ -1,7 +1,8 @@
 """releaserisk: evidence about release risk and release-process health.
 
-The public API is what ``__all__`` lists; everything else is private. Submodules are
-imported lazily so that ``import releaserisk`` (and the CLI) start fast.
+The public API is what ``__all__`` lists, built from one table (``_EXPORTS``: public
+name → the module defining it); everything else is private. Submodules are imported
+lazily so that ``import releaserisk`` (and the CLI) start fast.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _EXPORTS = {
     "MetricConfig": "releaserisk.canary.config",
     "ReleaseAnalytics": "releaserisk.analytics",
     "RiskModel": "releaserisk.model",
-    "SCENARIOS": "releaserisk.simulate",
+    "SCENARIOS": "releaserisk.simulation",
     "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
     "SequentialResult": "releaserisk.canary.sequential",
@@ -35,7 +36,16 @@ _EXPORTS = {
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
     "ingest_file": "releaserisk.ingest.tabular",
+    "command_data": "releaserisk.escape",
+    "command_property": "releaserisk.escape",
+    "fenced_block": "releaserisk.escape",
+    "html_text": "releaserisk.escape",
     "json_safe": "releaserisk.escape",
+    "markdown_cell": "releaserisk.escape",
+    "one_line": "releaserisk.escape",
+    "plain_text": "releaserisk.escape",
+    "stop_commands": "releaserisk.escape",
+    "workflow_command": "releaserisk.escape",
     "parse_instant": "releaserisk.inputs",
     "read_file": "releaserisk.inputs",
     "ingest_git": "releaserisk.ingest.git",
@@ -59,69 +69,17 @@ _EXPORTS = {
     "save_model": "releaserisk.model",
     "score_commits": "releaserisk.gate",
     "sequential_judge": "releaserisk.canary.sequential",
-    "simulate": "releaserisk.simulate",
+    "simulate": "releaserisk.simulation",
     "training_frame": "releaserisk.labels",
     "weekly_sections": "releaserisk.report",
 }
 
-__all__ = [
-    "KAMEI_FEATURES",
-    "SCENARIOS",
-    "CanaryConfig",
-    "ChangeMetricState",
-    "DoraResult",
-    "GateResult",
-    "GitIngestResult",
-    "JudgeResult",
-    "MetricConfig",
-    "ReleaseAnalytics",
-    "RiskModel",
-    "Scorecard",
-    "SequentialMonitor",
-    "SequentialResult",
-    "Settings",
-    "Store",
-    "__version__",
-    "analysis_samples",
-    "auc_by_age",
-    "calibration_table",
-    "dora_metrics",
-    "errors",
-    "escape",
-    "evaluate_predictions",
-    "evaluate_time_split",
-    "ingest_file",
-    "ingest_git",
-    "ingest_git_tags",
-    "json_safe",
-    "judge",
-    "label_changes",
-    "link_deployment_changes",
-    "load_canary_config",
-    "load_model",
-    "load_samples",
-    "load_scorer",
-    "load_settings",
-    "mann_whitney_interval",
-    "one_analysis",
-    "open_snapshot",
-    "open_store",
-    "parse_instant",
-    "read_feature_table",
-    "read_file",
-    "release_analytics",
-    "render_weekly",
-    "rolling_origin",
-    "save_model",
-    "score_commits",
-    "sequential_judge",
-    "simulate",
-    "training_frame",
-    "weekly_sections",
-]
+#: The public API: ``_EXPORTS`` is the one list; ``__all__`` follows from it (and the
+#: type-checking imports below are checked against it by tests/test_exported_members.py).
+__all__ = sorted([*_EXPORTS, "__version__", "errors"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from releaserisk import errors, escape
+    from releaserisk import errors
     from releaserisk.analytics import ReleaseAnalytics, release_analytics
     from releaserisk.canary.config import CanaryConfig, MetricConfig, load_canary_config
     from releaserisk.canary.data import analysis_samples, load_samples, one_analysis
@@ -130,7 +88,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
-    from releaserisk.escape import json_safe
+    from releaserisk.escape import (
+        command_data,
+        command_property,
+        fenced_block,
+        html_text,
+        json_safe,
+        markdown_cell,
+        one_line,
+        plain_text,
+        stop_commands,
+        workflow_command,
+    )
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
     from releaserisk.gate import GateResult, score_commits
     from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
@@ -151,13 +120,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from releaserisk.report import render_weekly, weekly_sections
     from releaserisk.scorecard import Scorecard, load_scorer
-    from releaserisk.simulate import SCENARIOS, simulate
+    from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("errors", "escape"):  # modules of the public API: the exception tree, the escapers
-        return importlib.import_module(f"releaserisk.{name}")
+    if name == "errors":
+        return importlib.import_module("releaserisk.errors")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'releaserisk' has no attribute {name!r}")

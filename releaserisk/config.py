@@ -120,38 +120,38 @@ def _check_keys(values: Mapping[str, Any], source: str) -> None:
             raise ConfigError(f"unknown setting '{key}' in {source} (known: {known})")
 
 
-def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
-    """Read a user's TOML file (settings, canary config, rollout policy): the one TOML reader.
+def read_toml(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
+    """Read a TOML file: every releaserisk TOML (settings, canary configs, rollout policies).
 
     Parameters
     ----------
-    path : str or Path
+    path : str or path-like
         The file.
     what : str
-        What the file is, for the message (``canary config``).
+        What the file is, for the error message ("canary config", "rollout policy").
 
     Returns
     -------
     dict
-        The parsed table.
+        The parsed document.
 
     Raises
     ------
     ConfigError
-        The file cannot be read, is not UTF-8, is not valid TOML, or nests deeper than the
-        parser can follow (Python's recursion limit): one message naming the file.
+        The file cannot be read, is not UTF-8, is not valid TOML (TOML 1.0, via :mod:`tomllib`),
+        or nests deeper than the parser can follow.
     """
-    file = Path(path)
     try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} {file}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{file} is not valid TOML: not UTF-8 text") from None
+        raise ConfigError(f"{path} is not UTF-8 text (TOML must be)") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file} is not valid TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"{file} is not valid TOML: nested too deeply") from None
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:  # arrays or tables nested deeper than the parser can follow
+        raise ConfigError(f"{path} is not valid TOML: nested too deeply") from None
 
 
 def _read_file(path: Path) -> tuple[dict[str, Any], str]:
