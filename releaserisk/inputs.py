@@ -57,6 +57,8 @@ NONFINITE_WORDS = {
 
 # a UTC offset or Z after a time of day: "2025-01-02" alone is a date, not a date at UTC-2
 _ZONE = re.compile(r"(?:Z|\d{2}:?\d{2}(?::?\d{2}(?:[.,]\d+)?)?\s*[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+#: Whole-number columns are counts and numbers (pull requests, lines): 0 up to the store's INTEGER.
+INT_MAX = 2**31 - 1
 _EPOCH_SECONDS = r"-?\d{9,11}(?:\.\d+)?"
 _EPOCH_MILLIS = re.compile(r"-?\d{12,14}(?:\.\d+)?")
 _EXPECTED = {
@@ -193,6 +195,8 @@ def _records(records: list, file: Path) -> pd.DataFrame:
 # -- types ---------------------------------------------------------------------------------
 def _describe(value: Any) -> str:
     """A short, safe description of an unexpected value (never its whole repr)."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list | tuple | np.ndarray):
@@ -347,11 +351,11 @@ def _timestamps(values: pd.Series, where: str, assume_tz: str | None) -> pd.Seri
         )
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
     if numeric.any():
-        out[numeric] = pd.to_datetime(text[numeric].astype(float), unit="s", utc=True)
-    if zoned.any():
-        out[zoned] = pd.to_datetime(text[zoned], utc=True, errors="coerce", format="ISO8601")
+        out[numeric] = pd.to_datetime(text[numeric].astype(float), unit="s", utc=True).dt.as_unit("us")
+    if zoned.any():  # microseconds, as the store keeps them: nanoseconds are cut
+        out[zoned] = pd.to_datetime(text[zoned], utc=True, errors="coerce", format="ISO8601").dt.as_unit("us")
     if naive.any():
-        out[naive] = _localize(local[naive], assume_tz, values[naive], where)
+        out[naive] = _localize(local[naive], assume_tz, values[naive], where).dt.as_unit("us")
     bad = present & out.isna()
     if bad.any():
         raise InputError(
@@ -395,10 +399,14 @@ def _column(values: pd.Series, column: Column, where: str, assume_tz: str | None
     if column.kind == "float":
         return _floats(values, where)
     if column.kind == "int":
-        numbers = pd.to_numeric(values, errors="coerce")
+        numbers = pd.to_numeric(values, errors="coerce").astype(float)
         bad = values.notna() & (numbers.isna() | (numbers % 1 != 0))
         if bad.any():
             raise InputError(f"{where}: row {_first_bad(bad)}: {_shown(values[bad].iloc[0])} is not a whole number")
+        outside = values.notna() & ((numbers < 0) | (numbers > INT_MAX))
+        if outside.any():
+            shown = _shown(values[outside].iloc[0])
+            raise InputError(f"{where}: row {_first_bad(outside)}: {shown} is not between 0 and {INT_MAX:,}")
         return numbers.astype("Int64")
     if column.kind == "list":
         try:

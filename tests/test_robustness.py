@@ -181,6 +181,16 @@ def csv_epoch_millis(columns, key, d):
     return _csv_timestamp(columns, d, "1714557600000")
 
 
+def csv_huge_number(columns, key, d):
+    column = first(columns, ("int",), required=False)
+    if column is None:
+        return None
+    rows = rows_of(columns, 2)
+    rows[1][column.name] = "9" * 30
+    pd.DataFrame(rows).to_csv(d / "f.csv", index=False)
+    return d / "f.csv"
+
+
 def csv_missing_column(columns, key, d):
     rows = [{k: v for k, v in row.items() if k != first(columns).name} for row in rows_of(columns, 2)]
     pd.DataFrame(rows).to_csv(d / "f.csv", index=False)
@@ -216,7 +226,8 @@ VARIANTS: dict[str, Callable] = {
     for f in (
         deep_json, deep_json_value, json_object_in_key, json_list_in_key, json_not_rows, parquet_list_in_key,
         parquet_struct_in_key, parquet_number_in_text, parquet_text_timestamp, parquet_naive_timestamp, not_parquet,
-        csv_bad_last_row, csv_naive_timestamp, csv_us_date, csv_epoch_millis, csv_missing_column, duplicate_key,
+        csv_bad_last_row, csv_naive_timestamp, csv_us_date, csv_epoch_millis, csv_huge_number, csv_missing_column,
+        duplicate_key,
         binary_garbage, empty_file, unknown_suffix,
     )
 }  # fmt: skip
@@ -249,6 +260,8 @@ def applies(kind: str, variant: str) -> bool:
     columns, key, _ = KINDS[kind]
     if variant in ABOUT_TIMESTAMPS:
         return first(columns, ("timestamp",), required=False) is not None
+    if variant == "csv_huge_number":
+        return first(columns, ("int",), required=False) is not None
     return variant != "duplicate_key" or bool(key)
 
 

@@ -454,3 +454,16 @@ def test_a_byte_order_mark_does_not_rename_the_first_column(store, tmp_path, suf
     text = pd.DataFrame(rows).to_csv(index=False) if suffix == "csv" else json.dumps(rows)
     (tmp_path / f"d.{suffix}").write_bytes(b"\xef\xbb\xbf" + text.encode())  # as spreadsheets export
     assert ingest_file(store, "deployments", tmp_path / f"d.{suffix}") == 1
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999999", "1e30", "-5", "2147483648"])
+def test_whole_numbers_outside_the_stores_range_are_refused(store, tmp_path, number):
+    row = {"repo": "r", "number": number, "author": "a", "created_at": "2024-05-01T10:00:00Z"}
+    with pytest.raises(InputError, match="is not between 0 and 2,147,483,647"):
+        ingest_file(store, "pull-requests", write_csv(tmp_path / "p.csv", [row]))
+
+
+def test_nanosecond_timestamps_are_kept_to_the_microsecond(store, tmp_path):
+    path = write_csv(tmp_path / "d.csv", [deployment(1, "a", "2024-05-01T10:00:00.123456789Z")])
+    ingest_file(store, "deployments", path)
+    assert str(store.query("SELECT finished_at FROM deployments").finished_at[0]) == "2024-05-01 10:00:00.123456+00:00"
