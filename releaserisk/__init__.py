@@ -26,6 +26,7 @@ _EXPORTS = {
     "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
     "SequentialResult": "releaserisk.canary.sequential",
+    "ServiceBlock": "releaserisk.report",
     "Settings": "releaserisk.config",
     "Store": "releaserisk.store",
     "analysis_samples": "releaserisk.canary.data",
@@ -39,6 +40,7 @@ _EXPORTS = {
     "ingest_git_tags": "releaserisk.ingest.git",
     "judge": "releaserisk.canary.judge",
     "label_changes": "releaserisk.labels",
+    "latest_deployment_week": "releaserisk.report",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
@@ -49,6 +51,7 @@ _EXPORTS = {
     "mann_whitney_interval": "releaserisk.canary.judge",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
+    "project_path": "releaserisk.report",
     "read_feature_table": "releaserisk.model",
     "release_analytics": "releaserisk.analytics",
     "render_weekly": "releaserisk.report",
@@ -58,6 +61,7 @@ _EXPORTS = {
     "sequential_judge": "releaserisk.canary.sequential",
     "simulate": "releaserisk.simulate",
     "training_frame": "releaserisk.labels",
+    "WeeklySections": "releaserisk.report",
     "weekly_sections": "releaserisk.report",
 }
 
@@ -76,8 +80,10 @@ __all__ = [
     "Scorecard",
     "SequentialMonitor",
     "SequentialResult",
+    "ServiceBlock",
     "Settings",
     "Store",
+    "WeeklySections",
     "__version__",
     "analysis_samples",
     "auc_by_age",
@@ -91,6 +97,7 @@ __all__ = [
     "ingest_git_tags",
     "judge",
     "label_changes",
+    "latest_deployment_week",
     "link_deployment_changes",
     "load_canary_config",
     "load_model",
@@ -101,6 +108,7 @@ __all__ = [
     "one_analysis",
     "open_snapshot",
     "open_store",
+    "project_path",
     "read_feature_table",
     "release_analytics",
     "render_weekly",
@@ -140,7 +148,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rolling_origin,
         save_model,
     )
-    from releaserisk.report import render_weekly, weekly_sections
+    from releaserisk.report import (
+        ServiceBlock,
+        WeeklySections,
+        latest_deployment_week,
+        project_path,
+        render_weekly,
+        weekly_sections,
+    )
     from releaserisk.scorecard import Scorecard, load_scorer
     from releaserisk.simulate import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store

@@ -88,6 +88,13 @@ def _figure(width: float = 7.5, height: float = 3.2, ncols: int = 1):
     return fig, axes
 
 
+def _integer_axis(axis) -> None:
+    """Counts get whole-number ticks from 0 (deployments, changes), never 2.5 or −0.04."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _period_line(ax, x, values, **style) -> None:
     """A line through the periods that have a value.
 
@@ -123,6 +130,8 @@ def dora_trend_figure(by_period):
     x = np.arange(len(labels))
     left.bar(x, by_period["deployments"], color="#4c72b0", label="production deployments")
     left.set_ylabel(f"deployments per {unit}")
+    left.set_ylim(bottom=0, top=max(1, float(np.nanmax(by_period["deployments"], initial=0)) * 1.08))
+    _integer_axis(left.yaxis)
     twin = left.twinx()
     _period_line(twin, x, by_period["change_failure_rate"] * 100, color="#c44e52", label="change failure rate")
     twin.set_ylabel("change failure rate (%)")
@@ -174,6 +183,7 @@ def risk_histogram(probabilities, threshold: float):
     ax.axvline(threshold * 100, color="#c44e52", linestyle="--", label=f"gate threshold {threshold:.0%}")
     ax.set_xlabel("predicted defect probability (%)")
     ax.set_ylabel("changes")
+    _integer_axis(ax.yaxis)
     ax.set_title("Change risk")
     ax.legend(fontsize=8)
     return fig
