@@ -240,7 +240,9 @@ def period(start: datetime, end: datetime) -> str:
     return f"{pd.Timestamp(start):%a %d %b %Y} – {last:%a %d %b %Y} (UTC)"
 
 
-def caption(n: int, noun: str, start: datetime | None = None, end: datetime | None = None) -> str:
+def caption(
+    n: int, noun: str, start: datetime | None = None, end: datetime | None = None, *, one: str | None = None
+) -> str:
     """The line above a table: its window and how many rows it rests on.
 
     Parameters
@@ -252,13 +254,15 @@ def caption(n: int, noun: str, start: datetime | None = None, end: datetime | No
         drops the final "s".
     start, end : datetime, optional
         The window; omitted when the section covers all history.
+    one : str, optional
+        The singular, when dropping the final "s" does not make it (``"canary analysis"``).
 
     Returns
     -------
     str
         Plain text (escape it for HTML).
     """
-    word = noun[:-1] if n == 1 and noun.endswith("s") else noun
+    word = (one or (noun[:-1] if noun.endswith("s") else noun)) if n == 1 else noun
     window = f"{period(start, end)}: " if start is not None and end is not None else ""
     return f"{window}{n:,} {word}."
 
@@ -376,7 +380,7 @@ def column_kind(name: str, values: pd.Series) -> str:
     if pd.api.types.is_integer_dtype(values):
         return _COUNT
     present = values.dropna()
-    whole = len(present) and bool((present == present.round()).all()) and present.abs().max() >= 1
+    whole = len(present) and bool((present == present.round()).all())  # counts that arrive as floats
     return _COUNT if whole else _NUMBER
 
 

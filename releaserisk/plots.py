@@ -136,13 +136,23 @@ def dora_trend_figure(by_period):
     _period_line(twin, x, by_period["change_failure_rate"] * 100, color="#c44e52", label="change failure rate")
     twin.set_ylabel("change failure rate (%)")
     left.set_title("Deployments and change failure rate")
-    _period_line(right, x, by_period["lead_time_median_hours"], color="#55a868")
-    right.set_ylabel("hours")
     right.set_title("Median change lead time")
     step = max(1, math.ceil(len(labels) / MAX_PERIOD_LABELS))
-    for ax in (left, right):
-        ax.set_xticks(x[::step], labels[::step], rotation=45, ha="right", fontsize=7)
+    left.set_xticks(x[::step], labels[::step], rotation=45, ha="right", fontsize=7)
+    if np.isnan(np.asarray(by_period["lead_time_median_hours"], dtype=float)).all():
+        # no empty axes: without commits linked to deployments there is no lead time to draw
+        _say(right, "No lead time in these periods:\nno deployed commit is linked to its history.")
+        return fig
+    _period_line(right, x, by_period["lead_time_median_hours"], color="#55a868")
+    right.set_ylabel("hours")
+    right.set_xticks(x[::step], labels[::step], rotation=45, ha="right", fontsize=7)
     return fig
+
+
+def _say(ax, sentence: str) -> None:
+    """A panel without data: one sentence in place of empty axes."""
+    ax.text(0.5, 0.5, sentence, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="#555555")
+    ax.set_axis_off()
 
 
 def batch_size_figure(buckets):
@@ -216,9 +226,7 @@ def model_age_figure(rolling):
     """
     fig, (ax,) = _figure()
     if rolling["auc"].isna().all():
-        message = "history too short (or too few buggy changes a month) for a rolling origin"
-        ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
+        _say(ax, "History too short (or too few buggy changes a month) for a rolling origin.")
         return fig
     from releaserisk.model import auc_by_age
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from releaserisk import formatting
+from releaserisk.choices import REPORT_GROUPS
 from releaserisk.config import Settings
 from releaserisk.errors import InputError
 from releaserisk.store import Store
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 #: Groupings ``report weekly --by`` offers: one compact block per service.
-BY = ("service",)
+BY = REPORT_GROUPS
 
 
 def _notebook_dir() -> Path:
@@ -254,7 +255,7 @@ class WeeklySections:
     window_deployments: int = 0  # production deployments of the twelve weeks
     services: list[ServiceBlock] = field(default_factory=list)
 
-    def caption(self, n: int, noun: str, *, trend: bool = False) -> str:
+    def caption(self, n: int, noun: str, *, trend: bool = False, one: str | None = None) -> str:
         """The line above a section: its window and its n.
 
         Parameters
@@ -265,6 +266,8 @@ class WeeklySections:
             What they are, plural.
         trend : bool
             The twelve weeks of the findings instead of the report's week.
+        one : str, optional
+            The singular of ``noun`` when it is not ``noun`` without its final "s".
 
         Returns
         -------
@@ -272,7 +275,7 @@ class WeeklySections:
             Plain text (escape it for HTML).
         """
         start = self.trend_start if trend and self.trend_start is not None else self.start
-        return formatting.caption(n, noun, start, self.end)
+        return formatting.caption(n, noun, start, self.end, one=one)
 
 
 #: The five headline numbers: (label, summary column, tier column, kind).
@@ -573,14 +576,15 @@ def _with_unbatched(buckets: pd.DataFrame, dora) -> pd.DataFrame:
     summary = dora.summary
     total, failed = int(summary["deployments"].sum()), summary["failed_deployments"].sum()
     rest = total - int(buckets["deployments"].sum())
+    shown = buckets[buckets["deployments"] > 0]  # a row of zeros per unused bucket says nothing
     if rest <= 0:
-        return buckets
+        return shown.reset_index(drop=True)
     rest_failed = failed - buckets["failures"].sum() if dora.failures_tracked else np.nan
     low, high = wilson_interval([rest_failed], [rest])
     row = {column: np.nan for column in buckets.columns}
     row.update({"bucket": "none new", "min_size": 0, "deployments": rest, "failures": rest_failed,
                 "failure_rate": rest_failed / rest, "ci_low": low[0], "ci_high": high[0]})  # fmt: skip
-    frame = pd.concat([pd.DataFrame([row]), buckets], ignore_index=True)
+    frame = pd.concat([pd.DataFrame([row]), shown], ignore_index=True)
     frame.attrs.update(buckets.attrs)
     frame.attrs["unbatched"] = rest
     return frame
@@ -901,5 +905,7 @@ def render_weekly(
 
 def _organisation(store: Store, db_path: Path) -> str:
     """What the title names: the store's repositories when few, else the store's file name."""
-    repos = store.query("SELECT repo FROM repos ORDER BY repo")["repo"].tolist()
+    repos = store.query(  # deployments name their repository even before its history is ingested
+        "SELECT repo FROM repos UNION SELECT repo FROM deployments WHERE repo IS NOT NULL ORDER BY repo"
+    )["repo"].tolist()
     return ", ".join(repos) if 0 < len(repos) <= 3 else db_path.stem

@@ -133,9 +133,14 @@ def test_notebooks_are_committed_without_outputs():
 
 def test_cli_report_json_and_errors(rendered, tmp_path, capsys):
     assert main(["--db", str(rendered["db"]), "report", "weekly", "--week", rendered["week"], "--out",
-                 str(tmp_path), "--format", "json"]) == 0  # fmt: skip
+                 str(tmp_path), "--format", "json", "--by", "service"]) == 0  # fmt: skip
     payload = json.loads(capsys.readouterr().out)
     assert payload["html"].endswith(f"weekly-{rendered['week']}.html") and Path(payload["html"]).exists()
+    assert payload["title"] == f"Release health — week {rendered['week']} — demo" and payload["note"] == ""
+    assert "<h2>Per service</h2>" in Path(payload["html"]).read_text()
+    with pytest.raises(SystemExit):
+        main(["--db", str(rendered["db"]), "report", "weekly", "--by", "team"])
+    assert "invalid choice: 'team'" in capsys.readouterr().err
     assert main(["--db", str(rendered["db"]), "report", "weekly", "--week", "last-week"]) == 2
     assert "week must look like" in capsys.readouterr().err
     assert main(["--db", str(rendered["db"]), "report", "weekly", "--week", "2999-W01"]) == 2
@@ -347,10 +352,8 @@ def test_every_section_says_its_window_and_n(rendered):
     _, monday, end = iso_week(rendered["week"])
     html = rendered["html"]
     week = period(monday, end)
-    for noun in ("production deployments.", "failed deployments.", "incidents opened.", "canary analyses."):
-        assert re.search(rf"{re.escape(week)}: \d+ {re.escape(noun)}", html) or (
-            re.search(rf"{re.escape(week)}: 1 {re.escape(noun[:-2])}\.", html)
-        ), noun
+    for noun in ("production deployment", "failed deployment", "incident", "canary analys", "scored change"):
+        assert re.search(rf"{re.escape(week)}: \d+ {noun}", html), noun
     twelve = period(monday - pd.Timedelta(weeks=11), end)
     assert html.count(f"{twelve}: ") >= 2  # the trends and the findings cover twelve weeks, and say so
 
