@@ -15,7 +15,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     paths = render_weekly(
-        settings_of(args).db, args.week, out_dir=args.out, services=args.services, config=args.config, by=args.by
+        settings_of(args).db, args.week, out_dir=args.out, services=args.services, config=args.config, by=args.report_by
     )
     paths["seconds"] = round(time.perf_counter() - started, 2)
     picked = f"{paths['note']}\n" if paths["note"] else ""
@@ -32,6 +32,6 @@ def register(sub) -> None:
     p.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the latest week with a production deployment)")
     p.add_argument("--out", default="reports", help="output directory (default: reports)")
     p.add_argument("--services", nargs="*", help="limit the deployments table to these services (known names)")
-    p.add_argument("--by", choices=REPORT_GROUPS, help="add one compact block per service, worst first")
+    p.add_argument("--by", dest="report_by", choices=REPORT_GROUPS, help="one compact block per service, worst first")
     add_format(p)
     p.set_defaults(handler=cmd_report)
