@@ -27,6 +27,7 @@ _EXPORTS = {
     "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
     "SequentialResult": "releaserisk.canary.sequential",
+    "ServiceBlock": "releaserisk.report",
     "Settings": "releaserisk.config",
     "Store": "releaserisk.store",
     "analysis_samples": "releaserisk.canary.data",
@@ -52,6 +53,7 @@ _EXPORTS = {
     "ingest_git_tags": "releaserisk.ingest.git",
     "judge": "releaserisk.canary.judge",
     "label_changes": "releaserisk.labels",
+    "latest_deployment_week": "releaserisk.report",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
@@ -62,6 +64,7 @@ _EXPORTS = {
     "mann_whitney_interval": "releaserisk.canary.judge",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
+    "project_path": "releaserisk.report",
     "read_feature_table": "releaserisk.model",
     "release_analytics": "releaserisk.analytics",
     "render_weekly": "releaserisk.report",
@@ -71,6 +74,7 @@ _EXPORTS = {
     "sequential_judge": "releaserisk.canary.sequential",
     "simulate": "releaserisk.simulation",
     "training_frame": "releaserisk.labels",
+    "WeeklySections": "releaserisk.report",
     "weekly_sections": "releaserisk.report",
 }
 
@@ -118,7 +122,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rolling_origin,
         save_model,
     )
-    from releaserisk.report import render_weekly, weekly_sections
+    from releaserisk.report import (
+        ServiceBlock,
+        WeeklySections,
+        latest_deployment_week,
+        project_path,
+        render_weekly,
+        weekly_sections,
+    )
     from releaserisk.scorecard import Scorecard, load_scorer
     from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store
