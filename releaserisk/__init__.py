@@ -27,18 +27,24 @@ _EXPORTS = {
     "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
     "SequentialResult": "releaserisk.canary.sequential",
+    "ServiceBlock": "releaserisk.report",
     "Settings": "releaserisk.config",
     "SourceIngestResult": "releaserisk.ingest.sources",
     "Store": "releaserisk.store",
     "TagIngestResult": "releaserisk.ingest.git",
+    "WeeklySections": "releaserisk.report",
     "after_ingest": "releaserisk.ingest.steps",
     "analysis_samples": "releaserisk.canary.data",
     "auc_by_age": "releaserisk.model",
     "calibration_table": "releaserisk.model",
     "classify_tag": "releaserisk.ingest.tags",
+    "command_data": "releaserisk.escape",
+    "command_property": "releaserisk.escape",
     "dora_metrics": "releaserisk.dora",
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
+    "fenced_block": "releaserisk.escape",
+    "html_text": "releaserisk.escape",
     "ingest_file": "releaserisk.ingest.tabular",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
@@ -46,8 +52,10 @@ _EXPORTS = {
     "ingest_gitlab": "releaserisk.ingest.gitlab",
     "ingest_jira": "releaserisk.ingest.jira",
     "ingest_pagerduty": "releaserisk.ingest.pagerduty",
+    "json_safe": "releaserisk.escape",
     "judge": "releaserisk.canary.judge",
     "label_changes": "releaserisk.labels",
+    "latest_deployment_week": "releaserisk.report",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
@@ -55,10 +63,16 @@ _EXPORTS = {
     "load_scorer": "releaserisk.scorecard",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
+    "markdown_cell": "releaserisk.escape",
     "one_analysis": "releaserisk.canary.data",
+    "one_line": "releaserisk.escape",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
+    "parse_instant": "releaserisk.inputs",
+    "plain_text": "releaserisk.escape",
+    "project_path": "releaserisk.report",
     "read_feature_table": "releaserisk.model",
+    "read_file": "releaserisk.inputs",
     "release_analytics": "releaserisk.analytics",
     "render_weekly": "releaserisk.report",
     "rolling_origin": "releaserisk.model",
@@ -66,8 +80,10 @@ _EXPORTS = {
     "score_commits": "releaserisk.gate",
     "sequential_judge": "releaserisk.canary.sequential",
     "simulate": "releaserisk.simulation",
+    "stop_commands": "releaserisk.escape",
     "training_frame": "releaserisk.labels",
     "weekly_sections": "releaserisk.report",
+    "workflow_command": "releaserisk.escape",
 }
 
 #: The public API: ``_EXPORTS`` is the one list; ``__all__`` follows from it (and the
@@ -84,6 +100,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
+    from releaserisk.escape import (
+        command_data,
+        command_property,
+        fenced_block,
+        html_text,
+        json_safe,
+        markdown_cell,
+        one_line,
+        plain_text,
+        stop_commands,
+        workflow_command,
+    )
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
     from releaserisk.gate import GateResult, score_commits
     from releaserisk.ingest.git import GitIngestResult, TagIngestResult, ingest_git, ingest_git_tags
@@ -96,6 +124,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.ingest.steps import after_ingest
     from releaserisk.ingest.tabular import ingest_file
     from releaserisk.ingest.tags import classify_tag
+    from releaserisk.inputs import parse_instant, read_file
     from releaserisk.labels import label_changes, training_frame
     from releaserisk.model import (
         RiskModel,
@@ -108,7 +137,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rolling_origin,
         save_model,
     )
-    from releaserisk.report import render_weekly, weekly_sections
+    from releaserisk.report import (
+        ServiceBlock,
+        WeeklySections,
+        latest_deployment_week,
+        project_path,
+        render_weekly,
+        weekly_sections,
+    )
     from releaserisk.scorecard import Scorecard, load_scorer
     from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store
