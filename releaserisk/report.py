@@ -478,7 +478,7 @@ def weekly_sections(
         deployments = deployments[deployments["service"].isin(services)]
     risky = _risky_changes(store, start, end, settings)
     analytics = release_analytics(store, trend_start, end, settings=settings, dora=dora)
-    window_deployments = int(dora.summary["deployments"].sum())
+    window_deployments = int(_summary_frame(dora)["deployments"].sum())
     notes = []
     if risky.empty:
         notes.append("No risk scores for this week's changes: run 'releaserisk score' in CI (or 'releaserisk demo').")
@@ -655,6 +655,12 @@ def _scored_view(risky: pd.DataFrame, threshold: float, band) -> pd.DataFrame:
     return view
 
 
+def _summary_frame(dora) -> pd.DataFrame:
+    """The DORA summary table: ``frame`` where ``summary()`` is the text, else ``summary``."""
+    frame = getattr(dora, "frame", None)
+    return frame if isinstance(frame, pd.DataFrame) else dora.summary
+
+
 def _with_unbatched(buckets: pd.DataFrame, dora) -> pd.DataFrame:
     """The batch-size buckets plus one row for production deployments that shipped no new change.
 
@@ -664,7 +670,7 @@ def _with_unbatched(buckets: pd.DataFrame, dora) -> pd.DataFrame:
     """
     from releaserisk.analytics import wilson_interval
 
-    summary = dora.summary
+    summary = _summary_frame(dora)
     total, failed = int(summary["deployments"].sum()), summary["failed_deployments"].sum()
     rest = total - int(buckets["deployments"].sum())
     shown = buckets[buckets["deployments"] > 0]  # a row of zeros per unused bucket says nothing
