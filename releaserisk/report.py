@@ -219,7 +219,8 @@ class ServiceBlock:
         worst = "no scored pending change"
         if len(self.pending):
             worst = f"riskiest pending change {self.pending['probability'].iloc[0]}"
-        return f"{self.service}: {len(self.failures)} failed deployment(s) this week; {worst}"
+        failed = formatting.caption(len(self.failures), "failed deployments").rstrip(".")
+        return f"{self.service}: {failed} this week; {worst}"
 
 
 @dataclass
