@@ -37,6 +37,18 @@ _EXPORTS = {
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
     "ingest_file": "releaserisk.ingest.tabular",
+    "command_data": "releaserisk.escape",
+    "command_property": "releaserisk.escape",
+    "fenced_block": "releaserisk.escape",
+    "html_text": "releaserisk.escape",
+    "json_safe": "releaserisk.escape",
+    "markdown_cell": "releaserisk.escape",
+    "one_line": "releaserisk.escape",
+    "plain_text": "releaserisk.escape",
+    "stop_commands": "releaserisk.escape",
+    "workflow_command": "releaserisk.escape",
+    "parse_instant": "releaserisk.inputs",
+    "read_file": "releaserisk.inputs",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
     "judge": "releaserisk.canary.judge",
@@ -80,11 +92,24 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
+    from releaserisk.escape import (
+        command_data,
+        command_property,
+        fenced_block,
+        html_text,
+        json_safe,
+        markdown_cell,
+        one_line,
+        plain_text,
+        stop_commands,
+        workflow_command,
+    )
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
     from releaserisk.gate import GateResult, score_commits
     from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
     from releaserisk.ingest.links import link_deployment_changes
     from releaserisk.ingest.tabular import ingest_file
+    from releaserisk.inputs import parse_instant, read_file
     from releaserisk.labels import label_changes, training_frame
     from releaserisk.model import (
         RiskModel,

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from releaserisk.cli import main
+from releaserisk.store import _migrations
 
 
 def run_cli(*args, cwd=None):
@@ -21,7 +22,8 @@ def test_init_creates_store_and_reports_json(tmp_path, capsys):
     db = tmp_path / "s.duckdb"
     assert main(["--db", str(db), "init", "--format", "json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["schema_version"] == 3 and "commits" in payload["tables"] and "issues" in payload["tables"]
+    assert payload["schema_version"] == _migrations()[-1][0]
+    assert "commits" in payload["tables"] and "issues" in payload["tables"]
     assert db.exists()
 
 
