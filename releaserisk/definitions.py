@@ -26,6 +26,7 @@ from releaserisk.config import Settings
 __all__ = [
     "GUARDS",
     "guarded",
+    "in_production_environment",
     "is_clock_skew",
     "last_pre_production_stage",
     "pre_production_stages",
@@ -58,7 +59,25 @@ def production_deployment(alias: str = "", environments: str = "$prod") -> str:
         ``status = 'success' AND list_contains(<environments>, lower(environment))``.
     """
     p = f"{alias}." if alias else ""
-    return f"({p}status = 'success' AND list_contains({environments}, lower({p}environment)))"
+    return f"({p}status = 'success' AND {in_production_environment(alias, environments)})"
+
+
+def in_production_environment(alias: str = "", environments: str = "$prod") -> str:
+    """SQL predicate: the deployment row ``alias`` went to a production environment, whatever its status.
+
+    Parameters
+    ----------
+    alias : str
+        Table alias of a ``deployments`` row (empty: unqualified columns).
+    environments : str
+        The query parameter holding :func:`production_environments`.
+
+    Returns
+    -------
+    str
+    """
+    p = f"{alias}." if alias else ""
+    return f"list_contains({environments}, lower({p}environment))"
 
 
 def production_environments(settings: Settings) -> list[str]:

@@ -1143,7 +1143,8 @@ def _source_notes(store: Store, rules: dict[str, str], production: Sequence[str]
 _SUMMARY_COLUMNS = [
     "deployments", "deploys_per_week", "deploys_per_day", "deploy_days_per_week",
     "lead_time_median_hours", "lead_time_p90_hours", "change_failure_rate", "failed_deployments",
-    "recovery_median_hours", "incidents", "restore_median_hours", "rework_rate", "unplanned_deployments", "pr_cycle_median_hours",
+    "recovery_median_hours", "incidents", "restore_median_hours", "rework_rate", "unplanned_deployments",
+    "pr_cycle_median_hours",
     *[f"{m}_tier" for m in _TIER_COLUMNS],
 ]  # fmt: skip
 _SPAN_COLUMNS = ["lead_spans", "recovery_spans", "restore_spans", "cycle_spans"]

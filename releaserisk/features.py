@@ -51,6 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from releaserisk.definitions import production_deployment
+
 __all__ = [
     "DEPLOYMENT_FEATURES",
     "FEATURE_VERSION",
@@ -319,11 +321,11 @@ def deployment_batch_features(store, production_environments, pre_production: st
         ``deployment_id, service, finished_at`` and :data:`DEPLOYMENT_FEATURES`.
     """
     return store.query(
-        """
+        f"""
         WITH prod AS (
             SELECT deployment_id, service, sha, finished_at, coalesce(kind, 'regular') AS kind,
                    lag(finished_at) OVER (PARTITION BY service ORDER BY finished_at, deployment_id) AS previous_at
-            FROM deployments WHERE status = 'success' AND list_contains($prod, lower(environment))
+            FROM deployments WHERE {production_deployment()}
         ),
         scores AS (SELECT repo, sha, arg_max(probability, scored_at) AS p FROM risk_scores GROUP BY 1, 2),
         batch AS (

@@ -568,3 +568,228 @@ def test_deployments_in_no_configured_production_environment_get_a_note(store):
     configured = dora_metrics(store, *window, settings=Settings(production_environments=("live",)))
     assert configured.frame.iloc[0].deployments == 2
     assert not any("production environment" in n for n in configured.notes)
+
+
+# --- devlake: the four rules of change_lead_time_calculator.go, hand-computed ---------------------------
+
+
+def test_devlake_first_deployment_of_a_chain_contributes_no_changes_even_listed(store):
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-02T00:00Z")],
+        deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-02T12:00Z")],
+        changes=[("d1", "c1"), ("d2", "c2")],  # d1's change listed explicitly
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-01T01:00Z",
+              "merged_at": "2024-01-01T02:00Z", "merge_commit_sha": "c1"},
+             {"repo": "r", "number": 2, "author": "a", "created_at": "2024-01-02T01:00Z",
+              "merged_at": "2024-01-02T02:00Z", "merge_commit_sha": "c2"}],
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    devlake = dora_metrics(store, *window, profile="devlake")
+    assert devlake.changes["sha"].tolist() == ["c2"]  # d1 is first of its chain (api, r)
+    prs = devlake.pull_requests.set_index("number")
+    # PR 1 merged into the first deployment: no deployment and no deploy time; cycle = opened -> merged
+    assert pd.isna(prs.loc[1, "deployment_id"]) and pd.isna(prs.loc[1, "deploy_minutes"])
+    assert prs.loc[1, "cycle_minutes"] == 60
+    assert (prs.loc[2, "deployment_id"], prs.loc[2, "deploy_minutes"], prs.loc[2, "cycle_minutes"]) == ("d2", 600, 660)
+    assert devlake.frame.iloc[0].lead_time_median_hours == 11  # deployed PRs only: PR 2's 660 min
+    assert devlake.deployments.set_index("deployment_id")["first_of_chain"].to_dict() == {"d1": True, "d2": False}
+    assert dora_metrics(store, *window).changes["sha"].tolist() == ["c1", "c2"]  # the dora profile keeps them
+
+
+def test_devlake_cycle_is_the_sum_of_the_parts_that_exist(store):
+    # deployed 30 minutes before the merge (the merge commit was on the branch the deploy tool took):
+    # DevLake's deploy span is negative, so nil; cycle = coding 60 + opened -> merged 120 + 0
+    load(
+        store,
+        commits=[("c0", "2024-01-01T00:00Z"), ("m", "2024-01-02T01:00Z")],
+        deployments=[dep(0, "2024-01-01T06:00Z"), dep(1, "2024-01-02T02:30Z")],
+        changes=[("d1", "m")],
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-02T01:00Z",
+              "merged_at": "2024-01-02T03:00Z", "merge_commit_sha": "m"}],
+        pr_commits=[{"repo": "r", "number": 1, "sha": "p", "authored_at": "2024-01-02T00:00Z"}],
+    )  # fmt: skip
+    pr = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").pull_requests.iloc[0]
+    assert pr.deployment_id == "d1" and pd.isna(pr.deploy_minutes) and pr.clock_skew
+    assert (pr.coding_minutes, pr.cycle_minutes) == (60, 60 + 120 + 0)
+
+
+def test_devlake_lists_every_merged_pull_request_deployed_or_not(store):
+    load(
+        store,
+        deployments=[dep(1, "2024-01-02T00:00Z")],
+        prs=[{"repo": "r", "number": 7, "author": "a", "created_at": "2024-01-03T00:00Z",
+              "merged_at": "2024-01-03T04:00Z", "merge_commit_sha": "never-shipped"},
+             {"repo": "r", "number": 8, "author": "a", "created_at": "2024-01-03T00:00Z"}],  # open: not listed
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    devlake = dora_metrics(store, *window, profile="devlake")
+    assert devlake.pull_requests["number"].tolist() == [7]
+    row = devlake.frame.iloc[0]
+    assert (row.pr_cycle_median_hours, row.pr_cycle_median_hours_n) == (4, 1)  # in the PR metrics too
+    assert math.isnan(row.lead_time_median_hours)  # lead time needs a deployment
+    assert dora_metrics(store, *window).pull_requests.empty  # the dora profile lists deployed PRs
+
+
+def test_devlake_an_empty_author_is_accepted_and_excludes_no_review(store, tmp_path):
+    from releaserisk.ingest.tabular import ingest_file
+
+    path = tmp_path / "prs.csv"
+    path.write_text(
+        "repo,number,author,created_at,merged_at,merge_commit_sha\n"
+        "r,1,,2024-01-02T00:00Z,2024-01-02T05:00Z,m\n"  # a deleted account: GitHub shows a ghost
+    )
+    assert ingest_file(store, "pull-requests", path) == 1
+    load(
+        store,
+        deployments=[dep(1, "2024-01-01T00:00Z")],
+        reviews=[{"repo": "r", "number": 1, "reviewer": "ghost", "submitted_at": "2024-01-02T01:00Z"},
+                 {"repo": "r", "number": 1, "reviewer": "bob", "submitted_at": "2024-01-02T02:00Z"}],
+    )  # fmt: skip
+    pr = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").pull_requests.iloc[0]
+    assert pd.isna(pr.author) and (pr.pickup_minutes, pr.review_minutes) == (60, 240)
+
+
+# --- one guard for impossible spans -------------------------------------------------------------------
+
+
+def test_a_clock_skewed_commit_is_flagged_left_out_of_the_median_and_counted(store):
+    load(
+        store,
+        commits=[("ok1", "2024-01-02T00:00Z"), ("ok2", "2024-01-02T02:00Z"),
+                 ("fast", "2024-01-10T09:00Z")],  # its author's clock ran a week fast
+        deployments=[dep(1, "2024-01-03T00:00Z")],
+        changes=[("d1", "ok1"), ("d1", "ok2"), ("d1", "fast")],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    changes = result.changes.set_index("sha")
+    assert changes.loc["fast", "lead_time_hours"] == -177 and changes.loc["fast", "clock_skew"]
+    assert not changes.loc["ok1", "clock_skew"]
+    row = result.frame.iloc[0]
+    assert (row.lead_time_median_hours, row.lead_time_median_hours_n) == (23, 2)  # 24 and 22, not -177
+    assert "1 change with a commit time after its deployment was left out (clock skew)" in result.notes
+
+
+def test_a_pr_commit_authored_after_the_pr_opened_is_a_flagged_phase(store):
+    load(
+        store,
+        commits=[("m", "2024-01-02T06:00Z")],
+        deployments=[dep(0, "2024-01-01T00:00Z"), dep(1, "2024-01-02T08:00Z")],
+        changes=[("d1", "m")],
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-02T00:00Z",
+              "merged_at": "2024-01-02T06:00Z", "merge_commit_sha": "m"}],
+        pr_commits=[{"repo": "r", "number": 1, "sha": "p", "authored_at": "2024-01-02T02:00Z"}],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    pr = result.pull_requests.iloc[0]
+    assert pr.coding_minutes == -120 and pr.clock_skew
+    assert pr.cycle_minutes == 360  # first commit -> deployment stands
+    assert any(n.startswith("1 pull request with a phase that ends before it starts") for n in result.notes)
+    devlake = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").pull_requests.iloc[0]
+    assert pd.isna(devlake.coding_minutes) and devlake.clock_skew  # DevLake's computeTimeSpan gives nil
+
+
+def test_incidents_resolved_before_they_started_or_before_their_deployment_finished(store):
+    load(
+        store,
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+        incidents=[
+            # linked to d2, resolved an hour before d2 finished: recovery -1 h
+            {"incident_id": "early", "service": "api", "opened_at": "2024-01-02T20:00Z",
+             "resolved_at": "2024-01-02T23:00Z", "cause_deployment_id": "d2"},
+            # resolved before it was opened: restore -2 h
+            {"incident_id": "backwards", "service": "api", "opened_at": "2024-01-02T06:00Z",
+             "resolved_at": "2024-01-02T04:00Z"},
+        ],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    deploys = result.deployments.set_index("deployment_id")
+    assert deploys.loc["d2", "recovery_hours"] == -1 and deploys.loc["d2", "clock_skew"]
+    assert deploys.loc["d1", "recovery_hours"] == 4 and not deploys.loc["d1", "clock_skew"]  # "backwards" fails d1
+    incidents = result.incidents.set_index("incident_id")
+    assert incidents.loc["backwards", "clock_skew"] and not incidents.loc["early", "clock_skew"]
+    row = result.frame.iloc[0]
+    assert (row.recovery_median_hours, row.recovery_median_hours_n) == (4, 1)
+    assert (row.restore_median_hours, row.restore_median_hours_n) == (3, 1)
+    assert "1 failed deployment restored before it finished was left out (clock skew)" in result.notes
+    assert "1 incident resolved before it started was left out (clock skew)" in result.notes
+
+
+# --- intervals and significance ------------------------------------------------------------------------
+
+
+def test_summary_and_by_period_carry_n_intervals_tiers_and_changes(fixture_store):
+    result = dora_metrics(fixture_store, "2024-01-01", "2024-01-22")
+    row = result.frame.iloc[0]
+    assert (row.change_failure_rate_n, row.failed_deployments) == (4, 2)
+    assert row.change_failure_rate_ci_low == pytest.approx(0.150, abs=1e-3)  # Wilson 2 of 4
+    assert row.change_failure_rate_ci_high == pytest.approx(0.850, abs=1e-3)
+    assert row.change_failure_rate_tiers == "high, medium, low"  # 15 % is above elite's 5 %
+    # 4 leads: the median's 95 % order-statistic interval needs n >= 6: unbounded both sides
+    assert row.lead_time_median_hours_n == 4 and math.isnan(row.lead_time_median_hours_ci_low)
+    assert row.lead_time_median_hours_tiers == "elite, high, medium, low"
+    # exact Poisson: 4 deployments in 3 weeks
+    assert row.deploys_per_week_ci_low == pytest.approx(1.0899 / 3, abs=1e-3)
+    assert row.deploys_per_week_ci_high == pytest.approx(10.2416 / 3, abs=1e-3)
+    weeks = result.by_period.set_index("period")
+    assert pd.isna(weeks.loc["2024-W01", "change_failure_rate_change_significant"])  # no previous week
+    assert weeks.loc["2024-W02", "change_failure_rate_change_significant"] == False  # noqa: E712  1 of 3 vs 1 of 1
+    assert "50.0 % (2 of 4; 95 % CI 15–85 %)  [high, medium, low]" in result.summary()
+    payload = result.to_dict()
+    assert payload["by_period"][0]["change_failure_rate_change_significant"] is None
+
+
+def test_the_change_text_on_both_sides_of_the_threshold(store):
+    # week 1: 1 failure of 13 deployments; week 2: 4 of 14 (the demo's "+20.9 pp"); week 3: 12 of 14
+    deployments, incidents = [], []
+    for week, (total, failed) in enumerate([(13, 1), (14, 4), (14, 12)]):
+        for i in range(total):
+            at = pd.Timestamp("2024-01-01T01:00Z") + pd.Timedelta(days=7 * week, hours=8 * i)
+            deployments.append(dep(f"{week}-{i}", at.isoformat()))
+            if i < failed:
+                incidents.append({"incident_id": f"i{week}-{i}", "service": "api", "cause_deployment_id":
+                                  f"d{week}-{i}", "opened_at": (at + pd.Timedelta(hours=1)).isoformat()})  # fmt: skip
+    load(store, deployments=deployments, incidents=incidents)
+    result = dora_metrics(store, "2024-01-01", "2024-01-22")
+    assert result.describe("change_failure_rate", period="2024-W02") == (
+        "28.6 % (4 of 14; 95 % CI 12–55 %) — not a significant change from 7.7 % (1 of 13)"
+    )
+    significant = result.describe("change_failure_rate", period="2024-W03")
+    assert significant.startswith("85.7 % (12 of 14; 95 % CI 60–96 %) — a significant change from 28.6 % (4 of 14)")
+    weeks = result.by_period.set_index("period")
+    assert weeks.loc["2024-W03", "change_failure_rate_change_p_value"] < 0.05
+    assert weeks.loc["2024-W02", "change_failure_rate_change_p_value"] > 0.05
+
+
+def test_interval_coverage_by_simulation(store):
+    """400 services, each a sample: 95 % intervals cover the true CFR and median lead time 93-97 % of the time."""
+    import numpy as np
+
+    rng = np.random.default_rng(20)
+    services, n, cfr, median_hours = 400, 30, 0.2, 10.0
+    ids = [f"{s}-{i}" for s in range(services) for i in range(n)]
+    finished = pd.Timestamp("2024-01-01T00:00Z") + pd.to_timedelta(np.tile(np.arange(n) * 3, services), unit="h")
+    lead = rng.exponential(median_hours / math.log(2), size=len(ids))  # exponential: median = mean * ln 2
+    frame = pd.DataFrame({"deployment_id": ids, "service": [f"s{s}" for s in range(services) for _ in range(n)],
+                          "environment": "production", "sha": ids, "status": "success", "kind": "regular",
+                          "repo": "r", "finished_at": finished, "started_at": finished})  # fmt: skip
+    store.upsert("deployments", frame)
+    store.upsert(
+        "deployment_changes",
+        pd.DataFrame(
+            {"deployment_id": ids, "repo": "r", "sha": ids, "committed_at": finished - pd.to_timedelta(lead, unit="h")}
+        ),
+    )
+    store.upsert("repos", pd.DataFrame({"repo": ["r"]}))
+    failed = rng.random(len(ids)) < cfr
+    causes = np.array(ids)[failed]
+    incidents = {"incident_id": [f"i{d}" for d in causes], "service": frame["service"][failed].to_numpy(),
+                 "cause_deployment_id": causes, "opened_at": finished[failed] + pd.Timedelta(minutes=30)}  # fmt: skip
+    store.upsert("incidents", pd.DataFrame(incidents))
+    summary = dora_metrics(store, "2024-01-01", "2024-01-09", by="service").frame
+    assert len(summary) == services and (summary["change_failure_rate_n"] == n).all()
+    covered_cfr = (summary["change_failure_rate_ci_low"] <= cfr) & (cfr <= summary["change_failure_rate_ci_high"])
+    low, high = summary["lead_time_median_hours_ci_low"], summary["lead_time_median_hours_ci_high"]
+    covered_median = (low <= median_hours) & (median_hours <= high)
+    assert 0.93 <= covered_cfr.mean() <= 0.97
+    assert 0.93 <= covered_median.mean() <= 0.97
