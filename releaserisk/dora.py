@@ -103,6 +103,7 @@ from releaserisk.definitions import (
     span_hours,
     span_minutes,
 )
+from releaserisk.dora_compare import ProfileComparison, compare_results
 from releaserisk.errors import InputError, StoreError
 from releaserisk.profiles import PROFILES, profile_rules
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
@@ -312,6 +313,9 @@ class DoraResult:
         False when the store has no source of change failures for the profile.
     rules : dict
         The profile's rule choices (:func:`releaserisk.profiles.profile_rules`).
+    comparison : ProfileComparison or None
+        With ``compare``: the profiles side by side and why they disagree, per row
+        (:class:`releaserisk.dora_compare.ProfileComparison`).
     deployments, changes, pull_requests, incidents : DataFrame
         The rows behind the numbers (failure yes/no and why, lead time per commit, PR
         phases, incident links and how they were made), each with ``clock_skew``. Read from
@@ -328,6 +332,8 @@ class DoraResult:
     notes: list[str] = field(default_factory=list)
     failures_tracked: bool = True
     rules: dict[str, str] = field(default_factory=dict)
+    comparison: ProfileComparison | None = None
+    _work: _Work | None = field(default=None, repr=False)
 
     @property
     def deployments(self) -> pd.DataFrame:
@@ -1211,6 +1217,7 @@ def dora_metrics(
     profile: str = "dora",
     benchmark: int = 2024,
     settings: Settings | None = None,
+    compare: Sequence[str] | None = None,
 ) -> DoraResult:
     """Compute DORA metrics over ``[since, until)``.
 
@@ -1229,6 +1236,10 @@ def dora_metrics(
         DORA report year for the tiers.
     settings : Settings, optional
         Production environment names.
+    compare : sequence of str, optional
+        Profiles to compare (``["dora", "devlake", "fourkeys"]``; ``profile`` is added first
+        when missing): the result's ``comparison`` holds them side by side and, per
+        deployment, pull request, change and incident, why they disagree.
 
     Returns
     -------
@@ -1241,6 +1252,15 @@ def dora_metrics(
     """
     settings = settings or Settings()
     rules = profile_rules(profile)
+    if compare:
+        names = list(dict.fromkeys([profile, *compare])) if profile not in compare else list(dict.fromkeys(compare))
+        for name in names:
+            profile_rules(name)  # an unknown name is an input error before any work
+        common = {"freq": freq, "by": by, "benchmark": benchmark, "settings": settings}
+        results = {name: dora_metrics(store, since, until, profile=name, **common) for name in names}
+        result = results[profile]
+        result.comparison = compare_results(store, results)
+        return result
     if by is not None and by not in _GROUPS:
         raise InputError(f"by must be one of {', '.join(_GROUPS)}")
     if freq not in ("W", "M"):
@@ -1318,6 +1338,7 @@ def dora_metrics(
         notes=notes,
         failures_tracked=evidence[0],
         rules=rules,
+        _work=work,
     )
     weakref.finalize(result, _bury, store, work)
     return result
