@@ -20,6 +20,9 @@ _EXPORTS = {
     "JudgeResult": "releaserisk.canary.result",
     "KAMEI_FEATURES": "releaserisk.features",
     "MetricConfig": "releaserisk.canary.config",
+    "PROFILE_RULES": "releaserisk.profiles",
+    "ProfileComparison": "releaserisk.dora_compare",
+    "ProfileRule": "releaserisk.profiles",
     "ReleaseAnalytics": "releaserisk.analytics",
     "RiskModel": "releaserisk.model",
     "SCENARIOS": "releaserisk.simulate",
@@ -44,6 +47,8 @@ _EXPORTS = {
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
     "one_analysis": "releaserisk.canary.data",
+    "profile_rules": "releaserisk.profiles",
+    "profile_table": "releaserisk.profiles",
     "load_scorer": "releaserisk.scorecard",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
@@ -63,6 +68,7 @@ _EXPORTS = {
 
 __all__ = [
     "KAMEI_FEATURES",
+    "PROFILE_RULES",
     "SCENARIOS",
     "CanaryConfig",
     "ChangeMetricState",
@@ -71,6 +77,8 @@ __all__ = [
     "GitIngestResult",
     "JudgeResult",
     "MetricConfig",
+    "ProfileComparison",
+    "ProfileRule",
     "ReleaseAnalytics",
     "RiskModel",
     "Scorecard",
@@ -101,6 +109,8 @@ __all__ = [
     "one_analysis",
     "open_snapshot",
     "open_store",
+    "profile_rules",
+    "profile_table",
     "read_feature_table",
     "release_analytics",
     "render_weekly",
@@ -123,6 +133,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
+    from releaserisk.dora_compare import ProfileComparison
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
     from releaserisk.gate import GateResult, score_commits
     from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
@@ -140,6 +151,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rolling_origin,
         save_model,
     )
+    from releaserisk.profiles import PROFILE_RULES, ProfileRule, profile_rules, profile_table
     from releaserisk.report import render_weekly, weekly_sections
     from releaserisk.scorecard import Scorecard, load_scorer
     from releaserisk.simulate import SCENARIOS, simulate
