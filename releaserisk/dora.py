@@ -94,6 +94,7 @@ import numpy as np
 import pandas as pd
 
 from releaserisk import intervals
+from releaserisk.choices import DORA_DETAILS
 from releaserisk.config import Settings
 from releaserisk.definitions import (
     guarded,
@@ -393,9 +394,8 @@ class DoraResult:
 
     @staticmethod
     def _drill_name(name: str) -> str:
-        names = ("deployments", "changes", "pull-requests", "incidents")
-        if name not in names:
-            raise InputError(f"detail must be one of {', '.join(names)}")
+        if name not in DORA_DETAILS:
+            raise InputError(f"detail must be one of {', '.join(DORA_DETAILS)}")
         return name.replace("-", "_")
 
     def detail(self, name: str) -> pd.DataFrame:

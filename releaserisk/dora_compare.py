@@ -247,7 +247,7 @@ def compare_results(store: Store, results: dict[str, Any]) -> ProfileComparison:
     start, end = windows.pop()
     works = {p: r._work for p, r in results.items()}
     queries = _reason_queries(works, {p: r.rules for p, r in results.items()})
-    sql = " UNION ALL ".join(f"SELECT * FROM ({q})" for q in queries)
+    sql = " UNION ALL ".join(f"SELECT * FROM ({q}) AS t(entity, key, reason, detail)" for q in queries)
     reasons = (
         store.query(f"SELECT * FROM ({sql}) ORDER BY reason, entity, key", {"start": start, "end": end})
         if queries

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from releaserisk.choices import DORA_PROFILES
 from releaserisk.errors import InputError
 
 __all__ = ["PROFILES", "PROFILE_RULES", "ProfileRule", "profile_rules", "profile_table", "profile_table_markdown"]
 
-PROFILES = ("dora", "devlake", "fourkeys")
+PROFILES = DORA_PROFILES
 
 
 @dataclass(frozen=True)

@@ -375,7 +375,7 @@ def test_cli_dora_on_a_store_without_deployments_says_how_to_load_them(store, ca
     store.close()
     assert main(["--db", db, "dora"]) == 0
     captured = capsys.readouterr()
-    assert "deployments          0" in captured.out
+    assert "deployments          0.00/week (0 deployments" in captured.out
     assert captured.err.startswith("hint: the store has no deployments") and "ingest deployments" in captured.err
 
 

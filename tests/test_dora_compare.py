@@ -64,3 +64,22 @@ def test_one_row_per_reason(disagreeing):
 def test_compare_needs_known_profiles(store):
     with pytest.raises(InputError, match="profile must be one of"):
         dora_metrics(store, "2024-01-01", "2024-01-08", compare=["dora", "sleuth"])
+
+
+def test_cli_compare_in_text_json_and_csv(disagreeing, capsys):
+    from releaserisk.cli import main
+
+    db = str(disagreeing.path)
+    disagreeing.close()
+    window = ["--since", "2024-01-01", "--until", "2024-01-08"]
+    assert main(["--db", db, "dora", *window, "--compare", "dora,devlake,fourkeys"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("profiles compared: dora, devlake, fourkeys") and "review_window: 1 pull_request(s)" in text
+    assert main(["--db", db, "dora", *window, "--compare", "dora,devlake", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["profiles"] == ["dora", "devlake"] and {r["reason"] for r in payload["reasons"]} >= {"undeployed_pr"}
+    assert main(["--db", db, "dora", *window, "--compare", "dora,fourkeys", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.startswith("entity,key,reason,detail\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--db", db, "dora", "--compare", "dora,sleuth"])
+    assert exit_info.value.code == 2 and "give two or more of dora, devlake, fourkeys" in capsys.readouterr().err

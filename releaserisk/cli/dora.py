@@ -1,0 +1,77 @@
+"""``dora``: DORA metrics with drill-down and peer-compatible profiles."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from releaserisk.choices import DORA_BENCHMARK_YEARS, DORA_DETAILS, DORA_GROUPS, DORA_PERIODS, DORA_PROFILES
+from releaserisk.cli._base import EXIT_OK, add_format, open_db, settings_of
+from releaserisk.cli.output import emit, emit_frame, hint
+
+
+def cmd_dora(args: argparse.Namespace) -> int:
+    from releaserisk.dora import dora_metrics
+
+    with open_db(args, read_only=True) as store:
+        result = dora_metrics(
+            store,
+            args.since,
+            args.until,
+            freq=DORA_PERIODS[args.freq],
+            by=args.by,
+            profile=args.profile,
+            benchmark=args.benchmark,
+            settings=settings_of(args),
+            compare=args.compare,
+        )
+        frame = result.detail(args.detail) if args.detail else None  # read while the store is open
+        if not store.counts()["deployments"]:
+            hint(
+                "the store has no deployments; load them with 'releaserisk ingest deployments FILE', "
+                "'ingest github' or 'ingest git-tags'"
+            )
+    if frame is not None:
+        start, end = (f"{t:%Y-%m-%d}" for t in result.window)
+        empty = f"no {args.detail.replace('-', ' ')} in {start} → {end}"
+        emit_frame(args, frame, frame.to_string(index=False) if len(frame) else empty, detail=args.detail)
+        return EXIT_OK
+    if result.comparison is not None:  # csv: the per-row reasons; text and json: side by side and reasons
+        comparison = result.comparison
+        emit_frame(args, comparison.reasons, comparison.summary(), key="reasons", **comparison.to_dict())
+        return EXIT_OK
+    if args.format == "csv":
+        sys.stdout.write(result.frame.to_csv(index=False))
+    else:
+        emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+
+def _profiles(text: str) -> list[str]:
+    """``--compare dora,devlake,fourkeys``: two or more known profiles."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in DORA_PROFILES]
+    if unknown or len(set(names)) < 2:
+        raise argparse.ArgumentTypeError(f"give two or more of {', '.join(DORA_PROFILES)}, comma-separated")
+    return names
+
+
+def register(sub) -> None:
+    """Add ``dora`` to the top-level sub-parsers."""
+    p = sub.add_parser("dora", help="DORA metrics with drill-down and peer-compatible profiles")
+    p.add_argument("--since", help="window start (ISO date, UTC)")
+    p.add_argument("--until", help="window end, exclusive (ISO date, UTC)")
+    p.add_argument("--freq", choices=tuple(DORA_PERIODS), default="week")
+    p.add_argument("--by", choices=DORA_GROUPS)
+    p.add_argument("--profile", choices=DORA_PROFILES, default="dora")
+    p.add_argument(
+        "--benchmark", type=int, choices=DORA_BENCHMARK_YEARS, default=max(DORA_BENCHMARK_YEARS),
+        help="DORA report year for tiers",
+    )  # fmt: skip
+    p.add_argument("--detail", choices=DORA_DETAILS, help="print the rows behind the numbers instead")
+    p.add_argument(
+        "--compare", type=_profiles, metavar="PROFILES",
+        help="profiles side by side and why they disagree per row, e.g. dora,devlake,fourkeys (csv: the rows)",
+    )  # fmt: skip
+    add_format(p, ("text", "json", "csv"))
+    p.set_defaults(handler=cmd_dora)
