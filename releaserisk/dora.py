@@ -106,6 +106,8 @@ from releaserisk.definitions import (
 )
 from releaserisk.dora_compare import ProfileComparison, compare_results
 from releaserisk.errors import InputError, StoreError
+from releaserisk.escape import json_safe
+from releaserisk.inputs import parse_instant
 from releaserisk.profiles import PROFILES, profile_rules
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
 
@@ -387,8 +389,8 @@ class DoraResult:
         return {
             "profile": self.profile,
             "window": [str(self.window[0]), str(self.window[1])],
-            "summary": _records(self.frame),
-            "by_period": _records(self.by_period),
+            "summary": json_safe(_records(self.frame)),
+            "by_period": json_safe(_records(self.by_period)),
             "notes": list(self.notes),
         }
 
@@ -540,16 +542,8 @@ def _describe(metric: str, row: pd.Series, previous: pd.Series | None) -> str:
 
 
 def _window(store: Store, since, until) -> tuple[pd.Timestamp, pd.Timestamp]:
-    def stamp(value):
-        if value is None:
-            return None
-        try:
-            ts = pd.Timestamp(value)
-        except (ValueError, TypeError):
-            raise InputError(f"{value!r} is not a date (use e.g. 2026-01-31)") from None
-        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-    start, end = stamp(since), stamp(until)
+    # ISO 8601 only: pd.Timestamp read '01/02/2025' as 2 January without a word
+    start, end = parse_instant(since, "since"), parse_instant(until, "until")
     if start is None or end is None:
         lo, hi = store.execute("SELECT min(finished_at), max(finished_at) FROM deployments").fetchone()
         if lo is None:
