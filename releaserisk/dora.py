@@ -967,6 +967,7 @@ def _changes(frame: pd.DataFrame, days: pd.Series, spans: dict[str, tuple[np.nda
     current = np.flatnonzero(np.r_[False, groups[1:] == groups[:-1]])
     previous = current - 1
     deployments = frame["deployments"].to_numpy(float)
+    tested: dict[str, np.ndarray] = {}
     for metric, (kind, *spec) in _INTERVALS.items():
         p = np.full(len(frame), np.nan)
         if kind == "frequency":
@@ -979,9 +980,11 @@ def _changes(frame: pd.DataFrame, days: pd.Series, spans: dict[str, tuple[np.nda
             p[current] = intervals.two_proportion_tests(
                 x[current], deployments[current], x[previous], deployments[previous]
             )
-        else:
-            values, offsets = spans[spec[0]]
-            p[current] = intervals.rank_tests(values, offsets, current, previous)
+        else:  # one rank test per span list: the median and p90 of lead time share theirs
+            if spec[0] not in tested:
+                values, offsets = spans[spec[0]]
+                tested[spec[0]] = intervals.rank_tests(values, offsets, current, previous)
+            p[current] = tested[spec[0]]
         frame[f"{metric}_change_p_value"] = p
         frame[f"{metric}_change_significant"] = pd.array(
             np.where(np.isnan(p), None, p < _SIGNIFICANCE), dtype="boolean"

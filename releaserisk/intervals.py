@@ -353,8 +353,12 @@ def rank_tests(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, pre
     b_keys, b_begin = banded(previous[large], nb[large])
     pair = np.repeat(np.arange(len(large)), na[large])
     left = np.searchsorted(b_keys, a_keys, "left")
-    right = np.searchsorted(b_keys, a_keys, "right")
-    u = np.bincount(pair, weights=(left - b_begin[pair]) + 0.5 * (right - left), minlength=len(large))
+    below = (left - b_begin[pair]).astype(float)
+    # ties count one half; only values equal to the next previous value can have any (one search fewer)
+    tied = np.flatnonzero(b_keys[np.minimum(left, len(b_keys) - 1)] == a_keys)
+    if len(tied):
+        below[tied] += 0.5 * (np.searchsorted(b_keys, a_keys[tied], "right") - left[tied])
+    u = np.bincount(pair, weights=below, minlength=len(large))
     m, n = na[large].astype(float), nb[large].astype(float)
     sigma = np.sqrt(m * n * (m + n + 1) / 12)
     z = np.maximum(np.abs(u - m * n / 2) - 0.5, 0) / sigma
