@@ -109,7 +109,7 @@ from releaserisk.errors import InputError, StoreError
 from releaserisk.escape import json_safe
 from releaserisk.inputs import parse_instant
 from releaserisk.profiles import PROFILES, profile_rules
-from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
+from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match, unknown_commit_note
 
 __all__ = ["BENCHMARKS", "PROFILES", "DoraResult", "dora_metrics", "repository_hint", "tier", "unknown_repositories"]
 
@@ -1293,6 +1293,7 @@ def dora_metrics(
 
     *evidence, notes = _evidence(store, rules)
     notes += _source_notes(store, rules, settings.production_environments)
+    notes += [note for note in [unknown_commit_note(store)] if note]
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     notes += _skew_notes(summary, rules)
