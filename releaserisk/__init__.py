@@ -38,7 +38,10 @@ _EXPORTS = {
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
     "judge": "releaserisk.canary.judge",
+    "LabelQuality": "releaserisk.labels",
+    "LabelResult": "releaserisk.labels",
     "label_changes": "releaserisk.labels",
+    "label_quality": "releaserisk.labels",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
@@ -70,6 +73,8 @@ __all__ = [
     "GateResult",
     "GitIngestResult",
     "JudgeResult",
+    "LabelQuality",
+    "LabelResult",
     "MetricConfig",
     "ReleaseAnalytics",
     "RiskModel",
@@ -91,6 +96,7 @@ __all__ = [
     "ingest_git_tags",
     "judge",
     "label_changes",
+    "label_quality",
     "link_deployment_changes",
     "load_canary_config",
     "load_model",
@@ -128,7 +134,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
     from releaserisk.ingest.links import link_deployment_changes
     from releaserisk.ingest.tabular import ingest_file
-    from releaserisk.labels import label_changes, training_frame
+    from releaserisk.labels import LabelQuality, LabelResult, label_changes, label_quality, training_frame
     from releaserisk.model import (
         RiskModel,
         auc_by_age,
