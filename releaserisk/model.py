@@ -38,21 +38,20 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from releaserisk._riskmath import explain_contributions, feature_matrix, logit, occlusion_contributions
 from releaserisk.errors import InputError, ModelError, ModelVersionError, UntrustedModelError
 from releaserisk.features import KAMEI_FEATURES
-from releaserisk.scorecard import (
-    SCORECARD_MEMBER,
-    Scorecard,
-    explain_contributions,
-    feature_matrix,
-    logit,
-    occlusion_contributions,
-)
+from releaserisk.scorecard import SCORECARD_MEMBER, Scorecard
 
 __all__ = [
+    "ADVISORY_AUC",
+    "MAX_ECE",
+    "MIN_TEST_PER_CLASS",
     "TRUSTED_TYPES",
     "RiskModel",
+    "advisory_reasons",
     "auc_by_age",
+    "auc_interval",
     "calibration_table",
     "dropped_rows_notes",
     "evaluate_predictions",
@@ -382,6 +381,96 @@ def evaluate_predictions(y, p, effort, threshold: float = 0.5) -> dict[str, floa
     }
 
 
+# -- model trust ---------------------------------------------------------------------------
+#: A model whose time-ordered test AUC interval reaches this is advisory (DESIGN §4): it
+#: may be no better than chance at ranking changes.
+ADVISORY_AUC = 0.55
+#: Fewer buggy (or clean) changes than this in the test slice: too few to tell.
+MIN_TEST_PER_CLASS = 10
+#: Expected calibration error above this: the probabilities are not trustworthy.
+MAX_ECE = 0.10
+
+
+def auc_interval(y, p, *, level: float = 0.95, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap confidence interval of the ROC AUC.
+
+    Stratified percentile bootstrap: buggy and clean changes are resampled separately,
+    so every resample keeps the slice's class counts (pROC's default, Robin et al.,
+    BMC Bioinformatics 2011; percentile method, Efron & Tibshirani 1993, ch. 13).
+
+    Parameters
+    ----------
+    y : array-like of 0/1
+    p : array-like of scores
+    level : float
+        Confidence level.
+    resamples : int
+        Bootstrap resamples.
+    seed : int
+        Seed of the resampling (the interval is reproducible).
+
+    Returns
+    -------
+    (float, float)
+        Lower and upper bound; ``(nan, nan)`` without both classes.
+    """
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    positives, negatives = p[y == 1], p[y == 0]
+    if not len(positives) or not len(negatives):
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    aucs = np.empty(resamples)
+    for i in range(resamples):
+        pos = rng.choice(positives, len(positives))
+        neg = np.sort(rng.choice(negatives, len(negatives)))
+        below = np.searchsorted(neg, pos, "left")  # clean changes scored lower; ties count half
+        ties = np.searchsorted(neg, pos, "right") - below
+        aucs[i] = (below.sum() + 0.5 * ties.sum()) / (len(pos) * len(neg))
+    tail = (1 - level) / 2
+    low, high = np.quantile(aucs, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def advisory_reasons(evaluation: dict[str, Any]) -> list[str]:
+    """Why a model should advise rather than gate, from its time-ordered evaluation.
+
+    Parameters
+    ----------
+    evaluation : dict
+        :func:`evaluate_time_split`'s result (empty: not evaluated).
+
+    Returns
+    -------
+    list of str
+        Empty for a model that may gate; otherwise one plain sentence per reason: no
+        evaluation, fewer than :data:`MIN_TEST_PER_CLASS` buggy or clean test changes, an
+        AUC interval reaching :data:`ADVISORY_AUC`, or an ECE above :data:`MAX_ECE`.
+    """
+    if not evaluation:
+        return ["not evaluated: too few labelled changes for a time-ordered test (200 needed)"]
+    reasons = []
+    buggy = evaluation.get("n_test_buggy", round(evaluation["n_test"] * evaluation["positive_rate_test"]))
+    clean = evaluation["n_test"] - buggy
+    if min(buggy, clean) < MIN_TEST_PER_CLASS:
+        reasons.append(
+            f"the time-ordered test slice has {buggy} bug-introducing and {clean} clean changes: too few to tell "
+            "whether the model ranks changes better than chance"
+        )
+    low, high = evaluation.get("auc_low"), evaluation.get("auc_high")
+    if low is not None and not math.isnan(low) and low <= ADVISORY_AUC:
+        reasons.append(
+            f"time-ordered test AUC {evaluation['auc']:.3f} (95 % CI {low:.3f}–{high:.3f}) reaches {ADVISORY_AUC}: "
+            "not clearly better than chance"
+        )
+    if evaluation.get("ece", 0.0) > MAX_ECE:
+        reasons.append(
+            f"calibration error (ECE) {evaluation['ece']:.3f} is above {MAX_ECE}: its probabilities are not "
+            "trustworthy"
+        )
+    return reasons
+
+
 # -- deployment level ------------------------------------------------------------------
 #: Fewer failed deployments than this and a deployment model is not trained.
 MIN_DEPLOYMENT_FAILURES = 20
@@ -685,7 +774,8 @@ def evaluate_time_split(
     Returns
     -------
     dict
-        The metrics of :func:`evaluate_predictions` plus n_train, n_test,
+        The metrics of :func:`evaluate_predictions` plus ``auc_low``/``auc_high`` (95 %
+        bootstrap interval, :func:`auc_interval`), n_train, n_test, n_test_buggy,
         positive_rate_train, positive_rate_test, selected model, train_seconds and
         ``notes`` (:func:`label_maturity_notes`).
     """
@@ -700,12 +790,17 @@ def evaluate_time_split(
     started = time.perf_counter()
     model = RiskModel(estimator=estimator, random_state=random_state).fit(train, train["bug"])
     seconds = time.perf_counter() - started
-    metrics = evaluate_predictions(test["bug"], model.predict_proba(test)[:, 1], test["effort"])
+    probabilities = model.predict_proba(test)[:, 1]
+    metrics = evaluate_predictions(test["bug"], probabilities, test["effort"])
+    auc_low, auc_high = auc_interval(test["bug"], probabilities, seed=random_state)
     newest = train["bug"].iloc[int(len(train) * (1 - model.validation_fraction)) :]
     return {
         **metrics,
+        "auc_low": auc_low,
+        "auc_high": auc_high,
         "n_train": len(train),
         "n_test": len(test),
+        "n_test_buggy": int(test["bug"].sum()),
         "positive_rate_train": float(train["bug"].mean()),
         "positive_rate_test": float(test["bug"].mean()),
         "selected": model.selected_,
