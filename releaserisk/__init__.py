@@ -47,7 +47,7 @@ _EXPORTS = {
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
     "one_analysis": "releaserisk.canary.data",
-    "load_scorer": "releaserisk.scorecard",
+    "load_scorer": "releaserisk.gate",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
     "open_snapshot": "releaserisk.store",
@@ -130,7 +130,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
-    from releaserisk.gate import GateResult, score_commits
+    from releaserisk.gate import GateResult, load_scorer, score_commits
     from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
     from releaserisk.ingest.links import link_deployment_changes
     from releaserisk.ingest.tabular import ingest_file
@@ -147,7 +147,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         save_model,
     )
     from releaserisk.report import render_weekly, weekly_sections
-    from releaserisk.scorecard import Scorecard, load_scorer
+    from releaserisk.scorecard import Scorecard
     from releaserisk.simulate import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store
 

@@ -3,8 +3,9 @@
 Precedence, lowest first:
 
 1. built-in defaults (the fields of :class:`Settings`);
-2. ``releaserisk.toml`` in the working directory, or else the ``[tool.releaserisk]``
-   table of ``pyproject.toml`` (an explicit ``path`` wins over both);
+2. ``releaserisk.toml`` in the working directory, else the ``releaserisk.toml`` next to the
+   store named by the ``db`` override (``--db``), else the ``[tool.releaserisk]`` table of
+   ``pyproject.toml`` (an explicit ``path`` wins over all);
 3. environment variables ``RELEASERISK_<FIELD>`` (lists are comma-separated);
 4. explicit overrides, e.g. command-line flags.
 
@@ -226,10 +227,14 @@ def _read_file(path: Path) -> tuple[dict[str, Any], str]:
     return data, str(path)
 
 
-def _file_values(path: str | os.PathLike[str] | None, cwd: Path) -> tuple[dict[str, Any], str]:
+def _file_values(
+    path: str | os.PathLike[str] | None, cwd: Path, db: str | os.PathLike[str] | None = None
+) -> tuple[dict[str, Any], str]:
     if path is not None:
         return _read_file(Path(path))
-    for candidate in (cwd / "releaserisk.toml", cwd / "pyproject.toml"):
+    # a store's own releaserisk.toml (the demo writes one) comes with it, wherever it is run from
+    beside_store = [Path(db).parent / "releaserisk.toml"] if db else []
+    for candidate in (cwd / "releaserisk.toml", *beside_store, cwd / "pyproject.toml"):
         if candidate.is_file():
             return _read_file(candidate)
     return {}, "defaults"
@@ -278,7 +283,7 @@ def load_settings(
         A key is unknown, a value has the wrong type, or the file is unreadable.
     """
     merged: dict[str, Any] = {}
-    file_values, source = _file_values(path, Path(cwd) if cwd else Path.cwd())
+    file_values, source = _file_values(path, Path(cwd) if cwd else Path.cwd(), (overrides or {}).get("db"))
     _check_keys(file_values, source)
     merged.update({k: _coerce(k, v, source) for k, v in file_values.items()})
     env = _env_values(os.environ if environ is None else environ)

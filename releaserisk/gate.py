@@ -39,12 +39,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from releaserisk.errors import ForeignModelError, InputError
+from releaserisk.errors import ForeignModelError, InputError, ModelError
+from releaserisk.scorecard import Scorecard
 
 if TYPE_CHECKING:  # the gate scores with a Scorecard and must not import scikit-learn
     from releaserisk.config import Settings
     from releaserisk.model import RiskModel
-    from releaserisk.scorecard import Scorecard
     from releaserisk.store import Store
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "deployment_history",
     "describe",
     "load_rollout_policy",
+    "load_scorer",
     "repository_identity",
     "score_commits",
 ]
@@ -385,7 +386,7 @@ def score_commits(
     Parameters
     ----------
     model : Scorecard or RiskModel
-        A fitted model, or its scorecard (:func:`releaserisk.scorecard.load_scorer`).
+        A fitted model, or its scorecard (:func:`load_scorer`).
     features : DataFrame
         One row per non-merge commit in the range, with the model's feature columns.
     threshold : float
@@ -489,6 +490,36 @@ def reasons_for(model: Scorecard | RiskModel, frame: pd.DataFrame) -> list[list[
     phrases = [describe(f, v, c) for f, v, c in zip(top["feature"], top["value"], top["contribution"], strict=True)]
     by_row = pd.Series(phrases, dtype=object).groupby(top["row"].to_numpy(), sort=False).agg(list)
     return [by_row.get(i, []) for i in range(len(frame))]
+
+
+def load_scorer(path: str | os.PathLike[str]) -> tuple[Scorecard | RiskModel, dict[str, Any]]:
+    """What the CI gate scores with: a model file's scorecard, else the skops model itself.
+
+    Parameters
+    ----------
+    path : str or Path
+        A model file written by :func:`releaserisk.model.save_model`.
+
+    Returns
+    -------
+    (Scorecard or RiskModel, dict)
+        The scorer and the model's metadata.
+
+    Raises
+    ------
+    ModelError
+        Missing or unreadable file, malformed scorecard (and, for a file without a
+        scorecard, every error of :func:`releaserisk.model.load_model`).
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise ModelError(f"model file {source} does not exist (train one with 'releaserisk train')")
+    card = Scorecard.read(source)
+    if card is None:  # saved before scorecards existed: the slow, audited skops path
+        from releaserisk.model import load_model
+
+        return load_model(source)
+    return card, dict(card.meta.get("metadata", {}))
 
 
 # -- batch history ------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ __all__ = [
     "auc_by_age",
     "auc_interval",
     "calibration_table",
+    "change_model_metadata",
     "deployment_training_frame",
     "dropped_rows_notes",
     "evaluate_predictions",
@@ -467,10 +468,59 @@ def advisory_reasons(evaluation: dict[str, Any]) -> list[str]:
         )
     if evaluation.get("ece", 0.0) > MAX_ECE:
         reasons.append(
-            f"calibration error (ECE) {evaluation['ece']:.3f} is above {MAX_ECE}: its probabilities are not "
-            "trustworthy"
+            f"calibration error (ECE) {evaluation['ece']:.3f} is above {MAX_ECE}: its probabilities are not trustworthy"
         )
     return reasons
+
+
+def change_model_metadata(
+    model: RiskModel,
+    frame: pd.DataFrame,
+    evaluation: dict[str, Any],
+    *,
+    model_id: str,
+    repositories: list[dict[str, Any]],
+    label_quality: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What a change-risk model file records about its training, its trust and its repository.
+
+    Parameters
+    ----------
+    model : RiskModel
+        The fitted model.
+    frame : DataFrame
+        Its training rows (``repo``, ``time``, ``bug``).
+    evaluation : dict
+        :func:`evaluate_time_split` on the same rows (empty: too few to evaluate).
+    model_id : str
+    repositories : list of dict
+        :func:`releaserisk.gate.repository_identity` of each repository trained on.
+    label_quality : dict, optional
+        Repository → :meth:`releaserisk.labels.LabelQuality.to_dict`.
+
+    Returns
+    -------
+    dict
+        JSON-safe metadata for :func:`save_model`, with ``advisory`` and
+        ``advisory_reasons`` (:func:`advisory_reasons`).
+    """
+    reasons = advisory_reasons(evaluation)
+    return {
+        "model_id": model_id,
+        "level": "change",
+        "repos": [r["name"] for r in repositories],
+        "repositories": repositories,
+        "train_start": str(frame["time"].min()),
+        "train_end": str(frame["time"].max()),
+        "n_train": len(frame),
+        "positive_rate": float(frame["bug"].mean()),
+        "selected": model.selected_,
+        "validation_auc": model.validation_auc_,
+        "evaluation": evaluation,
+        "advisory": bool(reasons),
+        "advisory_reasons": reasons,
+        "label_quality": label_quality or {},
+    }
 
 
 # -- deployment level ------------------------------------------------------------------
@@ -612,7 +662,7 @@ def save_model(model: RiskModel, path: str | Path, metadata: dict[str, Any] | No
     """Save a fitted model with skops, with metadata (features, versions, metrics, window).
 
     The file also carries the model's :class:`~releaserisk.scorecard.Scorecard`, the
-    data-only form the CI gate scores with (:func:`releaserisk.scorecard.load_scorer`).
+    data-only form the CI gate scores with (:func:`releaserisk.gate.load_scorer`).
 
     Parameters
     ----------

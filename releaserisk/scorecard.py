@@ -13,7 +13,8 @@ that skops ignores, and the gate reads them with numpy alone:
 * tests/test_scorecard.py holds it to the scikit-learn model's probabilities
   and explanations for every estimator family.
 
-A model file without the member (saved by an older releaserisk) is read through skops.
+A model file without the member (saved by an older releaserisk) is read through skops by
+:func:`releaserisk.gate.load_scorer`: this module imports nothing of :mod:`releaserisk.model`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from releaserisk.errors import ModelError
 if TYPE_CHECKING:
     from releaserisk.model import RiskModel
 
-__all__ = ["SCORECARD_MEMBER", "Scorecard", "explain_contributions", "feature_matrix", "load_scorer", "logit"]
+__all__ = ["SCORECARD_MEMBER", "Scorecard", "explain_contributions", "feature_matrix", "logit"]
 
 #: Name of the scorecard's member in a model file's zip archive.
 SCORECARD_MEMBER = "releaserisk/scorecard.npz"
@@ -279,33 +280,3 @@ class Scorecard:
         else:
             contributions = occlusion_contributions(self._decision, matrix, self.arrays["medians"])
         return explain_contributions(matrix, contributions, self.features, top)
-
-
-def load_scorer(path: str | Path) -> tuple[Scorecard | RiskModel, dict[str, Any]]:
-    """What the CI gate scores with: a model file's scorecard, else the skops model itself.
-
-    Parameters
-    ----------
-    path : str or Path
-        A model file written by :func:`releaserisk.model.save_model`.
-
-    Returns
-    -------
-    (Scorecard or RiskModel, dict)
-        The scorer and the model's metadata.
-
-    Raises
-    ------
-    ModelError
-        Missing or unreadable file, malformed scorecard (and, for a file without a
-        scorecard, every error of :func:`releaserisk.model.load_model`).
-    """
-    source = Path(path)
-    if not source.is_file():
-        raise ModelError(f"model file {source} does not exist (train one with 'releaserisk train')")
-    card = Scorecard.read(source)
-    if card is None:  # saved before scorecards existed: the slow, audited skops path
-        from releaserisk.model import load_model
-
-        return load_model(source)
-    return card, dict(card.meta.get("metadata", {}))

@@ -111,7 +111,7 @@ def test_default_model_path_is_next_to_the_store(tmp_path):
 
 
 def test_history_and_identity_from_a_store(simulated):
-    from releaserisk.scorecard import load_scorer
+    from releaserisk.gate import load_scorer
     from releaserisk.store import open_snapshot
 
     card, _ = load_scorer(simulated["model"])
