@@ -51,6 +51,7 @@ __all__ = [
     "HISTORY_DEPLOYMENTS",
     "MIN_CALIBRATION_FAILURES",
     "PERCENTILE_BANDS",
+    "REASON_GROUPS",
     "ROLLOUT_POLICY",
     "BatchHistory",
     "GateResult",
@@ -59,8 +60,10 @@ __all__ = [
     "default_model_path",
     "deployment_history",
     "describe",
+    "describe_group",
     "load_rollout_policy",
     "load_scorer",
+    "reasons_for",
     "repository_identity",
     "score_commits",
 ]
@@ -123,6 +126,80 @@ _PHRASES = {
     "rexp": "its author's recent experience is {v:,.1f}",
     "sexp": "its author has {v:,.0f} earlier commit{s} in these subsystems",
 }
+
+#: Correlated change metrics explained as one reason, in Kamei et al.'s (TSE 2013) five
+#: dimensions. One sentence per dimension, with the sum of its members' contributions,
+#: so "recent experience 98.7 (raises risk)" can no longer stand next to "145 earlier
+#: commits (lowers risk)" for the same author.
+REASON_GROUPS: dict[str, tuple[str, ...]] = {
+    "diffusion": ("nf", "nd", "ns", "entropy"),
+    "size": ("la", "ld", "lt"),
+    "purpose": ("fix",),
+    "history": ("nuc", "ndev", "age"),
+    "experience": ("exp", "sexp", "rexp"),
+}
+
+
+def _plural(n: float, one: str, many: str) -> str:
+    return f"{n:,.0f} {one if f'{n:,.0f}' == '1' else many}"
+
+
+def describe_group(group: str, values: dict[str, float], contribution: float) -> str:
+    """One plain-words reason for a dimension of the change, with units and its direction.
+
+    Parameters
+    ----------
+    group : str
+        A key of :data:`REASON_GROUPS`.
+    values : dict
+        The change's values of that dimension's metrics (missing ones are left out).
+    contribution : float
+        The summed contribution of the metrics (positive raises the risk).
+
+    Returns
+    -------
+    str
+        E.g. "the author has 145 earlier commits in this repository, 12 in the files' subsystems (lowers risk)".
+    """
+    v = values
+    if group == "diffusion":
+        parts = [f"touches {_plural(v['nf'], 'file', 'files')}" if "nf" in v else "touches files"]
+        if "nd" in v:
+            parts.append(f"in {_plural(v['nd'], 'directory', 'directories')}")
+        if "ns" in v:
+            parts.append(f"of {_plural(v['ns'], 'top-level area', 'top-level areas')}")
+        text = " ".join(parts)
+    elif group == "size":
+        edits = []
+        if "la" in v:
+            edits.append(f"adds {_plural(v['la'], 'line', 'lines')}")
+        if "ld" in v:
+            edits.append(f"deletes {_plural(v['ld'], 'line', 'lines')}")
+        text = " and ".join(edits) or "edits its files"
+        if "lt" in v:
+            text += f" in files of {_plural(v['lt'], 'line', 'lines')} on average"
+    elif group == "purpose":
+        text = "is a bug fix" if v.get("fix") else "is not a bug fix"
+    elif group == "history":
+        parts = []
+        if "nuc" in v:
+            parts.append(f"its files were changed {_plural(v['nuc'], 'time', 'times')} before")
+        if "ndev" in v:
+            parts.append(f"by {_plural(v['ndev'], 'developer', 'developers')}")
+        text = " ".join(parts) or "its files"
+        if "age" in v:
+            text += f", last {v['age']:,.1f} days earlier"
+    elif group == "experience":
+        text = "the author has " + (
+            f"{_plural(v['exp'], 'earlier commit', 'earlier commits')} in this repository"
+            if "exp" in v
+            else "history here"
+        )
+        if "sexp" in v:
+            text += f", {v['sexp']:,.0f} in the same top-level areas"
+    else:
+        text = "; ".join(describe(f, x, contribution).rsplit(" (", 1)[0] for f, x in v.items())
+    return f"{text} ({'raises' if contribution > 0 else 'lowers'} risk)"
 
 
 def describe(feature: str, value: float, contribution: float) -> str:
@@ -467,24 +544,47 @@ def _batch_risk(probabilities: np.ndarray, bands: list[str], history: BatchHisto
     return risk
 
 
-def reasons_for(model: Scorecard | RiskModel, frame: pd.DataFrame) -> list[list[str]]:
-    """The top three reasons per row, in plain words (:func:`describe`).
+def reasons_for(model: Scorecard | RiskModel, frame: pd.DataFrame, top: int = 3) -> list[list[str]]:
+    """The ``top`` reasons per row in plain words, one per dimension (:data:`REASON_GROUPS`).
+
+    Contributions of correlated metrics are summed per dimension, the dimensions ranked by
+    the size of that sum, and each described with the change's own numbers
+    (:func:`describe_group`). A metric outside the five dimensions is its own reason.
 
     Parameters
     ----------
     model : Scorecard or RiskModel
     frame : DataFrame
         Feature rows.
+    top : int
+        Reasons per row.
 
     Returns
     -------
     list of list of str
     """
-    top = model.explain(frame, top=3)
-    # one pass over the explanations (filtering them per commit was quadratic in the range)
-    phrases = [describe(f, v, c) for f, v, c in zip(top["feature"], top["value"], top["contribution"], strict=True)]
-    by_row = pd.Series(phrases, dtype=object).groupby(top["row"].to_numpy(), sort=False).agg(list)
-    return [by_row.get(i, []) for i in range(len(frame))]
+    features = list(model.features)
+    explained = model.explain(frame, top=len(features))
+    contributions = explained.pivot_table(index="row", columns="feature", values="contribution", aggfunc="sum")
+    contributions = contributions.reindex(index=range(len(frame)), columns=features, fill_value=0.0).fillna(0.0)
+    groups = {g: [f for f in members if f in features] for g, members in REASON_GROUPS.items()}
+    groups = {g: members for g, members in groups.items() if members}
+    grouped = {f for members in groups.values() for f in members}
+    groups.update({f: [f] for f in features if f not in grouped})
+    sums = pd.DataFrame({g: contributions[members].sum(axis=1) for g, members in groups.items()})
+    order = np.argsort(-np.abs(sums.to_numpy()), axis=1, kind="stable")[:, :top]
+    names = list(sums.columns)
+    values = frame[features].to_numpy(dtype=float)
+    index = {f: j for j, f in enumerate(features)}
+    reasons = []
+    for i, picks in enumerate(order):
+        row = []
+        for k in picks:
+            group = names[k]
+            members = {f: float(values[i, index[f]]) for f in groups[group]}
+            row.append(describe_group(group, members, float(sums.iat[i, k])))
+        reasons.append(row)
+    return reasons
 
 
 def load_scorer(path: str | os.PathLike[str]) -> tuple[Scorecard | RiskModel, dict[str, Any]]:

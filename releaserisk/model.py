@@ -30,7 +30,7 @@ import json
 import math
 import platform
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ __all__ = [
     "expected_calibration_error",
     "label_maturity_notes",
     "load_model",
+    "native_threads",
     "read_feature_table",
     "rolling_origin",
     "save_model",
@@ -210,11 +211,19 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     def fit(self, X, y) -> RiskModel:
         """Fit on rows in time order (oldest first).
 
+        Native thread pools (BLAS, OpenMP) are limited while fitting (:func:`native_threads`).
+
         Parameters
         ----------
         X : DataFrame or array of shape (n, len(features))
         y : array-like of 0/1
         """
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=native_threads()):
+            return self._fit(X, y)
+
+    def _fit(self, X, y) -> RiskModel:
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import roc_auc_score
 
@@ -286,6 +295,29 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         else:
             contributions = occlusion_contributions(self.decision_function, matrix, self.medians_)
         return explain_contributions(matrix, contributions, self.features, top)
+
+
+def native_threads() -> int:
+    """Threads for BLAS and OpenMP while fitting: the free cores, at least one.
+
+    The feature matrices are small (14 columns), so extra threads buy little, and on a busy
+    machine they cost a lot: OpenMP's worker threads spin while waiting, and with every
+    process using all cores a 3 s fit took 20-78 s on two shared cores. The free cores are
+    the cores this process may use minus the 1-minute load average (``os.getloadavg``).
+
+    Returns
+    -------
+    int
+        Between 1 and the number of usable cores.
+    """
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 # -- evaluation ----------------------------------------------------------------------------
@@ -944,6 +976,7 @@ def rolling_origin(
     max_age_months: int = 6,
     estimator: str = "logistic",
     min_per_class: int = 5,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """How a model's AUC decays with its age: train on months 1..k, test on k+1, k+2, ...
 
@@ -959,6 +992,8 @@ def rolling_origin(
         Buggy and clean changes a test month needs for an AUC. A month with one buggy
         change scores 0 or 1 by luck, and such months made the chart of a small
         project's model age mostly noise.
+    progress : callable, optional
+        ``progress(done, total)`` after each training origin.
 
     Returns
     -------
@@ -971,7 +1006,10 @@ def rolling_origin(
     months = frame["time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M")
     periods = sorted(months.unique())
     rows = []
-    for k in range(warmup_months, len(periods)):
+    origins = range(warmup_months, len(periods))
+    for done, k in enumerate(origins, 1):
+        if progress:
+            progress(done, len(origins))
         origin = periods[k]
         train = frame[months < origin]
         if train["bug"].nunique() < 2 or len(train) < 50:

@@ -21,7 +21,7 @@ def test_init_creates_store_and_reports_json(tmp_path, capsys):
     db = tmp_path / "s.duckdb"
     assert main(["--db", str(db), "init", "--format", "json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["schema_version"] == 3 and "commits" in payload["tables"] and "issues" in payload["tables"]
+    assert payload["schema_version"] >= 4 and "commits" in payload["tables"] and "issues" in payload["tables"]
     assert db.exists()
 
 

@@ -158,6 +158,40 @@ def test_reasons_read_as_plain_words(feature, value, expected):
     assert describe(feature, value, 0.3) == expected
 
 
+@pytest.mark.parametrize(
+    ("group", "values", "expected"),
+    [
+        ("experience", {"exp": 145, "sexp": 12, "rexp": 98.7},
+         "the author has 145 earlier commits in this repository, 12 in the same top-level areas (lowers risk)"),
+        ("size", {"la": 1, "ld": 30, "lt": 840}, "adds 1 line and deletes 30 lines in files of 840 lines on average"
+         " (lowers risk)"),
+        ("diffusion", {"nf": 1, "nd": 1, "ns": 1, "entropy": 0.0},
+         "touches 1 file in 1 directory of 1 top-level area (lowers risk)"),
+        ("history", {"nuc": 42, "ndev": 7, "age": 12.5},
+         "its files were changed 42 times before by 7 developers, last 12.5 days earlier (lowers risk)"),
+        ("purpose", {"fix": 1}, "is a bug fix (lowers risk)"),
+    ],
+)  # fmt: skip
+def test_grouped_reasons_read_with_units(group, values, expected):
+    from releaserisk.gate import describe_group
+
+    assert describe_group(group, values, -0.2) == expected
+
+
+def test_reasons_name_no_feature_and_never_contradict_one_author(gate):
+    import re
+
+    out = score(gate, "HEAD~8..HEAD", "--format", "json")
+    payload = json.loads(out.stdout)
+    from releaserisk.features import KAMEI_FEATURES
+
+    for commit in payload["commits"]:
+        text = " ".join(commit["reasons"])
+        assert not [f for f in KAMEI_FEATURES if f != "fix" and re.search(rf"\b{f}\b", text)], text
+        assert sum("the author has" in reason for reason in commit["reasons"]) <= 1
+        assert "recent experience" not in text
+
+
 @pytest.mark.parametrize("threshold", [0.0, -0.1, 1.01, float("nan")])
 def test_score_commits_refuses_a_threshold_that_is_not_a_probability(simulated, threshold):
     import pandas as pd

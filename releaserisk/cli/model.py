@@ -145,6 +145,8 @@ def _train_deployment(args: argparse.Namespace, settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from releaserisk.model import (
         auc_by_age,
         dropped_rows_notes,
@@ -161,11 +163,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             frame = _training_frame(store, store.repositories(args.repo), settings_of(args))
         source = str(settings_of(args).db)
     if args.rolling:
-        table = rolling_origin(frame, estimator=args.estimator if args.estimator != "auto" else "logistic")
+        progress = bar_progress("rolling origins") if show_progress(args) else None
+        estimator = args.estimator if args.estimator != "auto" else "logistic"
+        table = rolling_origin(frame, estimator=estimator, progress=progress)
         by_age = auc_by_age(table).round(3)
         notes = dropped_rows_notes(frame)
         payload = {"source": source, "rolling": records(table), "mean_auc_by_age": by_age.to_dict(), "notes": notes}
-        text = "\n".join(["mean AUC by model age (months):", by_age.to_string(), *(f"note: {n}" for n in notes)])
+        rated = table.dropna(subset=["auc"]).groupby("age_months")
+        shown = pd.DataFrame({"months tested": rated.size(), "changes": rated["n_test"].sum(), "mean AUC": by_age})
+        text = "\n".join(
+            [f"AUC by model age ({table['origin'].nunique()} training origins):",
+             shown.rename_axis("age (months)").to_string() if len(shown) else "no month with both classes",
+             *(f"note: {n}" for n in notes)]
+        )  # fmt: skip
         emit(args, payload, text)
         return EXIT_OK
     result = evaluate_time_split(frame, split=args.split, estimator=args.estimator)
