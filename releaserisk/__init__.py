@@ -27,6 +27,7 @@ _EXPORTS = {
     "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
     "SequentialResult": "releaserisk.canary.sequential",
+    "ServiceBlock": "releaserisk.report",
     "Settings": "releaserisk.config",
     "Store": "releaserisk.store",
     "analysis_samples": "releaserisk.canary.data",
@@ -36,6 +37,18 @@ _EXPORTS = {
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
     "ingest_file": "releaserisk.ingest.tabular",
+    "command_data": "releaserisk.escape",
+    "command_property": "releaserisk.escape",
+    "fenced_block": "releaserisk.escape",
+    "html_text": "releaserisk.escape",
+    "json_safe": "releaserisk.escape",
+    "markdown_cell": "releaserisk.escape",
+    "one_line": "releaserisk.escape",
+    "plain_text": "releaserisk.escape",
+    "stop_commands": "releaserisk.escape",
+    "workflow_command": "releaserisk.escape",
+    "parse_instant": "releaserisk.inputs",
+    "read_file": "releaserisk.inputs",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
     "judge": "releaserisk.canary.judge",
@@ -43,6 +56,7 @@ _EXPORTS = {
     "LabelResult": "releaserisk.labels",
     "label_changes": "releaserisk.labels",
     "label_quality": "releaserisk.labels",
+    "latest_deployment_week": "releaserisk.report",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
@@ -53,6 +67,7 @@ _EXPORTS = {
     "mann_whitney_interval": "releaserisk.canary.judge",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
+    "project_path": "releaserisk.report",
     "read_feature_table": "releaserisk.model",
     "release_analytics": "releaserisk.analytics",
     "render_weekly": "releaserisk.report",
@@ -62,6 +77,7 @@ _EXPORTS = {
     "sequential_judge": "releaserisk.canary.sequential",
     "simulate": "releaserisk.simulation",
     "training_frame": "releaserisk.labels",
+    "WeeklySections": "releaserisk.report",
     "weekly_sections": "releaserisk.report",
 }
 
@@ -79,11 +95,24 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
+    from releaserisk.escape import (
+        command_data,
+        command_property,
+        fenced_block,
+        html_text,
+        json_safe,
+        markdown_cell,
+        one_line,
+        plain_text,
+        stop_commands,
+        workflow_command,
+    )
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
     from releaserisk.gate import GateResult, load_scorer, score_commits
     from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
     from releaserisk.ingest.links import link_deployment_changes
     from releaserisk.ingest.tabular import ingest_file
+    from releaserisk.inputs import parse_instant, read_file
     from releaserisk.labels import LabelQuality, LabelResult, label_changes, label_quality, training_frame
     from releaserisk.model import (
         RiskModel,
@@ -96,7 +125,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rolling_origin,
         save_model,
     )
-    from releaserisk.report import render_weekly, weekly_sections
+    from releaserisk.report import (
+        ServiceBlock,
+        WeeklySections,
+        latest_deployment_week,
+        project_path,
+        render_weekly,
+        weekly_sections,
+    )
     from releaserisk.scorecard import Scorecard
     from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store

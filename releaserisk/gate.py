@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from releaserisk.errors import ForeignModelError, InputError, ModelError
+from releaserisk.escape import markdown_cell
 from releaserisk.scorecard import Scorecard
 
 if TYPE_CHECKING:  # the gate scores with a Scorecard and must not import scikit-learn
@@ -387,8 +388,8 @@ class GateResult:
         """GitHub step-summary markdown (subjects escaped for tables)."""
         rows = ["| commit | risk | band | subject | top reason |", "|---|---:|---|---|---|"]
         for r in self.commits.itertuples():
-            subject = _md(r.subject[:80])
-            reason = _md(r.reasons[0]) if len(r.reasons) else ""
+            subject = markdown_cell(r.subject[:80])
+            reason = markdown_cell(r.reasons[0]) if len(r.reasons) else ""
             rows.append(f"| `{r.sha[:10]}` | {r.probability:.1%} | {r.band} | {subject} | {reason} |")
         a = self.advice
         verdict = "❌ gate failed" if self.failed else "✅ gate passed"
@@ -396,11 +397,11 @@ class GateResult:
             verdict = "⚠️ gate passed (advisory model: would fail)"
         head = f"### releaserisk: {verdict}\n\n"
         if self.advisory:
-            head += f"> ⚠️ {_md(self._advisory_line())}\n\n"
+            head += f"> ⚠️ {markdown_cell(self._advisory_line())}\n\n"
         steps = " → ".join(f"{s}%" for s in a["steps_percent"])
         approval = ", approval required" if a["approval_required"] else ""
         batch = (
-            f"\n\n**Batch**: {_md(batch_sentence(self.batch))}. "
+            f"\n\n**Batch**: {markdown_cell(batch_sentence(self.batch))}. "
             f"**Rollout**: {a['strategy']} {steps}, {a['monitoring']} monitoring{approval}.\n"
         )
         return head + "\n".join(rows) + batch
@@ -433,12 +434,6 @@ def batch_sentence(batch: dict[str, Any]) -> str:
             f"{batch['any_defect_high']:.0%}, fitted on {c['n']} deployments, {c['failures']} failed)"
         )
     return "; ".join(parts) + f" -> {batch['band']}"
-
-
-def _md(text: str) -> str:
-    """Escape a user-controlled string for a markdown table cell."""
-    out = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-    return out.replace("\n", " ").replace("`", "'")
 
 
 def score_commits(

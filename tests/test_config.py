@@ -67,7 +67,10 @@ def test_every_toml_file_is_read_by_one_reader_with_one_line_errors(tmp_path, re
     latin1.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
     broken = tmp_path / "broken.toml"
     broken.write_text("[low\n")
-    cases = ((latin1, "not UTF-8"), (broken, "not valid TOML"), (tmp_path / "missing.toml", "cannot read"))
-    for path, message in cases:
+    for path, message in (
+        (latin1, "not UTF-8"),
+        (broken, "not valid TOML"),
+        (tmp_path / "missing.toml", "cannot read"),
+    ):
         with pytest.raises(ConfigError, match=message):
             load(str(path))
