@@ -423,8 +423,9 @@ def batch_sentence(batch: dict[str, Any]) -> str:
         200 deployments, 31 failed) -> high".
     """
     size = batch["size"]
-    expected = f"{batch['expected_defective']:.2f} expected defective"
-    parts = [f"{size} change{'s' * (size != 1)}, churn {batch['churn']:,}, {expected}"]
+    parts = [f"{size} change{'s' * (size != 1)}, churn {batch.get('churn', 0):,}"]
+    if batch.get("expected_defective") is not None:
+        parts[0] += f", {batch['expected_defective']:.2f} expected defective"
     if batch.get("percentile") is not None:
         parts.append(f"riskier than {batch['percentile']:.0f} % of the last {batch['history']} production deployments")
     if batch.get("any_defect") is not None:
@@ -433,7 +434,7 @@ def batch_sentence(batch: dict[str, Any]) -> str:
             f"P(deployment fails) {batch['any_defect']:.0%} (95 % CI {batch['any_defect_low']:.0%}–"
             f"{batch['any_defect_high']:.0%}, fitted on {c['n']} deployments, {c['failures']} failed)"
         )
-    return "; ".join(parts) + f" -> {batch['band']}"
+    return "; ".join(parts) + f" -> {batch.get('band', 'low')}"
 
 
 def score_commits(
