@@ -428,7 +428,7 @@ def batch_sentence(batch: dict[str, Any]) -> str:
         parts[0] += f", {batch['expected_defective']:.2f} expected defective"
     if batch.get("percentile") is not None:
         parts.append(f"riskier than {batch['percentile']:.0f} % of the last {batch['history']} production deployments")
-    if batch.get("any_defect") is not None:
+    if batch.get("any_defect") is not None and batch.get("calibration"):
         c = batch["calibration"]
         parts.append(
             f"P(deployment fails) {batch['any_defect']:.0%} (95 % CI {batch['any_defect_low']:.0%}–"
