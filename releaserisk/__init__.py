@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "CANARY_MODES": "releaserisk.canary.config",
     "CanaryConfig": "releaserisk.canary.config",
+    "CanaryPlan": "releaserisk.canary.plan",
     "ChangeMetricState": "releaserisk.features",
     "DoraResult": "releaserisk.dora",
     "GateResult": "releaserisk.gate",
@@ -44,6 +46,7 @@ _EXPORTS = {
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
     "one_analysis": "releaserisk.canary.data",
+    "plan_canary": "releaserisk.canary.plan",
     "load_scorer": "releaserisk.scorecard",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
@@ -62,9 +65,11 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "CANARY_MODES",
     "KAMEI_FEATURES",
     "SCENARIOS",
     "CanaryConfig",
+    "CanaryPlan",
     "ChangeMetricState",
     "DoraResult",
     "GateResult",
@@ -101,6 +106,7 @@ __all__ = [
     "one_analysis",
     "open_snapshot",
     "open_store",
+    "plan_canary",
     "read_feature_table",
     "release_analytics",
     "render_weekly",
@@ -116,9 +122,10 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk import errors
     from releaserisk.analytics import ReleaseAnalytics, release_analytics
-    from releaserisk.canary.config import CanaryConfig, MetricConfig, load_canary_config
+    from releaserisk.canary.config import CANARY_MODES, CanaryConfig, MetricConfig, load_canary_config
     from releaserisk.canary.data import analysis_samples, load_samples, one_analysis
     from releaserisk.canary.judge import judge, mann_whitney_interval
+    from releaserisk.canary.plan import CanaryPlan, plan_canary
     from releaserisk.canary.result import JudgeResult
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings

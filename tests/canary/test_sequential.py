@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from releaserisk.canary.config import CanaryConfig, MetricConfig
-from releaserisk.canary.sequential import SequentialMonitor, dkw_radius, sequential_judge
+from releaserisk.canary.sequential import SequentialMonitor, sequential_judge
 from releaserisk.errors import InputError
 
 COUNTS = CanaryConfig(metrics={"errors": MetricConfig("errors", kind="counts", direction="increase")})
@@ -67,24 +67,24 @@ def test_early_promotion_when_within_the_allowed_ratio():
     assert monitor.look().decision == "Promote"
 
 
-def test_latency_quantile_regression_detected_and_null_passes():
+def latency_frame(rng, ratio, n=4000, allowed=1.0):
+    t = pd.to_datetime(np.arange(n), unit="s", utc=True)
+    return pd.DataFrame({
+        "metric": "lat", "arm": np.repeat(["baseline", "canary"], n), "ts": np.tile(t, 2),
+        "value": np.r_[rng.lognormal(0, 0.3, n), ratio * rng.lognormal(0, 0.3, n)], "kind": "samples",
+    })  # fmt: skip
+
+
+def test_latency_regression_detected_and_null_promoted_only_within_bound():
     rng = np.random.default_rng(3)
-    config = CanaryConfig(metrics={"lat": MetricConfig("lat", direction="increase", quantile=0.5)})
-    t = pd.to_datetime(np.arange(4000), unit="s", utc=True)
-
-    def frame(shift):
-        return pd.DataFrame({
-            "metric": "lat", "arm": np.repeat(["baseline", "canary"], 4000), "ts": np.tile(t, 2),
-            "value": np.r_[rng.lognormal(0, 0.3, 4000), rng.lognormal(shift, 0.3, 4000)], "kind": "samples",
-        })  # fmt: skip
-
-    assert sequential_judge(frame(0.5), config).decision == "RollBack"
-    assert sequential_judge(frame(0.0), config).decision == "Promote"
+    bounded = CanaryConfig(metrics={"lat": MetricConfig("lat", direction="increase", allowed_increase=1.1)})
+    assert sequential_judge(latency_frame(rng, 1.5), bounded).decision == "RollBack"
+    assert sequential_judge(latency_frame(rng, 1.0), bounded).decision == "Promote"
+    unbounded = sequential_judge(latency_frame(rng, 1.0), CanaryConfig())
+    assert unbounded.decision == "NoData" and "needs about" in unbounded.reason
 
 
-def test_dkw_radius_shrinks_and_is_valid_input_checked():
-    assert dkw_radius(100, 0.05) > dkw_radius(10_000, 0.05)
-    assert dkw_radius(0, 0.05) == float("inf")
+def test_input_checks():
     with pytest.raises(InputError):
         SequentialMonitor(COUNTS, [])
     monitor = SequentialMonitor(COUNTS, ["errors"])
