@@ -112,6 +112,10 @@ class _CountTest:
     def _ratio(self, theta: float) -> float:
         return theta / (1 - theta) * (1 - self.rho) / self.rho
 
+    def needed(self) -> float:
+        """Events a decision would need (see :meth:`events_needed`)."""
+        return self.events_needed()
+
     def events_needed(self) -> float:
         """Events for the e-value to reach 1/α at a rate ratio of allowed_increase (or 1.5)."""
         ratio = self.metric.allowed_increase if self.metric.allowed_increase > 1 else HINT_RATE_RATIO
@@ -153,7 +157,7 @@ class _CountTest:
             "total_events": self.n,
             "rate_ratio": self._ratio(share) if self.n and 0 < share < 1 else math.nan,
             "rate_ratio_upper": upper_ratio,
-            "needed": self.events_needed() if status == "open" else math.nan,
+            "needed": math.nan,  # filled in at the horizon (needed())
             "needed_unit": "events",
         }
 
@@ -224,6 +228,12 @@ class _MeanTest:
             return side * math.inf  # too few blocks for a finite bound
         return brentq(lambda mu: self.log_e(mu) - threshold, centre, centre + side * 1e6 * spread, xtol=1e-12)
 
+    def needed(self) -> float:
+        """Samples per arm a decision would need: blocks needed times the samples per block."""
+        n = len(self.differences)
+        per_block = (self.samples["baseline"] + self.samples["canary"]) / (2 * n) if n else math.nan
+        return self.blocks_needed() * per_block
+
     def blocks_needed(self) -> float:
         """Blocks for the e-value to decide on the observed (or allowed-bound) effect, at 80 % power."""
         d = np.asarray(self.differences)
@@ -260,8 +270,6 @@ class _MeanTest:
             m.direction == "increase" or (m.allowed_decrease < 1.0 and ratio_low >= m.allowed_decrease)
         )
         status = "reject" if (log_e >= threshold and worse) else "within bound" if within else "open"
-        per_block = (n_b + n_c) / (2 * n)
-        needed = self.blocks_needed() * per_block if status == "open" else math.nan
         return {
             **base,
             "status": status,
@@ -273,7 +281,7 @@ class _MeanTest:
             "ratio": ratio,
             "ratio_low": ratio_low,
             "ratio_high": ratio_high,
-            "needed": needed,
+            "needed": math.nan,  # filled in at the horizon (needed())
             "needed_unit": "samples per arm",
         }
 
@@ -432,6 +440,10 @@ class SequentialMonitor:
             if isinstance(test, _MeanTest):
                 test.close_blocks()
         states = [test.state() for test in self.tests.values()]
+        if final:  # the sample-size hint of every undecided metric
+            for state, test in zip(states, self.tests.values(), strict=True):
+                if state["status"] == "open":
+                    state["needed"] = test.needed()
         for s in states:
             self._history.append({"look": self.looks, **s})
         decision, reason = self._decide(states, final)
