@@ -184,13 +184,19 @@ def aligned_pairs(baseline_ts, canary_ts) -> tuple[np.ndarray, np.ndarray] | Non
     tuple of ndarray or None
         ``(baseline_index, canary_index)`` of the pairs, in time order.
     """
-    b = pd.to_datetime(pd.Series(baseline_ts), utc=True)
-    c = pd.to_datetime(pd.Series(canary_ts), utc=True)
-    if b.isna().any() or c.isna().any():
+    b_ns, c_ns = _nanoseconds(baseline_ts), _nanoseconds(canary_ts)
+    if b_ns is None or c_ns is None:
         return None
-    return _aligned_pairs_ns(
-        b.to_numpy(dtype="datetime64[ns]").astype(np.int64), c.to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    )
+    return _aligned_pairs_ns(b_ns, c_ns)
+
+
+def _nanoseconds(ts) -> np.ndarray | None:
+    """Timestamps as int64 nanoseconds since the epoch (None when any is missing)."""
+    if isinstance(ts, np.ndarray) and np.issubdtype(ts.dtype, np.datetime64):
+        stamps = ts.astype("datetime64[ns]")
+        return None if np.isnat(stamps).any() else stamps.astype(np.int64)
+    stamps = pd.to_datetime(pd.Series(ts), utc=True)
+    return None if stamps.isna().any() else stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
 
 def _aligned_pairs_ns(b_ns: np.ndarray, c_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

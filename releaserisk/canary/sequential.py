@@ -301,15 +301,20 @@ class SequentialResult:
         Per-metric state at the decision (e-values, confidence sequence, status, and
         ``needed``: samples per arm — events for counts — a decision would need).
     history : DataFrame
-        One row per look and metric.
+        One row per look and metric (built on access from ``records``).
     """
 
     decision: str
     look: int
     reason: str
     metrics: list[dict[str, Any]]
-    history: pd.DataFrame = field(repr=False)
+    records: list[dict[str, Any]] = field(repr=False, default_factory=list)
     mode: str = "sequential"
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """One row per look and metric: the states at every look so far."""
+        return pd.DataFrame(self.records)
 
     @property
     def exit_code(self) -> int:
@@ -447,7 +452,7 @@ class SequentialMonitor:
         for s in states:
             self._history.append({"look": self.looks, **s})
         decision, reason = self._decide(states, final)
-        result = SequentialResult(decision, self.looks, reason, states, pd.DataFrame(self._history))
+        result = SequentialResult(decision, self.looks, reason, states, list(self._history))
         if decision in ("RollBack", "Promote"):
             self._decided = result
         return result
