@@ -62,7 +62,7 @@ from scipy.stats import fisher_exact
 
 from releaserisk.canary.config import CanaryConfig, MetricConfig
 from releaserisk.canary.data import one_analysis
-from releaserisk.canary.plan import log_mixture_t, sequential_blocks_needed
+from releaserisk.canary.plan import PRIOR_PRECISION, log_mixture_t, sequential_blocks_needed
 from releaserisk.canary.result import VERDICT_EXIT
 from releaserisk.errors import InputError
 
@@ -219,14 +219,24 @@ class _MeanTest:
         d = np.asarray(self.differences) - mu
         return log_mixture_t(float(d.sum()), float(np.dot(d, d)), len(d))
 
-    def _shift_bound(self, side: float) -> float:
-        """End of the confidence sequence for the mean shift on ``side`` (+1 upper, -1 lower)."""
+    def _shift_bounds(self) -> tuple[float, float]:
+        """The confidence sequence for the mean shift at this look, in closed form.
+
+        ``E_n(mu) >= e^T`` iff ``q(mu) = S(mu)^2 / ((c + n) V(mu)) >= q*`` with
+        ``q* = 1 - (c / (c + n))^(1/n) e^(-2T/n)``; with ``k = (c + n) q*`` this is a
+        quadratic in ``mu`` whose roots are ``S/n ± sqrt(k (n V - S^2) / (n - k)) / n``.
+        When ``k >= n`` no shift is excluded yet: the sequence is the whole line.
+        """
+        d = np.asarray(self.differences)
+        n = len(d)
         threshold = max(self.threshold, self.calibration)
-        centre = float(np.mean(self.differences))
-        spread = float(np.std(self.differences)) + abs(centre) + 1e-12
-        if self.log_e(centre + side * 1e6 * spread) < threshold:
-            return side * math.inf  # too few blocks for a finite bound
-        return brentq(lambda mu: self.log_e(mu) - threshold, centre, centre + side * 1e6 * spread, xtol=1e-12)
+        c = PRIOR_PRECISION
+        k = (c + n) * -math.expm1((math.log(c / (c + n)) - 2.0 * threshold) / n)
+        if k >= n or not math.isfinite(threshold):
+            return -math.inf, math.inf
+        total, squares = float(d.sum()), float(np.dot(d, d))
+        half = math.sqrt(max(k * (n * squares - total * total) / (n - k), 0.0)) / n
+        return total / n - half, total / n + half
 
     def needed(self) -> float:
         """Samples per arm a decision would need: blocks needed times the samples per block."""
@@ -258,7 +268,7 @@ class _MeanTest:
         mean_b = self.baseline_sum / n_b
         shift = float(np.mean(self.differences))
         ratio = (mean_b + shift) / mean_b if mean_b else math.nan
-        low, high = self._shift_bound(-1.0), self._shift_bound(1.0)
+        low, high = self._shift_bounds()
         ratio_low = 1 + low / mean_b if mean_b > 0 else math.nan
         ratio_high = 1 + high / mean_b if mean_b > 0 else math.nan
         beyond_up = math.isnan(ratio) or ratio >= m.allowed_increase
@@ -515,7 +525,11 @@ def sequential_judge(
     if looks < 1:
         raise InputError("looks must be >= 1")
     samples = one_analysis(samples)
-    names = sorted(set(samples["metric"].astype(str)) | set(config.metrics))
+    metric_codes, metric_names = pd.factorize(samples["metric"].astype(str))
+    names = sorted({str(name) for name in metric_names} | set(config.metrics))
+    arms = samples["arm"].to_numpy()
+    if not np.isin(arms, ("baseline", "canary")).all():
+        raise InputError("arm must be 'baseline' or 'canary'")
     kinds = samples.groupby("metric")["kind"].first().to_dict() if "kind" in samples else {}
     metrics = {}
     for name in names:
@@ -531,17 +545,24 @@ def sequential_judge(
                 bound = history_log_threshold(samples, history, name, config, looks, len(names))
                 if bound is not None:
                     monitor.calibrate(name, bound)
-    by_window = dict(tuple(samples.groupby(_look_of(samples, looks))))
+    # one sort by (look, metric, arm), then slices: no per-look pandas grouping
+    width = len(metric_names) * 2
+    keys = _look_of(samples, looks).to_numpy() * width + metric_codes * 2 + (arms == "canary")
+    order = np.argsort(keys, kind="stable")
+    values = samples["value"].to_numpy(dtype=float)[order]
+    bounds = np.searchsorted(keys[order], np.arange(looks * width + 1))
     result = None
     for look in range(looks):
-        chunk = by_window.get(look)
-        if chunk is not None:
-            for (name, arm), part in chunk.groupby(["metric", "arm"]):
-                values = part["value"].to_numpy(dtype=float)
+        for code, name in enumerate(metric_names):
+            for offset, arm in enumerate(("baseline", "canary")):
+                key = look * width + code * 2 + offset
+                part = values[bounds[key] : bounds[key + 1]]
+                if not len(part):
+                    continue
                 if metrics[name].kind == "counts":
-                    monitor.add_counts(name, **{arm: float(np.nansum(values))})
+                    monitor.add_counts(name, **{arm: float(np.nansum(part))})
                 else:
-                    monitor.add_samples(name, arm, values)
+                    monitor.add_samples(name, arm, part)
         result = monitor.look(final=look == looks - 1)
         if result.decision in ("RollBack", "Promote"):
             break
