@@ -43,6 +43,7 @@ _EXPORTS = {
     "label_changes": "releaserisk.labels",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
+    "load_history": "releaserisk.canary.data",
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
     "one_analysis": "releaserisk.canary.data",
@@ -98,6 +99,7 @@ __all__ = [
     "label_changes",
     "link_deployment_changes",
     "load_canary_config",
+    "load_history",
     "load_model",
     "load_samples",
     "load_scorer",
@@ -123,7 +125,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk import errors
     from releaserisk.analytics import ReleaseAnalytics, release_analytics
     from releaserisk.canary.config import CANARY_MODES, CanaryConfig, MetricConfig, load_canary_config
-    from releaserisk.canary.data import analysis_samples, load_samples, one_analysis
+    from releaserisk.canary.data import analysis_samples, load_history, load_samples, one_analysis
     from releaserisk.canary.judge import judge, mann_whitney_interval
     from releaserisk.canary.plan import CanaryPlan, plan_canary
     from releaserisk.canary.result import JudgeResult

@@ -49,12 +49,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from releaserisk.choices import CANARY_MODES
 from releaserisk.errors import ConfigError
 
 __all__ = ["CANARY_MODES", "CanaryConfig", "MetricConfig", "load_canary_config"]
-
-#: The judge's modes: Kayenta-compatible, robust (default) and anytime-valid sequential.
-CANARY_MODES = ("kayenta", "robust", "sequential")
 
 _DIRECTIONS = ("increase", "decrease", "either")
 _EFFECT_SIZES = ("mean_ratio", "cles")

@@ -453,9 +453,12 @@ def classify_robust(
         (label == "High" and (ignore_effect or effect >= metric.critical_increase))
         or (label == "Low" and (ignore_effect or effect <= metric.critical_decrease))
     )
-    reason = None
     if label != "Pass":
         reason = f"{name} is {label.lower()}er in the canary{' (critical)' if critical else ''}: {why}"
+    elif calibrated:
+        reason = f"within history: the shift ranks among {len(history)} historical windows (p {p_value:.3g})"
+    else:
+        reason = f"no significant shift: interval [{low:.4g}, {high:.4g}] at effective n {test.n_effective:.1f}"
     if float(np.mean(baseline)) == 0.0 and float(np.mean(canary)) != 0.0:
         warning = f"baseline mean of {name} is zero: effect size undefined, judged by the test alone"
     return MetricResult(
