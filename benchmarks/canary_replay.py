@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -92,7 +93,9 @@ class Replay:
         baseline = self.frame[start - pd.Timedelta(days=1) : start - pd.Timedelta(days=1) + span]
         return baseline, canary * factor
 
-    def statistics(self, canary: pd.Series, baseline: pd.Series) -> np.ndarray:
+    def statistics(self, canary: pd.Series, baseline: pd.Series) -> np.ndarray | None:
+        if canary.empty or baseline.empty:
+            return None
         window, lag = canary.index[-1] - canary.index[0], canary.index[0] - baseline.index[0]
         key = (window, lag)
         if key not in self._statistics:
@@ -146,10 +149,13 @@ def windows_of(name, frame, points, anomaly_windows, days):
     first = middle.ceil("2h")
     last = min(first + pd.Timedelta(days=days), frame["ts"].iloc[-1] - pd.Timedelta(hours=WINDOW_HOURS))
     clean, anomalous = [], []
+    stamps = set(frame["ts"])
     for start in pd.date_range(first, last, freq=f"{WINDOW_HOURS}h"):
         end = start + pd.Timedelta(hours=WINDOW_HOURS)
         base_start, base_end = start - pd.Timedelta(days=1), end - pd.Timedelta(days=1)
         if overlaps(base_start, base_end, anomaly_windows):
+            continue
+        if start not in stamps or base_start not in stamps:  # a gap in the series: no window
             continue
         if any(start <= p < end for p in points):
             anomalous.append(start)
@@ -185,6 +191,7 @@ def main() -> None:
         for a, b in anomaly_windows.get(name, []):
             history = history[(history["ts"] < a) | (history["ts"] > b)]
         replay = Replay(frame, history)
+        print(f"  {name}", file=sys.stderr, flush=True)
         clean, anomalous = windows_of(name, frame, points.get(name, []), anomaly_windows.get(name, []), args.days)
         for kind, starts, factor in [
             ("clean", clean, 1.0),
