@@ -1,7 +1,8 @@
 """releaserisk: evidence about release risk and release-process health.
 
-The public API is what ``__all__`` lists; everything else is private. Submodules are
-imported lazily so that ``import releaserisk`` (and the CLI) start fast.
+The public API is what ``__all__`` lists, built from one table (``_EXPORTS``: public
+name → the module defining it); everything else is private. Submodules are imported
+lazily so that ``import releaserisk`` (and the CLI) start fast.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _EXPORTS = {
     "MetricConfig": "releaserisk.canary.config",
     "ReleaseAnalytics": "releaserisk.analytics",
     "RiskModel": "releaserisk.model",
-    "SCENARIOS": "releaserisk.simulate",
+    "SCENARIOS": "releaserisk.simulation",
     "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
     "SequentialResult": "releaserisk.canary.sequential",
@@ -60,66 +61,14 @@ _EXPORTS = {
     "save_model": "releaserisk.model",
     "score_commits": "releaserisk.gate",
     "sequential_judge": "releaserisk.canary.sequential",
-    "simulate": "releaserisk.simulate",
+    "simulate": "releaserisk.simulation",
     "training_frame": "releaserisk.labels",
     "weekly_sections": "releaserisk.report",
 }
 
-__all__ = [
-    "CANARY_MODES",
-    "KAMEI_FEATURES",
-    "SCENARIOS",
-    "CanaryConfig",
-    "CanaryPlan",
-    "ChangeMetricState",
-    "DoraResult",
-    "GateResult",
-    "GitIngestResult",
-    "JudgeResult",
-    "MetricConfig",
-    "ReleaseAnalytics",
-    "RiskModel",
-    "Scorecard",
-    "SequentialMonitor",
-    "SequentialResult",
-    "Settings",
-    "Store",
-    "__version__",
-    "analysis_samples",
-    "auc_by_age",
-    "calibration_table",
-    "dora_metrics",
-    "errors",
-    "evaluate_predictions",
-    "evaluate_time_split",
-    "ingest_file",
-    "ingest_git",
-    "ingest_git_tags",
-    "judge",
-    "label_changes",
-    "link_deployment_changes",
-    "load_canary_config",
-    "load_history",
-    "load_model",
-    "load_samples",
-    "load_scorer",
-    "load_settings",
-    "mann_whitney_interval",
-    "one_analysis",
-    "open_snapshot",
-    "open_store",
-    "plan_canary",
-    "read_feature_table",
-    "release_analytics",
-    "render_weekly",
-    "rolling_origin",
-    "save_model",
-    "score_commits",
-    "sequential_judge",
-    "simulate",
-    "training_frame",
-    "weekly_sections",
-]
+#: The public API: ``_EXPORTS`` is the one list; ``__all__`` follows from it (and the
+#: type-checking imports below are checked against it by tests/test_exported_members.py).
+__all__ = sorted([*_EXPORTS, "__version__", "errors"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk import errors
@@ -151,7 +100,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from releaserisk.report import render_weekly, weekly_sections
     from releaserisk.scorecard import Scorecard, load_scorer
-    from releaserisk.simulate import SCENARIOS, simulate
+    from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store
 
 
