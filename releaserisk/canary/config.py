@@ -31,7 +31,7 @@ Example::
     outliers = "keep"        # keep | remove (IQR fences, outlier_factor)
     group = "latency"
     kind = "samples"         # samples | counts (sequential mode only)
-    quantile = 0.5           # sequential latency: the quantile compared
+    quantile = 0.5           # accepted for old configs; the sequential mode now compares block means
     classifier = "mann_whitney"  # or "mean_inequality" (Kayenta's simple mean test)
 
 The names follow Kayenta's canary config: ``allowed_*`` are its effect-size
