@@ -29,6 +29,7 @@ _EXPORTS = {
     "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
     "SequentialResult": "releaserisk.canary.sequential",
+    "ServiceBlock": "releaserisk.report",
     "Settings": "releaserisk.config",
     "Store": "releaserisk.store",
     "analysis_samples": "releaserisk.canary.data",
@@ -38,10 +39,23 @@ _EXPORTS = {
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
     "ingest_file": "releaserisk.ingest.tabular",
+    "command_data": "releaserisk.escape",
+    "command_property": "releaserisk.escape",
+    "fenced_block": "releaserisk.escape",
+    "html_text": "releaserisk.escape",
+    "json_safe": "releaserisk.escape",
+    "markdown_cell": "releaserisk.escape",
+    "one_line": "releaserisk.escape",
+    "plain_text": "releaserisk.escape",
+    "stop_commands": "releaserisk.escape",
+    "workflow_command": "releaserisk.escape",
+    "parse_instant": "releaserisk.inputs",
+    "read_file": "releaserisk.inputs",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
     "judge": "releaserisk.canary.judge",
     "label_changes": "releaserisk.labels",
+    "latest_deployment_week": "releaserisk.report",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
     "load_history": "releaserisk.canary.data",
@@ -54,6 +68,7 @@ _EXPORTS = {
     "mann_whitney_interval": "releaserisk.canary.judge",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
+    "project_path": "releaserisk.report",
     "read_feature_table": "releaserisk.model",
     "release_analytics": "releaserisk.analytics",
     "render_weekly": "releaserisk.report",
@@ -63,6 +78,7 @@ _EXPORTS = {
     "sequential_judge": "releaserisk.canary.sequential",
     "simulate": "releaserisk.simulation",
     "training_frame": "releaserisk.labels",
+    "WeeklySections": "releaserisk.report",
     "weekly_sections": "releaserisk.report",
 }
 
@@ -81,11 +97,24 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
+    from releaserisk.escape import (
+        command_data,
+        command_property,
+        fenced_block,
+        html_text,
+        json_safe,
+        markdown_cell,
+        one_line,
+        plain_text,
+        stop_commands,
+        workflow_command,
+    )
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
     from releaserisk.gate import GateResult, score_commits
     from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
     from releaserisk.ingest.links import link_deployment_changes
     from releaserisk.ingest.tabular import ingest_file
+    from releaserisk.inputs import parse_instant, read_file
     from releaserisk.labels import label_changes, training_frame
     from releaserisk.model import (
         RiskModel,
@@ -98,7 +127,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rolling_origin,
         save_model,
     )
-    from releaserisk.report import render_weekly, weekly_sections
+    from releaserisk.report import (
+        ServiceBlock,
+        WeeklySections,
+        latest_deployment_week,
+        project_path,
+        render_weekly,
+        weekly_sections,
+    )
     from releaserisk.scorecard import Scorecard, load_scorer
     from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store

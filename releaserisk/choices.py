@@ -38,6 +38,9 @@ CANARY_ARMS = ("baseline", "canary")
 #: Canary judgement modes: Kayenta-compatible, robust (the default) and anytime-valid sequential.
 CANARY_MODES = ("kayenta", "robust", "sequential")
 
+#: Groupings of the weekly report's compact blocks (``report weekly --by``).
+REPORT_GROUPS = ("service",)
+
 #: Risk bands of the gate, lowest first.
 RISK_BANDS = ("low", "medium", "high")
 
@@ -51,6 +54,7 @@ __all__ = [
     "DORA_PROFILES",
     "ESTIMATORS",
     "MODEL_LEVELS",
+    "REPORT_GROUPS",
     "RISK_BANDS",
     "SCENARIO_NAMES",
 ]

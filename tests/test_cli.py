@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from releaserisk.cli import main
+from releaserisk.store import _migrations
 
 
 def run_cli(*args, cwd=None):
@@ -21,7 +22,8 @@ def test_init_creates_store_and_reports_json(tmp_path, capsys):
     db = tmp_path / "s.duckdb"
     assert main(["--db", str(db), "init", "--format", "json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["schema_version"] == 3 and "commits" in payload["tables"] and "issues" in payload["tables"]
+    assert payload["schema_version"] == _migrations()[-1][0]
+    assert "commits" in payload["tables"] and "issues" in payload["tables"]
     assert db.exists()
 
 
@@ -142,7 +144,7 @@ def test_the_cli_holds_no_sql():
 
 
 def test_every_choice_the_cli_offers_is_the_library_constant():
-    from releaserisk import choices, dora, gate, model, simulation
+    from releaserisk import choices, dora, gate, model, report, simulation
     from releaserisk.canary import data
     from releaserisk.cli import build_parser
 
@@ -153,6 +155,7 @@ def test_every_choice_the_cli_offers_is_the_library_constant():
         "benchmark": choices.DORA_BENCHMARK_YEARS,
         "detail": choices.DORA_DETAILS,
         "by": choices.DORA_GROUPS,
+        "report_by": choices.REPORT_GROUPS,  # report weekly --by: blocks per service
         "freq": tuple(choices.DORA_PERIODS),
         "scenario": choices.SCENARIO_NAMES,
         "mode": choices.CANARY_MODES,
@@ -170,6 +173,7 @@ def test_every_choice_the_cli_offers_is_the_library_constant():
         assert values == {tuple(expected[dest])}, dest
     # ...and the library validates against the same constants
     assert model._ESTIMATORS is choices.ESTIMATORS
+    assert report.BY is choices.REPORT_GROUPS
     assert dora.PROFILES is choices.DORA_PROFILES
     assert set(dora.BENCHMARKS) == set(choices.DORA_BENCHMARK_YEARS)
     assert set(simulation.SCENARIOS) == set(choices.SCENARIO_NAMES)

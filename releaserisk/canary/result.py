@@ -8,15 +8,12 @@ from typing import Any
 
 import pandas as pd
 
+from releaserisk.escape import json_safe
+
 __all__ = ["GroupScore", "JudgeResult", "MetricResult"]
 
 #: CLI exit code per verdict (DESIGN.md section 7).
 VERDICT_EXIT = {"Pass": 0, "Promote": 0, "Fail": 1, "RollBack": 1, "Marginal": 3, "Continue": 3, "NoData": 3}
-
-
-def _clean_number(value: Any) -> Any:
-    """NaN and ±inf become None (JSON has neither)."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 @dataclass(frozen=True)
@@ -45,7 +42,7 @@ class MetricResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes null)."""
-        return {k: _clean_number(v) for k, v in asdict(self).items()}
+        return json_safe(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -97,15 +94,17 @@ class JudgeResult:
         return pd.DataFrame([m.to_dict() for m in self.metrics], columns=[f.name for f in fields(MetricResult)])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: mode, verdict, score, reason, groups and metrics."""
-        return {
-            "mode": self.mode,
-            "verdict": self.verdict,
-            "score": self.score,
-            "reason": self.reason,
-            "groups": [asdict(g) for g in self.groups],
-            "metrics": [m.to_dict() for m in self.metrics],
-        }
+        """JSON-ready dict: mode, verdict, score, reason, groups and metrics (NaN and infinities as null)."""
+        return json_safe(
+            {
+                "mode": self.mode,
+                "verdict": self.verdict,
+                "score": self.score,
+                "reason": self.reason,
+                "groups": [asdict(g) for g in self.groups],
+                "metrics": [m.to_dict() for m in self.metrics],
+            }
+        )
 
     def summary(self) -> str:
         """A readable table of the judgement."""

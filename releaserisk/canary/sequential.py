@@ -65,6 +65,7 @@ from releaserisk.canary.data import one_analysis
 from releaserisk.canary.plan import PRIOR_PRECISION, log_mixture_t, sequential_blocks_needed
 from releaserisk.canary.result import VERDICT_EXIT
 from releaserisk.errors import InputError
+from releaserisk.escape import json_safe
 
 __all__ = ["SequentialMonitor", "SequentialResult", "sequential_judge"]
 
@@ -342,20 +343,16 @@ class SequentialResult:
         return pd.DataFrame([{"mode": self.mode, **m} for m in self.metrics])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: mode, decision, look, reason and per-metric state (inf/NaN as null)."""
-
-        def clean(value):
-            if isinstance(value, np.floating | np.integer):
-                value = value.item()
-            return None if isinstance(value, float) and not math.isfinite(value) else value
-
-        return {
-            "mode": self.mode,
-            "decision": self.decision,
-            "look": self.look,
-            "reason": self.reason,
-            "metrics": [{k: clean(v) for k, v in m.items()} for m in self.metrics],
-        }
+        """JSON-ready dict: mode, decision, look, reason and each metric's evidence (NaN and infinities as null)."""
+        return json_safe(
+            {
+                "mode": self.mode,
+                "decision": self.decision,
+                "look": self.look,
+                "reason": self.reason,
+                "metrics": self.metrics,
+            }
+        )
 
     def summary(self) -> str:
         """A readable account of the decision and each metric's evidence."""
