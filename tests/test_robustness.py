@@ -339,6 +339,17 @@ def test_random_bytes_with_duckdb_magic_are_a_damaged_store_not_a_locked_one(tmp
     assert db.read_bytes() == bytes(data)
 
 
+def test_a_damaged_store_is_not_reported_as_locked_when_read_as_a_snapshot(tmp_path):
+    from releaserisk.errors import StoreCorruptError
+    from releaserisk.store import open_snapshot
+
+    data = bytearray(np.random.default_rng(0).integers(0, 256, 16384, dtype=np.uint8).tobytes())
+    data[8:12] = b"DUCK"
+    (tmp_path / "s.duckdb").write_bytes(bytes(data))
+    with pytest.raises(StoreCorruptError, match="damaged or not a DuckDB database"):
+        open_snapshot(tmp_path / "s.duckdb")
+
+
 def test_a_failed_command_leaves_no_store_behind(tmp_path, capsys):
     bad = tmp_path / "d.csv"
     bad.write_text("deployment_id\nd1\n")
