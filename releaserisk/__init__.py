@@ -29,28 +29,30 @@ _EXPORTS = {
     "SequentialResult": "releaserisk.canary.sequential",
     "ServiceBlock": "releaserisk.report",
     "Settings": "releaserisk.config",
+    "SourceIngestResult": "releaserisk.ingest.sources",
     "Store": "releaserisk.store",
+    "TagIngestResult": "releaserisk.ingest.git",
+    "WeeklySections": "releaserisk.report",
+    "after_ingest": "releaserisk.ingest.steps",
     "analysis_samples": "releaserisk.canary.data",
     "auc_by_age": "releaserisk.model",
     "calibration_table": "releaserisk.model",
+    "classify_tag": "releaserisk.ingest.tags",
+    "command_data": "releaserisk.escape",
+    "command_property": "releaserisk.escape",
     "dora_metrics": "releaserisk.dora",
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
-    "ingest_file": "releaserisk.ingest.tabular",
-    "command_data": "releaserisk.escape",
-    "command_property": "releaserisk.escape",
     "fenced_block": "releaserisk.escape",
     "html_text": "releaserisk.escape",
-    "json_safe": "releaserisk.escape",
-    "markdown_cell": "releaserisk.escape",
-    "one_line": "releaserisk.escape",
-    "plain_text": "releaserisk.escape",
-    "stop_commands": "releaserisk.escape",
-    "workflow_command": "releaserisk.escape",
-    "parse_instant": "releaserisk.inputs",
-    "read_file": "releaserisk.inputs",
+    "ingest_file": "releaserisk.ingest.tabular",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
+    "ingest_github": "releaserisk.ingest.github",
+    "ingest_gitlab": "releaserisk.ingest.gitlab",
+    "ingest_jira": "releaserisk.ingest.jira",
+    "ingest_pagerduty": "releaserisk.ingest.pagerduty",
+    "json_safe": "releaserisk.escape",
     "judge": "releaserisk.canary.judge",
     "label_changes": "releaserisk.labels",
     "latest_deployment_week": "releaserisk.report",
@@ -58,14 +60,19 @@ _EXPORTS = {
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
-    "one_analysis": "releaserisk.canary.data",
     "load_scorer": "releaserisk.scorecard",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
+    "markdown_cell": "releaserisk.escape",
+    "one_analysis": "releaserisk.canary.data",
+    "one_line": "releaserisk.escape",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
+    "parse_instant": "releaserisk.inputs",
+    "plain_text": "releaserisk.escape",
     "project_path": "releaserisk.report",
     "read_feature_table": "releaserisk.model",
+    "read_file": "releaserisk.inputs",
     "release_analytics": "releaserisk.analytics",
     "render_weekly": "releaserisk.report",
     "rolling_origin": "releaserisk.model",
@@ -73,9 +80,10 @@ _EXPORTS = {
     "score_commits": "releaserisk.gate",
     "sequential_judge": "releaserisk.canary.sequential",
     "simulate": "releaserisk.simulation",
+    "stop_commands": "releaserisk.escape",
     "training_frame": "releaserisk.labels",
-    "WeeklySections": "releaserisk.report",
     "weekly_sections": "releaserisk.report",
+    "workflow_command": "releaserisk.escape",
 }
 
 #: The public API: ``_EXPORTS`` is the one list; ``__all__`` follows from it (and the
@@ -106,9 +114,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
     from releaserisk.gate import GateResult, score_commits
-    from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
+    from releaserisk.ingest.git import GitIngestResult, TagIngestResult, ingest_git, ingest_git_tags
+    from releaserisk.ingest.github import ingest_github
+    from releaserisk.ingest.gitlab import ingest_gitlab
+    from releaserisk.ingest.jira import ingest_jira
     from releaserisk.ingest.links import link_deployment_changes
+    from releaserisk.ingest.pagerduty import ingest_pagerduty
+    from releaserisk.ingest.sources import SourceIngestResult
+    from releaserisk.ingest.steps import after_ingest
     from releaserisk.ingest.tabular import ingest_file
+    from releaserisk.ingest.tags import classify_tag
     from releaserisk.inputs import parse_instant, read_file
     from releaserisk.labels import label_changes, training_frame
     from releaserisk.model import (
