@@ -469,7 +469,9 @@ def ingest_github(
             "RetryError", "MaxRetryError", "ConnectionError",
         ):  # fmt: skip
             raise _translate(exc, full_name) from None
-        if isinstance(exc, ValueError | TypeError | KeyError | AttributeError) and _from_pygithub(exc):
+        # RecursionError: a body nested deeper than the JSON parser follows is garbage too
+        garbled = ValueError | TypeError | KeyError | AttributeError | RecursionError
+        if isinstance(exc, garbled) and _from_pygithub(exc):
             raise _garbage(exc, full_name) from None
         raise
     finally:
