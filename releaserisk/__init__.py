@@ -21,6 +21,9 @@ _EXPORTS = {
     "JudgeResult": "releaserisk.canary.result",
     "KAMEI_FEATURES": "releaserisk.features",
     "MetricConfig": "releaserisk.canary.config",
+    "PROFILE_RULES": "releaserisk.profiles",
+    "ProfileComparison": "releaserisk.dora_compare",
+    "ProfileRule": "releaserisk.profiles",
     "ReleaseAnalytics": "releaserisk.analytics",
     "RiskModel": "releaserisk.model",
     "SCENARIOS": "releaserisk.simulation",
@@ -60,6 +63,8 @@ _EXPORTS = {
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
+    "profile_rules": "releaserisk.profiles",
+    "profile_table": "releaserisk.profiles",
     "load_scorer": "releaserisk.scorecard",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
@@ -100,6 +105,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
+    from releaserisk.dora_compare import ProfileComparison
     from releaserisk.escape import (
         command_data,
         command_property,
@@ -137,6 +143,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rolling_origin,
         save_model,
     )
+    from releaserisk.profiles import PROFILE_RULES, ProfileRule, profile_rules, profile_table
     from releaserisk.report import (
         ServiceBlock,
         WeeklySections,

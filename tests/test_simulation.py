@@ -109,7 +109,7 @@ def test_scenario_signatures_are_visible_in_the_analytics(tmp_path, scenario, ch
         if check == "batch":
             buckets = analytics.failure_by_batch_size()
             assert buckets.attrs["log2_size_coefficient"] > 0
-            assert analytics.dora.summary["change_failure_rate"][0] > 0.2
+            assert analytics.dora.frame["change_failure_rate"][0] > 0.2
         elif check == "hotfix":
             kinds = analytics.hotfixes().set_index("kind")
             assert kinds.loc["hotfix", "failure_rate"] > kinds.loc["regular", "failure_rate"]
@@ -129,7 +129,7 @@ def test_healthy_scenario_is_healthier(tmp_path):
     _, store = ingested(tmp_path, seed=2, weeks=20, services=4)
     with store:
         analytics = release_analytics(store)
-        assert analytics.dora.summary["change_failure_rate"][0] < 0.15
+        assert analytics.dora.frame["change_failure_rate"][0] < 0.15
         assert analytics.rollbacks()["success_rate"].mean() > 0.8
 
 
