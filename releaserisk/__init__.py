@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "CANARY_MODES": "releaserisk.canary.config",
     "CanaryConfig": "releaserisk.canary.config",
+    "CanaryPlan": "releaserisk.canary.plan",
     "ChangeMetricState": "releaserisk.features",
     "DoraResult": "releaserisk.dora",
     "GateResult": "releaserisk.gate",
@@ -57,15 +59,19 @@ _EXPORTS = {
     "ingest_pagerduty": "releaserisk.ingest.pagerduty",
     "json_safe": "releaserisk.escape",
     "judge": "releaserisk.canary.judge",
+    "LabelQuality": "releaserisk.labels",
+    "LabelResult": "releaserisk.labels",
     "label_changes": "releaserisk.labels",
+    "label_quality": "releaserisk.labels",
     "latest_deployment_week": "releaserisk.report",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
+    "load_history": "releaserisk.canary.data",
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
     "profile_rules": "releaserisk.profiles",
     "profile_table": "releaserisk.profiles",
-    "load_scorer": "releaserisk.scorecard",
+    "load_scorer": "releaserisk.gate",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
     "markdown_cell": "releaserisk.escape",
@@ -73,6 +79,7 @@ _EXPORTS = {
     "one_line": "releaserisk.escape",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
+    "plan_canary": "releaserisk.canary.plan",
     "parse_instant": "releaserisk.inputs",
     "plain_text": "releaserisk.escape",
     "project_path": "releaserisk.report",
@@ -98,9 +105,10 @@ __all__ = sorted([*_EXPORTS, "__version__", "errors"])
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk import errors
     from releaserisk.analytics import ReleaseAnalytics, release_analytics
-    from releaserisk.canary.config import CanaryConfig, MetricConfig, load_canary_config
-    from releaserisk.canary.data import analysis_samples, load_samples, one_analysis
+    from releaserisk.canary.config import CANARY_MODES, CanaryConfig, MetricConfig, load_canary_config
+    from releaserisk.canary.data import analysis_samples, load_history, load_samples, one_analysis
     from releaserisk.canary.judge import judge, mann_whitney_interval
+    from releaserisk.canary.plan import CanaryPlan, plan_canary
     from releaserisk.canary.result import JudgeResult
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
@@ -119,7 +127,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         workflow_command,
     )
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
-    from releaserisk.gate import GateResult, score_commits
+    from releaserisk.gate import GateResult, load_scorer, score_commits
     from releaserisk.ingest.git import GitIngestResult, TagIngestResult, ingest_git, ingest_git_tags
     from releaserisk.ingest.github import ingest_github
     from releaserisk.ingest.gitlab import ingest_gitlab
@@ -131,7 +139,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.ingest.tabular import ingest_file
     from releaserisk.ingest.tags import classify_tag
     from releaserisk.inputs import parse_instant, read_file
-    from releaserisk.labels import label_changes, training_frame
+    from releaserisk.labels import LabelQuality, LabelResult, label_changes, label_quality, training_frame
     from releaserisk.model import (
         RiskModel,
         auc_by_age,
@@ -152,7 +160,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         render_weekly,
         weekly_sections,
     )
-    from releaserisk.scorecard import Scorecard, load_scorer
+    from releaserisk.scorecard import Scorecard
     from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store
 
