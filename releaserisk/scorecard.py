@@ -211,6 +211,11 @@ class Scorecard:
             raise ModelError(f"{path} is not a readable model file: {exc}") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
             raise ModelError(f"{path}: unknown scorecard format; retrain the model with this releaserisk")
+        features = meta.get("features")
+        if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
+            raise ModelError(f"{path}: the scorecard names no features; the model file is damaged")
+        if not isinstance(meta.get("selected"), str):
+            raise ModelError(f"{path}: the scorecard names no model family; the model file is damaged")
         card = cls(meta, arrays)
         card.validate()
         return card
@@ -230,7 +235,10 @@ class Scorecard:
             shapes_ok = self.arrays["medians"].shape == (n,) and self.arrays["calibration"].shape == (2,)
             if "logistic" in self._parts:
                 shapes_ok &= all(self.arrays[f"logistic_{k}"].shape == (n,) for k in ("mean", "scale", "coef"))
+                shapes_ok &= self.arrays["logistic_intercept"].shape == (1,)
                 shapes_ok &= bool(np.all(self.arrays["logistic_scale"] > 0))
+            if "boosting" in self._parts:
+                shapes_ok &= self.arrays["boosting_baseline"].shape == (1,)
             numbers = [a for key, a in self.arrays.items() if a.dtype.kind == "f" and not key.endswith("threshold")]
             shapes_ok &= all(np.all(np.isfinite(a)) for a in numbers)  # thresholds may be +inf
             for part in ("boosting", "forest"):

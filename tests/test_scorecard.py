@@ -90,6 +90,14 @@ def test_a_file_without_scorecard_is_read_through_skops(frame, tmp_path):
         ({"boosting_left": lambda a: a.astype(float)}, "wrong type"),
         ({"medians": lambda a: a.astype(str)}, "wrong type"),
         ({"meta": lambda a: np.array(json.dumps({**json.loads(str(a)), "format": 99}))}, "unknown scorecard format"),
+        # a damaged model is an input error (exit 2), never a KeyError, IndexError or TypeError (exit 70)
+        (
+            {"meta": lambda a: np.array(json.dumps({k: v for k, v in json.loads(str(a)).items() if k != "features"}))},
+            "names no features",
+        ),
+        ({"meta": lambda a: np.array(json.dumps({**json.loads(str(a)), "features": 3}))}, "names no features"),
+        ({"meta": lambda a: np.array(json.dumps({**json.loads(str(a)), "selected": None}))}, "names no model family"),
+        ({"boosting_baseline": lambda a: a[:0]}, "do not match"),
     ],
 )
 def test_malformed_scorecards_are_refused(boosting_file, tmp_path, changes, message):
