@@ -22,6 +22,7 @@ from releaserisk.errors import InputError
 
 if TYPE_CHECKING:  # the gate scores with a Scorecard and must not import scikit-learn
     from releaserisk.model import RiskModel
+    from releaserisk.rollback import RollbackSafety
     from releaserisk.scorecard import Scorecard
 
 __all__ = ["ROLLOUT_POLICY", "GateResult", "band", "describe", "load_rollout_policy", "score_commits"]
@@ -142,10 +143,14 @@ class GateResult:
     advice: dict[str, Any]
     fail_on: str | None = None
     notes: list[str] = field(default_factory=list)
+    rollback: RollbackSafety | None = None  # the batch's rollback safety (releaserisk.rollback)
 
     @property
     def failed(self) -> bool:
-        """Whether the gate fails: a commit at or above the threshold (or the --fail-on band)."""
+        """Whether the gate fails: a commit at or above the threshold (or the --fail-on band), or
+        a batch that cannot be rolled back when ``unsafe_rollback_gate`` is ``fail``."""
+        if self.rollback is not None and self.rollback.fails_gate:
+            return True
         if self.commits.empty:
             return False
         if self.fail_on:
@@ -177,6 +182,9 @@ class GateResult:
                 for r in self.commits.itertuples()
             ],
             "notes": self.notes,
+            # None: not assessed (no repository to read migrations from), never "safe"
+            "rollback_safe": None if self.rollback is None else self.rollback.rollback_safe,
+            "rollback": None if self.rollback is None else self.rollback.to_dict(),
         }
 
     def summary(self) -> str:
@@ -200,6 +208,8 @@ class GateResult:
             f"rollout: {a['strategy']} {steps}, bake {a['bake_minutes']} min, {a['monitoring']} monitoring"
             + (", approval required" if a["approval_required"] else "")
         )
+        if self.rollback is not None:
+            lines.append(self.rollback.summary())
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -235,6 +245,9 @@ class GateResult:
             f"\n\n**Batch**: {b['size']} changes, P(any defect) {b['any_defect']:.1%} ({b['band']}). "
             f"**Rollout**: {a['strategy']} {steps}, {a['monitoring']} monitoring{approval}.\n"
         )
+        if self.rollback is not None and not self.rollback.rollback_safe:
+            reasons = "".join(f"\n- {_md(reason)}" for reason in self.rollback.reasons)
+            batch += f"\n**Rollback unsafe**: {self.rollback.advice}.{reasons}\n"
         return head + "\n".join(rows) + batch
 
 
@@ -252,6 +265,7 @@ def score_commits(
     model_id: str,
     fail_on: str | None = None,
     policy: dict[str, dict[str, Any]] | None = None,
+    rollback: RollbackSafety | None = None,
 ) -> GateResult:
     """Score commits (rows of ``change_features`` with ``sha`` and ``subject``) and their batch.
 
@@ -268,6 +282,9 @@ def score_commits(
         Fail when any commit reaches this band instead of the threshold.
     policy : dict, optional
         Rollout plan per band (default :data:`ROLLOUT_POLICY`; see :func:`load_rollout_policy`).
+    rollback : RollbackSafety, optional
+        The batch's rollback safety (:func:`releaserisk.rollback.assess_rollback`): an unsafe
+        batch gets forward-fix advice and, when so configured, fails the gate.
 
     Returns
     -------
@@ -310,4 +327,7 @@ def score_commits(
         "band": batch_band,
     }
     plan = (policy or ROLLOUT_POLICY)[batch_band]
-    return GateResult(commits, batch, threshold, model_id, {"band": batch_band, **plan}, fail_on, notes)
+    advice = {"band": batch_band, **plan}
+    if rollback is not None and rollback.advice:
+        advice["rollback"] = rollback.advice
+    return GateResult(commits, batch, threshold, model_id, advice, fail_on, notes, rollback)
