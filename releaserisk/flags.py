@@ -111,14 +111,17 @@ def candidate_causes(store: Store, settings: Settings | None = None) -> pd.DataF
             SELECT i.incident_id, 'flag', f.source || ':' || f.change_id, f.flag_key, f.action, f.changed_at,
                    ef.incident_id IS NOT NULL
             FROM incidents i JOIN pf f ON f.changed_at <= i.opened_at
-            LEFT JOIN explicit_flag ef ON ef.incident_id = i.incident_id AND ef.change_id = f.source || ':' || f.change_id
+            LEFT JOIN explicit_flag ef
+              ON ef.incident_id = i.incident_id AND ef.change_id = f.source || ':' || f.change_id
             WHERE f.action IN ('on', 'off', 'rollout', 'targeting')
               AND (ef.incident_id IS NOT NULL
                    OR (f.service = i.service AND f.changed_at >= i.opened_at - to_microseconds($window)))
         )
         SELECT c.incident_id, i.service, i.opened_at,
-               row_number() OVER (PARTITION BY c.incident_id
-                                  ORDER BY c.explicit DESC, i.opened_at - c.changed_at, c.kind DESC, c.change_id) AS rank,
+               row_number() OVER (
+                   PARTITION BY c.incident_id
+                   ORDER BY c.explicit DESC, i.opened_at - c.changed_at, c.kind DESC, c.change_id
+               ) AS rank,
                c.kind, c.change_id, c.flag_key, c.action, c.changed_at,
                date_diff('second', c.changed_at, i.opened_at) / 60.0 AS gap_minutes, c.explicit
         FROM candidates c JOIN incidents i USING (incident_id)
@@ -264,7 +267,7 @@ def kill_switch_summary(times: pd.DataFrame) -> dict[str, Any]:
         return None if value is None or math.isnan(value) else round(float(value), 2)
 
     return {
-        "n": int(len(values)),
+        "n": len(values),
         "median_minutes": clean(float(np.median(values))) if len(values) else None,
         "ci_low": clean(low),
         "ci_high": clean(high),

@@ -58,7 +58,8 @@ _SQL_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
      "renames table {table} to {to}"),
     (re.compile(rf"\bRENAME\s+TABLE\s+{_n('table')}\s+TO\s+{_n('to')}", _I), "renames table {table} to {to}"),
     (re.compile(rf"\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?{_n('table')}[^;]*?\bDROP\s+(?:COLUMN\s+)?"
-                rf"(?:IF\s+EXISTS\s+)?(?!CONSTRAINT\b|INDEX\b|KEY\b|PRIMARY\b|FOREIGN\b|DEFAULT\b|NOT\b){_n('column')}", _I),
+                r"(?:IF\s+EXISTS\s+)?(?!CONSTRAINT\b|INDEX\b|KEY\b|PRIMARY\b|FOREIGN\b|DEFAULT\b|NOT\b)"
+                + _n("column"), _I),
      "drops column {table}.{column}"),
     (re.compile(rf"\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?{_n('table')}[^;]*?\bRENAME\s+(?:COLUMN\s+)?"
                 rf"(?!TO\b){_n('column')}\s+TO\s+{_n('to')}", _I),
@@ -74,17 +75,20 @@ _SQL_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bDELETE\s+FROM\s+" + _n("table"), _I), "deletes rows of {table}"),
     (re.compile(r"\bTRUNCATE\s+(?:TABLE\s+)?" + _n("table"), _I), "deletes rows of {table}"),
 )  # fmt: skip
-_SQL_ADD_COLUMN = re.compile(
-    rf"\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?{_n('table')}(?P<body>[^;]*)", _I
-)
+_SQL_ADD_COLUMN = re.compile(rf"\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?{_n('table')}(?P<body>[^;]*)", _I)
 _SQL_ADD_ONE = re.compile(rf"\bADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(?!CONSTRAINT\b|INDEX\b|PRIMARY\b|"
                           rf"UNIQUE\b|FOREIGN\b|KEY\b){_n('column')}(?P<definition>[^,]*)", _I)  # fmt: skip
 _SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
+def _apply(rules: tuple[tuple[re.Pattern[str], str], ...], text: str) -> list[str]:
+    """Each rule's reason, once per match, with the names it captured."""
+    return [template.format(**m.groupdict()) for pattern, template in rules for m in pattern.finditer(text)]
+
+
 def _sql_reasons(text: str) -> list[str]:
     text = _SQL_COMMENT.sub(" ", text)
-    found = [template.format(**m.groupdict()) for pattern, template in _SQL_RULES for m in pattern.finditer(text)]
+    found = _apply(_SQL_RULES, text)
     for statement in _SQL_ADD_COLUMN.finditer(text):
         for add in _SQL_ADD_ONE.finditer(statement.group("body")):
             definition = add.group("definition")
@@ -112,13 +116,14 @@ _ALEMBIC_RULES = (
     (re.compile(rf"\bop\.alter_column\(\s*{_q('table')}\s*,\s*{_q('column')}(?:(?!server_default)[^)])*?"
                 r"\bnullable\s*=\s*False", re.DOTALL), "makes column {table}.{column} NOT NULL"),
 )  # fmt: skip
-_ALEMBIC_ADD = re.compile(rf"\bop\.add_column\(\s*{_q('table')}\s*,\s*sa\.Column\(\s*{_q('column')}(?P<args>.*?)\)\s*\)",
-                          re.DOTALL)  # fmt: skip
+_ALEMBIC_ADD = re.compile(
+    rf"\bop\.add_column\(\s*{_q('table')}\s*,\s*sa\.Column\(\s*{_q('column')}(?P<args>.*?)\)\s*\)", re.DOTALL
+)
 
 
 def _alembic_reasons(text: str) -> list[str]:
     forward = re.split(r"\ndef\s+downgrade\s*\(", text, maxsplit=1)[0]
-    found = [template.format(**m.groupdict()) for pattern, template in _ALEMBIC_RULES for m in pattern.finditer(forward)]
+    found = _apply(_ALEMBIC_RULES, forward)
     for add in _ALEMBIC_ADD.finditer(forward):
         args = add.group("args")
         if re.search(r"nullable\s*=\s*False", args) and "server_default" not in args:
@@ -153,7 +158,7 @@ _DJANGO_RUNPYTHON = re.compile(r"migrations\.RunPython\((?P<args>[^)]*)\)")
 
 
 def _django_reasons(text: str) -> list[str]:
-    found = [template.format(**m.groupdict()) for pattern, template in _DJANGO_RULES for m in pattern.finditer(text)]
+    found = _apply(_DJANGO_RULES, text)
     for add in _DJANGO_ADD.finditer(text):
         args = add.group("args")
         relation = add.group("type") in ("ManyToManyField",)
@@ -192,7 +197,7 @@ _RAILS_ADD = re.compile(rf"\badd_column\s*\(?\s*{_s('table')}\s*,\s*{_s('column'
 
 def _rails_reasons(text: str) -> list[str]:
     forward = re.split(r"\n\s*def\s+down\b", text, maxsplit=1)[0]
-    found = [template.format(**m.groupdict()) for pattern, template in _RAILS_RULES for m in pattern.finditer(forward)]
+    found = _apply(_RAILS_RULES, forward)
     for add in _RAILS_ADD.finditer(forward):
         args = add.group("args")
         if re.search(r"null:\s*false", args) and "default:" not in args:

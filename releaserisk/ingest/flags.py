@@ -285,12 +285,10 @@ _FS_LOG = (
 
 def _flagsmith_rows(entry: dict) -> list[dict]:
     log = str(entry.get("log") or "")
-    for pattern, kind in _FS_LOG:
-        match = pattern.search(log)
-        if match:
-            break
-    else:
+    found = next(((m, kind) for pattern, kind in _FS_LOG if (m := pattern.search(log))), None)
+    if found is None:
         return []
+    match, kind = found
     environment = entry.get("environment")
     row = {
         "change_id": str(entry.get("id")),

@@ -70,8 +70,11 @@ def test_generic_csv_with_epoch_seconds_and_explicit_service(store):
 
 @pytest.mark.parametrize("fmt", [f for f in FLAG_FORMATS if f != "csv"])
 def test_reloading_changes_nothing(store, fmt):
-    path = {"launchdarkly": "launchdarkly_auditlog.json", "unleash": "unleash_events.json",
-            "flagsmith": "flagsmith_auditlog.json"}[fmt]  # fmt: skip
+    path = {
+        "launchdarkly": "launchdarkly_auditlog.json",
+        "unleash": "unleash_events.json",
+        "flagsmith": "flagsmith_auditlog.json",
+    }[fmt]
     ingest_flags(store, DATA / path, fmt)
     before = rows(store)
     ingest_flags(store, DATA / path, fmt)
@@ -80,10 +83,12 @@ def test_reloading_changes_nothing(store, fmt):
 
 def test_service_from_key_pattern_and_longest_prefix(store):
     store.execute("INSERT INTO services (service, flag_prefix) VALUES ('web', 'checkout'), ('cart', 'checkout.')")
-    ingest_flags(store, DATA / "unleash_events.json", "unleash", settings=Settings(flag_service_pattern=r"^(?P<service>[a-z]+)-"))
+    by_key = Settings(flag_service_pattern=r"^(?P<service>[a-z]+)-")
+    ingest_flags(store, DATA / "unleash_events.json", "unleash", settings=by_key)
     ingest_flags(store, DATA / "launchdarkly_auditlog.json", "launchdarkly")
     frame = store.query("SELECT DISTINCT flag_key, service FROM flag_changes ORDER BY 1")
-    assert dict(zip(frame["flag_key"], frame["service"], strict=True)) == {"checkout.new-flow": "cart", "search-v2": "search"}
+    services = dict(zip(frame["flag_key"], frame["service"], strict=True))
+    assert services == {"checkout.new-flow": "cart", "search-v2": "search"}
     assert assign_flag_services(store) == 0
 
 
@@ -94,28 +99,51 @@ def test_unmapped_flags_are_counted(store):
     assert result.to_dict()["unmapped"] == 6
 
 
-@pytest.mark.parametrize(
-    ("fmt", "content", "message"),
-    [
-        ("launchdarkly", "not json at all", "not JSON"),
-        ("launchdarkly", '{"totalCount": 0}', "expected a page with 'items'"),
-        ("unleash", '{"events": {"id": 1}}', "'events' is not a list"),
-        ("flagsmith", '{"results": [1, 2]}', "not an object"),
-        ("unleash", json.dumps({"events": [{"id": 1, "type": "feature-environment-enabled", "featureName": "x",
-                                            "environment": "production", "createdAt": "yesterday"}]}),
-         "not a valid timestamp"),  # fmt: skip
-        ("launchdarkly", json.dumps({"items": [{"_id": "a", "kind": "flag", "date": 1717236000000,
-                                                "accesses": [{"action": "updateOn", "resource": "env/prod:flag/x"}],
-                                                "titleVerb": "turned on the flag"},
-                                               {"_id": "b", "kind": "flag", "date": None, "titleVerb": "turned on the flag",
-                                                "accesses": [{"action": "updateOn", "resource": "env/prod:flag/x"}]}]}),
-         "row 2: required value is empty"),  # fmt: skip
-        ("csv", "change_id,flag_key,environment,action,changed_at\nc1,x,production,flipped,2024-06-01T00:00:00Z\n", "'flipped'"),
-        ("csv", "change_id,flag_key,action,changed_at\nc1,x,on,2024-06-01T00:00:00\n", "no time zone"),
-        ("csv", "flag_key,action,changed_at\nx,on,2024-06-01T00:00:00Z\n", "missing required column(s) change_id"),
-        ("yaml", "{}", "unknown flag log format"),
-    ],
-)
+_LD_NO_DATE = {
+    "items": [
+        {
+            "_id": "a",
+            "kind": "flag",
+            "date": 1717236000000,
+            "titleVerb": "turned on the flag",
+            "accesses": [{"action": "updateOn", "resource": "env/prod:flag/x"}],
+        },
+        {
+            "_id": "b",
+            "kind": "flag",
+            "date": None,
+            "titleVerb": "turned on the flag",
+            "accesses": [{"action": "updateOn", "resource": "env/prod:flag/x"}],
+        },
+    ]
+}
+_UNLEASH_BAD_TIME = {
+    "events": [
+        {
+            "id": 1,
+            "type": "feature-environment-enabled",
+            "featureName": "x",
+            "environment": "production",
+            "createdAt": "yesterday",
+        }
+    ]
+}
+_CSV_HEAD = "change_id,flag_key,environment,action,changed_at\n"
+BAD_FILES = [
+    ("launchdarkly", "not json at all", "not JSON"),
+    ("launchdarkly", '{"totalCount": 0}', "expected a page with 'items'"),
+    ("unleash", '{"events": {"id": 1}}', "'events' is not a list"),
+    ("flagsmith", '{"results": [1, 2]}', "not an object"),
+    ("unleash", json.dumps(_UNLEASH_BAD_TIME), "not a valid timestamp"),
+    ("launchdarkly", json.dumps(_LD_NO_DATE), "row 2: required value is empty"),
+    ("csv", _CSV_HEAD + "c1,x,production,flipped,2024-06-01T00:00:00Z\n", "'flipped'"),
+    ("csv", _CSV_HEAD + "c1,x,production,on,2024-06-01T00:00:00\n", "no time zone"),
+    ("csv", "flag_key,action,changed_at\nx,on,2024-06-01T00:00:00Z\n", "missing required column(s) change_id"),
+    ("yaml", "{}", "unknown flag log format"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "content", "message"), BAD_FILES)
 def test_bad_files_are_refused_and_nothing_is_loaded(store, tmp_path, fmt, content, message):
     ingest_flags(store, DATA / "flags.csv", "csv")
     before = rows(store)
@@ -131,16 +159,23 @@ def test_missing_file(tmp_path):
         parse_flag_log(tmp_path / "nope.json", "unleash")
 
 
+_TYPES = [
+    "feature-environment-enabled",
+    "feature-environment-disabled",
+    "feature-strategy-update",
+    "feature-created",
+    "feature-archived",
+    "tag-created",
+]
+_ROLLOUT = st.fixed_dictionaries({"rollout": st.integers(0, 100).map(str)})
 _EVENT = st.fixed_dictionaries(
     {
         "id": st.integers(1, 10**6),
-        "type": st.sampled_from(["feature-environment-enabled", "feature-environment-disabled", "feature-strategy-update",
-                                 "feature-created", "feature-archived", "tag-created"]),  # fmt: skip
+        "type": st.sampled_from(_TYPES),
         "featureName": st.text("abc-._", min_size=1, max_size=8),
         "environment": st.sampled_from(["production", "staging", None]),
         "createdAt": st.datetimes(timezones=st.just(__import__("datetime").UTC)).map(lambda d: d.isoformat()),
-        "data": st.one_of(st.none(), st.fixed_dictionaries({"parameters": st.fixed_dictionaries(
-            {"rollout": st.integers(0, 100).map(str)})})),  # fmt: skip
+        "data": st.one_of(st.none(), st.fixed_dictionaries({"parameters": _ROLLOUT})),
     }
 )
 
