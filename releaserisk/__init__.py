@@ -12,6 +12,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "rollback_readiness": "releaserisk.rollback",
+    "assess_rollback": "releaserisk.rollback",
+    "RollbackSafety": "releaserisk.rollback",
+    "MigrationFinding": "releaserisk.migrations_safety",
+    "classify_migration": "releaserisk.migrations_safety",
+    "stale_flags": "releaserisk.flags",
+    "kill_switch_summary": "releaserisk.flags",
+    "kill_switch_times": "releaserisk.flags",
+    "flag_releases": "releaserisk.flags",
+    "candidate_causes": "releaserisk.flags",
+    "ingest_flags": "releaserisk.ingest.flags",
+    "FlagIngestResult": "releaserisk.ingest.flags",
     "CanaryConfig": "releaserisk.canary.config",
     "ChangeMetricState": "releaserisk.features",
     "DoraResult": "releaserisk.dora",
@@ -67,12 +79,15 @@ __all__ = [
     "CanaryConfig",
     "ChangeMetricState",
     "DoraResult",
+    "FlagIngestResult",
     "GateResult",
     "GitIngestResult",
     "JudgeResult",
     "MetricConfig",
+    "MigrationFinding",
     "ReleaseAnalytics",
     "RiskModel",
+    "RollbackSafety",
     "Scorecard",
     "SequentialMonitor",
     "SequentialResult",
@@ -80,16 +95,23 @@ __all__ = [
     "Store",
     "__version__",
     "analysis_samples",
+    "assess_rollback",
     "auc_by_age",
     "calibration_table",
+    "candidate_causes",
+    "classify_migration",
     "dora_metrics",
     "errors",
     "evaluate_predictions",
     "evaluate_time_split",
+    "flag_releases",
     "ingest_file",
+    "ingest_flags",
     "ingest_git",
     "ingest_git_tags",
     "judge",
+    "kill_switch_summary",
+    "kill_switch_times",
     "label_changes",
     "link_deployment_changes",
     "load_canary_config",
@@ -104,11 +126,13 @@ __all__ = [
     "read_feature_table",
     "release_analytics",
     "render_weekly",
+    "rollback_readiness",
     "rolling_origin",
     "save_model",
     "score_commits",
     "sequential_judge",
     "simulate",
+    "stale_flags",
     "training_frame",
     "weekly_sections",
 ]
@@ -124,11 +148,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
+    from releaserisk.flags import candidate_causes, flag_releases, kill_switch_summary, kill_switch_times, stale_flags
     from releaserisk.gate import GateResult, score_commits
+    from releaserisk.ingest.flags import FlagIngestResult, ingest_flags
     from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
     from releaserisk.ingest.links import link_deployment_changes
     from releaserisk.ingest.tabular import ingest_file
     from releaserisk.labels import label_changes, training_frame
+    from releaserisk.migrations_safety import MigrationFinding, classify_migration
     from releaserisk.model import (
         RiskModel,
         auc_by_age,
@@ -141,6 +168,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         save_model,
     )
     from releaserisk.report import render_weekly, weekly_sections
+    from releaserisk.rollback import RollbackSafety, assess_rollback, rollback_readiness
     from releaserisk.scorecard import Scorecard, load_scorer
     from releaserisk.simulate import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store

@@ -10,7 +10,8 @@ Reads ``flag_changes`` (loaded by :func:`releaserisk.ingest.flags.ingest_flags`)
   (``count_flag_releases``).
 * :func:`candidate_causes` — for each incident, the deployments and flag changes of its
   service that may have caused it: the explicit cause first (``cause_deployment_id``, a
-  deployment of ``cause_sha``, or the latest change of ``cause_flag_key``), then every
+  deployment of ``cause_sha``, or the latest change of ``cause_flag_key`` that exposed users
+  to the flag — not its switch-off), then every
   production change within ``Settings.cause_window_hours`` before it opened, nearest first.
   A flag flipped 5 minutes before an incident outranks a deployment 40 minutes before.
   A flag change ranked first is that incident's cause: the flag release failed.
@@ -95,7 +96,9 @@ def candidate_causes(store: Store, settings: Settings | None = None) -> pd.DataF
             GROUP BY i.incident_id
         ),
         explicit_flag AS (
-            SELECT i.incident_id, arg_max(f.source || ':' || f.change_id, f.changed_at) AS change_id
+            -- the flag's latest change that exposed users to it (not a switch-off, unless nothing else)
+            SELECT i.incident_id,
+                   arg_max(f.source || ':' || f.change_id, (coalesce(f.to_share, 1) > 0, f.changed_at)) AS change_id
             FROM incidents i JOIN pf f ON f.flag_key = i.cause_flag_key AND f.changed_at <= i.opened_at
             WHERE f.action IN ('on', 'off', 'rollout', 'targeting')
             GROUP BY i.incident_id
