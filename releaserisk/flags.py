@@ -42,7 +42,15 @@ from releaserisk.config import Settings
 from releaserisk.errors import GitError
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
 
-__all__ = ["candidate_causes", "flag_releases", "kill_switch_summary", "kill_switch_times", "stale_flags"]
+__all__ = [
+    "candidate_causes",
+    "flag_caused_incidents",
+    "flag_release_metrics",
+    "flag_releases",
+    "kill_switch_summary",
+    "kill_switch_times",
+    "stale_flags",
+]
 
 # share of users a state serves the new variation: on 100, off 0, 'NN%' NN, else NULL
 _SHARE = "(CASE WHEN {s} = 'on' THEN 100.0 WHEN {s} = 'off' THEN 0.0 ELSE TRY_CAST(rtrim({s}, '%') AS DOUBLE) END)"
@@ -385,3 +393,60 @@ def _reasons(row: Any, limit: int) -> str:
     if row.unowned:
         reasons.append("has no owner")
     return "; ".join(reasons)
+
+
+def flag_caused_incidents(store: Store, settings: Settings | None = None) -> pd.DataFrame:
+    """Incidents whose first-ranked candidate cause is a flag change (and that name no deployment).
+
+    With flags counted as releases, these incidents are failures of the flag release, not of
+    the latest prior deployment that plain DORA would blame.
+
+    Parameters
+    ----------
+    store : Store
+    settings : Settings, optional
+
+    Returns
+    -------
+    DataFrame
+        ``incident_id, change_id`` (``source:change_id`` of the flag change), ``flag_key``,
+        ``gap_minutes``.
+    """
+    causes = candidate_causes(store, settings)
+    top = causes[(causes["rank"] == 1) & (causes["kind"] == "flag")]
+    return top[["incident_id", "change_id", "flag_key", "gap_minutes"]].reset_index(drop=True)
+
+
+def flag_release_metrics(store: Store, settings: Settings | None = None, *, since=None, until=None) -> dict[str, Any]:
+    """Flag releases, their failure rate and kill-switch time over ``[since, until)`` (JSON-safe).
+
+    Parameters
+    ----------
+    store : Store
+    settings : Settings, optional
+    since, until : datetime-like, optional
+        Window on the flag change time (releases) and the incident opening (kill switches).
+
+    Returns
+    -------
+    dict
+        ``flag_releases``, ``failed_flag_releases``, ``flag_failure_rate`` with ``ci_low``/
+        ``ci_high`` (Wilson 95 %; None without releases), and ``kill_switch`` (see
+        :func:`kill_switch_summary`).
+    """
+    from releaserisk.analytics import wilson_interval  # the one definition of the interval
+
+    releases = flag_releases(store, settings, since=since, until=until)
+    n, failed = len(releases), int(releases["failed"].sum()) if len(releases) else 0
+    low, high = wilson_interval(np.array([failed]), np.array([n]))
+    times = kill_switch_times(store, settings)
+    opened = pd.to_datetime(times["opened_at"], utc=True)
+    inside = (opened >= (_stamp(since) or opened.min())) & (opened < (_stamp(until) or opened.max() + pd.Timedelta(1)))
+    return {
+        "flag_releases": n,
+        "failed_flag_releases": failed,
+        "flag_failure_rate": failed / n if n else None,
+        "ci_low": float(low[0]) if n else None,
+        "ci_high": float(high[0]) if n else None,
+        "kill_switch": kill_switch_summary(times[inside] if len(times) else times),
+    }

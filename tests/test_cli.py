@@ -21,7 +21,10 @@ def test_init_creates_store_and_reports_json(tmp_path, capsys):
     db = tmp_path / "s.duckdb"
     assert main(["--db", str(db), "init", "--format", "json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["schema_version"] == 3 and "commits" in payload["tables"] and "issues" in payload["tables"]
+    from releaserisk.store import _migrations
+
+    newest = _migrations()[-1][0]
+    assert payload["schema_version"] == newest and "commits" in payload["tables"] and "issues" in payload["tables"]
     assert db.exists()
 
 

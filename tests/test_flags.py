@@ -149,3 +149,17 @@ def test_stale_flags_without_repository_are_unknown_not_clean(store):
     _flags(store, [("ld", "a", "web.checkout", "production", "web", "on", "off", "on", "ann", "2024-01-01T00:00Z")])
     found = stale_flags(store, as_of=datetime(2024, 3, 31, tzinfo=UTC))
     assert found.empty  # not called stale without evidence the code still uses it
+
+
+def test_flag_release_metrics_and_flag_caused_incidents(timeline):
+    from releaserisk.flags import flag_caused_incidents, flag_release_metrics
+
+    caused = flag_caused_incidents(timeline)
+    # i1's nearest cause is the flag; i2 names a deployment; i3 names the flag
+    assert list(caused["incident_id"]) == ["i1", "i3"] and set(caused["change_id"]) == {"ld:f1"}
+    metrics = flag_release_metrics(timeline)
+    assert (metrics["flag_releases"], metrics["failed_flag_releases"]) == (3, 1)
+    assert metrics["ci_low"] < 1 / 3 < metrics["ci_high"]
+    assert metrics["kill_switch"]["n"] == 2
+    empty = flag_release_metrics(timeline, since="2030-01-01", until="2030-02-01")
+    assert empty["flag_releases"] == 0 and empty["flag_failure_rate"] is None and empty["kill_switch"]["n"] == 0
