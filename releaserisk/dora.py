@@ -93,13 +93,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from releaserisk.choices import DORA_DETAILS, DORA_PROFILES
 from releaserisk.config import Settings
 from releaserisk.errors import InputError, StoreError
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
 
 __all__ = ["BENCHMARKS", "PROFILES", "DoraResult", "dora_metrics", "repository_hint", "tier", "unknown_repositories"]
 
-PROFILES = ("dora", "devlake", "fourkeys")
+PROFILES = DORA_PROFILES
 _GROUPS = {"service": "service", "team": "team", "repo": "repo"}
 
 #: Per-metric tier thresholds. Source: Google Cloud DORA, "Accelerate State of DevOps"
@@ -283,9 +284,8 @@ class DoraResult:
 
     def detail(self, name: str) -> pd.DataFrame:
         """A drill-down frame by name: deployments, changes, pull-requests, incidents."""
-        names = ("deployments", "changes", "pull-requests", "incidents")
-        if name not in names:
-            raise InputError(f"detail must be one of {', '.join(names)}")
+        if name not in DORA_DETAILS:
+            raise InputError(f"detail must be one of {', '.join(DORA_DETAILS)}")
         return self.drill[name.replace("-", "_")].get()
 
     def summary_text(self) -> str:

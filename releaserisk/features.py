@@ -57,7 +57,9 @@ __all__ = [
     "KAMEI_FEATURES",
     "ChangeMetricState",
     "FileChange",
+    "change_features_of",
     "deployment_batch_features",
+    "latest_production_deployment",
 ]
 
 #: Bump when a definition above changes; stored with every feature row.
@@ -361,3 +363,70 @@ def deployment_batch_features(store, production_environments, pre_production: st
         """,
         {"prod": list(production_environments), "pre": pre_production},
     )
+
+
+def change_features_of(store, repo: str | None = None, shas: Sequence[str] | None = None) -> pd.DataFrame:
+    """Stored change metrics of commits, with what the gate shows beside them, in commit order.
+
+    Parameters
+    ----------
+    store : Store
+        An open store.
+    repo : str, optional
+        Only this repository (default: all).
+    shas : sequence of str, optional
+        Only these full commit ids (default: all of the repository).
+
+    Returns
+    -------
+    DataFrame
+        Every ``change_features`` column plus ``subject`` (the message's first line),
+        ``author`` and ``seq`` (the commit's position in its repository's history),
+        ordered by repository and ``seq``.
+    """
+    return store.query(
+        "SELECT f.*, split_part(c.message, chr(10), 1) AS subject, c.author, c.seq "
+        "FROM change_features f JOIN commits c USING (repo, sha) "
+        "WHERE ($repo IS NULL OR f.repo = $repo) AND ($shas IS NULL OR list_contains($shas, f.sha)) "
+        "ORDER BY f.repo, c.seq",
+        {"repo": repo, "shas": None if shas is None else list(shas)},
+    )
+
+
+def latest_production_deployment(
+    store, production_environments: Sequence[str], repo: str | None = None, *, with_changes: bool = False
+):
+    """The newest successful production deployment, with the commits it shipped.
+
+    Parameters
+    ----------
+    store : Store
+        An open store.
+    production_environments : sequence of str
+        Environments that are production (``Settings.production_environments``), any case.
+    repo : str, optional
+        Only a deployment whose sha is a commit of this repository.
+    with_changes : bool
+        Only a deployment that shipped at least one new commit (a batch to show).
+
+    Returns
+    -------
+    dict or None
+        ``deployment_id``, ``sha``, ``finished_at`` and ``shas`` (the commits of its
+        ``deployment_changes``, possibly empty); None when there is none.
+    """
+    row = store.execute(
+        "SELECT d.deployment_id, d.sha, d.finished_at FROM deployments d "
+        "WHERE d.status = 'success' AND list_contains($prod, lower(d.environment)) "
+        "AND ($repo IS NULL OR EXISTS (SELECT 1 FROM commits c WHERE c.repo = $repo AND c.sha = d.sha)) "
+        "AND (NOT $with_changes OR EXISTS "
+        "(SELECT 1 FROM deployment_changes x WHERE x.deployment_id = d.deployment_id)) "
+        "ORDER BY d.finished_at DESC, d.deployment_id DESC LIMIT 1",
+        {"prod": [e.lower() for e in production_environments], "repo": repo, "with_changes": with_changes},
+    ).fetchone()
+    if row is None:
+        return None
+    shas = [
+        r[0] for r in store.execute("SELECT sha FROM deployment_changes WHERE deployment_id = ?", [row[0]]).fetchall()
+    ]
+    return {"deployment_id": row[0], "sha": row[1], "finished_at": row[2], "shas": shas}

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from releaserisk.choices import ESTIMATORS
 from releaserisk.errors import InputError, ModelError, ModelVersionError, UntrustedModelError
 from releaserisk.features import KAMEI_FEATURES
 from releaserisk.scorecard import (
@@ -54,6 +55,7 @@ __all__ = [
     "RiskModel",
     "auc_by_age",
     "calibration_table",
+    "deployment_training_frame",
     "dropped_rows_notes",
     "evaluate_predictions",
     "evaluate_time_split",
@@ -66,7 +68,7 @@ __all__ = [
     "train_deployment_model",
 ]
 
-_ESTIMATORS = ("auto", "logistic", "boosting", "ensemble")
+_ESTIMATORS = ESTIMATORS
 
 
 # Estimators and metrics are imported where they are used: a CI gate that loads a saved
@@ -385,6 +387,43 @@ def evaluate_predictions(y, p, effort, threshold: float = 0.5) -> dict[str, floa
 # -- deployment level ------------------------------------------------------------------
 #: Fewer failed deployments than this and a deployment model is not trained.
 MIN_DEPLOYMENT_FAILURES = 20
+
+
+def deployment_training_frame(store, settings) -> pd.DataFrame:
+    """Successful production deployments with their batch features and change-failure label.
+
+    Parameters
+    ----------
+    store : Store
+        An open store with deployments, their changes and (ideally) change risk scores.
+    settings : Settings
+        ``production_environments`` and ``environment_order`` (the stage before
+        production is the one a skipped stage is measured against).
+
+    Returns
+    -------
+    DataFrame
+        :func:`releaserisk.features.deployment_batch_features` plus ``failed`` (bool): the
+        deployment was a change failure by :func:`releaserisk.dora_metrics`' definition.
+
+    Raises
+    ------
+    InputError
+        The store has no production deployments.
+    """
+    from datetime import timedelta
+
+    from releaserisk.dora import dora_metrics
+    from releaserisk.features import deployment_batch_features
+
+    order = list(settings.environment_order)
+    frame = deployment_batch_features(store, settings.production_environments, order[-2] if len(order) > 1 else None)
+    if frame.empty:
+        raise InputError("no production deployments in the store; ingest deployments first")
+    window_end = frame["finished_at"].max() + timedelta(seconds=1)
+    result = dora_metrics(store, frame["finished_at"].min(), window_end, settings=settings)
+    failed = result.deployments[["deployment_id", "failed"]]
+    return frame.merge(failed, on="deployment_id", how="left").fillna({"failed": False})
 
 
 def train_deployment_model(frame: pd.DataFrame, *, estimator: str = "auto") -> tuple[RiskModel | None, dict[str, Any]]:

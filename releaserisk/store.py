@@ -235,6 +235,49 @@ class Store:
             [uuid.uuid4().hex, source, started, json.dumps(counts), watermark],
         )
 
+    def recent_ingests(self, limit: int = 5) -> pd.DataFrame:
+        """The newest ingest runs, newest first.
+
+        Parameters
+        ----------
+        limit : int
+            How many runs.
+
+        Returns
+        -------
+        DataFrame
+            ``source, status, finished_at, counts`` (``counts`` as JSON text).
+        """
+        return self.query(
+            "SELECT source, status, finished_at, counts FROM ingest_runs ORDER BY finished_at DESC LIMIT ?", [limit]
+        )
+
+    def repositories(self, requested: Sequence[str] | None = None) -> list[str]:
+        """Names of ingested repositories: ``requested`` checked against the store, or all.
+
+        Parameters
+        ----------
+        requested : sequence of str, optional
+            Names the user asked for; None or empty means every stored repository.
+
+        Returns
+        -------
+        list of str
+            Repository names, sorted when all are returned.
+
+        Raises
+        ------
+        InputError
+            The store has no repositories, or a requested one is unknown.
+        """
+        known = [row[0] for row in self.connection.execute("SELECT repo FROM repos ORDER BY repo").fetchall()]
+        if not known:
+            raise InputError("the store has no repositories; run 'releaserisk ingest git PATH' first")
+        unknown = sorted(set(requested or []) - set(known))
+        if unknown:
+            raise InputError(f"unknown repository {', '.join(unknown)} (stored: {', '.join(known)})")
+        return list(requested) if requested else known
+
     # -- reading and writing ------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
         """Run a parameterised query and return a DataFrame."""

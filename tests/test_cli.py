@@ -79,11 +79,12 @@ def test_a_multi_line_library_message_is_printed_on_one_line(tmp_path):
 
 def test_a_bug_is_exit_70_in_one_line_never_the_gate_failure_code(tmp_path, capsys, monkeypatch):
     import releaserisk.cli as cli
+    import releaserisk.cli.store
 
     def broken(args):
         raise KeyError("no such column\nsecond line")
 
-    monkeypatch.setattr(cli, "cmd_info", broken)  # the parser binds handlers when main() builds it
+    monkeypatch.setattr(releaserisk.cli.store, "cmd_info", broken)  # the parser binds handlers when main() builds it
     assert main(["--db", str(tmp_path / "s.duckdb"), "info"]) == cli.EXIT_INTERNAL == 70
     err = capsys.readouterr().err
     assert err.startswith("error: internal error (KeyError:") and err.count("\n") == 1 and "--debug" in err
@@ -95,7 +96,7 @@ def test_json_output_writes_missing_numbers_as_null(capsys):
     import argparse
     import math
 
-    from releaserisk.cli import _emit
+    from releaserisk.cli.output import emit as _emit
 
     payload = {"auc": math.nan, "rows": [{"p90": float("inf"), "n": 3}], "pair": (1.5, math.nan)}
     _emit(argparse.Namespace(format="json"), payload, "")
@@ -105,7 +106,7 @@ def test_json_output_writes_missing_numbers_as_null(capsys):
 
 
 def test_github_annotations_cannot_start_a_workflow_command_of_their_own(capsys, monkeypatch):
-    from releaserisk.cli import _github_output
+    from releaserisk.cli.output import github_output as _github_output
 
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     _github_output("", [("warning", "metric lat\n::add-mask::secret 100%\r")])
@@ -115,7 +116,7 @@ def test_github_annotations_cannot_start_a_workflow_command_of_their_own(capsys,
 
 
 def test_counts_read_in_the_right_number():
-    from releaserisk.cli import _counted
+    from releaserisk.cli.output import counted as _counted
 
     assert [_counted(1, "row"), _counted(2070, "row"), _counted(1, "fix", "fixes"), _counted(0, "fix", "fixes")] == [
         "1 row", "2,070 rows", "1 fix", "0 fixes"]  # fmt: skip

@@ -274,7 +274,7 @@ def test_commit_graph_is_written_only_when_asked(tmp_path, git_repo):
 
 
 def test_long_histories_get_a_commit_graph_hint(tmp_path, git_repo, monkeypatch, capsys):
-    import releaserisk.cli
+    import releaserisk.ingest.commit_graph
     from releaserisk.cli import main
     from releaserisk.store import open_store
 
@@ -284,7 +284,7 @@ def test_long_histories_get_a_commit_graph_hint(tmp_path, git_repo, monkeypatch,
         ingest_git(store, git_repo.path, name="r")
     assert main(["--db", db, "label"]) == 0
     assert "hint" not in capsys.readouterr().err  # 4 commits: not a long history
-    monkeypatch.setattr(releaserisk.cli, "COMMIT_GRAPH_HINT_COMMITS", 3)
+    monkeypatch.setattr(releaserisk.ingest.commit_graph, "COMMIT_GRAPH_HINT_COMMITS", 3)
     git_repo.git("commit-graph", "write", "--reachable")  # a graph without Bloom filters does not help blame
     assert main(["--db", db, "label"]) == 0
     assert "label --commit-graph' makes SZZ about 3x faster" in capsys.readouterr().err

@@ -153,7 +153,7 @@ def test_risk_model_ranks_planted_bugs_above_clean_changes(tmp_path):
 
 
 def test_cli_scenario_names_match_the_simulator():
-    from releaserisk.cli import SCENARIO_NAMES
+    from releaserisk.choices import SCENARIO_NAMES
     from releaserisk.simulate import SCENARIOS
 
     assert set(SCENARIO_NAMES) == set(SCENARIOS)

@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from releaserisk.choices import CANARY_ARMS
 from releaserisk.errors import InputError
 
 __all__ = ["analysis_samples", "load_samples", "one_analysis", "parse_prometheus", "store_samples"]
 
-ARMS = ("baseline", "canary")
+ARMS = CANARY_ARMS
 
 
 def parse_prometheus(

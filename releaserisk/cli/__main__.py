@@ -1,0 +1,5 @@
+"""``python -m releaserisk.cli``."""
+
+from releaserisk.cli import run
+
+run()

@@ -1,0 +1,59 @@
+"""``dora``: DORA metrics with drill-down and peer-compatible profiles."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from releaserisk.choices import DORA_BENCHMARK_YEARS, DORA_DETAILS, DORA_GROUPS, DORA_PERIODS, DORA_PROFILES
+from releaserisk.cli._base import EXIT_OK, add_format, open_db, settings_of
+from releaserisk.cli.output import emit, emit_frame, hint
+
+
+def cmd_dora(args: argparse.Namespace) -> int:
+    from releaserisk.dora import dora_metrics
+
+    with open_db(args, read_only=True) as store:
+        result = dora_metrics(
+            store,
+            args.since,
+            args.until,
+            freq=DORA_PERIODS[args.freq],
+            by=args.by,
+            profile=args.profile,
+            benchmark=args.benchmark,
+            settings=settings_of(args),
+        )
+        frame = result.detail(args.detail) if args.detail else None  # read while the store is open
+        if not store.counts()["deployments"]:
+            hint(
+                "the store has no deployments; load them with 'releaserisk ingest deployments FILE', "
+                "'ingest github' or 'ingest git-tags'"
+            )
+    if frame is not None:
+        start, end = (f"{t:%Y-%m-%d}" for t in result.window)
+        empty = f"no {args.detail.replace('-', ' ')} in {start} → {end}"
+        emit_frame(args, frame, frame.to_string(index=False) if len(frame) else empty, detail=args.detail)
+        return EXIT_OK
+    if args.format == "csv":
+        sys.stdout.write(result.summary.to_csv(index=False))
+    else:
+        emit(args, result.to_dict(), result.summary_text())
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    """Add ``dora`` to the top-level sub-parsers."""
+    p = sub.add_parser("dora", help="DORA metrics with drill-down and peer-compatible profiles")
+    p.add_argument("--since", help="window start (ISO date, UTC)")
+    p.add_argument("--until", help="window end, exclusive (ISO date, UTC)")
+    p.add_argument("--freq", choices=tuple(DORA_PERIODS), default="week")
+    p.add_argument("--by", choices=DORA_GROUPS)
+    p.add_argument("--profile", choices=DORA_PROFILES, default="dora")
+    p.add_argument(
+        "--benchmark", type=int, choices=DORA_BENCHMARK_YEARS, default=max(DORA_BENCHMARK_YEARS),
+        help="DORA report year for tiers",
+    )  # fmt: skip
+    p.add_argument("--detail", choices=DORA_DETAILS, help="print the rows behind the numbers instead")
+    add_format(p, ("text", "json", "csv"))
+    p.set_defaults(handler=cmd_dora)

@@ -1,0 +1,214 @@
+"""``ingest SOURCE``: git, GitHub, release tags, files of every kind, Parquet snapshots, canary metrics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from releaserisk.choices import CANARY_ARMS
+from releaserisk.cli._base import EXIT_OK, add_format, open_db, settings_of
+from releaserisk.cli.output import commit_progress, counted, emit, hint, show_progress, table_listing
+
+
+def hint_unknown_repositories(store) -> None:
+    """Say on stderr when deployments name repositories that have no ingested commits."""
+    from releaserisk.dora import repository_hint
+
+    message = repository_hint(store)
+    if message:
+        hint(message)
+
+
+def cmd_ingest_git(args: argparse.Namespace) -> int:
+    from releaserisk.ingest.git import ingest_git
+
+    started = time.perf_counter()
+    with open_db(args) as store:
+        result = ingest_git(
+            store,
+            args.path,
+            name=args.name,
+            rev=args.rev,
+            settings=settings_of(args),
+            progress=commit_progress() if show_progress(args) else None,
+            workers=args.workers,
+        )
+        hint_unknown_repositories(store)
+    seconds = time.perf_counter() - started
+    payload = {**result.to_dict(), "seconds": round(seconds, 3)}
+    text = (
+        f"ingested {result.repo}: {result.new_commits:,} new commits "
+        f"({result.total_commits:,} stored), {result.file_changes:,} file changes in {seconds:.1f} s"
+    )
+    emit(args, payload, text)
+    return EXIT_OK
+
+
+def cmd_ingest_file(args: argparse.Namespace) -> int:
+    from releaserisk.ingest.tabular import ingest_file
+
+    with open_db(args) as store:
+        loaded = ingest_file(store, args.kind, args.file, assume_tz=args.assume_tz)
+        links = store.counts()["deployment_changes"]
+        if args.kind in ("deployments", "services"):
+            hint_unknown_repositories(store)
+    payload = {"kind": args.kind, "file": args.file, "rows": loaded, "deployment_changes": links}
+    emit(args, payload, f"loaded {counted(loaded, args.kind + ' row')} from {args.file}")
+    return EXIT_OK
+
+
+def cmd_ingest_github(args: argparse.Namespace) -> int:
+    import os
+    from datetime import UTC, datetime
+
+    from releaserisk.errors import InputError
+    from releaserisk.ingest.github import ingest_github
+
+    token = os.environ.get(args.token_env)  # read from the environment only: never a flag, never printed
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise InputError(f"--since must be an ISO date, got {args.since!r}") from None
+        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+
+    def notify(message: str) -> None:
+        sys.stderr.write(message + "\n")
+
+    with open_db(args) as store:
+        result = ingest_github(
+            store,
+            args.repository,
+            name=args.name,
+            token=token,
+            since=since,
+            environments=args.environment,
+            incident_labels=args.incident_label or ["incident"],
+            bug_labels=settings_of(args).bug_labels,
+            deploy_workflows=args.deploy_workflow or [],
+            release_environment=args.release_environment,
+            base_url=args.base_url,
+            wait=not args.no_wait,
+            notify=notify,
+        )
+        hint_unknown_repositories(store)
+    counts = ", ".join(f"{k} {v:,}" for k, v in result.counts.items())
+    emit(args, result.to_dict(), f"ingested {args.repository} from GitHub: {counts}")
+    return EXIT_OK
+
+
+def cmd_ingest_tags(args: argparse.Namespace) -> int:
+    from releaserisk.ingest.git import ingest_git_tags
+
+    with open_db(args) as store:
+        count = ingest_git_tags(
+            store, args.path, pattern=args.pattern, service=args.service, environment=args.environment, name=args.name
+        )
+    emit(
+        args,
+        {"deployments": count},
+        f"recorded {counted(count, 'tag')} as {args.environment} deployments of {args.service}",
+    )
+    if not count:
+        wanted = f"'{args.pattern}'" if args.pattern else "a version (v1.2 or 1.2)"
+        hint(f"no tag in {args.path} matches {wanted}; choose the release tags with --pattern GLOB")
+    return EXIT_OK
+
+
+def cmd_ingest_parquet(args: argparse.Namespace) -> int:
+    with open_db(args) as store:
+        loaded = store.import_parquet(args.directory)
+    text = f"loaded {counted(len(loaded), 'table')} from {args.directory}\n{table_listing(loaded)}"
+    emit(args, {"directory": args.directory, "tables": loaded}, text)
+    return EXIT_OK
+
+
+def cmd_ingest_metrics(args: argparse.Namespace) -> int:
+    from releaserisk.canary.data import load_samples, store_samples
+
+    samples = load_samples(args.file, arm=args.arm, arm_label=args.arm_label)
+    with open_db(args) as store:
+        loaded = store_samples(store, samples, args.analysis)
+    analyses = [args.analysis] if args.analysis else sorted(samples["analysis_id"].astype(str).unique())
+    what = analyses[0] if len(analyses) == 1 else f"{len(analyses)} analyses"
+    emit(args, {"analysis_ids": analyses, "samples": loaded}, f"stored {loaded:,} samples of {what}")
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    """Add ``ingest`` and its sources to the top-level sub-parsers."""
+    ingest = sub.add_parser("ingest", help="load data into the store").add_subparsers(
+        dest="source", metavar="SOURCE", required=True
+    )
+    p = ingest.add_parser(
+        "git",
+        help="commits, file changes and change metrics from a git repository",
+        description="One streaming pass over git log; incremental on re-runs.",
+    )
+    p.add_argument("path", help="work tree or bare repository")
+    p.add_argument("--name", help="repository name in the store (default: directory name)")
+    p.add_argument("--rev", default="HEAD", help="revision to ingest history of (default: HEAD)")
+    p.add_argument(
+        "--workers", type=int, choices=(1, 2), default=2, help="git processes for a first ingest of 20,000+ commits"
+    )
+    add_format(p)
+    p.set_defaults(handler=cmd_ingest_git)
+
+    from releaserisk.ingest.schemas import SCHEMAS
+
+    for kind, (_, columns) in SCHEMAS.items():
+        required = ", ".join(c.name for c in columns if c.required)
+        optional = ", ".join(c.name for c in columns if not c.required)
+        p = ingest.add_parser(
+            kind,
+            help=f"{kind} from CSV, JSON or Parquet",
+            description=f"Required columns: {required}. Optional: {optional or 'none'}. "
+            "Timestamps need a zone (Z or +hh:mm) unless --assume-tz is given. Re-loading a file changes nothing.",
+        )
+        p.add_argument("file")
+        p.add_argument("--assume-tz", help="IANA zone for timestamps without one, e.g. Europe/Berlin")
+        add_format(p)
+        p.set_defaults(handler=cmd_ingest_file, kind=kind)
+
+    p = ingest.add_parser(
+        "github",
+        help="pull requests, reviews, deployments, workflow runs, incidents and bug issues from GitHub",
+        description="Token from $GITHUB_TOKEN (or --token-env NAME); it is never stored or printed. Each resource "
+        "resumes from its watermark, so a re-run continues where a stopped run ended.",
+    )
+    p.add_argument("repository", metavar="OWNER/REPO")
+    p.add_argument("--name", help="repository name in the store, as 'ingest git' got it (default: REPO)")
+    p.add_argument("--since", help="ignore anything older (ISO date); default: continue from the watermarks")
+    p.add_argument("--environment", action="append", help="deployment environment to read (repeatable; default all)")
+    p.add_argument("--incident-label", action="append", help="issue label marking incidents (default: incident)")
+    p.add_argument("--deploy-workflow", action="append", help="Actions workflow that deploys (name or file)")
+    p.add_argument("--release-environment", help="record published releases as deployments to this environment")
+    p.add_argument("--base-url", help="GitHub Enterprise API URL")
+    p.add_argument("--token-env", default="GITHUB_TOKEN", help="environment variable holding the token")
+    p.add_argument("--no-wait", action="store_true", help="stop (resumably) instead of waiting out the rate limit")
+    add_format(p)
+    p.set_defaults(handler=cmd_ingest_github)
+
+    p = ingest.add_parser("git-tags", help="tags as successful deployments (libraries that release by tag)")
+    p.add_argument("path")
+    p.add_argument("--pattern", help="tag glob (default: version tags such as v1.2 or 1.2)")
+    p.add_argument("--service", required=True)
+    p.add_argument("--environment", default="production")
+    p.add_argument("--name", help="repository name in the store")
+    add_format(p)
+    p.set_defaults(handler=cmd_ingest_tags)
+
+    p = ingest.add_parser("parquet", help="a snapshot written by 'releaserisk export' (upserted, one transaction)")
+    p.add_argument("directory")
+    add_format(p)
+    p.set_defaults(handler=cmd_ingest_parquet)
+
+    p = ingest.add_parser("metrics", help="canary metric samples (CSV, Parquet, JSON, Prometheus JSON)")
+    p.add_argument("file")
+    p.add_argument("--analysis", help="analysis id of the samples (a file with an analysis_id column: the one to keep)")
+    p.add_argument("--arm", choices=CANARY_ARMS, help="arm of every row (one file per arm)")
+    p.add_argument("--arm-label", default="arm", help="Prometheus label naming the arm (default: arm)")
+    add_format(p)
+    p.set_defaults(handler=cmd_ingest_metrics)

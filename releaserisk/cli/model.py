@@ -1,0 +1,212 @@
+"""``label``, ``train`` and ``evaluate``: the change-risk model's labels, training and evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from releaserisk.choices import ESTIMATORS, MODEL_LEVELS
+from releaserisk.cli._base import EXIT_INTERRUPTED, EXIT_OK, add_format, open_db, positive_int, settings_of
+from releaserisk.cli.output import bar_progress, counted, emit, hint, records, show_progress
+
+
+def _label_line(r) -> str:
+    trackers = f", {r.fixes_from_trackers:,} from bug issues or pull requests" if r.fixes_from_trackers else ""
+    incidents = f", {r.buggy_incident:,} named by incidents" if r.buggy_incident else ""
+    return (
+        f"{r.repo}: {counted(r.fixes, 'fix', 'fixes')} ({r.fixes_blamed_now:,} blamed now{trackers}), "
+        f"{r.buggy_szz:,} bug-introducing by SZZ, {r.buggy_revert:,} reverted{incidents}; "
+        f"{counted(r.unlabelled_recent, 'recent commit')} left unlabelled"
+    )
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from releaserisk.ingest.commit_graph import blame_would_be_slow
+    from releaserisk.labels import label_changes
+
+    settings = settings_of(args)
+    results = []
+    with open_db(args) as store:
+        for repo in store.repositories(args.repo):
+            if not args.commit_graph and blame_would_be_slow(store, repo):
+                hint(
+                    f"{repo} has a long history and no changed-path commit-graph; "
+                    "'releaserisk label --commit-graph' makes SZZ about 3x faster"
+                )
+            progress = bar_progress(f"SZZ {repo}") if show_progress(args) else None
+            try:
+                results.append(
+                    label_changes(
+                        store,
+                        repo,
+                        settings=settings,
+                        workers=args.workers,
+                        progress=progress,
+                        write_commit_graph=args.commit_graph,
+                    )
+                )
+            except KeyboardInterrupt:
+                sys.stderr.write(
+                    "error: interrupted; blamed fixes up to the last checkpoint are saved, "
+                    "'releaserisk label' continues from there\n"
+                )
+                return EXIT_INTERRUPTED
+    emit(args, {"repos": [r.to_dict() for r in results]}, "\n".join(map(_label_line, results)))
+    return EXIT_OK
+
+
+def _training_frame(store, repos, settings):
+    from releaserisk.errors import InputError
+    from releaserisk.labels import training_frame
+
+    frame = training_frame(store, repos, settings=settings)
+    if frame.empty:
+        raise InputError("no labelled changes older than the label horizon; ingest more history or run 'label'")
+    return frame
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import json
+    import uuid
+
+    from releaserisk.model import RiskModel, evaluate_time_split, save_model
+    from releaserisk.registry import register_model
+
+    settings = settings_of(args)
+    if args.level == "deployment":
+        return _train_deployment(args, settings)
+    with open_db(args) as store:
+        repos = store.repositories(args.repo)
+        frame = _training_frame(store, repos, settings)
+        evaluation = evaluate_time_split(frame, estimator=args.estimator) if len(frame) >= 200 else {}
+        model = RiskModel(estimator=args.estimator).fit(frame, frame["bug"])
+        model_id = uuid.uuid4().hex[:12]
+        metadata = {
+            "model_id": model_id,
+            "level": "change",
+            "repos": repos,
+            "train_start": str(frame["time"].min()),
+            "train_end": str(frame["time"].max()),
+            "n_train": len(frame),
+            "positive_rate": float(frame["bug"].mean()),
+            "selected": model.selected_,
+            "validation_auc": model.validation_auc_,
+            "evaluation": evaluation,
+        }
+        path = save_model(model, args.out, metadata)
+        register_model(
+            store,
+            model_id=model_id,
+            path=str(path),
+            level="change",
+            train_start=frame["time"].min(),
+            train_end=frame["time"].max(),
+            features=list(model.features),
+            metrics=evaluation,
+            versions=json.loads(model.metadata_)["versions"],
+        )
+    auc = f", time-ordered test AUC {evaluation['auc']:.3f}" if evaluation else ""
+    if evaluation and evaluation["selected"] != model.selected_:
+        # the evaluation repeats the whole procedure on the oldest 80 %, where selection may differ
+        auc += f" (the procedure, which chose {evaluation['selected']} on the oldest 80 %)"
+    emit(
+        args,
+        {**metadata, "path": str(path)},
+        f"trained {model.selected_} model {model_id} on {len(frame):,} changes{auc} -> {path}",
+    )
+    return EXIT_OK
+
+
+def _train_deployment(args: argparse.Namespace, settings) -> int:
+    from releaserisk.model import deployment_training_frame, save_model, train_deployment_model
+
+    with open_db(args) as store:
+        frame = deployment_training_frame(store, settings)
+    model, report = train_deployment_model(frame, estimator=args.estimator)
+    notes = "".join(f"\nnote: {note}" for note in report["notes"])
+    if model is None:
+        text = f"no deployment model: {report['fallback']}{notes}"
+        emit(args, {"level": "deployment", "model": None, **report}, text)
+        return EXIT_OK
+    out = args.out if args.out != "models/risk.skops" else "models/deployment-risk.skops"
+    path = save_model(model, out, {"model_id": f"deployment-{len(frame)}", "level": "deployment", **report})
+    auc = f", test AUC {report['test_auc']:.3f}" if "test_auc" in report else ""
+    if "fallback_test_auc" in report:
+        auc += f" (aggregated change risk {report['fallback_test_auc']:.3f})"
+    text = f"trained deployment model ({report['selected']}) on {len(frame):,} deployments{auc} -> {path}{notes}"
+    emit(args, {"level": "deployment", "path": str(path), **report}, text)
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from releaserisk.model import (
+        auc_by_age,
+        dropped_rows_notes,
+        evaluate_time_split,
+        read_feature_table,
+        rolling_origin,
+    )
+
+    if args.dataset:
+        frame = read_feature_table(args.dataset)
+        source = args.dataset
+    else:
+        with open_db(args, read_only=True) as store:
+            frame = _training_frame(store, store.repositories(args.repo), settings_of(args))
+        source = str(settings_of(args).db)
+    if args.rolling:
+        table = rolling_origin(frame, estimator=args.estimator if args.estimator != "auto" else "logistic")
+        by_age = auc_by_age(table).round(3)
+        notes = dropped_rows_notes(frame)
+        payload = {"source": source, "rolling": records(table), "mean_auc_by_age": by_age.to_dict(), "notes": notes}
+        text = "\n".join(["mean AUC by model age (months):", by_age.to_string(), *(f"note: {n}" for n in notes)])
+        emit(args, payload, text)
+        return EXIT_OK
+    result = evaluate_time_split(frame, split=args.split, estimator=args.estimator)
+    shown = {k: v for k, v in result.items() if k != "notes"}
+    lines = [f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}" for k, v in shown.items()]
+    text = "\n".join([*lines, *(f"note: {note}" for note in result["notes"])])
+    emit(args, {"source": source, **result}, text)
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    """Add ``label``, ``train`` and ``evaluate`` to the top-level sub-parsers."""
+    p = sub.add_parser("label", help="label bug-introducing changes (SZZ, reverts)")
+    p.add_argument("--repo", action="append", help="repository name (default: all)")
+    p.add_argument("--workers", type=positive_int, default=2, help="parallel git blame workers (default 2)")
+    p.add_argument(
+        "--commit-graph",
+        action="store_true",
+        help="first write git's commit-graph with changed-path Bloom filters (a cache file inside .git; "
+        "blame gets about 3x faster on long histories; needs git 2.27+)",
+    )
+    add_format(p)
+    p.set_defaults(handler=cmd_label)
+
+    p = sub.add_parser("train", help="train and save the change-risk model")
+    p.add_argument("--repo", action="append", help="repository name (default: all)")
+    p.add_argument("--out", default="models/risk.skops", help="model file (default: models/risk.skops)")
+    p.add_argument("--estimator", choices=ESTIMATORS, default="auto")
+    p.add_argument(
+        "--level",
+        choices=MODEL_LEVELS,
+        default="change",
+        help="change risk (default) or deployment (batch) risk; score changes first for the latter",
+    )
+    add_format(p)
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="time-ordered evaluation on the store or a feature table",
+        description="Train on the past, test on the future; never shuffled. --dataset reads the Kamei et al. "
+        "or Zeng et al. CSV conventions.",
+    )
+    p.add_argument("--dataset", help="feature table CSV (Kamei et al. or Zeng et al. columns)")
+    p.add_argument("--repo", action="append", help="repository name (store mode; default: all)")
+    p.add_argument("--split", type=float, default=0.8, help="share of oldest rows to train on (default 0.8)")
+    p.add_argument("--rolling", action="store_true", help="rolling-origin: AUC by model age in months")
+    p.add_argument("--estimator", choices=ESTIMATORS, default="auto")
+    add_format(p)
+    p.set_defaults(handler=cmd_evaluate)

@@ -1,0 +1,130 @@
+"""Output formats of every command: text, JSON, CSV and GitHub Actions, and progress displays.
+
+JSON goes to stdout with no NaN (jq and most parsers refuse it); diagnostics go to
+stderr. The GitHub format appends markdown to the step summary and writes workflow
+commands (annotations) with their data escaped as the Actions toolkit does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 row", "2,070 rows", "2 fixes": a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def without_nan(value: Any) -> Any:
+    """``value`` with every NaN or infinite float, however deeply nested, as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nan(item) for item in value]
+    return value
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    """Print ``payload`` as JSON or ``text`` depending on ``--format``."""
+    if getattr(args, "format", "text") == "json":
+        sys.stdout.write(json.dumps(without_nan(payload), indent=2, default=str, allow_nan=False) + "\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def emit_frame(args: argparse.Namespace, frame, text: str, key: str = "rows", **payload: Any) -> None:
+    """A table: CSV with ``--format csv``, else JSON records or ``text``."""
+    if getattr(args, "format", "text") == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    else:
+        emit(args, {**payload, key: records(frame)}, text)
+
+
+def records(frame) -> list[dict]:
+    """A DataFrame's rows as dicts with None for missing values."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
+def hint(message: str) -> None:
+    """A one-line hint on stderr."""
+    sys.stderr.write(f"hint: {message}\n")
+
+
+def table_listing(counts: dict[str, int]) -> str:
+    """Table names and row counts, aligned."""
+    width = max(map(len, counts), default=0)
+    return "\n".join(f"  {name:<{width}}  {rows:>10,}" for name, rows in counts.items())
+
+
+def github_output(markdown: str, annotations: list[tuple[str, str]]) -> None:
+    """GitHub Actions: append markdown to the step summary, print annotations to stdout."""
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as fh:
+            fh.write(markdown.rstrip("\n") + "\n")
+    else:
+        sys.stdout.write(markdown.rstrip("\n") + "\n")
+    for level, message in annotations:
+        sys.stdout.write(f"::{level}::{command_data(message)}\n")
+
+
+def command_data(text: str) -> str:
+    """Escape a workflow command's message as GitHub's toolkit does (``escapeData``).
+
+    A newline in a message (a metric name or reason from user data) would otherwise end
+    the annotation and start a line the runner reads as a command of its own.
+    """
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether to draw a progress display: text output with stderr on a terminal."""
+    return getattr(args, "format", "text") == "text" and sys.stderr.isatty()
+
+
+def commit_progress() -> Callable[..., None]:
+    """A rich progress display on stderr: commits processed and their rate."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.completed:,} commits  {task.fields[rate]}"),
+        TimeElapsedColumn(),
+        transient=True,
+    )
+    task = progress.add_task("ingest", total=None, rate="")
+    started = time.perf_counter()
+    progress.start()
+
+    def update(done: int, finished: bool = False) -> None:
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        progress.update(task, completed=done, rate=f"{rate:,.0f}/s")
+        if finished:
+            progress.stop()
+
+    return update
+
+
+def bar_progress(label: str) -> Callable[[int, int], None]:
+    """A rich progress bar on stderr (done of total), e.g. SZZ blames of a repository."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+    task = progress.add_task(label, total=None)
+    progress.start()
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+        if done >= total:
+            progress.stop()
+
+    return update

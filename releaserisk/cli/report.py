@@ -1,0 +1,32 @@
+"""``report weekly``: the weekly HTML report."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from releaserisk.cli._base import EXIT_OK, add_format, settings_of
+from releaserisk.cli.output import emit
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from releaserisk.report import render_weekly
+
+    started = time.perf_counter()
+    paths = render_weekly(settings_of(args).db, args.week, out_dir=args.out, services=args.services, config=args.config)
+    paths["seconds"] = round(time.perf_counter() - started, 2)
+    emit(args, paths, f"weekly report for {paths['week']}: {paths['html']} ({paths['seconds']:.1f} s)")
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    """Add ``report`` and its reports to the top-level sub-parsers."""
+    report = sub.add_parser("report", help="render reports from notebooks").add_subparsers(
+        dest="report", metavar="REPORT", required=True
+    )
+    p = report.add_parser("weekly", help="the weekly HTML report (reports/weekly-<ISO week>.html)")
+    p.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last complete week)")
+    p.add_argument("--out", default="reports", help="output directory (default: reports)")
+    p.add_argument("--services", nargs="*", help="limit the deployments table to these services")
+    add_format(p)
+    p.set_defaults(handler=cmd_report)
