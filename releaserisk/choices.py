@@ -38,6 +38,9 @@ CANARY_ARMS = ("baseline", "canary")
 #: Canary judgement modes.
 CANARY_MODES = ("fixed", "sequential")
 
+#: Feature-flag log formats (``ingest flags --format``; :func:`releaserisk.ingest_flags`).
+FLAG_FORMATS = ("launchdarkly", "unleash", "flagsmith", "csv")
+
 #: Risk bands of the gate, lowest first.
 RISK_BANDS = ("low", "medium", "high")
 
@@ -50,6 +53,7 @@ __all__ = [
     "DORA_PERIODS",
     "DORA_PROFILES",
     "ESTIMATORS",
+    "FLAG_FORMATS",
     "MODEL_LEVELS",
     "RISK_BANDS",
     "SCENARIO_NAMES",

@@ -14,6 +14,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from releaserisk.gate import load_rollout_policy, score_commits
     from releaserisk.ingest.git import ingest_git
     from releaserisk.ingest.revisions import commits_to_score
+    from releaserisk.rollback import assess_rollback
     from releaserisk.scorecard import load_scorer
     from releaserisk.store import open_snapshot, open_store
 
@@ -26,6 +27,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         ingested = ingest_git(store, args.repo, name=args.name, settings=settings)
         spec, shas = commits_to_score(store, args.repo, ingested.repo, args.range, settings.production_environments)
         features = change_features_of(store, ingested.repo, shas)
+        rollback = assess_rollback(store, ingested.repo, args.repo, shas, settings=settings)
         result = score_commits(
             model,
             features,
@@ -33,6 +35,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             model_id=metadata.get("model_id", "unknown"),
             fail_on=args.fail_on,
             policy=policy,
+            rollback=rollback,
         )
         result.notes.insert(0, f"range {spec}: {counted(len(shas), 'non-merge commit')}")
         if not args.read_only and len(result.commits):
@@ -43,6 +46,9 @@ def cmd_score(args: argparse.Namespace) -> int:
              f"{r.sha[:10]} risk {r.probability:.0%} ({r.band}): {'; '.join(r.reasons)}")
             for r in result.commits.itertuples() if r.band in ("high", "medium")
         ]  # fmt: skip
+        if not rollback.rollback_safe:
+            level = "error" if rollback.fails_gate else "warning"
+            annotations += [(level, f"rollback unsafe ({rollback.advice}): {reason}") for reason in rollback.reasons]
         github_output(result.markdown(), annotations)
     else:
         emit(args, result.to_dict(), result.summary())

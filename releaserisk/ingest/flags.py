@@ -54,6 +54,7 @@ from typing import Any
 
 import pandas as pd
 
+from releaserisk.choices import FLAG_FORMATS
 from releaserisk.config import Settings
 from releaserisk.errors import InputError
 from releaserisk.ingest.tabular import read_table, validate
@@ -324,8 +325,6 @@ _VENDORS: dict[str, tuple[str, str, Callable[[dict], list[dict]]]] = {
     "unleash": ("unleash", "events", _unleash_rows),
     "flagsmith": ("flagsmith", "results", _flagsmith_rows),
 }
-#: The formats ``ingest flags --format`` offers.
-FLAG_FORMATS = (*_VENDORS, "csv")
 
 
 def parse_flag_log(path: str | os.PathLike[str], fmt: str) -> tuple[pd.DataFrame, int]:

@@ -190,3 +190,9 @@ def test_unleash_parser_never_crashes_and_keeps_vocabulary(tmp_path_factory, eve
     assert set(frame["action"]) <= {"created", "on", "off", "rollout", "targeting", "archived"}
     states = frame["to_state"].dropna()
     assert states.str.fullmatch(r"on|off|\d+%").all()
+
+
+def test_offered_formats_are_the_parsers():
+    from releaserisk.ingest.flags import _VENDORS
+
+    assert (*_VENDORS, "csv") == FLAG_FORMATS
