@@ -46,6 +46,7 @@ __all__ = [
     "candidate_causes",
     "flag_caused_incidents",
     "flag_release_metrics",
+    "flag_release_summary",
     "flag_releases",
     "kill_switch_summary",
     "kill_switch_times",
@@ -240,6 +241,17 @@ def kill_switch_times(store: Store, settings: Settings | None = None) -> pd.Data
         )
     finally:
         store.connection.unregister("_flag_causes")
+
+
+def _opened_within(times: pd.DataFrame, since, until) -> pd.DataFrame:
+    """Kill-switch rows of incidents opened in ``[since, until)`` (either bound may be None)."""
+    opened = pd.to_datetime(times["opened_at"], utc=True)
+    inside = pd.Series(True, index=times.index)
+    if since is not None:
+        inside &= opened >= _stamp(since)
+    if until is not None:
+        inside &= opened < _stamp(until)
+    return times[inside]
 
 
 def _median_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
@@ -439,14 +451,63 @@ def flag_release_metrics(store: Store, settings: Settings | None = None, *, sinc
     releases = flag_releases(store, settings, since=since, until=until)
     n, failed = len(releases), int(releases["failed"].sum()) if len(releases) else 0
     low, high = wilson_interval(np.array([failed]), np.array([n]))
-    times = kill_switch_times(store, settings)
-    opened = pd.to_datetime(times["opened_at"], utc=True)
-    inside = (opened >= (_stamp(since) or opened.min())) & (opened < (_stamp(until) or opened.max() + pd.Timedelta(1)))
+    times = _opened_within(kill_switch_times(store, settings), since, until)
     return {
         "flag_releases": n,
         "failed_flag_releases": failed,
         "flag_failure_rate": failed / n if n else None,
         "ci_low": float(low[0]) if n else None,
         "ci_high": float(high[0]) if n else None,
-        "kill_switch": kill_switch_summary(times[inside] if len(times) else times),
+        "kill_switch": kill_switch_summary(times),
     }
+
+
+_FLAG_GROUPS = {"service": "f.service", "team": "sv.team", "repo": "sv.repo"}
+
+
+def flag_release_summary(
+    store: Store, settings: Settings | None = None, *, since=None, until=None, by: str | None = None
+) -> pd.DataFrame:
+    """Flag releases, failed ones and kill-switch times per group, for DORA's opt-in flag counting.
+
+    Parameters
+    ----------
+    store : Store
+    settings : Settings, optional
+    since, until : datetime-like, optional
+        Half-open window on the change time (releases) and the incident opening (kill switches).
+    by : {"service", "team", "repo"}, optional
+        Grouping, as :func:`releaserisk.dora.dora_metrics` groups (default: one group ``all``).
+
+    Returns
+    -------
+    DataFrame
+        ``group, flag_releases, failed_flag_releases, kill_switch_n,
+        kill_switch_median_minutes`` (NaN without kill switches).
+    """
+    column = "'all'" if by is None else f"coalesce(CAST({_FLAG_GROUPS[by]} AS VARCHAR), 'unassigned')"
+    releases = flag_releases(store, settings, since=since, until=until)
+    kills = _opened_within(kill_switch_times(store, settings), since, until)
+    store.connection.register("_flag_release_rows", releases)
+    store.connection.register("_kill_switch_rows", kills)
+    try:
+        return store.query(
+            f"""
+            WITH r AS (
+                SELECT {column} AS grp, count(*) AS flag_releases, count(*) FILTER (failed) AS failed_flag_releases
+                FROM _flag_release_rows f LEFT JOIN services sv USING (service) GROUP BY ALL
+            ),
+            k AS (
+                SELECT {column} AS grp, count(*) AS kill_switch_n,
+                       median(kill_switch_minutes) AS kill_switch_median_minutes
+                FROM _kill_switch_rows f LEFT JOIN services sv USING (service) GROUP BY ALL
+            )
+            SELECT grp AS "group", coalesce(flag_releases, 0) AS flag_releases,
+                   coalesce(failed_flag_releases, 0) AS failed_flag_releases,
+                   coalesce(kill_switch_n, 0) AS kill_switch_n, kill_switch_median_minutes
+            FROM r FULL JOIN k USING (grp) ORDER BY 1
+            """
+        )
+    finally:
+        store.connection.unregister("_flag_release_rows")
+        store.connection.unregister("_kill_switch_rows")

@@ -163,3 +163,17 @@ def test_flag_release_metrics_and_flag_caused_incidents(timeline):
     assert metrics["kill_switch"]["n"] == 2
     empty = flag_release_metrics(timeline, since="2030-01-01", until="2030-02-01")
     assert empty["flag_releases"] == 0 and empty["flag_failure_rate"] is None and empty["kill_switch"]["n"] == 0
+
+
+def test_flag_release_summary_by_service(timeline):
+    from releaserisk.flags import flag_release_summary
+
+    whole = flag_release_summary(timeline)
+    assert whole.to_dict(orient="records") == [
+        {"group": "all", "flag_releases": 3, "failed_flag_releases": 1, "kill_switch_n": 2,
+         "kill_switch_median_minutes": 7.0}
+    ]  # fmt: skip
+    per = flag_release_summary(timeline, by="service").set_index("group")
+    assert per.loc["web", "flag_releases"] == 2 and per.loc["api", "failed_flag_releases"] == 0
+    assert per.loc["api", "kill_switch_n"] == 0 and pd.isna(per.loc["api", "kill_switch_median_minutes"])
+    assert flag_release_summary(timeline, by="team").loc[0, "group"] == "unassigned"
