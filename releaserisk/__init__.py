@@ -1,7 +1,8 @@
 """releaserisk: evidence about release risk and release-process health.
 
-The public API is what ``__all__`` lists; everything else is private. Submodules are
-imported lazily so that ``import releaserisk`` (and the CLI) start fast.
+The public API is what ``__all__`` lists, built from one table (``_EXPORTS``: public
+name → the module defining it); everything else is private. Submodules are imported
+lazily so that ``import releaserisk`` (and the CLI) start fast.
 """
 
 from __future__ import annotations
@@ -12,130 +13,70 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "rollback_readiness": "releaserisk.rollback",
-    "assess_rollback": "releaserisk.rollback",
-    "RollbackSafety": "releaserisk.rollback",
-    "MigrationFinding": "releaserisk.migrations_safety",
-    "classify_migration": "releaserisk.migrations_safety",
-    "stale_flags": "releaserisk.flags",
-    "kill_switch_summary": "releaserisk.flags",
-    "kill_switch_times": "releaserisk.flags",
-    "flag_releases": "releaserisk.flags",
-    "candidate_causes": "releaserisk.flags",
-    "ingest_flags": "releaserisk.ingest.flags",
-    "FlagIngestResult": "releaserisk.ingest.flags",
     "CanaryConfig": "releaserisk.canary.config",
     "ChangeMetricState": "releaserisk.features",
     "DoraResult": "releaserisk.dora",
+    "FlagIngestResult": "releaserisk.ingest.flags",
     "GateResult": "releaserisk.gate",
     "GitIngestResult": "releaserisk.ingest.git",
     "JudgeResult": "releaserisk.canary.result",
     "KAMEI_FEATURES": "releaserisk.features",
     "MetricConfig": "releaserisk.canary.config",
+    "MigrationFinding": "releaserisk.migrations_safety",
     "ReleaseAnalytics": "releaserisk.analytics",
     "RiskModel": "releaserisk.model",
-    "SCENARIOS": "releaserisk.simulate",
+    "RollbackSafety": "releaserisk.rollback",
+    "SCENARIOS": "releaserisk.simulation",
     "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
     "SequentialResult": "releaserisk.canary.sequential",
     "Settings": "releaserisk.config",
     "Store": "releaserisk.store",
     "analysis_samples": "releaserisk.canary.data",
+    "assess_rollback": "releaserisk.rollback",
     "auc_by_age": "releaserisk.model",
     "calibration_table": "releaserisk.model",
+    "candidate_causes": "releaserisk.flags",
+    "classify_migration": "releaserisk.migrations_safety",
     "dora_metrics": "releaserisk.dora",
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
+    "flag_releases": "releaserisk.flags",
     "ingest_file": "releaserisk.ingest.tabular",
+    "ingest_flags": "releaserisk.ingest.flags",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
     "judge": "releaserisk.canary.judge",
+    "kill_switch_summary": "releaserisk.flags",
+    "kill_switch_times": "releaserisk.flags",
     "label_changes": "releaserisk.labels",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
-    "one_analysis": "releaserisk.canary.data",
     "load_scorer": "releaserisk.scorecard",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
+    "one_analysis": "releaserisk.canary.data",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
     "read_feature_table": "releaserisk.model",
     "release_analytics": "releaserisk.analytics",
     "render_weekly": "releaserisk.report",
+    "rollback_readiness": "releaserisk.rollback",
     "rolling_origin": "releaserisk.model",
     "save_model": "releaserisk.model",
     "score_commits": "releaserisk.gate",
     "sequential_judge": "releaserisk.canary.sequential",
-    "simulate": "releaserisk.simulate",
+    "simulate": "releaserisk.simulation",
+    "stale_flags": "releaserisk.flags",
     "training_frame": "releaserisk.labels",
     "weekly_sections": "releaserisk.report",
 }
 
-__all__ = [
-    "KAMEI_FEATURES",
-    "SCENARIOS",
-    "CanaryConfig",
-    "ChangeMetricState",
-    "DoraResult",
-    "FlagIngestResult",
-    "GateResult",
-    "GitIngestResult",
-    "JudgeResult",
-    "MetricConfig",
-    "MigrationFinding",
-    "ReleaseAnalytics",
-    "RiskModel",
-    "RollbackSafety",
-    "Scorecard",
-    "SequentialMonitor",
-    "SequentialResult",
-    "Settings",
-    "Store",
-    "__version__",
-    "analysis_samples",
-    "assess_rollback",
-    "auc_by_age",
-    "calibration_table",
-    "candidate_causes",
-    "classify_migration",
-    "dora_metrics",
-    "errors",
-    "evaluate_predictions",
-    "evaluate_time_split",
-    "flag_releases",
-    "ingest_file",
-    "ingest_flags",
-    "ingest_git",
-    "ingest_git_tags",
-    "judge",
-    "kill_switch_summary",
-    "kill_switch_times",
-    "label_changes",
-    "link_deployment_changes",
-    "load_canary_config",
-    "load_model",
-    "load_samples",
-    "load_scorer",
-    "load_settings",
-    "mann_whitney_interval",
-    "one_analysis",
-    "open_snapshot",
-    "open_store",
-    "read_feature_table",
-    "release_analytics",
-    "render_weekly",
-    "rollback_readiness",
-    "rolling_origin",
-    "save_model",
-    "score_commits",
-    "sequential_judge",
-    "simulate",
-    "stale_flags",
-    "training_frame",
-    "weekly_sections",
-]
+#: The public API: ``_EXPORTS`` is the one list; ``__all__`` follows from it (and the
+#: type-checking imports below are checked against it by tests/test_exported_members.py).
+__all__ = sorted([*_EXPORTS, "__version__", "errors"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk import errors
@@ -170,7 +111,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.report import render_weekly, weekly_sections
     from releaserisk.rollback import RollbackSafety, assess_rollback, rollback_readiness
     from releaserisk.scorecard import Scorecard, load_scorer
-    from releaserisk.simulate import SCENARIOS, simulate
+    from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from releaserisk.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "read_toml"]
 
 DEFAULT_FIX_PATTERN = (
     r"(?i)\b(fix(e[sd]|ing)?|bug(s|fix)?|defects?|patch(e[sd])?|hotfix|crash(es|ed)?|"
@@ -169,14 +169,39 @@ def _check_keys(values: Mapping[str, Any], source: str) -> None:
             raise ConfigError(f"unknown setting '{key}' in {source} (known: {known})")
 
 
-def _read_file(path: Path) -> tuple[dict[str, Any], str]:
+def read_toml(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
+    """Read a TOML file: every releaserisk TOML (settings, canary configs, rollout policies).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    what : str
+        What the file is, for the error message ("canary config", "rollout policy").
+
+    Returns
+    -------
+    dict
+        The parsed document.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is not UTF-8, or is not valid TOML (TOML 1.0, via :mod:`tomllib`).
+    """
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text (TOML must be)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], str]:
+    data = read_toml(path)
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("releaserisk", {})
         return data, f"{path} [tool.releaserisk]"

@@ -132,7 +132,7 @@ class _DemoRun:
         self.report_path = ""
 
     def simulate(self, scenario: str, seed: int, weeks: int) -> str:
-        from releaserisk.simulate import simulate
+        from releaserisk.simulation import simulate
 
         # remedies: feature flags (flag-caused incidents, kill switches, a stale flag) and a destructive migration
         self.sim = sim = simulate(self.base / "org", scenario=scenario, seed=seed, weeks=weeks, remedies=True)

@@ -31,7 +31,9 @@ A flag's production changes are those in an environment of
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -164,10 +166,7 @@ def flag_releases(store: Store, settings: Settings | None = None, *, since=None,
         ``incident_id`` (that incident, else None).
     """
     settings = settings or Settings()
-    causes = candidate_causes(store, settings)
-    top = causes[(causes["rank"] == 1) & (causes["kind"] == "flag")][["incident_id", "change_id"]]
-    store.connection.register("_flag_causes", top)
-    try:
+    with _first_flag_causes(store, settings):
         return store.query(
             f"""
             WITH {_production_flags()},
@@ -181,6 +180,16 @@ def flag_releases(store: Store, settings: Settings | None = None, *, since=None,
             """,
             {"prod": list(settings.production_environments), "since": _stamp(since), "until": _stamp(until)},
         )
+
+
+@contextlib.contextmanager
+def _first_flag_causes(store: Store, settings: Settings) -> Iterator[None]:
+    """View ``_flag_causes``: incidents whose first-ranked candidate is a flag change, for one query."""
+    causes = candidate_causes(store, settings)
+    top = causes[(causes["rank"] == 1) & (causes["kind"] == "flag")][["incident_id", "change_id", "flag_key"]]
+    store.connection.register("_flag_causes", top)
+    try:
+        yield
     finally:
         store.connection.unregister("_flag_causes")
 
@@ -212,10 +221,7 @@ def kill_switch_times(store: Store, settings: Settings | None = None) -> pd.Data
         Only incidents ended by a kill switch.
     """
     settings = settings or Settings()
-    causes = candidate_causes(store, settings)
-    top = causes[(causes["rank"] == 1) & (causes["kind"] == "flag")][["incident_id", "flag_key"]]
-    store.connection.register("_flag_causes", top)
-    try:
+    with _first_flag_causes(store, settings):
         return store.query(
             f"""
             WITH {_production_flags()},
@@ -239,8 +245,6 @@ def kill_switch_times(store: Store, settings: Settings | None = None) -> pd.Data
             """,
             {"prod": list(settings.production_environments)},
         )
-    finally:
-        store.connection.unregister("_flag_causes")
 
 
 def _opened_within(times: pd.DataFrame, since, until) -> pd.DataFrame:

@@ -100,17 +100,11 @@ def load_rollout_policy(path) -> dict[str, dict[str, Any]]:
         Unreadable file, unknown band or key, or a value of the wrong type.
     """
     import copy
-    import tomllib
-    from pathlib import Path
 
+    from releaserisk.config import read_toml
     from releaserisk.errors import ConfigError
 
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read rollout policy {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "rollout policy")
     policy = copy.deepcopy(ROLLOUT_POLICY)
     for band_name, plan in data.items():
         if band_name not in policy or not isinstance(plan, dict):

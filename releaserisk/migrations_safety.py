@@ -24,7 +24,7 @@ comment is flagged too).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -44,11 +44,17 @@ __all__ = [
 FORWARD_FIX_ADVICE = "forward-fix only; use expand/contract"
 
 _I = re.IGNORECASE
-_NAME = r"[`\"\[]?(?P<{}>[\w.$]+)[`\"\]]?"
 
 
-def _n(group: str) -> str:
-    return _NAME.format(group)
+def _capture(template: str) -> Callable[[str], str]:
+    """A function naming the capture group of ``template`` (its ``{}``)."""
+    return template.format
+
+
+# an SQL identifier, maybe quoted; a Python string; a Ruby symbol or string
+_n = _capture(r"[`\"\[]?(?P<{}>[\w.$]+)[`\"\]]?")
+_q = _capture(r"[\"'](?P<{}>[\w.]+)[\"']")
+_s = _capture(r":?[\"']?(?P<{}>\w+)[\"']?")
 
 
 # -- SQL ---------------------------------------------------------------------------------
@@ -98,13 +104,6 @@ def _sql_reasons(text: str) -> list[str]:
 
 
 # -- Alembic -----------------------------------------------------------------------------
-_Q = r"[\"'](?P<{}>[\w.]+)[\"']"
-
-
-def _q(group: str) -> str:
-    return _Q.format(group)
-
-
 _ALEMBIC_RULES = (
     (re.compile(rf"\bop\.drop_table\(\s*{_q('table')}"), "drops table {table}"),
     (re.compile(rf"\bop\.rename_table\(\s*{_q('table')}\s*,\s*{_q('to')}"), "renames table {table} to {to}"),
@@ -173,13 +172,6 @@ def _django_reasons(text: str) -> list[str]:
 
 
 # -- Rails -------------------------------------------------------------------------------
-_SYM = r":?[\"']?(?P<{}>\w+)[\"']?"
-
-
-def _s(group: str) -> str:
-    return _SYM.format(group)
-
-
 _RAILS_RULES = (
     (re.compile(rf"\bdrop_table\s*\(?\s*{_s('table')}"), "drops table {table}"),
     (re.compile(rf"\brename_table\s*\(?\s*{_s('table')}\s*,\s*{_s('to')}"), "renames table {table} to {to}"),

@@ -123,7 +123,7 @@ def simulated(tmp_path_factory):
     from releaserisk.ingest.tabular import ingest_file
     from releaserisk.labels import label_changes, training_frame
     from releaserisk.model import RiskModel, save_model
-    from releaserisk.simulate import simulate
+    from releaserisk.simulation import simulate
     from releaserisk.store import open_store
 
     base = tmp_path_factory.mktemp("sim")

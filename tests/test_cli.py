@@ -120,3 +120,61 @@ def test_counts_read_in_the_right_number():
 
     assert [_counted(1, "row"), _counted(2070, "row"), _counted(1, "fix", "fixes"), _counted(0, "fix", "fixes")] == [
         "1 row", "2,070 rows", "1 fix", "0 fixes"]  # fmt: skip
+
+
+def _subparsers(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield sub
+                yield from _subparsers(sub)
+
+
+def test_the_cli_holds_no_sql():
+    import re
+    from pathlib import Path
+
+    import releaserisk.cli
+
+    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE FROM|CREATE TABLE)\b")
+    for path in Path(releaserisk.cli.__file__).parent.glob("*.py"):
+        found = [line.strip() for line in path.read_text().splitlines() if sql.search(line)]
+        assert not found, f"{path.name} holds SQL: {found}"
+
+
+def test_every_choice_the_cli_offers_is_the_library_constant():
+    from releaserisk import choices, dora, gate, model, simulation
+    from releaserisk.canary import data
+    from releaserisk.cli import build_parser
+
+    expected = {
+        "estimator": choices.ESTIMATORS,
+        "level": choices.MODEL_LEVELS,
+        "profile": choices.DORA_PROFILES,
+        "benchmark": choices.DORA_BENCHMARK_YEARS,
+        "detail": choices.DORA_DETAILS,
+        "by": choices.DORA_GROUPS,
+        "freq": tuple(choices.DORA_PERIODS),
+        "scenario": choices.SCENARIO_NAMES,
+        "mode": choices.CANARY_MODES,
+        "arm": choices.CANARY_ARMS,
+        "fail_on": choices.RISK_BANDS,
+    }
+    local = {"format", "workers"}  # the CLI's own: output formats, git processes
+    offered = {}
+    for parser in _subparsers(build_parser()):
+        for action in parser._actions:
+            if action.choices is not None and not isinstance(action.choices, dict) and action.dest not in local:
+                offered.setdefault(action.dest, set()).add(tuple(action.choices))
+    assert set(offered) == set(expected)
+    for dest, values in offered.items():
+        assert values == {tuple(expected[dest])}, dest
+    # ...and the library validates against the same constants
+    assert model._ESTIMATORS is choices.ESTIMATORS
+    assert dora.PROFILES is choices.DORA_PROFILES
+    assert set(dora.BENCHMARKS) == set(choices.DORA_BENCHMARK_YEARS)
+    assert set(simulation.SCENARIOS) == set(choices.SCENARIO_NAMES)
+    assert data.ARMS is choices.CANARY_ARMS
+    assert [gate.band(p, 0.5) for p in (0.01, 0.2, 0.9)] == list(choices.RISK_BANDS)

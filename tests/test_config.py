@@ -53,3 +53,24 @@ def test_bad_settings_name_the_key(tmp_path, toml, env, message):
     (tmp_path / "releaserisk.toml").write_text(toml)
     with pytest.raises(ConfigError, match=message):
         load_settings(cwd=tmp_path, environ=env)
+
+
+@pytest.mark.parametrize("reader", ["settings", "canary", "policy"])
+def test_every_toml_file_is_read_by_one_reader_with_one_line_errors(tmp_path, reader):
+    from releaserisk.canary.config import load_canary_config
+    from releaserisk.config import load_settings
+    from releaserisk.errors import ConfigError
+    from releaserisk.gate import load_rollout_policy
+
+    load = {"settings": load_settings, "canary": load_canary_config, "policy": load_rollout_policy}[reader]
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[low\n")
+    for path, message in (
+        (latin1, "not UTF-8"),
+        (broken, "not valid TOML"),
+        (tmp_path / "missing.toml", "cannot read"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load(str(path))

@@ -40,12 +40,12 @@ naming the key.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from releaserisk.config import read_toml
 from releaserisk.errors import ConfigError
 
 __all__ = ["CanaryConfig", "MetricConfig", "load_canary_config"]
@@ -227,12 +227,7 @@ def load_canary_config(path: str | os.PathLike[str]) -> CanaryConfig:
         Unreadable file, invalid TOML, unknown key or impossible value.
     """
     file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read canary config {file}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+    data = read_toml(file, "canary config")
     try:
         return canary_config_from_dict(data)
     except ConfigError as exc:

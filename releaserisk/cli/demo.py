@@ -11,7 +11,7 @@ from releaserisk.cli.output import emit
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from releaserisk.simulate import simulate
+    from releaserisk.simulation import simulate
 
     result = simulate(
         args.out,

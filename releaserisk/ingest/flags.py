@@ -440,14 +440,9 @@ def ingest_flags(
     with store.transaction():
         loaded = store.upsert("flag_changes", frame) if len(frame) else 0
         assign_flag_services(store, settings)
-        keys = frame[["source", "change_id"]] if len(frame) else pd.DataFrame(columns=["source", "change_id"])
-        store.connection.register("_loaded_flags", keys)
-        try:
-            unmapped = store.execute(
-                "SELECT count(*) FROM flag_changes f JOIN _loaded_flags k USING (source, change_id) "
-                "WHERE f.service IS NULL"
-            ).fetchone()[0]
-        finally:
-            store.connection.unregister("_loaded_flags")
+        unmapped = store.execute(
+            "SELECT count(*) FROM flag_changes WHERE source = ? AND list_contains(?, change_id) AND service IS NULL",
+            [source, frame["change_id"].tolist()],
+        ).fetchone()[0]
         store.record_ingest(f"flags:{Path(path).name}", started, {"rows": loaded, "skipped": skipped})
     return FlagIngestResult(source, loaded, skipped, unmapped)

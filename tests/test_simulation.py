@@ -12,7 +12,7 @@ from releaserisk.canary.judge import judge
 from releaserisk.errors import InputError
 from releaserisk.ingest.git import ingest_git
 from releaserisk.ingest.tabular import ingest_file
-from releaserisk.simulate import simulate
+from releaserisk.simulation import simulate
 from releaserisk.store import open_store
 
 
@@ -154,7 +154,7 @@ def test_risk_model_ranks_planted_bugs_above_clean_changes(tmp_path):
 
 def test_cli_scenario_names_match_the_simulator():
     from releaserisk.choices import SCENARIO_NAMES
-    from releaserisk.simulate import SCENARIOS
+    from releaserisk.simulation import SCENARIOS
 
     assert set(SCENARIO_NAMES) == set(SCENARIOS)
 
