@@ -161,6 +161,7 @@ def test_every_choice_the_cli_offers_is_the_library_constant():
         "mode": choices.CANARY_MODES,
         "arm": choices.CANARY_ARMS,
         "fail_on": choices.RISK_BANDS,
+        "log_format": choices.FLAG_FORMATS,
     }
     local = {"format", "workers"}  # the CLI's own: output formats, git processes
     offered = {}
