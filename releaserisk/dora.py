@@ -187,6 +187,7 @@ class _Work(NamedTuple):
     first_deploy: str
     prs: str
     changes: str
+    incident_causes: str  # with count_flag_releases: each incident's first candidate cause (releaserisk.flags)
 
     @classmethod
     def new(cls) -> _Work:
@@ -195,7 +196,7 @@ class _Work(NamedTuple):
 
     @property
     def tables(self) -> tuple[str, ...]:
-        return (self.prod, self.incident_links, self.deploys, self.first_deploy, self.prs)
+        return (self.prod, self.incident_links, self.deploys, self.first_deploy, self.prs, self.incident_causes)
 
 
 #: Working tables of results that were garbage-collected, per store: dropped at a safe
@@ -319,6 +320,15 @@ class DoraResult:
             )
             lines.append(f"    time to restore      median {fmt(row['restore_median_hours'], ' h')}")
             lines.append(f"    rework rate          {fmt(row['rework_rate'])}")  # fmt: skip
+            if "flag_releases" in row:  # count_flag_releases
+                lines.append(
+                    f"    flag releases        {row['flag_releases']:,} ({row['failed_flag_releases']} failed); "
+                    f"with deployments {row['releases']:,}, failure rate {fmt(row['change_failure_rate_with_flags'])}"
+                )
+                lines.append(
+                    f"    kill switch          median {fmt(row['kill_switch_median_minutes'], ' min')} "
+                    f"(n={row['kill_switch_n']})"
+                )
             if "deployment_frequency_bucket" in row:
                 lines.append(f"    Four Keys frequency  {row['deployment_frequency_bucket']}")
         lines.extend(f"  note: {note}" for note in self.notes)
@@ -382,7 +392,7 @@ def _utc_trunc(unit: str, column: str) -> str:
     return f"CAST(date_trunc('{unit}', make_timestamp(epoch_us({column}))) AS TIMESTAMP)"
 
 
-def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
+def _prepare(store: Store, settings: Settings, profile: str, w: _Work, flags: bool = False) -> None:
     """Working tables: production deployments with failures and recovery; incident links.
 
     ``prod.k`` numbers production deployments in the profile's order (finish or start
@@ -454,20 +464,29 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work) -> None:
             SELECT i.incident_id, p.deployment_id
             FROM incidents i ASOF LEFT JOIN {w.prod} p
               ON i.service = p.service AND i.opened_at {strict} p.finished_at
+            -- counting flag releases: an incident a flag change caused is not the deployment's
+            {
+            f"WHERE i.incident_id NOT IN (SELECT incident_id FROM {w.incident_causes} WHERE flag_caused)"
+            if flags
+            else ""
+        }
         )
         SELECT i.*, coalesce(sv.team, 'unassigned') AS team, sv.repo,
                coalesce({explicit}, {by_cause}, {prior}) AS deployment_id,
                CASE WHEN {explicit} IS NOT NULL THEN 'explicit'
                     WHEN {by_cause} IS NOT NULL THEN 'cause_sha'
                     WHEN {prior} IS NOT NULL THEN 'latest_prior_deployment'
+                    {"WHEN fc.flag_caused THEN 'flag_change'" if flags else ""}
                     ELSE 'unlinked' END AS link_method,
                {restore_from} AS restore_from,
                {_hours(restore_from, "i.resolved_at")} AS restore_hours
+               {", fc.cause_kind, fc.cause_change_id, fc.cause_gap_minutes, fc.kill_switch_minutes" if flags else ""}
         FROM incidents i
         LEFT JOIN {w.prod} e ON e.deployment_id = i.cause_deployment_id
         LEFT JOIN by_sha b USING (incident_id)
         LEFT JOIN direct_sha ds USING (incident_id)
         LEFT JOIN prior pr USING (incident_id)
+        {f"LEFT JOIN {w.incident_causes} fc USING (incident_id)" if flags else ""}
         LEFT JOIN {w.prod} cause ON cause.deployment_id = {by_cause}
         LEFT JOIN services sv ON sv.service = i.service
         """
@@ -865,6 +884,7 @@ def dora_metrics(
     profile: str = "dora",
     benchmark: int = 2024,
     settings: Settings | None = None,
+    count_flag_releases: bool = False,
 ) -> DoraResult:
     """Compute DORA metrics over ``[since, until)``.
 
@@ -883,6 +903,13 @@ def dora_metrics(
         DORA report year for the tiers.
     settings : Settings, optional
         Production environment names.
+    count_flag_releases : bool
+        Opt-in departure from plain DORA (Sleuth's practice): a production flag turned on or
+        ramped up is a release, an incident whose first-ranked candidate cause is a flag change
+        fails that flag release instead of the latest prior deployment, and the summary gains
+        ``flag_releases``, ``releases``, ``change_failure_rate_with_flags`` and kill-switch
+        time (:func:`releaserisk.flags.with_flag_releases`); the incidents drill-down gains
+        each incident's first candidate cause and kill-switch minutes.
 
     Returns
     -------
@@ -903,7 +930,11 @@ def dora_metrics(
     work = _Work.new()
     group = "'all'" if by is None else f"coalesce(CAST({_GROUPS[by]} AS VARCHAR), 'unassigned')"
     try:
-        _prepare(store, settings, profile, work)
+        if count_flag_releases:
+            from releaserisk.flags import write_incident_causes
+
+            write_incident_causes(store, work.incident_causes, settings)
+        _prepare(store, settings, profile, work, flags=count_flag_releases)
         _detail_tables(store, profile, work)
         stats = _aggregates(store, work, group, period, start, end, profile)
     except BaseException:  # interrupted (a long call in a notebook) or failed: drop its tables next time
@@ -959,5 +990,10 @@ def dora_metrics(
         notes=notes,
         failures_tracked=evidence[0],
     )
+    if count_flag_releases:
+        from releaserisk.flags import with_flag_releases
+
+        result.summary = with_flag_releases(result.summary, store, settings, since=start, until=end, by=by)
+        result.notes.append("flag releases counted (a departure from DORA): see flag_releases and releases")
     weakref.finalize(result, _bury, store, work)
     return result

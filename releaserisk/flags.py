@@ -53,6 +53,8 @@ __all__ = [
     "kill_switch_summary",
     "kill_switch_times",
     "stale_flags",
+    "with_flag_releases",
+    "write_incident_causes",
 ]
 
 # share of users a state serves the new variation: on 100, off 0, 'NN%' NN, else NULL
@@ -515,3 +517,80 @@ def flag_release_summary(
     finally:
         store.connection.unregister("_flag_release_rows")
         store.connection.unregister("_kill_switch_rows")
+
+
+def write_incident_causes(store: Store, table: str, settings: Settings | None = None) -> None:
+    """Create temp table ``table``: each incident's first-ranked candidate cause and kill-switch time.
+
+    For :func:`releaserisk.dora.dora_metrics` with ``count_flag_releases``: incidents whose
+    cause is a flag change are not blamed on the latest prior deployment, and the incidents
+    drill-down shows the cause and the kill switch.
+
+    Parameters
+    ----------
+    store : Store
+    table : str
+        Name of the temp table (replaced if it exists).
+    settings : Settings, optional
+
+    Returns
+    -------
+    None
+        The table has ``incident_id, cause_kind`` (``deployment``/``flag``),
+        ``cause_change_id``, ``cause_gap_minutes``, ``flag_caused``, ``kill_switch_minutes``.
+    """
+    causes = candidate_causes(store, settings)
+    top = causes.loc[causes["rank"] == 1, ["incident_id", "kind", "change_id", "gap_minutes"]]
+    kills = kill_switch_times(store, settings)[["incident_id", "kill_switch_minutes"]]
+    frame = top.merge(kills, on="incident_id", how="outer")
+    store.connection.register("_incident_causes", frame)
+    try:
+        store.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT incident_id, kind AS cause_kind, change_id AS cause_change_id, gap_minutes AS cause_gap_minutes,
+                   coalesce(kind = 'flag', false) AS flag_caused, kill_switch_minutes
+            FROM _incident_causes
+            """
+        )
+    finally:
+        store.connection.unregister("_incident_causes")
+
+
+def with_flag_releases(
+    summary: pd.DataFrame, store: Store, settings: Settings | None = None, *, since=None, until=None,
+    by: str | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """DORA summary rows with flag releases counted (Sleuth's practice; a departure from DORA).
+
+    Parameters
+    ----------
+    summary : DataFrame
+        :attr:`releaserisk.DoraResult.summary` (columns ``group``, ``deployments``,
+        ``change_failure_rate``).
+    store : Store
+    settings : Settings, optional
+    since, until : datetime-like, optional
+        The DORA window.
+    by : {"service", "team", "repo"}, optional
+        The summary's grouping.
+
+    Returns
+    -------
+    DataFrame
+        ``summary`` with ``flag_releases``, ``failed_flag_releases``, ``releases``
+        (deployments + flag releases), ``change_failure_rate_with_flags`` (failed deployments
+        and failed flag releases over releases; NaN where the deployments' rate is no data),
+        ``kill_switch_n`` and ``kill_switch_median_minutes`` (beside
+        ``recovery_median_hours`` of failed deployments).
+    """
+    flags = flag_release_summary(store, settings, since=since, until=until, by=by)
+    out = summary.merge(flags, on="group", how="left")
+    for column in ("flag_releases", "failed_flag_releases", "kill_switch_n"):
+        out[column] = out[column].fillna(0).astype(int)
+    out["releases"] = out["deployments"] + out["flag_releases"]
+    failed_deployments = out["change_failure_rate"] * out["deployments"]
+    out["change_failure_rate_with_flags"] = (failed_deployments + out["failed_flag_releases"]) / out["releases"].where(
+        out["releases"] > 0
+    )
+    return out

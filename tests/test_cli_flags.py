@@ -89,3 +89,29 @@ def test_unsafe_rollback_can_fail_the_gate(gate_repo, capsys, monkeypatch):
                  str(model), "--threshold", "0.99", "--format", "github"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 1 and "::error" in out and "rollback unsafe" in out
+
+
+def test_dora_counts_flag_releases_on_request(tmp_path, capsys):
+    import pandas as pd
+
+    db = str(tmp_path / "s.duckdb")
+    deployments = tmp_path / "d.csv"
+    deployment = {"deployment_id": ["d1"], "service": ["payments"], "environment": ["production"], "sha": ["a" * 40],
+                  "status": ["success"], "finished_at": ["2024-06-01T08:30:00Z"]}  # fmt: skip
+    pd.DataFrame(deployment).to_csv(deployments, index=False)
+    incidents = tmp_path / "i.csv"
+    pd.DataFrame({"incident_id": ["i1"], "service": ["payments"], "opened_at": ["2024-06-01T10:05:00Z"],
+                  "resolved_at": ["2024-06-01T11:00:00Z"]}).to_csv(incidents, index=False)  # fmt: skip
+    for kind, path in (("deployments", deployments), ("incidents", incidents)):
+        assert main(["--db", db, "ingest", kind, str(path)]) == 0
+    assert main(["--db", db, "ingest", "flags", str(DATA / "flags.csv")]) == 0
+    capsys.readouterr()
+    assert main(["--db", db, "dora", "--format", "json"]) == 0
+    assert "flag_releases" not in json.loads(capsys.readouterr().out)["summary"][0]
+    assert main(["--db", db, "dora", "--count-flag-releases", "--format", "json"]) == 0
+    row = json.loads(capsys.readouterr().out)["summary"][0]
+    # the 50 % ramp at 10:00, 5 minutes before the incident, is its cause, not d1 (95 minutes before)
+    assert (row["flag_releases"], row["failed_flag_releases"], row["releases"]) == (2, 1, 3)
+    assert main(["--db", db, "dora", "--count-flag-releases", "--detail", "incidents", "--format", "json"]) == 0
+    incident = json.loads(capsys.readouterr().out)["rows"][0]
+    assert incident["link_method"] == "flag_change" and incident["cause_gap_minutes"] == 5.0

@@ -200,3 +200,30 @@ def test_remedies_leave_the_rest_unchanged(tmp_path):
     new = pd.read_csv(planted.files["deployments"])
     pd.testing.assert_frame_equal(new.iloc[: len(old)], old)
     assert plain.files["metrics"].read_bytes() == planted.files["metrics"].read_bytes()
+
+
+def test_counting_flag_releases_recovers_the_planted_failures(tmp_path):
+    """Plain DORA blames flag-caused incidents on the latest deployment; counting flags does not."""
+    from releaserisk.dora import dora_metrics
+    from releaserisk.ingest.flags import ingest_flags
+
+    result, store = ingested(tmp_path, seed=4, weeks=12, services=3, remedies=True)
+    with store:
+        ingest_flags(store, result.files["flags"], "csv")
+        truth = pd.read_csv(result.files["truth_deployments"])
+        planted = set(truth.loc[truth["failed"], "deployment_id"])
+        plain = dora_metrics(store)
+        blamed = set(plain.deployments.loc[plain.deployments["failed"], "deployment_id"])
+        assert planted < blamed  # the flag-caused incidents fail innocent deployments
+        counted = dora_metrics(store, count_flag_releases=True)
+        assert set(counted.deployments.loc[counted.deployments["failed"], "deployment_id"]) == planted
+        flag_truth = pd.read_csv(result.files["truth_flag_incidents"])
+        incidents = counted.incidents.set_index("incident_id").loc[flag_truth["incident_id"]]
+        assert (incidents["link_method"] == "flag_change").all() and (incidents["cause_kind"] == "flag").all()
+        assert incidents["kill_switch_minutes"].to_numpy() == pytest.approx(flag_truth["kill_switch_minutes"], abs=0.02)
+        row = counted.summary.iloc[0]
+        assert row["failed_flag_releases"] == len(flag_truth) and row["releases"] == row["deployments"] + row[
+            "flag_releases"]  # fmt: skip
+        assert row["change_failure_rate_with_flags"] > 0 and row["kill_switch_n"] == len(flag_truth)
+        assert "flag releases" in counted.summary_text() and "kill switch" in counted.summary_text()
+        assert "flag_releases" not in plain.summary.columns

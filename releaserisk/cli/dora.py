@@ -23,6 +23,7 @@ def cmd_dora(args: argparse.Namespace) -> int:
             profile=args.profile,
             benchmark=args.benchmark,
             settings=settings_of(args),
+            count_flag_releases=args.count_flag_releases,
         )
         frame = result.detail(args.detail) if args.detail else None  # read while the store is open
         if not store.counts()["deployments"]:
@@ -55,5 +56,10 @@ def register(sub) -> None:
         help="DORA report year for tiers",
     )  # fmt: skip
     p.add_argument("--detail", choices=DORA_DETAILS, help="print the rows behind the numbers instead")
+    p.add_argument(
+        "--count-flag-releases", action="store_true",
+        help="count production flags turned on or ramped up as releases and blame flag-caused incidents on the "
+        "flag, not the last deployment (Sleuth's practice; a departure from DORA)",
+    )  # fmt: skip
     add_format(p, ("text", "json", "csv"))
     p.set_defaults(handler=cmd_dora)
