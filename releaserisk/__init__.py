@@ -30,6 +30,7 @@ _EXPORTS = {
     "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
     "SequentialResult": "releaserisk.canary.sequential",
+    "ServiceBlock": "releaserisk.report",
     "Settings": "releaserisk.config",
     "Store": "releaserisk.store",
     "analysis_samples": "releaserisk.canary.data",
@@ -50,6 +51,7 @@ _EXPORTS = {
     "kill_switch_summary": "releaserisk.flags",
     "kill_switch_times": "releaserisk.flags",
     "label_changes": "releaserisk.labels",
+    "latest_deployment_week": "releaserisk.report",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
     "load_model": "releaserisk.model",
@@ -60,6 +62,7 @@ _EXPORTS = {
     "one_analysis": "releaserisk.canary.data",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
+    "project_path": "releaserisk.report",
     "read_feature_table": "releaserisk.model",
     "release_analytics": "releaserisk.analytics",
     "render_weekly": "releaserisk.report",
@@ -71,6 +74,7 @@ _EXPORTS = {
     "simulate": "releaserisk.simulation",
     "stale_flags": "releaserisk.flags",
     "training_frame": "releaserisk.labels",
+    "WeeklySections": "releaserisk.report",
     "weekly_sections": "releaserisk.report",
 }
 
@@ -108,7 +112,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rolling_origin,
         save_model,
     )
-    from releaserisk.report import render_weekly, weekly_sections
+    from releaserisk.report import (
+        ServiceBlock,
+        WeeklySections,
+        latest_deployment_week,
+        project_path,
+        render_weekly,
+        weekly_sections,
+    )
     from releaserisk.rollback import RollbackSafety, assess_rollback, rollback_readiness
     from releaserisk.scorecard import Scorecard, load_scorer
     from releaserisk.simulation import SCENARIOS, simulate

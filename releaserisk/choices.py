@@ -41,6 +41,9 @@ CANARY_MODES = ("fixed", "sequential")
 #: Feature-flag log formats (``ingest flags --format``; :func:`releaserisk.ingest_flags`).
 FLAG_FORMATS = ("launchdarkly", "unleash", "flagsmith", "csv")
 
+#: Groupings of the weekly report's compact blocks (``report weekly --by``).
+REPORT_GROUPS = ("service",)
+
 #: Risk bands of the gate, lowest first.
 RISK_BANDS = ("low", "medium", "high")
 
@@ -55,6 +58,7 @@ __all__ = [
     "ESTIMATORS",
     "FLAG_FORMATS",
     "MODEL_LEVELS",
+    "REPORT_GROUPS",
     "RISK_BANDS",
     "SCENARIO_NAMES",
 ]

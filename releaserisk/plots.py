@@ -88,6 +88,13 @@ def _figure(width: float = 7.5, height: float = 3.2, ncols: int = 1):
     return fig, axes
 
 
+def _integer_axis(axis) -> None:
+    """Counts get whole-number ticks from 0 (deployments, changes), never 2.5 or −0.04."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _period_line(ax, x, values, **style) -> None:
     """A line through the periods that have a value.
 
@@ -123,17 +130,29 @@ def dora_trend_figure(by_period):
     x = np.arange(len(labels))
     left.bar(x, by_period["deployments"], color="#4c72b0", label="production deployments")
     left.set_ylabel(f"deployments per {unit}")
+    left.set_ylim(bottom=0, top=max(1, float(np.nanmax(by_period["deployments"], initial=0)) * 1.08))
+    _integer_axis(left.yaxis)
     twin = left.twinx()
     _period_line(twin, x, by_period["change_failure_rate"] * 100, color="#c44e52", label="change failure rate")
     twin.set_ylabel("change failure rate (%)")
     left.set_title("Deployments and change failure rate")
-    _period_line(right, x, by_period["lead_time_median_hours"], color="#55a868")
-    right.set_ylabel("hours")
     right.set_title("Median change lead time")
     step = max(1, math.ceil(len(labels) / MAX_PERIOD_LABELS))
-    for ax in (left, right):
-        ax.set_xticks(x[::step], labels[::step], rotation=45, ha="right", fontsize=7)
+    left.set_xticks(x[::step], labels[::step], rotation=45, ha="right", fontsize=7)
+    if np.isnan(np.asarray(by_period["lead_time_median_hours"], dtype=float)).all():
+        # no empty axes: without commits linked to deployments there is no lead time to draw
+        _say(right, "No lead time in these periods:\nno deployed commit is linked to its history.")
+        return fig
+    _period_line(right, x, by_period["lead_time_median_hours"], color="#55a868")
+    right.set_ylabel("hours")
+    right.set_xticks(x[::step], labels[::step], rotation=45, ha="right", fontsize=7)
     return fig
+
+
+def _say(ax, sentence: str) -> None:
+    """A panel without data: one sentence in place of empty axes."""
+    ax.text(0.5, 0.5, sentence, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="#555555")
+    ax.set_axis_off()
 
 
 def batch_size_figure(buckets):
@@ -174,6 +193,7 @@ def risk_histogram(probabilities, threshold: float):
     ax.axvline(threshold * 100, color="#c44e52", linestyle="--", label=f"gate threshold {threshold:.0%}")
     ax.set_xlabel("predicted defect probability (%)")
     ax.set_ylabel("changes")
+    _integer_axis(ax.yaxis)
     ax.set_title("Change risk")
     ax.legend(fontsize=8)
     return fig
@@ -206,9 +226,7 @@ def model_age_figure(rolling):
     """
     fig, (ax,) = _figure()
     if rolling["auc"].isna().all():
-        message = "history too short (or too few buggy changes a month) for a rolling origin"
-        ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
+        _say(ax, "History too short (or too few buggy changes a month) for a rolling origin.")
         return fig
     from releaserisk.model import auc_by_age
 

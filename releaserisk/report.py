@@ -4,13 +4,14 @@
 notebooks call it, so they hold no SQL and no logic of their own);
 :func:`render_weekly` executes ``notebooks/weekly_report.ipynb`` with papermill in the
 running Python environment and exports HTML without code cells with nbconvert.
-Every user-controlled string (commit subjects, PR titles, service names) reaches the
-HTML through :func:`html_table` / :func:`text`, which escape it.
+Numbers, headers and alignment come from :mod:`releaserisk.formatting`, shared with the
+analyst notebooks; every user-controlled string (commit subjects, PR titles, service
+names) reaches the HTML through :func:`releaserisk.formatting.html_table` /
+:func:`text`, which escape it.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import subprocess
@@ -21,13 +22,31 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from releaserisk import formatting
+from releaserisk.choices import REPORT_GROUPS
 from releaserisk.config import Settings
 from releaserisk.errors import InputError
 from releaserisk.store import Store
 
-__all__ = ["WeeklySections", "html_table", "iso_week", "render_notebook", "render_weekly", "text", "weekly_sections"]
+__all__ = [
+    "BY",
+    "ServiceBlock",
+    "WeeklySections",
+    "html_table",
+    "iso_week",
+    "latest_deployment_week",
+    "project_path",
+    "render_notebook",
+    "render_weekly",
+    "text",
+    "weekly_sections",
+]
+
+#: Groupings ``report weekly --by`` offers: one compact block per service.
+BY = REPORT_GROUPS
 
 
 def _notebook_dir() -> Path:
@@ -41,8 +60,50 @@ def _notebook_dir() -> Path:
 NOTEBOOKS = _notebook_dir()
 
 
+def project_path(path: str | os.PathLike[str], *, start: str | os.PathLike[str] | None = None) -> Path:
+    """A notebook parameter's path: absolute as given, relative against the repository root.
+
+    The root is the nearest directory, from ``start`` (default: the working directory)
+    upwards, that holds both ``pyproject.toml`` and ``notebooks/`` — so
+    ``data/demo/releaserisk.duckdb`` names the same file whether papermill runs from the
+    root or from ``notebooks/``. Outside a checkout, the working directory.
+
+    Parameters
+    ----------
+    path : path-like
+        Absolute, or relative to the repository root.
+    start : path-like, optional
+        Where to start looking for the root (default: the working directory).
+
+    Returns
+    -------
+    Path
+        Absolute; nothing is created.
+    """
+    given = Path(path).expanduser()
+    if given.is_absolute():
+        return given
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir():
+            return folder / given
+    return here / given
+
+
 def iso_week(week: str | None, *, today: datetime | None = None) -> tuple[str, datetime, datetime]:
     """Parse ``YYYY-Www`` (default: the last complete week) into (label, Monday, next Monday) in UTC.
+
+    Parameters
+    ----------
+    week : str or None
+        ``YYYY-Www`` in any case.
+    today : datetime, optional
+        The clock (tests).
+
+    Returns
+    -------
+    (str, datetime, datetime)
+        ``2026-W47``, its Monday 00:00 UTC and the next Monday.
 
     Raises
     ------
@@ -66,30 +127,109 @@ def iso_week(week: str | None, *, today: datetime | None = None) -> tuple[str, d
     return f"{iso.year}-W{iso.week:02d}", monday, monday + timedelta(days=7)
 
 
+def latest_deployment_week(store: Store, settings: Settings | None = None) -> str | None:
+    """The ISO week of the store's latest successful production deployment.
+
+    Parameters
+    ----------
+    store : Store
+    settings : Settings, optional
+        ``production_environments`` (any case).
+
+    Returns
+    -------
+    str or None
+        ``YYYY-Www``; None when the store has no production deployment.
+    """
+    settings = settings or Settings()
+    last = store.execute(
+        "SELECT max(finished_at) FROM deployments "
+        "WHERE status = 'success' AND list_contains($prod, lower(environment))",
+        {"prod": [e.lower() for e in settings.production_environments]},
+    ).fetchone()[0]
+    if last is None:
+        return None
+    iso = pd.Timestamp(last).tz_convert("UTC").isocalendar()
+    return f"{iso.year}-W{iso.week:02d}"
+
+
 def text(value: Any) -> str:
-    """Escape one user-controlled string for HTML."""
-    return html.escape("" if value is None else str(value))
+    """Escape one user-controlled string for HTML (:func:`releaserisk.formatting.escape`).
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    str
+    """
+    return formatting.escape(value)
 
 
-def html_table(frame: pd.DataFrame, *, max_rows: int = 50, float_format: str = "{:,.2f}") -> str:
-    """An escaped HTML table; missing values show as "—" (missing, never zero)."""
-    if frame is None or frame.empty:
-        return "<p><em>No data.</em></p>"
-    shown = frame.head(max_rows).copy()
-    for column in shown.columns:
-        if pd.api.types.is_float_dtype(shown[column]):
-            values = shown[column].dropna()
-            # counts that arrive as floats print whole; shares keep decimals even when all 0 or 1
-            share = str(column).endswith(("rate", "share", "ci_low", "ci_high"))
-            whole = not share and len(values) and bool((values == values.round()).all()) and values.abs().max() >= 1
-            fmt = "{:,.0f}" if whole else float_format
-            shown[column] = shown[column].map(lambda v, fmt=fmt: "—" if pd.isna(v) else fmt.format(v))
-    return shown.to_html(index=False, escape=True, na_rep="—", border=0, classes="rr-table")
+def html_table(frame: pd.DataFrame | None, *, max_rows: int = 50, empty: str = "No data.") -> str:
+    """An escaped HTML table in the shared number styles (:func:`releaserisk.formatting.html_table`).
+
+    Parameters
+    ----------
+    frame : DataFrame or None
+    max_rows : int
+    empty : str
+        The sentence shown instead of a table without rows.
+
+    Returns
+    -------
+    str
+    """
+    return formatting.html_table(frame, max_rows=max_rows, empty=empty)
+
+
+@dataclass
+class ServiceBlock:
+    """One service's compact block of the weekly report (``report weekly --by service``).
+
+    Attributes
+    ----------
+    service : str
+    numbers : DataFrame
+        The five DORA numbers of the week: ``metric, this week, previous week, change``
+        (text in each metric's unit).
+    failures : DataFrame
+        The service's failed production deployments of the week.
+    pending : DataFrame
+        Its riskiest scored changes not yet in production (at most five).
+    attention : tuple
+        The sort key: failed deployments, change failure rate, riskiest pending change
+        (descending), so the service that needs attention comes first.
+    """
+
+    service: str
+    numbers: pd.DataFrame
+    failures: pd.DataFrame
+    pending: pd.DataFrame
+    attention: tuple = ()
+
+    def summary(self) -> str:
+        """One line: the service, its failed deployments and its riskiest pending change.
+
+        Returns
+        -------
+        str
+        """
+        worst = "no scored pending change"
+        if len(self.pending):
+            worst = f"riskiest pending change {self.pending['probability'].iloc[0]}"
+        return f"{self.service}: {len(self.failures)} failed deployment(s) this week; {worst}"
 
 
 @dataclass
 class WeeklySections:
-    """Everything the weekly report shows, for one week."""
+    """Everything the weekly report shows, for one week.
+
+    Every frame keeps the analyses' own column names; :mod:`releaserisk.formatting`
+    turns them into headers and number styles. ``start``/``end`` is the week,
+    ``trend_start``/``end`` the twelve weeks of the trends and the release-process findings.
+    """
 
     week: str
     start: datetime
@@ -107,47 +247,133 @@ class WeeklySections:
     stages: pd.DataFrame
     lag: pd.DataFrame  # the last 4 weeks' service-stage rows where commits waited; attrs["quiet"]: the others
     data: pd.DataFrame
+    trend_start: datetime | None = None
     risk_threshold: float = 0.5
     notes: list[str] = field(default_factory=list)
     dora_notes: list[str] = field(default_factory=list)  # why a DORA number is no data
+    week_note: str = ""  # which week was picked, when none was asked for
+    window_deployments: int = 0  # production deployments of the twelve weeks
+    services: list[ServiceBlock] = field(default_factory=list)
+
+    def caption(self, n: int, noun: str, *, trend: bool = False, one: str | None = None) -> str:
+        """The line above a section: its window and its n.
+
+        Parameters
+        ----------
+        n : int
+            Observations behind the section.
+        noun : str
+            What they are, plural.
+        trend : bool
+            The twelve weeks of the findings instead of the report's week.
+        one : str, optional
+            The singular of ``noun`` when it is not ``noun`` without its final "s".
+
+        Returns
+        -------
+        str
+            Plain text (escape it for HTML).
+        """
+        start = self.trend_start if trend and self.trend_start is not None else self.start
+        return formatting.caption(n, noun, start, self.end, one=one)
 
 
+#: The five headline numbers: (label, summary column, tier column, kind).
 _HEADLINE = [
-    ("Deployment frequency (per week)", "deploys_per_week", "deploys_per_week_tier"),
-    ("Change lead time, median (hours)", "lead_time_median_hours", "lead_time_median_hours_tier"),
-    ("Change failure rate", "change_failure_rate", "change_failure_rate_tier"),
-    ("Failed deployment recovery, median (hours)", "recovery_median_hours", "recovery_median_hours_tier"),
-    ("Rework rate", "rework_rate", None),
+    ("Deployment frequency", "deploys_per_week", "deploys_per_week_tier", "per_week"),
+    ("Change lead time, median", "lead_time_median_hours", "lead_time_median_hours_tier", "hours"),
+    ("Change failure rate", "change_failure_rate", "change_failure_rate_tier", "share"),
+    ("Failed deployment recovery time, median", "recovery_median_hours", "recovery_median_hours_tier", "hours"),
+    ("Rework rate", "rework_rate", None, "share"),
 ]
-_SHARES = {"Change failure rate", "Rework rate"}  # shown in percent, their changes in percentage points
+_KIND = {label: kind for label, _, _, kind in _HEADLINE}
+
+
+def _shown(kind: str, value: float, change: bool = False) -> str:
+    """A headline value in its metric's unit; a change signed, shares in percentage points."""
+    if pd.isna(value):
+        return formatting.MISSING
+    if kind == "share":
+        return formatting.percent_points(value) if change else formatting.percent(value)
+    if kind == "hours":
+        return ("+" if change and value > 0 else "") + formatting.duration(value)
+    return f"{value:{'+' if change else ''},.1f} per week"
 
 
 def headline_table(headline: pd.DataFrame) -> pd.DataFrame:
-    """The headline as text, each row in its metric's unit: shares in %, changes signed.
+    """The headline as text, each row in its metric's unit: shares in %, durations in h or min.
 
     A column-wise number format cannot serve rows that mix deployments per week, hours
-    and shares (a whole-number column printed 1.00 beside -1).
+    and shares (a whole-number column printed 1.00 beside -1). Rows whose metric is not
+    one of the five keep two decimals.
+
+    Parameters
+    ----------
+    headline : DataFrame
+        ``metric, this week, previous week, change, tier`` with numbers.
+
+    Returns
+    -------
+    DataFrame
+        The same columns as text; ``attrs["numeric"]`` names the number columns.
     """
-
-    def shown(metric: str, value: float, change: bool = False) -> str:
-        if pd.isna(value):
-            return "—"
-        sign = "+" if change else ""
-        return f"{value * 100:{sign}.1f} {'pp' if change else '%'}" if metric in _SHARES else f"{value:{sign},.2f}"
-
-    return pd.DataFrame(
+    kinds = [_KIND.get(m, _legacy_kind(m)) for m in headline["metric"]]
+    table = pd.DataFrame(
         {
             "metric": headline["metric"],
-            "this week": [shown(m, v) for m, v in zip(headline["metric"], headline["this week"], strict=True)],
-            "previous week": [shown(m, v) for m, v in zip(headline["metric"], headline["previous week"], strict=True)],
-            "change": [shown(m, v, True) for m, v in zip(headline["metric"], headline["change"], strict=True)],
+            "this week": [_shown(k, v) for k, v in zip(kinds, headline["this week"], strict=True)],
+            "previous week": [_shown(k, v) for k, v in zip(kinds, headline["previous week"], strict=True)],
+            "change": [_shown(k, v, True) for k, v in zip(kinds, headline["change"], strict=True)],
             "tier": headline["tier"],
         }
     )
+    table.attrs["numeric"] = {"this week", "previous week", "change"}
+    return table
+
+
+def _legacy_kind(metric: str) -> str:
+    lowered = metric.lower()
+    return "share" if "rate" in lowered else ("hours" if "hours" in lowered or "time" in lowered else "per_week")
+
+
+def _known_services(store: Store) -> list[str]:
+    return store.query("SELECT service FROM deployments UNION SELECT service FROM services ORDER BY 1")[
+        "service"
+    ].tolist()
+
+
+def _check_services(store: Store, services: list[str] | None) -> None:
+    """Refuse service names the store does not know (a typo filtered everything out silently)."""
+    if not services:
+        return
+    known = _known_services(store)
+    unknown = [s for s in services if s not in known]
+    if unknown:
+        listed = ", ".join(known) if known else "none: ingest deployments first"
+        raise InputError(f"unknown service {', '.join(unknown)} (known: {listed})")
+
+
+def _pick_week(store: Store, week: str | None, settings: Settings) -> tuple[str | None, str]:
+    """The week asked for, or the latest with a production deployment and a note saying so."""
+    if week is not None:
+        return week, ""
+    latest = latest_deployment_week(store, settings)
+    if latest is None:
+        environments = ", ".join(settings.production_environments)
+        raise InputError(
+            f"the store has no successful deployment to a production environment ({environments}); "
+            "ingest deployments, or give the week to report on"
+        )
+    return latest, f"No week was given: this is {latest}, the latest week with a production deployment."
 
 
 def weekly_sections(
-    store: Store, week: str | None = None, *, services: list[str] | None = None, settings: Settings | None = None
+    store: Store,
+    week: str | None = None,
+    *,
+    services: list[str] | None = None,
+    settings: Settings | None = None,
+    by: str | None = None,
 ) -> WeeklySections:
     """Compute every section of the weekly report for ``week`` (``YYYY-Www``).
 
@@ -155,10 +381,13 @@ def weekly_sections(
     ----------
     store : Store
     week : str, optional
-        ``YYYY-Www`` (default: the last complete week).
+        ``YYYY-Www``; default: the latest ISO week with a successful production
+        deployment (``week_note`` says so).
     services : list of str, optional
-        Limit the deployments table to these services.
+        Limit the deployments table to these services (names the store knows).
     settings : Settings, optional
+    by : {"service"}, optional
+        Add one :class:`ServiceBlock` per service, ordered by what needs attention.
 
     Returns
     -------
@@ -168,87 +397,46 @@ def weekly_sections(
     Raises
     ------
     InputError
-        A malformed week, or one that has not started yet.
+        A malformed week or one that has not started yet; no week given and no
+        production deployment in the store; a service name the store does not know
+        (the message lists the known ones); an unknown ``by``.
     """
     from releaserisk.analytics import release_analytics
     from releaserisk.dora import dora_metrics
 
     settings = settings or Settings()
+    if by is not None and by not in BY:
+        raise InputError(f"by must be one of {', '.join(BY)}")
+    _check_services(store, services)
+    week, week_note = _pick_week(store, week, settings)
     label, start, end = iso_week(week)
     trend_start = start - timedelta(weeks=11)
     dora = dora_metrics(store, trend_start, end, settings=settings)
     trend = dora.by_period
-    this, previous = trend.iloc[-1], trend.iloc[-2] if len(trend) > 1 else None
-    headline = pd.DataFrame(
-        [
-            {
-                "metric": name,
-                "this week": this[column],
-                "previous week": previous[column] if previous is not None else float("nan"),
-                "change": this[column] - previous[column] if previous is not None else float("nan"),
-                "tier": this[tier] if tier else "",
-            }
-            for name, column, tier in _HEADLINE
-        ]
-    )
     week_dora = dora_metrics(store, start, end, settings=settings)
     deployments = week_dora.deployments
     if services:
         deployments = deployments[deployments["service"].isin(services)]
-    risk = store.query(
-        """
-        SELECT dc.deployment_id, count(*) AS changes, max(r.probability) AS max_risk,
-               1 - product(1 - r.probability) AS batch_risk
-        FROM deployment_changes dc
-        JOIN (SELECT repo, sha, arg_max(probability, scored_at) AS probability FROM risk_scores GROUP BY 1, 2) r
-          USING (repo, sha)
-        GROUP BY dc.deployment_id
-        """
-    )
-    table = deployments.merge(risk, on="deployment_id", how="left")
-    deployment_view = pd.DataFrame(
-        {
-            "finished": table["finished_at"].dt.strftime("%a %d %b %H:%M"),
-            "service": table["service"],
-            "kind": table["kind"],
-            "sha": table["sha"].str[:10],
-            "changes scored": table["changes"],
-            "batch risk": table["batch_risk"],
-            "outcome": table["failure_reason"].fillna("ok"),
-        }
-    )
-    failures = deployment_view[deployment_view["outcome"] != "ok"]
-    incidents = week_dora.incidents[["incident_id", "service", "title", "severity", "opened_at", "resolved_at",
-                                     "deployment_id", "link_method", "restore_hours"]]  # fmt: skip
-    risky = store.query(
-        """
-        SELECT c.sha, split_part(c.message, chr(10), 1) AS subject, c.author, r.probability, r.band,
-               r.explanation
-        FROM risk_scores r JOIN commits c USING (repo, sha)
-        WHERE c.committed_at >= $start AND c.committed_at < $end
-        QUALIFY row_number() OVER (PARTITION BY r.repo, r.sha ORDER BY r.scored_at DESC) = 1
-        ORDER BY r.probability DESC LIMIT 10
-        """,
-        {"start": start, "end": end},
-    )
-    risky["reasons"] = risky["explanation"].map(lambda e: "; ".join(json.loads(e)) if isinstance(e, str) else "")
-    risky["sha"] = risky["sha"].str[:10]
+    risky = _risky_changes(store, start, end, settings)
     analytics = release_analytics(store, trend_start, end, settings=settings, dora=dora)
+    window_deployments = int(dora.summary["deployments"].sum())
     notes = []
     if risky.empty:
         notes.append("No risk scores for this week's changes: run 'releaserisk score' in CI (or 'releaserisk demo').")
+    deployment_view = _deployment_view(store, deployments)
     return WeeklySections(
         week=label,
         start=start,
         end=end,
-        headline=headline,
+        trend_start=trend_start,
+        headline=_headline(trend),
         trend=trend,
         deployments=deployment_view,
-        failures=failures,
-        incidents=incidents,
-        risky_changes=risky.drop(columns="explanation"),
+        failures=_failure_view(deployment_view),
+        incidents=_incident_view(week_dora.incidents),
+        risky_changes=risky,
         canary=_canary_outcomes(store, start, end),
-        batch=analytics.failure_by_batch_size(),
+        batch=_with_unbatched(analytics.failure_by_batch_size(), dora),
         rollbacks=analytics.rollbacks(),
         hotfixes=analytics.hotfixes(),
         stages=analytics.stage_promotion(),
@@ -257,7 +445,210 @@ def weekly_sections(
         risk_threshold=settings.risk_threshold,
         notes=notes,
         dora_notes=list(dora.notes),
+        week_note=week_note,
+        window_deployments=window_deployments,
+        services=_service_blocks(store, start, end, settings) if by == "service" else [],
     )
+
+
+def _headline(trend: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
+    """The five numbers of the trend's last week against the week before."""
+    if group is not None:
+        trend = trend[trend["group"] == group]
+    this, previous = trend.iloc[-1], trend.iloc[-2] if len(trend) > 1 else None
+    return pd.DataFrame(
+        [
+            {
+                "metric": name,
+                "this week": this[column],
+                "previous week": previous[column] if previous is not None else float("nan"),
+                "change": this[column] - previous[column] if previous is not None else float("nan"),
+                "tier": this[tier] if tier else "",
+            }
+            for name, column, tier, _ in _HEADLINE
+        ]
+    )
+
+
+def _deployment_view(store: Store, deployments: pd.DataFrame) -> pd.DataFrame:
+    """The week's production deployments with their id, batch and riskiest change.
+
+    The batch's risk is its riskiest change, not ``1 − Π(1 − p)``: that uncalibrated
+    product saturates for large batches (DESIGN section 4).
+    """
+    batches = store.query(
+        """
+        SELECT dc.deployment_id, count(*) AS changes, count(r.probability) AS scored,
+               max(r.probability) AS max_change_risk
+        FROM deployment_changes dc
+        LEFT JOIN (SELECT repo, sha, arg_max(probability, scored_at) AS probability FROM risk_scores GROUP BY 1, 2) r
+          USING (repo, sha)
+        WHERE list_contains($ids, dc.deployment_id)
+        GROUP BY dc.deployment_id
+        """,
+        {"ids": deployments["deployment_id"].tolist()},
+    )
+    table = deployments.merge(batches, on="deployment_id", how="left")
+    view = pd.DataFrame(
+        {
+            "deployment_id": table["deployment_id"],
+            "finished_at": table["finished_at"],
+            "service": table["service"],
+            "kind": table["kind"],
+            "sha": table["sha"].str[:10],
+            "changes": table["changes"].fillna(0).astype(int),
+            "max_change_risk": table["max_change_risk"],
+            "outcome": table["failure_reason"].fillna("ok"),
+            "recovery_hours": table["recovery_hours"],
+        }
+    )
+    return view
+
+
+def _incident_view(incidents: pd.DataFrame) -> pd.DataFrame:
+    """The week's incidents with the deployment each is linked to, the link method in words."""
+    view = incidents[["incident_id", "service", "title", "severity", "opened_at", "resolved_at", "deployment_id",
+                      "link_method", "restore_hours"]].copy()  # fmt: skip
+    view["link_method"] = view["link_method"].str.replace("_", " ", regex=False)
+    return view.reset_index(drop=True)
+
+
+def _failure_view(deployments: pd.DataFrame) -> pd.DataFrame:
+    failed = deployments[deployments["outcome"] != "ok"]
+    return failed.drop(columns=["changes", "max_change_risk"]).reset_index(drop=True)
+
+
+def _risky_changes(store: Store, start: datetime, end: datetime, settings: Settings) -> pd.DataFrame:
+    """The week's ten riskiest scored commits, probability shown so its band reads true."""
+    from releaserisk.gate import band
+
+    risky = store.query(
+        """
+        SELECT c.sha, split_part(c.message, chr(10), 1) AS subject, c.author, r.probability, r.explanation
+        FROM risk_scores r JOIN commits c USING (repo, sha)
+        WHERE c.committed_at >= $start AND c.committed_at < $end
+        QUALIFY row_number() OVER (PARTITION BY r.repo, r.sha ORDER BY r.scored_at DESC) = 1
+        ORDER BY r.probability DESC LIMIT 10
+        """,
+        {"start": start, "end": end},
+    )
+    view = _scored_view(risky, settings.risk_threshold, band)
+    view.attrs["scored"] = store.execute(
+        """
+        SELECT count(DISTINCT (r.repo, r.sha)) FROM risk_scores r JOIN commits c USING (repo, sha)
+        WHERE c.committed_at >= $start AND c.committed_at < $end
+        """,
+        {"start": start, "end": end},
+    ).fetchone()[0]
+    return view
+
+
+#: Where the gate's "medium" band starts (:func:`releaserisk.gate.band`'s default).
+_MEDIUM_AT = 0.15
+
+
+def _scored_view(risky: pd.DataFrame, threshold: float, band) -> pd.DataFrame:
+    """sha, subject, author, probability (text on the band's side of its edges), band, reasons."""
+    edges = sorted({min(_MEDIUM_AT, threshold), threshold})
+    view = pd.DataFrame(
+        {
+            "sha": risky["sha"].str[:10],
+            "subject": risky["subject"],
+            "author": risky["author"],
+            "probability": [formatting.percent_within(p, edges) for p in risky["probability"]],
+            "band": [band(p, threshold) for p in risky["probability"]],
+            "reasons": risky["explanation"].map(lambda e: "; ".join(json.loads(e)) if isinstance(e, str) else ""),
+        }
+    )
+    view.attrs["numeric"] = {"probability"}
+    return view
+
+
+def _with_unbatched(buckets: pd.DataFrame, dora) -> pd.DataFrame:
+    """The batch-size buckets plus one row for production deployments that shipped no new change.
+
+    The first deployment of a chain, a rollback or a re-deployment of a shipped commit has
+    no ``deployment_changes``; the buckets (and their logistic fit on log2 size) leave them
+    out, so the row accounts for them: deployments of the window = the rows' sum.
+    """
+    from releaserisk.analytics import wilson_interval
+
+    summary = dora.summary
+    total, failed = int(summary["deployments"].sum()), summary["failed_deployments"].sum()
+    rest = total - int(buckets["deployments"].sum())
+    shown = buckets[buckets["deployments"] > 0]  # a row of zeros per unused bucket says nothing
+    if rest <= 0:
+        return shown.reset_index(drop=True)
+    rest_failed = failed - buckets["failures"].sum() if dora.failures_tracked else np.nan
+    low, high = wilson_interval([rest_failed], [rest])
+    row = {column: np.nan for column in buckets.columns}
+    row.update({"bucket": "none new", "min_size": 0, "deployments": rest, "failures": rest_failed,
+                "failure_rate": rest_failed / rest, "ci_low": low[0], "ci_high": high[0]})  # fmt: skip
+    frame = pd.concat([pd.DataFrame([row]), shown], ignore_index=True)
+    frame.attrs.update(buckets.attrs)
+    frame.attrs["unbatched"] = rest
+    return frame
+
+
+def _service_blocks(store: Store, start: datetime, end: datetime, settings: Settings) -> list[ServiceBlock]:
+    """One block per service deploying to production in the trend window, worst first."""
+    from releaserisk.dora import dora_metrics
+    from releaserisk.gate import band
+
+    per_service = dora_metrics(store, start - timedelta(weeks=1), end, by="service", settings=settings)
+    week = dora_metrics(store, start, end, settings=settings).deployments
+    # pending: scored changes of the service committed after its last production deployment
+    # of the window and before the week's end (changes not shipped yet at the week's end)
+    pending = store.query(
+        """
+        WITH last_deploy AS (
+            SELECT service, max(finished_at) AS at FROM deployments
+            WHERE status = 'success' AND list_contains($prod, lower(environment)) AND finished_at < $end
+            GROUP BY service
+        ),
+        latest AS (
+            SELECT repo, sha, arg_max(probability, scored_at) AS probability,
+                   arg_max(explanation, scored_at) AS explanation
+            FROM risk_scores GROUP BY 1, 2
+        ),
+        owners AS (
+            SELECT DISTINCT s.service, c.repo, c.sha
+            FROM (  -- a service without a services row owns its deployments' repositories
+                SELECT service, repo, path_prefix FROM services
+                UNION SELECT DISTINCT service, repo, NULL FROM deployments
+                WHERE repo IS NOT NULL AND service NOT IN (SELECT service FROM services)
+            ) s JOIN commits c ON c.repo = s.repo
+            JOIN file_changes f ON f.repo = c.repo AND f.sha = c.sha
+            WHERE coalesce(s.path_prefix, '') = '' OR starts_with(f.path, s.path_prefix)
+        )
+        SELECT o.service, c.sha, split_part(c.message, chr(10), 1) AS subject, c.author, l.probability,
+               l.explanation
+        FROM owners o JOIN commits c USING (repo, sha) JOIN latest l USING (repo, sha)
+        JOIN last_deploy d ON d.service = o.service
+        WHERE c.committed_at > d.at AND c.committed_at < $end
+        QUALIFY row_number() OVER (PARTITION BY o.service ORDER BY l.probability DESC, c.sha) <= 5
+        """,
+        {"prod": [e.lower() for e in settings.production_environments], "end": end},
+    )
+    blocks = []
+    for service in per_service.by_period["group"].unique():
+        failed = week[(week["service"] == service) & week["failed"].astype(bool)]
+        mine = pending[pending["service"] == service].sort_values("probability", ascending=False)
+        numbers = _headline(per_service.by_period, group=service)
+        rate = numbers.loc[numbers["metric"] == "Change failure rate", "this week"].iloc[0]
+        worst = mine["probability"].max() if len(mine) else 0.0
+        failures = pd.DataFrame({"deployment_id": failed["deployment_id"], "finished_at": failed["finished_at"],
+                                 "outcome": failed["failure_reason"]})  # fmt: skip
+        blocks.append(
+            ServiceBlock(
+                service=str(service),
+                numbers=headline_table(numbers).drop(columns="tier"),
+                failures=failures.reset_index(drop=True),
+                pending=_scored_view(mine, settings.risk_threshold, band),
+                attention=(len(failed), 0.0 if pd.isna(rate) else float(rate), float(worst)),
+            )
+        )
+    return sorted(blocks, key=lambda b: (tuple(-x for x in b.attention), b.service))
 
 
 def _last_weeks(frame: pd.DataFrame, weeks: int) -> pd.DataFrame:
@@ -271,12 +662,13 @@ def _last_weeks(frame: pd.DataFrame, weeks: int) -> pd.DataFrame:
 
 
 def _waiting(lag: pd.DataFrame) -> pd.DataFrame:
-    """The rows of an environment-lag frame where something waited to reach production.
+    """The rows of an environment-lag frame where commits waited to reach production.
 
     A dozen services with two stages over four weeks is a hundred rows, mostly zeros;
-    the report lists the others and counts the quiet ones in ``attrs["quiet"]``.
+    the report lists the rows with commits waiting and counts the others in
+    ``attrs["quiet"]`` (a stage deployment that shipped nothing new waits for nothing).
     """
-    waiting = lag[(lag["commits_ahead"] > 0) | (lag["never_promoted"] > 0)] if len(lag) else lag
+    waiting = lag[lag["commits_ahead"] > 0] if len(lag) else lag
     waiting = waiting.reset_index(drop=True)
     waiting.attrs["quiet"] = len(lag) - len(waiting)
     return waiting
@@ -297,6 +689,10 @@ def _canary_outcomes(store: Store, start: datetime, end: datetime) -> pd.DataFra
         rows.append({"analysis": analysis, "verdict": result.verdict, "score": result.score,
                      "metrics not passing": ", ".join(worst) or "—"})  # fmt: skip
     return pd.DataFrame(rows, columns=["analysis", "verdict", "score", "metrics not passing"])
+
+
+#: Store tables as the data section names them.
+_TABLE_NAMES = {"pull_requests": "pull requests", "metric_samples": "canary samples", "risk_scores": "risk scores"}
 
 
 def _data_section(store: Store) -> pd.DataFrame:
@@ -325,7 +721,7 @@ def _data_section(store: Store) -> pd.DataFrame:
     tables = ("commits", "deployments", "incidents", "pull_requests", "metric_samples", "risk_scores", "labels")
     return pd.DataFrame(
         {
-            "table": tables,
+            "table": [_TABLE_NAMES.get(t, t) for t in tables],
             "rows": [counts.get(t, 0) for t in tables],
             "last ingest": [last.get(t) for t in tables],
             "gap": ["" if counts.get(t) else "no data" for t in tables],
@@ -335,13 +731,35 @@ def _data_section(store: Store) -> pd.DataFrame:
 
 # -- rendering ------------------------------------------------------------------------------
 def render_notebook(
-    notebook: str | os.PathLike[str], parameters: dict[str, Any], out_dir: str | os.PathLike[str], stem: str
+    notebook: str | os.PathLike[str],
+    parameters: dict[str, Any],
+    out_dir: str | os.PathLike[str],
+    stem: str,
+    *,
+    title: str | None = None,
 ) -> tuple[Path, Path]:
     """Execute a notebook with papermill (this Python's kernel) and export HTML without code.
+
+    Parameters
+    ----------
+    notebook : path-like
+    parameters : dict
+        Values for the cell tagged ``parameters``.
+    out_dir : path-like
+        Created when missing.
+    stem : str
+        File name of the outputs, without suffix.
+    title : str, optional
+        The HTML page's ``<title>`` (the browser tab); default: the notebook's name.
 
     Returns
     -------
     (html_path, executed_notebook_path)
+
+    Raises
+    ------
+    InputError
+        The notebook is missing, or a cell failed (the message names it).
     """
     import nbformat
     import papermill
@@ -364,6 +782,8 @@ def render_notebook(
     book = nbformat.read(executed, as_version=4)
     for index, cell in enumerate(book.cells):  # papermill's injected cell has a random id: keep output stable
         cell.id = f"cell-{index:02d}"
+    # nbconvert titles the page with metadata.title, else the exported node's name ("Notebook")
+    book.metadata["title"] = title or source.stem.replace("_", " ")
     nbformat.write(book, executed)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(book)
@@ -424,6 +844,8 @@ def render_weekly(
     out_dir: str | os.PathLike[str] = "reports",
     services: list[str] | None = None,
     config: str | None = None,
+    by: str | None = None,
+    org: str | None = None,
 ) -> dict[str, str]:
     """Render ``reports/weekly-<ISO week>.html`` (and the executed notebook) from the store.
 
@@ -432,23 +854,58 @@ def render_weekly(
     db : path-like
         The store (opened read-only; never written).
     week : str, optional
-        ``YYYY-Www`` (default: the last complete week).
+        ``YYYY-Www``; default: the latest ISO week with a successful production
+        deployment (the result's ``note`` says which).
     out_dir : path-like
         Where the HTML and the executed notebook go.
     services : list of str, optional
         Limit the deployments table to these services.
     config : str, optional
         A ``releaserisk.toml`` for the notebook's settings.
+    by : {"service"}, optional
+        Add one block per service, ordered by what needs attention.
+    org : str, optional
+        The organisation named in the title; default: the store's repositories (up to
+        three), else the store's file name.
 
     Returns
     -------
     dict
-        ``html``, ``notebook`` and ``week``.
+        ``week``, ``html``, ``notebook``, ``title`` and ``note`` (empty when the week was given).
+
+    Raises
+    ------
+    InputError
+        The store is missing; a malformed week or one not started; no week given and no
+        production deployment; an unknown service name (the known ones are listed); an
+        unknown ``by``.
     """
-    label, _, _ = iso_week(week)
+    from releaserisk.config import load_settings
+    from releaserisk.store import open_store
+
     db_path = Path(db).resolve()
     if not db_path.exists():
         raise InputError(f"store {db_path} does not exist")
-    parameters = {"db": str(db_path), "week": label, "services": services or [], "config": config}
-    html_path, executed = render_notebook(NOTEBOOKS / "weekly_report.ipynb", parameters, out_dir, f"weekly-{label}")
-    return {"week": label, "html": str(html_path), "notebook": str(executed)}
+    if by is not None and by not in BY:
+        raise InputError(f"by must be one of {', '.join(BY)}")
+    settings = load_settings(config) if config else load_settings()
+    with open_store(db_path, read_only=True) as store:
+        _check_services(store, services)
+        chosen, note = _pick_week(store, week, settings)
+        org = org or _organisation(store, db_path)
+    label, _, _ = iso_week(chosen)
+    title = f"Release health — week {label} — {org}"
+    parameters = {"db": str(db_path), "week": label, "services": services or [], "config": config,
+                  "by": by, "title": title, "week_note": note}  # fmt: skip
+    html_path, executed = render_notebook(
+        NOTEBOOKS / "weekly_report.ipynb", parameters, out_dir, f"weekly-{label}", title=title
+    )
+    return {"week": label, "html": str(html_path), "notebook": str(executed), "title": title, "note": note}
+
+
+def _organisation(store: Store, db_path: Path) -> str:
+    """What the title names: the store's repositories when few, else the store's file name."""
+    repos = store.query(  # deployments name their repository even before its history is ingested
+        "SELECT repo FROM repos UNION SELECT repo FROM deployments WHERE repo IS NOT NULL ORDER BY repo"
+    )["repo"].tolist()
+    return ", ".join(repos) if 0 < len(repos) <= 3 else db_path.stem

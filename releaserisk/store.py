@@ -539,10 +539,10 @@ def open_store(path: str | os.PathLike[str] = "releaserisk.duckdb", *, read_only
     file = Path(path)
     if file.is_dir():
         raise StoreError(f"{file} is a directory; give the path of a .duckdb file")
+    if read_only and not file.exists():  # read-only never creates: say the file is missing, not "cannot create"
+        raise StoreError(f"{file} does not exist (run 'releaserisk init' first)")
     if not file.parent.is_dir():
         raise StoreError(f"cannot create {file}: directory {file.parent} does not exist")
-    if read_only and not file.exists():
-        raise StoreError(f"{file} does not exist (run 'releaserisk init' first)")
     _check_is_duckdb(file)
     store = Store(_connect(file, read_only), file, read_only)
     try:

@@ -145,7 +145,7 @@ def test_the_cli_holds_no_sql():
 
 
 def test_every_choice_the_cli_offers_is_the_library_constant():
-    from releaserisk import choices, dora, gate, model, simulation
+    from releaserisk import choices, dora, gate, model, report, simulation
     from releaserisk.canary import data
     from releaserisk.cli import build_parser
 
@@ -156,6 +156,7 @@ def test_every_choice_the_cli_offers_is_the_library_constant():
         "benchmark": choices.DORA_BENCHMARK_YEARS,
         "detail": choices.DORA_DETAILS,
         "by": choices.DORA_GROUPS,
+        "report_by": choices.REPORT_GROUPS,  # report weekly --by: blocks per service
         "freq": tuple(choices.DORA_PERIODS),
         "scenario": choices.SCENARIO_NAMES,
         "mode": choices.CANARY_MODES,
@@ -174,6 +175,7 @@ def test_every_choice_the_cli_offers_is_the_library_constant():
         assert values == {tuple(expected[dest])}, dest
     # ...and the library validates against the same constants
     assert model._ESTIMATORS is choices.ESTIMATORS
+    assert report.BY is choices.REPORT_GROUPS
     assert dora.PROFILES is choices.DORA_PROFILES
     assert set(dora.BENCHMARKS) == set(choices.DORA_BENCHMARK_YEARS)
     assert set(simulation.SCENARIOS) == set(choices.SCENARIO_NAMES)

@@ -39,3 +39,19 @@ def test_trend_lines_join_the_periods_that_have_values():
     frame["lead_time_median_hours"] = [1.0, None, 3.0, None, 5.0]  # quiet weeks have no lead time
     lead = plots.dora_trend_figure(frame).axes[1].lines[0]
     assert lead.get_xdata().tolist() == [0, 2, 4] and lead.get_ydata().tolist() == [1.0, 3.0, 5.0]
+
+
+def test_counts_get_whole_number_ticks_from_zero():
+    frame = by_period([f"2026-W{w:02d}" for w in range(1, 4)])
+    frame["deployments"] = [0, 1, 3]
+    bars = plots.dora_trend_figure(frame).axes[0]
+    bars.figure.canvas.draw()
+    ticks = bars.get_yticks()
+    assert bars.get_ylim()[0] == 0 and all(t == int(t) for t in ticks)
+    quiet = by_period([f"2026-W{w:02d}" for w in range(1, 4)])
+    quiet["deployments"] = [0, 0, 0]
+    axis = plots.dora_trend_figure(quiet).axes[0]
+    assert axis.get_ylim() == (0, 1)  # never centred on zero with negative ticks
+    histogram = plots.risk_histogram([0.1, 0.2, 0.2, 0.7], 0.5).axes[0]
+    histogram.figure.canvas.draw()
+    assert all(t == int(t) for t in histogram.get_yticks())

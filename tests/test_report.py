@@ -1,9 +1,12 @@
 """Notebooks and the weekly report: execution, sections, escaping, a real browser."""
 
 import json
+import os
+import re
 import shutil
 import subprocess
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -54,7 +57,7 @@ def rendered(simulated, tmp_path_factory):
                                                   "probability": [0.99], "band": ["high"],
                                                   "explanation": [json.dumps(["<img src=x onerror=alert(2)>"])],
                                                   "scored_at": [pd.Timestamp.now(tz="UTC")]}))  # fmt: skip
-    paths = render_weekly(db, week, out_dir=out)
+    paths = render_weekly(db, week, out_dir=out, by="service")
     return {"html": Path(paths["html"]).read_text(), "paths": paths, "db": db, "week": week}
 
 
@@ -78,12 +81,35 @@ def test_failure_rate_note_only_without_incidents(rendered):
     assert "the store has no incidents" not in rendered["html"]  # the simulated store has them
 
 
-def test_missing_data_is_shown_as_missing(simulated, tmp_path):
-    db = tmp_path / "empty.duckdb"
+@pytest.fixture(scope="module")
+def empty_report(tmp_path_factory):
+    """The report of a week in a store without any data."""
+    out = tmp_path_factory.mktemp("empty")
+    db = out / "empty.duckdb"
     open_store(db).close()
-    html = Path(render_weekly(db, "2025-W10", out_dir=tmp_path)["html"]).read_text()
-    assert "No data." in html and "no data" in html
-    assert "the store has no incidents" in html  # says why the failure rate is no data
+    return Path(render_weekly(db, "2025-W10", out_dir=out)["html"])
+
+
+EMPTY_SENTENCES = [
+    "No production deployments in these twelve weeks: there is no trend to draw.",
+    "No production deployments this week.",
+    "No production deployment failed this week.",
+    "No incident was opened this week.",
+    "No change committed this week has a risk score.",
+    "No canary analysis has samples in this week.",
+    "No production deployment in these weeks shipped new changes: no batch sizes to compare.",
+    "No rollback is recorded in the store: the rollback path is untried.",
+    "No change moved from one environment to the next in these weeks.",
+    "No commit waited in a pre-production stage at the end of these weeks.",
+]
+
+
+def test_missing_data_is_shown_as_missing(empty_report):
+    html = empty_report.read_text()
+    for sentence in EMPTY_SENTENCES:
+        assert sentence in html, sentence
+    assert "<img" not in html  # no empty axes
+    assert "no data" in html and "the store has no incidents" in html  # says why the failure rate is no data
 
 
 @pytest.mark.parametrize("name", ["explore_history", "train_risk_model", "canary_analysis"])
@@ -107,9 +133,14 @@ def test_notebooks_are_committed_without_outputs():
 
 def test_cli_report_json_and_errors(rendered, tmp_path, capsys):
     assert main(["--db", str(rendered["db"]), "report", "weekly", "--week", rendered["week"], "--out",
-                 str(tmp_path), "--format", "json"]) == 0  # fmt: skip
+                 str(tmp_path), "--format", "json", "--by", "service"]) == 0  # fmt: skip
     payload = json.loads(capsys.readouterr().out)
     assert payload["html"].endswith(f"weekly-{rendered['week']}.html") and Path(payload["html"]).exists()
+    assert payload["title"] == f"Release health — week {rendered['week']} — demo" and payload["note"] == ""
+    assert "<h2>Per service</h2>" in Path(payload["html"]).read_text()
+    with pytest.raises(SystemExit):
+        main(["--db", str(rendered["db"]), "report", "weekly", "--by", "team"])
+    assert "invalid choice: 'team'" in capsys.readouterr().err
     assert main(["--db", str(rendered["db"]), "report", "weekly", "--week", "last-week"]) == 2
     assert "week must look like" in capsys.readouterr().err
     assert main(["--db", str(rendered["db"]), "report", "weekly", "--week", "2999-W01"]) == 2
@@ -122,18 +153,66 @@ def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+class _Page(HTMLParser):
+    """What a reader sees in the browser's DOM: title, header cells, body cells, empty-state sentences."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.title, self.headers, self.cells, self.empty = "", [], [], []
+        self._into: list | None = None
+        self._text = ""
+
+    def handle_starttag(self, tag, attrs):
+        classes = dict(attrs).get("class") or ""
+        target = {"title": "title", "th": self.headers, "td": self.cells}.get(tag)
+        if tag == "p" and "rr-empty" in classes:
+            target = self.empty
+        if target is not None:
+            self._into, self._text = target, ""
+
+    def handle_data(self, data):
+        if self._into is not None:
+            self._text += data
+
+    def handle_endtag(self, tag):
+        if self._into is None or tag not in ("title", "th", "td", "p"):
+            return
+        if self._into == "title":
+            self.title = self._text.strip()
+        else:
+            self._into.append(self._text.strip())
+        self._into = None
+
+
+def _browser(html_path: Path, profile: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={profile}", *flags, html_path.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def _dom(html_path: Path, profile: Path) -> _Page:
+    """The page as Chromium built it (``--dump-dom``), parsed."""
+    proc = _browser(html_path, profile, "--dump-dom")
+    assert proc.returncode == 0 and "<html" in proc.stdout, proc.stderr[-2000:]
+    page = _Page()
+    page.feed(proc.stdout)
+    return page
+
+
+SNAKE_CASE = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)+$")
+MICROSECONDS = re.compile(r"\d{2}:\d{2}:\d{2}\.\d+")
+
+
 @pytest.mark.skipif(not _chromium(), reason="Debian chromium is not installed (.ci/run installs it)")
 def test_report_renders_in_a_real_browser(rendered, tmp_path):
     from PIL import Image
 
     shot = tmp_path / "report.png"
-    proc = subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--enable-logging=stderr", "--v=0", "--window-size=1280,2400", f"--screenshot={shot}",
-         Path(rendered["paths"]["html"]).as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    proc = _browser(Path(rendered["paths"]["html"]), tmp_path / "profile", "--enable-logging=stderr", "--v=0",
+                    "--window-size=1280,2400", f"--screenshot={shot}")  # fmt: skip
     assert shot.exists(), proc.stderr[-2000:]
     console_errors = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
     assert not console_errors, console_errors
@@ -143,9 +222,25 @@ def test_report_renders_in_a_real_browser(rendered, tmp_path):
     dark = sum(image.histogram()[:128])
     assert dark > 0.005 * image.width * image.height  # text and charts drew something
 
+    page = _dom(Path(rendered["paths"]["html"]), tmp_path / "profile")
+    assert page.title == f"Release health — week {rendered['week']} — demo"
+    assert page.headers and page.cells
+    assert not [h for h in page.headers if SNAKE_CASE.match(h)]  # words, not column names
+    assert not [c for c in page.cells if SNAKE_CASE.match(c)]
+    assert not [c for c in page.headers + page.cells if MICROSECONDS.search(c)]  # timestamps to the minute
+    assert not [c for c in page.cells if re.fullmatch(r"0\.\d+", c)]  # shares read as percentages
+
+
+@pytest.mark.skipif(not _chromium(), reason="Debian chromium is not installed (.ci/run installs it)")
+def test_empty_sections_say_so_in_the_browser(empty_report, tmp_path):
+    page = _dom(empty_report, tmp_path / "profile")
+    assert page.title == "Release health — week 2025-W10 — empty"
+    for sentence in EMPTY_SENTENCES:
+        assert sentence in page.empty, sentence
+
 
 def test_same_store_and_week_give_the_same_html(rendered, tmp_path):
-    again = Path(render_weekly(rendered["db"], rendered["week"], out_dir=tmp_path)["html"]).read_text()
+    again = Path(render_weekly(rendered["db"], rendered["week"], out_dir=tmp_path, by="service")["html"]).read_text()
     assert again == rendered["html"]
 
 
@@ -187,10 +282,10 @@ def test_data_section_dates_every_way_of_ingesting(store, git_repo):
     store.record_ingest("github:o/r:issues", datetime.now(UTC), {"rows": 0})  # bug issues: not deployments
     section = _data_section(store).set_index("table")
     assert section.loc["deployments", "last ingest"] == deployed
-    for table in ("commits", "deployments", "metric_samples", "pull_requests"):
+    for table in ("commits", "deployments", "canary samples", "pull requests"):
         assert pd.notna(section.loc[table, "last ingest"]), table
     assert pd.isna(section.loc["incidents", "last ingest"]) and section.loc["incidents", "gap"] == "no data"
-    assert section.loc["deployments", "rows"] == 1 and section.loc["pull_requests", "gap"] == "no data"
+    assert section.loc["deployments", "rows"] == 1 and section.loc["pull requests", "gap"] == "no data"
     sources = store.query("SELECT source FROM ingest_runs ORDER BY finished_at").source.tolist()
     assert sources[:3] == ["git:lib", "git-tags:lib", "metrics:a1"]
 
@@ -199,12 +294,13 @@ def test_headline_rows_read_in_their_own_units():
     from releaserisk.report import headline_table
 
     headline = pd.DataFrame({
-        "metric": ["Deployment frequency (per week)", "Change failure rate", "Rework rate"],
-        "this week": [0.0, 0.2857, float("nan")], "previous week": [1.0, 0.0769, float("nan")],
-        "change": [-1.0, 0.2088, float("nan")], "tier": ["low", "low", ""],
+        "metric": ["Deployment frequency", "Change lead time, median", "Change failure rate", "Rework rate"],
+        "this week": [0.0, 32.16, 0.2857, float("nan")], "previous week": [1.0, 0.51, 0.0769, float("nan")],
+        "change": [-1.0, 31.65, 0.2088, float("nan")], "tier": ["low", "high", "low", ""],
     })  # fmt: skip
     table = headline_table(headline).set_index("metric")
-    assert table.loc["Deployment frequency (per week)"].tolist() == ["0.00", "1.00", "-1.00", "low"]
+    assert table.loc["Deployment frequency"].tolist() == ["0.0 per week", "1.0 per week", "-1.0 per week", "low"]
+    assert table.loc["Change lead time, median"].tolist() == ["32.2 h", "31 min", "+31.6 h", "high"]
     assert table.loc["Change failure rate"].tolist() == ["28.6 %", "7.7 %", "+20.9 pp", "low"]
     assert table.loc["Rework rate"].tolist() == ["—", "—", "—", ""]
 
@@ -217,7 +313,7 @@ def test_the_lag_section_lists_the_last_four_weeks_where_commits_waited(rendered
         everything = store.query("SELECT DISTINCT service, environment FROM deployments")
     assert set(lag["environment"]) <= {"dev", "staging"} and lag["week"].str.fullmatch(r"\d{4}-W\d{2}").all()
     # only rows where commits waited are listed; the quiet ones are counted
-    assert ((lag["commits_ahead"] > 0) | (lag["never_promoted"] > 0)).all()
+    assert (lag["commits_ahead"] > 0).all()
     pairs = everything[everything["environment"] != "production"].shape[0]
     assert len(lag) + lag.attrs["quiet"] == 4 * pairs  # four weeks of every service and stage
 
@@ -228,18 +324,9 @@ def test_the_lag_table_keeps_rows_where_commits_waited_and_counts_the_rest():
     lag = pd.DataFrame({"week": ["2026-W01"] * 3, "service": ["a", "b", "c"], "environment": ["staging"] * 3,
                         "commits_ahead": [0, 3, 0], "never_promoted": [0, 0, 1]})  # fmt: skip
     waiting = _waiting(lag)
-    assert waiting["service"].tolist() == ["b", "c"] and waiting.attrs["quiet"] == 1
+    # a stage deployment that was never promoted but left no commit waiting is not a row of 0 commits
+    assert waiting["service"].tolist() == ["b"] and waiting.attrs["quiet"] == 2
     assert _waiting(lag.iloc[:0]).attrs["quiet"] == 0
-
-
-def test_html_tables_print_counts_whole_and_shares_with_decimals():
-    from releaserisk.report import html_table
-
-    table = html_table(pd.DataFrame({"kind": ["<b>x</b>", "y"], "deployments": [3.0, 12.0],
-                                     "skipped_staging_rate": [1.0, 0.0], "hours": [1.5, float("nan")]}))  # fmt: skip
-    assert "<td>3</td>" in table and "<td>12</td>" in table  # whole counts
-    assert "<td>1.00</td>" in table and "<td>0.00</td>" in table  # a share of 1 is not a count of 1
-    assert "<td>1.50</td>" in table and "<td>—</td>" in table and "&lt;b&gt;x&lt;/b&gt;" in table
 
 
 def test_iso_week_allows_the_current_week_and_refuses_one_not_started():
@@ -249,3 +336,142 @@ def test_iso_week_allows_the_current_week_and_refuses_one_not_started():
     assert (label, monday, end) == ("2026-W48", datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
     with pytest.raises(InputError, match="week 2026-W49 has not started yet"):
         iso_week("2026-W49", today=wednesday)
+
+
+ROOT = NOTEBOOKS.parent
+
+
+def test_the_page_title_names_the_week_and_the_organisation(rendered):
+    assert f"<title>Release health — week {rendered['week']} — demo</title>" in rendered["html"]
+    assert rendered["paths"]["title"] == f"Release health — week {rendered['week']} — demo"
+
+
+def test_every_section_says_its_window_and_n(rendered):
+    from releaserisk.formatting import period
+
+    _, monday, end = iso_week(rendered["week"])
+    html = rendered["html"]
+    week = period(monday, end)
+    for noun in ("production deployment", "failed deployment", "incident", "canary analys", "scored change"):
+        assert re.search(rf"{re.escape(week)}: \d+ {noun}", html), noun
+    twelve = period(monday - pd.Timedelta(weeks=11), end)
+    assert html.count(f"{twelve}: ") >= 2  # the trends and the findings cover twelve weeks, and say so
+
+
+def test_incidents_name_deployments_the_deployments_table_shows(rendered):
+    from releaserisk.formatting import html_table
+    from releaserisk.report import weekly_sections
+
+    with open_store(rendered["db"], read_only=True) as store:
+        opened = store.execute("SELECT max(opened_at) FROM incidents").fetchone()[0].isocalendar()
+        s = weekly_sections(store, f"{opened.year}-W{opened.week:02d}")
+    assert "deployment_id" in s.deployments and "deployment_id" in s.failures
+    this_week = s.incidents[s.incidents["deployment_id"].isin(s.deployments["deployment_id"])]
+    assert len(this_week)
+    shown = html_table(s.deployments)
+    assert all(f">{d}<" in shown for d in this_week["deployment_id"])
+
+
+def test_batch_sizes_account_for_every_production_deployment(rendered):
+    from releaserisk.report import weekly_sections
+
+    with open_store(rendered["db"], read_only=True) as store:
+        s = weekly_sections(store, rendered["week"])
+    assert s.batch["deployments"].sum() == s.window_deployments > 0
+    none_new = s.batch[s.batch["bucket"] == "none new"]
+    assert len(none_new) == 1 and none_new["deployments"].iloc[0] == s.batch.attrs["unbatched"] > 0
+    assert "shipped no new change" in rendered["html"]
+
+
+def test_without_a_week_the_latest_week_with_production_deployments_is_reported(rendered):
+    from releaserisk.report import latest_deployment_week, weekly_sections
+
+    with open_store(rendered["db"], read_only=True) as store:
+        latest = latest_deployment_week(store)
+        s = weekly_sections(store)
+    assert latest == rendered["week"] == s.week
+    assert s.week_note == f"No week was given: this is {latest}, the latest week with a production deployment."
+
+
+def test_without_a_week_a_store_without_production_deployments_is_an_error(tmp_path, capsys):
+    db = tmp_path / "empty.duckdb"
+    open_store(db).close()
+    assert main(["--db", str(db), "report", "weekly", "--out", str(tmp_path)]) == 2
+    assert "no successful deployment to a production environment (production, prod)" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.html"))
+
+
+def test_unknown_services_are_an_error_listing_the_known_ones(rendered, tmp_path, capsys):
+    argv = ["--db", str(rendered["db"]), "report", "weekly", "--week", rendered["week"], "--out", str(tmp_path)]
+    assert main([*argv, "--services", "svc-a", "svc-z"]) == 2
+    assert capsys.readouterr().err.strip() == "error: unknown service svc-z (known: svc-a, svc-b, svc-c)"
+    assert not list(tmp_path.glob("*.html"))
+
+
+def test_per_service_blocks_put_the_service_needing_attention_first(rendered):
+    from releaserisk.report import weekly_sections
+
+    with open_store(rendered["db"], read_only=True) as store:
+        s = weekly_sections(store, rendered["week"], by="service")
+        with pytest.raises(InputError, match="by must be one of service"):
+            weekly_sections(store, rendered["week"], by="team")
+    blocks = s.services
+    assert sorted(b.service for b in blocks) == ["svc-a", "svc-b", "svc-c"]
+    keys = [b.attention for b in blocks]
+    assert keys == sorted(keys, reverse=True)
+    failed = s.failures.groupby("service").size()
+    assert [len(b.failures) for b in blocks] == [int(failed.get(b.service, 0)) for b in blocks]
+    for block in blocks:
+        assert block.numbers["metric"].tolist() == [
+            "Deployment frequency", "Change lead time, median", "Change failure rate",
+            "Failed deployment recovery time, median", "Rework rate",
+        ]  # fmt: skip
+        assert len(block.pending) <= 5 and block.summary().startswith(block.service)
+    html = rendered["html"]
+    positions = [html.index(f"<h3>{b.service}</h3>") for b in blocks]
+    assert "<h2>Per service</h2>" in html and positions == sorted(positions)
+
+
+def test_band_and_probability_agree_in_the_riskiest_changes(rendered):
+    from releaserisk.gate import band
+    from releaserisk.report import weekly_sections
+
+    with open_store(rendered["db"], read_only=True) as store:
+        risky = weekly_sections(store, rendered["week"]).risky_changes
+    shown = risky["probability"].str.removesuffix(" %").astype(float) / 100
+    assert [band(p, 0.5) for p in shown] == risky["band"].tolist()
+
+
+def test_project_paths_resolve_against_the_repository_root(tmp_path):
+    from releaserisk.report import project_path
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    wanted = tmp_path / "data" / "demo" / "releaserisk.duckdb"
+    assert project_path("data/demo/releaserisk.duckdb", start=tmp_path) == wanted
+    assert project_path("data/demo/releaserisk.duckdb", start=tmp_path / "notebooks") == wanted
+    assert project_path(wanted, start=Path("/")) == wanted  # absolute as given
+    assert not (tmp_path / "data").exists()  # resolving creates nothing
+
+
+def test_a_store_opened_read_only_creates_nothing(tmp_path):
+    from releaserisk.errors import StoreError
+
+    missing = tmp_path / "data" / "demo" / "releaserisk.duckdb"
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(missing, read_only=True)
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("cwd", [ROOT, ROOT / "notebooks"], ids=["from-root", "from-notebooks"])
+def test_notebooks_run_with_papermill_from_the_root_and_from_notebooks(simulated, tmp_path, cwd):
+    import papermill
+
+    from releaserisk.report import _kernel_name
+
+    relative = os.path.relpath(simulated["db"], ROOT)  # a path relative to the repository root
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(str(NOTEBOOKS / "canary_analysis.ipynb"), str(out), parameters={"db": relative},
+                               kernel_name=_kernel_name(), progress_bar=False, cwd=str(cwd))  # fmt: skip
+    outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from releaserisk.choices import REPORT_GROUPS
 from releaserisk.cli._base import EXIT_OK, add_format, settings_of
 from releaserisk.cli.output import emit
 
@@ -13,9 +14,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from releaserisk.report import render_weekly
 
     started = time.perf_counter()
-    paths = render_weekly(settings_of(args).db, args.week, out_dir=args.out, services=args.services, config=args.config)
+    paths = render_weekly(
+        settings_of(args).db, args.week, out_dir=args.out, services=args.services, config=args.config, by=args.report_by
+    )
     paths["seconds"] = round(time.perf_counter() - started, 2)
-    emit(args, paths, f"weekly report for {paths['week']}: {paths['html']} ({paths['seconds']:.1f} s)")
+    picked = f"{paths['note']}\n" if paths["note"] else ""
+    emit(args, paths, f"{picked}weekly report for {paths['week']}: {paths['html']} ({paths['seconds']:.1f} s)")
     return EXIT_OK
 
 
@@ -25,8 +29,9 @@ def register(sub) -> None:
         dest="report", metavar="REPORT", required=True
     )
     p = report.add_parser("weekly", help="the weekly HTML report (reports/weekly-<ISO week>.html)")
-    p.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last complete week)")
+    p.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the latest week with a production deployment)")
     p.add_argument("--out", default="reports", help="output directory (default: reports)")
-    p.add_argument("--services", nargs="*", help="limit the deployments table to these services")
+    p.add_argument("--services", nargs="*", help="limit the deployments table to these services (known names)")
+    p.add_argument("--by", dest="report_by", choices=REPORT_GROUPS, help="one compact block per service, worst first")
     add_format(p)
     p.set_defaults(handler=cmd_report)
