@@ -33,20 +33,26 @@ _EXPORTS = {
     "ServiceBlock": "releaserisk.report",
     "Settings": "releaserisk.config",
     "Store": "releaserisk.store",
+    "WeeklySections": "releaserisk.report",
     "analysis_samples": "releaserisk.canary.data",
     "assess_rollback": "releaserisk.rollback",
     "auc_by_age": "releaserisk.model",
     "calibration_table": "releaserisk.model",
     "candidate_causes": "releaserisk.flags",
     "classify_migration": "releaserisk.migrations_safety",
+    "command_data": "releaserisk.escape",
+    "command_property": "releaserisk.escape",
     "dora_metrics": "releaserisk.dora",
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
+    "fenced_block": "releaserisk.escape",
     "flag_releases": "releaserisk.flags",
+    "html_text": "releaserisk.escape",
     "ingest_file": "releaserisk.ingest.tabular",
     "ingest_flags": "releaserisk.ingest.flags",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
+    "json_safe": "releaserisk.escape",
     "judge": "releaserisk.canary.judge",
     "kill_switch_summary": "releaserisk.flags",
     "kill_switch_times": "releaserisk.flags",
@@ -59,11 +65,16 @@ _EXPORTS = {
     "load_scorer": "releaserisk.scorecard",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
+    "markdown_cell": "releaserisk.escape",
     "one_analysis": "releaserisk.canary.data",
+    "one_line": "releaserisk.escape",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
+    "parse_instant": "releaserisk.inputs",
+    "plain_text": "releaserisk.escape",
     "project_path": "releaserisk.report",
     "read_feature_table": "releaserisk.model",
+    "read_file": "releaserisk.inputs",
     "release_analytics": "releaserisk.analytics",
     "render_weekly": "releaserisk.report",
     "rollback_readiness": "releaserisk.rollback",
@@ -73,9 +84,10 @@ _EXPORTS = {
     "sequential_judge": "releaserisk.canary.sequential",
     "simulate": "releaserisk.simulation",
     "stale_flags": "releaserisk.flags",
+    "stop_commands": "releaserisk.escape",
     "training_frame": "releaserisk.labels",
-    "WeeklySections": "releaserisk.report",
     "weekly_sections": "releaserisk.report",
+    "workflow_command": "releaserisk.escape",
 }
 
 #: The public API: ``_EXPORTS`` is the one list; ``__all__`` follows from it (and the
@@ -92,6 +104,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
+    from releaserisk.escape import (
+        command_data,
+        command_property,
+        fenced_block,
+        html_text,
+        json_safe,
+        markdown_cell,
+        one_line,
+        plain_text,
+        stop_commands,
+        workflow_command,
+    )
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
     from releaserisk.flags import candidate_causes, flag_releases, kill_switch_summary, kill_switch_times, stale_flags
     from releaserisk.gate import GateResult, score_commits
@@ -99,6 +123,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
     from releaserisk.ingest.links import link_deployment_changes
     from releaserisk.ingest.tabular import ingest_file
+    from releaserisk.inputs import parse_instant, read_file
     from releaserisk.labels import label_changes, training_frame
     from releaserisk.migrations_safety import MigrationFinding, classify_migration
     from releaserisk.model import (

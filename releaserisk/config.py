@@ -157,7 +157,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not isinstance(value, str):
             raise TypeError
         return value
-    except (TypeError, ValueError):  # json.JSONDecodeError is a ValueError
+    except (TypeError, ValueError, RecursionError):  # json.JSONDecodeError is a ValueError; nesting too deep
         kind = type(default).__name__ if not isinstance(default, tuple) else "list of strings"
         raise ConfigError(f"setting '{key}' from {source} must be a {kind}, got {value!r}") from None
 
@@ -187,7 +187,8 @@ def read_toml(path: str | os.PathLike[str], what: str = "config file") -> dict[s
     Raises
     ------
     ConfigError
-        The file cannot be read, is not UTF-8, or is not valid TOML (TOML 1.0, via :mod:`tomllib`).
+        The file cannot be read, is not UTF-8, is not valid TOML (TOML 1.0, via :mod:`tomllib`),
+        or nests deeper than the parser can follow.
     """
     try:
         with open(path, "rb") as fh:
@@ -198,6 +199,8 @@ def read_toml(path: str | os.PathLike[str], what: str = "config file") -> dict[s
         raise ConfigError(f"{path} is not UTF-8 text (TOML must be)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:  # arrays or tables nested deeper than the parser can follow
+        raise ConfigError(f"{path} is not valid TOML: nested too deeply") from None
 
 
 def _read_file(path: Path) -> tuple[dict[str, Any], str]:

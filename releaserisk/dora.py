@@ -96,6 +96,8 @@ import pandas as pd
 from releaserisk.choices import DORA_DETAILS, DORA_PROFILES
 from releaserisk.config import Settings
 from releaserisk.errors import InputError, StoreError
+from releaserisk.escape import json_safe
+from releaserisk.inputs import parse_instant
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
 
 __all__ = ["BENCHMARKS", "PROFILES", "DoraResult", "dora_metrics", "repository_hint", "tier", "unknown_repositories"]
@@ -272,8 +274,7 @@ class DoraResult:
         """JSON-ready summary and per-period table."""
 
         def records(frame: pd.DataFrame) -> list[dict]:
-            clean = frame.astype(object).where(frame.notna(), None)
-            return clean.to_dict(orient="records")
+            return json_safe(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"))
 
         return {
             "profile": self.profile,
@@ -336,16 +337,8 @@ class DoraResult:
 
 
 def _window(store: Store, since, until) -> tuple[pd.Timestamp, pd.Timestamp]:
-    def stamp(value):
-        if value is None:
-            return None
-        try:
-            ts = pd.Timestamp(value)
-        except (ValueError, TypeError):
-            raise InputError(f"{value!r} is not a date (use e.g. 2026-01-31)") from None
-        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-    start, end = stamp(since), stamp(until)
+    # ISO 8601 only: pd.Timestamp read '01/02/2025' as 2 January without a word
+    start, end = parse_instant(since, "since"), parse_instant(until, "until")
     if start is None or end is None:
         lo, hi = store.execute("SELECT min(finished_at), max(finished_at) FROM deployments").fetchone()
         if lo is None:

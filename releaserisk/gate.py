@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from releaserisk.errors import InputError
+from releaserisk.escape import markdown_cell
 
 if TYPE_CHECKING:  # the gate scores with a Scorecard and must not import scikit-learn
     from releaserisk.model import RiskModel
@@ -228,8 +229,8 @@ class GateResult:
         """GitHub step-summary markdown (subjects escaped for tables)."""
         rows = ["| commit | risk | band | subject | top reason |", "|---|---:|---|---|---|"]
         for r in self.commits.itertuples():
-            subject = _md(r.subject[:80])
-            reason = _md(r.reasons[0]) if len(r.reasons) else ""
+            subject = markdown_cell(r.subject[:80])
+            reason = markdown_cell(r.reasons[0]) if len(r.reasons) else ""
             rows.append(f"| `{r.sha[:10]}` | {r.probability:.1%} | {r.band} | {subject} | {reason} |")
         b, a = self.batch, self.advice
         head = f"### releaserisk: {'❌ gate failed' if self.failed else '✅ gate passed'}\n\n"
@@ -240,15 +241,9 @@ class GateResult:
             f"**Rollout**: {a['strategy']} {steps}, {a['monitoring']} monitoring{approval}.\n"
         )
         if self.rollback is not None and not self.rollback.rollback_safe:
-            reasons = "".join(f"\n- {_md(reason)}" for reason in self.rollback.reasons)
+            reasons = "".join(f"\n- {markdown_cell(reason)}" for reason in self.rollback.reasons)
             batch += f"\n**Rollback unsafe**: {self.rollback.advice}.{reasons}\n"
         return head + "\n".join(rows) + batch
-
-
-def _md(text: str) -> str:
-    """Escape a user-controlled string for a markdown table cell."""
-    out = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-    return out.replace("\n", " ").replace("`", "'")
 
 
 def score_commits(

@@ -87,15 +87,33 @@ def _check_is_duckdb(path: Path) -> None:
         raise StoreCorruptError(f"{path} is not a DuckDB database; it was left unchanged")
 
 
+def _is_lock_conflict(text: str) -> bool:
+    """DuckDB's words for another process holding the file ("Could not set lock on file …:
+    Conflicting lock is held"); a damaged file's messages may say "block", never these."""
+    lowered = text.lower()
+    return "could not set lock" in lowered or "conflicting lock" in lowered
+
+
+def _is_permission_problem(text: str) -> bool:
+    lowered = text.lower()
+    return "permission denied" in lowered or "read-only file system" in lowered
+
+
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         text = str(exc)
-        if "lock" in text.lower():
+        if _is_lock_conflict(text):
             raise StoreLockedError(
                 f"{path} is in use by another process (DuckDB allows one writer); "
                 "wait for it to finish or open the store read-only"
+            ) from None
+        if _is_permission_problem(text):
+            raise StoreError(f"cannot open {path} for writing: permission denied (open it read-only)") from None
+        if "corrupt" in text.lower():
+            raise StoreCorruptError(
+                f"{path} is damaged or not a DuckDB database ({text.splitlines()[0]}); it was left unchanged"
             ) from None
         raise StoreCorruptError(f"cannot open {path}: {text.splitlines()[0]}") from None
     except duckdb.Error as exc:
@@ -124,6 +142,7 @@ class Store:
         self.connection = connection
         self.path = path
         self.read_only = read_only
+        self.created = False  # set by open_store when this open created the file
         self._depth = 0
 
     # -- lifecycle -----------------------------------------------------------------
@@ -135,8 +154,28 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
         self.close()
+        if exc_type is not None and self.created:
+            self._remove_if_unused()
+
+    def _remove_if_unused(self) -> None:
+        """Delete the file this open created when the failed command saved nothing into it.
+
+        A mistyped ``--db`` or a bad input file must not leave an empty ``.duckdb`` behind
+        (the next command would find "a store" with nothing in it). A store holding any
+        row, or any logged ingest, is kept.
+        """
+        try:
+            with duckdb.connect(str(self.path), read_only=True) as con:
+                tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+                held = sum(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables if t in TABLE_KEYS)
+        except duckdb.Error:
+            return
+        if not held:
+            for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
     # -- schema ----------------------------------------------------------------------
     @property
@@ -216,10 +255,29 @@ class Store:
             yield self.connection
         except BaseException:
             self._depth = 0
-            self.connection.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):  # a failed commit has already ended the transaction
+                self.connection.execute("ROLLBACK")
             raise
         self._depth = 0
-        self.connection.execute("COMMIT")
+        with self._writing():
+            self.connection.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn a failed write to the file (read-only directory, full disk) into a StoreError.
+
+        DuckDB writes a ``.wal`` file beside the database at commit: in a directory the user
+        cannot write to, the commit fails although the open succeeded. Nothing was written.
+        """
+        try:
+            yield
+        except (duckdb.IOException, duckdb.TransactionException, duckdb.PermissionException) as exc:
+            text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if _is_permission_problem(text):
+                raise StoreError(
+                    f"cannot write to {self.path}: permission denied (is its directory read-only?); nothing was saved"
+                ) from None
+            raise StoreError(f"cannot write to {self.path}: {text}; nothing was saved") from None
 
     def record_ingest(
         self, source: str, started: datetime, counts: dict[str, Any], watermark: str | None = None
@@ -284,8 +342,9 @@ class Store:
         return self.connection.execute(sql, params).df()
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
-        """Run a parameterised statement."""
-        return self.connection.execute(sql, params)
+        """Run a parameterised statement (outside a transaction it commits: a failed write is a StoreError)."""
+        with self._writing():
+            return self.connection.execute(sql, params)
 
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):
         """Run a parameterised query and return a pyarrow Table (cheaper than a DataFrame for big results)."""
@@ -407,7 +466,8 @@ class Store:
         Raises
         ------
         InputError
-            Not a directory, no exported table in it, or a file that is not Parquet.
+            Not a directory, no exported table in it, a file that is not Parquet, or a
+            column whose values do not fit the table.
         """
         base = Path(directory)
         if not base.is_dir():
@@ -426,7 +486,11 @@ class Store:
                     ).df()
                 except duckdb.Error as exc:
                     raise InputError(f"cannot read {folder}: {str(exc).splitlines()[0]}") from None
-                loaded[table] = self.upsert(table, frame)
+                try:
+                    loaded[table] = self.upsert(table, frame)
+                except (duckdb.ConversionException, duckdb.BinderException, duckdb.InvalidInputException) as exc:
+                    # a column of the wrong type, or one the table lacks: not an export of a store
+                    raise InputError(f"{folder} does not match table {table}: {str(exc).splitlines()[0]}") from None
             self.record_ingest(f"parquet:{base}", started, loaded)
         return loaded
 
@@ -544,10 +608,14 @@ def open_store(path: str | os.PathLike[str] = "releaserisk.duckdb", *, read_only
     if not file.parent.is_dir():
         raise StoreError(f"cannot create {file}: directory {file.parent} does not exist")
     _check_is_duckdb(file)
+    created = not file.exists()
     store = Store(_connect(file, read_only), file, read_only)
+    store.created = created
     try:
         store.migrate()
     except BaseException:
         store.close()
+        if created:
+            store._remove_if_unused()
         raise
     return store

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from releaserisk.cli import main
+from releaserisk.store import _migrations
 
 
 def run_cli(*args, cwd=None):
@@ -21,10 +22,8 @@ def test_init_creates_store_and_reports_json(tmp_path, capsys):
     db = tmp_path / "s.duckdb"
     assert main(["--db", str(db), "init", "--format", "json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    from releaserisk.store import _migrations
-
-    newest = _migrations()[-1][0]
-    assert payload["schema_version"] == newest and "commits" in payload["tables"] and "issues" in payload["tables"]
+    assert payload["schema_version"] == _migrations()[-1][0]
+    assert "commits" in payload["tables"] and "issues" in payload["tables"]
     assert db.exists()
 
 
@@ -157,12 +156,12 @@ def test_every_choice_the_cli_offers_is_the_library_constant():
         "detail": choices.DORA_DETAILS,
         "by": choices.DORA_GROUPS,
         "report_by": choices.REPORT_GROUPS,  # report weekly --by: blocks per service
+        "log_format": choices.FLAG_FORMATS,  # ingest flags --format: the flag log's format
         "freq": tuple(choices.DORA_PERIODS),
         "scenario": choices.SCENARIO_NAMES,
         "mode": choices.CANARY_MODES,
         "arm": choices.CANARY_ARMS,
         "fail_on": choices.RISK_BANDS,
-        "log_format": choices.FLAG_FORMATS,
     }
     local = {"format", "workers"}  # the CLI's own: output formats, git processes
     offered = {}

@@ -14,12 +14,13 @@ from releaserisk.errors import (
 )
 from releaserisk.store import TABLE_KEYS, _migrations, open_store
 
-LATEST = _migrations()[-1][0]  # the newest packaged migration
+#: The newest packaged migration (each issue adds its own).
+NEWEST = _migrations()[-1][0]
 
 
 def test_migrations_create_every_table_from_empty(tmp_path):
     with open_store(tmp_path / "a.duckdb") as store:
-        assert store.schema_version == LATEST
+        assert store.schema_version == NEWEST
         assert set(store.tables()) == set(TABLE_KEYS)
         assert all(rows == 0 for rows in store.counts().values())
     # reopening applies nothing new
@@ -58,7 +59,7 @@ def test_a_snapshot_of_an_earlier_version_leaves_the_newer_tables_empty(tmp_path
 def test_a_store_of_an_earlier_version_is_upgraded_in_place(tmp_path):
     path = _version_1_store(tmp_path / "v1.duckdb")
     with open_store(path) as store:
-        assert store.schema_version == LATEST and "issues" in store.tables()
+        assert store.schema_version == NEWEST and "issues" in store.tables()
         assert store.query("SELECT repo FROM repos")["repo"].tolist() == ["kept"]
 
 

@@ -14,21 +14,77 @@ Accepted sources:
 
 from __future__ import annotations
 
-import json
+import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from releaserisk.choices import CANARY_ARMS
 from releaserisk.errors import InputError
+from releaserisk.ingest.schemas import Column
+from releaserisk.inputs import NONFINITE_WORDS, read_file, validate
 
-__all__ = ["analysis_samples", "load_samples", "one_analysis", "parse_prometheus", "store_samples"]
+__all__ = ["SAMPLE_COLUMNS", "analysis_samples", "load_samples", "one_analysis", "parse_prometheus", "store_samples"]
 
 ARMS = CANARY_ARMS
+
+#: The documented columns of a samples file, checked by the one validation layer
+#: (:func:`releaserisk.inputs.validate`) as every ingest kind is. ``value`` or ``count``
+#: must be present (see :func:`load_samples`); either may hold NaN or ±Inf.
+SAMPLE_COLUMNS = (
+    Column("metric", required=True),
+    Column("arm", "enum", True, ARMS),
+    Column("ts", "timestamp"),
+    Column("value", "float"),
+    Column("count", "float"),
+    Column("analysis_id"),
+)
+
+
+def _prometheus_shape(condition: bool, what: str) -> None:
+    if not condition:
+        raise InputError(f"not a Prometheus query_range response: {what}")
+
+
+def _prometheus_number(text: Any, what: str) -> float:
+    """A sample value or timestamp: Prometheus writes values as strings, "NaN" and "+Inf" included."""
+    if isinstance(text, str) and text.strip().lower() in NONFINITE_WORDS:
+        return float(NONFINITE_WORDS[text.strip().lower()])
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise InputError(f"Prometheus {what} is {type(text).__name__}, not a number")
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"Prometheus {what} {text!r:.60} is not a number") from None
+
+
+def _series_frame(series: Any, number: int, arm: str | None, arm_label: str, metric: str | None) -> pd.DataFrame:
+    _prometheus_shape(isinstance(series, dict), f"result {number} is not an object")
+    labels = series.get("metric", {})
+    _prometheus_shape(isinstance(labels, dict), f"result {number}'s metric is not an object of labels")
+    series_arm = arm or labels.get(arm_label)
+    if series_arm is None:
+        raise InputError(f"Prometheus series {labels} has no '{arm_label}' label; pass the arm explicitly")
+    values = series.get("values", [])
+    _prometheus_shape(isinstance(values, list), f"result {number}'s values is not a list")
+    for pair in values:
+        _prometheus_shape(
+            isinstance(pair, list) and len(pair) == 2, f"result {number} has a value that is not a [time, value] pair"
+        )
+    stamps = [_prometheus_number(t, "timestamp") for t, _ in values]
+    if not all(math.isfinite(t) for t in stamps):
+        raise InputError(f"Prometheus result {number} has a timestamp that is not finite")
+    return pd.DataFrame(
+        {
+            "metric": str(metric or labels.get("__name__", "value")),
+            "arm": series_arm,
+            "ts": pd.to_datetime(pd.Series(stamps, dtype=float), unit="s", utc=True),
+            "value": pd.Series([_prometheus_number(v, "sample value") for _, v in values], dtype=float),
+        }
+    )
 
 
 def parse_prometheus(
@@ -36,64 +92,48 @@ def parse_prometheus(
 ) -> pd.DataFrame:
     """Samples from a Prometheus ``query_range`` JSON response.
 
+    The response format is Prometheus's HTTP API documentation ("Range queries",
+    ``resultType: matrix``): ``values`` is a list of ``[unix_seconds, "value"]`` pairs.
+
+    Parameters
+    ----------
+    payload : dict
+        The parsed response.
+    arm : {"baseline", "canary"}, optional
+        The arm of every series; default the label ``arm_label``.
+    arm_label : str
+        The label naming the arm.
+    metric : str, optional
+        The metric name; default the series' ``__name__``.
+
+    Returns
+    -------
+    DataFrame
+        ``metric, arm, ts, value``; NaN and ±Inf samples kept as such.
+
     Raises
     ------
     InputError
-        Not a successful matrix response, or a series without an arm.
+        Not a successful matrix response, a malformed series or pair, or a series without an arm.
     """
+    _prometheus_shape(isinstance(payload, dict), "not a JSON object")
     if payload.get("status") != "success":
-        raise InputError(f"Prometheus response status is {payload.get('status')!r}: {payload.get('error', '')}")
+        status, error = repr(payload.get("status"))[:40], str(payload.get("error", ""))[:200]
+        raise InputError(f"Prometheus response status is {status}: {error}")
     data = payload.get("data", {})
+    _prometheus_shape(isinstance(data, dict), "data is not an object")
     if data.get("resultType") != "matrix":
-        raise InputError(f"expected a Prometheus matrix (query_range) result, got {data.get('resultType')!r}")
-    frames = []
-    for series in data.get("result", []):
-        labels = series.get("metric", {})
-        series_arm = arm or labels.get(arm_label)
-        if series_arm is None:
-            raise InputError(f"Prometheus series {labels} has no '{arm_label}' label; pass the arm explicitly")
-        values = series.get("values", [])
-        if not values:
-            continue
-        stamps, raw = zip(*values, strict=True)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "metric": metric or labels.get("__name__", "value"),
-                    "arm": series_arm,
-                    "ts": pd.to_datetime(np.asarray(stamps, dtype=float), unit="s", utc=True),
-                    "value": pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce"),
-                }
-            )
-        )
+        raise InputError(f"expected a Prometheus matrix (query_range) result, got {str(data.get('resultType'))[:40]!r}")
+    result = data.get("result", [])
+    _prometheus_shape(isinstance(result, list), "data.result is not a list")
+    frames = [_series_frame(series, n, arm, arm_label, metric) for n, series in enumerate(result, start=1)]
+    frames = [frame for frame in frames if not frame.empty]
     if not frames:
         return pd.DataFrame({"metric": [], "arm": [], "ts": pd.to_datetime([], utc=True), "value": []})
     return pd.concat(frames, ignore_index=True)
 
 
-def _read_file(path: Path) -> pd.DataFrame | dict:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix in (".json", ".jsonl", ".ndjson"):
-            text = path.read_text(encoding="utf-8")
-            stripped = text.lstrip()
-            if stripped.startswith("{") and "\n{" not in stripped.rstrip():
-                return json.loads(text)
-            if stripped.startswith("["):
-                return pd.DataFrame(json.loads(text))
-            return pd.read_json(path, lines=True)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from None
-    raise InputError(f"{path}: unsupported file type '{suffix}' (use .csv, .parquet or .json)")
-
-
-def _validate(frame: pd.DataFrame, source: str, arm: str | None) -> pd.DataFrame:
+def _validate(frame: pd.DataFrame, source: str, arm: str | None, assume_tz: str | None) -> pd.DataFrame:
     frame = frame.copy()
     if arm is not None:
         frame["arm"] = arm
@@ -101,24 +141,15 @@ def _validate(frame: pd.DataFrame, source: str, arm: str | None) -> pd.DataFrame
     missing = [c for c in ("metric", "arm", value_column) if c not in frame.columns]
     if missing:
         raise InputError(f"{source}: missing column(s) {', '.join(missing)} (need metric, arm, value or count)")
-    bad_arm = ~frame["arm"].isin(ARMS)
-    if bad_arm.any():
-        row = int(np.flatnonzero(bad_arm.to_numpy())[0])
-        raise InputError(f"{source}: row {row + 1}: arm {frame['arm'].iloc[row]!r} is not one of {', '.join(ARMS)}")
-    numbers = pd.to_numeric(frame[value_column], errors="coerce")
-    bad_value = numbers.isna() & frame[value_column].notna() & ~frame[value_column].astype(str).str.lower().eq("nan")
-    if bad_value.any():
-        row = int(np.flatnonzero(bad_value.to_numpy())[0])
-        raise InputError(f"{source}: row {row + 1}: {value_column} {frame[value_column].iloc[row]!r} is not a number")
-    frame["value"] = numbers.astype(float)
-    frame["kind"] = "counts" if value_column == "count" else "samples"
-    frame["metric"] = frame["metric"].astype(str)
-    if "ts" in frame.columns:
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True, errors="coerce")
-    else:
-        frame["ts"] = pd.NaT
-    keep = ["analysis_id"] if "analysis_id" in frame.columns else []  # files holding several analyses
-    return frame[[*keep, "metric", "arm", "ts", "value", "kind"]]
+    if "ts" in frame.columns and pd.api.types.is_datetime64_any_dtype(frame["ts"]) and frame["ts"].dt.tz is not None:
+        frame["ts"] = frame["ts"].dt.tz_convert("UTC")  # parsed already (Prometheus, a program's frame)
+    checked = validate(frame, SAMPLE_COLUMNS, source, assume_tz=assume_tz)
+    checked["value"] = checked[value_column].astype(float)
+    checked["kind"] = "counts" if value_column == "count" else "samples"
+    if "ts" not in checked.columns:
+        checked["ts"] = pd.Series(pd.NaT, index=checked.index, dtype="datetime64[us, UTC]")
+    keep = ["analysis_id"] if "analysis_id" in checked.columns else []  # files holding several analyses
+    return checked[[*keep, "metric", "arm", "ts", "value", "kind"]]
 
 
 def one_analysis(samples: pd.DataFrame, analysis_id: str | None = None) -> pd.DataFrame:
@@ -166,6 +197,7 @@ def load_samples(
     arm: str | None = None,
     arm_label: str = "arm",
     metric: str | None = None,
+    assume_tz: str | None = None,
 ) -> pd.DataFrame:
     """Load canary samples into the long format the judges take.
 
@@ -180,6 +212,8 @@ def load_samples(
         Prometheus label that names the arm.
     metric : str, optional
         Metric name for Prometheus series without ``__name__``.
+    assume_tz : str, optional
+        IANA zone of timestamps written without one (refused otherwise).
 
     Returns
     -------
@@ -201,13 +235,15 @@ def load_samples(
     else:
         path = Path(source)
         name = str(path)
-        data = _read_file(path)
+        data = read_file(path)
+    if isinstance(data, dict) and not {"status", "data"} & set(data):  # one JSON line: one sample
+        data = pd.DataFrame([data], dtype=object)
     if isinstance(data, dict):
         try:
             data = parse_prometheus(data, arm=arm, arm_label=arm_label, metric=metric)
         except InputError as exc:
             raise InputError(f"{name}: {exc}") from None
-    return _validate(data, name, arm)
+    return _validate(data, name, arm, assume_tz)
 
 
 def store_samples(store, samples: pd.DataFrame, analysis_id: str | None = None) -> int:

@@ -8,14 +8,12 @@ from typing import Any
 
 import pandas as pd
 
+from releaserisk.escape import json_safe
+
 __all__ = ["GroupScore", "JudgeResult", "MetricResult"]
 
 #: CLI exit code per verdict (DESIGN.md section 7).
 VERDICT_EXIT = {"Pass": 0, "Promote": 0, "Fail": 1, "RollBack": 1, "Marginal": 3, "Continue": 3, "NoData": 3}
-
-
-def _clean_number(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,7 @@ class MetricResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes null)."""
-        return {k: _clean_number(v) for k, v in asdict(self).items()}
+        return json_safe(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -89,14 +87,16 @@ class JudgeResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: metrics, groups, score, verdict, reason."""
-        return {
-            "mode": "fixed",
-            "verdict": self.verdict,
-            "score": self.score,
-            "reason": self.reason,
-            "groups": [asdict(g) for g in self.groups],
-            "metrics": [m.to_dict() for m in self.metrics],
-        }
+        return json_safe(
+            {
+                "mode": "fixed",
+                "verdict": self.verdict,
+                "score": self.score,
+                "reason": self.reason,
+                "groups": [asdict(g) for g in self.groups],
+                "metrics": [m.to_dict() for m in self.metrics],
+            }
+        )
 
     def summary(self) -> str:
         """A readable table of the judgement."""

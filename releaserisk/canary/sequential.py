@@ -47,6 +47,7 @@ from releaserisk.canary.config import CanaryConfig, MetricConfig
 from releaserisk.canary.data import one_analysis
 from releaserisk.canary.result import VERDICT_EXIT
 from releaserisk.errors import InputError
+from releaserisk.escape import json_safe
 
 __all__ = ["SequentialMonitor", "SequentialResult", "dkw_radius", "sequential_judge"]
 
@@ -211,16 +212,16 @@ class SequentialResult:
         return VERDICT_EXIT[self.decision]
 
     def to_dict(self) -> dict[str, Any]:
-        def clean(value):
-            return None if isinstance(value, float) and not math.isfinite(value) else value
-
-        return {
-            "mode": "sequential",
-            "decision": self.decision,
-            "look": self.look,
-            "reason": self.reason,
-            "metrics": [{k: clean(v) for k, v in m.items()} for m in self.metrics],
-        }
+        """JSON-ready dict: decision, look, reason and each metric's evidence (NaN and infinities as null)."""
+        return json_safe(
+            {
+                "mode": "sequential",
+                "decision": self.decision,
+                "look": self.look,
+                "reason": self.reason,
+                "metrics": self.metrics,
+            }
+        )
 
     def summary(self) -> str:
         lines = [f"sequential decision: {self.decision} at look {self.look}", f"  {self.reason}"]

@@ -7,6 +7,7 @@ import argparse
 from releaserisk.choices import CANARY_MODES
 from releaserisk.cli._base import add_format
 from releaserisk.cli.output import emit, github_output
+from releaserisk.escape import fenced_block
 
 
 def _load_samples(args: argparse.Namespace):
@@ -15,9 +16,10 @@ def _load_samples(args: argparse.Namespace):
     from releaserisk.canary.data import load_samples
     from releaserisk.errors import InputError
 
-    frames = [load_samples(path, arm_label=args.arm_label) for path in args.data or []]
-    frames += [load_samples(path, arm="baseline", arm_label=args.arm_label) for path in args.baseline or []]
-    frames += [load_samples(path, arm="canary", arm_label=args.arm_label) for path in args.canary or []]
+    given = {"arm_label": args.arm_label, "assume_tz": args.assume_tz}
+    frames = [load_samples(path, **given) for path in args.data or []]
+    frames += [load_samples(path, arm="baseline", **given) for path in args.baseline or []]
+    frames += [load_samples(path, arm="canary", **given) for path in args.canary or []]
     if not frames:
         raise InputError("give samples with --data FILE, or --baseline FILE and --canary FILE")
     return pd.concat(frames, ignore_index=True)
@@ -42,7 +44,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
     if args.format == "github":
         level = {0: "notice", 1: "error"}.get(result.exit_code, "warning")
         github_output(
-            f"### releaserisk canary: {outcome}\n\n```\n{result.summary()}\n```\n",
+            f"### releaserisk canary: {outcome}\n\n{fenced_block(result.summary())}",
             [(level, f"canary {outcome}: {result.reason}")],
         )
     else:
@@ -63,6 +65,7 @@ def register(sub) -> None:
     p.add_argument("--canary", action="append", help="samples of the canary arm (repeatable)")
     p.add_argument("--arm-label", default="arm", help="Prometheus label naming the arm (default: arm)")
     p.add_argument("--analysis", help="the analysis to judge, when the samples have an analysis_id column")
+    p.add_argument("--assume-tz", help="IANA zone for sample timestamps without one, e.g. Europe/Berlin")
     p.add_argument("--mode", choices=CANARY_MODES, default=CANARY_MODES[0])
     p.add_argument("--looks", type=int, default=12, help="sequential mode: looks over the time range (default 12)")
     add_format(p, ("text", "json", "github"))

@@ -139,7 +139,7 @@ def cmd_ingest_parquet(args: argparse.Namespace) -> int:
 def cmd_ingest_metrics(args: argparse.Namespace) -> int:
     from releaserisk.canary.data import load_samples, store_samples
 
-    samples = load_samples(args.file, arm=args.arm, arm_label=args.arm_label)
+    samples = load_samples(args.file, arm=args.arm, arm_label=args.arm_label, assume_tz=args.assume_tz)
     with open_db(args) as store:
         loaded = store_samples(store, samples, args.analysis)
     analyses = [args.analysis] if args.analysis else sorted(samples["analysis_id"].astype(str).unique())
@@ -239,5 +239,6 @@ def register(sub) -> None:
     p.add_argument("--analysis", help="analysis id of the samples (a file with an analysis_id column: the one to keep)")
     p.add_argument("--arm", choices=CANARY_ARMS, help="arm of every row (one file per arm)")
     p.add_argument("--arm-label", default="arm", help="Prometheus label naming the arm (default: arm)")
+    p.add_argument("--assume-tz", help="IANA zone for sample timestamps without one, e.g. Europe/Berlin")
     add_format(p)
     p.set_defaults(handler=cmd_ingest_metrics)

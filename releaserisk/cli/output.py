@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from releaserisk.escape import json_safe, plain_text, stop_commands, workflow_command
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -22,23 +23,12 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
-def without_nan(value: Any) -> Any:
-    """``value`` with every NaN or infinite float, however deeply nested, as None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: without_nan(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [without_nan(item) for item in value]
-    return value
-
-
 def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
     """Print ``payload`` as JSON or ``text`` depending on ``--format``."""
     if getattr(args, "format", "text") == "json":
-        sys.stdout.write(json.dumps(without_nan(payload), indent=2, default=str, allow_nan=False) + "\n")
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
+        sys.stdout.write(json.dumps(json_safe(payload), indent=2, default=str, allow_nan=False) + "\n")
+    else:  # a CI log reads every line: user text must not start one of its own (a ::error:: command)
+        sys.stdout.write(plain_text(text.rstrip("\n")) + "\n")
 
 
 def emit_frame(args: argparse.Namespace, frame, text: str, key: str = "rows", **payload: Any) -> None:
@@ -66,24 +56,21 @@ def table_listing(counts: dict[str, int]) -> str:
 
 
 def github_output(markdown: str, annotations: list[tuple[str, str]]) -> None:
-    """GitHub Actions: append markdown to the step summary, print annotations to stdout."""
+    """GitHub Actions: append markdown to the step summary, print annotations to stdout.
+
+    ``markdown`` must have its user text escaped for its sink already (:mod:`releaserisk.escape`:
+    table cells, fenced blocks); printed to stdout (no step summary) it is enclosed in
+    ``stop-commands`` so no line of it runs as a workflow command. Annotation messages are
+    escaped here.
+    """
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_path:
         with open(summary_path, "a", encoding="utf-8") as fh:
             fh.write(markdown.rstrip("\n") + "\n")
     else:
-        sys.stdout.write(markdown.rstrip("\n") + "\n")
+        sys.stdout.write(stop_commands(markdown))
     for level, message in annotations:
-        sys.stdout.write(f"::{level}::{command_data(message)}\n")
-
-
-def command_data(text: str) -> str:
-    """Escape a workflow command's message as GitHub's toolkit does (``escapeData``).
-
-    A newline in a message (a metric name or reason from user data) would otherwise end
-    the annotation and start a line the runner reads as a command of its own.
-    """
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        sys.stdout.write(workflow_command(level, message) + "\n")
 
 
 def show_progress(args: argparse.Namespace) -> bool:

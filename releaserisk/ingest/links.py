@@ -24,6 +24,7 @@ from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
 
 __all__ = [
     "commit_range",
+    "drop_superseded_links",
     "fill_commit_times",
     "link_deployment_changes",
     "resolve_deployed_shas",
@@ -109,6 +110,30 @@ def fill_commit_times(store: Store) -> None:
         FROM commits c WHERE dc.committed_at IS NULL AND c.repo = dc.repo AND c.sha = dc.sha
         """
     )
+
+
+def drop_superseded_links(store: Store) -> int:
+    """Delete the derived links of deployments that now have explicitly loaded changes.
+
+    A deploy tool's list of what a deployment shipped supersedes the graph's guess; the
+    explicit rows themselves are never deleted or replaced by a derivation.
+
+    Parameters
+    ----------
+    store : Store
+        Writable.
+
+    Returns
+    -------
+    int
+        Derived links deleted.
+    """
+    return store.execute(
+        """
+        DELETE FROM deployment_changes
+        WHERE derived AND deployment_id IN (SELECT deployment_id FROM deployment_changes WHERE NOT derived)
+        """
+    ).fetchone()[0]
 
 
 def resolve_deployed_shas(store: Store, *, repo: str | None = None, first_seq: int = 0) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEPLOY_KIND", "DEPLOY_STATUS", "FLAG_ACTIONS", "SCHEMAS", "TIME_ORDER", "Column"]
+__all__ = ["DEPLOY_KIND", "DEPLOY_STATUS", "EXPLICIT", "FLAG_ACTIONS", "SCHEMAS", "TIME_ORDER", "Column"]
 
 
 @dataclass(frozen=True)
@@ -12,7 +12,7 @@ class Column:
     """One documented column: its type and, for enums, the allowed values."""
 
     name: str
-    kind: str = "str"  # str | timestamp | int | enum | list
+    kind: str = "str"  # str | timestamp | int | enum | list | float
     required: bool = False
     allowed: tuple[str, ...] = ()
     default: str | None = None
@@ -104,3 +104,7 @@ TIME_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
     "incidents": (("opened_at", "resolved_at"),),
     "issues": (("opened_at", "closed_at"),),
 }
+
+#: table -> values that mark a row loaded from a file as explicit. Derived rows (links
+#: computed from the commit graph) are replaced on every re-derivation; explicit ones never.
+EXPLICIT: dict[str, dict[str, object]] = {"deployment_changes": {"derived": False}}

@@ -42,16 +42,68 @@ def test_prometheus_errors(tmp_path):
 def test_csv_validation_names_row_and_column(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text("metric,arm,value\nlat,baseline,1\nlat,canry,2\n")
-    with pytest.raises(InputError, match="row 2: arm 'canry'"):
+    with pytest.raises(InputError, match="column arm: row 2: 'canry' is not one of baseline, canary"):
         load_samples(path)
     path.write_text("metric,arm,value\nlat,baseline,fast\n")
-    with pytest.raises(InputError, match="row 1: value 'fast' is not a number"):
+    with pytest.raises(InputError, match="column value: row 1: 'fast' is not a number"):
         load_samples(path)
     path.write_text("metric,value\nlat,1\n")
     with pytest.raises(InputError, match="missing column"):
         load_samples(path)
     with pytest.raises(InputError, match="no such file"):
         load_samples(tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize(
+    ("series", "message"),
+    [
+        ([{"metric": {"arm": "canary"}, "values": [[1, "1"], [2]]}], "not a \\[time, value\\] pair"),
+        ([{"metric": {"arm": "canary"}, "values": [[1, "1", 3]]}], "not a \\[time, value\\] pair"),
+        ([{"metric": {"arm": "canary"}, "values": [[1, "fast"]]}], "sample value 'fast' is not a number"),
+        ([{"metric": {"arm": "canary"}, "values": [["noon", "1"]]}], "timestamp 'noon' is not a number"),
+        ([{"metric": {"arm": "canary"}, "values": [[1, {"v": 1}]]}], "sample value is dict, not a number"),
+        ([{"metric": {"arm": "canary"}, "values": "1,2"}], "values is not a list"),
+        ([{"metric": ["arm"], "values": []}], "metric is not an object"),
+        (["series"], "result 1 is not an object"),
+        ({"a": 1}, "data.result is not a list"),
+    ],
+)
+def test_malformed_prometheus_responses_are_input_errors(tmp_path, series, message):
+    path = tmp_path / "prom.json"
+    path.write_text(json.dumps(prometheus(series)))
+    with pytest.raises(InputError, match=message):
+        load_samples(path)
+
+
+def test_sample_timestamps_are_validated_like_every_file(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("metric,arm,value,ts\nlat,canary,1,2024-05-01 10:00:00\n")
+    with pytest.raises(InputError, match=r"column ts: row 1: timestamp .* has no time zone"):
+        load_samples(path)  # was stored as 1970-01-01
+    assert str(load_samples(path, assume_tz="UTC").ts[0]) == "2024-05-01 10:00:00+00:00"
+    path.write_text("metric,arm,value,ts\n" + "lat,canary,1,2024-05-01T10:00:00Z\n" * 4999 + "lat,canary,1,soon\n")
+    with pytest.raises(InputError, match="column ts: row 5000: 'soon' is not a valid timestamp"):
+        load_samples(path)
+
+
+def test_non_finite_values_read_alike_in_every_format(tmp_path):
+    words = ["NaN", "+Inf", "-Inf", "inf", "Infinity", "1.5"]
+    frame = pd.DataFrame({"metric": "lat", "arm": "canary", "value": words})
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    (tmp_path / "s.json").write_text(frame.to_json(orient="records"))
+    frame.assign(value=[float(w) for w in words]).to_parquet(tmp_path / "s.parquet")
+    read = {suffix: load_samples(tmp_path / f"s.{suffix}")["value"].tolist() for suffix in ("csv", "json", "parquet")}
+    for values in read.values():
+        assert math.isnan(values[0]) and values[1:] == [math.inf, -math.inf, math.inf, math.inf, 1.5]
+    frame.to_parquet(tmp_path / "t.parquet")  # text in a number column: the export's schema is wrong
+    with pytest.raises(InputError, match=r"column value: Parquet type .*string where a number is expected"):
+        load_samples(tmp_path / "t.parquet")
+
+
+def test_deeply_nested_canary_input_is_an_input_error(tmp_path):
+    (tmp_path / "s.json").write_text('{"status": "success", "data": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(InputError, match="nested too deeply"):
+        load_samples(tmp_path / "s.json")
 
 
 def test_counts_and_json_lines(tmp_path):

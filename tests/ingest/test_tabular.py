@@ -228,7 +228,6 @@ def test_explicit_changes_are_kept(store, tmp_path):
     store.upsert("repos", pd.DataFrame({"repo": ["r"]}))
     ingest_file(store, "deployment-changes", write_csv(tmp_path / "c.csv", [{"deployment_id": "d2", "repo": "r",
                                                                              "sha": "s1"}]))  # fmt: skip
-    store.execute("UPDATE deployment_changes SET derived = false")
     ingest_file(
         store,
         "deployments",
@@ -351,3 +350,120 @@ def test_a_history_already_stored_under_another_name_is_not_copied_silently(stor
     assert store.query("SELECT repo FROM repos")["repo"].tolist() == ["shop"]
     assert ingest_git(store, checkout, name="shop").new_commits == 1  # as asked
     assert ingest_git(store, checkout, name="copy").new_commits == 4  # an explicit name is trusted
+
+
+@pytest.mark.parametrize("explicit_first", [True, False])
+def test_explicit_links_survive_any_ingest_order(store, git_repo, tmp_path, explicit_first):
+    shas = linear_history(git_repo, 4)
+    ingest_git(store, git_repo.path, name="r")
+    explicit = write_csv(tmp_path / "c.csv", [
+        {"deployment_id": "d2", "repo": "r", "sha": shas[1]}, {"deployment_id": "d2", "repo": "r", "sha": shas[3]},
+    ])  # fmt: skip
+    first, second = deployment(1, shas[0], "2024-01-01T00:00:00Z"), deployment(2, shas[3], "2024-01-02T00:00:00Z")
+    deploys = write_csv(tmp_path / "d.csv", [first, second])
+    if explicit_first:
+        ingest_file(store, "deployment-changes", explicit)
+        ingest_file(store, "deployments", deploys)
+    else:
+        ingest_file(store, "deployments", deploys)  # derives d2 -> shas[1..3]
+        ingest_file(store, "deployment-changes", explicit)  # the deploy tool's list supersedes them
+    unrelated = write_csv(tmp_path / "e.csv", [deployment(9, shas[2], "2024-01-03T00:00:00Z", service="web")])
+    ingest_file(store, "deployments", unrelated)  # re-derives every chain
+    link_deployment_changes(store)
+    rows = store.query("SELECT sha, derived FROM deployment_changes WHERE deployment_id = 'd2' ORDER BY sha")
+    assert sorted(rows["sha"]) == sorted([shas[1], shas[3]]) and not rows["derived"].any()
+
+
+def test_a_key_repeated_in_one_file_is_refused_naming_it(store, tmp_path):
+    rows = [deployment(1, "a", "2024-05-01T10:00:00Z"), deployment(1, "b", "2024-05-01T11:00:00Z", status="failure")]
+    with pytest.raises(InputError, match="deployment_id='d1' on rows 1, 2"):
+        ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))
+    assert store.counts()["deployments"] == 0
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ({"service": 5}, "column service: Parquet type int64 where text is expected"),
+        ({"finished_at": "2024-05-01T10:00:00Z"}, "column finished_at: Parquet type .*string where a timestamp"),
+        ({"deployment_id": ["x", "y"]}, "column deployment_id: Parquet type list.* where text is expected"),
+        ({"sha": {"a": "b"}}, "column sha: Parquet type struct"),
+    ],
+)
+def test_parquet_columns_must_have_the_documented_type(store, tmp_path, frame, message):
+    row = {**deployment(1, "a", pd.Timestamp("2024-05-01T10:00:00Z")), **frame}
+    pd.DataFrame([row]).to_parquet(tmp_path / "d.parquet")
+    with pytest.raises(InputError, match=message):
+        ingest_file(store, "deployments", tmp_path / "d.parquet")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"a": 1}, "column sha: row 1: an object where text is expected"),
+        (["a"], "column sha: row 1: a list where text is expected"),
+        (True, "column sha: row 1: the boolean true where text is expected"),
+        (1.5, "column sha: row 1: the number 1.5 where text is expected"),
+    ],
+)
+def test_json_values_must_have_the_documented_type(store, tmp_path, value, message):
+    (tmp_path / "d.json").write_text(json.dumps([deployment(1, value, "2024-05-01T10:00:00Z")]))
+    with pytest.raises(InputError, match=message):
+        ingest_file(store, "deployments", tmp_path / "d.json")
+
+
+def test_json_ids_written_as_numbers_are_text(store, tmp_path):
+    (tmp_path / "d.json").write_text(json.dumps([{**deployment(1, "a", "2024-05-01T10:00:00Z"), "deployment_id": 42}]))
+    ingest_file(store, "deployments", tmp_path / "d.json")
+    assert store.query("SELECT deployment_id FROM deployments")["deployment_id"].tolist() == ["42"]
+
+
+@pytest.mark.parametrize("suffix", ["json", "jsonl"])
+def test_deeply_nested_json_is_an_input_error(store, tmp_path, suffix):
+    (tmp_path / f"d.{suffix}").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(InputError, match="nested too deeply"):
+        ingest_file(store, "incidents", tmp_path / f"d.{suffix}")
+
+
+@pytest.mark.parametrize(
+    ("local", "message"),
+    [
+        ("2024-11-03 01:30:00", r"ambiguous in America/New_York \(daylight saving time repeats.*-04:00 or .*-05:00"),
+        ("2024-03-10 02:30:00", r"does not exist in America/New_York \(daylight saving time skips"),
+    ],
+)
+def test_local_times_daylight_saving_repeats_or_skips_are_named(store, tmp_path, local, message):
+    path = write_csv(tmp_path / "d.csv", [deployment(1, "a", local)])
+    with pytest.raises(InputError, match=message):
+        ingest_file(store, "deployments", path, assume_tz="America/New_York")
+    resolved = write_csv(tmp_path / "ok.csv", [deployment(1, "a", "2024-11-03T01:30:00-05:00")])  # the documented fix
+    ingest_file(store, "deployments", resolved, assume_tz="America/New_York")
+    assert str(store.query("SELECT finished_at FROM deployments").finished_at[0]) == "2024-11-03 06:30:00+00:00"
+
+
+def test_epoch_milliseconds_get_a_hint_and_dates_alone_are_local(store, tmp_path):
+    with pytest.raises(InputError, match="looks like Unix epoch milliseconds"):
+        ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", [deployment(1, "a", "1714557600000")]))
+    with pytest.raises(InputError, match="'2024-05-01' has no time zone"):  # not 2024-05-01 at UTC-01
+        ingest_file(store, "deployments", write_csv(tmp_path / "e.csv", [deployment(1, "a", "2024-05-01")]))
+
+
+@pytest.mark.parametrize("suffix", ["csv", "json"])
+def test_a_byte_order_mark_does_not_rename_the_first_column(store, tmp_path, suffix):
+    rows = [deployment(1, "a", "2024-05-01T10:00:00Z")]
+    text = pd.DataFrame(rows).to_csv(index=False) if suffix == "csv" else json.dumps(rows)
+    (tmp_path / f"d.{suffix}").write_bytes(b"\xef\xbb\xbf" + text.encode())  # as spreadsheets export
+    assert ingest_file(store, "deployments", tmp_path / f"d.{suffix}") == 1
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999999", "1e30", "-5", "2147483648"])
+def test_whole_numbers_outside_the_stores_range_are_refused(store, tmp_path, number):
+    row = {"repo": "r", "number": number, "author": "a", "created_at": "2024-05-01T10:00:00Z"}
+    with pytest.raises(InputError, match="is not between 0 and 2,147,483,647"):
+        ingest_file(store, "pull-requests", write_csv(tmp_path / "p.csv", [row]))
+
+
+def test_nanosecond_timestamps_are_kept_to_the_microsecond(store, tmp_path):
+    path = write_csv(tmp_path / "d.csv", [deployment(1, "a", "2024-05-01T10:00:00.123456789Z")])
+    ingest_file(store, "deployments", path)
+    assert str(store.query("SELECT finished_at FROM deployments").finished_at[0]) == "2024-05-01 10:00:00.123456+00:00"
