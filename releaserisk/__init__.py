@@ -32,14 +32,18 @@ _EXPORTS = {
     "SequentialResult": "releaserisk.canary.sequential",
     "ServiceBlock": "releaserisk.report",
     "Settings": "releaserisk.config",
+    "SourceIngestResult": "releaserisk.ingest.sources",
     "Store": "releaserisk.store",
+    "TagIngestResult": "releaserisk.ingest.git",
     "WeeklySections": "releaserisk.report",
+    "after_ingest": "releaserisk.ingest.steps",
     "analysis_samples": "releaserisk.canary.data",
     "assess_rollback": "releaserisk.rollback",
     "auc_by_age": "releaserisk.model",
     "calibration_table": "releaserisk.model",
     "candidate_causes": "releaserisk.flags",
     "classify_migration": "releaserisk.migrations_safety",
+    "classify_tag": "releaserisk.ingest.tags",
     "command_data": "releaserisk.escape",
     "command_property": "releaserisk.escape",
     "dora_metrics": "releaserisk.dora",
@@ -52,6 +56,10 @@ _EXPORTS = {
     "ingest_flags": "releaserisk.ingest.flags",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
+    "ingest_github": "releaserisk.ingest.github",
+    "ingest_gitlab": "releaserisk.ingest.gitlab",
+    "ingest_jira": "releaserisk.ingest.jira",
+    "ingest_pagerduty": "releaserisk.ingest.pagerduty",
     "json_safe": "releaserisk.escape",
     "judge": "releaserisk.canary.judge",
     "kill_switch_summary": "releaserisk.flags",
@@ -120,9 +128,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.flags import candidate_causes, flag_releases, kill_switch_summary, kill_switch_times, stale_flags
     from releaserisk.gate import GateResult, score_commits
     from releaserisk.ingest.flags import FlagIngestResult, ingest_flags
-    from releaserisk.ingest.git import GitIngestResult, ingest_git, ingest_git_tags
+    from releaserisk.ingest.git import GitIngestResult, TagIngestResult, ingest_git, ingest_git_tags
+    from releaserisk.ingest.github import ingest_github
+    from releaserisk.ingest.gitlab import ingest_gitlab
+    from releaserisk.ingest.jira import ingest_jira
     from releaserisk.ingest.links import link_deployment_changes
+    from releaserisk.ingest.pagerduty import ingest_pagerduty
+    from releaserisk.ingest.sources import SourceIngestResult
+    from releaserisk.ingest.steps import after_ingest
     from releaserisk.ingest.tabular import ingest_file
+    from releaserisk.ingest.tags import classify_tag
     from releaserisk.inputs import parse_instant, read_file
     from releaserisk.labels import label_changes, training_frame
     from releaserisk.migrations_safety import MigrationFinding, classify_migration

@@ -47,6 +47,9 @@ REPORT_GROUPS = ("service",)
 #: Risk bands of the gate, lowest first.
 RISK_BANDS = ("low", "medium", "high")
 
+#: What the issues of a Jira query are loaded as (:func:`releaserisk.ingest.jira.ingest_jira` ``as_=``).
+JIRA_KINDS = ("issues", "incidents")
+
 __all__ = [
     "CANARY_ARMS",
     "CANARY_MODES",
@@ -57,6 +60,7 @@ __all__ = [
     "DORA_PROFILES",
     "ESTIMATORS",
     "FLAG_FORMATS",
+    "JIRA_KINDS",
     "MODEL_LEVELS",
     "REPORT_GROUPS",
     "RISK_BANDS",

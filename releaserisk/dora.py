@@ -98,7 +98,7 @@ from releaserisk.config import Settings
 from releaserisk.errors import InputError, StoreError
 from releaserisk.escape import json_safe
 from releaserisk.inputs import parse_instant
-from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
+from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match, unknown_commit_note
 
 __all__ = ["BENCHMARKS", "PROFILES", "DoraResult", "dora_metrics", "repository_hint", "tier", "unknown_repositories"]
 
@@ -936,6 +936,7 @@ def dora_metrics(
 
     *evidence, notes = _evidence(store, profile)
     notes += _source_notes(store, profile, settings.production_environments)
+    notes += [note for note in [unknown_commit_note(store)] if note]
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     summary = _finish(

@@ -8,7 +8,10 @@ The tree::
     ├── SourceError                  a data source failed
     │   ├── GitError                 git missing, not a repository, bad revision, ...
     │   │   └── ShallowCloneError    history is truncated; metrics would be wrong
-    │   └── GitHubError              GitHub API: not found, auth, permission, server
+    │   ├── GitHubError              GitHub API: not found, auth, permission, server, garbage
+    │   ├── GitLabError              GitLab API: the same kinds
+    │   ├── JiraError                Jira API: the same kinds
+    │   └── PagerDutyError           PagerDuty API: the same kinds
     ├── StoreError                   the DuckDB store cannot be used
     │   ├── StoreLockedError         another process holds the write lock
     │   ├── StoreCorruptError        the file is not a DuckDB database
@@ -27,9 +30,12 @@ __all__ = [
     "ConfigError",
     "GitError",
     "GitHubError",
+    "GitLabError",
     "InputError",
+    "JiraError",
     "ModelError",
     "ModelVersionError",
+    "PagerDutyError",
     "ReleaseRiskError",
     "SchemaVersionError",
     "ShallowCloneError",
@@ -67,6 +73,18 @@ class ShallowCloneError(GitError):
 
 class GitHubError(SourceError):
     """The GitHub API refused or failed a request."""
+
+
+class GitLabError(SourceError):
+    """The GitLab API refused or failed a request, or answered something that is not its JSON."""
+
+
+class JiraError(SourceError):
+    """The Jira API refused or failed a request, or answered something that is not its JSON."""
+
+
+class PagerDutyError(SourceError):
+    """The PagerDuty API refused or failed a request, or answered something that is not its JSON."""
 
 
 class StoreError(ReleaseRiskError):

@@ -219,7 +219,8 @@ class ServiceBlock:
         worst = "no scored pending change"
         if len(self.pending):
             worst = f"riskiest pending change {self.pending['probability'].iloc[0]}"
-        return f"{self.service}: {len(self.failures)} failed deployment(s) this week; {worst}"
+        failed = formatting.caption(len(self.failures), "failed deployments").rstrip(".")
+        return f"{self.service}: {failed} this week; {worst}"
 
 
 @dataclass
@@ -304,31 +305,90 @@ def headline_table(headline: pd.DataFrame) -> pd.DataFrame:
     """The headline as text, each row in its metric's unit: shares in %, durations in h or min.
 
     A column-wise number format cannot serve rows that mix deployments per week, hours
-    and shares (a whole-number column printed 1.00 beside -1). Rows whose metric is not
-    one of the five keep two decimals.
+    and shares (a whole-number column printed 1.00 beside -1). With DORA's intervals
+    (``n``, ``ci_low``, ``ci_high``, ``p_value``, ``significant``, ``tiers`` columns) each
+    value says what it rests on ("28.6 % (4 of 14 deployments)"), a "95 % interval"
+    column is added, and the change says whether it is one: "+20.9 pp — too few
+    deployments to call this a change" unless the week-over-week test (DORA's, p < 0.05)
+    says it is; a tier the interval does not pin down reads "high or medium".
 
     Parameters
     ----------
     headline : DataFrame
-        ``metric, this week, previous week, change, tier`` with numbers.
+        ``metric, this week, previous week, change, tier`` with numbers, optionally
+        ``n, counted, ci_low, ci_high, tiers, p_value, significant``.
 
     Returns
     -------
     DataFrame
-        The same columns as text; ``attrs["numeric"]`` names the number columns.
+        Text columns ``metric, this week, [95 % interval,] previous week, change, tier``;
+        ``attrs["numeric"]`` names the number columns.
     """
     kinds = [_KIND.get(m, _legacy_kind(m)) for m in headline["metric"]]
-    table = pd.DataFrame(
-        {
-            "metric": headline["metric"],
-            "this week": [_shown(k, v) for k, v in zip(kinds, headline["this week"], strict=True)],
-            "previous week": [_shown(k, v) for k, v in zip(kinds, headline["previous week"], strict=True)],
-            "change": [_shown(k, v, True) for k, v in zip(kinds, headline["change"], strict=True)],
-            "tier": headline["tier"],
-        }
-    )
-    table.attrs["numeric"] = {"this week", "previous week", "change"}
+    rows = [row for _, row in headline.iterrows()]
+    intervals = "n" in headline.columns
+    table = pd.DataFrame({"metric": headline["metric"]})
+    table["this week"] = [_shown(k, r["this week"]) + (_rests_on(k, r) if intervals else "")
+                          for k, r in zip(kinds, rows, strict=True)]  # fmt: skip
+    if intervals:
+        table["95 % interval"] = [_interval(k, r) for k, r in zip(kinds, rows, strict=True)]
+    table["previous week"] = [_shown(k, r["previous week"]) for k, r in zip(kinds, rows, strict=True)]
+    table["change"] = [_shown(k, r["change"], True) + (_verdict(r) if intervals else "")
+                       for k, r in zip(kinds, rows, strict=True)]  # fmt: skip
+    table["tier"] = [_tier(r) for r in rows]
+    table.attrs["numeric"] = {"this week", "95 % interval", "previous week", "change"}
     return table
+
+
+def _rests_on(kind: str, row: pd.Series) -> str:
+    """`` (4 of 14 deployments)`` for a share, `` (40 changes)`` otherwise; nothing without data."""
+    if pd.isna(row["this week"]) or pd.isna(row.get("n")):
+        return ""
+    n = int(row["n"])
+    one, many = row.get("counted") or ("observation", "observations")
+    noun = one if n == 1 else many
+    if kind == "share":
+        return f" ({round(row['this week'] * n):,} of {n:,} {noun})"
+    return f" ({n:,} {noun})"
+
+
+def _interval(kind: str, row: pd.Series) -> str:
+    """The 95 % interval in the metric's unit; an open end reads "unbounded"."""
+    low, high = row.get("ci_low"), row.get("ci_high")
+    if pd.isna(row["this week"]):
+        return formatting.MISSING
+    if pd.isna(low) and pd.isna(high):
+        return "unbounded at this n"
+
+    def end(value: float) -> str:
+        if pd.isna(value):
+            return "unbounded"
+        if kind == "share":
+            return f"{value * 100:.1f}"
+        return formatting.duration(value) if kind == "hours" else f"{value:,.1f}"
+
+    unit = {"share": " %", "per_week": " per week"}.get(kind, "")
+    return f"{end(low)} – {end(high)}{unit}"
+
+
+def _verdict(row: pd.Series) -> str:
+    """Whether the week-over-week change is one, in a manager's words."""
+    significant = row.get("significant")
+    if significant is None or significant is pd.NA or (isinstance(significant, float) and np.isnan(significant)):
+        return ""
+    if bool(significant):
+        p = row.get("p_value")
+        return " — a real change" + ("" if pd.isna(p) else f" (p = {p:.3f})")
+    _, many = row.get("counted") or ("observation", "observations")
+    return f" — too few {many} to call this a change"
+
+
+def _tier(row: pd.Series) -> str:
+    """The tier, or the tiers the interval spans when it does not pin one down."""
+    spans = [t.strip() for t in str(row.get("tiers") or "").split(",") if t.strip()]
+    if len(spans) > 1:
+        return " or ".join(spans)
+    return row["tier"]
 
 
 def _legacy_kind(metric: str) -> str:
@@ -419,7 +479,7 @@ def weekly_sections(
         deployments = deployments[deployments["service"].isin(services)]
     risky = _risky_changes(store, start, end, settings)
     analytics = release_analytics(store, trend_start, end, settings=settings, dora=dora)
-    window_deployments = int(dora.summary["deployments"].sum())
+    window_deployments = int(_summary_frame(dora)["deployments"].sum())
     notes = []
     if risky.empty:
         notes.append("No risk scores for this week's changes: run 'releaserisk score' in CI (or 'releaserisk demo').")
@@ -451,23 +511,55 @@ def weekly_sections(
     )
 
 
+#: What the n of each headline number counts (DORA's ``<metric>_n``).
+_COUNTED = {
+    "deploys_per_week": ("deployment", "deployments"),
+    "lead_time_median_hours": ("change", "changes"),
+    "change_failure_rate": ("deployment", "deployments"),
+    "recovery_median_hours": ("failed deployment", "failed deployments"),
+    "rework_rate": ("deployment", "deployments"),
+}
+
+
 def _headline(trend: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
-    """The five numbers of the trend's last week against the week before."""
+    """The five numbers of the trend's last week against the week before.
+
+    When the DORA result carries intervals and tests (``<metric>_n``, ``_ci_low``,
+    ``_ci_high``, ``_tiers``, ``_change_p_value``, ``_change_significant``), the rows carry
+    them too (columns ``n, counted, ci_low, ci_high, tiers, p_value, significant``) for
+    :func:`headline_table` to put in words.
+    """
     if group is not None:
         trend = trend[trend["group"] == group]
     this, previous = trend.iloc[-1], trend.iloc[-2] if len(trend) > 1 else None
-    return pd.DataFrame(
-        [
-            {
-                "metric": name,
-                "this week": this[column],
-                "previous week": previous[column] if previous is not None else float("nan"),
-                "change": this[column] - previous[column] if previous is not None else float("nan"),
-                "tier": this[tier] if tier else "",
-            }
-            for name, column, tier, _ in _HEADLINE
-        ]
-    )
+    rows = []
+    for name, column, tier, _ in _HEADLINE:
+        row = {
+            "metric": name,
+            "this week": this[column],
+            "previous week": previous[column] if previous is not None else float("nan"),
+            "change": this[column] - previous[column] if previous is not None else float("nan"),
+            "tier": this[tier] if tier else "",
+        }
+        if f"{column}_n" in this.index:
+            row.update(_uncertainty(this, column))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _uncertainty(row: pd.Series, column: str) -> dict[str, Any]:
+    """A DORA row's n, interval, spanned tiers and week-over-week test of one metric."""
+    value = row.get
+    n = value(f"{column}_n")
+    return {
+        "n": 0 if pd.isna(n) else int(n),
+        "counted": _COUNTED[column],
+        "ci_low": value(f"{column}_ci_low", np.nan),
+        "ci_high": value(f"{column}_ci_high", np.nan),
+        "tiers": value(f"{column}_tiers", "") or "",
+        "p_value": value(f"{column}_change_p_value", np.nan),
+        "significant": value(f"{column}_change_significant", pd.NA),
+    }
 
 
 def _deployment_view(store: Store, deployments: pd.DataFrame) -> pd.DataFrame:
@@ -564,6 +656,12 @@ def _scored_view(risky: pd.DataFrame, threshold: float, band) -> pd.DataFrame:
     return view
 
 
+def _summary_frame(dora) -> pd.DataFrame:
+    """The DORA summary table: ``frame`` where ``summary()`` is the text, else ``summary``."""
+    frame = getattr(dora, "frame", None)
+    return frame if isinstance(frame, pd.DataFrame) else dora.summary
+
+
 def _with_unbatched(buckets: pd.DataFrame, dora) -> pd.DataFrame:
     """The batch-size buckets plus one row for production deployments that shipped no new change.
 
@@ -573,7 +671,7 @@ def _with_unbatched(buckets: pd.DataFrame, dora) -> pd.DataFrame:
     """
     from releaserisk.analytics import wilson_interval
 
-    summary = dora.summary
+    summary = _summary_frame(dora)
     total, failed = int(summary["deployments"].sum()), summary["failed_deployments"].sum()
     rest = total - int(buckets["deployments"].sum())
     shown = buckets[buckets["deployments"] > 0]  # a row of zeros per unused bucket says nothing

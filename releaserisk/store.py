@@ -32,7 +32,16 @@ from releaserisk.errors import (
     StoreLockedError,
 )
 
-__all__ = ["SHA_PREFIX_MIN", "TABLE_KEYS", "Store", "open_snapshot", "open_store", "sha_prefix_match"]
+__all__ = [
+    "SHA_PREFIX_MIN",
+    "TABLE_KEYS",
+    "Store",
+    "deployments_of_unknown_commits",
+    "open_snapshot",
+    "open_store",
+    "sha_prefix_match",
+    "unknown_commit_note",
+]
 
 #: The key of every table: re-loading rows with the same key replaces them.
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -509,6 +518,68 @@ def sha_prefix_match(full: str, given: str) -> str:
     """
     n = SHA_PREFIX_MIN
     return f"left({full}, {n}) = left({given}, {n}) AND starts_with({full}, {given})"
+
+
+def deployments_of_unknown_commits(store: Store) -> pd.DataFrame:
+    """Successful deployments whose sha is no commit of their repository's ingested history.
+
+    Such a deployment gets no changes and no lead time. The sha may be an annotated tag
+    object rather than its commit (a release read before tags were peeled), a commit on a
+    branch that was not ingested (``ingest git --rev main --rev BRANCH``), or a build id.
+    Only deployments of repositories with ingested commits are looked at: one naming an
+    unknown repository is :func:`releaserisk.dora.unknown_repositories`' case. A deployment
+    naming no repository belongs to the store's only repository, if it has one.
+
+    Parameters
+    ----------
+    store : Store
+
+    Returns
+    -------
+    DataFrame
+        ``deployment_id, repo, sha, source``, oldest first.
+    """
+    return store.query(
+        """
+        WITH only_repo AS (SELECT CASE WHEN count(*) = 1 THEN min(repo) END AS repo FROM repos),
+        placed AS (
+            SELECT d.deployment_id, coalesce(d.repo, s.repo, (SELECT repo FROM only_repo)) AS repo,
+                   d.sha, d.source, d.finished_at
+            FROM deployments d LEFT JOIN services s USING (service)
+            WHERE d.status = 'success' AND d.sha IS NOT NULL)
+        SELECT deployment_id, repo, sha, source FROM placed p
+        WHERE repo IN (SELECT DISTINCT repo FROM commits)
+          AND NOT EXISTS (SELECT 1 FROM commits c WHERE c.repo = p.repo AND c.sha = p.sha)
+        ORDER BY finished_at, deployment_id
+        """
+    )
+
+
+def unknown_commit_note(store: Store) -> str | None:
+    """One line on successful deployments whose sha is no ingested commit, or None.
+
+    See :func:`deployments_of_unknown_commits`.
+
+    Parameters
+    ----------
+    store : Store
+
+    Returns
+    -------
+    str or None
+    """
+    unknown = deployments_of_unknown_commits(store)
+    if unknown.empty:
+        return None
+    first = unknown.head(3)
+    examples = ", ".join(f"{d} ({str(sha)[:12]})" for d, sha in zip(first["deployment_id"], first["sha"], strict=True))
+    n = len(unknown)
+    return (
+        f"{n:,} successful deployment{'s name shas' if n > 1 else ' names a sha'} that {'are' if n > 1 else 'is'} "
+        f"no commit of the ingested history, e.g. {examples}: {'they get' if n > 1 else 'it gets'} no changes and no "
+        "lead time. An annotated tag's object (re-ingest the source), a branch not ingested (ingest git --rev main "
+        "--rev BRANCH) or a build id instead of a commit sha are the usual causes"
+    )
 
 
 def _sql_path(path: Path) -> str:

@@ -162,6 +162,7 @@ def test_every_choice_the_cli_offers_is_the_library_constant():
         "mode": choices.CANARY_MODES,
         "arm": choices.CANARY_ARMS,
         "fail_on": choices.RISK_BANDS,
+        "as_": choices.JIRA_KINDS,
     }
     local = {"format", "workers"}  # the CLI's own: output formats, git processes
     offered = {}
@@ -178,5 +179,8 @@ def test_every_choice_the_cli_offers_is_the_library_constant():
     assert dora.PROFILES is choices.DORA_PROFILES
     assert set(dora.BENCHMARKS) == set(choices.DORA_BENCHMARK_YEARS)
     assert set(simulation.SCENARIOS) == set(choices.SCENARIO_NAMES)
+    from releaserisk.ingest import jira
+
+    assert jira.JIRA_KINDS is choices.JIRA_KINDS
     assert data.ARMS is choices.CANARY_ARMS
     assert [gate.band(p, 0.5) for p in (0.01, 0.2, 0.9)] == list(choices.RISK_BANDS)

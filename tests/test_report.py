@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -475,3 +476,41 @@ def test_notebooks_run_with_papermill_from_the_root_and_from_notebooks(simulated
                                kernel_name=_kernel_name(), progress_bar=False, cwd=str(cwd))  # fmt: skip
     outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
+
+
+def test_headline_numbers_say_their_n_interval_and_whether_the_change_is_one():
+    """With DORA's intervals and week-over-week tests, the five numbers read as a manager needs them."""
+    from releaserisk.report import _headline, headline_table
+
+    def week(period, deployments, failed, rate, low, high, p, significant, tiers):
+        return {"group": "all", "period": period, "deploys_per_week": float(deployments),
+                "deploys_per_week_tier": "elite", "deploys_per_week_n": deployments,
+                "deploys_per_week_ci_low": deployments * 0.55, "deploys_per_week_ci_high": deployments * 1.7,
+                "deploys_per_week_change_p_value": 0.8, "deploys_per_week_change_significant": False,
+                "lead_time_median_hours": 32.16, "lead_time_median_hours_tier": "high",
+                "lead_time_median_hours_n": 40, "lead_time_median_hours_ci_low": 20.0,
+                "lead_time_median_hours_ci_high": np.nan, "lead_time_median_hours_change_p_value": 0.004,
+                "lead_time_median_hours_change_significant": True,
+                "change_failure_rate": rate, "change_failure_rate_tier": "low", "change_failure_rate_n": deployments,
+                "change_failure_rate_ci_low": low, "change_failure_rate_ci_high": high,
+                "change_failure_rate_change_p_value": p, "change_failure_rate_change_significant": significant,
+                "change_failure_rate_tiers": tiers,
+                "recovery_median_hours": np.nan, "recovery_median_hours_tier": "no data", "recovery_median_hours_n": 0,
+                "rework_rate": rate, "rework_rate_n": deployments, "failed_deployments": failed}  # fmt: skip
+
+    trend = pd.DataFrame([
+        week("2025-W52", 13, 1, 1 / 13, 0.014, 0.333, np.nan, pd.NA, "elite, high, medium, low"),
+        week("2026-W01", 14, 4, 4 / 14, 0.117, 0.547, 0.21, False, "low"),
+    ])  # fmt: skip
+    table = headline_table(_headline(trend)).set_index("metric")
+    assert table.columns.tolist() == ["this week", "95 % interval", "previous week", "change", "tier"]
+    cfr = table.loc["Change failure rate"]
+    assert cfr["this week"] == "28.6 % (4 of 14 deployments)" and cfr["95 % interval"] == "11.7 – 54.7 %"
+    assert cfr["change"] == "+20.9 pp — too few deployments to call this a change" and cfr["tier"] == "low"
+    lead = table.loc["Change lead time, median"]
+    assert lead["this week"] == "32.2 h (40 changes)" and lead["95 % interval"] == "20.0 h – unbounded"
+    assert lead["change"] == "0 min — a real change (p = 0.004)"
+    assert table.loc["Failed deployment recovery time, median"].tolist() == ["—", "—", "—", "—", "no data"]
+    assert table.loc["Deployment frequency", "this week"] == "14.0 per week (14 deployments)"
+    previous = headline_table(_headline(trend.iloc[:1])).set_index("metric")
+    assert previous.loc["Change failure rate", "tier"] == "elite or high or medium or low"  # the interval spans all

@@ -1,4 +1,4 @@
-"""``ingest SOURCE``: git, GitHub, release tags, files of every kind, Parquet snapshots, canary metrics."""
+"""``ingest SOURCE``: git, GitHub, GitLab, Jira, PagerDuty, release tags, files, Parquet snapshots, canary metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from releaserisk.choices import CANARY_ARMS, FLAG_FORMATS
+from releaserisk.choices import CANARY_ARMS, FLAG_FORMATS, JIRA_KINDS
 from releaserisk.cli._base import EXIT_OK, add_format, open_db, settings_of
 from releaserisk.cli.output import commit_progress, counted, emit, hint, show_progress, table_listing
 
@@ -29,7 +29,7 @@ def cmd_ingest_git(args: argparse.Namespace) -> int:
             store,
             args.path,
             name=args.name,
-            rev=args.rev,
+            rev=args.rev or "HEAD",
             settings=settings_of(args),
             progress=commit_progress() if show_progress(args) else None,
             workers=args.workers,
@@ -69,21 +69,24 @@ def cmd_ingest_flags(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def iso_time(text: str):
+    """An argparse type: an ISO 8601 date or time, UTC unless it names a zone (``inputs.parse_instant``)."""
+    from releaserisk.errors import InputError
+    from releaserisk.inputs import parse_instant
+
+    try:
+        return parse_instant(text, "--since").to_pydatetime()
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_ingest_github(args: argparse.Namespace) -> int:
     import os
-    from datetime import UTC, datetime
 
-    from releaserisk.errors import InputError
     from releaserisk.ingest.github import ingest_github
 
     token = os.environ.get(args.token_env)  # read from the environment only: never a flag, never printed
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError:
-            raise InputError(f"--since must be an ISO date, got {args.since!r}") from None
-        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+    since = args.since
 
     def notify(message: str) -> None:
         sys.stderr.write(message + "\n")
@@ -114,17 +117,78 @@ def cmd_ingest_tags(args: argparse.Namespace) -> int:
     from releaserisk.ingest.git import ingest_git_tags
 
     with open_db(args) as store:
-        count = ingest_git_tags(
-            store, args.path, pattern=args.pattern, service=args.service, environment=args.environment, name=args.name
+        result = ingest_git_tags(
+            store,
+            args.path,
+            pattern=args.pattern,
+            service=args.service,
+            environment=args.environment,
+            name=args.name,
+            include_prereleases=args.include_prereleases,
         )
-    emit(
-        args,
-        {"deployments": count},
-        f"recorded {counted(count, 'tag')} as {args.environment} deployments of {args.service}",
-    )
-    if not count:
-        wanted = f"'{args.pattern}'" if args.pattern else "a version (v1.2 or 1.2)"
-        hint(f"no tag in {args.path} matches {wanted}; choose the release tags with --pattern GLOB")
+    emit(args, result.to_dict(), result.summary(with_warning=False))
+    if result.warning():
+        sys.stderr.write(f"warning: {result.warning()}\n")
+    if not result.deployments:
+        wanted = f"'{args.pattern}'" if args.pattern else "a final release version (v1.2.3 or 1.2)"
+        hint(f"no tag in {args.path} names {wanted}; choose the release tags with --pattern GLOB")
+    return EXIT_OK
+
+
+def cmd_ingest_gitlab(args: argparse.Namespace) -> int:
+    from releaserisk.ingest.gitlab import ingest_gitlab
+
+    with open_db(args) as store:
+        result = ingest_gitlab(
+            store,
+            args.project,
+            name=args.name,
+            base_url=args.base_url,
+            since=args.since,
+            environments=args.environment,
+            incident_labels=args.incident_label or ["incident"],
+            bug_labels=settings_of(args).bug_labels,
+            release_environment=args.release_environment,
+            wait=not args.no_wait,
+        )  # the token comes from $GITLAB_TOKEN inside: never a flag, never printed
+        hint_unknown_repositories(store)
+    emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+
+def cmd_ingest_pagerduty(args: argparse.Namespace) -> int:
+    from releaserisk.ingest.pagerduty import ingest_pagerduty
+    from releaserisk.ingest.sources import read_service_map
+
+    service_map = read_service_map(args.service_map) if args.service_map else None
+    with open_db(args) as store:
+        result = ingest_pagerduty(
+            store, since=args.since, service_map=service_map, base_url=args.base_url, wait=not args.no_wait
+        )
+    emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+
+def cmd_ingest_jira(args: argparse.Namespace) -> int:
+    from releaserisk.ingest.jira import ingest_jira
+    from releaserisk.ingest.sources import read_service_map
+
+    service_map = read_service_map(args.service_map) if args.service_map else None
+    with open_db(args) as store:
+        result = ingest_jira(
+            store,
+            args.server,
+            args.jql,
+            as_=args.as_,
+            since=args.since,
+            repos=args.repo,
+            severity_field=args.severity_field,
+            service_field=args.service_field,
+            service_map=service_map,
+            bug_labels=settings_of(args).bug_labels,
+            wait=not args.no_wait,
+        )
+    emit(args, result.to_dict(), result.summary())
     return EXIT_OK
 
 
@@ -160,7 +224,12 @@ def register(sub) -> None:
     )
     p.add_argument("path", help="work tree or bare repository")
     p.add_argument("--name", help="repository name in the store (default: directory name)")
-    p.add_argument("--rev", default="HEAD", help="revision to ingest history of (default: HEAD)")
+    p.add_argument(
+        "--rev",
+        action="append",
+        help="revision to ingest the history of (default: HEAD); repeat for several branches (e.g. main and a "
+        "maintenance branch releases are tagged on): their union is ingested once",
+    )
     p.add_argument(
         "--workers", type=int, choices=(1, 2), default=2, help="git processes for a first ingest of 20,000+ commits"
     )
@@ -193,7 +262,7 @@ def register(sub) -> None:
     )
     p.add_argument("repository", metavar="OWNER/REPO")
     p.add_argument("--name", help="repository name in the store, as 'ingest git' got it (default: REPO)")
-    p.add_argument("--since", help="ignore anything older (ISO date); default: continue from the watermarks")
+    p.add_argument("--since", type=iso_time, help="ignore anything older (ISO date); default: from the watermarks")
     p.add_argument("--environment", action="append", help="deployment environment to read (repeatable; default all)")
     p.add_argument("--incident-label", action="append", help="issue label marking incidents (default: incident)")
     p.add_argument("--deploy-workflow", action="append", help="Actions workflow that deploys (name or file)")
@@ -204,9 +273,65 @@ def register(sub) -> None:
     add_format(p)
     p.set_defaults(handler=cmd_ingest_github)
 
-    p = ingest.add_parser("git-tags", help="tags as successful deployments (libraries that release by tag)")
+    p = ingest.add_parser(
+        "gitlab",
+        help="merge requests, reviews, deployments, releases, incidents and bug issues from GitLab",
+        description="Token from $GITLAB_TOKEN (read_api scope); it is never stored or printed. Each resource resumes "
+        "from its watermark; all are loaded in one transaction. Cost: 1 call per 100 listed items plus 2 per merge "
+        "request.",
+    )
+    p.add_argument("project", metavar="GROUP/PROJECT")
+    p.add_argument("--base-url", default="https://gitlab.com", help="GitLab server (default: https://gitlab.com)")
+    p.add_argument("--name", help="repository name in the store, as 'ingest git' got it (default: PROJECT)")
+    p.add_argument("--since", type=iso_time, help="ignore anything older (ISO date); default: from the watermarks")
+    p.add_argument("--environment", action="append", help="deployment environment to read (repeatable; default all)")
+    p.add_argument("--incident-label", action="append", help="label marking incidents besides the incident type")
+    p.add_argument("--release-environment", help="record releases as deployments to this environment")
+    p.add_argument("--no-wait", action="store_true", help="stop (resumably) instead of waiting out the rate limit")
+    add_format(p)
+    p.set_defaults(handler=cmd_ingest_gitlab)
+
+    p = ingest.add_parser(
+        "pagerduty",
+        help="incidents from PagerDuty",
+        description="API key from $PAGERDUTY_TOKEN; it is never stored or printed. The first run reads every "
+        "incident, later runs those opened since the watermark less 14 days. Cost: 1 call per 100 incidents.",
+    )
+    p.add_argument("--since", type=iso_time, help="read incidents opened since (ISO date); default: the watermark")
+    p.add_argument("--service-map", help="JSON object or CSV (pagerduty_service,service): PagerDuty → our services")
+    p.add_argument("--base-url", help="API URL (EU accounts: https://api.eu.pagerduty.com)")
+    p.add_argument("--no-wait", action="store_true", help="stop (resumably) instead of waiting out the rate limit")
+    add_format(p)
+    p.set_defaults(handler=cmd_ingest_pagerduty)
+
+    p = ingest.add_parser(
+        "jira",
+        help="bug issues or incidents from a Jira query",
+        description="Credentials from $JIRA_TOKEN (and $JIRA_EMAIL for Jira Cloud); never stored or printed. "
+        "Re-runs read what was updated since the watermark. Cost: 1 call per 100 issues plus 2 per run.",
+    )
+    p.add_argument("--server", required=True, help="the Jira site, e.g. https://acme.atlassian.net")
+    p.add_argument("--jql", required=True, help="the query, e.g. 'project = SHOP AND issuetype = Bug'")
+    p.add_argument("--as", dest="as_", choices=JIRA_KINDS, default="issues", help="load them as (default: issues)")
+    p.add_argument("--since", type=iso_time, help="read issues updated since (ISO date); default: the watermark")
+    p.add_argument("--repo", action="append", help="repository whose commits cite the issues (default: all)")
+    p.add_argument("--severity-field", help="incidents: field id holding the severity (default: the priority)")
+    p.add_argument("--service-field", help="incidents: field id holding the service (default: the first component)")
+    p.add_argument("--service-map", help="JSON object or CSV (component,service) mapping their names to services")
+    p.add_argument("--no-wait", action="store_true", help="stop at a rate limit instead of retrying")
+    add_format(p)
+    p.set_defaults(handler=cmd_ingest_jira)
+
+    p = ingest.add_parser(
+        "git-tags",
+        help="release tags as successful deployments (libraries that release by tag)",
+        description="By default only final releases (PEP 440 / SemVer without pre-release or dev parts; not branch "
+        "names such as 1.x or 8.0.x). The summary says which tags were skipped and why, and warns about tags whose "
+        "commit is not in the ingested history.",
+    )
     p.add_argument("path")
-    p.add_argument("--pattern", help="tag glob (default: version tags such as v1.2 or 1.2)")
+    p.add_argument("--pattern", help="tag glob; takes what it matches except pre-releases and branch-like names")
+    p.add_argument("--include-prereleases", action="store_true", help="take pre-releases and dev releases too")
     p.add_argument("--service", required=True)
     p.add_argument("--environment", default="production")
     p.add_argument("--name", help="repository name in the store")

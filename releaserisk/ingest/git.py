@@ -26,16 +26,18 @@ branch that moved forward).
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import pandas as pd
 import pyarrow as pa
 
 from releaserisk.config import Settings
@@ -43,7 +45,7 @@ from releaserisk.errors import GitError, InputError, ShallowCloneError
 from releaserisk.features import FEATURE_VERSION, ChangeMetricState, FileChange
 from releaserisk.store import Store
 
-__all__ = ["GitIngestResult", "ingest_git"]
+__all__ = ["GitIngestResult", "TagIngestResult", "ingest_git", "ingest_git_tags"]
 
 _LOG_FORMAT = "%x01%H%x00%P%x00%aN%x00%aE%x00%at%x00%ct%x00%B"
 _NULL_BLOB = b"0" * 40
@@ -426,23 +428,32 @@ def _refuse_a_second_copy(store: Store, info: _RepoInfo) -> None:
         )
 
 
-def _deployed_among(store: Store, repo: str, first_seq: int) -> bool:
-    """Whether a successful deployment ships one of the commits ingested from ``first_seq`` on."""
-    return store.execute(
-        """
-        SELECT EXISTS (
-            SELECT 1 FROM deployments d JOIN commits c ON c.sha = d.sha
-            WHERE c.repo = ? AND c.seq >= ? AND d.status = 'success')
-        """,
-        [repo, first_seq],
-    ).fetchone()[0]
-
-
 def _position(store: Store, repo: str) -> tuple[int, str | None]:
     """The next commit sequence number and the previously ingested head."""
     head_row = store.execute("SELECT head_sha FROM repos WHERE repo = ?", [repo]).fetchone()
     next_seq = store.execute("SELECT coalesce(max(seq) + 1, 0) FROM commits WHERE repo = ?", [repo]).fetchone()[0]
     return next_seq, head_row[0] if head_row else None
+
+
+def _heads(info: _RepoInfo, more_revs: list[str]) -> list[str]:
+    """The commits of the first revision (``info.head``) and of ``more_revs``, each once."""
+    heads = [info.head] if info.head else []
+    for rev in more_revs:
+        try:
+            heads.append(git(info.path, "rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}").strip())
+        except GitError:
+            raise GitError(f"unknown revision '{rev}' in {info.path}") from None
+    return list(dict.fromkeys(heads))
+
+
+def _previous_heads(store: Store, repo: str, previous_head: str | None) -> list[str]:
+    """The heads the previous run ingested: its watermark (several with several ``rev``), else the repo's head."""
+    row = store.execute(
+        "SELECT watermark FROM ingest_runs WHERE source = ? AND status = 'success' ORDER BY finished_at DESC LIMIT 1",
+        [f"git:{repo}"],
+    ).fetchone()
+    heads = row[0].split() if row and row[0] else []
+    return heads if previous_head in heads else [previous_head] if previous_head else []
 
 
 def _load_state(
@@ -504,7 +515,7 @@ def ingest_git(
     path: str | os.PathLike[str],
     *,
     name: str | None = None,
-    rev: str = "HEAD",
+    rev: str | Sequence[str] = "HEAD",
     settings: Settings | None = None,
     progress: Callable[..., None] | None = None,
     workers: int = 1,
@@ -519,8 +530,10 @@ def ingest_git(
         A work tree or bare repository with full (non-shallow) history.
     name : str, optional
         Name of the repository in the store (default: its directory name).
-    rev : str
-        Revision whose history is ingested (default ``HEAD``).
+    rev : str or sequence of str
+        Revision whose history is ingested (default ``HEAD``), or several (``main`` and
+        ``stable``, a maintenance branch releases are tagged on): their union is
+        ingested once, in one topological order. The first is the repository's head.
     settings : Settings, optional
         For the fix pattern (default: :class:`~releaserisk.config.Settings` defaults).
     progress : callable, optional
@@ -542,15 +555,20 @@ def ingest_git(
         The repository is a shallow clone.
     """
     settings = settings or Settings()
-    info = _inspect(path, name, rev)
+    revs = list(dict.fromkeys([rev] if isinstance(rev, str) else rev))
+    if not revs:
+        raise InputError("give at least one revision to ingest")
+    info = _inspect(path, name, revs[0])
+    heads = _heads(info, revs[1:])
     if name is None:
         _refuse_a_second_copy(store, info)
     started = datetime.now(UTC)
     with store.transaction():
         seq, previous_head = _position(store, info.name)
+        previous_heads = _previous_heads(store, info.name, previous_head)
         new_commits = new_files = 0
-        if info.head is not None and info.head != previous_head:
-            new_commits, new_files = _ingest_range(store, info, settings, seq, previous_head, progress, workers)
+        if heads and not set(heads) <= set(previous_heads):
+            new_commits, new_files = _ingest_range(store, info, settings, seq, heads, previous_heads, progress, workers)
         store.upsert(
             "repos",
             pa.table(
@@ -565,21 +583,13 @@ def ingest_git(
             ),
         )
         if new_commits:
-            from releaserisk.ingest.links import fill_commit_times, link_deployment_changes, resolve_deployed_shas
-            from releaserisk.labels import mark_tracked_fixes
+            from releaserisk.ingest.steps import after_ingest
 
-            resolved = resolve_deployed_shas(store, repo=info.name, first_seq=seq)  # "9fceb02" deployed earlier
-            if resolved or _deployed_among(store, info.name, first_seq=seq):
-                # deployments loaded before their commits (a deploy tool read before git)
-                # found nothing to link; now they can. Only then: re-linking every chain
-                # on each CI gate's incremental ingest would cost seconds on a large store
-                link_deployment_changes(store)
-            else:
-                fill_commit_times(store)
-            mark_tracked_fixes(store, info.name, settings.bug_labels)  # FIX from cited bug issues too
+            after_ingest(store, ["commits"], repo=info.name, first_seq=seq, bug_labels=settings.bug_labels)
         total = store.execute("SELECT count(*) FROM commits WHERE repo = ?", [info.name]).fetchone()[0]
         result = GitIngestResult(info.name, info.head, new_commits, new_files, total)
-        store.record_ingest(f"git:{info.name}", started, result.to_dict(), watermark=info.head)
+        # every head, so the next run reads only what is new on any of them
+        store.record_ingest(f"git:{info.name}", started, result.to_dict(), watermark=" ".join(heads) or None)
     return result
 
 
@@ -588,17 +598,17 @@ PARALLEL_MIN_COMMITS = 20_000
 _SPLIT_AT = 0.7
 
 
-def _segments(info: _RepoInfo, previous_head: str | None, workers: int) -> list[list[str]]:
+def _segments(info: _RepoInfo, heads: list[str], previous_heads: list[str], workers: int) -> list[list[str]]:
     """Revision arguments of the git log processes, oldest history first.
 
     With two workers the history is split at a commit of the first-parent chain: the
     ancestors of that commit, then the rest. Processed in that order they are a valid
     topological order — the same as ingesting up to the midpoint and then incrementally.
     """
-    if previous_head:
-        return [[info.head, "--not", previous_head]]
+    if previous_heads:
+        return [[*heads, "--not", *previous_heads]]
     if workers < 2:
-        return [[info.head]]
+        return [heads]
     total = int(git(info.path, "rev-list", "--count", info.head))
     if total < PARALLEL_MIN_COMMITS:
         return [[info.head]]
@@ -607,7 +617,7 @@ def _segments(info: _RepoInfo, previous_head: str | None, workers: int) -> list[
     # sits past the middle of the first-parent chain: on git's own history 0.7 gave
     # halves of 13 s and 15 s, where 0.5 gave 7 s and 22 s.
     split = chain[int(len(chain) * _SPLIT_AT)]
-    return [[split], [info.head, "--not", split]]
+    return [[split], [*heads, "--not", split]]
 
 
 def _ingest_range(
@@ -615,18 +625,19 @@ def _ingest_range(
     info: _RepoInfo,
     settings: Settings,
     seq: int,
-    previous_head: str | None,
+    heads: list[str],
+    previous_heads: list[str],
     progress: Callable[..., None] | None,
     workers: int = 1,
 ) -> tuple[int, int]:
     base = ["git", "-C", str(info.path), "log", "-z", "--raw", "--numstat", "-M", "--no-abbrev",
             "--topo-order", "--reverse", f"--format={_LOG_FORMAT}"]  # fmt: skip
-    logs = [_GitLog([*base, *revisions]) for revisions in _segments(info, previous_head, workers)]
+    logs = [_GitLog([*base, *revisions]) for revisions in _segments(info, heads, previous_heads, workers)]
     blobs = None
     batch = _Batch(info.name)
     commits = files = 0
     try:
-        if previous_head:
+        if previous_heads:
             # An increment: read it first (it is short), skip commits already stored (a
             # rewritten branch), then load just the state those commits touch.
             pending = list(_parse_log(logs[0].chunks()))
@@ -651,7 +662,7 @@ def _ingest_range(
                     batch.flush(store)
                 if progress and commits % _PROGRESS_EVERY == 0:
                     progress(commits)
-            if not previous_head:
+            if not previous_heads:
                 logs[index].finish(info.path)
         batch.flush(store)
         _save_state(store, info.name, state, blobs)
@@ -697,8 +708,127 @@ def _add_commit(batch: _Batch, commit: _Commit, seq: int, state: ChangeMetricSta
     return len(changes)
 
 
-#: Tag globs that name a release when no pattern is given: ``v1.2.3`` and ``1.2.3``.
-VERSION_TAGS = ("v[0-9]*", "[0-9]*")
+@dataclass(frozen=True)
+class TagIngestResult:
+    """What one ``ingest git-tags`` did, tag by tag.
+
+    Attributes
+    ----------
+    repo, service, environment : str
+        Where the tags were recorded.
+    frame : DataFrame
+        One row per tag looked at: ``tag``, ``sha`` (the commit it names, annotated tags
+        peeled), ``at`` (tagger date, else commit date; UTC), ``kind`` (see
+        :func:`~releaserisk.ingest.tags.classify_tag`), ``recorded`` (bool), ``skipped_because``
+        (None when recorded) and ``in_history`` (the commit is in the ingested history).
+    removed : list of str
+        Tags an earlier run recorded that are no longer taken (their deployments deleted).
+    history_ingested : bool
+        Whether the store holds any commit of the repository.
+    """
+
+    repo: str
+    service: str
+    environment: str
+    frame: pd.DataFrame
+    removed: list[str]
+    history_ingested: bool = True
+
+    @property
+    def deployments(self) -> int:
+        """Tags recorded as deployments."""
+        return int(self.frame["recorded"].sum())
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Tags not recorded, counted per reason."""
+        reasons = self.frame.loc[~self.frame["recorded"], "skipped_because"]
+        return {str(reason): int(n) for reason, n in reasons.value_counts(sort=True).items()}
+
+    @property
+    def unreachable(self) -> list[str]:
+        """Recorded tags whose commit is not in the ingested history (their releases get no changes)."""
+        return self.frame.loc[self.frame["recorded"] & ~self.frame["in_history"], "tag"].tolist()
+
+    def summary(self, with_warning: bool = True) -> str:
+        """Counts, skipped tags per reason and (``with_warning``) a warning naming tags outside the history."""
+        lines = [f"recorded {self.deployments:,} tag{'' if self.deployments == 1 else 's'} as "
+                 f"{self.environment} deployments of {self.service}"]  # fmt: skip
+        for reason, n in self.skipped.items():
+            lines.append(f"skipped {n:,} tag{'' if n == 1 else 's'}: {reason}")
+        if self.removed:
+            lines.append(f"removed {len(self.removed):,} earlier recorded tag(s) no longer taken: "
+                         f"{_first(self.removed)}")  # fmt: skip
+        warning = self.warning() if with_warning else None
+        if warning:
+            lines.append(f"warning: {warning}")
+        return "\n".join(lines)
+
+    def warning(self) -> str | None:
+        """One line naming the recorded tags whose commit is not in the ingested history, or None."""
+        missing = self.unreachable
+        if not missing:
+            return None
+        if not self.history_ingested:
+            return (
+                f"no history of '{self.repo}' is ingested, so its {len(missing):,} release tag(s) get no changes and "
+                "no lead time yet: run 'releaserisk ingest git PATH' (the tags link once their commits are in)"
+            )
+        return (
+            f"{len(missing):,} release tag{'s are' if len(missing) > 1 else ' is'} not in the ingested history of "
+            f"'{self.repo}' ({_first(missing)}), so {'they get' if len(missing) > 1 else 'it gets'} no changes "
+            f"and no lead time: ingest the branches they are on too (ingest git PATH --rev main --rev BRANCH)"
+        )
+
+    def to_dict(self) -> dict:
+        """JSON-safe counts, reasons and tag lists."""
+        recorded = self.frame.loc[self.frame["recorded"], "tag"].tolist()
+        return {"repo": self.repo, "service": self.service, "environment": self.environment,
+                "deployments": self.deployments, "recorded": recorded, "skipped": self.skipped,
+                "unreachable": self.unreachable, "removed": list(self.removed)}  # fmt: skip
+
+
+def _first(names: list[str], shown: int = 5) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more:,} more" if more > 0 else "")
+
+
+def _list_tags(path: Path, pattern: str | None) -> pd.DataFrame:
+    """Tags (matching ``pattern``) with the commit each names and its release time."""
+    out = git(
+        path,
+        "for-each-ref",
+        "--format=%(refname:short)%00%(objectname)%00%(objecttype)%00%(*objectname)%00%(*objecttype)"
+        "%00%(creatordate:unix)",
+        f"refs/tags/{pattern}" if pattern else "refs/tags",
+    )
+    rows = [line.split("\0") for line in out.splitlines() if line]
+    frame = pd.DataFrame(rows, columns=["tag", "object", "type", "peeled", "peeled_type", "at"])
+    # an annotated tag's object is the tag itself: its commit is the peeled object; a tag
+    # of a tag (or of a tree) is peeled by git itself
+    peeled = frame["peeled"].where(frame["peeled_type"] == "commit")
+    frame["sha"] = frame["object"].where(frame["type"] == "commit", peeled)
+    for index in frame.index[frame["sha"].isna() & frame["type"].eq("tag")]:
+        with contextlib.suppress(GitError):  # a tag of a tree or a blob names no commit
+            ref = f"refs/tags/{frame.tag[index]}^{{commit}}"
+            frame.loc[index, "sha"] = git(path, "rev-parse", "--verify", ref).strip()
+    frame["at"] = pd.to_datetime(frame["at"].astype("int64"), unit="s", utc=True)
+    return frame[["tag", "sha", "at"]]
+
+
+def _select_tags(tags: pd.DataFrame, pattern: str | None, include_prereleases: bool) -> pd.DataFrame:
+    """Mark the tags taken as releases and say why each other one is not."""
+    from releaserisk.ingest.tags import TAG_KINDS, classify_tag
+
+    tags = tags.assign(kind=[classify_tag(t) for t in tags["tag"]])
+    # a chosen pattern takes what it matches but pre-releases and branch names; the
+    # default takes final version numbers only
+    wanted = {"release", "other", "major"} if pattern else {"release"}
+    if include_prereleases:
+        wanted.add("prerelease")
+    reason = tags["kind"].map(TAG_KINDS).where(~tags["kind"].isin(wanted))
+    reason = reason.where(tags["sha"].notna(), "names no commit")
+    return tags.assign(recorded=reason.isna(), skipped_because=reason.astype(object).where(reason.notna(), None))
 
 
 def ingest_git_tags(
@@ -709,13 +839,18 @@ def ingest_git_tags(
     service: str,
     environment: str = "production",
     name: str | None = None,
-) -> int:
-    """Record each tag matching ``pattern`` as a successful deployment at the tag's date.
+    include_prereleases: bool = False,
+) -> TagIngestResult:
+    """Record each release tag as a successful deployment at the tag's date.
 
-    For libraries that release by tag. ``pattern`` is a glob over tag names; by default,
-    version tags (:data:`VERSION_TAGS`: ``v1.2`` or ``1.2``, as Flask tags). The
-    deployment id is ``tag:<service>:<tag>``, its sha the tagged commit, its time the
-    tagger date (annotated tags) or the commit date (lightweight tags).
+    For libraries that release by tag. By default every tag naming a final release is
+    taken — a PEP 440 or SemVer version without pre-release or development parts
+    (``v1.2.3``, ``1.2``, ``flask-2.0.1``; not ``1.2.3rc1``, ``2.0.0-beta.1``,
+    ``1.2.3.dev0``, nor branch-like names ``1.x``, ``8.0.x``): see
+    :func:`~releaserisk.ingest.tags.classify_tag`. The deployment id is
+    ``tag:<service>:<tag>``, its sha the tagged commit (annotated tags peeled), its time
+    the tagger date (annotated tags) or the commit date (lightweight tags). A tag an
+    earlier run recorded that is no longer taken has its deployment removed.
 
     Parameters
     ----------
@@ -723,51 +858,74 @@ def ingest_git_tags(
     path : path-like
         The repository (work tree or bare).
     pattern : str, optional
-        Glob over tag names (default: version tags).
+        Glob over tag names (``release-*``); it takes what it matches except pre-releases
+        and branch-like names. Default: final version tags.
     service : str
         The service the tags deploy.
     environment : str
         Environment of the recorded deployments.
     name : str, optional
         Repository name in the store (default: the directory name, as :func:`ingest_git`).
+    include_prereleases : bool
+        Take pre-releases and development releases too.
 
     Returns
     -------
-    int
-        Deployments recorded.
+    TagIngestResult
+        Tag by tag: recorded or why not, and whether its commit is in the ingested history.
+
+    Raises
+    ------
+    GitError
+        ``path`` is not a repository.
     """
     info = _inspect(path, name, "HEAD")
-    out = git(
-        info.path,
-        "for-each-ref",
-        "--format=%(refname:short)%00%(objectname)%00%(*objectname)%00%(creatordate:unix)",
-        *(f"refs/tags/{glob}" for glob in ([pattern] if pattern else VERSION_TAGS)),
-    )
-    rows = []
-    for line in out.splitlines():
-        tag, obj, peeled, when = line.split("\0")
-        rows.append((f"tag:{service}:{tag}", peeled or obj, int(when)))
-    if not rows:
-        return 0
+    tags = _select_tags(_list_tags(info.path, pattern), pattern, include_prereleases)
+    taken = tags[tags["recorded"]]
     frame = pa.table(
         {
-            "deployment_id": [r[0] for r in rows],
-            "service": [service] * len(rows),
-            "repo": [info.name] * len(rows),
-            "environment": [environment] * len(rows),
-            "sha": [r[1] for r in rows],
-            "started_at": pa.array([r[2] for r in rows], pa.timestamp("s", tz="UTC")),
-            "finished_at": pa.array([r[2] for r in rows], pa.timestamp("s", tz="UTC")),
-            "status": ["success"] * len(rows),
-            "kind": ["regular"] * len(rows),
-            "source": ["git-tag"] * len(rows),
+            "deployment_id": pa.array([f"tag:{service}:{tag}" for tag in taken["tag"]], pa.string()),
+            "service": pa.array([service] * len(taken), pa.string()),
+            "repo": pa.array([info.name] * len(taken), pa.string()),
+            "environment": pa.array([environment] * len(taken), pa.string()),
+            "sha": pa.array(taken["sha"].tolist(), pa.string()),
+            "started_at": pa.array(taken["at"], pa.timestamp("us", tz="UTC")),
+            "finished_at": pa.array(taken["at"], pa.timestamp("us", tz="UTC")),
+            "status": pa.array(["success"] * len(taken), pa.string()),
+            "kind": pa.array(["regular"] * len(taken), pa.string()),
+            "source": pa.array(["git-tag"] * len(taken), pa.string()),
         }
     )
-    from releaserisk.ingest.links import link_deployment_changes
-
+    dropped = [f"tag:{service}:{tag}" for tag in tags.loc[~tags["recorded"], "tag"]]
     started = datetime.now(UTC)
     with store.transaction():
-        store.upsert("deployments", frame)
-        link_deployment_changes(store)
-        store.record_ingest(f"git-tags:{info.name}", started, {"rows": len(rows)})
-    return len(rows)
+        removed = store.execute(
+            "SELECT deployment_id FROM deployments WHERE source = 'git-tag' AND list_contains(?, deployment_id) "
+            "ORDER BY finished_at",
+            [dropped],
+        ).fetchall()
+        if removed:
+            store.execute(
+                "DELETE FROM deployments WHERE source = 'git-tag' AND list_contains(?, deployment_id)", [dropped]
+            )
+        if len(taken):
+            store.upsert("deployments", frame)
+        if len(taken) or removed:
+            from releaserisk.ingest.steps import after_ingest
+
+            after_ingest(store, ["deployments"])
+        known = store.execute(
+            "SELECT sha FROM commits WHERE repo = ? AND list_contains(?, sha)", [info.name, taken["sha"].tolist()]
+        ).fetchall()
+        result = TagIngestResult(
+            repo=info.name,
+            service=service,
+            environment=environment,
+            frame=tags.assign(in_history=tags["sha"].isin({sha for (sha,) in known})).reset_index(drop=True),
+            removed=[deployment.split(":", 2)[2] for (deployment,) in removed],
+            history_ingested=bool(
+                store.execute("SELECT count(*) FROM commits WHERE repo = ?", [info.name]).fetchone()[0]
+            ),
+        )
+        store.record_ingest(f"git-tags:{info.name}", started, {"rows": result.deployments})
+    return result

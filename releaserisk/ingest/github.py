@@ -9,13 +9,18 @@ incremental run asks only for what changed since):
     title, times, merge commit, base/head, size, labels; their commits (sha, authored
     time), reviews and review comments (as ``COMMENTED`` reviews).
 ``deployments``
-    Deployments of the chosen environments; status from the latest terminal status
-    (success, failure, error; ``inactive`` — superseded — counts as success), started =
-    created, finished = that status' time. Deployments still in progress are skipped.
+    Deployments of the chosen environments; status and finish time from the newest
+    success, failure or error status. ``inactive`` is what GitHub sets on a deployment
+    when a later one to the same environment supersedes it, so its time is the next
+    deployment's, not this one's end: it counts (as success) only for a deployment with
+    no other terminal status (apache/incubator-devlake#8654 had the same bug).
+    Started = created. Deployments still in progress are skipped.
 ``workflows``
     Runs of the named deploy workflows: conclusion → status, head sha → sha.
 ``releases``
-    Published releases as regular deployments to ``release_environment`` (when set).
+    Published releases as regular deployments to ``release_environment`` (when set); the
+    sha is the commit the tag names (an annotated tag's ref names the tag object, which
+    is peeled to its commit: 1 more call per annotated tag).
 ``incidents``
     Issues carrying an incident label: opened = created, resolved = closed; a body line
     ``root cause: <sha>`` or ``caused by deployment <id>`` fills the cause columns.
@@ -32,7 +37,8 @@ comments) and 1 per deployment (statuses).
 
 from __future__ import annotations
 
-import re
+import json
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,13 +49,13 @@ import pandas as pd
 
 from releaserisk.config import Settings
 from releaserisk.errors import GitHubError, InputError
+from releaserisk.ingest.sources import cause_columns, quiet, watermark
 from releaserisk.store import Store
 
 __all__ = ["GitHubIngestResult", "ingest_github"]
 
-_ROOT_CAUSE = re.compile(r"root cause:\s*([0-9a-f]{7,40})", re.IGNORECASE)
-_CAUSED_BY = re.compile(r"caused by deployment\s+([\w.:/-]+)", re.IGNORECASE)
-_TERMINAL = {"success": "success", "inactive": "success", "failure": "failure", "error": "error"}
+_TERMINAL = {"success": "success", "failure": "failure", "error": "error"}
+_SUPERSEDED = "inactive"
 _CONCLUSION = {"success": "success", "failure": "failure", "timed_out": "failure", "startup_failure": "failure",
                "cancelled": "cancelled", "action_required": "cancelled"}  # fmt: skip
 _RECHECK = timedelta(days=1)  # statuses of recent deployments and runs may still change
@@ -120,17 +126,33 @@ def _translate(exc: Exception, full_name: str) -> GitHubError:
             return GitHubError(f"GitHub server error ({exc.status}) for {full_name} after retries; try again later")
         return GitHubError(f"GitHub request for {full_name} failed with status {exc.status}")
     retry_error = type(exc).__name__ in ("RetryError", "MaxRetryError")
+    if retry_error and "403" in str(exc):
+        return GitHubError(f"GitHub kept refusing requests for {full_name} (secondary rate limit); try again later")
     if retry_error:
         return GitHubError(f"GitHub server errors for {full_name} persisted after retries; try again later")
     return GitHubError(f"cannot reach GitHub for {full_name}: {type(exc).__name__}")
 
 
-def _watermark(store: Store, source: str) -> datetime | None:
-    row = store.execute(
-        "SELECT watermark FROM ingest_runs WHERE source = ? AND status = 'success' ORDER BY finished_at DESC LIMIT 1",
-        [source],
-    ).fetchone()
-    return datetime.fromisoformat(row[0]) if row and row[0] else None
+def _from_pygithub(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside PyGithub (reading a response), not in our own code."""
+    import github
+
+    package = os.path.dirname(github.__file__) + os.sep
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename.startswith(package):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def _garbage(exc: BaseException, full_name: str) -> GitHubError:
+    """A response that is not the JSON GitHub documents: an HTML page, a cut-off body, another shape."""
+    what = "malformed JSON" if isinstance(exc, json.JSONDecodeError) else "not the JSON its API documents"
+    return GitHubError(
+        f"GitHub's answer to a request for {full_name} is {what} (an HTML sign-in or proxy page?): "
+        "check --base-url and the network, then re-run"
+    )
 
 
 class _Names(NamedTuple):
@@ -180,16 +202,32 @@ def _deployments(repo, names: _Names, since, environments: Sequence[str] | None)
             if since and created and created < since - _RECHECK:
                 break
             newest = max(newest, created) if newest else created
-            final = next((s for s in d.get_statuses() if s.state in _TERMINAL), None)  # newest status first
+            final = _final_status(d.get_statuses())
             if final is None:
                 continue
             rows.append({
                 "deployment_id": f"github:{names.full}:{d.id}", "service": names.store,
                 "repo": names.store, "environment": d.environment, "sha": d.sha,
-                "started_at": created, "finished_at": _utc(final.created_at), "status": _TERMINAL[final.state],
+                "started_at": created, "finished_at": final[1], "status": final[0],
                 "kind": "regular", "source": "github-deployments",
             })  # fmt: skip
     return {"deployments": pd.DataFrame(rows)}, newest
+
+
+def _final_status(statuses):
+    """The status that ended a deployment: the newest success, failure or error, else ``inactive``.
+
+    GitHub lists statuses newest first. ``inactive`` is set later, when the next
+    deployment supersedes this one, so it is the end only of a deployment that never
+    reported another one.
+    """
+    superseded = None
+    for status in statuses:
+        if status.state in _TERMINAL:
+            return status.state, _utc(status.created_at)
+        if status.state == _SUPERSEDED and superseded is None:
+            superseded = ("success", _utc(status.created_at))
+    return superseded
 
 
 def _workflow_runs(repo, names: _Names, since, workflows: Sequence[str], environment: str):
@@ -223,13 +261,23 @@ def _releases(repo, names: _Names, since, environment: str):
         if since and published <= since:
             break
         newest = max(newest, published) if newest else published
-        sha = repo.get_git_ref(f"tags/{release.tag_name}").object.sha if release.tag_name else None
+        sha = _tagged_commit(repo, release.tag_name) if release.tag_name else None
         rows.append({
             "deployment_id": f"github-release:{names.full}:{release.tag_name}", "service": names.store,
             "repo": names.store, "environment": environment, "sha": sha, "started_at": published,
             "finished_at": published, "status": "success", "kind": "regular", "source": "github-releases",
         })  # fmt: skip
     return {"deployments": pd.DataFrame(rows)}, newest
+
+
+def _tagged_commit(repo, tag: str) -> str:
+    """The commit a tag names: a lightweight tag's ref names it; an annotated tag's ref names a tag object."""
+    target = repo.get_git_ref(f"tags/{tag}").object
+    for _ in range(8):  # a tag of a tag of ... : git allows chains; a few levels are plenty
+        if target.type != "tag":
+            break
+        target = repo.get_git_tag(target.sha).object
+    return target.sha
 
 
 def _labelled_issues(repo, since, labels: Sequence[str]):
@@ -260,14 +308,11 @@ def _incidents(repo, names: _Names, since, labels: Sequence[str]):
     rows = []
     for issue in issues:
         body = issue.body or ""
-        cause_sha = _ROOT_CAUSE.search(body)
-        cause_deployment = _CAUSED_BY.search(body)
         rows.append({
             "incident_id": f"github:{names.full}#{issue.number}", "service": names.store,
             "title": issue.title, "severity": next((lb.name for lb in issue.labels if lb.name.startswith("sev")), None),
             "opened_at": _utc(issue.created_at), "resolved_at": _utc(issue.closed_at),
-            "cause_sha": cause_sha.group(1) if cause_sha else None,
-            "cause_deployment_id": cause_deployment.group(1) if cause_deployment else None,
+            **cause_columns(body),
             "source": "github-issues",
         })  # fmt: skip
     return {"incidents": pd.DataFrame(rows)}, newest
@@ -302,6 +347,31 @@ def _with_rate_limit(call: Callable, gh, wait: bool, notify: Callable[[str], Non
             if notify:
                 notify(f"GitHub rate limit reached; waiting {delay:.0f} s for the reset")
             time.sleep(delay)
+
+
+#: Tables each resource writes, as :func:`~releaserisk.ingest.steps.after_ingest` names them.
+_LOADS = {"pulls": ["pull_requests"], "deployments": ["deployments"], "workflows": ["deployments"],
+          "releases": ["deployments"], "incidents": [], "issues": ["issues"]}  # fmt: skip
+
+
+def _ingest_resource(store: Store, repo, names: _Names, resource: str, fetch: Callable, since, gh, wait, notify) -> int:
+    """Read one resource from its watermark (or ``since``) and load it in one transaction; rows loaded."""
+    from releaserisk.ingest.steps import after_ingest
+
+    source = f"github:{names.full}:{resource}"
+    start_from = since or watermark(store, source)
+    started = datetime.now(UTC)
+    frames, newest = _with_rate_limit(lambda: fetch(repo, start_from), gh, wait, notify)
+    with store.transaction():
+        loaded = 0
+        for table, frame in frames.items():
+            if len(frame):
+                loaded += store.upsert(table, frame)
+        if loaded:
+            after_ingest(store, _LOADS[resource], repos=[names.store])
+        mark = max(filter(None, [newest, start_from]), default=None)
+        store.record_ingest(source, started, {"rows": loaded}, mark.isoformat() if mark else None)
+    return loaded
 
 
 def ingest_github(
@@ -386,25 +456,10 @@ def ingest_github(
     if release_environment:
         resources.append(("releases", lambda r, s: _releases(r, names, s, release_environment)))
     try:
-        repo = _with_rate_limit(lambda: gh.get_repo(full_name), gh, wait, notify)
-        for resource, fetch in resources:
-            source = f"github:{names.full}:{resource}"
-            start_from = since or _watermark(store, source)
-            started = datetime.now(UTC)
-            frames, newest = _with_rate_limit(lambda fetch=fetch, start_from=start_from: fetch(repo, start_from),
-                                              gh, wait, notify)  # fmt: skip
-            with store.transaction():
-                loaded = 0
-                for table, frame in frames.items():
-                    if len(frame):
-                        loaded += store.upsert(table, frame)
-                if resource in ("deployments", "workflows", "releases"):
-                    from releaserisk.ingest.links import link_deployment_changes
-
-                    link_deployment_changes(store)
-                mark = max(filter(None, [newest, start_from]), default=None)
-                store.record_ingest(source, started, {"rows": loaded}, mark.isoformat() if mark else None)
-            result.counts[resource] = loaded
+        with quiet("github"):
+            repo = _with_rate_limit(lambda: gh.get_repo(full_name), gh, wait, notify)
+            for resource, fetch in resources:
+                result.counts[resource] = _ingest_resource(store, repo, names, resource, fetch, since, gh, wait, notify)
     except GitHubError:
         raise
     except Exception as exc:
@@ -414,6 +469,8 @@ def ingest_github(
             "RetryError", "MaxRetryError", "ConnectionError",
         ):  # fmt: skip
             raise _translate(exc, full_name) from None
+        if isinstance(exc, ValueError | TypeError | KeyError | AttributeError) and _from_pygithub(exc):
+            raise _garbage(exc, full_name) from None
         raise
     finally:
         gh.close()

@@ -287,3 +287,122 @@ def test_an_empty_store_name_is_refused(store):
     for blank in ("", " "):
         with pytest.raises(InputError, match="cannot be empty"):
             ingest_github(store, "acme/shop", name=blank, token=TOKEN)
+
+
+def deployment(number, sha, created):
+    return {"id": number, "url": f"{REPO}/deployments/{number}", "sha": sha, "environment": "production",
+            "created_at": created, "updated_at": created, "statuses_url": f"{REPO}/deployments/{number}/statuses",
+            "creator": user("deploy-bot")}  # fmt: skip
+
+
+def status(number, state, created, deployment_number):
+    return {"id": number, "state": state, "created_at": created,
+            "url": f"{REPO}/deployments/{deployment_number}/statuses/{number}"}  # fmt: skip
+
+
+@responses.activate
+def test_a_superseded_deployment_finishes_at_its_own_success_not_when_the_next_one_came(store):
+    """GitHub marks a deployment ``inactive`` when the next one supersedes it: newest
+    first, its statuses read inactive, success, in_progress. The inactive status' time is
+    the next deployment's; apache/incubator-devlake#8654 read it as the finish."""
+    add_repo(responses)
+    responses.get(url(f"{REPO}/pulls"), json=[])
+    responses.get(url(f"{REPO}/issues"), json=[])
+    responses.get(url(f"{REPO}/deployments"), json=[
+        deployment(22, "e" * 40, "2024-05-03T09:00:00Z"), deployment(21, "d" * 40, "2024-05-02T09:00:00Z"),
+        deployment(20, "c" * 40, "2024-05-01T09:00:00Z")])  # fmt: skip
+    responses.get(url(f"{REPO}/deployments/22/statuses"), json=[
+        status(9, "success", "2024-05-03T09:05:00Z", 22),
+        status(8, "in_progress", "2024-05-03T09:01:00Z", 22)])  # fmt: skip
+    responses.get(url(f"{REPO}/deployments/21/statuses"), json=[
+        status(7, "inactive", "2024-05-03T09:05:00Z", 21), status(6, "failure", "2024-05-02T09:07:00Z", 21),
+        status(5, "in_progress", "2024-05-02T09:01:00Z", 21)])  # fmt: skip
+    # only ever marked inactive (a deploy tool that reports nothing else): success when superseded
+    responses.get(url(f"{REPO}/deployments/20/statuses"), json=[status(4, "inactive", "2024-05-01T09:30:00Z", 20)])
+    ingest(store)
+    rows = store.query("SELECT deployment_id, status, finished_at FROM deployments ORDER BY started_at")
+    assert rows["status"].tolist() == ["success", "failure", "success"]
+    assert [str(t) for t in rows["finished_at"]] == [
+        "2024-05-01 09:30:00+00:00", "2024-05-02 09:07:00+00:00", "2024-05-03 09:05:00+00:00"]  # fmt: skip
+
+
+@responses.activate
+def test_a_release_on_an_annotated_tag_deploys_the_commit_the_tag_names(store, git_repo):
+    from releaserisk.dora import dora_metrics
+    from releaserisk.ingest.git import ingest_git
+
+    git_repo.write("a.txt", "1\n")
+    first = git_repo.commit("one")
+    git_repo.write("a.txt", "2\n")
+    second = git_repo.commit("two")
+    ingest_git(store, git_repo.path, name="shop")
+    add_repo(responses)
+    for path in ("pulls", "deployments", "issues"):
+        responses.get(url(f"{REPO}/{path}"), json=[])
+    responses.get(url(f"{REPO}/releases"), json=[
+        {"id": 2, "tag_name": "v1.1", "draft": False, "prerelease": False, "published_at": "2024-05-02T10:00:00Z",
+         "url": f"{REPO}/releases/2", "name": "v1.1"},
+        {"id": 1, "tag_name": "v1.0", "draft": False, "prerelease": False, "published_at": "2024-05-01T10:00:00Z",
+         "url": f"{REPO}/releases/1", "name": "v1.0"}])  # fmt: skip
+    tag_object = "a" * 40
+    responses.get(url(f"{REPO}/git/ref/tags/v1.1"), json={  # the ref names the tag object (docs: "type": "tag")
+        "ref": "refs/tags/v1.1", "url": f"{REPO}/git/refs/tags/v1.1",
+        "object": {"type": "tag", "sha": tag_object, "url": f"{REPO}/git/tags/{tag_object}"}})  # fmt: skip
+    responses.get(url(f"{REPO}/git/tags/{tag_object}"), json={
+        "tag": "v1.1", "sha": tag_object, "url": f"{REPO}/git/tags/{tag_object}", "message": "v1.1",
+        "tagger": {"name": "A", "email": "a@x", "date": "2024-05-02T09:00:00Z"},
+        "object": {"type": "commit", "sha": second, "url": f"{REPO}/git/commits/{second}"}})  # fmt: skip
+    responses.get(url(f"{REPO}/git/ref/tags/v1.0"), json={
+        "ref": "refs/tags/v1.0", "url": f"{REPO}/git/refs/tags/v1.0",
+        "object": {"type": "commit", "sha": first, "url": f"{REPO}/git/commits/{first}"}})  # fmt: skip
+    assert ingest(store, release_environment="production").counts["releases"] == 2
+    shas = store.query("SELECT sha FROM deployments ORDER BY finished_at")["sha"].tolist()
+    assert shas == [first, second]
+    assert store.query("SELECT sha FROM deployment_changes")["sha"].tolist() == [second]
+    # before the fix the tag object was stored: dora now says so
+    store.execute("UPDATE deployments SET sha = ? WHERE sha = ?", [tag_object, second])
+    notes = dora_metrics(store, "2024-04-28", "2024-05-06").notes
+    assert any("no commit of the ingested history" in n and "github-release:acme/shop:v1.1" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("response", "message"),
+    [
+        ({"body": "<html><body>Sign in to your proxy</body></html>", "content_type": "text/html"}, "not the JSON"),
+        ({"body": '[{"number": 1, "title": "cut off', "content_type": "application/json"}, "malformed JSON"),
+        ({"json": {"message": "a listing should be a list"}}, "not the JSON"),
+    ],
+)
+@responses.activate
+def test_a_server_answering_garbage_is_one_clear_error_and_commits_nothing(store, response, message):
+    add_repo(responses)
+    responses.get(url(f"{REPO}/pulls"), status=200, **response)
+    with pytest.raises(GitHubError, match=message) as info:
+        ingest(store, wait=False)
+    assert "acme/shop" in str(info.value) and "\n" not in str(info.value)
+    assert store.counts()["pull_requests"] == 0 and store.counts()["ingest_runs"] == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers"),
+    [
+        (403, {"message": "Resource not accessible by integration"}, {}),
+        (403, {"message": "API rate limit exceeded"}, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": RESET}),
+        (403, {"message": "You have exceeded a secondary rate limit"}, {"Retry-After": "0"}),
+        (200, {"message": "not a list"}, {}),
+    ],
+)
+@responses.activate
+def test_cli_refusals_and_garbage_print_one_line_and_exit_2(tmp_path, capfd, monkeypatch, status, body, headers):
+    """PyGithub's own stderr handler printed each refused request and retry before our error."""
+    import releaserisk.ingest.github as module
+    from releaserisk.cli import main
+
+    real = module._client
+    monkeypatch.setattr(module, "_client", lambda token, base_url, throttle, retries, wait: real(
+        token, base_url, 0, 1, wait))  # fmt: skip
+    add_repo(responses)
+    responses.get(url(f"{REPO}/pulls"), status=status, json=body, headers=headers)
+    code = main(["--db", str(tmp_path / "s.duckdb"), "ingest", "github", "acme/shop", "--no-wait"])
+    captured = capfd.readouterr()
+    assert code == 2 and captured.err.startswith("error: ") and len(captured.err.strip().splitlines()) == 1

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from releaserisk.cli import main
 from releaserisk.errors import InputError
-from releaserisk.ingest.git import ingest_git, ingest_git_tags
+from releaserisk.ingest.git import ingest_git
 from releaserisk.ingest.links import commit_range, link_deployment_changes
 from releaserisk.ingest.tabular import ingest_file, validate
 
@@ -238,34 +238,6 @@ def test_explicit_changes_are_kept(store, tmp_path):
     )
     assert store.query("SELECT sha FROM deployment_changes").sha.tolist() == ["s1"]
     assert link_deployment_changes(store) == 0
-
-
-def test_git_tags_become_deployments(store, git_repo):
-    git_repo.write("a.txt", "1\n")
-    first = git_repo.commit("one")
-    git_repo.git("tag", "v1.0", first)
-    git_repo.write("a.txt", "2\n")
-    second = git_repo.commit("two")
-    git_repo.git("tag", "-a", "-m", "release", "v1.1", second, env={"GIT_COMMITTER_NAME": "A",
-                 "GIT_COMMITTER_EMAIL": "a@x", "GIT_COMMITTER_DATE": "1700000000 +0000"})  # fmt: skip
-    git_repo.git("tag", "other", second)
-    git_repo.git("tag", "version-notes", second)
-    ingest_git(store, git_repo.path, name="lib")
-    assert ingest_git_tags(store, git_repo.path, service="lib", name="lib") == 2
-    deployments = store.query("SELECT deployment_id, sha, finished_at FROM deployments ORDER BY deployment_id")
-    assert deployments.sha.tolist() == [first, second]
-    assert str(deployments.finished_at[1]) == "2023-11-14 22:13:20+00:00"
-    assert store.query("SELECT sha FROM deployment_changes").sha.tolist() == [second]
-    assert ingest_git_tags(store, git_repo.path, pattern="oth*", service="lib", name="lib") == 1
-
-
-def test_bare_version_tags_are_releases_too(store, git_repo):
-    git_repo.write("a.txt", "1\n")
-    git_repo.git("tag", "2.0.1", git_repo.commit("one"))
-    git_repo.git("tag", "latest")
-    ingest_git(store, git_repo.path, name="lib")
-    assert ingest_git_tags(store, git_repo.path, service="lib", name="lib") == 1
-    assert store.query("SELECT deployment_id FROM deployments").deployment_id.tolist() == ["tag:lib:2.0.1"]
 
 
 def test_cli_tags_matching_nothing_hint_at_pattern(store, git_repo, capsys):
