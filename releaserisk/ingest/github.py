@@ -38,7 +38,6 @@ comments) and 1 per deployment (statuses).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,7 +48,7 @@ import pandas as pd
 
 from releaserisk.config import Settings
 from releaserisk.errors import GitHubError, InputError
-from releaserisk.ingest.sources import cause_columns, quiet, watermark
+from releaserisk.ingest.sources import cause_columns, quiet, raised_reading, watermark
 from releaserisk.store import Store
 
 __all__ = ["GitHubIngestResult", "ingest_github"]
@@ -131,19 +130,6 @@ def _translate(exc: Exception, full_name: str) -> GitHubError:
     if retry_error:
         return GitHubError(f"GitHub server errors for {full_name} persisted after retries; try again later")
     return GitHubError(f"cannot reach GitHub for {full_name}: {type(exc).__name__}")
-
-
-def _from_pygithub(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised inside PyGithub (reading a response), not in our own code."""
-    import github
-
-    package = os.path.dirname(github.__file__) + os.sep
-    traceback = exc.__traceback__
-    while traceback is not None:
-        if traceback.tb_frame.f_code.co_filename.startswith(package):
-            return True
-        traceback = traceback.tb_next
-    return False
 
 
 def _garbage(exc: BaseException, full_name: str) -> GitHubError:
@@ -469,7 +455,11 @@ def ingest_github(
             "RetryError", "MaxRetryError", "ConnectionError",
         ):  # fmt: skip
             raise _translate(exc, full_name) from None
-        if isinstance(exc, ValueError | TypeError | KeyError | AttributeError) and _from_pygithub(exc):
+        import github
+
+        if isinstance(exc, ValueError | TypeError | KeyError | AttributeError) and raised_reading(
+            exc, github, __file__
+        ):
             raise _garbage(exc, full_name) from None
         raise
     finally:

@@ -48,7 +48,7 @@ import pandas as pd
 
 from releaserisk.config import Settings
 from releaserisk.errors import GitLabError, InputError
-from releaserisk.ingest.sources import Resource, SourceIngestResult, cause_columns, load_run, utc
+from releaserisk.ingest.sources import Resource, SourceIngestResult, cause_columns, load_run, raised_reading, utc
 from releaserisk.store import Store
 
 __all__ = ["ingest_gitlab"]
@@ -345,14 +345,5 @@ def _from_gitlab(exc: BaseException) -> bool:
     if isinstance(exc, gitlab.exceptions.GitlabError | requests.RequestException | _Garbage):
         return True
     if isinstance(exc, ValueError | KeyError | TypeError):  # a field missing from an answer, or not JSON
-        return _raised_in(exc, (os.path.dirname(gitlab.__file__), os.path.dirname(__file__) + os.sep + "gitlab.py"))
-    return False
-
-
-def _raised_in(exc: BaseException, places: tuple[str, ...]) -> bool:
-    traceback = exc.__traceback__
-    while traceback is not None:
-        if traceback.tb_frame.f_code.co_filename.startswith(places) and traceback.tb_next is None:
-            return True
-        traceback = traceback.tb_next
+        return raised_reading(exc, gitlab, __file__)
     return False

@@ -36,7 +36,7 @@ import pandas as pd
 from releaserisk.choices import JIRA_KINDS
 from releaserisk.config import Settings
 from releaserisk.errors import InputError, JiraError
-from releaserisk.ingest.sources import Resource, SourceIngestResult, cause_columns, load_run, quiet, utc
+from releaserisk.ingest.sources import Resource, SourceIngestResult, cause_columns, load_run, quiet, raised_reading, utc
 from releaserisk.store import Store
 
 __all__ = ["JIRA_KINDS", "ingest_jira"]
@@ -154,19 +154,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _from_jira(exc: BaseException) -> bool:
+    import jira
     import requests
-    from jira import JIRAError
 
-    if isinstance(exc, JIRAError | requests.RequestException | _Garbage):
+    if isinstance(exc, jira.JIRAError | requests.RequestException | _Garbage):
         return True
-    if isinstance(exc, ValueError | KeyError | TypeError):  # an answer that is not JSON or lacks a field
-        traceback, here = exc.__traceback__, False
-        while traceback is not None:
-            filename = traceback.tb_frame.f_code.co_filename
-            here = here or filename == __file__ or f"{os.sep}jira{os.sep}" in filename
-            traceback = traceback.tb_next
-        return here
-    return False
+    # an answer that is not JSON or lacks a field
+    return isinstance(exc, ValueError | KeyError | TypeError) and raised_reading(exc, jira, __file__)
 
 
 def _client(server: str, email: str | None, token: str | None, retries: int):

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from releaserisk.errors import InputError, PagerDutyError
-from releaserisk.ingest.sources import Resource, SourceIngestResult, cause_columns, load_run, quiet, utc
+from releaserisk.ingest.sources import Resource, SourceIngestResult, cause_columns, load_run, quiet, raised_reading, utc
 from releaserisk.store import Store
 
 __all__ = ["RECHECK", "ingest_pagerduty"]
@@ -143,16 +143,7 @@ def _from_pagerduty(exc: BaseException) -> bool:
     name = type(exc).__module__.split(".")[0]
     if name in ("httpx", "httpx2", "httpcore"):  # transport errors: no connection, timeouts
         return True
-    return isinstance(exc, KeyError | TypeError) and exc.__traceback__ is not None and any(
-        frame.tb_frame.f_code.co_filename == __file__ for frame in _frames(exc)
-    )  # fmt: skip
-
-
-def _frames(exc: BaseException):
-    traceback = exc.__traceback__
-    while traceback is not None:
-        yield traceback
-        traceback = traceback.tb_next
+    return isinstance(exc, KeyError | TypeError) and raised_reading(exc, pagerduty, __file__)
 
 
 def ingest_pagerduty(

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 
@@ -61,6 +62,23 @@ def quiet(*loggers: str) -> Iterator[None]:
     finally:
         for name, level in previous.items():
             logging.getLogger(name).setLevel(level)
+
+
+def raised_reading(exc: BaseException, client_module: ModuleType, reader_file: str) -> bool:
+    """Whether ``exc`` came from reading a server's answer rather than from a bug of ours.
+
+    True when it passed through the client library (``client_module``'s package: a
+    body that is not JSON, a list that is an object) or was raised right in the module
+    that reads the answers (``reader_file``: a documented field missing).
+    """
+    package = os.path.dirname(client_module.__file__ or "") + os.sep
+    traceback, innermost = exc.__traceback__, None
+    while traceback is not None:
+        innermost = traceback.tb_frame.f_code.co_filename
+        if innermost.startswith(package):
+            return True
+        traceback = traceback.tb_next
+    return innermost == reader_file
 
 
 def utc(value: str | datetime | None) -> pd.Timestamp | None:
