@@ -19,12 +19,12 @@ text                      escaped as is               everything else
 Missing values are "—" (missing, never zero). Headers are words with their unit
 (:func:`header`); numbers are right-aligned and text left-aligned (:data:`CSS`). A
 frame holding ``ci_low`` and ``ci_high`` of a share shows them as one "95 % interval"
-column. Every user-controlled string reaches HTML through :func:`escape`.
+column. Every user-controlled string reaches HTML through
+:func:`releaserisk.escape.html_text`, the HTML sink's escaper.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections.abc import Sequence
@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from releaserisk.escape import html_text as escape
+
 __all__ = [
     "CSS",
     "MISSING",
@@ -42,7 +44,6 @@ __all__ = [
     "count",
     "days",
     "duration",
-    "escape",
     "format_frame",
     "header",
     "html_table",
@@ -72,22 +73,6 @@ p.rr-caption {color: #555; margin: 0.2em 0;}
 p.rr-empty, p.rr-note {font-style: italic; color: #555;}
 h1, h2, h3 {font-family: sans-serif;}
 </style>"""
-
-
-def escape(value: Any) -> str:
-    """Escape one user-controlled value for HTML text or a quoted attribute.
-
-    Parameters
-    ----------
-    value : object
-        Anything; ``None`` becomes the empty string.
-
-    Returns
-    -------
-    str
-        ``&``, ``<``, ``>``, ``"`` and ``'`` replaced by entities (:func:`html.escape`).
-    """
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 def _missing(value: Any) -> bool:

@@ -7,7 +7,7 @@ running Python environment and exports HTML without code cells with nbconvert.
 Numbers, headers and alignment come from :mod:`releaserisk.formatting`, shared with the
 analyst notebooks; every user-controlled string (commit subjects, PR titles, service
 names) reaches the HTML through :func:`releaserisk.formatting.html_table` /
-:func:`text`, which escape it.
+:func:`text`, which escape it with :func:`releaserisk.escape.html_text`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from releaserisk import formatting
 from releaserisk.choices import REPORT_GROUPS
 from releaserisk.config import Settings
 from releaserisk.errors import InputError
+from releaserisk.escape import html_text
 from releaserisk.store import Store
 
 __all__ = [
@@ -154,7 +155,7 @@ def latest_deployment_week(store: Store, settings: Settings | None = None) -> st
 
 
 def text(value: Any) -> str:
-    """Escape one user-controlled string for HTML (:func:`releaserisk.formatting.escape`).
+    """Escape one user-controlled string for HTML (:func:`releaserisk.escape.html_text`; None is empty).
 
     Parameters
     ----------
@@ -164,7 +165,7 @@ def text(value: Any) -> str:
     -------
     str
     """
-    return formatting.escape(value)
+    return "" if value is None else html_text(value)
 
 
 def html_table(frame: pd.DataFrame | None, *, max_rows: int = 50, empty: str = "No data.") -> str:
