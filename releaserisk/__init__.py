@@ -23,6 +23,9 @@ _EXPORTS = {
     "KAMEI_FEATURES": "releaserisk.features",
     "MetricConfig": "releaserisk.canary.config",
     "MigrationFinding": "releaserisk.migrations_safety",
+    "PROFILE_RULES": "releaserisk.profiles",
+    "ProfileComparison": "releaserisk.dora_compare",
+    "ProfileRule": "releaserisk.profiles",
     "ReleaseAnalytics": "releaserisk.analytics",
     "RiskModel": "releaserisk.model",
     "RollbackSafety": "releaserisk.rollback",
@@ -80,6 +83,8 @@ _EXPORTS = {
     "open_store": "releaserisk.store",
     "parse_instant": "releaserisk.inputs",
     "plain_text": "releaserisk.escape",
+    "profile_rules": "releaserisk.profiles",
+    "profile_table": "releaserisk.profiles",
     "project_path": "releaserisk.report",
     "read_feature_table": "releaserisk.model",
     "read_file": "releaserisk.inputs",
@@ -112,6 +117,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings
     from releaserisk.dora import DoraResult, dora_metrics
+    from releaserisk.dora_compare import ProfileComparison
     from releaserisk.escape import (
         command_data,
         command_property,
@@ -152,6 +158,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rolling_origin,
         save_model,
     )
+    from releaserisk.profiles import PROFILE_RULES, ProfileRule, profile_rules, profile_table
     from releaserisk.report import (
         ServiceBlock,
         WeeklySections,

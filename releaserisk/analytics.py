@@ -28,23 +28,22 @@ import numpy as np
 import pandas as pd
 
 from releaserisk.config import Settings
-from releaserisk.dora import DoraResult, dora_metrics
+from releaserisk.definitions import (
+    guarded,
+    in_production_environment,
+    is_clock_skew,
+    pre_production_stages,
+    production_deployment,
+    production_environments,
+    span_hours,
+)
+from releaserisk.dora import DoraResult, _records, dora_metrics
+from releaserisk.intervals import wilson_interval
 from releaserisk.store import Store
 
 __all__ = ["ReleaseAnalytics", "release_analytics", "wilson_interval"]
 
 _BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-
-
-def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval for binomial proportions (NaN where trials is 0)."""
-    successes = np.asarray(successes, dtype=float)
-    trials = np.asarray(trials, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = successes / trials
-        centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-        half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
 @dataclass
@@ -109,23 +108,24 @@ class ReleaseAnalytics:
         (deployments from tags cannot show one), rather than 0 everywhere.
         """
         start, end = self.dora.window
-        params = {"prod": list(self.settings.production_environments), "start": start, "end": end}
+        params = {"prod": production_environments(self.settings), "start": start, "end": end}
         if not self.store.execute(
-            "SELECT count(*) FROM deployments WHERE kind = 'rollback' AND list_contains($prod, lower(environment))",
+            f"SELECT count(*) FROM deployments WHERE kind = 'rollback' AND {in_production_environment()}",
             {"prod": params["prod"]},
         ).fetchone()[0]:
             return pd.DataFrame(columns=["service", "rollbacks", "succeeded", "success_rate",
                                          "median_hours_to_rollback", "max_hours_to_rollback",
                                          "days_since_last_rollback"])  # fmt: skip
-        return self.store.query(
-            """
+        hours = span_hours("f.finished_at", "r.finished_at")
+        frame = self.store.query(
+            f"""
             WITH prod AS (
-                SELECT * FROM deployments WHERE list_contains($prod, lower(environment)) AND finished_at < $end
+                SELECT * FROM deployments WHERE {in_production_environment()} AND finished_at < $end
             ),
             services AS (SELECT DISTINCT service FROM prod WHERE finished_at >= $start),
-            r AS (
-                SELECT r.service, r.status,
-                       date_diff('second', f.finished_at, r.finished_at) / 3600.0 AS hours_after_failure
+            r AS (  -- a rollback recorded before the deployment it reverts finished is clock skew
+                SELECT r.service, r.status, {guarded(hours)} AS hours_after_failure,
+                       coalesce({is_clock_skew(hours)}, false) AS clock_skew
                 FROM prod r LEFT JOIN deployments f ON f.deployment_id = r.reverts_deployment_id
                 WHERE r.kind = 'rollback' AND r.finished_at >= $start
             ),
@@ -137,17 +137,24 @@ class ReleaseAnalytics:
                    succeeded / nullif(rollbacks, 0) AS success_rate,
                    median(hours_after_failure) AS median_hours_to_rollback,
                    max(hours_after_failure) AS max_hours_to_rollback,
-                   date_diff('second', any_value(last.at), $end) / 86400.0 AS days_since_last_rollback
+                   date_diff('second', any_value(last.at), $end) / 86400.0 AS days_since_last_rollback,
+                   count(*) FILTER (r.clock_skew) AS clock_skew
             FROM services s LEFT JOIN r USING (service) LEFT JOIN last USING (service)
             GROUP BY s.service ORDER BY s.service
             """,
             params,
         )
+        skewed = int(frame.pop("clock_skew").sum())
+        if skewed:
+            frame.attrs["note"] = (
+                f"{skewed:,} rollback{'s' if skewed > 1 else ''} finished before the deployment "
+                f"{'they revert' if skewed > 1 else 'it reverts'} left out of the hours (clock skew)"
+            )
+        return frame
 
     def _pre_production(self) -> list[str]:
-        """The stages before production along ``environment_order``."""
-        production = set(self.settings.production_environments)
-        return [env for env in self.settings.environment_order if env not in production]
+        """The pre-production stages (:func:`releaserisk.definitions.pre_production_stages`)."""
+        return pre_production_stages(self.settings)
 
     def _skipped_stages(self) -> pd.DataFrame:
         """Per production deployment of the window and pre-production stage its service uses:
@@ -158,11 +165,10 @@ class ReleaseAnalytics:
         """
         start, end = self.dora.window
         return self.store.query(
-            """
+            f"""
             WITH prod AS (
                 SELECT deployment_id, service, sha, finished_at FROM deployments
-                WHERE status = 'success' AND list_contains($prod, lower(environment))
-                  AND finished_at >= $start AND finished_at < $end
+                WHERE {production_deployment()} AND finished_at >= $start AND finished_at < $end
             ),
             reached AS (
                 SELECT service, sha, lower(environment) AS environment, min(finished_at) AS at FROM deployments
@@ -173,7 +179,7 @@ class ReleaseAnalytics:
             FROM prod p JOIN used u USING (service)
             LEFT JOIN reached r ON r.service = p.service AND r.sha = p.sha AND r.environment = u.environment
             """,
-            {"prod": list(self.settings.production_environments), "pre": self._pre_production(),
+            {"prod": production_environments(self.settings), "pre": self._pre_production(),
              "start": start, "end": end},
         )  # fmt: skip
 
@@ -275,7 +281,7 @@ class ReleaseAnalytics:
             return pd.DataFrame()
         start, end = self.dora.window
         return self.store.query(
-            """
+            f"""
             WITH weeks AS (
                 SELECT week, least(week + INTERVAL 7 DAY, $end) AS week_end
                 FROM (SELECT unnest(generate_series(date_trunc('week', $start::TIMESTAMPTZ AT TIME ZONE 'UTC'),
@@ -288,12 +294,12 @@ class ReleaseAnalytics:
             ),
             first_in AS (  -- when each commit first reached each stage, and production
                 SELECT d.service, dc.repo, dc.sha,
-                       CASE WHEN list_contains($prod, lower(d.environment)) THEN NULL
+                       CASE WHEN {in_production_environment("d")} THEN NULL
                             ELSE lower(d.environment) END AS environment,
                        min(d.finished_at) AS first_at
                 FROM deployment_changes dc JOIN deployments d USING (deployment_id)
                 WHERE d.status = 'success' AND (list_contains($stages, lower(d.environment))
-                                                OR list_contains($prod, lower(d.environment)))
+                                                OR {in_production_environment("d")})
                 GROUP BY ALL
             ),
             commits AS (
@@ -311,7 +317,7 @@ class ReleaseAnalytics:
             ),
             shipped AS (
                 SELECT service, sha, min(finished_at) AS shipped_at FROM deployments
-                WHERE status = 'success' AND list_contains($prod, lower(environment)) GROUP BY ALL
+                WHERE {production_deployment()} GROUP BY ALL
             ),
             shas AS (
                 SELECT d.service, lower(d.environment) AS environment, d.sha, min(d.finished_at) AS staged_at,
@@ -336,13 +342,83 @@ class ReleaseAnalytics:
             LEFT JOIN promoted p USING (week, service, environment)
             ORDER BY w.week, s.service, list_position($stages, s.environment)
             """,
-            {"stages": stages, "prod": list(self.settings.production_environments), "start": start, "end": end},
+            {"stages": stages, "prod": production_environments(self.settings), "start": start, "end": end},
         )
 
     def frequency_vs_failure(self) -> pd.DataFrame:
-        """Deployments and change failure rate per week (all services)."""
+        """Deployments and change failure rate per period (all services), with the rate's n and 95 % interval.
+
+        Returns
+        -------
+        DataFrame
+            ``period, period_start, deployments, failed_deployments, change_failure_rate,
+            change_failure_rate_ci_low, change_failure_rate_ci_high, change_failure_rate_change_significant``.
+        """
         weekly = self.dora.by_period
-        return weekly[["period", "period_start", "deployments", "failed_deployments", "change_failure_rate"]].copy()
+        columns = ["period", "period_start", "deployments", "failed_deployments", "change_failure_rate",
+                   "change_failure_rate_ci_low", "change_failure_rate_ci_high",
+                   "change_failure_rate_change_significant"]  # fmt: skip
+        return weekly[columns].copy()
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The headline table: failure rate per batch-size bucket (:meth:`failure_by_batch_size`)."""
+        return self.failure_by_batch_size()
+
+    def to_dict(self) -> dict:
+        """Every analysis as JSON-safe records (no NaN).
+
+        Returns
+        -------
+        dict
+            ``window`` and one list of records per analysis.
+        """
+        return {
+            "window": [str(self.dora.window[0]), str(self.dora.window[1])],
+            "failure_by_batch_size": _records(self.failure_by_batch_size()),
+            "rollbacks": _records(self.rollbacks()),
+            "hotfixes": _records(self.hotfixes()),
+            "stage_promotion": _records(self.stage_promotion()),
+            "environment_lag": _records(self.environment_lag()),
+            "frequency_vs_failure": _records(self.frequency_vs_failure()),
+        }
+
+    def summary(self) -> str:
+        """The findings as text: failure rate per batch size and per deployment kind with 95 % intervals,
+        rollbacks, and promotion times per stage.
+
+        Returns
+        -------
+        str
+        """
+        start, end = self.dora.window
+        lines = [f"Release-process analytics {start:%Y-%m-%d} → {end:%Y-%m-%d}"]
+
+        def rate(row) -> str:
+            if pd.isna(row["failure_rate"]):
+                return "no data"
+            return (f"{row['failure_rate'] * 100:.1f} % ({int(row['failures'])} of {int(row['deployments'])}; "
+                    f"95 % CI {row['ci_low'] * 100:.0f}–{row['ci_high'] * 100:.0f} %)")  # fmt: skip
+
+        lines.append("  failure rate by batch size")
+        for _, row in self.failure_by_batch_size().iterrows():
+            if row["deployments"]:
+                lines.append(f"    {row['bucket']:>6} changes  {rate(row)}")
+        lines.append("  failure rate by kind")
+        for _, row in self.hotfixes().iterrows():
+            if row["deployments"]:
+                lines.append(f"    {row['kind']:<8}  {rate(row)}")
+        rollbacks = self.rollbacks()
+        if len(rollbacks):
+            total, succeeded = int(rollbacks["rollbacks"].sum()), int(rollbacks["succeeded"].sum())
+            lines.append(f"  rollbacks: {total} ({succeeded} succeeded); services that never rolled back: "
+                         f"{int((rollbacks['rollbacks'] == 0).sum())}")  # fmt: skip
+        for _, row in self.stage_promotion().iterrows():
+            median = "no data" if pd.isna(row["median_hours"]) else f"median {row['median_hours']:.1f} h"
+            lines.append(f"  {row['from_env']} → {row['to_env']}: {row['promotions']} promotions, {median}, "
+                         f"{row['skipped']} skipped")  # fmt: skip
+        lines.extend(f"  note: {note}" for note in self.dora.notes)
+        return "\n".join(lines)
 
 
 def release_analytics(

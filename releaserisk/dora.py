@@ -43,40 +43,40 @@ they count) no rollback or hotfix deployment, the change failure rate is no data
 0 % and elite — deployments recorded from git tags alone cannot show a failure; rework
 rate likewise needs incidents, rollbacks or hotfixes (``DoraResult.notes`` says so).
 
+Impossible spans
+----------------
+Every duration between two independently recorded times (lead time, PR phases, recovery,
+restore) goes through one guard (:mod:`releaserisk.definitions`): a span that ends before
+it starts is clock skew; it is left out of every aggregate, kept in the drill-down with
+``clock_skew`` set, and counted in a note. A peer profile that does otherwise follows the
+peer (``span_guard`` in the profile table).
+
+Uncertainty
+-----------
+Every aggregate in ``frame`` and ``by_period`` carries n and a 95 % interval, and each
+period's change from the previous one a two-sample test (:mod:`releaserisk.intervals`;
+the columns are listed in :class:`DoraResult`).
+
 Profiles
 --------
-Both peers count a deployment as failed only when an incident is linked to it (a
-rollback or hotfix alone is not a failure there), and its recovery ends when its
-incidents are resolved.
-
-``fourkeys`` (Google's dora-team/fourkeys, METRICS.md and queries/): lead time per
-commit in whole minutes (``TIMESTAMP_DIFF(..., MINUTE)`` truncates), non-positive values
-(under a minute, or negative) dropped, interpolated median; time to restore in whole
-hours from the earlier of the incident's opening and the deployment of its root cause
-(queries/incidents.sql's ``time_created``, which METRICS.md's queries read; incidents
-are counted in that start's period); deployment frequency bucket over Sunday-start
-weeks: Daily when the median week has deployments on 3 or more days, Weekly when most
-weeks have one, Monthly when the median week's month has one (see
-:func:`_fourkeys_buckets`); an incident fails the production deployment that shipped its
-root-cause commit (``cause_sha``), whenever it shipped, and an incident naming none
-fails no deployment (queries/change_failure_rate.sql joins incidents' root causes to
-deployments' changes, and nothing else).
-``devlake`` (Apache DevLake, backend/plugins/dora/tasks/change_lead_time_calculator.go
-and the DORA Grafana dashboard): per-PR cycle time = coding + (opened → merged) +
-deploy, each rounded up to whole minutes and then dropped when negative (so -30 s
-counts as 0), the author's own reviews excluded from pickup and review; the deploy
-phase ends at the earliest successful production deployment, by start time then id,
-whose changes contain the PR's merge commit (other PR commits are not looked up);
-incidents link to the latest successful production deployment finished strictly
-before the incident opened, whatever cause they name (the dora plugin's
-``incident_deploy_connector.go`` reads none); change failure rate counts deployments
-with a linked incident; medians are lower medians (the dashboards' ``max(x) WHERE percent_rank <=
-0.5``). Time to restore is in whole minutes, truncated (the incident's
-``lead_time_minutes`` is ``uint`` of the minutes from creation to resolution); failed
-deployment recovery time (grafana/dashboards/DORADetails-FailedDeploymentRecoveryTime
-.json) takes one value per linked incident — ``TIMESTAMPDIFF(MINUTE, deployment
-finished, incident resolved)``, truncated — over incidents resolved in the window of
-deployments finished in it, so a deployment with two incidents counts twice.
+``dora``, ``devlake`` and ``fourkeys`` are columns of one table of named rule choices,
+:data:`releaserisk.profiles.PROFILE_RULES`, each peer choice with its source beside it;
+this module reads the choices and never a profile's name. In short: both peers count a
+deployment as failed only when an incident is linked to it, and its recovery ends when
+its incidents are resolved. ``fourkeys`` (dora-team/fourkeys, METRICS.md and queries/):
+lead time per commit in whole minutes, non-positive values dropped, interpolated median;
+time to restore in whole hours from the earlier of the incident's opening and its root
+cause's deployment; deployment frequency buckets (:func:`_fourkeys_buckets`); an incident
+fails the deployment that shipped its root-cause commit, whenever it shipped. ``devlake``
+(backend/plugins/dora/tasks/change_lead_time_calculator.go and the DORA dashboards): per-PR
+cycle time = the sum of the parts that exist (coding, opened → merged, deploy), each
+rounded up to whole minutes and dropped when negative; every merged PR is listed,
+deployed or not; a deployment with no earlier successful production deployment of its
+service and repository contributes no changes, even when changes are listed for it; an
+empty PR author excludes no review; the deploy phase ends at the earliest deployment by
+start time whose changes contain the merge commit; incidents link to the latest
+deployment finished strictly before they opened; lower medians; restore and recovery in
+whole minutes, recovery one value per linked incident.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -93,16 +93,26 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from releaserisk.choices import DORA_DETAILS, DORA_PROFILES
+from releaserisk import intervals
+from releaserisk.choices import DORA_DETAILS
 from releaserisk.config import Settings
+from releaserisk.definitions import (
+    guarded,
+    is_clock_skew,
+    production_deployment,
+    production_environments,
+    span_hours,
+    span_minutes,
+)
+from releaserisk.dora_compare import ProfileComparison, compare_results
 from releaserisk.errors import InputError, StoreError
 from releaserisk.escape import json_safe
 from releaserisk.inputs import parse_instant
+from releaserisk.profiles import PROFILES, profile_rules
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match, unknown_commit_note
 
 __all__ = ["BENCHMARKS", "PROFILES", "DoraResult", "dora_metrics", "repository_hint", "tier", "unknown_repositories"]
 
-PROFILES = DORA_PROFILES
 _GROUPS = {"service": "service", "team": "team", "repo": "repo"}
 
 #: Per-metric tier thresholds. Source: Google Cloud DORA, "Accelerate State of DevOps"
@@ -170,6 +180,21 @@ class _LazyFrame:
                 ) from None
         return self._frame
 
+    def pages(self, rows: int) -> Iterator[pd.DataFrame]:
+        """The rows in pages of at most ``rows``, read as Arrow record batches (never all at once)."""
+        if self._frame is not None:
+            for begin in range(0, len(self._frame), rows):
+                yield self._frame.iloc[begin : begin + rows]
+            return
+        try:
+            reader = self._store.connection.execute(self._sql, self._params).fetch_record_batch(rows)
+            for batch in reader:
+                yield batch.to_pandas()
+        except duckdb.ConnectionException:
+            raise StoreError(
+                "DORA drill-down frames are read on first use: use them before closing the store"
+            ) from None
+
 
 _CALLS = itertools.count(1)
 
@@ -217,31 +242,92 @@ def _bury(store: Store, work: _Work) -> None:
     _DEAD.setdefault(store, []).append(work)
 
 
+#: Metrics that carry an interval: how it is computed and from which columns.
+#: ("frequency",): exact Poisson on deployments over the window's weeks;
+#: ("rate", numerator): Wilson on numerator / deployments;
+#: ("spans", list column, q): order-statistic interval of the q quantile of the spans.
+_INTERVALS: dict[str, tuple] = {
+    "deploys_per_week": ("frequency",),
+    "lead_time_median_hours": ("spans", "lead_spans", 0.5),
+    "lead_time_p90_hours": ("spans", "lead_spans", 0.9),
+    "change_failure_rate": ("rate", "failed_deployments"),
+    "recovery_median_hours": ("spans", "recovery_spans", 0.5),
+    "restore_median_hours": ("spans", "restore_spans", 0.5),
+    "rework_rate": ("rate", "unplanned_deployments"),
+    "pr_cycle_median_hours": ("spans", "cycle_spans", 0.5),
+}
+_SIGNIFICANCE = 0.05
+
+#: Clock-skew counts and what they count, for the note.
+_SKEW_NOTES = {
+    "lead_skewed": (
+        "change with a commit time after its deployment",
+        "changes with a commit time after their deployment",
+    ),
+    "pr_skewed": (
+        "pull request with a phase that ends before it starts",
+        "pull requests with a phase that ends before it starts",
+    ),
+    "recovery_skewed": (
+        "failed deployment restored before it finished",
+        "failed deployments restored before they finished",
+    ),
+    "restore_skewed": ("incident resolved before it started", "incidents resolved before they started"),
+}
+
+
 @dataclass
 class DoraResult:
-    """DORA metrics with their drill-down frames.
+    """DORA metrics with their intervals and drill-down frames.
 
     Attributes
     ----------
-    summary : DataFrame
-        One row per group: deployments, deploys per week/day, deploy days per week,
-        lead time median/p90 (hours), change failure rate, recovery median (hours),
-        time to restore median (hours), rework rate, and a tier per metric.
+    frame : DataFrame
+        The summary table, one row per group: ``deployments``, ``deploys_per_week``,
+        ``deploys_per_day``, ``deploy_days_per_week``, ``lead_time_median_hours``,
+        ``lead_time_p90_hours``, ``change_failure_rate``, ``failed_deployments``,
+        ``recovery_median_hours``, ``incidents``, ``restore_median_hours``, ``rework_rate``,
+        ``pr_cycle_median_hours`` (hours, rates as fractions), a ``<metric>_tier`` for the four
+        tiered metrics, and for every metric with an interval (``deploys_per_week``, the
+        lead-time median and p90, ``change_failure_rate``, ``recovery_median_hours``,
+        ``restore_median_hours``, ``rework_rate``, ``pr_cycle_median_hours``) these stable
+        columns:
+
+        ``<metric>_n``
+            observations behind the value (deployments for frequency and rates, spans
+            for medians and p90);
+        ``<metric>_ci_low``, ``<metric>_ci_high``
+            the 95 % interval (NaN: no data, or unbounded at this n): Wilson for rates,
+            exact Poisson (Garwood) for deployments per week, distribution-free
+            order-statistic for medians and p90 (see :mod:`releaserisk.intervals`);
+        ``<metric>_tiers``
+            the tiers the interval spans, best first, comma-separated (tiered metrics only;
+            empty without data).
     by_period : DataFrame
-        The same per group and ISO week (or month); weeks without deployments are 0.
+        The same per group and ISO week (or month), plus ``period``, ``period_start`` and per
+        metric with an interval ``<metric>_change_p_value`` (two-sided, against the group's
+        previous period: two-proportion z-test or Fisher's exact for rates, Mann–Whitney for
+        medians and p90, exact conditional Poisson test for deployments per week) and
+        ``<metric>_change_significant`` (p < 0.05; missing when either period has no data).
+        Weeks without deployments have 0 deployments.
     notes : list of str
-        Why a metric is no data for the whole store (no source of failures or rework).
+        Why a metric is no data for the whole store, and how many impossible spans (clock
+        skew) were left out.
     failures_tracked : bool
-        False when the store has no source of change failures for the profile: then
-        ``failed`` in the drill-downs is False for lack of evidence, not a measurement.
+        False when the store has no source of change failures for the profile.
+    rules : dict
+        The profile's rule choices (:func:`releaserisk.profiles.profile_rules`).
+    comparison : ProfileComparison or None
+        With ``compare``: the profiles side by side and why they disagree, per row
+        (:class:`releaserisk.dora_compare.ProfileComparison`).
     deployments, changes, pull_requests, incidents : DataFrame
-        The rows behind the numbers (failure yes/no and why, lead time per commit,
-        PR phases, incident links and how they were made). Read from the store on
-        first use, so use them before closing it; a later :func:`dora_metrics` call
-        does not change them.
+        The rows behind the numbers (failure yes/no and why, lead time per commit, PR
+        phases, incident links and how they were made), each with ``clock_skew``. Read from
+        the store on first use, so use them before closing it; :meth:`pages` reads one in
+        pages instead.
     """
 
-    summary: pd.DataFrame
+    frame: pd.DataFrame
     by_period: pd.DataFrame
     drill: dict[str, _LazyFrame] = field(repr=False, default_factory=dict)
     profile: str = "dora"
@@ -249,6 +335,9 @@ class DoraResult:
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     failures_tracked: bool = True
+    rules: dict[str, str] = field(default_factory=dict)
+    comparison: ProfileComparison | None = None
+    _work: _Work | None = field(default=None, repr=False)
 
     @property
     def deployments(self) -> pd.DataFrame:
@@ -262,7 +351,7 @@ class DoraResult:
 
     @property
     def pull_requests(self) -> pd.DataFrame:
-        """Merged pull requests deployed in the window, with their phases in minutes."""
+        """Merged pull requests of the window (deployed in it, or merged in it where listed), phases in minutes."""
         return self.drill["pull_requests"].get()
 
     @property
@@ -270,70 +359,199 @@ class DoraResult:
         """Incidents opened in the window, the deployment each is linked to, and how."""
         return self.drill["incidents"].get()
 
+    def pages(self, name: str, rows: int = 1_000_000) -> Iterator[pd.DataFrame]:
+        """A drill-down frame in pages of at most ``rows`` rows, without building it whole.
+
+        Parameters
+        ----------
+        name : {"deployments", "changes", "pull-requests", "incidents"}
+        rows : int
+            Rows per page.
+
+        Yields
+        ------
+        DataFrame
+
+        Raises
+        ------
+        InputError
+            An unknown name.
+        """
+        yield from self.drill[self._drill_name(name)].pages(rows)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary and per-period table."""
+        """JSON-ready summary and per-period table (no NaN: missing values are None).
 
-        def records(frame: pd.DataFrame) -> list[dict]:
-            return json_safe(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"))
-
+        Returns
+        -------
+        dict
+            ``profile, window, summary, by_period, notes``.
+        """
         return {
             "profile": self.profile,
             "window": [str(self.window[0]), str(self.window[1])],
-            "summary": records(self.summary),
-            "by_period": records(self.by_period),
+            "summary": json_safe(_records(self.frame)),
+            "by_period": json_safe(_records(self.by_period)),
             "notes": list(self.notes),
         }
 
-    def detail(self, name: str) -> pd.DataFrame:
-        """A drill-down frame by name: deployments, changes, pull-requests, incidents."""
+    @staticmethod
+    def _drill_name(name: str) -> str:
         if name not in DORA_DETAILS:
             raise InputError(f"detail must be one of {', '.join(DORA_DETAILS)}")
-        return self.drill[name.replace("-", "_")].get()
+        return name.replace("-", "_")
 
-    def summary_text(self) -> str:
-        """A readable table of the summary."""
+    def detail(self, name: str) -> pd.DataFrame:
+        """A drill-down frame by name.
+
+        Parameters
+        ----------
+        name : {"deployments", "changes", "pull-requests", "incidents"}
+
+        Returns
+        -------
+        DataFrame
+
+        Raises
+        ------
+        InputError
+            An unknown name.
+        """
+        return self.drill[self._drill_name(name)].get()
+
+    def describe(self, metric: str, group: str | None = None, period: str | None = None) -> str:
+        """One metric as a sentence with its n, interval and (per period) change.
+
+        E.g. ``28.6 % (4 of 14; 95 % CI 12–55 %) — not a significant change from 7.7 % (1 of 13)``.
+
+        Parameters
+        ----------
+        metric : str
+            A metric with an interval (a key of the ``<metric>_ci_low`` columns).
+        group : str, optional
+            The group (default: the first).
+        period : str, optional
+            A period of ``by_period`` (``2026-W03`` or ``2026-03``) to describe against its
+            previous period; default: the summary over the window.
+
+        Returns
+        -------
+        str
+
+        Raises
+        ------
+        InputError
+            An unknown metric, group or period.
+        """
+        if metric not in _INTERVALS:
+            raise InputError(f"metric must be one of {', '.join(_INTERVALS)}")
+        if period is None:
+            rows = self.frame if group is None else self.frame[self.frame["group"] == group]
+            if rows.empty:
+                raise InputError(f"no group {group!r}")
+            return _describe(metric, rows.iloc[0], None)
+        rows = self.by_period if group is None else self.by_period[self.by_period["group"] == group]
+        rows = rows[rows["group"] == rows["group"].iloc[0]] if len(rows) else rows
+        at = np.flatnonzero((rows["period"] == period).to_numpy())
+        if not len(at):
+            raise InputError(f"no period {period!r}")
+        previous = rows.iloc[at[0] - 1] if at[0] > 0 else None
+        return _describe(metric, rows.iloc[at[0]], previous)
+
+    def summary(self) -> str:
+        """A readable summary: every metric with its n, 95 % interval and the tiers it spans.
+
+        Returns
+        -------
+        str
+        """
         lines = [f"DORA metrics ({self.profile}) {self.window[0]:%Y-%m-%d} → {self.window[1]:%Y-%m-%d}"]
-        for row in self.summary.to_dict(orient="records"):
-            label = row.get("group", "all")
-
-            def fmt(value, unit=""):
-                return (
-                    "no data"
-                    if value is None or (isinstance(value, float) and math.isnan(value))
-                    else (f"{value:.2f}{unit}")
-                )
-
-            lines.append(f"  {label}")
-            lines.append(
-                f"    deployments          {row['deployments']:,} ({fmt(row['deploys_per_week'])}/week, "
-                f"{fmt(row['deploy_days_per_week'])} deploy days/week)  [{row['deploys_per_week_tier']}]"
-            )
-            lines.append(
-                f"    lead time            median {fmt(row['lead_time_median_hours'], ' h')}, "
-                f"p90 {fmt(row['lead_time_p90_hours'], ' h')}  [{row['lead_time_median_hours_tier']}]"
-            )
-            lines.append(
-                f"    change failure rate  {fmt(row['change_failure_rate'])}  [{row['change_failure_rate_tier']}]"
-            )
-            lines.append(
-                f"    recovery (failed)    median {fmt(row['recovery_median_hours'], ' h')}  "
-                f"[{row['recovery_median_hours_tier']}]"
-            )
-            lines.append(f"    time to restore      median {fmt(row['restore_median_hours'], ' h')}")
-            lines.append(f"    rework rate          {fmt(row['rework_rate'])}")  # fmt: skip
-            if "flag_releases" in row:  # count_flag_releases
-                lines.append(
-                    f"    flag releases        {row['flag_releases']:,} ({row['failed_flag_releases']} failed); "
-                    f"with deployments {row['releases']:,}, failure rate {fmt(row['change_failure_rate_with_flags'])}"
-                )
-                lines.append(
-                    f"    kill switch          median {fmt(row['kill_switch_median_minutes'], ' min')} "
-                    f"(n={row['kill_switch_n']})"
-                )
+        labels = {
+            "deploys_per_week": "deployments", "lead_time_median_hours": "lead time median",
+            "lead_time_p90_hours": "lead time p90", "change_failure_rate": "change failure rate",
+            "recovery_median_hours": "recovery (failed)", "restore_median_hours": "time to restore",
+            "rework_rate": "rework rate", "pr_cycle_median_hours": "PR cycle median",
+        }  # fmt: skip
+        for _, row in self.frame.iterrows():
+            lines.append(f"  {row['group']}")
+            for metric, label in labels.items():
+                tiers = row.get(f"{metric}_tiers") or ""
+                lines.append(f"    {label:<21}{_describe(metric, row, None)}" + (f"  [{tiers}]" if tiers else ""))
             if "deployment_frequency_bucket" in row:
-                lines.append(f"    Four Keys frequency  {row['deployment_frequency_bucket']}")
+                lines.append(f"    {'Four Keys frequency':<21}{row['deployment_frequency_bucket']}")
+            if "flag_releases" in row:  # count_flag_releases
+                rate, kill = row["change_failure_rate_with_flags"], row["kill_switch_median_minutes"]
+                lines.append(
+                    f"    {'flag releases':<21}{row['flag_releases']:,} ({row['failed_flag_releases']} failed); "
+                    f"with deployments {row['releases']:,}, failure rate "
+                    + ("no data" if pd.isna(rate) else f"{rate:.1%}")
+                )
+                lines.append(
+                    f"    {'kill switch':<21}median "
+                    + ("no data" if pd.isna(kill) else f"{kill:.1f} min")
+                    + f" (n={row['kill_switch_n']})"
+                )
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-safe dicts: NaN and NA become None, timestamps ISO strings."""
+    clean = frame.astype(object).where(frame.notna(), None)
+    out = clean.to_dict(orient="records")
+    for row in out:
+        for key, value in row.items():
+            if isinstance(value, pd.Timestamp):
+                row[key] = value.isoformat()
+            elif isinstance(value, np.generic):
+                row[key] = value.item()
+    return out
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _value_text(metric: str, row: pd.Series) -> str:
+    """A metric's value with its n: ``28.6 % (4 of 14`` (closed by the caller)."""
+    value, n = row[metric], int(row.get(f"{metric}_n", 0) or 0)
+    kind = _INTERVALS[metric][0]
+    if kind == "rate":
+        count = int(row[_INTERVALS[metric][1]])
+        return "no data" if _missing(value) else f"{value:.1%}".replace("%", " %") + f" ({count} of {n}"
+    if kind == "frequency":
+        return f"{value:.2f}/week ({n} deployment{'s' if n != 1 else ''}"
+    return "no data" if _missing(value) else f"{value:.1f} h (n {n}"
+
+
+def _interval_text(metric: str, row: pd.Series) -> str:
+    low, high = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
+    kind = _INTERVALS[metric][0]
+    if kind == "rate":
+        return f"95 % CI {low * 100:.0f}–{high * 100:.0f} %"
+    unit = "/week" if kind == "frequency" else " h"
+    if _missing(low) and _missing(high):
+        return "95 % CI unbounded at this n"
+    lo = "unbounded" if _missing(low) else f"{low:.2f}" if kind == "frequency" else f"{low:.1f}"
+    hi = "unbounded" if _missing(high) else f"{high:.2f}" if kind == "frequency" else f"{high:.1f}"
+    return f"95 % CI {lo}–{hi}{unit}"
+
+
+def _describe(metric: str, row: pd.Series, previous: pd.Series | None) -> str:
+    text = _value_text(metric, row)
+    if text == "no data":
+        return text
+    text += f"; {_interval_text(metric, row)})"
+    if previous is None:
+        return text
+    p = row.get(f"{metric}_change_p_value")
+    before = _value_text(metric, previous)
+    if _missing(p) or before == "no data":
+        return text
+    before += ")"
+    if row.get(f"{metric}_change_significant"):
+        return f"{text} — a significant change from {before} (p = {p:.3f})"
+    return f"{text} — not a significant change from {before}"
 
 
 def _window(store: Store, since, until) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -355,26 +573,6 @@ def _window(store: Store, since, until) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, end
 
 
-def _hours(start: str, end: str) -> str:
-    """SQL for ``end - start`` in hours.
-
-    Epoch arithmetic, not ``date_diff``: on TIMESTAMPTZ, ``date_diff`` goes through
-    ICU calendars and cost 2.7 s per 10M rows on benchmarks/dora.py; this is exact to
-    the microsecond and nearly free.
-    """
-    return f"((epoch_us({end}) - epoch_us({start})) / 3600e6)"
-
-
-def _minutes(start: str, end: str) -> str:
-    """SQL for ``end - start`` in minutes, exact for whole minutes.
-
-    Peer profiles round to whole minutes; ``hours * 60`` is not exact in binary floating
-    point (31 minutes became 31.000000000000004, which rounds up to 32); a quotient of
-    microseconds by 60e6 is whenever the span is a whole number of minutes.
-    """
-    return f"((epoch_us({end}) - epoch_us({start})) / 60e6)"
-
-
 def _utc_trunc(unit: str, column: str) -> str:
     """SQL truncating a TIMESTAMPTZ to its UTC day, ISO week or month (as a naive UTC timestamp).
 
@@ -385,52 +583,67 @@ def _utc_trunc(unit: str, column: str) -> str:
     return f"CAST(date_trunc('{unit}', make_timestamp(epoch_us({column}))) AS TIMESTAMP)"
 
 
-def _prepare(store: Store, settings: Settings, profile: str, w: _Work, flags: bool = False) -> None:
+def _rounded_minutes(start: str, end: str, rounding: str) -> str:
+    """SQL for a span in minutes, rounded as the profile's ``rounding`` rule says."""
+    exact = span_minutes(start, end)
+    if rounding == "ceil minute":  # ceil(-0.5) is -0.0; adding 0 makes it a plain 0
+        return f"(ceil({exact}) + 0)"
+    if rounding == "floor minute":
+        return f"floor({exact})"
+    return exact
+
+
+def _shown(value: str, guard: str) -> str:
+    """A span as its drill-down shows it: a profile that drops impossible spans has none."""
+    return guarded(value, guard) if guard == "drop" else value
+
+
+def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, flags: bool = False) -> None:
     """Working tables: production deployments with failures and recovery; incident links.
 
     ``prod.k`` numbers production deployments in the profile's order (finish or start
     time, ties by deployment id), so "the first deployment containing a commit" is the
     smallest ``k``: an integer ``min`` instead of an ``arg_min`` over timestamps.
+    ``prod.first_of_chain`` marks a deployment with no earlier successful production
+    deployment of its service and repository (DevLake's empty ``prev_success_deployment_commit_id``).
     """
     con = store.connection
-    # a repeated sort key is not free: ORDER BY finished_at, finished_at, … sorted 2x slower
+    guard = rules["span_guard"]
     # DevLake orders by start; a deployment recorded without a start time started when it finished
-    start = "coalesce(d.started_at, d.finished_at)"
-    order = f"{start}, d.deployment_id" if profile == "devlake" else "d.finished_at, d.deployment_id"
-    strict = ">" if profile == "devlake" else ">="
-    # Incident -> deployment links per profile. dora: a named deployment, else the first
-    # one that shipped the named cause commit by the time the incident opened, else the
-    # latest prior deployment. DevLake: the latest prior deployment only (its dora plugin's
-    # incident_deploy_connector.go reads no cause). Four Keys: the deployment that shipped
-    # the root-cause commit only, at any time (queries/change_failure_rate.sql joins an
-    # incident's root causes to deployments' changes, and nothing else).
-    explicit, by_cause, prior = {
-        "dora": ("e.deployment_id", "coalesce(b.deployment_id, ds.deployment_id)", "pr.deployment_id"),
-        "devlake": ("NULL", "NULL", "pr.deployment_id"),
-        "fourkeys": ("NULL", "coalesce(b.deployment_id, ds.deployment_id)", "NULL"),
-    }[profile]
-    cause_time = "" if profile == "fourkeys" else "AND p.finished_at <= i.opened_at"
-    # Four Keys' incidents table starts an incident at the earlier of its report and the
-    # deployment of its root cause (queries/incidents.sql), and restore time runs from there
-    restore_from = "least(i.opened_at, coalesce(cause.finished_at, i.opened_at))" if profile == "fourkeys" else (
-        "i.opened_at")  # fmt: skip
+    order = {"started": "coalesce(d.started_at, d.finished_at), d.deployment_id",
+             "finished": "d.finished_at, d.deployment_id"}[rules["deployment_order"]]  # fmt: skip
+    link = rules["incident_link"]
+    strict = ">" if link.endswith("(strictly before)") else ">="
+    # Incident -> deployment links, by the profile's incident_link rule
+    explicit = "e.deployment_id" if link.startswith("explicit") else "NULL"
+    by_cause = "coalesce(b.deployment_id, ds.deployment_id)" if "cause sha" in link else "NULL"
+    prior = "pr.deployment_id" if "prior" in link else "NULL"
+    cause_time = "" if link.endswith("any time") else "AND p.finished_at <= i.opened_at"
+    restore_from = ("least(i.opened_at, coalesce(cause.finished_at, i.opened_at))"
+                    if rules["restore_start"].startswith("earlier") else "i.opened_at")  # fmt: skip
+    # the drill-down shows the exact span; the aggregate reads it in the profile's unit
+    restore = {
+        "floor hour": f"floor({span_hours(restore_from, 'i.resolved_at')})",
+        "floor minute": f"trunc({span_minutes(restore_from, 'i.resolved_at')}) / 60",
+    }.get(rules["restore_rounding"], span_hours(restore_from, "i.resolved_at"))
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.prod} AS
         SELECT *, lead(kind) OVER w AS next_kind, lead(finished_at) OVER w AS next_finished_at,
-               lead(reverts_deployment_id) OVER w AS next_reverts
+               lead(reverts_deployment_id) OVER w AS next_reverts,
+               k = min(k) OVER (PARTITION BY service, repo) AS first_of_chain
         FROM (
             SELECT row_number() OVER (ORDER BY {order}) AS k,
                    d.deployment_id, d.service, coalesce(s.team, 'unassigned') AS team,
                    coalesce(d.repo, s.repo) AS repo, d.environment, d.sha, d.started_at, d.finished_at,
                    coalesce(d.kind, 'regular') AS kind, d.reverts_deployment_id
             FROM deployments d LEFT JOIN services s USING (service)
-            WHERE d.status = 'success' AND list_contains(?, lower(d.environment))
+            WHERE {production_deployment("d", "?")}
         )
         -- k is the profile's order, so the per-service window sorts integers (0.58 -> 0.44 s at 1M)
         WINDOW w AS (PARTITION BY service ORDER BY k)
         """,
-        [list(settings.production_environments)],
+        [production_environments(settings)],
     )
     con.execute(
         f"""
@@ -464,6 +677,9 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work, flags: bo
             else ""
         }
         )
+        SELECT *, {is_clock_skew("exact_restore_hours")} AS clock_skew,
+               {_shown("exact_restore_hours", guard)} AS restore_hours
+        FROM (
         SELECT i.*, coalesce(sv.team, 'unassigned') AS team, sv.repo,
                coalesce({explicit}, {by_cause}, {prior}) AS deployment_id,
                CASE WHEN {explicit} IS NOT NULL THEN 'explicit'
@@ -472,7 +688,8 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work, flags: bo
                     {"WHEN fc.flag_caused THEN 'flag_change'" if flags else ""}
                     ELSE 'unlinked' END AS link_method,
                {restore_from} AS restore_from,
-               {_hours(restore_from, "i.resolved_at")} AS restore_hours
+               {span_hours(restore_from, "i.resolved_at")} AS exact_restore_hours,
+               {restore} AS restore_value
                {", fc.cause_kind, fc.cause_change_id, fc.cause_gap_minutes, fc.kill_switch_minutes" if flags else ""}
         FROM incidents i
         LEFT JOIN {w.prod} e ON e.deployment_id = i.cause_deployment_id
@@ -482,14 +699,16 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work, flags: bo
         {f"LEFT JOIN {w.incident_causes} fc USING (incident_id)" if flags else ""}
         LEFT JOIN {w.prod} cause ON cause.deployment_id = {by_cause}
         LEFT JOIN services sv ON sv.service = i.service
+        )
         """
     )
-    if profile == "dora":
+    if rules["failure"] == "incident, rollback or hotfix":
         failed = "incidents > 0 OR coalesce(rolled_back, false) OR coalesce(hotfixed, false)"
         next_restore = "CASE WHEN p.next_kind IN ('rollback', 'hotfix') THEN p.next_finished_at END"
         restored = f"least(r.rolled_back_at, {next_restore}, inc.resolved_at)"
     else:  # both peers count a deployment failed only when an incident links to it
         failed, restored = "incidents > 0", "inc.resolved_at"
+    recovery = span_hours("finished_at", "restored_at")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.deploys} AS
@@ -523,18 +742,23 @@ def _prepare(store: Store, settings: Settings, profile: str, w: _Work, flags: bo
         SELECT *, {failed} AS failed,
                CASE WHEN NOT failed THEN NULL WHEN incidents > 0 THEN 'incident'
                     WHEN rolled_back THEN 'rolled back' ELSE 'fixed by hotfix' END AS failure_reason,
-               CASE WHEN failed THEN {_hours("finished_at", "restored_at")} END AS recovery_hours
+               CASE WHEN failed THEN {_shown(recovery, guard)} END AS recovery_hours,
+               coalesce(CASE WHEN failed THEN {is_clock_skew(recovery)} END, false) AS clock_skew
         FROM flagged
         """
     )
 
 
-def _detail_tables(store: Store, profile: str, w: _Work) -> None:
+def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
     """Working view ``changes`` (lead time per commit) and table ``prs`` (PR phases)."""
-    lead = _hours("f.committed_at", "p.finished_at")
-    drop = ""
-    if profile == "fourkeys":  # TIMESTAMP_DIFF(..., MINUTE) > 0: whole minutes, under one dropped
-        lead, drop = f"floor({_minutes('f.committed_at', 'p.finished_at')}) / 60", "WHERE lead_time_hours > 0"
+    guard, rounding = rules["span_guard"], rules["rounding"]
+    if rounding == "exact":
+        lead = span_hours("f.committed_at", "p.finished_at")
+    else:
+        lead = f"{_rounded_minutes('f.committed_at', 'p.finished_at', rounding)} / 60"
+    # DevLake: a deployment with no earlier successful one in its chain contributes no changes,
+    # even listed explicitly (its calculator skips prev_success_deployment_commit_id = '')
+    chained = "WHERE NOT p.first_of_chain" if rules["first_of_chain"] == "none" else ""
     # Staged: grouping 10M links by commit is the one expensive step, so it keeps only
     # the integer key of the first deployment; commit times come from
     # deployment_changes.committed_at (filled when the links were made). As one
@@ -543,7 +767,7 @@ def _detail_tables(store: Store, profile: str, w: _Work) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
         SELECT dc.repo, dc.sha, any_value(dc.committed_at) AS committed_at, min(p.k) AS k
-        FROM deployment_changes dc JOIN {w.prod} p USING (deployment_id)
+        FROM deployment_changes dc JOIN {w.prod} p USING (deployment_id) {chained}
         GROUP BY dc.repo, dc.sha
         """
     )
@@ -558,48 +782,49 @@ def _detail_tables(store: Store, profile: str, w: _Work) -> None:
     store.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW {w.changes} AS
-        SELECT * FROM (
-            SELECT f.repo, f.sha, f.committed_at, p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,
-                   {lead} AS lead_time_hours
-            FROM {w.first_deploy} f JOIN {w.prod} p USING (k)
-        ) {drop}
+        SELECT f.repo, f.sha, f.committed_at, p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,
+               {_shown(lead, guard)} AS lead_time_hours, {is_clock_skew(lead)} AS clock_skew
+        FROM {w.first_deploy} f JOIN {w.prod} p USING (k)
         """
     )
 
     def minutes(a: str, b: str) -> str:
-        if profile == "devlake":  # rounded up to whole minutes, then negatives dropped: -30 s counts as 0
-            # ceil(-0.5) is -0.0; adding 0 makes it a plain 0
-            return f"CASE WHEN {_minutes(a, b)} > -1 THEN ceil({_minutes(a, b)}) + 0 END"
-        return _minutes(a, b)
+        return _shown(_rounded_minutes(a, b, rounding), guard)
 
-    cycle = (
-        f"coalesce({minutes('first_commit_at', 'created_at')}, 0) + {minutes('created_at', 'merged_at')}"
-        f" + {minutes('merged_at', 'deployed_at')}"
-        if profile == "devlake"
-        else minutes("coalesce(first_commit_at, created_at)", "deployed_at")
-    )
+    parts = ("coding_minutes", "merge_minutes", "deploy_minutes")
+    if rules["pr_cycle"] == "sum of parts":  # DevLake adds the parts that are not nil
+        cycle = " + ".join(f"coalesce({guarded(part, guard)}, 0)" for part in parts)
+    else:
+        cycle = minutes("coalesce(first_commit_at, created_at)", "deployed_at")
     # a review after the merge (a post-merge approval or comment) is no phase of the PR's way
     # in; DevLake takes the first review whenever it came, and drops the negative span
-    before_merge = "" if profile == "devlake" else "AND (pr.merged_at IS NULL OR r.submitted_at <= pr.merged_at)"
+    before_merge = "AND (pr.merged_at IS NULL OR r.submitted_at <= pr.merged_at)" if (
+        rules["review_window"] == "before merge") else ""  # fmt: skip
+    pr_commits = "" if rules["pr_deployment"] == "merge commit" else "UNION SELECT repo, number, sha FROM pr_commits"
+    anchor = "coalesce(deployed_at, merged_at)" if rules["undeployed_prs"] == "listed" else "deployed_at"
+    raw = [_rounded_minutes(a, b, rounding) for a, b in (
+        ("first_commit_at", "created_at"), ("created_at", "first_review_at"), ("first_review_at", "merged_at"),
+        ("created_at", "merged_at"), ("merged_at", "deployed_at"))]  # fmt: skip
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.prs} AS
         WITH first_commit AS (SELECT repo, number, min(authored_at) AS first_commit_at FROM pr_commits GROUP BY 1, 2),
         first_review AS (
+            -- an empty author (a deleted account) excludes no review, as DevLake's account_id != ''
             SELECT r.repo, r.number, min(r.submitted_at) AS first_review_at
             FROM pr_reviews r JOIN pull_requests pr USING (repo, number)
-            WHERE r.reviewer IS DISTINCT FROM pr.author {before_merge} GROUP BY 1, 2
+            WHERE r.reviewer IS DISTINCT FROM nullif(trim(pr.author), '') {before_merge} GROUP BY 1, 2
         ),
         shas AS (
             SELECT repo, number, merge_commit_sha AS sha FROM pull_requests WHERE merge_commit_sha IS NOT NULL
-            {"" if profile == "devlake" else "UNION SELECT repo, number, sha FROM pr_commits"}
+            {pr_commits}
         ),
         deployed AS (
             SELECT s.repo, s.number, arg_min(p.deployment_id, p.k) AS deployment_id,
                    arg_min(p.finished_at, p.k) AS deployed_at,
                    arg_min(p.service, p.k) AS service, arg_min(p.team, p.k) AS team
             FROM shas s JOIN deployment_changes dc ON dc.repo = s.repo AND dc.sha = s.sha
-            JOIN {w.prod} p USING (deployment_id)
+            JOIN {w.prod} p USING (deployment_id) {chained}
             GROUP BY 1, 2
         ),
         joined AS (
@@ -610,95 +835,261 @@ def _detail_tables(store: Store, profile: str, w: _Work) -> None:
             LEFT JOIN first_review fr USING (repo, number)
             LEFT JOIN deployed d USING (repo, number)
             WHERE pr.merged_at IS NOT NULL
+        ),
+        phased AS (
+            SELECT *, {minutes("first_commit_at", "created_at")} AS coding_minutes,
+                   {minutes("created_at", "first_review_at")} AS pickup_minutes,
+                   {minutes("first_review_at", "merged_at")} AS review_minutes,
+                   {minutes("created_at", "merged_at")} AS merge_minutes,
+                   {minutes("merged_at", "deployed_at")} AS deploy_minutes,
+                   coalesce({" OR ".join(is_clock_skew(r) for r in raw)}, false) AS clock_skew,
+                   {anchor} AS listed_at
+            FROM joined
         )
-        SELECT *, {minutes("first_commit_at", "created_at")} AS coding_minutes,
-               {minutes("created_at", "first_review_at")} AS pickup_minutes,
-               {minutes("first_review_at", "merged_at")} AS review_minutes,
-               {minutes("merged_at", "deployed_at")} AS deploy_minutes,
-               {cycle} AS cycle_minutes
-        FROM joined
+        SELECT * EXCLUDE (merge_minutes), {cycle} AS cycle_minutes FROM phased
         """
     )
 
 
-def _aggregates(store: Store, w: _Work, group: str, period: str, start, end, profile: str) -> pd.DataFrame:
-    """Counts and medians per (group, period) and per group (period NULL), in one SQL pass each."""
-    median = "quantile_disc" if profile == "devlake" else "quantile_cont"
-    restore = {
-        "fourkeys": "floor(restore_hours)",
-        # lead_time_minutes = uint(resolution - creation in minutes): whole minutes, truncated
-        "devlake": f"trunc({_minutes('opened_at', 'resolved_at')}) / 60",
-    }.get(profile, "restore_hours")
-    lead_source = f"SELECT *, cycle_minutes / 60.0 AS lead FROM {w.prs}" if profile == "devlake" else (
-        f"SELECT *, lead_time_hours AS lead FROM {w.changes}"
-    )  # fmt: skip
+def _aggregates(store: Store, w: _Work, group: str, period: str, start, end, rules: dict[str, str]) -> pd.DataFrame:
+    """Counts, skew counts and sorted spans per (group, period) and per group (period NULL).
+
+    Spans come back as sorted lists (one sort per metric and grouping); medians, p90 and
+    their order-statistic intervals are read from them in :func:`_spans`.
+    """
+    guard = rules["span_guard"]
+    lead_value = "cycle_minutes / 60.0" if rules["lead_time_of"] == "pull request" else "lead_time_hours"
+    lead_source = w.prs if rules["lead_time_of"] == "pull request" else w.changes
+    lead_used = f"CASE WHEN {lead_value} > 0 THEN {lead_value} END" if rules["lead_time_zero"] == "dropped" else (
+        guarded(lead_value, guard))  # fmt: skip
     sets = "GROUPING SETS ((grp, period_start), (grp))"
-    # one sort for both quantiles when both interpolate
-    lead_quantiles = (
-        "quantile_disc(lead, 0.5) AS lead_time_median_hours, quantile_cont(lead, 0.9) AS lead_time_p90_hours"
-        if profile == "devlake"
-        else "quantile_cont(lead, [0.5, 0.9]) AS q, q[1] AS lead_time_median_hours, q[2] AS lead_time_p90_hours"
-    )
     window = "{t} >= $start AND {t} < $end"
-    recovery = "" if profile == "devlake" else (
-        f", {median}(recovery_hours, 0.5) FILTER (failed) AS recovery_median_hours"
+
+    def spans(value: str, name: str) -> str:
+        # sorted once per list, not by an ordered aggregate (faster in DuckDB 1.4)
+        return f"list_sort(list({value}) FILTER ({value} IS NOT NULL)) AS {name}"
+
+    recovered = f"CASE WHEN failed THEN {guarded('recovery_hours', guard)} END"
+    recovery = "" if rules["recovery"].startswith("per incident") else (
+        f", {spans(recovered, 'recovery_spans')}, count(*) FILTER (failed AND clock_skew) AS recovery_skewed"
     )  # fmt: skip
     queries = {
         "deploys": f"""
             SELECT {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start,
                    count(*) AS deployments, count(*) FILTER (failed) AS failed_deployments,
-                   count(DISTINCT {_utc_trunc("day", "finished_at")}) AS deploy_days,
-                   avg(unplanned::INTEGER) AS rework_rate {recovery}
+                   count(*) FILTER (unplanned) AS unplanned_deployments,
+                   count(DISTINCT {_utc_trunc("day", "finished_at")}) AS deploy_days {recovery}
             FROM {w.deploys} WHERE {window.format(t="finished_at")} GROUP BY {sets}""",
         "lead": f"""
             SELECT {group} AS grp, {_utc_trunc(period, "deployed_at")} AS period_start,
-                   {lead_quantiles}
-            FROM ({lead_source}) WHERE {window.format(t="deployed_at")} GROUP BY {sets}""",
+                   {spans(lead_used, "lead_spans")}, count(*) FILTER (clock_skew) AS lead_skewed
+            FROM {lead_source} WHERE {window.format(t="deployed_at")} GROUP BY {sets}""",
         "prs": f"""
-            SELECT {group} AS grp, {_utc_trunc(period, "deployed_at")} AS period_start,
-                   {median}(cycle_minutes / 60.0, 0.5) AS pr_cycle_median_hours
-            FROM {w.prs} WHERE {window.format(t="deployed_at")} GROUP BY {sets}""",
+            SELECT {group} AS grp, {_utc_trunc(period, "listed_at")} AS period_start,
+                   {spans("cycle_minutes / 60.0", "cycle_spans")}, count(*) FILTER (clock_skew) AS pr_skewed
+            FROM {w.prs} WHERE {window.format(t="listed_at")} GROUP BY {sets}""",
         "incidents": f"""
             SELECT {group} AS grp, {_utc_trunc(period, "restore_from")} AS period_start,
-                   count(*) AS incidents, {median}({restore}, 0.5) AS restore_median_hours
+                   count(*) AS incidents, {spans(guarded("restore_value", guard), "restore_spans")},
+                   count(*) FILTER (clock_skew) AS restore_skewed
             FROM {w.incident_links} WHERE {window.format(t="restore_from")} GROUP BY {sets}""",
     }
-    if profile == "devlake":
+    if rules["recovery"].startswith("per incident"):
         # DevLake's failed deployment recovery time: one value per linked incident, not per
         # deployment, in whole minutes (TIMESTAMPDIFF(MINUTE, …) truncates), for incidents
         # resolved in the window of deployments finished in it
+        value = f"trunc({span_minutes('finished_at', 'incident_resolved_at')}) / 60"
         queries["recovery"] = f"""
             SELECT {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start,
-                   quantile_disc(trunc({_minutes("finished_at", "incident_resolved_at")}) / 60, 0.5)
-                     AS recovery_median_hours
-            FROM (SELECT d.*, l.resolved_at AS incident_resolved_at
+                   {spans(guarded(value, guard), "recovery_spans")},
+                   count(*) FILTER ({is_clock_skew(value)}) AS recovery_skewed
+            FROM (SELECT d.* EXCLUDE (clock_skew), l.resolved_at AS incident_resolved_at
                   FROM {w.incident_links} l JOIN {w.deploys} d USING (deployment_id))
             WHERE {window.format(t="finished_at")} AND {window.format(t="incident_resolved_at")}
             GROUP BY {sets}"""
     merged = None
     for query in queries.values():
         frame = store.query(query, {"start": start, "end": end})
-        frame = frame.drop(columns=["q"], errors="ignore")
         frame["grp"] = frame["grp"].fillna("unassigned").astype(str)
         merged = frame if merged is None else merged.merge(frame, on=["grp", "period_start"], how="outer")
     return merged
 
 
-def _evidence(store: Store, profile: str) -> tuple[bool, bool, list[str]]:
+def _flatten(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row sorted span lists as one value array and Arrow-style offsets (missing = empty)."""
+    arrays = [np.asarray(v, dtype=float) if isinstance(v, list | np.ndarray) else np.empty(0) for v in column]
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    values = np.concatenate(arrays) if arrays else np.empty(0)
+    return values, offsets
+
+
+def _tiers_spanned(metric: str, low: pd.Series, high: pd.Series, n: pd.Series, benchmark: int) -> np.ndarray:
+    """The tiers an interval spans, best first (``elite, high``); empty without data.
+
+    Tiers are monotone in each metric, so the interval spans every tier between its two
+    ends' tiers; an unbounded end reaches the last tier on its side.
+    """
+    names = [row[0] for row in BENCHMARKS[benchmark]]
+    better_high = metric == "deploys_per_week"
+    # an unbounded end: towards the best tier or the worst, as that end points
+    low = low.fillna(-math.inf if not better_high else 0.0)
+    high = high.fillna(math.inf)
+    a = pd.Series(_tiers(metric, low, benchmark)).map(names.index)
+    b = pd.Series(_tiers(metric, high, benchmark)).map(names.index)
+    first, last = np.minimum(a, b), np.maximum(a, b)
+    return np.array(
+        [", ".join(names[i : j + 1]) if count else "" for i, j, count in zip(first, last, n, strict=True)],
+        dtype=object,
+    )
+
+
+def _intervals(
+    frame: pd.DataFrame,
+    weeks: pd.Series,
+    rules: dict[str, str],
+    benchmark: int,
+    spans: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> None:
+    """Add each metric's value from its spans, ``_n``, ``_ci_low``, ``_ci_high`` and ``_tiers``."""
+    for metric, (kind, *spec) in _INTERVALS.items():
+        if kind == "frequency":
+            n = frame["deployments"]
+            low, high = intervals.poisson_rate_interval(n, weeks)
+        elif kind == "rate":
+            n = frame["deployments"]
+            low, high = intervals.wilson_interval(frame[spec[0]], n)
+            frame[metric] = (frame[spec[0]] / n).where(n > 0)
+        else:
+            column, q = spec
+            values, offsets = spans[column]
+            kind_q = "lower" if q == 0.5 and rules["median"] == "lower" else "interpolated"
+            frame[metric] = intervals.sorted_quantile(values, offsets, q, kind_q)
+            n = pd.Series(np.diff(offsets), index=frame.index)
+            lo_rank, hi_rank = intervals.quantile_interval_ranks(n, q)
+            low = intervals.order_statistics(values, offsets, lo_rank)
+            high = intervals.order_statistics(values, offsets, hi_rank)
+        frame[f"{metric}_n"] = np.asarray(n, dtype=int)
+        frame[f"{metric}_ci_low"], frame[f"{metric}_ci_high"] = low, high
+        if metric in _TIER_COLUMNS:
+            frame[f"{metric}_tiers"] = _tiers_spanned(
+                metric, frame[f"{metric}_ci_low"], frame[f"{metric}_ci_high"], frame[f"{metric}_n"], benchmark
+            )
+
+
+def _changes(frame: pd.DataFrame, days: pd.Series, spans: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Per metric, the p-value of the change from the group's previous period and whether it is significant.
+
+    Rates: two-proportion z-test (Fisher's exact for small counts); deployments per week:
+    exact conditional Poisson test on the periods' lengths; medians and p90: Mann–Whitney
+    on the periods' spans (one rank test for both quantiles of a metric). All vectorised
+    over every (group, period) row at once (:mod:`releaserisk.intervals`).
+    """
+    groups = frame["grp"].to_numpy()
+    current = np.flatnonzero(np.r_[False, groups[1:] == groups[:-1]])
+    previous = current - 1
+    deployments = frame["deployments"].to_numpy(float)
+    tested: dict[str, np.ndarray] = {}
+    for metric, (kind, *spec) in _INTERVALS.items():
+        p = np.full(len(frame), np.nan)
+        if kind == "frequency":
+            t = days.to_numpy(float)
+            p[current] = intervals.poisson_rate_tests(
+                deployments[current], t[current], deployments[previous], t[previous]
+            )
+        elif kind == "rate":
+            x = frame[spec[0]].to_numpy(float)
+            p[current] = intervals.two_proportion_tests(
+                x[current], deployments[current], x[previous], deployments[previous]
+            )
+        else:  # one rank test per span list: the median and p90 of lead time share theirs
+            if spec[0] not in tested:
+                values, offsets = spans[spec[0]]
+                tested[spec[0]] = intervals.rank_tests(values, offsets, current, previous)
+            p[current] = tested[spec[0]]
+        frame[f"{metric}_change_p_value"] = p
+        frame[f"{metric}_change_significant"] = pd.array(
+            np.where(np.isnan(p), None, p < _SIGNIFICANCE), dtype="boolean"
+        )
+
+
+def _finish(
+    frame: pd.DataFrame,
+    span_days: pd.Series,
+    benchmark: int,
+    rules: dict[str, str],
+    evidence: tuple[bool, bool] = (True, True),
+    changes: bool = False,
+) -> pd.DataFrame:
+    """Rates from counts, zeros for empty periods, values and intervals from spans, tiers per metric."""
+    for column in ("deployments", "failed_deployments", "unplanned_deployments", "deploy_days", "incidents"):
+        frame[column] = frame[column].fillna(0).astype(int) if column in frame else 0
+    weeks = span_days / 7.0
+    frame["deploys_per_week"] = frame["deployments"] / weeks
+    frame["deploys_per_day"] = frame["deployments"] / span_days
+    frame["deploy_days_per_week"] = frame["deploy_days"] / weeks
+    empty = (np.empty(0), np.zeros(len(frame) + 1, dtype=np.int64))
+    spans = {c: _flatten(frame[c]) if c in frame else empty for c in _SPAN_COLUMNS}
+    _intervals(frame, weeks, rules, benchmark, spans)
+    if changes:
+        _changes(frame, span_days, spans)
+    failures, rework = evidence
+    for known, metric in ((failures, "change_failure_rate"), (rework, "rework_rate")):
+        if not known:  # no source: no data, not a measured 0 %
+            frame[[metric, f"{metric}_ci_low", f"{metric}_ci_high"]] = np.nan
+            for column in (f"{metric}_change_p_value", f"{metric}_change_significant"):
+                if column in frame:
+                    frame[column] = np.nan if column.endswith("value") else pd.NA
+    for metric in _TIER_COLUMNS:
+        frame[f"{metric}_tier"] = _tiers(metric, frame[metric], benchmark)
+    if not failures:
+        frame["change_failure_rate_tiers"] = ""
+    return frame
+
+
+def _interval_columns(changes: bool) -> list[str]:
+    columns = []
+    for metric in _INTERVALS:
+        columns += [f"{metric}_n", f"{metric}_ci_low", f"{metric}_ci_high"]
+        columns += [f"{metric}_tiers"] if metric in _TIER_COLUMNS else []
+        columns += [f"{metric}_change_p_value", f"{metric}_change_significant"] if changes else []
+    return columns
+
+
+def _skew_notes(summary: pd.DataFrame, rules: dict[str, str]) -> list[str]:
+    """One note per kind of impossible span found in the window: how many and what was done with them."""
+    notes = []
+    for column, what in _SKEW_NOTES.items():
+        guard = rules["span_guard"]
+        if column == "lead_skewed" and rules["lead_time_zero"] == "dropped":
+            guard = "drop"  # Four Keys drops lead times that are not positive
+        done = {"exclude": "were left out", "drop": "were dropped, as the peer does",
+                "keep": "were counted as the peer does"}[guard]  # fmt: skip
+        count = int(summary[column].fillna(0).sum()) if column in summary else 0
+        if count:
+            notes.append(
+                f"{count:,} {what[count > 1]} {done if count > 1 else done.replace('were', 'was')} (clock skew)"
+            )
+    return notes
+
+
+def _evidence(store: Store, rules: dict[str, str]) -> tuple[bool, bool, list[str]]:
     """Whether the store can show change failures and rework at all, and notes saying why not.
 
     Incidents are a source of both; rollback and hotfix deployments are rework, and are
-    change failures in the ``dora`` profile only; in ``fourkeys`` only an incident naming
-    its root-cause commit can fail a deployment. With no source, a 0 % rate would be an
-    absence of data presented as an elite score.
+    change failures where the profile's ``failure`` rule counts them; where incidents link
+    by cause alone (``fourkeys``) only an incident naming its root-cause commit can fail a
+    deployment. With no source, a 0 % rate would be an absence of data presented as an
+    elite score.
     """
     incidents, kinds, causes = store.execute(
         "SELECT EXISTS (SELECT 1 FROM incidents), "
         "EXISTS (SELECT 1 FROM deployments WHERE kind IN ('rollback', 'hotfix')), "
         f"EXISTS (SELECT 1 FROM incidents WHERE length(trim(cause_sha)) >= {SHA_PREFIX_MIN})"
     ).fetchone()
-    failures, rework = incidents or (kinds and profile == "dora"), incidents or kinds
-    if profile == "fourkeys" and incidents and not causes:
+    failures = incidents or (kinds and "rollback" in rules["failure"])
+    rework = incidents or kinds
+    if rules["incident_link"] == "cause sha, any time" and incidents and not causes:
         return False, bool(rework), [
             "the fourkeys profile fails a deployment only through an incident's root-cause commit (cause_sha) and "
             "no incident names one, so the change failure rate cannot be measured (no data)"
@@ -763,7 +1154,7 @@ def repository_hint(store: Store) -> str | None:
     return f"{'; '.join(said)}; {have}. Their lead times cannot be measured: {fix}"
 
 
-def _source_notes(store: Store, profile: str, production: Sequence[str]) -> list[str]:
+def _source_notes(store: Store, rules: dict[str, str], production: Sequence[str]) -> list[str]:
     """Why a number will be no data (or zero) for want of a source the profile reads."""
     notes = []
     environments = store.query(
@@ -779,7 +1170,8 @@ def _source_notes(store: Store, profile: str, production: Sequence[str]) -> list
     unlinked = repository_hint(store)
     if unlinked:
         notes.append(unlinked)
-    if profile == "devlake" and not store.execute("SELECT count(merged_at) FROM pull_requests").fetchone()[0]:
+    merged = store.execute("SELECT count(merged_at) FROM pull_requests").fetchone()[0]
+    if rules["lead_time_of"] == "pull request" and not merged:
         notes.append(
             "the devlake profile measures lead time per merged pull request and the store has none, so lead "
             "time is no data; ingest pull requests (ingest github, or ingest pull-requests FILE)"
@@ -787,33 +1179,14 @@ def _source_notes(store: Store, profile: str, production: Sequence[str]) -> list
     return notes
 
 
-def _finish(
-    frame: pd.DataFrame, span_days: pd.Series, benchmark: int, evidence: tuple[bool, bool] = (True, True)
-) -> pd.DataFrame:
-    """Rates from counts, zeros for empty periods, tiers per metric; no data without ``evidence``."""
-    for column in ("deployments", "failed_deployments", "deploy_days", "incidents"):
-        frame[column] = frame[column].fillna(0).astype(int)
-    weeks = span_days / 7.0
-    frame["deploys_per_week"] = frame["deployments"] / weeks
-    frame["deploys_per_day"] = frame["deployments"] / span_days
-    frame["deploy_days_per_week"] = frame["deploy_days"] / weeks
-    frame["change_failure_rate"] = (frame["failed_deployments"] / frame["deployments"]).where(frame["deployments"] > 0)
-    failures, rework = evidence
-    if not failures:
-        frame["change_failure_rate"] = np.nan
-    if not rework:
-        frame["rework_rate"] = np.nan
-    for metric in _TIER_COLUMNS:
-        frame[f"{metric}_tier"] = _tiers(metric, frame[metric], benchmark)
-    return frame
-
-
 _SUMMARY_COLUMNS = [
     "deployments", "deploys_per_week", "deploys_per_day", "deploy_days_per_week",
     "lead_time_median_hours", "lead_time_p90_hours", "change_failure_rate", "failed_deployments",
-    "recovery_median_hours", "incidents", "restore_median_hours", "rework_rate", "pr_cycle_median_hours",
+    "recovery_median_hours", "incidents", "restore_median_hours", "rework_rate", "unplanned_deployments",
+    "pr_cycle_median_hours",
     *[f"{m}_tier" for m in _TIER_COLUMNS],
 ]  # fmt: skip
+_SPAN_COLUMNS = ["lead_spans", "recovery_spans", "restore_spans", "cycle_spans"]
 
 
 def _fourkeys_buckets(store: Store, w: _Work, group: str, groups: list[str], start, end) -> dict[str, str]:
@@ -877,6 +1250,7 @@ def dora_metrics(
     profile: str = "dora",
     benchmark: int = 2024,
     settings: Settings | None = None,
+    compare: Sequence[str] | None = None,
     count_flag_releases: bool = False,
 ) -> DoraResult:
     """Compute DORA metrics over ``[since, until)``.
@@ -891,11 +1265,15 @@ def dora_metrics(
     by : {"service", "team", "repo"}, optional
         Grouping of the summary and per-period rows.
     profile : {"dora", "devlake", "fourkeys"}
-        Definitions to follow (see the module docstring).
+        Definitions to follow (:data:`releaserisk.profiles.PROFILE_RULES`).
     benchmark : {2023, 2024}
         DORA report year for the tiers.
     settings : Settings, optional
         Production environment names.
+    compare : sequence of str, optional
+        Profiles to compare (``["dora", "devlake", "fourkeys"]``; ``profile`` is added first
+        when missing): the result's ``comparison`` holds them side by side and, per
+        deployment, pull request, change and incident, why they disagree.
     count_flag_releases : bool
         Opt-in departure from plain DORA (Sleuth's practice): a production flag turned on or
         ramped up is a release, an incident whose first-ranked candidate cause is a flag change
@@ -907,10 +1285,23 @@ def dora_metrics(
     Returns
     -------
     DoraResult
+
+    Raises
+    ------
+    InputError
+        An unknown profile, grouping, period or benchmark, or a window that is not one.
     """
     settings = settings or Settings()
-    if profile not in PROFILES:
-        raise InputError(f"profile must be one of {', '.join(PROFILES)}")
+    rules = profile_rules(profile)
+    if compare:
+        names = list(dict.fromkeys([profile, *compare])) if profile not in compare else list(dict.fromkeys(compare))
+        for name in names:
+            profile_rules(name)  # an unknown name is an input error before any work
+        common = {"freq": freq, "by": by, "benchmark": benchmark, "settings": settings}
+        results = {name: dora_metrics(store, since, until, profile=name, **common) for name in names}
+        result = results[profile]
+        result.comparison = compare_results(store, results)
+        return result
     if by is not None and by not in _GROUPS:
         raise InputError(f"by must be one of {', '.join(_GROUPS)}")
     if freq not in ("W", "M"):
@@ -927,20 +1318,21 @@ def dora_metrics(
             from releaserisk.flags import write_incident_causes
 
             write_incident_causes(store, work.incident_causes, settings)
-        _prepare(store, settings, profile, work, flags=count_flag_releases)
-        _detail_tables(store, profile, work)
-        stats = _aggregates(store, work, group, period, start, end, profile)
+        _prepare(store, settings, rules, work, flags=count_flag_releases)
+        _detail_tables(store, rules, work)
+        stats = _aggregates(store, work, group, period, start, end, rules)
     except BaseException:  # interrupted (a long call in a notebook) or failed: drop its tables next time
         _bury(store, work)
         raise
 
-    *evidence, notes = _evidence(store, profile)
-    notes += _source_notes(store, profile, settings.production_environments)
+    *evidence, notes = _evidence(store, rules)
+    notes += _source_notes(store, rules, settings.production_environments)
     notes += [note for note in [unknown_commit_note(store)] if note]
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
+    notes += _skew_notes(summary, rules)
     summary = _finish(
-        summary, pd.Series((end - start) / pd.Timedelta(days=1), index=summary.index), benchmark, evidence
+        summary, pd.Series((end - start) / pd.Timedelta(days=1), index=summary.index), benchmark, rules, evidence
     )
 
     first = pd.Timestamp(start).floor("D") - pd.Timedelta(days=start.weekday()) if period == "week" else (
@@ -952,7 +1344,7 @@ def dora_metrics(
     by_period = calendar.merge(per_period, on=["grp", "period_start"], how="left")
     span_end = by_period["period_start"] + (pd.Timedelta(days=7) if period == "week" else pd.offsets.MonthBegin(1))
     clipped = span_end.clip(upper=end) - by_period["period_start"].clip(lower=start)
-    by_period = _finish(by_period, clipped / pd.Timedelta(days=1), benchmark, evidence)
+    by_period = _finish(by_period, clipped / pd.Timedelta(days=1), benchmark, rules, evidence, changes=True)
     iso = by_period["period_start"].dt.isocalendar()
     by_period.insert(1, "period", [f"{y}-W{w:02d}" for y, w in zip(iso["year"], iso["week"], strict=True)]
                      if period == "week" else by_period["period_start"].dt.strftime("%Y-%m"))  # fmt: skip
@@ -964,30 +1356,40 @@ def dora_metrics(
     drill = {
         "deployments": window_rows(f"(SELECT * EXCLUDE (k) FROM {work.deploys})", "finished_at"),
         "changes": window_rows(work.changes, "deployed_at"),
-        "pull_requests": window_rows(work.prs, "deployed_at"),
-        "incidents": window_rows(work.incident_links, "opened_at"),
+        "pull_requests": window_rows(f"(SELECT * FROM {work.prs} WHERE listed_at IS NOT NULL)", "listed_at"),
+        "incidents": window_rows(
+            f"(SELECT * EXCLUDE (exact_restore_hours, restore_value) FROM {work.incident_links})", "opened_at"
+        ),
     }
-    if profile == "fourkeys":
+    bucketed = rules["frequency_bucket"] != "none"
+    if bucketed:
         buckets = _fourkeys_buckets(store, work, group, groups, start, end)
         summary["deployment_frequency_bucket"] = summary["grp"].map(buckets)
     summary = summary.rename(columns={"grp": "group"})
     by_period = by_period.rename(columns={"grp": "group"})
     result = DoraResult(
-        summary=summary[
-            ["group", *_SUMMARY_COLUMNS, *(["deployment_frequency_bucket"] if profile == "fourkeys" else [])]
-        ],
-        by_period=by_period[["group", "period", "period_start", *_SUMMARY_COLUMNS]],
+        frame=summary[
+            [
+                "group",
+                *_SUMMARY_COLUMNS,
+                *_interval_columns(False),
+                *(["deployment_frequency_bucket"] if bucketed else []),
+            ]
+        ].reset_index(drop=True),
+        by_period=by_period[["group", "period", "period_start", *_SUMMARY_COLUMNS, *_interval_columns(True)]],
         drill=drill,
         profile=profile,
         window=(start, end),
         params={"freq": freq, "by": by, "benchmark": benchmark},
         notes=notes,
         failures_tracked=evidence[0],
+        rules=rules,
+        _work=work,
     )
     if count_flag_releases:
         from releaserisk.flags import with_flag_releases
 
-        result.summary = with_flag_releases(result.summary, store, settings, since=start, until=end, by=by)
+        result.frame = with_flag_releases(result.frame, store, settings, since=start, until=end, by=by)
         result.notes.append("flag releases counted (a departure from DORA): see flag_releases and releases")
     weakref.finalize(result, _bury, store, work)
     return result

@@ -51,6 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from releaserisk.definitions import production_deployment
+
 __all__ = [
     "DEPLOYMENT_FEATURES",
     "FEATURE_VERSION",
@@ -321,11 +323,11 @@ def deployment_batch_features(store, production_environments, pre_production: st
         ``deployment_id, service, finished_at`` and :data:`DEPLOYMENT_FEATURES`.
     """
     return store.query(
-        """
+        f"""
         WITH prod AS (
             SELECT deployment_id, service, sha, finished_at, coalesce(kind, 'regular') AS kind,
                    lag(finished_at) OVER (PARTITION BY service ORDER BY finished_at, deployment_id) AS previous_at
-            FROM deployments WHERE status = 'success' AND list_contains($prod, lower(environment))
+            FROM deployments WHERE {production_deployment()}
         ),
         scores AS (SELECT repo, sha, arg_max(probability, scored_at) AS p FROM risk_scores GROUP BY 1, 2),
         batch AS (
@@ -417,7 +419,7 @@ def latest_production_deployment(
     """
     row = store.execute(
         "SELECT d.deployment_id, d.sha, d.finished_at FROM deployments d "
-        "WHERE d.status = 'success' AND list_contains($prod, lower(d.environment)) "
+        f"WHERE {production_deployment('d')} "
         "AND ($repo IS NULL OR EXISTS (SELECT 1 FROM commits c WHERE c.repo = $repo AND c.sha = d.sha)) "
         "AND (NOT $with_changes OR EXISTS "
         "(SELECT 1 FROM deployment_changes x WHERE x.deployment_id = d.deployment_id)) "

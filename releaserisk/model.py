@@ -413,11 +413,11 @@ def deployment_training_frame(store, settings) -> pd.DataFrame:
     """
     from datetime import timedelta
 
+    from releaserisk.definitions import last_pre_production_stage
     from releaserisk.dora import dora_metrics
     from releaserisk.features import deployment_batch_features
 
-    order = list(settings.environment_order)
-    frame = deployment_batch_features(store, settings.production_environments, order[-2] if len(order) > 1 else None)
+    frame = deployment_batch_features(store, settings.production_environments, last_pre_production_stage(settings))
     if frame.empty:
         raise InputError("no production deployments in the store; ingest deployments first")
     window_end = frame["finished_at"].max() + timedelta(seconds=1)

@@ -134,3 +134,25 @@ def test_environment_lag_counts_commits_and_hours_staging_is_ahead_at_each_week_
     assert lag["stage_deployments"].tolist() == [1, 2, 0]
     assert lag["median_promotion_hours"].iloc[0] == 4.0 and lag["median_promotion_hours"].iloc[1] == 192.0
     assert lag["never_promoted"].tolist() == [0, 1, 0]  # s4
+
+
+def test_result_pattern_and_a_rollback_recorded_before_its_failure(store):
+    import json
+
+    load(
+        store,
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z"),
+                     # the rollback's clock ran slow: it finished an hour before the deployment it reverts
+                     dep(3, "2024-01-02T23:00Z", kind="rollback", reverts_deployment_id="d2")],
+        changes=[("d2", "c1")],
+    )  # fmt: skip
+    analytics = release_analytics(store, "2024-01-01", "2024-01-08")
+    rollbacks = analytics.rollbacks().iloc[0]
+    assert rollbacks.rollbacks == 1 and np.isnan(rollbacks.median_hours_to_rollback)
+    assert analytics.rollbacks().attrs["note"] == (
+        "1 rollback finished before the deployment it reverts left out of the hours (clock skew)"
+    )
+    text = analytics.summary()
+    assert text.startswith("Release-process analytics 2024-01-01 → 2024-01-08") and "95 % CI" in text
+    assert list(analytics.frame.columns[:2]) == ["bucket", "min_size"]
+    json.dumps(analytics.to_dict(), allow_nan=False)

@@ -56,7 +56,7 @@ def test_the_samples_make_a_week_of_dora_metrics_and_a_canary_verdict(tmp_path, 
                 rr.ingest_file(store, kind, DATA / name)
         dora = rr.dora_metrics(store, "2026-11-16", "2026-11-23")
         assert rr.latest_deployment_week(store) == "2026-W47"
-    row = dora.summary.iloc[0]
+    row = dora.frame.iloc[0]
     assert row["deployments"] == 6 and row["failed_deployments"] == 3  # an incident, a rollback, a hotfix
     verdict = rr.judge(rr.load_samples(DATA / "metrics.csv"))
     assert verdict.verdict == "Fail"  # the sample canary is slower and fails more: never a pass

@@ -70,7 +70,7 @@ def fixture_store(store):
 
 def test_every_metric_by_hand(fixture_store):
     result = dora_metrics(fixture_store, "2024-01-01", "2024-01-22")
-    s = result.summary.iloc[0].to_dict()
+    s = result.frame.iloc[0].to_dict()
     assert s["deployments"] == 4  # staging and failed deployments do not count
     assert s["deploys_per_week"] == pytest.approx(4 / 3)
     assert s["deploy_days_per_week"] == pytest.approx(4 / 3)
@@ -118,7 +118,7 @@ def test_weeks_without_deployments_are_zero_not_missing(fixture_store):
 
 
 def test_no_deployments_is_no_data_never_elite(store):
-    s = dora_metrics(store, "2024-01-01", "2024-01-08").summary.iloc[0]
+    s = dora_metrics(store, "2024-01-01", "2024-01-08").frame.iloc[0]
     assert s.deployments == 0 and math.isnan(s.change_failure_rate)
     assert s.change_failure_rate_tier == "no data" and s.lead_time_median_hours_tier == "no data"
     assert s.deploys_per_week_tier == "low"
@@ -129,8 +129,8 @@ def test_one_deployment_and_incident_before_any_deployment(store):
          incidents=[{"incident_id": "early", "service": "api", "opened_at": "2024-01-02T00:00Z"}])  # fmt: skip
     result = dora_metrics(store, "2024-01-01", "2024-01-08")
     assert result.incidents.iloc[0].link_method == "unlinked"
-    assert result.summary.iloc[0].change_failure_rate == 0.0
-    assert math.isnan(result.summary.iloc[0].restore_median_hours)  # never resolved
+    assert result.frame.iloc[0].change_failure_rate == 0.0
+    assert math.isnan(result.frame.iloc[0].restore_median_hours)  # never resolved
 
 
 def test_unresolved_incident_fails_the_deployment_without_recovery(store):
@@ -139,7 +139,7 @@ def test_unresolved_incident_fails_the_deployment_without_recovery(store):
     result = dora_metrics(store, "2024-01-01", "2024-01-08")
     row = result.deployments.iloc[0]
     assert row.failed and pd.isna(row.recovery_hours)
-    assert result.summary.iloc[0].change_failure_rate == 1.0
+    assert result.frame.iloc[0].change_failure_rate == 1.0
 
 
 def test_hotfix_during_incident_and_rollback_to_older_sha(store):
@@ -156,10 +156,10 @@ def test_two_services_grouped(store):
     load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z", service="web"),
                              dep(3, "2024-01-04T00:00Z", service="web", kind="rollback")],
          services=[{"service": "api", "team": "core"}, {"service": "web", "team": "front"}])  # fmt: skip
-    by_service = dora_metrics(store, "2024-01-01", "2024-01-08", by="service").summary.set_index("group")
+    by_service = dora_metrics(store, "2024-01-01", "2024-01-08", by="service").frame.set_index("group")
     assert by_service.loc["api", "deployments"] == 1 and by_service.loc["web", "deployments"] == 2
     assert by_service.loc["web", "change_failure_rate"] == 0.5 and by_service.loc["api", "change_failure_rate"] == 0
-    by_team = dora_metrics(store, "2024-01-01", "2024-01-08", by="team").summary.set_index("group")
+    by_team = dora_metrics(store, "2024-01-01", "2024-01-08", by="team").frame.set_index("group")
     assert set(by_team.index) == {"core", "front"}
 
 
@@ -174,7 +174,8 @@ def test_devlake_orders_a_deployment_without_a_start_time_by_its_finish(store):
     load(
         store,
         commits=[("c1", "2023-12-31T00:00Z")],
-        deployments=[dep(1, "2024-01-02T00:00Z", started_at=None),  # a CSV without started_at
+        # d0 starts the chain (DevLake gives the first deployment of a chain no changes)
+        deployments=[dep(0, "2023-12-30T00:00Z"), dep(1, "2024-01-02T00:00Z", started_at=None),  # no started_at
                      dep(2, "2024-01-03T00:00Z", started_at="2024-01-02T12:00Z")],
         changes=[("d1", "c1"), ("d2", "c1")],
         prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2023-12-31T12:00Z",
@@ -199,7 +200,7 @@ def test_devlake_profile_rules(store):
     # deploy phase: 1 second -> 1 minute (rounded up) in devlake
     assert devlake.pull_requests.iloc[0].deploy_minutes == 1.0
     assert dora.pull_requests.iloc[0].deploy_minutes == pytest.approx(1 / 60)
-    assert devlake.summary.iloc[0].pr_cycle_median_hours == pytest.approx(61 / 60)
+    assert devlake.frame.iloc[0].pr_cycle_median_hours == pytest.approx(61 / 60)
     # incident opened the second d2 finished: dora links d2 (at or before), devlake d1 (strictly before)
     assert dora.incidents.iloc[0].deployment_id == "d2"
     assert devlake.incidents.iloc[0].deployment_id == "d1"
@@ -232,26 +233,29 @@ def test_peer_rules_whole_minutes_merge_commit_and_incident_only_failures(store)
     # first commit 30 s after the PR opened: -0.5 min rounds up to 0 and is kept
     assert (pr1.pickup_minutes, pr1.coding_minutes, pr1.deploy_minutes) == (31, 0, 60)
     assert dora.pull_requests.set_index("number").loc[1].coding_minutes == pytest.approx(-0.5)
-    assert devlake.summary.iloc[0].pr_cycle_median_hours == pytest.approx((0 + 60 + 60) / 60)
-    # PR 2's merge commit never shipped; DevLake does not look at its other commits
-    assert devlake.pull_requests["number"].tolist() == [1]
+    assert devlake.frame.iloc[0].pr_cycle_median_hours == pytest.approx((0 + 60 + 60) / 60)
+    # PR 2's merge commit never shipped; DevLake does not look at its other commits, and lists it undeployed
+    # with the parts that exist: coding 60 min, opened -> merged 90 min
+    undeployed = devlake.pull_requests.set_index("number").loc[2]
+    assert pd.isna(undeployed.deployment_id) and pd.isna(undeployed.deploy_minutes)
+    assert undeployed.cycle_minutes == 60 + 90
     assert dora.pull_requests.set_index("number").loc[2].deployment_id == "d2"
     # e: exactly 123 minutes, whole minutes in fourkeys (a floor of hours * 60 gave 122)
     assert fourkeys.changes.set_index("sha").loc["e"].lead_time_hours == pytest.approx(123 / 60)
     # d3 was rolled back: a failure by DORA's definition, not for the incident-only peers
-    assert dora.summary.iloc[0].change_failure_rate == pytest.approx(1 / 4)
-    assert devlake.summary.iloc[0].change_failure_rate == 0 and fourkeys.summary.iloc[0].change_failure_rate == 0
+    assert dora.frame.iloc[0].change_failure_rate == pytest.approx(1 / 4)
+    assert devlake.frame.iloc[0].change_failure_rate == 0 and fourkeys.frame.iloc[0].change_failure_rate == 0
     assert not devlake.deployments.set_index("deployment_id").loc["d3"].failed
 
 
 def test_drill_downs_are_read_on_first_use_and_kept_across_calls(store, monkeypatch):
-    # committed a day after the deployment that shipped it (a rebased sha): dora keeps the
-    # negative lead time, fourkeys drops it
+    # committed a day after the deployment that shipped it (a rebased sha): both keep the row, flagged
+    # as clock skew, and leave it out of the median
     load(store, commits=[("c1", "2024-01-03T00:00Z")], deployments=[dep(1, "2024-01-02T00:00Z")],
          changes=[("d1", "c1")])  # fmt: skip
     first = dora_metrics(store, "2024-01-01", "2024-01-08")
     # a later call has its own working tables; the first result, unread until now, keeps its rows
-    assert dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys").changes.empty
+    assert dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys").changes.clock_skew.tolist() == [True]
     assert first.changes["sha"].tolist() == ["c1"] and first.changes.lead_time_hours.iloc[0] == -24.0
 
     def working_tables():
@@ -289,11 +293,12 @@ def test_lower_median_interpolated_median_and_whole_hours(store):
          changes=[("d1", "a"), ("d2", "b"), ("d3", "c"), ("d4", "d"), ("d5", "e"), ("d6", "f"), ("d6", "g")],
          incidents=[{"incident_id": "i", "service": "api", "opened_at": "2024-01-01T10:00Z",
                      "resolved_at": "2024-01-01T12:59Z"}])  # fmt: skip
-    dora = dora_metrics(store, "2024-01-01", "2024-01-08").summary.iloc[0]
-    fourkeys = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys").summary.iloc[0]
+    dora = dora_metrics(store, "2024-01-01", "2024-01-08").frame.iloc[0]
+    fourkeys = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys").frame.iloc[0]
     # leads 1, 2, 4, 8 hours, f 50 s, g 2 h 30 min 30 s; e was deployed before it was committed (-12 h).
-    # dora: median of all seven. fourkeys counts whole minutes: f (0 min) and e are dropped, g is 150 min
-    assert dora.lead_time_median_hours == pytest.approx(2.0)
+    # dora: median of the six possible spans (e is clock skew). fourkeys counts whole minutes: f (0 min)
+    # and e are dropped, g is 150 min
+    assert dora.lead_time_median_hours == pytest.approx((2 + 2 + 30.5 / 60) / 2)
     assert fourkeys.lead_time_median_hours == pytest.approx(2.5)
     assert fourkeys.restore_median_hours == 2.0 and dora.restore_median_hours == pytest.approx(2 + 59 / 60)
 
@@ -316,12 +321,12 @@ def test_fourkeys_frequency_buckets_over_sunday_weeks(store):
     rows.append(dep(i, "2024-01-29T00:30Z", service="ops"))  # after the window: not counted
     load(store, deployments=rows)
     result = dora_metrics(store, "2024-01-01", "2024-01-29", by="service", profile="fourkeys")
-    buckets = result.summary.set_index("group")["deployment_frequency_bucket"].to_dict()
+    buckets = result.frame.set_index("group")["deployment_frequency_bucket"].to_dict()
     assert buckets == {"api": "Daily", "web": "Monthly", "jobs": "Weekly", "ops": "Yearly"}
-    assert "  web\n" in result.summary_text() and "Four Keys frequency  Monthly" in result.summary_text()
-    everyone = dora_metrics(store, "2024-01-01", "2024-01-29", profile="fourkeys").summary.iloc[0]
+    assert "  web\n" in result.summary() and "Four Keys frequency  Monthly" in result.summary()
+    everyone = dora_metrics(store, "2024-01-01", "2024-01-29", profile="fourkeys").frame.iloc[0]
     assert everyone.deployment_frequency_bucket == "Daily"  # api's days plus the others' reach 3 in 3 of 5 weeks
-    assert "deployment_frequency_bucket" not in dora_metrics(store, "2024-01-01", "2024-01-29").summary
+    assert "deployment_frequency_bucket" not in dora_metrics(store, "2024-01-01", "2024-01-29").frame
 
 
 def test_tiers_and_errors(store):
@@ -370,7 +375,7 @@ def test_cli_dora_on_a_store_without_deployments_says_how_to_load_them(store, ca
     store.close()
     assert main(["--db", db, "dora"]) == 0
     captured = capsys.readouterr()
-    assert "deployments          0" in captured.out
+    assert "deployments          0.00/week (0 deployments" in captured.out
     assert captured.err.startswith("hint: the store has no deployments") and "ingest deployments" in captured.err
 
 
@@ -380,18 +385,18 @@ def test_no_source_of_failures_is_no_data_not_an_elite_zero(store):
     window = ("2024-01-01", "2024-01-08")
     for profile in PROFILES:
         result = dora_metrics(store, *window, profile=profile)
-        s = result.summary.iloc[0]
+        s = result.frame.iloc[0]
         assert s.deployments == 2 and math.isnan(s.change_failure_rate) and math.isnan(s.rework_rate)
         assert s.change_failure_rate_tier == "no data"
         assert result.by_period.change_failure_rate.isna().all()
         assert "no incidents" in result.notes[0] and result.to_dict()["notes"] == result.notes
-        assert "note: the store has no incidents" in result.summary_text()
+        assert "note: the store has no incidents" in result.summary()
     # a rollback is a source of failures for DORA's definition, not for the incident-only peers
     load(store, deployments=[dep(3, "2024-01-04T00:00Z", kind="rollback", reverts_deployment_id="d2")])
-    assert dora_metrics(store, *window).summary.iloc[0].change_failure_rate == pytest.approx(1 / 3)
+    assert dora_metrics(store, *window).frame.iloc[0].change_failure_rate == pytest.approx(1 / 3)
     devlake = dora_metrics(store, *window, profile="devlake")
-    assert math.isnan(devlake.summary.iloc[0].change_failure_rate)
-    assert devlake.summary.iloc[0].rework_rate == pytest.approx(1 / 3)  # the rollback is rework in every profile
+    assert math.isnan(devlake.frame.iloc[0].change_failure_rate)
+    assert devlake.frame.iloc[0].rework_rate == pytest.approx(1 / 3)  # the rollback is rework in every profile
     assert devlake.notes[0] == (
         "the store has no incidents, so the change failure rate cannot be measured (no data); "
         "ingest incidents to measure it"
@@ -401,7 +406,7 @@ def test_no_source_of_failures_is_no_data_not_an_elite_zero(store):
     load(store, incidents=[{"incident_id": "w", "service": "web", "opened_at": "2023-06-01T00:00Z",
                             "cause_sha": "deadbeef"}])  # fmt: skip
     fourkeys = dora_metrics(store, *window, profile="fourkeys")
-    assert fourkeys.summary.iloc[0].change_failure_rate == 0
+    assert fourkeys.frame.iloc[0].change_failure_rate == 0
     assert not [n for n in fourkeys.notes if "cannot be measured" in n and "incidents" in n]
 
 
@@ -421,7 +426,7 @@ def test_devlake_restore_and_recovery_in_whole_minutes_per_incident(store):
         ],
     )
     window = ("2024-01-01", "2024-01-08")
-    dora, devlake, fourkeys = (dora_metrics(store, *window, profile=p).summary.iloc[0] for p in PROFILES)
+    dora, devlake, fourkeys = (dora_metrics(store, *window, profile=p).frame.iloc[0] for p in PROFILES)
     # restore in truncated minutes [10, 90, 420, 1500]; lower median 90 min
     assert devlake.restore_median_hours == pytest.approx(1.5)
     assert fourkeys.restore_median_hours == pytest.approx((1 + 7) / 2)  # whole hours [0, 1, 7, 25]
@@ -443,14 +448,14 @@ def test_environment_names_match_in_any_case(store):
     load(store, deployments=[at(1, "2024-01-02T00:00Z", "s1", "Staging"),
                              at(2, "2024-01-02T04:00Z", "s1", "Production"),
                              at(3, "2024-01-03T00:00Z", "s3", "PRODUCTION")])  # fmt: skip
-    summary = dora_metrics(store, "2024-01-01", "2024-01-08").summary.iloc[0]
+    summary = dora_metrics(store, "2024-01-01", "2024-01-08").frame.iloc[0]
     assert summary.deployments == 2
     stages = release_analytics(store, "2024-01-01", "2024-01-08").stage_promotion().set_index("to_env")
     assert stages.loc["production", "promotions"] == 1 and stages.loc["production", "skipped"] == 1
     assert Settings(production_environments=("Live",), environment_order=("QA", "Live")).environment_order == (
         "qa", "live")  # fmt: skip
     live = dora_metrics(store, "2024-01-01", "2024-01-08", settings=Settings(production_environments=("STAGING",)))
-    assert live.summary.iloc[0].deployments == 1
+    assert live.frame.iloc[0].deployments == 1
 
 
 def test_deployments_of_a_repository_without_commits_get_a_note_saying_how_to_fix_it(store):
@@ -498,7 +503,7 @@ def test_devlake_without_pull_requests_says_why_lead_time_is_no_data(fixture_sto
     window = ("2024-01-01", "2024-01-22")
     fixture_store.execute("DELETE FROM pull_requests")
     devlake = dora_metrics(fixture_store, *window, profile="devlake")
-    assert math.isnan(devlake.summary.iloc[0].lead_time_median_hours)
+    assert math.isnan(devlake.frame.iloc[0].lead_time_median_hours)
     assert any(n.startswith("the devlake profile measures lead time per merged pull request") for n in devlake.notes)
     assert not any("pull request" in n for n in dora_metrics(fixture_store, *window).notes)  # per commit there
 
@@ -536,17 +541,17 @@ def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before
                                                                 "no-cause": "none"}  # fmt: skip
     assert links["link_method"].to_dict() == {"by-cause": "cause_sha", "shipped-later": "cause_sha",
                                               "no-cause": "unlinked"}  # fmt: skip
-    assert fourkeys.summary.iloc[0].change_failure_rate == pytest.approx(2 / 4)
+    assert fourkeys.frame.iloc[0].change_failure_rate == pytest.approx(2 / 4)
     # ... and its incident starts at the earlier of the report and the root cause's deployment (incidents.sql):
     # d2 finished 2024-01-02 12:00, resolved 2024-01-04 05:30 -> 41.5 h, whole hours 41 (dora: 5.5 h)
     assert links.loc["by-cause", "restore_hours"] == pytest.approx(41.5)
-    assert fourkeys.summary.iloc[0].restore_median_hours == 41
-    assert dora_metrics(store, "2024-01-01", "2024-01-08").summary.iloc[0].restore_median_hours == 5.5
+    assert fourkeys.frame.iloc[0].restore_median_hours == 41
+    assert dora_metrics(store, "2024-01-01", "2024-01-08").frame.iloc[0].restore_median_hours == 5.5
     assert not any("root-cause" in n for n in fourkeys.notes)
     # without a root cause named anywhere, nothing could ever fail there: no data, not an elite 0 %
     store.execute("UPDATE incidents SET cause_sha = NULL")
     blind = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys")
-    assert math.isnan(blind.summary.iloc[0].change_failure_rate) and blind.summary.iloc[0].rework_rate >= 0
+    assert math.isnan(blind.frame.iloc[0].change_failure_rate) and blind.frame.iloc[0].rework_rate >= 0
     assert blind.notes[0].startswith("the fourkeys profile fails a deployment only through an incident's root-cause")
 
 
@@ -557,9 +562,234 @@ def test_deployments_in_no_configured_production_environment_get_a_note(store):
                              dep(3, "2024-01-03T06:00Z", env="qa")])  # fmt: skip
     window = ("2024-01-01", "2024-01-08")
     result = dora_metrics(store, *window)
-    assert result.summary.iloc[0].deployments == 0
+    assert result.frame.iloc[0].deployments == 0
     assert ("no successful deployment is in a production environment (production, prod); the store's "
             "environments are live (2), qa (1): set production_environments") in result.notes  # fmt: skip
     configured = dora_metrics(store, *window, settings=Settings(production_environments=("live",)))
-    assert configured.summary.iloc[0].deployments == 2
+    assert configured.frame.iloc[0].deployments == 2
     assert not any("production environment" in n for n in configured.notes)
+
+
+# --- devlake: the four rules of change_lead_time_calculator.go, hand-computed ---------------------------
+
+
+def test_devlake_first_deployment_of_a_chain_contributes_no_changes_even_listed(store):
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-02T00:00Z")],
+        deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-02T12:00Z")],
+        changes=[("d1", "c1"), ("d2", "c2")],  # d1's change listed explicitly
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-01T01:00Z",
+              "merged_at": "2024-01-01T02:00Z", "merge_commit_sha": "c1"},
+             {"repo": "r", "number": 2, "author": "a", "created_at": "2024-01-02T01:00Z",
+              "merged_at": "2024-01-02T02:00Z", "merge_commit_sha": "c2"}],
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    devlake = dora_metrics(store, *window, profile="devlake")
+    assert devlake.changes["sha"].tolist() == ["c2"]  # d1 is first of its chain (api, r)
+    prs = devlake.pull_requests.set_index("number")
+    # PR 1 merged into the first deployment: no deployment and no deploy time; cycle = opened -> merged
+    assert pd.isna(prs.loc[1, "deployment_id"]) and pd.isna(prs.loc[1, "deploy_minutes"])
+    assert prs.loc[1, "cycle_minutes"] == 60
+    assert (prs.loc[2, "deployment_id"], prs.loc[2, "deploy_minutes"], prs.loc[2, "cycle_minutes"]) == ("d2", 600, 660)
+    assert devlake.frame.iloc[0].lead_time_median_hours == 11  # deployed PRs only: PR 2's 660 min
+    assert devlake.deployments.set_index("deployment_id")["first_of_chain"].to_dict() == {"d1": True, "d2": False}
+    assert dora_metrics(store, *window).changes["sha"].tolist() == ["c1", "c2"]  # the dora profile keeps them
+
+
+def test_devlake_cycle_is_the_sum_of_the_parts_that_exist(store):
+    # deployed 30 minutes before the merge (the merge commit was on the branch the deploy tool took):
+    # DevLake's deploy span is negative, so nil; cycle = coding 60 + opened -> merged 120 + 0
+    load(
+        store,
+        commits=[("c0", "2024-01-01T00:00Z"), ("m", "2024-01-02T01:00Z")],
+        deployments=[dep(0, "2024-01-01T06:00Z"), dep(1, "2024-01-02T02:30Z")],
+        changes=[("d1", "m")],
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-02T01:00Z",
+              "merged_at": "2024-01-02T03:00Z", "merge_commit_sha": "m"}],
+        pr_commits=[{"repo": "r", "number": 1, "sha": "p", "authored_at": "2024-01-02T00:00Z"}],
+    )  # fmt: skip
+    pr = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").pull_requests.iloc[0]
+    assert pr.deployment_id == "d1" and pd.isna(pr.deploy_minutes) and pr.clock_skew
+    assert (pr.coding_minutes, pr.cycle_minutes) == (60, 60 + 120 + 0)
+
+
+def test_devlake_lists_every_merged_pull_request_deployed_or_not(store):
+    load(
+        store,
+        deployments=[dep(1, "2024-01-02T00:00Z")],
+        prs=[{"repo": "r", "number": 7, "author": "a", "created_at": "2024-01-03T00:00Z",
+              "merged_at": "2024-01-03T04:00Z", "merge_commit_sha": "never-shipped"},
+             {"repo": "r", "number": 8, "author": "a", "created_at": "2024-01-03T00:00Z"}],  # open: not listed
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    devlake = dora_metrics(store, *window, profile="devlake")
+    assert devlake.pull_requests["number"].tolist() == [7]
+    row = devlake.frame.iloc[0]
+    assert (row.pr_cycle_median_hours, row.pr_cycle_median_hours_n) == (4, 1)  # in the PR metrics too
+    assert math.isnan(row.lead_time_median_hours)  # lead time needs a deployment
+    assert dora_metrics(store, *window).pull_requests.empty  # the dora profile lists deployed PRs
+
+
+def test_devlake_an_empty_author_is_accepted_and_excludes_no_review(store, tmp_path):
+    from releaserisk.ingest.tabular import ingest_file
+
+    path = tmp_path / "prs.csv"
+    path.write_text(
+        "repo,number,author,created_at,merged_at,merge_commit_sha\n"
+        "r,1,,2024-01-02T00:00Z,2024-01-02T05:00Z,m\n"  # a deleted account: GitHub shows a ghost
+    )
+    assert ingest_file(store, "pull-requests", path) == 1
+    load(
+        store,
+        deployments=[dep(1, "2024-01-01T00:00Z")],
+        reviews=[{"repo": "r", "number": 1, "reviewer": "ghost", "submitted_at": "2024-01-02T01:00Z"},
+                 {"repo": "r", "number": 1, "reviewer": "bob", "submitted_at": "2024-01-02T02:00Z"}],
+    )  # fmt: skip
+    pr = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").pull_requests.iloc[0]
+    assert pd.isna(pr.author) and (pr.pickup_minutes, pr.review_minutes) == (60, 240)
+
+
+# --- one guard for impossible spans -------------------------------------------------------------------
+
+
+def test_a_clock_skewed_commit_is_flagged_left_out_of_the_median_and_counted(store):
+    load(
+        store,
+        commits=[("ok1", "2024-01-02T00:00Z"), ("ok2", "2024-01-02T02:00Z"),
+                 ("fast", "2024-01-10T09:00Z")],  # its author's clock ran a week fast
+        deployments=[dep(1, "2024-01-03T00:00Z")],
+        changes=[("d1", "ok1"), ("d1", "ok2"), ("d1", "fast")],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    changes = result.changes.set_index("sha")
+    assert changes.loc["fast", "lead_time_hours"] == -177 and changes.loc["fast", "clock_skew"]
+    assert not changes.loc["ok1", "clock_skew"]
+    row = result.frame.iloc[0]
+    assert (row.lead_time_median_hours, row.lead_time_median_hours_n) == (23, 2)  # 24 and 22, not -177
+    assert "1 change with a commit time after its deployment was left out (clock skew)" in result.notes
+
+
+def test_a_pr_commit_authored_after_the_pr_opened_is_a_flagged_phase(store):
+    load(
+        store,
+        commits=[("m", "2024-01-02T06:00Z")],
+        deployments=[dep(0, "2024-01-01T00:00Z"), dep(1, "2024-01-02T08:00Z")],
+        changes=[("d1", "m")],
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-02T00:00Z",
+              "merged_at": "2024-01-02T06:00Z", "merge_commit_sha": "m"}],
+        pr_commits=[{"repo": "r", "number": 1, "sha": "p", "authored_at": "2024-01-02T02:00Z"}],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    pr = result.pull_requests.iloc[0]
+    assert pr.coding_minutes == -120 and pr.clock_skew
+    assert pr.cycle_minutes == 360  # first commit -> deployment stands
+    assert any(n.startswith("1 pull request with a phase that ends before it starts") for n in result.notes)
+    devlake = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").pull_requests.iloc[0]
+    assert pd.isna(devlake.coding_minutes) and devlake.clock_skew  # DevLake's computeTimeSpan gives nil
+
+
+def test_incidents_resolved_before_they_started_or_before_their_deployment_finished(store):
+    load(
+        store,
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+        incidents=[
+            # linked to d2, resolved an hour before d2 finished: recovery -1 h
+            {"incident_id": "early", "service": "api", "opened_at": "2024-01-02T20:00Z",
+             "resolved_at": "2024-01-02T23:00Z", "cause_deployment_id": "d2"},
+            # resolved before it was opened: restore -2 h
+            {"incident_id": "backwards", "service": "api", "opened_at": "2024-01-02T06:00Z",
+             "resolved_at": "2024-01-02T04:00Z"},
+        ],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    deploys = result.deployments.set_index("deployment_id")
+    assert deploys.loc["d2", "recovery_hours"] == -1 and deploys.loc["d2", "clock_skew"]
+    assert deploys.loc["d1", "recovery_hours"] == 4 and not deploys.loc["d1", "clock_skew"]  # "backwards" fails d1
+    incidents = result.incidents.set_index("incident_id")
+    assert incidents.loc["backwards", "clock_skew"] and not incidents.loc["early", "clock_skew"]
+    row = result.frame.iloc[0]
+    assert (row.recovery_median_hours, row.recovery_median_hours_n) == (4, 1)
+    assert (row.restore_median_hours, row.restore_median_hours_n) == (3, 1)
+    assert "1 failed deployment restored before it finished was left out (clock skew)" in result.notes
+    assert "1 incident resolved before it started was left out (clock skew)" in result.notes
+
+
+# --- intervals and significance ------------------------------------------------------------------------
+
+
+def test_summary_and_by_period_carry_n_intervals_tiers_and_changes(fixture_store):
+    result = dora_metrics(fixture_store, "2024-01-01", "2024-01-22")
+    row = result.frame.iloc[0]
+    assert (row.change_failure_rate_n, row.failed_deployments) == (4, 2)
+    assert row.change_failure_rate_ci_low == pytest.approx(0.150, abs=1e-3)  # Wilson 2 of 4
+    assert row.change_failure_rate_ci_high == pytest.approx(0.850, abs=1e-3)
+    assert row.change_failure_rate_tiers == "high, medium, low"  # 15 % is above elite's 5 %
+    # 4 leads: the median's 95 % order-statistic interval needs n >= 6: unbounded both sides
+    assert row.lead_time_median_hours_n == 4 and math.isnan(row.lead_time_median_hours_ci_low)
+    assert row.lead_time_median_hours_tiers == "elite, high, medium, low"
+    # exact Poisson: 4 deployments in 3 weeks
+    assert row.deploys_per_week_ci_low == pytest.approx(1.0899 / 3, abs=1e-3)
+    assert row.deploys_per_week_ci_high == pytest.approx(10.2416 / 3, abs=1e-3)
+    weeks = result.by_period.set_index("period")
+    assert pd.isna(weeks.loc["2024-W01", "change_failure_rate_change_significant"])  # no previous week
+    assert weeks.loc["2024-W02", "change_failure_rate_change_significant"] == False  # noqa: E712  1 of 3 vs 1 of 1
+    assert "50.0 % (2 of 4; 95 % CI 15–85 %)  [high, medium, low]" in result.summary()
+    payload = result.to_dict()
+    assert payload["by_period"][0]["change_failure_rate_change_significant"] is None
+
+
+def test_the_change_text_on_both_sides_of_the_threshold(store):
+    # week 1: 1 failure of 13 deployments; week 2: 4 of 14 (the demo's "+20.9 pp"); week 3: 12 of 14
+    deployments, incidents = [], []
+    for week, (total, failed) in enumerate([(13, 1), (14, 4), (14, 12)]):
+        for i in range(total):
+            at = pd.Timestamp("2024-01-01T01:00Z") + pd.Timedelta(days=7 * week, hours=8 * i)
+            deployments.append(dep(f"{week}-{i}", at.isoformat()))
+            if i < failed:
+                incidents.append({"incident_id": f"i{week}-{i}", "service": "api", "cause_deployment_id":
+                                  f"d{week}-{i}", "opened_at": (at + pd.Timedelta(hours=1)).isoformat()})  # fmt: skip
+    load(store, deployments=deployments, incidents=incidents)
+    result = dora_metrics(store, "2024-01-01", "2024-01-22")
+    assert result.describe("change_failure_rate", period="2024-W02") == (
+        "28.6 % (4 of 14; 95 % CI 12–55 %) — not a significant change from 7.7 % (1 of 13)"
+    )
+    significant = result.describe("change_failure_rate", period="2024-W03")
+    assert significant.startswith("85.7 % (12 of 14; 95 % CI 60–96 %) — a significant change from 28.6 % (4 of 14)")
+    weeks = result.by_period.set_index("period")
+    assert weeks.loc["2024-W03", "change_failure_rate_change_p_value"] < 0.05
+    assert weeks.loc["2024-W02", "change_failure_rate_change_p_value"] > 0.05
+
+
+def test_interval_coverage_by_simulation(store):
+    """400 services, each a sample: 95 % intervals cover the true CFR and median lead time 93-97 % of the time."""
+    import numpy as np
+
+    rng = np.random.default_rng(20)
+    services, n, cfr, median_hours = 400, 30, 0.2, 10.0
+    ids = [f"{s}-{i}" for s in range(services) for i in range(n)]
+    finished = pd.Timestamp("2024-01-01T00:00Z") + pd.to_timedelta(np.tile(np.arange(n) * 3, services), unit="h")
+    lead = rng.exponential(median_hours / math.log(2), size=len(ids))  # exponential: median = mean * ln 2
+    frame = pd.DataFrame({"deployment_id": ids, "service": [f"s{s}" for s in range(services) for _ in range(n)],
+                          "environment": "production", "sha": ids, "status": "success", "kind": "regular",
+                          "repo": "r", "finished_at": finished, "started_at": finished})  # fmt: skip
+    store.upsert("deployments", frame)
+    store.upsert(
+        "deployment_changes",
+        pd.DataFrame(
+            {"deployment_id": ids, "repo": "r", "sha": ids, "committed_at": finished - pd.to_timedelta(lead, unit="h")}
+        ),
+    )
+    store.upsert("repos", pd.DataFrame({"repo": ["r"]}))
+    failed = rng.random(len(ids)) < cfr
+    causes = np.array(ids)[failed]
+    incidents = {"incident_id": [f"i{d}" for d in causes], "service": frame["service"][failed].to_numpy(),
+                 "cause_deployment_id": causes, "opened_at": finished[failed] + pd.Timedelta(minutes=30)}  # fmt: skip
+    store.upsert("incidents", pd.DataFrame(incidents))
+    summary = dora_metrics(store, "2024-01-01", "2024-01-09", by="service").frame
+    assert len(summary) == services and (summary["change_failure_rate_n"] == n).all()
+    covered_cfr = (summary["change_failure_rate_ci_low"] <= cfr) & (cfr <= summary["change_failure_rate_ci_high"])
+    low, high = summary["lead_time_median_hours_ci_low"], summary["lead_time_median_hours_ci_high"]
+    covered_median = (low <= median_hours) & (median_hours <= high)
+    assert 0.93 <= covered_cfr.mean() <= 0.97
+    assert 0.93 <= covered_median.mean() <= 0.97

@@ -109,7 +109,7 @@ def test_scenario_signatures_are_visible_in_the_analytics(tmp_path, scenario, ch
         if check == "batch":
             buckets = analytics.failure_by_batch_size()
             assert buckets.attrs["log2_size_coefficient"] > 0
-            assert analytics.dora.summary["change_failure_rate"][0] > 0.2
+            assert analytics.dora.frame["change_failure_rate"][0] > 0.2
         elif check == "hotfix":
             kinds = analytics.hotfixes().set_index("kind")
             assert kinds.loc["hotfix", "failure_rate"] > kinds.loc["regular", "failure_rate"]
@@ -129,7 +129,7 @@ def test_healthy_scenario_is_healthier(tmp_path):
     _, store = ingested(tmp_path, seed=2, weeks=20, services=4)
     with store:
         analytics = release_analytics(store)
-        assert analytics.dora.summary["change_failure_rate"][0] < 0.15
+        assert analytics.dora.frame["change_failure_rate"][0] < 0.15
         assert analytics.rollbacks()["success_rate"].mean() > 0.8
 
 
@@ -221,9 +221,9 @@ def test_counting_flag_releases_recovers_the_planted_failures(tmp_path):
         incidents = counted.incidents.set_index("incident_id").loc[flag_truth["incident_id"]]
         assert (incidents["link_method"] == "flag_change").all() and (incidents["cause_kind"] == "flag").all()
         assert incidents["kill_switch_minutes"].to_numpy() == pytest.approx(flag_truth["kill_switch_minutes"], abs=0.02)
-        row = counted.summary.iloc[0]
+        row = counted.frame.iloc[0]
         assert row["failed_flag_releases"] == len(flag_truth) and row["releases"] == row["deployments"] + row[
             "flag_releases"]  # fmt: skip
         assert row["change_failure_rate_with_flags"] > 0 and row["kill_switch_n"] == len(flag_truth)
-        assert "flag releases" in counted.summary_text() and "kill switch" in counted.summary_text()
-        assert "flag_releases" not in plain.summary.columns
+        assert "flag releases" in counted.summary() and "kill switch" in counted.summary()
+        assert "flag_releases" not in plain.frame.columns

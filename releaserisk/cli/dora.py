@@ -23,6 +23,7 @@ def cmd_dora(args: argparse.Namespace) -> int:
             profile=args.profile,
             benchmark=args.benchmark,
             settings=settings_of(args),
+            compare=args.compare,
             count_flag_releases=args.count_flag_releases,
         )
         frame = result.detail(args.detail) if args.detail else None  # read while the store is open
@@ -36,11 +37,24 @@ def cmd_dora(args: argparse.Namespace) -> int:
         empty = f"no {args.detail.replace('-', ' ')} in {start} → {end}"
         emit_frame(args, frame, frame.to_string(index=False) if len(frame) else empty, detail=args.detail)
         return EXIT_OK
+    if result.comparison is not None:  # csv: the per-row reasons; text and json: side by side and reasons
+        comparison = result.comparison
+        emit_frame(args, comparison.reasons, comparison.summary(), key="reasons", **comparison.to_dict())
+        return EXIT_OK
     if args.format == "csv":
-        sys.stdout.write(result.summary.to_csv(index=False))
+        sys.stdout.write(result.frame.to_csv(index=False))
     else:
-        emit(args, result.to_dict(), result.summary_text())
+        emit(args, result.to_dict(), result.summary())
     return EXIT_OK
+
+
+def _profiles(text: str) -> list[str]:
+    """``--compare dora,devlake,fourkeys``: two or more known profiles."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in DORA_PROFILES]
+    if unknown or len(set(names)) < 2:
+        raise argparse.ArgumentTypeError(f"give two or more of {', '.join(DORA_PROFILES)}, comma-separated")
+    return names
 
 
 def register(sub) -> None:
@@ -56,6 +70,10 @@ def register(sub) -> None:
         help="DORA report year for tiers",
     )  # fmt: skip
     p.add_argument("--detail", choices=DORA_DETAILS, help="print the rows behind the numbers instead")
+    p.add_argument(
+        "--compare", type=_profiles, metavar="PROFILES",
+        help="profiles side by side and why they disagree per row, e.g. dora,devlake,fourkeys (csv: the rows)",
+    )  # fmt: skip
     p.add_argument(
         "--count-flag-releases", action="store_true",
         help="count production flags turned on or ramped up as releases and blame flag-caused incidents on the "

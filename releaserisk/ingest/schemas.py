@@ -66,7 +66,7 @@ SCHEMAS: dict[str, tuple[str, tuple[Column, ...]]] = {
     "pull-requests": (
         "pull_requests",
         (
-            _req("repo"), _req("number", "int"), _req("author"), _req("created_at", "timestamp"),
+            _req("repo"), _req("number", "int"), Column("author"), _req("created_at", "timestamp"),
             Column("title"), Column("merged_at", "timestamp"), Column("closed_at", "timestamp"),
             Column("merge_commit_sha"), Column("base_ref"), Column("head_sha"),
             Column("additions", "int"), Column("deletions", "int"), Column("changed_files", "int"),

@@ -11,7 +11,8 @@ steps those rows call for — and only those, so an incremental CI ingest stays 
   commits citing a bug issue (:func:`~releaserisk.labels.mark_tracked_fixes`);
 * new **deployments** — recompute derived ``deployment_changes``
   (:func:`~releaserisk.ingest.links.link_deployment_changes`);
-* explicit **deployment changes** — copy commit times onto them;
+* explicit **deployment changes** — drop the derived links of their deployments
+  (:func:`~releaserisk.ingest.links.drop_superseded_links`) and copy commit times onto them;
 * new **issues** or **pull requests** — mark the FIX metric of the commits that cite
   them (GitHub's and GitLab's bug issues arrive after git, so git's own pass missed them).
 """
@@ -84,7 +85,12 @@ def after_ingest(
     kinds = set(loaded)
     if kinds - LOADED_KINDS:
         raise ValueError(f"unknown kinds of loaded rows: {sorted(kinds - LOADED_KINDS)}")
-    from releaserisk.ingest.links import fill_commit_times, link_deployment_changes, resolve_deployed_shas
+    from releaserisk.ingest.links import (
+        drop_superseded_links,
+        fill_commit_times,
+        link_deployment_changes,
+        resolve_deployed_shas,
+    )
     from releaserisk.labels import mark_tracked_fixes
 
     relink = "deployments" in kinds
@@ -95,6 +101,8 @@ def after_ingest(
         # re-linking every chain on each CI gate's incremental ingest would cost seconds
         # on a large store: only when a deployment ships a new commit
         relink = relink or bool(resolved) or _deployed_among(store, repo, first_seq)
+    if "deployment_changes" in kinds:
+        drop_superseded_links(store)  # a deploy tool's explicit list replaces the graph's guess
     if relink:
         link_deployment_changes(store)
     elif kinds & {"commits", "deployment_changes"}:

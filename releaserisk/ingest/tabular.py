@@ -108,12 +108,9 @@ def ingest_file(
     started = datetime.now(UTC)
     with store.transaction():
         loaded = store.upsert(table, frame)
-        from releaserisk.ingest.links import drop_superseded_links, fill_commit_times, link_deployment_changes
+        from releaserisk.ingest.steps import LOADED_KINDS, after_ingest
 
-        if table == "deployments":
-            link_deployment_changes(store)
-        elif table == "deployment_changes":
-            drop_superseded_links(store)
-            fill_commit_times(store)
+        if table in LOADED_KINDS:
+            after_ingest(store, [table])
         store.record_ingest(f"{kind}:{Path(path).name}", started, {"rows": loaded})
     return loaded

@@ -439,3 +439,16 @@ def test_nanosecond_timestamps_are_kept_to_the_microsecond(store, tmp_path):
     path = write_csv(tmp_path / "d.csv", [deployment(1, "a", "2024-05-01T10:00:00.123456789Z")])
     ingest_file(store, "deployments", path)
     assert str(store.query("SELECT finished_at FROM deployments").finished_at[0]) == "2024-05-01 10:00:00.123456+00:00"
+
+
+def test_a_bug_issue_loaded_from_a_file_marks_the_fix_of_the_commits_citing_it(store, git_repo, tmp_path):
+    # every source runs the same post-ingest steps (ingest.steps.after_ingest), files included
+    git_repo.write("app.py", "x = 1\n")
+    git_repo.commit("Add app")
+    git_repo.write("app.py", "x = 2\n")
+    cited = git_repo.commit("Handle empty input (#12)")
+    ingest_git(store, git_repo.path, name="r")
+    assert not store.execute("SELECT fix FROM change_features WHERE sha = ?", [cited]).fetchone()[0]
+    rows = [{"repo": "r", "issue": "12", "opened_at": "2020-01-01T00:00:00Z", "labels": "bug", "title": "crash"}]
+    ingest_file(store, "issues", write_csv(tmp_path / "issues.csv", rows))
+    assert store.execute("SELECT fix FROM change_features WHERE sha = ?", [cited]).fetchone()[0]

@@ -1,0 +1,257 @@
+"""Definition diff: the same store under several DORA profiles, side by side, and why they disagree.
+
+Users comparing tools get different numbers for the same metric and cannot see why
+(apache/incubator-devlake#4989, #7220; dora-team/fourkeys#402). :class:`ProfileComparison`
+puts each profile's summary side by side and lists, per deployment, pull request, change
+and incident, the rule of the profile table (:data:`releaserisk.profiles.PROFILE_RULES`)
+that makes the profiles disagree. The reasons are found in SQL over each result's own
+working tables, so nothing is read that does not differ.
+
+Reasons (``reason`` column, one row per entity and reason):
+
+``first_of_chain``
+    a deployment with changes listed and no earlier successful deployment of its service
+    and repository: a profile whose ``first_of_chain`` rule is ``none`` gives it no changes.
+``failure_kind``
+    failed by a rollback or a hotfix in a profile that counts them, not in one that counts
+    incidents only (``failure``).
+``incident_link``
+    an incident linked to different deployments (``incident_link``), with each link method.
+``lead_time_zero``
+    a change whose lead time is under a minute: dropped where ``lead_time_zero`` is ``dropped``.
+``undeployed_pr``
+    a merged pull request without a production deployment: listed only where
+    ``undeployed_prs`` is ``listed``.
+``pr_deployment``
+    a pull request deployed in one profile and not in another (merge commit only, or a first
+    deployment of a chain).
+``review_window``
+    a pull request whose pickup differs because its first review came after the merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from releaserisk.errors import InputError
+from releaserisk.profiles import PROFILES
+from releaserisk.store import Store
+
+__all__ = ["COMPARED_METRICS", "ProfileComparison", "compare_results"]
+
+#: Summary columns compared side by side.
+COMPARED_METRICS = (
+    "deployments",
+    "deploys_per_week",
+    "lead_time_median_hours",
+    "lead_time_p90_hours",
+    "change_failure_rate",
+    "recovery_median_hours",
+    "restore_median_hours",
+    "rework_rate",
+    "pr_cycle_median_hours",
+)
+
+
+@dataclass
+class ProfileComparison:
+    """Several profiles' DORA metrics side by side and the per-row reasons they differ.
+
+    Attributes
+    ----------
+    frame : DataFrame
+        ``group, metric`` and one column per profile (the summary value), plus ``<profile>_n``.
+    reasons : DataFrame
+        ``entity`` (deployment, pull_request, change, incident), ``key`` (its id), ``reason``
+        (a rule name, see the module docstring), ``detail`` (a sentence naming the profiles).
+    profiles : list of str
+    results : dict
+        Profile -> its :class:`~releaserisk.dora.DoraResult` (drill-downs per profile).
+    """
+
+    frame: pd.DataFrame
+    reasons: pd.DataFrame
+    profiles: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def summary(self) -> str:
+        """The side-by-side table and the count of rows per reason, with an example each.
+
+        Returns
+        -------
+        str
+        """
+        lines = [f"profiles compared: {', '.join(self.profiles)}"]
+        header = f"  {'metric':<26}" + "".join(f"{p:>14}" for p in self.profiles)
+        for group, rows in self.frame.groupby("group", sort=False):
+            lines.append(f"  {group}")
+            lines.append(header)
+            for _, row in rows.iterrows():
+                cells = "".join(f"{_fmt(row[p]):>14}" for p in self.profiles)
+                lines.append(f"  {row['metric']:<26}{cells}")
+        if self.reasons.empty:
+            lines.append("  no row is treated differently")
+        for reason, rows in self.reasons.groupby("reason", sort=False):
+            first = rows.iloc[0]
+            lines.append(f"  {reason}: {len(rows):,} {first['entity']}(s), e.g. {first['key']}: {first['detail']}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe side-by-side table and reasons (no NaN).
+
+        Returns
+        -------
+        dict
+            ``profiles, summary, reasons``.
+        """
+        from releaserisk.dora import _records
+
+        return {"profiles": list(self.profiles), "summary": _records(self.frame), "reasons": _records(self.reasons)}
+
+
+def _fmt(value) -> str:
+    if value is None or pd.isna(value):
+        return "no data"
+    return f"{value:,.3g}" if isinstance(value, float) else str(value)
+
+
+def _side_by_side(results: dict[str, Any]) -> pd.DataFrame:
+    frames = []
+    for profile, result in results.items():
+        long = result.frame.melt(id_vars="group", value_vars=list(COMPARED_METRICS), var_name="metric")
+        long = long.rename(columns={"value": profile})
+        ns = {m: f"{m}_n" for m in COMPARED_METRICS if f"{m}_n" in result.frame}
+        counts = result.frame.melt(id_vars="group", value_vars=list(ns.values()), var_name="metric")
+        counts["metric"] = counts["metric"].str.removesuffix("_n")
+        long = long.merge(counts.rename(columns={"value": f"{profile}_n"}), on=["group", "metric"], how="left")
+        frames.append(long.set_index(["group", "metric"]))
+    return pd.concat(frames, axis=1).reset_index()
+
+
+def _reason_queries(works: dict[str, Any], rules: dict[str, dict[str, str]]) -> list[str]:
+    """One SQL per reason that applies to these profiles, each giving ``entity, key, reason, detail``."""
+    queries = []
+    profiles = list(works)
+    none = [p for p in profiles if rules[p]["first_of_chain"] == "none"]
+    linked = [p for p in profiles if rules[p]["first_of_chain"] != "none"]
+    if none and linked:
+        w = works[none[0]]
+        queries.append(f"""
+            SELECT 'deployment' AS entity, p.deployment_id AS key, 'first_of_chain' AS reason,
+                   'first deployment of its chain: {", ".join(none)} give' || CASE WHEN {len(none)} = 1 THEN 's'
+                   ELSE '' END || ' it no changes (' || count(*) || ' listed), {", ".join(linked)} keep them'
+                   AS detail
+            FROM {w.prod} p JOIN deployment_changes dc USING (deployment_id)
+            WHERE p.first_of_chain AND p.finished_at >= $start AND p.finished_at < $end
+            GROUP BY p.deployment_id""")
+    broad = [p for p in profiles if "rollback" in rules[p]["failure"]]
+    narrow = [p for p in profiles if "rollback" not in rules[p]["failure"]]
+    if broad and narrow:
+        w, n = works[broad[0]], works[narrow[0]]
+        queries.append(f"""
+            SELECT 'deployment', b.deployment_id, 'failure_kind',
+                   b.failure_reason || ': a change failure in {", ".join(broad)}, not in {", ".join(narrow)} '
+                   || '(incidents only)'
+            FROM {w.deploys} b JOIN {n.deploys} n USING (deployment_id)
+            WHERE b.failed AND NOT n.failed AND b.failure_reason <> 'incident'
+              AND b.finished_at >= $start AND b.finished_at < $end""")
+    if len(profiles) > 1:
+        first = profiles[0]
+        columns = ", ".join(f"{p}.deployment_id AS {p}_dep, {p}.link_method AS {p}_how" for p in profiles)
+        joins = " ".join(f"JOIN {works[p].incident_links} {p} USING (incident_id)" for p in profiles[1:])
+        differs = " OR ".join(f"{p}.deployment_id IS DISTINCT FROM {first}.deployment_id" for p in profiles[1:])
+        parts = " || ', ' || ".join(
+            f"'{p}: ' || coalesce({p}_dep, 'no deployment') || ' by ' || replace({p}_how, '_', ' ')" for p in profiles
+        )
+        queries.append(f"""
+            SELECT 'incident', incident_id, 'incident_link', 'linked differently: ' || {parts}
+            FROM (SELECT {first}.incident_id, {first}.opened_at, {columns}
+                  FROM {works[first].incident_links} {first} {joins} WHERE {differs})
+            WHERE opened_at >= $start AND opened_at < $end""")
+    dropping = [p for p in profiles if rules[p]["lead_time_zero"] == "dropped"]
+    keeping = [p for p in profiles if rules[p]["lead_time_zero"] != "dropped" and rules[p]["lead_time_of"] == "commit"]
+    if dropping and keeping:
+        w = works[keeping[0]]
+        queries.append(f"""
+            SELECT 'change', repo || ':' || sha, 'lead_time_zero',
+                   'lead time under a minute: {", ".join(dropping)} drop it, {", ".join(keeping)} count it'
+            FROM {w.changes}
+            WHERE lead_time_hours >= 0 AND lead_time_hours < 1 / 60 AND deployed_at >= $start AND deployed_at < $end""")
+    listing = [p for p in profiles if rules[p]["undeployed_prs"] == "listed"]
+    leaving = [p for p in profiles if rules[p]["undeployed_prs"] != "listed"]
+    if listing and leaving:
+        w, other = works[listing[0]], works[leaving[0]]
+        queries.append(f"""
+            SELECT 'pull_request', a.repo || '#' || a.number, 'undeployed_pr',
+                   'merged, not deployed: listed in {", ".join(listing)}, not in {", ".join(leaving)}'
+            FROM {w.prs} a JOIN {other.prs} b USING (repo, number)
+            WHERE a.deployment_id IS NULL AND b.deployment_id IS NULL
+              AND a.merged_at >= $start AND a.merged_at < $end""")
+    if len(profiles) > 1:
+        first = profiles[0]
+        for other in profiles[1:]:
+            a, b = works[first], works[other]
+            queries.append(f"""
+                SELECT 'pull_request', a.repo || '#' || a.number, 'pr_deployment',
+                       'deployed by ' || coalesce(a.deployment_id, 'nothing') || ' in {first}, by '
+                       || coalesce(b.deployment_id, 'nothing') || ' in {other}'
+                       || CASE WHEN fc.deployment_id IS NOT NULL THEN ' (first deployment of its chain)'
+                               ELSE ' (merge commit or PR commits)' END
+                FROM {a.prs} a JOIN {b.prs} b USING (repo, number)
+                LEFT JOIN (SELECT deployment_id FROM {a.prod} WHERE first_of_chain) fc
+                  ON fc.deployment_id = coalesce(a.deployment_id, b.deployment_id)
+                WHERE a.deployment_id IS DISTINCT FROM b.deployment_id
+                  AND coalesce(a.deployed_at, b.deployed_at) >= $start
+                  AND coalesce(a.deployed_at, b.deployed_at) < $end""")
+            if rules[first]["review_window"] != rules[other]["review_window"]:
+                queries.append(f"""
+                    SELECT 'pull_request', a.repo || '#' || a.number, 'review_window',
+                           'first review after the merge: pickup in '
+                           || CASE WHEN a.pickup_minutes IS NULL THEN '{other}' ELSE '{first}' END
+                           || ' only ({first}: review {rules[first]["review_window"]}, {other}: '
+                           || '{rules[other]["review_window"]})'
+                    FROM {a.prs} a JOIN {b.prs} b USING (repo, number)
+                    WHERE (a.pickup_minutes IS NULL) <> (b.pickup_minutes IS NULL)
+                      AND a.listed_at >= $start AND a.listed_at < $end""")
+    return queries
+
+
+def compare_results(store: Store, results: dict[str, Any]) -> ProfileComparison:
+    """Compare :class:`~releaserisk.dora.DoraResult` objects of the same window, one per profile.
+
+    Parameters
+    ----------
+    store : Store
+        The store the results were computed on (their working tables live there).
+    results : dict
+        Profile name -> result, the first being the reference.
+
+    Returns
+    -------
+    ProfileComparison
+
+    Raises
+    ------
+    InputError
+        Fewer than two profiles, an unknown one, or results over different windows.
+    """
+    profiles = list(results)
+    if len(profiles) < 2 or any(p not in PROFILES for p in profiles):
+        raise InputError(f"compare at least two of {', '.join(PROFILES)}")
+    windows = {tuple(r.window) for r in results.values()}
+    if len(windows) != 1:
+        raise InputError("compared results must cover the same window")
+    start, end = windows.pop()
+    works = {p: r._work for p, r in results.items()}
+    queries = _reason_queries(works, {p: r.rules for p, r in results.items()})
+    sql = " UNION ALL ".join(f"SELECT * FROM ({q}) AS t(entity, key, reason, detail)" for q in queries)
+    reasons = (
+        store.query(f"SELECT * FROM ({sql}) ORDER BY reason, entity, key", {"start": start, "end": end})
+        if queries
+        else pd.DataFrame(columns=["entity", "key", "reason", "detail"])
+    )
+    reasons.columns = ["entity", "key", "reason", "detail"]
+    return ProfileComparison(frame=_side_by_side(results), reasons=reasons, profiles=profiles, results=results)

@@ -1,0 +1,366 @@
+"""Confidence intervals and two-sample tests for delivery metrics, vectorised over groups.
+
+Every aggregate a team reads carries its number of observations and a 95 % interval, and a
+change between two periods is called significant only by a two-sample test:
+
+=====================  ==========================================  ===========================================
+quantity               interval                                    change between two periods
+=====================  ==========================================  ===========================================
+rate (CFR, rework)     Wilson score (Wilson 1927; Brown, Cai &     two-proportion z-test, pooled (Agresti 2013,
+                       DasGupta 2001 recommend it for small n)     §3.1.3); Fisher's exact test when an expected
+                                                                   cell count is below 5 (Cochran 1954)
+median, p90            distribution-free order-statistic interval  Mann–Whitney–Wilcoxon rank-sum test, normal
+                       [x_(l), x_(u)] from Binomial(n, q) ranks    approximation with tie and continuity
+                       (Conover 1999, §3.2; Hahn & Meeker 1991);   corrections, exact for small samples without
+                       an end with no rank is unbounded (NaN)      ties (scipy.stats.mannwhitneyu)
+event frequency        exact Poisson (Garwood 1936), through the   conditional binomial test of k1 given k1+k2
+                       Gamma / chi-square quantiles                with exposures t1, t2 (Przyborowski &
+                                                                   Wilenski 1940)
+=====================  ==========================================  ===========================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "order_statistics",
+    "poisson_rate_interval",
+    "poisson_rate_test",
+    "poisson_rate_tests",
+    "quantile_interval_ranks",
+    "rank_test",
+    "rank_tests",
+    "sorted_quantile",
+    "two_proportion_test",
+    "two_proportion_tests",
+    "wilson_interval",
+]
+
+CONFIDENCE = 0.95
+
+
+def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for binomial proportions.
+
+    Parameters
+    ----------
+    successes, trials : array-like
+        Counts per group.
+    z : float
+        Normal quantile (1.959964 for 95 %).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Lower and upper ends, NaN where ``trials`` is 0. Source: Wilson (1927), JASA 22:209.
+    """
+    successes = np.asarray(successes, dtype=float)
+    trials = np.asarray(trials, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = successes / trials
+        centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+        half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def poisson_rate_interval(
+    counts: np.ndarray, exposure: np.ndarray, confidence: float = CONFIDENCE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (Garwood) interval for a Poisson rate: events per unit of ``exposure``.
+
+    Parameters
+    ----------
+    counts : array-like
+        Events (deployments) per group.
+    exposure : array-like
+        Length of each group's window (weeks for deployments per week); NaN where 0.
+    confidence : float
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ``gamma.ppf(a/2, k) / t`` and ``gamma.ppf(1 - a/2, k + 1) / t`` (lower end 0 when k is 0).
+        Source: Garwood (1936), Biometrika 28:437.
+    """
+    k = np.asarray(counts, dtype=float)
+    t = np.asarray(exposure, dtype=float)
+    alpha = 1 - confidence
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(k > 0, stats.gamma.ppf(alpha / 2, np.maximum(k, 1e-300)), 0.0) / t
+        high = stats.gamma.ppf(1 - alpha / 2, k + 1) / t
+    bad = ~(t > 0)
+    return np.where(bad, np.nan, low), np.where(bad, np.nan, high)
+
+
+def quantile_interval_ranks(n: np.ndarray, q: float, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """1-based ranks ``(l, u)`` of the order statistics bounding the ``q`` quantile.
+
+    With B ~ Binomial(n, q) the number of observations below the true quantile, the
+    interval ``[x_(l), x_(u)]`` covers it with probability P(l <= B <= u - 1), at least
+    ``confidence`` (equal tails, each at most (1 - confidence) / 2). Source: Conover,
+    *Practical Nonparametric Statistics* (3rd ed., 1999), §3.2.
+
+    Parameters
+    ----------
+    n : array-like
+        Sample sizes.
+    q : float
+        The quantile (0.5 for the median, 0.9 for p90).
+    confidence : float
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Integer ranks; ``l`` is 0 when no order statistic gives a lower bound at this ``n``
+        and ``u`` is ``n + 1`` when none gives an upper bound (the interval is unbounded there).
+    """
+    n = np.asarray(n, dtype=float)
+    alpha = 1 - confidence
+    safe = np.maximum(n, 1)
+    # largest j with P(B <= j) <= alpha/2; the lower rank is j + 1
+    j = stats.binom.ppf(alpha / 2, safe, q)
+    j = np.where(stats.binom.cdf(j, safe, q) > alpha / 2, j - 1, j)
+    low = j + 1
+    high = stats.binom.ppf(1 - alpha / 2, safe, q) + 1
+    low = np.where(n > 0, np.clip(low, 0, n + 1), 0)
+    high = np.where(n > 0, np.clip(high, 0, n + 1), 1)
+    return low.astype(int), high.astype(int)
+
+
+def sorted_quantile(values: np.ndarray, offsets: np.ndarray, q: float, kind: str = "interpolated") -> np.ndarray:
+    """The ``q`` quantile of each group of ``values`` (sorted within each group).
+
+    Parameters
+    ----------
+    values : ndarray
+        All groups' values, each group ascending, one after the other.
+    offsets : ndarray
+        ``len(groups) + 1`` start positions (Arrow list offsets).
+    q : float
+    kind : {"interpolated", "lower"}
+        ``interpolated``: linear between the closest ranks at ``(n - 1) q`` (Hyndman & Fan
+        1996 type 7, DuckDB's ``quantile_cont``, BigQuery's ``PERCENTILE_CONT``); ``lower``:
+        the value at 0-based rank ``ceil(n q) - 1`` (DuckDB's ``quantile_disc``; for the median,
+        the lower median, as DevLake's ``max(x) WHERE percent_rank <= 0.5``).
+
+    Returns
+    -------
+    ndarray
+        NaN for empty groups.
+    """
+    starts = offsets[:-1].astype(np.int64)
+    n = np.diff(offsets).astype(np.int64)
+    out = np.full(len(n), np.nan)
+    present = n > 0
+    if not present.any():
+        return out
+    s, m = starts[present], n[present]
+    if kind == "lower":
+        out[present] = values[s + np.maximum(np.ceil(m * q).astype(np.int64) - 1, 0)]
+        return out
+    h = (m - 1) * q
+    lo = np.floor(h).astype(np.int64)
+    frac = h - lo
+    below, above = values[s + lo], values[s + np.minimum(lo + 1, m - 1)]
+    out[present] = below + (above - below) * frac
+    return out
+
+
+def order_statistics(values: np.ndarray, offsets: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """The 1-based ``ranks``-th value of each sorted group, NaN where the rank is outside 1..n."""
+    starts = offsets[:-1].astype(np.int64)
+    n = np.diff(offsets).astype(np.int64)
+    ranks = np.asarray(ranks, dtype=np.int64)
+    inside = (ranks >= 1) & (ranks <= n)
+    out = np.full(len(n), np.nan)
+    out[inside] = values[starts[inside] + ranks[inside] - 1]
+    return out
+
+
+def two_proportion_test(x1, n1, x2, n2) -> float:
+    """Two-sided p-value for equal proportions ``x1/n1`` and ``x2/n2`` (NaN when either n is 0).
+
+    Pooled two-proportion z-test (Agresti, *Categorical Data Analysis*, 3rd ed. 2013,
+    §3.1.3); Fisher's exact test instead when an expected cell count is below 5
+    (Cochran 1954), where the normal approximation is poor.
+
+    Parameters
+    ----------
+    x1, n1, x2, n2 : int
+        Successes and trials of both samples.
+
+    Returns
+    -------
+    float
+    """
+    if not n1 or not n2:
+        return float("nan")
+    pooled = (x1 + x2) / (n1 + n2)
+    expected = np.array([n1 * pooled, n1 * (1 - pooled), n2 * pooled, n2 * (1 - pooled)])
+    if pooled in (0.0, 1.0):
+        return 1.0
+    if (expected < 5).any():
+        return float(stats.fisher_exact([[x1, n1 - x1], [x2, n2 - x2]]).pvalue)
+    z = (x1 / n1 - x2 / n2) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return float(2 * stats.norm.sf(abs(z)))
+
+
+def poisson_rate_test(k1, t1, k2, t2) -> float:
+    """Two-sided p-value for equal Poisson rates ``k1/t1`` and ``k2/t2``.
+
+    Conditional on ``k1 + k2``, ``k1`` is Binomial(k1 + k2, t1 / (t1 + t2)) under equal
+    rates; exact binomial test (Przyborowski & Wilenski 1940). NaN without exposure.
+
+    Parameters
+    ----------
+    k1, t1, k2, t2 : float
+        Event counts and exposures (e.g. days) of both periods.
+
+    Returns
+    -------
+    float
+    """
+    if not (t1 > 0 and t2 > 0):
+        return float("nan")
+    total = int(k1 + k2)
+    if total == 0:
+        return 1.0
+    return float(stats.binomtest(int(k1), total, t1 / (t1 + t2)).pvalue)
+
+
+def rank_test(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Mann–Whitney–Wilcoxon p-value for a shift between samples ``a`` and ``b``.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        The two samples (NaN-free).
+
+    Returns
+    -------
+    float
+        As :func:`rank_tests` (normal approximation, continuity correction); NaN when either
+        sample is empty.
+    """
+    a, b = np.sort(np.asarray(a, dtype=float)), np.sort(np.asarray(b, dtype=float))
+    values, offsets = np.concatenate([a, b]), np.array([0, len(a), len(a) + len(b)])
+    return float(rank_tests(values, offsets, np.array([0]), np.array([1]))[0])
+
+
+def two_proportion_tests(x1, n1, x2, n2) -> np.ndarray:
+    """Vectorised :func:`two_proportion_test`: two-sided p-values, NaN where either n is 0.
+
+    Pooled z-test; where an expected count is below 5, Fisher's exact test, two-sided as
+    twice the smaller tail of the hypergeometric distribution (capped at 1).
+
+    Parameters
+    ----------
+    x1, n1, x2, n2 : array-like
+        Successes and trials of both samples, per comparison.
+
+    Returns
+    -------
+    ndarray
+    """
+    x1, n1, x2, n2 = (np.asarray(v, dtype=float) for v in (x1, n1, x2, n2))
+    p = np.full(x1.shape, np.nan)
+    ok = (n1 > 0) & (n2 > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pooled = (x1 + x2) / (n1 + n2)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+        z = (x1 / n1 - x2 / n2) / se
+    expected = np.minimum(np.minimum(n1 * pooled, n1 * (1 - pooled)), np.minimum(n2 * pooled, n2 * (1 - pooled)))
+    degenerate = ok & ((pooled == 0) | (pooled == 1))
+    small = ok & ~degenerate & (expected < 5)
+    large = ok & ~degenerate & ~small
+    p[degenerate] = 1.0
+    p[large] = 2 * stats.norm.sf(np.abs(z[large]))
+    if small.any():
+        total, drawn, successes = (n1 + n2)[small], n1[small], (x1 + x2)[small]
+        k = x1[small]
+        tails = np.minimum(
+            stats.hypergeom.cdf(k, total, successes, drawn), stats.hypergeom.sf(k - 1, total, successes, drawn)
+        )
+        p[small] = np.minimum(1.0, 2 * tails)
+    return p
+
+
+def poisson_rate_tests(k1, t1, k2, t2) -> np.ndarray:
+    """Vectorised :func:`poisson_rate_test`: two-sided exact conditional test, as twice the smaller
+    binomial tail (capped at 1); NaN without exposure.
+
+    Parameters
+    ----------
+    k1, t1, k2, t2 : array-like
+        Event counts and exposures of both periods, per comparison.
+
+    Returns
+    -------
+    ndarray
+    """
+    k1, t1, k2, t2 = (np.asarray(v, dtype=float) for v in (k1, t1, k2, t2))
+    total = k1 + k2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = t1 / (t1 + t2)
+        tails = np.minimum(stats.binom.cdf(k1, total, share), stats.binom.sf(k1 - 1, total, share))
+    p = np.where(total == 0, 1.0, np.minimum(1.0, 2 * tails))
+    return np.where((t1 > 0) & (t2 > 0), p, np.nan)
+
+
+def rank_tests(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Two-sided Mann–Whitney p-values between sorted groups ``current[i]`` and ``previous[i]``, all at once.
+
+    Each group is a slice of ``values`` (ascending within it, Arrow-style ``offsets``). U
+    counts, for each value of the current group, the previous group's values below it
+    (ties count one half), found for every pair in one ``searchsorted`` by shifting each
+    pair's values into its own band. Pairs with fewer than 10 values on a side use
+    :func:`rank_test` (exact without ties); larger ones the normal approximation with a
+    continuity correction and without the tie correction, which makes the test
+    conservative when there are ties (Mann & Whitney 1947; Lehmann, *Nonparametrics*, 1975, §1.4).
+
+    Parameters
+    ----------
+    values, offsets : ndarray
+        Groups as in :func:`sorted_quantile`.
+    current, previous : ndarray
+        Row indices of the groups to compare, pairwise.
+
+    Returns
+    -------
+    ndarray
+        NaN where either group is empty.
+    """
+    current, previous = np.asarray(current, dtype=np.int64), np.asarray(previous, dtype=np.int64)
+    starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
+    na, nb = lengths[current], lengths[previous]
+    p = np.full(len(current), np.nan)
+    large = np.flatnonzero((na > 0) & (nb > 0))
+    if not len(large):
+        return p
+    lo, span = values.min(), max(float(np.ptp(values)), 1e-300)
+
+    def banded(rows: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # each pair's values, scaled into [0, 1] and shifted into band 2k: one sorted array for all pairs
+        total = int(counts.sum())
+        begin = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        index = np.repeat(starts[rows] - begin, counts) + np.arange(total)
+        band = np.repeat(np.arange(len(rows)) * 2.0, counts)
+        return (values[index] - lo) / span + band, begin
+
+    a_keys, _ = banded(current[large], na[large])
+    b_keys, b_begin = banded(previous[large], nb[large])
+    pair = np.repeat(np.arange(len(large)), na[large])
+    left = np.searchsorted(b_keys, a_keys, "left")
+    below = (left - b_begin[pair]).astype(float)
+    # ties count one half; only values equal to the next previous value can have any (one search fewer)
+    tied = np.flatnonzero(b_keys[np.minimum(left, len(b_keys) - 1)] == a_keys)
+    if len(tied):
+        below[tied] += 0.5 * (np.searchsorted(b_keys, a_keys[tied], "right") - left[tied])
+    u = np.bincount(pair, weights=below, minlength=len(large))
+    m, n = na[large].astype(float), nb[large].astype(float)
+    sigma = np.sqrt(m * n * (m + n + 1) / 12)
+    z = np.maximum(np.abs(u - m * n / 2) - 0.5, 0) / sigma
+    p[large] = np.minimum(1.0, 2 * stats.norm.sf(z))
+    return p

@@ -1,0 +1,214 @@
+"""DORA metric profiles: one declarative table of named rule choices, each with its source.
+
+A profile (``dora``, ``devlake``, ``fourkeys``) is a column of :data:`PROFILE_RULES`: for each
+rule, the choice that profile makes, and beside it the peer's code or document that makes
+it, so a reviewer can hold the table against the peer. :mod:`releaserisk.dora` builds its
+SQL from these choices and nowhere tests a profile's name; the README's "Metric
+definitions" table is :func:`profile_table_markdown` (a test keeps them equal).
+
+Sources
+-------
+``dora``: DESIGN.md §6 and Google Cloud DORA's metric definitions (dora.dev/guides/dora-metrics-four-keys).
+``devlake``: apache/incubator-devlake, ``backend/plugins/dora/tasks/`` (``change_lead_time_calculator.go``,
+``incident_deploy_connector.go``) and ``grafana/dashboards/DORA*.json``.
+``fourkeys``: dora-team/fourkeys, ``METRICS.md`` and ``queries/*.sql``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from releaserisk.choices import DORA_PROFILES
+from releaserisk.errors import InputError
+
+__all__ = ["PROFILES", "PROFILE_RULES", "ProfileRule", "profile_rules", "profile_table", "profile_table_markdown"]
+
+PROFILES = DORA_PROFILES
+
+
+@dataclass(frozen=True)
+class ProfileRule:
+    """One rule of the profile table.
+
+    Attributes
+    ----------
+    name : str
+        The rule's key, read by :mod:`releaserisk.dora`.
+    decides : str
+        What the rule decides.
+    dora, devlake, fourkeys : tuple of (str, str)
+        Each profile's choice and its source (file and construct, or document).
+    """
+
+    name: str
+    decides: str
+    dora: tuple[str, str]
+    devlake: tuple[str, str]
+    fourkeys: tuple[str, str]
+
+
+_DESIGN = "DESIGN.md §6"
+_CALC = "change_lead_time_calculator.go"
+
+#: The profile table. Each choice is (value, source).
+PROFILE_RULES: tuple[ProfileRule, ...] = (
+    ProfileRule(
+        "deployment_order", "which production deployment is 'first' (ties by id)",
+        ("finished", _DESIGN),
+        ("started", f"{_CALC} getDeploymentCommit: ORDER BY dc.started_date, dc.id"),
+        ("finished", "deployments.sql: time_created is the deployment's finish"),
+    ),
+    ProfileRule(
+        "first_of_chain", "changes of a deployment with no earlier successful one of its service and repo",
+        ("as linked", _DESIGN + ": deployment_changes as stored"),
+        ("none", f"{_CALC} getDeploymentCommit: WHERE dc.prev_success_deployment_commit_id <> ''"),
+        ("as linked", "changes.sql / deployments.sql: the changes a deployment lists"),
+    ),
+    ProfileRule(
+        "lead_time_of", "what one lead-time value measures",
+        ("commit", _DESIGN + ": first production deployment containing it - committer time"),
+        ("pull request", f"{_CALC}: PrCycleTime; DORA dashboard reads project_pr_metrics.pr_cycle_time"),
+        ("commit", "lead_time_for_changes.sql: TIMESTAMP_DIFF(d.time_created, c.time_created, MINUTE)"),
+    ),
+    ProfileRule(
+        "rounding", "unit of lead time and PR phases",
+        ("exact", _DESIGN + ": microseconds"),
+        ("ceil minute", f"{_CALC} computeTimeSpan: math.Ceil(span.Minutes())"),
+        ("floor minute", "lead_time_for_changes.sql: TIMESTAMP_DIFF(..., MINUTE) truncates"),
+    ),
+    ProfileRule(
+        "lead_time_zero", "a lead time of zero (under a minute when rounded)",
+        ("kept", _DESIGN),
+        ("kept", f"{_CALC} computeTimeSpan: only minutes < 0 are nil"),
+        ("dropped", "lead_time_for_changes.sql: IF(TIMESTAMP_DIFF(...) > 0, ..., NULL) 'Ignore automated pushes'"),
+    ),
+    ProfileRule(
+        "pr_cycle", "a pull request's cycle time",
+        ("first commit to deployment", _DESIGN),
+        ("sum of parts", f"{_CALC}: cycleTime += coding, created->merged, deploy, each when not nil"),
+        ("first commit to deployment", "no pull-request metric (the dora profile's rule)"),
+    ),
+    ProfileRule(
+        "pr_deployment", "which commits of a PR find its deployment",
+        ("merge or PR commit", _DESIGN),
+        ("merge commit", f"{_CALC} getDeploymentCommit(pr.MergeCommitSha): cd.commit_sha = mergeSha"),
+        ("merge or PR commit", "no pull-request metric (the dora profile's rule)"),
+    ),
+    ProfileRule(
+        "review_window", "which reviews by others start pickup and end review",
+        ("before merge", _DESIGN + ": a post-merge approval is no phase of the way in"),
+        ("any time", f"{_CALC} getFirstReview: account_id != author, ORDER BY created_date, no merge bound"),
+        ("before merge", "no pull-request metric (the dora profile's rule)"),
+    ),
+    ProfileRule(
+        "undeployed_prs", "merged pull requests without a production deployment",
+        ("left out", _DESIGN + ": the PR drill-down lists deployed PRs"),
+        ("listed", f"{_CALC}: every pr.merged_date IS NOT NULL row gets a metric; deploy parts nil"),
+        ("left out", "no pull-request metric (the dora profile's rule)"),
+    ),
+    ProfileRule(
+        "incident_link", "which deployment an incident fails",
+        ("explicit, else cause sha, else latest prior", _DESIGN + ": cause shipped by the time it opened"),
+        ("latest prior (strictly before)", "incident_deploy_connector.go: finished_date < created_date, no cause"),
+        ("cause sha, any time", "change_failure_rate.sql: incidents' root causes joined to deployments' changes"),
+    ),
+    ProfileRule(
+        "failure", "what makes a deployment a change failure",
+        ("incident, rollback or hotfix", _DESIGN),
+        ("incident", "grafana/dashboards/DORA.json change failure rate: deployments with an incident"),
+        ("incident", "change_failure_rate.sql: deployments joined to incidents"),
+    ),
+    ProfileRule(
+        "recovery", "failed deployment recovery time",
+        ("earliest remedy", _DESIGN + ": rollback, next rollback/hotfix, or incident resolution"),
+        ("per incident, floor minute", "DORADetails-FailedDeploymentRecoveryTime.json: TIMESTAMPDIFF(MINUTE, ...)"),
+        ("incident resolution", "METRICS.md: time to restore of the deployment's incidents"),
+    ),
+    ProfileRule(
+        "restore_start", "when time to restore starts",
+        ("opened", _DESIGN),
+        ("opened", "incident lead_time_minutes: created_date -> resolution_date"),
+        ("earlier of opened and cause deployment", "incidents.sql: time_created = LEAST(issue, root-cause deploy)"),
+    ),
+    ProfileRule(
+        "restore_rounding", "unit of time to restore",
+        ("exact", _DESIGN),
+        ("floor minute", "incident lead_time_minutes: uint of the minutes"),
+        ("floor hour", "METRICS.md time to restore: TIMESTAMP_DIFF(time_resolved, time_created, HOUR)"),
+    ),
+    ProfileRule(
+        "median", "median kind",
+        ("interpolated", _DESIGN),
+        ("lower", "grafana/dashboards/DORA.json: max(x) WHERE percent_rank <= 0.5"),
+        ("interpolated", "PERCENTILE_CONT(..., 0.5)"),
+    ),
+    ProfileRule(
+        "span_guard", "a span that ends before it starts (clock skew)",
+        ("exclude", _DESIGN + ": out of aggregates, flagged in drill-downs, counted in a note"),
+        ("drop", f"{_CALC} computeTimeSpan: minutes < 0 -> nil"),
+        ("keep", "time_to_restore_services.sql: no filter (lead time: see lead_time_zero)"),
+    ),
+    ProfileRule(
+        "frequency_bucket", "deployment frequency bucket",
+        ("none", _DESIGN + ": deployments per week with a tier"),
+        ("none", "grafana/dashboards/DORA.json: deployment days per week/month with a tier"),
+        ("daily/weekly/monthly/yearly", "METRICS.md Deployment Frequency: medians over Sunday-start weeks"),
+    ),
+)  # fmt: skip
+
+_BY_NAME = {rule.name: rule for rule in PROFILE_RULES}
+
+
+def profile_rules(profile: str) -> dict[str, str]:
+    """The choice of every rule in ``profile``.
+
+    Parameters
+    ----------
+    profile : {"dora", "devlake", "fourkeys"}
+
+    Returns
+    -------
+    dict
+        Rule name -> choice.
+
+    Raises
+    ------
+    InputError
+        An unknown profile.
+    """
+    if profile not in PROFILES:
+        raise InputError(f"profile must be one of {', '.join(PROFILES)}")
+    return {rule.name: getattr(rule, profile)[0] for rule in PROFILE_RULES}
+
+
+def profile_table() -> pd.DataFrame:
+    """The profile table as a frame.
+
+    Returns
+    -------
+    DataFrame
+        ``rule, decides`` and per profile its choice and ``<profile>_source``.
+    """
+    rows = []
+    for rule in PROFILE_RULES:
+        row = {"rule": rule.name, "decides": rule.decides}
+        for profile in PROFILES:
+            row[profile], row[f"{profile}_source"] = getattr(rule, profile)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def profile_table_markdown() -> str:
+    """The profile table as the README's Markdown table (choice, then its source in parentheses).
+
+    Returns
+    -------
+    str
+    """
+    lines = ["| rule | decides | " + " | ".join(PROFILES) + " |", "|---|---|" + "---|" * len(PROFILES)]
+    for rule in PROFILE_RULES:
+        cells = [f"{value} ({source})" for value, source in (getattr(rule, p) for p in PROFILES)]
+        lines.append(f"| `{rule.name}` | {rule.decides} | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Definition diff: profiles side by side and one row per reason they disagree."""
+
+import json
+
+import pytest
+
+from releaserisk.dora import dora_metrics
+from releaserisk.errors import InputError
+from tests.test_dora import dep, load
+
+
+@pytest.fixture
+def disagreeing(store):
+    load(
+        store,
+        commits=[("cafe0001", "2024-01-01T00:00Z"), ("c2", "2024-01-02T11:59:30Z"), ("m3", "2024-01-02T10:00Z"),
+                 ("p4", "2024-01-02T07:00Z")],
+        deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-02T12:00Z"), dep(3, "2024-01-04T00:00Z"),
+                     dep(4, "2024-01-04T12:00Z", kind="rollback", reverts_deployment_id="d3")],
+        changes=[("d1", "cafe0001"), ("d2", "c2"), ("d2", "m3"), ("d2", "p4")],
+        incidents=[{"incident_id": "i1", "service": "api", "opened_at": "2024-01-03T06:00Z", "cause_sha": "cafe0001"}],
+        prs=[{"repo": "r", "number": 3, "author": "a", "created_at": "2024-01-02T08:00Z",
+              "merged_at": "2024-01-02T10:00Z", "merge_commit_sha": "m3"},
+             {"repo": "r", "number": 4, "author": "a", "created_at": "2024-01-02T06:00Z",
+              "merged_at": "2024-01-02T09:00Z", "merge_commit_sha": "m4"},
+             {"repo": "r", "number": 5, "author": "a", "created_at": "2024-01-05T06:00Z",
+              "merged_at": "2024-01-05T09:00Z", "merge_commit_sha": "m5"}],
+        pr_commits=[{"repo": "r", "number": 4, "sha": "p4", "authored_at": "2024-01-02T07:00Z"}],
+        reviews=[{"repo": "r", "number": 3, "reviewer": "bob", "submitted_at": "2024-01-02T11:00Z"}],
+    )  # fmt: skip
+    return store
+
+
+def test_one_row_per_reason(disagreeing):
+    result = dora_metrics(disagreeing, "2024-01-01", "2024-01-08", compare=["dora", "devlake", "fourkeys"])
+    reasons = result.comparison.reasons
+    found = {(row.entity, row.key, row.reason) for row in reasons.itertuples()}
+    assert found == {
+        ("deployment", "d1", "first_of_chain"),
+        ("deployment", "d3", "failure_kind"),
+        ("incident", "i1", "incident_link"),
+        ("change", "r:c2", "lead_time_zero"),
+        ("pull_request", "r#5", "undeployed_pr"),
+        ("pull_request", "r#4", "pr_deployment"),
+        ("pull_request", "r#3", "review_window"),
+    }
+    detail = reasons.set_index("reason")["detail"]
+    assert (
+        detail["first_of_chain"]
+        == "first deployment of its chain: devlake gives it no changes (1 listed), dora, fourkeys keep them"
+    )
+    assert detail["incident_link"] == (
+        "linked differently: dora: d1 by cause sha, devlake: d2 by latest prior deployment, fourkeys: d1 by cause sha"
+    )
+    assert detail["failure_kind"] == "rolled back: a change failure in dora, not in devlake, fourkeys (incidents only)"
+    side = result.comparison.frame.set_index("metric")
+    assert side.loc["change_failure_rate", "dora"] == pytest.approx(2 / 4)  # d1 by its cause, d3 rolled back
+    assert side.loc["change_failure_rate", "devlake"] == pytest.approx(1 / 4)  # d2, by the latest prior
+    text = result.comparison.summary()
+    assert "first_of_chain: 1 deployment(s), e.g. d1" in text and "devlake" in text
+    json.dumps(result.comparison.to_dict(), allow_nan=False)
+
+
+def test_compare_needs_known_profiles(store):
+    with pytest.raises(InputError, match="profile must be one of"):
+        dora_metrics(store, "2024-01-01", "2024-01-08", compare=["dora", "sleuth"])
+
+
+def test_cli_compare_in_text_json_and_csv(disagreeing, capsys):
+    from releaserisk.cli import main
+
+    db = str(disagreeing.path)
+    disagreeing.close()
+    window = ["--since", "2024-01-01", "--until", "2024-01-08"]
+    assert main(["--db", db, "dora", *window, "--compare", "dora,devlake,fourkeys"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("profiles compared: dora, devlake, fourkeys") and "review_window: 1 pull_request(s)" in text
+    assert main(["--db", db, "dora", *window, "--compare", "dora,devlake", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["profiles"] == ["dora", "devlake"] and {r["reason"] for r in payload["reasons"]} >= {"undeployed_pr"}
+    assert main(["--db", db, "dora", *window, "--compare", "dora,fourkeys", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.startswith("entity,key,reason,detail\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--db", db, "dora", "--compare", "dora,sleuth"])
+    assert exit_info.value.code == 2 and "give two or more of dora, devlake, fourkeys" in capsys.readouterr().err

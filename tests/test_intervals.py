@@ -1,0 +1,57 @@
+"""Intervals and two-sample tests against hand-computed and textbook values."""
+
+import math
+
+import numpy as np
+import pytest
+
+from releaserisk import intervals
+
+
+def test_wilson_matches_the_hand_computation():
+    low, high = intervals.wilson_interval([4, 0], [14, 0])
+    assert (low[0], high[0]) == pytest.approx((0.1172, 0.5465), abs=1e-4)
+    assert math.isnan(low[1]) and math.isnan(high[1])
+
+
+def test_exact_poisson_interval_uses_gamma_quantiles():
+    low, high = intervals.poisson_rate_interval([0, 4], [2.0, 2.0])
+    assert low[0] == 0 and high[0] == pytest.approx(3.6889 / 2, abs=1e-4)  # Garwood, k = 0
+    assert (low[1], high[1]) == pytest.approx((1.0899 / 2, 10.2416 / 2), abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("n", "q", "ranks"),
+    [(5, 0.5, (0, 6)), (6, 0.5, (1, 6)), (25, 0.5, (8, 18)), (100, 0.5, (40, 61)), (50, 0.9, (41, 50))],
+)
+def test_order_statistic_ranks_cover_at_least_95_percent(n, q, ranks):
+    from scipy import stats
+
+    low, high = intervals.quantile_interval_ranks(np.array([n]), q)
+    assert (low[0], high[0]) == ranks
+    if low[0] >= 1 and high[0] <= n:
+        coverage = stats.binom.cdf(high[0] - 1, n, q) - stats.binom.cdf(low[0] - 1, n, q)
+        assert coverage >= 0.95
+
+
+def test_sorted_quantiles_interpolated_and_lower():
+    values, offsets = np.array([1.0, 2.0, 3.0, 4.0, 10.0]), np.array([0, 4, 4, 5])
+    assert intervals.sorted_quantile(values, offsets, 0.5)[[0, 2]].tolist() == [2.5, 10.0]
+    assert intervals.sorted_quantile(values, offsets, 0.5, "lower")[[0, 2]].tolist() == [2.0, 10.0]
+    assert math.isnan(intervals.sorted_quantile(values, offsets, 0.5)[1])
+    assert intervals.sorted_quantile(values, offsets, 0.9)[0] == pytest.approx(3.7)
+
+
+def test_two_proportion_test_on_both_sides_of_the_threshold():
+    assert intervals.two_proportion_test(4, 14, 1, 13) > 0.05  # Fisher: expected counts below 5
+    assert intervals.two_proportion_test(40, 100, 20, 100) == pytest.approx(0.00203, abs=1e-5)  # z = 3.09
+    assert intervals.two_proportion_test(25, 100, 20, 100) > 0.05
+    assert math.isnan(intervals.two_proportion_test(1, 0, 1, 3))
+
+
+def test_rank_and_poisson_tests_on_both_sides_of_the_threshold():
+    assert intervals.rank_test(np.arange(10.0), np.arange(10.0) + 100) < 0.05
+    assert intervals.rank_test(np.arange(10.0), np.arange(10.0) + 1) > 0.05
+    assert intervals.rank_test(np.ones(3), np.ones(4)) == 1.0
+    assert intervals.poisson_rate_test(30, 7, 10, 7) < 0.05
+    assert intervals.poisson_rate_test(12, 7, 10, 7) > 0.05
