@@ -120,13 +120,17 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             ) from None
         if _is_permission_problem(text):
             raise StoreError(f"cannot open {path} for writing: permission denied (open it read-only)") from None
-        if "corrupt" in text.lower():
-            raise StoreCorruptError(
-                f"{path} is damaged or not a DuckDB database ({text.splitlines()[0]}); it was left unchanged"
-            ) from None
-        raise StoreCorruptError(f"cannot open {path}: {text.splitlines()[0]}") from None
+        raise _damaged(path, text) from None
     except duckdb.Error as exc:
-        raise StoreCorruptError(f"cannot open {path}: {str(exc).splitlines()[0]}") from None
+        raise _damaged(path, str(exc)) from None
+
+
+def _damaged(path: Path, text: str) -> StoreCorruptError:
+    """DuckDB could not read the file: a damaged database, or random bytes that begin like one."""
+    first = text.strip().splitlines()[0] if text.strip() else "unreadable"
+    if "corrupt" in first.lower():
+        return StoreCorruptError(f"{path} is damaged or not a DuckDB database ({first}); it was left unchanged")
+    return StoreCorruptError(f"cannot open {path}: {first}")
 
 
 class Store:
@@ -282,6 +286,9 @@ class Store:
             yield
         except (duckdb.IOException, duckdb.TransactionException, duckdb.PermissionException) as exc:
             text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+            writing = _is_permission_problem(text) or "no space left" in text.lower()
+            if isinstance(exc, duckdb.IOException) and not writing:
+                raise  # reading a damaged file, say: the caller's message says what it was reading
             if _is_permission_problem(text):
                 raise StoreError(
                     f"cannot write to {self.path}: permission denied (is its directory read-only?); nothing was saved"
@@ -619,9 +626,9 @@ def open_snapshot(path: str | os.PathLike[str]) -> Store:
     except duckdb.Error as exc:
         store.close()
         text = str(exc).splitlines()[0]
-        if "lock" in text.lower():
+        if _is_lock_conflict(text):
             raise StoreLockedError(f"{file} is being written by another process; try again") from None
-        raise StoreCorruptError(f"cannot open {file}: {text}") from None
+        raise _damaged(file, text) from None
     version = store.execute("SELECT coalesce(max(version), 0) FROM snapshot.schema_version").fetchone()[0]
     if version > store.schema_version:
         store.close()

@@ -339,6 +339,17 @@ def test_random_bytes_with_duckdb_magic_are_a_damaged_store_not_a_locked_one(tmp
     assert db.read_bytes() == bytes(data)
 
 
+def test_a_damaged_store_is_not_reported_as_locked_when_read_as_a_snapshot(tmp_path):
+    from releaserisk.errors import StoreCorruptError
+    from releaserisk.store import open_snapshot
+
+    data = bytearray(np.random.default_rng(0).integers(0, 256, 16384, dtype=np.uint8).tobytes())
+    data[8:12] = b"DUCK"
+    (tmp_path / "s.duckdb").write_bytes(bytes(data))
+    with pytest.raises(StoreCorruptError, match="damaged or not a DuckDB database"):
+        open_snapshot(tmp_path / "s.duckdb")
+
+
 def test_a_failed_command_leaves_no_store_behind(tmp_path, capsys):
     bad = tmp_path / "d.csv"
     bad.write_text("deployment_id\nd1\n")
@@ -574,3 +585,35 @@ def test_a_deeply_nested_list_setting_in_the_environment_is_a_config_error(tmp_p
     monkeypatch.setenv("RELEASERISK_PRODUCTION_ENVIRONMENTS", "[" * 100_000 + "]" * 100_000)
     assert_one_error_line(main(["--db", str(tmp_path / "s.duckdb"), "init"]), capsys.readouterr())
     assert not (tmp_path / "s.duckdb").exists()
+
+
+# -- GitHub: a server answering garbage, replayed (the API's documented shapes, broken) -----------------
+GITHUB_REPLAYS = {
+    "html-page": {"status": 200, "body": "<html><body>Sign in</body></html>", "content_type": "text/html"},
+    "malformed-json": {"status": 200, "body": '[{"number": 1, "title": "cut off', "content_type": "application/json"},
+    "not-a-list": {"status": 200, "json": {"message": "a listing should be a list"}},
+    "list-of-strings": {"status": 200, "json": ["1", "2"]},
+    "deep-json": {"status": 200, "body": "[" * 50_000 + "]" * 50_000, "content_type": "application/json"},
+    "forbidden": {"status": 403, "json": {"message": "Resource not accessible by integration"}},
+    "server-error-page": {"status": 502, "body": "<html>Bad gateway</html>", "content_type": "text/html"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", GITHUB_REPLAYS)
+def test_github_garbage_is_one_error_line_and_changes_nothing(case, seeded, capfd, monkeypatch):
+    responses = pytest.importorskip("responses")
+    import releaserisk.ingest.github as module
+    from tests.ingest.test_github import REPO, add_repo, url
+
+    real = module._client
+    monkeypatch.setattr(
+        module, "_client", lambda token, base_url, throttle, retries, wait: real(token, base_url, 0, 0, wait)
+    )  # fmt: skip  no retries: the replay answers once
+    before = digest(seeded)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as replay:
+        add_repo(replay)
+        replay.get(url(f"{REPO}/pulls"), **GITHUB_REPLAYS[case])
+        capfd.readouterr()
+        code = main(["--db", str(seeded), "ingest", "github", "acme/shop", "--no-wait"])
+    assert_one_error_line(code, capfd.readouterr())
+    assert digest(seeded) == before

@@ -144,6 +144,11 @@ def _validate(frame: pd.DataFrame, source: str, arm: str | None, assume_tz: str 
     if "ts" in frame.columns and pd.api.types.is_datetime64_any_dtype(frame["ts"]) and frame["ts"].dt.tz is not None:
         frame["ts"] = frame["ts"].dt.tz_convert("UTC")  # parsed already (Prometheus, a program's frame)
     checked = validate(frame, SAMPLE_COLUMNS, source, assume_tz=assume_tz)
+    if value_column == "count":  # events per interval: a negative count is no count (every judge refuses it alike)
+        negative = checked["count"] < 0
+        if negative.any():
+            row = int(negative.to_numpy().nonzero()[0][0]) + 1
+            raise InputError(f"{source}: column count: row {row}: {checked['count'][negative].iloc[0]:g} is negative")
     checked["value"] = checked[value_column].astype(float)
     checked["kind"] = "counts" if value_column == "count" else "samples"
     if "ts" not in checked.columns:

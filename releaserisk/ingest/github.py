@@ -457,9 +457,9 @@ def ingest_github(
             raise _translate(exc, full_name) from None
         import github
 
-        if isinstance(exc, ValueError | TypeError | KeyError | AttributeError) and raised_reading(
-            exc, github, __file__
-        ):
+        # RecursionError: a body nested deeper than the JSON parser follows is garbage too
+        garbled = ValueError | TypeError | KeyError | AttributeError | RecursionError
+        if isinstance(exc, garbled) and raised_reading(exc, github, __file__):
             raise _garbage(exc, full_name) from None
         raise
     finally:

@@ -225,3 +225,10 @@ def test_cli_ingest_metrics_of_many_analyses_stores_each_or_the_one_chosen(tmp_p
     assert capsys.readouterr().out == "stored 4 samples of a2\n"
     with open_store(one) as store:
         assert set(store.query("SELECT analysis_id FROM metric_samples")["analysis_id"]) == {"a2"}
+
+
+def test_a_negative_event_count_is_refused_for_every_judge(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("metric,arm,count\nerrors,baseline,2\nerrors,canary,-3\n")
+    with pytest.raises(InputError, match="column count: row 2: -3 is negative"):
+        load_samples(path)
