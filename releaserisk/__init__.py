@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "CANARY_MODES": "releaserisk.canary.config",
     "CanaryConfig": "releaserisk.canary.config",
+    "CanaryPlan": "releaserisk.canary.plan",
     "ChangeMetricState": "releaserisk.features",
     "DoraResult": "releaserisk.dora",
     "FlagIngestResult": "releaserisk.ingest.flags",
@@ -71,6 +73,7 @@ _EXPORTS = {
     "latest_deployment_week": "releaserisk.report",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
+    "load_history": "releaserisk.canary.data",
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
     "load_scorer": "releaserisk.scorecard",
@@ -81,6 +84,7 @@ _EXPORTS = {
     "one_line": "releaserisk.escape",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
+    "plan_canary": "releaserisk.canary.plan",
     "parse_instant": "releaserisk.inputs",
     "plain_text": "releaserisk.escape",
     "profile_rules": "releaserisk.profiles",
@@ -110,9 +114,10 @@ __all__ = sorted([*_EXPORTS, "__version__", "errors"])
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk import errors
     from releaserisk.analytics import ReleaseAnalytics, release_analytics
-    from releaserisk.canary.config import CanaryConfig, MetricConfig, load_canary_config
-    from releaserisk.canary.data import analysis_samples, load_samples, one_analysis
+    from releaserisk.canary.config import CANARY_MODES, CanaryConfig, MetricConfig, load_canary_config
+    from releaserisk.canary.data import analysis_samples, load_history, load_samples, one_analysis
     from releaserisk.canary.judge import judge, mann_whitney_interval
+    from releaserisk.canary.plan import CanaryPlan, plan_canary
     from releaserisk.canary.result import JudgeResult
     from releaserisk.canary.sequential import SequentialMonitor, SequentialResult, sequential_judge
     from releaserisk.config import Settings, load_settings

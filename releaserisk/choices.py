@@ -35,8 +35,8 @@ SCENARIO_NAMES = ("healthy", "quarterly-batches", "daily-fragile", "broken-rollb
 #: Arms of a canary analysis.
 CANARY_ARMS = ("baseline", "canary")
 
-#: Canary judgement modes.
-CANARY_MODES = ("fixed", "sequential")
+#: Canary judgement modes: Kayenta-compatible, robust (the default) and anytime-valid sequential.
+CANARY_MODES = ("kayenta", "robust", "sequential")
 
 #: Feature-flag log formats (``ingest flags --format``; :func:`releaserisk.ingest_flags`).
 FLAG_FORMATS = ("launchdarkly", "unleash", "flagsmith", "csv")

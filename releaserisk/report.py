@@ -774,7 +774,7 @@ def _waiting(lag: pd.DataFrame) -> pd.DataFrame:
 
 
 def _canary_outcomes(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
-    """Fixed-horizon verdict of every canary analysis with samples in the week."""
+    """Fixed-horizon verdict of every canary analysis with samples in the week, and the judge's mode."""
     from releaserisk.canary.judge import judge
 
     samples = store.query(
@@ -785,9 +785,9 @@ def _canary_outcomes(store: Store, start: datetime, end: datetime) -> pd.DataFra
     for analysis, part in samples.groupby("analysis_id", sort=True):
         result = judge(part)
         worst = [m.name for m in result.metrics if m.classification not in ("Pass",)]
-        rows.append({"analysis": analysis, "verdict": result.verdict, "score": result.score,
+        rows.append({"analysis": analysis, "mode": result.mode, "verdict": result.verdict, "score": result.score,
                      "metrics not passing": ", ".join(worst) or "—"})  # fmt: skip
-    return pd.DataFrame(rows, columns=["analysis", "verdict", "score", "metrics not passing"])
+    return pd.DataFrame(rows, columns=["analysis", "mode", "verdict", "score", "metrics not passing"])
 
 
 #: Store tables as the data section names them.

@@ -3,8 +3,10 @@
 Example::
 
     [judge]
-    confidence = 0.98        # Mann-Whitney interval confidence
+    mode = "robust"          # kayenta | robust | sequential (see README, "Canary")
+    confidence = 0.98        # interval confidence; 1 - confidence is the per-metric alpha
     tolerance = 0.25         # Kayenta's fraction of |estimate| the interval must clear
+    looks = 1                # robust: planned looks at one canary (Bonferroni alpha / looks)
 
     [scoring]
     pass = 95.0              # overall score >= pass -> Pass
@@ -13,6 +15,7 @@ Example::
     [sequential]
     alpha = 0.05             # false-alarm rate over the whole rollout, all looks
     canary_share = 0.5       # canary's share of traffic (for event counts)
+    block_size = 0           # samples per block mean (0: one block per look)
 
     [groups.errors]
     weight = 60
@@ -28,7 +31,7 @@ Example::
     outliers = "keep"        # keep | remove (IQR fences, outlier_factor)
     group = "latency"
     kind = "samples"         # samples | counts (sequential mode only)
-    quantile = 0.5           # sequential latency: the quantile compared
+    quantile = 0.5           # accepted for old configs; the sequential mode now compares block means
     classifier = "mann_whitney"  # or "mean_inequality" (Kayenta's simple mean test)
 
 The names follow Kayenta's canary config: ``allowed_*`` are its effect-size
@@ -45,10 +48,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from releaserisk.choices import CANARY_MODES
 from releaserisk.config import read_toml
 from releaserisk.errors import ConfigError
 
-__all__ = ["CanaryConfig", "MetricConfig", "load_canary_config"]
+__all__ = ["CANARY_MODES", "CanaryConfig", "MetricConfig", "load_canary_config"]
 
 _DIRECTIONS = ("increase", "decrease", "either")
 _EFFECT_SIZES = ("mean_ratio", "cles")
@@ -106,8 +110,11 @@ class CanaryConfig:
 
     Attributes
     ----------
+    mode : str
+        One of :data:`CANARY_MODES` (default ``robust``).
     confidence : float
-        Confidence level of the Mann–Whitney interval (default 0.98).
+        Confidence level of the interval (default 0.98); ``1 - confidence`` is the
+        per-metric false-alarm rate of the fixed-horizon modes.
     tolerance : float
         The interval must clear ``tolerance * |estimate|`` (default 0.25).
     pass_score, marginal_score : float
@@ -116,22 +123,37 @@ class CanaryConfig:
         Sequential mode: false-alarm rate over all looks and metrics.
     canary_share : float
         Sequential mode: the canary's share of traffic, for event counts.
+    looks : int
+        Robust mode: the number of looks planned at one canary; each look tests at
+        ``(1 - confidence) / looks`` (Bonferroni) so that false alarms over all looks
+        stay at ``1 - confidence``.
+    block_size : int
+        Sequential mode: samples per arm in one block mean (0: one block per look).
     metrics : dict of str to MetricConfig
         Per-metric settings; metrics present in the data but not here get defaults.
     group_weights : dict of str to float
         Relative group weights (normalised; need not sum to 100).
     """
 
+    mode: str = "robust"
     confidence: float = 0.98
     tolerance: float = 0.25
     pass_score: float = 95.0
     marginal_score: float = 75.0
     alpha: float = 0.05
     canary_share: float = 0.5
+    looks: int = 1
+    block_size: int = 0
     metrics: Mapping[str, MetricConfig] = field(default_factory=dict)
     group_weights: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.mode not in CANARY_MODES:
+            raise ConfigError(f"judge.mode must be one of {', '.join(CANARY_MODES)}; got {self.mode!r}")
+        if self.looks < 1:
+            raise ConfigError("judge.looks must be >= 1")
+        if self.block_size < 0:
+            raise ConfigError("sequential.block_size must be >= 0")
         if not 0 < self.confidence < 1:
             raise ConfigError("judge.confidence must be in (0, 1)")
         if self.tolerance < 0:
@@ -184,9 +206,11 @@ def canary_config_from_dict(data: Mapping[str, Any]) -> CanaryConfig:
     for key in data:
         if key not in known:
             raise ConfigError(f"unknown section '{key}' (known: {', '.join(sorted(known))})")
-    judge = _take(_table(data, "judge"), "judge", {"confidence": float, "tolerance": float})
+    judge = _take(_table(data, "judge"), "judge", {"mode": str, "confidence": float, "tolerance": float, "looks": int})
     scoring = _take(_table(data, "scoring"), "scoring", {"pass": float, "marginal": float})
-    sequential = _take(_table(data, "sequential"), "sequential", {"alpha": float, "canary_share": float})
+    sequential = _take(
+        _table(data, "sequential"), "sequential", {"alpha": float, "canary_share": float, "block_size": int}
+    )
     metrics = {}
     for name, section in _table(data, "metrics").items():
         if not isinstance(section, Mapping):
@@ -198,6 +222,9 @@ def canary_config_from_dict(data: Mapping[str, Any]) -> CanaryConfig:
             raise ConfigError(f"[groups.{name}] must be a table")
         weights[name] = _take(section, f"groups.{name}", {"weight": float}).get("weight", 1.0)
     return CanaryConfig(
+        mode=judge.get("mode", "robust"),
+        looks=judge.get("looks", 1),
+        block_size=sequential.get("block_size", 0),
         confidence=judge.get("confidence", 0.98),
         tolerance=judge.get("tolerance", 0.25),
         pass_score=scoring.get("pass", 95.0),

@@ -27,7 +27,15 @@ from releaserisk.errors import InputError
 from releaserisk.ingest.schemas import Column
 from releaserisk.inputs import NONFINITE_WORDS, read_file, validate
 
-__all__ = ["SAMPLE_COLUMNS", "analysis_samples", "load_samples", "one_analysis", "parse_prometheus", "store_samples"]
+__all__ = [
+    "SAMPLE_COLUMNS",
+    "analysis_samples",
+    "load_history",
+    "load_samples",
+    "one_analysis",
+    "parse_prometheus",
+    "store_samples",
+]
 
 ARMS = CANARY_ARMS
 
@@ -249,6 +257,32 @@ def load_samples(
         except InputError as exc:
             raise InputError(f"{name}: {exc}") from None
     return _validate(data, name, arm, assume_tz)
+
+
+def load_history(source: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
+    """A metric history for the robust judge: samples with or without an ``arm`` column.
+
+    Parameters
+    ----------
+    source : path-like or DataFrame
+        ``metric, ts, value`` (``arm`` optional: without it each metric is one series,
+        loaded as the baseline arm), in any format :func:`load_samples` reads.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`load_samples`.
+
+    Raises
+    ------
+    InputError
+        As :func:`load_samples`.
+    """
+    name = "history" if isinstance(source, pd.DataFrame) else str(source)
+    data = source if isinstance(source, pd.DataFrame) else read_file(Path(source))
+    if isinstance(data, dict):  # a Prometheus response: one series per metric
+        return load_samples(data, arm="baseline")
+    return _validate(data, name, None if "arm" in data.columns else "baseline", None)
 
 
 def store_samples(store, samples: pd.DataFrame, analysis_id: str | None = None) -> int:

@@ -1,12 +1,17 @@
-"""Fixed-horizon canary judge, compatible with Kayenta's NetflixACAJudge.
+"""Fixed-horizon canary judge: ``kayenta`` mode (NetflixACAJudge) and the ``robust`` default.
+
+The robust classifier lives in :mod:`releaserisk.canary.robust`; this module holds the
+shared steps (cleaning, no-data and non-finite rules, scoring) and Kayenta's classifier.
 
 Per metric (Kayenta's ``MannWhitneyClassifier``):
 
 1. NaN handling (remove, or replace by 0) and optional IQR outlier removal
    (fences ``min(p1, Q1 - f*IQR)`` and ``max(p99, Q3 + f*IQR)``, R-7 percentiles).
-2. An empty arm gives NoData (NoDataFailure when ``must_have_data`` and not critical;
-   a critical metric's NoData fails the canary); with ``nan_strategy = "replace"`` an
-   empty arm passes, as in Kayenta.
+2. An arm without a single observation gives NoData (NoDataFailure when
+   ``must_have_data`` and not critical; a critical metric's NoData fails the canary),
+   whatever the NaN strategy. Departure from Kayenta, which passes an empty arm under
+   ``nan_strategy = "replace"``: no data is never a pass. Infinite values follow the
+   non-finite strategy of :func:`_off_scale` (never dropped silently).
 3. Identical samples, or a single distinct value overall, pass.
 4. Otherwise the two-sample Mann–Whitney confidence interval for the shift
    canary − baseline and its estimate, computed exactly as R's
@@ -222,18 +227,24 @@ def mann_whitney_interval(x, y, confidence: float = 0.95) -> MannWhitneyInterval
 
 
 # -- per-metric classification ------------------------------------------------------------
-def _clean(values: np.ndarray, metric: MetricConfig) -> np.ndarray:
+def _clean(values, metric: MetricConfig) -> np.ndarray:
+    """The values judged: NaN removed or replaced by 0, IQR outliers removed if configured."""
     values = np.asarray(values, dtype=float)
-    if metric.nan_strategy == "replace":
-        values = np.where(np.isnan(values), 0.0, values)
-    else:
-        values = values[~np.isnan(values)]
-    if metric.outliers == "remove" and len(values):
-        q1, q3, p1, p99 = np.percentile(values, [25, 75, 1, 99])
-        spread = metric.outlier_factor * (q3 - q1)
-        low, high = min(p1, q1 - spread), max(p99, q3 + spread)
-        values = values[(values >= low) & (values <= high)]
-    return values
+    return np.where(np.isnan(values), 0.0, values)[_kept(values, metric)]
+
+
+def _kept(values: np.ndarray, metric: MetricConfig) -> np.ndarray:
+    """Mask of the values judged: NaN handling, then IQR outlier removal on the finite values."""
+    keep = np.ones(len(values), dtype=bool) if metric.nan_strategy == "replace" else ~np.isnan(values)
+    if metric.outliers == "remove" and keep.any():
+        filled = np.where(np.isnan(values), 0.0, values)
+        finite = filled[keep & np.isfinite(filled)]
+        if len(finite):
+            q1, q3, p1, p99 = np.percentile(finite, [25, 75, 1, 99])
+            spread = metric.outlier_factor * (q3 - q1)
+            low, high = min(p1, q1 - spread), max(p99, q3 + spread)
+            keep &= ~np.isfinite(filled) | ((filled >= low) & (filled <= high))
+    return keep
 
 
 def _mean_ratio(baseline: np.ndarray, canary: np.ndarray) -> float:
@@ -249,10 +260,62 @@ def _cles(baseline: np.ndarray, canary: np.ndarray) -> float:
     return float(np.sum(below + 0.5 * equal) / (len(canary) * len(baseline)))
 
 
+def _empty_arm(baseline: np.ndarray, canary: np.ndarray) -> str | None:
+    """The arm without a single observation (NaN is no observation, whatever the NaN strategy)."""
+    for arm, values in (("baseline", baseline), ("canary", canary)):
+        if not np.any(~np.isnan(values)):
+            return arm
+    return None
+
+
+def _no_data(base: dict, metric: MetricConfig, reason: str) -> MetricResult:
+    if metric.must_have_data and not metric.critical:
+        return MetricResult(**base, classification="NoDataFailure", deviation=1.0, reason=reason)
+    return MetricResult(**base, classification="NoData", deviation=1.0, reason=reason, critical=metric.critical)
+
+
+def _off_scale(
+    name: str, b: np.ndarray, c: np.ndarray, metric: MetricConfig, alpha: float, base: dict
+) -> MetricResult | None:
+    """The non-finite strategy: ±inf samples are off-scale observations, never dropped silently.
+
+    A value of +inf (a timeout reported as infinite latency, a division by zero) is
+    worse than any finite value. The canary is High when its share of +inf exceeds the
+    baseline's by a one-sided Fisher exact test at ``alpha`` (Low likewise for -inf);
+    otherwise the infinite values are set aside and the finite ones judged — and an arm
+    left with no finite value is NoData, which fails a critical metric. This applies in
+    every mode (Kayenta's R code would produce an undefined interval).
+    """
+    from scipy.stats import fisher_exact
+
+    for sign, label, directions in ((1, "High", ("increase", "either")), (-1, "Low", ("decrease", "either"))):
+        in_b = int(np.sum(b == sign * np.inf))
+        in_c = int(np.sum(c == sign * np.inf))
+        if not in_c or metric.direction not in directions:
+            continue
+        p = fisher_exact([[in_c, len(c) - in_c], [in_b, len(b) - in_b]], alternative="greater").pvalue
+        if p <= alpha:
+            infinity = "+inf" if sign > 0 else "-inf"
+            reason = f"{name}: {in_c} of {len(c)} canary values are {infinity} ({in_b} of {len(b)} in the baseline)"
+            return MetricResult(**base, classification=label, critical=metric.critical, reason=reason, p_value=float(p))
+    return None
+
+
 def classify_metric(
-    name: str, baseline, canary, metric: MetricConfig, confidence: float = 0.98, tolerance: float = 0.25
+    name: str,
+    baseline,
+    canary,
+    metric: MetricConfig,
+    confidence: float = 0.98,
+    tolerance: float = 0.25,
+    *,
+    mode: str = "kayenta",
+    config: CanaryConfig | None = None,
+    baseline_ts=None,
+    canary_ts=None,
+    history: np.ndarray | None = None,
 ) -> MetricResult:
-    """Classify one metric as Kayenta's Mann–Whitney classifier does.
+    """Classify one metric as Kayenta's Mann–Whitney classifier does, or with the robust test.
 
     Parameters
     ----------
@@ -264,26 +327,57 @@ def classify_metric(
         Direction, thresholds, criticality and data handling.
     confidence, tolerance : float
         Interval confidence and Kayenta's tolerance fraction.
+    mode : {"kayenta", "robust"}
+        The classifier (see :mod:`releaserisk.canary.robust` for ``robust``).
+    config : CanaryConfig, optional
+        Robust mode: ``looks`` and ``tolerance`` (default: built from ``confidence``).
+    baseline_ts, canary_ts : array-like of datetime64, optional
+        Timestamps of the raw samples; robust mode pairs aligned arms.
+    history : ndarray, optional
+        Robust mode: statistics of comparable historical windows
+        (:func:`releaserisk.canary.robust.history_statistics`).
 
     Returns
     -------
     MetricResult
+        NoData (NoDataFailure with ``must_have_data``) when an arm has no observation —
+        whatever the NaN strategy; High/Low when the canary has significantly more
+        infinite values (see :func:`_off_scale`); otherwise the test's classification.
     """
-    b = _clean(baseline, metric)
-    c = _clean(canary, metric)
+    baseline = np.asarray(baseline, dtype=float)
+    canary = np.asarray(canary, dtype=float)
+    keep_b, keep_c = _kept(baseline, metric), _kept(canary, metric)
+    b, c = _clean(baseline, metric), _clean(canary, metric)
     base = dict(name=name, group=metric.group, n_baseline=len(b), n_canary=len(c), critical_metric=metric.critical)
+    base["mode"] = mode
+    empty_arm = _empty_arm(baseline, canary)
+    if empty_arm:
+        return _no_data(base, metric, f"missing data for {name} ({empty_arm} arm has no observation)")
+    alpha = (1.0 - confidence) / (config.looks if config is not None and mode == "robust" else 1)
+    off_scale = _off_scale(name, b, c, metric, alpha, base)
+    if off_scale is not None:
+        return off_scale
+    finite_b, finite_c = np.isfinite(b), np.isfinite(c)
+    b, c = b[finite_b], c[finite_c]
     if not len(b) or not len(c):
-        if metric.nan_strategy == "replace":
-            return MetricResult(**base, classification="Pass", deviation=1.0, reason="no data (treated as zero)")
-        reason = f"missing data for {name} ({'baseline' if not len(b) else 'canary'} arm empty)"
-        if metric.must_have_data and not metric.critical:
-            return MetricResult(**base, classification="NoDataFailure", deviation=1.0, reason=reason)
-        return MetricResult(**base, classification="NoData", deviation=1.0, reason=reason, critical=metric.critical)
+        which = "baseline" if not len(b) else "canary"
+        return _no_data(base, metric, f"no finite value of {name} in the {which} arm")
     if np.array_equal(np.sort(b), np.sort(c)):
         return MetricResult(**base, classification="Pass", deviation=1.0, reason="identical samples")
     if len(np.unique(np.concatenate([b, c]))) == 1:
         return MetricResult(**base, classification="Pass", deviation=1.0, reason="a single distinct value")
 
+    if mode == "robust":
+        from releaserisk.canary.robust import aligned_pairs, classify_robust
+
+        pairs = None
+        if baseline_ts is not None and canary_ts is not None:
+            b_ts = np.asarray(baseline_ts)[keep_b][finite_b]
+            c_ts = np.asarray(canary_ts)[keep_c][finite_c]
+            pairs = aligned_pairs(b_ts, c_ts)
+        config = config or CanaryConfig(confidence=confidence, tolerance=tolerance)
+        in_time_order = baseline_ts is not None and canary_ts is not None
+        return classify_robust(name, b, c, metric, config, pairs, history, in_time_order)
     if metric.classifier == "mean_inequality":
         return _mean_inequality(base, b, c, metric)
     interval = mann_whitney_interval(c, b, confidence)
@@ -389,26 +483,53 @@ def score(metrics: list[MetricResult], config: CanaryConfig) -> tuple[list[Group
     return scores, overall, "Fail", f"score {overall:g} < marginal threshold {config.marginal_score:g}"
 
 
-def _split_by_metric_and_arm(samples: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
-    """Values per (metric, arm), grouped with integer codes (fast on millions of rows)."""
+def _split_by_metric_and_arm(samples: pd.DataFrame) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray | None]]:
+    """Values (and timestamps) per (metric, arm) in time order, grouped with integer codes."""
     metric_codes, metric_names = pd.factorize(samples["metric"])
     arm_codes, arm_names = pd.factorize(samples["arm"])
     unknown = sorted(str(a) for a in arm_names if a not in ("baseline", "canary"))
     if unknown:
         raise InputError(f"arm must be 'baseline' or 'canary'; found {unknown}")
     keys = metric_codes * len(arm_names) + arm_codes
-    order = np.argsort(keys, kind="stable")
+    has_ts = "ts" in samples.columns and samples["ts"].notna().any()
+    if has_ts:
+        ts = pd.to_datetime(samples["ts"], utc=True).to_numpy(dtype="datetime64[ns]")
+        order = np.lexsort((ts.astype(np.int64), keys))  # a robust test reads each arm in time order
+    else:
+        order = np.argsort(keys, kind="stable")
     values = samples["value"].to_numpy(dtype=float)[order]
+    stamps = ts[order] if has_ts else None
     sorted_keys = keys[order]
     bounds = np.searchsorted(sorted_keys, np.arange(len(metric_names) * len(arm_names) + 1))
     grouped = {}
     for key in np.unique(sorted_keys):
         metric, arm = divmod(int(key), len(arm_names))
-        grouped[(str(metric_names[metric]), str(arm_names[arm]))] = values[bounds[key] : bounds[key + 1]]
+        part = slice(bounds[key], bounds[key + 1])
+        grouped[(str(metric_names[metric]), str(arm_names[arm]))] = (
+            values[part],
+            stamps[part] if stamps is not None else None,
+        )
     return grouped
 
 
-def judge(samples: pd.DataFrame, config: CanaryConfig | None = None) -> JudgeResult:
+def _window(grouped: dict, name: str) -> tuple[pd.Timedelta, pd.Timedelta] | None:
+    """The canary window's span and its lag (canary start - baseline start), when both arms carry times."""
+    b_ts = grouped.get((name, "baseline"), (None, None))[1]
+    c_ts = grouped.get((name, "canary"), (None, None))[1]
+    if b_ts is None or c_ts is None or not len(b_ts) or not len(c_ts):
+        return None
+    if np.isnat(b_ts).any() or np.isnat(c_ts).any():
+        return None
+    return pd.Timedelta(c_ts.max() - c_ts.min()), pd.Timedelta(c_ts.min() - b_ts.min())
+
+
+def judge(
+    samples: pd.DataFrame,
+    config: CanaryConfig | None = None,
+    *,
+    mode: str | None = None,
+    history: pd.DataFrame | None = None,
+) -> JudgeResult:
     """Judge a canary against its baseline over all metrics (fixed horizon).
 
     Parameters
@@ -417,31 +538,75 @@ def judge(samples: pd.DataFrame, config: CanaryConfig | None = None) -> JudgeRes
         Long format with columns ``metric``, ``arm`` (``baseline``/``canary``) and
         ``value`` (``ts`` optional), e.g. from :func:`releaserisk.load_samples`.
     config : CanaryConfig, optional
-        Thresholds and per-metric settings (defaults: Kayenta's).
+        Thresholds and per-metric settings (defaults: Kayenta's, mode ``robust``).
+    mode : {"kayenta", "robust"}, optional
+        Overrides ``config.mode``: ``kayenta`` reproduces Kayenta's NetflixACAJudge,
+        ``robust`` (:mod:`releaserisk.canary.robust`) is paired in time,
+        autocorrelation-aware and history-calibrated.
+    history : DataFrame, optional
+        Robust mode: ``metric, ts, value`` (``arm`` optional) of the metrics before the
+        canary; each metric's p-value is then ranked among comparable historical windows.
 
     Returns
     -------
     JudgeResult
         Per-metric classifications, group scores, overall score and verdict.
+
+    Raises
+    ------
+    InputError
+        Missing columns, unknown arms, a fixed mode that is not ``kayenta``/``robust``.
     """
     config = config or CanaryConfig()
+    mode = mode or config.mode
+    if mode == "sequential":
+        mode = "robust"  # a fixed-horizon judgement of a sequential config: the robust test
+    if mode not in ("kayenta", "robust"):
+        raise InputError(f"the fixed-horizon judge has modes kayenta and robust; got {mode!r}")
     missing = {"metric", "arm", "value"} - set(samples.columns)
     if missing:
         raise InputError(f"canary samples lack column(s): {', '.join(sorted(missing))}")
     samples = one_analysis(samples)
     grouped = _split_by_metric_and_arm(samples)
     names = sorted({name for name, _ in grouped} | set(config.metrics))
-    empty = np.array([], dtype=float)
-    results = [
-        classify_metric(
-            name,
-            grouped.get((name, "baseline"), empty),
-            grouped.get((name, "canary"), empty),
-            config.metric(name),
-            config.confidence,
-            config.tolerance,
+    empty = (np.array([], dtype=float), None)
+    results = []
+    for name in names:
+        metric = config.metric(name)
+        baseline, baseline_ts = grouped.get((name, "baseline"), empty)
+        canary, canary_ts = grouped.get((name, "canary"), empty)
+        statistics = None
+        if mode == "robust" and history is not None:
+            statistics = _history_for(history, name, _window(grouped, name), metric.direction)
+        timestamps = {"baseline_ts": baseline_ts, "canary_ts": canary_ts}
+        results.append(
+            classify_metric(
+                name,
+                baseline,
+                canary,
+                metric,
+                config.confidence,
+                config.tolerance,
+                mode=mode,
+                config=config,
+                history=statistics,
+                **timestamps,
+            )
         )
-        for name in names
-    ]
     groups, overall, verdict, reason = score(results, config)
-    return JudgeResult(metrics=results, groups=groups, score=overall, verdict=verdict, reason=reason, samples=samples)
+    return JudgeResult(
+        metrics=results, groups=groups, score=overall, verdict=verdict, reason=reason, samples=samples, mode=mode
+    )
+
+
+def _history_for(history: pd.DataFrame, name: str, window, direction: str) -> np.ndarray:
+    """Statistics of the comparable historical windows of one metric (empty without timestamps)."""
+    from releaserisk.canary.robust import history_statistics
+
+    if window is None or "ts" not in history.columns:
+        return np.array([])
+    own = history[history["metric"].astype(str) == name]
+    if own.empty:
+        return np.array([])
+    own = own.assign(ts=pd.to_datetime(own["ts"], utc=True))
+    return history_statistics(own, window[0], window[1], direction)

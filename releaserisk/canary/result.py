@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import pandas as pd
@@ -34,6 +34,11 @@ class MetricResult:
     effect_size: float = math.nan
     reason: str | None = None
     warning: str | None = None
+    mode: str = "kayenta"
+    paired: bool = False  # robust: judged on the difference series of time-aligned pairs
+    n_effective: float = math.nan  # robust: effective sample size (autocorrelation-adjusted)
+    p_value: float = math.nan  # robust: p-value of the test that decided (history-calibrated if history_windows)
+    history_windows: int = 0  # robust: comparable historical windows the p-value was ranked among
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes null)."""
@@ -66,6 +71,8 @@ class JudgeResult:
         Why the verdict is what it is.
     samples : DataFrame
         The samples judged (for plots).
+    mode : str
+        ``kayenta`` or ``robust``.
     """
 
     metrics: list[MetricResult]
@@ -74,6 +81,7 @@ class JudgeResult:
     verdict: str
     reason: str
     samples: pd.DataFrame | None = field(default=None, repr=False)
+    mode: str = "kayenta"
 
     @property
     def exit_code(self) -> int:
@@ -82,14 +90,14 @@ class JudgeResult:
 
     @property
     def frame(self) -> pd.DataFrame:
-        """One row per metric."""
-        return pd.DataFrame([m.to_dict() for m in self.metrics])
+        """One row per metric (the columns of :class:`MetricResult`, ``mode`` among them)."""
+        return pd.DataFrame([m.to_dict() for m in self.metrics], columns=[f.name for f in fields(MetricResult)])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: metrics, groups, score, verdict, reason."""
+        """JSON-ready dict: mode, verdict, score, reason, groups and metrics (NaN and infinities as null)."""
         return json_safe(
             {
-                "mode": "fixed",
+                "mode": self.mode,
                 "verdict": self.verdict,
                 "score": self.score,
                 "reason": self.reason,
@@ -100,7 +108,8 @@ class JudgeResult:
 
     def summary(self) -> str:
         """A readable table of the judgement."""
-        lines = [f"canary verdict: {self.verdict}  (score {self.score if self.score is not None else 'n/a'})"]
+        score = self.score if self.score is not None else "n/a"
+        lines = [f"canary verdict: {self.verdict}  (score {score}, mode {self.mode})"]
         lines.append(f"  {self.reason}")
         header = f"  {'metric':<24} {'class':<14} {'interval':>27} {'estimate':>12} {'effect':>8} {'n':>11}"
         lines.append(header)
@@ -113,6 +122,10 @@ class JudgeResult:
                 f"  {m.name[:24]:<24} {label:<14} {interval:>27} {estimate:>12} {effect:>8} "
                 f"{m.n_baseline:>5}/{m.n_canary:<5}"
             )
+            if not math.isnan(m.n_effective):
+                how = "paired" if m.paired else "unpaired"
+                calibration = f", ranked among {m.history_windows} historical windows" if m.history_windows else ""
+                lines.append(f"    {how}, effective n {m.n_effective:.1f}, p {m.p_value:.3g}{calibration}")
             if m.warning:
                 lines.append(f"    warning: {m.warning}")
         for g in self.groups:

@@ -16,20 +16,36 @@ Event counts (errors, crashes)
     "Game-theoretic statistics and safe anytime-valid inference", Stat. Sci. 2023).
     It updates in O(1) per look from the two running counts.
 
-Latency-type samples
-    A time-uniform Dvoretzky–Kiefer–Wolfowitz band for each arm's CDF (Howard &
-    Ramdas, "Sequential estimation of quantiles with applications to A/B-testing and
-    best-arm identification", Bernoulli 2022, Thm. 2):
-    sup_x |F̂_t(x) − F(x)| ≤ 0.85 √((log log(e t) + 0.8 log(1612/α)) / t) for all t.
-    Inverting it gives a confidence sequence for the configured quantile of each arm;
-    the canary regresses when its lower bound exceeds the baseline's upper bound
-    times ``allowed_increase``.
+Samples (latency, CPU, any measured value)
+    Each look's new samples — or blocks of ``block_size`` samples per arm — are
+    averaged per arm; the block differences ``D_j = mean(canary_j) - mean(baseline_j)``
+    are nearly independent and nearly Gaussian even when the samples are
+    autocorrelated and skewed (block means: Künsch, "The jackknife and the bootstrap
+    for general stationary observations", Ann. Statist. 1989; Carlstein 1986). On them
+    the scale-invariant Gaussian mixture e-process of Lai (1976) / Wang & Ramdas
+    (2025), :func:`releaserisk.canary.plan.log_mixture_t`, tests "no shift" with the
+    block variance estimated sequentially; inverting it at every shift ``mu`` gives a
+    confidence sequence for the mean shift. It can decide from five blocks when the
+    shift is large, where the DKW quantile bands used before needed thousands of
+    samples. The canary regresses when the e-value reaches ``1/alpha`` with the shift in
+    the bad direction and its effect size (mean ratio) beyond ``allowed_increase``; it
+    is shown within bound when the confidence sequence for the mean ratio lies inside
+    the allowed bounds.
 
-Several metrics: Bonferroni on the e-values (each metric at α/m; a latency metric
-splits its share between its two arms). Decisions: RollBack as soon as one metric
-rejects; Promote when every metric is shown within its allowed bound, or when the
-planned horizon ends without a rejection; NoData when a metric that must have data
-never got any — no data is never a pass; Continue otherwise.
+History calibration
+    A day-to-day drift is a real shift to this test. With the metric's history
+    (:func:`sequential_judge` ``history=``), the historical windows the robust judge
+    uses are replayed through the same looks, and the e-value must also exceed the
+    ``ceil((1 - alpha)(N + 1))``-th smallest of their N running maxima — a conformal
+    bound on the largest e-value over all looks, so any-look false alarms stay <= alpha
+    when the windows are exchangeable (Vovk et al. 2005), as well as ``1/alpha``.
+
+Several metrics: Bonferroni on the e-values (each metric at alpha/m). Decisions:
+RollBack as soon as one metric rejects; Promote only when every metric is shown within
+its allowed bound; at the final look, NoData when a metric that must have data never
+got any or when the evidence does not decide — with the samples per arm (events, for
+counts) a decision would need; Continue otherwise. No data and no decision are never a
+pass.
 """
 
 from __future__ import annotations
@@ -42,26 +58,23 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import betaln
+from scipy.stats import fisher_exact
 
 from releaserisk.canary.config import CanaryConfig, MetricConfig
 from releaserisk.canary.data import one_analysis
+from releaserisk.canary.plan import PRIOR_PRECISION, log_mixture_t, sequential_blocks_needed
 from releaserisk.canary.result import VERDICT_EXIT
 from releaserisk.errors import InputError
 from releaserisk.escape import json_safe
 
-__all__ = ["SequentialMonitor", "SequentialResult", "dkw_radius", "sequential_judge"]
+__all__ = ["SequentialMonitor", "SequentialResult", "sequential_judge"]
 
 #: Prior concentration c of the Beta prior on the canary's share of events. Prior
 #: sd ≈ √(ρ(1−ρ)/(c+1)) ≈ 0.1 at ρ = 0.5: centred on "no change", wide enough for
 #: the rate ratios (1.2–3×) a canary must catch.
 PRIOR_CONCENTRATION = 25.0
-
-
-def dkw_radius(t: int, alpha: float) -> float:
-    """Howard & Ramdas (2022) time-uniform DKW radius for ``t`` samples at level ``alpha``."""
-    if t < 1:
-        return math.inf
-    return 0.85 * math.sqrt((math.log(math.log(math.e * t)) + 0.8 * math.log(1612.0 / alpha)) / t)
+#: Rate ratio a count metric's sample-size hint aims at when no allowed bound is set.
+HINT_RATE_RATIO = 1.5
 
 
 class _CountTest:
@@ -75,8 +88,11 @@ class _CountTest:
         self.b = (1 - share) * PRIOR_CONCENTRATION
         self.k = 0  # canary events
         self.n = 0  # all events
+        self.threshold = math.log(1 / alpha)
 
     def add(self, arm: str, count: float) -> None:
+        if not math.isfinite(count):
+            raise InputError(f"event count of {self.metric.name} is not finite ({count})")
         count = round(count)
         if count < 0:
             raise InputError(f"negative event count for {self.metric.name}")
@@ -84,9 +100,10 @@ class _CountTest:
         if arm == "canary":
             self.k += count
 
-    def log_e(self, rho: float | None = None) -> float:
+    def log_e(self, rho: float | None = None, k: float | None = None, n: float | None = None) -> float:
         rho = self.rho if rho is None else rho
-        k, n = self.k, self.n
+        k = self.k if k is None else k
+        n = self.n if n is None else n
         return (
             betaln(self.a + k, self.b + n - k)
             - betaln(self.a, self.b)
@@ -96,20 +113,34 @@ class _CountTest:
     def _ratio(self, theta: float) -> float:
         return theta / (1 - theta) * (1 - self.rho) / self.rho
 
+    def needed(self) -> float:
+        """Events a decision would need (see :meth:`events_needed`)."""
+        return self.events_needed()
+
+    def events_needed(self) -> float:
+        """Events for the e-value to reach 1/α at a rate ratio of allowed_increase (or 1.5)."""
+        ratio = self.metric.allowed_increase if self.metric.allowed_increase > 1 else HINT_RATE_RATIO
+        theta = ratio * self.rho / (ratio * self.rho + 1 - self.rho)
+        n = 1
+        while n < 10**9:
+            if self.log_e(k=n * theta, n=n) >= self.threshold:
+                return float(n)
+            n = max(n + 1, int(n * 1.1))
+        return math.inf
+
     def state(self) -> dict[str, Any]:
-        threshold = math.log(1 / self.alpha)
         log_e = self.log_e() if self.n else 0.0
         share = self.k / self.n if self.n else math.nan
         direction = self.metric.direction
         worse = (share > self.rho and direction in ("increase", "either")) or (
             share < self.rho and direction in ("decrease", "either")
         )
-        status = "no data" if not self.n else "reject" if (log_e >= threshold and worse) else "open"
+        status = "no data" if not self.n else "reject" if (log_e >= self.threshold and worse) else "open"
         upper_ratio = math.inf
         if self.n and status == "open" and direction == "increase":
             # upper end of the confidence sequence for θ: where the e-value reaches 1/α
             def gap(theta: float) -> float:
-                return self.log_e(theta) - threshold
+                return self.log_e(theta) - self.threshold
 
             start = max(share, self.rho, 1e-9)
             top = 1 - 1e-12
@@ -127,95 +158,195 @@ class _CountTest:
             "total_events": self.n,
             "rate_ratio": self._ratio(share) if self.n and 0 < share < 1 else math.nan,
             "rate_ratio_upper": upper_ratio,
+            "needed": math.nan,  # filled in at the horizon (needed())
+            "needed_unit": "events",
         }
 
 
-class _QuantileTest:
-    """Confidence sequences for one quantile of each arm, from time-uniform DKW bands."""
+class _MeanTest:
+    """Mixture t e-process on block differences of the arms' means (see the module docstring)."""
 
-    def __init__(self, metric: MetricConfig, alpha: float) -> None:
+    def __init__(self, metric: MetricConfig, alpha: float, block_size: int = 0) -> None:
         self.metric = metric
         self.alpha = alpha
-        self.values: dict[str, list[float]] = {"baseline": [], "canary": []}
+        self.threshold = math.log(1 / alpha)
+        self.block_size = block_size
+        self.pending: dict[str, list[np.ndarray]] = {"baseline": [], "canary": []}
+        self.differences: list[float] = []
+        self.samples = {"baseline": 0, "canary": 0}
+        self.baseline_sum = 0.0
+        self.canary_sum = 0.0
+        self.infinite = {"baseline": 0, "canary": 0}
+        self.calibration = -math.inf  # history-calibrated log threshold (conformal), if any
 
     def add(self, arm: str, values: np.ndarray) -> None:
         values = values[~np.isnan(values)]
-        self.values[arm].extend(values.tolist())
+        infinite = ~np.isfinite(values)
+        self.infinite[arm] += int(infinite.sum())
+        self.pending[arm].append(values[~infinite])
 
-    def _bounds(self, arm: str) -> tuple[float, float]:
-        values = np.sort(np.asarray(self.values[arm]))
-        t = len(values)
-        if not t:
+    def close_blocks(self) -> None:
+        """Turn pending samples into block differences (at a look)."""
+        b = np.concatenate(self.pending["baseline"]) if self.pending["baseline"] else np.array([])
+        c = np.concatenate(self.pending["canary"]) if self.pending["canary"] else np.array([])
+        size = self.block_size
+        if size == 0:  # one block per look, when both arms brought samples
+            blocks = 1 if len(b) and len(c) else 0
+            cut_b, cut_c = len(b) if blocks else 0, len(c) if blocks else 0
+            means = [(b.mean(), c.mean())] if blocks else []
+        else:
+            blocks = min(len(b), len(c)) // size
+            cut_b = cut_c = blocks * size
+            means = [(b[i * size : (i + 1) * size].mean(), c[i * size : (i + 1) * size].mean()) for i in range(blocks)]
+        for mean_b, mean_c in means:
+            self.differences.append(float(mean_c - mean_b))
+        self.baseline_sum += float(b[:cut_b].sum())
+        self.canary_sum += float(c[:cut_c].sum())
+        self.samples["baseline"] += cut_b
+        self.samples["canary"] += cut_c
+        self.pending = {"baseline": [b[cut_b:]], "canary": [c[cut_c:]]}
+
+    def _off_scale(self) -> bool:
+        """Infinite values: the fixed judge's non-finite strategy (one-sided Fisher test at alpha)."""
+        in_b, in_c = self.infinite["baseline"], self.infinite["canary"]
+        if not in_c or self.metric.direction == "decrease":
+            return False
+        n_b = in_b + self.samples["baseline"] + sum(len(v) for v in self.pending["baseline"])
+        n_c = in_c + self.samples["canary"] + sum(len(v) for v in self.pending["canary"])
+        table = [[in_c, n_c - in_c], [in_b, n_b - in_b]]
+        return n_b > 0 and fisher_exact(table, alternative="greater").pvalue <= self.alpha
+
+    def log_e(self, mu: float = 0.0) -> float:
+        d = np.asarray(self.differences) - mu
+        return log_mixture_t(float(d.sum()), float(np.dot(d, d)), len(d))
+
+    def _shift_bounds(self) -> tuple[float, float]:
+        """The confidence sequence for the mean shift at this look, in closed form.
+
+        ``E_n(mu) >= e^T`` iff ``q(mu) = S(mu)^2 / ((c + n) V(mu)) >= q*`` with
+        ``q* = 1 - (c / (c + n))^(1/n) e^(-2T/n)``; with ``k = (c + n) q*`` this is a
+        quadratic in ``mu`` whose roots are ``S/n ± sqrt(k (n V - S^2) / (n - k)) / n``.
+        When ``k >= n`` no shift is excluded yet: the sequence is the whole line.
+        """
+        d = np.asarray(self.differences)
+        n = len(d)
+        threshold = max(self.threshold, self.calibration)
+        c = PRIOR_PRECISION
+        k = (c + n) * -math.expm1((math.log(c / (c + n)) - 2.0 * threshold) / n)
+        if k >= n or not math.isfinite(threshold):
             return -math.inf, math.inf
-        eps = dkw_radius(t, self.alpha / 2)
-        q = self.metric.quantile
-        lo_index = math.ceil((q - eps) * t) - 1
-        hi_index = math.ceil((q + eps) * t) - 1
-        low = values[lo_index] if lo_index >= 0 else -math.inf
-        high = values[hi_index] if hi_index < t else math.inf
-        return float(low), float(high)
+        total, squares = float(d.sum()), float(np.dot(d, d))
+        half = math.sqrt(max(k * (n * squares - total * total) / (n - k), 0.0)) / n
+        return total / n - half, total / n + half
+
+    def needed(self) -> float:
+        """Samples per arm a decision would need: blocks needed times the samples per block."""
+        n = len(self.differences)
+        per_block = (self.samples["baseline"] + self.samples["canary"]) / (2 * n) if n else math.nan
+        return self.blocks_needed() * per_block
+
+    def blocks_needed(self) -> float:
+        """Blocks for the e-value to decide on the observed (or allowed-bound) effect, at 80 % power."""
+        d = np.asarray(self.differences)
+        if len(d) < 2 or d.std(ddof=1) == 0:
+            return math.inf
+        mean_b = self.baseline_sum / max(self.samples["baseline"], 1)
+        allowed = max(self.metric.allowed_increase - 1.0, 1.0 - self.metric.allowed_decrease, 0.0) * abs(mean_b)
+        effect = allowed if allowed > 0 else abs(float(d.mean()))
+        return sequential_blocks_needed(effect / float(d.std(ddof=1)), math.exp(-max(self.threshold, self.calibration)))
 
     def state(self) -> dict[str, Any]:
-        b_low, b_high = self._bounds("baseline")
-        c_low, c_high = self._bounds("canary")
         m = self.metric
-        has_data = bool(self.values["baseline"]) and bool(self.values["canary"])
-        high = m.direction in ("increase", "either") and c_low > b_high * max(m.allowed_increase, 1.0)
-        low = m.direction in ("decrease", "either") and c_high < b_low * min(m.allowed_decrease, 1.0)
-        within = (
-            m.direction == "increase"
-            and m.allowed_increase > 1.0
-            and math.isfinite(c_high)
-            and c_high <= b_low * m.allowed_increase
+        n = len(self.differences)
+        n_b, n_c = self.samples["baseline"], self.samples["canary"]
+        base = {"metric": m.name, "kind": "samples", "blocks": n, "n_baseline": n_b, "n_canary": n_c}
+        if self._off_scale():
+            return {**base, "status": "reject", "e_value": math.inf, "infinite_canary": self.infinite["canary"]}
+        if n < 1:
+            return {**base, "status": "no data", "e_value": math.nan}
+        log_e = self.log_e()
+        threshold = max(self.threshold, self.calibration)
+        mean_b = self.baseline_sum / n_b
+        shift = float(np.mean(self.differences))
+        ratio = (mean_b + shift) / mean_b if mean_b else math.nan
+        low, high = self._shift_bounds()
+        ratio_low = 1 + low / mean_b if mean_b > 0 else math.nan
+        ratio_high = 1 + high / mean_b if mean_b > 0 else math.nan
+        beyond_up = math.isnan(ratio) or ratio >= m.allowed_increase
+        beyond_down = math.isnan(ratio) or ratio <= m.allowed_decrease
+        worse = (shift > 0 and m.direction in ("increase", "either") and beyond_up) or (
+            shift < 0 and m.direction in ("decrease", "either") and beyond_down
         )
-        status = "no data" if not has_data else "reject" if (high or low) else "within bound" if within else "open"
+        within = (m.direction == "decrease" or (m.allowed_increase > 1.0 and ratio_high <= m.allowed_increase)) and (
+            m.direction == "increase" or (m.allowed_decrease < 1.0 and ratio_low >= m.allowed_decrease)
+        )
+        status = "reject" if (log_e >= threshold and worse) else "within bound" if within else "open"
         return {
-            "metric": m.name,
-            "kind": "samples",
+            **base,
             "status": status,
-            "quantile": m.quantile,
-            "baseline_low": b_low,
-            "baseline_high": b_high,
-            "canary_low": c_low,
-            "canary_high": c_high,
-            "n_baseline": len(self.values["baseline"]),
-            "n_canary": len(self.values["canary"]),
+            "e_value": math.exp(min(log_e, 700.0)),
+            "threshold": math.exp(min(threshold, 700.0)),
+            "shift": shift,
+            "shift_low": low,
+            "shift_high": high,
+            "ratio": ratio,
+            "ratio_low": ratio_low,
+            "ratio_high": ratio_high,
+            "needed": math.nan,  # filled in at the horizon (needed())
+            "needed_unit": "samples per arm",
         }
 
 
 @dataclass
 class SequentialResult:
-    """Outcome of sequential monitoring up to the latest look.
+    """Outcome of sequential monitoring up to the latest look (house result pattern).
 
     Attributes
     ----------
     decision : str
-        ``Promote``, ``RollBack``, ``Continue`` or ``NoData``.
+        ``Promote``, ``RollBack``, ``Continue`` or ``NoData`` (also: undecided at the horizon).
     look : int
         The look (1-based) at which the decision was reached.
     reason : str
     metrics : list of dict
-        Per-metric state at the decision (e-values, bounds, status).
+        Per-metric state at the decision (e-values, confidence sequence, status, and
+        ``needed``: samples per arm — events for counts — a decision would need).
     history : DataFrame
-        One row per look and metric.
+        One row per look and metric (built on access from ``records``).
     """
 
     decision: str
     look: int
     reason: str
     metrics: list[dict[str, Any]]
-    history: pd.DataFrame = field(repr=False)
+    records: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    mode: str = "sequential"
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """One row per look and metric: the states at every look so far."""
+        return pd.DataFrame(self.records)
 
     @property
     def exit_code(self) -> int:
         """0 promote, 1 roll back, 3 continue or no data."""
         return VERDICT_EXIT[self.decision]
 
+    @property
+    def verdict(self) -> str:
+        """The decision (the name the fixed judge uses)."""
+        return self.decision
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """One row per metric at the decision, with a ``mode`` column."""
+        return pd.DataFrame([{"mode": self.mode, **m} for m in self.metrics])
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: decision, look, reason and each metric's evidence (NaN and infinities as null)."""
+        """JSON-ready dict: mode, decision, look, reason and each metric's evidence (NaN and infinities as null)."""
         return json_safe(
             {
-                "mode": "sequential",
+                "mode": self.mode,
                 "decision": self.decision,
                 "look": self.look,
                 "reason": self.reason,
@@ -224,6 +355,7 @@ class SequentialResult:
         )
 
     def summary(self) -> str:
+        """A readable account of the decision and each metric's evidence."""
         lines = [f"sequential decision: {self.decision} at look {self.look}", f"  {self.reason}"]
         for m in self.metrics:
             if m["kind"] == "counts":
@@ -231,11 +363,16 @@ class SequentialResult:
                     f"e-value {m['e_value']:.3g} (reject at {m['threshold']:.3g}), "
                     f"canary events {m['canary_events']} of {m['total_events']}"
                 )
+            elif m["status"] == "no data" or "ratio" not in m:
+                detail = f"{m['n_baseline']}/{m['n_canary']} samples, {m['blocks']} blocks"
             else:
                 detail = (
-                    f"q{m['quantile']:g} canary [{m['canary_low']:.4g}, {m['canary_high']:.4g}] "
-                    f"baseline [{m['baseline_low']:.4g}, {m['baseline_high']:.4g}]"
+                    f"e-value {m['e_value']:.3g} (reject at {m['threshold']:.3g}), ratio {m['ratio']:.4g} "
+                    f"in [{m['ratio_low']:.4g}, {m['ratio_high']:.4g}], {m['blocks']} blocks of "
+                    f"{m['n_baseline']}/{m['n_canary']} samples"
                 )
+            if math.isfinite(m.get("needed", math.nan)):
+                detail += f"; needs about {m['needed']:,.0f} {m['needed_unit']}"
             lines.append(f"  {m['metric']:<24} {m['status']:<13} {detail}")
         return "\n".join(lines)
 
@@ -246,7 +383,7 @@ class SequentialMonitor:
     Parameters
     ----------
     config : CanaryConfig
-        ``alpha``, ``canary_share`` and per-metric settings (``kind`` counts or samples).
+        ``alpha``, ``canary_share``, ``block_size`` and per-metric settings (``kind``).
     metrics : list of str
         The metrics monitored (fixes the Bonferroni split).
 
@@ -265,13 +402,13 @@ class SequentialMonitor:
             raise InputError("sequential monitoring needs at least one metric")
         self.config = config
         per_metric_alpha = config.alpha / len(metrics)
-        self.tests: dict[str, _CountTest | _QuantileTest] = {}
+        self.tests: dict[str, _CountTest | _MeanTest] = {}
         for name in metrics:
             metric = config.metric(name)
             if metric.kind == "counts":
                 self.tests[name] = _CountTest(metric, config.canary_share, per_metric_alpha)
             else:
-                self.tests[name] = _QuantileTest(metric, per_metric_alpha)
+                self.tests[name] = _MeanTest(metric, per_metric_alpha, config.block_size)
         self.looks = 0
         self._history: list[dict[str, Any]] = []
         self._decided: SequentialResult | None = None
@@ -291,11 +428,17 @@ class SequentialMonitor:
         test.add("canary", canary)
 
     def add_samples(self, metric: str, arm: str, values) -> None:
-        """Add latency-type samples of one arm."""
+        """Add samples of one arm (NaN dropped; ±inf counted as off-scale, see judge._off_scale)."""
         test = self._test(metric)
-        if not isinstance(test, _QuantileTest):
+        if not isinstance(test, _MeanTest):
             raise InputError(f"{metric} is a counts metric; use add_counts")
         test.add(arm, np.asarray(values, dtype=float))
+
+    def calibrate(self, metric: str, log_threshold: float) -> None:
+        """Raise a samples metric's rejection threshold to a history-calibrated log e-value."""
+        test = self._test(metric)
+        if isinstance(test, _MeanTest):
+            test.calibration = log_threshold
 
     def look(self, final: bool = False) -> SequentialResult:
         """Decide at this look. ``final=True`` marks the end of the planned horizon.
@@ -305,29 +448,52 @@ class SequentialMonitor:
         if self._decided is not None:
             return self._decided
         self.looks += 1
+        for test in self.tests.values():
+            if isinstance(test, _MeanTest):
+                test.close_blocks()
         states = [test.state() for test in self.tests.values()]
+        if final:  # the sample-size hint of every undecided metric
+            for state, test in zip(states, self.tests.values(), strict=True):
+                if state["status"] == "open":
+                    state["needed"] = test.needed()
         for s in states:
             self._history.append({"look": self.looks, **s})
-        rejected = [s for s in states if s["status"] == "reject"]
-        empty = [s["metric"] for s in states if s["status"] == "no data"]
-        required_empty = [name for name in empty if self.tests[name].metric.must_have_data]
-        if rejected:
-            decision, reason = "RollBack", f"{rejected[0]['metric']} regressed (anytime-valid test rejected)"
-        elif final and (required_empty or len(empty) == len(states)):
-            decision, reason = "NoData", f"no data for {', '.join(required_empty or empty)}"
-        elif all(s["status"] == "within bound" for s in states):
-            decision, reason = "Promote", "every metric is within its allowed bound"
-        elif final:
-            decision, reason = "Promote", "horizon reached without a regression"
-        else:
-            decision, reason = "Continue", "no metric has crossed its boundary yet"
-        result = SequentialResult(decision, self.looks, reason, states, pd.DataFrame(self._history))
+        decision, reason = self._decide(states, final)
+        result = SequentialResult(decision, self.looks, reason, states, list(self._history))
         if decision in ("RollBack", "Promote"):
             self._decided = result
         return result
 
+    def _decide(self, states: list[dict[str, Any]], final: bool) -> tuple[str, str]:
+        rejected = [s for s in states if s["status"] == "reject"]
+        empty = [s["metric"] for s in states if s["status"] == "no data"]
+        required_empty = [name for name in empty if self.tests[name].metric.must_have_data]
+        open_ = [s for s in states if s["status"] == "open"]
+        if rejected:
+            return "RollBack", f"{rejected[0]['metric']} regressed (anytime-valid test rejected)"
+        if final and (required_empty or empty):
+            return "NoData", f"no data for {', '.join(required_empty or empty)}"
+        if all(s["status"] == "within bound" for s in states):
+            return "Promote", "every metric is shown within its allowed bound"
+        if final:
+            hints = [
+                f"{s['metric']} needs about {s['needed']:,.0f} {s['needed_unit']}"
+                for s in open_
+                if math.isfinite(s.get("needed", math.nan))
+            ]
+            undecided = ", ".join(s["metric"] for s in open_)
+            hint = f"; {'; '.join(hints)}" if hints else "; set an allowed bound > 1 to be able to promote"
+            return "NoData", f"inconclusive at the horizon: {undecided} neither regressed nor shown within bound{hint}"
+        return "Continue", "no metric has crossed its boundary yet"
 
-def sequential_judge(samples: pd.DataFrame, config: CanaryConfig | None = None, looks: int = 12) -> SequentialResult:
+
+def sequential_judge(
+    samples: pd.DataFrame,
+    config: CanaryConfig | None = None,
+    looks: int = 12,
+    *,
+    history: pd.DataFrame | None = None,
+) -> SequentialResult:
     """Replay time-stamped samples through a :class:`SequentialMonitor` in ``looks`` windows.
 
     Parameters
@@ -337,17 +503,30 @@ def sequential_judge(samples: pd.DataFrame, config: CanaryConfig | None = None, 
     config : CanaryConfig, optional
     looks : int
         Number of equally spaced looks over the samples' time range (the last is final).
+    history : DataFrame, optional
+        ``metric, ts, value`` (``arm`` optional) before the canary: each samples
+        metric's threshold is raised to the conformal bound of the running maximum
+        e-value over the comparable historical windows (module docstring).
 
     Returns
     -------
     SequentialResult
         The first decisive look, or the state at the final look.
+
+    Raises
+    ------
+    InputError
+        ``looks`` below 1, or samples the monitor cannot take.
     """
     config = config or CanaryConfig()
     if looks < 1:
         raise InputError("looks must be >= 1")
     samples = one_analysis(samples)
-    names = sorted(set(samples["metric"].astype(str)) | set(config.metrics))
+    metric_codes, metric_names = pd.factorize(samples["metric"].astype(str))
+    names = sorted({str(name) for name in metric_names} | set(config.metrics))
+    arms = samples["arm"].to_numpy()
+    if not np.isin(arms, ("baseline", "canary")).all():
+        raise InputError("arm must be 'baseline' or 'canary'")
     kinds = samples.groupby("metric")["kind"].first().to_dict() if "kind" in samples else {}
     metrics = {}
     for name in names:
@@ -357,27 +536,101 @@ def sequential_judge(samples: pd.DataFrame, config: CanaryConfig | None = None, 
         metrics[name] = metric
     config = CanaryConfig(**{**config.__dict__, "metrics": metrics})
     monitor = SequentialMonitor(config, names)
-    ts = samples["ts"] if "ts" in samples else pd.Series(pd.NaT, index=samples.index)
-    if ts.isna().all():
-        window = pd.Series(looks - 1, index=samples.index)
-    else:
-        start, end = ts.min(), ts.max()
-        span = (end - start) / looks if end > start else pd.Timedelta(0)
-        window = ((ts - start) / span).fillna(looks - 1).astype(int).clip(0, looks - 1) if span else 0 * ts.notna()
-        window = pd.Series(window, index=samples.index).astype(int)
-    by_window = dict(tuple(samples.groupby(window)))
+    if history is not None:
+        for name in names:
+            if metrics[name].kind == "samples":
+                bound = history_log_threshold(samples, history, name, config, looks, len(names))
+                if bound is not None:
+                    monitor.calibrate(name, bound)
+    # one sort by (look, metric, arm), then slices: no per-look pandas grouping
+    width = len(metric_names) * 2
+    keys = _look_of(samples, looks).to_numpy() * width + metric_codes * 2 + (arms == "canary")
+    order = np.argsort(keys, kind="stable")
+    values = samples["value"].to_numpy(dtype=float)[order]
+    bounds = np.searchsorted(keys[order], np.arange(looks * width + 1))
     result = None
     for look in range(looks):
-        chunk = by_window.get(look)
-        if chunk is not None:
-            for (name, arm), part in chunk.groupby(["metric", "arm"]):
-                values = part["value"].to_numpy(dtype=float)
+        for code, name in enumerate(metric_names):
+            for offset, arm in enumerate(("baseline", "canary")):
+                key = look * width + code * 2 + offset
+                part = values[bounds[key] : bounds[key + 1]]
+                if not len(part):
+                    continue
                 if metrics[name].kind == "counts":
-                    total = float(np.nansum(values))
-                    monitor.add_counts(name, **{arm: total})
+                    monitor.add_counts(name, **{arm: float(np.nansum(part))})
                 else:
-                    monitor.add_samples(name, arm, values)
+                    monitor.add_samples(name, arm, part)
         result = monitor.look(final=look == looks - 1)
         if result.decision in ("RollBack", "Promote"):
             break
     return result
+
+
+def _look_of(samples: pd.DataFrame, looks: int) -> pd.Series:
+    """The look (0-based) of each sample: equal slices of each arm's own time range.
+
+    Each arm is sliced on its own clock so that a baseline from an earlier day (the same
+    window yesterday) fills the same looks as the canary.
+    """
+    ts = pd.to_datetime(samples["ts"], utc=True) if "ts" in samples else pd.Series(pd.NaT, index=samples.index)
+    window = pd.Series(looks - 1, index=samples.index, dtype=int)
+    for _, part in ts.groupby(samples["arm"]):
+        if part.isna().all():
+            continue
+        start, end = part.min(), part.max()
+        span = (end - start) / looks
+        if span > pd.Timedelta(0):
+            index = ((part - start) / span).fillna(looks - 1).astype(int).clip(0, looks - 1)
+        else:
+            index = pd.Series(looks - 1, index=part.index)
+        window.loc[part.index] = index.astype(int)
+    return window
+
+
+def history_log_threshold(
+    samples: pd.DataFrame, history: pd.DataFrame, name: str, config: CanaryConfig, looks: int, metrics: int
+) -> float | None:
+    """Conformal bound on the running-maximum log e-value of one metric over its history.
+
+    Parameters
+    ----------
+    samples : DataFrame
+        The canary's samples (fix the window length and the arms' lag).
+    history : DataFrame
+        ``metric, ts, value`` (``arm`` optional) before the canary.
+    name : str
+        The metric.
+    config : CanaryConfig
+        ``alpha`` and ``block_size``.
+    looks : int
+        Looks per window.
+    metrics : int
+        Number of monitored metrics (Bonferroni).
+
+    Returns
+    -------
+    float or None
+        The ``ceil((1 - a)(N + 1))``-th smallest of the N historical running maxima
+        (``a = alpha / metrics``); None when history has fewer than
+        ``ceil(1/a) - 1`` comparable windows.
+    """
+    from releaserisk.canary.robust import history_windows, min_history_windows
+
+    alpha = config.alpha / metrics
+    own = samples[samples["metric"].astype(str) == name]
+    maxima = []
+    for window in history_windows(own, history[history["metric"].astype(str) == name]):
+        monitor = _MeanTest(config.metric(name), alpha, config.block_size)
+        best = -math.inf
+        for look in range(looks):
+            for arm, values in window.items():
+                part = np.array_split(values, looks)[look]
+                monitor.add(arm, part)
+            monitor.close_blocks()
+            if len(monitor.differences) >= 2:
+                best = max(best, monitor.log_e())
+        maxima.append(best)
+    if len(maxima) < min_history_windows(alpha):
+        return None
+    rank = math.ceil((1 - alpha) * (len(maxima) + 1))
+    return math.inf if rank > len(maxima) else float(np.sort(maxima)[rank - 1])

@@ -25,22 +25,34 @@ def _load_samples(args: argparse.Namespace):
     return pd.concat(frames, ignore_index=True)
 
 
+def _load_history(args: argparse.Namespace):
+    import pandas as pd
+
+    from releaserisk.canary.data import load_history
+
+    if not args.history:
+        return None
+    return pd.concat([load_history(path) for path in args.history], ignore_index=True)
+
+
 def cmd_canary(args: argparse.Namespace) -> int:
+    if getattr(args, "canary_command", None) == "plan":
+        return cmd_canary_plan(args)
     from releaserisk.canary.config import CanaryConfig, load_canary_config
     from releaserisk.canary.data import one_analysis
 
     config = load_canary_config(args.canary_config) if args.canary_config else CanaryConfig()
     samples = one_analysis(_load_samples(args), args.analysis)
-    if args.mode == "sequential":
+    history = _load_history(args)
+    if (args.mode or config.mode) == "sequential":
         from releaserisk.canary.sequential import sequential_judge
 
-        result = sequential_judge(samples, config, looks=args.looks)
-        outcome = result.decision
+        result = sequential_judge(samples, config, looks=args.looks, history=history)
     else:
         from releaserisk.canary.judge import judge
 
-        result = judge(samples, config)
-        outcome = result.verdict
+        result = judge(samples, config, mode=args.mode, history=history)
+    outcome = result.verdict
     if args.format == "github":
         level = {0: "notice", 1: "error"}.get(result.exit_code, "warning")
         github_output(
@@ -52,12 +64,30 @@ def cmd_canary(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_canary_plan(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from releaserisk.canary.config import CanaryConfig, load_canary_config
+    from releaserisk.canary.data import load_history
+    from releaserisk.canary.plan import plan_canary
+
+    config = load_canary_config(args.canary_config) if args.canary_config else CanaryConfig()
+    baseline = pd.concat([load_history(path) for path in args.baseline], ignore_index=True)
+    plan = plan_canary(baseline, effect=args.effect, alpha=args.alpha, config=config)
+    emit(args, plan.to_dict(), plan.summary())
+    return 0
+
+
 def register(sub) -> None:
-    """Add ``canary`` to the top-level sub-parsers."""
+    """Add ``canary`` (and ``canary plan``) to the top-level sub-parsers."""
     p = sub.add_parser(
         "canary",
-        help="judge a canary against its baseline (exit 0 pass, 1 fail, 3 marginal/continue)",
-        description="Fixed-horizon Kayenta-compatible judge, or anytime-valid sequential monitoring.",
+        help="judge a canary against its baseline (exit 0 pass, 1 fail, 3 marginal/no data/continue)",
+        description=(
+            "Judge a canary: robust (default; paired in time, autocorrelation-aware, history-calibrated "
+            "with --history), kayenta (Kayenta's judge, bit-exact) or sequential (anytime-valid). "
+            "'canary plan' tells how long a canary must bake."
+        ),
     )
     p.add_argument("--config", dest="canary_config", help="canary TOML config")
     p.add_argument("--data", action="append", help="samples with an arm column or label (repeatable)")
@@ -66,7 +96,24 @@ def register(sub) -> None:
     p.add_argument("--arm-label", default="arm", help="Prometheus label naming the arm (default: arm)")
     p.add_argument("--analysis", help="the analysis to judge, when the samples have an analysis_id column")
     p.add_argument("--assume-tz", help="IANA zone for sample timestamps without one, e.g. Europe/Berlin")
-    p.add_argument("--mode", choices=CANARY_MODES, default=CANARY_MODES[0])
+    p.add_argument("--mode", choices=CANARY_MODES, help="judgement mode (default: the config's, else robust)")
     p.add_argument("--looks", type=int, default=12, help="sequential mode: looks over the time range (default 12)")
+    p.add_argument(
+        "--history",
+        action="append",
+        help="the metrics' history before the canary (metric, ts, value; arm optional), to calibrate on (repeatable)",
+    )
     add_format(p, ("text", "json", "github"))
     p.set_defaults(handler=cmd_canary)
+    commands = p.add_subparsers(dest="canary_command", metavar="{plan}")
+    plan = commands.add_parser(
+        "plan",
+        help="bake time per mode to detect an effect with 80%% power",
+        description="Samples per arm and minutes each mode needs, from the baseline's variance and autocorrelation.",
+    )
+    plan.add_argument("--baseline", action="append", required=True, help="baseline samples (metric, ts, value)")
+    plan.add_argument("--effect", type=float, default=1.2, help="relative effect to detect (default 1.2)")
+    plan.add_argument("--alpha", type=float, default=0.05, help="false-alarm rate (default 0.05)")
+    plan.add_argument("--config", dest="canary_config", help="canary TOML config (tolerance, block_size)")
+    add_format(plan)
+    plan.set_defaults(handler=cmd_canary)

@@ -140,7 +140,7 @@ def test_cli_canary_fixed_json_and_exit_codes(tmp_path, capsys):
     rows = [("lat", "baseline", v) for v in (1, 2, 3, 4)] + [("lat", "canary", v) for v in (10, 20, 30, 40)]
     pd.DataFrame(rows, columns=["metric", "arm", "value"]).to_csv(data, index=False)
     config = tmp_path / "c.toml"
-    config.write_text("[judge]\nconfidence = 0.95\n")
+    config.write_text('[judge]\nmode = "kayenta"\nconfidence = 0.95\n')
     code = main(["canary", "--config", str(config), "--data", str(data), "--format", "json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and out["verdict"] == "Fail"

@@ -1,0 +1,61 @@
+"""Bake-time planning: monotone in the effect, longer under autocorrelation, honest about no effect."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from releaserisk.canary.plan import fixed_samples_needed, log_mixture_t, plan_canary, sequential_blocks_needed
+from releaserisk.errors import InputError
+
+
+def baseline(phi=0.0, n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.empty(n)
+    x[0] = rng.normal()
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + math.sqrt(1 - phi * phi) * rng.normal()
+    ts = pd.date_range("2026-03-01", periods=n, freq="min", tz="UTC")
+    return pd.DataFrame({"metric": "lat", "arm": "baseline", "ts": ts, "value": 100 + 10 * x})
+
+
+def test_bake_times_fall_as_the_effect_grows_in_every_mode():
+    frame = baseline(0.5)
+    plans = {effect: plan_canary(frame, effect).frame.set_index("mode") for effect in (1.05, 1.1, 1.2, 1.5, 2.0)}
+    for mode in ("kayenta", "robust", "sequential"):
+        needed = [plans[e].loc[mode, "samples_per_arm"] for e in (1.05, 1.1, 1.2, 1.5, 2.0)]
+        assert needed == sorted(needed, reverse=True) and needed[0] > needed[-1], (mode, needed)
+    assert plans[1.2].loc["robust", "minutes"] == plans[1.2].loc["robust", "samples_per_arm"]  # one per minute
+
+
+def test_autocorrelation_lengthens_the_robust_bake_but_not_kayentas():
+    iid, dependent = plan_canary(baseline(0.0), 1.1), plan_canary(baseline(0.8), 1.1)
+    robust = [p.frame.set_index("mode").loc["robust", "samples_per_arm"] for p in (iid, dependent)]
+    kayenta = [p.frame.set_index("mode").loc["kayenta", "samples_per_arm"] for p in (iid, dependent)]
+    assert robust[1] > 4 * robust[0]
+    assert kayenta[1] < 2 * kayenta[0]
+    assert dependent.baseline["autocorrelation"].iloc[0] > 0.7
+
+
+def test_plan_result_pattern_and_errors():
+    plan = plan_canary(baseline(), 1.2, 0.05)
+    assert "sequential" in plan.summary() and len(plan.frame) == 3
+    json.dumps(plan.to_dict(), allow_nan=False)
+    with pytest.raises(InputError, match="effect"):
+        plan_canary(baseline(), 1.0)
+    with pytest.raises(InputError, match="alpha"):
+        plan_canary(baseline(), 1.2, alpha=1.5)
+    with pytest.raises(InputError, match="two or more"):
+        plan_canary(baseline().head(1), 1.2)
+    constant = baseline().assign(value=5.0)
+    assert plan_canary(constant, 1.2).frame["samples_per_arm"].max() == 2  # no noise: any shift shows
+
+
+def test_sample_size_formulas():
+    assert fixed_samples_needed(0.0, 0.05) == math.inf
+    assert fixed_samples_needed(1.0, 0.05) == pytest.approx(15.7, abs=0.1)  # 2 (1.96 + 0.84)^2
+    assert sequential_blocks_needed(0.0, 0.05) == math.inf
+    assert sequential_blocks_needed(2.0, 0.05) < sequential_blocks_needed(0.5, 0.05)
+    assert log_mixture_t(0.0, 0.0, 0) == 0.0 and log_mixture_t(0.0, 1.0, 1) < 0

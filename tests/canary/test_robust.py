@@ -1,0 +1,178 @@
+"""The robust judge: pairing, autocorrelation, history calibration, and never a pass without evidence."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binom, kstest
+
+from releaserisk.canary.config import CanaryConfig, MetricConfig
+from releaserisk.canary.judge import classify_metric, judge
+from releaserisk.canary.robust import (
+    aligned_pairs,
+    conformal_p_value,
+    effective_sample_size,
+    history_statistics,
+    lag1_autocorrelation,
+    min_history_windows,
+    shift_test,
+)
+from releaserisk.canary.sequential import sequential_judge
+
+MINUTES = pd.date_range("2026-03-02 10:00", periods=120, freq="min", tz="UTC")
+
+
+def ar1(rng, n, phi):
+    """Stationary unit-variance AR(1) series."""
+    x = np.empty(n)
+    x[0] = rng.normal()
+    noise = rng.normal(size=n) * math.sqrt(1 - phi * phi)
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + noise[i]
+    return x
+
+
+def two_arms(baseline, canary, ts=MINUTES, canary_ts=None, metric="m"):
+    canary_ts = ts if canary_ts is None else canary_ts
+    return pd.DataFrame({
+        "metric": metric, "arm": np.repeat(["baseline", "canary"], [len(baseline), len(canary)]),
+        "ts": np.r_[ts[: len(baseline)], canary_ts[: len(canary)]], "value": np.r_[baseline, canary],
+    })  # fmt: skip
+
+
+def test_effective_sample_size_shrinks_with_autocorrelation():
+    rng = np.random.default_rng(1)
+    iid, strong = ar1(rng, 2000, 0.0), ar1(rng, 2000, 0.8)
+    assert lag1_autocorrelation(iid) < 0.1 and 0.75 < lag1_autocorrelation(strong) < 0.85
+    assert effective_sample_size(iid) > 1600
+    assert 150 < effective_sample_size(strong) < 300  # 2000 * 0.2 / 1.8 = 222
+    assert effective_sample_size([]) == 0.0 and lag1_autocorrelation([1.0, 1.0, 1.0, 1.0]) == 0.0
+
+
+def test_ar1_null_false_alarms_within_a_binomial_bound_of_alpha():
+    rng = np.random.default_rng(20261130)
+    config = CanaryConfig(confidence=0.95, tolerance=0.0)
+    runs, alarms = 150, 0
+    for _ in range(runs):
+        frame = two_arms(10 + ar1(rng, 120, 0.8), 10 + ar1(rng, 120, 0.8))
+        alarms += judge(frame, config).verdict != "Pass"
+    assert alarms <= binom.ppf(0.99, runs, 0.05)  # at most 14 of 150
+    kayenta = sum(
+        judge(two_arms(10 + ar1(rng, 120, 0.8), 10 + ar1(rng, 120, 0.8)), config, mode="kayenta").verdict != "Pass"
+        for _ in range(40)
+    )
+    assert kayenta > binom.ppf(0.99, 40, 0.05)  # the independent-samples test cries wolf
+
+
+def test_pairing_cancels_a_shared_sinusoidal_swing_that_hides_a_shift_from_the_unpaired_test():
+    rng = np.random.default_rng(5)
+    swing = 100 + 30 * np.sin(np.arange(120) * 2 * np.pi / 60)  # traffic swing shared by both arms
+    baseline = swing + rng.normal(0, 0.5, 120)
+    canary = swing + 3 + rng.normal(0, 0.5, 120)  # a 3 % regression
+    config = CanaryConfig(confidence=0.98, metrics={"m": MetricConfig("m", direction="increase")})
+    paired = judge(two_arms(baseline, canary), config)
+    assert paired.metrics[0].paired and paired.metrics[0].classification == "High"
+    unpaired = judge(two_arms(baseline, canary).drop(columns="ts"), config)
+    assert not unpaired.metrics[0].paired and unpaired.metrics[0].classification == "Pass"
+    assert judge(two_arms(baseline, canary).drop(columns="ts"), config, mode="kayenta").verdict == "Pass"
+    null = judge(two_arms(baseline, swing + rng.normal(0, 0.5, 120)), config)
+    assert null.verdict == "Pass"
+
+
+def test_arms_a_day_apart_pair_on_the_clock():
+    yesterday = MINUTES - pd.Timedelta(days=1)
+    pairs = aligned_pairs(yesterday, MINUTES)
+    assert pairs is not None and len(pairs[0]) == 120
+    assert aligned_pairs(MINUTES, MINUTES + pd.Timedelta(seconds=np.pi)) is not None  # constant lag
+    jittered = MINUTES + pd.to_timedelta(np.arange(120) % 7, unit="s")
+    assert aligned_pairs(MINUTES, jittered) is None
+    assert aligned_pairs(MINUTES[:2], MINUTES[:2]) is None
+
+
+def test_shift_test_interval_and_p_values():
+    test = shift_test([1.0, 2.0, 3.0, 4.0], [11.0, 12.0, 13.0, 14.0], in_time_order=False)
+    low, high = test.interval(0.05)
+    assert test.estimate == 10.0 and low < 10 < high and low > 0
+    assert test.p_value("greater") < 0.001 < 0.999 < test.p_value("less")
+    assert shift_test([1.0, 1.0], [2.0, 2.0]).statistic == math.inf
+
+
+def history_series(rng, days=8, phi=0.5, freq="5min"):
+    ts = pd.date_range("2026-02-01", periods=days * 288, freq=freq, tz="UTC")
+    return pd.DataFrame({"metric": "m", "ts": ts, "value": 50 + 5 * ar1(rng, len(ts), phi)})
+
+
+def test_history_p_values_are_uniform_under_exchangeable_history():
+    rng = np.random.default_rng(42)
+    history = history_series(rng)
+    window, lag = pd.Timedelta(minutes=115), pd.Timedelta(days=1)
+    statistics = history_statistics(history, window, lag, "either")
+    assert len(statistics) > 400
+    p_values = []
+    for _ in range(300):
+        fresh = history_series(rng, days=2)
+        test = shift_test(fresh["value"][:24], fresh["value"][288 : 288 + 24], (np.arange(24), np.arange(24)))
+        p_values.append(conformal_p_value(abs(test.statistic), statistics))
+    assert kstest(p_values, "uniform").pvalue > 0.01
+
+
+def test_history_calibrates_the_verdict_and_too_little_history_says_so():
+    rng = np.random.default_rng(9)
+    history = history_series(rng)
+    canary_ts = pd.date_range("2026-02-10 12:00", periods=24, freq="5min", tz="UTC")
+    baseline_ts = canary_ts - pd.Timedelta(days=1)
+    drifted = two_arms(50 + 5 * ar1(rng, 24, 0.5), 50 + 5 * ar1(rng, 24, 0.5) + 20, baseline_ts, canary_ts)
+    calibrated = judge(drifted, CanaryConfig(), history=history)
+    m = calibrated.metrics[0]
+    assert m.history_windows >= min_history_windows(0.02) and m.classification == "High" and m.p_value <= 0.02
+    short = judge(drifted, CanaryConfig(), history=history[history["ts"] < "2026-02-02 06:00"])
+    assert short.metrics[0].history_windows == 0 and "needed" in short.metrics[0].warning
+    assert min_history_windows(0.05) == 19 and min_history_windows(0.02) == 49
+
+
+@pytest.mark.parametrize("mode", ["kayenta", "robust"])
+@pytest.mark.parametrize("strategy", ["remove", "replace"])
+def test_empty_or_all_nan_arm_is_never_a_pass(mode, strategy):
+    for canary in ([], [math.nan] * 5):
+        metric = MetricConfig("m", nan_strategy=strategy)
+        result = classify_metric("m", [1.0, 2.0, 3.0], canary, metric, mode=mode)
+        assert result.classification == "NoData"
+        required = MetricConfig("m", nan_strategy=strategy, must_have_data=True)
+        assert classify_metric("m", [1.0, 2.0], canary, required, mode=mode).classification == "NoDataFailure"
+    nothing = pd.DataFrame({"metric": [], "arm": [], "value": []})
+    config = CanaryConfig(metrics={"m": MetricConfig("m", nan_strategy=strategy, must_have_data=True)})
+    assert judge(nothing, config, mode=mode).verdict != "Pass"
+
+
+@pytest.mark.parametrize("mode", ["kayenta", "robust"])
+def test_infinite_canary_values_never_hide_a_regression(mode):
+    critical = MetricConfig("lat", direction="increase", critical=True)
+    config = CanaryConfig(metrics={"lat": critical})
+    all_infinite = two_arms(np.linspace(1, 2, 40), [math.inf] * 40, metric="lat")
+    result = judge(all_infinite, config, mode=mode)
+    assert result.verdict == "Fail" and result.metrics[0].classification == "High" and result.metrics[0].critical
+    one = classify_metric("lat", [1.0], [math.inf], critical, mode=mode)
+    assert one.classification == "NoData" and one.critical  # no finite canary value: a critical NoData fails
+    some = classify_metric("lat", np.linspace(1, 2, 40), [*np.linspace(1, 2, 39), math.inf], critical, mode=mode)
+    assert some.classification == "Pass"  # one timeout in forty is not evidence of a regression
+    assert json.dumps(result.to_dict())
+
+
+def test_sequential_all_infinite_canary_rolls_back():
+    config = CanaryConfig(metrics={"lat": MetricConfig("lat", direction="increase", critical=True)})
+    frame = two_arms(np.linspace(1, 2, 40), [math.inf] * 40, metric="lat").assign(kind="samples")
+    assert sequential_judge(frame, config, looks=4).decision == "RollBack"
+
+
+def test_result_frames_carry_the_mode_and_json_is_clean():
+    rng = np.random.default_rng(3)
+    result = judge(two_arms(rng.normal(10, 1, 120), rng.normal(10, 1, 120)))
+    assert result.mode == "robust" and set(result.frame["mode"]) == {"robust"}
+    d = result.to_dict()
+    assert d["mode"] == "robust" and d["metrics"][0]["n_effective"] > 0 and d["metrics"][0]["paired"]
+    json.dumps(d, allow_nan=False)
+    assert "effective n" in result.summary()
+    kayenta = judge(two_arms(rng.normal(10, 1, 120), rng.normal(10, 1, 120)), mode="kayenta")
+    assert kayenta.to_dict()["mode"] == "kayenta" and "mode kayenta" in kayenta.summary()
