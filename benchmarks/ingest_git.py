@@ -23,7 +23,8 @@ from pathlib import Path
 
 from _clone import owned_clone
 
-from releaserisk.ingest.git import _LOG_FORMAT, _git_env, git, ingest_git
+from releaserisk.gitcmd import git_env
+from releaserisk.ingest.git import _LOG_FORMAT, git, ingest_git
 from releaserisk.store import open_store
 
 
@@ -31,7 +32,7 @@ def bare_git_log(repo: str, rev: str) -> tuple[float, int]:
     args = ["git", "-C", repo, "log", "-z", "--raw", "--numstat", "-M", "--no-abbrev", "--topo-order", "--reverse",
             f"--format={_LOG_FORMAT}", rev]  # fmt: skip
     started = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, env=_git_env())
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, env=git_env())
     size = 0
     while chunk := proc.stdout.read(1 << 20):
         size += len(chunk)

@@ -23,6 +23,8 @@ _EXPORTS = {
     "GitIngestResult": "releaserisk.ingest.git",
     "JudgeResult": "releaserisk.canary.result",
     "KAMEI_FEATURES": "releaserisk.features",
+    "LabelQuality": "releaserisk.labels",
+    "LabelResult": "releaserisk.labels",
     "MetricConfig": "releaserisk.canary.config",
     "MigrationFinding": "releaserisk.migrations_safety",
     "PROFILE_RULES": "releaserisk.profiles",
@@ -70,13 +72,14 @@ _EXPORTS = {
     "kill_switch_summary": "releaserisk.flags",
     "kill_switch_times": "releaserisk.flags",
     "label_changes": "releaserisk.labels",
+    "label_quality": "releaserisk.labels",
     "latest_deployment_week": "releaserisk.report",
     "link_deployment_changes": "releaserisk.ingest.links",
     "load_canary_config": "releaserisk.canary.config",
     "load_history": "releaserisk.canary.data",
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
-    "load_scorer": "releaserisk.scorecard",
+    "load_scorer": "releaserisk.gate",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
     "markdown_cell": "releaserisk.escape",
@@ -84,9 +87,9 @@ _EXPORTS = {
     "one_line": "releaserisk.escape",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
-    "plan_canary": "releaserisk.canary.plan",
     "parse_instant": "releaserisk.inputs",
     "plain_text": "releaserisk.escape",
+    "plan_canary": "releaserisk.canary.plan",
     "profile_rules": "releaserisk.profiles",
     "profile_table": "releaserisk.profiles",
     "project_path": "releaserisk.report",
@@ -137,7 +140,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
     from releaserisk.flags import candidate_causes, flag_releases, kill_switch_summary, kill_switch_times, stale_flags
-    from releaserisk.gate import GateResult, score_commits
+    from releaserisk.gate import GateResult, load_scorer, score_commits
     from releaserisk.ingest.flags import FlagIngestResult, ingest_flags
     from releaserisk.ingest.git import GitIngestResult, TagIngestResult, ingest_git, ingest_git_tags
     from releaserisk.ingest.github import ingest_github
@@ -150,7 +153,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.ingest.tabular import ingest_file
     from releaserisk.ingest.tags import classify_tag
     from releaserisk.inputs import parse_instant, read_file
-    from releaserisk.labels import label_changes, training_frame
+    from releaserisk.labels import LabelQuality, LabelResult, label_changes, label_quality, training_frame
     from releaserisk.migrations_safety import MigrationFinding, classify_migration
     from releaserisk.model import (
         RiskModel,
@@ -173,7 +176,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         weekly_sections,
     )
     from releaserisk.rollback import RollbackSafety, assess_rollback, rollback_readiness
-    from releaserisk.scorecard import Scorecard, load_scorer
+    from releaserisk.scorecard import Scorecard
     from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store
 

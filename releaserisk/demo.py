@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from releaserisk.config import Settings
+from releaserisk.gate import default_model_path
 
 __all__ = ["DEMO_LABEL_HORIZON_DAYS", "DemoResult", "run_demo"]
 
@@ -71,7 +72,8 @@ def run_demo(
     ----------
     data : str or Path
         Directory for the simulated organisation (``org/``), the store
-        (``releaserisk.duckdb``, recreated) and the model (``models/risk.skops``).
+        (``releaserisk.duckdb``, recreated), its settings (``releaserisk.toml``) and the model
+        (``models/demo.skops``).
     out : str or Path
         Directory of the weekly report.
     scenario : str
@@ -99,7 +101,7 @@ def run_demo(
     base.mkdir(parents=True, exist_ok=True)
     for stale in (db, Path(f"{db}.wal")):
         stale.unlink(missing_ok=True)
-    run = _DemoRun(base, Path(out), db, Settings(db=str(db), label_horizon_days=DEMO_LABEL_HORIZON_DAYS))
+    run = _DemoRun(base, Path(out), db, _write_settings(base, db))
     result = DemoResult(db=db)
     steps = (
         ("simulate", lambda: run.simulate(scenario, seed, weeks)),
@@ -122,12 +124,30 @@ def run_demo(
     return result
 
 
+def _write_settings(base: Path, db: Path) -> Settings:
+    """The demo's settings, written as ``releaserisk.toml`` next to its store and read back.
+
+    Commands given ``--db`` on the demo store read that file (:func:`releaserisk.config.load_settings`),
+    so ``releaserisk --db data/demo/releaserisk.duckdb train`` trains the demo's model.
+    """
+    from releaserisk.config import load_settings
+
+    path = base / "releaserisk.toml"
+    path.write_text(
+        "# Written by `releaserisk demo`; commands run with --db on this store read it.\n"
+        "# Simulated history spans months, not years: label commits older than two weeks.\n"
+        f"label_horizon_days = {DEMO_LABEL_HORIZON_DAYS}\n",
+        encoding="utf-8",
+    )
+    return load_settings(path, overrides={"db": str(db)})
+
+
 class _DemoRun:
     """The demo's steps, sharing the simulation and the store between them."""
 
     def __init__(self, base: Path, out: Path, db: Path, settings: Settings) -> None:
         self.base, self.out, self.db, self.settings = base, out, db, settings
-        self.model_path = base / "models" / "risk.skops"
+        self.model_path = default_model_path(db, _REPO)  # where `train` and `score` put and find it
         self.sim = None
         self.report_path = ""
 
@@ -167,8 +187,9 @@ class _DemoRun:
     def train(self) -> str:
         import json
 
-        from releaserisk.labels import training_frame
-        from releaserisk.model import RiskModel, evaluate_time_split, save_model
+        from releaserisk.gate import repository_identity
+        from releaserisk.labels import label_quality, training_frame
+        from releaserisk.model import RiskModel, change_model_metadata, evaluate_time_split, save_model
         from releaserisk.registry import register_model
         from releaserisk.store import open_store
 
@@ -176,7 +197,16 @@ class _DemoRun:
             frame = training_frame(store, settings=self.settings)
             evaluation = evaluate_time_split(frame)
             model = RiskModel().fit(frame, frame["bug"])
-            save_model(model, self.model_path, {"model_id": _MODEL_ID, "evaluation": evaluation})
+            quality = label_quality(store, _REPO)
+            metadata = change_model_metadata(
+                model,
+                frame,
+                evaluation,
+                model_id=_MODEL_ID,
+                repositories=[repository_identity(store, _REPO)],
+                label_quality={_REPO: quality.to_dict()} if quality else {},
+            )
+            save_model(model, self.model_path, metadata)
             register_model(
                 store,
                 model_id=_MODEL_ID,
@@ -195,7 +225,7 @@ class _DemoRun:
 
     def score(self) -> str:
         from releaserisk.features import change_features_of, latest_production_deployment
-        from releaserisk.gate import score_commits
+        from releaserisk.gate import batch_sentence, deployment_history, score_commits
         from releaserisk.model import load_model
         from releaserisk.store import open_store
 
@@ -209,11 +239,13 @@ class _DemoRun:
         if latest is None:
             return f"scored {len(result.commits):,} changes"
         shipped = features[features["sha"].isin(latest["shas"])]
-        batch = score_commits(model, shipped, threshold=threshold, model_id=_MODEL_ID)
+        with open_store(self.db, read_only=True) as store:
+            history = deployment_history(store, model, _REPO, settings=self.settings)
+        batch = score_commits(model, shipped, threshold=threshold, model_id=_MODEL_ID, history=history)
         return (
             f"scored {len(result.commits):,} changes; latest deployment {latest['deployment_id']}: "
-            f"batch of {batch.batch['size']}, P(any defect) {batch.batch['any_defect']:.0%} "
-            f"-> {batch.advice['strategy']} {'/'.join(map(str, batch.advice['steps_percent']))}%"
+            f"{batch_sentence(batch.batch)}; rollout {batch.advice['strategy']} "
+            f"{'/'.join(map(str, batch.advice['steps_percent']))}%"
         )
 
     def canary(self) -> str:

@@ -18,7 +18,8 @@ The tree::
     │   └── SchemaVersionError       the file was written by a newer releaserisk
     └── ModelError                   a model cannot be trained, saved or loaded
         ├── UntrustedModelError      a model file contains types we do not trust
-        └── ModelVersionError        saved with another scikit-learn version
+        ├── ModelVersionError        saved with another scikit-learn version
+        └── ForeignModelError        trained on another repository than the one scored
 
 The CLI turns any of these into a one-line ``error: ...`` message and exit code 2.
 Messages never contain credentials.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ForeignModelError",
     "GitError",
     "GitHubError",
     "GitLabError",
@@ -113,3 +115,7 @@ class UntrustedModelError(ModelError):
 
 class ModelVersionError(ModelError):
     """A model file was saved with a different scikit-learn (minor) version."""
+
+
+class ForeignModelError(ModelError):
+    """A model trained on one repository was asked to gate another (``--allow-foreign-model`` allows it)."""

@@ -28,22 +28,34 @@ blames fixes not seen before. Blames run in parallel worker threads (each runs g
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import re
-import subprocess
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
-from releaserisk.config import Settings
+from releaserisk.config import BUILD_PATHS, DEPENDENCY_PATHS, DOC_PATHS, TEST_PATHS, Settings
 from releaserisk.errors import GitError, InputError
-from releaserisk.ingest.git import _git_env
+from releaserisk.gitcmd import run_git, storable_path, unquote_c_path
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
 
-__all__ = ["LabelResult", "is_comment_or_blank", "label_changes", "mark_tracked_fixes", "training_frame"]
+__all__ = [
+    "BUGGY_SHARE_RANGE",
+    "LabelQuality",
+    "LabelResult",
+    "glob_regex",
+    "is_comment_or_blank",
+    "label_changes",
+    "label_quality",
+    "mark_tracked_fixes",
+    "training_frame",
+]
 
 _REVERT = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
 _HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
@@ -101,9 +113,175 @@ def is_comment_or_blank(path: str, line: str) -> bool:
     return lower.endswith(c_like) and text.startswith(_BLOCK_PREFIXES)
 
 
+#: Buggy shares of labelled changes seen in curated data: 5 % to 36 % on Kamei et al.'s six
+#: projects (TSE 2013, Table 3). Outside it, the labels more likely need a look than not.
+BUGGY_SHARE_RANGE = (0.05, 0.35)
+#: Above this share of counted fixes found by commit-message keywords alone, the summary
+#: suggests ingesting the issue tracker (keyword fixes are the noisiest; Herbold et al. 2022).
+_KEYWORD_SHARE_WARNING = 0.5
+#: How a counted fix was found: its message, a cited bug issue, a bug-labelled pull request.
+_FIX_RULES = ("keyword", "issue", "pull_request")
+_FILE_KINDS = {"docs": DOC_PATHS, "tests": TEST_PATHS, "ci_build": BUILD_PATHS, "dependencies": DEPENDENCY_PATHS}
+
+
+def glob_regex(globs: Iterable[str]) -> str:
+    """One regular expression (RE2- and Python-compatible) matching any of gitignore-style globs.
+
+    Parameters
+    ----------
+    globs : iterable of str
+        ``*`` matches within a directory, ``**`` across directories, ``?`` one character;
+        a glob without ``/`` matches the file name in any directory (as in .gitignore).
+
+    Returns
+    -------
+    str
+        An anchored alternation; ``\\b\\B`` (matches nothing, in RE2 too) for no globs.
+    """
+    parts = []
+    for glob in globs:
+        anchored = "/" in glob.rstrip("/")
+        body, i = "", 0
+        while i < len(glob):
+            if glob.startswith("**/", i):
+                body, i = body + "(?:.*/)?", i + 3
+            elif glob.startswith("/**", i) and i + 3 == len(glob):
+                body, i = body + "(?:/.*)?", i + 3
+            elif glob.startswith("**", i):
+                body, i = body + ".*", i + 2
+            elif glob[i] == "*":
+                body, i = body + "[^/]*", i + 1
+            elif glob[i] == "?":
+                body, i = body + "[^/]", i + 1
+            else:
+                body, i = body + re.escape(glob[i]), i + 1
+        parts.append(("^" if anchored else "^(?:.*/)?") + body + "$")
+    return "|".join(f"(?:{part})" for part in parts) or r"\b\B"
+
+
+def _path_rules(settings: Settings) -> tuple[str, str]:
+    """(include, exclude) regular expressions of ``settings.szz_paths``."""
+    include = [g for g in settings.szz_paths if not g.startswith("!")]
+    exclude = [g[1:] for g in settings.szz_paths if g.startswith("!")]
+    return glob_regex(include), glob_regex(exclude)
+
+
+def _rules_fingerprint(settings: Settings) -> str:
+    """What the cached blames depend on: a change of any of these re-blames every fix."""
+    rules = [settings.fix_pattern, settings.fix_exclude_pattern, settings.bot_authors, list(settings.szz_paths),
+             settings.szz_max_files, list(settings.bug_labels)]  # fmt: skip
+    return hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:16]
+
+
+def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float | None, float | None]:
+    """Wilson score 95 % interval of a proportion k/n (Wilson 1927); (None, None) for n = 0."""
+    if n == 0:
+        return None, None
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class LabelQuality:
+    """How trustworthy one repository's labels are: the label-quality summary of ``label``.
+
+    Attributes
+    ----------
+    repo : str
+    fixes_by_rule : dict
+        Counted bug fixes by the rule that found them: ``keyword`` (commit message),
+        ``issue`` (cites an ingested bug issue), ``pull_request`` (in a pull request labelled
+        bug); plus the commits labelled by ``revert`` and ``incident``.
+    excluded_by_category : dict
+        Candidate fixes that were not counted, by category: message rules (``typo``,
+        ``style``, ``docs``, ``tests``, ``ci_build``, ``dependencies``, ``merge``,
+        ``revert_of_revert``), ``bot`` authors, file rules (``docs_only``, ``tests_only``,
+        ``ci_build_only``, ``dependencies_only``, ``non_source_only``), ``too_many_files``;
+        ``reverted_revert`` counts reverts of a revert, which label nothing.
+    labelled_changes, buggy_changes : int
+        Changes outside the label horizon (the training set) and how many are buggy.
+    buggy_share, buggy_share_low, buggy_share_high : float or None
+        ``buggy_changes / labelled_changes`` with its Wilson 95 % interval.
+    blames, failed_blames : int
+        ``git blame`` runs (one per fix and file) over all runs, and those that failed.
+    failed_share : float or None
+        ``failed_blames / blames``.
+    warnings : list of str
+        Plain-language reasons to look at the labels before trusting a model on them.
+    """
+
+    repo: str
+    fixes_by_rule: dict[str, int]
+    excluded_by_category: dict[str, int]
+    labelled_changes: int
+    buggy_changes: int
+    buggy_share: float | None
+    buggy_share_low: float | None
+    buggy_share_high: float | None
+    blames: int
+    failed_blames: int
+    failed_share: float | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """One row per rule and per exclusion category: ``kind`` (counted/excluded), ``name``, ``commits``."""
+        rows = [("counted", k, v) for k, v in self.fixes_by_rule.items()]
+        rows += [("excluded", k, v) for k, v in sorted(self.excluded_by_category.items(), key=lambda kv: -kv[1])]
+        return pd.DataFrame(rows, columns=["kind", "name", "commits"])
+
+    def summary(self) -> str:
+        """The summary as text for a terminal, a notebook or a log."""
+        counted = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.fixes_by_rule.items() if v) or "none"
+        excluded = sorted(self.excluded_by_category.items(), key=lambda kv: -kv[1])
+        lines = [f"label quality of {self.repo}", f"  bug fixes counted: {counted}"]
+        lines.append(
+            "  not counted as fixes: " + (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in excluded if v) or "none")
+        )
+        if self.buggy_share is None:
+            lines.append("  buggy share: no labelled changes (all inside the label horizon)")
+        else:
+            lines.append(
+                f"  buggy share: {self.buggy_share:.1%} of {self.labelled_changes:,} labelled changes "
+                f"(95 % CI {self.buggy_share_low:.1%}–{self.buggy_share_high:.1%})"
+            )
+        share = f" ({self.failed_share:.1%})" if self.failed_share is not None else ""
+        lines.append(f"  failed blames: {self.failed_blames:,} of {self.blames:,}{share}")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (``None`` where a share has no data)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LabelQuality:
+        """Rebuild from :meth:`to_dict` output (as stored in ``label_quality``)."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
 @dataclass(frozen=True)
 class LabelResult:
-    """What one labelling run did."""
+    """What one labelling run did.
+
+    Attributes
+    ----------
+    repo : str
+    fixes : int
+        Counted bug fixes (candidates the rules did not exclude, within ``szz_max_files``).
+    fixes_blamed_now : int
+        Fixes blamed by this run (the others were blamed before).
+    buggy_szz, buggy_revert, buggy_incident : int
+        Commits labelled by each method.
+    unlabelled_recent : int
+        Commits inside the label horizon.
+    fixes_from_trackers : int
+        Counted fixes citing a bug issue or in a bug pull request.
+    quality : LabelQuality or None
+        The label-quality summary.
+    """
 
     repo: str
     fixes: int
@@ -111,66 +289,166 @@ class LabelResult:
     buggy_szz: int
     buggy_revert: int
     unlabelled_recent: int
-    fixes_from_trackers: int = 0  # fixes citing a bug issue or in a bug pull request
-    buggy_incident: int = 0  # commits an incident names as its cause
+    fixes_from_trackers: int = 0
+    buggy_incident: int = 0
+    quality: LabelQuality | None = None
+
+    def summary(self) -> str:
+        """What the run did, then the label-quality summary."""
+        head = (
+            f"{self.repo}: {self.fixes:,} bug fixes ({self.fixes_blamed_now:,} blamed now); buggy commits: "
+            f"{self.buggy_szz:,} by SZZ, {self.buggy_revert:,} reverted, {self.buggy_incident:,} named by incidents; "
+            f"{self.unlabelled_recent:,} recent commits unlabelled"
+        )
+        return head + ("\n" + self.quality.summary() if self.quality else "")
 
     def to_dict(self) -> dict:
-        return self.__dict__.copy()
+        """JSON-safe dict, the quality summary nested under ``quality``."""
+        data = {k: v for k, v in self.__dict__.items() if k != "quality"}
+        data["quality"] = self.quality.to_dict() if self.quality else None
+        return data
 
 
-def _run(repo_path: str, *args: str) -> bytes:
-    proc = subprocess.run(["git", "-C", repo_path, *args], capture_output=True, env=_git_env(), check=False)
-    if proc.returncode != 0:
-        raise GitError(f"git {args[0]} failed: {proc.stderr.decode('utf-8', 'replace').strip()[:200]}")
-    return proc.stdout
+def _deleted_lines(repo_path: str, fix: str, source: _Eligible) -> dict[bytes, list[int]]:
+    """Line numbers (in the fix's parent) that the fix deleted or modified, per old path (bytes).
 
-
-def _deleted_lines(repo_path: str, fix: str) -> dict[str, list[int]]:
-    """Line numbers (in the fix's parent) that the fix deleted or modified, per old path.
-
-    Blank and comment lines are left out here, from the diff's own text, so a file whose
-    changed lines are all comments is never blamed (blame is nearly all of SZZ's time).
+    Only files whose path ``source`` matches (``szz_paths``). Blank and comment lines are
+    left out here, from the diff's own text, so a file whose changed lines are all comments
+    is never blamed (blame is nearly all of SZZ's time). Paths come from the patch headers
+    through :func:`~releaserisk.gitcmd.unquote_c_path`, byte-exact; explicit prefixes keep a
+    user's ``diff.noprefix``/``diff.mnemonicPrefix`` from changing them.
     """
-    diff = _run(repo_path, "diff", "-U0", "-w", "--no-color", "-M", "--no-ext-diff", f"{fix}^", fix)
-    lines: dict[str, list[int]] = {}
-    current, number, in_header = None, 0, False
+    diff = run_git(repo_path, "diff", "-U0", "-w", "--no-color", "-M", "--no-ext-diff", "--no-textconv",
+                   "--src-prefix=a/", "--dst-prefix=b/", f"{fix}^", fix)  # fmt: skip
+    lines: dict[bytes, list[int]] = {}
+    current, shown, number, in_header = None, "", 0, False
     for raw in diff.split(b"\n"):
         if raw.startswith(b"diff --git "):
             in_header, current, number = True, None, 0
         elif in_header:  # a deleted line "-- x" would look like a "--- " header: only read headers here
             if raw.startswith(b"--- "):
-                name = raw[4:]
-                current = None if name == b"/dev/null" else name[2:].decode("utf-8", "replace")
+                name = unquote_c_path(raw[4:])
+                current = None if name == b"/dev/null" else name[2:]
+                shown = storable_path(current) if current is not None else ""
+                if current is not None and not source.search(shown):
+                    current = None
             elif raw.startswith(b"+++ "):
                 in_header = False
         elif raw.startswith(b"@@"):
             match = _HUNK.match(raw)
             number = int(match.group(1)) if match else 0
         elif raw.startswith(b"-") and current is not None and number:
-            if not is_comment_or_blank(current, raw[1:].decode("utf-8", "replace")):
+            if not is_comment_or_blank(shown, raw[1:].decode("utf-8", "replace")):
                 lines.setdefault(current, []).append(number)
             number += 1
     return lines
 
 
-def _blame(repo_path: str, fix: str, path: str, numbers: list[int]) -> set[str]:
-    """Commits that last touched the given lines of the fix's parent."""
-    args = ["blame", "--porcelain", "-w"]
+def _blame(repo_path: str, fix: str, path: bytes, numbers: list[int]) -> set[str]:
+    """Commits that last touched the given lines of the fix's parent (GitError when git refuses)."""
+    args: list[str | bytes] = ["blame", "--porcelain", "-w"]
     for n in numbers:
         args += ["-L", f"{n},{n}"]
-    try:
-        out = _run(repo_path, *args, f"{fix}^", "--", path)
-    except GitError:
-        return set()
+    out = run_git(repo_path, *args, f"{fix}^", "--", path)
     return {match.group(1).decode("ascii") for match in _BLAME_HEADER.finditer(out)}
 
 
-def _szz_for_fix(repo_path: str, fix: str) -> set[str]:
-    culprits: set[str] = set()
-    for path, numbers in _deleted_lines(repo_path, fix).items():
-        culprits |= _blame(repo_path, fix, path, numbers)
-    culprits.discard(fix)
-    return culprits
+@dataclass
+class _FixBlame:
+    culprits: set[str]
+    files: int = 0
+    failed: int = 0
+    error: str | None = None
+
+
+def _szz_for_fix(repo_path: str, fix: str, source: _Eligible) -> _FixBlame:
+    """Blame one fix; a failed blame is counted, never taken for "no culprit"."""
+    outcome = _FixBlame(set())
+    try:
+        deleted = _deleted_lines(repo_path, fix, source)
+    except GitError as exc:
+        return _FixBlame(set(), 1, 1, str(exc))
+    for path, numbers in deleted.items():
+        outcome.files += 1
+        try:
+            outcome.culprits |= _blame(repo_path, fix, path, numbers)
+        except GitError as exc:
+            outcome.failed += 1
+            outcome.error = outcome.error or str(exc)
+    outcome.culprits.discard(fix)
+    return outcome
+
+
+def _candidate_fixes(store: Store, repo: str, settings: Settings, tracked: pd.DataFrame) -> pd.DataFrame:
+    """Every candidate bug fix with the rule that found it and the category that excludes it.
+
+    Columns ``sha, rule`` (keyword, issue, pull_request) and ``excluded`` (None: counted).
+    Issue- and PR-linked fixes are always counted (within ``szz_max_files``): a tracker
+    that calls a change a bug fix outranks any rule about its message or files.
+    """
+    include, exclude = _path_rules(settings)
+    kinds = " ".join(f"WHEN regexp_matches(fc.path, ${k}) THEN '{k}'" for k in _FILE_KINDS)
+    frame = store.query(
+        f"""
+        WITH cand AS (
+            SELECT c.sha, c.seq, c.author || ' ' || coalesce(c.author_email, '') AS who,
+                   split_part(c.message, chr(10), 1) AS subject, f.nf,
+                   coalesce($rules[list_position($tracked, c.sha)], 'keyword') AS rule
+            FROM commits c JOIN change_features f USING (repo, sha)
+            WHERE c.repo = $repo AND NOT c.is_merge AND len(c.parents) = 1
+              AND (regexp_matches(c.message, $fix) OR list_contains($tracked, c.sha))
+        ),
+        files AS (
+            SELECT fc.sha, regexp_matches(fc.path, $include) AND NOT regexp_matches(fc.path, $exclude) AS source,
+                   CASE {kinds} ELSE 'non_source' END AS kind
+            FROM file_changes fc SEMI JOIN cand USING (sha) WHERE fc.repo = $repo
+        ),
+        by_fix AS (
+            SELECT sha, count(*) FILTER (source) AS source_files, count(DISTINCT kind) AS kinds, any_value(kind) AS kind
+            FROM files GROUP BY sha
+        )
+        SELECT cand.*, coalesce(b.source_files, 0) AS source_files,
+               CASE WHEN b.kinds = 1 THEN b.kind || '_only' ELSE 'non_source_only' END AS file_category
+        FROM cand LEFT JOIN by_fix b USING (sha)
+        ORDER BY cand.seq
+        """,
+        {
+            "repo": repo,
+            "fix": settings.fix_pattern,
+            "tracked": tracked["sha"].tolist(),
+            "rules": tracked["rule"].tolist(),
+            "include": include,
+            "exclude": exclude,
+            **{kind: glob_regex(globs) for kind, globs in _FILE_KINDS.items()},
+        },
+    )
+    excluded = pd.Series(None, index=frame.index, dtype=object)
+    by_files = frame["source_files"] == 0
+    excluded[by_files] = frame.loc[by_files, "file_category"]
+    excluded = _message_categories(frame["subject"], settings.fix_exclude_pattern).combine_first(excluded)
+    if settings.bot_authors:
+        excluded[frame["who"].str.count(settings.bot_authors) > 0] = "bot"
+    excluded[frame["rule"] != "keyword"] = None
+    excluded[(frame["nf"] < 1) | (frame["nf"] > settings.szz_max_files)] = "too_many_files"
+    excluded[frame["nf"] < 1] = "no_files"
+    frame["excluded"] = excluded
+    return frame[["sha", "rule", "excluded"]]
+
+
+def _message_categories(subjects: pd.Series, pattern: str) -> pd.Series:
+    """The exclusion category of each subject line: the first named group that matched."""
+    result = pd.Series(None, index=subjects.index, dtype=object)
+    if not pattern or subjects.empty:
+        return result
+    compiled = re.compile(pattern)
+    if not compiled.groupindex:
+        result[subjects.str.contains(compiled, regex=True)] = "excluded"
+        return result
+    names = sorted(compiled.groupindex, key=compiled.groupindex.get)
+    matched = subjects.str.extract(compiled)[names].notna()  # extract names the columns of named groups
+    hit = matched.any(axis=1)
+    result[hit] = matched[hit].idxmax(axis=1)
+    return result
 
 
 def label_changes(
@@ -184,7 +462,7 @@ def label_changes(
     checkpoint_every: int = 500,
     write_commit_graph: bool = False,
 ) -> LabelResult:
-    """Label the stored commits of ``repo`` by SZZ and revert detection.
+    """Label the stored commits of ``repo`` by SZZ, revert and incident, and judge the labels.
 
     Parameters
     ----------
@@ -193,7 +471,8 @@ def label_changes(
     repo : str
         Repository name in the store.
     settings : Settings, optional
-        Fix pattern, ``szz_max_files`` and ``label_horizon_days``.
+        ``fix_pattern``, ``fix_exclude_pattern``, ``bot_authors``, ``szz_paths``,
+        ``szz_max_files``, ``szz_max_failed_share``, ``bug_labels`` and ``label_horizon_days``.
     issue_dates : dict, optional
         Fix sha → date the linked issue was opened; blamed commits made after it are
         dropped (they cannot have caused the reported bug). Added to the dates of the
@@ -216,13 +495,17 @@ def label_changes(
     Returns
     -------
     LabelResult
+        With ``quality``, the label-quality summary (also stored in ``label_quality``;
+        each candidate fix's rule and exclusion category are in ``label_fixes``).
 
     Raises
     ------
     InputError
         ``workers`` below 1.
     GitError
-        The repository is not in the store, or its path no longer exists.
+        The repository is not in the store, its path no longer exists, or more than
+        ``szz_max_failed_share`` of the blames failed (the labels and the summary are
+        saved first, so ``train`` shows the failures too).
     """
     if workers < 1:
         raise InputError(f"workers must be at least 1; got {workers}")
@@ -235,48 +518,55 @@ def label_changes(
         raise GitError(f"{repo_path} (repository '{repo}') no longer exists; SZZ needs the git history")
     tracked = _tracked_fixes(store, repo, settings.bug_labels)
     issue_dates = _earliest(issue_dates, tracked.dropna(subset=["opened_at"]))
-    fixes = store.query(
-        """
-        SELECT c.sha, c.message, f.nf FROM commits c JOIN change_features f USING (repo, sha)
-        WHERE c.repo = ? AND (regexp_matches(c.message, ?) OR list_contains(?, c.sha))
-          AND f.nf BETWEEN 1 AND ? AND NOT c.is_merge AND len(c.parents) = 1
-        ORDER BY c.seq
-        """,
-        [repo, settings.fix_pattern, tracked["sha"].tolist(), settings.szz_max_files],
-    )
+    candidates = _candidate_fixes(store, repo, settings, tracked)
+    counted = candidates.loc[candidates["excluded"].isna(), "sha"].tolist()
+    rules = _rules_fingerprint(settings)
+    if _last_rules(store, repo) not in (None, rules):
+        _forget_blames(store, repo)  # the rules changed: blames made under the old ones are stale
     done = set(
         store.query("SELECT DISTINCT fix_sha FROM labels WHERE repo = ? AND method = 'szz_fix'", [repo])["fix_sha"]
     )
-    todo = [sha for sha in fixes["sha"] if sha not in done]
+    todo = [sha for sha in counted if sha not in done]
     if todo and write_commit_graph:
-        _run(repo_path, "commit-graph", "write", "--reachable", "--changed-paths")
+        run_git(repo_path, "commit-graph", "write", "--reachable", "--changed-paths")
     blamed = set(store.query("SELECT sha FROM labels WHERE repo = ? AND method = 'szz'", [repo])["sha"])
+    eligible = _Eligible(settings)
+    _save_candidates(store, repo, candidates)
     rows: list[tuple[str, str, bool, str]] = []
+    outcomes: list[tuple[str, int, int]] = []
+    errors: list[str] = []
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        for i, (fix, culprits) in enumerate(
-            zip(todo, pool.map(lambda f: _szz_for_fix(repo_path, f), todo), strict=True)
+        for i, (fix, outcome) in enumerate(
+            zip(todo, pool.map(lambda f: _szz_for_fix(repo_path, f, eligible), todo), strict=True)
         ):
             rows.append((fix, "szz_fix", False, fix))  # marks the fix as blamed (the cache)
-            rows.extend((culprit, "szz", True, fix) for culprit in culprits)
+            rows.extend((culprit, "szz", True, fix) for culprit in outcome.culprits)
+            outcomes.append((fix, outcome.files, outcome.failed))
+            if outcome.error and len(errors) < 3:
+                errors.append(outcome.error)
             if (i + 1) % checkpoint_every == 0:
-                _save_szz(store, repo, rows, blamed)
-                rows = []
+                _save_szz(store, repo, rows, blamed, outcomes)
+                rows, outcomes = [], []
             if progress:
                 progress(i + 1, len(todo))
     finally:
         # on an interrupt, the blames not started yet are dropped instead of awaited
         pool.shutdown(wait=True, cancel_futures=True)
-    direct = pd.concat([_revert_labels(store, repo), _incident_labels(store, repo)]).assign(
-        labelled_at=datetime.now(UTC)
-    )
+    reverts = _revert_labels(store, repo)
+    direct = pd.concat([reverts[~reverts["reverted_revert"]].drop(columns="reverted_revert"),
+                        _incident_labels(store, repo)]).assign(labelled_at=datetime.now(UTC))  # fmt: skip
     with store.transaction():
         mark_tracked_fixes(store, repo, settings.bug_labels, tracked)
-        _save_szz(store, repo, rows, blamed)
+        _save_szz(store, repo, rows, blamed, outcomes)
+        store.execute("DELETE FROM labels WHERE repo = ? AND method IN ('revert', 'incident')", [repo])
         if len(direct):
             store.upsert("labels", direct)
         if issue_dates:
             _drop_after_issue(store, repo, issue_dates)
+        quality = _quality(store, repo, settings, int(reverts["reverted_revert"].sum()))
+        run = {"repo": repo, "labelled_at": pd.Timestamp.now(tz="UTC"), "rules": rules}
+        store.upsert("label_quality", pd.DataFrame([{**run, "summary": json.dumps(quality.to_dict())}]))
     counts = store.execute(
         "SELECT count(*) FILTER (method = 'szz'), count(*) FILTER (method = 'revert'), "
         "count(*) FILTER (method = 'incident') FROM labels WHERE repo = ?",
@@ -290,16 +580,159 @@ def label_changes(
         """,
         [repo, repo, settings.label_horizon_days],
     ).fetchone()[0]
-    from_trackers = int(fixes["sha"].isin(tracked["sha"]).sum())
-    return LabelResult(repo, len(fixes), len(todo), counts[0], counts[1], recent, from_trackers, counts[2])
+    from_trackers = int(((candidates["rule"] != "keyword") & candidates["excluded"].isna()).sum())
+    if quality.failed_share is not None and quality.failed_share > settings.szz_max_failed_share:
+        first = f"; first error: {errors[0]}" if errors else ""
+        raise GitError(
+            f"{quality.failed_blames:,} of {quality.blames:,} blames failed ({quality.failed_share:.1%}, above "
+            f"szz_max_failed_share {settings.szz_max_failed_share:.0%}): SZZ labels of {repo} are incomplete; "
+            f"labels and the label-quality summary were saved{first}"
+        )
+    return LabelResult(repo, len(counted), len(todo), counts[0], counts[1], recent, from_trackers, counts[2], quality)
 
 
-def _save_szz(store: Store, repo: str, rows: list[tuple[str, str, bool, str]], blamed: set[str]) -> None:
-    """Save blamed fixes and their culprits in one transaction.
+class _Eligible:
+    """``search(path)``: whether ``szz_paths`` lets SZZ blame the path (an include and no exclude)."""
+
+    def __init__(self, settings: Settings) -> None:
+        include, exclude = _path_rules(settings)
+        self.include, self.exclude = re.compile(include), re.compile(exclude)
+
+    def search(self, path: str) -> bool:
+        return bool(self.include.search(path)) and not self.exclude.search(path)
+
+
+def _last_rules(store: Store, repo: str) -> str | None:
+    row = store.execute(
+        "SELECT rules FROM label_quality WHERE repo = ? ORDER BY labelled_at DESC LIMIT 1", [repo]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _forget_blames(store: Store, repo: str) -> None:
+    """Drop cached SZZ blames (labels keep only each culprit's first fix, so they cannot be pruned per fix)."""
+    with store.transaction():
+        store.execute("DELETE FROM labels WHERE repo = ? AND method IN ('szz', 'szz_fix')", [repo])
+        store.execute("UPDATE label_fixes SET blamed_files = NULL, failed_blames = NULL WHERE repo = ?", [repo])
+
+
+def _save_candidates(store: Store, repo: str, candidates: pd.DataFrame) -> None:
+    """The candidate fixes of this run, keeping the blame outcome of those blamed earlier."""
+    outcome = store.query("SELECT sha, blamed_files, failed_blames FROM label_fixes WHERE repo = ?", [repo])
+    frame = candidates.merge(outcome, on="sha", how="left").assign(repo=repo, labelled_at=datetime.now(UTC))
+    store.execute("DELETE FROM label_fixes WHERE repo = ? AND NOT list_contains(?, sha)", [repo, frame["sha"].tolist()])
+    store.upsert("label_fixes", frame)
+
+
+def _quality(store: Store, repo: str, settings: Settings, reverted_reverts: int) -> LabelQuality:
+    """The label-quality summary from the stored labels and candidate fixes."""
+    fixes = store.query(
+        """
+        SELECT rule, excluded, count(*) AS n, sum(blamed_files) AS blames, sum(failed_blames) AS failed
+        FROM label_fixes WHERE repo = ? GROUP BY ALL
+        """,
+        [repo],
+    )
+    counted = fixes[fixes["excluded"].isna()]
+    by_rule = {
+        rule: int(counted.loc[counted["rule"] == rule, "n"].sum()) for rule in ("keyword", "issue", "pull_request")
+    }
+    methods = store.execute(
+        "SELECT count(*) FILTER (method = 'revert'), count(*) FILTER (method = 'incident') FROM labels WHERE repo = ?",
+        [repo],
+    ).fetchone()
+    by_rule.update(revert=int(methods[0]), incident=int(methods[1]))
+    excluded = {str(k): int(v) for k, v in fixes.dropna(subset=["excluded"]).groupby("excluded")["n"].sum().items()}
+    if reverted_reverts:
+        excluded["reverted_revert"] = reverted_reverts
+    frame = training_frame(store, [repo], settings=settings)
+    n, k = len(frame), int(frame["bug"].sum()) if len(frame) else 0
+    low, high = _wilson(k, n)
+    blames, failed = int(fixes["blames"].fillna(0).sum()), int(fixes["failed"].fillna(0).sum())
+    quality = LabelQuality(
+        repo=repo,
+        fixes_by_rule=by_rule,
+        excluded_by_category=excluded,
+        labelled_changes=n,
+        buggy_changes=k,
+        buggy_share=k / n if n else None,
+        buggy_share_low=low,
+        buggy_share_high=high,
+        blames=blames,
+        failed_blames=failed,
+        failed_share=failed / blames if blames else None,
+    )
+    return LabelQuality(**{**asdict(quality), "warnings": _warnings(quality, settings)})
+
+
+def _warnings(quality: LabelQuality, settings: Settings) -> list[str]:
+    """Plain-language reasons to doubt the labels (DESIGN §4: ``label`` reports its own quality)."""
+    notes = []
+    low, high = BUGGY_SHARE_RANGE
+    if quality.buggy_share is not None and not low <= quality.buggy_share <= high:
+        notes.append(
+            f"{quality.buggy_share:.1%} of labelled changes are buggy, outside the {low:.0%}–{high:.0%} seen on "
+            "curated data (Kamei et al. 2013): check the fixes listed in label_fixes and tune fix_pattern, "
+            "fix_exclude_pattern or szz_paths"
+        )
+    fixes = sum(quality.fixes_by_rule[r] for r in _FIX_RULES)
+    if fixes and quality.fixes_by_rule["keyword"] / fixes > _KEYWORD_SHARE_WARNING:
+        notes.append(
+            f"{quality.fixes_by_rule['keyword']:,} of {fixes:,} fixes are found by commit-message keywords alone; "
+            "ingest the issue tracker (releaserisk ingest github) so bug-labelled issues and pull requests decide"
+        )
+    if quality.failed_share is not None and quality.failed_share > 0:
+        notes.append(
+            f"{quality.failed_blames:,} blames failed ({quality.failed_share:.1%}); "
+            f"the limit is szz_max_failed_share = {settings.szz_max_failed_share:.0%}"
+        )
+    return notes
+
+
+def label_quality(store: Store, repo: str) -> LabelQuality | None:
+    """The label-quality summary of the latest ``label`` run on ``repo``.
+
+    Parameters
+    ----------
+    store : Store
+    repo : str
+        Repository name in the store.
+
+    Returns
+    -------
+    LabelQuality or None
+        None when ``repo`` was never labelled (or labelled before summaries were kept).
+    """
+    row = store.execute(
+        "SELECT summary FROM label_quality WHERE repo = ? ORDER BY labelled_at DESC LIMIT 1", [repo]
+    ).fetchone()
+    return LabelQuality.from_dict(json.loads(row[0])) if row else None
+
+
+def _save_szz(
+    store: Store,
+    repo: str,
+    rows: list[tuple[str, str, bool, str]],
+    blamed: set[str],
+    outcomes: list[tuple[str, int, int]],
+) -> None:
+    """Save blamed fixes, their culprits and their blame outcomes in one transaction.
 
     Labels are keyed by (sha, method): a commit blamed by several fixes keeps the first
     (oldest) fix, in this batch, earlier batches and earlier runs (``blamed``).
     """
+    if outcomes:
+        done = pd.DataFrame(outcomes, columns=["sha", "blamed_files", "failed_blames"])
+        store.connection.register("_blamed", done)
+        try:
+            with store.transaction():
+                store.execute(
+                    "UPDATE label_fixes f SET blamed_files = b.blamed_files, failed_blames = b.failed_blames "
+                    "FROM _blamed b WHERE f.repo = ? AND f.sha = b.sha",
+                    [repo],
+                )
+        finally:
+            store.connection.unregister("_blamed")
     frame = pd.DataFrame(rows, columns=["sha", "method", "buggy", "fix_sha"]).drop_duplicates(
         ["sha", "method"], keep="first"
     )
@@ -310,7 +743,12 @@ def _save_szz(store: Store, repo: str, rows: list[tuple[str, str, bool, str]], b
 
 
 def _revert_labels(store: Store, repo: str) -> pd.DataFrame:
-    """The commits that a later commit reverted ("This reverts commit <sha>")."""
+    """The commits that a later commit reverted ("This reverts commit <sha>").
+
+    ``reverted_revert`` marks a reverted commit that was itself a revert: reverting it
+    re-applies the original change, which says nothing about a defect (Herbold et al. 2022
+    list such revert chains as SZZ noise), so it is not labelled.
+    """
     return store.query(
         """
         WITH reverts AS (
@@ -318,7 +756,8 @@ def _revert_labels(store: Store, repo: str) -> pd.DataFrame:
                    regexp_extract(message, 'This reverts commit ([0-9a-f]{7,40})', 1) AS target
             FROM commits WHERE repo = ? AND message LIKE '%This reverts commit %'
         )
-        SELECT DISTINCT ON (c.sha) c.repo, c.sha, 'revert' AS method, true AS buggy, r.fix_sha
+        SELECT DISTINCT ON (c.sha) c.repo, c.sha, 'revert' AS method, true AS buggy, r.fix_sha,
+               c.message LIKE 'Revert "%' AS reverted_revert
         FROM reverts r JOIN commits c ON c.repo = ? AND starts_with(c.sha, r.target)
         WHERE r.target <> ''
         """,
@@ -342,7 +781,8 @@ def _incident_labels(store: Store, repo: str) -> pd.DataFrame:
 
 def _tracked_fixes(store: Store, repo: str, bug_labels: Iterable[str]) -> pd.DataFrame:
     """Commits of ``repo`` that cite an ingested bug issue, or belong to a pull request labelled
-    as a bug: ``sha`` and ``opened_at`` (the earliest cited bug issue's opening; NULL for PRs).
+    as a bug: ``sha``, ``opened_at`` (the earliest cited bug issue's opening; NULL for PRs) and
+    ``rule`` (``issue`` when an issue is cited, else ``pull_request``).
     """
     return store.query(
         r"""
@@ -360,11 +800,12 @@ def _tracked_fixes(store: Store, repo: str, bug_labels: Iterable[str]) -> pd.Dat
             WHERE repo = $repo AND list_has_any(list_transform(labels, x -> lower(x)), $bugs)
         ),
         linked AS (
-            SELECT c.sha, b.opened_at FROM cited c JOIN bugs b USING (issue)
-            UNION ALL SELECT merge_commit_sha, NULL FROM bug_prs WHERE merge_commit_sha IS NOT NULL
-            UNION ALL SELECT pc.sha, NULL FROM pr_commits pc JOIN bug_prs p USING (number) WHERE pc.repo = $repo
+            SELECT c.sha, b.opened_at, 'issue' AS rule FROM cited c JOIN bugs b USING (issue)
+            UNION ALL SELECT merge_commit_sha, NULL, 'pull_request' FROM bug_prs WHERE merge_commit_sha IS NOT NULL
+            UNION ALL SELECT pc.sha, NULL, 'pull_request' FROM pr_commits pc JOIN bug_prs p USING (number)
+                      WHERE pc.repo = $repo
         )
-        SELECT sha, min(opened_at) AS opened_at FROM linked GROUP BY sha
+        SELECT sha, min(opened_at) AS opened_at, min(rule) AS rule FROM linked GROUP BY sha
         """,
         {"repo": repo, "bugs": list(bug_labels)},
     )

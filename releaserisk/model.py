@@ -30,7 +30,7 @@ import json
 import math
 import platform
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,23 +38,23 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from releaserisk._riskmath import explain_contributions, feature_matrix, logit, occlusion_contributions
 from releaserisk.choices import ESTIMATORS
 from releaserisk.errors import InputError, ModelError, ModelVersionError, UntrustedModelError
 from releaserisk.features import KAMEI_FEATURES
-from releaserisk.scorecard import (
-    SCORECARD_MEMBER,
-    Scorecard,
-    explain_contributions,
-    feature_matrix,
-    logit,
-    occlusion_contributions,
-)
+from releaserisk.scorecard import SCORECARD_MEMBER, Scorecard
 
 __all__ = [
+    "ADVISORY_AUC",
+    "MAX_ECE",
+    "MIN_TEST_PER_CLASS",
     "TRUSTED_TYPES",
     "RiskModel",
+    "advisory_reasons",
     "auc_by_age",
+    "auc_interval",
     "calibration_table",
+    "change_model_metadata",
     "deployment_training_frame",
     "dropped_rows_notes",
     "evaluate_predictions",
@@ -62,6 +62,7 @@ __all__ = [
     "expected_calibration_error",
     "label_maturity_notes",
     "load_model",
+    "native_threads",
     "read_feature_table",
     "rolling_origin",
     "save_model",
@@ -210,11 +211,19 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     def fit(self, X, y) -> RiskModel:
         """Fit on rows in time order (oldest first).
 
+        Native thread pools (BLAS, OpenMP) are limited while fitting (:func:`native_threads`).
+
         Parameters
         ----------
         X : DataFrame or array of shape (n, len(features))
         y : array-like of 0/1
         """
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=native_threads()):
+            return self._fit(X, y)
+
+    def _fit(self, X, y) -> RiskModel:
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import roc_auc_score
 
@@ -286,6 +295,29 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         else:
             contributions = occlusion_contributions(self.decision_function, matrix, self.medians_)
         return explain_contributions(matrix, contributions, self.features, top)
+
+
+def native_threads() -> int:
+    """Threads for BLAS and OpenMP while fitting: the free cores, at least one.
+
+    The feature matrices are small (14 columns), so extra threads buy little, and on a busy
+    machine they cost a lot: OpenMP's worker threads spin while waiting, and with every
+    process using all cores a 3 s fit took 20-78 s on two shared cores. The free cores are
+    the cores this process may use minus the 1-minute load average (``os.getloadavg``).
+
+    Returns
+    -------
+    int
+        Between 1 and the number of usable cores.
+    """
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 # -- evaluation ----------------------------------------------------------------------------
@@ -381,6 +413,145 @@ def evaluate_predictions(y, p, effort, threshold: float = 0.5) -> dict[str, floa
         "recall_at_20_effort": float(np.interp(0.2, model_x, model_y)),
         "effort_at_20_recall": float(model_x[np.searchsorted(model_y, 0.2, "left")]) if y.any() else math.nan,
         "popt": float(popt),
+    }
+
+
+# -- model trust ---------------------------------------------------------------------------
+#: A model whose time-ordered test AUC interval reaches this is advisory (DESIGN §4): it
+#: may be no better than chance at ranking changes.
+ADVISORY_AUC = 0.55
+#: Fewer buggy (or clean) changes than this in the test slice: too few to tell.
+MIN_TEST_PER_CLASS = 10
+#: Expected calibration error above this: the probabilities are not trustworthy.
+MAX_ECE = 0.10
+
+
+def auc_interval(y, p, *, level: float = 0.95, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap confidence interval of the ROC AUC.
+
+    Stratified percentile bootstrap: buggy and clean changes are resampled separately,
+    so every resample keeps the slice's class counts (pROC's default, Robin et al.,
+    BMC Bioinformatics 2011; percentile method, Efron & Tibshirani 1993, ch. 13).
+
+    Parameters
+    ----------
+    y : array-like of 0/1
+    p : array-like of scores
+    level : float
+        Confidence level.
+    resamples : int
+        Bootstrap resamples.
+    seed : int
+        Seed of the resampling (the interval is reproducible).
+
+    Returns
+    -------
+    (float, float)
+        Lower and upper bound; ``(nan, nan)`` without both classes.
+    """
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    positives, negatives = p[y == 1], p[y == 0]
+    if not len(positives) or not len(negatives):
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    aucs = np.empty(resamples)
+    for i in range(resamples):
+        pos = rng.choice(positives, len(positives))
+        neg = np.sort(rng.choice(negatives, len(negatives)))
+        below = np.searchsorted(neg, pos, "left")  # clean changes scored lower; ties count half
+        ties = np.searchsorted(neg, pos, "right") - below
+        aucs[i] = (below.sum() + 0.5 * ties.sum()) / (len(pos) * len(neg))
+    tail = (1 - level) / 2
+    low, high = np.quantile(aucs, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def advisory_reasons(evaluation: dict[str, Any]) -> list[str]:
+    """Why a model should advise rather than gate, from its time-ordered evaluation.
+
+    Parameters
+    ----------
+    evaluation : dict
+        :func:`evaluate_time_split`'s result (empty: not evaluated).
+
+    Returns
+    -------
+    list of str
+        Empty for a model that may gate; otherwise one plain sentence per reason: no
+        evaluation, fewer than :data:`MIN_TEST_PER_CLASS` buggy or clean test changes, an
+        AUC interval reaching :data:`ADVISORY_AUC`, or an ECE above :data:`MAX_ECE`.
+    """
+    if not evaluation:
+        return ["not evaluated: too few labelled changes for a time-ordered test (200 needed)"]
+    reasons = []
+    buggy = evaluation.get("n_test_buggy", round(evaluation["n_test"] * evaluation["positive_rate_test"]))
+    clean = evaluation["n_test"] - buggy
+    if min(buggy, clean) < MIN_TEST_PER_CLASS:
+        reasons.append(
+            f"the time-ordered test slice has {buggy} bug-introducing and {clean} clean changes: too few to tell "
+            "whether the model ranks changes better than chance"
+        )
+    low, high = evaluation.get("auc_low"), evaluation.get("auc_high")
+    if low is not None and not math.isnan(low) and low <= ADVISORY_AUC:
+        reasons.append(
+            f"time-ordered test AUC {evaluation['auc']:.3f} (95 % CI {low:.3f}–{high:.3f}) reaches {ADVISORY_AUC}: "
+            "not clearly better than chance"
+        )
+    if evaluation.get("ece", 0.0) > MAX_ECE:
+        reasons.append(
+            f"calibration error (ECE) {evaluation['ece']:.3f} is above {MAX_ECE}: its probabilities are not trustworthy"
+        )
+    return reasons
+
+
+def change_model_metadata(
+    model: RiskModel,
+    frame: pd.DataFrame,
+    evaluation: dict[str, Any],
+    *,
+    model_id: str,
+    repositories: list[dict[str, Any]],
+    label_quality: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What a change-risk model file records about its training, its trust and its repository.
+
+    Parameters
+    ----------
+    model : RiskModel
+        The fitted model.
+    frame : DataFrame
+        Its training rows (``repo``, ``time``, ``bug``).
+    evaluation : dict
+        :func:`evaluate_time_split` on the same rows (empty: too few to evaluate).
+    model_id : str
+    repositories : list of dict
+        :func:`releaserisk.gate.repository_identity` of each repository trained on.
+    label_quality : dict, optional
+        Repository → :meth:`releaserisk.labels.LabelQuality.to_dict`.
+
+    Returns
+    -------
+    dict
+        JSON-safe metadata for :func:`save_model`, with ``advisory`` and
+        ``advisory_reasons`` (:func:`advisory_reasons`).
+    """
+    reasons = advisory_reasons(evaluation)
+    return {
+        "model_id": model_id,
+        "level": "change",
+        "repos": [r["name"] for r in repositories],
+        "repositories": repositories,
+        "train_start": str(frame["time"].min()),
+        "train_end": str(frame["time"].max()),
+        "n_train": len(frame),
+        "positive_rate": float(frame["bug"].mean()),
+        "selected": model.selected_,
+        "validation_auc": model.validation_auc_,
+        "evaluation": evaluation,
+        "advisory": bool(reasons),
+        "advisory_reasons": reasons,
+        "label_quality": label_quality or {},
     }
 
 
@@ -523,7 +694,7 @@ def save_model(model: RiskModel, path: str | Path, metadata: dict[str, Any] | No
     """Save a fitted model with skops, with metadata (features, versions, metrics, window).
 
     The file also carries the model's :class:`~releaserisk.scorecard.Scorecard`, the
-    data-only form the CI gate scores with (:func:`releaserisk.scorecard.load_scorer`).
+    data-only form the CI gate scores with (:func:`releaserisk.gate.load_scorer`).
 
     Parameters
     ----------
@@ -724,7 +895,8 @@ def evaluate_time_split(
     Returns
     -------
     dict
-        The metrics of :func:`evaluate_predictions` plus n_train, n_test,
+        The metrics of :func:`evaluate_predictions` plus ``auc_low``/``auc_high`` (95 %
+        bootstrap interval, :func:`auc_interval`), n_train, n_test, n_test_buggy,
         positive_rate_train, positive_rate_test, selected model, train_seconds and
         ``notes`` (:func:`label_maturity_notes`).
     """
@@ -739,12 +911,17 @@ def evaluate_time_split(
     started = time.perf_counter()
     model = RiskModel(estimator=estimator, random_state=random_state).fit(train, train["bug"])
     seconds = time.perf_counter() - started
-    metrics = evaluate_predictions(test["bug"], model.predict_proba(test)[:, 1], test["effort"])
+    probabilities = model.predict_proba(test)[:, 1]
+    metrics = evaluate_predictions(test["bug"], probabilities, test["effort"])
+    auc_low, auc_high = auc_interval(test["bug"], probabilities, seed=random_state)
     newest = train["bug"].iloc[int(len(train) * (1 - model.validation_fraction)) :]
     return {
         **metrics,
+        "auc_low": auc_low,
+        "auc_high": auc_high,
         "n_train": len(train),
         "n_test": len(test),
+        "n_test_buggy": int(test["bug"].sum()),
         "positive_rate_train": float(train["bug"].mean()),
         "positive_rate_test": float(test["bug"].mean()),
         "selected": model.selected_,
@@ -799,6 +976,7 @@ def rolling_origin(
     max_age_months: int = 6,
     estimator: str = "logistic",
     min_per_class: int = 5,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """How a model's AUC decays with its age: train on months 1..k, test on k+1, k+2, ...
 
@@ -814,6 +992,8 @@ def rolling_origin(
         Buggy and clean changes a test month needs for an AUC. A month with one buggy
         change scores 0 or 1 by luck, and such months made the chart of a small
         project's model age mostly noise.
+    progress : callable, optional
+        ``progress(done, total)`` after each training origin.
 
     Returns
     -------
@@ -826,7 +1006,10 @@ def rolling_origin(
     months = frame["time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M")
     periods = sorted(months.unique())
     rows = []
-    for k in range(warmup_months, len(periods)):
+    origins = range(warmup_months, len(periods))
+    for done, k in enumerate(origins, 1):
+        if progress:
+            progress(done, len(origins))
         origin = periods[k]
         train = frame[months < origin]
         if train["bug"].nunique() < 2 or len(train) < 50:

@@ -13,7 +13,8 @@ that skops ignores, and the gate reads them with numpy alone:
 * tests/test_scorecard.py holds it to the scikit-learn model's probabilities
   and explanations for every estimator family.
 
-A model file without the member (saved by an older releaserisk) is read through skops.
+A model file without the member (saved by an older releaserisk) is read through skops by
+:func:`releaserisk.gate.load_scorer`: this module imports nothing of :mod:`releaserisk.model`.
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from releaserisk.errors import InputError, ModelError
+from releaserisk._riskmath import explain_contributions, feature_matrix, logit, occlusion_contributions
+from releaserisk.errors import ModelError
 
 if TYPE_CHECKING:
     from releaserisk.model import RiskModel
 
-__all__ = ["SCORECARD_MEMBER", "Scorecard", "explain_contributions", "feature_matrix", "load_scorer", "logit"]
+__all__ = ["SCORECARD_MEMBER", "Scorecard", "explain_contributions", "feature_matrix", "logit"]
 
 #: Name of the scorecard's member in a model file's zip archive.
 SCORECARD_MEMBER = "releaserisk/scorecard.npz"
@@ -41,59 +42,6 @@ FORMAT_VERSION = 1
 _TREE_FIELDS = ("feature", "threshold", "left", "right", "value", "missing_left", "offsets")
 #: The model families a scorecard can hold, each recognised by one of its arrays.
 _PART_KEYS = {"logistic": "logistic_coef", "boosting": "boosting_offsets", "forest": "forest_offsets"}
-
-
-def feature_matrix(X, features: Sequence[str]) -> np.ndarray:
-    """Validated float matrix of the feature columns, negatives clipped to 0.
-
-    Raises
-    ------
-    InputError
-        A missing column, a wrong shape, or a missing or infinite value.
-    """
-    if isinstance(X, pd.DataFrame):
-        missing = [f for f in features if f not in X.columns]
-        if missing:
-            raise InputError(f"missing feature column(s): {', '.join(missing)}")
-        X = X[list(features)]
-    matrix = np.asarray(X, dtype=float)
-    if matrix.ndim != 2 or matrix.shape[1] != len(features):
-        raise InputError(f"expected {len(features)} feature columns, got shape {matrix.shape}")
-    if not np.isfinite(matrix).all():
-        raise InputError("features contain missing or infinite values")
-    return np.clip(matrix, 0.0, None)  # counts and ages; clock skew can make an age negative
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    """Log-odds, with probabilities clipped to [1e-6, 1 - 1e-6]."""
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-def occlusion_contributions(
-    decision: Callable[[np.ndarray], np.ndarray], matrix: np.ndarray, medians: np.ndarray
-) -> np.ndarray:
-    """Per-feature change of the decision function when the feature is set to its training median."""
-    base = decision(matrix)
-    contributions = np.empty_like(matrix)
-    for j in range(matrix.shape[1]):
-        probe = matrix.copy()
-        probe[:, j] = medians[j]
-        contributions[:, j] = base - decision(probe)
-    return contributions
-
-
-def explain_contributions(
-    matrix: np.ndarray, contributions: np.ndarray, features: Sequence[str], top: int
-) -> pd.DataFrame:
-    """The ``top`` contributions per row by magnitude: columns ``row, rank, feature, value, contribution``."""
-    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top]
-    rows = [
-        (i, rank, features[j], matrix[i, j], float(contributions[i, j]))
-        for i, columns in enumerate(order)
-        for rank, j in enumerate(columns, 1)
-    ]
-    return pd.DataFrame(rows, columns=["row", "rank", "feature", "value", "contribution"])
 
 
 # -- tree ensembles as flat arrays -------------------------------------------------------
@@ -332,33 +280,3 @@ class Scorecard:
         else:
             contributions = occlusion_contributions(self._decision, matrix, self.arrays["medians"])
         return explain_contributions(matrix, contributions, self.features, top)
-
-
-def load_scorer(path: str | Path) -> tuple[Scorecard | RiskModel, dict[str, Any]]:
-    """What the CI gate scores with: a model file's scorecard, else the skops model itself.
-
-    Parameters
-    ----------
-    path : str or Path
-        A model file written by :func:`releaserisk.model.save_model`.
-
-    Returns
-    -------
-    (Scorecard or RiskModel, dict)
-        The scorer and the model's metadata.
-
-    Raises
-    ------
-    ModelError
-        Missing or unreadable file, malformed scorecard (and, for a file without a
-        scorecard, every error of :func:`releaserisk.model.load_model`).
-    """
-    source = Path(path)
-    if not source.is_file():
-        raise ModelError(f"model file {source} does not exist (train one with 'releaserisk train')")
-    card = Scorecard.read(source)
-    if card is None:  # saved before scorecards existed: the slow, audited skops path
-        from releaserisk.model import load_model
-
-        return load_model(source)
-    return card, dict(card.meta.get("metadata", {}))

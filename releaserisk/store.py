@@ -67,6 +67,8 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "git_author_state": ("repo", "author"),
     "git_author_subsystem": ("repo", "author", "subsystem"),
     "git_blob_lines": ("repo", "blob"),
+    "label_fixes": ("repo", "sha"),
+    "label_quality": ("repo",),
 }
 
 _DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file

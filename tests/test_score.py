@@ -53,13 +53,15 @@ def test_one_commit_reads_in_the_singular(gate):
 def test_json_schema(gate):
     out = score(gate, "HEAD~4..HEAD", "--format", "json")
     payload = json.loads(out.stdout)
-    assert payload["version"] == 1 and payload["model_id"] == "test-model"
+    assert payload["version"] == 2 and payload["model_id"] == "test-model" and payload["advisory"] is False
     assert set(payload) >= {"threshold", "gate", "batch", "rollout", "commits", "notes"}
     assert len(payload["commits"]) == 4
     commit = payload["commits"][0]
     assert set(commit) == {"sha", "subject", "probability", "band", "reasons"} and len(commit["reasons"]) == 3
     assert set(payload["rollout"]) >= {"strategy", "steps_percent", "bake_minutes", "monitoring", "canary_config"}
-    assert 0 <= payload["batch"]["any_defect"] <= 1
+    batch = payload["batch"]
+    assert batch["expected_defective"] > 0 and batch["band_from"] == "percentile" and 0 <= batch["percentile"] <= 100
+    assert batch["any_defect"] is None or 0 <= batch["any_defect_low"] <= batch["any_defect"] <= 1
 
 
 def test_scores_written_unless_read_only(gate):
@@ -117,7 +119,8 @@ def test_markdown_escapes_user_strings():
 
     commits = pd.DataFrame({"sha": ["a" * 40], "subject": ["<script>|x"], "probability": [0.9], "band": ["high"],
                             "reasons": [["adds 5 lines (raises risk)"]]})  # fmt: skip
-    batch = {"size": 1, "churn": 5, "authors": 1, "max_risk": 0.9, "mean_risk": 0.9, "any_defect": 0.9, "band": "high"}
+    batch = {"size": 1, "churn": 5, "authors": 1, "max_risk": 0.9, "mean_risk": 0.9, "expected_defective": 0.9,
+             "band": "high"}  # fmt: skip
     from releaserisk.gate import ROLLOUT_POLICY
 
     md = GateResult(commits, batch, 0.5, "m", {"band": "high", **ROLLOUT_POLICY["high"]}).markdown()
@@ -155,13 +158,102 @@ def test_reasons_read_as_plain_words(feature, value, expected):
     assert describe(feature, value, 0.3) == expected
 
 
+@pytest.mark.parametrize(
+    ("group", "values", "expected"),
+    [
+        ("experience", {"exp": 145, "sexp": 12, "rexp": 98.7},
+         "the author has 145 earlier commits in this repository, 12 in the same top-level areas (lowers risk)"),
+        ("size", {"la": 1, "ld": 30, "lt": 840}, "adds 1 line and deletes 30 lines in files of 840 lines on average"
+         " (lowers risk)"),
+        ("diffusion", {"nf": 1, "nd": 1, "ns": 1, "entropy": 0.0},
+         "touches 1 file in 1 directory of 1 top-level area (lowers risk)"),
+        ("history", {"nuc": 42, "ndev": 7, "age": 12.5},
+         "its files were changed 42 times before by 7 developers, last 12.5 days earlier (lowers risk)"),
+        ("purpose", {"fix": 1}, "is a bug fix (lowers risk)"),
+    ],
+)  # fmt: skip
+def test_grouped_reasons_read_with_units(group, values, expected):
+    from releaserisk.gate import describe_group
+
+    assert describe_group(group, values, -0.2) == expected
+
+
+def test_reasons_name_no_feature_and_never_contradict_one_author(gate):
+    import re
+
+    out = score(gate, "HEAD~8..HEAD", "--format", "json")
+    payload = json.loads(out.stdout)
+    from releaserisk.features import KAMEI_FEATURES
+
+    for commit in payload["commits"]:
+        text = " ".join(commit["reasons"])
+        assert not [f for f in KAMEI_FEATURES if f != "fix" and re.search(rf"\b{f}\b", text)], text
+        assert sum("the author has" in reason for reason in commit["reasons"]) <= 1
+        assert "recent experience" not in text
+
+
 @pytest.mark.parametrize("threshold", [0.0, -0.1, 1.01, float("nan")])
 def test_score_commits_refuses_a_threshold_that_is_not_a_probability(simulated, threshold):
     import pandas as pd
 
     from releaserisk.errors import InputError
-    from releaserisk.gate import score_commits
-    from releaserisk.scorecard import load_scorer
+    from releaserisk.gate import load_scorer, score_commits
 
     with pytest.raises(InputError, match="threshold must be a probability"):
         score_commits(load_scorer(simulated["model"])[0], pd.DataFrame(), threshold=threshold, model_id="m")
+
+
+def _train(gate, out, *extra, env=None):
+    return run("--db", gate["db"], "train", "--estimator", "logistic", "--out", out, *extra, env=env)
+
+
+def test_a_model_from_chance_level_labels_is_advisory_and_does_not_gate(gate, tmp_path):
+    import duckdb
+
+    with duckdb.connect(gate["db"]) as con:  # labels drawn at random: no model can beat chance on them
+        con.execute("DELETE FROM labels")
+        con.execute(
+            "INSERT INTO labels (repo, sha, method, buggy) "
+            "SELECT repo, sha, 'szz', true FROM commits WHERE hash(sha) % 5 = 0"
+        )
+    model = str(tmp_path / "chance.skops")
+    trained = _train(gate, model)
+    assert trained.returncode == 0, trained.stderr
+    assert "advisory model:" in trained.stdout and "score will warn and not fail the gate" in trained.stdout
+    scored = score(gate, "HEAD~3..HEAD", "--threshold", "0.001", "--model", model, "--format", "json")
+    assert scored.returncode == 0, scored.stderr
+    payload = json.loads(scored.stdout)
+    assert payload["advisory"] is True and payload["gate"] == "pass" and payload["above_threshold"] is True
+    assert "warning: advisory model" in scored.stderr
+    enforced = score(gate, "HEAD~3..HEAD", "--threshold", "0.001", "--model", model, "--enforce-advisory")
+    assert enforced.returncode == 1 and "FAIL" in enforced.stdout
+
+
+def test_a_model_of_another_repository_is_refused(gate, tmp_path):
+    from tests.conftest import GitRepo
+
+    own = str(tmp_path / "own.skops")
+    assert _train(gate, own).returncode == 0
+    git_repo = GitRepo(tmp_path / "another")  # the git_repo fixture's path is the gate's copy
+    git_repo.write("a.py", "x = 1\n")
+    git_repo.commit("first")
+    git_repo.write("a.py", "x = 2\n")
+    git_repo.commit("second")
+    other = ("--db", gate["db"], "score", "HEAD~1..HEAD", "--repo", str(git_repo.path), "--name", "other")
+    refused = run(*other, "--model", own)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "trained on repository 'demo'" in refused.stderr and "not on 'other'" in refused.stderr
+    allowed = run(*other, "--model", own, "--allow-foreign-model")
+    assert allowed.returncode in (0, 1) and "--allow-foreign-model" in allowed.stdout
+
+
+def test_train_saves_next_to_the_store_where_score_finds_it(gate):
+    from pathlib import Path
+
+    trained = run("--db", gate["db"], "train", "--estimator", "logistic", "--format", "json")
+    path = Path(json.loads(trained.stdout)["path"])
+    assert path == Path(gate["db"]).parent / "models" / "demo.skops" and path.is_file()
+    found = run("--db", gate["db"], "score", "HEAD~1..HEAD", "--repo", gate["repo"], "--name", "demo")
+    assert found.returncode in (0, 1), found.stderr
+    missing = run("--db", gate["db"], "score", "HEAD~1..HEAD", "--repo", gate["repo"], "--name", "nothing-here")
+    assert missing.returncode == 2 and "nothing-here.skops does not exist" in missing.stderr

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from releaserisk.errors import ModelError
+from releaserisk.gate import load_scorer
 from releaserisk.model import RiskModel, save_model
-from releaserisk.scorecard import SCORECARD_MEMBER, Scorecard, load_scorer
+from releaserisk.scorecard import SCORECARD_MEMBER, Scorecard
 from tests.test_model import synthetic
 
 
@@ -117,7 +118,7 @@ def test_gate_path_imports_neither_scikit_learn_nor_skops(saved, frame, tmp_path
     rows.to_csv(tmp_path / "rows.csv", index=False)
     code = (
         "import sys, pandas as pd\n"
-        "from releaserisk.scorecard import load_scorer\n"
+        "from releaserisk.gate import load_scorer\n"
         "from releaserisk.gate import score_commits\n"
         f"card, meta = load_scorer({str(path)!r})\n"
         f"rows = pd.read_csv({str(tmp_path / 'rows.csv')!r})\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from releaserisk.choices import ESTIMATORS, MODEL_LEVELS
 from releaserisk.cli._base import EXIT_INTERRUPTED, EXIT_OK, add_format, open_db, positive_int, settings_of
@@ -51,7 +52,8 @@ def cmd_label(args: argparse.Namespace) -> int:
                     "'releaserisk label' continues from there\n"
                 )
                 return EXIT_INTERRUPTED
-    emit(args, {"repos": [r.to_dict() for r in results]}, "\n".join(map(_label_line, results)))
+    text = "\n".join(f"{_label_line(r)}\n{r.quality.summary()}" if r.quality else _label_line(r) for r in results)
+    emit(args, {"repos": [r.to_dict() for r in results]}, text)
     return EXIT_OK
 
 
@@ -69,7 +71,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     import json
     import uuid
 
-    from releaserisk.model import RiskModel, evaluate_time_split, save_model
+    from releaserisk.gate import default_model_path, repository_identity
+    from releaserisk.labels import label_quality
+    from releaserisk.model import RiskModel, change_model_metadata, evaluate_time_split, save_model
     from releaserisk.registry import register_model
 
     settings = settings_of(args)
@@ -80,20 +84,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         frame = _training_frame(store, repos, settings)
         evaluation = evaluate_time_split(frame, estimator=args.estimator) if len(frame) >= 200 else {}
         model = RiskModel(estimator=args.estimator).fit(frame, frame["bug"])
-        model_id = uuid.uuid4().hex[:12]
-        metadata = {
-            "model_id": model_id,
-            "level": "change",
-            "repos": repos,
-            "train_start": str(frame["time"].min()),
-            "train_end": str(frame["time"].max()),
-            "n_train": len(frame),
-            "positive_rate": float(frame["bug"].mean()),
-            "selected": model.selected_,
-            "validation_auc": model.validation_auc_,
-            "evaluation": evaluation,
-        }
-        path = save_model(model, args.out, metadata)
+        qualities = {repo: label_quality(store, repo) for repo in repos}
+        metadata = change_model_metadata(
+            model,
+            frame,
+            evaluation,
+            model_id=uuid.uuid4().hex[:12],
+            repositories=[repository_identity(store, repo) for repo in repos],
+            label_quality={repo: q.to_dict() for repo, q in qualities.items() if q},
+        )
+        model_id, advisory = metadata["model_id"], metadata["advisory_reasons"]
+        out = args.out or default_model_path(settings.db, "+".join(repos))
+        path = save_model(model, out, metadata)
         register_model(
             store,
             model_id=model_id,
@@ -105,15 +107,19 @@ def cmd_train(args: argparse.Namespace) -> int:
             metrics=evaluation,
             versions=json.loads(model.metadata_)["versions"],
         )
-    auc = f", time-ordered test AUC {evaluation['auc']:.3f}" if evaluation else ""
+    auc = ""
+    if evaluation:
+        interval = f"95 % CI {evaluation['auc_low']:.3f}–{evaluation['auc_high']:.3f}"
+        auc = f", time-ordered test AUC {evaluation['auc']:.3f} ({interval})"
     if evaluation and evaluation["selected"] != model.selected_:
         # the evaluation repeats the whole procedure on the oldest 80 %, where selection may differ
         auc += f" (the procedure, which chose {evaluation['selected']} on the oldest 80 %)"
-    emit(
-        args,
-        {**metadata, "path": str(path)},
-        f"trained {model.selected_} model {model_id} on {len(frame):,} changes{auc} -> {path}",
-    )
+    lines = [f"trained {model.selected_} model {model_id} on {len(frame):,} changes{auc} -> {path}"]
+    if advisory:
+        lines.append(f"advisory model: {'; '.join(advisory)}; score will warn and not fail the gate")
+    for repo, quality in qualities.items():
+        lines.append(quality.summary() if quality else f"{repo}: no label-quality summary; run 'releaserisk label'")
+    emit(args, {**metadata, "path": str(path)}, "\n".join(lines))
     return EXIT_OK
 
 
@@ -128,7 +134,7 @@ def _train_deployment(args: argparse.Namespace, settings) -> int:
         text = f"no deployment model: {report['fallback']}{notes}"
         emit(args, {"level": "deployment", "model": None, **report}, text)
         return EXIT_OK
-    out = args.out if args.out != "models/risk.skops" else "models/deployment-risk.skops"
+    out = args.out or Path(settings.db).resolve().parent / "models" / "deployment-risk.skops"
     path = save_model(model, out, {"model_id": f"deployment-{len(frame)}", "level": "deployment", **report})
     auc = f", test AUC {report['test_auc']:.3f}" if "test_auc" in report else ""
     if "fallback_test_auc" in report:
@@ -139,6 +145,8 @@ def _train_deployment(args: argparse.Namespace, settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from releaserisk.model import (
         auc_by_age,
         dropped_rows_notes,
@@ -155,11 +163,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             frame = _training_frame(store, store.repositories(args.repo), settings_of(args))
         source = str(settings_of(args).db)
     if args.rolling:
-        table = rolling_origin(frame, estimator=args.estimator if args.estimator != "auto" else "logistic")
+        progress = bar_progress("rolling origins") if show_progress(args) else None
+        estimator = args.estimator if args.estimator != "auto" else "logistic"
+        table = rolling_origin(frame, estimator=estimator, progress=progress)
         by_age = auc_by_age(table).round(3)
         notes = dropped_rows_notes(frame)
         payload = {"source": source, "rolling": records(table), "mean_auc_by_age": by_age.to_dict(), "notes": notes}
-        text = "\n".join(["mean AUC by model age (months):", by_age.to_string(), *(f"note: {n}" for n in notes)])
+        rated = table.dropna(subset=["auc"]).groupby("age_months")
+        shown = pd.DataFrame({"months tested": rated.size(), "changes": rated["n_test"].sum(), "mean AUC": by_age})
+        text = "\n".join(
+            [f"AUC by model age ({table['origin'].nunique()} training origins):",
+             shown.rename_axis("age (months)").to_string() if len(shown) else "no month with both classes",
+             *(f"note: {n}" for n in notes)]
+        )  # fmt: skip
         emit(args, payload, text)
         return EXIT_OK
     result = evaluate_time_split(frame, split=args.split, estimator=args.estimator)
@@ -186,7 +202,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("train", help="train and save the change-risk model")
     p.add_argument("--repo", action="append", help="repository name (default: all)")
-    p.add_argument("--out", default="models/risk.skops", help="model file (default: models/risk.skops)")
+    p.add_argument("--out", help="model file (default: <store dir>/models/<repo>.skops, where score looks for it)")
     p.add_argument("--estimator", choices=ESTIMATORS, default="auto")
     p.add_argument(
         "--level",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from releaserisk.choices import RISK_BANDS
 from releaserisk.cli._base import add_format, probability, settings_of
@@ -10,21 +11,34 @@ from releaserisk.cli.output import counted, emit, github_output
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from releaserisk.features import change_features_of
-    from releaserisk.gate import load_rollout_policy, score_commits
+    from releaserisk.gate import (
+        check_model_repository,
+        default_model_path,
+        deployment_history,
+        load_rollout_policy,
+        load_scorer,
+        repository_identity,
+        score_commits,
+    )
     from releaserisk.ingest.git import ingest_git
     from releaserisk.ingest.revisions import commits_to_score
     from releaserisk.rollback import assess_rollback
-    from releaserisk.scorecard import load_scorer
     from releaserisk.store import open_snapshot, open_store
 
     settings = settings_of(args)
     policy = load_rollout_policy(args.policy) if args.policy else None
-    model, metadata = load_scorer(args.model)  # fail fast, before touching git or the store
+    model_path = args.model or default_model_path(settings.db, args.name or Path(args.repo).resolve().name)
+    model, metadata = load_scorer(model_path)  # fail fast, before touching git or the store
     threshold = args.threshold if args.threshold is not None else settings.risk_threshold
     store = open_snapshot(settings.db) if args.read_only else open_store(settings.db)
     with store:
         ingested = ingest_git(store, args.repo, name=args.name, settings=settings)
+        binding = check_model_repository(
+            metadata, repository_identity(store, ingested.repo), allow_foreign=args.allow_foreign_model
+        )
         spec, shas = commits_to_score(store, args.repo, ingested.repo, args.range, settings.production_environments)
         features = change_features_of(store, ingested.repo, shas)
         rollback = assess_rollback(store, ingested.repo, args.repo, shas, settings=settings)
@@ -36,16 +50,23 @@ def cmd_score(args: argparse.Namespace) -> int:
             fail_on=args.fail_on,
             policy=policy,
             rollback=rollback,
+            history=deployment_history(store, model, ingested.repo, settings=settings),
+            advisory=metadata.get("advisory_reasons", []),
+            enforce_advisory=args.enforce_advisory,
         )
-        result.notes.insert(0, f"range {spec}: {counted(len(shas), 'non-merge commit')}")
+        result.notes[:0] = [f"range {spec}: {counted(len(shas), 'non-merge commit')}", *binding]
         if not args.read_only and len(result.commits):
             store.upsert("risk_scores", result.score_rows(ingested.repo))
+    if result.advisory and args.format != "github":
+        sys.stderr.write(f"warning: advisory model: {'; '.join(result.advisory)}\n")
     if args.format == "github":
         annotations = [
-            ("error" if r.band == "high" else "warning",
+            ("error" if r.band == "high" and not result.advisory else "warning",
              f"{r.sha[:10]} risk {r.probability:.0%} ({r.band}): {'; '.join(r.reasons)}")
             for r in result.commits.itertuples() if r.band in ("high", "medium")
         ]  # fmt: skip
+        if result.advisory:
+            annotations.insert(0, ("warning", f"advisory model: {'; '.join(result.advisory)}"))
         if not rollback.rollback_safe:
             level = "error" if rollback.fails_gate else "warning"
             annotations += [(level, f"rollback unsafe ({rollback.advice}): {reason}") for reason in rollback.reasons]
@@ -66,7 +87,17 @@ def register(sub) -> None:
     p.add_argument("range", nargs="?", metavar="REVRANGE", help="git revision range, e.g. v1.2..HEAD")
     p.add_argument("--repo", default=".", help="repository path (default: .)")
     p.add_argument("--name", help="repository name in the store (default: directory name)")
-    p.add_argument("--model", default="models/risk.skops", help="model file (default: models/risk.skops)")
+    p.add_argument("--model", help="model file (default: <store dir>/models/<repo>.skops, where train saves it)")
+    p.add_argument(
+        "--allow-foreign-model",
+        action="store_true",
+        help="score with a model trained on another repository (deliberate transfer)",
+    )
+    p.add_argument(
+        "--enforce-advisory",
+        action="store_true",
+        help="fail the gate even when the model is advisory (not clearly better than chance, or uncalibrated)",
+    )
     gate = p.add_mutually_exclusive_group()
     gate.add_argument(
         "--threshold", type=probability, help="fail at or above this probability (default: risk_threshold)"

@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,6 +42,7 @@ import pyarrow as pa
 from releaserisk.config import Settings
 from releaserisk.errors import GitError, InputError, ShallowCloneError
 from releaserisk.features import FEATURE_VERSION, ChangeMetricState, FileChange
+from releaserisk.gitcmd import git_text, nul_tokens, popen_git, require_git, storable_path
 from releaserisk.store import Store
 
 __all__ = ["GitIngestResult", "TagIngestResult", "ingest_git", "ingest_git_tags"]
@@ -82,24 +82,13 @@ class GitIngestResult:
 
 
 # -- git process helpers ------------------------------------------------------------------
-def _git_env() -> dict[str, str]:
-    # Stable, locale-independent output; never prompt for credentials.
-    return {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"}
-
-
-def _require_git() -> None:
-    if shutil.which("git") is None:
-        raise GitError("git executable not found on PATH; install git")
-
-
 def git(path: str | os.PathLike[str], *args: str) -> str:
-    """Run a git command in ``path`` and return its stdout (raise GitError on failure)."""
-    _require_git()
-    proc = subprocess.run(["git", "-C", str(path), *args], capture_output=True, env=_git_env(), check=False)
-    if proc.returncode != 0:
-        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitError(f"git {args[0]} failed in {path}: {message[-1] if message else 'unknown error'}")
-    return proc.stdout.decode("utf-8", "replace")
+    """Run a git command in ``path`` and return its stdout as text (raise GitError on failure).
+
+    For output without paths; path-bearing output is read as bytes through
+    :mod:`releaserisk.gitcmd`.
+    """
+    return git_text(path, *args)
 
 
 def _strip_credentials(url: str) -> str:
@@ -126,7 +115,7 @@ class _RepoInfo:
 
 
 def _inspect(path: str | os.PathLike[str], name: str | None, rev: str) -> _RepoInfo:
-    _require_git()
+    require_git()
     location = Path(path)
     if not location.exists():
         raise GitError(f"{location} does not exist")
@@ -186,12 +175,7 @@ class _BlobLines:
 
     def _read(self, blob: bytes) -> int | None:
         if self._proc is None:
-            self._proc = subprocess.Popen(
-                ["git", "-C", str(self.repo_path), "cat-file", "--batch"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=_git_env(),
-            )
+            self._proc = popen_git(self.repo_path, "cat-file", "--batch", stdin=subprocess.PIPE)
         self._proc.stdin.write(blob + b"\n")
         self._proc.stdin.flush()
         header = self._proc.stdout.readline().split()
@@ -209,17 +193,6 @@ class _BlobLines:
             self._proc = None
 
 
-def _tokens(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """NUL-separated tokens of a stream of byte chunks."""
-    rest = b""
-    for chunk in chunks:
-        parts = (rest + chunk).split(b"\0")
-        rest = parts.pop()
-        yield from parts
-    if rest:
-        yield rest
-
-
 class _GitLog:
     """One ``git log`` process whose output a thread drains into a byte-bounded buffer.
 
@@ -231,8 +204,8 @@ class _GitLog:
 
     BUFFER_BYTES = 128 << 20
 
-    def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_git_env())
+    def __init__(self, path: Path, args: list[str]) -> None:
+        self.proc = popen_git(path, *args)
         self.chunks_ready: collections.deque[bytes | None] = collections.deque()
         self.buffered = 0
         self.closed = False
@@ -299,7 +272,7 @@ class _Commit:
 
 def _parse_log(chunks: Iterable[bytes]) -> Iterator[_Commit]:
     """Parse ``git log -z --raw --numstat`` output with :data:`_LOG_FORMAT` headers."""
-    tokens = _tokens(chunks)
+    tokens = nul_tokens(chunks)
     token = next(tokens, None)
     while token is not None:
         header = token.lstrip(b"\n")
@@ -332,8 +305,8 @@ def _parse_log(chunks: Iterable[bytes]) -> Iterator[_Commit]:
                 kind = status[:1].decode()
                 first = next(tokens)
                 second = next(tokens) if kind in "RC" else None
-                old_path = first.decode("utf-8", "replace") if second is not None else None
-                new_path = (second if second is not None else first).decode("utf-8", "replace")
+                old_path = storable_path(first) if second is not None else None
+                new_path = storable_path(second if second is not None else first)
                 submodule = old_mode == _SUBMODULE_MODE or new_mode == _SUBMODULE_MODE
                 commit.raw.append((kind, old_blob, new_blob, old_path, new_path, submodule))
             else:
@@ -630,9 +603,9 @@ def _ingest_range(
     progress: Callable[..., None] | None,
     workers: int = 1,
 ) -> tuple[int, int]:
-    base = ["git", "-C", str(info.path), "log", "-z", "--raw", "--numstat", "-M", "--no-abbrev",
-            "--topo-order", "--reverse", f"--format={_LOG_FORMAT}"]  # fmt: skip
-    logs = [_GitLog([*base, *revisions]) for revisions in _segments(info, heads, previous_heads, workers)]
+    base = ["log", "-z", "--raw", "--numstat", "-M", "--no-abbrev", "--topo-order", "--reverse",
+            f"--format={_LOG_FORMAT}"]  # fmt: skip
+    logs = [_GitLog(info.path, [*base, *revisions]) for revisions in _segments(info, heads, previous_heads, workers)]
     blobs = None
     batch = _Batch(info.name)
     commits = files = 0

@@ -161,6 +161,15 @@ def test_awkward_paths_are_stored_exactly(store, git_repo):
     assert old == ["ünïcødé/файл.txt"]
 
 
+def test_non_utf8_names_are_stored_distinctly(store, git_repo):
+    # two Latin-1 names that errors="replace" decoding would both store as "caf\ufffd.py"
+    for raw in (b"caf\xe9.py", b"caf\xe8.py"):
+        git_repo.write(os.fsdecode(raw), "x = 1\n")
+    git_repo.commit("latin-1 names")
+    ingest_git(store, git_repo.path, name="r")
+    assert sorted(store.query("SELECT path FROM file_changes").path) == ["caf\\xe8.py", "caf\\xe9.py"]
+
+
 def test_identical_timestamps_and_submodule_entries(store, git_repo):
     g = git_repo
     g.write("a.txt", "1\n")
@@ -304,7 +313,8 @@ def test_remote_credentials_are_not_stored(store, git_repo):
     assert "ghp_secret123" not in str(store.query("SELECT * FROM repos").to_dict())
 
 
-def test_git_env_isolated_from_user_config():
-    # the helper must not depend on a global config with e.g. log.showSignature
-    assert "GIT_TERMINAL_PROMPT" in __import__("releaserisk.ingest.git", fromlist=["_git_env"])._git_env()
-    assert os.environ.get("GIT_TERMINAL_PROMPT") != "1" or True
+def test_git_env_never_prompts_and_is_locale_independent():
+    from releaserisk.gitcmd import git_env
+
+    env = git_env()
+    assert env["GIT_TERMINAL_PROMPT"] == "0" and env["LC_ALL"] == "C"
