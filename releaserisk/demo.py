@@ -261,13 +261,8 @@ class _DemoRun:
         return f"latest canary: judge {fixed.verdict} (score {fixed.score}), sequential {sequential.decision}"
 
     def report(self) -> str:
-        from releaserisk.features import latest_production_deployment
         from releaserisk.report import render_weekly
-        from releaserisk.store import open_store
 
-        with open_store(self.db, read_only=True) as store:
-            latest = latest_production_deployment(store, self.settings.production_environments)
-        iso = latest["finished_at"].isocalendar()
-        paths = render_weekly(self.db, f"{iso.year}-W{iso.week:02d}", out_dir=self.out)
+        paths = render_weekly(self.db, out_dir=self.out)  # the latest week with production deployments
         self.report_path = str(paths["html"])
         return self.report_path

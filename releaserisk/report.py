@@ -28,8 +28,10 @@ import pandas as pd
 from releaserisk import formatting
 from releaserisk.choices import REPORT_GROUPS
 from releaserisk.config import Settings
+from releaserisk.definitions import production_deployment, production_environments
 from releaserisk.errors import InputError
 from releaserisk.escape import html_text
+from releaserisk.features import latest_production_deployment
 from releaserisk.store import Store
 
 __all__ = [
@@ -143,13 +145,10 @@ def latest_deployment_week(store: Store, settings: Settings | None = None) -> st
         ``YYYY-Www``; None when the store has no production deployment.
     """
     settings = settings or Settings()
-    last = store.execute(
-        "SELECT max(finished_at) FROM deployments "
-        "WHERE status = 'success' AND list_contains($prod, lower(environment))",
-        {"prod": [e.lower() for e in settings.production_environments]},
-    ).fetchone()[0]
-    if last is None:
+    latest = latest_production_deployment(store, settings.production_environments)
+    if latest is None:
         return None
+    last = latest["finished_at"]
     iso = pd.Timestamp(last).tz_convert("UTC").isocalendar()
     return f"{iso.year}-W{iso.week:02d}"
 
@@ -699,10 +698,10 @@ def _service_blocks(store: Store, start: datetime, end: datetime, settings: Sett
     # pending: scored changes of the service committed after its last production deployment
     # of the window and before the week's end (changes not shipped yet at the week's end)
     pending = store.query(
-        """
+        f"""
         WITH last_deploy AS (
             SELECT service, max(finished_at) AS at FROM deployments
-            WHERE status = 'success' AND list_contains($prod, lower(environment)) AND finished_at < $end
+            WHERE {production_deployment()} AND finished_at < $end
             GROUP BY service
         ),
         latest AS (
@@ -727,7 +726,7 @@ def _service_blocks(store: Store, start: datetime, end: datetime, settings: Sett
         WHERE c.committed_at > d.at AND c.committed_at < $end
         QUALIFY row_number() OVER (PARTITION BY o.service ORDER BY l.probability DESC, c.sha) <= 5
         """,
-        {"prod": [e.lower() for e in settings.production_environments], "end": end},
+        {"prod": production_environments(settings), "end": end},
     )
     blocks = []
     for service in per_service.by_period["group"].unique():
