@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "TrainedModel": "releaserisk.training",
+    "labelled_changes": "releaserisk.training",
+    "train_change_model": "releaserisk.training",
     "CANARY_MODES": "releaserisk.canary.config",
     "CanaryConfig": "releaserisk.canary.config",
     "CanaryPlan": "releaserisk.canary.plan",
@@ -179,6 +182,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.scorecard import Scorecard
     from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store
+    from releaserisk.training import TrainedModel, labelled_changes, train_change_model
 
 
 def __getattr__(name: str) -> Any:

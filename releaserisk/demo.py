@@ -185,42 +185,16 @@ class _DemoRun:
         return f"{result.buggy_szz} bug-introducing changes found by SZZ from {result.fixes} fixes"
 
     def train(self) -> str:
-        import json
-
-        from releaserisk.gate import repository_identity
-        from releaserisk.labels import label_quality, training_frame
-        from releaserisk.model import RiskModel, change_model_metadata, evaluate_time_split, save_model
-        from releaserisk.registry import register_model
         from releaserisk.store import open_store
+        from releaserisk.training import train_change_model
 
+        # the same procedure as the README's `releaserisk --db DATA/releaserisk.duckdb train`
         with open_store(self.db) as store:
-            frame = training_frame(store, settings=self.settings)
-            evaluation = evaluate_time_split(frame)
-            model = RiskModel().fit(frame, frame["bug"])
-            quality = label_quality(store, _REPO)
-            metadata = change_model_metadata(
-                model,
-                frame,
-                evaluation,
-                model_id=_MODEL_ID,
-                repositories=[repository_identity(store, _REPO)],
-                label_quality={_REPO: quality.to_dict()} if quality else {},
-            )
-            save_model(model, self.model_path, metadata)
-            register_model(
-                store,
-                model_id=_MODEL_ID,
-                path=str(self.model_path),
-                level="change",
-                train_start=frame["time"].min(),
-                train_end=frame["time"].max(),
-                features=list(model.features),
-                metrics=evaluation,
-                versions=json.loads(model.metadata_)["versions"],
-            )
+            trained = train_change_model(store, self.settings, out=self.model_path, model_id=_MODEL_ID)
+        evaluation = trained.evaluation
         return (
-            f"{model.selected_} on {len(frame):,} changes; time-ordered test AUC {evaluation['auc']:.3f}, "
-            f"ECE {evaluation['ece']:.3f}"
+            f"{trained.model.selected_} on {trained.n_changes:,} changes; time-ordered test AUC "
+            f"{evaluation['auc']:.3f}, ECE {evaluation['ece']:.3f}"
         )
 
     def score(self) -> str:

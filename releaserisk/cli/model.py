@@ -57,69 +57,15 @@ def cmd_label(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _training_frame(store, repos, settings):
-    from releaserisk.errors import InputError
-    from releaserisk.labels import training_frame
-
-    frame = training_frame(store, repos, settings=settings)
-    if frame.empty:
-        raise InputError("no labelled changes older than the label horizon; ingest more history or run 'label'")
-    return frame
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    import json
-    import uuid
-
-    from releaserisk.gate import default_model_path, repository_identity
-    from releaserisk.labels import label_quality
-    from releaserisk.model import RiskModel, change_model_metadata, evaluate_time_split, save_model
-    from releaserisk.registry import register_model
+    from releaserisk.training import train_change_model
 
     settings = settings_of(args)
     if args.level == "deployment":
         return _train_deployment(args, settings)
     with open_db(args) as store:
-        repos = store.repositories(args.repo)
-        frame = _training_frame(store, repos, settings)
-        evaluation = evaluate_time_split(frame, estimator=args.estimator) if len(frame) >= 200 else {}
-        model = RiskModel(estimator=args.estimator).fit(frame, frame["bug"])
-        qualities = {repo: label_quality(store, repo) for repo in repos}
-        metadata = change_model_metadata(
-            model,
-            frame,
-            evaluation,
-            model_id=uuid.uuid4().hex[:12],
-            repositories=[repository_identity(store, repo) for repo in repos],
-            label_quality={repo: q.to_dict() for repo, q in qualities.items() if q},
-        )
-        model_id, advisory = metadata["model_id"], metadata["advisory_reasons"]
-        out = args.out or default_model_path(settings.db, "+".join(repos))
-        path = save_model(model, out, metadata)
-        register_model(
-            store,
-            model_id=model_id,
-            path=str(path),
-            level="change",
-            train_start=frame["time"].min(),
-            train_end=frame["time"].max(),
-            features=list(model.features),
-            metrics=evaluation,
-            versions=json.loads(model.metadata_)["versions"],
-        )
-    auc = ""
-    if evaluation:
-        interval = f"95 % CI {evaluation['auc_low']:.3f}–{evaluation['auc_high']:.3f}"
-        auc = f", time-ordered test AUC {evaluation['auc']:.3f} ({interval})"
-    if evaluation and evaluation["selected"] != model.selected_:
-        # the evaluation repeats the whole procedure on the oldest 80 %, where selection may differ
-        auc += f" (the procedure, which chose {evaluation['selected']} on the oldest 80 %)"
-    lines = [f"trained {model.selected_} model {model_id} on {len(frame):,} changes{auc} -> {path}"]
-    if advisory:
-        lines.append(f"advisory model: {'; '.join(advisory)}; score will warn and not fail the gate")
-    for repo, quality in qualities.items():
-        lines.append(quality.summary() if quality else f"{repo}: no label-quality summary; run 'releaserisk label'")
-    emit(args, {**metadata, "path": str(path)}, "\n".join(lines))
+        trained = train_change_model(store, settings, repos=args.repo, estimator=args.estimator, out=args.out)
+    emit(args, trained.to_dict(), trained.summary())
     return EXIT_OK
 
 
@@ -154,13 +100,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         read_feature_table,
         rolling_origin,
     )
+    from releaserisk.training import labelled_changes
 
     if args.dataset:
         frame = read_feature_table(args.dataset)
         source = args.dataset
     else:
         with open_db(args, read_only=True) as store:
-            frame = _training_frame(store, store.repositories(args.repo), settings_of(args))
+            frame = labelled_changes(store, settings_of(args), args.repo)
         source = str(settings_of(args).db)
     if args.rolling:
         progress = bar_progress("rolling origins") if show_progress(args) else None
