@@ -19,11 +19,14 @@ from releaserisk.rollback import RollbackSafety, assess_rollback, rollback_readi
 class _Model:
     """A fixed-probability scorer with the Scorecard interface."""
 
+    features = ("la", "ld")
+
     def predict_proba(self, frame):
         return np.column_stack([np.full(len(frame), 0.9), np.full(len(frame), 0.1)])
 
     def explain(self, frame, top=3):
-        return pd.DataFrame({"row": range(len(frame)), "feature": "la", "value": 1.0, "contribution": 0.1})
+        rows = [(i, f, 1.0, 0.1) for i in range(len(frame)) for f in self.features]
+        return pd.DataFrame(rows, columns=["row", "feature", "value", "contribution"])
 
 
 @pytest.fixture
