@@ -21,16 +21,21 @@ _EXPORTS = {
     "CanaryPlan": "releaserisk.canary.plan",
     "ChangeMetricState": "releaserisk.features",
     "DoraResult": "releaserisk.dora",
+    "FlagIngestResult": "releaserisk.ingest.flags",
     "GateResult": "releaserisk.gate",
     "GitIngestResult": "releaserisk.ingest.git",
     "JudgeResult": "releaserisk.canary.result",
     "KAMEI_FEATURES": "releaserisk.features",
+    "LabelQuality": "releaserisk.labels",
+    "LabelResult": "releaserisk.labels",
     "MetricConfig": "releaserisk.canary.config",
+    "MigrationFinding": "releaserisk.migrations_safety",
     "PROFILE_RULES": "releaserisk.profiles",
     "ProfileComparison": "releaserisk.dora_compare",
     "ProfileRule": "releaserisk.profiles",
     "ReleaseAnalytics": "releaserisk.analytics",
     "RiskModel": "releaserisk.model",
+    "RollbackSafety": "releaserisk.rollback",
     "SCENARIOS": "releaserisk.simulation",
     "Scorecard": "releaserisk.scorecard",
     "SequentialMonitor": "releaserisk.canary.sequential",
@@ -43,8 +48,11 @@ _EXPORTS = {
     "WeeklySections": "releaserisk.report",
     "after_ingest": "releaserisk.ingest.steps",
     "analysis_samples": "releaserisk.canary.data",
+    "assess_rollback": "releaserisk.rollback",
     "auc_by_age": "releaserisk.model",
     "calibration_table": "releaserisk.model",
+    "candidate_causes": "releaserisk.flags",
+    "classify_migration": "releaserisk.migrations_safety",
     "classify_tag": "releaserisk.ingest.tags",
     "command_data": "releaserisk.escape",
     "command_property": "releaserisk.escape",
@@ -52,8 +60,10 @@ _EXPORTS = {
     "evaluate_predictions": "releaserisk.model",
     "evaluate_time_split": "releaserisk.model",
     "fenced_block": "releaserisk.escape",
+    "flag_releases": "releaserisk.flags",
     "html_text": "releaserisk.escape",
     "ingest_file": "releaserisk.ingest.tabular",
+    "ingest_flags": "releaserisk.ingest.flags",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
     "ingest_github": "releaserisk.ingest.github",
@@ -62,8 +72,8 @@ _EXPORTS = {
     "ingest_pagerduty": "releaserisk.ingest.pagerduty",
     "json_safe": "releaserisk.escape",
     "judge": "releaserisk.canary.judge",
-    "LabelQuality": "releaserisk.labels",
-    "LabelResult": "releaserisk.labels",
+    "kill_switch_summary": "releaserisk.flags",
+    "kill_switch_times": "releaserisk.flags",
     "label_changes": "releaserisk.labels",
     "label_quality": "releaserisk.labels",
     "latest_deployment_week": "releaserisk.report",
@@ -72,8 +82,6 @@ _EXPORTS = {
     "load_history": "releaserisk.canary.data",
     "load_model": "releaserisk.model",
     "load_samples": "releaserisk.canary.data",
-    "profile_rules": "releaserisk.profiles",
-    "profile_table": "releaserisk.profiles",
     "load_scorer": "releaserisk.gate",
     "load_settings": "releaserisk.config",
     "mann_whitney_interval": "releaserisk.canary.judge",
@@ -82,19 +90,23 @@ _EXPORTS = {
     "one_line": "releaserisk.escape",
     "open_snapshot": "releaserisk.store",
     "open_store": "releaserisk.store",
-    "plan_canary": "releaserisk.canary.plan",
     "parse_instant": "releaserisk.inputs",
     "plain_text": "releaserisk.escape",
+    "plan_canary": "releaserisk.canary.plan",
+    "profile_rules": "releaserisk.profiles",
+    "profile_table": "releaserisk.profiles",
     "project_path": "releaserisk.report",
     "read_feature_table": "releaserisk.model",
     "read_file": "releaserisk.inputs",
     "release_analytics": "releaserisk.analytics",
     "render_weekly": "releaserisk.report",
+    "rollback_readiness": "releaserisk.rollback",
     "rolling_origin": "releaserisk.model",
     "save_model": "releaserisk.model",
     "score_commits": "releaserisk.gate",
     "sequential_judge": "releaserisk.canary.sequential",
     "simulate": "releaserisk.simulation",
+    "stale_flags": "releaserisk.flags",
     "stop_commands": "releaserisk.escape",
     "training_frame": "releaserisk.labels",
     "weekly_sections": "releaserisk.report",
@@ -130,7 +142,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         workflow_command,
     )
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState
+    from releaserisk.flags import candidate_causes, flag_releases, kill_switch_summary, kill_switch_times, stale_flags
     from releaserisk.gate import GateResult, load_scorer, score_commits
+    from releaserisk.ingest.flags import FlagIngestResult, ingest_flags
     from releaserisk.ingest.git import GitIngestResult, TagIngestResult, ingest_git, ingest_git_tags
     from releaserisk.ingest.github import ingest_github
     from releaserisk.ingest.gitlab import ingest_gitlab
@@ -143,6 +157,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.ingest.tags import classify_tag
     from releaserisk.inputs import parse_instant, read_file
     from releaserisk.labels import LabelQuality, LabelResult, label_changes, label_quality, training_frame
+    from releaserisk.migrations_safety import MigrationFinding, classify_migration
     from releaserisk.model import (
         RiskModel,
         auc_by_age,
@@ -163,6 +178,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         render_weekly,
         weekly_sections,
     )
+    from releaserisk.rollback import RollbackSafety, assess_rollback, rollback_readiness
     from releaserisk.scorecard import Scorecard
     from releaserisk.simulation import SCENARIOS, simulate
     from releaserisk.store import Store, open_snapshot, open_store

@@ -38,6 +38,9 @@ CANARY_ARMS = ("baseline", "canary")
 #: Canary judgement modes: Kayenta-compatible, robust (the default) and anytime-valid sequential.
 CANARY_MODES = ("kayenta", "robust", "sequential")
 
+#: Feature-flag log formats (``ingest flags --format``; :func:`releaserisk.ingest_flags`).
+FLAG_FORMATS = ("launchdarkly", "unleash", "flagsmith", "csv")
+
 #: Groupings of the weekly report's compact blocks (``report weekly --by``).
 REPORT_GROUPS = ("service",)
 
@@ -56,6 +59,7 @@ __all__ = [
     "DORA_PERIODS",
     "DORA_PROFILES",
     "ESTIMATORS",
+    "FLAG_FORMATS",
     "JIRA_KINDS",
     "MODEL_LEVELS",
     "REPORT_GROUPS",

@@ -32,6 +32,20 @@ DEFAULT_FIX_PATTERN = (
     r"regression|fault|broken|resolves?|closes?)\b"
 )
 
+#: What an unsafe-to-roll-back batch does to the gate (``Settings.unsafe_rollback_gate``).
+UNSAFE_ROLLBACK_GATE = ("warn", "fail")
+#: Where schema migrations live, per framework: Alembic, Django, Rails, Flyway, Liquibase,
+#: Prisma, golang-migrate, and plain SQL under a migrations directory.
+DEFAULT_MIGRATION_GLOBS = (
+    "**/alembic/versions/*.py", "**/migrations/versions/*.py",  # Alembic
+    "**/migrations/[0-9]*.py",  # Django
+    "**/db/migrate/*.rb",  # Rails
+    "**/db/migration/*.sql", "**/V[0-9]*__*.sql",  # Flyway
+    "**/changelog*.xml", "**/changelog*.yaml", "**/changelog*.yml", "**/changelog/**",  # Liquibase
+    "**/prisma/migrations/*/migration.sql",  # Prisma
+    "**/*.up.sql",  # golang-migrate
+    "**/migrations/**/*.sql", "**/migrate/**/*.sql",  # plain SQL
+)  # fmt: skip
 # -- what is not a bug fix (DESIGN §4 "Labels") ----------------------------------------------
 # Keyword SZZ takes any commit whose message says "fix" for a bug fix. Herbold et al.
 # ("Problems with SZZ and features: an empirical study of the state of practice of defect
@@ -116,6 +130,21 @@ class Settings:
     bug_labels : tuple of str
         Issue and pull-request labels (any case) that mark a bug: commits citing such an
         issue, and the commits of such a pull request, are bug fixes for SZZ.
+    stale_flag_days : int
+        A production flag fully on or off for longer than this (days) is stale when the code
+        still references it (:func:`releaserisk.flags.stale_flags`).
+    flag_service_pattern : str
+        Regular expression with a group ``service`` that reads a flag's service from its key
+        (e.g. ``^(?P<service>[a-z0-9]+)\\.`` for ``checkout.new-flow``); used when neither the
+        flag log nor a ``services.flag_prefix`` names one. Empty: no rule.
+    migration_globs : tuple of str
+        Paths that hold schema migrations (``**`` spans directories), checked by the gate's
+        rollback-safety classification (:mod:`releaserisk.migrations_safety`).
+    cause_window_hours : float
+        How long before an incident a deployment or flag change may be its candidate cause.
+    unsafe_rollback_gate : str
+        What a batch that cannot be rolled back does to the gate: ``warn`` (advice and a
+        note only) or ``fail`` (the gate fails).
     fix_exclude_pattern : str
         Regular expression (Python syntax): a commit whose message matches is not a bug
         fix, unless an issue or pull request labelled as a bug links it. Named groups
@@ -144,6 +173,11 @@ class Settings:
     szz_max_files: int = 50
     risk_threshold: float = 0.5
     bug_labels: tuple[str, ...] = ("bug", "defect", "regression", "type: bug", "type/bug", "kind/bug")
+    stale_flag_days: int = 30
+    flag_service_pattern: str = ""
+    migration_globs: tuple[str, ...] = DEFAULT_MIGRATION_GLOBS
+    cause_window_hours: float = 24.0
+    unsafe_rollback_gate: str = "warn"
     fix_exclude_pattern: str = DEFAULT_FIX_EXCLUDE_PATTERN
     bot_authors: str = DEFAULT_BOT_AUTHORS
     szz_paths: tuple[str, ...] = DEFAULT_SZZ_PATHS
@@ -162,6 +196,19 @@ class Settings:
             raise ConfigError("risk_threshold must be in (0, 1]")
         if not self.production_environments:
             raise ConfigError("production_environments must name at least one environment")
+        if self.stale_flag_days < 0:
+            raise ConfigError("stale_flag_days must be >= 0")
+        if self.cause_window_hours <= 0:
+            raise ConfigError("cause_window_hours must be > 0")
+        if self.unsafe_rollback_gate not in UNSAFE_ROLLBACK_GATE:
+            raise ConfigError(f"unsafe_rollback_gate must be one of {', '.join(UNSAFE_ROLLBACK_GATE)}")
+        if self.flag_service_pattern:
+            try:
+                compiled = re.compile(self.flag_service_pattern)
+            except re.error as exc:
+                raise ConfigError(f"flag_service_pattern is not a regular expression: {exc}") from None
+            if "service" not in compiled.groupindex:
+                raise ConfigError("flag_service_pattern needs a group named 'service': (?P<service>...)")
         for name in ("fix_pattern", "fix_exclude_pattern", "bot_authors"):
             try:
                 re.compile(getattr(self, name))

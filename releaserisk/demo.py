@@ -154,11 +154,13 @@ class _DemoRun:
     def simulate(self, scenario: str, seed: int, weeks: int) -> str:
         from releaserisk.simulation import simulate
 
-        self.sim = sim = simulate(self.base / "org", scenario=scenario, seed=seed, weeks=weeks)
+        # remedies: feature flags (flag-caused incidents, kill switches, a stale flag) and a destructive migration
+        self.sim = sim = simulate(self.base / "org", scenario=scenario, seed=seed, weeks=weeks, remedies=True)
         return f"{scenario}: {sim.commits:,} commits, {sim.deployments:,} deployments, {sim.incidents} incidents"
 
     def ingest(self) -> str:
         from releaserisk.canary.data import load_samples, store_samples
+        from releaserisk.ingest.flags import ingest_flags
         from releaserisk.ingest.git import ingest_git
         from releaserisk.ingest.tabular import ingest_file
         from releaserisk.store import open_store
@@ -168,9 +170,11 @@ class _DemoRun:
             git_result = ingest_git(store, sim.repo, name=_REPO, settings=self.settings)
             for kind in ("services", "deployments", "incidents"):
                 ingest_file(store, kind, sim.files[kind])
+            flags = ingest_flags(store, sim.files["flags"], "csv", settings=self.settings)
             samples = store_samples(store, load_samples(sim.files["metrics"]))
             links = store.counts()["deployment_changes"]
-        return f"{git_result.new_commits:,} commits, {links:,} deployment links, {samples:,} canary samples"
+        return (f"{git_result.new_commits:,} commits, {links:,} deployment links, {flags.loaded} flag changes, "
+                f"{samples:,} canary samples")  # fmt: skip
 
     def label(self) -> str:
         from releaserisk.labels import label_changes

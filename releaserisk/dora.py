@@ -214,6 +214,7 @@ class _Work(NamedTuple):
     first_deploy: str
     prs: str
     changes: str
+    incident_causes: str  # with count_flag_releases: each incident's first candidate cause (releaserisk.flags)
 
     @classmethod
     def new(cls) -> _Work:
@@ -222,7 +223,7 @@ class _Work(NamedTuple):
 
     @property
     def tables(self) -> tuple[str, ...]:
-        return (self.prod, self.incident_links, self.deploys, self.first_deploy, self.prs)
+        return (self.prod, self.incident_links, self.deploys, self.first_deploy, self.prs, self.incident_causes)
 
 
 #: Working tables of results that were garbage-collected, per store: dropped at a safe
@@ -478,6 +479,18 @@ class DoraResult:
                 lines.append(f"    {label:<21}{_describe(metric, row, None)}" + (f"  [{tiers}]" if tiers else ""))
             if "deployment_frequency_bucket" in row:
                 lines.append(f"    {'Four Keys frequency':<21}{row['deployment_frequency_bucket']}")
+            if "flag_releases" in row:  # count_flag_releases
+                rate, kill = row["change_failure_rate_with_flags"], row["kill_switch_median_minutes"]
+                lines.append(
+                    f"    {'flag releases':<21}{row['flag_releases']:,} ({row['failed_flag_releases']} failed); "
+                    f"with deployments {row['releases']:,}, failure rate "
+                    + ("no data" if pd.isna(rate) else f"{rate:.1%}")
+                )
+                lines.append(
+                    f"    {'kill switch':<21}median "
+                    + ("no data" if pd.isna(kill) else f"{kill:.1f} min")
+                    + f" (n={row['kill_switch_n']})"
+                )
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
@@ -585,7 +598,7 @@ def _shown(value: str, guard: str) -> str:
     return guarded(value, guard) if guard == "drop" else value
 
 
-def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work) -> None:
+def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, flags: bool = False) -> None:
     """Working tables: production deployments with failures and recovery; incident links.
 
     ``prod.k`` numbers production deployments in the profile's order (finish or start
@@ -657,6 +670,12 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work) 
             SELECT i.incident_id, p.deployment_id
             FROM incidents i ASOF LEFT JOIN {w.prod} p
               ON i.service = p.service AND i.opened_at {strict} p.finished_at
+            -- counting flag releases: an incident a flag change caused is not the deployment's
+            {
+            f"WHERE i.incident_id NOT IN (SELECT incident_id FROM {w.incident_causes} WHERE flag_caused)"
+            if flags
+            else ""
+        }
         )
         SELECT *, {is_clock_skew("exact_restore_hours")} AS clock_skew,
                {_shown("exact_restore_hours", guard)} AS restore_hours
@@ -666,15 +685,18 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work) 
                CASE WHEN {explicit} IS NOT NULL THEN 'explicit'
                     WHEN {by_cause} IS NOT NULL THEN 'cause_sha'
                     WHEN {prior} IS NOT NULL THEN 'latest_prior_deployment'
+                    {"WHEN fc.flag_caused THEN 'flag_change'" if flags else ""}
                     ELSE 'unlinked' END AS link_method,
                {restore_from} AS restore_from,
                {span_hours(restore_from, "i.resolved_at")} AS exact_restore_hours,
                {restore} AS restore_value
+               {", fc.cause_kind, fc.cause_change_id, fc.cause_gap_minutes, fc.kill_switch_minutes" if flags else ""}
         FROM incidents i
         LEFT JOIN {w.prod} e ON e.deployment_id = i.cause_deployment_id
         LEFT JOIN by_sha b USING (incident_id)
         LEFT JOIN direct_sha ds USING (incident_id)
         LEFT JOIN prior pr USING (incident_id)
+        {f"LEFT JOIN {w.incident_causes} fc USING (incident_id)" if flags else ""}
         LEFT JOIN {w.prod} cause ON cause.deployment_id = {by_cause}
         LEFT JOIN services sv ON sv.service = i.service
         )
@@ -1229,6 +1251,7 @@ def dora_metrics(
     benchmark: int = 2024,
     settings: Settings | None = None,
     compare: Sequence[str] | None = None,
+    count_flag_releases: bool = False,
 ) -> DoraResult:
     """Compute DORA metrics over ``[since, until)``.
 
@@ -1251,6 +1274,13 @@ def dora_metrics(
         Profiles to compare (``["dora", "devlake", "fourkeys"]``; ``profile`` is added first
         when missing): the result's ``comparison`` holds them side by side and, per
         deployment, pull request, change and incident, why they disagree.
+    count_flag_releases : bool
+        Opt-in departure from plain DORA (Sleuth's practice): a production flag turned on or
+        ramped up is a release, an incident whose first-ranked candidate cause is a flag change
+        fails that flag release instead of the latest prior deployment, and the summary gains
+        ``flag_releases``, ``releases``, ``change_failure_rate_with_flags`` and kill-switch
+        time (:func:`releaserisk.flags.with_flag_releases`); the incidents drill-down gains
+        each incident's first candidate cause and kill-switch minutes.
 
     Returns
     -------
@@ -1284,7 +1314,11 @@ def dora_metrics(
     work = _Work.new()
     group = "'all'" if by is None else f"coalesce(CAST({_GROUPS[by]} AS VARCHAR), 'unassigned')"
     try:
-        _prepare(store, settings, rules, work)
+        if count_flag_releases:
+            from releaserisk.flags import write_incident_causes
+
+            write_incident_causes(store, work.incident_causes, settings)
+        _prepare(store, settings, rules, work, flags=count_flag_releases)
         _detail_tables(store, rules, work)
         stats = _aggregates(store, work, group, period, start, end, rules)
     except BaseException:  # interrupted (a long call in a notebook) or failed: drop its tables next time
@@ -1352,5 +1386,10 @@ def dora_metrics(
         rules=rules,
         _work=work,
     )
+    if count_flag_releases:
+        from releaserisk.flags import with_flag_releases
+
+        result.frame = with_flag_releases(result.frame, store, settings, since=start, until=end, by=by)
+        result.notes.append("flag releases counted (a departure from DORA): see flag_releases and releases")
     weakref.finalize(result, _bury, store, work)
     return result

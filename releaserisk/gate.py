@@ -46,6 +46,7 @@ from releaserisk.scorecard import Scorecard
 if TYPE_CHECKING:  # the gate scores with a Scorecard and must not import scikit-learn
     from releaserisk.config import Settings
     from releaserisk.model import RiskModel
+    from releaserisk.rollback import RollbackSafety
     from releaserisk.store import Store
 
 __all__ = [
@@ -288,6 +289,7 @@ class GateResult:
     notes: list[str] = field(default_factory=list)
     advisory: list[str] = field(default_factory=list)
     enforce_advisory: bool = False
+    rollback: RollbackSafety | None = None  # the batch's rollback safety (releaserisk.rollback)
 
     @property
     def above_threshold(self) -> bool:
@@ -301,7 +303,10 @@ class GateResult:
 
     @property
     def failed(self) -> bool:
-        """Whether the gate fails: a commit above the threshold, scored by a model that may gate."""
+        """Whether the gate fails: a commit above the threshold, scored by a model that may gate, or a
+        batch that cannot be rolled back when ``unsafe_rollback_gate`` is ``fail``."""
+        if self.rollback is not None and self.rollback.fails_gate:
+            return True
         return self.above_threshold and (not self.advisory or self.enforce_advisory)
 
     @property
@@ -342,6 +347,9 @@ class GateResult:
                 for r in self.commits.itertuples()
             ],
             "notes": self.notes,
+            # None: not assessed (no repository to read migrations from), never "safe"
+            "rollback_safe": None if self.rollback is None else self.rollback.rollback_safe,
+            "rollback": None if self.rollback is None else self.rollback.to_dict(),
         }
 
     def summary(self) -> str:
@@ -364,6 +372,8 @@ class GateResult:
             f"rollout: {a['strategy']} {steps}, bake {a['bake_minutes']} min, {a['monitoring']} monitoring"
             + (", approval required" if a["approval_required"] else "")
         )
+        if self.rollback is not None:
+            lines.append(self.rollback.summary())
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -404,6 +414,9 @@ class GateResult:
             f"\n\n**Batch**: {markdown_cell(batch_sentence(self.batch))}. "
             f"**Rollout**: {a['strategy']} {steps}, {a['monitoring']} monitoring{approval}.\n"
         )
+        if self.rollback is not None and not self.rollback.rollback_safe:
+            reasons = "".join(f"\n- {markdown_cell(reason)}" for reason in self.rollback.reasons)
+            batch += f"\n**Rollback unsafe**: {self.rollback.advice}.{reasons}\n"
         return head + "\n".join(rows) + batch
 
 
@@ -448,6 +461,7 @@ def score_commits(
     history: BatchHistory | None = None,
     advisory: Sequence[str] = (),
     enforce_advisory: bool = False,
+    rollback: RollbackSafety | None = None,
 ) -> GateResult:
     """Score commits (rows of ``change_features`` with ``sha`` and ``subject``) and their batch.
 
@@ -471,6 +485,9 @@ def score_commits(
         Why the model is advisory (its metadata's ``advisory_reasons``); empty: it gates.
     enforce_advisory : bool
         Fail the gate on an advisory model too.
+    rollback : RollbackSafety, optional
+        The batch's rollback safety (:func:`releaserisk.rollback.assess_rollback`): an unsafe
+        batch gets forward-fix advice and, when so configured, fails the gate.
 
     Returns
     -------
@@ -512,9 +529,11 @@ def score_commits(
         **_batch_risk(probabilities, bands, history),
     }
     plan = (policy or ROLLOUT_POLICY)[batch["band"]]
+    advice = {"band": batch["band"], **plan}
+    if rollback is not None and rollback.advice:
+        advice["rollback"] = rollback.advice
     return GateResult(
-        commits, batch, threshold, model_id, {"band": batch["band"], **plan}, fail_on, notes,
-        list(advisory), enforce_advisory,
+        commits, batch, threshold, model_id, advice, fail_on, notes, list(advisory), enforce_advisory, rollback,
     )  # fmt: skip
 
 

@@ -16,6 +16,15 @@
 * ``truth/`` — ``bug_introducing.csv``, ``deployments.csv`` (failed or not, why, bugs
   carried), ``effects.json`` (the planted coefficients and the scenario).
 
+With ``remedies=True`` it also plants the release remedies of issue 23 (a separate random
+stream, so everything else stays byte-identical): ``flags.csv`` (a feature-flag log in the
+generic flag CSV: ramps, releases, flag-caused incidents ended by a kill switch, a stale
+flag still referenced in the code, a flag never turned on and without owner), those
+incidents in ``incidents.csv`` (half name their flag in ``cause_flag_key``), and, after the
+last week, a release of a destructive schema migration (``DROP COLUMN``) whose rollback
+failed and was fixed forward by a hotfix. Their truth: ``truth/flag_incidents.csv``,
+``truth/flags.csv`` (stale / never-on / unowned findings) and ``truth/migrations.csv``.
+
 Everything derives from ``seed``: the same seed gives byte-identical files, git SHAs
 included (fixed identities and dates). Scenarios (:data:`SCENARIOS`) mirror release
 failure modes: ``healthy``, ``quarterly-batches``, ``daily-fragile``,
@@ -492,6 +501,118 @@ def _remedy(rng, scenario, service, failed_id, previous_id, previous_sha, at, he
     return restored
 
 
+# -- release remedies: feature flags and a destructive migration (issue 23) ----------------
+_FLAG_OWNER = "flags-team@example.com"
+
+
+def _destructive_commit(history: _History, services: list[str], end: datetime, stale_key: str) -> dict:
+    """After the last week: a migration dropping a column, and the code still reading a stale flag."""
+    service = services[0]
+    index = sum(1 for p in history.files if p.startswith(f"{service}/migrations/")) + 1
+    path = f"{service}/migrations/{index:04d}_drop_legacy_email.sql"
+    history.files[path] = [_Line("ALTER TABLE users DROP COLUMN legacy_email;")]
+    flags_path = f"{services[-1]}/src/feature_flags.py"
+    history.files[flags_path] = [_Line(f"LEGACY_SEARCH = flags.enabled('{stale_key}')")]
+    when = end + timedelta(hours=1)
+    author = ("Ada Example", "ada@example.com")
+    mark = history.commit(when, author, f"Drop the legacy email column in {service}",
+                          [("M", path), ("M", flags_path)])  # fmt: skip
+    history.commits.append({"mark": mark, "when": when, "service": service, "bug": False, "touched": [service]})
+    return {"mark": mark, "service": service, "path": path, "when": when}
+
+
+def _flag_row(service, key, action, from_state, to_state, at, owner=_FLAG_OWNER, env="production"):
+    change = f"{key}@{_iso(at)}:{action}"
+    return {"change_id": change, "flag_key": key, "environment": env, "service": service, "action": action,
+            "from_state": from_state, "to_state": to_state, "actor": "oncall@example.com" if action == "off" else owner,
+            "owner": owner, "changed_at": _iso(at), "source": "simulator"}  # fmt: skip
+
+
+def _flag_log(rng, services: list[str], start: datetime, end: datetime, incidents: list[dict]):
+    """Flag ramps, flag-caused incidents fixed by a kill switch, a stale and a never-used flag."""
+    rows, caused, findings = [], [], []
+    busy = [(datetime.fromisoformat(i["opened_at"].replace("Z", "+00:00")),
+             datetime.fromisoformat(i["resolved_at"].replace("Z", "+00:00"))) for i in incidents]  # fmt: skip
+
+    def business_time(low: datetime, high: datetime) -> datetime:
+        for _ in range(200):
+            day = low + timedelta(days=float(rng.uniform(0, (high - low).days)))
+            at = day.replace(hour=int(rng.integers(10, 16)), minute=int(rng.integers(0, 60)), second=0, microsecond=0)
+            if at.weekday() < 5 and low <= at < high and all(not (a - timedelta(hours=30) <= at <= b) for a, b in busy):
+                return at
+        raise InputError("the simulated history is too short to plant flag incidents; use more weeks")
+
+    for service in services:
+        key = f"{service}.new-checkout"  # a released flag: created, ramped, fully on
+        at = business_time(start + timedelta(days=3), end - timedelta(days=20))
+        rows += [_flag_row(service, key, "created", None, None, at - timedelta(days=1), env=None),
+                 _flag_row(service, key, "rollout", "0%", "10%", at),
+                 _flag_row(service, key, "rollout", "10%", "50%", at + timedelta(days=2)),
+                 _flag_row(service, key, "on", "50%", "on", at + timedelta(days=5))]  # fmt: skip
+        for n in range(2):  # flag-caused incidents ended by a kill switch
+            key = f"{service}.experiment-{n + 1}"
+            flipped = business_time(start + timedelta(days=7), end - timedelta(days=2))
+            opened = flipped + timedelta(minutes=float(rng.uniform(3, 20)))
+            off = opened + timedelta(minutes=float(rng.uniform(4, 30)))
+            busy.append((flipped, off + timedelta(hours=2)))
+            rows += [_flag_row(service, key, "created", None, None, flipped - timedelta(days=1), env=None),
+                     _flag_row(service, key, "on", "off", "on", flipped),
+                     _flag_row(service, key, "off", "on", "off", off)]  # fmt: skip
+            incident = f"INC-F{len(caused) + 1:03d}"
+            explicit = len(caused) % 2 == 0
+            incidents.append({"incident_id": incident, "service": service, "title": f"{service}: errors after {key}",
+                              "severity": "sev2", "opened_at": _iso(opened),
+                              "resolved_at": _iso(off + timedelta(minutes=10)), "cause_deployment_id": "",
+                              "cause_sha": "", "cause_flag_key": key if explicit else "",
+                              "source": "simulator"})  # fmt: skip
+            caused.append({"incident_id": incident, "service": service, "flag_key": key,
+                           "change_id": rows[-2]["change_id"], "flipped_at": _iso(flipped), "opened_at": _iso(opened),
+                           "off_at": _iso(off), "kill_switch_minutes": round((off - opened).total_seconds() / 60, 2),
+                           "explicit": explicit})  # fmt: skip
+    stale, unused = f"{services[-1]}.legacy-search", f"{services[0]}.dark-launch"
+    rows += [
+        _flag_row(services[-1], stale, "created", None, None, start + timedelta(days=1), env=None),
+        _flag_row(services[-1], stale, "on", "off", "on", start + timedelta(days=2)),
+        _flag_row(services[0], unused, "created", None, None, start + timedelta(days=4), owner=None, env=None),
+    ]
+    findings += [{"flag_key": stale, "finding": "stale"}, {"flag_key": unused, "finding": "never_on"},
+                 {"flag_key": unused, "finding": "unowned"}]  # fmt: skip
+    rows.sort(key=lambda r: (r["changed_at"], r["change_id"]))
+    incidents.sort(key=lambda i: i["opened_at"])
+    return rows, caused, findings, stale
+
+
+def _destructive_release(episode: dict, shas: dict[int, str], deployments: list[dict], truth: list[dict],
+                         incidents: list[dict]) -> list[dict]:  # fmt: skip
+    """Ship the destructive migration; its rollback fails, a hotfix fixes forward."""
+    service, sha = episode["service"], shas[episode["mark"]]
+    previous = [d for d in deployments if d["service"] == service and d["environment"] == "production"
+                and d["status"] == "success"][-1]  # fmt: skip
+    at = episode["when"] + timedelta(hours=1)
+
+    def add(suffix, when, status, kind, reverts="", deployed=sha):
+        deployments.append({"deployment_id": f"{service}-prod-m{suffix}", "service": service, "repo": "demo",
+                            "environment": "production", "sha": deployed, "status": status, "kind": kind,
+                            "reverts_deployment_id": reverts, "started_at": _iso(when - timedelta(minutes=10)),
+                            "finished_at": _iso(when), "source": "simulator"})  # fmt: skip
+        return deployments[-1]["deployment_id"]
+
+    shipped = add("1", at, "success", "regular")
+    rollback = add("2", at + timedelta(hours=1), "failure", "rollback", reverts=shipped, deployed=previous["sha"])
+    hotfix = add("3", at + timedelta(hours=3), "success", "hotfix")
+    truth += [{"deployment_id": shipped, "service": service, "failed": True, "bugs_carried": 0,
+               "skipped_stage": False, "reason": "rollback failed, then hotfix"},
+              {"deployment_id": hotfix, "service": service, "failed": False, "bugs_carried": 0,
+               "skipped_stage": False, "reason": ""}]  # fmt: skip
+    incidents.append({"incident_id": "INC-M001", "service": service, "title": f"{service}: writes fail after migration",
+                      "severity": "sev1", "opened_at": _iso(at + timedelta(minutes=30)),
+                      "resolved_at": _iso(at + timedelta(hours=3, minutes=10)), "cause_deployment_id": shipped,
+                      "cause_sha": "", "cause_flag_key": "", "source": "simulator"})  # fmt: skip
+    return [{"sha": sha, "path": episode["path"], "reversible": False,
+             "reason": f"drops column users.legacy_email in {episode['path']}", "deployment_id": shipped,
+             "rollback_deployment_id": rollback, "rollback_status": "failure"}]  # fmt: skip
+
+
 def _canary_metrics(rng, deployments: list[dict], truth: list[dict], recent: int = 8) -> list[dict]:
     bad = {t["deployment_id"] for t in truth if t["failed"]}
     production = [d for d in deployments if d["environment"] == "production" and d["status"] == "success"]
@@ -529,6 +650,7 @@ def simulate(
     weeks: int = 26,
     services: int = 3,
     start: datetime | None = None,
+    remedies: bool = False,
 ) -> SimulationResult:
     """Write a synthetic organisation's history under ``out`` (see the module docstring).
 
@@ -546,6 +668,9 @@ def simulate(
         Number of services (top-level folders of one repository).
     start : datetime, optional
         First day (default 2025-01-06, a Monday, UTC).
+    remedies : bool
+        Also plant feature flags and a destructive migration whose rollback failed (see the
+        module docstring); without it the outputs are those of earlier versions.
 
     Returns
     -------
@@ -563,10 +688,18 @@ def simulate(
     base = Path(out)
     (base / "truth").mkdir(parents=True, exist_ok=True)
     history = _write_history(rng, start, weeks, names)
+    end = start + timedelta(days=weeks * 7)
+    stale_key = f"{names[-1]}.legacy-search"
+    episode = _destructive_commit(history, names, end, stale_key) if remedies else None
     shas = _git_import(history, base / "repo")
     config = SCENARIOS[scenario]
     deployments, incidents, truth = _release_process(rng, history, shas, config, start, weeks)
     metrics = _canary_metrics(rng, deployments, truth)
+    if episode is not None:  # its own random stream: the rest stays as without remedies
+        flag_rows, flag_incidents, flag_findings, _ = _flag_log(
+            np.random.default_rng([seed, 23]), names, start, end, incidents
+        )
+        migrations = _destructive_release(episode, shas, deployments, truth, incidents)
     bugs = [c for c in history.commits if c["bug"]]
     files = {
         "services": _write_csv(base / "services.csv",
@@ -577,7 +710,8 @@ def simulate(
                                    "reverts_deployment_id", "started_at", "finished_at", "source"]),
         "incidents": _write_csv(base / "incidents.csv", incidents,
                                 ["incident_id", "service", "title", "severity", "opened_at", "resolved_at",
-                                 "cause_deployment_id", "cause_sha", "source"]),
+                                 "cause_deployment_id", "cause_sha", "source"]
+                                + (["cause_flag_key"] if remedies else [])),
         "metrics": _write_csv(base / "metrics.csv", metrics, ["analysis_id", "metric", "arm", "ts", "value"]),
         "truth_bugs": _write_csv(base / "truth" / "bug_introducing.csv",
                                  [{"sha": shas[c["mark"]], "service": c["service"], "issue": c["issue"],
@@ -591,6 +725,14 @@ def simulate(
     effects = {"scenario": scenario, "seed": seed, "weeks": weeks, "services": names, "bug_model": BUG_MODEL,
                "release_process": asdict(config),
                "canary": {"latency_log_shift": 0.35, "error_rate_ratio": 2.5}}  # fmt: skip
+    if episode is not None:
+        files["flags"] = _write_csv(base / "flags.csv", flag_rows, list(flag_rows[0]))
+        files["truth_flag_incidents"] = _write_csv(base / "truth" / "flag_incidents.csv", flag_incidents,
+                                                   list(flag_incidents[0]))  # fmt: skip
+        files["truth_flags"] = _write_csv(base / "truth" / "flags.csv", flag_findings, ["flag_key", "finding"])
+        files["truth_migrations"] = _write_csv(base / "truth" / "migrations.csv", migrations, list(migrations[0]))
+        effects["remedies"] = {"flag_incidents": len(flag_incidents), "stale_flag": stale_key,
+                               "destructive_migration": migrations[0]["path"]}  # fmt: skip
     (base / "truth" / "effects.json").write_text(json.dumps(effects, indent=2, sort_keys=True) + "\n")
     files["truth_effects"] = base / "truth" / "effects.json"
     return SimulationResult(

@@ -56,6 +56,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "deployments": ("deployment_id",),
     "deployment_changes": ("deployment_id", "repo", "sha"),
     "incidents": ("incident_id",),
+    "flag_changes": ("source", "change_id"),
     "issues": ("repo", "issue"),
     "labels": ("repo", "sha", "method"),
     "metric_samples": ("analysis_id", "metric", "arm", "ts", "sample_index"),

@@ -156,6 +156,7 @@ def test_every_choice_the_cli_offers_is_the_library_constant():
         "detail": choices.DORA_DETAILS,
         "by": choices.DORA_GROUPS,
         "report_by": choices.REPORT_GROUPS,  # report weekly --by: blocks per service
+        "log_format": choices.FLAG_FORMATS,  # ingest flags --format: the flag log's format
         "freq": tuple(choices.DORA_PERIODS),
         "scenario": choices.SCENARIO_NAMES,
         "mode": choices.CANARY_MODES,

@@ -157,3 +157,73 @@ def test_cli_scenario_names_match_the_simulator():
     from releaserisk.simulation import SCENARIOS
 
     assert set(SCENARIO_NAMES) == set(SCENARIOS)
+
+
+def test_planted_remedies_are_recovered(tmp_path):
+    """Flag-caused incidents, kill switches, stale flags and a destructive migration, against the truth."""
+    from datetime import timedelta
+
+    from releaserisk.flags import candidate_causes, kill_switch_times, stale_flags
+    from releaserisk.ingest.flags import ingest_flags
+    from releaserisk.rollback import assess_rollback, rollback_readiness
+
+    result, store = ingested(tmp_path, seed=4, weeks=12, services=3, remedies=True)
+    with store:
+        ingest_flags(store, result.files["flags"], "csv")
+        truth = pd.read_csv(result.files["truth_flag_incidents"])
+        causes = candidate_causes(store)
+        top = causes[causes["rank"] == 1].set_index("incident_id")
+        assert len(truth) == 6
+        for row in truth.itertuples():
+            assert top.loc[row.incident_id, "kind"] == "flag"
+            assert top.loc[row.incident_id, "change_id"] == f"simulator:{row.change_id}"
+        times = kill_switch_times(store).set_index("incident_id")
+        found = times.loc[truth["incident_id"], "kill_switch_minutes"].to_numpy()
+        assert found == pytest.approx(truth["kill_switch_minutes"].to_numpy(), abs=0.02)
+        end = pd.Timestamp("2025-01-06T00:00:00Z") + timedelta(weeks=12)
+        flags = stale_flags(store, as_of=end.to_pydatetime())
+        planted = pd.read_csv(result.files["truth_flags"])
+        for finding in ("stale", "never_on", "unowned"):
+            expected = set(planted.loc[planted["finding"] == finding, "flag_key"])
+            assert set(flags.loc[flags[finding], "flag_key"]) == expected, finding
+        migration = pd.read_csv(result.files["truth_migrations"]).iloc[0]
+        safety = assess_rollback(store, "demo", result.repo, [migration["sha"]])
+        assert not safety.rollback_safe and safety.reasons == [migration["reason"]]
+        readiness = rollback_readiness(store).set_index("service").loc["svc-a"]
+        assert readiness["last_rollback_status"] == "failure" and readiness["last_crossed_migration"]
+
+
+def test_remedies_leave_the_rest_unchanged(tmp_path):
+    plain = simulate(tmp_path / "a", seed=2, weeks=4, services=2)
+    planted = simulate(tmp_path / "b", seed=2, weeks=4, services=2, remedies=True)
+    old = pd.read_csv(plain.files["deployments"])
+    new = pd.read_csv(planted.files["deployments"])
+    pd.testing.assert_frame_equal(new.iloc[: len(old)], old)
+    assert plain.files["metrics"].read_bytes() == planted.files["metrics"].read_bytes()
+
+
+def test_counting_flag_releases_recovers_the_planted_failures(tmp_path):
+    """Plain DORA blames flag-caused incidents on the latest deployment; counting flags does not."""
+    from releaserisk.dora import dora_metrics
+    from releaserisk.ingest.flags import ingest_flags
+
+    result, store = ingested(tmp_path, seed=4, weeks=12, services=3, remedies=True)
+    with store:
+        ingest_flags(store, result.files["flags"], "csv")
+        truth = pd.read_csv(result.files["truth_deployments"])
+        planted = set(truth.loc[truth["failed"], "deployment_id"])
+        plain = dora_metrics(store)
+        blamed = set(plain.deployments.loc[plain.deployments["failed"], "deployment_id"])
+        assert planted < blamed  # the flag-caused incidents fail innocent deployments
+        counted = dora_metrics(store, count_flag_releases=True)
+        assert set(counted.deployments.loc[counted.deployments["failed"], "deployment_id"]) == planted
+        flag_truth = pd.read_csv(result.files["truth_flag_incidents"])
+        incidents = counted.incidents.set_index("incident_id").loc[flag_truth["incident_id"]]
+        assert (incidents["link_method"] == "flag_change").all() and (incidents["cause_kind"] == "flag").all()
+        assert incidents["kill_switch_minutes"].to_numpy() == pytest.approx(flag_truth["kill_switch_minutes"], abs=0.02)
+        row = counted.frame.iloc[0]
+        assert row["failed_flag_releases"] == len(flag_truth) and row["releases"] == row["deployments"] + row[
+            "flag_releases"]  # fmt: skip
+        assert row["change_failure_rate_with_flags"] > 0 and row["kill_switch_n"] == len(flag_truth)
+        assert "flag releases" in counted.summary() and "kill switch" in counted.summary()
+        assert "flag_releases" not in plain.frame.columns

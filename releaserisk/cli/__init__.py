@@ -9,7 +9,7 @@ error (a bug), 130 interrupted. User mistakes print one ``error: ...`` line;
 
 One module per command group registers its sub-parsers next to its handlers
 (:mod:`.store`, :mod:`.ingest`, :mod:`.model`, :mod:`.score`, :mod:`.canary`,
-:mod:`.dora`, :mod:`.report`, :mod:`.demo`); :mod:`.output` holds the output
+:mod:`.dora`, :mod:`.flags`, :mod:`.report`, :mod:`.demo`); :mod:`.output` holds the output
 formats. Handlers parse, call the library and format: no SQL and no domain logic
 here. Heavy modules are imported inside the handlers so that ``releaserisk --help``
 and CI gates start fast.
@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from releaserisk import __version__
-from releaserisk.cli import canary, demo, dora, ingest, model, report, score, store
+from releaserisk.cli import canary, demo, dora, flags, ingest, model, report, score, store
 from releaserisk.cli._base import (
     EXIT_GATE_FAILED,
     EXIT_INCONCLUSIVE,
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 #: Command groups in the order ``--help`` lists them.
-_GROUPS = (store, ingest, model, report, demo, score, dora, canary)
+_GROUPS = (store, ingest, model, report, demo, score, dora, flags, canary)
 
 
 def build_parser() -> argparse.ArgumentParser:

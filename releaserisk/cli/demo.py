@@ -14,7 +14,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from releaserisk.simulation import simulate
 
     result = simulate(
-        args.out, scenario=args.scenario, seed=args.seed, weeks=args.weeks, services=args.services, start=args.start
+        args.out,
+        scenario=args.scenario,
+        seed=args.seed,
+        weeks=args.weeks,
+        services=args.services,
+        start=args.start,
+        remedies=args.remedies,
     )
     emit(
         args,
@@ -47,6 +53,11 @@ def register(sub) -> None:
     p.add_argument("--weeks", type=int, default=26)
     p.add_argument("--services", type=int, default=3)
     p.add_argument("--start", type=monday, help="first week, as a date in it (default 2025-01-06)")
+    p.add_argument(
+        "--remedies", action="store_true",
+        help="also plant feature flags (flag-caused incidents, kill switches, a stale flag) and a destructive "
+        "migration whose rollback failed, with truth tables",
+    )  # fmt: skip
     add_format(p)
     p.set_defaults(handler=cmd_simulate)
 

@@ -24,6 +24,7 @@ def cmd_dora(args: argparse.Namespace) -> int:
             benchmark=args.benchmark,
             settings=settings_of(args),
             compare=args.compare,
+            count_flag_releases=args.count_flag_releases,
         )
         frame = result.detail(args.detail) if args.detail else None  # read while the store is open
         if not store.counts()["deployments"]:
@@ -72,6 +73,11 @@ def register(sub) -> None:
     p.add_argument(
         "--compare", type=_profiles, metavar="PROFILES",
         help="profiles side by side and why they disagree per row, e.g. dora,devlake,fourkeys (csv: the rows)",
+    )  # fmt: skip
+    p.add_argument(
+        "--count-flag-releases", action="store_true",
+        help="count production flags turned on or ramped up as releases and blame flag-caused incidents on the "
+        "flag, not the last deployment (Sleuth's practice; a departure from DORA)",
     )  # fmt: skip
     add_format(p, ("text", "json", "csv"))
     p.set_defaults(handler=cmd_dora)

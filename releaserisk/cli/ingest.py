@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from releaserisk.choices import CANARY_ARMS, JIRA_KINDS
+from releaserisk.choices import CANARY_ARMS, FLAG_FORMATS, JIRA_KINDS
 from releaserisk.cli._base import EXIT_OK, add_format, open_db, settings_of
 from releaserisk.cli.output import commit_progress, counted, emit, hint, show_progress, table_listing
 
@@ -55,6 +55,17 @@ def cmd_ingest_file(args: argparse.Namespace) -> int:
             hint_unknown_repositories(store)
     payload = {"kind": args.kind, "file": args.file, "rows": loaded, "deployment_changes": links}
     emit(args, payload, f"loaded {counted(loaded, args.kind + ' row')} from {args.file}")
+    return EXIT_OK
+
+
+def cmd_ingest_flags(args: argparse.Namespace) -> int:
+    from releaserisk.ingest.flags import ingest_flags
+
+    with open_db(args) as store:
+        result = ingest_flags(store, args.file, args.log_format, settings=settings_of(args))
+    emit(args, {"file": args.file, "format": args.log_format, **result.to_dict()}, result.summary())
+    if result.unmapped:
+        hint("give services a flag_prefix column in services.csv, or set flag_service_pattern")
     return EXIT_OK
 
 
@@ -228,6 +239,8 @@ def register(sub) -> None:
     from releaserisk.ingest.schemas import SCHEMAS
 
     for kind, (_, columns) in SCHEMAS.items():
+        if kind == "flags":  # vendor audit logs too: its own parser below
+            continue
         required = ", ".join(c.name for c in columns if c.required)
         optional = ", ".join(c.name for c in columns if not c.required)
         p = ingest.add_parser(
@@ -329,6 +342,22 @@ def register(sub) -> None:
     p.add_argument("directory")
     add_format(p)
     p.set_defaults(handler=cmd_ingest_parquet)
+
+    _, flag_columns = SCHEMAS["flags"]
+    p = ingest.add_parser(
+        "flags",
+        help="feature-flag changes: LaunchDarkly, Unleash or Flagsmith audit logs, or the generic flag CSV",
+        description="Vendor dumps as their APIs return them (one page, a list of pages, or JSON lines): LaunchDarkly "
+        "/api/v2/auditlog, Unleash /api/admin/events, Flagsmith /api/v1/audit/. The generic file (CSV, JSON or "
+        f"Parquet) has columns {', '.join(c.name for c in flag_columns)}. Flags map to services by the flag log's "
+        "service column, services.flag_prefix, or the flag_service_pattern setting. Nothing is loaded from a file "
+        "with an error; re-loading changes nothing.",
+    )
+    p.add_argument("file")
+    p.add_argument("--format", dest="log_format", choices=FLAG_FORMATS, default="csv",
+                   help="the file's format (default csv)")  # fmt: skip
+    p.add_argument("--output", dest="format", choices=("text", "json"), default="text", help="output format")
+    p.set_defaults(handler=cmd_ingest_flags)
 
     p = ingest.add_parser("metrics", help="canary metric samples (CSV, Parquet, JSON, Prometheus JSON)")
     p.add_argument("file")

@@ -25,6 +25,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     )
     from releaserisk.ingest.git import ingest_git
     from releaserisk.ingest.revisions import commits_to_score
+    from releaserisk.rollback import assess_rollback
     from releaserisk.store import open_snapshot, open_store
 
     settings = settings_of(args)
@@ -40,6 +41,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
         spec, shas = commits_to_score(store, args.repo, ingested.repo, args.range, settings.production_environments)
         features = change_features_of(store, ingested.repo, shas)
+        rollback = assess_rollback(store, ingested.repo, args.repo, shas, settings=settings)
         result = score_commits(
             model,
             features,
@@ -47,6 +49,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             model_id=metadata.get("model_id", "unknown"),
             fail_on=args.fail_on,
             policy=policy,
+            rollback=rollback,
             history=deployment_history(store, model, ingested.repo, settings=settings),
             advisory=metadata.get("advisory_reasons", []),
             enforce_advisory=args.enforce_advisory,
@@ -64,6 +67,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         if result.advisory:
             annotations.insert(0, ("warning", f"advisory model: {'; '.join(result.advisory)}"))
+        if not rollback.rollback_safe:
+            level = "error" if rollback.fails_gate else "warning"
+            annotations += [(level, f"rollback unsafe ({rollback.advice}): {reason}") for reason in rollback.reasons]
         github_output(result.markdown(), annotations)
     else:
         emit(args, result.to_dict(), result.summary())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEPLOY_KIND", "DEPLOY_STATUS", "EXPLICIT", "SCHEMAS", "TIME_ORDER", "Column"]
+__all__ = ["DEPLOY_KIND", "DEPLOY_STATUS", "EXPLICIT", "FLAG_ACTIONS", "SCHEMAS", "TIME_ORDER", "Column"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ DEPLOY_STATUS_ALIASES = (
     ("aborted", "cancelled"), ("errored", "error"),
 )  # fmt: skip
 DEPLOY_KIND = ("regular", "hotfix", "rollback")
+#: What a flag change did (``flag_changes.action``).
+FLAG_ACTIONS = ("created", "on", "off", "rollout", "targeting", "archived")
+FLAG_ACTION_ALIASES = (("enabled", "on"), ("disabled", "off"), ("percentage", "rollout"), ("deleted", "archived"))
 
 #: kind -> (store table, columns). The CLI's ``ingest KIND FILE`` uses these names.
 SCHEMAS: dict[str, tuple[str, tuple[Column, ...]]] = {
@@ -50,7 +53,7 @@ SCHEMAS: dict[str, tuple[str, tuple[Column, ...]]] = {
         (
             _req("incident_id"), _req("service"), _req("opened_at", "timestamp"),
             Column("resolved_at", "timestamp"), Column("severity"), Column("title"),
-            Column("cause_deployment_id"), Column("cause_sha"), Column("source"),
+            Column("cause_deployment_id"), Column("cause_sha"), Column("source"), Column("cause_flag_key"),
         ),
     ),
     "issues": (
@@ -76,7 +79,20 @@ SCHEMAS: dict[str, tuple[str, tuple[Column, ...]]] = {
         (_req("repo"), _req("number", "int"), _req("reviewer"), _req("submitted_at", "timestamp"), Column("state")),
     ),
     "deployment-changes": ("deployment_changes", (_req("deployment_id"), _req("repo"), _req("sha"))),
-    "services": ("services", (_req("service"), Column("repo"), Column("path_prefix"), Column("team"))),
+    "services": (
+        "services",
+        (_req("service"), Column("repo"), Column("path_prefix"), Column("team"), Column("flag_prefix")),
+    ),
+    # the generic flag-change CSV (releaserisk.ingest.flags turns vendor audit logs into these columns)
+    "flags": (
+        "flag_changes",
+        (
+            _req("change_id"), _req("flag_key"), Column("environment"),  # none for created/archived
+            Column("action", "enum", True, FLAG_ACTIONS, aliases=FLAG_ACTION_ALIASES), _req("changed_at", "timestamp"),
+            Column("from_state"), Column("to_state"), Column("service"), Column("actor"), Column("owner"),
+            Column("source"),
+        ),
+    ),
 }  # fmt: skip
 
 #: kind -> (earlier, later) timestamp pairs a row must not reverse: a deployment that
