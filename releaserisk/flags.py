@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from releaserisk.config import Settings
+from releaserisk.definitions import in_production_environment, production_deployment, production_environments
 from releaserisk.errors import GitError
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match
 
@@ -69,7 +70,7 @@ def _production_flags(view: str = "pf") -> str:
     """SQL: a temp-view-free CTE of production flag changes with their rollout shares."""
     return f"""{view} AS (
         SELECT *, {_share("from_state")} AS from_share, {_share("to_state")} AS to_share
-        FROM flag_changes WHERE list_contains($prod, lower(environment))
+        FROM flag_changes WHERE {in_production_environment()}
     )"""
 
 
@@ -96,7 +97,7 @@ def candidate_causes(store: Store, settings: Settings | None = None) -> pd.DataF
         f"""
         WITH {_production_flags()},
         prod AS (
-            SELECT * FROM deployments WHERE status = 'success' AND list_contains($prod, lower(environment))
+            SELECT * FROM deployments WHERE {production_deployment()}
         ),
         explicit_deploy AS (
             SELECT i.incident_id, p.deployment_id, p.finished_at AS changed_at
@@ -144,7 +145,7 @@ def candidate_causes(store: Store, settings: Settings | None = None) -> pd.DataF
         ORDER BY i.opened_at, c.incident_id, rank
         """,
         {
-            "prod": list(settings.production_environments),
+            "prod": production_environments(settings),
             "window": int(settings.cause_window_hours * 3_600_000_000),
         },
     )
@@ -180,7 +181,7 @@ def flag_releases(store: Store, settings: Settings | None = None, *, since=None,
               AND ($since IS NULL OR f.changed_at >= $since) AND ($until IS NULL OR f.changed_at < $until)
             ORDER BY f.changed_at, f.source, f.change_id
             """,
-            {"prod": list(settings.production_environments), "since": _stamp(since), "until": _stamp(until)},
+            {"prod": production_environments(settings), "since": _stamp(since), "until": _stamp(until)},
         )
 
 
@@ -245,7 +246,7 @@ def kill_switch_times(store: Store, settings: Settings | None = None) -> pd.Data
                    bool_or(cause_flag) AS cause_flag
             FROM offs GROUP BY incident_id ORDER BY opened_at, incident_id
             """,
-            {"prod": list(settings.production_environments)},
+            {"prod": production_environments(settings)},
         )
 
 
@@ -373,7 +374,7 @@ def stale_flags(
         WHERE e.flag_key NOT IN (SELECT flag_key FROM archived)
         ORDER BY e.flag_key
         """,
-        {"prod": list(settings.production_environments), "as_of": as_of},
+        {"prod": production_environments(settings), "as_of": as_of},
     )
     repos = store.query("SELECT repo, path FROM repos WHERE path IS NOT NULL")
     references = pd.Series([None] * len(flags), index=flags.index, dtype=object)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from releaserisk.config import Settings
+from releaserisk.definitions import in_production_environment, production_environments
 from releaserisk.errors import GitError
 from releaserisk.ingest.git import git
 from releaserisk.migrations_safety import FORWARD_FIX_ADVICE, MigrationFinding, classify_migration, glob_regex
@@ -77,9 +78,9 @@ def rollback_readiness(
     settings = settings or Settings()
     as_of = as_of or datetime.now(UTC)
     frame = store.query(
-        """
+        f"""
         WITH prod AS (
-            SELECT * FROM deployments WHERE list_contains($prod, lower(environment)) AND finished_at <= $as_of
+            SELECT * FROM deployments WHERE {in_production_environment()} AND finished_at <= $as_of
         ),
         undone AS (  -- the deployment each rollback undid
             SELECT r.deployment_id AS rollback_id,
@@ -110,7 +111,7 @@ def rollback_readiness(
         GROUP BY s.service ORDER BY s.service
         """,
         {
-            "prod": list(settings.production_environments),
+            "prod": production_environments(settings),
             "as_of": as_of,
             "globs": glob_regex(settings.migration_globs),
             "all": services is None,

@@ -177,3 +177,10 @@ def test_flag_release_summary_by_service(timeline):
     assert per.loc["web", "flag_releases"] == 2 and per.loc["api", "failed_flag_releases"] == 0
     assert per.loc["api", "kill_switch_n"] == 0 and pd.isna(per.loc["api", "kill_switch_median_minutes"])
     assert flag_release_summary(timeline, by="team").loc[0, "group"] == "unassigned"
+
+
+def test_production_environments_are_matched_in_any_case_as_everywhere(timeline):
+    # the production predicate is definitions.production_deployment, shared with dora and analytics
+    spelled = Settings(production_environments=("Production",))
+    assert list(flag_releases(timeline, spelled)["change_id"]) == ["f1", "f2", "f5"]
+    assert candidate_causes(timeline, spelled).equals(candidate_causes(timeline))
