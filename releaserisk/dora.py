@@ -111,7 +111,16 @@ from releaserisk.inputs import parse_instant
 from releaserisk.profiles import PROFILES, profile_rules
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match, unknown_commit_note
 
-__all__ = ["BENCHMARKS", "PROFILES", "DoraResult", "dora_metrics", "repository_hint", "tier", "unknown_repositories"]
+__all__ = [
+    "BENCHMARKS",
+    "PROFILES",
+    "DoraResult",
+    "change_failures",
+    "dora_metrics",
+    "repository_hint",
+    "tier",
+    "unknown_repositories",
+]
 
 _GROUPS = {"service": "service", "team": "team", "repo": "repo"}
 
@@ -1238,6 +1247,56 @@ def _fourkeys_buckets(store: Store, w: _Work, group: str, groups: list[str], sta
         },
     ).fetchall()
     return dict(rows)
+
+
+def change_failures(
+    store: Store,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    *,
+    settings: Settings | None = None,
+    profile: str = "dora",
+) -> pd.DataFrame:
+    """Which production deployments in ``[since, until)`` were change failures, and nothing else.
+
+    The same rules as :func:`dora_metrics` (incident links, rollbacks, hotfixes of the
+    profile), without its aggregates, intervals and drill-downs: what the CI gate's batch
+    history and the deployment-level model need, at a fraction of the cost.
+
+    Parameters
+    ----------
+    store : Store
+    since, until : str or datetime, optional
+        The window (as :func:`dora_metrics`).
+    settings : Settings, optional
+        ``production_environments`` and the failure rules' settings.
+    profile : str
+        One of :data:`PROFILES`.
+
+    Returns
+    -------
+    DataFrame
+        ``deployment_id, service, finished_at, failed`` (bool), by ``finished_at``.
+
+    Raises
+    ------
+    InputError
+        An unknown profile, or a window that is not one.
+    """
+    settings = settings or Settings()
+    rules = profile_rules(profile)
+    start, end = _window(store, since, until)
+    _drop_dead(store)
+    work = _Work.new()
+    try:
+        _prepare(store, settings, rules, work)
+        return store.query(
+            f"SELECT deployment_id, service, finished_at, failed FROM {work.deploys} "
+            "WHERE finished_at >= $start AND finished_at < $end ORDER BY finished_at, deployment_id",
+            {"start": start, "end": end},
+        )
+    finally:
+        _bury(store, work)
 
 
 def dora_metrics(

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from releaserisk.definitions import production_deployment, production_environments
 from releaserisk.errors import ForeignModelError, InputError, ModelError
 from releaserisk.escape import markdown_cell
 from releaserisk.scorecard import Scorecard
@@ -741,7 +742,7 @@ def deployment_history(
     """The last ``last`` successful production deployments of ``repo`` scored with ``model``.
 
     Each deployment's batch (its ``deployment_changes``) is scored change by change and
-    summed (Σp); its outcome is DORA's change failure (:func:`releaserisk.dora.dora_metrics`).
+    summed (Σp); its outcome is DORA's change failure (:func:`releaserisk.dora.change_failures`).
     Deployments without changes (the first of a chain) are left out.
 
     Parameters
@@ -762,10 +763,10 @@ def deployment_history(
     BatchHistory
     """
     rows = store.query(
-        """
+        f"""
         WITH recent AS (
             SELECT deployment_id, finished_at FROM deployments
-            WHERE repo = $repo AND status = 'success' AND list_contains($prod, lower(environment))
+            WHERE repo = $repo AND {production_deployment()}
               AND ($service IS NULL OR service = $service)
             ORDER BY finished_at DESC LIMIT $last
         )
@@ -773,17 +774,17 @@ def deployment_history(
         FROM recent r JOIN deployment_changes dc USING (deployment_id)
         JOIN change_features f ON f.repo = dc.repo AND f.sha = dc.sha
         """,
-        {"repo": repo, "prod": list(settings.production_environments), "service": service, "last": last},
+        {"repo": repo, "prod": production_environments(settings), "service": service, "last": last},
     )
     if rows.empty:
         return BatchHistory(np.array([]), np.array([], dtype=bool))
     rows["p"] = model.predict_proba(rows)[:, 1]
     batches = rows.groupby("deployment_id").agg(expected=("p", "sum"), finished_at=("finished_at", "max"))
-    from releaserisk.dora import dora_metrics  # only with history: the gate on a new repository skips it
+    from releaserisk.dora import change_failures  # only with history: the gate on a new repository skips it
 
     start = batches["finished_at"].min()
     until = batches["finished_at"].max() + pd.Timedelta(seconds=1)
-    outcome = dora_metrics(store, start, until, settings=settings).deployments[["deployment_id", "failed"]]
+    outcome = change_failures(store, start, until, settings=settings)[["deployment_id", "failed"]]
     batches = batches.join(outcome.set_index("deployment_id")["failed"], how="left")
     return BatchHistory.fit(batches["expected"].to_numpy(), batches["failed"].fillna(False).astype(bool).to_numpy())
 

@@ -22,7 +22,14 @@ event frequency        exact Poisson (Garwood 1936), through the   conditional b
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+
+
+def _stats():
+    # scipy.stats costs ~0.5 s to import: the CI gate (rollback readiness needs only Wilson) must not pay it
+    from scipy import stats
+
+    return stats
+
 
 __all__ = [
     "order_statistics",
@@ -88,8 +95,8 @@ def poisson_rate_interval(
     t = np.asarray(exposure, dtype=float)
     alpha = 1 - confidence
     with np.errstate(invalid="ignore", divide="ignore"):
-        low = np.where(k > 0, stats.gamma.ppf(alpha / 2, np.maximum(k, 1e-300)), 0.0) / t
-        high = stats.gamma.ppf(1 - alpha / 2, k + 1) / t
+        low = np.where(k > 0, _stats().gamma.ppf(alpha / 2, np.maximum(k, 1e-300)), 0.0) / t
+        high = _stats().gamma.ppf(1 - alpha / 2, k + 1) / t
     bad = ~(t > 0)
     return np.where(bad, np.nan, low), np.where(bad, np.nan, high)
 
@@ -120,10 +127,10 @@ def quantile_interval_ranks(n: np.ndarray, q: float, confidence: float = CONFIDE
     alpha = 1 - confidence
     safe = np.maximum(n, 1)
     # largest j with P(B <= j) <= alpha/2; the lower rank is j + 1
-    j = stats.binom.ppf(alpha / 2, safe, q)
-    j = np.where(stats.binom.cdf(j, safe, q) > alpha / 2, j - 1, j)
+    j = _stats().binom.ppf(alpha / 2, safe, q)
+    j = np.where(_stats().binom.cdf(j, safe, q) > alpha / 2, j - 1, j)
     low = j + 1
-    high = stats.binom.ppf(1 - alpha / 2, safe, q) + 1
+    high = _stats().binom.ppf(1 - alpha / 2, safe, q) + 1
     low = np.where(n > 0, np.clip(low, 0, n + 1), 0)
     high = np.where(n > 0, np.clip(high, 0, n + 1), 1)
     return low.astype(int), high.astype(int)
@@ -202,9 +209,9 @@ def two_proportion_test(x1, n1, x2, n2) -> float:
     if pooled in (0.0, 1.0):
         return 1.0
     if (expected < 5).any():
-        return float(stats.fisher_exact([[x1, n1 - x1], [x2, n2 - x2]]).pvalue)
+        return float(_stats().fisher_exact([[x1, n1 - x1], [x2, n2 - x2]]).pvalue)
     z = (x1 / n1 - x2 / n2) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    return float(2 * stats.norm.sf(abs(z)))
+    return float(2 * _stats().norm.sf(abs(z)))
 
 
 def poisson_rate_test(k1, t1, k2, t2) -> float:
@@ -227,7 +234,7 @@ def poisson_rate_test(k1, t1, k2, t2) -> float:
     total = int(k1 + k2)
     if total == 0:
         return 1.0
-    return float(stats.binomtest(int(k1), total, t1 / (t1 + t2)).pvalue)
+    return float(_stats().binomtest(int(k1), total, t1 / (t1 + t2)).pvalue)
 
 
 def rank_test(a: np.ndarray, b: np.ndarray) -> float:
@@ -276,12 +283,12 @@ def two_proportion_tests(x1, n1, x2, n2) -> np.ndarray:
     small = ok & ~degenerate & (expected < 5)
     large = ok & ~degenerate & ~small
     p[degenerate] = 1.0
-    p[large] = 2 * stats.norm.sf(np.abs(z[large]))
+    p[large] = 2 * _stats().norm.sf(np.abs(z[large]))
     if small.any():
         total, drawn, successes = (n1 + n2)[small], n1[small], (x1 + x2)[small]
         k = x1[small]
         tails = np.minimum(
-            stats.hypergeom.cdf(k, total, successes, drawn), stats.hypergeom.sf(k - 1, total, successes, drawn)
+            _stats().hypergeom.cdf(k, total, successes, drawn), _stats().hypergeom.sf(k - 1, total, successes, drawn)
         )
         p[small] = np.minimum(1.0, 2 * tails)
     return p
@@ -304,7 +311,7 @@ def poisson_rate_tests(k1, t1, k2, t2) -> np.ndarray:
     total = k1 + k2
     with np.errstate(invalid="ignore", divide="ignore"):
         share = t1 / (t1 + t2)
-        tails = np.minimum(stats.binom.cdf(k1, total, share), stats.binom.sf(k1 - 1, total, share))
+        tails = np.minimum(_stats().binom.cdf(k1, total, share), _stats().binom.sf(k1 - 1, total, share))
     p = np.where(total == 0, 1.0, np.minimum(1.0, 2 * tails))
     return np.where((t1 > 0) & (t2 > 0), p, np.nan)
 
@@ -362,5 +369,5 @@ def rank_tests(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, pre
     m, n = na[large].astype(float), nb[large].astype(float)
     sigma = np.sqrt(m * n * (m + n + 1) / 12)
     z = np.maximum(np.abs(u - m * n / 2) - 0.5, 0) / sigma
-    p[large] = np.minimum(1.0, 2 * stats.norm.sf(z))
+    p[large] = np.minimum(1.0, 2 * _stats().norm.sf(z))
     return p

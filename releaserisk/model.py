@@ -575,7 +575,7 @@ def deployment_training_frame(store, settings) -> pd.DataFrame:
     -------
     DataFrame
         :func:`releaserisk.features.deployment_batch_features` plus ``failed`` (bool): the
-        deployment was a change failure by :func:`releaserisk.dora_metrics`' definition.
+        deployment was a change failure by :func:`releaserisk.dora.change_failures` (DORA's definition).
 
     Raises
     ------
@@ -585,15 +585,16 @@ def deployment_training_frame(store, settings) -> pd.DataFrame:
     from datetime import timedelta
 
     from releaserisk.definitions import last_pre_production_stage
-    from releaserisk.dora import dora_metrics
+    from releaserisk.dora import change_failures
     from releaserisk.features import deployment_batch_features
 
     frame = deployment_batch_features(store, settings.production_environments, last_pre_production_stage(settings))
     if frame.empty:
         raise InputError("no production deployments in the store; ingest deployments first")
     window_end = frame["finished_at"].max() + timedelta(seconds=1)
-    result = dora_metrics(store, frame["finished_at"].min(), window_end, settings=settings)
-    failed = result.deployments[["deployment_id", "failed"]]
+    failed = change_failures(store, frame["finished_at"].min(), window_end, settings=settings)[
+        ["deployment_id", "failed"]
+    ]
     return frame.merge(failed, on="deployment_id", how="left").fillna({"failed": False})
 
 

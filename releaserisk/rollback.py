@@ -39,7 +39,7 @@ _READINESS_COLUMNS = [
 
 
 def _wilson(successes: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from releaserisk.analytics import wilson_interval  # one definition of the interval
+    from releaserisk.intervals import wilson_interval  # one definition of the interval
 
     return wilson_interval(successes, trials)
 

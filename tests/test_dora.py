@@ -793,3 +793,16 @@ def test_interval_coverage_by_simulation(store):
     covered_median = (low <= median_hours) & (median_hours <= high)
     assert 0.93 <= covered_cfr.mean() <= 0.97
     assert 0.93 <= covered_median.mean() <= 0.97
+
+
+def test_change_failures_agree_with_the_full_metrics(simulated):
+    # the CI gate's batch history and the deployment model read failures without the aggregates
+    from releaserisk.dora import change_failures
+    from releaserisk.store import open_store
+
+    with open_store(simulated["db"], read_only=True) as store:
+        full = dora_metrics(store).deployments.sort_values("deployment_id")
+        quick = change_failures(store).sort_values("deployment_id")
+    assert full["failed"].any() and len(full) == len(quick)
+    assert list(quick["deployment_id"]) == list(full["deployment_id"])
+    assert list(quick["failed"]) == list(full["failed"])

@@ -257,3 +257,17 @@ def test_train_saves_next_to_the_store_where_score_finds_it(gate):
     assert found.returncode in (0, 1), found.stderr
     missing = run("--db", gate["db"], "score", "HEAD~1..HEAD", "--repo", gate["repo"], "--name", "nothing-here")
     assert missing.returncode == 2 and "nothing-here.skops does not exist" in missing.stderr
+
+
+def test_the_gate_imports_neither_scikit_learn_nor_scipy_stats(gate):
+    # the import of the stack is most of the gate's latency (benchmarks/score_latency.py): rollback
+    # readiness once pulled scipy.stats in through the analytics module (0.53x -> 1.13x the stack import)
+    args = ["--db", gate["db"], "score", "HEAD~2..HEAD", "--repo", gate["repo"], "--name", "demo"]
+    code = (
+        "import sys\nfrom releaserisk.cli import main\n"
+        f"status = main({[*args, '--model', gate['model'], '--format', 'json']!r})\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn' or m.startswith('scipy.stats'))\n"
+        "print(status, heavy, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stderr.strip().splitlines()[-1] in ("0 []", "1 []"), out.stderr
