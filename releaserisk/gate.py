@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from releaserisk.choices import CANARY_MODES
 from releaserisk.definitions import production_deployment, production_environments
 from releaserisk.errors import ForeignModelError, InputError, ModelError
 from releaserisk.escape import markdown_cell
@@ -90,7 +91,7 @@ ROLLOUT_POLICY: dict[str, dict[str, Any]] = {
         "strategy": "rolling",
         "steps_percent": [100],
         "bake_minutes": 0,
-        "monitoring": "fixed",
+        "monitoring": "robust",
         "approval_required": False,
         "canary_config": {"judge": {"confidence": 0.98, "tolerance": 0.25}},
     },
@@ -98,7 +99,7 @@ ROLLOUT_POLICY: dict[str, dict[str, Any]] = {
         "strategy": "canary",
         "steps_percent": [10, 50, 100],
         "bake_minutes": 30,
-        "monitoring": "fixed",
+        "monitoring": "robust",
         "approval_required": False,
         "canary_config": {"judge": {"confidence": 0.98, "tolerance": 0.25}, "scoring": {"pass": 95, "marginal": 75}},
     },
@@ -244,6 +245,8 @@ def load_rollout_policy(path) -> dict[str, dict[str, Any]]:
                 raise ConfigError(f"{path}: unknown key '{band_name}.{key}' (known: {', '.join(_POLICY_KEYS)})")
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise ConfigError(f"{path}: '{band_name}.{key}' must be a {expected.__name__}")
+            if key == "monitoring" and value not in CANARY_MODES:
+                raise ConfigError(f"{path}: '{band_name}.monitoring' must be one of {', '.join(CANARY_MODES)}")
             policy[band_name][key] = value
     return policy
 

@@ -10,7 +10,7 @@ def test_action_runs_score_in_github_format_and_fails_on_exit_1():
     for name in ("model:", "threshold:", "range:", "db:"):
         assert name in text
     assert "using: composite" in text and "actions/cache@v4" in text
-    assert 'score --model "$RR_MODEL" --format github' in text
+    assert "score --format github" in text and 'args+=(--model "$RR_MODEL")' in text  # default: next to the store
     assert "exit $code" in text  # exit 1 from the gate fails the step
     # inputs reach the shell through env, never interpolated into the script (injection-safe)
     script = text.split("run: |", 1)[1]

@@ -137,6 +137,9 @@ def test_rollout_policy_file_overrides_and_validates(gate, tmp_path):
     policy.write_text("[low]\nbake_minute = 5\n")
     bad = score(gate, "HEAD~2..HEAD", "--policy", str(policy))
     assert bad.returncode == 2 and "unknown key 'low.bake_minute'" in bad.stderr
+    policy.write_text('[low]\nmonitoring = "fixed"\n')  # a canary mode that no longer exists
+    bad = score(gate, "HEAD~2..HEAD", "--policy", str(policy))
+    assert bad.returncode == 2 and "'low.monitoring' must be one of kayenta, robust, sequential" in bad.stderr
 
 
 @pytest.mark.parametrize(
