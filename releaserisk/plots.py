@@ -132,10 +132,15 @@ def dora_trend_figure(by_period):
     left.set_ylabel(f"deployments per {unit}")
     left.set_ylim(bottom=0, top=max(1, float(np.nanmax(by_period["deployments"], initial=0)) * 1.08))
     _integer_axis(left.yaxis)
-    twin = left.twinx()
-    _period_line(twin, x, by_period["change_failure_rate"] * 100, color="#c44e52", label="change failure rate")
-    twin.set_ylabel("change failure rate (%)")
-    left.set_title("Deployments and change failure rate")
+    failure_rate = np.asarray(by_period["change_failure_rate"], dtype=float) * 100
+    if np.isnan(failure_rate).all():
+        # no source of failures (incidents, rollbacks, hotfixes): say so, not an empty 0-0.05 % axis
+        left.set_title("Deployments (change failure rate: no data)")
+    else:
+        twin = left.twinx()
+        _period_line(twin, x, failure_rate, color="#c44e52", label="change failure rate")
+        twin.set_ylabel("change failure rate (%)")
+        left.set_title("Deployments and change failure rate")
     right.set_title("Median change lead time")
     step = max(1, math.ceil(len(labels) / MAX_PERIOD_LABELS))
     left.set_xticks(x[::step], labels[::step], rotation=45, ha="right", fontsize=7)

@@ -55,3 +55,11 @@ def test_counts_get_whole_number_ticks_from_zero():
     histogram = plots.risk_histogram([0.1, 0.2, 0.2, 0.7], 0.5).axes[0]
     histogram.figure.canvas.draw()
     assert all(t == int(t) for t in histogram.get_yticks())
+
+
+def test_a_trend_without_failure_data_says_so_instead_of_an_empty_rate_axis():
+    frame = by_period([f"2026-W{w:02d}" for w in range(1, 4)])
+    frame["change_failure_rate"] = [None, None, None]  # tags as deployments: nothing records a failure
+    figure = plots.dora_trend_figure(frame)
+    assert len(figure.axes) == 2 and "change failure rate: no data" in figure.axes[0].get_title()
+    assert len(plots.dora_trend_figure(by_period(["2026-W01", "2026-W02"])).axes) == 3  # with data: its own axis
