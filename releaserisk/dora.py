@@ -106,7 +106,7 @@ from releaserisk.definitions import (
 )
 from releaserisk.dora_compare import ProfileComparison, compare_results
 from releaserisk.errors import InputError, StoreError
-from releaserisk.escape import json_safe
+from releaserisk.escape import json_records, json_safe
 from releaserisk.inputs import parse_instant
 from releaserisk.profiles import PROFILES, profile_rules
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match, unknown_commit_note
@@ -504,17 +504,8 @@ class DoraResult:
         return "\n".join(lines)
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as JSON-safe dicts: NaN and NA become None, timestamps ISO strings."""
-    clean = frame.astype(object).where(frame.notna(), None)
-    out = clean.to_dict(orient="records")
-    for row in out:
-        for key, value in row.items():
-            if isinstance(value, pd.Timestamp):
-                row[key] = value.isoformat()
-            elif isinstance(value, np.generic):
-                row[key] = value.item()
-    return out
+#: Rows as JSON-safe dicts (analytics and the profile comparison read it from here too).
+_records = json_records
 
 
 def _missing(value) -> bool:

@@ -44,6 +44,7 @@ __all__ = [
     "command_property",
     "fenced_block",
     "html_text",
+    "json_records",
     "json_safe",
     "markdown_cell",
     "one_line",
@@ -285,3 +286,26 @@ def json_safe(value: Any) -> Any:
     except ImportError:  # pragma: no cover - pandas is a dependency
         pass
     return value
+
+
+def json_records(frame: Any) -> list[dict[str, Any]]:
+    """A DataFrame's rows as JSON-ready dicts, for every ``to_dict()`` and ``--format json``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+
+    Returns
+    -------
+    list of dict
+        One dict per row: missing values (NaN, NA, NaT) as None, timestamps as ISO 8601
+        strings, numpy scalars as Python numbers.
+    """
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    for row in rows:
+        for key, value in row.items():
+            if hasattr(value, "isoformat"):  # pandas Timestamp, datetime, date
+                row[key] = value.isoformat()
+            elif hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
+                row[key] = value.item()
+    return rows

@@ -119,3 +119,21 @@ def test_plain_text_keeps_the_faces_lines_and_no_line_is_a_command(text):
     assert out.count("\n") == text.count("\n")
     assert not any(line.lstrip().startswith("::") for line in out.splitlines())
     assert all(ch not in out for ch in LINE_BREAKS.replace("\n", ""))
+
+
+def test_json_records_are_plain_json_whatever_the_column_types():
+    import json
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    from releaserisk.escape import json_records
+
+    frame = pd.DataFrame({"at": pd.to_datetime(["2026-01-05T02:00:00Z", None], utc=True),
+                          "n": np.array([3, 4], dtype="int64"), "rate": [0.5, math.nan],
+                          "id": ["d1", None]})  # fmt: skip
+    rows = json_records(frame)
+    assert rows == [{"at": "2026-01-05T02:00:00+00:00", "n": 3, "rate": 0.5, "id": "d1"},
+                    {"at": None, "n": 4, "rate": None, "id": None}]  # fmt: skip
+    json.dumps(rows, allow_nan=False)  # no NaN, no numpy scalar, no Timestamp

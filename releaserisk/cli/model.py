@@ -8,7 +8,8 @@ from pathlib import Path
 
 from releaserisk.choices import ESTIMATORS, MODEL_LEVELS
 from releaserisk.cli._base import EXIT_INTERRUPTED, EXIT_OK, add_format, open_db, positive_int, settings_of
-from releaserisk.cli.output import bar_progress, counted, emit, hint, records, show_progress
+from releaserisk.cli.output import bar_progress, counted, emit, hint, show_progress
+from releaserisk.escape import json_records
 
 
 def _label_line(r) -> str:
@@ -115,7 +116,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         table = rolling_origin(frame, estimator=estimator, progress=progress)
         by_age = auc_by_age(table).round(3)
         notes = dropped_rows_notes(frame)
-        payload = {"source": source, "rolling": records(table), "mean_auc_by_age": by_age.to_dict(), "notes": notes}
+        payload = {
+            "source": source,
+            "rolling": json_records(table),
+            "mean_auc_by_age": by_age.to_dict(),
+            "notes": notes,
+        }
         rated = table.dropna(subset=["auc"]).groupby("age_months")
         shown = pd.DataFrame({"months tested": rated.size(), "changes": rated["n_test"].sum(), "mean AUC": by_age})
         text = "\n".join(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from releaserisk.escape import json_safe, plain_text, stop_commands, workflow_command
+from releaserisk.escape import json_records, json_safe, plain_text, stop_commands, workflow_command
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -36,12 +36,7 @@ def emit_frame(args: argparse.Namespace, frame, text: str, key: str = "rows", **
     if getattr(args, "format", "text") == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     else:
-        emit(args, {**payload, key: records(frame)}, text)
-
-
-def records(frame) -> list[dict]:
-    """A DataFrame's rows as dicts with None for missing values."""
-    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        emit(args, {**payload, key: json_records(frame)}, text)
 
 
 def hint(message: str) -> None:

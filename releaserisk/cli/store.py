@@ -6,6 +6,7 @@ import argparse
 
 from releaserisk.cli._base import EXIT_OK, add_format, open_db
 from releaserisk.cli.output import counted, emit, table_listing
+from releaserisk.escape import json_records
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -24,7 +25,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "db": str(store.path),
             "schema_version": store.schema_version,
             "tables": counts,
-            "recent_ingests": runs.to_dict(orient="records"),
+            "recent_ingests": json_records(runs),
         }
         lines = [f"store {store.path} (schema {store.schema_version})", table_listing(counts)]
         if len(runs):
