@@ -674,7 +674,7 @@ def open_store(
     Parameters
     ----------
     path : path-like
-        The database file, or ``":memory:"``.
+        The database file, or ``":memory:"``; the folder of a lake opens the lake (as ``lake``).
     read_only : bool
         Open without write access (many readers may share a file).
     lake : str or path-like, optional
@@ -707,8 +707,12 @@ def open_store(
         store.migrate()
         return store
     file = Path(path)
+    if file.is_dir() and (file / "_lake.json").is_file():  # a lake: notebooks given its folder as their db
+        from releaserisk.lake import open_lake
+
+        return open_lake(file)
     if file.is_dir():
-        raise StoreError(f"{file} is a directory; give the path of a .duckdb file")
+        raise StoreError(f"{file} is a directory; give the path of a .duckdb file (or of a lake)")
     if read_only and not file.exists():  # read-only never creates: say the file is missing, not "cannot create"
         raise StoreError(f"{file} does not exist (run 'releaserisk init' first)")
     if not file.parent.is_dir():
