@@ -19,7 +19,7 @@ from releaserisk.errors import InputError, LakeError
 from releaserisk.ingest.git import ingest_git, ingest_git_tags
 from releaserisk.ingest.org import ingest_org, read_org_manifest
 from releaserisk.labels import label_changes
-from releaserisk.lake import Lake, load_lake, open_lake
+from releaserisk.lake import Lake, compact_lake, load_lake, open_lake
 from releaserisk.store import open_store
 from tests.conftest import GitRepo
 
@@ -298,3 +298,17 @@ def test_org_result_is_json(org, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert payload["repos"][0]["repo"] == "alpha" and payload["repos"][0]["status"] == "ingested"
     assert os.path.isdir(payload["lake"])
+
+
+def test_a_lake_at_an_fsspec_url_works_like_a_folder(org):
+    """The object-store path (fsspec put + rename, DuckDB reading through the registered filesystem)."""
+    url = f"memory://releaserisk-test-{org.name}/lake"
+    result = ingest_org(read_org_manifest(_manifest(org, NAMES[:2])), url, workers=1)
+    assert list(result.frame["status"]) == ["ingested", "ingested"]
+    with open_lake(url) as store:
+        commits = store.counts()["commits"]
+        assert commits == int(result.frame["total_commits"].sum()) > 0
+    compact_lake(url)
+    with open_lake(url) as store:
+        assert store.counts()["commits"] == commits
+    assert Lake(url).unreferenced(Lake(url).read_manifest()) == []
