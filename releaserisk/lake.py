@@ -324,11 +324,21 @@ def write_shards(store: Store, lake: Lake, repo: str, generation: str) -> tuple[
     return files, rows
 
 
-def load_repository(store: Store, lake: Lake, manifest: LakeManifest, repo: str) -> dict[str, int]:
+def load_repository(store: Store, lake: Lake, sources: dict[str, tuple[list[str], bool]], repo: str) -> dict[str, int]:
     """Load ``repo``'s live rows from the lake into a (fresh, in-memory) store.
 
     This is how an ingest task resumes: its change-metric state (``git_*`` tables), its
     labels and its watermarks are rows of its own shards.
+
+    Parameters
+    ----------
+    store : Store
+        The task's working store.
+    lake : Lake
+    sources : dict
+        :meth:`LakeManifest.sources_of` the repository: only this travels to a worker,
+        not the whole organisation's manifest.
+    repo : str
 
     Returns
     -------
@@ -343,7 +353,7 @@ def load_repository(store: Store, lake: Lake, manifest: LakeManifest, repo: str)
     lake.register(store.connection)
     loaded = {}
     with store.transaction():
-        for table, (files, filtered) in manifest.sources_of(repo).items():
+        for table, (files, filtered) in sources.items():
             if table not in TABLE_KEYS:
                 continue
             where = f" WHERE {REPO_COLUMN} = ?" if filtered else ""

@@ -301,7 +301,7 @@ def _check_services(repos: list[RepoSpec], source: Path) -> None:
 class _Task:
     spec: RepoSpec
     lake: str
-    manifest: LakeManifest
+    sources: dict[str, tuple[list[str], bool]]  # the repository's live shards (not the whole manifest)
     settings: Settings
     generation: str
     clones: str
@@ -411,7 +411,7 @@ def ingest_repository(task: _Task) -> RepoOutcome:
         with open_store(":memory:") as store:
             if task.threads:
                 store.execute(f"SET threads = {int(task.threads)}")
-            load_repository(store, lake, task.manifest, spec.name)
+            load_repository(store, lake, task.sources, spec.name)
             counts = _ingest_into(store, spec, path, task.settings)
             written, rows = write_shards(store, lake, spec.name, task.generation)
         outcome = RepoOutcome(spec.name, "ingested", task.generation, written, rows, fingerprint, **counts)
@@ -559,12 +559,15 @@ def ingest_org(
         state.schema_version = probe.schema_version
     outcomes, todo = _plan(org, state, settings)
     generation = generation_id()
-    tasks = [_Task(spec, location, state, settings, generation, str(org.clones), None) for spec in todo]
+    tasks = [
+        _Task(spec, location, state.sources_of(spec.name), settings, generation, str(org.clones), None) for spec in todo
+    ]
     done = [len(outcomes)]
     total = len(org.repos)
+    committer = _Committer(store_lake, state)
 
     def commit(outcome: RepoOutcome) -> None:
-        _commit(store_lake, state, outcome)
+        committer.record(outcome)
         outcomes.append(outcome)
         done[0] += 1
         if progress:
@@ -574,13 +577,14 @@ def ingest_org(
         for number, outcome in enumerate(outcomes, start=1):
             progress(outcome, number, total)
     used = 1
-    if tasks and (scheduler or (workers or os.cpu_count() or 1) > 1):
-        used = _run_on_dask(tasks, workers or os.cpu_count() or 1, scheduler, commit)
-    else:
-        for task in tasks:
-            commit(ingest_repository(task))
-    if not tasks:
-        store_lake.write_manifest(state)  # a first run over nothing still leaves an (empty) lake
+    try:
+        if tasks and (scheduler or (workers or os.cpu_count() or 1) > 1):
+            used = _run_on_dask(tasks, workers or os.cpu_count() or 1, scheduler, commit)
+        else:
+            for task in tasks:
+                commit(ingest_repository(task))
+    finally:  # what finished is committed even when the run is interrupted
+        committer.flush()  # (a first run over nothing still leaves an empty lake)
     frame = pd.DataFrame([_row(o) for o in outcomes]).sort_values("repo", ignore_index=True)
     return OrgIngestResult(location, frame, used, time.perf_counter() - started)
 
@@ -605,23 +609,46 @@ def _plan(org: OrgManifest, state: LakeManifest, settings: Settings) -> tuple[li
     return unchanged, todo
 
 
-def _commit(lake: Lake, state: LakeManifest, outcome: RepoOutcome) -> None:
-    """Record one repository's outcome in the lake's manifest (the coordinator's only write)."""
-    if outcome.status != "ingested":
-        state.failed[outcome.repo] = {"error": outcome.error or "", "at": datetime.now(UTC).isoformat()}
-        lake.write_manifest(state)
-        return
-    previous = state.repos.get(outcome.repo, {}).get("files", {})
-    state.repos[outcome.repo] = {
-        "generation": outcome.generation,
-        "fingerprint": outcome.fingerprint,
-        "ingested_at": datetime.now(UTC).isoformat(),
-        "files": outcome.files,
-        "rows": outcome.rows,
-    }
-    state.failed.pop(outcome.repo, None)
-    lake.write_manifest(state)
-    lake.remove(set(previous.values()) - set(outcome.files.values()))
+class _Committer:
+    """The coordinator's writes to the lake's manifest: each outcome recorded, committed in batches.
+
+    Rewriting ``_lake.json`` after every repository would write it as many times as there
+    are repositories (quadratic bytes for thousands of them); it is committed at most every
+    ``interval`` seconds and at the end. A stopped run loses only the uncommitted outcomes:
+    their shards are unlisted (invisible, removed by the next run), which re-runs them.
+    The files a commit replaces are deleted only after that commit.
+    """
+
+    def __init__(self, lake: Lake, state: LakeManifest, interval: float = 2.0) -> None:
+        self.lake, self.state, self.interval = lake, state, interval
+        self.replaced: set[str] = set()
+        self.dirty = False
+        self.last = time.monotonic()
+
+    def record(self, outcome: RepoOutcome) -> None:
+        if outcome.status == "ingested":
+            previous = self.state.repos.get(outcome.repo, {}).get("files", {})
+            self.state.repos[outcome.repo] = {
+                "generation": outcome.generation,
+                "fingerprint": outcome.fingerprint,
+                "ingested_at": datetime.now(UTC).isoformat(),
+                "files": outcome.files,
+                "rows": outcome.rows,
+            }
+            self.state.failed.pop(outcome.repo, None)
+            self.replaced |= set(previous.values()) - set(outcome.files.values())
+        else:
+            self.state.failed[outcome.repo] = {"error": outcome.error or "", "at": datetime.now(UTC).isoformat()}
+        self.dirty = True
+        if time.monotonic() - self.last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.dirty and self.lake.exists():
+            return
+        self.lake.write_manifest(self.state)
+        self.lake.remove(self.replaced)
+        self.replaced, self.dirty, self.last = set(), False, time.monotonic()
 
 
 def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, commit) -> int:

@@ -186,7 +186,8 @@ def test_a_killed_task_leaves_no_half_written_shard(org):
         lake_module.Lake.put_file = dying
         org = read_org_manifest({str(manifest)!r})
         state = Lake({str(lake)!r}).read_manifest()
-        ingest_repository(_Task(org.repos[0], {str(lake)!r}, state, Settings(), generation_id(), "", None))
+        sources = state.sources_of(org.repos[0].name)
+        ingest_repository(_Task(org.repos[0], {str(lake)!r}, sources, Settings(), generation_id(), "", None))
     """)
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, check=False)
     assert killed.returncode == -9, killed.stderr.decode()
