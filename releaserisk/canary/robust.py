@@ -202,13 +202,23 @@ def _nanoseconds(ts) -> np.ndarray | None:
 def _aligned_pairs_ns(b_ns: np.ndarray, c_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if len(b_ns) < 3 or len(c_ns) < 3:
         return None
-    if len(np.unique(b_ns)) != len(b_ns) or len(np.unique(c_ns)) != len(c_ns):
+    b_order, c_order = _strict_order(b_ns), _strict_order(c_ns)
+    if b_order is None or c_order is None:  # a repeated timestamp: no one-to-one pairing
         return None
     lag = c_ns.min() - b_ns.min()
-    _, b_index, c_index = np.intersect1d(b_ns, c_ns - lag, assume_unique=True, return_indices=True)
+    b_sorted, c_shifted = b_ns[b_order], c_ns[c_order] - lag
+    position = np.minimum(np.searchsorted(b_sorted, c_shifted), len(b_sorted) - 1)
+    matched = b_sorted[position] == c_shifted
+    b_index, c_index = b_order[position[matched]], c_order[matched]
     if len(c_index) < max(3, PAIRED_SHARE * min(len(b_ns), len(c_ns))):
         return None
     return b_index, c_index
+
+
+def _strict_order(ns: np.ndarray) -> np.ndarray | None:
+    """Indices that sort the timestamps, or None when one repeats (arms usually come sorted)."""
+    order = np.arange(len(ns)) if (np.diff(ns) > 0).all() else np.argsort(ns, kind="stable")
+    return None if (np.diff(ns[order]) == 0).any() else order
 
 
 def _variance_of_mean(values: np.ndarray, in_time_order: bool) -> tuple[float, float]:
