@@ -334,7 +334,7 @@ def classify_metric(
     baseline_ts, canary_ts : array-like of datetime64, optional
         Timestamps of the raw samples; robust mode pairs aligned arms.
     history : ndarray, optional
-        Robust mode: statistics of comparable historical windows
+        Robust mode: deviations of comparable historical windows
         (:func:`releaserisk.canary.robust.history_statistics`).
 
     Returns
@@ -587,7 +587,7 @@ def judge(
         canary, canary_ts = grouped.get((name, "canary"), empty)
         statistics = None
         if mode == "robust" and history is not None:
-            statistics = _history_for(history, name, _window(grouped, name), metric.direction)
+            statistics = _history_for(history, name, _window(grouped, name), metric)
         timestamps = {"baseline_ts": baseline_ts, "canary_ts": canary_ts}
         results.append(
             classify_metric(
@@ -609,8 +609,8 @@ def judge(
     )
 
 
-def _history_for(history: pd.DataFrame, name: str, window, direction: str) -> np.ndarray:
-    """Statistics of the comparable historical windows of one metric (empty without timestamps)."""
+def _history_for(history: pd.DataFrame, name: str, window, metric: MetricConfig) -> np.ndarray:
+    """Deviations of the comparable historical windows of one metric (empty without timestamps)."""
     from releaserisk.canary.robust import history_statistics
 
     if window is None or "ts" not in history.columns:
@@ -619,4 +619,4 @@ def _history_for(history: pd.DataFrame, name: str, window, direction: str) -> np
     if own.empty:
         return np.array([])
     own = own.assign(ts=pd.to_datetime(own["ts"], utc=True))
-    return history_statistics(own, window[0], window[1], direction)
+    return history_statistics(own, window[0], window[1], metric.direction, metric.effect_size)
