@@ -24,13 +24,12 @@ from pathlib import Path
 from _clone import owned_clone
 
 from releaserisk.gitcmd import git_env
-from releaserisk.ingest.git import _LOG_FORMAT, git, ingest_git
+from releaserisk.ingest.git import _LOG_ARGS, git, ingest_git
 from releaserisk.store import open_store
 
 
 def bare_git_log(repo: str, rev: str) -> tuple[float, int]:
-    args = ["git", "-C", repo, "log", "-z", "--raw", "--numstat", "-M", "--no-abbrev", "--topo-order", "--reverse",
-            f"--format={_LOG_FORMAT}", rev]  # fmt: skip
+    args = ["git", "-C", repo, *_LOG_ARGS, rev]
     started = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, env=git_env())
     size = 0

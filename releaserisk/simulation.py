@@ -25,6 +25,14 @@ last week, a release of a destructive schema migration (``DROP COLUMN``) whose r
 failed and was fixed forward by a hotfix. Their truth: ``truth/flag_incidents.csv``,
 ``truth/flags.csv`` (stale / never-on / unowned findings) and ``truth/migrations.csv``.
 
+With ``repos=N`` (N > 1) it writes an organisation instead of ``repo/``: ``repos/repo-001`` …
+``repos/repo-N``, each a git repository as above with 1 to 3 services (``svc-001-a/`` …, a
+third of the commit rate: a few hundred commits in 26 weeks), ``org.toml`` (the organisation
+manifest ``releaserisk ingest org`` reads), and the CSV files and ``truth/`` over all of them,
+with their ``repo`` column set (``truth/bug_introducing.csv`` gains one). Repository ``k``
+draws from its own random stream (``[seed, 25, k]``), so it is the same whatever N is: a
+benchmark from 10 to 200 repositories compares like with like.
+
 Everything derives from ``seed``: the same seed gives byte-identical files, git SHAs
 included (fixed identities and dates). Scenarios (:data:`SCENARIOS`) mirror release
 failure modes: ``healthy``, ``quarterly-batches``, ``daily-fragile``,
@@ -41,6 +49,7 @@ import math
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,7 +113,26 @@ _FIRST = ("Ada", "Ben", "Chen", "Dara", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun
 
 @dataclass
 class SimulationResult:
-    """Where the simulation wrote things, and what it planted."""
+    """Where the simulation wrote things, and what it planted.
+
+    Attributes
+    ----------
+    out : Path
+        The output directory.
+    repo : Path
+        The git repository (``out/repo``); in an organisation the folder of them (``out/repos``).
+    scenario : str
+    seed : int
+    commits, bugs, deployments, incidents : int
+        Totals over all repositories (bugs: planted bug-introducing commits).
+    files : dict of str to Path
+        The CSV, JSON and (organisations) ``manifest`` files written, by kind.
+    repos : dict of str to Path
+        Each repository's name (as in ``services.csv``) and path: ``{"demo": out/repo}`` for
+        one repository.
+    manifest : Path or None
+        ``out/org.toml`` of an organisation (None for one repository).
+    """
 
     out: Path
     repo: Path
@@ -115,11 +143,15 @@ class SimulationResult:
     deployments: int
     incidents: int
     files: dict[str, Path] = field(default_factory=dict)
+    repos: dict[str, Path] = field(default_factory=dict)
+    manifest: Path | None = None
 
     def to_dict(self) -> dict:
+        """A JSON-ready dict (paths as strings)."""
         data = asdict(self)
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()} | {
-            "files": {k: str(v) for k, v in self.files.items()}
+            "files": {k: str(v) for k, v in self.files.items()},
+            "repos": {k: str(v) for k, v in self.repos.items()},
         }
 
 
@@ -178,7 +210,7 @@ class _History:
             elif op[0] == "D":
                 parts.append(f'D "{op[1]}"\n'.encode())
             else:
-                content = ("\n".join(line.text for line in self.files[op[1]]) + "\n").encode()
+                content = ("\n".join([line.text for line in self.files[op[1]]]) + "\n").encode()
                 parts.append(f'M 100644 inline "{op[1]}"\ndata {len(content)}\n'.encode() + content)
         parts.append(b"\n")
         self.stream.append(b"".join(parts))
@@ -257,7 +289,9 @@ def _bug_probability(churn: int, nf: int, config: bool, hot: bool, author_commit
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def _write_history(rng: np.random.Generator, start: datetime, weeks: int, services: list[str]) -> _History:
+def _write_history(
+    rng: np.random.Generator, start: datetime, weeks: int, services: list[str], per_day: float | None = None
+) -> _History:
     history = _History(rng, services)
     people = _authors(rng, weeks)
     founder = (people[0]["name"], people[0]["email"])
@@ -265,7 +299,7 @@ def _write_history(rng: np.random.Generator, start: datetime, weeks: int, servic
     history.commits.append({"mark": first_mark, "when": start, "service": None, "bug": False, "touched": services})
     pending_fixes: list[tuple[datetime, dict]] = []
     issue = 0
-    per_day = 3.0 + 1.5 * len(services)
+    per_day = per_day or 3.0 + 1.5 * len(services)  # mean commits per working day
     for day in range(weeks * 7):
         date = start + timedelta(days=day)
         if date.weekday() >= 5:
@@ -384,7 +418,8 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _release_process(rng, history: _History, shas: dict[int, str], scenario: Scenario, start: datetime, weeks: int):
+def _release_process(rng, history: _History, shas: dict[int, str], scenario: Scenario, start: datetime, weeks: int,
+                     repo: str = "demo", incident_prefix: str = "INC-"):  # fmt: skip
     """Deployments through dev -> staging -> production, with failures, incidents, remedies."""
     deployments, incidents, truth = [], [], []
     timeline = [(c["when"], shas[c["mark"]], c) for c in history.commits]
@@ -403,7 +438,7 @@ def _release_process(rng, history: _History, shas: dict[int, str], scenario: Sce
         nonlocal counter
         counter += 1
         deployment_id = f"{service}-{env[:4]}-{counter:05d}"
-        deployments.append({"deployment_id": deployment_id, "service": service, "repo": "demo", "environment": env,
+        deployments.append({"deployment_id": deployment_id, "service": service, "repo": repo, "environment": env,
                             "sha": sha, "status": status, "kind": kind, "reverts_deployment_id": reverts or "",
                             "started_at": _iso(started or at - timedelta(minutes=float(rng.uniform(5, 20)))),
                             "finished_at": _iso(at), "source": "simulator"})  # fmt: skip
@@ -446,7 +481,7 @@ def _release_process(rng, history: _History, shas: dict[int, str], scenario: Sce
                           "bugs_carried": len(carried), "skipped_stage": skipped, "reason": ""})  # fmt: skip
             if fails:
                 restore_at = _remedy(rng, scenario, service, deployment_id, last_prod_id, last_prod_sha, prod_at,
-                                     head_at, add, truth, incidents, carried)  # fmt: skip
+                                     head_at, add, truth, incidents, carried, incident_prefix)  # fmt: skip
                 prod_at = restore_at
             last_prod_time, last_prod_id, last_prod_sha = prod_at, deployment_id, sha
             t = prod_at + timedelta(days=float(rng.exponential(scenario.deploy_every_days)) + 0.1)
@@ -455,7 +490,8 @@ def _release_process(rng, history: _History, shas: dict[int, str], scenario: Sce
     return deployments, incidents, truth
 
 
-def _remedy(rng, scenario, service, failed_id, previous_id, previous_sha, at, head_at, add, truth, incidents, carried):
+def _remedy(rng, scenario, service, failed_id, previous_id, previous_sha, at, head_at, add, truth, incidents, carried,
+            incident_prefix):  # fmt: skip
     opened = at + timedelta(hours=float(rng.exponential(scenario.detection_hours)) + 0.05)
     use_rollback = previous_sha is not None and rng.random() < scenario.rollback_share
     restored = None
@@ -492,7 +528,7 @@ def _remedy(rng, scenario, service, failed_id, previous_id, previous_sha, at, he
                           "skipped_stage": True, "reason": ""})  # fmt: skip
             restored = second
     explicit = rng.random() < 0.5
-    incidents.append({"incident_id": f"INC-{len(incidents) + 1:04d}", "service": service,
+    incidents.append({"incident_id": f"{incident_prefix}{len(incidents) + 1:04d}", "service": service,
                       "title": f"{service}: errors after release",
                       "severity": str(rng.choice(["sev1", "sev2", "sev3"])),
                       "opened_at": _iso(opened), "resolved_at": _iso(restored + timedelta(minutes=10)),
@@ -642,6 +678,34 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
     return path
 
 
+_DEPLOYMENT_COLUMNS = ["deployment_id", "service", "repo", "environment", "sha", "status", "kind",
+                       "reverts_deployment_id", "started_at", "finished_at", "source"]  # fmt: skip
+_INCIDENT_COLUMNS = ["incident_id", "service", "title", "severity", "opened_at", "resolved_at", "cause_deployment_id",
+                     "cause_sha", "source"]  # fmt: skip
+_BUG_COLUMNS = ["sha", "service", "issue", "probability", "fix_sha"]
+_TRUTH_DEPLOYMENT_COLUMNS = ["deployment_id", "service", "failed", "bugs_carried", "skipped_stage", "reason"]
+
+
+def _bug_rows(history: _History, shas: dict[int, str], repo: str | None = None) -> list[dict]:
+    """truth/bug_introducing.csv rows; ``repo`` names the repository in an organisation."""
+    return [{**({"repo": repo} if repo else {}), "sha": shas[c["mark"]], "service": c["service"], "issue": c["issue"],
+             "probability": round(c["probability"], 6), "fix_sha": shas[c["fixed_by"]] if c.get("fixed_by") else ""}
+            for c in history.commits if c["bug"]]  # fmt: skip
+
+
+def _check_arguments(scenario: str, services: int, weeks: int, repos: int, remedies: bool) -> None:
+    if scenario not in SCENARIOS:
+        raise InputError(f"unknown scenario '{scenario}' (known: {', '.join(SCENARIOS)})")
+    if not 1 <= services <= 20:
+        raise InputError("services must be between 1 and 20")
+    if not 2 <= weeks <= 520:
+        raise InputError("weeks must be between 2 and 520")
+    if not 1 <= repos <= MAX_REPOS:
+        raise InputError(f"repos must be between 1 and {MAX_REPOS}")
+    if remedies and repos > 1:
+        raise InputError("remedies are planted in a one-repository simulation only: drop --remedies or --repos")
+
+
 def simulate(
     out: str | os.PathLike[str],
     *,
@@ -651,13 +715,14 @@ def simulate(
     services: int = 3,
     start: datetime | None = None,
     remedies: bool = False,
+    repos: int = 1,
 ) -> SimulationResult:
     """Write a synthetic organisation's history under ``out`` (see the module docstring).
 
     Parameters
     ----------
     out : path-like
-        Output directory (created; an existing ``repo/`` inside is replaced).
+        Output directory (created; an existing ``repo/`` or ``repos/`` inside is replaced).
     scenario : str
         One of :data:`SCENARIOS`.
     seed : int
@@ -665,28 +730,39 @@ def simulate(
     weeks : int
         Length of the history.
     services : int
-        Number of services (top-level folders of one repository).
+        Number of services (top-level folders of one repository); with ``repos > 1`` the
+        most per repository (each has between 1 and that many, at most 3).
     start : datetime, optional
         First day (default 2025-01-06, a Monday, UTC).
     remedies : bool
         Also plant feature flags and a destructive migration whose rollback failed (see the
-        module docstring); without it the outputs are those of earlier versions.
+        module docstring); without it the outputs are those of earlier versions. One
+        repository only.
+    repos : int
+        Number of repositories (1 to :data:`MAX_REPOS`). 1 writes ``repo/`` as always;
+        more write an organisation: ``repos/repo-001`` … and ``org.toml`` (see the module
+        docstring). Repository ``k`` is the same whatever ``repos`` is.
 
     Returns
     -------
     SimulationResult
+
+    Raises
+    ------
+    InputError
+        An unknown scenario, or a count out of range.
+    SourceError
+        git is not installed.
     """
-    if scenario not in SCENARIOS:
-        raise InputError(f"unknown scenario '{scenario}' (known: {', '.join(SCENARIOS)})")
-    if not 1 <= services <= 20:
-        raise InputError("services must be between 1 and 20")
-    if not 2 <= weeks <= 520:
-        raise InputError("weeks must be between 2 and 520")
-    rng = np.random.default_rng(seed)
+    _check_arguments(scenario, services, weeks, repos, remedies)
     start = start or datetime(2025, 1, 6, tzinfo=UTC)
-    names = [f"svc-{chr(ord('a') + i)}" for i in range(services)]
     base = Path(out)
     (base / "truth").mkdir(parents=True, exist_ok=True)
+    if repos > 1:
+        return _simulate_organisation(base, scenario=scenario, seed=seed, weeks=weeks, services=services,
+                                      start=start, repos=repos)  # fmt: skip
+    rng = np.random.default_rng(seed)
+    names = [f"svc-{chr(ord('a') + i)}" for i in range(services)]
     history = _write_history(rng, start, weeks, names)
     end = start + timedelta(days=weeks * 7)
     stale_key = f"{names[-1]}.legacy-search"
@@ -700,27 +776,16 @@ def simulate(
             np.random.default_rng([seed, 23]), names, start, end, incidents
         )
         migrations = _destructive_release(episode, shas, deployments, truth, incidents)
-    bugs = [c for c in history.commits if c["bug"]]
     files = {
         "services": _write_csv(base / "services.csv",
                                [{"service": s, "repo": "demo", "path_prefix": f"{s}/", "team": f"team-{s[-1]}"}
                                 for s in names], ["service", "repo", "path_prefix", "team"]),
-        "deployments": _write_csv(base / "deployments.csv", deployments,
-                                  ["deployment_id", "service", "repo", "environment", "sha", "status", "kind",
-                                   "reverts_deployment_id", "started_at", "finished_at", "source"]),
+        "deployments": _write_csv(base / "deployments.csv", deployments, _DEPLOYMENT_COLUMNS),
         "incidents": _write_csv(base / "incidents.csv", incidents,
-                                ["incident_id", "service", "title", "severity", "opened_at", "resolved_at",
-                                 "cause_deployment_id", "cause_sha", "source"]
-                                + (["cause_flag_key"] if remedies else [])),
+                                _INCIDENT_COLUMNS + (["cause_flag_key"] if remedies else [])),
         "metrics": _write_csv(base / "metrics.csv", metrics, ["analysis_id", "metric", "arm", "ts", "value"]),
-        "truth_bugs": _write_csv(base / "truth" / "bug_introducing.csv",
-                                 [{"sha": shas[c["mark"]], "service": c["service"], "issue": c["issue"],
-                                   "probability": round(c["probability"], 6),
-                                   "fix_sha": shas[c["fixed_by"]] if c.get("fixed_by") else ""} for c in bugs],
-                                 ["sha", "service", "issue", "probability", "fix_sha"]),
-        "truth_deployments": _write_csv(base / "truth" / "deployments.csv", truth,
-                                        ["deployment_id", "service", "failed", "bugs_carried", "skipped_stage",
-                                         "reason"]),
+        "truth_bugs": _write_csv(base / "truth" / "bug_introducing.csv", _bug_rows(history, shas), _BUG_COLUMNS),
+        "truth_deployments": _write_csv(base / "truth" / "deployments.csv", truth, _TRUTH_DEPLOYMENT_COLUMNS),
     }  # fmt: skip
     effects = {"scenario": scenario, "seed": seed, "weeks": weeks, "services": names, "bug_model": BUG_MODEL,
                "release_process": asdict(config),
@@ -733,9 +798,115 @@ def simulate(
         files["truth_migrations"] = _write_csv(base / "truth" / "migrations.csv", migrations, list(migrations[0]))
         effects["remedies"] = {"flag_incidents": len(flag_incidents), "stale_flag": stale_key,
                                "destructive_migration": migrations[0]["path"]}  # fmt: skip
-    (base / "truth" / "effects.json").write_text(json.dumps(effects, indent=2, sort_keys=True) + "\n")
-    files["truth_effects"] = base / "truth" / "effects.json"
+    files["truth_effects"] = _write_json(base / "truth" / "effects.json", effects)
     return SimulationResult(
-        out=base, repo=base / "repo", scenario=scenario, seed=seed, commits=len(history.commits), bugs=len(bugs),
-        deployments=len(deployments), incidents=len(incidents), files=files,
+        out=base, repo=base / "repo", scenario=scenario, seed=seed, commits=len(history.commits),
+        bugs=sum(c["bug"] for c in history.commits), deployments=len(deployments), incidents=len(incidents),
+        files=files, repos={"demo": base / "repo"},
+    )  # fmt: skip
+
+
+def _write_json(path: Path, data: dict) -> Path:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+# -- organisations: many repositories (issue 25) ----------------------------------------------
+#: Most repositories one simulation writes (their names keep three digits and sort).
+MAX_REPOS = 999
+#: Services per repository of an organisation: 1 to this many (or ``services`` if smaller).
+MAX_SERVICES_PER_REPO = 3
+_ORG_STREAM = 25  # repository k draws from default_rng([seed, 25, k]): the same whatever the org's size
+_ORG_METRIC_DEPLOYMENTS = 1  # canary samples of each repository's last production release (8 in one repo)
+
+
+def _org_commit_rate(services: int) -> float:
+    """Mean commits per working day of an organisation's repository.
+
+    A third of the one-repository rate (``3 + 1.5 * services``): a few hundred commits per
+    repository in 26 weeks, so hundreds of repositories are written in seconds and each is
+    ingested in about a second.
+    """
+    return 1.0 + 0.5 * services
+
+
+@dataclass
+class _OrgRepo:
+    """One repository of a simulated organisation, with its release process and truth."""
+
+    name: str
+    path: Path
+    services: list[str]
+    history: _History
+    shas: dict[int, str]
+    deployments: list[dict]
+    incidents: list[dict]
+    truth: list[dict]
+    metrics: list[dict]
+
+
+def _org_repo(base: Path, k: int, *, seed: int, config: Scenario, weeks: int, services: int,
+              start: datetime) -> _OrgRepo:  # fmt: skip
+    """Repository ``k`` (1-based) from its own random stream."""
+    rng = np.random.default_rng([seed, _ORG_STREAM, k])
+    name = f"repo-{k:03d}"
+    count = int(rng.integers(1, min(services, MAX_SERVICES_PER_REPO) + 1))
+    names = [f"svc-{k:03d}-{chr(ord('a') + i)}" for i in range(count)]
+    history = _write_history(rng, start, weeks, names, per_day=_org_commit_rate(count))
+    path = base / "repos" / name
+    shas = _git_import(history, path)
+    deployments, incidents, truth = _release_process(rng, history, shas, config, start, weeks, repo=name,
+                                                     incident_prefix=f"INC-{k:03d}-")  # fmt: skip
+    metrics = _canary_metrics(rng, deployments, truth, recent=_ORG_METRIC_DEPLOYMENTS)
+    return _OrgRepo(name, path, names, history, shas, deployments, incidents, truth, metrics)
+
+
+def _write_manifest(path: Path, repos: list[_OrgRepo]) -> Path:
+    """``org.toml``: the organisation manifest ``releaserisk ingest org`` reads (paths relative to it)."""
+    lines = ["# releaserisk organisation manifest (written by releaserisk simulate)", "[defaults]",
+             'rev = ["HEAD"]', "labels = true"]  # fmt: skip
+    for repo in repos:  # names are ours ([a-z0-9-]): quoting needs no escapes
+        services = ", ".join(f'{{ service = "{s}", path_prefix = "{s}/" }}' for s in repo.services)
+        lines += ["", "[[repos]]", f'name = "{repo.name}"', f'path = "repos/{repo.name}"', f"services = [{services}]"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _simulate_organisation(base: Path, *, scenario: str, seed: int, weeks: int, services: int, start: datetime,
+                           repos: int) -> SimulationResult:  # fmt: skip
+    """``repos`` repositories under ``base/repos``, their release processes in shared CSV files."""
+    config = SCENARIOS[scenario]
+    shutil.rmtree(base / "repos", ignore_errors=True)  # a larger earlier organisation leaves no stale repository
+    # Two threads: while one builds a history in Python (holding the GIL), git fast-import
+    # runs for the other; each repository has its own random stream, so the order is free.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        made = list(pool.map(lambda k: _org_repo(base, k, seed=seed, config=config, weeks=weeks, services=services,
+                                                 start=start), range(1, repos + 1)))  # fmt: skip
+    deployments = sorted((d for r in made for d in r.deployments), key=lambda d: (d["finished_at"], d["deployment_id"]))
+    incidents = sorted((i for r in made for i in r.incidents), key=lambda i: (i["opened_at"], i["incident_id"]))
+    files = {
+        "services": _write_csv(base / "services.csv",
+                               [{"service": s, "repo": r.name, "path_prefix": f"{s}/", "team": f"team-{r.name[5:]}"}
+                                for r in made for s in r.services], ["service", "repo", "path_prefix", "team"]),
+        "deployments": _write_csv(base / "deployments.csv", deployments, _DEPLOYMENT_COLUMNS),
+        "incidents": _write_csv(base / "incidents.csv", incidents, _INCIDENT_COLUMNS),
+        "metrics": _write_csv(base / "metrics.csv", [m for r in made for m in r.metrics],
+                              ["analysis_id", "metric", "arm", "ts", "value"]),
+        "truth_bugs": _write_csv(base / "truth" / "bug_introducing.csv",
+                                 [row for r in made for row in _bug_rows(r.history, r.shas, r.name)],
+                                 ["repo", *_BUG_COLUMNS]),
+        "truth_deployments": _write_csv(base / "truth" / "deployments.csv", [t for r in made for t in r.truth],
+                                        _TRUTH_DEPLOYMENT_COLUMNS),
+        "manifest": _write_manifest(base / "org.toml", made),
+    }  # fmt: skip
+    effects = {"scenario": scenario, "seed": seed, "weeks": weeks, "services": [s for r in made for s in r.services],
+               "repos": {r.name: r.services for r in made}, "bug_model": BUG_MODEL, "release_process": asdict(config),
+               "commits_per_working_day": "1 + 0.5 per service of the repository",
+               "canary": {"latency_log_shift": 0.35, "error_rate_ratio": 2.5}}  # fmt: skip
+    files["truth_effects"] = _write_json(base / "truth" / "effects.json", effects)
+    return SimulationResult(
+        out=base, repo=base / "repos", scenario=scenario, seed=seed,
+        commits=sum(len(r.history.commits) for r in made),
+        bugs=sum(c["bug"] for r in made for c in r.history.commits), deployments=len(deployments),
+        incidents=len(incidents), files=files, repos={r.name: r.path for r in made}, manifest=files["manifest"],
     )  # fmt: skip

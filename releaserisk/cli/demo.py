@@ -21,12 +21,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         services=args.services,
         start=args.start,
         remedies=args.remedies,
+        repos=args.repos,
+    )
+    where = (
+        f"{len(result.repos)} repositories in {result.out}, manifest {result.manifest}"
+        if result.manifest
+        else result.out
     )
     emit(
         args,
         result.to_dict(),
         f"simulated {result.scenario}: {result.commits:,} commits ({result.bugs} bug-introducing), "
-        f"{result.deployments:,} deployments, {result.incidents} incidents -> {result.out}",
+        f"{result.deployments:,} deployments, {result.incidents} incidents -> {where}",
     )
     return EXIT_OK
 
@@ -51,7 +57,12 @@ def register(sub) -> None:
     p.add_argument("--scenario", default="healthy", choices=SCENARIO_NAMES)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weeks", type=int, default=26)
-    p.add_argument("--services", type=int, default=3)
+    p.add_argument("--services", type=int, default=3, help="services (with --repos: at most per repository, 1-3)")
+    p.add_argument(
+        "--repos", type=int, default=1,
+        help="repositories (default 1: DIR/repo); more write an organisation: DIR/repos/repo-001 ... and the "
+        "manifest DIR/org.toml for 'ingest org'",
+    )  # fmt: skip
     p.add_argument("--start", type=monday, help="first week, as a date in it (default 2025-01-06)")
     p.add_argument(
         "--remedies", action="store_true",

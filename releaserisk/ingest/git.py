@@ -48,6 +48,9 @@ from releaserisk.store import Store
 __all__ = ["GitIngestResult", "TagIngestResult", "ingest_git", "ingest_git_tags"]
 
 _LOG_FORMAT = "%x01%H%x00%P%x00%aN%x00%aE%x00%at%x00%ct%x00%B"
+#: The one ``git log`` the ingest runs (revisions follow); benchmarks time it as the baseline.
+_LOG_ARGS = ("log", "-z", "--raw", "--numstat", "-M", "--no-abbrev", "--topo-order", "--reverse",
+             f"--format={_LOG_FORMAT}")  # fmt: skip
 _NULL_BLOB = b"0" * 40
 _SUBMODULE_MODE = b"160000"
 _FLUSH_EVERY = 20_000  # commits per Arrow batch: bounds memory on long histories
@@ -603,9 +606,8 @@ def _ingest_range(
     progress: Callable[..., None] | None,
     workers: int = 1,
 ) -> tuple[int, int]:
-    base = ["log", "-z", "--raw", "--numstat", "-M", "--no-abbrev", "--topo-order", "--reverse",
-            f"--format={_LOG_FORMAT}"]  # fmt: skip
-    logs = [_GitLog(info.path, [*base, *revisions]) for revisions in _segments(info, heads, previous_heads, workers)]
+    segments = _segments(info, heads, previous_heads, workers)
+    logs = [_GitLog(info.path, [*_LOG_ARGS, *revisions]) for revisions in segments]
     blobs = None
     batch = _Batch(info.name)
     commits = files = 0
