@@ -112,6 +112,7 @@ def speed(rng: np.random.Generator) -> dict[str, tuple[float, float]]:
             values = rng.lognormal(shift, 1, n)
             frames.append(pd.DataFrame({"metric": f"m{i:03d}", "arm": arm, "ts": stamps, "value": values}))
     data = pd.concat(frames, ignore_index=True).assign(kind="samples")
+
     def scipy_loop():
         for _, group in data.groupby("metric"):
             mannwhitneyu(group.loc[group.arm == "canary", "value"], group.loc[group.arm == "baseline", "value"])
@@ -154,9 +155,7 @@ def main() -> None:
     print("(c) 100 metrics x 10,000 samples per arm (shared 2-core machine: wall time is noisy, CPU time less so)")
     base_cpu = seconds["baseline: scipy mannwhitneyu"][1]
     for name, (wall, cpu) in seconds.items():
-        print(
-            f"    {name:<30} wall {wall:6.2f} s  CPU {cpu:6.2f} s   ratio to baseline (CPU) {cpu / base_cpu:.2f}x"
-        )
+        print(f"    {name:<30} wall {wall:6.2f} s  CPU {cpu:6.2f} s   ratio to baseline (CPU) {cpu / base_cpu:.2f}x")
 
 
 if __name__ == "__main__":

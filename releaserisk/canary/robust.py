@@ -44,8 +44,9 @@ History calibration
     :func:`deviation_score`. The deviation, not a t statistic, is ranked because a t
     statistic divides by the window's own variability, and a real incident (a spike, a
     level shift in mid-window) inflates exactly that — the anomaly hides itself; history
-    supplies the yardstick instead. The canary's p-value is its conformal rank among them, ``(1 + #{historical >= canary}) / (1 + N)`` (Vovk, Gammerman &
-    Shafer, *Algorithmic Learning in a Random World*, 2005, ch. 2; Lei et al.,
+    supplies the yardstick instead. The canary's p-value is its conformal rank among
+    them, ``(1 + #{historical >= canary}) / (1 + N)`` (Vovk, Gammerman & Shafer,
+    *Algorithmic Learning in a Random World*, 2005, ch. 2; Lei et al.,
     "Distribution-free predictive inference for regression", JASA 2018), which is at
     most alpha with probability at most alpha whenever the canary's window and the
     historical ones are exchangeable — whatever their autocorrelation, seasonality or
@@ -73,8 +74,8 @@ __all__ = [
     "HISTORY_GRID_FRACTION",
     "ShiftTest",
     "aligned_pairs",
-    "classify_robust",
     "autocorrelation_upper_bound",
+    "classify_robust",
     "conformal_p_value",
     "deviation_score",
     "effective_sample_size",
@@ -91,7 +92,8 @@ AUTOCORRELATION_UPPER_Z = 1.6448536269514722
 HISTORY_GRID_FRACTION = 6
 #: Share of canary samples that must find a baseline partner for a paired comparison.
 PAIRED_SHARE = 0.9
-_MAX_AUTOCORRELATION = 0.98
+#: Largest lag-1 autocorrelation plugged in (an effective sample of n / 99).
+MAX_AUTOCORRELATION = 0.98
 
 
 def lag1_autocorrelation(values) -> float:
@@ -118,7 +120,7 @@ def lag1_autocorrelation(values) -> float:
     if denominator == 0.0:
         return 0.0
     r = float(np.dot(centred[1:], centred[:-1])) / denominator
-    return float(np.clip(r + (1.0 + 3.0 * r) / n, 0.0, _MAX_AUTOCORRELATION))
+    return float(np.clip(r + (1.0 + 3.0 * r) / n, 0.0, MAX_AUTOCORRELATION))
 
 
 def autocorrelation_upper_bound(values) -> float:
@@ -139,10 +141,10 @@ def autocorrelation_upper_bound(values) -> float:
     """
     n = len(values)
     if n < 2:
-        return _MAX_AUTOCORRELATION
+        return MAX_AUTOCORRELATION
     r = lag1_autocorrelation(values)
     upper = r + AUTOCORRELATION_UPPER_Z * math.sqrt((1.0 - r * r) / n)
-    return float(np.clip(upper, 0.0, _MAX_AUTOCORRELATION))
+    return float(np.clip(upper, 0.0, MAX_AUTOCORRELATION))
 
 
 def effective_sample_size(values) -> float:
@@ -523,7 +525,10 @@ def classify_robust(
         deviation = deviation_score(baseline, canary, metric.effect_size)
         p_value = conformal_p_value(_directional(deviation, metric.direction), history)
         significant_up, significant_down = p_value <= alpha and deviation > 0, p_value <= alpha and deviation < 0
-        why = f"its deviation {deviation:+.3g} ranks beyond {len(history)} historical windows (p {p_value:.3g} <= {alpha:.3g})"
+        why = (
+            f"its deviation {deviation:+.3g} ranks beyond {len(history)} historical windows "
+            f"(p {p_value:.3g} <= {alpha:.3g})"
+        )
     else:
         p_value = test.p_value(side)
         bound = config.tolerance * abs(test.estimate)
