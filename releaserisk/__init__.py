@@ -66,6 +66,15 @@ _EXPORTS = {
     "ingest_flags": "releaserisk.ingest.flags",
     "ingest_git": "releaserisk.ingest.git",
     "ingest_git_tags": "releaserisk.ingest.git",
+    "ingest_org": "releaserisk.ingest.org",
+    "read_org_manifest": "releaserisk.ingest.org",
+    "OrgIngestResult": "releaserisk.ingest.org",
+    "OrgManifest": "releaserisk.ingest.org",
+    "RepoSpec": "releaserisk.ingest.org",
+    "Lake": "releaserisk.lake",
+    "open_lake": "releaserisk.lake",
+    "compact_lake": "releaserisk.lake",
+    "load_lake": "releaserisk.lake",
     "ingest_github": "releaserisk.ingest.github",
     "ingest_gitlab": "releaserisk.ingest.gitlab",
     "ingest_jira": "releaserisk.ingest.jira",
@@ -152,6 +161,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.ingest.gitlab import ingest_gitlab
     from releaserisk.ingest.jira import ingest_jira
     from releaserisk.ingest.links import link_deployment_changes
+    from releaserisk.ingest.org import OrgIngestResult, OrgManifest, RepoSpec, ingest_org, read_org_manifest
     from releaserisk.ingest.pagerduty import ingest_pagerduty
     from releaserisk.ingest.sources import SourceIngestResult
     from releaserisk.ingest.steps import after_ingest
@@ -159,6 +169,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.ingest.tags import classify_tag
     from releaserisk.inputs import parse_instant, read_file
     from releaserisk.labels import LabelQuality, LabelResult, label_changes, label_quality, training_frame
+    from releaserisk.lake import Lake, compact_lake, load_lake, open_lake
     from releaserisk.migrations_safety import MigrationFinding, classify_migration
     from releaserisk.model import (
         RiskModel,

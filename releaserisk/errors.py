@@ -15,7 +15,8 @@ The tree::
     ├── StoreError                   the DuckDB store cannot be used
     │   ├── StoreLockedError         another process holds the write lock
     │   ├── StoreCorruptError        the file is not a DuckDB database
-    │   └── SchemaVersionError       the file was written by a newer releaserisk
+    │   ├── SchemaVersionError       the file was written by a newer releaserisk
+    │   └── LakeError                a lake's manifest or shard cannot be read, or a lake was written to
     └── ModelError                   a model cannot be trained, saved or loaded
         ├── UntrustedModelError      a model file contains types we do not trust
         ├── ModelVersionError        saved with another scikit-learn version
@@ -35,6 +36,7 @@ __all__ = [
     "GitLabError",
     "InputError",
     "JiraError",
+    "LakeError",
     "ModelError",
     "ModelVersionError",
     "PagerDutyError",
@@ -103,6 +105,10 @@ class StoreCorruptError(StoreError):
 
 class SchemaVersionError(StoreError):
     """The database schema is newer than this version of releaserisk knows."""
+
+
+class LakeError(StoreError):
+    """A lake cannot be used: no manifest, a damaged manifest or shard, or a write to its views."""
 
 
 class ModelError(ReleaseRiskError):

@@ -1006,4 +1006,7 @@ def _organisation(store: Store, db_path: Path) -> str:
     repos = store.query(  # deployments name their repository even before its history is ingested
         "SELECT repo FROM repos UNION SELECT repo FROM deployments WHERE repo IS NOT NULL ORDER BY repo"
     )["repo"].tolist()
-    return ", ".join(repos) if 0 < len(repos) <= 3 else db_path.stem
+    if 0 < len(repos) <= 3:
+        return ", ".join(repos)
+    # a lake's folder says little ("lake"): an organisation is named by its size
+    return f"{len(repos)} repositories" if store.lake is not None else db_path.stem

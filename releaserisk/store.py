@@ -26,6 +26,7 @@ import pandas as pd
 
 from releaserisk.errors import (
     InputError,
+    LakeError,
     SchemaVersionError,
     StoreCorruptError,
     StoreError,
@@ -158,6 +159,7 @@ class Store:
         self.path = path
         self.read_only = read_only
         self.created = False  # set by open_store when this open created the file
+        self.lake: str | None = None  # set by lake.open_lake: the tables are views over that lake
         self._depth = 0
 
     # -- lifecycle -----------------------------------------------------------------
@@ -256,7 +258,17 @@ class Store:
         """Run a block atomically: commit on success, roll back on any exception.
 
         Nested uses join the outermost transaction.
+
+        Raises
+        ------
+        LakeError
+            The store is a lake's views, which are written only by ``ingest org``.
         """
+        if self.lake is not None:
+            raise LakeError(
+                f"{self.lake} is a lake, read-only here: ingest into it with 'releaserisk ingest org', "
+                "or load it into a file with 'releaserisk lake load --db FILE'"
+            )
         if self._depth:
             self._depth += 1
             try:
@@ -651,15 +663,23 @@ def open_snapshot(path: str | os.PathLike[str]) -> Store:
     return store
 
 
-def open_store(path: str | os.PathLike[str] = "releaserisk.duckdb", *, read_only: bool = False) -> Store:
+def open_store(
+    path: str | os.PathLike[str] = "releaserisk.duckdb",
+    *,
+    read_only: bool = False,
+    lake: str | os.PathLike[str] | None = None,
+) -> Store:
     """Open (creating and migrating if needed) a releaserisk store.
 
     Parameters
     ----------
     path : path-like
-        The database file, or ``":memory:"``.
+        The database file, or ``":memory:"``; the folder of a lake opens the lake (as ``lake``).
     read_only : bool
         Open without write access (many readers may share a file).
+    lake : str or path-like, optional
+        Open this lake instead (a directory or fsspec URL written by ``ingest org``):
+        a read-only store of views over its Parquet shards, see :func:`releaserisk.lake.open_lake`.
 
     Returns
     -------
@@ -675,14 +695,24 @@ def open_store(path: str | os.PathLike[str] = "releaserisk.duckdb", *, read_only
         The file is not a DuckDB database (it is not modified).
     SchemaVersionError
         The file was written by a newer releaserisk.
+    LakeError
+        ``lake`` is not a lake, or its manifest or a shard is unreadable.
     """
+    if lake is not None:
+        from releaserisk.lake import open_lake  # the lake builds on the store: imported on demand
+
+        return open_lake(lake)
     if str(path) == ":memory:":
         store = Store(duckdb.connect(":memory:"), Path(":memory:"), read_only=False)
         store.migrate()
         return store
     file = Path(path)
+    if file.is_dir() and (file / "_lake.json").is_file():  # a lake: notebooks given its folder as their db
+        from releaserisk.lake import open_lake
+
+        return open_lake(file)
     if file.is_dir():
-        raise StoreError(f"{file} is a directory; give the path of a .duckdb file")
+        raise StoreError(f"{file} is a directory; give the path of a .duckdb file (or of a lake)")
     if read_only and not file.exists():  # read-only never creates: say the file is missing, not "cannot create"
         raise StoreError(f"{file} does not exist (run 'releaserisk init' first)")
     if not file.parent.is_dir():

@@ -63,3 +63,15 @@ def test_a_trend_without_failure_data_says_so_instead_of_an_empty_rate_axis():
     figure = plots.dora_trend_figure(frame)
     assert len(figure.axes) == 2 and "change failure rate: no data" in figure.axes[0].get_title()
     assert len(plots.dora_trend_figure(by_period(["2026-W01", "2026-W02"])).axes) == 3  # with data: its own axis
+
+
+def _buckets(rate):
+    return pd.DataFrame({"bucket": ["1", "2-3"], "deployments": [4, 2], "failure_rate": [rate, rate],
+                         "ci_low": [rate, rate], "ci_high": [rate, rate], "fitted_rate": [rate, rate]})  # fmt: skip
+
+
+def test_batch_size_without_failure_data_says_so_instead_of_an_empty_axis():
+    empty = plots.batch_size_figure(_buckets(float("nan"))).axes[0]
+    assert not empty.axison and "no incident, rollback or hotfix" in empty.texts[0].get_text()
+    drawn = plots.batch_size_figure(_buckets(0.25)).axes[0]
+    assert drawn.axison and drawn.get_ylabel() == "change failure rate (%)"

@@ -52,8 +52,8 @@ def test_layout_manifest_and_services(org):
         path = org.out / entry["path"]
         assert path == org.repos[entry["name"]] and git(path, "rev-parse", "--is-inside-work-tree").strip() == "true"
         listed = services[services["repo"] == entry["name"]]
-        assert entry["services"] == [{"service": s, "path_prefix": p}
-                                     for s, p in zip(listed["service"], listed["path_prefix"], strict=True)]  # fmt: skip
+        pairs = zip(listed["service"], listed["path_prefix"], strict=True)
+        assert entry["services"] == [{"service": s, "path_prefix": p} for s, p in pairs]
         assert 1 <= len(listed) <= 3
         top = set(git(path, "ls-tree", "--name-only", "HEAD").split())
         assert {p.rstrip("/") for p in listed["path_prefix"]} <= top
@@ -135,6 +135,7 @@ def test_the_organisation_ingests_and_links_each_deployment_to_its_repository(tm
             "WHERE dc.repo = d.repo GROUP BY d.repo ORDER BY d.repo"
         )
         stray = store.execute(
-            "SELECT count(*) FROM deployment_changes dc JOIN deployments d USING (deployment_id) WHERE dc.repo <> d.repo"
+            "SELECT count(*) FROM deployment_changes dc JOIN deployments d USING (deployment_id) "
+            "WHERE dc.repo <> d.repo"
         ).fetchone()[0]
     assert linked["repo"].tolist() == list(org.repos) and (linked["n"] > 0).all() and stray == 0

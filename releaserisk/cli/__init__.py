@@ -8,7 +8,7 @@ error (a bug), 130 interrupted. User mistakes print one ``error: ...`` line;
 ``--debug`` shows the traceback.
 
 One module per command group registers its sub-parsers next to its handlers
-(:mod:`.store`, :mod:`.ingest`, :mod:`.model`, :mod:`.score`, :mod:`.canary`,
+(:mod:`.store`, :mod:`.ingest`, :mod:`.lake`, :mod:`.model`, :mod:`.score`, :mod:`.canary`,
 :mod:`.dora`, :mod:`.flags`, :mod:`.report`, :mod:`.demo`); :mod:`.output` holds the output
 formats. Handlers parse, call the library and format: no SQL and no domain logic
 here. Heavy modules are imported inside the handlers so that ``releaserisk --help``
@@ -18,11 +18,12 @@ and CI gates start fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from releaserisk import __version__
-from releaserisk.cli import canary, demo, dora, flags, ingest, model, report, score, store
+from releaserisk.cli import canary, demo, dora, flags, ingest, lake, model, report, score, store
 from releaserisk.cli._base import (
     EXIT_GATE_FAILED,
     EXIT_INCONCLUSIVE,
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 #: Command groups in the order ``--help`` lists them.
-_GROUPS = (store, ingest, model, report, demo, score, dora, flags, canary)
+_GROUPS = (store, ingest, lake, model, report, demo, score, dora, flags, canary)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"releaserisk {__version__}")
     parser.add_argument("--db", help="DuckDB store (default: ./releaserisk.duckdb or RELEASERISK_DB)")
+    parser.add_argument(
+        "--lake",
+        default=os.environ.get("RELEASERISK_LAKE") or None,
+        help="read an organisation's lake (folder or fsspec URL written by 'ingest org') instead of --db "
+        "(or RELEASERISK_LAKE)",
+    )
     parser.add_argument("--config", help="config file (default: releaserisk.toml or pyproject.toml)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -24,9 +24,11 @@ def settings_of(args: argparse.Namespace):
 
 
 def open_db(args: argparse.Namespace, read_only: bool = False):
-    """The store named by ``--db`` (or the settings), opened for this command."""
+    """The store named by ``--lake`` or ``--db`` (or the settings), opened for this command."""
     from releaserisk.store import open_store
 
+    if getattr(args, "lake", None):
+        return open_store(lake=args.lake)
     return open_store(settings_of(args).db, read_only=read_only)
 
 

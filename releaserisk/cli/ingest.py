@@ -7,8 +7,16 @@ import sys
 import time
 
 from releaserisk.choices import CANARY_ARMS, FLAG_FORMATS, JIRA_KINDS
-from releaserisk.cli._base import EXIT_OK, add_format, open_db, settings_of
-from releaserisk.cli.output import commit_progress, counted, emit, hint, show_progress, table_listing
+from releaserisk.cli._base import EXIT_OK, EXIT_USAGE, add_format, open_db, positive_int, settings_of
+from releaserisk.cli.output import (
+    commit_progress,
+    counted,
+    emit,
+    hint,
+    org_progress,
+    show_progress,
+    table_listing,
+)
 
 
 def hint_unknown_repositories(store) -> None:
@@ -43,6 +51,22 @@ def cmd_ingest_git(args: argparse.Namespace) -> int:
     )
     emit(args, payload, text)
     return EXIT_OK
+
+
+def cmd_ingest_org(args: argparse.Namespace) -> int:
+    from releaserisk.ingest.org import ingest_org, read_org_manifest
+
+    manifest = read_org_manifest(args.manifest)
+    result = ingest_org(
+        manifest,
+        args.lake or manifest.lake,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        settings=settings_of(args),
+        progress=org_progress(len(manifest.repos)) if show_progress(args) else None,
+    )
+    emit(args, result.to_dict(), result.summary())
+    return EXIT_OK if result.failed.empty else EXIT_USAGE
 
 
 def cmd_ingest_file(args: argparse.Namespace) -> int:
@@ -235,6 +259,23 @@ def register(sub) -> None:
     )
     add_format(p)
     p.set_defaults(handler=cmd_ingest_git)
+
+    p = ingest.add_parser(
+        "org",
+        help="every repository of an organisation manifest, in parallel on Dask workers, into a Parquet lake",
+        description="Per repository: git history with change metrics, SZZ labels and (when configured) release "
+        "tags, each incremental; a repository unchanged since its last success is skipped and a failed one is "
+        "retried on the next run. The lake is --lake (before the command) or the manifest's lake key.",
+    )
+    p.add_argument("manifest", help="organisation manifest (TOML): [[repos]] entries and/or a [scan] folder")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        help="worker processes of a local Dask cluster (default: the machine's cores; 1: no cluster)",
+    )
+    p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    add_format(p)
+    p.set_defaults(handler=cmd_ingest_org)
 
     from releaserisk.ingest.schemas import SCHEMAS
 

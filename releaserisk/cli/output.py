@@ -96,6 +96,31 @@ def commit_progress() -> Callable[..., None]:
     return update
 
 
+def org_progress(total: int) -> Callable[..., None]:
+    """A rich progress bar on stderr for an organisation's ingest: one line per finished repository."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("repositories"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    task = progress.add_task("org", total=total)
+    progress.start()
+
+    def update(outcome, done: int, total: int) -> None:
+        name = escape(outcome.repo)
+        if outcome.status == "failed":
+            progress.console.print(f"[red]failed[/red]    {name}: {escape(outcome.error or '')}")
+        elif outcome.status == "ingested":
+            progress.console.print(
+                f"ingested  {name}: {outcome.new_commits:,} new commits ({outcome.total_commits:,}) "
+                f"in {outcome.seconds:.1f} s"
+            )
+        progress.update(task, completed=done)
+        if done >= total:
+            progress.stop()
+
+    return update
+
+
 def bar_progress(label: str) -> Callable[[int, int], None]:
     """A rich progress bar on stderr (done of total), e.g. SZZ blames of a repository."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -15,7 +15,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     paths = render_weekly(
-        settings_of(args).db, args.week, out_dir=args.out, services=args.services, config=args.config, by=args.report_by
+        args.lake or settings_of(args).db,
+        args.week,
+        out_dir=args.out,
+        services=args.services,
+        config=args.config,
+        by=args.report_by,
     )
     paths["seconds"] = round(time.perf_counter() - started, 2)
     picked = f"{paths['note']}\n" if paths["note"] else ""
