@@ -313,3 +313,14 @@ def test_a_lake_at_an_fsspec_url_works_like_a_folder(org):
     with open_lake(url) as store:
         assert store.counts()["commits"] == commits
     assert Lake(url).unreferenced(Lake(url).read_manifest()) == []
+
+
+def test_an_unreachable_scheduler_is_a_one_line_error_and_leaves_no_lake(org, monkeypatch, capsys):
+    import releaserisk.ingest.org as org_module
+
+    monkeypatch.setattr(org_module, "SCHEDULER_TIMEOUT", "1s")
+    manifest = _manifest(org, NAMES[:1])
+    assert main(["ingest", "org", str(manifest), "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach the Dask scheduler tcp://127.0.0.1:9") and err.count("\n") == 1
+    assert not (org / "lake" / "_lake.json").exists()
