@@ -15,7 +15,7 @@ import pytest
 
 from releaserisk.cli import main
 from releaserisk.config import Settings
-from releaserisk.errors import InputError, LakeError
+from releaserisk.errors import InputError, LakeError, StoreError
 from releaserisk.ingest.git import ingest_git, ingest_git_tags
 from releaserisk.ingest.org import ingest_org, read_org_manifest
 from releaserisk.labels import label_changes
@@ -324,3 +324,12 @@ def test_an_unreachable_scheduler_is_a_one_line_error_and_leaves_no_lake(org, mo
     err = capsys.readouterr().err
     assert err.startswith("error: cannot reach the Dask scheduler tcp://127.0.0.1:9") and err.count("\n") == 1
     assert not (org / "lake" / "_lake.json").exists()
+
+
+def test_a_lake_folder_opens_as_a_store_where_a_notebook_expects_its_db_file(org):
+    ingest_org(_manifest(org, NAMES[:1]), workers=1)
+    with open_store(org / "lake", read_only=True) as store:  # the notebooks' own call
+        assert store.lake == str(org / "lake") and store.counts()["commits"] > 0
+    (org / "plain").mkdir()
+    with pytest.raises(StoreError, match="is a directory"):
+        open_store(org / "plain")
