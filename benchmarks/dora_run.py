@@ -21,7 +21,8 @@ def build(path: Path, deployments: int, services: int, per_deployment: int) -> N
         con = store.connection
         con.execute(
             f"""
-            INSERT INTO deployments
+            INSERT INTO deployments (deployment_id, service, repo, environment, sha, started_at, finished_at,
+                                     status, kind, reverts_deployment_id, source)
             SELECT 'd' || i, 'svc' || (i % {services}), 'r',
                    CASE WHEN i % 10 = 0 THEN 'staging' ELSE 'production' END,
                    'sha' || i, TIMESTAMPTZ '2023-01-01' + to_seconds(i * 30),
@@ -42,7 +43,7 @@ def build(path: Path, deployments: int, services: int, per_deployment: int) -> N
         )
         con.execute(
             f"""
-            INSERT INTO deployment_changes
+            INSERT INTO deployment_changes (deployment_id, repo, sha, derived, committed_at)
             SELECT 'd' || (j // {per_deployment}), 'r', 'c' || j, true,
                    TIMESTAMPTZ '2023-01-01' + to_seconds(j * 3 - 86400)
             FROM range({deployments * per_deployment}) t(j)
@@ -50,7 +51,8 @@ def build(path: Path, deployments: int, services: int, per_deployment: int) -> N
         )
         con.execute(
             f"""
-            INSERT INTO incidents
+            INSERT INTO incidents (incident_id, service, title, severity, opened_at, resolved_at,
+                                   cause_deployment_id, cause_sha, source)
             SELECT 'i' || k, 'svc' || (k % {services}), 'incident', 'sev2',
                    TIMESTAMPTZ '2023-01-01' + to_seconds(k * 600 + 900),
                    TIMESTAMPTZ '2023-01-01' + to_seconds(k * 600 + 4500),

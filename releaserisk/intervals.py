@@ -322,8 +322,7 @@ def rank_tests(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, pre
     Each group is a slice of ``values`` (ascending within it, Arrow-style ``offsets``). U
     counts, for each value of the current group, the previous group's values below it
     (ties count one half), found for every pair in one ``searchsorted`` by shifting each
-    pair's values into its own band. Pairs with fewer than 10 values on a side use
-    :func:`rank_test` (exact without ties); larger ones the normal approximation with a
+    group's values into its own band. The p-value is the normal approximation with a
     continuity correction and without the tie correction, which makes the test
     conservative when there are ties (Mann & Whitney 1947; Lehmann, *Nonparametrics*, 1975, §1.4).
 
@@ -340,34 +339,60 @@ def rank_tests(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, pre
         NaN where either group is empty.
     """
     current, previous = np.asarray(current, dtype=np.int64), np.asarray(previous, dtype=np.int64)
-    starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
+    lengths = np.diff(offsets).astype(np.int64)
     na, nb = lengths[current], lengths[previous]
     p = np.full(len(current), np.nan)
     large = np.flatnonzero((na > 0) & (nb > 0))
     if not len(large):
         return p
     lo, span = values.min(), max(float(np.ptp(values)), 1e-300)
-
-    def banded(rows: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # each pair's values, scaled into [0, 1] and shifted into band 2k: one sorted array for all pairs
-        total = int(counts.sum())
-        begin = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        index = np.repeat(starts[rows] - begin, counts) + np.arange(total)
-        band = np.repeat(np.arange(len(rows)) * 2.0, counts)
-        return (values[index] - lo) / span + band, begin
-
-    a_keys, _ = banded(current[large], na[large])
-    b_keys, b_begin = banded(previous[large], nb[large])
-    pair = np.repeat(np.arange(len(large)), na[large])
-    left = np.searchsorted(b_keys, a_keys, "left")
-    below = (left - b_begin[pair]).astype(float)
-    # ties count one half; only values equal to the next previous value can have any (one search fewer)
-    tied = np.flatnonzero(b_keys[np.minimum(left, len(b_keys) - 1)] == a_keys)
-    if len(tied):
-        below[tied] += 0.5 * (np.searchsorted(b_keys, a_keys[tied], "right") - left[tied])
-    u = np.bincount(pair, weights=below, minlength=len(large))
+    # every value scaled into [0, 1] and shifted into band 2g of its group g: one sorted array
+    # of all groups as they lie (no copy per pair)
+    scaled = (values - lo) / span
+    group = np.repeat(np.arange(len(lengths)), lengths)
+    keys = scaled + 2.0 * group
+    u = np.zeros(len(current))
+    pending = large
+    while len(pending):  # one round per repeat of a current group (one round in dora)
+        _, first = np.unique(current[pending], return_index=True)
+        pairs = pending[first]
+        u[pairs] = _u_statistics(scaled, keys, group, offsets, current[pairs], previous[pairs])
+        pending = np.delete(pending, first)
+    u = u[large]
     m, n = na[large].astype(float), nb[large].astype(float)
     sigma = np.sqrt(m * n * (m + n + 1) / 12)
     z = np.maximum(np.abs(u - m * n / 2) - 0.5, 0) / sigma
     p[large] = np.minimum(1.0, 2 * _stats().norm.sf(z))
     return p
+
+
+def _u_statistics(
+    scaled: np.ndarray,
+    keys: np.ndarray,
+    group: np.ndarray,
+    offsets: np.ndarray,
+    current: np.ndarray,
+    previous: np.ndarray,
+) -> np.ndarray:
+    """Mann–Whitney U of each (distinct) ``current`` group against its ``previous`` group.
+
+    Each value of a current group, shifted into its previous group's band, is searched in
+    ``keys``: the insertion point less the band's start counts the previous values below
+    it. Values of other groups are searched too (the needles stay sorted when each group's
+    previous group is the one before it, which keeps the search fast) and weigh nothing.
+    """
+    starts = offsets[:-1].astype(np.int64)
+    target = np.maximum(np.arange(len(starts)) - 1, 0)
+    target[current] = previous
+    band = target[group]
+    needles = scaled + 2.0 * band
+    left = np.searchsorted(keys, needles, "left")
+    below = (left - starts[band]).astype(float)
+    # ties count one half; only values equal to the next previous value can have any (one search fewer)
+    tied = np.flatnonzero(keys[np.minimum(left, len(keys) - 1)] == needles)
+    if len(tied):
+        below[tied] += 0.5 * (np.searchsorted(keys, needles[tied], "right") - left[tied])
+    mine = np.zeros(len(starts), dtype=bool)
+    mine[current] = True
+    below[~mine[group]] = 0.0
+    return np.bincount(group, weights=below, minlength=len(starts))[current]

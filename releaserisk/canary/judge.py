@@ -45,15 +45,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
 from releaserisk.canary.config import CanaryConfig, MetricConfig
-from releaserisk.canary.data import one_analysis
+from releaserisk.canary.data import factorize_runs, one_analysis
 from releaserisk.canary.result import GroupScore, JudgeResult, MetricResult
 from releaserisk.errors import InputError
+
+if TYPE_CHECKING:
+    from releaserisk.canary.robust import HistoryStatistics
 
 __all__ = ["MannWhitneyInterval", "classify_metric", "judge", "mann_whitney_interval", "r_zeroin"]
 
@@ -313,7 +317,7 @@ def classify_metric(
     config: CanaryConfig | None = None,
     baseline_ts=None,
     canary_ts=None,
-    history: np.ndarray | None = None,
+    history: HistoryStatistics | None = None,
 ) -> MetricResult:
     """Classify one metric as Kayenta's Mann–Whitney classifier does, or with the robust test.
 
@@ -333,8 +337,8 @@ def classify_metric(
         Robust mode: ``looks`` and ``tolerance`` (default: built from ``confidence``).
     baseline_ts, canary_ts : array-like of datetime64, optional
         Timestamps of the raw samples; robust mode pairs aligned arms.
-    history : ndarray, optional
-        Robust mode: statistics of comparable historical windows
+    history : HistoryStatistics, optional
+        Robust mode: the comparable historical windows
         (:func:`releaserisk.canary.robust.history_statistics`).
 
     Returns
@@ -485,21 +489,20 @@ def score(metrics: list[MetricResult], config: CanaryConfig) -> tuple[list[Group
 
 def _split_by_metric_and_arm(samples: pd.DataFrame) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray | None]]:
     """Values (and timestamps) per (metric, arm) in time order, grouped with integer codes."""
-    metric_codes, metric_names = pd.factorize(samples["metric"])
-    arm_codes, arm_names = pd.factorize(samples["arm"])
+    metric_codes, metric_names = factorize_runs(samples["metric"])
+    arm_codes, arm_names = factorize_runs(samples["arm"])
     unknown = sorted(str(a) for a in arm_names if a not in ("baseline", "canary"))
     if unknown:
         raise InputError(f"arm must be 'baseline' or 'canary'; found {unknown}")
     keys = metric_codes * len(arm_names) + arm_codes
     has_ts = "ts" in samples.columns and samples["ts"].notna().any()
-    if has_ts:
-        ts = pd.to_datetime(samples["ts"], utc=True).to_numpy(dtype="datetime64[ns]")
-        order = np.lexsort((ts.astype(np.int64), keys))  # a robust test reads each arm in time order
-    else:
-        order = np.argsort(keys, kind="stable")
-    values = samples["value"].to_numpy(dtype=float)[order]
-    stamps = ts[order] if has_ts else None
-    sorted_keys = keys[order]
+    values = samples["value"].to_numpy(dtype=float)
+    stamps = pd.to_datetime(samples["ts"], utc=True).to_numpy(dtype="datetime64[ns]") if has_ts else None
+    order = _grouped_order(keys, stamps)
+    if order is not None:
+        values, keys = values[order], keys[order]
+        stamps = stamps[order] if has_ts else None
+    sorted_keys = keys
     bounds = np.searchsorted(sorted_keys, np.arange(len(metric_names) * len(arm_names) + 1))
     grouped = {}
     for key in np.unique(sorted_keys):
@@ -510,6 +513,17 @@ def _split_by_metric_and_arm(samples: pd.DataFrame) -> dict[tuple[str, str], tup
             stamps[part] if stamps is not None else None,
         )
     return grouped
+
+
+def _grouped_order(keys: np.ndarray, stamps: np.ndarray | None) -> np.ndarray | None:
+    """The order that groups rows by key, each group in time order (None: already so)."""
+    key_steps = np.diff(keys)
+    if stamps is None:
+        return None if (key_steps >= 0).all() else np.argsort(keys, kind="stable")
+    ns = stamps.astype(np.int64)  # NaT is the smallest int64: sorts first, as lexsort put it
+    if (key_steps >= 0).all() and ((key_steps > 0) | (np.diff(ns) >= 0)).all():
+        return None  # the usual layout: one metric's arms in turn, each in time order
+    return np.lexsort((ns, keys))  # a robust test reads each arm in time order
 
 
 def _window(grouped: dict, name: str) -> tuple[pd.Timedelta, pd.Timedelta] | None:
@@ -577,7 +591,7 @@ def judge(
         canary, canary_ts = grouped.get((name, "canary"), empty)
         statistics = None
         if mode == "robust" and history is not None:
-            statistics = _history_for(history, name, _window(grouped, name), metric.direction)
+            statistics = _history_for(history, name, _window(grouped, name), metric)
         timestamps = {"baseline_ts": baseline_ts, "canary_ts": canary_ts}
         results.append(
             classify_metric(
@@ -599,14 +613,12 @@ def judge(
     )
 
 
-def _history_for(history: pd.DataFrame, name: str, window, direction: str) -> np.ndarray:
-    """Statistics of the comparable historical windows of one metric (empty without timestamps)."""
-    from releaserisk.canary.robust import history_statistics
+def _history_for(history: pd.DataFrame, name: str, window, metric: MetricConfig):
+    """The comparable historical windows of one metric (none without timestamps)."""
+    from releaserisk.canary.robust import HistoryStatistics, history_statistics
 
-    if window is None or "ts" not in history.columns:
-        return np.array([])
-    own = history[history["metric"].astype(str) == name]
-    if own.empty:
-        return np.array([])
+    own = history[history["metric"].astype(str) == name] if "ts" in history.columns else history.iloc[:0]
+    if window is None or own.empty:
+        return HistoryStatistics(np.array([]), np.array([]))
     own = own.assign(ts=pd.to_datetime(own["ts"], utc=True))
-    return history_statistics(own, window[0], window[1], direction)
+    return history_statistics(own, window[0], window[1], metric.direction, metric.effect_size)

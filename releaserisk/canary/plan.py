@@ -15,7 +15,11 @@ higher), the number of samples each arm needs for 80 % power at level alpha:
 ``robust``
     The same formula on effective samples, ``theta = delta / sd``, inflated by the
     AR(1) variance factor ``(1 + r) / (1 - r)`` (Bretherton et al. 1999), ``r`` the
-    bias-corrected lag-1 autocorrelation of :func:`releaserisk.canary.robust.lag1_autocorrelation`.
+    autocorrelation the judge will plug in at that many samples: the upper confidence
+    limit ``r_bc + 1.645 sqrt((1 - r_bc^2) / n)`` of
+    :func:`releaserisk.canary.robust.autocorrelation_upper_bound`, with ``r_bc`` the
+    baseline's bias-corrected lag-1 autocorrelation; ``n`` is found by fixed-point
+    iteration (the bound shrinks as ``n`` grows).
 ``sequential``
     Block means of ``b = ceil((1 + r) / (1 - r))`` samples (about one correlation
     time; the config's ``block_size`` when set) and the mixture t e-process of
@@ -34,7 +38,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from releaserisk.canary.config import CANARY_MODES, CanaryConfig
-from releaserisk.canary.robust import lag1_autocorrelation
+from releaserisk.canary.robust import AUTOCORRELATION_UPPER_Z, MAX_AUTOCORRELATION, lag1_autocorrelation
 from releaserisk.errors import InputError
 
 __all__ = [
@@ -225,6 +229,20 @@ def _interval_minutes(ts: pd.Series | None) -> float:
     return steps.median().total_seconds() / 60.0 if len(steps) else math.nan
 
 
+def _robust_samples_needed(independent: float, r: float) -> float:
+    """Samples per arm when the judge inflates the variance at the upper limit of the autocorrelation."""
+    if not math.isfinite(independent):
+        return math.inf
+    n = independent * (1.0 + r) / (1.0 - r)
+    for _ in range(50):  # n grows monotonically to the fixed point
+        upper = min(r + AUTOCORRELATION_UPPER_Z * math.sqrt((1.0 - r * r) / max(n, 1.0)), MAX_AUTOCORRELATION)
+        following = independent * (1.0 + upper) / (1.0 - upper)
+        if following <= n * 1.001:
+            return following
+        n = following
+    return n
+
+
 def _bake(metric: str, values: np.ndarray, minutes: float, effect: float, alpha: float, config: CanaryConfig):
     mean, sd = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
     r = lag1_autocorrelation(values)
@@ -238,7 +256,7 @@ def _bake(metric: str, values: np.ndarray, minutes: float, effect: float, alpha:
     theta_block = delta / math.sqrt(2.0 * sd * sd * inflation / block) if sd > 0 else theta
     needed = {
         "kayenta": fixed_samples_needed(theta_kayenta, alpha) / mann_whitney_efficiency,
-        "robust": fixed_samples_needed(theta, alpha) * inflation,
+        "robust": _robust_samples_needed(fixed_samples_needed(theta, alpha), r),
         "sequential": sequential_blocks_needed(theta_block, alpha) * block,
     }
     plans = []

@@ -61,7 +61,7 @@ from scipy.special import betaln
 from scipy.stats import fisher_exact
 
 from releaserisk.canary.config import CanaryConfig, MetricConfig
-from releaserisk.canary.data import one_analysis
+from releaserisk.canary.data import factorize_runs, one_analysis
 from releaserisk.canary.plan import PRIOR_PRECISION, log_mixture_t, sequential_blocks_needed
 from releaserisk.canary.result import VERDICT_EXIT
 from releaserisk.errors import InputError
@@ -522,12 +522,17 @@ def sequential_judge(
     if looks < 1:
         raise InputError("looks must be >= 1")
     samples = one_analysis(samples)
-    metric_codes, metric_names = pd.factorize(samples["metric"].astype(str))
+    metric_codes, metric_names = factorize_runs(samples["metric"].astype(str))
     names = sorted({str(name) for name in metric_names} | set(config.metrics))
-    arms = samples["arm"].to_numpy()
-    if not np.isin(arms, ("baseline", "canary")).all():
+    arm_codes, arm_names = factorize_runs(samples["arm"])
+    if (arm_codes < 0).any() or not all(arm in ("baseline", "canary") for arm in arm_names):
         raise InputError("arm must be 'baseline' or 'canary'")
-    kinds = samples.groupby("metric")["kind"].first().to_dict() if "kind" in samples else {}
+    is_canary = np.isin(arm_codes, [i for i, arm in enumerate(arm_names) if arm == "canary"])
+    kinds = {}
+    if "kind" in samples:  # the kind of each metric's first row
+        first_row = np.full(len(metric_names), len(samples), dtype=np.int64)
+        np.minimum.at(first_row, metric_codes, np.arange(len(samples)))
+        kinds = dict(zip(map(str, metric_names), samples["kind"].to_numpy()[first_row], strict=True))
     metrics = {}
     for name in names:
         metric = config.metric(name)
@@ -544,7 +549,7 @@ def sequential_judge(
                     monitor.calibrate(name, bound)
     # one sort by (look, metric, arm), then slices: no per-look pandas grouping
     width = len(metric_names) * 2
-    keys = _look_of(samples, looks).to_numpy() * width + metric_codes * 2 + (arms == "canary")
+    keys = _look_of(samples, looks, is_canary) * width + metric_codes * 2 + is_canary
     order = np.argsort(keys, kind="stable")
     values = samples["value"].to_numpy(dtype=float)[order]
     bounds = np.searchsorted(keys[order], np.arange(looks * width + 1))
@@ -566,24 +571,27 @@ def sequential_judge(
     return result
 
 
-def _look_of(samples: pd.DataFrame, looks: int) -> pd.Series:
+def _look_of(samples: pd.DataFrame, looks: int, is_canary: np.ndarray) -> np.ndarray:
     """The look (0-based) of each sample: equal slices of each arm's own time range.
 
     Each arm is sliced on its own clock so that a baseline from an earlier day (the same
-    window yesterday) fills the same looks as the canary.
+    window yesterday) fills the same looks as the canary. Samples without a timestamp
+    belong to the last look.
     """
-    ts = pd.to_datetime(samples["ts"], utc=True) if "ts" in samples else pd.Series(pd.NaT, index=samples.index)
-    window = pd.Series(looks - 1, index=samples.index, dtype=int)
-    for _, part in ts.groupby(samples["arm"]):
-        if part.isna().all():
+    window = np.full(len(samples), looks - 1, dtype=np.int64)
+    if "ts" not in samples:
+        return window
+    ns = pd.to_datetime(samples["ts"], utc=True).to_numpy(dtype="datetime64[ns]")
+    known = ~np.isnat(ns)
+    ns = ns.astype(np.int64)
+    for arm in (~is_canary, is_canary):
+        stamped = arm & known
+        if not stamped.any():
             continue
-        start, end = part.min(), part.max()
-        span = (end - start) / looks
+        start, end = ns[stamped].min(), ns[stamped].max()
+        span = pd.Timedelta(end - start, unit="ns") / looks
         if span > pd.Timedelta(0):
-            index = ((part - start) / span).fillna(looks - 1).astype(int).clip(0, looks - 1)
-        else:
-            index = pd.Series(looks - 1, index=part.index)
-        window.loc[part.index] = index.astype(int)
+            window[stamped] = np.clip(((ns[stamped] - start) / span.value).astype(np.int64), 0, looks - 1)
     return window
 
 

@@ -3,6 +3,8 @@ import math
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from releaserisk.canary.config import load_canary_config
 from releaserisk.canary.data import load_samples
@@ -232,3 +234,22 @@ def test_a_negative_event_count_is_refused_for_every_judge(tmp_path):
     path.write_text("metric,arm,count\nerrors,baseline,2\nerrors,canary,-3\n")
     with pytest.raises(InputError, match="column count: row 2: -3 is negative"):
         load_samples(path)
+
+
+@given(st.lists(st.sampled_from(["a", "b", "latency", "b"]), max_size=30), st.booleans())
+def test_factorize_runs_agrees_with_pandas_factorize(labels, as_arrow):
+    from releaserisk.canary.data import factorize_runs
+
+    series = pd.Series(labels, dtype="string[pyarrow]" if as_arrow else object)
+    codes, names = factorize_runs(series)
+    expected_codes, expected_names = pd.factorize(series)
+    assert list(codes) == list(expected_codes)
+    assert list(names) == list(expected_names)
+
+
+def test_an_arm_left_empty_is_refused_by_the_sequential_judge():
+    from releaserisk.canary.sequential import sequential_judge
+
+    samples = pd.DataFrame({"metric": ["m"] * 3, "arm": ["baseline", None, "canary"], "value": [1.0, 2.0, 3.0]})
+    with pytest.raises(InputError, match="arm must be"):
+        sequential_judge(samples, looks=1)

@@ -12,7 +12,9 @@ from releaserisk.canary.config import CanaryConfig, MetricConfig
 from releaserisk.canary.judge import classify_metric, judge
 from releaserisk.canary.robust import (
     aligned_pairs,
+    autocorrelation_upper_bound,
     conformal_p_value,
+    deviation_score,
     effective_sample_size,
     history_statistics,
     lag1_autocorrelation,
@@ -66,6 +68,68 @@ def test_ar1_null_false_alarms_within_a_binomial_bound_of_alpha():
     assert kayenta > binom.ppf(0.99, 40, 0.05)  # the independent-samples test cries wolf
 
 
+@pytest.mark.parametrize("phi", [0.5, 0.8])
+def test_ar1_null_without_history_stays_within_alpha_from_the_first_look(phi):
+    """Six looks at 4, 8, ..., 24 samples (a 2-hour window of 5-minute samples), no history."""
+    rng = np.random.default_rng(int(phi * 10))
+    metric = MetricConfig("m", direction="either")
+    config = CanaryConfig(confidence=0.95, tolerance=0.0, looks=6, metrics={"m": metric})
+    runs, alarms, looks_alarmed = 150, 0, np.zeros(6)
+    for _ in range(runs):
+        baseline, canary = 10 + ar1(rng, 24, phi), 10 + ar1(rng, 24, phi)
+        per_look = [
+            classify_metric(
+                "m", baseline[:n], canary[:n], metric, mode="robust", config=config,
+                baseline_ts=MINUTES[:n], canary_ts=MINUTES[:n],
+            ).classification != "Pass"
+            for n in range(4, 25, 4)
+        ]  # fmt: skip
+        alarms += any(per_look)
+        looks_alarmed += np.maximum.accumulate(per_look)
+    assert alarms <= binom.ppf(0.99, runs, 0.05)  # any look: at most 14 of 150
+    assert looks_alarmed[0] <= binom.ppf(0.99, runs, 0.05 / 6)  # the first look alone: at most 4
+
+
+def test_autocorrelation_upper_bound_covers_the_small_sample_estimate():
+    rng = np.random.default_rng(7)
+    short, long = ar1(rng, 12, 0.8), ar1(rng, 5000, 0.8)
+    r = lag1_autocorrelation(short)
+    assert autocorrelation_upper_bound(short) == pytest.approx(min(r + 1.645 * math.sqrt((1 - r * r) / 12), 0.98))
+    assert 0.8 <= autocorrelation_upper_bound(long) < 0.85  # the bound closes in as n grows
+    assert autocorrelation_upper_bound([1.0]) == 0.98  # one value: no evidence on dependence
+
+
+def test_history_catches_an_incident_that_hides_from_its_own_t_statistic():
+    """A spike inflates the window's variance: its t statistic is small, its deviation is not."""
+    rng = np.random.default_rng(11)
+    history = history_series(rng, phi=0.3)
+    canary_ts = pd.date_range("2026-02-10 12:00", periods=24, freq="5min", tz="UTC")
+    baseline = 50 + 5 * ar1(rng, 24, 0.3)
+    canary = 50 + 5 * ar1(rng, 24, 0.3)
+    canary[10:13] += 150  # a quarter-hour incident
+    frame = two_arms(baseline, canary, canary_ts - pd.Timedelta(days=1), canary_ts)
+    alone = judge(frame, CanaryConfig()).metrics[0]
+    assert alone.classification == "Pass"  # the t interval, widened by the spike itself, spans 0
+    calibrated = judge(frame, CanaryConfig(), history=history).metrics[0]
+    assert calibrated.classification == "High" and "deviation" in calibrated.reason
+    assert deviation_score([2.0, 2.0], [3.0, 3.0]) == 0.5 and deviation_score([0.0], [1.0]) == math.inf
+    assert deviation_score([1.0, 2.0], [3.0, 4.0], "cles") == 0.5
+
+
+def test_a_history_that_no_longer_describes_the_baseline_is_not_used():
+    """After a regime change (yesterday's level outside the whole history) the ranks mean nothing."""
+    rng = np.random.default_rng(13)
+    history = history_series(rng)
+    canary_ts = pd.date_range("2026-02-10 12:00", periods=24, freq="5min", tz="UTC")
+    yesterday = canary_ts - pd.Timedelta(days=1)
+    low_regime = two_arms(1 + 0.1 * ar1(rng, 24, 0.5), 2 + 0.1 * ar1(rng, 24, 0.5), yesterday, canary_ts)
+    m = judge(low_regime, CanaryConfig(), history=history).metrics[0]
+    assert m.history_windows == 0 and "no longer describes" in m.warning
+    usual = two_arms(50 + ar1(rng, 24, 0.5), 50 + ar1(rng, 24, 0.5), yesterday, canary_ts)  # at the history's level
+    m = judge(usual, CanaryConfig(), history=history).metrics[0]
+    assert m.history_windows >= min_history_windows(0.02), m.warning
+
+
 def test_pairing_cancels_a_shared_sinusoidal_swing_that_hides_a_shift_from_the_unpaired_test():
     rng = np.random.default_rng(5)
     swing = 100 + 30 * np.sin(np.arange(120) * 2 * np.pi / 60)  # traffic swing shared by both arms
@@ -108,13 +172,13 @@ def test_history_p_values_are_uniform_under_exchangeable_history():
     rng = np.random.default_rng(42)
     history = history_series(rng)
     window, lag = pd.Timedelta(minutes=115), pd.Timedelta(days=1)
-    statistics = history_statistics(history, window, lag, "either")
+    statistics = history_statistics(history, window, lag, "either").deviations
     assert len(statistics) > 400
     p_values = []
     for _ in range(300):
         fresh = history_series(rng, days=2)
-        test = shift_test(fresh["value"][:24], fresh["value"][288 : 288 + 24], (np.arange(24), np.arange(24)))
-        p_values.append(conformal_p_value(abs(test.statistic), statistics))
+        deviation = deviation_score(fresh["value"][:24], fresh["value"][288 : 288 + 24])
+        p_values.append(conformal_p_value(abs(deviation), statistics))
     assert kstest(p_values, "uniform").pvalue > 0.01
 
 
