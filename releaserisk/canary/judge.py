@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,9 @@ from releaserisk.canary.config import CanaryConfig, MetricConfig
 from releaserisk.canary.data import factorize_runs, one_analysis
 from releaserisk.canary.result import GroupScore, JudgeResult, MetricResult
 from releaserisk.errors import InputError
+
+if TYPE_CHECKING:
+    from releaserisk.canary.robust import HistoryStatistics
 
 __all__ = ["MannWhitneyInterval", "classify_metric", "judge", "mann_whitney_interval", "r_zeroin"]
 
@@ -313,7 +317,7 @@ def classify_metric(
     config: CanaryConfig | None = None,
     baseline_ts=None,
     canary_ts=None,
-    history: np.ndarray | None = None,
+    history: HistoryStatistics | None = None,
 ) -> MetricResult:
     """Classify one metric as Kayenta's Mann–Whitney classifier does, or with the robust test.
 
@@ -333,8 +337,8 @@ def classify_metric(
         Robust mode: ``looks`` and ``tolerance`` (default: built from ``confidence``).
     baseline_ts, canary_ts : array-like of datetime64, optional
         Timestamps of the raw samples; robust mode pairs aligned arms.
-    history : ndarray, optional
-        Robust mode: deviations of comparable historical windows
+    history : HistoryStatistics, optional
+        Robust mode: the comparable historical windows
         (:func:`releaserisk.canary.robust.history_statistics`).
 
     Returns
@@ -609,14 +613,12 @@ def judge(
     )
 
 
-def _history_for(history: pd.DataFrame, name: str, window, metric: MetricConfig) -> np.ndarray:
-    """Deviations of the comparable historical windows of one metric (empty without timestamps)."""
-    from releaserisk.canary.robust import history_statistics
+def _history_for(history: pd.DataFrame, name: str, window, metric: MetricConfig):
+    """The comparable historical windows of one metric (none without timestamps)."""
+    from releaserisk.canary.robust import HistoryStatistics, history_statistics
 
-    if window is None or "ts" not in history.columns:
-        return np.array([])
-    own = history[history["metric"].astype(str) == name]
-    if own.empty:
-        return np.array([])
+    own = history[history["metric"].astype(str) == name] if "ts" in history.columns else history.iloc[:0]
+    if window is None or own.empty:
+        return HistoryStatistics(np.array([]), np.array([]))
     own = own.assign(ts=pd.to_datetime(own["ts"], utc=True))
     return history_statistics(own, window[0], window[1], metric.direction, metric.effect_size)

@@ -52,6 +52,11 @@ History calibration
     historical ones are exchangeable — whatever their autocorrelation, seasonality or
     drift. It needs ``N >= ceil(1 / alpha) - 1`` windows (:func:`min_history_windows`);
     with fewer the judge falls back to the t interval above and says so in a warning.
+    Exchangeability is also checked where it can be, on the part of today's window that
+    is already known: when the baseline arm's mean ranks beyond the historical windows'
+    baseline means at the same level alpha (on either side — yesterday's level outside
+    the whole history, e.g. after a regime change), the history no longer describes the
+    present and the judge falls back to the t interval, with a warning.
 
 Looks
     ``CanaryConfig.looks`` planned looks at one canary each test at
@@ -72,6 +77,7 @@ from releaserisk.canary.result import MetricResult
 
 __all__ = [
     "HISTORY_GRID_FRACTION",
+    "HistoryStatistics",
     "ShiftTest",
     "aligned_pairs",
     "autocorrelation_upper_bound",
@@ -405,6 +411,43 @@ def _comparable_windows(history: pd.DataFrame, window: pd.Timedelta, lag: pd.Tim
             yield b_ts[b_lo:b_hi], b_values[b_lo:b_hi], o_ts[o_lo:o_hi], o_values[o_lo:o_hi]
 
 
+@dataclass(frozen=True)
+class HistoryStatistics:
+    """The comparable windows of a metric's history, as the robust judge ranks them.
+
+    Attributes
+    ----------
+    deviations : ndarray
+        Directional deviation (:func:`deviation_score`) of each window.
+    baseline_means : ndarray
+        Mean of each window's baseline arm (the metric's unit), to check that today's
+        baseline is one the history describes.
+    """
+
+    deviations: np.ndarray
+    baseline_means: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.deviations)
+
+    def describes(self, baseline_mean: float, alpha: float) -> bool:
+        """Whether a baseline with this mean ranks within the history's baselines at level ``alpha``.
+
+        Parameters
+        ----------
+        baseline_mean : float
+            Mean of today's baseline arm.
+        alpha : float
+            The test's level: each one-sided conformal rank p-value must exceed it.
+
+        Returns
+        -------
+        bool
+        """
+        means = self.baseline_means
+        return min(conformal_p_value(baseline_mean, means), conformal_p_value(-baseline_mean, -means)) > alpha
+
+
 def history_statistics(
     history: pd.DataFrame,
     window: pd.Timedelta,
@@ -431,14 +474,14 @@ def history_statistics(
 
     Returns
     -------
-    ndarray
-        One directional deviation per window, on a grid of ``window / 6``.
+    HistoryStatistics
+        One directional deviation and one baseline mean per window, on a grid of ``window / 6``.
     """
-    statistics = [
-        _directional(deviation_score(b, c, effect_size), direction)
-        for _, b, _, c in _comparable_windows(history, window, lag)
-    ]
-    return np.asarray(statistics, dtype=float)
+    deviations, means = [], []
+    for _, b, _, c in _comparable_windows(history, window, lag):
+        deviations.append(_directional(deviation_score(b, c, effect_size), direction))
+        means.append(float(b.mean()))
+    return HistoryStatistics(np.asarray(deviations, dtype=float), np.asarray(means, dtype=float))
 
 
 def history_windows(samples: pd.DataFrame, history: pd.DataFrame):
@@ -480,7 +523,7 @@ def classify_robust(
     metric: MetricConfig,
     config: CanaryConfig,
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
-    history: np.ndarray | None = None,
+    history: HistoryStatistics | None = None,
     in_time_order: bool = True,
 ) -> MetricResult:
     """Classify one metric with the robust test (arms already cleaned, non-empty, in time order).
@@ -496,9 +539,8 @@ def classify_robust(
         ``confidence`` (alpha = 1 - confidence), ``looks`` and ``tolerance``.
     pairs : tuple of ndarray, optional
         Time-aligned pairs from :func:`aligned_pairs`.
-    history : ndarray, optional
-        Directional deviations of comparable historical windows
-        (:func:`history_statistics`).
+    history : HistoryStatistics, optional
+        The comparable historical windows (:func:`history_statistics`).
     in_time_order : bool
         Whether the values carry a time order (timestamps); without one no
         autocorrelation is estimated.
@@ -514,16 +556,23 @@ def classify_robust(
     low, high = test.interval(alpha)
     side = {"increase": "greater", "decrease": "less"}.get(metric.direction, "two-sided")
     needed = min_history_windows(alpha)
-    calibrated = history is not None and len(history) >= needed
+    enough = history is not None and len(history) >= needed
+    calibrated = enough and history.describes(float(np.mean(baseline)), alpha)
     warning = None
-    if history is not None and not calibrated:
+    if history is not None and not enough:
         warning = (
             f"history gave {len(history)} comparable windows, {needed} needed at alpha {alpha:.3g}: "
             "judged by the autocorrelation-aware interval alone"
         )
+    elif enough and not calibrated:
+        warning = (
+            f"the baseline's mean {float(np.mean(baseline)):.4g} ranks beyond the {len(history)} historical "
+            f"windows' baselines (alpha {alpha:.3g}): the history no longer describes it, "
+            "judged by the autocorrelation-aware interval alone"
+        )
     if calibrated:
         deviation = deviation_score(baseline, canary, metric.effect_size)
-        p_value = conformal_p_value(_directional(deviation, metric.direction), history)
+        p_value = conformal_p_value(_directional(deviation, metric.direction), history.deviations)
         significant_up, significant_down = p_value <= alpha and deviation > 0, p_value <= alpha and deviation < 0
         why = (
             f"its deviation {deviation:+.3g} ranks beyond {len(history)} historical windows "

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import os
 import subprocess
 import threading
@@ -158,8 +159,15 @@ class _BlobLines:
     def __init__(self, repo_path: Path, known: dict[bytes, int | None]) -> None:
         self.repo_path = repo_path
         self.counts = known
-        self.new: dict[bytes, int | None] = {}
+        # the entries after the first ``loaded`` are new (a dict keeps insertion order): a
+        # second dict of them doubled the memory of a long history's blobs (2M at 1M commits)
+        self.loaded = len(known)
         self._proc: subprocess.Popen | None = None
+
+    def new(self) -> tuple[tuple[bytes, ...], tuple[int | None, ...]]:
+        """Blob ids and line counts learnt since the store's were loaded."""
+        ids = tuple(itertools.islice(self.counts.keys(), self.loaded, None))
+        return ids, tuple(itertools.islice(self.counts.values(), self.loaded, None))
 
     def get(self, blob: bytes) -> int | None:
         if blob == _NULL_BLOB:
@@ -174,7 +182,6 @@ class _BlobLines:
     def set(self, blob: bytes, count: int | None) -> None:
         if blob not in self.counts:
             self.counts[blob] = count
-            self.new[blob] = count
 
     def _read(self, blob: bytes) -> int | None:
         if self._proc is None:
@@ -472,12 +479,14 @@ def _save_state(store: Store, repo: str, state: ChangeMetricState, blobs: _BlobL
     for table, frame in state.changed_state_frames(repo).items():
         if len(frame):
             store.upsert(table, frame)
-    if blobs.new:
+    ids, lines = blobs.new()
+    if ids:
         new = pa.table(
             {
-                "repo": pa.array([repo] * len(blobs.new), pa.string()),
-                "blob": pa.array([b.decode("ascii") for b in blobs.new], pa.string()),
-                "lines": pa.array(list(blobs.new.values()), pa.int64()),
+                "repo": pa.array([repo] * len(ids), pa.string()),
+                # hex ids are ASCII: Arrow takes the bytes as they are, no Python str per blob
+                "blob": pa.array(ids, pa.binary()).cast(pa.string()),
+                "lines": pa.array(lines, pa.int64()),
             }
         )
         store.connection.register("_blobs", new)

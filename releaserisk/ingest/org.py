@@ -68,6 +68,8 @@ __all__ = [
     "read_org_manifest",
 ]
 
+#: How long to try to reach a ``--scheduler`` before giving up.
+SCHEDULER_TIMEOUT = "10s"
 _TOP_KEYS = {"lake", "clones", "defaults", "scan", "repos"}
 _REPO_KEYS = {"name", "path", "url", "rev", "labels", "tags", "environment", "services"}
 _DEFAULT_KEYS = _REPO_KEYS - {"name", "path", "url", "services"}
@@ -584,7 +586,9 @@ def ingest_org(
             for task in tasks:
                 commit(ingest_repository(task))
     finally:  # what finished is committed even when the run is interrupted
-        committer.flush()  # (a first run over nothing still leaves an empty lake)
+        committer.flush()
+    if not store_lake.exists():  # a first run with nothing to do still leaves an (empty) lake
+        store_lake.write_manifest(state)
     frame = pd.DataFrame([_row(o) for o in outcomes]).sort_values("repo", ignore_index=True)
     return OrgIngestResult(location, frame, used, time.perf_counter() - started)
 
@@ -644,7 +648,7 @@ class _Committer:
             self.flush()
 
     def flush(self) -> None:
-        if not self.dirty and self.lake.exists():
+        if not self.dirty:
             return
         self.lake.write_manifest(self.state)
         self.lake.remove(self.replaced)
@@ -660,7 +664,7 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
     cluster = None
     try:
         if scheduler:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
         else:
             cluster = LocalCluster(
                 n_workers=min(workers, len(tasks)), threads_per_worker=1, processes=True,

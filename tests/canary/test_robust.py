@@ -116,6 +116,20 @@ def test_history_catches_an_incident_that_hides_from_its_own_t_statistic():
     assert deviation_score([1.0, 2.0], [3.0, 4.0], "cles") == 0.5
 
 
+def test_a_history_that_no_longer_describes_the_baseline_is_not_used():
+    """After a regime change (yesterday's level outside the whole history) the ranks mean nothing."""
+    rng = np.random.default_rng(13)
+    history = history_series(rng)
+    canary_ts = pd.date_range("2026-02-10 12:00", periods=24, freq="5min", tz="UTC")
+    yesterday = canary_ts - pd.Timedelta(days=1)
+    low_regime = two_arms(1 + 0.1 * ar1(rng, 24, 0.5), 2 + 0.1 * ar1(rng, 24, 0.5), yesterday, canary_ts)
+    m = judge(low_regime, CanaryConfig(), history=history).metrics[0]
+    assert m.history_windows == 0 and "no longer describes" in m.warning
+    usual = two_arms(50 + ar1(rng, 24, 0.5), 50 + ar1(rng, 24, 0.5), yesterday, canary_ts)  # at the history's level
+    m = judge(usual, CanaryConfig(), history=history).metrics[0]
+    assert m.history_windows >= min_history_windows(0.02), m.warning
+
+
 def test_pairing_cancels_a_shared_sinusoidal_swing_that_hides_a_shift_from_the_unpaired_test():
     rng = np.random.default_rng(5)
     swing = 100 + 30 * np.sin(np.arange(120) * 2 * np.pi / 60)  # traffic swing shared by both arms
@@ -158,7 +172,7 @@ def test_history_p_values_are_uniform_under_exchangeable_history():
     rng = np.random.default_rng(42)
     history = history_series(rng)
     window, lag = pd.Timedelta(minutes=115), pd.Timedelta(days=1)
-    statistics = history_statistics(history, window, lag, "either")
+    statistics = history_statistics(history, window, lag, "either").deviations
     assert len(statistics) > 400
     p_values = []
     for _ in range(300):

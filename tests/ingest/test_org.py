@@ -15,7 +15,7 @@ import pytest
 
 from releaserisk.cli import main
 from releaserisk.config import Settings
-from releaserisk.errors import InputError, LakeError
+from releaserisk.errors import InputError, LakeError, StoreError
 from releaserisk.ingest.git import ingest_git, ingest_git_tags
 from releaserisk.ingest.org import ingest_org, read_org_manifest
 from releaserisk.labels import label_changes
@@ -313,3 +313,23 @@ def test_a_lake_at_an_fsspec_url_works_like_a_folder(org):
     with open_lake(url) as store:
         assert store.counts()["commits"] == commits
     assert Lake(url).unreferenced(Lake(url).read_manifest()) == []
+
+
+def test_an_unreachable_scheduler_is_a_one_line_error_and_leaves_no_lake(org, monkeypatch, capsys):
+    import releaserisk.ingest.org as org_module
+
+    monkeypatch.setattr(org_module, "SCHEDULER_TIMEOUT", "1s")
+    manifest = _manifest(org, NAMES[:1])
+    assert main(["ingest", "org", str(manifest), "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach the Dask scheduler tcp://127.0.0.1:9") and err.count("\n") == 1
+    assert not (org / "lake" / "_lake.json").exists()
+
+
+def test_a_lake_folder_opens_as_a_store_where_a_notebook_expects_its_db_file(org):
+    ingest_org(_manifest(org, NAMES[:1]), workers=1)
+    with open_store(org / "lake", read_only=True) as store:  # the notebooks' own call
+        assert store.lake == str(org / "lake") and store.counts()["commits"] > 0
+    (org / "plain").mkdir()
+    with pytest.raises(StoreError, match="is a directory"):
+        open_store(org / "plain")

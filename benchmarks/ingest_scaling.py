@@ -1,0 +1,349 @@
+"""Git ingest scaling: 10k, 100k and 1M commits of one synthetic history vs the bare `git log`.
+
+Run:  python benchmarks/ingest_scaling.py [--sizes 10000,100000,1000000] [--cache /tmp/releaserisk-bench]
+                                         [--memory-limit 1GB]
+
+The history is written through ``git fast-import`` from a stream this script generates
+(seeded, so every size is a prefix of the same history): a tree of about 1,500 files
+in 60 packages, files of a few dozen to a few hundred lines that drift back to their
+own size, a few hundred of them touched with Zipf (power-law) frequency, 40 authors of
+Zipf activity, one to a dozen files per commit, new files, deletions and renames, and
+now and then a pull request — one to three commits on a side branch merged with a merge
+commit. Repositories are cached under ``--cache`` (bare, one per size; a marker file
+says the import finished) and reused.
+
+Measured in the same run, on the same repository, each in its own child process:
+
+* baseline — the bare ``git log`` command the ingest runs (same arguments, output read
+  and discarded), the better of two runs (one before and one after the ingest: both
+  read a warm page cache);
+* ours — ``ingest_git`` into a fresh DuckDB file (the code path of
+  ``releaserisk ingest git``): parsing, the 14 change metrics, the Arrow batches and
+  the DuckDB load in one transaction; its wall and CPU time (its own, and with git's)
+  and its peak RSS (the child's own: Python, Arrow and DuckDB; the git log it runs is a
+  process of its own, whose peak is the baseline's, printed beside it).
+
+Printed per size: the ratio to git log and, between consecutive sizes, the growth of
+the time against the growth of the commits (target: 10x the commits in at most 11x the
+time) and the ingest process's peak RSS (target: below 2 GiB at 1M commits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from releaserisk.gitcmd import git_env
+from releaserisk.ingest.git import _LOG_ARGS
+
+GENERATOR = "v2"  # bump when the generated history changes: cached repositories are keyed by it
+PACKAGES, FILES_PER_PACKAGE = 60, 25
+AUTHORS = 40
+PR_PROBABILITY = 0.05  # a commit on main starts a pull request (side branch + merge) this often
+START = 1_500_000_000  # 2017-07-14, one commit every ~10 minutes from there
+
+
+# -- the history ------------------------------------------------------------------------
+class _History:
+    """Files as lists of lines, written as a fast-import stream commit by commit."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.counter = 0
+        self.mark = 0
+        self.now = START
+        self.files: dict[str, list[bytes]] = {}
+        self.target: dict[str, int] = {}  # each file's own size: edits drift back to it
+        self.paths: list[str] = []  # Zipf rank order: paths[0] is the hottest file
+        self.zipf = self._cumulative(1.0, 20_000)
+        self.authors = [(f"Developer {i:02d}", f"dev{i:02d}@example.com") for i in range(AUTHORS)]
+        self.author_weights = self._cumulative(1.0, AUTHORS)
+
+    @staticmethod
+    def _cumulative(exponent: float, n: int) -> list[float]:
+        total, out = 0.0, []
+        for rank in range(1, n + 1):
+            total += rank**-exponent
+            out.append(total)
+        return out
+
+    def line(self, path: str) -> bytes:
+        self.counter += 1
+        n = self.counter
+        if path.endswith(".py"):
+            return b"    value_%d = compute(%d)" % (n, n % 97)
+        return b"setting_%d: %d" % (n, n % 50)
+
+    def new_file(self, path: str) -> None:
+        size = min(int(self.rng.lognormvariate(3.3, 0.7)) + 3, 400)
+        self.files[path] = [self.line(path) for _ in range(size)]
+        self.target[path] = size
+
+    def pick(self) -> str:
+        limit = min(len(self.paths), len(self.zipf))
+        rank = bisect.bisect(self.zipf, self.rng.random() * self.zipf[limit - 1])
+        return self.paths[min(rank, limit - 1)]
+
+    def edit(self, lines: list[bytes], path: str, operations: int) -> None:
+        grow = 0.45 if len(lines) < self.target[path] else 0.15
+        for _ in range(operations):
+            roll = self.rng.random()
+            if roll < 0.5 and lines:
+                lines[self.rng.randrange(len(lines))] = self.line(path)
+            elif roll < 0.5 + grow or len(lines) < 4:
+                lines.insert(self.rng.randrange(len(lines) + 1), self.line(path))
+            else:
+                del lines[self.rng.randrange(len(lines))]
+
+    def commit(self, out, branch: str, parents: list[int], message: str, changes: list[tuple]) -> int:
+        """Write one commit; ``changes`` are ("M", path, lines) / ("D", path) / ("R", old, new)."""
+        self.mark += 1
+        self.now += self.rng.randint(60, 1140)
+        who = bisect.bisect(self.author_weights, self.rng.random() * self.author_weights[-1])
+        name, email = self.authors[min(who, AUTHORS - 1)]
+        payload = message.encode() + b"\n"
+        parts = [b"commit refs/heads/%s\nmark :%d\nauthor %s <%s> %d +0000\ncommitter %s <%s> %d +0000\ndata %d\n"
+                 % (branch.encode(), self.mark, name.encode(), email.encode(), self.now, name.encode(),
+                    email.encode(), self.now, len(payload)), payload]  # fmt: skip
+        if parents:
+            parts.append(b"from :%d\n" % parents[0])
+            parts.extend(b"merge :%d\n" % p for p in parents[1:])
+        for change in changes:
+            if change[0] == "M":
+                content = b"\n".join(change[2]) + b"\n"
+                parts.append(b'M 100644 inline "%s"\ndata %d\n%s\n' % (change[1].encode(), len(content), content))
+            elif change[0] == "D":
+                parts.append(b'D "%s"\n' % change[1].encode())
+            else:
+                parts.append(b'R "%s" "%s"\n' % (change[1].encode(), change[2].encode()))
+        parts.append(b"\n")
+        out.write(b"".join(parts))
+        return self.mark
+
+    def message(self, n_files: int) -> str:
+        verb = self.rng.choice(("Add", "Fix", "Refactor", "Update", "Fix bug in", "Improve", "Remove", "Rename"))
+        return f"{verb} {self.rng.choice(('parser', 'cache', 'retry', 'metrics', 'schema', 'login'))} " \
+               f"({n_files} file{'s' * (n_files > 1)}, change {self.mark + 1})"  # fmt: skip
+
+    def change(self, overlay: dict[str, list[bytes]] | None = None) -> tuple[list[tuple], int]:
+        """The changes of one ordinary commit (applied to ``overlay`` on a side branch)."""
+        roll = self.rng.random()
+        if roll < 0.01 and overlay is None:  # a new file
+            package = self.rng.randrange(PACKAGES)
+            path = f"src/pkg_{package:02d}/added_{self.mark + 1}.py"
+            self.new_file(path)
+            self.paths.insert(self.rng.randrange(len(self.paths) + 1), path)
+            return [("M", path, self.files[path])], 1
+        if roll < 0.013 and overlay is None and len(self.paths) > 100:  # a deletion of a cold file
+            path = self.paths.pop(self.rng.randrange(len(self.paths) // 2, len(self.paths)))
+            del self.files[path], self.target[path]
+            return [("D", path)], 1
+        if roll < 0.016 and overlay is None:  # a rename, then an edit
+            index = self.rng.randrange(len(self.paths) // 4, len(self.paths))
+            old = self.paths[index]
+            new = old.rsplit("/", 1)[0] + f"/renamed_{self.mark + 1}.py"
+            self.files[new], self.target[new] = self.files.pop(old), self.target.pop(old)
+            self.paths[index] = new
+            self.edit(self.files[new], new, 2)
+            return [("R", old, new), ("M", new, self.files[new])], 1
+        count = min(int(self.rng.paretovariate(1.6)), 12)
+        chosen = list(dict.fromkeys(self.pick() for _ in range(count)))
+        changes = []
+        for path in chosen:
+            if overlay is not None:
+                lines = overlay.setdefault(path, list(self.files[path]))
+            else:
+                lines = self.files[path]
+            self.edit(lines, path, max(1, int(self.rng.lognormvariate(1.3, 1.0))))
+            changes.append(("M", path, lines))
+        return changes, len(chosen)
+
+
+def write_history(out, commits: int, seed: int = 25) -> None:
+    """Write a fast-import stream of exactly ``commits`` commits on ``main`` (merges included)."""
+    history = _History(seed)
+    initial = []
+    for package in range(PACKAGES):
+        for index in range(FILES_PER_PACKAGE):
+            path = f"src/pkg_{package:02d}/module_{index:02d}.py" if index else f"src/pkg_{package:02d}/config.yaml"
+            history.new_file(path)
+            history.paths.append(path)
+            initial.append(("M", path, history.files[path]))
+    history.rng.shuffle(history.paths)  # which files are hot is random, not alphabetical
+    tip = history.commit(out, "main", [], "Initial import", initial)
+    while history.mark < commits:
+        if history.rng.random() < PR_PROBABILITY and commits - history.mark >= 5:
+            tip = _pull_request(out, history, tip)
+            continue
+        changes, n_files = history.change()
+        tip = history.commit(out, "main", [tip], history.message(n_files), changes)
+    out.write(b"done\n")
+
+
+def _pull_request(out, history: _History, base: int) -> int:
+    """One to three commits on a side branch from ``base``, then a merge commit on main."""
+    overlay: dict[str, list[bytes]] = {}
+    side = base
+    for _ in range(history.rng.randint(1, 3)):
+        changes, n_files = history.change(overlay)
+        side = history.commit(out, "topic", [side], history.message(n_files), changes)
+    merged = [("M", path, lines) for path, lines in overlay.items()]
+    history.files.update(overlay)
+    return history.commit(out, "main", [base, side], f"Merge pull request #{history.mark + 1} from topic", merged)
+
+
+def repository(cache: Path, commits: int) -> Path:
+    """The cached bare repository of ``commits`` commits, generated on first use."""
+    path = cache / f"history-{GENERATOR}-{commits}.git"
+    done = path / "releaserisk-complete"
+    if done.exists():
+        return path
+    subprocess.run(["rm", "-rf", str(path)], check=True)
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True, env=git_env())
+    started = time.perf_counter()
+    proc = subprocess.Popen(["git", "-C", str(path), "fast-import", "--quiet", "--done"], stdin=subprocess.PIPE,
+                            env=git_env())  # fmt: skip
+    write_history(proc.stdin, commits)
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise SystemExit(f"git fast-import failed for {path}")
+    done.write_text(f"{commits}\n")
+    print(f"  generated {commits:,} commits in {time.perf_counter() - started:.1f} s -> {path}", flush=True)
+    return path
+
+
+# -- measurements -------------------------------------------------------------------------
+def measured(args: list[str]) -> dict:
+    """Run a child process, discard its stdout but a last JSON line; wall, CPU and peak RSS.
+
+    The peak is the child's ``VmHWM`` (its high-water resident set), polled twice a
+    second: ``ru_maxrss`` would report at least the RSS of this Python process, which a
+    forked child counts as its own until it execs.
+    """
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, env=git_env())
+    peak = [0.0]
+    poller = threading.Thread(target=_poll_peak, args=(proc, peak), daemon=True)
+    poller.start()
+    last = b""
+    size = 0
+    while chunk := proc.stdout.read(1 << 20):
+        size += len(chunk)
+        last = (last + chunk)[-4096:]
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    poller.join()
+    if status != 0:
+        raise SystemExit(f"{args[0]} failed with status {status}")
+    result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_mib": peak[0], "bytes": size}
+    if args[0] == sys.executable:
+        result |= json.loads(last.strip().splitlines()[-1])
+    return result
+
+
+def _poll_peak(proc: subprocess.Popen, peak: list[float]) -> None:
+    status = Path(f"/proc/{proc.pid}/status")
+    while True:  # until the process is reaped: its status file is gone
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except (OSError, ValueError):  # the process is gone (a zombie has no VmHWM either)
+            return
+        if "VmHWM" not in fields:
+            return
+        peak[0] = max(peak[0], int(fields["VmHWM"].split()[0]) / 1024)
+        time.sleep(0.5)
+
+
+def git_log(repo: Path) -> dict:
+    return measured(["git", "-C", str(repo), *_LOG_ARGS, "HEAD"])
+
+
+def ingest(repo: Path, memory_limit: str | None) -> dict:
+    with tempfile.TemporaryDirectory(prefix="releaserisk-scaling-") as tmp:
+        args = [sys.executable, __file__, "--child", str(repo), str(Path(tmp) / "bench.duckdb")]
+        return measured(args + (["--memory-limit", memory_limit] if memory_limit else []))
+
+
+def child(repo: str, db: str, memory_limit: str | None) -> None:
+    """The ingest, as ``releaserisk ingest git`` runs it, timed from inside the child."""
+    from releaserisk.ingest.git import ingest_git
+    from releaserisk.store import open_store
+
+    started, cpu, git_cpu = time.perf_counter(), time.process_time(), _children_cpu()
+    with open_store(db) as store:
+        if memory_limit:  # DuckDB keeps an open transaction's rows in memory up to its limit, then spills
+            store.execute(f"SET memory_limit = '{memory_limit}'")
+            store.execute(f"SET temp_directory = '{Path(db).parent / 'spill'}'")
+        result = ingest_git(store, repo, name="bench")
+    print(json.dumps({"ingest_wall": time.perf_counter() - started, "ingest_cpu_self": time.process_time() - cpu,
+                      "ingest_cpu_git": _children_cpu() - git_cpu, "commits": result.new_commits,
+                      "file_changes": result.file_changes}))  # fmt: skip
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="commits per history, comma-separated")
+    parser.add_argument("--cache", default="/tmp/releaserisk-bench", help="where generated repositories are kept")
+    parser.add_argument("--memory-limit", help="DuckDB memory_limit of the ingest (default: DuckDB's, 80%% of RAM)")
+    parser.add_argument("--child", nargs=2, metavar=("REPO", "DB"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child, args.memory_limit)
+        return
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine: times are noisy); "
+        f"DuckDB memory_limit {args.memory_limit or 'default (80% of RAM)'}"
+    )
+    rows = []
+    for commits in sizes:
+        repo = repository(cache, commits)
+        before = git_log(repo)
+        ours = ingest(repo, args.memory_limit)
+        after = git_log(repo) if before["wall"] < 60 else before  # a 1M-commit git log takes minutes: once
+        log = min(before, after, key=lambda r: r["wall"])
+        rows.append({"commits": ours["commits"], "file_changes": ours["file_changes"], "log": log, "ours": ours})
+        print(f"  {commits:,}: git log {log['wall']:.1f} s, ingest {ours['ingest_wall']:.1f} s, "
+              f"peak RSS {ours['peak_mib']:,.0f} MiB (git log alone {log['peak_mib']:,.0f} MiB)",
+              flush=True)  # fmt: skip
+    print()
+    print(
+        "| commits | file changes | git log wall / CPU | ingest wall | ingest CPU (Python + git) | ratio to git log "
+        "(wall) | growth: commits / ingest wall / ingest CPU / git log wall | peak RSS: ingest process / git log |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for previous, row in zip([None, *rows], rows, strict=False):
+        log, ours = row["log"], row["ours"]
+        cpu = ours["ingest_cpu_self"] + ours["ingest_cpu_git"]
+        growth = "—"
+        if previous:
+            before_cpu = previous["ours"]["ingest_cpu_self"] + previous["ours"]["ingest_cpu_git"]
+            growth = (f"{row['commits'] / previous['commits']:.1f}x / "
+                      f"{ours['ingest_wall'] / previous['ours']['ingest_wall']:.1f}x / {cpu / before_cpu:.1f}x / "
+                      f"{log['wall'] / previous['log']['wall']:.1f}x")  # fmt: skip
+        print(f"| {row['commits']:,} | {row['file_changes']:,} | {log['wall']:.2f} s / {log['cpu']:.2f} s "
+              f"| {ours['ingest_wall']:.2f} s | {ours['ingest_cpu_self']:.2f} s + {ours['ingest_cpu_git']:.2f} s "
+              f"| {ours['ingest_wall'] / log['wall']:.2f}x | {growth} "
+              f"| {ours['peak_mib']:,.0f} MiB / {log['peak_mib']:,.0f} MiB |")  # fmt: skip
+    print("\ntargets: 10x the commits in <= 11x the time; peak RSS < 2,048 MiB at 1,000,000 commits")
+
+
+if __name__ == "__main__":
+    main()
