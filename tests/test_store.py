@@ -240,3 +240,29 @@ def test_cli_export_and_ingest_parquet_round_trip_every_table(simulated, tmp_pat
     (tmp_path / "bad" / "commits" / "x.parquet").write_text("not parquet")
     assert main(["--db", str(copy), "ingest", "parquet", str(tmp_path / "bad")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_unknown_commit_note_counts_every_such_deployment_and_names_the_first_three(store):
+    from releaserisk.store import deployments_of_unknown_commits, unknown_commit_note
+
+    store.execute("INSERT INTO repos (repo) VALUES ('r')")
+    store.execute(
+        "INSERT INTO commits (repo, sha, parents, author, committed_at, authored_at, is_merge, seq) "
+        "VALUES ('r', 'known', [], 'a', TIMESTAMPTZ '2024-01-01', TIMESTAMPTZ '2024-01-01', false, 0)"
+    )
+    for i, (sha, status) in enumerate(
+        [("b5", "success"), ("known", "success"), ("b2", "success"), ("b3", "failure"), ("b4", "success"),
+         ("b1", "success")]
+    ):  # fmt: skip
+        store.execute(
+            "INSERT INTO deployments (deployment_id, service, repo, environment, sha, finished_at, status) "
+            "VALUES (?, 's', NULL, 'production', ?, TIMESTAMPTZ '2024-01-02' + to_hours(?), ?)",
+            [f"d{i}", sha, i, status],
+        )
+    unknown = deployments_of_unknown_commits(store)
+    assert unknown["deployment_id"].tolist() == ["d0", "d2", "d4", "d5"]  # the only repository is theirs
+    note = unknown_commit_note(store)
+    assert note.startswith("4 successful deployments name shas that are no commit of the ingested history, "
+                           "e.g. d0 (b5), d2 (b2), d4 (b4):")  # fmt: skip
+    store.execute("UPDATE deployments SET sha = 'known'")
+    assert unknown_commit_note(store) is None
