@@ -806,3 +806,23 @@ def test_change_failures_agree_with_the_full_metrics(simulated):
     assert full["failed"].any() and len(full) == len(quick)
     assert list(quick["deployment_id"]) == list(full["deployment_id"])
     assert list(quick["failed"]) == list(full["failed"])
+
+
+def test_lead_time_by_repo_counts_a_change_under_its_own_repository(store):
+    # d2 names no repository of its own; its service's repository is 'r', but its change is of 'lib'
+    load(store, commits=[("c1", "2024-01-01T00:00Z")],
+         deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-02T00:00Z", repo=None)],
+         changes=[("d1", "c1")], services=[{"service": "api", "repo": "r"}])  # fmt: skip
+    store.upsert("deployment_changes", pd.DataFrame([{"deployment_id": "d2", "repo": "lib", "sha": "c9",
+                                                      "committed_at": ts("2024-01-01T18:00Z")}]))  # fmt: skip
+    by_repo = dora_metrics(store, "2024-01-01", "2024-01-08", by="repo")
+    frame = by_repo.frame.set_index("group")
+    assert frame.loc["r", "lead_time_median_hours"] == 12.0 and frame.loc["r", "lead_time_median_hours_n"] == 1
+    assert frame.loc["lib", "lead_time_median_hours"] == 6.0 and frame.loc["lib", "deployments"] == 0
+    by_service = dora_metrics(store, "2024-01-01", "2024-01-08", by="service").frame.set_index("group")
+    assert (
+        by_service.loc["api", "lead_time_median_hours"] == 9.0
+        and by_service.loc["api", "lead_time_median_hours_n"] == 2
+    )
+    weeks = by_repo.by_period.set_index(["group", "period"])
+    assert weeks.loc[("lib", "2024-W01"), "lead_time_median_hours_n"] == 1
