@@ -4,12 +4,12 @@ Run:  python benchmarks/ingest_scaling.py [--sizes 10000,100000,1000000] [--cach
                                          [--memory-limit 1GB]
 
 The history is written through ``git fast-import`` from a stream this script generates
-(seeded, so every size is a prefix of the same history): a tree of about 1,500 files
-in 60 packages, files of a few dozen to a few hundred lines that drift back to their
-own size, a few hundred of them touched with Zipf (power-law) frequency, 40 authors of
-Zipf activity, one to a dozen files per commit, new files, deletions and renames, and
-now and then a pull request — one to three commits on a side branch merged with a merge
-commit. Repositories are cached under ``--cache`` (bare, one per size; a marker file
+(seeded, so every size is a prefix of the same history): a tree of 1,500 files in 60
+packages at first (2,100 at 100k commits, 7,500 at 1M), files of a few dozen to a few
+hundred lines that drift back to their own size, a few hundred of them touched with Zipf
+(power-law) frequency, 40 authors of Zipf activity, one to a dozen files per commit, new
+files, deletions and renames, and now and then a pull request — one to three commits on
+a side branch merged with a merge commit. Repositories are cached under ``--cache`` (bare, one per size; a marker file
 says the import finished) and reused.
 
 Measured in the same run, on the same repository, each in its own child process:
