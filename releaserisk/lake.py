@@ -442,11 +442,13 @@ def _columns(store: Store, table: str) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in store.execute(f'DESCRIBE "{table}"').fetchall()]
 
 
-def _file_columns(store: Store, source: str) -> set[str]:
-    return {row[0] for row in store.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+def _file_columns(store: Store, source: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in store.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
 
 
-def _column_expr(name: str, sql_type: str, present: set[str]) -> str:
+def _column_expr(name: str, sql_type: str, present: dict[str, str]) -> str:
+    if present.get(name) == sql_type:
+        return f'"{name}"'  # no cast: DuckDB pushes filters on the column into the Parquet scan
     # a shard written before a migration added this column reads as NULL
     value = f'"{name}"' if name in present else "NULL"
     return f'CAST({value} AS {sql_type}) AS "{name}"'

@@ -7,6 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests are deterministic (the same examples every run) and have no per-example
+# deadline: on two shared cores a slow example is load, not a bug (two flaked that way).
+settings.register_profile("releaserisk", derandomize=True, deadline=None)
+settings.load_profile("releaserisk")
 
 # The suite runs as two xdist workers on two cores: OpenMP (gradient boosting) and
 # BLAS threads on top of that oversubscribe the machine and made some fits 10x slower.
