@@ -179,7 +179,8 @@ class Lake:
             raise InputError(f"cannot open lake {text}: {exc}") from None
         self.location = text
         self.root = root.rstrip("/") or "/"
-        self.local = self.fs.protocol in ("file", "local") or "file" in tuple(self.fs.protocol)
+        protocols = (self.fs.protocol,) if isinstance(self.fs.protocol, str) else tuple(self.fs.protocol)
+        self.local = "file" in protocols or "local" in protocols
 
     # -- paths -------------------------------------------------------------------------
     def path(self, relative: str) -> str:
@@ -416,25 +417,25 @@ def open_lake(location: str | os.PathLike[str]) -> Store:
     return store
 
 
-def _live_rows_query(store: Store, lake: Lake, manifest: LakeManifest, table: str) -> str | None:
-    """``SELECT`` of a table's live rows, with the store's column names and types (None: no shard)."""
+def _live_rows_query(
+    store: Store, lake: Lake, manifest: LakeManifest, table: str, with_repo: bool = False
+) -> str | None:
+    """``SELECT`` of a table's live rows, with the store's column names and types (None: no shard).
+
+    ``with_repo`` keeps ``lake_repo`` too (what a compacted file holds).
+    """
     whole, filtered = manifest.live_files(table)
     if not whole and not filtered:
         return None
-    columns = _columns(store, table)
-    parts = []
-    if whole:
-        source = _read_parquet([lake.url(f) for f in whole])
-        present = _file_columns(store, source)
-        parts.append(f"SELECT {', '.join(_column_expr(c, t, present) for c, t in columns)} FROM {source}")
+    columns = _columns(store, table) + ([(REPO_COLUMN, "VARCHAR")] if with_repo else [])
+    sources = [(_read_parquet([lake.url(f) for f in whole]), "")] if whole else []
     for file, repos in filtered:
-        source = _read_parquet([lake.url(file)])
-        present = _file_columns(store, source)
         names = ", ".join(_sql_literal(r) for r in repos)
-        parts.append(
-            f"SELECT {', '.join(_column_expr(c, t, present) for c, t in columns)} FROM {source} "
-            f"WHERE {REPO_COLUMN} IN ({names})"
-        )
+        sources.append((_read_parquet([lake.url(file)]), f" WHERE {REPO_COLUMN} IN ({names})"))
+    parts = []
+    for source, where in sources:
+        present = _file_columns(store, source)
+        parts.append(f"SELECT {', '.join(_column_expr(c, t, present) for c, t in columns)} FROM {source}{where}")
     return " UNION ALL ".join(parts)
 
 
@@ -531,28 +532,19 @@ def compact_lake(location: str | os.PathLike[str]) -> CompactionResult:
     store = open_store(":memory:")
     lake.register(store.connection)
     try:
+        holders = {r: e["generation"] for r, e in manifest.repos.items()}
         with tempfile.TemporaryDirectory(prefix="releaserisk-compact-") as scratch:
             for table in store.tables():
-                whole, filtered = manifest.live_files(table)
-                if not whole and not filtered:
+                query = _live_rows_query(store, lake, manifest, table, with_repo=True)
+                if query is None:
                     continue
-                sources = [_read_parquet([lake.url(f) for f in whole])] if whole else []
-                selects = [f"SELECT * FROM {s}" for s in sources]
-                for file, repos in filtered:
-                    names = ", ".join(_sql_literal(r) for r in repos)
-                    selects.append(f"SELECT * FROM {_read_parquet([lake.url(file)])} WHERE {REPO_COLUMN} IN ({names})")
                 local = Path(scratch) / f"{table}.parquet"
-                union = " UNION ALL BY NAME ".join(selects)
-                store.execute(
-                    f"COPY ({union} ORDER BY {REPO_COLUMN}) TO '{_sql_text(str(local))}' "
+                written[table] = store.execute(
+                    f"COPY ({query} ORDER BY {REPO_COLUMN}) TO '{_sql_text(str(local))}' "
                     "(FORMAT parquet, COMPRESSION zstd)"
-                )
+                ).fetchone()[0]
                 relative = f"{table}/compacted/part-{generation}.parquet"
                 lake.put_file(local, relative)
-                written[table] = int(
-                    store.execute(f"SELECT count(*) FROM {_read_parquet([lake.url(relative)])}").fetchone()[0]
-                )
-                holders = {r: e["generation"] for r, e in manifest.repos.items()}
                 manifest.compacted[table] = [{"file": relative, "repos": holders}]
     except duckdb.Error as exc:
         raise LakeError(f"cannot compact {lake.location}: {str(exc).splitlines()[0]}") from None

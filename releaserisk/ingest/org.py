@@ -55,7 +55,7 @@ import pandas as pd
 from releaserisk import __version__
 from releaserisk.config import Settings, read_toml
 from releaserisk.errors import GitError, InputError, ReleaseRiskError
-from releaserisk.gitcmd import git_env, git_text, require_git
+from releaserisk.gitcmd import git_text, run_git
 from releaserisk.lake import Lake, LakeManifest, generation_id, load_repository, write_shards
 from releaserisk.store import open_store
 
@@ -308,6 +308,7 @@ class _Task:
     generation: str
     clones: str
     threads: int | None
+    fingerprint: str | None = None  # the plan's, for a local path (a URL's is known after the fetch)
 
 
 @dataclass
@@ -372,25 +373,27 @@ def repo_fingerprint(spec: RepoSpec, settings: Settings) -> str | None:
 
 
 def _checkout(spec: RepoSpec, clones: str) -> str:
-    """The local clone of a repository given by URL (cloned or fetched now)."""
-    import subprocess
+    """The local clone of a repository given by URL (cloned or fetched now).
+
+    Raises
+    ------
+    GitError
+        The clone or fetch failed; the message names the URL without its credentials.
+    """
     from urllib.parse import quote
 
     from releaserisk.ingest.git import _strip_credentials
 
-    require_git()
     target = Path(clones) / (quote(spec.name, safe="") + ".git")
-    if target.exists():
-        command = ["git", "-C", str(target), "fetch", "--prune", "--tags", "origin", "+refs/heads/*:refs/heads/*"]
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        command = ["git", "clone", "--mirror", "--quiet", spec.url, str(target)]
-    done = subprocess.run(command, capture_output=True, env=git_env(), check=False)
-    if done.returncode != 0:
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = lines[-1] if lines else "unknown error"
+    try:
+        if target.exists():
+            run_git(target, "fetch", "--prune", "--tags", "origin", "+refs/heads/*:refs/heads/*")
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            run_git(target.parent, "clone", "--mirror", "--quiet", spec.url, str(target))
+    except GitError as exc:  # git's message may quote the URL, token and all
         url = _strip_credentials(spec.url or "")
-        raise GitError(f"cannot fetch {url}: {reason.replace(spec.url or '', url)}")
+        raise GitError(f"cannot fetch {url}: {str(exc).replace(spec.url or '', url)}") from None
     return str(target)
 
 
@@ -408,8 +411,7 @@ def ingest_repository(task: _Task) -> RepoOutcome:
     written: dict[str, str] = {}
     try:
         path = spec.path or _checkout(spec, task.clones)
-        fingerprint = repo_fingerprint(dataclasses.replace(spec, path=path), task.settings) if spec.url else None
-        fingerprint = fingerprint or repo_fingerprint(spec, task.settings)
+        fingerprint = task.fingerprint or repo_fingerprint(dataclasses.replace(spec, path=path), task.settings)
         with open_store(":memory:") as store:
             if task.threads:
                 store.execute(f"SET threads = {int(task.threads)}")
@@ -562,7 +564,8 @@ def ingest_org(
     outcomes, todo = _plan(org, state, settings)
     generation = generation_id()
     tasks = [
-        _Task(spec, location, state.sources_of(spec.name), settings, generation, str(org.clones), None) for spec in todo
+        _Task(spec, location, state.sources_of(spec.name), settings, generation, str(org.clones), None, fingerprint)
+        for spec, fingerprint in todo
     ]
     done = [len(outcomes)]
     total = len(org.repos)
@@ -593,8 +596,11 @@ def ingest_org(
     return OrgIngestResult(location, frame, used, time.perf_counter() - started)
 
 
-def _plan(org: OrgManifest, state: LakeManifest, settings: Settings) -> tuple[list[RepoOutcome], list[RepoSpec]]:
-    """Repositories not to run (unchanged since their last success) and those to run, largest first."""
+def _plan(
+    org: OrgManifest, state: LakeManifest, settings: Settings
+) -> tuple[list[RepoOutcome], list[tuple[RepoSpec, str | None]]]:
+    """Repositories not to run (unchanged since their last success) and those to run with their
+    fingerprints, largest first."""
     unchanged, todo = [], []
     for spec in org.repos:
         entry = state.repos.get(spec.name)
@@ -607,9 +613,9 @@ def _plan(org: OrgManifest, state: LakeManifest, settings: Settings) -> tuple[li
             unchanged.append(RepoOutcome(spec.name, "unchanged", entry["generation"],
                                          total_commits=int(rows.get("commits", 0))))  # fmt: skip
         else:
-            todo.append(spec)
+            todo.append((spec, fingerprint))
     # the longest histories first, so that no worker is left with a big one at the end
-    todo.sort(key=lambda s: -int(state.repos.get(s.name, {}).get("rows", {}).get("commits", 0)))
+    todo.sort(key=lambda item: -int(state.repos.get(item[0].name, {}).get("rows", {}).get("commits", 0)))
     return unchanged, todo
 
 
@@ -678,9 +684,8 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
     try:
         used = len(client.scheduler_info().get("workers", {})) or 1
         # each worker is one core: one DuckDB thread per task, so workers do not oversubscribe
-        threads = 1
         futures = {
-            client.submit(ingest_repository, dataclasses.replace(t, threads=threads), pure=False,
+            client.submit(ingest_repository, dataclasses.replace(t, threads=1), pure=False,
                           key=f"ingest-repo-{t.generation}-{i}"): t
             for i, t in enumerate(tasks)
         }  # fmt: skip

@@ -333,3 +333,17 @@ def test_a_lake_folder_opens_as_a_store_where_a_notebook_expects_its_db_file(org
     (org / "plain").mkdir()
     with pytest.raises(StoreError, match="is a directory"):
         open_store(org / "plain")
+
+
+def test_a_repository_given_by_url_is_cloned_then_fetched_and_a_failing_url_never_shows_its_token(org):
+    path = org / "url.toml"
+    origin = (org / "repos" / "alpha").as_uri()
+    secret = "https://user:s3cret-token@invalid.example/none.git"
+    path.write_text(f'clones = "clones"\n[[repos]]\nname = "alpha"\nurl = "{origin}"\n'
+                    f'[[repos]]\nname = "private"\nurl = "{secret}"\n')  # fmt: skip
+    first = ingest_org(path, org / "lake", workers=1).frame.set_index("repo")
+    assert first.loc["alpha", "status"] == "ingested" and (org / "clones" / "alpha.git").is_dir()
+    assert first.loc["private", "status"] == "failed" and "s3cret-token" not in first.loc["private", "error"]
+    assert "https://invalid.example/none.git" in first.loc["private", "error"]
+    again = ingest_org(path, org / "lake", workers=1).frame.set_index("repo")  # fetched, nothing new
+    assert again.loc["alpha", "status"] == "ingested" and again.loc["alpha", "new_commits"] == 0
