@@ -200,67 +200,104 @@ def _plain_rexp(times: np.ndarray, t: float) -> float:
     return float(np.sum(1.0 / (1.0 + years)))
 
 
-#: A file's set of commits this large also keeps a bitmap (see :func:`_union_size`).
+#: A file's set of commits this large becomes a bitmap (see :func:`_union_size`).
 _BITMAP_FROM = 512
+
+
+def _popcount(words: np.ndarray) -> int:
+    """Set bits in a ``uint64`` array."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return int(np.bitwise_count(words).sum(dtype=np.int64))
+    return int.from_bytes(words.tobytes(), "little").bit_count()
 
 
 class _Commits:
     """Sequence numbers of the commits that touched one file (NUC counts their union).
 
-    A set; once it holds :data:`_BITMAP_FROM` commits also a bitmap (bit ``seq`` of a
-    growable ``uint64`` array), so the union with another large set is a bitwise OR.
+    A set of ints; from :data:`_BITMAP_FROM` commits on a bitmap instead (bit ``seq`` of a
+    growable ``uint64`` array, 1 bit per commit of the history instead of a set entry of
+    about 70 bytes), so the union with another large set is a bitwise OR. ``top`` is the
+    largest sequence number: the bitmap's words past it are zero.
     """
 
-    __slots__ = ("bits", "seqs")
+    __slots__ = ("bits", "n", "seqs", "top")
 
     def __init__(self, seqs=()) -> None:
-        self.seqs = set(seqs)
+        self.seqs: set[int] | None = set(seqs)
+        self.n = len(self.seqs)
+        self.top = max(self.seqs, default=-1)
         self.bits: np.ndarray | None = None
-        if len(self.seqs) >= _BITMAP_FROM:
+        if self.n >= _BITMAP_FROM:
             self._make_bits()
 
     def __len__(self) -> int:
-        return len(self.seqs)
+        return self.n
 
     def add(self, seq: int) -> None:
-        self.seqs.add(seq)
-        if self.bits is not None:
-            word = seq >> 6
-            if word >= len(self.bits):
-                self.bits = np.concatenate([self.bits, np.zeros(max(word + 1, 2 * len(self.bits)), np.uint64)])
-            self.bits[word] |= np.uint64(1 << (seq & 63))
-        elif len(self.seqs) >= _BITMAP_FROM:
-            self._make_bits()
+        self.top = max(self.top, seq)
+        if self.bits is None:
+            self.seqs.add(seq)
+            self.n = len(self.seqs)
+            if self.n >= _BITMAP_FROM:
+                self._make_bits()
+            return
+        word = seq >> 6
+        if word >= len(self.bits):
+            self.bits = np.concatenate([self.bits, np.zeros(max(word + 1, len(self.bits)), np.uint64)])
+        bit = np.uint64(1 << (seq & 63))
+        if not self.bits[word] & bit:
+            self.bits[word] |= bit
+            self.n += 1
 
     def _make_bits(self) -> None:
         seqs = np.fromiter(self.seqs, np.int64, len(self.seqs))
         bits = np.zeros(2 * (int(seqs.max()) // 64 + 1), np.uint64)
         np.bitwise_or.at(bits, seqs >> 6, np.left_shift(np.uint64(1), (seqs & 63).astype(np.uint64)))
         self.bits = bits
+        self.seqs = None
+
+    def ordered(self) -> list[int]:
+        """The sequence numbers, ascending."""
+        if self.bits is None:
+            return sorted(self.seqs)
+        return np.flatnonzero(np.unpackbits(self.bits.view(np.uint8), bitorder="little")).tolist()
 
 
 def _union_size(sets: list[_Commits]) -> int:
-    """``len(set().union(*sets))``, in time of the smaller sets plus a bitwise OR of the large ones.
+    """``len(set().union(*sets))``, in time of the small sets plus a bitwise OR of the large ones.
 
     A hot file's set of commits grows with the history; copying it into a union for every
     commit that touches it and another file made NUC quadratic in the history's length.
+    The OR spans the words up to the largest sequence number only (not the bitmaps'
+    doubled capacity), and the small sets' members are tested against it bit by bit.
     """
-    large = [s for s in sets if s.bits is not None]
-    if len(large) < 2:
-        largest = max(sets, key=len)
+    unique = list({id(s): s for s in sets}.values())
+    large = [s for s in unique if s.bits is not None]
+    small = [s for s in unique if s.bits is None]
+    if not large:
+        largest = max(small, key=len)
         others: set = set()
-        for commits in sets:
+        for commits in small:
             if commits is not largest:
                 others.update(commits.seqs.difference(largest.seqs))  # iterates over the smaller set
         return len(largest) + len(others)
-    small = [np.fromiter(s.seqs, np.int64, len(s)) for s in sets if s.bits is None]
-    top = max([max(len(c.bits) for c in large) * 64 - 1, *(int(seqs.max()) for seqs in small if len(seqs))])
-    union = np.zeros(top // 64 + 1, np.uint64)
-    for commits in large:
-        union[: len(commits.bits)] |= commits.bits
-    for seqs in small:
-        np.bitwise_or.at(union, seqs >> 6, np.left_shift(np.uint64(1), (seqs & 63).astype(np.uint64)))
-    return int.from_bytes(union.tobytes(), "little").bit_count()
+    if len(large) == 1:
+        union, size = large[0].bits, large[0].n
+    else:
+        words = max(s.top for s in large) // 64 + 1
+        union = np.zeros(words, np.uint64)
+        for commits in large:
+            part = commits.bits[:words]
+            union[: len(part)] |= part
+        size = _popcount(union)
+    if not small:
+        return size
+    members = set().union(*(s.seqs for s in small))
+    seqs = np.fromiter(members, np.int64, len(members))
+    word = seqs >> 6
+    inside = word < len(union)
+    marked = (union[np.where(inside, word, 0)] >> (seqs & 63).astype(np.uint64)) & np.uint64(1)
+    return size + int(np.count_nonzero(~(inside & marked.astype(bool))))
 
 
 class ChangeMetricState:
@@ -397,7 +434,7 @@ class ChangeMetricState:
                     "repo": repo,
                     "path": pd.Series(files, dtype=object),
                     "last_time": [self.files[p][0] for p in files],
-                    "commits": [sorted(self.files[p][1].seqs) for p in files],
+                    "commits": [self.files[p][1].ordered() for p in files],
                     "authors": [sorted(self.files[p][2]) for p in files],
                 }
             ),
