@@ -481,7 +481,7 @@ def _save_state(store: Store, repo: str, state: ChangeMetricState, blobs: _BlobL
             {
                 "repo": pa.array([repo] * len(ids), pa.string()),
                 # hex ids are ASCII: Arrow takes the bytes as they are, no Python str per blob
-                "blob": pa.array(ids, pa.binary()).cast(pa.string()),
+                "blob": pa.array(ids, pa.binary()).view(pa.string()),
                 "lines": pa.array(lines, pa.int64()),
             }
         )
