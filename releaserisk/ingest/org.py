@@ -54,9 +54,17 @@ import pandas as pd
 
 from releaserisk import __version__
 from releaserisk.config import Settings, read_toml
-from releaserisk.errors import GitError, InputError, ReleaseRiskError
+from releaserisk.errors import GitError, InputError, LakeError, ReleaseRiskError
 from releaserisk.gitcmd import git_text, run_git
-from releaserisk.lake import Lake, LakeManifest, generation_id, load_repository, write_shards
+from releaserisk.lake import (
+    CompactionResult,
+    Lake,
+    LakeManifest,
+    compact_lake,
+    generation_id,
+    load_repository,
+    write_shards,
+)
 from releaserisk.store import open_store
 
 __all__ = [
@@ -70,6 +78,11 @@ __all__ = [
 
 #: How long to try to reach a ``--scheduler`` before giving up.
 SCHEDULER_TIMEOUT = "10s"
+#: ``ingest org`` compacts the lake when a table has this many per-repository shards: each
+#: query pays a file open and a footer per shard, which on hundreds of small shards costs
+#: more than the rows (the small-files problem that Delta Lake's auto compaction and
+#: Iceberg's ``rewrite_data_files`` address the same way).
+AUTO_COMPACT_SHARDS = 64
 _TOP_KEYS = {"lake", "clones", "defaults", "scan", "repos"}
 _REPO_KEYS = {"name", "path", "url", "rev", "labels", "tags", "environment", "services"}
 _DEFAULT_KEYS = _REPO_KEYS - {"name", "path", "url", "services"}
@@ -476,13 +489,16 @@ class OrgIngestResult:
     workers : int
         Processes the tasks ran on (1: in this process).
     seconds : float
-        Wall time of the run.
+        Wall time of the run, compaction included.
+    compaction : CompactionResult or None
+        The lake's compaction after the run, when there was one.
     """
 
     lake: str
     frame: pd.DataFrame
     workers: int
     seconds: float
+    compaction: CompactionResult | None = None
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -498,6 +514,8 @@ class OrgIngestResult:
             f"{int(self.frame['new_commits'].sum()):,} new commits; {self.seconds:.1f} s on {self.workers} "
             f"worker{'s' if self.workers != 1 else ''}"
         ]
+        if self.compaction is not None:
+            lines.append(f"  {self.compaction.summary()}")
         lines += [f"  failed: {r.repo}: {r.error}" for r in self.failed.itertuples()]
         if len(self.failed):
             lines.append("  run the same command again to retry only the failed repositories")
@@ -508,6 +526,7 @@ class OrgIngestResult:
         from releaserisk.escape import json_records
 
         return {"lake": self.lake, "workers": self.workers, "seconds": round(self.seconds, 3),
+                "compaction": self.compaction.to_dict() if self.compaction else None,
                 "repos": json_records(self.frame)}  # fmt: skip
 
 
@@ -519,6 +538,7 @@ def ingest_org(
     scheduler: str | None = None,
     settings: Settings | None = None,
     progress: Callable[[RepoOutcome, int, int], None] | None = None,
+    compact: bool | None = None,
 ) -> OrgIngestResult:
     """Ingest every repository of an organisation into a lake, in parallel on Dask.
 
@@ -538,6 +558,10 @@ def ingest_org(
         Fix pattern and labelling rules (default: defaults).
     progress : callable, optional
         ``progress(outcome, done, total)`` as each repository finishes.
+    compact : bool, optional
+        Compact the lake after the run (:func:`~releaserisk.lake.compact_lake`): True when
+        any repository was ingested, False never; default (None) when a table has
+        :data:`AUTO_COMPACT_SHARDS` per-repository shards or more.
 
     Returns
     -------
@@ -548,7 +572,8 @@ def ingest_org(
     InputError
         No lake given, bad manifest, or the scheduler cannot be reached.
     LakeError
-        The lake's manifest is damaged.
+        The lake's manifest is damaged, or compacting it failed (the repositories' shards
+        are committed; the lake stays readable uncompacted).
     """
     started = time.perf_counter()
     org = manifest if isinstance(manifest, OrgManifest) else read_org_manifest(manifest)
@@ -593,7 +618,19 @@ def ingest_org(
     if not store_lake.exists():  # a first run with nothing to do still leaves an (empty) lake
         store_lake.write_manifest(state)
     frame = pd.DataFrame([_row(o) for o in outcomes]).sort_values("repo", ignore_index=True)
-    return OrgIngestResult(location, frame, used, time.perf_counter() - started)
+    compaction = None
+    if _should_compact(compact, state, frame):
+        try:
+            compaction = compact_lake(location)
+        except LakeError as exc:
+            raise LakeError(f"the repositories landed, but compacting the lake failed: {exc}") from None
+    return OrgIngestResult(location, frame, used, time.perf_counter() - started, compaction)
+
+
+def _should_compact(compact: bool | None, state: LakeManifest, frame: pd.DataFrame) -> bool:
+    if compact is False or not (frame["status"] == "ingested").any():
+        return False
+    return compact is True or state.loose_shards() >= AUTO_COMPACT_SHARDS
 
 
 def _plan(
