@@ -45,6 +45,7 @@ import resource
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +84,8 @@ SCHEDULER_TIMEOUT = "10s"
 #: more than the rows (the small-files problem that Delta Lake's auto compaction and
 #: Iceberg's ``rewrite_data_files`` address the same way).
 AUTO_COMPACT_SHARDS = 64
+#: Threads that ask git for the repositories' refs while planning a run.
+FINGERPRINT_THREADS = 4
 _TOP_KEYS = {"lake", "clones", "defaults", "scan", "repos"}
 _REPO_KEYS = {"name", "path", "url", "rev", "labels", "tags", "environment", "services"}
 _DEFAULT_KEYS = _REPO_KEYS - {"name", "path", "url", "services"}
@@ -375,11 +378,13 @@ def repo_fingerprint(spec: RepoSpec, settings: Settings) -> str | None:
     """
     if spec.path is None:
         return None
-    refs = git_text(spec.path, "for-each-ref", "--format=%(objectname) %(refname)")
-    head = git_text(spec.path, "rev-parse", "--verify", "-q", "HEAD^{commit}") if refs.strip() else ""
+    try:
+        refs = git_text(spec.path, "show-ref", "--head")  # HEAD and every ref in one process
+    except GitError:  # no ref at all (a new repository) exits 1; not a repository fails here again
+        refs = git_text(spec.path, "for-each-ref", "--format=%(objectname) %(refname)")
     relevant = {k: v for k, v in dataclasses.asdict(settings).items() if k != "db"}
     digest = hashlib.sha256()
-    for part in (refs, head, repr(dataclasses.asdict(spec)), repr(sorted(relevant.items())), __version__):
+    for part in (refs, repr(dataclasses.asdict(spec)), repr(sorted(relevant.items())), __version__):
         digest.update(part.encode("utf-8", "surrogateescape"))
         digest.update(b"\0")
     return digest.hexdigest()
@@ -639,12 +644,8 @@ def _plan(
     """Repositories not to run (unchanged since their last success) and those to run with their
     fingerprints, largest first."""
     unchanged, todo = [], []
-    for spec in org.repos:
+    for spec, fingerprint in zip(org.repos, _fingerprints(org.repos, settings), strict=True):
         entry = state.repos.get(spec.name)
-        try:
-            fingerprint = repo_fingerprint(spec, settings)
-        except GitError:
-            fingerprint = None  # the task will fail and say why
         if entry and fingerprint and entry.get("fingerprint") == fingerprint and spec.name not in state.failed:
             rows = entry.get("rows", {})
             unchanged.append(RepoOutcome(spec.name, "unchanged", entry["generation"],
@@ -654,6 +655,22 @@ def _plan(
     # the longest histories first, so that no worker is left with a big one at the end
     todo.sort(key=lambda item: -int(state.repos.get(item[0].name, {}).get("rows", {}).get("commits", 0)))
     return unchanged, todo
+
+
+def _fingerprints(specs: Sequence[RepoSpec], settings: Settings) -> list[str | None]:
+    """Each repository's fingerprint (None where git fails: its task will say why).
+
+    A few threads, since each is one short git process: the waits overlap.
+    """
+
+    def one(spec: RepoSpec) -> str | None:
+        try:
+            return repo_fingerprint(spec, settings)
+        except GitError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=FINGERPRINT_THREADS) as pool:
+        return list(pool.map(one, specs))
 
 
 class _Committer:
@@ -702,6 +719,7 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
     """Run the tasks on a Dask cluster, committing each outcome as it arrives; the workers used."""
     import logging
 
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -709,10 +727,13 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
         if scheduler:
             client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
         else:
-            cluster = LocalCluster(
-                n_workers=min(workers, len(tasks)), threads_per_worker=1, processes=True,
-                dashboard_address=None, silence_logs=logging.ERROR,
-            )  # fmt: skip
+            # no statistical profiler in the workers: nobody reads its samples, and it wakes
+            # every 10 ms to walk the running task's stack
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                cluster = LocalCluster(
+                    n_workers=min(workers, len(tasks)), threads_per_worker=1, processes=True,
+                    dashboard_address=None, silence_logs=logging.ERROR,
+                )  # fmt: skip
             client = Client(cluster)
     except OSError as exc:
         if cluster is not None:
