@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import resource
 import time
@@ -652,9 +653,22 @@ def _plan(
                                          total_commits=int(rows.get("commits", 0))))  # fmt: skip
         else:
             todo.append((spec, fingerprint))
-    # the longest histories first, so that no worker is left with a big one at the end
-    todo.sort(key=lambda item: -int(state.repos.get(item[0].name, {}).get("rows", {}).get("commits", 0)))
+    # the largest repositories first, so that no worker is left with a big one at the end
+    todo.sort(key=lambda item: -_object_bytes(item[0]))
     return unchanged, todo
+
+
+def _object_bytes(spec: RepoSpec) -> float:
+    """Bytes of a repository's packed git objects: a free proxy for how long its task runs
+    (a first run knows nothing else). Infinite when unknown (a URL not cloned yet, a linked
+    work tree), so those start first rather than last."""
+    if spec.path is None:
+        return math.inf
+    root = Path(spec.path)
+    for objects in (root / ".git" / "objects", root / "objects"):
+        if objects.is_dir():
+            return float(sum(p.stat().st_size for p in (objects / "pack").glob("*.pack")))
+    return math.inf
 
 
 def _fingerprints(specs: Sequence[RepoSpec], settings: Settings) -> list[str | None]:

@@ -416,3 +416,17 @@ def test_ingest_org_help_states_the_auto_compaction_threshold(capsys):
     with pytest.raises(SystemExit):
         main(["ingest", "org", "--help"])
     assert f"{AUTO_COMPACT_SHARDS} per-repository shards" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_largest_repositories_run_first_so_no_worker_is_left_with_one_at_the_end(org):
+    for name, files in (("alpha", 1), ("gamma", 8)):
+        repo = GitRepo.__new__(GitRepo)
+        repo.path, repo.clock = org / "repos" / name, 1_700_000_000
+        for i in range(files):
+            repo.write(f"data/blob{i}.txt", "".join(f"{name} {i} {k}\n" for k in range(40)))
+        repo.commit("bulk data", author="Dee", email="dee@example.com")
+        repo.git("repack", "-a", "-d", "-q")
+    order = []
+    manifest = _manifest(org, ["alpha", "beta", "gamma"])
+    ingest_org(manifest, workers=1, progress=lambda outcome, done, total: order.append(outcome.repo))
+    assert order[0] == "gamma" and order[-1] == "beta"  # beta has only loose objects: 0 packed bytes
