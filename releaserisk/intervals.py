@@ -326,7 +326,8 @@ def rank_tests(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, pre
     (ties count one half): a ``searchsorted`` per pair when the groups are large, else one
     for every pair at once by shifting each group's values into its own band. The p-value
     is the normal approximation with a continuity correction and without the tie
-    correction, which makes the test conservative when there are ties (Mann & Whitney 1947; Lehmann, *Nonparametrics*, 1975, §1.4).
+    correction, which makes the test conservative when there are ties (Mann & Whitney
+    1947; Lehmann, *Nonparametrics*, 1975, §1.4).
 
     Parameters
     ----------
