@@ -58,6 +58,24 @@ History calibration
     the whole history, e.g. after a regime change), the history no longer describes the
     present and the judge falls back to the t interval, with a warning.
 
+Baselines that are not concurrent
+    A baseline from an earlier time (the same window yesterday) differs from the canary
+    by the metric's drift between the two windows as well as by any regression. Within
+    the windows that drift is invisible when it is a level offset: both arms look
+    steady, each around its own level. The interval above sees only within-window
+    variation, so it cannot tell such a drift from a regression — on the NAB replay a
+    metric whose level moves 3–30 % from day to day with 1 % noise inside its windows
+    is flagged in most of its windows. Adding a between-window component estimated
+    from sub-window (block) means of the difference series, a random-effects view
+    whose within-window estimate is a lower bound on the drift between windows, was
+    measured and changes nothing: the autocorrelation-aware variance already covers
+    what wanders inside the windows, and what remains is flat. Only history (or a
+    concurrent baseline) measures the day-to-day drift. So when the arms' time ranges
+    do not overlap (:func:`concurrent_arms`) and no history calibrates the metric, the
+    judge still tests the shift — a real regression must not pass — but says in the
+    result (``concurrent = False``, the warning and the reason) that its false-alarm
+    rate is not held at alpha and that ``--history`` would calibrate it.
+
 Looks
     ``CanaryConfig.looks`` planned looks at one canary each test at
     ``alpha / looks`` (Bonferroni), so false alarms over all looks stay <= alpha.
@@ -82,6 +100,7 @@ __all__ = [
     "aligned_pairs",
     "autocorrelation_upper_bound",
     "classify_robust",
+    "concurrent_arms",
     "conformal_p_value",
     "deviation_score",
     "effective_sample_size",
@@ -89,7 +108,9 @@ __all__ = [
     "history_windows",
     "lag1_autocorrelation",
     "min_history_windows",
+    "not_concurrent_warning",
     "shift_test",
+    "window_lag",
 ]
 
 #: Standard normal quantile of the one-sided 95 % upper confidence limit of the autocorrelation.
@@ -243,6 +264,81 @@ def aligned_pairs(baseline_ts, canary_ts) -> tuple[np.ndarray, np.ndarray] | Non
     if b_ns is None or c_ns is None:
         return None
     return _aligned_pairs_ns(b_ns, c_ns)
+
+
+def concurrent_arms(baseline_ts, canary_ts) -> bool | None:
+    """Whether the arms were measured at the same time: their time ranges overlap.
+
+    Parameters
+    ----------
+    baseline_ts, canary_ts : array-like of datetime64
+        Timestamps of each arm's samples.
+
+    Returns
+    -------
+    bool or None
+        True when ``[min, max]`` of the two arms overlap (a concurrent baseline, as
+        Kayenta recommends), False when they do not (a baseline from an earlier
+        window, e.g. the same window a day earlier), None when an arm has no
+        timestamps or a missing one.
+    """
+    if baseline_ts is None or canary_ts is None:
+        return None
+    b_ns, c_ns = _nanoseconds(baseline_ts), _nanoseconds(canary_ts)
+    if b_ns is None or c_ns is None or not len(b_ns) or not len(c_ns):
+        return None
+    return bool(b_ns.min() <= c_ns.max() and c_ns.min() <= b_ns.max())
+
+
+def not_concurrent_warning(lag: pd.Timedelta | None = None) -> str:
+    """The caveat of a verdict against a baseline that is not concurrent, judged without history.
+
+    Parameters
+    ----------
+    lag : Timedelta, optional
+        Canary start minus baseline start.
+
+    Returns
+    -------
+    str
+    """
+    earlier = f", its window starts {_duration(lag)} before the canary's" if lag is not None else ""
+    return (
+        f"baseline not concurrent{earlier}, no history: drift of the metric between the two windows "
+        "cannot be told from a regression (within-window variation does not show it), so false alarms "
+        "are not held at alpha; give the metric's recent history (--history) or a concurrent baseline"
+    )
+
+
+def _duration(span: pd.Timedelta) -> str:
+    """``1 d 2 h 5 min``-style text of a duration (whole minutes; seconds when shorter)."""
+    seconds = int(abs(span.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    days, rest = divmod(seconds // 60, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
+    return " ".join(part for part in parts if part)
+
+
+def window_lag(baseline_ts, canary_ts) -> pd.Timedelta | None:
+    """Canary start minus baseline start (None without timestamps).
+
+    Parameters
+    ----------
+    baseline_ts, canary_ts : array-like of datetime64
+        Timestamps of each arm's samples.
+
+    Returns
+    -------
+    Timedelta or None
+    """
+    if baseline_ts is None or canary_ts is None:
+        return None
+    b_ns, c_ns = _nanoseconds(baseline_ts), _nanoseconds(canary_ts)
+    if b_ns is None or c_ns is None or not len(b_ns) or not len(c_ns):
+        return None
+    return pd.Timedelta(int(c_ns.min() - b_ns.min()), unit="ns")
 
 
 def _nanoseconds(ts) -> np.ndarray | None:
@@ -525,6 +621,8 @@ def classify_robust(
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
     history: HistoryStatistics | None = None,
     in_time_order: bool = True,
+    lag: pd.Timedelta | None = None,
+    concurrent: bool | None = None,
 ) -> MetricResult:
     """Classify one metric with the robust test (arms already cleaned, non-empty, in time order).
 
@@ -544,12 +642,18 @@ def classify_robust(
     in_time_order : bool
         Whether the values carry a time order (timestamps); without one no
         autocorrelation is estimated.
+    lag : Timedelta, optional
+        Canary start minus baseline start (:func:`window_lag`), for the warning.
+    concurrent : bool, optional
+        :func:`concurrent_arms`; False without calibrating history adds the warning
+        that day-to-day drift is not told from a regression (module docstring).
 
     Returns
     -------
     MetricResult
         High / Low / Pass with the interval of the shift, its effective sample size,
-        the p-value that decided and how many historical windows calibrated it.
+        the p-value that decided, how many historical windows calibrated it and
+        whether the baseline was concurrent.
     """
     alpha = (1.0 - config.confidence) / config.looks
     test = shift_test(baseline, canary, pairs, in_time_order)
@@ -570,6 +674,9 @@ def classify_robust(
             f"windows' baselines (alpha {alpha:.3g}): the history no longer describes it, "
             "judged by the autocorrelation-aware interval alone"
         )
+    uncalibrated_drift = concurrent is False and not calibrated
+    if uncalibrated_drift:
+        warning = "; ".join(filter(None, [warning, not_concurrent_warning(lag)]))
     if calibrated:
         deviation = deviation_score(baseline, canary, metric.effect_size)
         p_value = conformal_p_value(_directional(deviation, metric.direction), history.deviations)
@@ -584,6 +691,8 @@ def classify_robust(
         significant_up = test.estimate > 0 and low > bound
         significant_down = test.estimate < 0 and high < -bound
         why = f"the shift's interval [{low:.4g}, {high:.4g}] excludes 0 (effective n {test.n_effective:.1f})"
+        if uncalibrated_drift:
+            why += " against a baseline that is not concurrent, uncalibrated: it may be drift between the windows"
     effect = _effect(metric, baseline, canary)
     ignore_effect = math.isnan(effect)
     is_high = (
@@ -608,7 +717,8 @@ def classify_robust(
     else:
         reason = f"no significant shift: interval [{low:.4g}, {high:.4g}] at effective n {test.n_effective:.1f}"
     if float(np.mean(baseline)) == 0.0 and float(np.mean(canary)) != 0.0:
-        warning = f"baseline mean of {name} is zero: effect size undefined, judged by the test alone"
+        zero = f"baseline mean of {name} is zero: effect size undefined, judged by the test alone"
+        warning = "; ".join(filter(None, [zero, not_concurrent_warning(lag) if uncalibrated_drift else None]))
     return MetricResult(
         name=name,
         group=metric.group,
@@ -629,4 +739,5 @@ def classify_robust(
         n_effective=test.n_effective,
         p_value=p_value,
         history_windows=len(history) if calibrated else 0,
+        concurrent=concurrent,
     )

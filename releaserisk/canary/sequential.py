@@ -40,6 +40,13 @@ History calibration
     bound on the largest e-value over all looks, so any-look false alarms stay <= alpha
     when the windows are exchangeable (Vovk et al. 2005), as well as ``1/alpha``.
 
+A baseline that is not concurrent (the same window a day earlier) differs from the
+canary by the metric's drift between the windows as well: the block differences then
+share that drift, which no e-process on them can tell from a regression. Without
+history the monitor still tests — a real regression must not pass — but each such
+metric's state says ``concurrent = False`` with a warning that false alarms are not
+held at alpha (see :mod:`releaserisk.canary.robust`, "Baselines that are not concurrent").
+
 Several metrics: Bonferroni on the e-values (each metric at alpha/m). Decisions:
 RollBack as soon as one metric rejects; Promote only when every metric is shown within
 its allowed bound; at the final look, NoData when a metric that must have data never
@@ -374,6 +381,8 @@ class SequentialResult:
             if math.isfinite(m.get("needed", math.nan)):
                 detail += f"; needs about {m['needed']:,.0f} {m['needed_unit']}"
             lines.append(f"  {m['metric']:<24} {m['status']:<13} {detail}")
+            if m.get("warning"):
+                lines.append(f"    warning: {m['warning']}")
         return "\n".join(lines)
 
 
@@ -412,6 +421,7 @@ class SequentialMonitor:
         self.looks = 0
         self._history: list[dict[str, Any]] = []
         self._decided: SequentialResult | None = None
+        self._timing: dict[str, tuple[bool | None, pd.Timedelta | None]] = {}
 
     def _test(self, metric: str):
         try:
@@ -440,6 +450,29 @@ class SequentialMonitor:
         if isinstance(test, _MeanTest):
             test.calibration = log_threshold
 
+    def describe_baseline(self, metric: str, concurrent: bool | None, lag: pd.Timedelta | None = None) -> None:
+        """Record whether a metric's baseline is concurrent (see :func:`releaserisk.canary.robust.concurrent_arms`).
+
+        Parameters
+        ----------
+        metric : str
+        concurrent : bool or None
+            False: the baseline's window lies before (or after) the canary's.
+        lag : Timedelta, optional
+            Canary start minus baseline start, for the warning.
+        """
+        self._test(metric)
+        self._timing[metric] = (concurrent, lag)
+
+    def _baseline_note(self, name: str) -> dict[str, Any]:
+        from releaserisk.canary.robust import not_concurrent_warning
+
+        concurrent, lag = self._timing.get(name, (None, None))
+        test = self.tests[name]
+        calibrated = isinstance(test, _MeanTest) and test.calibration > -math.inf
+        warning = not_concurrent_warning(lag) if concurrent is False and not calibrated else None
+        return {"concurrent": concurrent, "warning": warning}
+
     def look(self, final: bool = False) -> SequentialResult:
         """Decide at this look. ``final=True`` marks the end of the planned horizon.
 
@@ -451,7 +484,7 @@ class SequentialMonitor:
         for test in self.tests.values():
             if isinstance(test, _MeanTest):
                 test.close_blocks()
-        states = [test.state() for test in self.tests.values()]
+        states = [{**test.state(), **self._baseline_note(name)} for name, test in self.tests.items()]
         if final:  # the sample-size hint of every undecided metric
             for state, test in zip(states, self.tests.values(), strict=True):
                 if state["status"] == "open":
@@ -470,7 +503,10 @@ class SequentialMonitor:
         required_empty = [name for name in empty if self.tests[name].metric.must_have_data]
         open_ = [s for s in states if s["status"] == "open"]
         if rejected:
-            return "RollBack", f"{rejected[0]['metric']} regressed (anytime-valid test rejected)"
+            caveat = " against a baseline that is not concurrent, uncalibrated: it may be drift" * bool(
+                rejected[0].get("warning")
+            )
+            return "RollBack", f"{rejected[0]['metric']} regressed (anytime-valid test rejected){caveat}"
         if final and (required_empty or empty):
             return "NoData", f"no data for {', '.join(required_empty or empty)}"
         if all(s["status"] == "within bound" for s in states):
@@ -541,6 +577,7 @@ def sequential_judge(
         metrics[name] = metric
     config = CanaryConfig(**{**config.__dict__, "metrics": metrics})
     monitor = SequentialMonitor(config, names)
+    _describe_baselines(monitor, samples, metric_codes, metric_names, is_canary)
     if history is not None:
         for name in names:
             if metrics[name].kind == "samples":
@@ -569,6 +606,19 @@ def sequential_judge(
         if result.decision in ("RollBack", "Promote"):
             break
     return result
+
+
+def _describe_baselines(monitor, samples, metric_codes, metric_names, is_canary) -> None:
+    """Tell the monitor, per metric, whether its arms' time ranges overlap."""
+    from releaserisk.canary.robust import concurrent_arms, window_lag
+
+    if "ts" not in samples:
+        return
+    ns = pd.to_datetime(samples["ts"], utc=True).to_numpy(dtype="datetime64[ns]")
+    for code, name in enumerate(metric_names):
+        own = metric_codes == code
+        b_ts, c_ts = ns[own & ~is_canary], ns[own & is_canary]
+        monitor.describe_baseline(str(name), concurrent_arms(b_ts, c_ts), window_lag(b_ts, c_ts))
 
 
 def _look_of(samples: pd.DataFrame, looks: int, is_canary: np.ndarray) -> np.ndarray:

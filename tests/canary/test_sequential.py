@@ -152,3 +152,19 @@ def test_history_raises_the_threshold_when_days_drift():
     calibrated = sequential_judge(frame, looks=6, history=history)
     assert plain.decision == "RollBack"  # a day's drift looks like a regression to the plain test
     assert calibrated.decision != "RollBack" and calibrated.metrics[0]["threshold"] > 20
+
+
+def test_a_baseline_that_is_not_concurrent_is_said_so():
+    rng = np.random.default_rng(31)
+    canary_ts = pd.date_range("2026-02-10 12:00", periods=24, freq="5min", tz="UTC")
+    frame = pd.DataFrame({
+        "metric": "m", "arm": np.repeat(["baseline", "canary"], 24),
+        "ts": np.r_[canary_ts - pd.Timedelta(days=1), canary_ts],
+        "value": np.r_[50 + rng.normal(0, 0.5, 24), 53 + rng.normal(0, 0.5, 24)],
+    })  # fmt: skip
+    result = sequential_judge(frame, looks=6)
+    state = result.metrics[0]
+    assert state["concurrent"] is False and "not concurrent" in state["warning"]
+    assert "warning: baseline not concurrent" in result.summary()
+    concurrent = sequential_judge(frame.assign(ts=np.r_[canary_ts, canary_ts]), looks=6)
+    assert concurrent.metrics[0]["concurrent"] is True and concurrent.metrics[0]["warning"] is None
