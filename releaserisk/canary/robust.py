@@ -98,6 +98,7 @@ __all__ = [
     "HistoryStatistics",
     "ShiftTest",
     "aligned_pairs",
+    "ar1_block_inflation",
     "autocorrelation_upper_bound",
     "classify_robust",
     "concurrent_arms",
@@ -196,6 +197,54 @@ def effective_sample_size(values) -> float:
         return 0.0
     r = autocorrelation_upper_bound(values)
     return max(n * (1.0 - r) / (1.0 + r), 1.0)
+
+
+def _ar1_mean_variance(n: float, phi: float) -> float:
+    """Variance of the mean of ``n`` consecutive values of a unit-variance AR(1) series."""
+    if phi <= 0.0:
+        return 1.0 / n
+    return (n * (1.0 + phi) / (1.0 - phi) - 2.0 * phi * (1.0 - phi**n) / (1.0 - phi) ** 2) / (n * n)
+
+
+def ar1_block_inflation(phi: float, samples: float, blocks: int) -> float:
+    """How much the spread of consecutive block means of an AR(1) series understates the variance of their mean.
+
+    A test that takes ``k`` block means as independent estimates the variance of their
+    mean by ``s^2 / k``, ``s^2`` their sample variance. For equal blocks of ``m = N/k``
+    values of an AR(1) series with lag-1 autocorrelation ``phi``, ``E[s^2] = k (v(m) -
+    v(N)) / (k - 1)``, where ``v(n) = (n (1 + phi)/(1 - phi) - 2 phi (1 - phi^n)/(1 -
+    phi)^2) / n^2`` is the exact variance of the mean of ``n`` values of a unit-variance
+    AR(1) series (Priestley, *Spectral Analysis and Time Series*, 1981, §5.3.2); the
+    true variance of the mean is ``v(N)``. The ratio,
+
+        ``(k - 1) v(N) / (v(m) - v(N))``,
+
+    is 1 for independent values and grows without bound as ``phi`` nears 1: short
+    blocks of a wandering series share its excursions, their spread shrinks while
+    their common error does not (the bias of batch means, Schmeiser, "Batch size
+    effects in the analysis of simulation output", Oper. Res. 1982).
+
+    Parameters
+    ----------
+    phi : float
+        Lag-1 autocorrelation (e.g. :func:`autocorrelation_upper_bound`), clipped to [0, 0.98].
+    samples : float
+        Values per arm in all blocks (N).
+    blocks : int
+        Number of blocks (k).
+
+    Returns
+    -------
+    float
+        At least 1 (1 for fewer than two blocks or ``phi <= 0``).
+    """
+    if blocks < 2 or phi <= 0.0 or samples <= blocks:
+        return 1.0
+    phi = min(phi, MAX_AUTOCORRELATION)
+    whole, block = _ar1_mean_variance(samples, phi), _ar1_mean_variance(samples / blocks, phi)
+    if block <= whole:
+        return math.inf
+    return max((blocks - 1) * whole / (block - whole), 1.0)
 
 
 @dataclass(frozen=True)

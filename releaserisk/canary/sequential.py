@@ -185,6 +185,9 @@ class _MeanTest:
         self.canary_sum = 0.0
         self.infinite = {"baseline": 0, "canary": 0}
         self.calibration = -math.inf  # history-calibrated log threshold (conformal), if any
+        self.blocked: dict[str, list[np.ndarray]] = {"baseline": [], "canary": []}  # samples in blocks, in order
+        self.autocorrelation = 0.0  # upper confidence limit of the paired difference series' lag-1 autocorrelation
+        self.inflation = 1.0  # ar1_block_inflation of the block means at that autocorrelation
 
     def add(self, arm: str, values: np.ndarray) -> None:
         values = values[~np.isnan(values)]
@@ -212,6 +215,31 @@ class _MeanTest:
         self.samples["baseline"] += cut_b
         self.samples["canary"] += cut_c
         self.pending = {"baseline": [b[cut_b:]], "canary": [c[cut_c:]]}
+        if blocks:
+            self.blocked["baseline"].append(b[:cut_b])
+            self.blocked["canary"].append(c[:cut_c])
+            self._update_inflation()
+
+    def _update_inflation(self) -> None:
+        """Autocorrelation of the samples behind the blocks, and what it does to the block means.
+
+        Block means of an autocorrelated series are themselves correlated when the blocks
+        are short (a look's four 5-minute samples): taken as independent, they overstate
+        the evidence — 9 % false alarms at phi = 0.8 and 36 % at 0.95 over six looks of
+        four samples where 5 % are allowed. The samples of both arms, paired in order
+        (the difference series when both are sampled on one grid), give the lag-1
+        autocorrelation at its one-sided 95 % upper confidence limit, as in the robust
+        judge, and :func:`releaserisk.canary.robust.ar1_block_inflation` the factor by
+        which the e-process's t statistic is deflated.
+        """
+        from releaserisk.canary.robust import ar1_block_inflation, autocorrelation_upper_bound
+
+        b, c = np.concatenate(self.blocked["baseline"]), np.concatenate(self.blocked["canary"])
+        self.blocked = {"baseline": [b], "canary": [c]}
+        paired = min(len(b), len(c))
+        self.autocorrelation = autocorrelation_upper_bound(c[:paired] - b[:paired])
+        per_arm = (self.samples["baseline"] + self.samples["canary"]) / 2.0
+        self.inflation = ar1_block_inflation(self.autocorrelation, per_arm, len(self.differences))
 
     def _off_scale(self) -> bool:
         """Infinite values: the fixed judge's non-finite strategy (one-sided Fisher test at alpha)."""
@@ -225,15 +253,17 @@ class _MeanTest:
 
     def log_e(self, mu: float = 0.0) -> float:
         d = np.asarray(self.differences) - mu
-        return log_mixture_t(float(d.sum()), float(np.dot(d, d)), len(d))
+        return log_mixture_t(float(d.sum()), float(np.dot(d, d)), len(d), inflation=self.inflation)
 
     def _shift_bounds(self) -> tuple[float, float]:
         """The confidence sequence for the mean shift at this look, in closed form.
 
         ``E_n(mu) >= e^T`` iff ``q(mu) = S(mu)^2 / ((c + n) V(mu)) >= q*`` with
         ``q* = 1 - (c / (c + n))^(1/n) e^(-2T/n)``; with ``k = (c + n) q*`` this is a
-        quadratic in ``mu`` whose roots are ``S/n ± sqrt(k (n V - S^2) / (n - k)) / n``.
-        When ``k >= n`` no shift is excluded yet: the sequence is the whole line.
+        quadratic in ``mu`` whose roots are ``S/n ± sqrt(k (n V - S^2) / (n - k)) / n``;
+        the t statistic deflated by ``sqrt(inflation)`` (:func:`log_mixture_t`) widens the
+        half-width by that factor. When ``k >= n`` no shift is excluded yet: the sequence
+        is the whole line.
         """
         d = np.asarray(self.differences)
         n = len(d)
@@ -243,7 +273,7 @@ class _MeanTest:
         if k >= n or not math.isfinite(threshold):
             return -math.inf, math.inf
         total, squares = float(d.sum()), float(np.dot(d, d))
-        half = math.sqrt(max(k * (n * squares - total * total) / (n - k), 0.0)) / n
+        half = math.sqrt(max(self.inflation * k * (n * squares - total * total) / (n - k), 0.0)) / n
         return total / n - half, total / n + half
 
     def needed(self) -> float:
@@ -260,7 +290,8 @@ class _MeanTest:
         mean_b = self.baseline_sum / max(self.samples["baseline"], 1)
         allowed = max(self.metric.allowed_increase - 1.0, 1.0 - self.metric.allowed_decrease, 0.0) * abs(mean_b)
         effect = allowed if allowed > 0 else abs(float(d.mean()))
-        return sequential_blocks_needed(effect / float(d.std(ddof=1)), math.exp(-max(self.threshold, self.calibration)))
+        theta = effect / float(d.std(ddof=1)) / math.sqrt(self.inflation)
+        return sequential_blocks_needed(theta, math.exp(-max(self.threshold, self.calibration)))
 
     def state(self) -> dict[str, Any]:
         m = self.metric
@@ -299,6 +330,8 @@ class _MeanTest:
             "ratio": ratio,
             "ratio_low": ratio_low,
             "ratio_high": ratio_high,
+            "autocorrelation": self.autocorrelation,
+            "inflation": self.inflation,
             "needed": math.nan,  # filled in at the horizon (needed())
             "needed_unit": "samples per arm",
         }
