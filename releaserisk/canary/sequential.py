@@ -19,17 +19,29 @@ Event counts (errors, crashes)
 Samples (latency, CPU, any measured value)
     Each look's new samples — or blocks of ``block_size`` samples per arm — are
     averaged per arm; the block differences ``D_j = mean(canary_j) - mean(baseline_j)``
-    are nearly independent and nearly Gaussian even when the samples are
-    autocorrelated and skewed (block means: Künsch, "The jackknife and the bootstrap
+    are nearly independent and nearly Gaussian when the blocks are long against the
+    series' memory, even for autocorrelated and skewed samples (block means: Künsch, "The jackknife and the bootstrap
     for general stationary observations", Ann. Statist. 1989; Carlstein 1986). On them
     the scale-invariant Gaussian mixture e-process of Lai (1976) / Wang & Ramdas
     (2025), :func:`releaserisk.canary.plan.log_mixture_t`, tests "no shift" with the
     block variance estimated sequentially; inverting it at every shift ``mu`` gives a
     confidence sequence for the mean shift. It can decide from five blocks when the
     shift is large, where the DKW quantile bands used before needed thousands of
-    samples. The canary regresses when the e-value reaches ``1/alpha`` with the shift in
-    the bad direction and its effect size (mean ratio) beyond ``allowed_increase``; it
-    is shown within bound when the confidence sequence for the mean ratio lies inside
+    samples. Short blocks of an autocorrelated metric (a look's four 5-minute samples)
+    are *not* nearly independent: adjacent block means share the series' excursions and
+    their spread understates the error of their mean. The t statistic inside the
+    e-value is therefore deflated by the square root of the AR(1) batch-means factor
+    :func:`releaserisk.canary.robust.ar1_block_inflation`, at the one-sided 95 % upper
+    confidence limit of the lag-1 autocorrelation of the samples paired in order (the
+    robust judge's estimate); the confidence sequence widens by the same factor. This is
+    a plug-in, not an exact martingale under dependence. Simulated over six looks of
+    four samples (600 runs), false alarms are 3.5 % at phi = 0.8 and 7 % at phi = 0.95,
+    against 9 % and 36 % with the block means taken as independent. With history
+    (below) the conformal rank holds false alarms at alpha whatever the dependence, so
+    the e-values are left undeflated there (deflating would only cost power). The
+    canary regresses when the e-value reaches ``1/alpha`` with the shift in the bad
+    direction and its effect size (mean ratio) beyond ``allowed_increase``; it is shown
+    within bound when the confidence sequence for the mean ratio lies inside
     the allowed bounds.
 
 History calibration
@@ -173,11 +185,12 @@ class _CountTest:
 class _MeanTest:
     """Mixture t e-process on block differences of the arms' means (see the module docstring)."""
 
-    def __init__(self, metric: MetricConfig, alpha: float, block_size: int = 0) -> None:
+    def __init__(self, metric: MetricConfig, alpha: float, block_size: int = 0, deflate: bool = True) -> None:
         self.metric = metric
         self.alpha = alpha
         self.threshold = math.log(1 / alpha)
         self.block_size = block_size
+        self.deflate = deflate  # False when history calibrates the threshold (the ranks need no deflation)
         self.pending: dict[str, list[np.ndarray]] = {"baseline": [], "canary": []}
         self.differences: list[float] = []
         self.samples = {"baseline": 0, "canary": 0}
@@ -239,7 +252,8 @@ class _MeanTest:
         paired = min(len(b), len(c))
         self.autocorrelation = autocorrelation_upper_bound(c[:paired] - b[:paired])
         per_arm = (self.samples["baseline"] + self.samples["canary"]) / 2.0
-        self.inflation = ar1_block_inflation(self.autocorrelation, per_arm, len(self.differences))
+        if self.deflate:
+            self.inflation = ar1_block_inflation(self.autocorrelation, per_arm, len(self.differences))
 
     def _off_scale(self) -> bool:
         """Infinite values: the fixed judge's non-finite strategy (one-sided Fisher test at alpha)."""
@@ -478,10 +492,18 @@ class SequentialMonitor:
         test.add(arm, np.asarray(values, dtype=float))
 
     def calibrate(self, metric: str, log_threshold: float) -> None:
-        """Raise a samples metric's rejection threshold to a history-calibrated log e-value."""
+        """Raise a samples metric's rejection threshold to a history-calibrated log e-value.
+
+        The metric's e-values are then left undeflated for autocorrelation, as the
+        historical ones were (:func:`history_log_threshold`): the conformal rank needs no
+        deflation to hold false alarms at alpha.
+        """
         test = self._test(metric)
         if isinstance(test, _MeanTest):
             test.calibration = log_threshold
+            # the conformal rank holds false alarms at alpha whatever the dependence; the
+            # history's e-values were computed undeflated (history_log_threshold), so are these
+            test.deflate, test.inflation = False, 1.0
 
     def describe_baseline(self, metric: str, concurrent: bool | None, lag: pd.Timedelta | None = None) -> None:
         """Record whether a metric's baseline is concurrent (see :func:`releaserisk.canary.robust.concurrent_arms`).
@@ -711,7 +733,7 @@ def history_log_threshold(
     own = samples[samples["metric"].astype(str) == name]
     maxima = []
     for window in history_windows(own, history[history["metric"].astype(str) == name]):
-        monitor = _MeanTest(config.metric(name), alpha, config.block_size)
+        monitor = _MeanTest(config.metric(name), alpha, config.block_size, deflate=False)
         best = -math.inf
         for look in range(looks):
             for arm, values in window.items():

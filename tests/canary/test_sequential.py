@@ -217,3 +217,15 @@ def test_block_inflation_and_the_deflated_mixture_t():
     assert 1.0 < weak < strong and ar1_block_inflation(0.8, 600, 6) < strong  # long blocks: little inflation
     assert log_mixture_t(5.0, 10.0, 6, inflation=1.0) == log_mixture_t(5.0, 10.0, 6)
     assert log_mixture_t(5.0, 10.0, 6, inflation=strong) < log_mixture_t(5.0, 10.0, 6)
+    rng = np.random.default_rng(3)
+    wandering, other = 100 + 10 * _ar1(rng, 24, 0.9), 100 + 10 * _ar1(rng, 24, 0.9)
+    config = CanaryConfig(metrics={"m": MetricConfig("m")})
+    plain, calibrated = SequentialMonitor(config, ["m"]), SequentialMonitor(config, ["m"])
+    calibrated.calibrate("m", math.log(40.0))  # history ranks the e-values: no deflation needed
+    for monitor in (plain, calibrated):
+        for look in range(3):
+            monitor.add_samples("m", "baseline", wandering[look * 8 : (look + 1) * 8])
+            monitor.add_samples("m", "canary", other[look * 8 : (look + 1) * 8])
+            state = monitor.look().metrics[0]
+        assert state["autocorrelation"] > 0
+    assert plain.tests["m"].inflation > 1.0 and calibrated.tests["m"].inflation == 1.0
