@@ -372,7 +372,7 @@ def classify_metric(
         return MetricResult(**base, classification="Pass", deviation=1.0, reason="a single distinct value")
 
     if mode == "robust":
-        from releaserisk.canary.robust import aligned_pairs, classify_robust, concurrent_arms, window_lag
+        from releaserisk.canary.robust import aligned_pairs, baseline_timing, classify_robust
 
         pairs = b_ts = c_ts = None
         if baseline_ts is not None and canary_ts is not None:
@@ -381,8 +381,10 @@ def classify_metric(
             pairs = aligned_pairs(b_ts, c_ts)
         config = config or CanaryConfig(confidence=confidence, tolerance=tolerance)
         in_time_order = baseline_ts is not None and canary_ts is not None
-        timing = {"lag": window_lag(b_ts, c_ts), "concurrent": concurrent_arms(b_ts, c_ts)}
-        return classify_robust(name, b, c, metric, config, pairs, history, in_time_order, **timing)
+        concurrent, lag = baseline_timing(b_ts, c_ts)
+        return classify_robust(
+            name, b, c, metric, config, pairs, history, in_time_order, lag=lag, concurrent=concurrent
+        )
     if metric.classifier == "mean_inequality":
         return _mean_inequality(base, b, c, metric)
     interval = mann_whitney_interval(c, b, confidence)

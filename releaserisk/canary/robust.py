@@ -71,7 +71,7 @@ Baselines that are not concurrent
     measured and changes nothing: the autocorrelation-aware variance already covers
     what wanders inside the windows, and what remains is flat. Only history (or a
     concurrent baseline) measures the day-to-day drift. So when the arms' time ranges
-    do not overlap (:func:`concurrent_arms`) and no history calibrates the metric, the
+    do not overlap (:func:`baseline_timing`) and no history calibrates the metric, the
     judge still tests the shift — a real regression must not pass — but says in the
     result (``concurrent = False``, the warning and the reason) that its false-alarm
     rate is not held at alpha and that ``--history`` would calibrate it.
@@ -100,8 +100,8 @@ __all__ = [
     "aligned_pairs",
     "ar1_block_inflation",
     "autocorrelation_upper_bound",
+    "baseline_timing",
     "classify_robust",
-    "concurrent_arms",
     "conformal_p_value",
     "deviation_score",
     "effective_sample_size",
@@ -111,7 +111,6 @@ __all__ = [
     "min_history_windows",
     "not_concurrent_warning",
     "shift_test",
-    "window_lag",
 ]
 
 #: Standard normal quantile of the one-sided 95 % upper confidence limit of the autocorrelation.
@@ -315,8 +314,8 @@ def aligned_pairs(baseline_ts, canary_ts) -> tuple[np.ndarray, np.ndarray] | Non
     return _aligned_pairs_ns(b_ns, c_ns)
 
 
-def concurrent_arms(baseline_ts, canary_ts) -> bool | None:
-    """Whether the arms were measured at the same time: their time ranges overlap.
+def baseline_timing(baseline_ts, canary_ts) -> tuple[bool | None, pd.Timedelta | None]:
+    """Whether the arms were measured at the same time, and how far apart their windows start.
 
     Parameters
     ----------
@@ -325,18 +324,20 @@ def concurrent_arms(baseline_ts, canary_ts) -> bool | None:
 
     Returns
     -------
-    bool or None
+    concurrent : bool or None
         True when ``[min, max]`` of the two arms overlap (a concurrent baseline, as
-        Kayenta recommends), False when they do not (a baseline from an earlier
-        window, e.g. the same window a day earlier), None when an arm has no
-        timestamps or a missing one.
+        Kayenta recommends), False when they do not (a baseline from another window,
+        e.g. the same window a day earlier); None when an arm has no timestamps or a
+        missing one.
+    lag : Timedelta or None
+        Canary start minus baseline start.
     """
-    if baseline_ts is None or canary_ts is None:
-        return None
-    b_ns, c_ns = _nanoseconds(baseline_ts), _nanoseconds(canary_ts)
-    if b_ns is None or c_ns is None or not len(b_ns) or not len(c_ns):
-        return None
-    return bool(b_ns.min() <= c_ns.max() and c_ns.min() <= b_ns.max())
+    arms = _stamped_arms(baseline_ts, canary_ts)
+    if arms is None:
+        return None, None
+    b_ns, c_ns = arms
+    concurrent = bool(b_ns.min() <= c_ns.max() and c_ns.min() <= b_ns.max())
+    return concurrent, pd.Timedelta(int(c_ns.min() - b_ns.min()), unit="ns")
 
 
 def not_concurrent_warning(lag: pd.Timedelta | None = None) -> str:
@@ -351,9 +352,11 @@ def not_concurrent_warning(lag: pd.Timedelta | None = None) -> str:
     -------
     str
     """
-    earlier = f", its window starts {_duration(lag)} before the canary's" if lag is not None else ""
+    when = ""
+    if lag is not None:
+        when = f", its window starts {_duration(lag)} {'before' if lag >= pd.Timedelta(0) else 'after'} the canary's"
     return (
-        f"baseline not concurrent{earlier}, no history: drift of the metric between the two windows "
+        f"baseline not concurrent{when}, no history: drift of the metric between the two windows "
         "cannot be told from a regression (within-window variation does not show it), so false alarms "
         "are not held at alpha; give the metric's recent history (--history) or a concurrent baseline"
     )
@@ -370,24 +373,14 @@ def _duration(span: pd.Timedelta) -> str:
     return " ".join(part for part in parts if part)
 
 
-def window_lag(baseline_ts, canary_ts) -> pd.Timedelta | None:
-    """Canary start minus baseline start (None without timestamps).
-
-    Parameters
-    ----------
-    baseline_ts, canary_ts : array-like of datetime64
-        Timestamps of each arm's samples.
-
-    Returns
-    -------
-    Timedelta or None
-    """
+def _stamped_arms(baseline_ts, canary_ts) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both arms' timestamps in nanoseconds, or None when an arm has none or a missing one."""
     if baseline_ts is None or canary_ts is None:
         return None
     b_ns, c_ns = _nanoseconds(baseline_ts), _nanoseconds(canary_ts)
     if b_ns is None or c_ns is None or not len(b_ns) or not len(c_ns):
         return None
-    return pd.Timedelta(int(c_ns.min() - b_ns.min()), unit="ns")
+    return b_ns, c_ns
 
 
 def _nanoseconds(ts) -> np.ndarray | None:
@@ -692,9 +685,9 @@ def classify_robust(
         Whether the values carry a time order (timestamps); without one no
         autocorrelation is estimated.
     lag : Timedelta, optional
-        Canary start minus baseline start (:func:`window_lag`), for the warning.
+        Canary start minus baseline start (:func:`baseline_timing`), for the warning.
     concurrent : bool, optional
-        :func:`concurrent_arms`; False without calibrating history adds the warning
+        :func:`baseline_timing`; False without calibrating history adds the warning
         that day-to-day drift is not told from a regression (module docstring).
 
     Returns

@@ -506,7 +506,7 @@ class SequentialMonitor:
             test.deflate, test.inflation = False, 1.0
 
     def describe_baseline(self, metric: str, concurrent: bool | None, lag: pd.Timedelta | None = None) -> None:
-        """Record whether a metric's baseline is concurrent (see :func:`releaserisk.canary.robust.concurrent_arms`).
+        """Record whether a metric's baseline is concurrent (see :func:`releaserisk.canary.robust.baseline_timing`).
 
         Parameters
         ----------
@@ -665,7 +665,7 @@ def sequential_judge(
 
 def _describe_baselines(monitor, samples, metric_codes, metric_names, is_canary) -> None:
     """Tell the monitor, per metric, whether its arms' time ranges overlap."""
-    from releaserisk.canary.robust import concurrent_arms, window_lag
+    from releaserisk.canary.robust import baseline_timing
 
     if "ts" not in samples:
         return
@@ -673,7 +673,7 @@ def _describe_baselines(monitor, samples, metric_codes, metric_names, is_canary)
     for code, name in enumerate(metric_names):
         own = metric_codes == code
         b_ts, c_ts = ns[own & ~is_canary], ns[own & is_canary]
-        monitor.describe_baseline(str(name), concurrent_arms(b_ts, c_ts), window_lag(b_ts, c_ts))
+        monitor.describe_baseline(str(name), *baseline_timing(b_ts, c_ts))
 
 
 def _look_of(samples: pd.DataFrame, looks: int, is_canary: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from releaserisk.canary.plan import log_mixture_t
 from releaserisk.canary.robust import ar1_block_inflation
 from releaserisk.canary.sequential import SequentialMonitor, sequential_judge
 from releaserisk.errors import InputError
+from tests.canary.test_robust import ar1
 
 COUNTS = CanaryConfig(metrics={"errors": MetricConfig("errors", kind="counts", direction="increase")})
 
@@ -173,15 +174,6 @@ def test_a_baseline_that_is_not_concurrent_is_said_so():
     assert concurrent.metrics[0]["concurrent"] is True and concurrent.metrics[0]["warning"] is None
 
 
-def _ar1(rng, n, phi):
-    x = np.empty(n)
-    x[0] = rng.normal()
-    noise = rng.normal(size=n) * math.sqrt(1 - phi * phi)
-    for i in range(1, n):
-        x[i] = phi * x[i - 1] + noise[i]
-    return x
-
-
 def _rolled_back(baseline, canary, looks=6):
     config = CanaryConfig(metrics={"m": MetricConfig("m", direction="either")})
     monitor = SequentialMonitor(config, ["m"])
@@ -202,9 +194,9 @@ def test_short_blocks_of_an_autocorrelated_metric_do_not_count_as_independent_ev
     """
     rng = np.random.default_rng(19)
     runs = 200
-    alarms = sum(_rolled_back(100 + 10 * _ar1(rng, 24, 0.8), 100 + 10 * _ar1(rng, 24, 0.8)) for _ in range(runs))
+    alarms = sum(_rolled_back(100 + 10 * ar1(rng, 24, 0.8), 100 + 10 * ar1(rng, 24, 0.8)) for _ in range(runs))
     assert alarms <= binom.ppf(0.99, runs, 0.05)
-    doubled = sum(_rolled_back(100 + 10 * _ar1(rng, 24, 0.8), 2 * (100 + 10 * _ar1(rng, 24, 0.8))) for _ in range(50))
+    doubled = sum(_rolled_back(100 + 10 * ar1(rng, 24, 0.8), 2 * (100 + 10 * ar1(rng, 24, 0.8))) for _ in range(50))
     assert doubled >= 20  # a 2x regression is still caught about half the time (26 of 50)
     rng = np.random.default_rng(20)
     iid = sum(_rolled_back(rng.normal(100, 10, 24), rng.normal(150, 10, 24)) for _ in range(50))
@@ -218,7 +210,7 @@ def test_block_inflation_and_the_deflated_mixture_t():
     assert log_mixture_t(5.0, 10.0, 6, inflation=1.0) == log_mixture_t(5.0, 10.0, 6)
     assert log_mixture_t(5.0, 10.0, 6, inflation=strong) < log_mixture_t(5.0, 10.0, 6)
     rng = np.random.default_rng(3)
-    wandering, other = 100 + 10 * _ar1(rng, 24, 0.9), 100 + 10 * _ar1(rng, 24, 0.9)
+    wandering, other = 100 + 10 * ar1(rng, 24, 0.9), 100 + 10 * ar1(rng, 24, 0.9)
     config = CanaryConfig(metrics={"m": MetricConfig("m")})
     plain, calibrated = SequentialMonitor(config, ["m"]), SequentialMonitor(config, ["m"])
     calibrated.calibrate("m", math.log(40.0))  # history ranks the e-values: no deflation needed
