@@ -55,3 +55,21 @@ def test_rank_and_poisson_tests_on_both_sides_of_the_threshold():
     assert intervals.rank_test(np.ones(3), np.ones(4)) == 1.0
     assert intervals.poisson_rate_test(30, 7, 10, 7) < 0.05
     assert intervals.poisson_rate_test(12, 7, 10, 7) > 0.05
+
+
+@pytest.mark.parametrize("decimals", [0, 6])  # many ties, and (almost) none
+def test_rank_tests_pair_by_pair_equal_the_banded_search(monkeypatch, decimals):
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(0, 40, 30)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    group = np.repeat(np.arange(len(lengths)), lengths)
+    values = np.round(rng.gamma(2.0, 3.0, offsets[-1]), decimals)
+    values = values[np.lexsort((values, group))]  # ascending within each group
+    current = np.array([1, 2, 5, 9, 9, 20, 29])
+    previous = np.array([0, 1, 4, 8, 3, 19, 0])  # a repeated current group, a distant previous one
+    monkeypatch.setattr(intervals, "_VALUES_PER_PAIR_LOOP", 0)  # a loop over the pairs
+    by_pairs = intervals.rank_tests(values, offsets, current, previous)
+    monkeypatch.setattr(intervals, "_VALUES_PER_PAIR_LOOP", 10**9)  # one search for all pairs
+    banded = intervals.rank_tests(values, offsets, current, previous)
+    np.testing.assert_allclose(by_pairs, banded, rtol=1e-12)
+    assert np.isfinite(by_pairs).sum() >= 5
