@@ -13,12 +13,14 @@ from releaserisk.canary.judge import classify_metric, judge
 from releaserisk.canary.robust import (
     aligned_pairs,
     autocorrelation_upper_bound,
+    baseline_timing,
     conformal_p_value,
     deviation_score,
     effective_sample_size,
     history_statistics,
     lag1_autocorrelation,
     min_history_windows,
+    not_concurrent_warning,
     shift_test,
 )
 from releaserisk.canary.sequential import sequential_judge
@@ -292,3 +294,14 @@ def test_looks_split_alpha_and_the_result_says_so():
     assert once.verdict == "Fail" and six.verdict == "Pass"  # p between 0.02/6 and 0.02
     assert six.to_dict()["looks"] == 6 and six.to_dict()["alpha"] == pytest.approx(0.02)
     assert "6 planned look(s)" in six.summary()
+
+
+def test_baseline_timing_and_its_warning():
+    yesterday = MINUTES - pd.Timedelta(days=1)
+    assert baseline_timing(yesterday, MINUTES) == (False, pd.Timedelta(days=1))
+    assert baseline_timing(MINUTES, MINUTES + pd.Timedelta(minutes=30)) == (True, pd.Timedelta(minutes=30))
+    assert baseline_timing(None, MINUTES) == (None, None)
+    assert baseline_timing(np.array(["NaT"], dtype="datetime64[ns]"), MINUTES) == (None, None)
+    assert "1 d 2 h 5 min before" in not_concurrent_warning(pd.Timedelta(hours=26, minutes=5))
+    assert "30 s after" in not_concurrent_warning(pd.Timedelta(seconds=-30))
+    assert "--history" in not_concurrent_warning()

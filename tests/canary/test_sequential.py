@@ -221,3 +221,9 @@ def test_block_inflation_and_the_deflated_mixture_t():
             state = monitor.look().metrics[0]
         assert state["autocorrelation"] > 0
     assert plain.tests["m"].inflation > 1.0 and calibrated.tests["m"].inflation == 1.0
+
+
+def test_describing_the_baseline_of_an_unknown_metric_is_an_input_error():
+    monitor = SequentialMonitor(CanaryConfig(), ["m"])
+    with pytest.raises(InputError, match="not monitored"):
+        monitor.describe_baseline("other", False)
