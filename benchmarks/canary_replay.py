@@ -21,8 +21,10 @@ Protocol (fixed before any run; nothing here is tuned on the replay):
 * Injected regressions: every clean window's canary multiplied by 1.2, 1.5 and 2.
 * Direction ``either``, every other setting at its default: ``kayenta`` (confidence
   0.98, tolerance 0.25), ``robust`` with ``looks = 6`` (alpha 0.02 over the six looks,
-  Bonferroni) with and without history, ``sequential`` (alpha 0.05 over all looks)
-  with and without history. An alarm is High/Low (fixed) or RollBack (sequential).
+  Bonferroni) with and without history, ``robust, looks = 1`` (with history, but called
+  at each of the six looks without being told: what a CI that re-runs the default
+  judge as the canary grows gets), ``sequential`` (alpha 0.05 over all looks) with and
+  without history. An alarm is High/Low (fixed) or RollBack (sequential).
 
 Prints, per mode: false alarms on clean windows at the final look and at any look,
 and detection (any look) of labelled anomalies and of the injected regressions; the
@@ -48,7 +50,7 @@ from releaserisk.canary.sequential import SequentialMonitor, history_log_thresho
 LOOKS, LOOK_MINUTES, WINDOW_HOURS = 6, 20, 2
 STEP = pd.Timedelta(minutes=5)
 EFFECTS = (1.2, 1.5, 2.0)
-MODES = ("kayenta", "robust (no history)", "robust", "sequential (no history)", "sequential")
+MODES = ("kayenta", "robust (no history)", "robust", "robust, looks = 1", "sequential (no history)", "sequential")
 
 
 def load_series(root: Path, min_days: int) -> dict[str, pd.DataFrame]:
@@ -83,6 +85,7 @@ class Replay:
         self.history = history.assign(metric="m")
         self.metric = MetricConfig("m", direction="either")
         self.robust = CanaryConfig(looks=LOOKS, metrics={"m": self.metric})
+        self.unplanned = CanaryConfig(looks=1, metrics={"m": self.metric})  # called at each look, told of none
         self.sequential = CanaryConfig(metrics={"m": self.metric})
         self._statistics: dict = {}
         self._threshold: dict = {}
@@ -133,6 +136,9 @@ class Replay:
                 "kayenta": classify_metric("m", b, c, self.metric, 0.98, 0.25),
                 "robust (no history)": classify_metric("m", b, c, self.metric, **robust),
                 "robust": classify_metric("m", b, c, self.metric, history=history, **robust),
+                "robust, looks = 1": classify_metric(
+                    "m", b, c, self.metric, history=history, **{**robust, "config": self.unplanned}
+                ),
             }
             for mode, result in fixed.items():
                 alarms[mode].append(result.classification in ("High", "Low"))

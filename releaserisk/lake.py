@@ -131,6 +131,14 @@ class LakeManifest:
                 filtered.append((part["file"], live))
         return whole, filtered
 
+    def loose_shards(self) -> int:
+        """The most per-repository (not compacted) shards any one table has."""
+        per_table: dict[str, int] = {}
+        for entry in self.repos.values():
+            for table in entry.get("files", {}):
+                per_table[table] = per_table.get(table, 0) + 1
+        return max(per_table.values(), default=0)
+
     def referenced(self) -> set[str]:
         """Every file the manifest lists (relative paths)."""
         files = {f for entry in self.repos.values() for f in entry.get("files", {}).values()}
@@ -401,6 +409,8 @@ def open_lake(location: str | os.PathLike[str]) -> Store:
     manifest = lake.read_manifest()
     store = open_store(":memory:")
     lake.register(store.connection)
+    # every analysis reads the same shards many times: parse each footer once per session
+    store.execute("SET parquet_metadata_cache = true")
     try:
         for table in store.tables():
             query = _live_rows_query(store, lake, manifest, table)
@@ -428,7 +438,12 @@ def _live_rows_query(
     if not whole and not filtered:
         return None
     columns = _columns(store, table) + ([(REPO_COLUMN, "VARCHAR")] if with_repo else [])
-    sources = [(_read_parquet([lake.url(f) for f in whole]), "")] if whole else []
+    urls = [lake.url(f) for f in whole]
+    groups = _same_schema(store, urls)
+    if groups is None:  # schemas unknown: let DuckDB unify them by name
+        sources = [(_read_parquet(urls), "")] if urls else []
+    else:
+        sources = [(_read_parquet(group, by_name=False), "") for group in groups]
     for file, repos in filtered:
         names = ", ".join(_sql_literal(r) for r in repos)
         sources.append((_read_parquet([lake.url(file)]), f" WHERE {REPO_COLUMN} IN ({names})"))
@@ -455,9 +470,36 @@ def _column_expr(name: str, sql_type: str, present: dict[str, str]) -> str:
     return f'CAST({value} AS {sql_type}) AS "{name}"'
 
 
-def _read_parquet(urls: list[str]) -> str:
+def _same_schema(store: Store, urls: list[str]) -> list[list[str]] | None:
+    """``urls`` grouped by identical Parquet schema (names, order and types), in first-seen order.
+
+    A scan of files that share one schema needs no ``union_by_name``, which would otherwise
+    re-read every file's footer each time a query binds the view (most of a lake's cost when
+    its tables are hundreds of small shards). Shards normally share their writer's schema;
+    a shard written before a migration forms its own group. None: the filesystem reports
+    other names than the ones asked for, so the groups are unknown.
+    """
+    if len(urls) < 2:
+        return [urls] if urls else []
     listed = ", ".join(_sql_literal(u) for u in urls)
-    return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+    schemas: dict[str, list[str]] = {}
+    rows = store.execute(
+        f"SELECT file_name, name, type, converted_type, logical_type FROM parquet_schema([{listed}])"
+    ).fetchall()
+    for file, *column in rows:  # metadata rows: a few per shard, in each file's column order
+        schemas.setdefault(file, []).append(repr(column))
+    if set(schemas) != set(urls):
+        return None
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for url in urls:
+        groups.setdefault(tuple(schemas[url]), []).append(url)
+    return list(groups.values())
+
+
+def _read_parquet(urls: list[str], by_name: bool = True) -> str:
+    listed = ", ".join(_sql_literal(u) for u in urls)
+    union = "union_by_name = true, " if by_name and len(urls) > 1 else ""
+    return f"read_parquet([{listed}], {union}hive_partitioning = false)"
 
 
 def _sql_literal(text: str) -> str:

@@ -372,16 +372,19 @@ def classify_metric(
         return MetricResult(**base, classification="Pass", deviation=1.0, reason="a single distinct value")
 
     if mode == "robust":
-        from releaserisk.canary.robust import aligned_pairs, classify_robust
+        from releaserisk.canary.robust import aligned_pairs, baseline_timing, classify_robust
 
-        pairs = None
+        pairs = b_ts = c_ts = None
         if baseline_ts is not None and canary_ts is not None:
             b_ts = np.asarray(baseline_ts)[keep_b][finite_b]
             c_ts = np.asarray(canary_ts)[keep_c][finite_c]
             pairs = aligned_pairs(b_ts, c_ts)
         config = config or CanaryConfig(confidence=confidence, tolerance=tolerance)
         in_time_order = baseline_ts is not None and canary_ts is not None
-        return classify_robust(name, b, c, metric, config, pairs, history, in_time_order)
+        concurrent, lag = baseline_timing(b_ts, c_ts)
+        return classify_robust(
+            name, b, c, metric, config, pairs, history, in_time_order, lag=lag, concurrent=concurrent
+        )
     if metric.classifier == "mean_inequality":
         return _mean_inequality(base, b, c, metric)
     interval = mann_whitney_interval(c, b, confidence)
@@ -608,8 +611,17 @@ def judge(
             )
         )
     groups, overall, verdict, reason = score(results, config)
+    looks = config.looks if mode == "robust" else 1
     return JudgeResult(
-        metrics=results, groups=groups, score=overall, verdict=verdict, reason=reason, samples=samples, mode=mode
+        metrics=results,
+        groups=groups,
+        score=overall,
+        verdict=verdict,
+        reason=reason,
+        samples=samples,
+        mode=mode,
+        alpha=1.0 - config.confidence,
+        looks=looks,
     )
 
 

@@ -61,7 +61,7 @@ PRIOR_PRECISION = 0.25
 _MAX_BLOCKS = 1_000_000
 
 
-def log_mixture_t(total: float, squares: float, n: int, c: float = PRIOR_PRECISION) -> float:
+def log_mixture_t(total: float, squares: float, n: int, c: float = PRIOR_PRECISION, inflation: float = 1.0) -> float:
     """Log of the scale-invariant Gaussian mixture e-value for a zero mean.
 
     ``E_n = sqrt(c / (c + n)) * (1 - S_n^2 / ((c + n) V_n))^(-n/2)`` with ``S_n`` the sum
@@ -82,6 +82,14 @@ def log_mixture_t(total: float, squares: float, n: int, c: float = PRIOR_PRECISI
         Number of observations.
     c : float
         Prior precision.
+    inflation : float
+        For observations that are positively correlated (block means of an
+        autocorrelated series): the variance of their mean over the variance that
+        independence would give (:func:`releaserisk.canary.robust.ar1_block_inflation`).
+        The one-sample t statistic inside ``E_n`` — ``S_n^2 / V_n = n t^2 / (n - 1 + t^2)``
+        — is divided by its square root before ``E_n`` is formed, as the robust judge's
+        effective sample size does for its interval. 1: independent observations, the
+        e-process above.
 
     Returns
     -------
@@ -94,6 +102,10 @@ def log_mixture_t(total: float, squares: float, n: int, c: float = PRIOR_PRECISI
     if squares <= 0.0:
         return log_e
     share = min(total * total / ((c + n) * squares), 1.0 - 1e-15)
+    centred = squares - total * total / n
+    if inflation > 1.0 and n >= 2 and centred > 0.0:
+        t_squared = total * total * (n - 1) / (n * centred) / inflation
+        share = min(n * t_squared / ((c + n) * (n - 1 + t_squared)), 1.0 - 1e-15)
     return log_e - 0.5 * n * math.log1p(-share)
 
 

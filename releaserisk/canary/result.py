@@ -39,6 +39,7 @@ class MetricResult:
     n_effective: float = math.nan  # robust: effective sample size (autocorrelation-adjusted)
     p_value: float = math.nan  # robust: p-value of the test that decided (history-calibrated if history_windows)
     history_windows: int = 0  # robust: comparable historical windows the p-value was ranked among
+    concurrent: bool | None = None  # robust: arms' time ranges overlap (None: no timestamps)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes null)."""
@@ -73,6 +74,10 @@ class JudgeResult:
         The samples judged (for plots).
     mode : str
         ``kayenta`` or ``robust``.
+    alpha : float
+        A metric's false-alarm rate over all planned looks (``1 - confidence``).
+    looks : int
+        Robust mode: the looks planned at this canary; each tests at ``alpha / looks``.
     """
 
     metrics: list[MetricResult]
@@ -82,6 +87,8 @@ class JudgeResult:
     reason: str
     samples: pd.DataFrame | None = field(default=None, repr=False)
     mode: str = "kayenta"
+    alpha: float = math.nan
+    looks: int = 1
 
     @property
     def exit_code(self) -> int:
@@ -94,10 +101,12 @@ class JudgeResult:
         return pd.DataFrame([m.to_dict() for m in self.metrics], columns=[f.name for f in fields(MetricResult)])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: mode, verdict, score, reason, groups and metrics (NaN and infinities as null)."""
+        """JSON-ready dict: mode, alpha and looks, verdict, score, reason, groups and metrics (NaN as null)."""
         return json_safe(
             {
                 "mode": self.mode,
+                "alpha": self.alpha,
+                "looks": self.looks,
                 "verdict": self.verdict,
                 "score": self.score,
                 "reason": self.reason,
@@ -111,6 +120,12 @@ class JudgeResult:
         score = self.score if self.score is not None else "n/a"
         lines = [f"canary verdict: {self.verdict}  (score {score}, mode {self.mode})"]
         lines.append(f"  {self.reason}")
+        if self.mode == "robust" and not math.isnan(self.alpha):
+            per_look = self.alpha / self.looks
+            lines.append(
+                f"  false alarms per metric <= {self.alpha:.3g} over {self.looks} planned look(s) "
+                f"({per_look:.3g} each); judging one canary at more looks needs looks (--looks) raised"
+            )
         header = f"  {'metric':<24} {'class':<14} {'interval':>27} {'estimate':>12} {'effect':>8} {'n':>11}"
         lines.append(header)
         for m in self.metrics:
@@ -125,7 +140,8 @@ class JudgeResult:
             if not math.isnan(m.n_effective):
                 how = "paired" if m.paired else "unpaired"
                 calibration = f", ranked among {m.history_windows} historical windows" if m.history_windows else ""
-                lines.append(f"    {how}, effective n {m.n_effective:.1f}, p {m.p_value:.3g}{calibration}")
+                baseline = {True: ", concurrent baseline", False: ", baseline not concurrent"}.get(m.concurrent, "")
+                lines.append(f"    {how}, effective n {m.n_effective:.1f}, p {m.p_value:.3g}{calibration}{baseline}")
             if m.warning:
                 lines.append(f"    warning: {m.warning}")
         for g in self.groups:

@@ -58,6 +58,24 @@ History calibration
     the whole history, e.g. after a regime change), the history no longer describes the
     present and the judge falls back to the t interval, with a warning.
 
+Baselines that are not concurrent
+    A baseline from an earlier time (the same window yesterday) differs from the canary
+    by the metric's drift between the two windows as well as by any regression. Within
+    the windows that drift is invisible when it is a level offset: both arms look
+    steady, each around its own level. The interval above sees only within-window
+    variation, so it cannot tell such a drift from a regression — on the NAB replay a
+    metric whose level moves 3–30 % from day to day with 1 % noise inside its windows
+    is flagged in most of its windows. Adding a between-window component estimated
+    from sub-window (block) means of the difference series, a random-effects view
+    whose within-window estimate is a lower bound on the drift between windows, was
+    measured and changes nothing: the autocorrelation-aware variance already covers
+    what wanders inside the windows, and what remains is flat. Only history (or a
+    concurrent baseline) measures the day-to-day drift. So when the arms' time ranges
+    do not overlap (:func:`baseline_timing`) and no history calibrates the metric, the
+    judge still tests the shift — a real regression must not pass — but says in the
+    result (``concurrent = False``, the warning and the reason) that its false-alarm
+    rate is not held at alpha and that ``--history`` would calibrate it.
+
 Looks
     ``CanaryConfig.looks`` planned looks at one canary each test at
     ``alpha / looks`` (Bonferroni), so false alarms over all looks stay <= alpha.
@@ -80,7 +98,9 @@ __all__ = [
     "HistoryStatistics",
     "ShiftTest",
     "aligned_pairs",
+    "ar1_block_inflation",
     "autocorrelation_upper_bound",
+    "baseline_timing",
     "classify_robust",
     "conformal_p_value",
     "deviation_score",
@@ -89,6 +109,7 @@ __all__ = [
     "history_windows",
     "lag1_autocorrelation",
     "min_history_windows",
+    "not_concurrent_warning",
     "shift_test",
 ]
 
@@ -177,6 +198,54 @@ def effective_sample_size(values) -> float:
     return max(n * (1.0 - r) / (1.0 + r), 1.0)
 
 
+def _ar1_mean_variance(n: float, phi: float) -> float:
+    """Variance of the mean of ``n`` consecutive values of a unit-variance AR(1) series."""
+    if phi <= 0.0:
+        return 1.0 / n
+    return (n * (1.0 + phi) / (1.0 - phi) - 2.0 * phi * (1.0 - phi**n) / (1.0 - phi) ** 2) / (n * n)
+
+
+def ar1_block_inflation(phi: float, samples: float, blocks: int) -> float:
+    """How much the spread of consecutive block means of an AR(1) series understates the variance of their mean.
+
+    A test that takes ``k`` block means as independent estimates the variance of their
+    mean by ``s^2 / k``, ``s^2`` their sample variance. For equal blocks of ``m = N/k``
+    values of an AR(1) series with lag-1 autocorrelation ``phi``, ``E[s^2] = k (v(m) -
+    v(N)) / (k - 1)``, where ``v(n) = (n (1 + phi)/(1 - phi) - 2 phi (1 - phi^n)/(1 -
+    phi)^2) / n^2`` is the exact variance of the mean of ``n`` values of a unit-variance
+    AR(1) series (Priestley, *Spectral Analysis and Time Series*, 1981, §5.3.2); the
+    true variance of the mean is ``v(N)``. The ratio,
+
+        ``(k - 1) v(N) / (v(m) - v(N))``,
+
+    is 1 for independent values and grows without bound as ``phi`` nears 1: short
+    blocks of a wandering series share its excursions, their spread shrinks while
+    their common error does not (the bias of batch means, Schmeiser, "Batch size
+    effects in the analysis of simulation output", Oper. Res. 1982).
+
+    Parameters
+    ----------
+    phi : float
+        Lag-1 autocorrelation (e.g. :func:`autocorrelation_upper_bound`), clipped to [0, 0.98].
+    samples : float
+        Values per arm in all blocks (N).
+    blocks : int
+        Number of blocks (k).
+
+    Returns
+    -------
+    float
+        At least 1 (1 for fewer than two blocks or ``phi <= 0``).
+    """
+    if blocks < 2 or phi <= 0.0 or samples <= blocks:
+        return 1.0
+    phi = min(phi, MAX_AUTOCORRELATION)
+    whole, block = _ar1_mean_variance(samples, phi), _ar1_mean_variance(samples / blocks, phi)
+    if block <= whole:
+        return math.inf
+    return max((blocks - 1) * whole / (block - whole), 1.0)
+
+
 @dataclass(frozen=True)
 class ShiftTest:
     """Autocorrelation-aware test of the shift ``mean(canary) - mean(baseline)``.
@@ -243,6 +312,75 @@ def aligned_pairs(baseline_ts, canary_ts) -> tuple[np.ndarray, np.ndarray] | Non
     if b_ns is None or c_ns is None:
         return None
     return _aligned_pairs_ns(b_ns, c_ns)
+
+
+def baseline_timing(baseline_ts, canary_ts) -> tuple[bool | None, pd.Timedelta | None]:
+    """Whether the arms were measured at the same time, and how far apart their windows start.
+
+    Parameters
+    ----------
+    baseline_ts, canary_ts : array-like of datetime64
+        Timestamps of each arm's samples.
+
+    Returns
+    -------
+    concurrent : bool or None
+        True when ``[min, max]`` of the two arms overlap (a concurrent baseline, as
+        Kayenta recommends), False when they do not (a baseline from another window,
+        e.g. the same window a day earlier); None when an arm has no timestamps or a
+        missing one.
+    lag : Timedelta or None
+        Canary start minus baseline start.
+    """
+    arms = _stamped_arms(baseline_ts, canary_ts)
+    if arms is None:
+        return None, None
+    b_ns, c_ns = arms
+    concurrent = bool(b_ns.min() <= c_ns.max() and c_ns.min() <= b_ns.max())
+    return concurrent, pd.Timedelta(int(c_ns.min() - b_ns.min()), unit="ns")
+
+
+def not_concurrent_warning(lag: pd.Timedelta | None = None) -> str:
+    """The caveat of a verdict against a baseline that is not concurrent, judged without history.
+
+    Parameters
+    ----------
+    lag : Timedelta, optional
+        Canary start minus baseline start.
+
+    Returns
+    -------
+    str
+    """
+    when = ""
+    if lag is not None:
+        when = f", its window starts {_duration(lag)} {'before' if lag >= pd.Timedelta(0) else 'after'} the canary's"
+    return (
+        f"baseline not concurrent{when}, no history: drift of the metric between the two windows "
+        "cannot be told from a regression (within-window variation does not show it), so false alarms "
+        "are not held at alpha; give the metric's recent history (--history) or a concurrent baseline"
+    )
+
+
+def _duration(span: pd.Timedelta) -> str:
+    """``1 d 2 h 5 min``-style text of a duration (whole minutes; seconds when shorter)."""
+    seconds = int(abs(span.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    days, rest = divmod(seconds // 60, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
+    return " ".join(part for part in parts if part)
+
+
+def _stamped_arms(baseline_ts, canary_ts) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both arms' timestamps in nanoseconds, or None when an arm has none or a missing one."""
+    if baseline_ts is None or canary_ts is None:
+        return None
+    b_ns, c_ns = _nanoseconds(baseline_ts), _nanoseconds(canary_ts)
+    if b_ns is None or c_ns is None or not len(b_ns) or not len(c_ns):
+        return None
+    return b_ns, c_ns
 
 
 def _nanoseconds(ts) -> np.ndarray | None:
@@ -525,6 +663,8 @@ def classify_robust(
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
     history: HistoryStatistics | None = None,
     in_time_order: bool = True,
+    lag: pd.Timedelta | None = None,
+    concurrent: bool | None = None,
 ) -> MetricResult:
     """Classify one metric with the robust test (arms already cleaned, non-empty, in time order).
 
@@ -544,12 +684,18 @@ def classify_robust(
     in_time_order : bool
         Whether the values carry a time order (timestamps); without one no
         autocorrelation is estimated.
+    lag : Timedelta, optional
+        Canary start minus baseline start (:func:`baseline_timing`), for the warning.
+    concurrent : bool, optional
+        :func:`baseline_timing`; False without calibrating history adds the warning
+        that day-to-day drift is not told from a regression (module docstring).
 
     Returns
     -------
     MetricResult
         High / Low / Pass with the interval of the shift, its effective sample size,
-        the p-value that decided and how many historical windows calibrated it.
+        the p-value that decided, how many historical windows calibrated it and
+        whether the baseline was concurrent.
     """
     alpha = (1.0 - config.confidence) / config.looks
     test = shift_test(baseline, canary, pairs, in_time_order)
@@ -570,6 +716,9 @@ def classify_robust(
             f"windows' baselines (alpha {alpha:.3g}): the history no longer describes it, "
             "judged by the autocorrelation-aware interval alone"
         )
+    uncalibrated_drift = concurrent is False and not calibrated
+    if uncalibrated_drift:
+        warning = "; ".join(filter(None, [warning, not_concurrent_warning(lag)]))
     if calibrated:
         deviation = deviation_score(baseline, canary, metric.effect_size)
         p_value = conformal_p_value(_directional(deviation, metric.direction), history.deviations)
@@ -584,6 +733,8 @@ def classify_robust(
         significant_up = test.estimate > 0 and low > bound
         significant_down = test.estimate < 0 and high < -bound
         why = f"the shift's interval [{low:.4g}, {high:.4g}] excludes 0 (effective n {test.n_effective:.1f})"
+        if uncalibrated_drift:
+            why += " against a baseline that is not concurrent, uncalibrated: it may be drift between the windows"
     effect = _effect(metric, baseline, canary)
     ignore_effect = math.isnan(effect)
     is_high = (
@@ -608,7 +759,8 @@ def classify_robust(
     else:
         reason = f"no significant shift: interval [{low:.4g}, {high:.4g}] at effective n {test.n_effective:.1f}"
     if float(np.mean(baseline)) == 0.0 and float(np.mean(canary)) != 0.0:
-        warning = f"baseline mean of {name} is zero: effect size undefined, judged by the test alone"
+        zero = f"baseline mean of {name} is zero: effect size undefined, judged by the test alone"
+        warning = "; ".join(filter(None, [zero, not_concurrent_warning(lag) if uncalibrated_drift else None]))
     return MetricResult(
         name=name,
         group=metric.group,
@@ -629,4 +781,5 @@ def classify_robust(
         n_effective=test.n_effective,
         p_value=p_value,
         history_windows=len(history) if calibrated else 0,
+        concurrent=concurrent,
     )

@@ -19,17 +19,29 @@ Event counts (errors, crashes)
 Samples (latency, CPU, any measured value)
     Each look's new samples — or blocks of ``block_size`` samples per arm — are
     averaged per arm; the block differences ``D_j = mean(canary_j) - mean(baseline_j)``
-    are nearly independent and nearly Gaussian even when the samples are
-    autocorrelated and skewed (block means: Künsch, "The jackknife and the bootstrap
+    are nearly independent and nearly Gaussian when the blocks are long against the
+    series' memory, even for autocorrelated and skewed samples (block means: Künsch, "The jackknife and the bootstrap
     for general stationary observations", Ann. Statist. 1989; Carlstein 1986). On them
     the scale-invariant Gaussian mixture e-process of Lai (1976) / Wang & Ramdas
     (2025), :func:`releaserisk.canary.plan.log_mixture_t`, tests "no shift" with the
     block variance estimated sequentially; inverting it at every shift ``mu`` gives a
     confidence sequence for the mean shift. It can decide from five blocks when the
     shift is large, where the DKW quantile bands used before needed thousands of
-    samples. The canary regresses when the e-value reaches ``1/alpha`` with the shift in
-    the bad direction and its effect size (mean ratio) beyond ``allowed_increase``; it
-    is shown within bound when the confidence sequence for the mean ratio lies inside
+    samples. Short blocks of an autocorrelated metric (a look's four 5-minute samples)
+    are *not* nearly independent: adjacent block means share the series' excursions and
+    their spread understates the error of their mean. The t statistic inside the
+    e-value is therefore deflated by the square root of the AR(1) batch-means factor
+    :func:`releaserisk.canary.robust.ar1_block_inflation`, at the one-sided 95 % upper
+    confidence limit of the lag-1 autocorrelation of the samples paired in order (the
+    robust judge's estimate); the confidence sequence widens by the same factor. This is
+    a plug-in, not an exact martingale under dependence. Simulated over six looks of
+    four samples (600 runs), false alarms are 3.5 % at phi = 0.8 and 7 % at phi = 0.95,
+    against 9 % and 36 % with the block means taken as independent. With history
+    (below) the conformal rank holds false alarms at alpha whatever the dependence, so
+    the e-values are left undeflated there (deflating would only cost power). The
+    canary regresses when the e-value reaches ``1/alpha`` with the shift in the bad
+    direction and its effect size (mean ratio) beyond ``allowed_increase``; it is shown
+    within bound when the confidence sequence for the mean ratio lies inside
     the allowed bounds.
 
 History calibration
@@ -39,6 +51,13 @@ History calibration
     ``ceil((1 - alpha)(N + 1))``-th smallest of their N running maxima — a conformal
     bound on the largest e-value over all looks, so any-look false alarms stay <= alpha
     when the windows are exchangeable (Vovk et al. 2005), as well as ``1/alpha``.
+
+A baseline that is not concurrent (the same window a day earlier) differs from the
+canary by the metric's drift between the windows as well: the block differences then
+share that drift, which no e-process on them can tell from a regression. Without
+history the monitor still tests — a real regression must not pass — but each such
+metric's state says ``concurrent = False`` with a warning that false alarms are not
+held at alpha (see :mod:`releaserisk.canary.robust`, "Baselines that are not concurrent").
 
 Several metrics: Bonferroni on the e-values (each metric at alpha/m). Decisions:
 RollBack as soon as one metric rejects; Promote only when every metric is shown within
@@ -166,11 +185,12 @@ class _CountTest:
 class _MeanTest:
     """Mixture t e-process on block differences of the arms' means (see the module docstring)."""
 
-    def __init__(self, metric: MetricConfig, alpha: float, block_size: int = 0) -> None:
+    def __init__(self, metric: MetricConfig, alpha: float, block_size: int = 0, deflate: bool = True) -> None:
         self.metric = metric
         self.alpha = alpha
         self.threshold = math.log(1 / alpha)
         self.block_size = block_size
+        self.deflate = deflate  # False when history calibrates the threshold (the ranks need no deflation)
         self.pending: dict[str, list[np.ndarray]] = {"baseline": [], "canary": []}
         self.differences: list[float] = []
         self.samples = {"baseline": 0, "canary": 0}
@@ -178,6 +198,9 @@ class _MeanTest:
         self.canary_sum = 0.0
         self.infinite = {"baseline": 0, "canary": 0}
         self.calibration = -math.inf  # history-calibrated log threshold (conformal), if any
+        self.blocked: dict[str, list[np.ndarray]] = {"baseline": [], "canary": []}  # samples in blocks, in order
+        self.autocorrelation = 0.0  # upper confidence limit of the paired difference series' lag-1 autocorrelation
+        self.inflation = 1.0  # ar1_block_inflation of the block means at that autocorrelation
 
     def add(self, arm: str, values: np.ndarray) -> None:
         values = values[~np.isnan(values)]
@@ -205,6 +228,32 @@ class _MeanTest:
         self.samples["baseline"] += cut_b
         self.samples["canary"] += cut_c
         self.pending = {"baseline": [b[cut_b:]], "canary": [c[cut_c:]]}
+        if blocks:
+            self.blocked["baseline"].append(b[:cut_b])
+            self.blocked["canary"].append(c[:cut_c])
+            self._update_inflation()
+
+    def _update_inflation(self) -> None:
+        """Autocorrelation of the samples behind the blocks, and what it does to the block means.
+
+        Block means of an autocorrelated series are themselves correlated when the blocks
+        are short (a look's four 5-minute samples): taken as independent, they overstate
+        the evidence — 9 % false alarms at phi = 0.8 and 36 % at 0.95 over six looks of
+        four samples where 5 % are allowed. The samples of both arms, paired in order
+        (the difference series when both are sampled on one grid), give the lag-1
+        autocorrelation at its one-sided 95 % upper confidence limit, as in the robust
+        judge, and :func:`releaserisk.canary.robust.ar1_block_inflation` the factor by
+        which the e-process's t statistic is deflated.
+        """
+        from releaserisk.canary.robust import ar1_block_inflation, autocorrelation_upper_bound
+
+        b, c = np.concatenate(self.blocked["baseline"]), np.concatenate(self.blocked["canary"])
+        self.blocked = {"baseline": [b], "canary": [c]}
+        paired = min(len(b), len(c))
+        self.autocorrelation = autocorrelation_upper_bound(c[:paired] - b[:paired])
+        per_arm = (self.samples["baseline"] + self.samples["canary"]) / 2.0
+        if self.deflate:
+            self.inflation = ar1_block_inflation(self.autocorrelation, per_arm, len(self.differences))
 
     def _off_scale(self) -> bool:
         """Infinite values: the fixed judge's non-finite strategy (one-sided Fisher test at alpha)."""
@@ -218,15 +267,17 @@ class _MeanTest:
 
     def log_e(self, mu: float = 0.0) -> float:
         d = np.asarray(self.differences) - mu
-        return log_mixture_t(float(d.sum()), float(np.dot(d, d)), len(d))
+        return log_mixture_t(float(d.sum()), float(np.dot(d, d)), len(d), inflation=self.inflation)
 
     def _shift_bounds(self) -> tuple[float, float]:
         """The confidence sequence for the mean shift at this look, in closed form.
 
         ``E_n(mu) >= e^T`` iff ``q(mu) = S(mu)^2 / ((c + n) V(mu)) >= q*`` with
         ``q* = 1 - (c / (c + n))^(1/n) e^(-2T/n)``; with ``k = (c + n) q*`` this is a
-        quadratic in ``mu`` whose roots are ``S/n ± sqrt(k (n V - S^2) / (n - k)) / n``.
-        When ``k >= n`` no shift is excluded yet: the sequence is the whole line.
+        quadratic in ``mu`` whose roots are ``S/n ± sqrt(k (n V - S^2) / (n - k)) / n``;
+        the t statistic deflated by ``sqrt(inflation)`` (:func:`log_mixture_t`) widens the
+        half-width by that factor. When ``k >= n`` no shift is excluded yet: the sequence
+        is the whole line.
         """
         d = np.asarray(self.differences)
         n = len(d)
@@ -236,7 +287,7 @@ class _MeanTest:
         if k >= n or not math.isfinite(threshold):
             return -math.inf, math.inf
         total, squares = float(d.sum()), float(np.dot(d, d))
-        half = math.sqrt(max(k * (n * squares - total * total) / (n - k), 0.0)) / n
+        half = math.sqrt(max(self.inflation * k * (n * squares - total * total) / (n - k), 0.0)) / n
         return total / n - half, total / n + half
 
     def needed(self) -> float:
@@ -253,7 +304,8 @@ class _MeanTest:
         mean_b = self.baseline_sum / max(self.samples["baseline"], 1)
         allowed = max(self.metric.allowed_increase - 1.0, 1.0 - self.metric.allowed_decrease, 0.0) * abs(mean_b)
         effect = allowed if allowed > 0 else abs(float(d.mean()))
-        return sequential_blocks_needed(effect / float(d.std(ddof=1)), math.exp(-max(self.threshold, self.calibration)))
+        theta = effect / float(d.std(ddof=1)) / math.sqrt(self.inflation)
+        return sequential_blocks_needed(theta, math.exp(-max(self.threshold, self.calibration)))
 
     def state(self) -> dict[str, Any]:
         m = self.metric
@@ -292,6 +344,8 @@ class _MeanTest:
             "ratio": ratio,
             "ratio_low": ratio_low,
             "ratio_high": ratio_high,
+            "autocorrelation": self.autocorrelation,
+            "inflation": self.inflation,
             "needed": math.nan,  # filled in at the horizon (needed())
             "needed_unit": "samples per arm",
         }
@@ -374,6 +428,8 @@ class SequentialResult:
             if math.isfinite(m.get("needed", math.nan)):
                 detail += f"; needs about {m['needed']:,.0f} {m['needed_unit']}"
             lines.append(f"  {m['metric']:<24} {m['status']:<13} {detail}")
+            if m.get("warning"):
+                lines.append(f"    warning: {m['warning']}")
         return "\n".join(lines)
 
 
@@ -412,6 +468,7 @@ class SequentialMonitor:
         self.looks = 0
         self._history: list[dict[str, Any]] = []
         self._decided: SequentialResult | None = None
+        self._timing: dict[str, tuple[bool | None, pd.Timedelta | None]] = {}
 
     def _test(self, metric: str):
         try:
@@ -435,10 +492,41 @@ class SequentialMonitor:
         test.add(arm, np.asarray(values, dtype=float))
 
     def calibrate(self, metric: str, log_threshold: float) -> None:
-        """Raise a samples metric's rejection threshold to a history-calibrated log e-value."""
+        """Raise a samples metric's rejection threshold to a history-calibrated log e-value.
+
+        The metric's e-values are then left undeflated for autocorrelation, as the
+        historical ones were (:func:`history_log_threshold`): the conformal rank needs no
+        deflation to hold false alarms at alpha.
+        """
         test = self._test(metric)
         if isinstance(test, _MeanTest):
             test.calibration = log_threshold
+            # the conformal rank holds false alarms at alpha whatever the dependence; the
+            # history's e-values were computed undeflated (history_log_threshold), so are these
+            test.deflate, test.inflation = False, 1.0
+
+    def describe_baseline(self, metric: str, concurrent: bool | None, lag: pd.Timedelta | None = None) -> None:
+        """Record whether a metric's baseline is concurrent (see :func:`releaserisk.canary.robust.baseline_timing`).
+
+        Parameters
+        ----------
+        metric : str
+        concurrent : bool or None
+            False: the baseline's window lies before (or after) the canary's.
+        lag : Timedelta, optional
+            Canary start minus baseline start, for the warning.
+        """
+        self._test(metric)
+        self._timing[metric] = (concurrent, lag)
+
+    def _baseline_note(self, name: str) -> dict[str, Any]:
+        from releaserisk.canary.robust import not_concurrent_warning
+
+        concurrent, lag = self._timing.get(name, (None, None))
+        test = self.tests[name]
+        calibrated = isinstance(test, _MeanTest) and test.calibration > -math.inf
+        warning = not_concurrent_warning(lag) if concurrent is False and not calibrated else None
+        return {"concurrent": concurrent, "warning": warning}
 
     def look(self, final: bool = False) -> SequentialResult:
         """Decide at this look. ``final=True`` marks the end of the planned horizon.
@@ -451,7 +539,7 @@ class SequentialMonitor:
         for test in self.tests.values():
             if isinstance(test, _MeanTest):
                 test.close_blocks()
-        states = [test.state() for test in self.tests.values()]
+        states = [{**test.state(), **self._baseline_note(name)} for name, test in self.tests.items()]
         if final:  # the sample-size hint of every undecided metric
             for state, test in zip(states, self.tests.values(), strict=True):
                 if state["status"] == "open":
@@ -470,7 +558,10 @@ class SequentialMonitor:
         required_empty = [name for name in empty if self.tests[name].metric.must_have_data]
         open_ = [s for s in states if s["status"] == "open"]
         if rejected:
-            return "RollBack", f"{rejected[0]['metric']} regressed (anytime-valid test rejected)"
+            caveat = " against a baseline that is not concurrent, uncalibrated: it may be drift" * bool(
+                rejected[0].get("warning")
+            )
+            return "RollBack", f"{rejected[0]['metric']} regressed (anytime-valid test rejected){caveat}"
         if final and (required_empty or empty):
             return "NoData", f"no data for {', '.join(required_empty or empty)}"
         if all(s["status"] == "within bound" for s in states):
@@ -541,6 +632,7 @@ def sequential_judge(
         metrics[name] = metric
     config = CanaryConfig(**{**config.__dict__, "metrics": metrics})
     monitor = SequentialMonitor(config, names)
+    _describe_baselines(monitor, samples, metric_codes, metric_names, is_canary)
     if history is not None:
         for name in names:
             if metrics[name].kind == "samples":
@@ -569,6 +661,19 @@ def sequential_judge(
         if result.decision in ("RollBack", "Promote"):
             break
     return result
+
+
+def _describe_baselines(monitor, samples, metric_codes, metric_names, is_canary) -> None:
+    """Tell the monitor, per metric, whether its arms' time ranges overlap."""
+    from releaserisk.canary.robust import baseline_timing
+
+    if "ts" not in samples:
+        return
+    ns = pd.to_datetime(samples["ts"], utc=True).to_numpy(dtype="datetime64[ns]")
+    for code, name in enumerate(metric_names):
+        own = metric_codes == code
+        b_ts, c_ts = ns[own & ~is_canary], ns[own & is_canary]
+        monitor.describe_baseline(str(name), *baseline_timing(b_ts, c_ts))
 
 
 def _look_of(samples: pd.DataFrame, looks: int, is_canary: np.ndarray) -> np.ndarray:
@@ -628,7 +733,7 @@ def history_log_threshold(
     own = samples[samples["metric"].astype(str) == name]
     maxima = []
     for window in history_windows(own, history[history["metric"].astype(str) == name]):
-        monitor = _MeanTest(config.metric(name), alpha, config.block_size)
+        monitor = _MeanTest(config.metric(name), alpha, config.block_size, deflate=False)
         best = -math.inf
         for look in range(looks):
             for arm, values in window.items():

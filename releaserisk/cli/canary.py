@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 
 from releaserisk.choices import CANARY_MODES
-from releaserisk.cli._base import add_format
+from releaserisk.cli._base import add_format, positive_int
 from releaserisk.cli.output import emit, github_output
 from releaserisk.escape import fenced_block
+
+#: Looks the sequential mode replays a file in when ``--looks`` is not given.
+SEQUENTIAL_LOOKS = 12
 
 
 def _load_samples(args: argparse.Namespace):
@@ -47,10 +50,15 @@ def cmd_canary(args: argparse.Namespace) -> int:
     if (args.mode or config.mode) == "sequential":
         from releaserisk.canary.sequential import sequential_judge
 
-        result = sequential_judge(samples, config, looks=args.looks, history=history)
+        looks = args.looks or SEQUENTIAL_LOOKS
+        result = sequential_judge(samples, config, looks=looks, history=history)
     else:
+        from dataclasses import replace
+
         from releaserisk.canary.judge import judge
 
+        if args.looks:  # the looks planned at this canary: each judges at alpha / looks
+            config = replace(config, looks=args.looks)
         result = judge(samples, config, mode=args.mode, history=history)
     outcome = result.verdict
     if args.format == "github":
@@ -97,7 +105,15 @@ def register(sub) -> None:
     p.add_argument("--analysis", help="the analysis to judge, when the samples have an analysis_id column")
     p.add_argument("--assume-tz", help="IANA zone for sample timestamps without one, e.g. Europe/Berlin")
     p.add_argument("--mode", choices=CANARY_MODES, help="judgement mode (default: the config's, else robust)")
-    p.add_argument("--looks", type=int, default=12, help="sequential mode: looks over the time range (default 12)")
+    p.add_argument(
+        "--looks",
+        type=positive_int,
+        help=(
+            "sequential: looks over the samples' time range (default 12); robust: looks planned at this "
+            "canary, each tested at alpha/looks so that calling the judge that often stays at alpha "
+            "(default: the config's judge.looks, 1)"
+        ),
+    )
     p.add_argument(
         "--history",
         action="append",

@@ -64,6 +64,7 @@ def cmd_ingest_org(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         settings=settings_of(args),
         progress=org_progress(len(manifest.repos)) if show_progress(args) else None,
+        compact=args.compact,
     )
     emit(args, result.to_dict(), result.summary())
     return EXIT_OK if result.failed.empty else EXIT_USAGE
@@ -274,6 +275,12 @@ def register(sub) -> None:
         help="worker processes of a local Dask cluster (default: the machine's cores; 1: no cluster)",
     )
     p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument(
+        "--compact",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="merge the lake's shards after the run (default: when a table has 64 per-repository shards or more)",
+    )
     add_format(p)
     p.set_defaults(handler=cmd_ingest_org)
 

@@ -40,11 +40,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import resource
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,9 +56,17 @@ import pandas as pd
 
 from releaserisk import __version__
 from releaserisk.config import Settings, read_toml
-from releaserisk.errors import GitError, InputError, ReleaseRiskError
+from releaserisk.errors import GitError, InputError, LakeError, ReleaseRiskError
 from releaserisk.gitcmd import git_text, run_git
-from releaserisk.lake import Lake, LakeManifest, generation_id, load_repository, write_shards
+from releaserisk.lake import (
+    CompactionResult,
+    Lake,
+    LakeManifest,
+    compact_lake,
+    generation_id,
+    load_repository,
+    write_shards,
+)
 from releaserisk.store import open_store
 
 __all__ = [
@@ -70,6 +80,13 @@ __all__ = [
 
 #: How long to try to reach a ``--scheduler`` before giving up.
 SCHEDULER_TIMEOUT = "10s"
+#: ``ingest org`` compacts the lake when a table has this many per-repository shards: each
+#: query pays a file open and a footer per shard, which on hundreds of small shards costs
+#: more than the rows (the small-files problem that Delta Lake's auto compaction and
+#: Iceberg's ``rewrite_data_files`` address the same way).
+AUTO_COMPACT_SHARDS = 64
+#: Threads that ask git for the repositories' refs while planning a run.
+FINGERPRINT_THREADS = 4
 _TOP_KEYS = {"lake", "clones", "defaults", "scan", "repos"}
 _REPO_KEYS = {"name", "path", "url", "rev", "labels", "tags", "environment", "services"}
 _DEFAULT_KEYS = _REPO_KEYS - {"name", "path", "url", "services"}
@@ -362,11 +379,13 @@ def repo_fingerprint(spec: RepoSpec, settings: Settings) -> str | None:
     """
     if spec.path is None:
         return None
-    refs = git_text(spec.path, "for-each-ref", "--format=%(objectname) %(refname)")
-    head = git_text(spec.path, "rev-parse", "--verify", "-q", "HEAD^{commit}") if refs.strip() else ""
+    try:
+        refs = git_text(spec.path, "show-ref", "--head")  # HEAD and every ref in one process
+    except GitError:  # no ref at all (a new repository) exits 1; not a repository fails here again
+        refs = git_text(spec.path, "for-each-ref", "--format=%(objectname) %(refname)")
     relevant = {k: v for k, v in dataclasses.asdict(settings).items() if k != "db"}
     digest = hashlib.sha256()
-    for part in (refs, head, repr(dataclasses.asdict(spec)), repr(sorted(relevant.items())), __version__):
+    for part in (refs, repr(dataclasses.asdict(spec)), repr(sorted(relevant.items())), __version__):
         digest.update(part.encode("utf-8", "surrogateescape"))
         digest.update(b"\0")
     return digest.hexdigest()
@@ -476,13 +495,16 @@ class OrgIngestResult:
     workers : int
         Processes the tasks ran on (1: in this process).
     seconds : float
-        Wall time of the run.
+        Wall time of the run, compaction included.
+    compaction : CompactionResult or None
+        The lake's compaction after the run, when there was one.
     """
 
     lake: str
     frame: pd.DataFrame
     workers: int
     seconds: float
+    compaction: CompactionResult | None = None
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -498,6 +520,8 @@ class OrgIngestResult:
             f"{int(self.frame['new_commits'].sum()):,} new commits; {self.seconds:.1f} s on {self.workers} "
             f"worker{'s' if self.workers != 1 else ''}"
         ]
+        if self.compaction is not None:
+            lines.append(f"  {self.compaction.summary()}")
         lines += [f"  failed: {r.repo}: {r.error}" for r in self.failed.itertuples()]
         if len(self.failed):
             lines.append("  run the same command again to retry only the failed repositories")
@@ -508,6 +532,7 @@ class OrgIngestResult:
         from releaserisk.escape import json_records
 
         return {"lake": self.lake, "workers": self.workers, "seconds": round(self.seconds, 3),
+                "compaction": self.compaction.to_dict() if self.compaction else None,
                 "repos": json_records(self.frame)}  # fmt: skip
 
 
@@ -519,6 +544,7 @@ def ingest_org(
     scheduler: str | None = None,
     settings: Settings | None = None,
     progress: Callable[[RepoOutcome, int, int], None] | None = None,
+    compact: bool | None = None,
 ) -> OrgIngestResult:
     """Ingest every repository of an organisation into a lake, in parallel on Dask.
 
@@ -538,6 +564,10 @@ def ingest_org(
         Fix pattern and labelling rules (default: defaults).
     progress : callable, optional
         ``progress(outcome, done, total)`` as each repository finishes.
+    compact : bool, optional
+        Compact the lake after the run (:func:`~releaserisk.lake.compact_lake`): True when
+        any repository was ingested, False never; default (None) when a table has
+        :data:`AUTO_COMPACT_SHARDS` per-repository shards or more.
 
     Returns
     -------
@@ -548,7 +578,8 @@ def ingest_org(
     InputError
         No lake given, bad manifest, or the scheduler cannot be reached.
     LakeError
-        The lake's manifest is damaged.
+        The lake's manifest is damaged, or compacting it failed (the repositories' shards
+        are committed; the lake stays readable uncompacted).
     """
     started = time.perf_counter()
     org = manifest if isinstance(manifest, OrgManifest) else read_org_manifest(manifest)
@@ -593,7 +624,19 @@ def ingest_org(
     if not store_lake.exists():  # a first run with nothing to do still leaves an (empty) lake
         store_lake.write_manifest(state)
     frame = pd.DataFrame([_row(o) for o in outcomes]).sort_values("repo", ignore_index=True)
-    return OrgIngestResult(location, frame, used, time.perf_counter() - started)
+    compaction = None
+    if _should_compact(compact, state, frame):
+        try:
+            compaction = compact_lake(location)
+        except LakeError as exc:
+            raise LakeError(f"the repositories landed, but compacting the lake failed: {exc}") from None
+    return OrgIngestResult(location, frame, used, time.perf_counter() - started, compaction)
+
+
+def _should_compact(compact: bool | None, state: LakeManifest, frame: pd.DataFrame) -> bool:
+    if compact is False or not (frame["status"] == "ingested").any():
+        return False
+    return compact is True or state.loose_shards() >= AUTO_COMPACT_SHARDS
 
 
 def _plan(
@@ -602,21 +645,46 @@ def _plan(
     """Repositories not to run (unchanged since their last success) and those to run with their
     fingerprints, largest first."""
     unchanged, todo = [], []
-    for spec in org.repos:
+    for spec, fingerprint in zip(org.repos, _fingerprints(org.repos, settings), strict=True):
         entry = state.repos.get(spec.name)
-        try:
-            fingerprint = repo_fingerprint(spec, settings)
-        except GitError:
-            fingerprint = None  # the task will fail and say why
         if entry and fingerprint and entry.get("fingerprint") == fingerprint and spec.name not in state.failed:
             rows = entry.get("rows", {})
             unchanged.append(RepoOutcome(spec.name, "unchanged", entry["generation"],
                                          total_commits=int(rows.get("commits", 0))))  # fmt: skip
         else:
             todo.append((spec, fingerprint))
-    # the longest histories first, so that no worker is left with a big one at the end
-    todo.sort(key=lambda item: -int(state.repos.get(item[0].name, {}).get("rows", {}).get("commits", 0)))
+    # the largest repositories first, so that no worker is left with a big one at the end
+    todo.sort(key=lambda item: -_object_bytes(item[0]))
     return unchanged, todo
+
+
+def _object_bytes(spec: RepoSpec) -> float:
+    """Bytes of a repository's packed git objects: a free proxy for how long its task runs
+    (a first run knows nothing else). Infinite when unknown (a URL not cloned yet, a linked
+    work tree), so those start first rather than last."""
+    if spec.path is None:
+        return math.inf
+    root = Path(spec.path)
+    for objects in (root / ".git" / "objects", root / "objects"):
+        if objects.is_dir():
+            return float(sum(p.stat().st_size for p in (objects / "pack").glob("*.pack")))
+    return math.inf
+
+
+def _fingerprints(specs: Sequence[RepoSpec], settings: Settings) -> list[str | None]:
+    """Each repository's fingerprint (None where git fails: its task will say why).
+
+    A few threads, since each is one short git process: the waits overlap.
+    """
+
+    def one(spec: RepoSpec) -> str | None:
+        try:
+            return repo_fingerprint(spec, settings)
+        except GitError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=FINGERPRINT_THREADS) as pool:
+        return list(pool.map(one, specs))
 
 
 class _Committer:
@@ -665,6 +733,7 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
     """Run the tasks on a Dask cluster, committing each outcome as it arrives; the workers used."""
     import logging
 
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -672,10 +741,13 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
         if scheduler:
             client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
         else:
-            cluster = LocalCluster(
-                n_workers=min(workers, len(tasks)), threads_per_worker=1, processes=True,
-                dashboard_address=None, silence_logs=logging.ERROR,
-            )  # fmt: skip
+            # no statistical profiler in the workers: nobody reads its samples, and it wakes
+            # every 10 ms to walk the running task's stack
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                cluster = LocalCluster(
+                    n_workers=min(workers, len(tasks)), threads_per_worker=1, processes=True,
+                    dashboard_address=None, silence_logs=logging.ERROR,
+                )  # fmt: skip
             client = Client(cluster)
     except OSError as exc:
         if cluster is not None:

@@ -76,3 +76,15 @@ def test_canary_plan(tmp_path, capsys):
     assert "minutes" in capsys.readouterr().out
     assert main(["canary", "plan", "--baseline", str(baseline), "--effect", "1"]) == 2
     assert "effect" in capsys.readouterr().err
+
+
+def test_looks_split_alpha_in_robust_mode_and_must_be_positive(tmp_path, capsys):
+    rng = np.random.default_rng(28)
+    data = write_arms(tmp_path / "s.csv", rng.normal(100, 5, 60), rng.normal(102.5, 5, 60))
+    assert main(["canary", "--data", str(data), "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["looks"] == 1
+    assert main(["canary", "--data", str(data), "--looks", "6", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["looks"] == 6
+    with pytest.raises(SystemExit) as exit_:
+        main(["canary", "--data", str(data), "--looks", "0"])
+    assert exit_.value.code == 2 and "not at least 1" in capsys.readouterr().err

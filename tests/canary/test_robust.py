@@ -13,12 +13,14 @@ from releaserisk.canary.judge import classify_metric, judge
 from releaserisk.canary.robust import (
     aligned_pairs,
     autocorrelation_upper_bound,
+    baseline_timing,
     conformal_p_value,
     deviation_score,
     effective_sample_size,
     history_statistics,
     lag1_autocorrelation,
     min_history_windows,
+    not_concurrent_warning,
     shift_test,
 )
 from releaserisk.canary.sequential import sequential_judge
@@ -240,3 +242,66 @@ def test_result_frames_carry_the_mode_and_json_is_clean():
     assert "effective n" in result.summary()
     kayenta = judge(two_arms(rng.normal(10, 1, 120), rng.normal(10, 1, 120)), mode="kayenta")
     assert kayenta.to_dict()["mode"] == "kayenta" and "mode kayenta" in kayenta.summary()
+
+
+def test_a_baseline_that_is_not_concurrent_is_said_so_and_a_real_shift_still_fails():
+    """A day-old baseline: a level drift between the windows looks like a shift inside them.
+
+    Without history the judge cannot tell the two apart (nothing inside either window
+    shows the drift), so it keeps testing — a real 1.5x regression still fails — but
+    says that false alarms are not held at alpha and what would calibrate them.
+    """
+    rng = np.random.default_rng(21)
+    canary_ts = pd.date_range("2026-02-10 12:00", periods=24, freq="5min", tz="UTC")
+    yesterday = canary_ts - pd.Timedelta(days=1)
+    drift = two_arms(50 + 0.5 * ar1(rng, 24, 0.3), 53 + 0.5 * ar1(rng, 24, 0.3), yesterday, canary_ts)
+    m = judge(drift, CanaryConfig()).metrics[0]
+    assert m.concurrent is False and "not concurrent" in m.warning and "1 d before" in m.warning
+    assert m.classification == "High" and "may be drift" in m.reason
+    assert json.loads(json.dumps(m.to_dict()))["concurrent"] is False
+    assert "baseline not concurrent" in judge(drift, CanaryConfig()).summary()
+    regression = two_arms(50 + 5 * ar1(rng, 24, 0.3), 1.5 * (50 + 5 * ar1(rng, 24, 0.3)), yesterday, canary_ts)
+    assert judge(regression, CanaryConfig()).metrics[0].classification == "High"
+
+
+def test_history_that_shows_the_day_to_day_drift_calibrates_it_away():
+    rng = np.random.default_rng(22)
+    days = 10
+    ts = pd.date_range("2026-02-01", periods=days * 288, freq="5min", tz="UTC")
+    level = np.repeat(50 + 4 * rng.normal(size=days), 288)  # each day at its own level
+    history = pd.DataFrame({"metric": "m", "ts": ts, "value": level + 0.5 * ar1(rng, len(ts), 0.3)})
+    canary_ts = pd.date_range("2026-02-12 12:00", periods=24, freq="5min", tz="UTC")
+    drift = two_arms(
+        50 + 0.5 * ar1(rng, 24, 0.3), 53 + 0.5 * ar1(rng, 24, 0.3), canary_ts - pd.Timedelta(days=1), canary_ts
+    )
+    m = judge(drift, CanaryConfig(), history=history).metrics[0]
+    assert m.history_windows >= min_history_windows(0.02) and m.classification == "Pass"
+    assert m.concurrent is False and m.warning is None
+
+
+def test_a_concurrent_baseline_carries_no_drift_warning():
+    rng = np.random.default_rng(23)
+    m = judge(two_arms(50 + ar1(rng, 120, 0.5), 50 + ar1(rng, 120, 0.5)), CanaryConfig()).metrics[0]
+    assert m.concurrent is True and m.warning is None
+    untimed = judge(two_arms(50 + ar1(rng, 120, 0.5), 60 + ar1(rng, 120, 0.5)).drop(columns="ts"), CanaryConfig())
+    assert untimed.metrics[0].concurrent is None and untimed.metrics[0].warning is None
+
+
+def test_looks_split_alpha_and_the_result_says_so():
+    rng = np.random.default_rng(28)
+    frame = two_arms(rng.normal(100, 5, 60), rng.normal(102.5, 5, 60))
+    once, six = judge(frame, CanaryConfig()), judge(frame, CanaryConfig(looks=6))
+    assert once.verdict == "Fail" and six.verdict == "Pass"  # p between 0.02/6 and 0.02
+    assert six.to_dict()["looks"] == 6 and six.to_dict()["alpha"] == pytest.approx(0.02)
+    assert "6 planned look(s)" in six.summary()
+
+
+def test_baseline_timing_and_its_warning():
+    yesterday = MINUTES - pd.Timedelta(days=1)
+    assert baseline_timing(yesterday, MINUTES) == (False, pd.Timedelta(days=1))
+    assert baseline_timing(MINUTES, MINUTES + pd.Timedelta(minutes=30)) == (True, pd.Timedelta(minutes=30))
+    assert baseline_timing(None, MINUTES) == (None, None)
+    assert baseline_timing(np.array(["NaT"], dtype="datetime64[ns]"), MINUTES) == (None, None)
+    assert "1 d 2 h 5 min before" in not_concurrent_warning(pd.Timedelta(hours=26, minutes=5))
+    assert "30 s after" in not_concurrent_warning(pd.Timedelta(seconds=-30))
+    assert "--history" in not_concurrent_warning()

@@ -73,6 +73,14 @@ def org(built, tmp_path):
     return tmp_path
 
 
+def _add_commit(path: Path) -> None:
+    """One new commit on an existing repository."""
+    repo = GitRepo.__new__(GitRepo)
+    repo.path, repo.clock = path, 1_700_000_000
+    repo.write("src/new.py", "x = 1\n")
+    repo.commit("add new module", author="Dee", email="dee@example.com")
+
+
 def _rows(store, table: str) -> pd.DataFrame:
     frame = store.query(f'SELECT * FROM "{table}"')
     frame = frame.drop(columns=[c for c in frame.columns if c in VOLATILE])
@@ -134,10 +142,7 @@ def test_incremental_rerun_after_one_new_commit_touches_only_that_repository(org
     manifest = _manifest(org)
     ingest_org(manifest, workers=1)
     before = Lake(org / "lake").read_manifest()
-    repo = GitRepo.__new__(GitRepo)
-    repo.path, repo.clock = org / "repos" / "gamma", 1_700_000_000
-    repo.write("src/new.py", "x = 1\n")
-    repo.commit("add new module", author="Dee", email="dee@example.com")
+    _add_commit(org / "repos" / "gamma")
 
     again = ingest_org(manifest, workers=1)
     status = dict(zip(again.frame["repo"], again.frame["status"], strict=True))
@@ -347,3 +352,81 @@ def test_a_repository_given_by_url_is_cloned_then_fetched_and_a_failing_url_neve
     assert "https://invalid.example/none.git" in first.loc["private", "error"]
     again = ingest_org(path, org / "lake", workers=1).frame.set_index("repo")  # fetched, nothing new
     assert again.loc["alpha", "status"] == "ingested" and again.loc["alpha", "new_commits"] == 0
+
+
+def test_a_shard_written_before_a_migration_reads_with_nulls_beside_current_shards(org):
+    """Shards are scanned in groups of one schema; an older shard (a column missing) is its own group."""
+    ingest_org(_manifest(org, NAMES[:3]), workers=1)
+    lake = Lake(org / "lake")
+    with open_lake(org / "lake") as store:
+        before = _rows(store, "commits")
+    old = org / "lake" / lake.read_manifest().repos["beta"]["files"]["commits"]
+    with open_store(":memory:") as scratch:  # rewrite beta's shard as a writer without the column would have
+        scratch.execute(f"COPY (SELECT * EXCLUDE (message) FROM read_parquet('{old}')) TO '{old}.new' (FORMAT parquet)")
+    os.replace(f"{old}.new", old)
+    with open_lake(org / "lake") as store:
+        after = _rows(store, "commits")
+    assert len(after) == len(before)
+    assert after.loc[after["repo"] == "beta", "message"].isna().all()
+    others = after["repo"] != "beta"
+    pd.testing.assert_frame_equal(
+        after[others].drop(columns="message").reset_index(drop=True),
+        before[before["repo"] != "beta"].drop(columns="message").reset_index(drop=True),
+    )
+    assert after.loc[others, "message"].notna().all()
+
+
+def test_ingest_compacts_the_lake_once_a_table_has_many_shards_and_not_on_an_unchanged_rerun(org, monkeypatch):
+    import releaserisk.ingest.org as org_module
+
+    monkeypatch.setattr(org_module, "AUTO_COMPACT_SHARDS", 3)
+    few = ingest_org(_manifest(org, NAMES[:2]), workers=1)
+    assert few.compaction is None  # 2 shards per table: below the threshold
+    first = ingest_org(_manifest(org, NAMES[:3]), workers=1)
+    assert first.compaction is not None and "compacted" in first.summary()
+    state = Lake(org / "lake").read_manifest()
+    assert state.loose_shards() == 0 and all(len(parts) == 1 for parts in state.compacted.values())
+    with open_lake(org / "lake") as store:
+        commits = _rows(store, "commits")
+    assert set(commits["repo"]) == set(NAMES[:3])
+    again = ingest_org(_manifest(org, NAMES[:3]), workers=1)
+    assert again.compaction is None and set(again.frame["status"]) == {"unchanged"}
+    _add_commit(org / "repos" / "beta")
+    changed = ingest_org(_manifest(org, NAMES[:3]), workers=1)
+    assert changed.compaction is None and Lake(org / "lake").read_manifest().loose_shards() == 1
+    with open_lake(org / "lake") as store:
+        assert len(_rows(store, "commits")) == len(commits) + 1
+
+
+def test_ingest_org_compact_flag_forces_or_prevents_compaction(org, capsys):
+    manifest = _manifest(org, NAMES[:2])
+    assert main(["ingest", "org", str(manifest), "--no-compact", "--workers", "1"]) == 0
+    assert Lake(org / "lake").read_manifest().loose_shards() == 2
+    _add_commit(org / "repos" / "alpha")
+    capsys.readouterr()
+    assert main(["ingest", "org", str(manifest), "--compact", "--workers", "1", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["compaction"]["files_after"] < payload["compaction"]["files_before"]
+    assert Lake(org / "lake").read_manifest().loose_shards() == 0
+
+
+def test_ingest_org_help_states_the_auto_compaction_threshold(capsys):
+    from releaserisk.ingest.org import AUTO_COMPACT_SHARDS
+
+    with pytest.raises(SystemExit):
+        main(["ingest", "org", "--help"])
+    assert f"{AUTO_COMPACT_SHARDS} per-repository shards" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_largest_repositories_run_first_so_no_worker_is_left_with_one_at_the_end(org):
+    for name, files in (("alpha", 1), ("gamma", 8)):
+        repo = GitRepo.__new__(GitRepo)
+        repo.path, repo.clock = org / "repos" / name, 1_700_000_000
+        for i in range(files):
+            repo.write(f"data/blob{i}.txt", "".join(f"{name} {i} {k}\n" for k in range(40)))
+        repo.commit("bulk data", author="Dee", email="dee@example.com")
+        repo.git("repack", "-a", "-d", "-q")
+    order = []
+    manifest = _manifest(org, ["alpha", "beta", "gamma"])
+    ingest_org(manifest, workers=1, progress=lambda outcome, done, total: order.append(outcome.repo))
+    assert order[0] == "gamma" and order[-1] == "beta"  # beta has only loose objects: 0 packed bytes
