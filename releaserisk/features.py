@@ -53,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from releaserisk.definitions import production_deployment
 
@@ -200,67 +201,112 @@ def _plain_rexp(times: np.ndarray, t: float) -> float:
     return float(np.sum(1.0 / (1.0 + years)))
 
 
-#: A file's set of commits this large also keeps a bitmap (see :func:`_union_size`).
+#: A file's set of commits this large becomes a bitmap (see :func:`_union_size`).
 _BITMAP_FROM = 512
+
+
+def _popcount(words: np.ndarray) -> int:
+    """Set bits in a ``uint64`` array."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return int(np.bitwise_count(words).sum(dtype=np.int64))
+    return int.from_bytes(words.tobytes(), "little").bit_count()
 
 
 class _Commits:
     """Sequence numbers of the commits that touched one file (NUC counts their union).
 
-    A set; once it holds :data:`_BITMAP_FROM` commits also a bitmap (bit ``seq`` of a
-    growable ``uint64`` array), so the union with another large set is a bitwise OR.
+    A set of ints; from :data:`_BITMAP_FROM` commits on a bitmap instead (bit ``seq`` of a
+    growable ``uint64`` array, 1 bit per commit of the history instead of a set entry of
+    about 70 bytes), so the union with another large set is a bitwise OR. ``top`` is the
+    largest sequence number: the bitmap's words past it are zero.
     """
 
-    __slots__ = ("bits", "seqs")
+    __slots__ = ("bits", "n", "seqs", "top")
 
     def __init__(self, seqs=()) -> None:
-        self.seqs = set(seqs)
+        self.seqs: set[int] | None = set(seqs)
+        self.n = len(self.seqs)
+        self.top = max(self.seqs, default=-1)
         self.bits: np.ndarray | None = None
-        if len(self.seqs) >= _BITMAP_FROM:
+        if self.n >= _BITMAP_FROM:
             self._make_bits()
 
     def __len__(self) -> int:
-        return len(self.seqs)
+        return self.n
 
     def add(self, seq: int) -> None:
-        self.seqs.add(seq)
-        if self.bits is not None:
-            word = seq >> 6
-            if word >= len(self.bits):
-                self.bits = np.concatenate([self.bits, np.zeros(max(word + 1, 2 * len(self.bits)), np.uint64)])
-            self.bits[word] |= np.uint64(1 << (seq & 63))
-        elif len(self.seqs) >= _BITMAP_FROM:
-            self._make_bits()
+        self.top = max(self.top, seq)
+        if self.bits is None:
+            self.seqs.add(seq)
+            self.n = len(self.seqs)
+            if self.n >= _BITMAP_FROM:
+                self._make_bits()
+            return
+        word = seq >> 6
+        if word >= len(self.bits):
+            self.bits = np.concatenate([self.bits, np.zeros(max(word + 1, len(self.bits)), np.uint64)])
+        bit = np.uint64(1 << (seq & 63))
+        if not self.bits[word] & bit:
+            self.bits[word] |= bit
+            self.n += 1
 
     def _make_bits(self) -> None:
         seqs = np.fromiter(self.seqs, np.int64, len(self.seqs))
         bits = np.zeros(2 * (int(seqs.max()) // 64 + 1), np.uint64)
         np.bitwise_or.at(bits, seqs >> 6, np.left_shift(np.uint64(1), (seqs & 63).astype(np.uint64)))
         self.bits = bits
+        self.seqs = None
+
+    def ordered(self) -> np.ndarray:
+        """The sequence numbers, ascending (``int64``)."""
+        if self.bits is None:
+            return np.sort(np.fromiter(self.seqs, np.int64, len(self.seqs)))
+        return np.flatnonzero(np.unpackbits(self.bits.view(np.uint8), bitorder="little"))
+
+
+def _list_column(arrays: list[np.ndarray], dtype: type) -> pa.Array:
+    """One Arrow list per numpy array, built from their concatenation (no Python object per element)."""
+    offsets = np.zeros(len(arrays) + 1, np.int64)
+    np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    values = np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+    return pa.LargeListArray.from_arrays(offsets, values)
 
 
 def _union_size(sets: list[_Commits]) -> int:
-    """``len(set().union(*sets))``, in time of the smaller sets plus a bitwise OR of the large ones.
+    """``len(set().union(*sets))``, in time of the small sets plus a bitwise OR of the large ones.
 
     A hot file's set of commits grows with the history; copying it into a union for every
     commit that touches it and another file made NUC quadratic in the history's length.
+    The OR spans the words up to the largest sequence number only (not the bitmaps'
+    doubled capacity), and the small sets' members are tested against it bit by bit.
     """
-    large = [s for s in sets if s.bits is not None]
-    if len(large) < 2:
-        largest = max(sets, key=len)
+    unique = list({id(s): s for s in sets}.values())
+    large = [s for s in unique if s.bits is not None]
+    small = [s for s in unique if s.bits is None]
+    if not large:
+        largest = max(small, key=len)
         others: set = set()
-        for commits in sets:
+        for commits in small:
             if commits is not largest:
                 others.update(commits.seqs.difference(largest.seqs))  # iterates over the smaller set
         return len(largest) + len(others)
-    small = [np.fromiter(s.seqs, np.int64, len(s)) for s in sets if s.bits is None]
-    top = max([max(len(c.bits) for c in large) * 64 - 1, *(int(seqs.max()) for seqs in small if len(seqs))])
-    union = np.zeros(top // 64 + 1, np.uint64)
-    for commits in large:
-        union[: len(commits.bits)] |= commits.bits
-    for seqs in small:
-        np.bitwise_or.at(union, seqs >> 6, np.left_shift(np.uint64(1), (seqs & 63).astype(np.uint64)))
-    return int.from_bytes(union.tobytes(), "little").bit_count()
+    if len(large) == 1:
+        union, size = large[0].bits, large[0].n
+    else:
+        words = max(s.top for s in large) // 64 + 1
+        union = np.zeros(words, np.uint64)
+        for commits in large:
+            part = commits.bits[:words]
+            union[: len(part)] |= part
+        size = _popcount(union)
+    if not small:
+        return size
+    members = set().union(*(s.seqs for s in small))
+    seqs = np.fromiter(members, np.int64, len(members))
+    word = seqs >> 6
+    inside = word < len(union)
+    marked = (union[np.where(inside, word, 0)] >> (seqs & 63).astype(np.uint64)) & np.uint64(1)
+    return size + int(np.count_nonzero(~(inside & marked.astype(bool))))
 
 
 class ChangeMetricState:
@@ -386,34 +432,38 @@ class ChangeMetricState:
             self.dirty_author_subsystems.add(key)
 
     # -- persistence -----------------------------------------------------------------
-    def changed_state_frames(self, repo: str) -> dict[str, pd.DataFrame]:
-        """The state rows changed since the last load, as frames for the store."""
+    def changed_state_frames(self, repo: str) -> dict[str, pa.Table]:
+        """The state rows changed since the last load, as Arrow tables for the store.
+
+        Lists of commits and times go from numpy straight into Arrow list columns (no
+        Python int or float per element: at 1M commits they were millions of objects).
+        """
         files = sorted(self.dirty_files)
         authors = sorted(self.dirty_authors)
         pairs = sorted(self.dirty_author_subsystems)
         return {
-            "git_file_state": pd.DataFrame(
+            "git_file_state": pa.table(
                 {
-                    "repo": repo,
-                    "path": pd.Series(files, dtype=object),
-                    "last_time": [self.files[p][0] for p in files],
-                    "commits": [sorted(self.files[p][1].seqs) for p in files],
-                    "authors": [sorted(self.files[p][2]) for p in files],
+                    "repo": pa.array([repo] * len(files), pa.string()),
+                    "path": pa.array(files, pa.string()),
+                    "last_time": pa.array([self.files[p][0] for p in files], pa.float64()),
+                    "commits": _list_column([self.files[p][1].ordered() for p in files], np.int64),
+                    "authors": pa.array([sorted(self.files[p][2]) for p in files], pa.list_(pa.string())),
                 }
             ),
-            "git_author_state": pd.DataFrame(
+            "git_author_state": pa.table(
                 {
-                    "repo": repo,
-                    "author": pd.Series(authors, dtype=object),
-                    "times": [self.authors[a].times[: self.authors[a].n].tolist() for a in authors],
+                    "repo": pa.array([repo] * len(authors), pa.string()),
+                    "author": pa.array(authors, pa.string()),
+                    "times": _list_column([self.authors[a].times[: self.authors[a].n] for a in authors], np.float64),
                 }
             ),
-            "git_author_subsystem": pd.DataFrame(
+            "git_author_subsystem": pa.table(
                 {
-                    "repo": repo,
-                    "author": pd.Series([a for a, _ in pairs], dtype=object),
-                    "subsystem": pd.Series([s for _, s in pairs], dtype=object),
-                    "n": [self.author_subsystems[p] for p in pairs],
+                    "repo": pa.array([repo] * len(pairs), pa.string()),
+                    "author": pa.array([a for a, _ in pairs], pa.string()),
+                    "subsystem": pa.array([s for _, s in pairs], pa.string()),
+                    "n": pa.array([self.author_subsystems[p] for p in pairs], pa.int64()),
                 }
             ),
         }

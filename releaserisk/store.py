@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from releaserisk.errors import (
     InputError,
@@ -381,6 +382,37 @@ class Store:
         result = self.connection.execute(sql, params)
         fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table  # duckdb < 1.4 lacks the former
         return fetch()
+
+    def append(self, table: str, rows: pa.Table) -> None:
+        """Insert rows as they are (no key check), columns matched by name.
+
+        For bulk loads inside a long transaction (a git history): the rows go in through
+        a relation over the Arrow table, not a registered view — DuckDB keeps a dropped
+        view, and the Arrow table it holds, until the transaction commits, so a history
+        loaded batch by batch kept every batch in memory.
+
+        Parameters
+        ----------
+        table : str
+            An existing table.
+        rows : pyarrow.Table
+            Rows whose column names are columns of ``table``; columns it lacks become NULL.
+
+        Raises
+        ------
+        InputError
+            ``rows`` has a column ``table`` lacks.
+        """
+        schema = self.arrow(f'SELECT * FROM "{table}" LIMIT 0').schema
+        unknown = [name for name in rows.column_names if name not in schema.names]
+        if unknown:
+            raise InputError(f"table '{table}' has no column(s) {', '.join(unknown)}")
+        columns = [
+            rows.column(field.name) if field.name in rows.column_names else pa.nulls(len(rows), field.type)
+            for field in schema
+        ]
+        with self._writing():
+            self.connection.from_arrow(pa.table(columns, names=schema.names)).insert_into(table)
 
     def upsert(self, table: str, frame: Any) -> int:
         """Insert rows, replacing those with the same key.

@@ -73,7 +73,7 @@ def test_union_size_is_the_size_of_the_union(monkeypatch, sets, split):
             commits.add(seq)
         grown.append(commits)
     assert _union_size(grown) == len(set().union(*sets))
-    assert [sorted(c.seqs) for c in grown] == [sorted(s) for s in sets]
+    assert [c.ordered().tolist() for c in grown] == [sorted(s) for s in sets]
 
 
 def test_union_size_with_one_set_twice(monkeypatch):

@@ -128,6 +128,22 @@ def test_upsert_keeps_last_duplicate_within_a_frame(store):
     assert store.query("SELECT message FROM commits")["message"].tolist() == ["second"]
 
 
+def test_append_matches_columns_by_name_and_keeps_no_rows_past_the_statement(store):
+    import pyarrow as pa
+
+    allocated = pa.total_allocated_bytes()
+    with store.transaction():
+        rows = pa.table({"sha": [f"{i:040x}" for i in range(5_000)], "repo": ["r"] * 5_000, "seq": range(5_000)})
+        store.append("commits", rows)
+        del rows
+        # a registered view would hold the Arrow table until the commit (a history's every batch)
+        assert pa.total_allocated_bytes() == allocated
+    stored = store.query("SELECT repo, sha, seq, message FROM commits ORDER BY seq LIMIT 1").iloc[0].tolist()
+    assert stored == ["r", f"{0:040x}", 0, None]
+    with pytest.raises(InputError, match="no column"):
+        store.append("commits", pa.table({"sha": ["a"], "colour": ["red"]}))
+
+
 def test_upsert_rejects_missing_key_and_unknown_table(store):
     with pytest.raises(InputError, match="sha"):
         store.upsert("commits", pd.DataFrame({"repo": ["r"]}))

@@ -361,11 +361,7 @@ class _Batch:
             arrow = pa.table({"repo": pa.array([self.repo] * len(columns["sha"]), pa.string()), **data})
             if table == "change_features":
                 arrow = arrow.append_column("feature_version", pa.array([FEATURE_VERSION] * len(arrow), pa.int32()))
-            store.connection.register("_git_batch", arrow)
-            try:
-                store.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _git_batch')
-            finally:
-                store.connection.unregister("_git_batch")
+            store.append(table, arrow)
         self.reset()
 
 
@@ -485,13 +481,11 @@ def _save_state(store: Store, repo: str, state: ChangeMetricState, blobs: _BlobL
             {
                 "repo": pa.array([repo] * len(ids), pa.string()),
                 # hex ids are ASCII: Arrow takes the bytes as they are, no Python str per blob
-                "blob": pa.array(ids, pa.binary()).cast(pa.string()),
+                "blob": pa.array(ids, pa.binary()).view(pa.string()),
                 "lines": pa.array(lines, pa.int64()),
             }
         )
-        store.connection.register("_blobs", new)
-        store.execute("INSERT INTO git_blob_lines BY NAME SELECT * FROM _blobs")
-        store.connection.unregister("_blobs")
+        store.append("git_blob_lines", new)
 
 
 # -- the ingest -------------------------------------------------------------------------

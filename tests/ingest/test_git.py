@@ -190,10 +190,33 @@ def test_identical_timestamps_and_submodule_entries(store, git_repo):
 ORDER = {"commits": "sha", "file_changes": "sha, path", "change_features": "sha"}
 
 
+#: The saved metric state an incremental run resumes from.
+STATE_ORDER = {"git_file_state": "path", "git_author_state": "author", "git_author_subsystem": "author, subsystem",
+               "git_blob_lines": "blob"}  # fmt: skip
+
+
 def _table_rows(store, table):
     """Rows of a table as comparable tuples (list columns become tuples), in key order."""
-    frame = store.query(f"SELECT * EXCLUDE (repo) FROM {table} ORDER BY {ORDER[table]}")
+    frame = store.query(f"SELECT * EXCLUDE (repo) FROM {table} ORDER BY {(ORDER | STATE_ORDER)[table]}")
     return [tuple(tuple(v) if hasattr(v, "tolist") else v for v in row) for row in frame.itertuples(index=False)]
+
+
+def test_batches_of_any_size_give_the_same_rows_and_state(tmp_path, git_repo, monkeypatch):
+    """The history goes to DuckDB in batches (a few commits each here): rows and state as in one batch."""
+    g = git_repo
+    for i in range(9):
+        g.write(f"s{i % 3}/f{i % 4}.txt", "".join(f"{j}\n" for j in range(i + 2)))
+        if i == 5:
+            g.mv("s1/f1.txt", "s2/moved.txt")
+        g.commit(f"c{i}", author=f"A{i % 2}", email=f"a{i % 2}@x")
+    rows = {}
+    for flush_every in (1_000_000, 2):
+        monkeypatch.setattr("releaserisk.ingest.git._FLUSH_EVERY", flush_every)
+        with open_store(tmp_path / f"batches-{flush_every}.duckdb") as store:
+            ingest_git(store, g.path, name="r")
+            rows[flush_every] = {t: _table_rows(store, t) for t in ORDER | STATE_ORDER}
+    assert rows[2] == rows[1_000_000]
+    assert all(rows[2][table] for table in ORDER | STATE_ORDER)
 
 
 def test_incremental_equals_full_and_rerun_changes_nothing(tmp_path, git_repo):
