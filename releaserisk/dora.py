@@ -772,6 +772,68 @@ def _lead_time(rules: dict[str, str]) -> tuple[str, str]:
     return _shown(lead, rules["span_guard"]), is_clock_skew(lead)
 
 
+def _first_deployments(store: Store, w: _Work, chained: str) -> None:
+    """Working table ``first_deploy``: each linked commit's first production deployment.
+
+    Columns ``k`` (the deployment's number in ``prod``: the first is the smallest),
+    ``committed_at``, and either ``h``, the hash of the commit's ``(repo, sha)``, or (for
+    the few commits resolved by name) ``repo`` and ``sha``. Grouping 10M links by their
+    (repo, sha) strings cost 4.5 s of CPU on benchmarks/dora.py, and nearly every commit
+    has one production link. So the links' hashes are read once (integers) and sorted in
+    numpy: a link whose hash no other production link has is its commit's only one, and
+    its commit is identified by (deployment, hash) without a grouping. Links sharing a hash
+    (the same commit deployed twice, or a collision) and links without a commit time are
+    grouped by name, exactly as before, and only they. The result is exact whatever the hash.
+    """
+    con = store.connection
+    links = f"deployment_changes dc JOIN {w.prod} p USING (deployment_id) {chained}"
+    rows = con.execute(
+        f"SELECT hash(dc.repo, dc.sha) AS h, p.k, epoch_us(dc.committed_at) AS committed FROM {links}"
+    ).fetchnumpy()
+    h, k, committed = (rows.pop(name) for name in ("h", "k", "committed"))
+    untimed = np.ma.getmaskarray(committed)  # linked before its commit was ingested: looked up by name
+    committed = np.ma.getdata(committed)
+    h, k = np.ma.getdata(h), np.ma.getdata(k)
+    ordered = np.sort(h)
+    by_name = np.unique(np.concatenate([ordered[1:][ordered[1:] == ordered[:-1]], h[untimed]]))
+    del ordered
+    single = ~np.isin(h, by_name) if len(by_name) else np.ones(len(h), dtype=bool)
+    once = pa.table(
+        {
+            "k": pa.array(k[single], pa.int64()),
+            "committed_at": pa.array(committed[single], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "h": pa.array(h[single], pa.uint64()),
+        }
+    )
+    repeated = pa.table({"h": pa.array(by_name, pa.uint64())})
+    del h, k, committed, single, rows
+    by_name_sql = f"""
+        UNION ALL
+        SELECT min(p.k), any_value(dc.committed_at), NULL, dc.repo, dc.sha
+        FROM {links} {"AND" if chained else "WHERE"} hash(dc.repo, dc.sha) IN (SELECT h FROM {w.first_deploy}_by_name)
+        GROUP BY dc.repo, dc.sha"""
+    con.register(f"{w.first_deploy}_once", once)
+    con.register(f"{w.first_deploy}_by_name", repeated)
+    try:
+        store.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
+            SELECT k, committed_at, h, CAST(NULL AS VARCHAR) AS repo, CAST(NULL AS VARCHAR) AS sha
+            FROM {w.first_deploy}_once {by_name_sql if len(by_name) else ""}
+            """
+        )
+    finally:
+        con.unregister(f"{w.first_deploy}_once")
+        con.unregister(f"{w.first_deploy}_by_name")
+    if len(by_name):  # links made before their commits were ingested: look those few up
+        store.execute(
+            f"""
+            UPDATE {w.first_deploy} f SET committed_at = c.committed_at
+            FROM commits c WHERE f.committed_at IS NULL AND c.repo = f.repo AND c.sha = f.sha
+            """
+        )
+
+
 def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
     """Working view ``changes`` (lead time per commit) and table ``prs`` (PR phases)."""
     guard, rounding = rules["span_guard"], rules["rounding"]
@@ -779,32 +841,21 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
     # DevLake: a deployment with no earlier successful one in its chain contributes no changes,
     # even listed explicitly (its calculator skips prev_success_deployment_commit_id = '')
     chained = "WHERE NOT p.first_of_chain" if rules["first_of_chain"] == "none" else ""
-    # Staged: grouping 10M links by commit is the one expensive step, so it keeps only
-    # the integer key of the first deployment; commit times come from
-    # deployment_changes.committed_at (filled when the links were made). As one
-    # statement joining commits, the same work took 1.4x longer on benchmarks/dora.py.
-    store.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
-        SELECT dc.repo, dc.sha, any_value(dc.committed_at) AS committed_at, min(p.k) AS k
-        FROM deployment_changes dc JOIN {w.prod} p USING (deployment_id) {chained}
-        GROUP BY dc.repo, dc.sha
-        """
-    )
-    # links loaded before their commits were ingested: look those few up
-    store.execute(
-        f"""
-        UPDATE {w.first_deploy} f SET committed_at = c.committed_at
-        FROM commits c WHERE f.committed_at IS NULL AND c.repo = f.repo AND c.sha = f.sha
-        """
-    )
-    # a view: the join on the integer key is cheap, and materialising 10M rows is not
+    _first_deployments(store, w, chained)
+    # a view: each change's repository and sha are read from its link only when the rows are
+    # (drill-downs, a grouping by repository, the profile diff); the metrics need k and the time
+    columns = f"""p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,
+                  {lead} AS lead_time_hours, {skewed} AS clock_skew"""
     store.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW {w.changes} AS
-        SELECT f.repo, f.sha, f.committed_at, p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,
-               {lead} AS lead_time_hours, {skewed} AS clock_skew
+        SELECT dc.repo, dc.sha, f.committed_at, {columns}
         FROM {w.first_deploy} f JOIN {w.prod} p USING (k)
+        JOIN deployment_changes dc ON dc.deployment_id = p.deployment_id AND hash(dc.repo, dc.sha) = f.h
+        WHERE f.repo IS NULL
+        UNION ALL
+        SELECT f.repo, f.sha, f.committed_at, {columns}
+        FROM {w.first_deploy} f JOIN {w.prod} p USING (k) WHERE f.repo IS NOT NULL
         """
     )
 
@@ -891,15 +942,10 @@ def _aggregates(
         # the changes view's rows, each deployment's group and period worked out once per
         # deployment instead of once per change (10M casts and truncations: 0.5 s); grouped
         # by repository, a change counts under its own repository, read per change
-        lead, skewed = _lead_time(rules)
-        own = by == "repo"
         lead_source = f"""(
-            SELECT {group if own else "p.grp"} AS grp, p.period_start, p.finished_at AS deployed_at,
-                   {lead} AS lead_time_hours, {skewed} AS clock_skew
-            FROM {w.first_deploy} f JOIN (
-                SELECT k, finished_at, {"NULL" if own else group} AS grp,
-                       {_utc_trunc(period, "finished_at")} AS period_start
-                FROM {w.prod} WHERE finished_at >= $start AND finished_at < $end) p USING (k))"""
+            SELECT {group} AS grp, {_utc_trunc(period, "deployed_at")} AS period_start, deployed_at,
+                   lead_time_hours, clock_skew
+            FROM {w.changes} WHERE deployed_at >= $start AND deployed_at < $end)"""
         lead_cell = "grp, period_start"
     lead_used = f"CASE WHEN {lead_value} > 0 THEN {lead_value} END" if rules["lead_time_zero"] == "dropped" else (
         guarded(lead_value, guard))  # fmt: skip
@@ -1010,18 +1056,23 @@ def _lead_cells(
         names = store.query(f"SELECT DISTINCT cell, grp, period_start FROM {w.cells} ORDER BY cell")
     finally:
         store.execute(f"DROP TABLE IF EXISTS {w.cells}")
-    cell = np.ma.getdata(rows.pop("cell"))
+    # converted once: bincount converts any other integer type on every call (0.2 s each at 10M)
+    cell = np.ma.getdata(rows.pop("cell")).astype(np.intp)
     changes = np.bincount(cell, minlength=len(names))
-    skews = np.bincount(cell, weights=np.ma.getdata(rows.pop("skew")), minlength=len(names))
+    skews = np.bincount(cell[np.ma.getdata(rows.pop("skew"))], minlength=len(names))
     value = rows.pop("value")
     present = ~np.ma.getmaskarray(value)  # a NULL value (an excluded span) is in no list
-    values, kept = np.ma.getdata(value)[present], cell[present]
+    if present.all():
+        values, kept, counts = np.ma.getdata(value), cell, changes
+    else:
+        values, kept = np.ma.getdata(value)[present], cell[present]
+        counts = np.bincount(kept, minlength=len(names))
     del value, cell, present  # 10M rows: keep the peak down
     # a stable radix sort of the cells on 16-bit keys: the low half, then the high half
     order = np.argsort((kept & 0xFFFF).astype(np.uint16), kind="stable")
     if len(names) > 0xFFFF:
         order = order[np.argsort((kept[order] >> 16).astype(np.uint16), kind="stable")]
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(kept, minlength=len(names)))])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
     del kept
     values = values[order]
     del order

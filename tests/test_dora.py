@@ -826,3 +826,35 @@ def test_lead_time_by_repo_counts_a_change_under_its_own_repository(store):
     )
     weeks = by_repo.by_period.set_index(["group", "period"])
     assert weeks.loc[("lib", "2024-W01"), "lead_time_median_hours_n"] == 1
+
+
+@pytest.mark.parametrize("profile", ["dora", "devlake"])
+def test_each_commit_has_one_first_deployment_whether_found_by_hash_or_by_name(store, profile):
+    # c1 ships twice (d1, then d2), c3 in staging before production; links made before their
+    # commits' times were copied are resolved by name, copied ones by hash: the same changes
+    load(store, commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-01T06:00Z"), ("c3", "2024-01-01T08:00Z"),
+                         ("c4", "2024-01-02T00:00Z")],
+         deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-02T12:00Z"),
+                      dep(3, "2024-01-01T10:00Z", env="staging"), dep(4, "2024-01-03T00:00Z")],
+         changes=[("d1", "c1"), ("d2", "c1"), ("d2", "c2"), ("d3", "c3"), ("d4", "c3"), ("d4", "c4")])  # fmt: skip
+
+    def changes(by=None):
+        result = dora_metrics(store, "2024-01-01", "2024-01-08", profile=profile, by=by)
+        shown = result.changes.sort_values("sha").reset_index(drop=True)
+        return shown, result.frame.drop(columns=["group"])
+
+    by_name, summary = changes()
+    # devlake: d1 is the first deployment of its chain and contributes no changes, so c1's first is d2
+    first = {"c1": "d1" if profile == "dora" else "d2", "c2": "d2", "c3": "d4", "c4": "d4"}
+    assert dict(zip(by_name["sha"], by_name["deployment_id"], strict=True)) == first
+    by_repo_before = changes("repo")[1]
+    from releaserisk.ingest.links import fill_commit_times
+
+    fill_commit_times(store)  # what an ingest does: every link now has its commit's time
+    assert store.execute("SELECT count(*) FROM deployment_changes WHERE committed_at IS NULL").fetchone()[0] == 0
+    by_hash, summary_after = changes()
+    pd.testing.assert_frame_equal(by_hash, by_name)
+    pd.testing.assert_frame_equal(summary_after, summary)
+    pd.testing.assert_frame_equal(changes("repo")[1], by_repo_before)
+    if profile == "dora":  # devlake's lead time is per pull request
+        assert summary.loc[0, "lead_time_median_hours_n"] == len(first)
