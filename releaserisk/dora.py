@@ -81,6 +81,7 @@ whole minutes, recovery one value per linked incident.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import weakref
@@ -211,7 +212,7 @@ _CALLS = itertools.count(1)
 
 
 class _Work(NamedTuple):
-    """Names of one :func:`dora_metrics` call's temp tables (and its one view, ``changes``).
+    """Names of one :func:`dora_metrics` call's temp tables, views and one registered Arrow table.
 
     Each call gets its own, so an earlier result's drill-downs stay readable without
     being fetched first (comparing profiles on a 1M-deployment store would otherwise
@@ -222,7 +223,9 @@ class _Work(NamedTuple):
     prod: str
     incident_links: str
     deploys: str
-    first_deploy: str
+    first_deploy: str  # a view: first_once and first_by_name
+    first_once: str  # registered Arrow table: commits with one production link (see _first_deployments)
+    first_by_name: str
     prs: str
     changes: str
     incident_causes: str  # with count_flag_releases: each incident's first candidate cause (releaserisk.flags)
@@ -235,7 +238,7 @@ class _Work(NamedTuple):
 
     @property
     def tables(self) -> tuple[str, ...]:
-        return (self.prod, self.incident_links, self.deploys, self.first_deploy, self.prs, self.incident_causes,
+        return (self.prod, self.incident_links, self.deploys, self.first_by_name, self.prs, self.incident_causes,
                 self.cells)  # fmt: skip
 
 
@@ -247,6 +250,9 @@ _DEAD: weakref.WeakKeyDictionary[Store, list[_Work]] = weakref.WeakKeyDictionary
 def _drop_dead(store: Store) -> None:
     for work in _DEAD.pop(store, []):
         store.execute(f"DROP VIEW IF EXISTS {work.changes}")
+        store.execute(f"DROP VIEW IF EXISTS {work.first_deploy}")
+        with contextlib.suppress(duckdb.Error):  # the call may have failed before registering it
+            store.connection.unregister(work.first_once)
         for table in work.tables:
             store.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -734,8 +740,9 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
                        PARTITION BY service ORDER BY opened_at) AS open_until
             FROM incidents WHERE opened_at IS NOT NULL AND service IS NOT NULL
         ),
+        -- an as-of join gives each deployment one row at most: no DISTINCT, and the integer key
         during_incident AS (
-            SELECT DISTINCT p.deployment_id FROM {w.prod} p ASOF JOIN open_until o
+            SELECT p.k FROM {w.prod} p ASOF JOIN open_until o
               ON o.service = p.service AND p.finished_at > o.opened_at
             WHERE p.finished_at <= o.open_until
         ),
@@ -747,11 +754,11 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
                  AS rolled_back,
                p.next_kind = 'hotfix' AS hotfixed,
                {restored} AS restored_at,
-               p.kind IN ('hotfix', 'rollback') OR di.deployment_id IS NOT NULL AS unplanned
+               p.kind IN ('hotfix', 'rollback') OR di.k IS NOT NULL AS unplanned
         FROM {w.prod} p
         LEFT JOIN inc USING (deployment_id)
         LEFT JOIN reverted r USING (deployment_id)
-        LEFT JOIN during_incident di USING (deployment_id)
+        LEFT JOIN during_incident di USING (k)
         )
         SELECT *, {failed} AS failed,
                CASE WHEN NOT failed THEN NULL WHEN incidents > 0 THEN 'incident'
@@ -772,8 +779,13 @@ def _lead_time(rules: dict[str, str]) -> tuple[str, str]:
     return _shown(lead, rules["span_guard"]), is_clock_skew(lead)
 
 
+#: A link's commit as one integer, the same in every statement of a call. 63 bits: a UBIGINT
+#: in a registered Arrow table fails DuckDB's filter pushdown (pyarrow: "Python int too large").
+_LINK_HASH = "CAST(hash(dc.repo, dc.sha) >> 1 AS BIGINT)"
+
+
 def _first_deployments(store: Store, w: _Work, chained: str) -> None:
-    """Working table ``first_deploy``: each linked commit's first production deployment.
+    """Working view ``first_deploy``: each linked commit's first production deployment.
 
     Columns ``k`` (the deployment's number in ``prod``: the first is the smallest),
     ``committed_at``, and either ``h``, the hash of the commit's ``(repo, sha)``, or (for
@@ -788,7 +800,7 @@ def _first_deployments(store: Store, w: _Work, chained: str) -> None:
     con = store.connection
     links = f"deployment_changes dc JOIN {w.prod} p USING (deployment_id) {chained}"
     rows = con.execute(
-        f"SELECT hash(dc.repo, dc.sha) AS h, p.k, epoch_us(dc.committed_at) AS committed FROM {links}"
+        f"SELECT {_LINK_HASH} AS h, p.k, epoch_us(dc.committed_at) AS committed FROM {links}"
     ).fetchnumpy()
     h, k, committed = (rows.pop(name) for name in ("h", "k", "committed"))
     untimed = np.ma.getmaskarray(committed)  # linked before its commit was ingested: looked up by name
@@ -802,36 +814,41 @@ def _first_deployments(store: Store, w: _Work, chained: str) -> None:
         {
             "k": pa.array(k[single], pa.int64()),
             "committed_at": pa.array(committed[single], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            "h": pa.array(h[single], pa.uint64()),
+            "h": pa.array(h[single], pa.int64()),
         }
     )
-    repeated = pa.table({"h": pa.array(by_name, pa.uint64())})
+    repeated = pa.table({"h": pa.array(by_name, pa.int64())})
     del h, k, committed, single, rows
-    by_name_sql = f"""
-        UNION ALL
-        SELECT min(p.k), any_value(dc.committed_at), NULL, dc.repo, dc.sha
-        FROM {links} {"AND" if chained else "WHERE"} hash(dc.repo, dc.sha) IN (SELECT h FROM {w.first_deploy}_by_name)
-        GROUP BY dc.repo, dc.sha"""
-    con.register(f"{w.first_deploy}_once", once)
-    con.register(f"{w.first_deploy}_by_name", repeated)
+    # kept registered, not copied into a temp table: writing 8.7M rows cost 1 s of CPU
+    con.register(w.first_once, once)
+    con.register(f"{w.first_by_name}_hashes", repeated)
     try:
         store.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
-            SELECT k, committed_at, h, CAST(NULL AS VARCHAR) AS repo, CAST(NULL AS VARCHAR) AS sha
-            FROM {w.first_deploy}_once {by_name_sql if len(by_name) else ""}
+            CREATE OR REPLACE TEMP TABLE {w.first_by_name} AS
+            SELECT min(p.k) AS k, any_value(dc.committed_at) AS committed_at, dc.repo, dc.sha
+            FROM {links} {"AND" if chained else "WHERE"} {"true" if len(by_name) else "false"}
+                 AND {_LINK_HASH} IN (SELECT h FROM {w.first_by_name}_hashes)
+            GROUP BY dc.repo, dc.sha
             """
         )
     finally:
-        con.unregister(f"{w.first_deploy}_once")
-        con.unregister(f"{w.first_deploy}_by_name")
+        con.unregister(f"{w.first_by_name}_hashes")
     if len(by_name):  # links made before their commits were ingested: look those few up
         store.execute(
             f"""
-            UPDATE {w.first_deploy} f SET committed_at = c.committed_at
+            UPDATE {w.first_by_name} f SET committed_at = c.committed_at
             FROM commits c WHERE f.committed_at IS NULL AND c.repo = f.repo AND c.sha = f.sha
             """
         )
+    store.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW {w.first_deploy} AS
+        SELECT k, committed_at, h, CAST(NULL AS VARCHAR) AS repo, CAST(NULL AS VARCHAR) AS sha FROM {w.first_once}
+        UNION ALL
+        SELECT k, committed_at, NULL, repo, sha FROM {w.first_by_name}
+        """
+    )
 
 
 def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
@@ -851,7 +868,7 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
         CREATE OR REPLACE TEMP VIEW {w.changes} AS
         SELECT dc.repo, dc.sha, f.committed_at, {columns}
         FROM {w.first_deploy} f JOIN {w.prod} p USING (k)
-        JOIN deployment_changes dc ON dc.deployment_id = p.deployment_id AND hash(dc.repo, dc.sha) = f.h
+        JOIN deployment_changes dc ON dc.deployment_id = p.deployment_id AND {_LINK_HASH} = f.h
         WHERE f.repo IS NULL
         UNION ALL
         SELECT f.repo, f.sha, f.committed_at, {columns}
