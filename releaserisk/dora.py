@@ -81,7 +81,6 @@ whole minutes, recovery one value per linked incident.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import weakref
@@ -212,7 +211,7 @@ _CALLS = itertools.count(1)
 
 
 class _Work(NamedTuple):
-    """Names of one :func:`dora_metrics` call's temp tables, views and one registered Arrow table.
+    """Names of one :func:`dora_metrics` call's temp tables (and its one view, ``changes``).
 
     Each call gets its own, so an earlier result's drill-downs stay readable without
     being fetched first (comparing profiles on a 1M-deployment store would otherwise
@@ -223,9 +222,7 @@ class _Work(NamedTuple):
     prod: str
     incident_links: str
     deploys: str
-    first_deploy: str  # a view: first_once and first_by_name
-    first_once: str  # registered Arrow table: commits with one production link (see _first_deployments)
-    first_by_name: str
+    first_deploy: str
     prs: str
     changes: str
     incident_causes: str  # with count_flag_releases: each incident's first candidate cause (releaserisk.flags)
@@ -238,7 +235,7 @@ class _Work(NamedTuple):
 
     @property
     def tables(self) -> tuple[str, ...]:
-        return (self.prod, self.incident_links, self.deploys, self.first_by_name, self.prs, self.incident_causes,
+        return (self.prod, self.incident_links, self.deploys, self.first_deploy, self.prs, self.incident_causes,
                 self.cells)  # fmt: skip
 
 
@@ -250,9 +247,6 @@ _DEAD: weakref.WeakKeyDictionary[Store, list[_Work]] = weakref.WeakKeyDictionary
 def _drop_dead(store: Store) -> None:
     for work in _DEAD.pop(store, []):
         store.execute(f"DROP VIEW IF EXISTS {work.changes}")
-        store.execute(f"DROP VIEW IF EXISTS {work.first_deploy}")
-        with contextlib.suppress(duckdb.Error):  # the call may have failed before registering it
-            store.connection.unregister(work.first_once)
         for table in work.tables:
             store.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -779,13 +773,8 @@ def _lead_time(rules: dict[str, str]) -> tuple[str, str]:
     return _shown(lead, rules["span_guard"]), is_clock_skew(lead)
 
 
-#: A link's commit as one integer, the same in every statement of a call. 63 bits: a UBIGINT
-#: in a registered Arrow table fails DuckDB's filter pushdown (pyarrow: "Python int too large").
-_LINK_HASH = "CAST(hash(dc.repo, dc.sha) >> 1 AS BIGINT)"
-
-
 def _first_deployments(store: Store, w: _Work, chained: str) -> None:
-    """Working view ``first_deploy``: each linked commit's first production deployment.
+    """Working table ``first_deploy``: each linked commit's first production deployment.
 
     Columns ``k`` (the deployment's number in ``prod``: the first is the smallest),
     ``committed_at``, and either ``h``, the hash of the commit's ``(repo, sha)``, or (for
@@ -800,7 +789,7 @@ def _first_deployments(store: Store, w: _Work, chained: str) -> None:
     con = store.connection
     links = f"deployment_changes dc JOIN {w.prod} p USING (deployment_id) {chained}"
     rows = con.execute(
-        f"SELECT {_LINK_HASH} AS h, p.k, epoch_us(dc.committed_at) AS committed FROM {links}"
+        f"SELECT hash(dc.repo, dc.sha) AS h, p.k, epoch_us(dc.committed_at) AS committed FROM {links}"
     ).fetchnumpy()
     h, k, committed = (rows.pop(name) for name in ("h", "k", "committed"))
     untimed = np.ma.getmaskarray(committed)  # linked before its commit was ingested: looked up by name
@@ -814,41 +803,38 @@ def _first_deployments(store: Store, w: _Work, chained: str) -> None:
         {
             "k": pa.array(k[single], pa.int64()),
             "committed_at": pa.array(committed[single], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            "h": pa.array(h[single], pa.int64()),
+            "h": pa.array(h[single], pa.uint64()),
         }
     )
-    repeated = pa.table({"h": pa.array(by_name, pa.int64())})
+    repeated = pa.table({"h": pa.array(by_name, pa.uint64())})
     del h, k, committed, single, rows
-    # kept registered, not copied into a temp table: writing 8.7M rows cost 1 s of CPU
-    con.register(w.first_once, once)
-    con.register(f"{w.first_by_name}_hashes", repeated)
+    # a temp table, not the registered Arrow table itself: DuckDB can spill it under its memory
+    # limit (kept registered, the three profiles of a diff peaked at 2.1 GiB at 1M deployments)
+    by_name_sql = f"""
+        UNION ALL
+        SELECT min(p.k), any_value(dc.committed_at), NULL, dc.repo, dc.sha
+        FROM {links} {"AND" if chained else "WHERE"} hash(dc.repo, dc.sha) IN (SELECT h FROM {w.first_deploy}_by_name)
+        GROUP BY dc.repo, dc.sha"""
+    con.register(f"{w.first_deploy}_once", once)
+    con.register(f"{w.first_deploy}_by_name", repeated)
     try:
         store.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE {w.first_by_name} AS
-            SELECT min(p.k) AS k, any_value(dc.committed_at) AS committed_at, dc.repo, dc.sha
-            FROM {links} {"AND" if chained else "WHERE"} {"true" if len(by_name) else "false"}
-                 AND {_LINK_HASH} IN (SELECT h FROM {w.first_by_name}_hashes)
-            GROUP BY dc.repo, dc.sha
+            CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
+            SELECT k, committed_at, h, CAST(NULL AS VARCHAR) AS repo, CAST(NULL AS VARCHAR) AS sha
+            FROM {w.first_deploy}_once {by_name_sql if len(by_name) else ""}
             """
         )
     finally:
-        con.unregister(f"{w.first_by_name}_hashes")
+        con.unregister(f"{w.first_deploy}_once")
+        con.unregister(f"{w.first_deploy}_by_name")
     if len(by_name):  # links made before their commits were ingested: look those few up
         store.execute(
             f"""
-            UPDATE {w.first_by_name} f SET committed_at = c.committed_at
+            UPDATE {w.first_deploy} f SET committed_at = c.committed_at
             FROM commits c WHERE f.committed_at IS NULL AND c.repo = f.repo AND c.sha = f.sha
             """
         )
-    store.execute(
-        f"""
-        CREATE OR REPLACE TEMP VIEW {w.first_deploy} AS
-        SELECT k, committed_at, h, CAST(NULL AS VARCHAR) AS repo, CAST(NULL AS VARCHAR) AS sha FROM {w.first_once}
-        UNION ALL
-        SELECT k, committed_at, NULL, repo, sha FROM {w.first_by_name}
-        """
-    )
 
 
 def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
@@ -868,7 +854,7 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
         CREATE OR REPLACE TEMP VIEW {w.changes} AS
         SELECT dc.repo, dc.sha, f.committed_at, {columns}
         FROM {w.first_deploy} f JOIN {w.prod} p USING (k)
-        JOIN deployment_changes dc ON dc.deployment_id = p.deployment_id AND {_LINK_HASH} = f.h
+        JOIN deployment_changes dc ON dc.deployment_id = p.deployment_id AND hash(dc.repo, dc.sha) = f.h
         WHERE f.repo IS NULL
         UNION ALL
         SELECT f.repo, f.sha, f.committed_at, {columns}
