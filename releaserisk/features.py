@@ -34,8 +34,8 @@ NUC      distinct earlier commits that touched any file of F (the union; Zeng et
 EXP      the author's earlier non-merge commits.
 REXP     Σ over those commits of 1 / (1 + years between it and this commit).
          (Past 4,096 commits of one author, older commits are summed by moments of
-         1,024-commit chunks: equal to the plain sum within 1e-14 relative, in time linear in
-         the history; see ``_AuthorHistory``.)
+         1,024-commit chunks, or all but the newest chunk by one local expansion: equal to the
+         plain sum within 1e-14 relative, in time linear in the history; see ``_AuthorHistory``.)
 SEXP     Σ over the subsystems of this commit of the author's earlier commits touching it.
 
 History is per path: a deleted file's history ends with it (a later file at that path
@@ -133,9 +133,25 @@ class _AuthorHistory:
     qualify (clock skew, a chunk spanning years) and the incomplete last chunk are summed
     plainly. Chunks are fixed by position in the author's history, so a history loaded from
     the store gives exactly the values the streaming pass gave.
+
+    That still costs a commit time in the number of chunks (n / 1024). So, as each chunk
+    completes, the times of all complete chunks but the newest (the *far* times, latest
+    ``l``) are also gathered into one local expansion around ``s0 = Y + t0`` (``t0`` the time
+    that completed the chunk; ``rho = s0 - l``, ``v_i = rho / (s0 - t_i) <= 1``):
+
+        sum_i Y / (s0 + d - t_i) = (Y / rho) * sum_k b_k (-d / rho) ** k,   b_k = sum_i v_i ** (k + 1),
+
+    valid for a commit at ``t = t0 + d`` with ``|d| <= rho / 4`` and no far time after ``t``
+    (truncation below 4^-30 relative, as for the chunks): a Horner evaluation of
+    :data:`_REXP_TERMS` coefficients plus the plain sum of at most 2,047 near times. The
+    expansion costs O(n) once per 1,024 commits of the author; a commit outside its range
+    (clock skew, an author idle for months) takes the chunks. It is built at fixed
+    positions too (each chunk's completion), so a loaded history gives the streamed values.
+    (The local expansion of the fast multipole method, Greengard and Rokhlin, J. Comput.
+    Phys. 73, 1987, for the kernel ``1 / (s - t)``.)
     """
 
-    __slots__ = ("_arrays", "centres", "latest", "moments", "n", "radii", "times")
+    __slots__ = ("_arrays", "centres", "far", "latest", "moments", "n", "radii", "times")
 
     def __init__(self, times: Sequence[float] = ()) -> None:
         self.times = np.zeros(max(16, 2 * len(times)))
@@ -146,8 +162,10 @@ class _AuthorHistory:
         self.latest: list[float] = []
         self.moments: list[np.ndarray] = []
         self._arrays: tuple | None = None
+        self.far: tuple | None = None
         for start in range(0, self.n - _REXP_CHUNK + 1, _REXP_CHUNK):
             self._summarise(start)
+        self._expand_far()
 
     def append(self, t: float) -> None:
         if self.n == len(self.times):
@@ -156,6 +174,7 @@ class _AuthorHistory:
         self.n += 1
         if self.n % _REXP_CHUNK == 0:
             self._summarise(self.n - _REXP_CHUNK)
+            self._expand_far()
 
     def _summarise(self, start: int) -> None:
         chunk = self.times[start : start + _REXP_CHUNK]
@@ -169,9 +188,36 @@ class _AuthorHistory:
         self.moments.append(np.sum(scaled[:, None] ** _POWERS, axis=0))
         self._arrays = None
 
+    def _expand_far(self) -> None:
+        """The local expansion of the far times, as of the newest complete chunk (see the class)."""
+        complete = self.n // _REXP_CHUNK * _REXP_CHUNK
+        far = self.times[: complete - _REXP_CHUNK]
+        self.far = None
+        if complete < _REXP_PLAIN_BELOW or not len(far):
+            return
+        s0 = _SECONDS_PER_YEAR + float(self.times[complete - 1])
+        rho = s0 - float(far.max())
+        if rho <= 0:  # clock skew: a far time more than a year after t0
+            return
+        v = rho / (s0 - far)
+        power = v.copy()
+        coefficients = []
+        for _ in range(_REXP_TERMS):
+            coefficients.append(float(power.sum()))
+            power *= v
+        self.far = (s0 - _SECONDS_PER_YEAR, rho, s0 - rho, coefficients[::-1], complete - _REXP_CHUNK)
+
     def rexp(self, t: float) -> float:
         if self.n < _REXP_PLAIN_BELOW:
             return _plain_rexp(self.times[: self.n], t)
+        if self.far is not None:
+            t0, rho, latest, coefficients, near = self.far
+            if latest <= t and abs(t - t0) <= _REXP_RATIO * rho:
+                x = (t0 - t) / rho
+                value = 0.0
+                for b in coefficients:  # Horner, highest power first
+                    value = value * x + b
+                return _SECONDS_PER_YEAR / rho * value + _plain_rexp(self.times[near : self.n], t)
         if self._arrays is None:
             self._arrays = (np.array(self.centres), np.array(self.radii), np.array(self.latest),
                             np.array(self.moments))  # fmt: skip

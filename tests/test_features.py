@@ -51,6 +51,16 @@ def test_rexp_equals_the_plain_sum_to_rounding(kind):
     assert values[:PLAIN_BELOW] == plain[:PLAIN_BELOW]
 
 
+def test_a_steady_author_takes_the_far_expansion_not_the_chunks(monkeypatch):
+    times = author_times("steady", 8 * PLAIN_BELOW + 100, np.random.default_rng(5))
+    history, _ = streamed(times)
+    t0, rho, latest, _, near = history.far  # built when the newest chunk completed
+    assert near == (len(times) // CHUNK - 1) * CHUNK and latest <= t0 < latest + rho
+    monkeypatch.setattr(features, "_series", None)  # the chunks' path would fail
+    later = times[-1] + 3_600.0
+    assert history.rexp(later) == pytest.approx(_plain_rexp(times, later), rel=1e-13)
+
+
 def test_a_history_loaded_from_the_store_gives_the_streamed_values_bit_for_bit():
     times = author_times("skew", 4 * PLAIN_BELOW + 17, np.random.default_rng(3))
     history, _ = streamed(times[:-300])
