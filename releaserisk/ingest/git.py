@@ -466,7 +466,7 @@ def _load_state(
     return state, {b.encode("ascii"): n for b, n in rows}
 
 
-def _save_state(store: Store, repo: str, state: ChangeMetricState, blobs: _BlobLines) -> None:
+def _save_state(store: Store, repo: str, state: ChangeMetricState, blobs: _BlobLines, increment: bool) -> None:
     if state.removed_files:
         gone = pa.table({"path": sorted(state.removed_files)})
         store.connection.register("_gone", gone)
@@ -476,6 +476,17 @@ def _save_state(store: Store, repo: str, state: ChangeMetricState, blobs: _BlobL
         if len(frame):
             store.upsert(table, frame)
     ids, lines = blobs.new()
+    if ids and increment:
+        # a new commit may bring back content an earlier run stored (a revert): its blob is in
+        # the store but was not loaded (only the blobs the new commits change are), so not new
+        stored = store.execute(
+            "SELECT blob FROM git_blob_lines WHERE repo = ? AND list_contains(?, blob)",
+            [repo, [blob.decode("ascii") for blob in ids]],
+        ).fetchall()
+        if stored:
+            known = {blob.encode("ascii") for (blob,) in stored}
+            kept = [i for i, blob in enumerate(ids) if blob not in known]
+            ids, lines = tuple(ids[i] for i in kept), tuple(lines[i] for i in kept)
     if ids:
         new = pa.table(
             {
@@ -643,7 +654,7 @@ def _ingest_range(
             if not previous_heads:
                 logs[index].finish(info.path)
         batch.flush(store)
-        _save_state(store, info.name, state, blobs)
+        _save_state(store, info.name, state, blobs, increment=bool(previous_heads))
     finally:
         if blobs is not None:
             blobs.close()

@@ -247,6 +247,20 @@ def test_incremental_equals_full_and_rerun_changes_nothing(tmp_path, git_repo):
             assert _table_rows(full, table) == before[table], table
 
 
+def test_an_increment_that_brings_back_stored_content_stores_its_blob_once(store, git_repo):
+    g = git_repo
+    for text in ("a\n", "b\n"):
+        g.write("f.txt", text)
+        g.commit(text.strip())
+    ingest_git(store, g.path, name="r")
+    g.write("f.txt", "a\n")  # a revert: the blob of the first commit again
+    g.commit("back to a")
+    assert ingest_git(store, g.path, name="r").new_commits == 1
+    rows = store.query("SELECT count(*) AS n, count(DISTINCT blob) AS blobs FROM git_blob_lines WHERE repo = 'r'")
+    assert (rows.n[0], rows.blobs[0]) == (2, 2)
+    assert by_message(store, "r")["back to a"].lt == 1
+
+
 def test_failed_ingest_leaves_store_unchanged(store, git_repo, monkeypatch):
     g = git_repo
     for i in range(3):
