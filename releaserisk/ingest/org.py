@@ -85,6 +85,9 @@ SCHEDULER_TIMEOUT = "10s"
 #: more than the rows (the small-files problem that Delta Lake's auto compaction and
 #: Iceberg's ``rewrite_data_files`` address the same way).
 AUTO_COMPACT_SHARDS = 64
+#: A LocalCluster's start leaves a core idle: the coordinator runs tasks meanwhile, while
+#: more than this many tasks per worker remain.
+HEAD_START_AFTER = 2
 #: Threads that ask git for the repositories' refs while planning a run.
 FINGERPRINT_THREADS = 4
 _TOP_KEYS = {"lake", "clones", "defaults", "scan", "repos"}
@@ -730,24 +733,26 @@ class _Committer:
 
 
 def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, commit) -> int:
-    """Run the tasks on a Dask cluster, committing each outcome as it arrives; the workers used."""
-    import logging
+    """Run the tasks on a Dask cluster, committing each outcome as it arrives; the workers used.
 
-    import dask
-    from distributed import Client, LocalCluster, as_completed
+    A ``LocalCluster`` takes seconds to start (a process per worker, each importing pandas
+    and DuckDB) and keeps about one core busy meanwhile: this process runs the first tasks
+    itself until the workers are up, instead of leaving the other core idle — while more
+    than :data:`HEAD_START_AFTER` tasks per worker remain, so a few tasks all go to the cluster.
+    """
+    from distributed import Client, as_completed
 
     cluster = None
+    queue = [dataclasses.replace(t, threads=1) for t in tasks]  # one DuckDB thread per task: no oversubscription
     try:
         if scheduler:
             client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
         else:
-            # no statistical profiler in the workers: nobody reads its samples, and it wakes
-            # every 10 ms to walk the running task's stack
-            with dask.config.set({"distributed.worker.profile.enabled": False}):
-                cluster = LocalCluster(
-                    n_workers=min(workers, len(tasks)), threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.ERROR,
-                )  # fmt: skip
+            with ThreadPoolExecutor(max_workers=1) as starter:
+                starting = starter.submit(_local_cluster, min(workers, len(tasks)))
+                while len(queue) > HEAD_START_AFTER * workers and not starting.done():
+                    commit(ingest_repository(queue.pop(0)))
+                cluster = starting.result()
             client = Client(cluster)
     except OSError as exc:
         if cluster is not None:
@@ -755,12 +760,10 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
         raise InputError(f"cannot reach the Dask scheduler {scheduler or 'LocalCluster'}: {exc}") from None
     try:
         used = len(client.scheduler_info().get("workers", {})) or 1
-        # each worker is one core: one DuckDB thread per task, so workers do not oversubscribe
         futures = {
-            client.submit(ingest_repository, dataclasses.replace(t, threads=1), pure=False,
-                          key=f"ingest-repo-{t.generation}-{i}"): t
-            for i, t in enumerate(tasks)
-        }  # fmt: skip
+            client.submit(ingest_repository, t, pure=False, key=f"ingest-repo-{t.generation}-{t.spec.name}"): t
+            for t in queue
+        }
         for future in as_completed(futures):
             try:
                 outcome = future.result()
@@ -772,6 +775,21 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _local_cluster(workers: int):
+    """A ``LocalCluster`` of single-threaded worker processes, without Dask's statistical
+    profiler (nobody reads its samples, and it wakes every 10 ms to walk the task's stack)."""
+    import logging
+
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )  # fmt: skip
 
 
 def _row(outcome: RepoOutcome) -> dict[str, Any]:

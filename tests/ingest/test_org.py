@@ -102,7 +102,11 @@ def _serial_file(org: Path, settings: Settings) -> Path:
     return db
 
 
-def test_two_workers_equal_serial_ingestion_row_for_row(org):
+@pytest.mark.parametrize("head_start_after", [2, 0], ids=["all-on-workers", "coordinator-starts-some"])
+def test_two_workers_equal_serial_ingestion_row_for_row(org, monkeypatch, head_start_after):
+    import releaserisk.ingest.org as org_module
+
+    monkeypatch.setattr(org_module, "HEAD_START_AFTER", head_start_after)
     settings = Settings()
     result = ingest_org(_manifest(org), workers=2, settings=settings)
     assert list(result.frame["status"]) == ["ingested"] * 5
