@@ -480,7 +480,8 @@ def _save_state(store: Store, repo: str, state: ChangeMetricState, blobs: _BlobL
         # a new commit may bring back content an earlier run stored (a revert): its blob is in
         # the store but was not loaded (only the blobs the new commits change are), so not new
         stored = store.execute(
-            "SELECT blob FROM git_blob_lines WHERE repo = ? AND list_contains(?, blob)",
+            # a semi-join on the new ids: list_contains would scan the list once per stored blob
+            "SELECT blob FROM git_blob_lines WHERE repo = ? AND blob IN (SELECT unnest(?::VARCHAR[]))",
             [repo, [blob.decode("ascii") for blob in ids]],
         ).fetchall()
         if stored:
