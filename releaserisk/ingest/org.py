@@ -742,23 +742,23 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
     """
     from distributed import Client, as_completed
 
-    cluster = None
+    cluster = client = None
     queue = [dataclasses.replace(t, threads=1) for t in tasks]  # one DuckDB thread per task: no oversubscription
     try:
-        if scheduler:
-            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
-        else:
-            with ThreadPoolExecutor(max_workers=1) as starter:
-                starting = starter.submit(_local_cluster, min(workers, len(tasks)))
-                while len(queue) > HEAD_START_AFTER * workers and not starting.done():
-                    commit(ingest_repository(queue.pop(0)))
-                cluster = starting.result()
-            client = Client(cluster)
-    except OSError as exc:
-        if cluster is not None:
-            cluster.close()
-        raise InputError(f"cannot reach the Dask scheduler {scheduler or 'LocalCluster'}: {exc}") from None
-    try:
+        try:
+            if scheduler:
+                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+            else:
+                with ThreadPoolExecutor(max_workers=1) as starter:
+                    starting = starter.submit(_local_cluster, min(workers, len(tasks)))
+                    try:
+                        while len(queue) > HEAD_START_AFTER * workers and not starting.done():
+                            commit(ingest_repository(queue.pop(0)))
+                    finally:  # interrupted meanwhile: the cluster is still closed below
+                        cluster = starting.result()
+                client = Client(cluster)
+        except OSError as exc:
+            raise InputError(f"cannot reach the Dask scheduler {scheduler or 'LocalCluster'}: {exc}") from None
         used = len(client.scheduler_info().get("workers", {})) or 1
         futures = {
             client.submit(ingest_repository, t, pure=False, key=f"ingest-repo-{t.generation}-{t.spec.name}"): t
@@ -772,7 +772,8 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
             commit(outcome)
         return used
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.close()
 
