@@ -71,11 +71,11 @@ fails the deployment that shipped its root-cause commit, whenever it shipped. ``
 (backend/plugins/dora/tasks/change_lead_time_calculator.go and the DORA dashboards): per-PR
 cycle time = the sum of the parts that exist (coding, opened → merged, deploy), each
 rounded up to whole minutes and dropped when negative; every merged PR is listed,
-deployed or not; a deployment with no earlier successful production deployment of its
-service and repository contributes no changes, even when changes are listed for it; an
+deployed or not; a deployment with no earlier-finished successful production deployment of
+its service and repository contributes no changes, even when changes are listed for it; an
 empty PR author excludes no review; the deploy phase ends at the earliest deployment by
 start time whose changes contain the merge commit; incidents link to the latest
-deployment finished strictly before they opened; lower medians; restore and recovery in
+deployment of any service finished strictly before they opened; lower medians; restore and recovery in
 whole minutes, recovery one value per linked incident.
 """
 
@@ -609,15 +609,24 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     time, ties by deployment id), so "the first deployment containing a commit" is the
     smallest ``k``: an integer ``min`` instead of an ``arg_min`` over timestamps.
     ``prod.first_of_chain`` marks a deployment with no earlier successful production
-    deployment of its service and repository (DevLake's empty ``prev_success_deployment_commit_id``).
+    deployment of its service and repository in the profile's ``chain_order`` (DevLake's
+    empty ``prev_success_deployment_commit_id``).
     """
     con = store.connection
     guard = rules["span_guard"]
     # DevLake orders by start; a deployment recorded without a start time started when it finished
     order = {"started": "coalesce(d.started_at, d.finished_at), d.deployment_id",
              "finished": "d.finished_at, d.deployment_id"}[rules["deployment_order"]]  # fmt: skip
+    # DevLake chains by finish time whatever its deployment order (prev_deployment_commit_enricher.go)
+    chain = {"started": "coalesce(started_at, finished_at), deployment_id",
+             "finished": "finished_at, deployment_id"}[rules["chain_order"]]  # fmt: skip
+    same_order = rules["chain_order"] == rules["deployment_order"]
+    first_of_chain = ("k = min(k) OVER (PARTITION BY service, repo)" if same_order
+                      else f"({chain}) = min(({chain})) OVER (PARTITION BY service, repo)")  # fmt: skip
     link = rules["incident_link"]
     strict = ">" if link.endswith("(strictly before)") else ">="
+    # DevLake's connector looks for the project's latest deployment, of whichever service
+    same_service = "" if "any service" in link else "i.service = p.service AND"
     # Incident -> deployment links, by the profile's incident_link rule
     explicit = "e.deployment_id" if link.startswith("explicit") else "NULL"
     by_cause = "coalesce(b.deployment_id, ds.deployment_id)" if "cause sha" in link else "NULL"
@@ -635,7 +644,7 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         CREATE OR REPLACE TEMP TABLE {w.prod} AS
         SELECT *, lead(kind) OVER w AS next_kind, lead(finished_at) OVER w AS next_finished_at,
                lead(reverts_deployment_id) OVER w AS next_reverts,
-               k = min(k) OVER (PARTITION BY service, repo) AS first_of_chain
+               {first_of_chain} AS first_of_chain
         FROM (
             SELECT row_number() OVER (ORDER BY {order}) AS k,
                    d.deployment_id, d.service, coalesce(s.team, 'unassigned') AS team,
@@ -673,7 +682,7 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         prior AS (
             SELECT i.incident_id, p.deployment_id
             FROM incidents i ASOF LEFT JOIN {w.prod} p
-              ON i.service = p.service AND i.opened_at {strict} p.finished_at
+              ON {same_service} i.opened_at {strict} p.finished_at
             -- counting flag releases: an incident a flag change caused is not the deployment's
             {
             f"WHERE i.incident_id NOT IN (SELECT incident_id FROM {w.incident_causes} WHERE flag_caused)"

@@ -61,6 +61,13 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         ("finished", "deployments.sql: time_created is the deployment's finish"),
     ),
     ProfileRule(
+        "chain_order", "which successful production deployment of a service and repo comes first in its chain",
+        ("finished", _DESIGN + ": ingest/links.py chains deployments by finish time"),
+        ("finished", "prev_deployment_commit_enricher.go: ORDER BY cicd_scope_id, repo_url, environment, "
+                     "finished_date"),
+        ("finished", "no chain (the dora profile's rule)"),
+    ),
+    ProfileRule(
         "first_of_chain", "changes of a deployment with no earlier successful one of its service and repo",
         ("as linked", _DESIGN + ": deployment_changes as stored"),
         ("none", f"{_CALC} getDeploymentCommit: WHERE dc.prev_success_deployment_commit_id <> ''"),
@@ -111,7 +118,9 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
     ProfileRule(
         "incident_link", "which deployment an incident fails",
         ("explicit, else cause sha, else latest prior", _DESIGN + ": cause shipped by the time it opened"),
-        ("latest prior (strictly before)", "incident_deploy_connector.go: finished_date < created_date, no cause"),
+        ("latest prior of any service (strictly before)",
+         "incident_deploy_connector.go: finished_date < created_date in the project, ORDER BY finished_date DESC; "
+         "no service, no cause"),
         ("cause sha, any time", "change_failure_rate.sql: incidents' root causes joined to deployments' changes"),
     ),
     ProfileRule(
