@@ -76,7 +76,9 @@ its service and repository contributes no changes, even when changes are listed 
 empty PR author excludes no review; the deploy phase ends at the earliest deployment by
 start time whose changes contain the merge commit; incidents link to the latest
 deployment of any service finished strictly before they opened; lower medians; restore and recovery in
-whole minutes, recovery one value per linked incident.
+whole minutes, recovery one value per linked incident (a negative one counted, as its
+dashboard does); time to restore over the incidents resolved in the window or period (the
+incident count: those opened).
 """
 
 from __future__ import annotations
@@ -766,7 +768,7 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         SELECT *, {failed} AS failed,
                CASE WHEN NOT failed THEN NULL WHEN incidents > 0 THEN 'incident'
                     WHEN rolled_back THEN 'rolled back' ELSE 'fixed by hotfix' END AS failure_reason,
-               CASE WHEN failed THEN {_shown(recovery, guard)} END AS recovery_hours,
+               CASE WHEN failed THEN {_shown(recovery, rules["recovery_guard"])} END AS recovery_hours,
                coalesce(CASE WHEN failed THEN {is_clock_skew(recovery)} END, false) AS clock_skew
         FROM flagged
         """
@@ -968,7 +970,7 @@ def _aggregates(
         # sorted once per list, not by an ordered aggregate (faster in DuckDB 1.4)
         return f"list_sort(list({value}) FILTER ({value} IS NOT NULL)) AS {name}"
 
-    recovered = f"CASE WHEN failed THEN {guarded('recovery_hours', guard)} END"
+    recovered = f"CASE WHEN failed THEN {guarded('recovery_hours', rules['recovery_guard'])} END"
     recovery = "" if rules["recovery"].startswith("per incident") else (
         f", {spans(recovered, 'recovery_spans')}, count(*) FILTER (failed AND clock_skew) AS recovery_skewed"
     )  # fmt: skip
@@ -993,6 +995,16 @@ def _aggregates(
                    count(*) FILTER (clock_skew) AS restore_skewed
             FROM {w.incident_links} WHERE {window.format(t="restore_from")} GROUP BY {sets} ORDER BY {sets}""",
     }
+    if rules["restore_window"] == "resolved":
+        # DevLake's time to restore covers the incidents resolved in the window; its incident count, those opened
+        queries["incidents"] = f"""
+            SELECT {group} AS grp, {_utc_trunc(period, "restore_from")} AS period_start, count(*) AS incidents
+            FROM {w.incident_links} WHERE {window.format(t="restore_from")} GROUP BY {sets} ORDER BY {sets}"""
+        queries["restore"] = f"""
+            SELECT {group} AS grp, {_utc_trunc(period, "resolved_at")} AS period_start,
+                   {spans(guarded("restore_value", guard), "restore_spans")},
+                   count(*) FILTER (clock_skew) AS restore_skewed
+            FROM {w.incident_links} WHERE {window.format(t="resolved_at")} GROUP BY {sets} ORDER BY {sets}"""
     if rules["recovery"].startswith("per incident"):
         # DevLake's failed deployment recovery time: one value per linked incident, not per
         # deployment, in whole minutes (TIMESTAMPDIFF(MINUTE, …) truncates), for incidents
@@ -1000,7 +1012,7 @@ def _aggregates(
         value = f"trunc({span_minutes('finished_at', 'incident_resolved_at')}) / 60"
         queries["recovery"] = f"""
             SELECT {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start,
-                   {spans(guarded(value, guard), "recovery_spans")},
+                   {spans(guarded(value, rules["recovery_guard"]), "recovery_spans")},
                    count(*) FILTER ({is_clock_skew(value)}) AS recovery_skewed
             FROM (SELECT d.* EXCLUDE (clock_skew), l.resolved_at AS incident_resolved_at
                   FROM {w.incident_links} l JOIN {w.deploys} d USING (deployment_id))
@@ -1289,7 +1301,7 @@ def _skew_notes(summary: pd.DataFrame, rules: dict[str, str]) -> list[str]:
     """One note per kind of impossible span found in the window: how many and what was done with them."""
     notes = []
     for column, what in _SKEW_NOTES.items():
-        guard = rules["span_guard"]
+        guard = rules["recovery_guard" if column == "recovery_skewed" else "span_guard"]
         if column == "lead_skewed" and rules["lead_time_zero"] == "dropped":
             guard = "drop"  # Four Keys drops lead times that are not positive
         done = {"exclude": "were left out", "drop": "were dropped, as the peer does",

@@ -692,6 +692,45 @@ def test_devlake_links_an_incident_to_the_latest_deployment_of_any_service(store
     assert dora["on-api"] == "d1" and pd.isna(dora["no-service"])  # the dora profile links within the service
 
 
+def test_devlake_time_to_restore_counts_incidents_resolved_in_the_window(store):
+    # DORADetails-TimetoRestoreService.json (and DORA.json's _incidents): $__timeFilter(i.resolution_date);
+    # its Incident Count panel counts incidents created in the window
+    load(
+        store,
+        deployments=[dep(1, "2024-01-01T00:00Z")],
+        incidents=[{"incident_id": "old", "service": "api", "opened_at": "2023-12-31T22:00Z",
+                    "resolved_at": "2024-01-01T01:00Z"},  # 180 min, resolved in the window
+                   {"incident_id": "mid", "service": "api", "opened_at": "2024-01-03T00:00Z",
+                    "resolved_at": "2024-01-03T04:00Z"},  # 240 min
+                   {"incident_id": "late", "service": "api", "opened_at": "2024-01-07T23:00Z",
+                    "resolved_at": "2024-01-08T01:00Z"}],  # 120 min, resolved after the window
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    devlake = dora_metrics(store, *window, profile="devlake").frame.iloc[0]
+    # lower median of 180 and 240 minutes
+    assert (devlake.restore_median_hours, devlake.restore_median_hours_n, devlake.incidents) == (3, 2, 2)
+    dora = dora_metrics(store, *window).frame.iloc[0]
+    assert (dora.restore_median_hours, dora.restore_median_hours_n, dora.incidents) == (3, 2, 2)  # 240 and 120
+
+
+def test_devlake_recovery_keeps_a_negative_span(store):
+    # DORADetails-FailedDeploymentRecoveryTime.json ranks TIMESTAMPDIFF(MINUTE, deployment finished,
+    # incident resolved) with no filter on its sign (computeTimeSpan's nil is the lead-time calculator's)
+    load(
+        store,
+        deployments=[dep(1, "2024-01-02T00:00Z")],
+        incidents=[{"incident_id": "backwards", "service": "api", "opened_at": "2024-01-02T06:00Z",
+                    "resolved_at": "2024-01-01T23:00Z"},  # recovery -60 min
+                   {"incident_id": "ok", "service": "api", "opened_at": "2024-01-02T01:00Z",
+                    "resolved_at": "2024-01-02T03:00Z"}],  # recovery 180 min
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    devlake = dora_metrics(store, *window, profile="devlake")
+    row = devlake.frame.iloc[0]
+    assert (row.recovery_median_hours, row.recovery_median_hours_n) == (-1, 2)  # lower median of -60 and 180
+    assert "1 failed deployment restored before it finished was counted as the peer does (clock skew)" in devlake.notes
+
+
 # --- one guard for impossible spans -------------------------------------------------------------------
 
 
