@@ -452,6 +452,18 @@ def _group_weights(groups: list[str], configured: Mapping[str, float]) -> dict[s
     return {**explicit, **{g: share for g in rest}}
 
 
+def _undecided(metrics: list[MetricResult]) -> str:
+    """``3 had no data in both arms, 1 inconclusive (…)``: NoData metrics by cause."""
+    nodata = [m for m in metrics if m.classification == "NoData"]
+    inconclusive = sum(m.n_baseline > 0 and m.n_canary > 0 for m in nodata)
+    parts = []
+    if len(nodata) > inconclusive:
+        parts.append(f"{len(nodata) - inconclusive} had no data in both arms")
+    if inconclusive:
+        parts.append(f"{inconclusive} inconclusive (the interval cannot rule out a harmful shift: bake longer)")
+    return ", ".join(parts)
+
+
 def score(metrics: list[MetricResult], config: CanaryConfig) -> tuple[list[GroupScore], float | None, str, str]:
     """Group scores, overall score, verdict and its reason."""
     groups: dict[str, list[MetricResult]] = {}
@@ -470,9 +482,9 @@ def score(metrics: list[MetricResult], config: CanaryConfig) -> tuple[list[Group
     if failed_critical:
         return scores, 0.0, "Fail", f"critical metric failed: {failed_critical[0].reason}"
     if metrics and nodata == len(metrics):
-        return scores, None, "NoData", "no metric had data in both arms"
+        return scores, None, "NoData", f"no metric was decided: {_undecided(metrics)}"
     if metrics and nodata / len(metrics) >= _NODATA_FAIL_SHARE:
-        return scores, 0.0, "Fail", f"{nodata} of {len(metrics)} metrics had no data"
+        return scores, 0.0, "Fail", f"{nodata} of {len(metrics)} metrics were not decided: {_undecided(metrics)}"
     scored = [g for g in scores if g.score is not None]
     total_weight = sum(g.weight for g in scored)
     if not scored or total_weight == 0:

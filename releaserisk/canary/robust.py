@@ -654,6 +654,51 @@ def _effect(metric: MetricConfig, baseline: np.ndarray, canary: np.ndarray) -> f
     return _cles(baseline, canary) if metric.effect_size == "cles" else _mean_ratio(baseline, canary)
 
 
+def _unshown_margin(
+    metric: MetricConfig, config: CanaryConfig, baseline: np.ndarray, canary: np.ndarray, test, alpha: float
+) -> str | None:
+    """Why a non-significant shift is not a Pass, or None when the interval rules out the margin.
+
+    "No significant shift" is evidence of no harm only when the interval is narrow enough
+    to have seen one: a Pass needs the interval's harmful end inside the equivalence
+    margin (``config.equivalence_margin`` of the baseline mean, or the metric's own
+    ``allowed_*`` bound when wider) — the two one-sided tests of Schuirmann (1987) at the
+    judge's alpha. A baseline mean that is not positive has no relative margin: judged by
+    the test alone, as before.
+    """
+    base = float(np.mean(baseline))
+    if not base > 0:
+        return None
+    low, high = test.interval(alpha)
+    up = base * max(config.equivalence_margin, metric.allowed_increase - 1.0)
+    down = base * max(config.equivalence_margin, 1.0 - metric.allowed_decrease)
+    reach = []
+    if metric.direction in ("increase", "either") and high > up:
+        reach.append((f"an increase of {high / base:.0%} (margin {up / base:.0%})", up - test.estimate))
+    if metric.direction in ("decrease", "either") and low < -down:
+        reach.append((f"a decrease of {-low / base:.0%} (margin {down / base:.0%})", down + test.estimate))
+    if not reach:
+        return None
+    # The interval narrows as 1/sqrt(n): the samples at which, were the shift to stay at its
+    # estimate, the interval would clear the margin (a Pass) or clear the tolerance around
+    # the estimate (significant: High or Low), whichever comes first.
+    half = (high - low) / 2.0
+    room = min(r for _, r in reach)
+    clear = abs(test.estimate) * (1.0 - min(config.tolerance, 1.0))
+    n = min(len(baseline), len(canary))
+    needed = [n * (half / target) ** 2 for target in (room, clear) if target > 0 and half > 0]
+    more = (
+        f"about {max(math.ceil(min(needed)), n + 1):,} samples per arm would decide if the shift stays at "
+        f"{test.estimate:+.4g}"
+        if needed
+        else "more samples would decide"
+    )
+    return (
+        f"no significant shift, but the interval [{low:.4g}, {high:.4g}] (effective n {test.n_effective:.1f}) "
+        f"does not rule out {' or '.join(what for what, _ in reach)} of the baseline mean; {more}"
+    )
+
+
 def classify_robust(
     name: str,
     baseline: np.ndarray,
@@ -748,11 +793,16 @@ def classify_robust(
         and (ignore_effect or effect <= metric.allowed_decrease)
     )
     label = "High" if is_high else "Low" if is_low else "Pass"
+    unshown = None if label != "Pass" or calibrated else _unshown_margin(metric, config, baseline, canary, test, alpha)
+    if unshown:
+        label = "NoData"
     critical = metric.critical and (
         (label == "High" and (ignore_effect or effect >= metric.critical_increase))
         or (label == "Low" and (ignore_effect or effect <= metric.critical_decrease))
     )
-    if label != "Pass":
+    if unshown:
+        reason = f"inconclusive: {unshown}"
+    elif label != "Pass":
         reason = f"{name} is {label.lower()}er in the canary{' (critical)' if critical else ''}: {why}"
     elif calibrated:
         reason = f"within history: the deviation ranks among {len(history)} historical windows (p {p_value:.3g})"
