@@ -67,7 +67,8 @@ its incidents are resolved. ``fourkeys`` (dora-team/fourkeys, METRICS.md and que
 lead time per commit in whole minutes, non-positive values dropped, interpolated median;
 time to restore in whole hours from the earlier of the incident's opening and its root
 cause's deployment; deployment frequency buckets (:func:`_fourkeys_buckets`); an incident
-fails the deployment that shipped its root-cause commit, whenever it shipped. ``devlake``
+fails the first deployment, of any service, that shipped its root-cause commit, whenever it
+shipped. ``devlake``
 (backend/plugins/dora/tasks/change_lead_time_calculator.go and the DORA dashboards): per-PR
 cycle time = the sum of the parts that exist (coding, opened → merged, deploy), each
 rounded up to whole minutes and dropped when negative; every merged PR is listed,
@@ -629,6 +630,8 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     strict = ">" if link.endswith("(strictly before)") else ">="
     # DevLake's connector looks for the project's latest deployment, of whichever service
     same_service = "" if "any service" in link else "i.service = p.service AND"
+    # and Four Keys joins root causes to every deployment's changes: it knows no services
+    cause_service = "" if "any service" in link else "AND p.service = i.service"
     # Incident -> deployment links, by the profile's incident_link rule
     explicit = "e.deployment_id" if link.startswith("explicit") else "NULL"
     by_cause = "coalesce(b.deployment_id, ds.deployment_id)" if "cause sha" in link else "NULL"
@@ -673,12 +676,12 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         by_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
             FROM causes i JOIN deployment_changes dc ON {sha_prefix_match("dc.sha", "i.cause")}
-            JOIN {w.prod} p ON p.deployment_id = dc.deployment_id AND p.service = i.service
+            JOIN {w.prod} p ON p.deployment_id = dc.deployment_id {cause_service}
             WHERE true {cause_time} GROUP BY i.incident_id
         ),
         direct_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
-            FROM causes i JOIN {w.prod} p ON {sha_prefix_match("p.sha", "i.cause")} AND p.service = i.service
+            FROM causes i JOIN {w.prod} p ON {sha_prefix_match("p.sha", "i.cause")} {cause_service}
             WHERE true {cause_time} GROUP BY i.incident_id
         ),
         prior AS (
@@ -1330,7 +1333,7 @@ def _evidence(store: Store, rules: dict[str, str]) -> tuple[bool, bool, list[str
     ).fetchone()
     failures = incidents or (kinds and "rollback" in rules["failure"])
     rework = incidents or kinds
-    if rules["incident_link"] == "cause sha, any time" and incidents and not causes:
+    if rules["incident_link"].startswith("cause sha") and incidents and not causes:
         return False, bool(rework), [
             "the fourkeys profile fails a deployment only through an incident's root-cause commit (cause_sha) and "
             "no incident names one, so the change failure rate cannot be measured (no data)"

@@ -126,7 +126,8 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         ("latest prior of any service (strictly before)",
          "incident_deploy_connector.go: finished_date < created_date in the project, ORDER BY finished_date DESC; "
          "no service, no cause"),
-        ("cause sha, any time", _FK_CFR + ": incidents' root causes (incidents.sql) = deployments' changes"),
+        ("cause sha of any service, any time",
+         _FK_CFR + ": incidents' root causes (incidents.sql) = deployments' changes; no service"),
     ),
     ProfileRule(
         "failure", "what makes a deployment a change failure",

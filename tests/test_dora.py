@@ -731,6 +731,26 @@ def test_devlake_recovery_keeps_a_negative_span(store):
     assert "1 failed deployment restored before it finished was counted as the peer does (clock skew)" in devlake.notes
 
 
+def test_fourkeys_joins_a_root_cause_to_the_changes_of_any_service(store):
+    # fourkeys_dashboard.json Change Failure Rate joins incidents' root causes to deployments' changes and
+    # incidents.sql starts the incident at the earliest such deployment: Four Keys has no services
+    load(
+        store,
+        commits=[("c1a2b3c4d5", "2024-01-01T00:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+        changes=[("d1", "c1a2b3c4d5")],
+        incidents=[{"incident_id": "i", "service": None, "opened_at": "2024-01-02T06:00Z",
+                    "resolved_at": "2024-01-02T09:00Z", "cause_sha": "c1a2b3c4d5"}],
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    fourkeys = dora_metrics(store, *window, profile="fourkeys")
+    incident = fourkeys.incidents.iloc[0]
+    assert (incident.deployment_id, incident.link_method) == ("d1", "cause_sha")
+    row = fourkeys.frame.iloc[0]
+    assert (row.change_failure_rate, row.restore_median_hours) == (0.5, 9)  # from d1's finish, whole hours
+    assert pd.isna(dora_metrics(store, *window).incidents.iloc[0].deployment_id)  # dora links within a service
+
+
 # --- one guard for impossible spans -------------------------------------------------------------------
 
 
