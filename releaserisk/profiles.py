@@ -136,6 +136,14 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         ("incident", _FK_CFR + ": deployments' changes joined to incidents' root causes"),
     ),
     ProfileRule(
+        "failure_count", "the numerator of the change failure rate (over production deployments)",
+        ("failed deployments", _DESIGN),
+        ("failed deployments", "DORA.json _change_failure_rate: sum(has_incident) / count(deployment_id), "
+                               "has_incident 0 or 1"),
+        ("root-cause matches", _FK_CFR + ": SUM(IF(i.incident_id IS NULL, 0, 1)) / COUNT(DISTINCT deploy_id) "
+                               "over every deployment's changes joined to incidents' root causes"),
+    ),
+    ProfileRule(
         "recovery", "failed deployment recovery time",
         ("earliest remedy", _DESIGN + ": rollback, next rollback/hotfix, or incident resolution"),
         ("per incident, floor minute", "DORADetails-FailedDeploymentRecoveryTime.json: TIMESTAMPDIFF(MINUTE, ...)"),
