@@ -346,3 +346,20 @@ def test_the_equivalence_margin_is_validated():
     assert canary_config_from_dict({"judge": {"equivalence_margin": 0.2}}).equivalence_margin == 0.2
     with pytest.raises(ConfigError, match="equivalence_margin"):
         canary_config_from_dict({"judge": {"equivalence_margin": 0}})
+
+
+def test_an_inconclusive_metric_is_left_out_of_the_score_but_never_lets_a_critical_metric_pass():
+    rng = np.random.default_rng(8)
+    steady = 100 + rng.normal(size=60)
+    rare = rng.poisson(0.5, size=60).astype(float)  # too few events to rule out +50 %
+    frame = pd.concat([
+        two_arms(steady, steady + 0.01 * rng.normal(size=60), MINUTES, metric="latency"),
+        two_arms(rare, rng.poisson(0.5, size=60).astype(float), MINUTES, metric="errors"),
+    ])  # fmt: skip
+    plain = judge(frame, CanaryConfig())
+    classes = {m.name: m.classification for m in plain.metrics}
+    assert classes == {"latency": "Pass", "errors": "NoData"}
+    assert plain.verdict == "Pass" and "left out, inconclusive: errors" in plain.reason  # not a Fail for it
+    critical = judge(frame, CanaryConfig(metrics={"errors": MetricConfig("errors", critical=True)}))
+    assert critical.verdict == "NoData" and "critical metric errors is inconclusive" in critical.reason
+    assert critical.exit_code == 3
