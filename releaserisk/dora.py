@@ -71,12 +71,14 @@ fails the deployment that shipped its root-cause commit, whenever it shipped. ``
 (backend/plugins/dora/tasks/change_lead_time_calculator.go and the DORA dashboards): per-PR
 cycle time = the sum of the parts that exist (coding, opened → merged, deploy), each
 rounded up to whole minutes and dropped when negative; every merged PR is listed,
-deployed or not; a deployment with no earlier successful production deployment of its
-service and repository contributes no changes, even when changes are listed for it; an
+deployed or not; a deployment with no earlier-finished successful production deployment of
+its service and repository contributes no changes, even when changes are listed for it; an
 empty PR author excludes no review; the deploy phase ends at the earliest deployment by
 start time whose changes contain the merge commit; incidents link to the latest
-deployment finished strictly before they opened; lower medians; restore and recovery in
-whole minutes, recovery one value per linked incident.
+deployment of any service finished strictly before they opened; lower medians; restore and recovery in
+whole minutes, recovery one value per linked incident (a negative one counted, as its
+dashboard does); time to restore over the incidents resolved in the window or period (the
+incident count: those opened).
 """
 
 from __future__ import annotations
@@ -609,15 +611,24 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     time, ties by deployment id), so "the first deployment containing a commit" is the
     smallest ``k``: an integer ``min`` instead of an ``arg_min`` over timestamps.
     ``prod.first_of_chain`` marks a deployment with no earlier successful production
-    deployment of its service and repository (DevLake's empty ``prev_success_deployment_commit_id``).
+    deployment of its service and repository in the profile's ``chain_order`` (DevLake's
+    empty ``prev_success_deployment_commit_id``).
     """
     con = store.connection
     guard = rules["span_guard"]
     # DevLake orders by start; a deployment recorded without a start time started when it finished
     order = {"started": "coalesce(d.started_at, d.finished_at), d.deployment_id",
              "finished": "d.finished_at, d.deployment_id"}[rules["deployment_order"]]  # fmt: skip
+    # DevLake chains by finish time whatever its deployment order (prev_deployment_commit_enricher.go)
+    chain = {"started": "coalesce(started_at, finished_at), deployment_id",
+             "finished": "finished_at, deployment_id"}[rules["chain_order"]]  # fmt: skip
+    same_order = rules["chain_order"] == rules["deployment_order"]
+    first_of_chain = ("k = min(k) OVER (PARTITION BY service, repo)" if same_order
+                      else f"({chain}) = min(({chain})) OVER (PARTITION BY service, repo)")  # fmt: skip
     link = rules["incident_link"]
     strict = ">" if link.endswith("(strictly before)") else ">="
+    # DevLake's connector looks for the project's latest deployment, of whichever service
+    same_service = "" if "any service" in link else "i.service = p.service AND"
     # Incident -> deployment links, by the profile's incident_link rule
     explicit = "e.deployment_id" if link.startswith("explicit") else "NULL"
     by_cause = "coalesce(b.deployment_id, ds.deployment_id)" if "cause sha" in link else "NULL"
@@ -635,7 +646,7 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         CREATE OR REPLACE TEMP TABLE {w.prod} AS
         SELECT *, lead(kind) OVER w AS next_kind, lead(finished_at) OVER w AS next_finished_at,
                lead(reverts_deployment_id) OVER w AS next_reverts,
-               k = min(k) OVER (PARTITION BY service, repo) AS first_of_chain
+               {first_of_chain} AS first_of_chain
         FROM (
             SELECT row_number() OVER (ORDER BY {order}) AS k,
                    d.deployment_id, d.service, coalesce(s.team, 'unassigned') AS team,
@@ -673,7 +684,7 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         prior AS (
             SELECT i.incident_id, p.deployment_id
             FROM incidents i ASOF LEFT JOIN {w.prod} p
-              ON i.service = p.service AND i.opened_at {strict} p.finished_at
+              ON {same_service} i.opened_at {strict} p.finished_at
             -- counting flag releases: an incident a flag change caused is not the deployment's
             {
             f"WHERE i.incident_id NOT IN (SELECT incident_id FROM {w.incident_causes} WHERE flag_caused)"
@@ -757,7 +768,7 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         SELECT *, {failed} AS failed,
                CASE WHEN NOT failed THEN NULL WHEN incidents > 0 THEN 'incident'
                     WHEN rolled_back THEN 'rolled back' ELSE 'fixed by hotfix' END AS failure_reason,
-               CASE WHEN failed THEN {_shown(recovery, guard)} END AS recovery_hours,
+               CASE WHEN failed THEN {_shown(recovery, rules["recovery_guard"])} END AS recovery_hours,
                coalesce(CASE WHEN failed THEN {is_clock_skew(recovery)} END, false) AS clock_skew
         FROM flagged
         """
@@ -959,7 +970,7 @@ def _aggregates(
         # sorted once per list, not by an ordered aggregate (faster in DuckDB 1.4)
         return f"list_sort(list({value}) FILTER ({value} IS NOT NULL)) AS {name}"
 
-    recovered = f"CASE WHEN failed THEN {guarded('recovery_hours', guard)} END"
+    recovered = f"CASE WHEN failed THEN {guarded('recovery_hours', rules['recovery_guard'])} END"
     recovery = "" if rules["recovery"].startswith("per incident") else (
         f", {spans(recovered, 'recovery_spans')}, count(*) FILTER (failed AND clock_skew) AS recovery_skewed"
     )  # fmt: skip
@@ -984,6 +995,16 @@ def _aggregates(
                    count(*) FILTER (clock_skew) AS restore_skewed
             FROM {w.incident_links} WHERE {window.format(t="restore_from")} GROUP BY {sets} ORDER BY {sets}""",
     }
+    if rules["restore_window"] == "resolved":
+        # DevLake's time to restore covers the incidents resolved in the window; its incident count, those opened
+        queries["incidents"] = f"""
+            SELECT {group} AS grp, {_utc_trunc(period, "restore_from")} AS period_start, count(*) AS incidents
+            FROM {w.incident_links} WHERE {window.format(t="restore_from")} GROUP BY {sets} ORDER BY {sets}"""
+        queries["restore"] = f"""
+            SELECT {group} AS grp, {_utc_trunc(period, "resolved_at")} AS period_start,
+                   {spans(guarded("restore_value", guard), "restore_spans")},
+                   count(*) FILTER (clock_skew) AS restore_skewed
+            FROM {w.incident_links} WHERE {window.format(t="resolved_at")} GROUP BY {sets} ORDER BY {sets}"""
     if rules["recovery"].startswith("per incident"):
         # DevLake's failed deployment recovery time: one value per linked incident, not per
         # deployment, in whole minutes (TIMESTAMPDIFF(MINUTE, …) truncates), for incidents
@@ -991,7 +1012,7 @@ def _aggregates(
         value = f"trunc({span_minutes('finished_at', 'incident_resolved_at')}) / 60"
         queries["recovery"] = f"""
             SELECT {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start,
-                   {spans(guarded(value, guard), "recovery_spans")},
+                   {spans(guarded(value, rules["recovery_guard"]), "recovery_spans")},
                    count(*) FILTER ({is_clock_skew(value)}) AS recovery_skewed
             FROM (SELECT d.* EXCLUDE (clock_skew), l.resolved_at AS incident_resolved_at
                   FROM {w.incident_links} l JOIN {w.deploys} d USING (deployment_id))
@@ -1280,7 +1301,7 @@ def _skew_notes(summary: pd.DataFrame, rules: dict[str, str]) -> list[str]:
     """One note per kind of impossible span found in the window: how many and what was done with them."""
     notes = []
     for column, what in _SKEW_NOTES.items():
-        guard = rules["span_guard"]
+        guard = rules["recovery_guard" if column == "recovery_skewed" else "span_guard"]
         if column == "lead_skewed" and rules["lead_time_zero"] == "dropped":
             guard = "drop"  # Four Keys drops lead times that are not positive
         done = {"exclude": "were left out", "drop": "were dropped, as the peer does",

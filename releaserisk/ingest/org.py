@@ -462,6 +462,7 @@ def _ingest_into(store, spec: RepoSpec, path: str, settings: Settings) -> dict[s
     from releaserisk.labels import label_changes
 
     result = ingest_git(store, path, name=spec.name, rev=list(spec.rev), settings=settings)
+    new_commits = result.new_commits
     if spec.services:
         frame = pd.DataFrame(
             [{"service": s, "repo": spec.name, "path_prefix": p, "team": t} for s, p, t in spec.services]
@@ -475,11 +476,18 @@ def _ingest_into(store, spec: RepoSpec, path: str, settings: Settings) -> dict[s
             name=spec.name,
         )  # fmt: skip
         deployments = tags.deployments
+        off_history = tags.frame.loc[tags.frame["recorded"] & ~tags.frame["in_history"], "sha"].unique().tolist()
+        if off_history:
+            # A release tagged on a commit outside ``rev`` (a maintenance branch, a release
+            # commit never merged back) would ship no changes: its history is the
+            # repository's too, so it is ingested (incrementally) and its links follow.
+            result = ingest_git(store, path, name=spec.name, rev=[*spec.rev, *off_history], settings=settings)
+            new_commits += result.new_commits
     buggy = 0
     if spec.labels and result.total_commits:
         labelled = label_changes(store, spec.name, settings=settings, workers=1)
         buggy = labelled.buggy_szz + labelled.buggy_revert
-    return {"new_commits": result.new_commits, "total_commits": result.total_commits, "deployments": deployments,
+    return {"new_commits": new_commits, "total_commits": result.total_commits, "deployments": deployments,
             "buggy": buggy}  # fmt: skip
 
 

@@ -434,3 +434,33 @@ def test_the_largest_repositories_run_first_so_no_worker_is_left_with_one_at_the
     manifest = _manifest(org, ["alpha", "beta", "gamma"])
     ingest_org(manifest, workers=1, progress=lambda outcome, done, total: order.append(outcome.repo))
     assert order[0] == "gamma" and order[-1] == "beta"  # beta has only loose objects: 0 packed bytes
+
+
+def test_a_release_tagged_outside_the_ingested_branch_brings_its_history_and_ships_its_changes(org):
+    # a release commit on a maintenance branch that was never merged back (starlette's
+    # 0.6.0 and 0.10.x are tagged like this)
+    repo = GitRepo.__new__(GitRepo)
+    repo.path, repo.clock = org / "repos" / "beta", 1_700_000_000
+    repo.git("checkout", "-q", "-b", "maint", "v1.0.0")
+    repo.write("src/backport.py", "patched = True\n")
+    repo.commit("backport a fix", author="Ann", email="ann@example.com")
+    repo.git("tag", "v1.0.1")
+    released = repo.git("rev-parse", "HEAD").strip()
+    repo.git("checkout", "-q", "-")
+    manifest = _manifest(org, names=["beta"])
+
+    first = ingest_org(manifest, workers=1)
+    with open_lake(org / "lake") as lake:
+        assert lake.execute("SELECT count(*) FROM commits WHERE sha = ?", [released]).fetchone()[0] == 1
+        shipped = lake.query("SELECT sha FROM deployment_changes WHERE deployment_id = 'tag:beta-svc:v1.0.1'")
+    assert shipped["sha"].tolist() == [released]  # v1.0.0's history is the earlier release's
+    assert int(first.frame["new_commits"].iloc[0]) == int(first.frame["total_commits"].iloc[0])
+
+    _add_commit(org / "repos" / "beta")  # the main branch moves on: an increment, nothing read twice
+    again = ingest_org(manifest, workers=1)
+    assert int(again.frame["new_commits"].iloc[0]) == 1
+    with open_lake(org / "lake") as lake:
+        assert (
+            lake.execute("SELECT count(*), count(DISTINCT sha) FROM commits").fetchone()
+            == (int(again.frame["total_commits"].iloc[0]),) * 2
+        )
