@@ -67,7 +67,9 @@ its incidents are resolved. ``fourkeys`` (dora-team/fourkeys, METRICS.md and que
 lead time per commit in whole minutes, non-positive values dropped, interpolated median;
 time to restore in whole hours from the earlier of the incident's opening and its root
 cause's deployment; deployment frequency buckets (:func:`_fourkeys_buckets`); an incident
-fails the deployment that shipped its root-cause commit, whenever it shipped. ``devlake``
+fails the first deployment, of any service, that shipped its root-cause commit, whenever it
+shipped, and the change failure rate counts every production deployment listing a root cause
+among its changes, once per incident (so it can exceed 1, and then has no interval). ``devlake``
 (backend/plugins/dora/tasks/change_lead_time_calculator.go and the DORA dashboards): per-PR
 cycle time = the sum of the parts that exist (coding, opened → merged, deploy), each
 rounded up to whole minutes and dropped when negative; every merged PR is listed,
@@ -534,6 +536,8 @@ def _interval_text(metric: str, row: pd.Series) -> str:
     low, high = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
     kind = _INTERVALS[metric][0]
     if kind == "rate":
+        if _missing(low):  # Four Keys' numerator can exceed its deployments: no binomial interval
+            return "no binomial interval: more failures than deployments"
         return f"95 % CI {low * 100:.0f}–{high * 100:.0f} %"
     unit = "/week" if kind == "frequency" else " h"
     if _missing(low) and _missing(high):
@@ -629,6 +633,8 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     strict = ">" if link.endswith("(strictly before)") else ">="
     # DevLake's connector looks for the project's latest deployment, of whichever service
     same_service = "" if "any service" in link else "i.service = p.service AND"
+    # and Four Keys joins root causes to every deployment's changes: it knows no services
+    cause_service = "" if "any service" in link else "AND p.service = i.service"
     # Incident -> deployment links, by the profile's incident_link rule
     explicit = "e.deployment_id" if link.startswith("explicit") else "NULL"
     by_cause = "coalesce(b.deployment_id, ds.deployment_id)" if "cause sha" in link else "NULL"
@@ -673,12 +679,12 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         by_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
             FROM causes i JOIN deployment_changes dc ON {sha_prefix_match("dc.sha", "i.cause")}
-            JOIN {w.prod} p ON p.deployment_id = dc.deployment_id AND p.service = i.service
+            JOIN {w.prod} p ON p.deployment_id = dc.deployment_id {cause_service}
             WHERE true {cause_time} GROUP BY i.incident_id
         ),
         direct_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
-            FROM causes i JOIN {w.prod} p ON {sha_prefix_match("p.sha", "i.cause")} AND p.service = i.service
+            FROM causes i JOIN {w.prod} p ON {sha_prefix_match("p.sha", "i.cause")} {cause_service}
             WHERE true {cause_time} GROUP BY i.incident_id
         ),
         prior AS (
@@ -724,13 +730,21 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     else:  # both peers count a deployment failed only when an incident links to it
         failed, restored = "incidents > 0", "inc.resolved_at"
     recovery = span_hours("finished_at", "restored_at")
+    if rules["failure_count"] == "root-cause matches":
+        # Four Keys: every deployment listing an incident's root cause among its changes, once per match
+        incidents_of = f"""
+            SELECT dc.deployment_id, count(*) AS incidents, min(i.resolved_at) AS resolved_at
+            FROM (SELECT *, lower(trim(cause_sha)) AS cause FROM incidents
+                  WHERE length(trim(cause_sha)) >= {SHA_PREFIX_MIN}) i
+            JOIN deployment_changes dc ON {sha_prefix_match("dc.sha", "i.cause")} GROUP BY dc.deployment_id"""
+    else:
+        incidents_of = f"""
+            SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
+            FROM {w.incident_links} WHERE deployment_id IS NOT NULL GROUP BY deployment_id"""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.deploys} AS
-        WITH inc AS (
-            SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
-            FROM {w.incident_links} WHERE deployment_id IS NOT NULL GROUP BY deployment_id
-        ),
+        WITH inc AS ({incidents_of}),
         reverted AS (
             SELECT reverts_deployment_id AS deployment_id, min(finished_at) AS rolled_back_at
             FROM {w.prod} WHERE kind = 'rollback' AND reverts_deployment_id IS NOT NULL GROUP BY 1
@@ -971,13 +985,16 @@ def _aggregates(
         return f"list_sort(list({value}) FILTER ({value} IS NOT NULL)) AS {name}"
 
     recovered = f"CASE WHEN failed THEN {guarded('recovery_hours', rules['recovery_guard'])} END"
+    # Four Keys' numerator counts root-cause matches, not failed deployments
+    failures = ("CAST(coalesce(sum(incidents) FILTER (failed), 0) AS BIGINT)"
+                if rules["failure_count"] == "root-cause matches" else "count(*) FILTER (failed)")  # fmt: skip
     recovery = "" if rules["recovery"].startswith("per incident") else (
         f", {spans(recovered, 'recovery_spans')}, count(*) FILTER (failed AND clock_skew) AS recovery_skewed"
     )  # fmt: skip
     queries = {
         "deploys": f"""
             SELECT {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start,
-                   count(*) AS deployments, count(*) FILTER (failed) AS failed_deployments,
+                   count(*) AS deployments, {failures} AS failed_deployments,
                    count(*) FILTER (unplanned) AS unplanned_deployments,
                    count(DISTINCT {_utc_trunc("day", "finished_at")}) AS deploy_days {recovery}
             FROM {w.deploys} WHERE {window.format(t="finished_at")} GROUP BY {sets} ORDER BY {sets}""",
@@ -1330,7 +1347,7 @@ def _evidence(store: Store, rules: dict[str, str]) -> tuple[bool, bool, list[str
     ).fetchone()
     failures = incidents or (kinds and "rollback" in rules["failure"])
     rework = incidents or kinds
-    if rules["incident_link"] == "cause sha, any time" and incidents and not causes:
+    if rules["incident_link"].startswith("cause sha") and incidents and not causes:
         return False, bool(rework), [
             "the fourkeys profile fails a deployment only through an incident's root-cause commit (cause_sha) and "
             "no incident names one, so the change failure rate cannot be measured (no data)"

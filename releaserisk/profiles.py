@@ -126,13 +126,22 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         ("latest prior of any service (strictly before)",
          "incident_deploy_connector.go: finished_date < created_date in the project, ORDER BY finished_date DESC; "
          "no service, no cause"),
-        ("cause sha, any time", _FK_CFR + ": incidents' root causes (incidents.sql) = deployments' changes"),
+        ("cause sha of any service, any time",
+         _FK_CFR + ": incidents' root causes (incidents.sql) = deployments' changes; no service"),
     ),
     ProfileRule(
         "failure", "what makes a deployment a change failure",
         ("incident, rollback or hotfix", _DESIGN),
         ("incident", "grafana/dashboards/DORA.json change failure rate: deployments with an incident"),
         ("incident", _FK_CFR + ": deployments' changes joined to incidents' root causes"),
+    ),
+    ProfileRule(
+        "failure_count", "the numerator of the change failure rate (over production deployments)",
+        ("failed deployments", _DESIGN),
+        ("failed deployments", "DORA.json _change_failure_rate: sum(has_incident) / count(deployment_id), "
+                               "has_incident 0 or 1"),
+        ("root-cause matches", _FK_CFR + ": SUM(IF(i.incident_id IS NULL, 0, 1)) / COUNT(DISTINCT deploy_id) "
+                               "over every deployment's changes joined to incidents' root causes"),
     ),
     ProfileRule(
         "recovery", "failed deployment recovery time",

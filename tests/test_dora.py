@@ -731,6 +731,48 @@ def test_devlake_recovery_keeps_a_negative_span(store):
     assert "1 failed deployment restored before it finished was counted as the peer does (clock skew)" in devlake.notes
 
 
+def test_fourkeys_joins_a_root_cause_to_the_changes_of_any_service(store):
+    # fourkeys_dashboard.json Change Failure Rate joins incidents' root causes to deployments' changes and
+    # incidents.sql starts the incident at the earliest such deployment: Four Keys has no services
+    load(
+        store,
+        commits=[("c1a2b3c4d5", "2024-01-01T00:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+        changes=[("d1", "c1a2b3c4d5")],
+        incidents=[{"incident_id": "i", "service": None, "opened_at": "2024-01-02T06:00Z",
+                    "resolved_at": "2024-01-02T09:00Z", "cause_sha": "c1a2b3c4d5"}],
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    fourkeys = dora_metrics(store, *window, profile="fourkeys")
+    incident = fourkeys.incidents.iloc[0]
+    assert (incident.deployment_id, incident.link_method) == ("d1", "cause_sha")
+    row = fourkeys.frame.iloc[0]
+    assert (row.change_failure_rate, row.restore_median_hours) == (0.5, 9)  # from d1's finish, whole hours
+    assert pd.isna(dora_metrics(store, *window).incidents.iloc[0].deployment_id)  # dora links within a service
+
+
+def test_fourkeys_change_failure_rate_counts_root_cause_matches_in_every_deployment(store):
+    # fourkeys_dashboard.json Change Failure Rate: SUM(IF(i.incident_id IS NULL, 0, 1)) / COUNT(DISTINCT
+    # deploy_id) over every deployment's changes left-joined to incidents' root causes: d1 lists two root
+    # causes (2), d2 one (1), d3 lists c1 again (1), d4 none: 4 / 4 deployments
+    shas = {name: name * 8 for name in ("a", "b", "c", "d")}
+    load(
+        store,
+        commits=[(sha, "2024-01-01T00:00Z") for sha in shas.values()],
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z"), dep(3, "2024-01-04T00:00Z"),
+                     dep(4, "2024-01-05T00:00Z")],
+        changes=[("d1", shas["a"]), ("d1", shas["b"]), ("d2", shas["c"]), ("d3", shas["a"]), ("d4", shas["d"])],
+        incidents=[{"incident_id": f"i-{name}", "service": "api", "opened_at": "2024-01-06T00:00Z",
+                    "cause_sha": shas[name]} for name in ("a", "b", "c")],
+    )  # fmt: skip
+    fourkeys = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys")
+    row = fourkeys.frame.iloc[0]
+    assert (row.change_failure_rate, row.failed_deployments, row.deployments) == (1.0, 4, 4)
+    deployments = fourkeys.deployments.set_index("deployment_id")
+    assert deployments["incidents"].to_dict() == {"d1": 2, "d2": 1, "d3": 1, "d4": 0}
+    assert deployments["failed"].to_dict() == {"d1": True, "d2": True, "d3": True, "d4": False}
+
+
 # --- one guard for impossible spans -------------------------------------------------------------------
 
 

@@ -599,6 +599,7 @@ def ingest_org(
         raise InputError("no lake given: pass --lake DIR or set lake = '…' in the manifest")
     settings = settings or Settings()
     store_lake = Lake(location)
+    store_lake.check_writable()
     state = store_lake.read_manifest()
     store_lake.remove(store_lake.unreferenced(state))  # a killed run's half-written shards
     with open_store(":memory:") as probe:
@@ -755,7 +756,7 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
     try:
         try:
             if scheduler:
-                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+                client = _connect(scheduler)
             else:
                 with ThreadPoolExecutor(max_workers=1) as starter:
                     starting = starter.submit(_local_cluster, min(workers, len(tasks)))
@@ -784,6 +785,24 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _connect(scheduler: str):
+    """A client of the scheduler at ``scheduler``.
+
+    Raises
+    ------
+    InputError
+        The address is malformed, nothing answers there in time, or what answers is no
+        Dask scheduler (a web server's bytes read as a frame length asked for exabytes).
+    """
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+    except (OSError, ValueError, TypeError, MemoryError) as exc:
+        reason = "it does not speak Dask's protocol" if isinstance(exc, MemoryError) else str(exc)
+        raise InputError(f"cannot reach the Dask scheduler {scheduler}: {reason}") from None
 
 
 def _local_cluster(workers: int):

@@ -335,6 +335,56 @@ def test_an_unreachable_scheduler_is_a_one_line_error_and_leaves_no_lake(org, mo
     assert not (org / "lake" / "_lake.json").exists()
 
 
+@pytest.fixture
+def garbage_server():
+    """A TCP server that answers every connection with an HTTP error page (a dashboard port, a proxy)."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nBad Request" * 4)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.mark.parametrize("address", ["garbage", "notaurl::"], ids=["not-a-scheduler-answers", "malformed-address"])
+def test_a_scheduler_address_that_is_no_scheduler_is_a_one_line_error(org, monkeypatch, capsys, address, request):
+    import releaserisk.ingest.org as org_module
+
+    monkeypatch.setattr(org_module, "SCHEDULER_TIMEOUT", "2s")
+    if address == "garbage":
+        address = request.getfixturevalue("garbage_server")
+    manifest = _manifest(org, NAMES[:1])
+    assert main(["ingest", "org", str(manifest), "--scheduler", address]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot reach the Dask scheduler {address}") and err.count("\n") == 1
+    assert not (org / "lake" / "_lake.json").exists()
+
+
+def test_a_lake_location_that_is_a_file_is_refused_before_any_repository_runs(org, capsys):
+    (org / "lake").write_text("not a lake")
+    manifest = _manifest(org, NAMES[:1])
+    assert main(["ingest", "org", str(manifest), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file, not a folder" in err
+    assert (org / "lake").read_text() == "not a lake"
+
+
 def test_a_lake_folder_opens_as_a_store_where_a_notebook_expects_its_db_file(org):
     ingest_org(_manifest(org, NAMES[:1]), workers=1)
     with open_store(org / "lake", read_only=True) as store:  # the notebooks' own call
