@@ -64,7 +64,8 @@ Profiles
 this module reads the choices and never a profile's name. In short: both peers count a
 deployment as failed only when an incident is linked to it, and its recovery ends when
 its incidents are resolved. ``fourkeys`` (dora-team/fourkeys, METRICS.md and queries/):
-lead time per commit in whole minutes, non-positive values dropped, interpolated median;
+lead time per commit and deployment listing it, in whole minutes, non-positive values dropped,
+interpolated median;
 time to restore in whole hours from the earlier of the incident's opening and its root
 cause's deployment; deployment frequency buckets (:func:`_fourkeys_buckets`); an incident
 fails the first deployment, of any service, that shipped its root-cause commit, whenever it
@@ -363,7 +364,8 @@ class DoraResult:
 
     @property
     def changes(self) -> pd.DataFrame:
-        """Commits first deployed to production in the window, with their lead time."""
+        """Commits first deployed to production in the window, with their lead time (``fourkeys``: every
+        production deployment listing a commit, as its lead time counts them)."""
         return self.drill["changes"].get()
 
     @property
@@ -798,8 +800,11 @@ def _lead_time(rules: dict[str, str]) -> tuple[str, str]:
     return _shown(lead, rules["span_guard"]), is_clock_skew(lead)
 
 
-def _first_deployments(store: Store, w: _Work, chained: str) -> None:
+def _first_deployments(store: Store, w: _Work, chained: str, every: bool = False) -> None:
     """Working table ``first_deploy``: each linked commit's first production deployment.
+
+    With ``every`` (Four Keys' lead time, one value per deployment listing a commit), every
+    production link instead, each by ``repo`` and ``sha``.
 
     Columns ``k`` (the deployment's number in ``prod``: the first is the smallest),
     ``committed_at``, and either ``h``, the hash of the commit's ``(repo, sha)``, or (for
@@ -813,6 +818,15 @@ def _first_deployments(store: Store, w: _Work, chained: str) -> None:
     """
     con = store.connection
     links = f"deployment_changes dc JOIN {w.prod} p USING (deployment_id) {chained}"
+    if every:
+        store.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
+            SELECT p.k, dc.committed_at, CAST(NULL AS UBIGINT) AS h, dc.repo, dc.sha FROM {links}
+            """
+        )
+        _fill_untimed(store, w)
+        return
     rows = con.execute(
         f"SELECT hash(dc.repo, dc.sha) AS h, p.k, epoch_us(dc.committed_at) AS committed FROM {links}"
     ).fetchnumpy()
@@ -854,12 +868,16 @@ def _first_deployments(store: Store, w: _Work, chained: str) -> None:
         con.unregister(f"{w.first_deploy}_once")
         con.unregister(f"{w.first_deploy}_by_name")
     if len(by_name):  # links made before their commits were ingested: look those few up
-        store.execute(
-            f"""
-            UPDATE {w.first_deploy} f SET committed_at = c.committed_at
-            FROM commits c WHERE f.committed_at IS NULL AND c.repo = f.repo AND c.sha = f.sha
-            """
-        )
+        _fill_untimed(store, w)
+
+
+def _fill_untimed(store: Store, w: _Work) -> None:
+    store.execute(
+        f"""
+        UPDATE {w.first_deploy} f SET committed_at = c.committed_at
+        FROM commits c WHERE f.committed_at IS NULL AND c.repo = f.repo AND c.sha = f.sha
+        """
+    )
 
 
 def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
@@ -869,7 +887,7 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
     # DevLake: a deployment with no earlier successful one in its chain contributes no changes,
     # even listed explicitly (its calculator skips prev_success_deployment_commit_id = '')
     chained = "WHERE NOT p.first_of_chain" if rules["first_of_chain"] == "none" else ""
-    _first_deployments(store, w, chained)
+    _first_deployments(store, w, chained, every=rules["change_deployments"] == "every listing")
     # a view: each change's repository and sha are read from its link only when the rows are
     # (drill-downs, a grouping by repository, the profile diff); the metrics need k and the time
     columns = f"""p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,

@@ -78,6 +78,12 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         ("as linked", "changes.sql / deployments.sql: the changes a deployment lists"),
     ),
     ProfileRule(
+        "change_deployments", "which production deployments of a commit give it a lead time",
+        ("first", _DESIGN + ": the first production deployment containing it"),
+        ("first", "no per-commit lead time (the dora profile's rule, for the changes drill-down)"),
+        ("every listing", _FK_LEAD + ": one value per row of 'deployments d, d.changes'"),
+    ),
+    ProfileRule(
         "lead_time_of", "what one lead-time value measures",
         ("commit", _DESIGN + ": first production deployment containing it - committer time"),
         ("pull request", f"{_CALC}: PrCycleTime; DORA dashboard reads project_pr_metrics.pr_cycle_time"),

@@ -773,6 +773,27 @@ def test_fourkeys_change_failure_rate_counts_root_cause_matches_in_every_deploym
     assert deployments["failed"].to_dict() == {"d1": True, "d2": True, "d3": True, "d4": False}
 
 
+def test_fourkeys_lead_time_counts_a_change_in_every_deployment_listing_it(store):
+    # fourkeys_dashboard.json Lead Time for Changes: one TIMESTAMP_DIFF per row of "deployments d, d.changes",
+    # so a commit listed by two deployments counts twice, at each one's time
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-02T12:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+        changes=[("d1", "c1"), ("d2", "c1"), ("d2", "c2")],
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    fourkeys = dora_metrics(store, *window, profile="fourkeys")
+    changes = fourkeys.changes
+    rows = zip(changes["deployment_id"], changes["sha"], changes["lead_time_hours"], strict=True)
+    assert sorted(rows) == [
+        ("d1", "c1", 24), ("d2", "c1", 48), ("d2", "c2", 12)]  # fmt: skip
+    row = fourkeys.frame.iloc[0]
+    assert (row.lead_time_median_hours, row.lead_time_median_hours_n) == (24, 3)  # interpolated median of 12, 24, 48
+    dora = dora_metrics(store, *window).frame.iloc[0]
+    assert (dora.lead_time_median_hours, dora.lead_time_median_hours_n) == (18, 2)  # first deployment: 24 and 12
+
+
 # --- one guard for impossible spans -------------------------------------------------------------------
 
 

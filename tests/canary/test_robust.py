@@ -264,6 +264,56 @@ def test_a_baseline_that_is_not_concurrent_is_said_so_and_a_real_shift_still_fai
     assert judge(regression, CanaryConfig()).metrics[0].classification == "High"
 
 
+def fractional_gaussian_noise(rng, n, hurst, size):
+    """``size`` unit-variance fractional Gaussian noise series of length ``n``, exact.
+
+    Gaussian with the fGn autocovariance ``(|k+1|^2H - 2|k|^2H + |k-1|^2H) / 2``
+    (Mandelbrot & Van Ness, SIAM Review 1968), drawn through its Cholesky factor.
+    """
+    lags = np.arange(n)
+    power = 2.0 * hurst
+    autocovariance = 0.5 * (np.abs(lags + 1) ** power - 2.0 * lags**power + np.abs(lags - 1) ** power)
+    factor = np.linalg.cholesky(autocovariance[np.abs(lags[:, None] - lags[None, :])])
+    return (factor @ rng.normal(size=(n, size))).T
+
+
+def test_a_long_memory_null_against_yesterday_keeps_false_alarms_within_a_binomial_bound():
+    """Stationary long memory (H = 0.9) and the baseline a day (288 five-minute samples) earlier.
+
+    The two windows then differ by the series' own slow variation, which their spread
+    around their own means understates; the effective sample size at the upper
+    confidence limit of the autocorrelation still holds false alarms at any of six looks
+    at alpha (1 of 100 in this run, alpha = 0.02). With the plug-in autocorrelation
+    instead of its upper limit they were 16 of 100. A level that moves between days
+    while both windows stay calm is not such a process: only history calibrates that.
+    """
+    rng = np.random.default_rng(11)
+    day, window = 288, 24
+    canary_ts = pd.date_range("2026-02-10 12:00", periods=window, freq="5min", tz="UTC")
+    yesterday = canary_ts - pd.Timedelta(days=1)
+    metric = MetricConfig("m", direction="either")
+    config = CanaryConfig(looks=6, metrics={"m": metric})
+
+    def alarmed(baseline, canary):
+        return any(
+            classify_metric(
+                "m", baseline[:n], canary[:n], metric, mode="robust", config=config,
+                baseline_ts=yesterday[:n], canary_ts=canary_ts[:n],
+            ).classification != "Pass"
+            for n in range(4, window + 1, 4)
+        )  # fmt: skip
+
+    series = 100 + 10 * fractional_gaussian_noise(rng, day + window, 0.9, 100)
+    assert classify_metric(
+        "m", series[0, :window], series[0, day:], metric, mode="robust", config=config,
+        baseline_ts=yesterday, canary_ts=canary_ts,
+    ).concurrent is False  # fmt: skip
+    alarms = sum(alarmed(x[:window], x[day:]) for x in series)
+    assert alarms <= binom.ppf(0.99, len(series), 0.02)  # at most 6 of 100
+    doubled = sum(alarmed(x[:window], 2 * x[day:]) for x in series[:30])
+    assert doubled >= 9  # a 2x regression is still caught (17 of 30 in this run)
+
+
 def test_history_that_shows_the_day_to_day_drift_calibrates_it_away():
     rng = np.random.default_rng(22)
     days = 10
