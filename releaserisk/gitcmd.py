@@ -41,8 +41,21 @@ __all__ = [
     "unquote_c_path",
 ]
 
-#: Options put before every git subcommand.
-GIT_OPTIONS: tuple[str, ...] = ("-c", "core.quotepath=off")
+#: Options put before every git subcommand. Besides unquoted paths, they pin every setting
+#: of a user's or the system's git config that changes what the commands releaserisk runs
+#: print — and so the rows it stores: a colour, signature or encoding setting garbles the
+#: parsed output; the diff algorithm changes line counts; the rename limit and mode change
+#: which files count as renamed; ``log.showRoot=false`` hides the first commit's files.
+#: Values are git's defaults. (A ``blame.ignoreRevsFile`` is honoured: git offers no
+#: option that clears it before it is read, and a project's list of formatting commits is
+#: what SZZ should skip anyway.)
+GIT_OPTIONS: tuple[str, ...] = (
+    "-c", "core.quotepath=off",
+    "-c", "color.ui=false", "-c", "color.diff=false",
+    "-c", "log.showSignature=false", "-c", "log.showRoot=true",
+    "-c", "i18n.logOutputEncoding=UTF-8",
+    "-c", "diff.algorithm=myers", "-c", "diff.renames=true", "-c", "diff.renameLimit=1000",
+)  # fmt: skip
 
 GitArg = str | bytes | os.PathLike
 

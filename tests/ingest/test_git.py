@@ -355,3 +355,53 @@ def test_git_env_never_prompts_and_is_locale_independent():
 
     env = git_env()
     assert env["GIT_TERMINAL_PROMPT"] == "0" and env["LC_ALL"] == "C"
+
+
+HOSTILE_GITCONFIG = """\
+[color]
+    ui = always
+    diff = always
+[log]
+    showRoot = false
+    showSignature = true
+[i18n]
+    logOutputEncoding = ISO-8859-1
+[diff]
+    algorithm = patience
+    renameLimit = 1
+    renames = copies
+"""
+
+
+def test_a_users_git_config_changes_no_stored_row(tmp_path, monkeypatch):
+    """Colour, signature, encoding, root-commit, diff and rename settings of the user's config are pinned."""
+    from releaserisk.labels import label_changes
+
+    repo = GitRepo(tmp_path / "repo")
+    repo.write("src/app.py", "".join(f"value_{k} = {k}\n" for k in range(12)))
+    repo.write("src/util.py", "def helper():\n    return 1\n")
+    repo.commit("initial import")
+    repo.mv("src/util.py", "src/helpers.py")
+    repo.write("src/app.py", "value_0 = 1 / 0\n" + "".join(f"value_{k} = {k}\n" for k in range(1, 12)))
+    repo.commit("rework: déplacer helpers", author="Zoë", email="zoe@example.com")
+    repo.write("src/app.py", "value_0 = 1\n" + "".join(f"value_{k} = {k}\n" for k in range(1, 12)))
+    repo.commit("fix: division by zero in app")
+
+    def rows(name: str) -> dict:
+        with open_store(tmp_path / f"{name}.duckdb") as store:
+            ingest_git(store, repo.path, name="repo")
+            label_changes(store, "repo", workers=1)
+            return {
+                table: store.query(f"SELECT * FROM {table} ORDER BY ALL")
+                for table in ("commits", "file_changes", "change_features")
+            } | {"labels": store.query("SELECT sha, buggy FROM labels ORDER BY ALL")}
+
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    clean = rows("clean")
+    hostile = tmp_path / "gitconfig"
+    hostile.write_text(HOSTILE_GITCONFIG, encoding="utf-8")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(hostile))
+    configured = rows("configured")
+    assert int(clean["labels"]["buggy"].sum()) == 1  # SZZ found the bug-introducing change
+    for table, frame in clean.items():
+        assert configured[table].equals(frame), table
