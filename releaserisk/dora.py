@@ -773,92 +773,135 @@ def _lead_time(rules: dict[str, str]) -> tuple[str, str]:
     return _shown(lead, rules["span_guard"]), is_clock_skew(lead)
 
 
-def _first_deployments(store: Store, w: _Work, chained: str) -> None:
-    """Working table ``first_deploy``: each linked commit's first production deployment.
+class _FirstLinks(NamedTuple):
+    """Each production link that is its commit's first production link: deployment number, lead time, skew.
 
-    Columns ``k`` (the deployment's number in ``prod``: the first is the smallest),
-    ``committed_at``, and either ``h``, the hash of the commit's ``(repo, sha)``, or (for
-    the few commits resolved by name) ``repo`` and ``sha``. Grouping 10M links by their
-    (repo, sha) strings cost 4.5 s of CPU on benchmarks/dora.py, and nearly every commit
-    has one production link. So the links' hashes are read once (integers) and sorted in
-    numpy: a link whose hash no other production link has is its commit's only one, and
-    its commit is identified by (deployment, hash) without a grouping. Links sharing a hash
-    (the same commit deployed twice, or a collision) and links without a commit time are
-    grouped by name, exactly as before, and only they. The result is exact whatever the hash.
+    ``k`` is the deployment's number in ``prod``; ``value`` the lead time an aggregate uses
+    (as the profile rounds and guards it; ``present`` is False where that is no value) and
+    ``skew`` the clock-skew flag, one element per link.
+    """
+
+    k: np.ndarray
+    value: np.ndarray
+    present: np.ndarray
+    skew: np.ndarray
+
+
+def _lead_used(rules: dict[str, str], value: str) -> str:
+    """SQL: the lead-time value ``value`` as aggregates use it (the profile's zero rule and span guard)."""
+    if rules["lead_time_zero"] == "dropped":
+        return f"CASE WHEN {value} > 0 THEN {value} END"
+    return guarded(value, rules["span_guard"])
+
+
+def _first_deployments(store: Store, rules: dict[str, str], w: _Work, chained: str, lead: bool) -> _FirstLinks | None:
+    """Working table ``first_deploy`` (commits resolved by name) and, with ``lead``, every commit's first link.
+
+    Grouping 10M links by their (repo, sha) strings cost 4.5 s of CPU on
+    benchmarks/dora.py, and nearly every commit has one production link. So the links'
+    hashes are read once (integers) and sorted in numpy: a link whose hash no other
+    production link has is its commit's only one, and so its first; nothing is grouped
+    for it. Links sharing a hash (the same commit deployed twice, or a collision) and links
+    without a commit time are grouped by name, exactly, into ``first_deploy``
+    (``k``, the smallest deployment number, ``committed_at``, ``repo``, ``sha``), and only
+    they. The result is exact whatever the hash. With ``lead``, the same read gives each
+    link's lead time, so the lead-time cells need no second pass over the links: the
+    result holds the single links' values followed by those of the commits resolved by name.
     """
     con = store.connection
-    links = f"deployment_changes dc JOIN {w.prod} p USING (deployment_id) {chained}"
-    rows = con.execute(
-        f"SELECT hash(dc.repo, dc.sha) AS h, p.k, epoch_us(dc.committed_at) AS committed FROM {links}"
-    ).fetchnumpy()
-    h, k, committed = (rows.pop(name) for name in ("h", "k", "committed"))
-    untimed = np.ma.getmaskarray(committed)  # linked before its commit was ingested: looked up by name
-    committed = np.ma.getdata(committed)
-    h, k = np.ma.getdata(h), np.ma.getdata(k)
+    links = f"deployment_changes f JOIN {w.prod} p USING (deployment_id) {chained}"
+    lead_time, skewed = _lead_time(rules)
+    value = f"CAST({_lead_used(rules, 'lead_time_hours')} AS DOUBLE) AS value, coalesce(clock_skew, false) AS skew"
+    if lead:
+        rows = con.execute(
+            f"""
+            SELECT h, k, untimed, {value}
+            FROM (SELECT hash(f.repo, f.sha) AS h, p.k, f.committed_at IS NULL AS untimed,
+                         {lead_time} AS lead_time_hours, {skewed} AS clock_skew FROM {links})
+            """
+        ).fetchnumpy()
+    else:  # the hashes alone: which commits are resolved by name
+        rows = con.execute(f"SELECT hash(f.repo, f.sha) AS h, f.committed_at IS NULL AS untimed FROM {links}")
+        rows = rows.fetchnumpy()
+    h, untimed = np.ma.getdata(rows.pop("h")), np.ma.getdata(rows.pop("untimed"))
     ordered = np.sort(h)
     by_name = np.unique(np.concatenate([ordered[1:][ordered[1:] == ordered[:-1]], h[untimed]]))
     del ordered
-    single = ~np.isin(h, by_name) if len(by_name) else np.ones(len(h), dtype=bool)
-    once = pa.table(
-        {
-            "k": pa.array(k[single], pa.int64()),
-            "committed_at": pa.array(committed[single], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            "h": pa.array(h[single], pa.uint64()),
-        }
+    single = ~np.isin(h, by_name) if len(by_name) else None
+    del h, untimed
+    store.execute(
+        f"CREATE OR REPLACE TEMP TABLE {w.first_deploy} (k BIGINT, committed_at TIMESTAMPTZ, repo VARCHAR, sha VARCHAR)"
     )
-    repeated = pa.table({"h": pa.array(by_name, pa.uint64())})
-    del h, k, committed, single, rows
-    # a temp table, not the registered Arrow table itself: DuckDB can spill it under its memory
-    # limit (kept registered, the three profiles of a diff peaked at 2.1 GiB at 1M deployments)
-    by_name_sql = f"""
-        UNION ALL
-        SELECT min(p.k), any_value(dc.committed_at), NULL, dc.repo, dc.sha
-        FROM {links} {"AND" if chained else "WHERE"} hash(dc.repo, dc.sha) IN (SELECT h FROM {w.first_deploy}_by_name)
-        GROUP BY dc.repo, dc.sha"""
-    con.register(f"{w.first_deploy}_once", once)
-    con.register(f"{w.first_deploy}_by_name", repeated)
-    try:
-        store.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
-            SELECT k, committed_at, h, CAST(NULL AS VARCHAR) AS repo, CAST(NULL AS VARCHAR) AS sha
-            FROM {w.first_deploy}_once {by_name_sql if len(by_name) else ""}
-            """
-        )
-    finally:
-        con.unregister(f"{w.first_deploy}_once")
-        con.unregister(f"{w.first_deploy}_by_name")
-    if len(by_name):  # links made before their commits were ingested: look those few up
+    if len(by_name):  # links sharing a hash, or made before their commits were ingested: these few by name
+        con.register(f"{w.first_deploy}_by_name", pa.table({"h": pa.array(by_name, pa.uint64())}))
+        try:
+            store.execute(
+                f"""
+                INSERT INTO {w.first_deploy}
+                SELECT min(p.k), any_value(f.committed_at), f.repo, f.sha
+                FROM {links} {"AND" if chained else "WHERE"}
+                     hash(f.repo, f.sha) IN (SELECT h FROM {w.first_deploy}_by_name)
+                GROUP BY f.repo, f.sha
+                """
+            )
+        finally:
+            con.unregister(f"{w.first_deploy}_by_name")
         store.execute(
             f"""
             UPDATE {w.first_deploy} f SET committed_at = c.committed_at
             FROM commits c WHERE f.committed_at IS NULL AND c.repo = f.repo AND c.sha = f.sha
             """
         )
+    if not lead:
+        return None
+    named = con.execute(
+        f"""
+        SELECT k, {value}
+        FROM (SELECT p.k, {lead_time} AS lead_time_hours, {skewed} AS clock_skew
+              FROM {w.first_deploy} f JOIN {w.prod} p USING (k))
+        """
+    ).fetchnumpy()
+    parts = []
+    for part, keep in ((rows, single), (named, None)):
+        k, value = np.ma.getdata(part["k"]).astype(np.intp, copy=False), part["value"]
+        present, value, skew = ~np.ma.getmaskarray(value), np.ma.getdata(value), np.ma.getdata(part["skew"])
+        if keep is not None:
+            k, value, present, skew = k[keep], value[keep], present[keep], skew[keep]
+        if len(k):
+            parts.append(_FirstLinks(k, value, present, skew))
+    del rows, single
+    if not parts:
+        return _FirstLinks(np.empty(0, np.intp), np.empty(0), np.empty(0, bool), np.empty(0, bool))
+    if len(parts) == 1:  # no copy of 10M values
+        return parts[0]
+    return _FirstLinks(*(np.concatenate(columns) for columns in zip(*parts, strict=True)))
 
 
-def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
-    """Working view ``changes`` (lead time per commit) and table ``prs`` (PR phases)."""
+def _detail_tables(store: Store, rules: dict[str, str], w: _Work, lead_cells: bool) -> _FirstLinks | None:
+    """Working view ``changes`` (lead time per commit) and table ``prs`` (PR phases).
+
+    With ``lead_cells``, returns every commit's first production link for :func:`_lead_cells`.
+    """
     guard, rounding = rules["span_guard"], rules["rounding"]
     lead, skewed = _lead_time(rules)
     # DevLake: a deployment with no earlier successful one in its chain contributes no changes,
     # even listed explicitly (its calculator skips prev_success_deployment_commit_id = '')
     chained = "WHERE NOT p.first_of_chain" if rules["first_of_chain"] == "none" else ""
-    _first_deployments(store, w, chained)
-    # a view: each change's repository and sha are read from its link only when the rows are
-    # (drill-downs, a grouping by repository, the profile diff); the metrics need k and the time
+    first_links = _first_deployments(store, rules, w, chained, lead_cells)
+    # a view: the rows are read from the links only when asked for (drill-downs, a grouping
+    # by repository, the profile diff): a link is its commit's first unless its commit is
+    # one of the few resolved by name (first_deploy)
     columns = f"""p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,
                   {lead} AS lead_time_hours, {skewed} AS clock_skew"""
     store.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW {w.changes} AS
-        SELECT dc.repo, dc.sha, f.committed_at, {columns}
-        FROM {w.first_deploy} f JOIN {w.prod} p USING (k)
-        JOIN deployment_changes dc ON dc.deployment_id = p.deployment_id AND hash(dc.repo, dc.sha) = f.h
-        WHERE f.repo IS NULL
+        SELECT f.repo, f.sha, f.committed_at, {columns}
+        FROM deployment_changes f JOIN {w.prod} p USING (deployment_id) {chained}
+        {"AND" if chained else "WHERE"} hash(f.repo, f.sha) NOT IN (SELECT hash(repo, sha) FROM {w.first_deploy})
         UNION ALL
         SELECT f.repo, f.sha, f.committed_at, {columns}
-        FROM {w.first_deploy} f JOIN {w.prod} p USING (k) WHERE f.repo IS NOT NULL
+        FROM {w.first_deploy} f JOIN {w.prod} p USING (k)
         """
     )
 
@@ -923,10 +966,18 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
         SELECT * EXCLUDE (merge_minutes), {cycle} AS cycle_minutes FROM phased
         """
     )
+    return first_links
 
 
 def _aggregates(
-    store: Store, w: _Work, by: str | None, group: str, period: str, start, end, rules: dict[str, str]
+    store: Store,
+    w: _Work,
+    group: str,
+    period: str,
+    start,
+    end,
+    rules: dict[str, str],
+    first_links: _FirstLinks | None,
 ) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Counts, skew counts and sorted spans per (group, period) and per group (period NULL).
 
@@ -950,8 +1001,7 @@ def _aggregates(
                    lead_time_hours, clock_skew
             FROM {w.changes} WHERE deployed_at >= $start AND deployed_at < $end)"""
         lead_cell = "grp, period_start"
-    lead_used = f"CASE WHEN {lead_value} > 0 THEN {lead_value} END" if rules["lead_time_zero"] == "dropped" else (
-        guarded(lead_value, guard))  # fmt: skip
+    lead_used = _lead_used(rules, lead_value)
     sets = "grp, period_start"
     window = "{t} >= $start AND {t} < $end"
 
@@ -999,8 +1049,8 @@ def _aggregates(
             GROUP BY {sets} ORDER BY {sets}"""
     merged, lists = None, {}
     for name, query in queries.items():
-        if name == "lead" and rules["lead_time_of"] == "commit" and by != "repo":
-            frame, spans = _lead_cells(store, w, group, period, start, end, rules, lead_used)
+        if name == "lead" and first_links is not None:
+            frame, spans = _lead_cells(store, w, group, period, start, end, first_links)
         else:
             table = store.arrow(query, {"start": start, "end": end})
             # the span lists stay Arrow buffers (10M values: as Python lists they cost 2.5 s);
@@ -1018,59 +1068,54 @@ def _aggregates(
 
 
 def _lead_cells(
-    store: Store, w: _Work, group: str, period: str, start, end, rules: dict[str, str], lead_used: str
+    store: Store, w: _Work, group: str, period: str, start, end, links: _FirstLinks
 ) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Lead-time spans per (group, period) of the deployment, grouped and sorted in numpy.
 
-    DuckDB numbers each deployment's (group, period) cell once per deployment and returns
-    one (cell, lead time, skew flag) row per change; numpy orders the changes by cell (a
-    stable radix sort of the integer cell) and sorts each cell's values. Grouping 10M
-    changes into lists and sorting each list in DuckDB cost 3x as much on
-    benchmarks/dora.py. The frame has the columns of the lead query of :func:`_aggregates`
-    (``grp, period_start, lead_skewed`` and the spans), one row per cell with changes, in
-    (group, period) order; ``lead_used`` is its SQL for the value a change contributes.
+    DuckDB numbers each deployment's (group, period) cell once per deployment; numpy looks
+    up each first link's cell by its deployment number, orders the links by cell (a stable
+    radix sort of the integer cell) and sorts each cell's values. Grouping 10M changes into
+    lists and sorting each list in DuckDB cost 3x as much on benchmarks/dora.py. The frame
+    has the columns of the lead query of :func:`_aggregates` (``grp, period_start,
+    lead_skewed`` and the spans), one row per cell with changes, in (group, period) order.
     """
     params = {"start": start, "end": end}
+    deployed = f"""
+        SELECT k, {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start
+        FROM {w.prod} WHERE finished_at >= $start AND finished_at < $end"""
     # cells numbered among the distinct (group, period) pairs: a window over all deployments
     # would sort them on one thread
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.cells} AS
-        WITH deployed AS (
-            SELECT k, finished_at, {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start
-            FROM {w.prod} WHERE finished_at >= $start AND finished_at < $end),
-        numbered AS (
-            SELECT grp, period_start, row_number() OVER (ORDER BY grp, period_start) - 1 AS cell
-            FROM (SELECT DISTINCT grp, period_start FROM deployed))
-        SELECT k, finished_at, cell, grp, period_start FROM deployed JOIN numbered USING (grp, period_start)
+        SELECT grp, period_start, row_number() OVER (ORDER BY grp, period_start) - 1 AS cell
+        FROM (SELECT DISTINCT grp, period_start FROM ({deployed}))
         """,
         params,
     )
     try:
-        lead, skewed = _lead_time(rules)
-        rows = store.connection.execute(
-            f"""
-            SELECT CAST(cell AS INTEGER) AS cell, CAST({lead_used} AS DOUBLE) AS value,
-                   coalesce(clock_skew, false) AS skew
-            FROM (SELECT p.cell, {lead} AS lead_time_hours, {skewed} AS clock_skew
-                  FROM {w.first_deploy} f JOIN {w.cells} p USING (k))
-            """
+        names = store.query(f"SELECT grp, period_start FROM {w.cells} ORDER BY cell")
+        numbered = store.connection.execute(
+            f"SELECT k, cell FROM ({deployed}) JOIN {w.cells} USING (grp, period_start)", params
         ).fetchnumpy()
-        names = store.query(f"SELECT DISTINCT cell, grp, period_start FROM {w.cells} ORDER BY cell")
     finally:
         store.execute(f"DROP TABLE IF EXISTS {w.cells}")
-    # converted once: bincount converts any other integer type on every call (0.2 s each at 10M)
-    cell = np.ma.getdata(rows.pop("cell")).astype(np.intp)
+    numbers = np.ma.getdata(numbered["k"]).astype(np.intp, copy=False)
+    cell_of = np.full(max(int(numbers.max(initial=0)), int(links.k.max(initial=0))) + 1, -1, dtype=np.intp)
+    cell_of[numbers] = np.ma.getdata(numbered["cell"])
+    cell, value, present, skew = cell_of[links.k], links.value, links.present, links.skew
+    inside = cell >= 0  # deployed in the window
+    if not inside.all():
+        cell, value, present, skew = cell[inside], value[inside], present[inside], skew[inside]
+    del inside
     changes = np.bincount(cell, minlength=len(names))
-    skews = np.bincount(cell[np.ma.getdata(rows.pop("skew"))], minlength=len(names))
-    value = rows.pop("value")
-    present = ~np.ma.getmaskarray(value)  # a NULL value (an excluded span) is in no list
+    skews = np.bincount(cell[skew], minlength=len(names))
     if present.all():
-        values, kept, counts = np.ma.getdata(value), cell, changes
-    else:
-        values, kept = np.ma.getdata(value)[present], cell[present]
+        values, kept, counts = value, cell, changes
+    else:  # a missing value (an excluded span) is in no list
+        values, kept = value[present], cell[present]
         counts = np.bincount(kept, minlength=len(names))
-    del value, cell, present  # 10M rows: keep the peak down
+    del cell, value, present, skew  # 10M rows: keep the peak down
     # a stable radix sort of the cells on 16-bit keys: the low half, then the high half
     order = np.argsort((kept & 0xFFFF).astype(np.uint16), kind="stable")
     if len(names) > 0xFFFF:
@@ -1589,8 +1634,11 @@ def dora_metrics(
 
             write_incident_causes(store, work.incident_causes, settings)
         _prepare(store, settings, rules, work, flags=count_flag_releases)
-        _detail_tables(store, rules, work)
-        stats, lists = _aggregates(store, work, by, group, period, start, end, rules)
+        # per commit, grouped by the deployment's group (by repository, a change counts under its own)
+        lead_cells = rules["lead_time_of"] == "commit" and by != "repo"
+        first_links = _detail_tables(store, rules, work, lead_cells)
+        stats, lists = _aggregates(store, work, group, period, start, end, rules, first_links)
+        del first_links
     except BaseException:  # interrupted (a long call in a notebook) or failed: drop its tables next time
         _bury(store, work)
         raise
