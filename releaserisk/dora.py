@@ -81,13 +81,15 @@ whole minutes, recovery one value per linked incident.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import duckdb
 import numpy as np
@@ -125,6 +127,7 @@ __all__ = [
 ]
 
 _GROUPS = {"service": "service", "team": "team", "repo": "repo"}
+_T = TypeVar("_T")
 
 #: Per-metric tier thresholds. Source: Google Cloud DORA, "Accelerate State of DevOps"
 #: reports 2023 (p. 13) and 2024 (p. 14), "software delivery performance" clusters.
@@ -614,8 +617,8 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     con = store.connection
     guard = rules["span_guard"]
     # DevLake orders by start; a deployment recorded without a start time started when it finished
-    order = {"started": "coalesce(d.started_at, d.finished_at), d.deployment_id",
-             "finished": "d.finished_at, d.deployment_id"}[rules["deployment_order"]]  # fmt: skip
+    ordered_at = {"started": "coalesce(d.started_at, d.finished_at)",
+                  "finished": "d.finished_at"}[rules["deployment_order"]]  # fmt: skip
     link = rules["incident_link"]
     strict = ">" if link.endswith("(strictly before)") else ">="
     # Incident -> deployment links, by the profile's incident_link rule
@@ -633,17 +636,29 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.prod} AS
-        SELECT *, lead(kind) OVER w AS next_kind, lead(finished_at) OVER w AS next_finished_at,
-               lead(reverts_deployment_id) OVER w AS next_reverts,
-               k = min(k) OVER (PARTITION BY service, repo) AS first_of_chain
-        FROM (
-            SELECT row_number() OVER (ORDER BY {order}) AS k,
+        WITH base AS (
+            SELECT {ordered_at} AS ordered_at, epoch_us({ordered_at}) // 86400000000 AS day,
                    d.deployment_id, d.service, coalesce(s.team, 'unassigned') AS team,
                    coalesce(d.repo, s.repo) AS repo, d.environment, d.sha, d.started_at, d.finished_at,
                    coalesce(d.kind, 'regular') AS kind, d.reverts_deployment_id
             FROM deployments d LEFT JOIN services s USING (service)
             WHERE {production_deployment("d", "?")}
+        ),
+        -- numbered day by day, each day after the deployments of the days before: a window
+        -- partitioned by day sorts in parallel, one over every deployment sorts on one thread
+        days AS (
+            SELECT day, CAST(sum(n) OVER (ORDER BY day) - n AS BIGINT) AS before
+            FROM (SELECT day, count(*) AS n FROM base GROUP BY day)
+        ),
+        numbered AS (
+            SELECT days.before + row_number() OVER (PARTITION BY b.day ORDER BY b.ordered_at, b.deployment_id) AS k,
+                   b.* EXCLUDE (ordered_at, day)
+            FROM base b JOIN days ON days.day IS NOT DISTINCT FROM b.day
         )
+        SELECT *, lead(kind) OVER w AS next_kind, lead(finished_at) OVER w AS next_finished_at,
+               lead(reverts_deployment_id) OVER w AS next_reverts,
+               k IN (SELECT min(k) FROM numbered GROUP BY service, repo) AS first_of_chain
+        FROM numbered
         -- k is the profile's order, so the per-service window sorts integers (0.58 -> 0.44 s at 1M)
         WINDOW w AS (PARTITION BY service ORDER BY k)
         """,
@@ -1368,6 +1383,41 @@ def _evidence(store: Store, rules: dict[str, str]) -> tuple[bool, bool, list[str
     return bool(failures), bool(rework), [note]
 
 
+def _store_notes(store: Store, rules: dict[str, str], settings: Settings) -> tuple[bool, bool, list[str]]:
+    """:func:`_evidence` and the notes on the store's sources: what reads the store's tables alone."""
+    failures, rework, notes = _evidence(store, rules)
+    notes += _source_notes(store, rules, settings.production_environments)
+    notes += [note for note in [unknown_commit_note(store)] if note]
+    return failures, rework, notes
+
+
+@contextlib.contextmanager
+def _beside(store: Store, work: Callable[[Store], _T]) -> Iterator[Future[_T]]:
+    """Run ``work`` on a second connection to the store's database while the caller goes on.
+
+    The notes read the store's tables only, and their largest query (deployments whose sha
+    is no commit: an anti-join of 1M deployments with 10M commits on benchmarks/dora.py)
+    cost 0.7 s of CPU; the metrics leave a core idle while numpy sorts their spans, so on a
+    second connection (DuckDB runs its connections' queries side by side) the notes take
+    that core instead of adding to the call's time. Inside a transaction the caller's
+    connection sees writes a second one would not: there ``work`` runs first, on it.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        if store.in_transaction:
+            future: Future[_T] = Future()
+            future.set_result(work(store))
+            yield future
+            return
+        second = Store(store.connection.cursor(), store.path, store.read_only)
+        try:
+            future = pool.submit(work, second)
+            yield future
+        finally:
+            future.cancel()
+            wait([future])
+            second.close()
+
+
 def unknown_repositories(store: Store) -> pd.DataFrame:
     """Repositories that successful deployments name but the store has no commits of.
 
@@ -1629,23 +1679,22 @@ def dora_metrics(
     work = _Work.new()
     group = "'all'" if by is None else f"coalesce(CAST({_GROUPS[by]} AS VARCHAR), 'unassigned')"
     try:
-        if count_flag_releases:
-            from releaserisk.flags import write_incident_causes
+        with _beside(store, lambda notes_store: _store_notes(notes_store, rules, settings)) as store_notes:
+            if count_flag_releases:
+                from releaserisk.flags import write_incident_causes
 
-            write_incident_causes(store, work.incident_causes, settings)
-        _prepare(store, settings, rules, work, flags=count_flag_releases)
-        # per commit, grouped by the deployment's group (by repository, a change counts under its own)
-        lead_cells = rules["lead_time_of"] == "commit" and by != "repo"
-        first_links = _detail_tables(store, rules, work, lead_cells)
-        stats, lists = _aggregates(store, work, group, period, start, end, rules, first_links)
-        del first_links
+                write_incident_causes(store, work.incident_causes, settings)
+            _prepare(store, settings, rules, work, flags=count_flag_releases)
+            # per commit, grouped by the deployment's group (by repository, a change counts under its own)
+            lead_cells = rules["lead_time_of"] == "commit" and by != "repo"
+            first_links = _detail_tables(store, rules, work, lead_cells)
+            stats, lists = _aggregates(store, work, group, period, start, end, rules, first_links)
+            del first_links
+            *evidence, notes = store_notes.result()
     except BaseException:  # interrupted (a long call in a notebook) or failed: drop its tables next time
         _bury(store, work)
         raise
 
-    *evidence, notes = _evidence(store, rules)
-    notes += _source_notes(store, rules, settings.production_environments)
-    notes += [note for note in [unknown_commit_note(store)] if note]
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     notes += _skew_notes(summary, rules)
