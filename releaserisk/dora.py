@@ -64,19 +64,24 @@ Profiles
 this module reads the choices and never a profile's name. In short: both peers count a
 deployment as failed only when an incident is linked to it, and its recovery ends when
 its incidents are resolved. ``fourkeys`` (dora-team/fourkeys, METRICS.md and queries/):
-lead time per commit in whole minutes, non-positive values dropped, interpolated median;
+lead time per commit and deployment listing it, in whole minutes, non-positive values dropped,
+interpolated median;
 time to restore in whole hours from the earlier of the incident's opening and its root
 cause's deployment; deployment frequency buckets (:func:`_fourkeys_buckets`); an incident
-fails the deployment that shipped its root-cause commit, whenever it shipped. ``devlake``
+fails the first deployment, of any service, that shipped its root-cause commit, whenever it
+shipped, and the change failure rate counts every production deployment listing a root cause
+among its changes, once per incident (so it can exceed 1, and then has no interval). ``devlake``
 (backend/plugins/dora/tasks/change_lead_time_calculator.go and the DORA dashboards): per-PR
 cycle time = the sum of the parts that exist (coding, opened → merged, deploy), each
 rounded up to whole minutes and dropped when negative; every merged PR is listed,
-deployed or not; a deployment with no earlier successful production deployment of its
-service and repository contributes no changes, even when changes are listed for it; an
+deployed or not; a deployment with no earlier-finished successful production deployment of
+its service and repository contributes no changes, even when changes are listed for it; an
 empty PR author excludes no review; the deploy phase ends at the earliest deployment by
 start time whose changes contain the merge commit; incidents link to the latest
-deployment finished strictly before they opened; lower medians; restore and recovery in
-whole minutes, recovery one value per linked incident.
+deployment of any service finished strictly before they opened; lower medians; restore and recovery in
+whole minutes, recovery one value per linked incident (a negative one counted, as its
+dashboard does); time to restore over the incidents resolved in the window or period (the
+incident count: those opened).
 """
 
 from __future__ import annotations
@@ -364,7 +369,8 @@ class DoraResult:
 
     @property
     def changes(self) -> pd.DataFrame:
-        """Commits first deployed to production in the window, with their lead time."""
+        """Commits first deployed to production in the window, with their lead time (``fourkeys``: every
+        production deployment listing a commit, as its lead time counts them)."""
         return self.drill["changes"].get()
 
     @property
@@ -537,6 +543,8 @@ def _interval_text(metric: str, row: pd.Series) -> str:
     low, high = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
     kind = _INTERVALS[metric][0]
     if kind == "rate":
+        if _missing(low):  # Four Keys' numerator can exceed its deployments: no binomial interval
+            return "no binomial interval: more failures than deployments"
         return f"95 % CI {low * 100:.0f}–{high * 100:.0f} %"
     unit = "/week" if kind == "frequency" else " h"
     if _missing(low) and _missing(high):
@@ -614,15 +622,26 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     time, ties by deployment id), so "the first deployment containing a commit" is the
     smallest ``k``: an integer ``min`` instead of an ``arg_min`` over timestamps.
     ``prod.first_of_chain`` marks a deployment with no earlier successful production
-    deployment of its service and repository (DevLake's empty ``prev_success_deployment_commit_id``).
+    deployment of its service and repository in the profile's ``chain_order`` (DevLake's
+    empty ``prev_success_deployment_commit_id``).
     """
     con = store.connection
     guard = rules["span_guard"]
     # DevLake orders by start; a deployment recorded without a start time started when it finished
     ordered_at = {"started": "coalesce(d.started_at, d.finished_at)",
                   "finished": "d.finished_at"}[rules["deployment_order"]]  # fmt: skip
+    # DevLake chains by finish time whatever its deployment order (prev_deployment_commit_enricher.go)
+    chain = {"started": "coalesce(started_at, finished_at), deployment_id",
+             "finished": "finished_at, deployment_id"}[rules["chain_order"]]  # fmt: skip
+    same_order = rules["chain_order"] == rules["deployment_order"]
+    first_of_chain = ("k IN (SELECT min(k) FROM numbered GROUP BY service, repo)" if same_order
+                      else f"({chain}) = min(({chain})) OVER (PARTITION BY service, repo)")  # fmt: skip
     link = rules["incident_link"]
     strict = ">" if link.endswith("(strictly before)") else ">="
+    # DevLake's connector looks for the project's latest deployment, of whichever service
+    same_service = "" if "any service" in link else "i.service = p.service AND"
+    # and Four Keys joins root causes to every deployment's changes: it knows no services
+    cause_service = "" if "any service" in link else "AND p.service = i.service"
     # Incident -> deployment links, by the profile's incident_link rule
     explicit = "e.deployment_id" if link.startswith("explicit") else "NULL"
     by_cause = "coalesce(b.deployment_id, ds.deployment_id)" if "cause sha" in link else "NULL"
@@ -659,7 +678,7 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         )
         SELECT *, lead(kind) OVER w AS next_kind, lead(finished_at) OVER w AS next_finished_at,
                lead(reverts_deployment_id) OVER w AS next_reverts,
-               k IN (SELECT min(k) FROM numbered GROUP BY service, repo) AS first_of_chain
+               {first_of_chain} AS first_of_chain
         FROM numbered
         -- k is the profile's order, so the per-service window sorts integers (0.58 -> 0.44 s at 1M)
         WINDOW w AS (PARTITION BY service ORDER BY k)
@@ -679,18 +698,18 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         by_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
             FROM causes i JOIN deployment_changes dc ON {sha_prefix_match("dc.sha", "i.cause")}
-            JOIN {w.prod} p ON p.deployment_id = dc.deployment_id AND p.service = i.service
+            JOIN {w.prod} p ON p.deployment_id = dc.deployment_id {cause_service}
             WHERE true {cause_time} GROUP BY i.incident_id
         ),
         direct_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
-            FROM causes i JOIN {w.prod} p ON {sha_prefix_match("p.sha", "i.cause")} AND p.service = i.service
+            FROM causes i JOIN {w.prod} p ON {sha_prefix_match("p.sha", "i.cause")} {cause_service}
             WHERE true {cause_time} GROUP BY i.incident_id
         ),
         prior AS (
             SELECT i.incident_id, p.deployment_id
             FROM incidents i ASOF LEFT JOIN {w.prod} p
-              ON i.service = p.service AND i.opened_at {strict} p.finished_at
+              ON {same_service} i.opened_at {strict} p.finished_at
             -- counting flag releases: an incident a flag change caused is not the deployment's
             {
             f"WHERE i.incident_id NOT IN (SELECT incident_id FROM {w.incident_causes} WHERE flag_caused)"
@@ -730,14 +749,22 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     else:  # both peers count a deployment failed only when an incident links to it
         failed, restored = "incidents > 0", "inc.resolved_at"
     recovery = span_hours("finished_at", "restored_at")
+    if rules["failure_count"] == "root-cause matches":
+        # Four Keys: every deployment listing an incident's root cause among its changes, once per match
+        incidents_of = f"""
+            SELECT dc.deployment_id, count(*) AS incidents, min(i.resolved_at) AS resolved_at
+            FROM (SELECT *, lower(trim(cause_sha)) AS cause FROM incidents
+                  WHERE length(trim(cause_sha)) >= {SHA_PREFIX_MIN}) i
+            JOIN deployment_changes dc ON {sha_prefix_match("dc.sha", "i.cause")} GROUP BY dc.deployment_id"""
+    else:
+        incidents_of = f"""
+            SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
+            FROM {w.incident_links} WHERE deployment_id IS NOT NULL GROUP BY deployment_id"""
     # the flags alone, keyed by k: a second copy of every deployment's strings cost 0.4 s at 1M
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.flags} AS
-        WITH inc AS (
-            SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
-            FROM {w.incident_links} WHERE deployment_id IS NOT NULL GROUP BY deployment_id
-        ),
+        WITH inc AS ({incidents_of}),
         reverted AS (
             SELECT reverts_deployment_id AS deployment_id, min(finished_at) AS rolled_back_at
             FROM {w.prod} WHERE kind = 'rollback' AND reverts_deployment_id IS NOT NULL GROUP BY 1
@@ -775,7 +802,7 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         SELECT * EXCLUDE (finished_at), {failed} AS failed,
                CASE WHEN NOT failed THEN NULL WHEN incidents > 0 THEN 'incident'
                     WHEN rolled_back THEN 'rolled back' ELSE 'fixed by hotfix' END AS failure_reason,
-               CASE WHEN failed THEN {_shown(recovery, guard)} END AS recovery_hours,
+               CASE WHEN failed THEN {_shown(recovery, rules["recovery_guard"])} END AS recovery_hours,
                coalesce(CASE WHEN failed THEN {is_clock_skew(recovery)} END, false) AS clock_skew
         FROM flagged
         """
@@ -814,7 +841,9 @@ def _lead_used(rules: dict[str, str], value: str) -> str:
     return guarded(value, rules["span_guard"])
 
 
-def _first_deployments(store: Store, rules: dict[str, str], w: _Work, chained: str, lead: bool) -> _FirstLinks | None:
+def _first_deployments(
+    store: Store, rules: dict[str, str], w: _Work, chained: str, lead: bool, every: bool = False
+) -> _FirstLinks | None:
     """Working table ``first_deploy`` (commits resolved by name) and, with ``lead``, every commit's first link.
 
     Grouping 10M links by their (repo, sha) strings cost 4.5 s of CPU on
@@ -832,7 +861,16 @@ def _first_deployments(store: Store, rules: dict[str, str], w: _Work, chained: s
     links = f"deployment_changes f JOIN {w.prod} p USING (deployment_id) {chained}"
     lead_time, skewed = _lead_time(rules)
     value = f"CAST({_lead_used(rules, 'lead_time_hours')} AS DOUBLE) AS value, coalesce(clock_skew, false) AS skew"
-    if lead:
+    if every:  # Four Keys: every production link is a lead time, each by name
+        store.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
+            SELECT p.k, f.committed_at, f.repo, f.sha FROM {links}
+            """
+        )
+        _fill_untimed(store, w)
+        rows, single = None, None
+    elif lead:
         rows = con.execute(
             f"""
             SELECT h, k, untimed, {value}
@@ -843,6 +881,36 @@ def _first_deployments(store: Store, rules: dict[str, str], w: _Work, chained: s
     else:  # the hashes alone: which commits are resolved by name
         rows = con.execute(f"SELECT hash(f.repo, f.sha) AS h, f.committed_at IS NULL AS untimed FROM {links}")
         rows = rows.fetchnumpy()
+    if not every:
+        single = _by_name(store, w, links, chained, rows)
+    if not lead:
+        return None
+    named = con.execute(
+        f"""
+        SELECT k, {value}
+        FROM (SELECT p.k, {lead_time} AS lead_time_hours, {skewed} AS clock_skew
+              FROM {w.first_deploy} f JOIN {w.prod} p USING (k))
+        """
+    ).fetchnumpy()
+    parts = []
+    for part, keep in ([] if rows is None else [(rows, single)]) + [(named, None)]:
+        k, value = np.ma.getdata(part["k"]).astype(np.intp, copy=False), part["value"]
+        present, value, skew = ~np.ma.getmaskarray(value), np.ma.getdata(value), np.ma.getdata(part["skew"])
+        if keep is not None:
+            k, value, present, skew = k[keep], value[keep], present[keep], skew[keep]
+        if len(k):
+            parts.append(_FirstLinks(k, value, present, skew))
+    del rows, single
+    if not parts:
+        return _FirstLinks(np.empty(0, np.intp), np.empty(0), np.empty(0, bool), np.empty(0, bool))
+    if len(parts) == 1:  # no copy of 10M values
+        return parts[0]
+    return _FirstLinks(*(np.concatenate(columns) for columns in zip(*parts, strict=True)))
+
+
+def _by_name(store: Store, w: _Work, links: str, chained: str, rows: dict) -> np.ndarray | None:
+    """Fill ``first_deploy`` with the commits resolved by name; the mask of the other links (None: all)."""
+    con = store.connection
     h, untimed = np.ma.getdata(rows.pop("h")), np.ma.getdata(rows.pop("untimed"))
     ordered = np.sort(h)
     by_name = np.unique(np.concatenate([ordered[1:][ordered[1:] == ordered[:-1]], h[untimed]]))
@@ -866,35 +934,18 @@ def _first_deployments(store: Store, rules: dict[str, str], w: _Work, chained: s
             )
         finally:
             con.unregister(f"{w.first_deploy}_by_name")
-        store.execute(
-            f"""
-            UPDATE {w.first_deploy} f SET committed_at = c.committed_at
-            FROM commits c WHERE f.committed_at IS NULL AND c.repo = f.repo AND c.sha = f.sha
-            """
-        )
-    if not lead:
-        return None
-    named = con.execute(
+        _fill_untimed(store, w)
+    return single
+
+
+def _fill_untimed(store: Store, w: _Work) -> None:
+    """Give ``first_deploy``'s links made before their commits were ingested the commits' times."""
+    store.execute(
         f"""
-        SELECT k, {value}
-        FROM (SELECT p.k, {lead_time} AS lead_time_hours, {skewed} AS clock_skew
-              FROM {w.first_deploy} f JOIN {w.prod} p USING (k))
+        UPDATE {w.first_deploy} f SET committed_at = c.committed_at
+        FROM commits c WHERE f.committed_at IS NULL AND c.repo = f.repo AND c.sha = f.sha
         """
-    ).fetchnumpy()
-    parts = []
-    for part, keep in ((rows, single), (named, None)):
-        k, value = np.ma.getdata(part["k"]).astype(np.intp, copy=False), part["value"]
-        present, value, skew = ~np.ma.getmaskarray(value), np.ma.getdata(value), np.ma.getdata(part["skew"])
-        if keep is not None:
-            k, value, present, skew = k[keep], value[keep], present[keep], skew[keep]
-        if len(k):
-            parts.append(_FirstLinks(k, value, present, skew))
-    del rows, single
-    if not parts:
-        return _FirstLinks(np.empty(0, np.intp), np.empty(0), np.empty(0, bool), np.empty(0, bool))
-    if len(parts) == 1:  # no copy of 10M values
-        return parts[0]
-    return _FirstLinks(*(np.concatenate(columns) for columns in zip(*parts, strict=True)))
+    )
 
 
 def _detail_tables(store: Store, rules: dict[str, str], w: _Work, lead_cells: bool) -> _FirstLinks | None:
@@ -907,10 +958,11 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work, lead_cells: bo
     # DevLake: a deployment with no earlier successful one in its chain contributes no changes,
     # even listed explicitly (its calculator skips prev_success_deployment_commit_id = '')
     chained = "WHERE NOT p.first_of_chain" if rules["first_of_chain"] == "none" else ""
-    first_links = _first_deployments(store, rules, w, chained, lead_cells)
+    every = rules["change_deployments"] == "every listing"
+    first_links = _first_deployments(store, rules, w, chained, lead_cells, every)
     # a view: the rows are read from the links only when asked for (drill-downs, a grouping
     # by repository, the profile diff): a link is its commit's first unless its commit is
-    # one of the few resolved by name (first_deploy)
+    # one of the few resolved by name (first_deploy; with every, first_deploy holds every link)
     columns = f"""p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,
                   {lead} AS lead_time_hours, {skewed} AS clock_skew"""
     store.execute(
@@ -918,7 +970,8 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work, lead_cells: bo
         CREATE OR REPLACE TEMP VIEW {w.changes} AS
         SELECT f.repo, f.sha, f.committed_at, {columns}
         FROM deployment_changes f JOIN {w.prod} p USING (deployment_id) {chained}
-        {"AND" if chained else "WHERE"} hash(f.repo, f.sha) NOT IN (SELECT hash(repo, sha) FROM {w.first_deploy})
+        {"AND" if chained else "WHERE"} {"false" if every else "true"}
+        AND hash(f.repo, f.sha) NOT IN (SELECT hash(repo, sha) FROM {w.first_deploy})
         UNION ALL
         SELECT f.repo, f.sha, f.committed_at, {columns}
         FROM {w.first_deploy} f JOIN {w.prod} p USING (k)
@@ -1029,14 +1082,17 @@ def _aggregates(
         # sorted once per list, not by an ordered aggregate (faster in DuckDB 1.4)
         return f"list_sort(list({value}) FILTER ({value} IS NOT NULL)) AS {name}"
 
-    recovered = f"CASE WHEN failed THEN {guarded('recovery_hours', guard)} END"
+    recovered = f"CASE WHEN failed THEN {guarded('recovery_hours', rules['recovery_guard'])} END"
+    # Four Keys' numerator counts root-cause matches, not failed deployments
+    failures = ("CAST(coalesce(sum(incidents) FILTER (failed), 0) AS BIGINT)"
+                if rules["failure_count"] == "root-cause matches" else "count(*) FILTER (failed)")  # fmt: skip
     recovery = "" if rules["recovery"].startswith("per incident") else (
         f", {spans(recovered, 'recovery_spans')}, count(*) FILTER (failed AND clock_skew) AS recovery_skewed"
     )  # fmt: skip
     queries = {
         "deploys": f"""
             SELECT {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start,
-                   count(*) AS deployments, count(*) FILTER (failed) AS failed_deployments,
+                   count(*) AS deployments, {failures} AS failed_deployments,
                    count(*) FILTER (unplanned) AS unplanned_deployments,
                    count(DISTINCT {_utc_trunc("day", "finished_at")}) AS deploy_days {recovery}
             FROM {w.deploys} WHERE {window.format(t="finished_at")} GROUP BY {sets} ORDER BY {sets}""",
@@ -1054,6 +1110,16 @@ def _aggregates(
                    count(*) FILTER (clock_skew) AS restore_skewed
             FROM {w.incident_links} WHERE {window.format(t="restore_from")} GROUP BY {sets} ORDER BY {sets}""",
     }
+    if rules["restore_window"] == "resolved":
+        # DevLake's time to restore covers the incidents resolved in the window; its incident count, those opened
+        queries["incidents"] = f"""
+            SELECT {group} AS grp, {_utc_trunc(period, "restore_from")} AS period_start, count(*) AS incidents
+            FROM {w.incident_links} WHERE {window.format(t="restore_from")} GROUP BY {sets} ORDER BY {sets}"""
+        queries["restore"] = f"""
+            SELECT {group} AS grp, {_utc_trunc(period, "resolved_at")} AS period_start,
+                   {spans(guarded("restore_value", guard), "restore_spans")},
+                   count(*) FILTER (clock_skew) AS restore_skewed
+            FROM {w.incident_links} WHERE {window.format(t="resolved_at")} GROUP BY {sets} ORDER BY {sets}"""
     if rules["recovery"].startswith("per incident"):
         # DevLake's failed deployment recovery time: one value per linked incident, not per
         # deployment, in whole minutes (TIMESTAMPDIFF(MINUTE, …) truncates), for incidents
@@ -1061,7 +1127,7 @@ def _aggregates(
         value = f"trunc({span_minutes('finished_at', 'incident_resolved_at')}) / 60"
         queries["recovery"] = f"""
             SELECT {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start,
-                   {spans(guarded(value, guard), "recovery_spans")},
+                   {spans(guarded(value, rules["recovery_guard"]), "recovery_spans")},
                    count(*) FILTER ({is_clock_skew(value)}) AS recovery_skewed
             FROM (SELECT d.* EXCLUDE (clock_skew), l.resolved_at AS incident_resolved_at
                   FROM {w.incident_links} l JOIN {w.deploys} d USING (deployment_id))
@@ -1345,7 +1411,7 @@ def _skew_notes(summary: pd.DataFrame, rules: dict[str, str]) -> list[str]:
     """One note per kind of impossible span found in the window: how many and what was done with them."""
     notes = []
     for column, what in _SKEW_NOTES.items():
-        guard = rules["span_guard"]
+        guard = rules["recovery_guard" if column == "recovery_skewed" else "span_guard"]
         if column == "lead_skewed" and rules["lead_time_zero"] == "dropped":
             guard = "drop"  # Four Keys drops lead times that are not positive
         done = {"exclude": "were left out", "drop": "were dropped, as the peer does",
@@ -1374,7 +1440,7 @@ def _evidence(store: Store, rules: dict[str, str]) -> tuple[bool, bool, list[str
     ).fetchone()
     failures = incidents or (kinds and "rollback" in rules["failure"])
     rework = incidents or kinds
-    if rules["incident_link"] == "cause sha, any time" and incidents and not causes:
+    if rules["incident_link"].startswith("cause sha") and incidents and not causes:
         return False, bool(rework), [
             "the fourkeys profile fails a deployment only through an incident's root-cause commit (cause_sha) and "
             "no incident names one, so the change failure rate cannot be measured (no data)"

@@ -201,6 +201,17 @@ class Lake:
             return self.path(relative)
         return self.fs.unstrip_protocol(self.path(relative))
 
+    def check_writable(self) -> None:
+        """Refuse a location that can never hold a lake, before any repository is run.
+
+        Raises
+        ------
+        LakeError
+            The location exists and is not a folder (a file, say).
+        """
+        if self.fs.exists(self.root) and not self.fs.isdir(self.root):
+            raise LakeError(f"{self.location} is a file, not a folder: a lake is a folder; choose another --lake")
+
     # -- the manifest ------------------------------------------------------------------
     def exists(self) -> bool:
         """Whether a manifest has been committed here."""

@@ -10,8 +10,9 @@ Sources
 -------
 ``dora``: DESIGN.md §6 and Google Cloud DORA's metric definitions (dora.dev/guides/dora-metrics-four-keys).
 ``devlake``: apache/incubator-devlake, ``backend/plugins/dora/tasks/`` (``change_lead_time_calculator.go``,
-``incident_deploy_connector.go``) and ``grafana/dashboards/DORA*.json``.
-``fourkeys``: dora-team/fourkeys, ``METRICS.md`` and ``queries/*.sql``.
+``incident_deploy_connector.go``, ``prev_deployment_commit_enricher.go``) and ``grafana/dashboards/DORA*.json``.
+``fourkeys``: dora-team/fourkeys, ``queries/*.sql`` (the deployments, changes and incidents tables) and
+the metric queries of ``METRICS.md`` and ``dashboard/fourkeys_dashboard.json``.
 """
 
 from __future__ import annotations
@@ -51,38 +52,54 @@ class ProfileRule:
 
 _DESIGN = "DESIGN.md §6"
 _CALC = "change_lead_time_calculator.go"
+_FK_LEAD = "fourkeys_dashboard.json / METRICS.md Lead Time for Changes"
+_FK_CFR = "fourkeys_dashboard.json / METRICS.md Change Failure Rate"
+_FK_RESTORE = "fourkeys_dashboard.json / METRICS.md Median Time to Restore Services"
 
 #: The profile table. Each choice is (value, source).
 PROFILE_RULES: tuple[ProfileRule, ...] = (
     ProfileRule(
         "deployment_order", "which production deployment is 'first' (ties by id)",
         ("finished", _DESIGN),
-        ("started", f"{_CALC} getDeploymentCommit: ORDER BY dc.started_date, dc.id"),
+        ("started", f"{_CALC} batchFetchDeployments: ORDER BY cd.commit_sha, dc.started_date, dc.id"),
         ("finished", "deployments.sql: time_created is the deployment's finish"),
+    ),
+    ProfileRule(
+        "chain_order", "which successful production deployment of a service and repo comes first in its chain",
+        ("finished", _DESIGN + ": ingest/links.py chains deployments by finish time"),
+        ("finished", "prev_deployment_commit_enricher.go: ORDER BY cicd_scope_id, repo_url, environment, "
+                     "finished_date"),
+        ("finished", "no chain (the dora profile's rule)"),
     ),
     ProfileRule(
         "first_of_chain", "changes of a deployment with no earlier successful one of its service and repo",
         ("as linked", _DESIGN + ": deployment_changes as stored"),
-        ("none", f"{_CALC} getDeploymentCommit: WHERE dc.prev_success_deployment_commit_id <> ''"),
+        ("none", f"{_CALC} batchFetchDeployments: WHERE dc.prev_success_deployment_commit_id <> ''"),
         ("as linked", "changes.sql / deployments.sql: the changes a deployment lists"),
+    ),
+    ProfileRule(
+        "change_deployments", "which production deployments of a commit give it a lead time",
+        ("first", _DESIGN + ": the first production deployment containing it"),
+        ("first", "no per-commit lead time (the dora profile's rule, for the changes drill-down)"),
+        ("every listing", _FK_LEAD + ": one value per row of 'deployments d, d.changes'"),
     ),
     ProfileRule(
         "lead_time_of", "what one lead-time value measures",
         ("commit", _DESIGN + ": first production deployment containing it - committer time"),
         ("pull request", f"{_CALC}: PrCycleTime; DORA dashboard reads project_pr_metrics.pr_cycle_time"),
-        ("commit", "lead_time_for_changes.sql: TIMESTAMP_DIFF(d.time_created, c.time_created, MINUTE)"),
+        ("commit", _FK_LEAD + ": TIMESTAMP_DIFF(d.time_created, c.time_created, MINUTE)"),
     ),
     ProfileRule(
         "rounding", "unit of lead time and PR phases",
         ("exact", _DESIGN + ": microseconds"),
         ("ceil minute", f"{_CALC} computeTimeSpan: math.Ceil(span.Minutes())"),
-        ("floor minute", "lead_time_for_changes.sql: TIMESTAMP_DIFF(..., MINUTE) truncates"),
+        ("floor minute", _FK_LEAD + ": TIMESTAMP_DIFF(..., MINUTE) truncates"),
     ),
     ProfileRule(
         "lead_time_zero", "a lead time of zero (under a minute when rounded)",
         ("kept", _DESIGN),
         ("kept", f"{_CALC} computeTimeSpan: only minutes < 0 are nil"),
-        ("dropped", "lead_time_for_changes.sql: IF(TIMESTAMP_DIFF(...) > 0, ..., NULL) 'Ignore automated pushes'"),
+        ("dropped", _FK_LEAD + ": IF(TIMESTAMP_DIFF(...) > 0, ..., NULL) 'Ignore automated pushes'"),
     ),
     ProfileRule(
         "pr_cycle", "a pull request's cycle time",
@@ -93,13 +110,14 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
     ProfileRule(
         "pr_deployment", "which commits of a PR find its deployment",
         ("merge or PR commit", _DESIGN),
-        ("merge commit", f"{_CALC} getDeploymentCommit(pr.MergeCommitSha): cd.commit_sha = mergeSha"),
+        ("merge commit", f"{_CALC}: deploymentsMap[pr.MergeCommitSha], commits_diffs cd.commit_sha AS merge_sha"),
         ("merge or PR commit", "no pull-request metric (the dora profile's rule)"),
     ),
     ProfileRule(
         "review_window", "which reviews by others start pickup and end review",
         ("before merge", _DESIGN + ": a post-merge approval is no phase of the way in"),
-        ("any time", f"{_CALC} getFirstReview: account_id != author, ORDER BY created_date, no merge bound"),
+        ("any time", f"{_CALC} batchFetchFirstReviews: MIN(created_date) WHERE account_id != author_id, "
+                     "no merge bound"),
         ("before merge", "no pull-request metric (the dora profile's rule)"),
     ),
     ProfileRule(
@@ -111,20 +129,45 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
     ProfileRule(
         "incident_link", "which deployment an incident fails",
         ("explicit, else cause sha, else latest prior", _DESIGN + ": cause shipped by the time it opened"),
-        ("latest prior (strictly before)", "incident_deploy_connector.go: finished_date < created_date, no cause"),
-        ("cause sha, any time", "change_failure_rate.sql: incidents' root causes joined to deployments' changes"),
+        ("latest prior of any service (strictly before)",
+         "incident_deploy_connector.go: finished_date < created_date in the project, ORDER BY finished_date DESC; "
+         "no service, no cause"),
+        ("cause sha of any service, any time",
+         _FK_CFR + ": incidents' root causes (incidents.sql) = deployments' changes; no service"),
     ),
     ProfileRule(
         "failure", "what makes a deployment a change failure",
         ("incident, rollback or hotfix", _DESIGN),
         ("incident", "grafana/dashboards/DORA.json change failure rate: deployments with an incident"),
-        ("incident", "change_failure_rate.sql: deployments joined to incidents"),
+        ("incident", _FK_CFR + ": deployments' changes joined to incidents' root causes"),
+    ),
+    ProfileRule(
+        "failure_count", "the numerator of the change failure rate (over production deployments)",
+        ("failed deployments", _DESIGN),
+        ("failed deployments", "DORA.json _change_failure_rate: sum(has_incident) / count(deployment_id), "
+                               "has_incident 0 or 1"),
+        ("root-cause matches", _FK_CFR + ": SUM(IF(i.incident_id IS NULL, 0, 1)) / COUNT(DISTINCT deploy_id) "
+                               "over every deployment's changes joined to incidents' root causes"),
     ),
     ProfileRule(
         "recovery", "failed deployment recovery time",
         ("earliest remedy", _DESIGN + ": rollback, next rollback/hotfix, or incident resolution"),
         ("per incident, floor minute", "DORADetails-FailedDeploymentRecoveryTime.json: TIMESTAMPDIFF(MINUTE, ...)"),
         ("incident resolution", "METRICS.md: time to restore of the deployment's incidents"),
+    ),
+    ProfileRule(
+        "recovery_guard", "a failed deployment recovery span that ends before it starts",
+        ("exclude", _DESIGN + ": the span guard"),
+        ("keep", "DORADetails-FailedDeploymentRecoveryTime.json: percent_rank() over TIMESTAMPDIFF(MINUTE, "
+                 "deployment_finished_date, incident_resolution_date), no filter on its sign"),
+        ("keep", "no recovery metric; as its time to restore (span_guard)"),
+    ),
+    ProfileRule(
+        "restore_window", "which incidents the time to restore of a window or period covers",
+        ("opened", _DESIGN + ": incidents opened in it"),
+        ("resolved", "DORADetails-TimetoRestoreService.json and DORA.json _incidents: "
+                     "$__timeFilter(i.resolution_date) (its Incident Count panel: i.created_date)"),
+        ("opened", "fourkeys_dashboard.json Median Time to Restore Services: WHERE time_created > ..."),
     ),
     ProfileRule(
         "restore_start", "when time to restore starts",
@@ -136,7 +179,7 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         "restore_rounding", "unit of time to restore",
         ("exact", _DESIGN),
         ("floor minute", "incident lead_time_minutes: uint of the minutes"),
-        ("floor hour", "METRICS.md time to restore: TIMESTAMP_DIFF(time_resolved, time_created, HOUR)"),
+        ("floor hour", _FK_RESTORE + ": TIMESTAMP_DIFF(time_resolved, time_created, HOUR)"),
     ),
     ProfileRule(
         "median", "median kind",
@@ -148,12 +191,13 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         "span_guard", "a span that ends before it starts (clock skew)",
         ("exclude", _DESIGN + ": out of aggregates, flagged in drill-downs, counted in a note"),
         ("drop", f"{_CALC} computeTimeSpan: minutes < 0 -> nil"),
-        ("keep", "time_to_restore_services.sql: no filter (lead time: see lead_time_zero)"),
+        ("keep", _FK_RESTORE + ": TIMESTAMP_DIFF(time_resolved, time_created, HOUR), no filter "
+                 "(lead time: lead_time_zero)"),
     ),
     ProfileRule(
         "frequency_bucket", "deployment frequency bucket",
         ("none", _DESIGN + ": deployments per week with a tier"),
-        ("none", "grafana/dashboards/DORA.json: deployment days per week/month with a tier"),
+        ("none", "departure: DORA.json's median deployment days per week / month and its tier are not computed"),
         ("daily/weekly/monthly/yearly", "METRICS.md Deployment Frequency: medians over Sunday-start weeks"),
     ),
 )  # fmt: skip

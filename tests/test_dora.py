@@ -222,9 +222,9 @@ def test_peer_rules_whole_minutes_merge_commit_and_incident_only_failures(store)
         pr_commits=[{"repo": "r", "number": 1, "sha": "p1", "authored_at": "2024-01-02T09:00:30Z"},
                     {"repo": "r", "number": 2, "sha": "p2", "authored_at": "2024-01-02T07:00Z"}],
         reviews=[{"repo": "r", "number": 1, "reviewer": "bob", "submitted_at": "2024-01-02T09:31Z"}],
-        # incidents are tracked (another service's, naming a root cause as Four Keys needs): a 0 % failure
-        # rate is a measurement here
-        incidents=[{"incident_id": "w", "service": "web", "opened_at": "2024-01-05T00:00Z", "cause_sha": "deadbeef"}],
+        # incidents are tracked (another service's, opened before any deployment, naming a root cause as Four
+        # Keys needs): a 0 % failure rate is a measurement here
+        incidents=[{"incident_id": "w", "service": "web", "opened_at": "2023-12-31T00:00Z", "cause_sha": "deadbeef"}],
     )  # fmt: skip
     window = ("2024-01-01", "2024-01-08")
     dora, devlake, fourkeys = (dora_metrics(store, *window, profile=p) for p in ("dora", "devlake", "fourkeys"))
@@ -664,6 +664,150 @@ def test_devlake_an_empty_author_is_accepted_and_excludes_no_review(store, tmp_p
     )  # fmt: skip
     pr = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").pull_requests.iloc[0]
     assert pd.isna(pr.author) and (pr.pickup_minutes, pr.review_minutes) == (60, 240)
+
+
+def test_devlake_chains_deployments_by_finish_time(store):
+    # d1 started first but finished after d2: DevLake's prev_deployment_commit_enricher.go orders a
+    # chain by finished_date, so d2 is the first of the chain (no changes) and d1's predecessor
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-01T06:00Z")],
+        deployments=[dep(1, "2024-01-02T12:00Z", started_at="2024-01-02T09:00Z"),
+                     dep(2, "2024-01-02T11:00Z", started_at="2024-01-02T10:00Z")],
+        changes=[("d1", "c1"), ("d2", "c2")],
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-01T05:00Z",
+              "merged_at": "2024-01-01T07:00Z", "merge_commit_sha": "c2"},
+             {"repo": "r", "number": 2, "author": "a", "created_at": "2024-01-01T01:00Z",
+              "merged_at": "2024-01-01T02:00Z", "merge_commit_sha": "c1"}],
+    )  # fmt: skip
+    devlake = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake")
+    assert devlake.deployments.set_index("deployment_id")["first_of_chain"].to_dict() == {"d1": False, "d2": True}
+    assert devlake.changes["sha"].tolist() == ["c1"]
+    prs = devlake.pull_requests.set_index("number")
+    # PR 1's merge commit shipped only in d2, the first of the chain: no deployment, cycle = opened -> merged
+    assert pd.isna(prs.loc[1, "deployment_id"]) and prs.loc[1, "cycle_minutes"] == 120
+    # PR 2: merged 02:00 on the 1st, d1 finished 12:00 on the 2nd: deploy 34 h; cycle 60 + 2040
+    pr2 = prs.loc[2]
+    assert (pr2.deployment_id, pr2.deploy_minutes, pr2.cycle_minutes) == ("d1", 2040, 2100)
+
+
+def test_devlake_links_an_incident_to_the_latest_deployment_of_any_service(store):
+    # incident_deploy_connector.go: the latest successful production deployment of the project finished
+    # strictly before the incident was created; no service is compared
+    load(
+        store,
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z", service="web")],
+        incidents=[{"incident_id": "on-api", "service": "api", "opened_at": "2024-01-04T00:00Z"},
+                   {"incident_id": "no-service", "service": None, "opened_at": "2024-01-02T12:00Z"}],
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    devlake = dora_metrics(store, *window, profile="devlake")
+    assert devlake.incidents.set_index("incident_id")["deployment_id"].to_dict() == {"on-api": "d2", "no-service": "d1"}
+    assert devlake.frame.iloc[0].change_failure_rate == 1
+    dora = dora_metrics(store, *window).incidents.set_index("incident_id")["deployment_id"]
+    assert dora["on-api"] == "d1" and pd.isna(dora["no-service"])  # the dora profile links within the service
+
+
+def test_devlake_time_to_restore_counts_incidents_resolved_in_the_window(store):
+    # DORADetails-TimetoRestoreService.json (and DORA.json's _incidents): $__timeFilter(i.resolution_date);
+    # its Incident Count panel counts incidents created in the window
+    load(
+        store,
+        deployments=[dep(1, "2024-01-01T00:00Z")],
+        incidents=[{"incident_id": "old", "service": "api", "opened_at": "2023-12-31T22:00Z",
+                    "resolved_at": "2024-01-01T01:00Z"},  # 180 min, resolved in the window
+                   {"incident_id": "mid", "service": "api", "opened_at": "2024-01-03T00:00Z",
+                    "resolved_at": "2024-01-03T04:00Z"},  # 240 min
+                   {"incident_id": "late", "service": "api", "opened_at": "2024-01-07T23:00Z",
+                    "resolved_at": "2024-01-08T01:00Z"}],  # 120 min, resolved after the window
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    devlake = dora_metrics(store, *window, profile="devlake").frame.iloc[0]
+    # lower median of 180 and 240 minutes
+    assert (devlake.restore_median_hours, devlake.restore_median_hours_n, devlake.incidents) == (3, 2, 2)
+    dora = dora_metrics(store, *window).frame.iloc[0]
+    assert (dora.restore_median_hours, dora.restore_median_hours_n, dora.incidents) == (3, 2, 2)  # 240 and 120
+
+
+def test_devlake_recovery_keeps_a_negative_span(store):
+    # DORADetails-FailedDeploymentRecoveryTime.json ranks TIMESTAMPDIFF(MINUTE, deployment finished,
+    # incident resolved) with no filter on its sign (computeTimeSpan's nil is the lead-time calculator's)
+    load(
+        store,
+        deployments=[dep(1, "2024-01-02T00:00Z")],
+        incidents=[{"incident_id": "backwards", "service": "api", "opened_at": "2024-01-02T06:00Z",
+                    "resolved_at": "2024-01-01T23:00Z"},  # recovery -60 min
+                   {"incident_id": "ok", "service": "api", "opened_at": "2024-01-02T01:00Z",
+                    "resolved_at": "2024-01-02T03:00Z"}],  # recovery 180 min
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    devlake = dora_metrics(store, *window, profile="devlake")
+    row = devlake.frame.iloc[0]
+    assert (row.recovery_median_hours, row.recovery_median_hours_n) == (-1, 2)  # lower median of -60 and 180
+    assert "1 failed deployment restored before it finished was counted as the peer does (clock skew)" in devlake.notes
+
+
+def test_fourkeys_joins_a_root_cause_to_the_changes_of_any_service(store):
+    # fourkeys_dashboard.json Change Failure Rate joins incidents' root causes to deployments' changes and
+    # incidents.sql starts the incident at the earliest such deployment: Four Keys has no services
+    load(
+        store,
+        commits=[("c1a2b3c4d5", "2024-01-01T00:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+        changes=[("d1", "c1a2b3c4d5")],
+        incidents=[{"incident_id": "i", "service": None, "opened_at": "2024-01-02T06:00Z",
+                    "resolved_at": "2024-01-02T09:00Z", "cause_sha": "c1a2b3c4d5"}],
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    fourkeys = dora_metrics(store, *window, profile="fourkeys")
+    incident = fourkeys.incidents.iloc[0]
+    assert (incident.deployment_id, incident.link_method) == ("d1", "cause_sha")
+    row = fourkeys.frame.iloc[0]
+    assert (row.change_failure_rate, row.restore_median_hours) == (0.5, 9)  # from d1's finish, whole hours
+    assert pd.isna(dora_metrics(store, *window).incidents.iloc[0].deployment_id)  # dora links within a service
+
+
+def test_fourkeys_change_failure_rate_counts_root_cause_matches_in_every_deployment(store):
+    # fourkeys_dashboard.json Change Failure Rate: SUM(IF(i.incident_id IS NULL, 0, 1)) / COUNT(DISTINCT
+    # deploy_id) over every deployment's changes left-joined to incidents' root causes: d1 lists two root
+    # causes (2), d2 one (1), d3 lists c1 again (1), d4 none: 4 / 4 deployments
+    shas = {name: name * 8 for name in ("a", "b", "c", "d")}
+    load(
+        store,
+        commits=[(sha, "2024-01-01T00:00Z") for sha in shas.values()],
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z"), dep(3, "2024-01-04T00:00Z"),
+                     dep(4, "2024-01-05T00:00Z")],
+        changes=[("d1", shas["a"]), ("d1", shas["b"]), ("d2", shas["c"]), ("d3", shas["a"]), ("d4", shas["d"])],
+        incidents=[{"incident_id": f"i-{name}", "service": "api", "opened_at": "2024-01-06T00:00Z",
+                    "cause_sha": shas[name]} for name in ("a", "b", "c")],
+    )  # fmt: skip
+    fourkeys = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys")
+    row = fourkeys.frame.iloc[0]
+    assert (row.change_failure_rate, row.failed_deployments, row.deployments) == (1.0, 4, 4)
+    deployments = fourkeys.deployments.set_index("deployment_id")
+    assert deployments["incidents"].to_dict() == {"d1": 2, "d2": 1, "d3": 1, "d4": 0}
+    assert deployments["failed"].to_dict() == {"d1": True, "d2": True, "d3": True, "d4": False}
+
+
+def test_fourkeys_lead_time_counts_a_change_in_every_deployment_listing_it(store):
+    # fourkeys_dashboard.json Lead Time for Changes: one TIMESTAMP_DIFF per row of "deployments d, d.changes",
+    # so a commit listed by two deployments counts twice, at each one's time
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-02T12:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+        changes=[("d1", "c1"), ("d2", "c1"), ("d2", "c2")],
+    )  # fmt: skip
+    window = ("2024-01-01", "2024-01-08")
+    fourkeys = dora_metrics(store, *window, profile="fourkeys")
+    changes = fourkeys.changes
+    rows = zip(changes["deployment_id"], changes["sha"], changes["lead_time_hours"], strict=True)
+    assert sorted(rows) == [
+        ("d1", "c1", 24), ("d2", "c1", 48), ("d2", "c2", 12)]  # fmt: skip
+    row = fourkeys.frame.iloc[0]
+    assert (row.lead_time_median_hours, row.lead_time_median_hours_n) == (24, 3)  # interpolated median of 12, 24, 48
+    dora = dora_metrics(store, *window).frame.iloc[0]
+    assert (dora.lead_time_median_hours, dora.lead_time_median_hours_n) == (18, 2)  # first deployment: 24 and 12
 
 
 # --- one guard for impossible spans -------------------------------------------------------------------

@@ -462,6 +462,7 @@ def _ingest_into(store, spec: RepoSpec, path: str, settings: Settings) -> dict[s
     from releaserisk.labels import label_changes
 
     result = ingest_git(store, path, name=spec.name, rev=list(spec.rev), settings=settings)
+    new_commits = result.new_commits
     if spec.services:
         frame = pd.DataFrame(
             [{"service": s, "repo": spec.name, "path_prefix": p, "team": t} for s, p, t in spec.services]
@@ -475,11 +476,18 @@ def _ingest_into(store, spec: RepoSpec, path: str, settings: Settings) -> dict[s
             name=spec.name,
         )  # fmt: skip
         deployments = tags.deployments
+        off_history = tags.frame.loc[tags.frame["recorded"] & ~tags.frame["in_history"], "sha"].unique().tolist()
+        if off_history:
+            # A release tagged on a commit outside ``rev`` (a maintenance branch, a release
+            # commit never merged back) would ship no changes: its history is the
+            # repository's too, so it is ingested (incrementally) and its links follow.
+            result = ingest_git(store, path, name=spec.name, rev=[*spec.rev, *off_history], settings=settings)
+            new_commits += result.new_commits
     buggy = 0
     if spec.labels and result.total_commits:
         labelled = label_changes(store, spec.name, settings=settings, workers=1)
         buggy = labelled.buggy_szz + labelled.buggy_revert
-    return {"new_commits": result.new_commits, "total_commits": result.total_commits, "deployments": deployments,
+    return {"new_commits": new_commits, "total_commits": result.total_commits, "deployments": deployments,
             "buggy": buggy}  # fmt: skip
 
 
@@ -591,6 +599,7 @@ def ingest_org(
         raise InputError("no lake given: pass --lake DIR or set lake = '…' in the manifest")
     settings = settings or Settings()
     store_lake = Lake(location)
+    store_lake.check_writable()
     state = store_lake.read_manifest()
     store_lake.remove(store_lake.unreferenced(state))  # a killed run's half-written shards
     with open_store(":memory:") as probe:
@@ -747,7 +756,7 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
     try:
         try:
             if scheduler:
-                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+                client = _connect(scheduler)
             else:
                 with ThreadPoolExecutor(max_workers=1) as starter:
                     starting = starter.submit(_local_cluster, min(workers, len(tasks)))
@@ -776,6 +785,24 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _connect(scheduler: str):
+    """A client of the scheduler at ``scheduler``.
+
+    Raises
+    ------
+    InputError
+        The address is malformed, nothing answers there in time, or what answers is no
+        Dask scheduler (a web server's bytes read as a frame length asked for exabytes).
+    """
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+    except (OSError, ValueError, TypeError, MemoryError) as exc:
+        reason = "it does not speak Dask's protocol" if isinstance(exc, MemoryError) else str(exc)
+        raise InputError(f"cannot reach the Dask scheduler {scheduler}: {reason}") from None
 
 
 def _local_cluster(workers: int):

@@ -335,6 +335,56 @@ def test_an_unreachable_scheduler_is_a_one_line_error_and_leaves_no_lake(org, mo
     assert not (org / "lake" / "_lake.json").exists()
 
 
+@pytest.fixture
+def garbage_server():
+    """A TCP server that answers every connection with an HTTP error page (a dashboard port, a proxy)."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nBad Request" * 4)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.mark.parametrize("address", ["garbage", "notaurl::"], ids=["not-a-scheduler-answers", "malformed-address"])
+def test_a_scheduler_address_that_is_no_scheduler_is_a_one_line_error(org, monkeypatch, capsys, address, request):
+    import releaserisk.ingest.org as org_module
+
+    monkeypatch.setattr(org_module, "SCHEDULER_TIMEOUT", "2s")
+    if address == "garbage":
+        address = request.getfixturevalue("garbage_server")
+    manifest = _manifest(org, NAMES[:1])
+    assert main(["ingest", "org", str(manifest), "--scheduler", address]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot reach the Dask scheduler {address}") and err.count("\n") == 1
+    assert not (org / "lake" / "_lake.json").exists()
+
+
+def test_a_lake_location_that_is_a_file_is_refused_before_any_repository_runs(org, capsys):
+    (org / "lake").write_text("not a lake")
+    manifest = _manifest(org, NAMES[:1])
+    assert main(["ingest", "org", str(manifest), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file, not a folder" in err
+    assert (org / "lake").read_text() == "not a lake"
+
+
 def test_a_lake_folder_opens_as_a_store_where_a_notebook_expects_its_db_file(org):
     ingest_org(_manifest(org, NAMES[:1]), workers=1)
     with open_store(org / "lake", read_only=True) as store:  # the notebooks' own call
@@ -434,3 +484,33 @@ def test_the_largest_repositories_run_first_so_no_worker_is_left_with_one_at_the
     manifest = _manifest(org, ["alpha", "beta", "gamma"])
     ingest_org(manifest, workers=1, progress=lambda outcome, done, total: order.append(outcome.repo))
     assert order[0] == "gamma" and order[-1] == "beta"  # beta has only loose objects: 0 packed bytes
+
+
+def test_a_release_tagged_outside_the_ingested_branch_brings_its_history_and_ships_its_changes(org):
+    # a release commit on a maintenance branch that was never merged back (starlette's
+    # 0.6.0 and 0.10.x are tagged like this)
+    repo = GitRepo.__new__(GitRepo)
+    repo.path, repo.clock = org / "repos" / "beta", 1_700_000_000
+    repo.git("checkout", "-q", "-b", "maint", "v1.0.0")
+    repo.write("src/backport.py", "patched = True\n")
+    repo.commit("backport a fix", author="Ann", email="ann@example.com")
+    repo.git("tag", "v1.0.1")
+    released = repo.git("rev-parse", "HEAD").strip()
+    repo.git("checkout", "-q", "-")
+    manifest = _manifest(org, names=["beta"])
+
+    first = ingest_org(manifest, workers=1)
+    with open_lake(org / "lake") as lake:
+        assert lake.execute("SELECT count(*) FROM commits WHERE sha = ?", [released]).fetchone()[0] == 1
+        shipped = lake.query("SELECT sha FROM deployment_changes WHERE deployment_id = 'tag:beta-svc:v1.0.1'")
+    assert shipped["sha"].tolist() == [released]  # v1.0.0's history is the earlier release's
+    assert int(first.frame["new_commits"].iloc[0]) == int(first.frame["total_commits"].iloc[0])
+
+    _add_commit(org / "repos" / "beta")  # the main branch moves on: an increment, nothing read twice
+    again = ingest_org(manifest, workers=1)
+    assert int(again.frame["new_commits"].iloc[0]) == 1
+    with open_lake(org / "lake") as lake:
+        assert (
+            lake.execute("SELECT count(*), count(DISTINCT sha) FROM commits").fetchone()
+            == (int(again.frame["total_commits"].iloc[0]),) * 2
+        )
