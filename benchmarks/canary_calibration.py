@@ -10,6 +10,12 @@ Run:  python benchmarks/canary_calibration.py [--reps N]
     ``sequential`` (alpha 0.05). Target: robust and sequential <= 0.05 (plus Monte Carlo
     error, about 0.015 at 200 runs) at every look; kayenta shows the difference.
     Detection: the canary's values multiplied by 1.2, 1.5 and 2, alarm at any look.
+(d) Long memory against yesterday (printed after (a)): 24 five-minute samples per arm,
+    the baseline the same window a day (288 samples) before the canary, one series
+    ``100 + 50 x_t`` with ``x`` unit-variance fractional Gaussian noise (Hurst exponent
+    H = 0.5, 0.7, 0.9; exact, through the Cholesky factor of its autocovariance), judged at
+    6 looks of 4 samples — the replay's layout. The arms are not concurrent, so the
+    windows differ by the series' own slow variation as well; target as in (a).
 (b) Error counts at 2 events/min per arm over 120 min (equal traffic), rate ratios
     1.0, 1.5 and 2.0: detection probability and median minutes to detect (Beta-binomial
     e-process).
@@ -29,10 +35,12 @@ from scipy.stats import mannwhitneyu
 
 from releaserisk.canary.config import CanaryConfig, MetricConfig
 from releaserisk.canary.judge import classify_metric, judge
+from releaserisk.canary.robust import baseline_timing
 from releaserisk.canary.sequential import SequentialMonitor, sequential_judge
 
 MINUTES, RATE, ALPHA = 120, 2.0, 0.05
 PHIS, LOOK_PLANS, EFFECTS = (0.0, 0.5, 0.8), (6, 12), (1.2, 1.5, 2.0)
+HURSTS, DAY, WINDOW = (0.5, 0.7, 0.9), 288, 24
 MODES = ("kayenta", "robust", "sequential")
 STAMPS = pd.date_range("2026-03-02", periods=MINUTES, freq="min", tz="UTC").to_numpy()
 
@@ -46,19 +54,22 @@ def ar1(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
     return x
 
 
-def alarms(baseline: np.ndarray, canary: np.ndarray, looks: int) -> dict[str, np.ndarray]:
-    """Alarm at or before each look, per mode."""
+def alarms(
+    baseline: np.ndarray, canary: np.ndarray, looks: int, baseline_ts=STAMPS, canary_ts=STAMPS
+) -> dict[str, np.ndarray]:
+    """Alarm at or before each look, per mode (concurrent arms unless told other timestamps)."""
     metric = MetricConfig("lat", direction="either")
     robust = CanaryConfig(confidence=1 - ALPHA, tolerance=0.0, looks=looks, metrics={"lat": metric})
     monitor = SequentialMonitor(CanaryConfig(alpha=ALPHA, metrics={"lat": metric}), ["lat"])
+    monitor.describe_baseline("lat", *baseline_timing(baseline_ts, canary_ts))  # as sequential_judge does
     out = {mode: np.zeros(looks, dtype=bool) for mode in MODES}
     previous = 0
     for look in range(looks):
-        n = MINUTES * (look + 1) // looks
+        n = len(canary) * (look + 1) // looks
         b, c = baseline[:n], canary[:n]
         kayenta = classify_metric("lat", b, c, metric, 1 - ALPHA, 0.0)
         fixed = classify_metric(
-            "lat", b, c, metric, mode="robust", config=robust, baseline_ts=STAMPS[:n], canary_ts=STAMPS[:n]
+            "lat", b, c, metric, mode="robust", config=robust, baseline_ts=baseline_ts[:n], canary_ts=canary_ts[:n]
         )
         monitor.add_samples("lat", "baseline", b[previous:])
         monitor.add_samples("lat", "canary", c[previous:])
@@ -77,6 +88,27 @@ def simulate(reps: int, rng: np.random.Generator, phi: float, looks: int, effect
         canary = effect * (100 + 50 * ar1(rng, MINUTES, phi))
         for mode, hits in alarms(baseline, canary, looks).items():
             total[mode] += hits
+    return {mode: v / reps for mode, v in total.items()}
+
+
+def fractional_gaussian_noise(rng: np.random.Generator, n: int, hurst: float) -> np.ndarray:
+    """Unit-variance fractional Gaussian noise (Mandelbrot & Van Ness 1968), exact: Cholesky of its autocovariance."""
+    lags = np.arange(n)
+    power = 2.0 * hurst
+    autocovariance = 0.5 * (np.abs(lags + 1) ** power - 2.0 * lags**power + np.abs(lags - 1) ** power)
+    return np.linalg.cholesky(autocovariance[np.abs(lags[:, None] - lags[None, :])]) @ rng.normal(size=n)
+
+
+def simulate_yesterday(reps: int, rng: np.random.Generator, hurst: float, effect: float) -> dict[str, np.ndarray]:
+    """Share of runs with an alarm at or before each of 6 looks, baseline a day before the canary, per mode."""
+    canary_ts = pd.date_range("2026-03-02 12:00", periods=WINDOW, freq="5min", tz="UTC")
+    baseline_ts = (canary_ts - pd.Timedelta(days=1)).to_numpy()
+    total = {mode: np.zeros(6) for mode in MODES}
+    for _ in range(reps):
+        series = 100 + 50 * fractional_gaussian_noise(rng, DAY + WINDOW, hurst)
+        hits = alarms(series[:WINDOW], effect * series[DAY:], 6, baseline_ts, canary_ts.to_numpy())
+        for mode, per_look in hits.items():
+            total[mode] += per_look
     return {mode: v / reps for mode, v in total.items()}
 
 
@@ -144,6 +176,19 @@ def main() -> None:
                 per_look = " ".join(f"{v:.2f}" for v in null[mode])
                 detected = " ".join(f"{power[e][mode][-1]:>6.2f}" for e in EFFECTS)
                 print(f"    {phi:>4} {looks:>5} {mode:<11} {per_look:<60} {detected}")
+
+    print(f"(d) long memory, baseline the same window a day earlier, 6 looks of 4 samples ({args.reps} runs)")
+    print(
+        f"    {'H':>4} {'mode':<11} {'null: per look (cumulative)':<36} " + " ".join(f"{f'{e:g}x':>6}" for e in EFFECTS)
+    )
+    memory_rng = np.random.default_rng(20261201)  # its own stream: (b) and (c) draw as before
+    for hurst in HURSTS:
+        null = simulate_yesterday(args.reps, memory_rng, hurst, 1.0)
+        power = {e: simulate_yesterday(max(args.reps // 2, 50), memory_rng, hurst, e) for e in EFFECTS}
+        for mode in MODES:
+            per_look = " ".join(f"{v:.2f}" for v in null[mode])
+            detected = " ".join(f"{power[e][mode][-1]:>6.2f}" for e in EFFECTS)
+            print(f"    {hurst:>4} {mode:<11} {per_look:<36} {detected}")
 
     print("(b) error counts, 2 events/min per arm, 120 min, per-minute looks (Beta-binomial e-process)")
     for ratio in (1.0, 1.5, 2.0):

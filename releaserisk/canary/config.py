@@ -7,6 +7,7 @@ Example::
     confidence = 0.98        # interval confidence; 1 - confidence is the per-metric alpha
     tolerance = 0.25         # Kayenta's fraction of |estimate| the interval must clear
     looks = 1                # robust: planned looks at one canary (Bonferroni alpha / looks)
+    equivalence_margin = 0.5 # robust: a Pass must rule out a harmful shift of this share of the baseline mean
 
     [scoring]
     pass = 95.0              # overall score >= pass -> Pass
@@ -127,6 +128,13 @@ class CanaryConfig:
         Robust mode: the number of looks planned at one canary; each look tests at
         ``(1 - confidence) / looks`` (Bonferroni) so that false alarms over all looks
         stay at ``1 - confidence``.
+    equivalence_margin : float
+        Robust mode: the harmful shift, as a share of the baseline mean (default 0.5), that
+        a Pass must rule out — the margin of an equivalence test (Schuirmann, "A comparison
+        of the two one-sided tests procedure…", J. Pharmacokinet. Biopharm. 1987). A
+        metric whose shift is not significant but whose interval still reaches past the
+        margin (or past its own ``allowed_*`` bound, when wider) is NoData, inconclusive,
+        never Pass.
     block_size : int
         Sequential mode: samples per arm in one block mean (0: one block per look).
     metrics : dict of str to MetricConfig
@@ -143,6 +151,7 @@ class CanaryConfig:
     alpha: float = 0.05
     canary_share: float = 0.5
     looks: int = 1
+    equivalence_margin: float = 0.5
     block_size: int = 0
     metrics: Mapping[str, MetricConfig] = field(default_factory=dict)
     group_weights: Mapping[str, float] = field(default_factory=dict)
@@ -158,6 +167,8 @@ class CanaryConfig:
             raise ConfigError("judge.confidence must be in (0, 1)")
         if self.tolerance < 0:
             raise ConfigError("judge.tolerance must be >= 0")
+        if not self.equivalence_margin > 0:
+            raise ConfigError("judge.equivalence_margin must be > 0 (a share of the baseline mean, 0.5 = 50 %)")
         if not 0 <= self.marginal_score <= self.pass_score <= 100:
             raise ConfigError("scoring needs 0 <= marginal <= pass <= 100")
         if not 0 < self.alpha < 1:
@@ -206,7 +217,11 @@ def canary_config_from_dict(data: Mapping[str, Any]) -> CanaryConfig:
     for key in data:
         if key not in known:
             raise ConfigError(f"unknown section '{key}' (known: {', '.join(sorted(known))})")
-    judge = _take(_table(data, "judge"), "judge", {"mode": str, "confidence": float, "tolerance": float, "looks": int})
+    judge = _take(
+        _table(data, "judge"),
+        "judge",
+        {"mode": str, "confidence": float, "tolerance": float, "looks": int, "equivalence_margin": float},
+    )
     scoring = _take(_table(data, "scoring"), "scoring", {"pass": float, "marginal": float})
     sequential = _take(
         _table(data, "sequential"), "sequential", {"alpha": float, "canary_share": float, "block_size": int}
@@ -224,6 +239,7 @@ def canary_config_from_dict(data: Mapping[str, Any]) -> CanaryConfig:
     return CanaryConfig(
         mode=judge.get("mode", "robust"),
         looks=judge.get("looks", 1),
+        equivalence_margin=judge.get("equivalence_margin", 0.5),
         block_size=sequential.get("block_size", 0),
         confidence=judge.get("confidence", 0.98),
         tolerance=judge.get("tolerance", 0.25),

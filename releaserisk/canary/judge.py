@@ -452,8 +452,33 @@ def _group_weights(groups: list[str], configured: Mapping[str, float]) -> dict[s
     return {**explicit, **{g: share for g in rest}}
 
 
+def _inconclusive(m: MetricResult) -> bool:
+    """NoData with samples in both arms: the robust judge's 'cannot rule out a harmful shift'."""
+    return m.classification == "NoData" and m.n_baseline > 0 and m.n_canary > 0
+
+
+def _undecided(metrics: list[MetricResult]) -> str:
+    """``3 had no data in both arms, 1 inconclusive (…)``: NoData metrics by cause."""
+    nodata = [m for m in metrics if m.classification == "NoData"]
+    inconclusive = sum(map(_inconclusive, nodata))
+    parts = []
+    if len(nodata) > inconclusive:
+        parts.append(f"{len(nodata) - inconclusive} had no data in both arms")
+    if inconclusive:
+        parts.append(f"{inconclusive} inconclusive (the interval cannot rule out a harmful shift: bake longer)")
+    return ", ".join(parts)
+
+
 def score(metrics: list[MetricResult], config: CanaryConfig) -> tuple[list[GroupScore], float | None, str, str]:
-    """Group scores, overall score, verdict and its reason."""
+    """Group scores, overall score, verdict and its reason.
+
+    NoData metrics are left out of the score, as in Kayenta. Those without data count
+    toward Kayenta's rule that half the metrics without data fail the canary; those the
+    robust judge found inconclusive do not (they had data: failing the canary for them
+    would be an alarm without evidence of harm), but a canary whose every metric is
+    undecided is NoData, and an inconclusive critical metric keeps a passing score from
+    being a Pass (NoData: bake longer).
+    """
     groups: dict[str, list[MetricResult]] = {}
     for m in metrics:
         groups.setdefault(m.group, []).append(m)
@@ -467,19 +492,29 @@ def score(metrics: list[MetricResult], config: CanaryConfig) -> tuple[list[Group
 
     failed_critical = [m for m in metrics if m.critical and m.classification != "Pass"]
     nodata = sum(m.classification == "NoData" for m in metrics)
+    inconclusive = [m for m in metrics if _inconclusive(m)]
     if failed_critical:
         return scores, 0.0, "Fail", f"critical metric failed: {failed_critical[0].reason}"
     if metrics and nodata == len(metrics):
-        return scores, None, "NoData", "no metric had data in both arms"
-    if metrics and nodata / len(metrics) >= _NODATA_FAIL_SHARE:
-        return scores, 0.0, "Fail", f"{nodata} of {len(metrics)} metrics had no data"
+        return scores, None, "NoData", f"no metric was decided: {_undecided(metrics)}"
+    if metrics and (nodata - len(inconclusive)) / len(metrics) >= _NODATA_FAIL_SHARE:
+        return scores, 0.0, "Fail", f"{nodata} of {len(metrics)} metrics were not decided: {_undecided(metrics)}"
     scored = [g for g in scores if g.score is not None]
     total_weight = sum(g.weight for g in scored)
     if not scored or total_weight == 0:
         return scores, None, "NoData", "no group had a scorable metric"
     overall = round(sum(g.score * g.weight for g in scored) / total_weight, 2)
     if overall >= config.pass_score:
-        return scores, overall, "Pass", f"score {overall:g} >= pass threshold {config.pass_score:g}"
+        critical_open = [m for m in inconclusive if m.critical_metric]
+        if critical_open:
+            return (
+                scores,
+                overall,
+                "NoData",
+                (f"score {overall:g}, but critical metric {critical_open[0].name} is {critical_open[0].reason}"),
+            )
+        left_out = f"; left out, inconclusive: {', '.join(m.name for m in inconclusive)}" if inconclusive else ""
+        return scores, overall, "Pass", f"score {overall:g} >= pass threshold {config.pass_score:g}{left_out}"
     if overall >= config.marginal_score:
         return (
             scores,

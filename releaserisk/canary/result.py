@@ -142,6 +142,8 @@ class JudgeResult:
                 calibration = f", ranked among {m.history_windows} historical windows" if m.history_windows else ""
                 baseline = {True: ", concurrent baseline", False: ", baseline not concurrent"}.get(m.concurrent, "")
                 lines.append(f"    {how}, effective n {m.n_effective:.1f}, p {m.p_value:.3g}{calibration}{baseline}")
+            if m.classification == "NoData" and m.reason:
+                lines.append(f"    {m.reason}")  # what it lacked: the samples that would decide
             if m.warning:
                 lines.append(f"    warning: {m.warning}")
         for g in self.groups:

@@ -58,23 +58,40 @@ History calibration
     the whole history, e.g. after a regime change), the history no longer describes the
     present and the judge falls back to the t interval, with a warning.
 
-Baselines that are not concurrent
-    A baseline from an earlier time (the same window yesterday) differs from the canary
-    by the metric's drift between the two windows as well as by any regression. Within
-    the windows that drift is invisible when it is a level offset: both arms look
-    steady, each around its own level. The interval above sees only within-window
-    variation, so it cannot tell such a drift from a regression — on the NAB replay a
-    metric whose level moves 3–30 % from day to day with 1 % noise inside its windows
-    is flagged in most of its windows. Adding a between-window component estimated
-    from sub-window (block) means of the difference series, a random-effects view
-    whose within-window estimate is a lower bound on the drift between windows, was
-    measured and changes nothing: the autocorrelation-aware variance already covers
-    what wanders inside the windows, and what remains is flat. Only history (or a
-    concurrent baseline) measures the day-to-day drift. So when the arms' time ranges
-    do not overlap (:func:`baseline_timing`) and no history calibrates the metric, the
-    judge still tests the shift — a real regression must not pass — but says in the
-    result (``concurrent = False``, the warning and the reason) that its false-alarm
-    rate is not held at alpha and that ``--history`` would calibrate it.
+    Baselines that are not concurrent A baseline from an earlier time (the same window
+    yesterday) differs from the canary by the metric's drift between the two windows as
+    well as by any regression. Within the windows that drift is invisible when it is a
+    level offset: both arms look steady, each around its own level. The interval above
+    sees only within-window variation, so it cannot tell such a drift from a regression
+    — on the NAB replay a metric whose level moves 3–30 % from day to day with 1 % noise
+    inside its windows is flagged in most of its windows. Adding a between-window
+    component estimated from sub-window (block) means of the difference series, a
+    random-effects view whose within-window estimate is a lower bound on the drift
+    between windows, was measured and changes nothing: the autocorrelation-aware
+    variance already covers what wanders inside the windows, and what remains is flat.
+    Nor does a long-memory variance of the mean, ``Var(mean_n) = sigma^2 n^(2H - 2)``
+    with the Hurst exponent H estimated from the windows (Beran, *Statistics for
+    Long-Memory Processes*, 1994; aggregated variance, Taqqu, Teverovsky & Willinger
+    1995; local Whittle, Robinson, Ann. Statist. 1995): at 4–24 samples per arm H cannot
+    be told from short memory. Its point estimate leaves the replay's false alarms at
+    any look near where they are (7.2–7.6 % on the difference series, 6.0 % on the arms
+    with fractional Gaussian noise's covariance between windows a day apart, against 7.8
+    %); its upper confidence limit lowers them (4.6–5.0 %) only by widening nearly every
+    interval — on 24 values of white noise the limit's median is 0.72, a variance about
+    four times larger — which also drops the 1.2x regressions caught from 32 % to 26 %,
+    the labelled anomalies from 5.9 % to 1.5–2.9 %, and (two variants checked) lets the
+    tests' 1.5x regression against yesterday pass; a blanket fourfold variance does
+    about as well (6.0 %, 24 %). Stationary long memory is not what fools the interval
+    on the replay: on fractional Gaussian noise with H = 0.9 and the baseline a day (288
+    samples) earlier it keeps false alarms over six looks near alpha — 6.5 % at alpha =
+    0.05 with tolerance 0 (400 runs, ``benchmarks/canary_calibration.py`` (d)), 1 of 100
+    with the defaults (tests) — the upper confidence limit of the autocorrelation
+    absorbing most of the slow variation. Only history (or a concurrent baseline)
+    measures the day-to-day drift. So when the arms' time ranges do not overlap
+    (:func:`baseline_timing`) and no history calibrates the metric, the judge still
+    tests the shift — a real regression must not pass — but says in the result
+    (``concurrent = False``, the warning and the reason) that its false-alarm rate is
+    not held at alpha and that ``--history`` would calibrate it.
 
 Looks
     ``CanaryConfig.looks`` planned looks at one canary each test at
@@ -654,6 +671,51 @@ def _effect(metric: MetricConfig, baseline: np.ndarray, canary: np.ndarray) -> f
     return _cles(baseline, canary) if metric.effect_size == "cles" else _mean_ratio(baseline, canary)
 
 
+def _unshown_margin(
+    metric: MetricConfig, config: CanaryConfig, baseline: np.ndarray, canary: np.ndarray, test, alpha: float
+) -> str | None:
+    """Why a non-significant shift is not a Pass, or None when the interval rules out the margin.
+
+    "No significant shift" is evidence of no harm only when the interval is narrow enough
+    to have seen one: a Pass needs the interval's harmful end inside the equivalence
+    margin (``config.equivalence_margin`` of the baseline mean, or the metric's own
+    ``allowed_*`` bound when wider) — the two one-sided tests of Schuirmann (1987) at the
+    judge's alpha. A baseline mean that is not positive has no relative margin: judged by
+    the test alone, as before.
+    """
+    base = float(np.mean(baseline))
+    if not base > 0:
+        return None
+    low, high = test.interval(alpha)
+    up = base * max(config.equivalence_margin, metric.allowed_increase - 1.0)
+    down = base * max(config.equivalence_margin, 1.0 - metric.allowed_decrease)
+    reach = []
+    if metric.direction in ("increase", "either") and high > up:
+        reach.append((f"an increase of {high / base:.0%} (margin {up / base:.0%})", up - test.estimate))
+    if metric.direction in ("decrease", "either") and low < -down:
+        reach.append((f"a decrease of {-low / base:.0%} (margin {down / base:.0%})", down + test.estimate))
+    if not reach:
+        return None
+    # The interval narrows as 1/sqrt(n): the samples at which, were the shift to stay at its
+    # estimate, the interval would clear the margin (a Pass) or clear the tolerance around
+    # the estimate (significant: High or Low), whichever comes first.
+    half = (high - low) / 2.0
+    room = min(r for _, r in reach)
+    clear = abs(test.estimate) * (1.0 - min(config.tolerance, 1.0))
+    n = min(len(baseline), len(canary))
+    needed = [n * (half / target) ** 2 for target in (room, clear) if target > 0 and half > 0]
+    more = (
+        f"about {max(math.ceil(min(needed)), n + 1):,} samples per arm would decide if the shift stays at "
+        f"{test.estimate:+.4g}"
+        if needed
+        else "more samples would decide"
+    )
+    return (
+        f"no significant shift, but the interval [{low:.4g}, {high:.4g}] (effective n {test.n_effective:.1f}) "
+        f"does not rule out {' or '.join(what for what, _ in reach)} of the baseline mean; {more}"
+    )
+
+
 def classify_robust(
     name: str,
     baseline: np.ndarray,
@@ -748,11 +810,16 @@ def classify_robust(
         and (ignore_effect or effect <= metric.allowed_decrease)
     )
     label = "High" if is_high else "Low" if is_low else "Pass"
+    unshown = None if label != "Pass" or calibrated else _unshown_margin(metric, config, baseline, canary, test, alpha)
+    if unshown:
+        label = "NoData"
     critical = metric.critical and (
         (label == "High" and (ignore_effect or effect >= metric.critical_increase))
         or (label == "Low" and (ignore_effect or effect <= metric.critical_decrease))
     )
-    if label != "Pass":
+    if unshown:
+        reason = f"inconclusive: {unshown}"
+    elif label != "Pass":
         reason = f"{name} is {label.lower()}er in the canary{' (critical)' if critical else ''}: {why}"
     elif calibrated:
         reason = f"within history: the deviation ranks among {len(history)} historical windows (p {p_value:.3g})"

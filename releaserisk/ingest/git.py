@@ -10,7 +10,9 @@ Why each flag:
   are skipped) and full blob ids, which key the line counts that make LT exact;
 * ``--numstat`` — lines added/deleted per file (``-`` for binary files → NULL);
 * ``%aN``/``%aE`` — author identity with ``.mailmap`` applied (``%an`` ignores it);
-* ``--topo-order --reverse`` — parents before children, side branches kept together.
+* ``--topo-order --reverse`` — parents before children, side branches kept together
+  (they cost git no measurable CPU; what grows faster than the commits on a long
+  history is git's diff work per commit: see ``benchmarks/ingest_scaling.py``).
 
 Merge commits are stored (``is_merge``) but have no file changes: git shows no diff
 for them. A merge may create blobs no non-merge commit made (conflict resolutions);

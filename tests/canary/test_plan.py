@@ -59,3 +59,22 @@ def test_sample_size_formulas():
     assert sequential_blocks_needed(0.0, 0.05) == math.inf
     assert sequential_blocks_needed(2.0, 0.05) < sequential_blocks_needed(0.5, 0.05)
     assert log_mixture_t(0.0, 0.0, 0) == 0.0 and log_mixture_t(0.0, 1.0, 1) < 0
+
+
+def test_the_robust_plan_is_a_sample_size_at_which_the_robust_judge_detects_the_effect():
+    from releaserisk.canary.config import CanaryConfig
+    from releaserisk.canary.judge import judge
+
+    frame = baseline(0.0, n=120, seed=4)
+    needed = int(plan_canary(frame, 1.3).frame.set_index("mode").loc["robust", "samples_per_arm"])
+    assert needed >= 8  # t quantiles at a handful of effective samples, not the normal's 2
+    rng = np.random.default_rng(5)
+    detected = 0
+    for _ in range(40):
+        b = 100 + 10 * rng.normal(size=needed)
+        c = 130 + 10 * rng.normal(size=needed)
+        ts = pd.date_range("2026-03-02", periods=needed, freq="min", tz="UTC")
+        arms = pd.DataFrame({"metric": "lat", "arm": np.repeat(["baseline", "canary"], needed),
+                             "ts": np.r_[ts, ts], "value": np.r_[b, c]})  # fmt: skip
+        detected += judge(arms, CanaryConfig(confidence=0.95)).metrics[0].classification == "High"
+    assert detected >= 0.6 * 40  # 80 % power planned; a binomial allowance for 40 runs
