@@ -86,13 +86,15 @@ incident count: those opened).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import duckdb
 import numpy as np
@@ -130,6 +132,7 @@ __all__ = [
 ]
 
 _GROUPS = {"service": "service", "team": "team", "repo": "repo"}
+_T = TypeVar("_T")
 
 #: Per-metric tier thresholds. Source: Google Cloud DORA, "Accelerate State of DevOps"
 #: reports 2023 (p. 13) and 2024 (p. 14), "software delivery performance" clusters.
@@ -216,7 +219,7 @@ _CALLS = itertools.count(1)
 
 
 class _Work(NamedTuple):
-    """Names of one :func:`dora_metrics` call's temp tables (and its one view, ``changes``).
+    """Names of one :func:`dora_metrics` call's temp tables (and its views, ``changes`` and ``deploys``).
 
     Each call gets its own, so an earlier result's drill-downs stay readable without
     being fetched first (comparing profiles on a 1M-deployment store would otherwise
@@ -226,7 +229,8 @@ class _Work(NamedTuple):
 
     prod: str
     incident_links: str
-    deploys: str
+    deploys: str  # a view: prod with its flags
+    flags: str
     first_deploy: str
     prs: str
     changes: str
@@ -240,7 +244,7 @@ class _Work(NamedTuple):
 
     @property
     def tables(self) -> tuple[str, ...]:
-        return (self.prod, self.incident_links, self.deploys, self.first_deploy, self.prs, self.incident_causes,
+        return (self.prod, self.incident_links, self.flags, self.first_deploy, self.prs, self.incident_causes,
                 self.cells)  # fmt: skip
 
 
@@ -251,7 +255,8 @@ _DEAD: weakref.WeakKeyDictionary[Store, list[_Work]] = weakref.WeakKeyDictionary
 
 def _drop_dead(store: Store) -> None:
     for work in _DEAD.pop(store, []):
-        store.execute(f"DROP VIEW IF EXISTS {work.changes}")
+        for view in (work.changes, work.deploys):
+            store.execute(f"DROP VIEW IF EXISTS {view}")
         for table in work.tables:
             store.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -623,13 +628,13 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     con = store.connection
     guard = rules["span_guard"]
     # DevLake orders by start; a deployment recorded without a start time started when it finished
-    order = {"started": "coalesce(d.started_at, d.finished_at), d.deployment_id",
-             "finished": "d.finished_at, d.deployment_id"}[rules["deployment_order"]]  # fmt: skip
+    ordered_at = {"started": "coalesce(d.started_at, d.finished_at)",
+                  "finished": "d.finished_at"}[rules["deployment_order"]]  # fmt: skip
     # DevLake chains by finish time whatever its deployment order (prev_deployment_commit_enricher.go)
     chain = {"started": "coalesce(started_at, finished_at), deployment_id",
              "finished": "finished_at, deployment_id"}[rules["chain_order"]]  # fmt: skip
     same_order = rules["chain_order"] == rules["deployment_order"]
-    first_of_chain = ("k = min(k) OVER (PARTITION BY service, repo)" if same_order
+    first_of_chain = ("k IN (SELECT min(k) FROM numbered GROUP BY service, repo)" if same_order
                       else f"({chain}) = min(({chain})) OVER (PARTITION BY service, repo)")  # fmt: skip
     link = rules["incident_link"]
     strict = ">" if link.endswith("(strictly before)") else ">="
@@ -652,17 +657,29 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.prod} AS
-        SELECT *, lead(kind) OVER w AS next_kind, lead(finished_at) OVER w AS next_finished_at,
-               lead(reverts_deployment_id) OVER w AS next_reverts,
-               {first_of_chain} AS first_of_chain
-        FROM (
-            SELECT row_number() OVER (ORDER BY {order}) AS k,
+        WITH base AS (
+            SELECT {ordered_at} AS ordered_at, epoch_us({ordered_at}) // 86400000000 AS day,
                    d.deployment_id, d.service, coalesce(s.team, 'unassigned') AS team,
                    coalesce(d.repo, s.repo) AS repo, d.environment, d.sha, d.started_at, d.finished_at,
                    coalesce(d.kind, 'regular') AS kind, d.reverts_deployment_id
             FROM deployments d LEFT JOIN services s USING (service)
             WHERE {production_deployment("d", "?")}
+        ),
+        -- numbered day by day, each day after the deployments of the days before: a window
+        -- partitioned by day sorts in parallel, one over every deployment sorts on one thread
+        days AS (
+            SELECT day, CAST(sum(n) OVER (ORDER BY day) - n AS BIGINT) AS before
+            FROM (SELECT day, count(*) AS n FROM base GROUP BY day)
+        ),
+        numbered AS (
+            SELECT days.before + row_number() OVER (PARTITION BY b.day ORDER BY b.ordered_at, b.deployment_id) AS k,
+                   b.* EXCLUDE (ordered_at, day)
+            FROM base b JOIN days ON days.day IS NOT DISTINCT FROM b.day
         )
+        SELECT *, lead(kind) OVER w AS next_kind, lead(finished_at) OVER w AS next_finished_at,
+               lead(reverts_deployment_id) OVER w AS next_reverts,
+               {first_of_chain} AS first_of_chain
+        FROM numbered
         -- k is the profile's order, so the per-service window sorts integers (0.58 -> 0.44 s at 1M)
         WINDOW w AS (PARTITION BY service ORDER BY k)
         """,
@@ -743,9 +760,10 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         incidents_of = f"""
             SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
             FROM {w.incident_links} WHERE deployment_id IS NOT NULL GROUP BY deployment_id"""
+    # the flags alone, keyed by k: a second copy of every deployment's strings cost 0.4 s at 1M
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {w.deploys} AS
+        CREATE OR REPLACE TEMP TABLE {w.flags} AS
         WITH inc AS ({incidents_of}),
         reverted AS (
             SELECT reverts_deployment_id AS deployment_id, min(finished_at) AS rolled_back_at
@@ -768,7 +786,7 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
             WHERE p.finished_at <= o.open_until
         ),
         flagged AS (
-        SELECT p.*,
+        SELECT p.k, p.finished_at,
                coalesce(inc.incidents, 0) AS incidents,
                r.rolled_back_at IS NOT NULL
                  OR (p.next_kind = 'rollback' AND (p.next_reverts IS NULL OR p.next_reverts = p.deployment_id))
@@ -781,7 +799,7 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         LEFT JOIN reverted r USING (deployment_id)
         LEFT JOIN during_incident di USING (k)
         )
-        SELECT *, {failed} AS failed,
+        SELECT * EXCLUDE (finished_at), {failed} AS failed,
                CASE WHEN NOT failed THEN NULL WHEN incidents > 0 THEN 'incident'
                     WHEN rolled_back THEN 'rolled back' ELSE 'fixed by hotfix' END AS failure_reason,
                CASE WHEN failed THEN {_shown(recovery, rules["recovery_guard"])} END AS recovery_hours,
@@ -789,6 +807,8 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         FROM flagged
         """
     )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {w.deploys} AS SELECT p.*, f.* EXCLUDE (k) FROM {w.prod} p "
+                f"JOIN {w.flags} f USING (k)")  # fmt: skip
 
 
 def _lead_time(rules: dict[str, str]) -> tuple[str, str]:
@@ -800,78 +820,126 @@ def _lead_time(rules: dict[str, str]) -> tuple[str, str]:
     return _shown(lead, rules["span_guard"]), is_clock_skew(lead)
 
 
-def _first_deployments(store: Store, w: _Work, chained: str, every: bool = False) -> None:
-    """Working table ``first_deploy``: each linked commit's first production deployment.
+class _FirstLinks(NamedTuple):
+    """Each production link that is its commit's first production link: deployment number, lead time, skew.
 
-    With ``every`` (Four Keys' lead time, one value per deployment listing a commit), every
-    production link instead, each by ``repo`` and ``sha``.
+    ``k`` is the deployment's number in ``prod``; ``value`` the lead time an aggregate uses
+    (as the profile rounds and guards it; ``present`` is False where that is no value) and
+    ``skew`` the clock-skew flag, one element per link.
+    """
 
-    Columns ``k`` (the deployment's number in ``prod``: the first is the smallest),
-    ``committed_at``, and either ``h``, the hash of the commit's ``(repo, sha)``, or (for
-    the few commits resolved by name) ``repo`` and ``sha``. Grouping 10M links by their
-    (repo, sha) strings cost 4.5 s of CPU on benchmarks/dora.py, and nearly every commit
-    has one production link. So the links' hashes are read once (integers) and sorted in
-    numpy: a link whose hash no other production link has is its commit's only one, and
-    its commit is identified by (deployment, hash) without a grouping. Links sharing a hash
-    (the same commit deployed twice, or a collision) and links without a commit time are
-    grouped by name, exactly as before, and only they. The result is exact whatever the hash.
+    k: np.ndarray
+    value: np.ndarray
+    present: np.ndarray
+    skew: np.ndarray
+
+
+def _lead_used(rules: dict[str, str], value: str) -> str:
+    """SQL: the lead-time value ``value`` as aggregates use it (the profile's zero rule and span guard)."""
+    if rules["lead_time_zero"] == "dropped":
+        return f"CASE WHEN {value} > 0 THEN {value} END"
+    return guarded(value, rules["span_guard"])
+
+
+def _first_deployments(
+    store: Store, rules: dict[str, str], w: _Work, chained: str, lead: bool, every: bool = False
+) -> _FirstLinks | None:
+    """Working table ``first_deploy`` (commits resolved by name) and, with ``lead``, every commit's first link.
+
+    Grouping 10M links by their (repo, sha) strings cost 4.5 s of CPU on
+    benchmarks/dora.py, and nearly every commit has one production link. So the links'
+    hashes are read once (integers) and sorted in numpy: a link whose hash no other
+    production link has is its commit's only one, and so its first; nothing is grouped
+    for it. Links sharing a hash (the same commit deployed twice, or a collision) and links
+    without a commit time are grouped by name, exactly, into ``first_deploy``
+    (``k``, the smallest deployment number, ``committed_at``, ``repo``, ``sha``), and only
+    they. The result is exact whatever the hash. With ``lead``, the same read gives each
+    link's lead time, so the lead-time cells need no second pass over the links: the
+    result holds the single links' values followed by those of the commits resolved by name.
     """
     con = store.connection
-    links = f"deployment_changes dc JOIN {w.prod} p USING (deployment_id) {chained}"
-    if every:
+    links = f"deployment_changes f JOIN {w.prod} p USING (deployment_id) {chained}"
+    lead_time, skewed = _lead_time(rules)
+    value = f"CAST({_lead_used(rules, 'lead_time_hours')} AS DOUBLE) AS value, coalesce(clock_skew, false) AS skew"
+    if every:  # Four Keys: every production link is a lead time, each by name
         store.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
-            SELECT p.k, dc.committed_at, CAST(NULL AS UBIGINT) AS h, dc.repo, dc.sha FROM {links}
+            SELECT p.k, f.committed_at, f.repo, f.sha FROM {links}
             """
         )
         _fill_untimed(store, w)
-        return
-    rows = con.execute(
-        f"SELECT hash(dc.repo, dc.sha) AS h, p.k, epoch_us(dc.committed_at) AS committed FROM {links}"
+        rows, single = None, None
+    elif lead:
+        rows = con.execute(
+            f"""
+            SELECT h, k, untimed, {value}
+            FROM (SELECT hash(f.repo, f.sha) AS h, p.k, f.committed_at IS NULL AS untimed,
+                         {lead_time} AS lead_time_hours, {skewed} AS clock_skew FROM {links})
+            """
+        ).fetchnumpy()
+    else:  # the hashes alone: which commits are resolved by name
+        rows = con.execute(f"SELECT hash(f.repo, f.sha) AS h, f.committed_at IS NULL AS untimed FROM {links}")
+        rows = rows.fetchnumpy()
+    if not every:
+        single = _by_name(store, w, links, chained, rows)
+    if not lead:
+        return None
+    named = con.execute(
+        f"""
+        SELECT k, {value}
+        FROM (SELECT p.k, {lead_time} AS lead_time_hours, {skewed} AS clock_skew
+              FROM {w.first_deploy} f JOIN {w.prod} p USING (k))
+        """
     ).fetchnumpy()
-    h, k, committed = (rows.pop(name) for name in ("h", "k", "committed"))
-    untimed = np.ma.getmaskarray(committed)  # linked before its commit was ingested: looked up by name
-    committed = np.ma.getdata(committed)
-    h, k = np.ma.getdata(h), np.ma.getdata(k)
+    parts = []
+    for part, keep in ([] if rows is None else [(rows, single)]) + [(named, None)]:
+        k, value = np.ma.getdata(part["k"]).astype(np.intp, copy=False), part["value"]
+        present, value, skew = ~np.ma.getmaskarray(value), np.ma.getdata(value), np.ma.getdata(part["skew"])
+        if keep is not None:
+            k, value, present, skew = k[keep], value[keep], present[keep], skew[keep]
+        if len(k):
+            parts.append(_FirstLinks(k, value, present, skew))
+    del rows, single
+    if not parts:
+        return _FirstLinks(np.empty(0, np.intp), np.empty(0), np.empty(0, bool), np.empty(0, bool))
+    if len(parts) == 1:  # no copy of 10M values
+        return parts[0]
+    return _FirstLinks(*(np.concatenate(columns) for columns in zip(*parts, strict=True)))
+
+
+def _by_name(store: Store, w: _Work, links: str, chained: str, rows: dict) -> np.ndarray | None:
+    """Fill ``first_deploy`` with the commits resolved by name; the mask of the other links (None: all)."""
+    con = store.connection
+    h, untimed = np.ma.getdata(rows.pop("h")), np.ma.getdata(rows.pop("untimed"))
     ordered = np.sort(h)
     by_name = np.unique(np.concatenate([ordered[1:][ordered[1:] == ordered[:-1]], h[untimed]]))
     del ordered
-    single = ~np.isin(h, by_name) if len(by_name) else np.ones(len(h), dtype=bool)
-    once = pa.table(
-        {
-            "k": pa.array(k[single], pa.int64()),
-            "committed_at": pa.array(committed[single], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            "h": pa.array(h[single], pa.uint64()),
-        }
+    single = ~np.isin(h, by_name) if len(by_name) else None
+    del h, untimed
+    store.execute(
+        f"CREATE OR REPLACE TEMP TABLE {w.first_deploy} (k BIGINT, committed_at TIMESTAMPTZ, repo VARCHAR, sha VARCHAR)"
     )
-    repeated = pa.table({"h": pa.array(by_name, pa.uint64())})
-    del h, k, committed, single, rows
-    # a temp table, not the registered Arrow table itself: DuckDB can spill it under its memory
-    # limit (kept registered, the three profiles of a diff peaked at 2.1 GiB at 1M deployments)
-    by_name_sql = f"""
-        UNION ALL
-        SELECT min(p.k), any_value(dc.committed_at), NULL, dc.repo, dc.sha
-        FROM {links} {"AND" if chained else "WHERE"} hash(dc.repo, dc.sha) IN (SELECT h FROM {w.first_deploy}_by_name)
-        GROUP BY dc.repo, dc.sha"""
-    con.register(f"{w.first_deploy}_once", once)
-    con.register(f"{w.first_deploy}_by_name", repeated)
-    try:
-        store.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
-            SELECT k, committed_at, h, CAST(NULL AS VARCHAR) AS repo, CAST(NULL AS VARCHAR) AS sha
-            FROM {w.first_deploy}_once {by_name_sql if len(by_name) else ""}
-            """
-        )
-    finally:
-        con.unregister(f"{w.first_deploy}_once")
-        con.unregister(f"{w.first_deploy}_by_name")
-    if len(by_name):  # links made before their commits were ingested: look those few up
+    if len(by_name):  # links sharing a hash, or made before their commits were ingested: these few by name
+        con.register(f"{w.first_deploy}_by_name", pa.table({"h": pa.array(by_name, pa.uint64())}))
+        try:
+            store.execute(
+                f"""
+                INSERT INTO {w.first_deploy}
+                SELECT min(p.k), any_value(f.committed_at), f.repo, f.sha
+                FROM {links} {"AND" if chained else "WHERE"}
+                     hash(f.repo, f.sha) IN (SELECT h FROM {w.first_deploy}_by_name)
+                GROUP BY f.repo, f.sha
+                """
+            )
+        finally:
+            con.unregister(f"{w.first_deploy}_by_name")
         _fill_untimed(store, w)
+    return single
 
 
 def _fill_untimed(store: Store, w: _Work) -> None:
+    """Give ``first_deploy``'s links made before their commits were ingested the commits' times."""
     store.execute(
         f"""
         UPDATE {w.first_deploy} f SET committed_at = c.committed_at
@@ -880,28 +948,33 @@ def _fill_untimed(store: Store, w: _Work) -> None:
     )
 
 
-def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
-    """Working view ``changes`` (lead time per commit) and table ``prs`` (PR phases)."""
+def _detail_tables(store: Store, rules: dict[str, str], w: _Work, lead_cells: bool) -> _FirstLinks | None:
+    """Working view ``changes`` (lead time per commit) and table ``prs`` (PR phases).
+
+    With ``lead_cells``, returns every commit's first production link for :func:`_lead_cells`.
+    """
     guard, rounding = rules["span_guard"], rules["rounding"]
     lead, skewed = _lead_time(rules)
     # DevLake: a deployment with no earlier successful one in its chain contributes no changes,
     # even listed explicitly (its calculator skips prev_success_deployment_commit_id = '')
     chained = "WHERE NOT p.first_of_chain" if rules["first_of_chain"] == "none" else ""
-    _first_deployments(store, w, chained, every=rules["change_deployments"] == "every listing")
-    # a view: each change's repository and sha are read from its link only when the rows are
-    # (drill-downs, a grouping by repository, the profile diff); the metrics need k and the time
+    every = rules["change_deployments"] == "every listing"
+    first_links = _first_deployments(store, rules, w, chained, lead_cells, every)
+    # a view: the rows are read from the links only when asked for (drill-downs, a grouping
+    # by repository, the profile diff): a link is its commit's first unless its commit is
+    # one of the few resolved by name (first_deploy; with every, first_deploy holds every link)
     columns = f"""p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,
                   {lead} AS lead_time_hours, {skewed} AS clock_skew"""
     store.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW {w.changes} AS
-        SELECT dc.repo, dc.sha, f.committed_at, {columns}
-        FROM {w.first_deploy} f JOIN {w.prod} p USING (k)
-        JOIN deployment_changes dc ON dc.deployment_id = p.deployment_id AND hash(dc.repo, dc.sha) = f.h
-        WHERE f.repo IS NULL
+        SELECT f.repo, f.sha, f.committed_at, {columns}
+        FROM deployment_changes f JOIN {w.prod} p USING (deployment_id) {chained}
+        {"AND" if chained else "WHERE"} {"false" if every else "true"}
+        AND hash(f.repo, f.sha) NOT IN (SELECT hash(repo, sha) FROM {w.first_deploy})
         UNION ALL
         SELECT f.repo, f.sha, f.committed_at, {columns}
-        FROM {w.first_deploy} f JOIN {w.prod} p USING (k) WHERE f.repo IS NOT NULL
+        FROM {w.first_deploy} f JOIN {w.prod} p USING (k)
         """
     )
 
@@ -966,10 +1039,18 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
         SELECT * EXCLUDE (merge_minutes), {cycle} AS cycle_minutes FROM phased
         """
     )
+    return first_links
 
 
 def _aggregates(
-    store: Store, w: _Work, by: str | None, group: str, period: str, start, end, rules: dict[str, str]
+    store: Store,
+    w: _Work,
+    group: str,
+    period: str,
+    start,
+    end,
+    rules: dict[str, str],
+    first_links: _FirstLinks | None,
 ) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Counts, skew counts and sorted spans per (group, period) and per group (period NULL).
 
@@ -993,8 +1074,7 @@ def _aggregates(
                    lead_time_hours, clock_skew
             FROM {w.changes} WHERE deployed_at >= $start AND deployed_at < $end)"""
         lead_cell = "grp, period_start"
-    lead_used = f"CASE WHEN {lead_value} > 0 THEN {lead_value} END" if rules["lead_time_zero"] == "dropped" else (
-        guarded(lead_value, guard))  # fmt: skip
+    lead_used = _lead_used(rules, lead_value)
     sets = "grp, period_start"
     window = "{t} >= $start AND {t} < $end"
 
@@ -1055,8 +1135,8 @@ def _aggregates(
             GROUP BY {sets} ORDER BY {sets}"""
     merged, lists = None, {}
     for name, query in queries.items():
-        if name == "lead" and rules["lead_time_of"] == "commit" and by != "repo":
-            frame, spans = _lead_cells(store, w, group, period, start, end, rules, lead_used)
+        if name == "lead" and first_links is not None:
+            frame, spans = _lead_cells(store, w, group, period, start, end, first_links)
         else:
             table = store.arrow(query, {"start": start, "end": end})
             # the span lists stay Arrow buffers (10M values: as Python lists they cost 2.5 s);
@@ -1074,59 +1154,54 @@ def _aggregates(
 
 
 def _lead_cells(
-    store: Store, w: _Work, group: str, period: str, start, end, rules: dict[str, str], lead_used: str
+    store: Store, w: _Work, group: str, period: str, start, end, links: _FirstLinks
 ) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Lead-time spans per (group, period) of the deployment, grouped and sorted in numpy.
 
-    DuckDB numbers each deployment's (group, period) cell once per deployment and returns
-    one (cell, lead time, skew flag) row per change; numpy orders the changes by cell (a
-    stable radix sort of the integer cell) and sorts each cell's values. Grouping 10M
-    changes into lists and sorting each list in DuckDB cost 3x as much on
-    benchmarks/dora.py. The frame has the columns of the lead query of :func:`_aggregates`
-    (``grp, period_start, lead_skewed`` and the spans), one row per cell with changes, in
-    (group, period) order; ``lead_used`` is its SQL for the value a change contributes.
+    DuckDB numbers each deployment's (group, period) cell once per deployment; numpy looks
+    up each first link's cell by its deployment number, orders the links by cell (a stable
+    radix sort of the integer cell) and sorts each cell's values. Grouping 10M changes into
+    lists and sorting each list in DuckDB cost 3x as much on benchmarks/dora.py. The frame
+    has the columns of the lead query of :func:`_aggregates` (``grp, period_start,
+    lead_skewed`` and the spans), one row per cell with changes, in (group, period) order.
     """
     params = {"start": start, "end": end}
+    deployed = f"""
+        SELECT k, {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start
+        FROM {w.prod} WHERE finished_at >= $start AND finished_at < $end"""
     # cells numbered among the distinct (group, period) pairs: a window over all deployments
     # would sort them on one thread
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.cells} AS
-        WITH deployed AS (
-            SELECT k, finished_at, {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start
-            FROM {w.prod} WHERE finished_at >= $start AND finished_at < $end),
-        numbered AS (
-            SELECT grp, period_start, row_number() OVER (ORDER BY grp, period_start) - 1 AS cell
-            FROM (SELECT DISTINCT grp, period_start FROM deployed))
-        SELECT k, finished_at, cell, grp, period_start FROM deployed JOIN numbered USING (grp, period_start)
+        SELECT grp, period_start, row_number() OVER (ORDER BY grp, period_start) - 1 AS cell
+        FROM (SELECT DISTINCT grp, period_start FROM ({deployed}))
         """,
         params,
     )
     try:
-        lead, skewed = _lead_time(rules)
-        rows = store.connection.execute(
-            f"""
-            SELECT CAST(cell AS INTEGER) AS cell, CAST({lead_used} AS DOUBLE) AS value,
-                   coalesce(clock_skew, false) AS skew
-            FROM (SELECT p.cell, {lead} AS lead_time_hours, {skewed} AS clock_skew
-                  FROM {w.first_deploy} f JOIN {w.cells} p USING (k))
-            """
+        names = store.query(f"SELECT grp, period_start FROM {w.cells} ORDER BY cell")
+        numbered = store.connection.execute(
+            f"SELECT k, cell FROM ({deployed}) JOIN {w.cells} USING (grp, period_start)", params
         ).fetchnumpy()
-        names = store.query(f"SELECT DISTINCT cell, grp, period_start FROM {w.cells} ORDER BY cell")
     finally:
         store.execute(f"DROP TABLE IF EXISTS {w.cells}")
-    # converted once: bincount converts any other integer type on every call (0.2 s each at 10M)
-    cell = np.ma.getdata(rows.pop("cell")).astype(np.intp)
+    numbers = np.ma.getdata(numbered["k"]).astype(np.intp, copy=False)
+    cell_of = np.full(max(int(numbers.max(initial=0)), int(links.k.max(initial=0))) + 1, -1, dtype=np.intp)
+    cell_of[numbers] = np.ma.getdata(numbered["cell"])
+    cell, value, present, skew = cell_of[links.k], links.value, links.present, links.skew
+    inside = cell >= 0  # deployed in the window
+    if not inside.all():
+        cell, value, present, skew = cell[inside], value[inside], present[inside], skew[inside]
+    del inside
     changes = np.bincount(cell, minlength=len(names))
-    skews = np.bincount(cell[np.ma.getdata(rows.pop("skew"))], minlength=len(names))
-    value = rows.pop("value")
-    present = ~np.ma.getmaskarray(value)  # a NULL value (an excluded span) is in no list
+    skews = np.bincount(cell[skew], minlength=len(names))
     if present.all():
-        values, kept, counts = np.ma.getdata(value), cell, changes
-    else:
-        values, kept = np.ma.getdata(value)[present], cell[present]
+        values, kept, counts = value, cell, changes
+    else:  # a missing value (an excluded span) is in no list
+        values, kept = value[present], cell[present]
         counts = np.bincount(kept, minlength=len(names))
-    del value, cell, present  # 10M rows: keep the peak down
+    del cell, value, present, skew  # 10M rows: keep the peak down
     # a stable radix sort of the cells on 16-bit keys: the low half, then the high half
     order = np.argsort((kept & 0xFFFF).astype(np.uint16), kind="stable")
     if len(names) > 0xFFFF:
@@ -1377,6 +1452,41 @@ def _evidence(store: Store, rules: dict[str, str]) -> tuple[bool, bool, list[str
     note = (f"the store has no {sources}, so the {' and '.join(missing)} cannot be measured (no data); "
             f"ingest incidents to measure {'them' if len(missing) > 1 else 'it'}")  # fmt: skip
     return bool(failures), bool(rework), [note]
+
+
+def _store_notes(store: Store, rules: dict[str, str], settings: Settings) -> tuple[bool, bool, list[str]]:
+    """:func:`_evidence` and the notes on the store's sources: what reads the store's tables alone."""
+    failures, rework, notes = _evidence(store, rules)
+    notes += _source_notes(store, rules, settings.production_environments)
+    notes += [note for note in [unknown_commit_note(store)] if note]
+    return failures, rework, notes
+
+
+@contextlib.contextmanager
+def _beside(store: Store, work: Callable[[Store], _T]) -> Iterator[Future[_T]]:
+    """Run ``work`` on a second connection to the store's database while the caller goes on.
+
+    The notes read the store's tables only, and their largest query (deployments whose sha
+    is no commit: an anti-join of 1M deployments with 10M commits on benchmarks/dora.py)
+    cost 0.7 s of CPU; the metrics leave a core idle while numpy sorts their spans, so on a
+    second connection (DuckDB runs its connections' queries side by side) the notes take
+    that core instead of adding to the call's time. Inside a transaction the caller's
+    connection sees writes a second one would not: there ``work`` runs first, on it.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        if store.in_transaction:
+            future: Future[_T] = Future()
+            future.set_result(work(store))
+            yield future
+            return
+        second = Store(store.connection.cursor(), store.path, store.read_only)
+        try:
+            future = pool.submit(work, second)
+            yield future
+        finally:
+            future.cancel()
+            wait([future])
+            second.close()
 
 
 def unknown_repositories(store: Store) -> pd.DataFrame:
@@ -1640,20 +1750,22 @@ def dora_metrics(
     work = _Work.new()
     group = "'all'" if by is None else f"coalesce(CAST({_GROUPS[by]} AS VARCHAR), 'unassigned')"
     try:
-        if count_flag_releases:
-            from releaserisk.flags import write_incident_causes
+        with _beside(store, lambda notes_store: _store_notes(notes_store, rules, settings)) as store_notes:
+            if count_flag_releases:
+                from releaserisk.flags import write_incident_causes
 
-            write_incident_causes(store, work.incident_causes, settings)
-        _prepare(store, settings, rules, work, flags=count_flag_releases)
-        _detail_tables(store, rules, work)
-        stats, lists = _aggregates(store, work, by, group, period, start, end, rules)
+                write_incident_causes(store, work.incident_causes, settings)
+            _prepare(store, settings, rules, work, flags=count_flag_releases)
+            # per commit, grouped by the deployment's group (by repository, a change counts under its own)
+            lead_cells = rules["lead_time_of"] == "commit" and by != "repo"
+            first_links = _detail_tables(store, rules, work, lead_cells)
+            stats, lists = _aggregates(store, work, group, period, start, end, rules, first_links)
+            del first_links
+            *evidence, notes = store_notes.result()
     except BaseException:  # interrupted (a long call in a notebook) or failed: drop its tables next time
         _bury(store, work)
         raise
 
-    *evidence, notes = _evidence(store, rules)
-    notes += _source_notes(store, rules, settings.production_environments)
-    notes += [note for note in [unknown_commit_note(store)] if note]
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     notes += _skew_notes(summary, rules)

@@ -254,6 +254,11 @@ class Store:
         return {t: self.connection.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in self.tables()}
 
     # -- transactions -------------------------------------------------------------
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a :meth:`transaction` block is open (its writes are not yet visible to other connections)."""
+        return self._depth > 0
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Run a block atomically: commit on success, roll back on any exception.

@@ -555,6 +555,22 @@ def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before
     assert blind.notes[0].startswith("the fourkeys profile fails a deployment only through an incident's root-cause")
 
 
+def test_notes_read_inside_a_transaction_see_its_writes(store):
+    # the notes are read on a second connection while the metrics are computed; inside a
+    # transaction that connection would not see its writes, so they are read on the first
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z")])
+    store.upsert("repos", pd.DataFrame({"repo": ["r"]}))
+    note = "1 successful deployment names a sha that is no commit of the ingested history"
+    assert not any(n.startswith(note) for n in dora_metrics(store, "2024-01-01", "2024-01-08").notes)
+    with store.transaction():
+        load(store, commits=[("c1", "2024-01-01T00:00Z")])
+        assert store.in_transaction
+        inside = dora_metrics(store, "2024-01-01", "2024-01-08").notes
+        assert any(n.startswith(note + ", e.g. d1 (s1)") for n in inside)
+    assert not store.in_transaction
+    assert any(n.startswith(note) for n in dora_metrics(store, "2024-01-01", "2024-01-08").notes)
+
+
 def test_deployments_in_no_configured_production_environment_get_a_note(store):
     from releaserisk.config import Settings
 
