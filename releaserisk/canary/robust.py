@@ -58,7 +58,8 @@ History calibration
     the whole history, e.g. after a regime change), the history no longer describes the
     present and the judge falls back to the t interval, with a warning.
 
-    Baselines that are not concurrent A baseline from an earlier time (the same window
+Baselines that are not concurrent
+    A baseline from an earlier time (the same window
     yesterday) differs from the canary by the metric's drift between the two windows as
     well as by any regression. Within the windows that drift is invisible when it is a
     level offset: both arms look steady, each around its own level. The interval above
