@@ -27,6 +27,12 @@ Reasons (``reason`` column, one row per entity and reason):
     deployment of a chain).
 ``review_window``
     a pull request whose pickup differs because its first review came after the merge.
+``change_deployments``
+    a change listed by several production deployments: a profile whose
+    ``change_deployments`` rule is ``every listing`` counts its lead time once per listing.
+``failure_count``
+    a failed deployment listing the root causes of several incidents: a profile whose
+    ``failure_count`` rule is ``root-cause matches`` counts it once per incident.
 """
 
 from __future__ import annotations
@@ -216,6 +222,35 @@ def _reason_queries(works: dict[str, Any], rules: dict[str, dict[str, str]]) -> 
                     FROM {a.prs} a JOIN {b.prs} b USING (repo, number)
                     WHERE (a.pickup_minutes IS NULL) <> (b.pickup_minutes IS NULL)
                       AND a.listed_at >= $start AND a.listed_at < $end""")
+    queries += _counting_reasons(works, rules)
+    return queries
+
+
+def _split(rules: dict[str, dict[str, str]], rule: str, value: str) -> tuple[list[str], list[str]]:
+    """The profiles whose ``rule`` is ``value``, and the others."""
+    return [p for p in rules if rules[p][rule] == value], [p for p in rules if rules[p][rule] != value]
+
+
+def _counting_reasons(works: dict[str, Any], rules: dict[str, dict[str, str]]) -> list[str]:
+    """Reasons for rows one profile counts several times: listed changes, matched root causes."""
+    queries = []
+    every, first = _split(rules, "change_deployments", "every listing")
+    if every and first:
+        queries.append(f"""
+            SELECT 'change', repo || ':' || sha, 'change_deployments',
+                   'listed by ' || count(*) || ' production deployments: {", ".join(every)} count its lead time '
+                   || count(*) || ' times, {", ".join(first)} once (its first deployment)'
+            FROM {works[every[0]].changes}
+            WHERE deployed_at >= $start AND deployed_at < $end
+            GROUP BY repo, sha HAVING count(*) > 1""")
+    matching, once = _split(rules, "failure_count", "root-cause matches")
+    if matching and once:
+        queries.append(f"""
+            SELECT 'deployment', deployment_id, 'failure_count',
+                   'lists the root causes of ' || incidents || ' incidents: {", ".join(matching)} count it '
+                   || incidents || ' times in the change failure rate, {", ".join(once)} once'
+            FROM {works[matching[0]].deploys}
+            WHERE failed AND incidents > 1 AND finished_at >= $start AND finished_at < $end""")
     return queries
 
 

@@ -83,3 +83,26 @@ def test_cli_compare_in_text_json_and_csv(disagreeing, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--db", db, "dora", "--compare", "dora,sleuth"])
     assert exit_info.value.code == 2 and "give two or more of dora, devlake, fourkeys" in capsys.readouterr().err
+
+
+def test_rows_a_profile_counts_several_times_have_their_reasons(store):
+    # Four Keys counts a change once per deployment listing it and a deployment once per matched root cause
+    c1, c2, c3 = "c1" * 4, "c2" * 4, "c3" * 4  # root causes are matched on 7 characters or more
+    load(
+        store,
+        commits=[(c1, "2024-01-01T00:00Z"), (c2, "2024-01-02T12:00Z"), (c3, "2024-01-02T13:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+        changes=[("d1", c1), ("d2", c1), ("d2", c2), ("d2", c3)],
+        incidents=[{"incident_id": f"i-{sha}", "service": "api", "opened_at": "2024-01-04T00:00Z", "cause_sha": sha}
+                   for sha in (c2, c3)],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08", compare=["dora", "fourkeys"])
+    reasons = result.comparison.reasons.set_index("reason")
+    assert reasons.loc["change_deployments", "key"].endswith(f":{c1}")
+    assert reasons.loc["change_deployments", "detail"] == (
+        "listed by 2 production deployments: fourkeys count its lead time 2 times, dora once (its first deployment)"
+    )
+    assert (reasons.loc["failure_count", "entity"], reasons.loc["failure_count", "key"]) == ("deployment", "d2")
+    assert reasons.loc["failure_count", "detail"] == (
+        "lists the root causes of 2 incidents: fourkeys count it 2 times in the change failure rate, dora once"
+    )
