@@ -507,12 +507,8 @@ def score(metrics: list[MetricResult], config: CanaryConfig) -> tuple[list[Group
     if overall >= config.pass_score:
         critical_open = [m for m in inconclusive if m.critical_metric]
         if critical_open:
-            return (
-                scores,
-                overall,
-                "NoData",
-                (f"score {overall:g}, but critical metric {critical_open[0].name} is {critical_open[0].reason}"),
-            )
+            why = f"score {overall:g}, but critical metric {critical_open[0].name} is {critical_open[0].reason}"
+            return scores, overall, "NoData", why
         left_out = f"; left out, inconclusive: {', '.join(m.name for m in inconclusive)}" if inconclusive else ""
         return scores, overall, "Pass", f"score {overall:g} >= pass threshold {config.pass_score:g}{left_out}"
     if overall >= config.marginal_score:

@@ -59,8 +59,8 @@ History calibration
     present and the judge falls back to the t interval, with a warning.
 
 Baselines that are not concurrent
-    A baseline from an earlier time (the same window
-    yesterday) differs from the canary by the metric's drift between the two windows as
+    A baseline from an earlier time (the same window yesterday) differs from the canary
+    by the metric's drift between the two windows as
     well as by any regression. Within the windows that drift is invisible when it is a
     level offset: both arms look steady, each around its own level. The interval above
     sees only within-window variation, so it cannot tell such a drift from a regression
@@ -673,7 +673,7 @@ def _effect(metric: MetricConfig, baseline: np.ndarray, canary: np.ndarray) -> f
 
 
 def _unshown_margin(
-    metric: MetricConfig, config: CanaryConfig, baseline: np.ndarray, canary: np.ndarray, test, alpha: float
+    metric: MetricConfig, config: CanaryConfig, baseline: np.ndarray, canary: np.ndarray, test, interval
 ) -> str | None:
     """Why a non-significant shift is not a Pass, or None when the interval rules out the margin.
 
@@ -687,7 +687,7 @@ def _unshown_margin(
     base = float(np.mean(baseline))
     if not base > 0:
         return None
-    low, high = test.interval(alpha)
+    low, high = interval
     up = base * max(config.equivalence_margin, metric.allowed_increase - 1.0)
     down = base * max(config.equivalence_margin, 1.0 - metric.allowed_decrease)
     reach = []
@@ -811,7 +811,9 @@ def classify_robust(
         and (ignore_effect or effect <= metric.allowed_decrease)
     )
     label = "High" if is_high else "Low" if is_low else "Pass"
-    unshown = None if label != "Pass" or calibrated else _unshown_margin(metric, config, baseline, canary, test, alpha)
+    unshown = (
+        None if label != "Pass" or calibrated else _unshown_margin(metric, config, baseline, canary, test, (low, high))
+    )
     if unshown:
         label = "NoData"
     critical = metric.critical and (
