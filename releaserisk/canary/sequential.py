@@ -86,7 +86,6 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import betaln
-from scipy.stats import fisher_exact
 
 from releaserisk.canary.config import CanaryConfig, MetricConfig
 from releaserisk.canary.data import factorize_runs, one_analysis
@@ -103,17 +102,25 @@ __all__ = ["SequentialMonitor", "SequentialResult", "sequential_judge"]
 PRIOR_CONCENTRATION = 25.0
 #: Rate ratio a count metric's sample-size hint aims at when no allowed bound is set.
 HINT_RATE_RATIO = 1.5
+#: Prior concentration for +inf values taken as events: uniform at an even split. Off-scale
+#: values are rare with no regression, and one that produces them moves their share far
+#: from the traffic share, where the counts' prior (concentrated on rate ratios of 1.2–3)
+#: has little mass: 8 of 40 canary samples at +inf against none in the baseline reach
+#: e = 28 with this prior and e = 2.4 with that one (reject at 20).
+OFF_SCALE_CONCENTRATION = 2.0
 
 
 class _CountTest:
     """Beta–binomial mixture e-process on the canary's share of events."""
 
-    def __init__(self, metric: MetricConfig, share: float, alpha: float) -> None:
+    def __init__(
+        self, metric: MetricConfig, share: float, alpha: float, concentration: float = PRIOR_CONCENTRATION
+    ) -> None:
         self.metric = metric
         self.rho = share
         self.alpha = alpha
-        self.a = share * PRIOR_CONCENTRATION
-        self.b = (1 - share) * PRIOR_CONCENTRATION
+        self.a = share * concentration
+        self.b = (1 - share) * concentration
         self.k = 0  # canary events
         self.n = 0  # all events
         self.threshold = math.log(1 / alpha)
@@ -264,15 +271,29 @@ class _MeanTest:
         if self.deflate:
             self.inflation = ar1_block_inflation(self.autocorrelation, per_arm, len(self.differences))
 
-    def _off_scale(self) -> bool:
-        """Infinite values: the fixed judge's non-finite strategy (one-sided Fisher test at alpha)."""
+    def _off_scale(self) -> tuple[float, bool]:
+        """Infinite values as events: ``(log e-value, rejected)`` of the count e-process.
+
+        The fixed judge tests the canary's share of +inf once, with Fisher's exact test
+        (:func:`releaserisk.canary.judge._off_scale`); repeated at every look that test is
+        not anytime-valid (one +inf among a look's first samples gave RollBack). Here each
+        +inf is an event and, with no regression, comes from the canary with probability
+        its share of the samples so far: the Beta–binomial mixture e-process of
+        :class:`_CountTest` (Lindon et al., KDD 2022) on those events with the prior of
+        :data:`OFF_SCALE_CONCENTRATION`, rejected at ``1/alpha`` with the canary's share of
+        them above its share of the samples.
+        """
         in_b, in_c = self.infinite["baseline"], self.infinite["canary"]
         if not in_c or self.metric.direction == "decrease":
-            return False
+            return 0.0, False
         n_b = in_b + self.samples["baseline"] + sum(len(v) for v in self.pending["baseline"])
         n_c = in_c + self.samples["canary"] + sum(len(v) for v in self.pending["canary"])
-        table = [[in_c, n_c - in_c], [in_b, n_b - in_b]]
-        return n_b > 0 and fisher_exact(table, alternative="greater").pvalue <= self.alpha
+        if not n_b:
+            return 0.0, False
+        events = _CountTest(self.metric, n_c / (n_b + n_c), self.alpha, OFF_SCALE_CONCENTRATION)
+        events.k, events.n = in_c, in_c + in_b
+        log_e = events.log_e()
+        return log_e, log_e >= events.threshold and in_c / events.n > events.rho
 
     def log_e(self, mu: float = 0.0) -> float:
         d = np.asarray(self.differences) - mu
@@ -321,8 +342,13 @@ class _MeanTest:
         n = len(self.differences)
         n_b, n_c = self.samples["baseline"], self.samples["canary"]
         base = {"metric": m.name, "kind": "samples", "blocks": n, "n_baseline": n_b, "n_canary": n_c}
-        if self._off_scale():
-            return {**base, "status": "reject", "e_value": math.inf, "infinite_canary": self.infinite["canary"]}
+        infinite_log_e, infinite_reject = self._off_scale()
+        if infinite_reject:
+            return {
+                **base, "status": "reject", "e_value": math.exp(min(infinite_log_e, 700.0)),
+                "threshold": 1 / self.alpha, "infinite_canary": self.infinite["canary"],
+                "infinite_baseline": self.infinite["baseline"],
+            }  # fmt: skip
         if n < 1:
             return {**base, "status": "no data", "e_value": math.nan}
         log_e = self.log_e()
@@ -425,6 +451,11 @@ class SequentialResult:
                 detail = (
                     f"e-value {m['e_value']:.3g} (reject at {m['threshold']:.3g}), "
                     f"canary events {m['canary_events']} of {m['total_events']}"
+                )
+            elif "infinite_canary" in m:
+                detail = (
+                    f"e-value {m['e_value']:.3g} (reject at {m['threshold']:.3g}) on +inf values: "
+                    f"{m['infinite_canary']} in the canary, {m['infinite_baseline']} in the baseline"
                 )
             elif m["status"] == "no data" or "ratio" not in m:
                 detail = f"{m['n_baseline']}/{m['n_canary']} samples, {m['blocks']} blocks"

@@ -227,3 +227,24 @@ def test_describing_the_baseline_of_an_unknown_metric_is_an_input_error():
     monitor = SequentialMonitor(CanaryConfig(), ["m"])
     with pytest.raises(InputError, match="not monitored"):
         monitor.describe_baseline("other", False)
+
+
+def test_infinite_values_are_judged_by_an_anytime_valid_test():
+    """Fisher's test repeated at every look rolled back on one +inf among the first samples."""
+    steady = minute_frame(np.linspace(100, 101, 20), np.linspace(100, 101, 20))
+    one_timeout = pd.concat([steady[steady["arm"] == "baseline"], steady.tail(1).assign(value=math.inf)])
+    assert sequential_judge(one_timeout, looks=12).decision == "NoData"  # was RollBack: Fisher p = 1/21
+    rng = np.random.default_rng(20261201)
+    rollbacks = 0
+    for _ in range(200):  # both arms time out 5 % of the time: no regression
+        b, c = rng.normal(100, 1, 48), rng.normal(100, 1, 48)
+        b[rng.random(48) < 0.05], c[rng.random(48) < 0.05] = math.inf, math.inf
+        rollbacks += sequential_judge(minute_frame(b, c), looks=12).decision == "RollBack"
+    assert rollbacks <= binom.ppf(0.99, 200, 0.05)
+    timeouts = rng.normal(100, 1, 40)
+    timeouts[::5] = math.inf  # 8 of 40 canary samples time out, none in the baseline
+    result = sequential_judge(minute_frame(rng.normal(100, 1, 40), timeouts), looks=12)
+    assert result.decision == "RollBack"
+    state = result.metrics[0]
+    assert state["infinite_canary"] == 8 and state["infinite_baseline"] == 0
+    assert "on +inf values: 8 in the canary, 0 in the baseline" in result.summary()
