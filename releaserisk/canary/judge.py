@@ -366,6 +366,12 @@ def classify_metric(
     if not len(b) or not len(c):
         which = "baseline" if not len(b) else "canary"
         return _no_data(base, metric, f"no finite value of {name} in the {which} arm")
+    if mode == "robust":
+        from releaserisk.canary.robust import too_few_samples
+
+        too_few = too_few_samples(name, metric, b, c)
+        if too_few is not None:
+            return too_few
     if np.array_equal(np.sort(b), np.sort(c)):
         return MetricResult(**base, classification="Pass", deviation=1.0, reason="identical samples")
     if len(np.unique(np.concatenate([b, c]))) == 1:
@@ -453,19 +459,19 @@ def _group_weights(groups: list[str], configured: Mapping[str, float]) -> dict[s
 
 
 def _inconclusive(m: MetricResult) -> bool:
-    """NoData with samples in both arms: the robust judge's 'cannot rule out a harmful shift'."""
-    return m.classification == "NoData" and m.n_baseline > 0 and m.n_canary > 0
+    """NoData the robust judge found inconclusive (data in both arms that does not decide yet)."""
+    return m.classification == "NoData" and m.inconclusive
 
 
 def _undecided(metrics: list[MetricResult]) -> str:
-    """``3 had no data in both arms, 1 inconclusive (…)``: NoData metrics by cause."""
+    """``3 without data, 1 inconclusive (…)``: NoData metrics by cause."""
     nodata = [m for m in metrics if m.classification == "NoData"]
     inconclusive = sum(map(_inconclusive, nodata))
     parts = []
     if len(nodata) > inconclusive:
-        parts.append(f"{len(nodata) - inconclusive} had no data in both arms")
+        parts.append(f"{len(nodata) - inconclusive} without data")
     if inconclusive:
-        parts.append(f"{inconclusive} inconclusive (the interval cannot rule out a harmful shift: bake longer)")
+        parts.append(f"{inconclusive} inconclusive (too little evidence either way: bake longer)")
     return ", ".join(parts)
 
 

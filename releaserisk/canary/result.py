@@ -40,6 +40,7 @@ class MetricResult:
     p_value: float = math.nan  # robust: p-value of the test that decided (history-calibrated if history_windows)
     history_windows: int = 0  # robust: comparable historical windows the p-value was ranked among
     concurrent: bool | None = None  # robust: arms' time ranges overlap (None: no timestamps)
+    inconclusive: bool = False  # robust NoData with data in both arms: the evidence does not decide yet
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes null)."""

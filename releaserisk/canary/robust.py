@@ -717,6 +717,52 @@ def _unshown_margin(
     )
 
 
+#: The fewest finite samples per arm the robust test judges: an arm's variance needs two.
+MIN_SAMPLES_PER_ARM = 2
+
+
+def too_few_samples(name: str, metric: MetricConfig, baseline: np.ndarray, canary: np.ndarray) -> MetricResult | None:
+    """NoData (inconclusive) when an arm has fewer than :data:`MIN_SAMPLES_PER_ARM` finite samples.
+
+    One sample has no spread: a shift between two single values cannot be told from
+    noise, and two equal single values do not show the canary within any bound. The
+    t interval of :func:`shift_test` would have a standard error of 0 there — a
+    zero-width interval, p = 0 for any difference — so the robust judge does not answer.
+
+    Parameters
+    ----------
+    name : str
+    metric : MetricConfig
+    baseline, canary : ndarray
+        Finite values of each arm.
+
+    Returns
+    -------
+    MetricResult or None
+        None when both arms have enough samples.
+    """
+    fewest = min(len(baseline), len(canary))
+    if fewest >= MIN_SAMPLES_PER_ARM:
+        return None
+    which = "baseline" if len(baseline) <= len(canary) else "canary"
+    reason = (
+        f"inconclusive: {fewest} finite sample of {name} in the {which} arm; a shift cannot be told from noise "
+        f"without the arm's spread: at least {MIN_SAMPLES_PER_ARM} samples per arm needed, more to decide"
+    )
+    return MetricResult(
+        name=name,
+        group=metric.group,
+        classification="NoData",
+        n_baseline=len(baseline),
+        n_canary=len(canary),
+        critical_metric=metric.critical,
+        deviation=1.0,
+        reason=reason,
+        mode="robust",
+        inconclusive=True,
+    )
+
+
 def classify_robust(
     name: str,
     baseline: np.ndarray,
@@ -852,4 +898,5 @@ def classify_robust(
         p_value=p_value,
         history_windows=len(history) if calibrated else 0,
         concurrent=concurrent,
+        inconclusive=bool(unshown),
     )

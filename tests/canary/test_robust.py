@@ -413,3 +413,31 @@ def test_an_inconclusive_metric_is_left_out_of_the_score_but_never_lets_a_critic
     critical = judge(frame, CanaryConfig(metrics={"errors": MetricConfig("errors", critical=True)}))
     assert critical.verdict == "NoData" and "critical metric errors is inconclusive" in critical.reason
     assert critical.exit_code == 3
+
+
+@pytest.mark.parametrize("canary", [[100.0], [150.0]])
+def test_one_sample_per_arm_is_inconclusive_in_robust_mode_never_a_verdict(canary):
+    """One value per arm has no spread: the t interval would be [shift, shift] with p = 0."""
+    frame = two_arms([100.0], canary)
+    result = judge(frame, CanaryConfig())
+    metric = result.metrics[0]
+    assert metric.classification == "NoData" and metric.inconclusive and math.isnan(metric.ci_low)
+    assert "at least 2 samples per arm" in metric.reason
+    assert result.verdict == "NoData" and result.exit_code == 3 and "1 inconclusive" in result.reason
+    assert json.loads(json.dumps(result.to_dict()))["metrics"][0]["inconclusive"] is True
+    assert judge(frame, CanaryConfig(), mode="kayenta").metrics[0].classification != "NoData"  # Kayenta's own
+    two = judge(two_arms([100.0, 101.0], [150.0, 151.0]), CanaryConfig())
+    assert two.metrics[0].classification == "High" and not two.metrics[0].inconclusive
+
+
+def test_a_metric_without_a_finite_value_is_without_data_not_inconclusive():
+    """No finite canary value counts toward Kayenta's half-without-data rule (it had no data to test)."""
+    steady = np.linspace(100, 101, 20)
+    frame = pd.concat([
+        two_arms(steady, steady, metric="latency"),
+        two_arms(steady, [math.inf], metric="timeouts"),  # one timeout: not significant, and nothing finite
+    ])  # fmt: skip
+    result = judge(frame, CanaryConfig())
+    timeouts = next(m for m in result.metrics if m.name == "timeouts")
+    assert timeouts.classification == "NoData" and not timeouts.inconclusive
+    assert result.verdict == "Fail" and "1 without data" in result.reason
