@@ -46,7 +46,7 @@ import resource
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -624,24 +624,28 @@ def ingest_org(
     if progress:
         for number, outcome in enumerate(outcomes, start=1):
             progress(outcome, number, total)
-    used = 1
+    used, closing = 1, None
     try:
         if tasks and (scheduler or (workers or os.cpu_count() or 1) > 1):
-            used = _run_on_dask(tasks, workers or os.cpu_count() or 1, scheduler, commit)
+            used, closing = _run_on_dask(tasks, workers or os.cpu_count() or 1, scheduler, commit)
         else:
             for task in tasks:
                 commit(ingest_repository(task))
     finally:  # what finished is committed even when the run is interrupted
         committer.flush()
-    if not store_lake.exists():  # a first run with nothing to do still leaves an (empty) lake
-        store_lake.write_manifest(state)
-    frame = pd.DataFrame([_row(o) for o in outcomes]).sort_values("repo", ignore_index=True)
-    compaction = None
-    if _should_compact(compact, state, frame):
-        try:
-            compaction = compact_lake(location)
-        except LakeError as exc:
-            raise LakeError(f"the repositories landed, but compacting the lake failed: {exc}") from None
+    try:
+        if not store_lake.exists():  # a first run with nothing to do still leaves an (empty) lake
+            store_lake.write_manifest(state)
+        frame = pd.DataFrame([_row(o) for o in outcomes]).sort_values("repo", ignore_index=True)
+        compaction = None
+        if _should_compact(compact, state, frame):
+            try:
+                compaction = compact_lake(location)
+            except LakeError as exc:
+                raise LakeError(f"the repositories landed, but compacting the lake failed: {exc}") from None
+    finally:
+        if closing is not None:  # the cluster shut down while the lake was compacted: done before returning
+            closing.result()
     return OrgIngestResult(location, frame, used, time.perf_counter() - started, compaction)
 
 
@@ -741,8 +745,13 @@ class _Committer:
         self.replaced, self.dirty, self.last = set(), False, time.monotonic()
 
 
-def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, commit) -> int:
-    """Run the tasks on a Dask cluster, committing each outcome as it arrives; the workers used.
+def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, commit) -> tuple[int, Future]:
+    """Run the tasks on a Dask cluster, committing each outcome as it arrives.
+
+    Returns the workers used and the cluster's shutdown, under way in a thread: closing a
+    ``LocalCluster`` waits a second or so for its processes to exit, time the coordinator
+    spends compacting the lake instead (the caller waits for it before returning). A run
+    that fails or is interrupted closes the cluster before the error propagates.
 
     A ``LocalCluster`` takes seconds to start (a process per worker, each importing pandas
     and DuckDB) and keeps about one core busy meanwhile: this process runs the first tasks
@@ -752,6 +761,7 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
     from distributed import Client, as_completed
 
     cluster = client = None
+    finished = False
     queue = [dataclasses.replace(t, threads=1) for t in tasks]  # one DuckDB thread per task: no oversubscription
     try:
         try:
@@ -779,12 +789,21 @@ def _run_on_dask(tasks: Sequence[_Task], workers: int, scheduler: str | None, co
             except Exception as exc:  # a worker died (killed, out of memory): that repository failed
                 outcome = RepoOutcome(futures[future].spec.name, "failed", error=f"worker lost: {exc}")
             commit(outcome)
-        return used
+        finished = True
+        closer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="releaserisk-close-cluster")
+        closing = closer.submit(_close, client, cluster)
+        closer.shutdown(wait=False)  # the thread finishes the close; the caller waits on ``closing``
+        return used, closing
     finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+        if not finished:
+            _close(client, cluster)
+
+
+def _close(client, cluster) -> None:
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def _connect(scheduler: str):

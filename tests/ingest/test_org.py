@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -117,6 +118,27 @@ def test_two_workers_equal_serial_ingestion_row_for_row(org, monkeypatch, head_s
             assert len(_rows(file, table)), table
             pd.testing.assert_frame_equal(_rows(lake, table), _rows(file, table), check_dtype=False, obj=table)
     assert result.frame["buggy"].sum() > 0
+
+
+def test_the_cluster_shuts_down_while_the_lake_is_compacted_and_before_ingest_org_returns(org, monkeypatch):
+    import releaserisk.ingest.org as org_module
+
+    compacting, seen = threading.Event(), {}
+    close, compact = org_module._close, org_module.compact_lake
+
+    def overlapped_close(client, cluster):
+        seen["while compacting"] = compacting.wait(timeout=120)  # never set when close came first
+        close(client, cluster)
+        seen["closed"] = True
+
+    def compact_and_say_so(location):
+        compacting.set()
+        return compact(location)
+
+    monkeypatch.setattr(org_module, "_close", overlapped_close)
+    monkeypatch.setattr(org_module, "compact_lake", compact_and_say_so)
+    result = ingest_org(_manifest(org), workers=2, compact=True)
+    assert result.compaction is not None and seen == {"while compacting": True, "closed": True}
 
 
 def test_a_failing_repository_is_reported_while_the_others_land_and_only_it_is_retried(org, capsys):
