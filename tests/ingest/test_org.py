@@ -141,6 +141,20 @@ def test_the_cluster_shuts_down_while_the_lake_is_compacted_and_before_ingest_or
     assert result.compaction is not None and seen == {"while compacting": True, "closed": True}
 
 
+def test_local_cluster_workers_import_the_task_module_as_they_start():
+    from distributed import Client
+
+    from releaserisk.ingest.org import _local_cluster
+
+    cluster = _local_cluster(1)
+    try:
+        with Client(cluster) as client:
+            loaded = client.run(lambda: "releaserisk.ingest.org" in sys.modules)
+        assert list(loaded.values()) == [True]  # before any task: preloaded, not imported by the first task
+    finally:
+        cluster.close()
+
+
 def test_a_failing_repository_is_reported_while_the_others_land_and_only_it_is_retried(org, capsys):
     corrupt = org / "repos" / "corrupt"
     GitRepo(corrupt)
