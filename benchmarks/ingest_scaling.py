@@ -1,7 +1,7 @@
 """Git ingest scaling: 10k, 100k and 1M commits of one synthetic history vs the bare `git log`.
 
-Run:  python benchmarks/ingest_scaling.py [--sizes 10000,100000,1000000] [--cache /tmp/releaserisk-bench]
-                                         [--memory-limit 1GB]
+Run:  python benchmarks/ingest_scaling.py [--sizes 10000,100000,1000000] [--workers 1,2]
+                                         [--cache /tmp/releaserisk-bench] [--memory-limit 1GB]
 
 The history is written through ``git fast-import`` from a stream this script generates
 (seeded, so every size is a prefix of the same history): a tree of 1,500 files in 60
@@ -17,11 +17,13 @@ Measured in the same run, on the same repository, each in its own child process:
 * baseline — the bare ``git log`` command the ingest runs (same arguments, output read
   and discarded), the better of two runs (one before and one after the ingest: both
   read a warm page cache);
-* ours — ``ingest_git`` into a fresh DuckDB file (the code path of
-  ``releaserisk ingest git``): parsing, the 14 change metrics, the Arrow batches and
-  the DuckDB load in one transaction; its wall and CPU time (its own, and with git's)
-  and its peak RSS (the child's own: Python, Arrow and DuckDB; the git log it runs is a
-  process of its own, whose peak is the baseline's, printed beside it).
+* ours — ``ingest_git`` into a fresh DuckDB file with the ``workers`` that
+  ``releaserisk ingest git`` passes by default (read from the CLI's parser: 2, so a
+  first ingest of 20,000+ commits runs two ``git log`` processes, see ``_segments``;
+  ``--workers 1,2`` measures both): parsing, the 14 change metrics, the Arrow batches and
+  the DuckDB load in one transaction; its wall and CPU time (its own, and its git
+  processes') and its peak RSS (the child's own: Python, Arrow and DuckDB; the git logs
+  it runs are processes of their own, whose peak is about the baseline's, printed beside it).
 
 Printed per size: the ratio to git log and, between consecutive sizes, the growth of
 the time against the growth of the commits (target: 10x the commits in at most 11x the
@@ -291,14 +293,22 @@ def git_log(repo: Path) -> dict:
     return measured(["git", "-C", str(repo), *_LOG_ARGS, "HEAD"])
 
 
-def ingest(repo: Path, memory_limit: str | None) -> dict:
+def cli_workers() -> int:
+    """The ``workers`` that ``releaserisk ingest git PATH`` passes to ``ingest_git`` by default."""
+    from releaserisk.cli import build_parser
+
+    return build_parser().parse_args(["ingest", "git", "REPO"]).workers
+
+
+def ingest(repo: Path, workers: int, memory_limit: str | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="releaserisk-scaling-") as tmp:
-        args = [sys.executable, __file__, "--child", str(repo), str(Path(tmp) / "bench.duckdb")]
+        db = str(Path(tmp) / "bench.duckdb")
+        args = [sys.executable, __file__, "--child", str(repo), db, "--workers", str(workers)]
         return measured(args + (["--memory-limit", memory_limit] if memory_limit else []))
 
 
-def child(repo: str, db: str, memory_limit: str | None) -> None:
-    """The ingest, as ``releaserisk ingest git`` runs it, timed from inside the child."""
+def child(repo: str, db: str, workers: int, memory_limit: str | None) -> None:
+    """The ingest, as ``releaserisk ingest git`` runs it (with ``workers``), timed from inside the child."""
     from releaserisk.ingest.git import ingest_git
     from releaserisk.store import open_store
 
@@ -307,7 +317,7 @@ def child(repo: str, db: str, memory_limit: str | None) -> None:
         if memory_limit:  # DuckDB keeps an open transaction's rows in memory up to its limit, then spills
             store.execute(f"SET memory_limit = '{memory_limit}'")
             store.execute(f"SET temp_directory = '{Path(db).parent / 'spill'}'")
-        result = ingest_git(store, repo, name="bench")
+        result = ingest_git(store, repo, name="bench", workers=workers)
     print(json.dumps({"ingest_wall": time.perf_counter() - started, "ingest_cpu_self": time.process_time() - cpu,
                       "ingest_cpu_git": _children_cpu() - git_cpu, "commits": result.new_commits,
                       "file_changes": result.file_changes}))  # fmt: skip
@@ -321,32 +331,45 @@ def _children_cpu() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="commits per history, comma-separated")
+    parser.add_argument("--workers", help="ingest_git workers to measure, comma-separated (default: the CLI's)")
     parser.add_argument("--cache", default="/tmp/releaserisk-bench", help="where generated repositories are kept")
     parser.add_argument("--memory-limit", help="DuckDB memory_limit of the ingest (default: DuckDB's, 80%% of RAM)")
     parser.add_argument("--child", nargs=2, metavar=("REPO", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child, args.memory_limit)
+        child(*args.child, int(args.workers), args.memory_limit)
         return
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    default = cli_workers()
+    workers = [int(w) for w in args.workers.split(",")] if args.workers else [default]
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     print(
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine: times are noisy); "
-        f"DuckDB memory_limit {args.memory_limit or 'default (80% of RAM)'}"
+        f"DuckDB memory_limit {args.memory_limit or 'default (80% of RAM)'}; "
+        f"workers {', '.join(map(str, workers))} ('releaserisk ingest git' runs {default})"
     )
-    rows = []
+    rows: dict[int, list[dict]] = {w: [] for w in workers}
     for commits in sizes:
         repo = repository(cache, commits)
         before = git_log(repo)
-        ours = ingest(repo, args.memory_limit)
+        for w in workers:
+            ours = ingest(repo, w, args.memory_limit)
+            rows[w].append({"commits": ours["commits"], "file_changes": ours["file_changes"], "ours": ours})
+            print(f"  {commits:,}, workers={w}: ingest {ours['ingest_wall']:.1f} s, peak RSS {ours['peak_mib']:,.0f} "
+                  f"MiB (load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
         after = git_log(repo) if before["wall"] < 60 else before  # a 1M-commit git log takes minutes: once
         log = min(before, after, key=lambda r: r["wall"])
-        rows.append({"commits": ours["commits"], "file_changes": ours["file_changes"], "log": log, "ours": ours})
-        print(f"  {commits:,}: git log {log['wall']:.1f} s, ingest {ours['ingest_wall']:.1f} s, "
-              f"peak RSS {ours['peak_mib']:,.0f} MiB (git log alone {log['peak_mib']:,.0f} MiB)",
-              flush=True)  # fmt: skip
-    print()
+        for w in workers:
+            rows[w][-1]["log"] = log
+        print(f"  {commits:,}: git log {log['wall']:.1f} s (peak RSS {log['peak_mib']:,.0f} MiB)", flush=True)
+    for w in workers:
+        print(f"\nworkers={w}{' (the CLI default)' if w == default else ''}:")
+        _table(rows[w])
+    print("\ntargets: 10x the commits in <= 11x the time; peak RSS < 2,048 MiB at 1,000,000 commits")
+
+
+def _table(rows: list[dict]) -> None:
     print(
         "| commits | file changes | git log wall / CPU | ingest wall | ingest CPU (Python + git) | ratio to git log "
         "(wall) | growth: commits / ingest wall / ingest CPU / git log wall | peak RSS: ingest process / git log |"
@@ -365,7 +388,6 @@ def main() -> None:
               f"| {ours['ingest_wall']:.2f} s | {ours['ingest_cpu_self']:.2f} s + {ours['ingest_cpu_git']:.2f} s "
               f"| {ours['ingest_wall'] / log['wall']:.2f}x | {growth} "
               f"| {ours['peak_mib']:,.0f} MiB / {log['peak_mib']:,.0f} MiB |")  # fmt: skip
-    print("\ntargets: 10x the commits in <= 11x the time; peak RSS < 2,048 MiB at 1,000,000 commits")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ import pytest
 
 from releaserisk.cli import main
 from releaserisk.errors import GitError, ShallowCloneError
-from releaserisk.ingest.git import ingest_git
+from releaserisk.ingest import git as git_ingest
+from releaserisk.ingest.git import _segments, ingest_git
 from releaserisk.store import open_store
 from tests.conftest import GitRepo
 
@@ -217,6 +218,38 @@ def test_batches_of_any_size_give_the_same_rows_and_state(tmp_path, git_repo, mo
             rows[flush_every] = {t: _table_rows(store, t) for t in ORDER | STATE_ORDER}
     assert rows[2] == rows[1_000_000]
     assert all(rows[2][table] for table in ORDER | STATE_ORDER)
+
+
+def test_two_git_processes_give_the_rows_of_a_run_to_the_split_and_an_increment(tmp_path, git_repo, monkeypatch):
+    """``workers=2`` (the CLI's default) splits git's work: rows as ingesting up to the split, then the rest."""
+    g = git_repo
+    for i in range(11):
+        if i == 3:
+            g.git("checkout", "-q", "-b", "side")  # a side branch across the split point, merged after it
+            for j in range(2):
+                g.write(f"s{j}/f{j}.txt", f"side {j}\n")
+                g.commit(f"side{j}", author="B", email="b@x")
+            g.git("checkout", "-q", "main")
+        if i == 9:
+            g.merge("side", "merge side")
+        g.write(f"s{i % 3}/f{i % 4}.txt", "".join(f"{j}\n" for j in range(i + 2)))
+        if i == 5:
+            g.mv("s1/f1.txt", "s2/moved.txt")
+        g.commit(f"c{i}", author=f"A{i % 2}", email=f"a{i % 2}@x")
+    monkeypatch.setattr(git_ingest, "PARALLEL_MIN_COMMITS", 2)
+    segments = []
+    monkeypatch.setattr(git_ingest, "_segments", lambda *a: segments.append(_segments(*a)) or segments[-1])
+    with open_store(tmp_path / "two.duckdb") as two:
+        ingest_git(two, g.path, name="r", workers=2)
+        ((first, second),) = segments
+        split = first[0]
+        assert second[-2:] == ["--not", split] and g.git("rev-list", "--count", f"{split}..side").strip() == "2"
+        rows = {t: _table_rows(two, t) for t in ORDER | STATE_ORDER}
+    with open_store(tmp_path / "steps.duckdb") as steps:
+        ingest_git(steps, g.path, name="r", rev=split)
+        ingest_git(steps, g.path, name="r")
+        assert {t: _table_rows(steps, t) for t in ORDER | STATE_ORDER} == rows
+    assert len(rows["commits"]) == 14 and all(rows.values())
 
 
 def test_incremental_equals_full_and_rerun_changes_nothing(tmp_path, git_repo):
