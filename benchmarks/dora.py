@@ -1,7 +1,7 @@
 """DORA metrics at scale: time growth from 100k to 1M deployments, peak memory, drill-downs, the diff.
 
 Run:  python benchmarks/dora.py [--sizes 100000,1000000] [--services 1000] [--changes-per-deployment 10]
-                                [--memory-limit 1GB]
+                                [--memory-limit 1GB] [--no-diff] [--keep DIR]
 
 For each size, a synthetic store is built (inside DuckDB: production, staging and failed
 deployments, rollbacks, hotfixes, incidents, commits, 10 deployment changes each), then,
@@ -26,6 +26,7 @@ are noisy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -48,20 +49,28 @@ def main() -> None:
     parser.add_argument("--changes-per-deployment", type=int, default=10)
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit during the calls")
     parser.add_argument("--no-diff", action="store_true", help="skip the definition diff")
+    parser.add_argument("--keep", metavar="DIR", help="build the stores in DIR and reuse those already there "
+                        "(same sizes and arguments: the file name says them); default: a temporary directory")  # fmt: skip
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = Path(args.keep) if args.keep else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        tmp.mkdir(parents=True, exist_ok=True)
         for size in sizes:
-            path = Path(tmp) / f"bench{size}.duckdb"
-            started = time.perf_counter()
-            _run("build", str(path), str(size), str(args.services), str(args.changes_per_deployment))
+            path = tmp / f"bench{size}_{args.services}_{args.changes_per_deployment}.duckdb"
+            started, kept = time.perf_counter(), path.exists()
+            if not kept:  # a kept store is reused (built in a temp name, so never half-built)
+                partial = path.with_suffix(".partial")
+                partial.unlink(missing_ok=True)
+                _run("build", str(partial), str(size), str(args.services), str(args.changes_per_deployment))
+                partial.rename(path)
             built = time.perf_counter() - started
             full = json.loads(_run("measure", str(path), args.memory_limit, "full"))
             diff = {} if args.no_diff else json.loads(_run("measure", str(path), args.memory_limit, "diff"))
             rows.append((size, built, full, diff))
             links = size * args.changes_per_deployment
-            print(f"{size:,} deployments / {links:,} links (built in {built:.1f} s)")
+            print(f"{size:,} deployments / {links:,} links (built in {built:.1f} s{', kept' if kept else ''})")
             print(f"  dora_metrics(by='service', freq='M'): {full['full']:.2f} s wall, {full['full_cpu']:.2f} s CPU "
                   f"(+ {full['import']:.2f} s one-time import of scipy.stats), peak RSS {full['rss_full']:,.0f} MiB "
                   f"(before the call {full['rss_before']:,.0f} MiB); {full['summary_rows']:,} summary rows, "
