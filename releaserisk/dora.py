@@ -863,10 +863,12 @@ def _first_deployments(
     link's lead time, so the lead-time cells need no second pass over the links: the
     result holds the single links' values followed by those of the commits resolved by name.
     """
-    con = store.connection
     links = f"deployment_changes f JOIN {w.prod} p USING (deployment_id) {chained}"
     lead_time, skewed = _lead_time(rules)
-    value = f"CAST({_lead_used(rules, 'lead_time_hours')} AS DOUBLE) AS value, coalesce(clock_skew, false) AS skew"
+    used = _lead_used(rules, "lead_time_hours")
+    # no column with nulls: Arrow hands them to numpy as they are
+    value = (f"CAST(coalesce({used}, 0) AS DOUBLE) AS value, {used} IS NOT NULL AS present, "
+             "coalesce(clock_skew, false) AS skew")  # fmt: skip
     if every:  # Four Keys: every production link is a lead time, each by name
         store.execute(
             f"""
@@ -877,31 +879,31 @@ def _first_deployments(
         _fill_untimed(store, w)
         rows, single = None, None
     elif lead:
-        rows = con.execute(
+        rows = _numpy_columns(
+            store,
             f"""
             SELECT h, k, untimed, {value}
             FROM (SELECT hash(f.repo, f.sha) AS h, p.k, f.committed_at IS NULL AS untimed,
                          {lead_time} AS lead_time_hours, {skewed} AS clock_skew FROM {links})
-            """
-        ).fetchnumpy()
+            """,
+        )
     else:  # the hashes alone: which commits are resolved by name
-        rows = con.execute(f"SELECT hash(f.repo, f.sha) AS h, f.committed_at IS NULL AS untimed FROM {links}")
-        rows = rows.fetchnumpy()
+        rows = _numpy_columns(store, f"SELECT hash(f.repo, f.sha) AS h, f.committed_at IS NULL AS untimed FROM {links}")
     if not every:
         single = _by_name(store, w, links, chained, rows)
     if not lead:
         return None
-    named = con.execute(
+    named = _numpy_columns(
+        store,
         f"""
         SELECT k, {value}
         FROM (SELECT p.k, {lead_time} AS lead_time_hours, {skewed} AS clock_skew
               FROM {w.first_deploy} f JOIN {w.prod} p USING (k))
-        """
-    ).fetchnumpy()
+        """,
+    )
     parts = []
     for part, keep in ([] if rows is None else [(rows, single)]) + [(named, None)]:
-        k, value = np.ma.getdata(part["k"]).astype(np.intp, copy=False), part["value"]
-        present, value, skew = ~np.ma.getmaskarray(value), np.ma.getdata(value), np.ma.getdata(part["skew"])
+        k, value, present, skew = part["k"].astype(np.intp, copy=False), part["value"], part["present"], part["skew"]
         if keep is not None:
             k, value, present, skew = k[keep], value[keep], present[keep], skew[keep]
         if len(k):
@@ -914,10 +916,18 @@ def _first_deployments(
     return _FirstLinks(*(np.concatenate(columns) for columns in zip(*parts, strict=True)))
 
 
+def _numpy_columns(store: Store, sql: str, params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """A query's columns as numpy arrays, read through Arrow: DuckDB builds Arrow batches on
+    every thread where ``fetchnumpy`` converts on one (10M links: 0.2 s less CPU, half the wall).
+    The query must give no nulls (they would become NaN or fail)."""
+    table = store.arrow(sql, params)
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
 def _by_name(store: Store, w: _Work, links: str, chained: str, rows: dict) -> np.ndarray | None:
     """Fill ``first_deploy`` with the commits resolved by name; the mask of the other links (None: all)."""
     con = store.connection
-    h, untimed = np.ma.getdata(rows.pop("h")), np.ma.getdata(rows.pop("untimed"))
+    h, untimed = rows.pop("h"), rows.pop("untimed")
     ordered = np.sort(h)
     by_name = np.unique(np.concatenate([ordered[1:][ordered[1:] == ordered[:-1]], h[untimed]]))
     del ordered
@@ -1187,14 +1197,13 @@ def _lead_cells(
     )
     try:
         names = store.query(f"SELECT grp, period_start FROM {w.cells} ORDER BY cell")
-        numbered = store.connection.execute(
-            f"SELECT k, cell FROM ({deployed}) JOIN {w.cells} USING (grp, period_start)", params
-        ).fetchnumpy()
+        numbered = _numpy_columns(store, f"SELECT k, cell FROM ({deployed}) JOIN {w.cells} USING (grp, period_start)",
+                                  params)  # fmt: skip
     finally:
         store.execute(f"DROP TABLE IF EXISTS {w.cells}")
-    numbers = np.ma.getdata(numbered["k"]).astype(np.intp, copy=False)
+    numbers = numbered["k"].astype(np.intp, copy=False)
     cell_of = np.full(max(int(numbers.max(initial=0)), int(links.k.max(initial=0))) + 1, -1, dtype=np.intp)
-    cell_of[numbers] = np.ma.getdata(numbered["cell"])
+    cell_of[numbers] = numbered["cell"]
     cell, value, present, skew = cell_of[links.k], links.value, links.present, links.skew
     inside = cell >= 0  # deployed in the window
     if not inside.all():
