@@ -622,7 +622,14 @@ def _shown(value: str, guard: str) -> str:
 
 
 def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, flags: bool = False) -> None:
-    """Working tables: production deployments with failures and recovery; incident links.
+    """Working tables: production deployments (:func:`_production`), their failures and recovery, incident links
+    (:func:`_failures`)."""
+    _production(store, settings, rules, w)
+    _failures(store, rules, w, flags)
+
+
+def _production(store: Store, settings: Settings, rules: dict[str, str], w: _Work) -> None:
+    """Working table ``prod``: the production deployments, numbered, each with the next one of its service.
 
     ``prod.k`` numbers production deployments in the profile's order (finish or start
     time, ties by deployment id), so "the first deployment containing a commit" is the
@@ -632,7 +639,6 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     empty ``prev_success_deployment_commit_id``).
     """
     con = store.connection
-    guard = rules["span_guard"]
     # DevLake orders by start; a deployment recorded without a start time started when it finished
     ordered_at = {"started": "coalesce(d.started_at, d.finished_at)",
                   "finished": "d.finished_at"}[rules["deployment_order"]]  # fmt: skip
@@ -642,24 +648,6 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
     same_order = rules["chain_order"] == rules["deployment_order"]
     first_of_chain = ("k IN (SELECT min(k) FROM numbered GROUP BY service, repo)" if same_order
                       else f"({chain}) = min(({chain})) OVER (PARTITION BY service, repo)")  # fmt: skip
-    link = rules["incident_link"]
-    strict = ">" if link.endswith("(strictly before)") else ">="
-    # DevLake's connector looks for the project's latest deployment, of whichever service
-    same_service = "" if "any service" in link else "i.service = p.service AND"
-    # and Four Keys joins root causes to every deployment's changes: it knows no services
-    cause_service = "" if "any service" in link else "AND p.service = i.service"
-    # Incident -> deployment links, by the profile's incident_link rule
-    explicit = "e.deployment_id" if link.startswith("explicit") else "NULL"
-    by_cause = "coalesce(b.deployment_id, ds.deployment_id)" if "cause sha" in link else "NULL"
-    prior = "pr.deployment_id" if "prior" in link else "NULL"
-    cause_time = "" if link.endswith("any time") else "AND p.finished_at <= i.opened_at"
-    restore_from = ("least(i.opened_at, coalesce(cause.finished_at, i.opened_at))"
-                    if rules["restore_start"].startswith("earlier") else "i.opened_at")  # fmt: skip
-    # the drill-down shows the exact span; the aggregate reads it in the profile's unit
-    restore = {
-        "floor hour": f"floor({span_hours(restore_from, 'i.resolved_at')})",
-        "floor minute": f"trunc({span_minutes(restore_from, 'i.resolved_at')}) / 60",
-    }.get(rules["restore_rounding"], span_hours(restore_from, "i.resolved_at"))
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.prod} AS
@@ -691,6 +679,32 @@ def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, 
         """,
         [production_environments(settings)],
     )
+
+
+def _failures(store: Store, rules: dict[str, str], w: _Work, flags: bool = False) -> None:
+    """Working tables ``incident_links`` (each incident's deployment, and how it was linked) and ``flags``
+    (each production deployment's failure, recovery and rework), and the view ``deploys`` (``prod`` with its
+    flags), by the profile's rules; ``prod`` must exist (:func:`_production`)."""
+    con = store.connection
+    guard = rules["span_guard"]
+    link = rules["incident_link"]
+    strict = ">" if link.endswith("(strictly before)") else ">="
+    # DevLake's connector looks for the project's latest deployment, of whichever service
+    same_service = "" if "any service" in link else "i.service = p.service AND"
+    # and Four Keys joins root causes to every deployment's changes: it knows no services
+    cause_service = "" if "any service" in link else "AND p.service = i.service"
+    # Incident -> deployment links, by the profile's incident_link rule
+    explicit = "e.deployment_id" if link.startswith("explicit") else "NULL"
+    by_cause = "coalesce(b.deployment_id, ds.deployment_id)" if "cause sha" in link else "NULL"
+    prior = "pr.deployment_id" if "prior" in link else "NULL"
+    cause_time = "" if link.endswith("any time") else "AND p.finished_at <= i.opened_at"
+    restore_from = ("least(i.opened_at, coalesce(cause.finished_at, i.opened_at))"
+                    if rules["restore_start"].startswith("earlier") else "i.opened_at")  # fmt: skip
+    # the drill-down shows the exact span; the aggregate reads it in the profile's unit
+    restore = {
+        "floor hour": f"floor({span_hours(restore_from, 'i.resolved_at')})",
+        "floor minute": f"trunc({span_minutes(restore_from, 'i.resolved_at')}) / 60",
+    }.get(rules["restore_rounding"], span_hours(restore_from, "i.resolved_at"))
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.incident_links} AS
@@ -847,60 +861,113 @@ def _lead_used(rules: dict[str, str], value: str) -> str:
     return guarded(value, rules["span_guard"])
 
 
-def _first_deployments(
-    store: Store, rules: dict[str, str], w: _Work, chained: str, lead: bool, every: bool = False
-) -> _FirstLinks | None:
-    """Working table ``first_deploy`` (commits resolved by name) and, with ``lead``, every commit's first link.
+def _chained(rules: dict[str, str]) -> str:
+    """SQL after ``... JOIN prod p``: DevLake's first deployment of a chain contributes no changes, even
+    listed explicitly (its calculator skips ``prev_success_deployment_commit_id = ''``)."""
+    return "WHERE NOT p.first_of_chain" if rules["first_of_chain"] == "none" else ""
+
+
+def _links(w: _Work, rules: dict[str, str]) -> str:
+    """SQL: the production links (``f``, joined to their deployment ``p``) that can carry a change."""
+    return f"deployment_changes f JOIN {w.prod} p USING (deployment_id) {_chained(rules)}"
+
+
+def _read_links(store: Store, rules: dict[str, str], w: _Work, lead: bool) -> dict[str, np.ndarray] | None:
+    """Every production link's commit hash (``h``, ``untimed``) and, with ``lead``, its deployment number and
+    lead time (``k, value, present, skew``), one pass over the links (None for ``every listing``, whose
+    ``first_deploy`` table of every link is built here instead).
 
     Grouping 10M links by their (repo, sha) strings cost 4.5 s of CPU on
     benchmarks/dora.py, and nearly every commit has one production link. So the links'
-    hashes are read once (integers) and sorted in numpy: a link whose hash no other
-    production link has is its commit's only one, and so its first; nothing is grouped
-    for it. Links sharing a hash (the same commit deployed twice, or a collision) and links
-    without a commit time are grouped by name, exactly, into ``first_deploy``
-    (``k``, the smallest deployment number, ``committed_at``, ``repo``, ``sha``), and only
-    they. The result is exact whatever the hash. With ``lead``, the same read gives each
-    link's lead time, so the lead-time cells need no second pass over the links: the
-    result holds the single links' values followed by those of the commits resolved by name.
+    hashes are read once (integers) and sorted in numpy (:func:`_shared_hashes`): a link
+    whose hash no other production link has is its commit's only one, and so its first;
+    nothing is grouped for it. Links sharing a hash (the same commit deployed twice, or a
+    collision) and links without a commit time are grouped by name, exactly, into
+    ``first_deploy`` (:func:`_resolve_by_name`), and only they. The result is exact whatever
+    the hash. With ``lead``, the same read gives each link's lead time, so the lead-time cells
+    need no second pass over the links.
     """
-    links = f"deployment_changes f JOIN {w.prod} p USING (deployment_id) {chained}"
-    lead_time, skewed = _lead_time(rules)
-    used = _lead_used(rules, "lead_time_hours")
-    # no column with nulls: Arrow hands them to numpy as they are
-    value = (f"CAST(coalesce({used}, 0) AS DOUBLE) AS value, {used} IS NOT NULL AS present, "
-             "coalesce(clock_skew, false) AS skew")  # fmt: skip
-    if every:  # Four Keys: every production link is a lead time, each by name
-        store.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS
-            SELECT p.k, f.committed_at, f.repo, f.sha FROM {links}
-            """
-        )
+    links = _links(w, rules)
+    if rules["change_deployments"] == "every listing":  # Four Keys: every production link is a lead time, by name
+        store.execute(f"CREATE OR REPLACE TEMP TABLE {w.first_deploy} AS SELECT p.k, f.committed_at, f.repo, f.sha "
+                      f"FROM {links}")  # fmt: skip
         _fill_untimed(store, w)
-        rows, single = None, None
-    elif lead:
-        rows = _numpy_columns(
-            store,
-            f"""
-            SELECT h, k, untimed, {value}
-            FROM (SELECT hash(f.repo, f.sha) AS h, p.k, f.committed_at IS NULL AS untimed,
-                         {lead_time} AS lead_time_hours, {skewed} AS clock_skew FROM {links})
-            """,
-        )
-    else:  # the hashes alone: which commits are resolved by name
-        rows = _numpy_columns(store, f"SELECT hash(f.repo, f.sha) AS h, f.committed_at IS NULL AS untimed FROM {links}")
-    if not every:
-        single = _by_name(store, w, links, chained, rows)
-    if not lead:
         return None
-    named = _numpy_columns(
+    if not lead:  # the hashes alone: which commits are resolved by name
+        return _numpy_columns(store, f"SELECT hash(f.repo, f.sha) AS h, f.committed_at IS NULL AS untimed FROM {links}")
+    lead_time, skewed = _lead_time(rules)
+    return _numpy_columns(
         store,
         f"""
-        SELECT k, {value}
+        SELECT h, k, untimed, {_lead_value(rules)}
+        FROM (SELECT hash(f.repo, f.sha) AS h, p.k, f.committed_at IS NULL AS untimed,
+                     {lead_time} AS lead_time_hours, {skewed} AS clock_skew FROM {links})
+        """,
+    )
+
+
+def _lead_value(rules: dict[str, str]) -> str:
+    """SQL columns ``value, present, skew`` of a link's lead time (from ``lead_time_hours, clock_skew``)."""
+    used = _lead_used(rules, "lead_time_hours")
+    # no column with nulls: Arrow hands them to numpy as they are
+    return (f"CAST(coalesce({used}, 0) AS DOUBLE) AS value, {used} IS NOT NULL AS present, "
+            "coalesce(clock_skew, false) AS skew")  # fmt: skip
+
+
+def _shared_hashes(rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The hashes whose commits are resolved by name (shared by several links, or of a link without a commit
+    time) and the mask of the other links (None: all of them); numpy alone, so it runs beside DuckDB."""
+    h, untimed = rows.pop("h"), rows.pop("untimed")
+    ordered = np.sort(h)
+    by_name = np.unique(np.concatenate([ordered[1:][ordered[1:] == ordered[:-1]], h[untimed]]))
+    del ordered
+    return by_name, (~np.isin(h, by_name) if len(by_name) else None)
+
+
+def _resolve_by_name(
+    store: Store, rules: dict[str, str], w: _Work, by_name: np.ndarray | None, lead: bool
+) -> dict[str, np.ndarray] | None:
+    """Fill ``first_deploy`` with the commits of the hashes ``by_name`` (``k``, the smallest deployment number,
+    ``committed_at``, ``repo``, ``sha``; None: it holds every link already) and, with ``lead``, read their lead
+    times (``k, value, present, skew``)."""
+    con = store.connection
+    if by_name is not None:
+        store.execute(f"CREATE OR REPLACE TEMP TABLE {w.first_deploy} "
+                      "(k BIGINT, committed_at TIMESTAMPTZ, repo VARCHAR, sha VARCHAR)")  # fmt: skip
+    if by_name is not None and len(by_name):  # links sharing a hash, or made before their commits were ingested
+        chained = _chained(rules)
+        con.register(f"{w.first_deploy}_by_name", pa.table({"h": pa.array(by_name, pa.uint64())}))
+        try:
+            store.execute(
+                f"""
+                INSERT INTO {w.first_deploy}
+                SELECT min(p.k), any_value(f.committed_at), f.repo, f.sha
+                FROM {_links(w, rules)} {"AND" if chained else "WHERE"}
+                     hash(f.repo, f.sha) IN (SELECT h FROM {w.first_deploy}_by_name)
+                GROUP BY f.repo, f.sha
+                """
+            )
+        finally:
+            con.unregister(f"{w.first_deploy}_by_name")
+        _fill_untimed(store, w)
+    if not lead:
+        return None
+    lead_time, skewed = _lead_time(rules)
+    return _numpy_columns(
+        store,
+        f"""
+        SELECT k, {_lead_value(rules)}
         FROM (SELECT p.k, {lead_time} AS lead_time_hours, {skewed} AS clock_skew
               FROM {w.first_deploy} f JOIN {w.prod} p USING (k))
         """,
     )
+
+
+def _first_links(
+    rows: dict[str, np.ndarray] | None, single: np.ndarray | None, named: dict[str, np.ndarray]
+) -> _FirstLinks:
+    """Each commit's first production link: the single links' (``rows`` where ``single``; None: all) followed by
+    those of the commits resolved by name."""
     parts = []
     for part, keep in ([] if rows is None else [(rows, single)]) + [(named, None)]:
         k, value, present, skew = part["k"].astype(np.intp, copy=False), part["value"], part["present"], part["skew"]
@@ -908,7 +975,6 @@ def _first_deployments(
             k, value, present, skew = k[keep], value[keep], present[keep], skew[keep]
         if len(k):
             parts.append(_FirstLinks(k, value, present, skew))
-    del rows, single
     if not parts:
         return _FirstLinks(np.empty(0, np.intp), np.empty(0), np.empty(0, bool), np.empty(0, bool))
     if len(parts) == 1:  # no copy of 10M values
@@ -924,36 +990,6 @@ def _numpy_columns(store: Store, sql: str, params: dict[str, Any] | None = None)
     return {name: table.column(name).to_numpy() for name in table.column_names}
 
 
-def _by_name(store: Store, w: _Work, links: str, chained: str, rows: dict) -> np.ndarray | None:
-    """Fill ``first_deploy`` with the commits resolved by name; the mask of the other links (None: all)."""
-    con = store.connection
-    h, untimed = rows.pop("h"), rows.pop("untimed")
-    ordered = np.sort(h)
-    by_name = np.unique(np.concatenate([ordered[1:][ordered[1:] == ordered[:-1]], h[untimed]]))
-    del ordered
-    single = ~np.isin(h, by_name) if len(by_name) else None
-    del h, untimed
-    store.execute(
-        f"CREATE OR REPLACE TEMP TABLE {w.first_deploy} (k BIGINT, committed_at TIMESTAMPTZ, repo VARCHAR, sha VARCHAR)"
-    )
-    if len(by_name):  # links sharing a hash, or made before their commits were ingested: these few by name
-        con.register(f"{w.first_deploy}_by_name", pa.table({"h": pa.array(by_name, pa.uint64())}))
-        try:
-            store.execute(
-                f"""
-                INSERT INTO {w.first_deploy}
-                SELECT min(p.k), any_value(f.committed_at), f.repo, f.sha
-                FROM {links} {"AND" if chained else "WHERE"}
-                     hash(f.repo, f.sha) IN (SELECT h FROM {w.first_deploy}_by_name)
-                GROUP BY f.repo, f.sha
-                """
-            )
-        finally:
-            con.unregister(f"{w.first_deploy}_by_name")
-        _fill_untimed(store, w)
-    return single
-
-
 def _fill_untimed(store: Store, w: _Work) -> None:
     """Give ``first_deploy``'s links made before their commits were ingested the commits' times."""
     store.execute(
@@ -964,18 +1000,13 @@ def _fill_untimed(store: Store, w: _Work) -> None:
     )
 
 
-def _detail_tables(store: Store, rules: dict[str, str], w: _Work, lead_cells: bool) -> _FirstLinks | None:
-    """Working view ``changes`` (lead time per commit) and table ``prs`` (PR phases).
-
-    With ``lead_cells``, returns every commit's first production link for :func:`_lead_cells`.
-    """
+def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
+    """Working view ``changes`` (lead time per commit) and table ``prs`` (PR phases); ``first_deploy`` must be
+    filled (:func:`_resolve_by_name`)."""
     guard, rounding = rules["span_guard"], rules["rounding"]
     lead, skewed = _lead_time(rules)
-    # DevLake: a deployment with no earlier successful one in its chain contributes no changes,
-    # even listed explicitly (its calculator skips prev_success_deployment_commit_id = '')
-    chained = "WHERE NOT p.first_of_chain" if rules["first_of_chain"] == "none" else ""
+    chained = _chained(rules)
     every = rules["change_deployments"] == "every listing"
-    first_links = _first_deployments(store, rules, w, chained, lead_cells, every)
     # a view: the rows are read from the links only when asked for (drill-downs, a grouping
     # by repository, the profile diff): a link is its commit's first unless its commit is
     # one of the few resolved by name (first_deploy; with every, first_deploy holds every link)
@@ -1055,7 +1086,6 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work, lead_cells: bo
         SELECT * EXCLUDE (merge_minutes), {cycle} AS cycle_minutes FROM phased
         """
     )
-    return first_links
 
 
 def _aggregates(
@@ -1066,7 +1096,7 @@ def _aggregates(
     start,
     end,
     rules: dict[str, str],
-    first_links: _FirstLinks | None,
+    lead: Future[tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]] | None,
 ) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Counts, skew counts and sorted spans per (group, period) and per group (period NULL).
 
@@ -1075,7 +1105,8 @@ def _aggregates(
     rows cost more than the first. Spans are kept as one value array and offsets per
     ``*_spans`` column (the second item); the frame's ``*_spans`` columns hold each row's
     position in them. Medians, p90, their order-statistic intervals and the rank tests
-    are read from them in :func:`_finish`.
+    are read from them in :func:`_finish`. ``lead``, when given, computes the lead-time
+    rows beside these queries (:func:`_lead_rows`); it is waited for after them.
     """
     guard = rules["span_guard"]
     lead_value = "cycle_minutes / 60.0" if rules["lead_time_of"] == "pull request" else "lead_time_hours"
@@ -1149,38 +1180,31 @@ def _aggregates(
                   FROM {w.incident_links} l JOIN {w.deploys} d USING (deployment_id))
             WHERE {window.format(t="finished_at")} AND {window.format(t="incident_resolved_at")}
             GROUP BY {sets} ORDER BY {sets}"""
-    merged, lists = None, {}
+    rows = {}
     for name, query in queries.items():
-        if name == "lead" and first_links is not None:
-            frame, spans = _lead_cells(store, w, group, period, start, end, first_links)
-        else:
-            table = store.arrow(query, {"start": start, "end": end})
-            # the span lists stay Arrow buffers (10M values: as Python lists they cost 2.5 s);
-            # the frame holds each row's position in them, which survives the merges below
-            names = [name for name in table.column_names if name.endswith("_spans")]
-            frame = store.connection.from_arrow(table.drop_columns(names)).df()  # the dtypes of Store.query
-            spans = {name: _arrow_spans(table.column(name)) for name in names}
-        frame["grp"] = frame["grp"].fillna("unassigned").astype(str)
-        frame, spans = _group_rows(frame, spans)
-        for name, (values, offsets) in spans.items():
-            lists[name] = (values, offsets)
-            frame[name] = np.arange(len(frame))
+        if name == "lead" and lead is not None:
+            continue
+        table = store.arrow(query, {"start": start, "end": end})
+        # the span lists stay Arrow buffers (10M values: as Python lists they cost 2.5 s);
+        # the frame holds each row's position in them, which survives the merges below
+        names = [name for name in table.column_names if name.endswith("_spans")]
+        frame = store.connection.from_arrow(table.drop_columns(names)).df()  # the dtypes of Store.query
+        rows[name] = _grouped(frame, {name: _arrow_spans(table.column(name)) for name in names})
+    merged, lists = None, {}
+    for name in queries:
+        frame, spans = lead.result() if name == "lead" and lead is not None else rows.pop(name)
+        for column, (values, offsets) in spans.items():
+            lists[column] = (values, offsets)
+            frame[column] = np.arange(len(frame))
         merged = frame if merged is None else merged.merge(frame, on=["grp", "period_start"], how="outer")
     return merged, lists
 
 
-def _lead_cells(
-    store: Store, w: _Work, group: str, period: str, start, end, links: _FirstLinks
-) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Lead-time spans per (group, period) of the deployment, grouped and sorted in numpy.
-
-    DuckDB numbers each deployment's (group, period) cell once per deployment; numpy looks
-    up each first link's cell by its deployment number, orders the links by cell (a stable
-    radix sort of the integer cell) and sorts each cell's values. Grouping 10M changes into
-    lists and sorting each list in DuckDB cost 3x as much on benchmarks/dora.py. The frame
-    has the columns of the lead query of :func:`_aggregates` (``grp, period_start,
-    lead_skewed`` and the spans), one row per cell with changes, in (group, period) order.
-    """
+def _deployment_cells(
+    store: Store, w: _Work, group: str, period: str, start, end
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Each production deployment's (group, period) cell in the window: the cells' ``grp, period_start`` in
+    cell order and the deployments' numbers and cells (``k, cell``), for :func:`_lead_rows`."""
     params = {"start": start, "end": end}
     deployed = f"""
         SELECT k, {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start
@@ -1201,6 +1225,29 @@ def _lead_cells(
                                   params)  # fmt: skip
     finally:
         store.execute(f"DROP TABLE IF EXISTS {w.cells}")
+    return names, numbered
+
+
+def _lead_rows(
+    names: pd.DataFrame,
+    numbered: dict[str, np.ndarray],
+    rows: dict[str, np.ndarray] | None,
+    single: np.ndarray | None,
+    named: dict[str, np.ndarray],
+) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Lead-time spans per (group, period) of the deployment, grouped and sorted in numpy, and per group.
+
+    Numpy assembles each commit's first link (:func:`_first_links` of ``rows``, ``single``
+    and ``named``), looks up its cell (:func:`_deployment_cells`) by its deployment number,
+    orders the links by cell (a stable radix sort of the integer cell) and sorts each
+    cell's values. Grouping 10M changes into lists and sorting each list in DuckDB
+    cost 3x as much on benchmarks/dora.py. Numpy and pandas alone: it runs on a thread
+    beside the DuckDB queries of the other aggregates. The frame has the columns of the
+    lead query of :func:`_aggregates` (``grp, period_start, lead_skewed`` and the spans),
+    one row per cell with changes, in (group, period) order, then one per group
+    (:func:`_grouped`).
+    """
+    links = _first_links(rows, single, named)
     numbers = numbered["k"].astype(np.intp, copy=False)
     cell_of = np.full(max(int(numbers.max(initial=0)), int(links.k.max(initial=0))) + 1, -1, dtype=np.intp)
     cell_of[numbers] = numbered["cell"]
@@ -1231,7 +1278,16 @@ def _lead_cells(
     frame = names.loc[with_changes, ["grp", "period_start"]].reset_index(drop=True)
     frame["lead_skewed"] = skews[with_changes].astype(np.int64)
     lengths = np.diff(offsets)[with_changes]
-    return frame, {"lead_spans": (values, np.concatenate([[0], np.cumsum(lengths)]))}
+    return _grouped(frame, {"lead_spans": (values, np.concatenate([[0], np.cumsum(lengths)]))})
+
+
+def _grouped(
+    frame: pd.DataFrame, spans: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """One aggregate's (group, period) rows with a missing group named ``unassigned``, followed by its groups'
+    rows (:func:`_group_rows`)."""
+    frame["grp"] = frame["grp"].fillna("unassigned").astype(str)
+    return _group_rows(frame, spans)
 
 
 def _group_rows(
@@ -1765,17 +1821,31 @@ def dora_metrics(
     work = _Work.new()
     group = "'all'" if by is None else f"coalesce(CAST({_GROUPS[by]} AS VARCHAR), 'unassigned')"
     try:
-        with _beside(store, lambda notes_store: _store_notes(notes_store, rules, settings)) as store_notes:
+        with (
+            _beside(store, lambda notes_store: _store_notes(notes_store, rules, settings)) as store_notes,
+            ThreadPoolExecutor(max_workers=1) as numpy_thread,
+        ):
             if count_flag_releases:
                 from releaserisk.flags import write_incident_causes
 
                 write_incident_causes(store, work.incident_causes, settings)
-            _prepare(store, settings, rules, work, flags=count_flag_releases)
+            _production(store, settings, rules, work)
             # per commit, grouped by the deployment's group (by repository, a change counts under its own)
             lead_cells = rules["lead_time_of"] == "commit" and by != "repo"
-            first_links = _detail_tables(store, rules, work, lead_cells)
-            stats, lists = _aggregates(store, work, group, period, start, end, rules, first_links)
-            del first_links
+            # numpy works on a thread beside DuckDB's: the links' hashes are sorted while DuckDB
+            # builds the failure tables, the lead-time spans while it runs the other aggregates
+            rows = _read_links(store, rules, work, lead_cells)
+            shared = None if rows is None else numpy_thread.submit(_shared_hashes, rows)
+            _failures(store, rules, work, flags=count_flag_releases)
+            by_name, single = (None, None) if shared is None else shared.result()
+            named = _resolve_by_name(store, rules, work, by_name, lead_cells)
+            lead = None
+            if lead_cells:
+                names, numbered = _deployment_cells(store, work, group, period, start, end)
+                lead = numpy_thread.submit(_lead_rows, names, numbered, rows, single, named)
+            _detail_tables(store, rules, work)
+            stats, lists = _aggregates(store, work, group, period, start, end, rules, lead)
+            del rows, single, named, lead
             *evidence, notes = store_notes.result()
     except BaseException:  # interrupted (a long call in a notebook) or failed: drop its tables next time
         _bury(store, work)
