@@ -983,10 +983,15 @@ def _first_links(
 
 
 def _numpy_columns(store: Store, sql: str, params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """A query's columns as numpy arrays, read through Arrow: DuckDB builds Arrow batches on
-    every thread where ``fetchnumpy`` converts on one (10M links: 0.2 s less CPU, half the wall).
-    The query must give no nulls (they would become NaN or fail)."""
-    table = store.arrow(sql, params)
+    """A query's columns as numpy arrays, read through Arrow (from a relation when it has no parameters).
+
+    A relation hands its rows to Arrow as it makes them, where ``execute`` collects them
+    first: 10M links cost 1.2 s of CPU instead of 1.4 s (``execute(...).fetchnumpy()``:
+    1.6 s). With parameters a relation was 10x slower (the deployments' cells: 1.0 s
+    instead of 0.1 s), so those go through ``execute``. The query must give no nulls (they
+    would become NaN or fail).
+    """
+    table = store.arrow(sql, params) if params else store.connection.sql(sql).to_arrow_table()
     return {name: table.column(name).to_numpy() for name in table.column_names}
 
 
