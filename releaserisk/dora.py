@@ -622,10 +622,11 @@ def _shown(value: str, guard: str) -> str:
 
 
 def _prepare(store: Store, settings: Settings, rules: dict[str, str], w: _Work, flags: bool = False) -> None:
-    """Working tables: production deployments (:func:`_production`), their failures and recovery, incident links
-    (:func:`_failures`)."""
+    """Working tables: production deployments (:func:`_production`), incident links (:func:`_incident_links`),
+    the deployments' failures and recovery (:func:`_failures`)."""
     _production(store, settings, rules, w)
-    _failures(store, rules, w, flags)
+    _incident_links(store, rules, w, flags)
+    _failures(store, rules, w)
 
 
 def _production(store: Store, settings: Settings, rules: dict[str, str], w: _Work) -> None:
@@ -681,10 +682,9 @@ def _production(store: Store, settings: Settings, rules: dict[str, str], w: _Wor
     )
 
 
-def _failures(store: Store, rules: dict[str, str], w: _Work, flags: bool = False) -> None:
-    """Working tables ``incident_links`` (each incident's deployment, and how it was linked) and ``flags``
-    (each production deployment's failure, recovery and rework), and the view ``deploys`` (``prod`` with its
-    flags), by the profile's rules; ``prod`` must exist (:func:`_production`)."""
+def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool = False) -> None:
+    """Working table ``incident_links``: each incident's deployment, and how it was linked, by the profile's
+    rules; ``prod`` must exist (:func:`_production`)."""
     con = store.connection
     guard = rules["span_guard"]
     link = rules["incident_link"]
@@ -762,6 +762,12 @@ def _failures(store: Store, rules: dict[str, str], w: _Work, flags: bool = False
         )
         """
     )
+
+
+def _failures(store: Store, rules: dict[str, str], w: _Work) -> None:
+    """Working table ``flags`` (each production deployment's failure, recovery and rework) and the view
+    ``deploys`` (``prod`` with its flags), by the profile's rules; ``incident_links`` must exist."""
+    con = store.connection
     if rules["failure"] == "incident, rollback or hotfix":
         failed = "incidents > 0 OR coalesce(rolled_back, false) OR coalesce(hotfixed, false)"
         next_restore = "CASE WHEN p.next_kind IN ('rollback', 'hotfix') THEN p.next_finished_at END"
@@ -1838,19 +1844,18 @@ def dora_metrics(
             # per commit, grouped by the deployment's group (by repository, a change counts under its own)
             lead_cells = rules["lead_time_of"] == "commit" and by != "repo"
             # numpy works on a thread beside DuckDB's: the links' hashes are sorted while DuckDB
-            # builds the failure tables, the lead-time spans while it runs the other aggregates
+            # links incidents, the lead-time spans while it works out failures and the other aggregates
             rows = _read_links(store, rules, work, lead_cells)
             shared = None if rows is None else numpy_thread.submit(_shared_hashes, rows)
-            _failures(store, rules, work, flags=count_flag_releases)
+            _incident_links(store, rules, work, flags=count_flag_releases)
+            cells = _deployment_cells(store, work, group, period, start, end) if lead_cells else None
             by_name, single = (None, None) if shared is None else shared.result()
             named = _resolve_by_name(store, rules, work, by_name, lead_cells)
-            lead = None
-            if lead_cells:
-                names, numbered = _deployment_cells(store, work, group, period, start, end)
-                lead = numpy_thread.submit(_lead_rows, names, numbered, rows, single, named)
+            lead = None if cells is None else numpy_thread.submit(_lead_rows, *cells, rows, single, named)
+            _failures(store, rules, work)
             _detail_tables(store, rules, work)
             stats, lists = _aggregates(store, work, group, period, start, end, rules, lead)
-            del rows, single, named, lead
+            del rows, single, named, lead, cells
             *evidence, notes = store_notes.result()
     except BaseException:  # interrupted (a long call in a notebook) or failed: drop its tables next time
         _bury(store, work)
