@@ -49,8 +49,12 @@ def main() -> None:
     parser.add_argument("--changes-per-deployment", type=int, default=10)
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit during the calls")
     parser.add_argument("--no-diff", action="store_true", help="skip the definition diff")
-    parser.add_argument("--keep", metavar="DIR", help="build the stores in DIR and reuse those already there "
-                        "(same sizes and arguments: the file name says them); default: a temporary directory")  # fmt: skip
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="build the stores in DIR and reuse those already there (same sizes and arguments: the file name "
+        "says them); default: a temporary directory",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
