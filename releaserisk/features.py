@@ -254,7 +254,8 @@ _BITMAP_FROM = 512
 def _popcount(words: np.ndarray) -> int:
     """Set bits in a ``uint64`` array."""
     if hasattr(np, "bitwise_count"):  # numpy >= 2.0
-        return int(np.bitwise_count(words).sum(dtype=np.int64))
+        # at most 64 per word, so uint32 holds 67M words' count: twice as fast a sum of uint8s as int64
+        return int(np.bitwise_count(words).sum(dtype=np.uint32))
     return int.from_bytes(words.tobytes(), "little").bit_count()
 
 
@@ -339,11 +340,13 @@ def _union_size(sets: list[_Commits]) -> int:
     if len(large) == 1:
         union, size = large[0].bits, large[0].n
     else:
-        words = max(s.top for s in large) // 64 + 1
-        union = np.zeros(words, np.uint64)
+        newest = max(large, key=lambda s: s.top)  # its bitmap reaches the last word
+        words = newest.top // 64 + 1
+        union = newest.bits[:words].copy()
         for commits in large:
-            part = commits.bits[:words]
-            union[: len(part)] |= part
+            if commits is not newest:
+                part = commits.bits[:words]
+                union[: len(part)] |= part
         size = _popcount(union)
     if not small:
         return size
