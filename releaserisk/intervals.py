@@ -370,17 +370,12 @@ def _u_by_pairs(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, pr
     """Mann–Whitney U of each ``current`` group against its ``previous`` group, one pair at a time.
 
     For each value of the current group, the previous group's values below it count one
-    and those equal to it one half: the left insertion point, plus half the distance to
-    the right one for the values that have an equal (only those are searched twice).
+    and those equal to it one half: the mean of the left and right insertion points.
     """
     u = np.empty(len(current))
     for i, (mine, theirs) in enumerate(zip(current.tolist(), previous.tolist(), strict=True)):
         a, b = values[offsets[mine] : offsets[mine + 1]], values[offsets[theirs] : offsets[theirs + 1]]
-        left = np.searchsorted(b, a, "left")
-        tied = np.flatnonzero(b.take(left, mode="clip") == a)
-        u[i] = int(left.sum())
-        if len(tied):
-            u[i] += 0.5 * int((np.searchsorted(b, a[tied], "right") - left[tied]).sum())
+        u[i] = 0.5 * (int(np.searchsorted(b, a, "left").sum()) + int(np.searchsorted(b, a, "right").sum()))
     return u
 
 
