@@ -29,28 +29,73 @@ Printed per size: the ratio to git log and, between consecutive sizes, the growt
 the time against the growth of the commits (target: 10x the commits in at most 11x the
 time) and the ingest process's peak RSS (target: below 2 GiB at 1M commits).
 
-Why the baseline itself grows 14-15x from 100k to 1M commits (measured on these cached
-histories, CPU = user + system, 2 shared cores at load 2-12): git's cost per commit
-rises along the history, because this history's tree widens (1,548 files at 10k commits,
-2,122 at 100k, 4,562 at 500k, 7,499 at 1M; a package tree's median 35 entries at 100k,
-124 at 1M) and git diffs and inflates whole tree objects. Instruction counts (valgrind
-callgrind, load-independent), the first 10k commits against the last 10k of the 1M
-history, each walked alone: the walk and format 436M / 438M per 10k commits, the tree
-diffs 1,278M / 2,360M (1.85x), renames and line counts 3,009M / 4,356M (1.45x), total
-1.51x. Per-commit cost linear in the tree's width gives 12.3x the instructions for 10x
-the commits; the same 100k commits cost 11-12 % more CPU in the 1M repository than in
-the 100k one (same instructions within 1 %; the difference is the 1.2 GB pack against
-108 MB), so about 13.7x; git log measured 10.3 -> 144.5 s CPU (14.0x). No argument of
-the ingest's ``git log`` causes it: without ``--topo-order --reverse`` the walk alone
-costs the same (1M: 9.4-9.8 s against 9.5-10.0 s CPU; 100k: 0.74-0.81 s against 0.85 s);
-``--raw`` alone grows 16.0x (3.8 -> 60.7 s) and ``--numstat`` adds 6.6 -> 83.5 s;
-without ``-M`` git costs more (100k: 11.5 s against 10.3 s: renames become whole-file
-adds and deletes to count) and the rows differ; a 1 GiB ``core.deltaBaseCacheLimit``
-saves 2.5 % of the instructions of the last 10k commits; splitting the walk into
-segments cannot help, since the last 10k commits cost 1.51x the first 10k even when
-walked alone. git log's peak RSS at 1M (2.2 GB) is mostly the memory-mapped pack and
-index (file-backed, 1.6 GB: page cache); its own anonymous memory peaks at 0.6 GB (0.3
-GB without ``--topo-order --reverse``).
+Why the ingest grows faster than its commits (measured 2026-12-01 on these cached
+histories, 2 cores shared with other sessions at load 2.6-4.2, CPU = user + system). The
+ingest is one Python thread computing the metrics in commit order beside git (one ``git
+log`` with workers=1; two with workers=2, split at 0.7 of the first-parent chain). On 2
+cores its wall time is at least (Python CPU + git CPU) / 2, so its growth follows the
+growth of that sum, and git's part grows 12-14x from 100k to 1M commits on this history
+(see below). One run of ``--workers 1,2``: workers=2 (the CLI's) 16.04 s -> 230.45 s,
+14.4x wall, 13.4x CPU (Python 9.54 -> 128.36 s, git 11.08 -> 147.88 s); workers=1 17.78
+s -> 168.14 s, 9.5x wall, 12.1x CPU (Python 10.28 -> 122.21 s, git 10.18 -> 124.55 s);
+git log 9.05 -> 124.93 s wall (13.8x). Run again at 1M (load 3.5-4.1): workers=2 249.5 s
+(Python 148.4 s, git 169.7 s), workers=1 223.9 s (136.1 s, 141.6 s): the wall time of
+one 1M run varies by a third with the load, so a wall growth below 11x (workers=1 above)
+is luck of the load, not a property; the CPU growth misses the target for both (12.1x
+and 13.4x). Two git processes cost 10 % more git CPU than one when run one after the
+other (1M: the segments 88.4 s for 700,315 commits and 44.9 s for 299,685, the later
+commits costing more; 133.3 s against 121.5 s for the whole log) and 19-20 % more when
+run side by side with Python on 2 busy cores, so on this machine workers=2 is slower at
+1M in both pairs of runs (230 against 168 s; 250 against 224 s) though faster at 100k
+(16.0 against 17.8 s). The split is sensible: segment 2's output (136.6 MB) about fills
+the 128 MiB buffer, so its git runs ahead while Python handles segment 1; with Python's
+share proportional to the commits and git's growing along the history, a split nearer
+0.85 would balance 2 busy cores better (a model estimate: about 5 % at 1M), a lower one
+more cores. The target is within reach only where git is not on the 2 cores Python
+needs: with 3 or more free cores and workers=2 the wall time is about Python's, whose
+CPU grows 11.9-13.5x here (Python measured alone, replaying a saved ``git log`` output:
+8.5 s -> 110 s, 12.9x, load 2.4-3.3).
+
+Python's own cost per commit rises along the history too: replaying the 1M history's
+saved ``git log`` output, the main thread spent 90 us per commit over the first 100k
+commits and 123 us over the last 100k (parsing, a fixed cost per commit, 11.6 and 12.3
+us). The rises: NUC's union (14 -> 26 us), because the sets of files below 512 commits
+(tested member by member) fill up toward 512, and commits touching two hot files OR
+bitmaps as long as the history (15,625 words at 1M; union time per call 36 -> 60 us,
+4-10 % of it saved by counting bits as uint32 and starting from a copy); REXP (17 -> 27
+us), because authors pass 4,096 commits (plain sums up to 4,096 times) and, this history
+spanning 19 years with 40 authors, the rare authors' 1,024-commit chunks span years, so
+the far expansion does not apply and chunk series plus whole chunks are summed; REXP's
+far expansion, rebuilt over all of an author's times every 1,024 of their commits (2.6
+-> 5.0 us). The OR and that rebuild grow without bound; the rest levels off (a file's
+set at 512 commits, an author's plain sum at 4,096), which this history reaches between
+100k and 1M commits. Stored values must not change, so the thresholds that decide these
+paths stay. Tried and dropped: a cache of each set of hot files' union count, ORing only
+the words added since (halved the words ORed, saved 2 % of the union's time), and
+testing the members of bitmaps much sparser than the history instead of ORing them
+(twice as slow: np.unique's sort costs more per member than 50 words of OR).
+
+Why git log itself grows 13-15x from 100k to 1M commits (earlier measurements, load
+2-12): git's cost per commit rises along the history, because this history's tree widens
+(1,548 files at 10k commits, 2,122 at 100k, 4,562 at 500k, 7,499 at 1M; a package tree's
+median 35 entries at 100k, 124 at 1M) and git diffs and inflates whole tree objects.
+Instruction counts (valgrind callgrind, load-independent), the first 10k commits against
+the last 10k of the 1M history, each walked alone: the walk and format 436M / 438M per
+10k commits, the tree diffs 1,278M / 2,360M (1.85x), renames and line counts 3,009M /
+4,356M (1.45x), total 1.51x. Per-commit cost linear in the tree's width gives 12.3x the
+instructions for 10x the commits; the same 100k commits cost 11-12 % more CPU in the 1M
+repository than in the 100k one (same instructions within 1 %; the difference is the 1.2
+GB pack against 108 MB), so about 13.7x; git log measured 10.3 -> 144.5 s CPU (14.0x).
+No argument of the ingest's ``git log`` causes it: without ``--topo-order --reverse``
+the walk alone costs the same (1M: 9.4-9.8 s against 9.5-10.0 s CPU; 100k: 0.74-0.81 s
+against 0.85 s); ``--raw`` alone grows 16.0x (3.8 -> 60.7 s) and ``--numstat`` adds 6.6
+-> 83.5 s; without ``-M`` git costs more (100k: 11.5 s against 10.3 s: renames become
+whole-file adds and deletes to count) and the rows differ; a 1 GiB
+``core.deltaBaseCacheLimit`` saves 2.5 % of the instructions of the last 10k commits;
+splitting the walk into segments cannot help, since the last 10k commits cost 1.51x the
+first 10k even when walked alone. git log's peak RSS at 1M (2.2 GB) is mostly the
+memory-mapped pack and index (file-backed, 1.6 GB: page cache); its own anonymous memory
+peaks at 0.6 GB (0.3 GB without ``--topo-order --reverse``).
 """
 
 from __future__ import annotations
