@@ -831,6 +831,9 @@ def _local_cluster(workers: int):
     Each worker imports this module (pandas, DuckDB, Arrow: about a second of CPU) as it
     starts (Dask's ``preload``), while the coordinator's head start keeps the other core
     busy — instead of on its first task, when both cores would import and none ingest.
+    The scheduler's HTTP server (which ``dashboard_address=None`` still binds to port 8787
+    on every interface) listens on a free port of the loopback interface: a second run on
+    the machine warned "Port 8787 is already in use".
     """
     import logging
 
@@ -840,7 +843,7 @@ def _local_cluster(workers: int):
     settings = {"distributed.worker.profile.enabled": False, "distributed.worker.preload": [__name__]}
     with dask.config.set(settings):
         return LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
         )  # fmt: skip
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -141,13 +142,17 @@ def test_the_cluster_shuts_down_while_the_lake_is_compacted_and_before_ingest_or
     assert result.compaction is not None and seen == {"while compacting": True, "closed": True}
 
 
-def test_local_cluster_workers_import_the_task_module_as_they_start():
+def test_local_cluster_workers_import_the_task_module_as_they_start_and_two_runs_share_no_port():
     from distributed import Client
 
     from releaserisk.ingest.org import _local_cluster
 
     cluster = _local_cluster(1)
     try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _local_cluster(1).close()  # another run on the machine meanwhile
+        assert not [w for w in caught if "already in use" in str(w.message)]
         with Client(cluster) as client:
             loaded = client.run(lambda: "releaserisk.ingest.org" in sys.modules)
         assert list(loaded.values()) == [True]  # before any task: preloaded, not imported by the first task
