@@ -291,7 +291,8 @@ class _MeanTest:
         if not n_b:
             return 0.0, False
         events = _CountTest(self.metric, n_c / (n_b + n_c), self.alpha, OFF_SCALE_CONCENTRATION)
-        events.k, events.n = in_c, in_c + in_b
+        events.add("canary", in_c)
+        events.add("baseline", in_b)
         log_e = events.log_e()
         return log_e, log_e >= events.threshold and in_c / events.n > events.rho
 
