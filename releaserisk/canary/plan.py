@@ -31,7 +31,7 @@ higher), the number of samples each arm needs for 80 % power at level alpha:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -195,6 +195,8 @@ class CanaryPlan:
     effect, alpha, power : float
     baseline : DataFrame
         Per metric: ``n, mean, sd, autocorrelation, interval_minutes``.
+    warnings : list of str
+        What a plan rests on that its numbers do not show (a baseline without spread).
     """
 
     plans: list[BakePlan]
@@ -202,6 +204,7 @@ class CanaryPlan:
     alpha: float
     power: float
     baseline: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -220,6 +223,7 @@ class CanaryPlan:
             "power": self.power,
             "plans": [{k: clean(v) for k, v in asdict(p).items()} for p in self.plans],
             "baseline": [{k: clean(v) for k, v in row.items()} for row in self.baseline.to_dict("records")],
+            "warnings": list(self.warnings),
         }
 
     def summary(self) -> str:
@@ -231,6 +235,7 @@ class CanaryPlan:
             minutes = "" if not math.isfinite(p.minutes) else f"{p.minutes:,.0f}"
             block = f"  (blocks of {p.block_size})" if p.mode == "sequential" else ""
             lines.append(f"  {p.metric[:24]:<24} {p.mode:<11} {samples:>12} {minutes:>10}{block}")
+        lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -360,4 +365,10 @@ def plan_canary(
         stats.append(metric_stats)
     if not plans:
         raise InputError("the baseline has no metric with two or more finite values to plan from")
-    return CanaryPlan(plans, effect, alpha, POWER, pd.DataFrame(stats))
+    warnings = [
+        f"{row['metric']}: the baseline's {row['n']:,} values are all equal, so there is no spread to plan from; "
+        "its bake times hold only if the canary is as steady"
+        for row in stats
+        if row["sd"] == 0
+    ]
+    return CanaryPlan(plans, effect, alpha, POWER, pd.DataFrame(stats), warnings)

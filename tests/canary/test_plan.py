@@ -50,7 +50,15 @@ def test_plan_result_pattern_and_errors():
     with pytest.raises(InputError, match="two or more"):
         plan_canary(baseline().head(1), 1.2)
     constant = baseline().assign(value=5.0)
-    assert plan_canary(constant, 1.2).frame["samples_per_arm"].max() == 2  # no noise: any shift shows
+    steady = plan_canary(constant, 1.2)
+    assert steady.frame["samples_per_arm"].max() == 2  # no noise: any shift shows — and the plan says what it rests on
+    assert steady.warnings == [
+        "lat: the baseline's 600 values are all equal, so there is no spread to plan from; "
+        "its bake times hold only if the canary is as steady"
+    ]
+    assert "warning: lat: the baseline's 600 values are all equal" in steady.summary()
+    assert json.loads(json.dumps(steady.to_dict()))["warnings"] == steady.warnings
+    assert plan.warnings == []
 
 
 def test_sample_size_formulas():
