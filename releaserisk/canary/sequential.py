@@ -350,8 +350,13 @@ class _MeanTest:
                 "threshold": 1 / self.alpha, "infinite_canary": self.infinite["canary"],
                 "infinite_baseline": self.infinite["baseline"],
             }  # fmt: skip
-        if n < 1:
-            return {**base, "status": "no data", "e_value": math.nan}
+        if n < 1:  # no block yet: what each arm brought, so "no data" is not read as "no samples"
+            pending = {arm: sum(len(v) for v in self.pending[arm]) for arm in ("baseline", "canary")}
+            return {
+                **base, "status": "no data", "e_value": math.nan, "finite_baseline": pending["baseline"],
+                "finite_canary": pending["canary"], "infinite_baseline": self.infinite["baseline"],
+                "infinite_canary": self.infinite["canary"],
+            }  # fmt: skip
         log_e = self.log_e()
         threshold = max(self.threshold, self.calibration)
         mean_b = self.baseline_sum / n_b
@@ -452,6 +457,11 @@ class SequentialResult:
                 detail = (
                     f"e-value {m['e_value']:.3g} (reject at {m['threshold']:.3g}), "
                     f"canary events {m['canary_events']} of {m['total_events']}"
+                )
+            elif m["status"] == "no data" and "finite_baseline" in m:
+                infinite = m["infinite_baseline"] + m["infinite_canary"]
+                detail = f"no block: finite samples {m['finite_baseline']} baseline, {m['finite_canary']} canary" + (
+                    f"; infinite {m['infinite_baseline']} baseline, {m['infinite_canary']} canary" if infinite else ""
                 )
             elif "infinite_canary" in m:
                 detail = (

@@ -233,7 +233,11 @@ def test_infinite_values_are_judged_by_an_anytime_valid_test():
     """Fisher's test repeated at every look rolled back on one +inf among the first samples."""
     steady = minute_frame(np.linspace(100, 101, 20), np.linspace(100, 101, 20))
     one_timeout = pd.concat([steady[steady["arm"] == "baseline"], steady.tail(1).assign(value=math.inf)])
-    assert sequential_judge(one_timeout, looks=12).decision == "NoData"  # was RollBack: Fisher p = 1/21
+    undecided = sequential_judge(one_timeout, looks=12)
+    assert undecided.decision == "NoData"  # was RollBack: Fisher p = 1/21
+    state = undecided.metrics[0]  # "no data" says what each arm brought: not "0/0 samples"
+    assert (state["finite_baseline"], state["finite_canary"], state["infinite_canary"]) == (20, 0, 1)
+    assert "no block: finite samples 20 baseline, 0 canary; infinite 0 baseline, 1 canary" in undecided.summary()
     rng = np.random.default_rng(20261201)
     rollbacks = 0
     for _ in range(200):  # both arms time out 5 % of the time: no regression
