@@ -271,6 +271,10 @@ class _MeanTest:
         if self.deflate:
             self.inflation = ar1_block_inflation(self.autocorrelation, per_arm, len(self.differences))
 
+    def _finite(self, arm: str) -> int:
+        """The arm's finite samples so far: in blocks and pending."""
+        return self.samples[arm] + sum(len(v) for v in self.pending[arm])
+
     def _off_scale(self) -> tuple[float, bool]:
         """Infinite values as events: ``(log e-value, rejected)`` of the count e-process.
 
@@ -286,8 +290,7 @@ class _MeanTest:
         in_b, in_c = self.infinite["baseline"], self.infinite["canary"]
         if not in_c or self.metric.direction == "decrease":
             return 0.0, False
-        n_b = in_b + self.samples["baseline"] + sum(len(v) for v in self.pending["baseline"])
-        n_c = in_c + self.samples["canary"] + sum(len(v) for v in self.pending["canary"])
+        n_b, n_c = in_b + self._finite("baseline"), in_c + self._finite("canary")
         if not n_b:
             return 0.0, False
         events = _CountTest(self.metric, n_c / (n_b + n_c), self.alpha, OFF_SCALE_CONCENTRATION)
@@ -351,10 +354,9 @@ class _MeanTest:
                 "infinite_baseline": self.infinite["baseline"],
             }  # fmt: skip
         if n < 1:  # no block yet: what each arm brought, so "no data" is not read as "no samples"
-            pending = {arm: sum(len(v) for v in self.pending[arm]) for arm in ("baseline", "canary")}
             return {
-                **base, "status": "no data", "e_value": math.nan, "finite_baseline": pending["baseline"],
-                "finite_canary": pending["canary"], "infinite_baseline": self.infinite["baseline"],
+                **base, "status": "no data", "e_value": math.nan, "finite_baseline": self._finite("baseline"),
+                "finite_canary": self._finite("canary"), "infinite_baseline": self.infinite["baseline"],
                 "infinite_canary": self.infinite["canary"],
             }  # fmt: skip
         log_e = self.log_e()
