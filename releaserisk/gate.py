@@ -128,7 +128,9 @@ _PHRASES = {
     "nuc": "touches files with {v:,.0f} earlier change{s}",
     "exp": "its author has {v:,.0f} earlier commit{s}",
     "rexp": "its author's recent experience is {v:,.1f}",
-    "sexp": "its author has {v:,.0f} earlier commit{s} in these subsystems",
+    # SEXP sums the author's earlier commits over each subsystem touched (Kamei et al. 2013): a
+    # commit to two of them counts twice, so it is worded as changes per subsystem, not commits.
+    "sexp": "its author made {v:,.0f} earlier change{s} to these subsystems (counted per subsystem)",
 }
 
 #: Correlated change metrics explained as one reason, in Kamei et al.'s (TSE 2013) five
@@ -200,7 +202,8 @@ def describe_group(group: str, values: dict[str, float], contribution: float) ->
             else "history here"
         )
         if "sexp" in v:
-            text += f", {v['sexp']:,.0f} in the same top-level areas"
+            # A sum over the areas touched (SEXP), so it can exceed the commits: not "N commits".
+            text += f", {_plural(v['sexp'], 'earlier change', 'earlier changes')} to the same top-level areas (counted per area)"
     else:
         text = "; ".join(describe(f, x, contribution).rsplit(" (", 1)[0] for f, x in v.items())
     return f"{text} ({'raises' if contribution > 0 else 'lowers'} risk)"

@@ -165,7 +165,12 @@ def test_reasons_read_as_plain_words(feature, value, expected):
     ("group", "values", "expected"),
     [
         ("experience", {"exp": 145, "sexp": 12, "rexp": 98.7},
-         "the author has 145 earlier commits in this repository, 12 in the same top-level areas (lowers risk)"),
+         "the author has 145 earlier commits in this repository, 12 earlier changes to the same top-level areas"
+         " (counted per area) (lowers risk)"),
+        # SEXP sums over the areas touched, so it may exceed the commits: never worded as commits
+        ("experience", {"exp": 795, "sexp": 1087},
+         "the author has 795 earlier commits in this repository, 1,087 earlier changes to the same top-level"
+         " areas (counted per area) (lowers risk)"),
         ("size", {"la": 1, "ld": 30, "lt": 840}, "adds 1 line and deletes 30 lines in files of 840 lines on average"
          " (lowers risk)"),
         ("diffusion", {"nf": 1, "nd": 1, "ns": 1, "entropy": 0.0},
