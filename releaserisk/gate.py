@@ -203,7 +203,8 @@ def describe_group(group: str, values: dict[str, float], contribution: float) ->
         )
         if "sexp" in v:
             # A sum over the areas touched (SEXP), so it can exceed the commits: not "N commits".
-            text += f", {_plural(v['sexp'], 'earlier change', 'earlier changes')} to the same top-level areas (counted per area)"
+            changes = _plural(v["sexp"], "earlier change", "earlier changes")
+            text += f", {changes} to the same top-level areas (counted per area)"
     else:
         text = "; ".join(describe(f, x, contribution).rsplit(" (", 1)[0] for f, x in v.items())
     return f"{text} ({'raises' if contribution > 0 else 'lowers'} risk)"
