@@ -295,6 +295,7 @@ HEADERS = {
     "lead_time_hours": "lead time",
     "failure_reason": "why it failed",
     "max_change_risk": "riskiest change",
+    "scored_changes": "scored",
     "median_size": "median batch (changes)",
     "min_size": "smallest batch (changes)",
     "bucket": "batch size (changes)",

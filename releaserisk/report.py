@@ -566,7 +566,9 @@ def _deployment_view(store: Store, deployments: pd.DataFrame) -> pd.DataFrame:
     """The week's production deployments with their id, batch and riskiest change.
 
     The batch's risk is its riskiest change, not ``1 − Π(1 − p)``: that uncalibrated
-    product saturates for large batches (DESIGN section 4).
+    product saturates for large batches (DESIGN section 4). How many of the batch's
+    changes have a score is shown beside it: "—" for a batch none of whose changes was
+    scored is unknown risk, not low risk.
     """
     batches = store.query(
         """
@@ -589,6 +591,7 @@ def _deployment_view(store: Store, deployments: pd.DataFrame) -> pd.DataFrame:
             "kind": table["kind"],
             "sha": table["sha"].str[:10],
             "changes": table["changes"].fillna(0).astype(int),
+            "scored_changes": table["scored"].fillna(0).astype(int),
             "max_change_risk": table["max_change_risk"],
             "outcome": table["failure_reason"].fillna("ok"),
             "recovery_hours": table["recovery_hours"],
@@ -607,7 +610,7 @@ def _incident_view(incidents: pd.DataFrame) -> pd.DataFrame:
 
 def _failure_view(deployments: pd.DataFrame) -> pd.DataFrame:
     failed = deployments[deployments["outcome"] != "ok"]
-    return failed.drop(columns=["changes", "max_change_risk"]).reset_index(drop=True)
+    return failed.drop(columns=["changes", "scored_changes", "max_change_risk"]).reset_index(drop=True)
 
 
 def _risky_changes(store: Store, start: datetime, end: datetime, settings: Settings) -> pd.DataFrame:

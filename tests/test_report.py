@@ -373,6 +373,23 @@ def test_incidents_name_deployments_the_deployments_table_shows(rendered):
     assert all(f">{d}<" in shown for d in this_week["deployment_id"])
 
 
+def test_deployments_say_how_many_of_their_changes_were_scored(rendered, tmp_path):
+    """A riskiest change of "—" must read as unknown risk: the scored count stands beside it."""
+    from releaserisk.formatting import html_table
+    from releaserisk.report import weekly_sections
+
+    shutil.copy(rendered["db"], tmp_path / "copy.duckdb")
+    with open_store(tmp_path / "copy.duckdb") as store:
+        s = weekly_sections(store, rendered["week"])
+        store.execute("DELETE FROM risk_scores")
+        unscored = weekly_sections(store, rendered["week"])
+    shown = s.deployments[s.deployments["changes"] > 0]
+    assert len(shown) and (shown["scored_changes"] <= shown["changes"]).all()
+    assert (shown["scored_changes"] > 0).any()
+    assert (unscored.deployments["scored_changes"] == 0).all() and unscored.deployments["max_change_risk"].isna().all()
+    assert ">scored</th>" in html_table(unscored.deployments)
+
+
 def test_batch_sizes_account_for_every_production_deployment(rendered):
     from releaserisk.report import weekly_sections
 
