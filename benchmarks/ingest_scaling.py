@@ -18,12 +18,13 @@ Measured in the same run, on the same repository, each in its own child process:
   and discarded), the better of two runs (one before and one after the ingest: both
   read a warm page cache);
 * ours — ``ingest_git`` into a fresh DuckDB file with the ``workers`` that
-  ``releaserisk ingest git`` passes by default (read from the CLI's parser: 2, so a
-  first ingest of 20,000+ commits runs two ``git log`` processes, see ``_segments``;
-  ``--workers 1,2`` measures both): parsing, the 14 change metrics, the Arrow batches and
-  the DuckDB load in one transaction; its wall and CPU time (its own, and its git
-  processes') and its peak RSS (the child's own: Python, Arrow and DuckDB; the git logs
-  it runs are processes of their own, whose peak is about the baseline's, printed beside it).
+  ``releaserisk ingest git`` passes by default (``default_workers``: 1 on this 2-core
+  machine, 2 — a first ingest of 20,000+ commits in two ``git log`` processes, see
+  ``_segments`` — on 3 or more cores; ``--workers 1,2`` measures both): parsing, the
+  14 change metrics, the Arrow batches and the DuckDB load in one transaction; its
+  wall and CPU time (its own, and its git processes') and its peak RSS (the child's own:
+  Python, Arrow and DuckDB; the git logs it runs are processes of their own, whose peak
+  is about the baseline's, printed beside it).
 
 Printed per size: the ratio to git log and, between consecutive sizes, the growth of
 the time against the growth of the commits (target: 10x the commits in at most 11x the
@@ -341,8 +342,9 @@ def git_log(repo: Path) -> dict:
 def cli_workers() -> int:
     """The ``workers`` that ``releaserisk ingest git PATH`` passes to ``ingest_git`` by default."""
     from releaserisk.cli import build_parser
+    from releaserisk.ingest.git import default_workers
 
-    return build_parser().parse_args(["ingest", "git", "REPO"]).workers
+    return build_parser().parse_args(["ingest", "git", "REPO"]).workers or default_workers()
 
 
 def ingest(repo: Path, workers: int, memory_limit: str | None) -> dict:

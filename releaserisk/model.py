@@ -312,7 +312,9 @@ def native_threads() -> int:
     """
     import os
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from releaserisk.resources import usable_cores
+
+    cores = usable_cores()
     try:
         busy = os.getloadavg()[0]
     except OSError:  # not available on this platform

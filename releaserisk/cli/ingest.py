@@ -29,7 +29,7 @@ def hint_unknown_repositories(store) -> None:
 
 
 def cmd_ingest_git(args: argparse.Namespace) -> int:
-    from releaserisk.ingest.git import ingest_git
+    from releaserisk.ingest.git import default_workers, ingest_git
 
     started = time.perf_counter()
     with open_db(args) as store:
@@ -40,7 +40,7 @@ def cmd_ingest_git(args: argparse.Namespace) -> int:
             rev=args.rev or "HEAD",
             settings=settings_of(args),
             progress=commit_progress() if show_progress(args) else None,
-            workers=args.workers,
+            workers=args.workers or default_workers(),
         )
         hint_unknown_repositories(store)
     seconds = time.perf_counter() - started
@@ -256,7 +256,10 @@ def register(sub) -> None:
         "maintenance branch releases are tagged on): their union is ingested once",
     )
     p.add_argument(
-        "--workers", type=int, choices=(1, 2), default=2, help="git processes for a first ingest of 20,000+ commits"
+        "--workers",
+        type=int,
+        choices=(1, 2),
+        help="git processes for a first ingest of 20,000+ commits (default: 2 on 3 or more cores, else 1)",
     )
     add_format(p)
     p.set_defaults(handler=cmd_ingest_git)

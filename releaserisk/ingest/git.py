@@ -46,6 +46,7 @@ from releaserisk.config import Settings
 from releaserisk.errors import GitError, InputError, ShallowCloneError
 from releaserisk.features import FEATURE_VERSION, ChangeMetricState, FileChange
 from releaserisk.gitcmd import git_text, nul_tokens, popen_git, require_git, storable_path
+from releaserisk.resources import usable_cores
 from releaserisk.store import Store
 
 __all__ = ["GitIngestResult", "TagIngestResult", "ingest_git", "ingest_git_tags"]
@@ -535,6 +536,7 @@ def ingest_git(
     workers : int
         ``2`` splits a first ingest of a long history (>= 20,000 commits) across two
         git processes (see :func:`_segments`); metrics are still computed in commit order.
+        The CLI passes :func:`default_workers` (2 on 3 or more cores).
 
     Returns
     -------
@@ -589,6 +591,22 @@ def ingest_git(
 #: Full ingests of histories at least this long split git's work across two processes.
 PARALLEL_MIN_COMMITS = 20_000
 _SPLIT_AT = 0.7
+
+
+def default_workers() -> int:
+    """git processes a first ingest of a long history runs by default: 2 with 3+ usable cores, else 1.
+
+    Each git process and the Python thread computing the metrics is a busy process, so a
+    second git log pays only where a core is free for it. On 2 cores it competed with the
+    other two: at 1M commits (``benchmarks/ingest_scaling.py``) one git took 168, 224 and
+    179 s against 230, 250 and 201 s for two, in three pairs of runs.
+
+    Returns
+    -------
+    int
+        1 or 2, for the ``workers`` argument of :func:`ingest_git`.
+    """
+    return 2 if usable_cores() >= 3 else 1
 
 
 def _segments(info: _RepoInfo, heads: list[str], previous_heads: list[str], workers: int) -> list[list[str]]:

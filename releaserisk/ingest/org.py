@@ -67,6 +67,7 @@ from releaserisk.lake import (
     load_repository,
     write_shards,
 )
+from releaserisk.resources import usable_cores
 from releaserisk.store import open_store
 
 __all__ = [
@@ -626,8 +627,8 @@ def ingest_org(
             progress(outcome, number, total)
     used, closing = 1, None
     try:
-        if tasks and (scheduler or (workers or os.cpu_count() or 1) > 1):
-            used, closing = _run_on_dask(tasks, workers or os.cpu_count() or 1, scheduler, commit)
+        if tasks and (scheduler or (workers or usable_cores()) > 1):
+            used, closing = _run_on_dask(tasks, workers or usable_cores(), scheduler, commit)
         else:
             for task in tasks:
                 commit(ingest_repository(task))

@@ -221,7 +221,7 @@ def test_batches_of_any_size_give_the_same_rows_and_state(tmp_path, git_repo, mo
 
 
 def test_two_git_processes_give_the_rows_of_a_run_to_the_split_and_an_increment(tmp_path, git_repo, monkeypatch):
-    """``workers=2`` (the CLI's default) splits git's work: rows as ingesting up to the split, then the rest."""
+    """``workers=2`` (the CLI's default on 3+ cores) splits git's work: rows as up to the split, then the rest."""
     g = git_repo
     for i in range(11):
         if i == 3:
@@ -438,3 +438,21 @@ def test_a_users_git_config_changes_no_stored_row(tmp_path, monkeypatch):
     assert int(clean["labels"]["buggy"].sum()) == 1  # SZZ found the bug-introducing change
     for table, frame in clean.items():
         assert configured[table].equals(frame), table
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(1, 1), (2, 1), (3, 2), (64, 2)])
+def test_the_cli_runs_a_second_git_process_only_where_a_core_is_free_for_it(
+    tmp_path, git_repo, monkeypatch, cores, expected
+):
+    """Two git logs and the metrics' thread are three busy processes: on 2 cores, one git log."""
+    from releaserisk.cli import main
+
+    git_repo.write("a.txt", "a\n")
+    git_repo.commit("one")
+    monkeypatch.setattr(git_ingest, "usable_cores", lambda: cores)
+    passed = []
+    real = git_ingest.ingest_git
+    monkeypatch.setattr(git_ingest, "ingest_git", lambda *a, **k: passed.append(k["workers"]) or real(*a, **k))
+    assert main(["--db", str(tmp_path / "s.duckdb"), "ingest", "git", str(git_repo.path)]) == 0
+    assert main(["--db", str(tmp_path / "s.duckdb"), "ingest", "git", "--workers", "2", str(git_repo.path)]) == 0
+    assert passed == [expected, 2]
