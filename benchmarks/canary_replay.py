@@ -28,7 +28,9 @@ Protocol (fixed before any run; nothing here is tuned on the replay):
 
 Prints, per mode: false alarms on clean windows at the final look and at any look,
 and detection (any look) of labelled anomalies and of the injected regressions; the
-named baseline is the ``kayenta`` row, measured in the same run.
+named baseline is the ``kayenta`` row, measured in the same run. Then the share that
+passed at the final look (Pass, or Promote): of clean windows, and of the injected
+regressions — a regression passed is the error a canary exists to prevent.
 """
 
 from __future__ import annotations
@@ -115,9 +117,10 @@ class Replay:
             self._threshold["t"] = history_log_threshold(samples, self.history, "m", self.sequential, LOOKS, 1)
         return self._threshold["t"]
 
-    def judge(self, start: pd.Timestamp, factor: float = 1.0) -> dict[str, list[bool]]:
-        """Alarm (True/False) per mode at each look."""
+    def judge(self, start: pd.Timestamp, factor: float = 1.0) -> tuple[dict[str, list[bool]], dict[str, bool]]:
+        """Alarm (True/False) per mode at each look, and whether the final look passed (Pass, Promote)."""
         alarms = {mode: [] for mode in MODES}
+        passed = {}
         monitors = {
             "sequential (no history)": SequentialMonitor(self.sequential, ["m"]),
             "sequential": SequentialMonitor(self.sequential, ["m"]),
@@ -142,12 +145,15 @@ class Replay:
             }
             for mode, result in fixed.items():
                 alarms[mode].append(result.classification in ("High", "Low"))
+                passed[mode] = result.classification == "Pass"
             for mode, monitor in monitors.items():
                 monitor.add_samples("m", "baseline", b[previous:])
                 monitor.add_samples("m", "canary", c[previous:])
-                alarms[mode].append(monitor.look(final=look == LOOKS).decision == "RollBack")
+                decision = monitor.look(final=look == LOOKS).decision
+                alarms[mode].append(decision == "RollBack")
+                passed[mode] = decision == "Promote"
             previous = min(len(b), len(c))
-        return alarms
+        return alarms, passed
 
 
 def windows_of(name, frame, points, anomaly_windows, days):
@@ -190,6 +196,7 @@ def main() -> None:
     points, anomaly_windows = labels(args.nab)
     tallies = {kind: {mode: np.zeros(LOOKS) for mode in MODES} for kind in ("clean", "anomaly", *map(str, EFFECTS))}
     final = {kind: {mode: 0 for mode in MODES} for kind in tallies}  # alarmed at the final look alone
+    passes = {kind: {mode: 0 for mode in MODES} for kind in tallies}  # passed at the final look
     counts = {kind: 0 for kind in tallies}
     for name, frame in series.items():
         middle = frame["ts"].iloc[0] + (frame["ts"].iloc[-1] - frame["ts"].iloc[0]) / 2
@@ -205,11 +212,12 @@ def main() -> None:
             *[(str(e), clean, e) for e in EFFECTS],
         ]:
             for start in starts:
-                alarms = replay.judge(start, factor)
+                alarms, passed = replay.judge(start, factor)
                 counts[kind] += 1
                 for mode, per_look in alarms.items():
                     tallies[kind][mode] += np.maximum.accumulate(per_look)
                     final[kind][mode] += per_look[-1]
+                    passes[kind][mode] += passed[mode]
     elapsed = time.perf_counter() - started
     print(
         f"NAB replay: {len(series)} real series, {counts['clean']} clean windows, {counts['anomaly']} windows "
@@ -229,6 +237,12 @@ def main() -> None:
         row += " ".join(f"{tallies[str(e)][mode][-1] / max(counts[str(e)], 1):>9.3f}" for e in EFFECTS)
         print(row)
     print("  baseline: the kayenta row (Kayenta's judge re-run at every look), measured in the same run")
+    print("\n  passed at the final look (Pass; sequential: Promote) — of clean windows (the rest alarmed or were")
+    print("  inconclusive), and of the injected regressions (a regression passed is the worst error)")
+    print(f"  {'mode':<25} {'clean':>9} " + " ".join(f"{f'{e:g}x':>9}" for e in EFFECTS))
+    for mode in MODES:
+        shares = [passes[kind][mode] / max(counts[kind], 1) for kind in ("clean", *map(str, EFFECTS))]
+        print(f"  {mode:<25} " + " ".join(f"{share:>9.3f}" for share in shares))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,17 @@ History calibration
     the whole history, e.g. after a regime change), the history no longer describes the
     present and the judge falls back to the t interval, with a warning.
 
+    "Within history" is not yet a Pass: a metric whose windows a day apart often differ
+    by half (a bursty CPU) ranks a canary 50 % higher as unremarkable (p 0.11 among 595
+    windows of a real EC2 series), and nothing then shows the canary is not 50 % worse.
+    So a Pass also needs the equivalence margin shown the same way — Schuirmann's two
+    one-sided tests (1987) with conformal p-values: for a canary whose true relative
+    shift sat at the margin m, its ``mean ratio / (1 + m)`` would rank among the
+    historical mean ratios (a regression scales the metric), so a Pass needs
+    ``(1 + d) / (1 + m) - 1`` to rank below all but an alpha share of the historical
+    relative shifts (and ``(1 + d) / (1 - m) - 1`` above them for a decrease), d the
+    canary's relative shift; otherwise the metric is inconclusive (NoData).
+
 Baselines that are not concurrent
     A baseline from an earlier time (the same window yesterday) differs from the canary
     by the metric's drift between the two windows as
@@ -578,10 +589,15 @@ class HistoryStatistics:
     baseline_means : ndarray
         Mean of each window's baseline arm (the metric's unit), to check that today's
         baseline is one the history describes.
+    relative_shifts : ndarray, optional
+        Signed ``mean ratio - 1`` of each window (:func:`deviation_score` on the mean
+        scale, whatever the metric's effect size), for the equivalence test of a Pass
+        (:meth:`shows_within_margin`); None: not computed, no Pass is shown.
     """
 
     deviations: np.ndarray
     baseline_means: np.ndarray
+    relative_shifts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.deviations)
@@ -602,6 +618,38 @@ class HistoryStatistics:
         """
         means = self.baseline_means
         return min(conformal_p_value(baseline_mean, means), conformal_p_value(-baseline_mean, -means)) > alpha
+
+    def equivalence_p_values(self, shift: float, up: float, down: float) -> tuple[float, float]:
+        """Conformal p-values that the canary's relative shift lies below ``+up`` and above ``-down``.
+
+        Schuirmann's two one-sided tests (Journal of Pharmacokinetics and
+        Biopharmaceutics 15, 1987) with the conformal rank p-value of
+        :func:`conformal_p_value`: under a true shift at the upper margin the canary's
+        mean ratio divided by ``1 + up`` is exchangeable with the historical mean
+        ratios (a multiplicative regression), so a small rank of
+        ``(1 + shift) / (1 + up) - 1`` among :attr:`relative_shifts` is evidence that
+        the shift is below the margin; likewise ``(1 + shift) / (1 - down) - 1`` for
+        the lower margin.
+
+        Parameters
+        ----------
+        shift : float
+            The canary's relative shift, ``mean ratio - 1``.
+        up, down : float
+            The margins as fractions of the baseline mean (``down < 1``).
+
+        Returns
+        -------
+        tuple of float
+            ``(p_below_up, p_above_down)``; each 1.0 when no relative shifts were
+            computed or ``shift`` is not finite.
+        """
+        shifts = self.relative_shifts
+        if shifts is None or not len(shifts) or not math.isfinite(shift):
+            return 1.0, 1.0
+        below_up = conformal_p_value(-((1.0 + shift) / (1.0 + up) - 1.0), -shifts)
+        above_down = conformal_p_value((1.0 + shift) / (1.0 - down) - 1.0, shifts) if down < 1.0 else 1.0
+        return below_up, above_down
 
 
 def history_statistics(
@@ -631,13 +679,15 @@ def history_statistics(
     Returns
     -------
     HistoryStatistics
-        One directional deviation and one baseline mean per window, on a grid of ``window / 6``.
+        One directional deviation, one baseline mean and one relative shift per window,
+        on a grid of ``window / 6``.
     """
-    deviations, means = [], []
+    deviations, means, shifts = [], [], []
     for _, b, _, c in _comparable_windows(history, window, lag):
         deviations.append(_directional(deviation_score(b, c, effect_size), direction))
         means.append(float(b.mean()))
-    return HistoryStatistics(np.asarray(deviations, dtype=float), np.asarray(means, dtype=float))
+        shifts.append(deviation_score(b, c))
+    return HistoryStatistics(*(np.asarray(x, dtype=float) for x in (deviations, means, shifts)))
 
 
 def history_windows(samples: pd.DataFrame, history: pd.DataFrame):
@@ -688,8 +738,7 @@ def _unshown_margin(
     if not base > 0:
         return None
     low, high = interval
-    up = base * max(config.equivalence_margin, metric.allowed_increase - 1.0)
-    down = base * max(config.equivalence_margin, 1.0 - metric.allowed_decrease)
+    up, down = (base * margin for margin in _margins(metric, config))
     reach = []
     if metric.direction in ("increase", "either") and high > up:
         reach.append((f"an increase of {high / base:.0%} (margin {up / base:.0%})", up - test.estimate))
@@ -714,6 +763,42 @@ def _unshown_margin(
     return (
         f"no significant shift, but the interval [{low:.4g}, {high:.4g}] (effective n {test.n_effective:.1f}) "
         f"does not rule out {' or '.join(what for what, _ in reach)} of the baseline mean; {more}"
+    )
+
+
+def _margins(metric: MetricConfig, config: CanaryConfig) -> tuple[float, float]:
+    """The equivalence margins (increase, decrease) as fractions of the baseline mean."""
+    return (
+        max(config.equivalence_margin, metric.allowed_increase - 1.0),
+        max(config.equivalence_margin, 1.0 - metric.allowed_decrease),
+    )
+
+
+def _unshown_within_history(
+    metric: MetricConfig, config: CanaryConfig, baseline: np.ndarray, canary: np.ndarray, history, alpha: float
+) -> str | None:
+    """Why a calibrated "within history" is not a Pass, or None when history shows the margin.
+
+    The conformal two one-sided tests of :meth:`HistoryStatistics.equivalence_p_values`
+    at the judge's alpha (module docstring, History calibration). A baseline mean that is
+    not positive has no relative margin: judged by the rank alone, as before.
+    """
+    if not float(np.mean(baseline)) > 0:
+        return None
+    up, down = _margins(metric, config)
+    shift = deviation_score(baseline, canary)
+    below_up, above_down = history.equivalence_p_values(shift, up, down)
+    reach = []
+    if metric.direction in ("increase", "either") and below_up > alpha:
+        reach.append(f"an increase of {up:.0%} (p {below_up:.3g})")
+    if metric.direction in ("decrease", "either") and above_down > alpha:
+        reach.append(f"a decrease of {down:.0%} (p {above_down:.3g})")
+    if not reach:
+        return None
+    return (
+        f"within history, but its {len(history)} historical windows differ by as much: a shift of "
+        f"{shift:+.1%} does not rule out {' or '.join(reach)} of the baseline mean at alpha {alpha:.3g}; "
+        "a concurrent baseline would decide sooner"
     )
 
 
@@ -857,9 +942,12 @@ def classify_robust(
         and (ignore_effect or effect <= metric.allowed_decrease)
     )
     label = "High" if is_high else "Low" if is_low else "Pass"
-    unshown = (
-        None if label != "Pass" or calibrated else _unshown_margin(metric, config, baseline, canary, test, (low, high))
-    )
+    if label != "Pass":
+        unshown = None
+    elif calibrated:
+        unshown = _unshown_within_history(metric, config, baseline, canary, history, alpha)
+    else:
+        unshown = _unshown_margin(metric, config, baseline, canary, test, (low, high))
     if unshown:
         label = "NoData"
     critical = metric.critical and (

@@ -11,6 +11,7 @@ from scipy.stats import binom, kstest
 from releaserisk.canary.config import CanaryConfig, MetricConfig
 from releaserisk.canary.judge import classify_metric, judge
 from releaserisk.canary.robust import (
+    HistoryStatistics,
     aligned_pairs,
     autocorrelation_upper_bound,
     baseline_timing,
@@ -441,3 +442,34 @@ def test_a_metric_without_a_finite_value_is_without_data_not_inconclusive():
     timeouts = next(m for m in result.metrics if m.name == "timeouts")
     assert timeouts.classification == "NoData" and not timeouts.inconclusive
     assert result.verdict == "Fail" and "1 without data" in result.reason
+
+
+def bursty_history(rng, days=10):
+    """A metric whose windows a day apart often differ by half: each 2-hour block at its own level."""
+    ts = pd.date_range("2026-02-01", periods=days * 288, freq="5min", tz="UTC")
+    level = np.repeat(50 * np.exp(0.45 * rng.normal(size=days * 12)), 24)
+    return pd.DataFrame({"metric": "m", "ts": ts, "value": level * (1 + 0.02 * rng.normal(size=len(ts)))})
+
+
+def test_within_a_history_of_large_swings_a_regression_is_inconclusive_never_a_pass():
+    """Ranked as unremarkable among swings of ±50 % is no evidence the canary is not 50 % worse."""
+    rng = np.random.default_rng(5)
+    history = bursty_history(rng)
+    canary_ts = pd.date_range("2026-02-12 12:00", periods=24, freq="5min", tz="UTC")
+    base, today = (50 * (1 + 0.02 * rng.normal(size=24)) for _ in range(2))
+    for factor in (1.0, 1.5):
+        arms = two_arms(base, factor * today, canary_ts - pd.Timedelta(days=1), canary_ts)
+        m = judge(arms, CanaryConfig(), history=history).metrics[0]
+        assert m.history_windows >= min_history_windows(0.02) and m.p_value > 0.02  # within history
+        assert m.classification == "NoData" and m.inconclusive and "does not rule out an increase of 50%" in m.reason
+
+
+def test_history_shows_the_margin_with_the_conformal_two_one_sided_tests():
+    shifts = np.linspace(-0.1, 0.1, 99)  # windows a day apart differ by at most 10 %
+    stats = HistoryStatistics(np.abs(shifts), np.full(99, 50.0), shifts)
+    below_up, above_down = stats.equivalence_p_values(0.0, 0.5, 0.5)
+    assert below_up == above_down == 0.01  # (1 + 0) / 1.5 - 1 = -33 % ranks below every window
+    below_up, above_down = stats.equivalence_p_values(0.45, 0.5, 0.5)  # 1.45 / 1.5 - 1 = -3.3 %
+    assert 0.3 < below_up < 0.4 and above_down == 0.01
+    assert stats.equivalence_p_values(math.inf, 0.5, 0.5) == (1.0, 1.0)
+    assert HistoryStatistics(np.abs(shifts), np.full(99, 50.0)).equivalence_p_values(0.0, 0.5, 0.5) == (1.0, 1.0)
