@@ -1360,7 +1360,9 @@ def _tiers_spanned(metric: str, low: pd.Series, high: pd.Series, n: pd.Series, b
     """The tiers an interval spans, best first (``elite, high``); empty without data.
 
     Tiers are monotone in each metric, so the interval spans every tier between its two
-    ends' tiers; an unbounded end reaches the last tier on its side.
+    ends' tiers; an unbounded end reaches the last tier on its side. Deployment frequency
+    has data without deployments: no deployment in a period is a count of 0 over its
+    weeks, whose interval (``[0, 0.83]`` a week over a month) spans tiers like any other.
     """
     names = [row[0] for row in BENCHMARKS[benchmark]]
     better_high = metric == "deploys_per_week"
@@ -1372,7 +1374,8 @@ def _tiers_spanned(metric: str, low: pd.Series, high: pd.Series, n: pd.Series, b
     # every (best, worst) pair's text once, then looked up (a Python join per row cost 0.35 s at 1M)
     spans = np.array([", ".join(names[i : j + 1]) for i in range(len(names)) for j in range(len(names))], dtype=object)
     spanned = spans[np.minimum(a, b) * len(names) + np.maximum(a, b)]
-    spanned[np.asarray(n) == 0] = ""
+    if not better_high:
+        spanned[np.asarray(n) == 0] = ""
     return spanned
 
 

@@ -899,6 +899,15 @@ def test_summary_and_by_period_carry_n_intervals_tiers_and_changes(fixture_store
     assert payload["by_period"][0]["change_failure_rate_change_significant"] is None
 
 
+def test_a_period_without_deployments_still_spans_frequency_tiers(fixture_store):
+    """0 deployments in a week is a count over a known exposure, not missing data: [0, 3.69] a week."""
+    result = dora_metrics(fixture_store, "2024-01-01", "2024-02-04")
+    empty = result.by_period[result.by_period["deployments"] == 0].iloc[0]
+    assert empty.deploys_per_week_ci_low == 0 and empty.deploys_per_week_ci_high == pytest.approx(3.689, abs=1e-3)
+    assert empty.deploys_per_week_tiers == "high, medium, low"  # elite is daily: 7 a week
+    assert empty.change_failure_rate_tiers == ""  # a rate of no deployments has no data
+
+
 def test_the_change_text_on_both_sides_of_the_threshold(store):
     # week 1: 1 failure of 13 deployments; week 2: 4 of 14 (the demo's "+20.9 pp"); week 3: 12 of 14
     deployments, incidents = [], []
