@@ -787,7 +787,8 @@ class TagIngestResult:
         return (
             f"{len(missing):,} release tag{'s are' if len(missing) > 1 else ' is'} not in the ingested history of "
             f"'{self.repo}' ({_first(missing)}), so {'they get' if len(missing) > 1 else 'it gets'} no changes "
-            f"and no lead time: ingest the branches they are on too (ingest git PATH --rev main --rev BRANCH)"
+            "and no lead time, and the next release counts its changes from the last release in the history: "
+            "ingest the branches they are on too (ingest git PATH --rev main --rev BRANCH)"
         )
 
     def to_dict(self) -> dict:

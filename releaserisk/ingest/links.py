@@ -7,7 +7,11 @@ walk over ``commits.parents`` in decreasing ingest order (parents always come be
 children in that order), marking what the previous deployment already had, exactly as
 git's own revision walk does. The first deployment of a chain gets none (peer
 practice: its history is unknown); a rollback to an older sha gets none; failed
-deployments are not links of the chain. Where ``services.path_prefix`` is set
+deployments are not links of the chain. A previous deployment whose sha is no commit
+of the ingested history (a release tagged on a branch not ingested) cannot bound the
+range — ``prev..this`` would exclude nothing and hand its successor the whole history
+(2,737 changes for one patch release of gunicorn) — so the range starts at the latest
+earlier deployment whose sha is in the history. Where ``services.path_prefix`` is set
 (monorepos), only commits touching that prefix count.
 
 Deployments with explicitly loaded changes (``ingest deployment-changes``) keep them.
@@ -92,9 +96,19 @@ def _chains(store: Store) -> pd.DataFrame:
                    coalesce(d.repo, s.repo, (SELECT repo FROM only_repo)) AS repo, s.path_prefix
             FROM deployments d LEFT JOIN services s USING (service)
             WHERE d.status = 'success'
+        ),
+        known AS (
+            SELECT ok.*, EXISTS (SELECT 1 FROM commits c WHERE c.repo = ok.repo AND c.sha = ok.sha) AS in_history
+            FROM ok
         )
-        SELECT *, lag(sha) OVER chain AS prev_sha, row_number() OVER chain AS position
-        FROM ok
+        SELECT * EXCLUDE (in_history),
+               -- the latest earlier deployment whose commit is in the history bounds the range:
+               -- one whose commit is not (a tag on a branch not ingested) cannot, and taking it
+               -- would exclude nothing and give its successor the whole history
+               last_value(CASE WHEN in_history THEN sha END IGNORE NULLS) OVER (
+                   chain ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_sha,
+               row_number() OVER chain AS position
+        FROM known
         WHERE deployment_id NOT IN (SELECT deployment_id FROM deployment_changes WHERE NOT derived)
         -- environment names match in any case, as Settings' do
         WINDOW chain AS (PARTITION BY service, lower(environment) ORDER BY finished_at, deployment_id)

@@ -205,6 +205,24 @@ def test_new_commits_that_no_deployment_ships_do_not_relink_every_chain(store, g
     assert relinked == [] and store.counts()["deployment_changes"] == 1
 
 
+def test_a_previous_deployment_outside_the_history_does_not_hand_its_successor_the_whole_history(
+    store, git_repo, tmp_path
+):
+    """prev..this with an unknown prev excludes nothing: the range starts at the last known deployment."""
+    shas = linear_history(git_repo, 6)
+    ingest_git(store, git_repo.path, name="r")
+    elsewhere = "e" * 40  # a release tagged on a branch not ingested
+    rows = [deployment(1, shas[2], "2024-01-01T00:00:00Z"), deployment(2, elsewhere, "2024-01-02T00:00:00Z"),
+            deployment(3, shas[4], "2024-01-03T00:00:00Z"), deployment(4, shas[5], "2024-01-04T00:00:00Z")]  # fmt: skip
+    ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))
+    by = store.query("SELECT deployment_id, sha FROM deployment_changes").groupby("deployment_id")["sha"].apply(set)
+    assert by["d3"] == {shas[3], shas[4]} and by["d4"] == {shas[5]} and "d2" not in by and "d1" not in by
+    # an unknown first deployment leaves its successor first of the chain: no changes
+    store.execute("DELETE FROM deployments WHERE deployment_id = 'd1'")
+    link_deployment_changes(store)
+    assert set(store.query("SELECT DISTINCT deployment_id FROM deployment_changes")["deployment_id"]) == {"d4"}
+
+
 def test_two_services_in_one_repository_use_path_prefixes(store, git_repo, tmp_path):
     g = git_repo
     shas = []
