@@ -45,7 +45,16 @@ import pyarrow as pa
 from releaserisk.errors import InputError
 from releaserisk.ingest.schemas import Column
 
-__all__ = ["FORMATS", "NONFINITE_WORDS", "check_zone", "parse_instant", "read_file", "read_table", "validate"]
+__all__ = [
+    "FORMATS",
+    "NONFINITE_WORDS",
+    "check_zone",
+    "parse_instant",
+    "read_csv_text",
+    "read_file",
+    "read_table",
+    "validate",
+]
 
 #: File suffix -> format; the one list every input path accepts.
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet"}
@@ -100,7 +109,7 @@ def read_file(path: str | os.PathLike[str]) -> pd.DataFrame | dict:
     try:
         if fmt == "csv":
             # utf-8-sig: spreadsheet exports start with a byte-order mark, which would rename the first column
-            frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+            frame = read_csv_text(file, encoding="utf-8-sig")
         elif fmt == "parquet":
             frame = _parquet(file)
         else:
@@ -112,11 +121,54 @@ def read_file(path: str | os.PathLike[str]) -> pd.DataFrame | dict:
         raise InputError(f"{file}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{file} is a directory, not a file") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{file}: the file is empty (not even a header row)") from None
     except RecursionError:
         raise InputError(f"{file}: cannot read: nested too deeply (files hold flat rows)") from None
     except (ValueError, OSError, TypeError, pa.ArrowException) as exc:
         raise InputError(f"{file}: cannot read: {_first_line(exc)}") from None
     frame.attrs["format"] = fmt
+    return frame
+
+
+def read_csv_text(source, **options) -> pd.DataFrame:
+    """CSV cells as text (empty cells missing) under the names of the first row.
+
+    A row with more fields than the header is an error naming its line. pandas' own
+    header handling takes the first column as the row index when every data row has one
+    field more than the header (a trailing comma, an unquoted comma in a value) and
+    shifts each value into its neighbour's column without a word; read headerless, such a
+    row is the parser error it is. A name given twice is an error too (pandas would
+    rename the second ``name.1``).
+
+    Parameters
+    ----------
+    source : path-like or file-like
+        The CSV text.
+    **options
+        Passed to :func:`pandas.read_csv` (e.g. ``encoding``).
+
+    Returns
+    -------
+    DataFrame
+        One column per header name, text values, ``NaN`` for empty cells.
+
+    Raises
+    ------
+    pandas.errors.ParserError
+        A row with more fields than the header ("Expected 3 fields in line 2, saw 4").
+    pandas.errors.EmptyDataError
+        No header row.
+    ValueError
+        A header name given twice.
+    """
+    rows = pd.read_csv(source, header=None, dtype=str, keep_default_na=False, na_values=[""], **options)
+    names = [f"Unnamed: {i}" if pd.isna(name) else str(name) for i, name in enumerate(rows.iloc[0])]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"the header names column '{twice[0]}' more than once")
+    frame = rows.iloc[1:].reset_index(drop=True)
+    frame.columns = names
     return frame
 
 

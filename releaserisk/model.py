@@ -830,11 +830,19 @@ def read_feature_table(path: str | Path) -> pd.DataFrame:
     InputError
         No such file, no label, missing or empty columns, or a bad value (with its line).
     """
+    import warnings
+
     source = Path(path)
     try:
-        raw = pd.read_csv(source)
+        with warnings.catch_warnings():
+            # index_col=False: a row with a field more than the header must not turn the first
+            # column into the row index, shifting every value into its neighbour's column
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            raw = pd.read_csv(source, index_col=False)
     except FileNotFoundError:
         raise InputError(f"{source}: no such file") from None
+    except pd.errors.ParserWarning:
+        raise InputError(f"{source}: cannot read: a row has more fields than the header") from None
     except (ValueError, OSError) as exc:
         raise InputError(f"{source}: cannot read: {exc}") from None
     if "bug" not in raw.columns:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from releaserisk.config import Settings
 from releaserisk.errors import InputError
+from releaserisk.inputs import read_csv_text
 from releaserisk.store import Store
 
 __all__ = ["SourceIngestResult", "read_service_map"]
@@ -132,7 +133,7 @@ def read_service_map(path: str | os.PathLike[str]) -> dict[str, str]:
             raise InputError(f'the service map {location} must be a JSON object {{"their service": "service"}}')
         return {str(k): v for k, v in mapping.items()}
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str)
+        frame = read_csv_text(io.StringIO(text))
     except (ValueError, pd.errors.ParserError):
         raise InputError(f"the service map {location} is not a CSV file") from None
     names = [c for c in frame.columns if c != "service"]

@@ -470,3 +470,56 @@ def test_a_bug_issue_loaded_from_a_file_marks_the_fix_of_the_commits_citing_it(s
     rows = [{"repo": "r", "issue": "12", "opened_at": "2020-01-01T00:00:00Z", "labels": "bug", "title": "crash"}]
     ingest_file(store, "issues", write_csv(tmp_path / "issues.csv", rows))
     assert store.execute("SELECT fix FROM change_features WHERE sha = ?", [cited]).fetchone()[0]
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused_not_shifted(store, tmp_path, capsys):
+    """pandas would take the first column as the row index and shift every value one column left."""
+    path = tmp_path / "incidents.csv"
+    path.write_text("incident_id,service,opened_at\ni-9,api,2026-08-19T10:00:00Z,2026-08-20T00:00:00Z\n")
+    with pytest.raises(InputError, match="Expected 3 fields in line 2, saw 4"):
+        ingest_file(store, "incidents", path)
+    assert store.counts()["incidents"] == 0
+    assert main(["--db", str(tmp_path / "s.duckdb"), "ingest", "incidents", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "the file is empty"), ("incident_id,service,service\ni,a,b\n", "names column 'service' more than once")],
+)
+def test_an_empty_file_or_a_header_naming_a_column_twice_is_refused(store, tmp_path, text, message):
+    path = tmp_path / "incidents.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        ingest_file(store, "incidents", path)
+
+
+_CELL = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"), max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda k: st.tuples(st.just(k), st.lists(st.lists(_CELL, min_size=k, max_size=k),
+                                                                           max_size=4))), st.data())  # fmt: skip
+def test_csv_text_round_trips_and_an_extra_field_anywhere_is_an_error(shape, data):
+    import csv
+    import io
+
+    from releaserisk.inputs import read_csv_text
+
+    k, rows = shape
+    names = [f"c{i}" for i in range(k)]
+
+    def text(rows):
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([names, *rows])
+        return out.getvalue()
+
+    frame = read_csv_text(io.StringIO(text(rows)))
+    assert list(frame.columns) == names
+    assert frame.fillna("").to_numpy().tolist() == rows
+    if rows:
+        at = data.draw(st.integers(0, len(rows) - 1))
+        longer = [[*r, "extra"] if i == at else r for i, r in enumerate(rows)]
+        with pytest.raises(pd.errors.ParserError):
+            read_csv_text(io.StringIO(text(longer)))
