@@ -73,3 +73,21 @@ def test_rank_tests_pair_by_pair_equal_the_banded_search(monkeypatch, decimals):
     banded = intervals.rank_tests(values, offsets, current, previous)
     np.testing.assert_allclose(by_pairs, banded, rtol=1e-12)
     assert np.isfinite(by_pairs).sum() >= 5
+
+
+def test_rank_tests_on_two_threads_equal_one_thread(monkeypatch):
+    # many pairs are counted in two halves at once: every pair's p-value exactly as on one thread
+    rng = np.random.default_rng(11)
+    lengths = rng.integers(0, 30, 41)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    group = np.repeat(np.arange(len(lengths)), lengths)
+    values = np.round(rng.gamma(2.0, 3.0, offsets[-1]), 1)
+    values = values[np.lexsort((values, group))]
+    current = np.arange(1, len(lengths))
+    previous = current - 1
+    monkeypatch.setattr(intervals, "_VALUES_PER_PAIR_LOOP", 0)  # the loop over pairs
+    one = intervals.rank_tests(values, offsets, current, previous)
+    monkeypatch.setattr(intervals, "_PAIRS_PER_THREAD", 3)
+    two = intervals.rank_tests(values, offsets, current, previous)
+    np.testing.assert_array_equal(two, one)
+    assert np.isfinite(one).sum() >= 30
