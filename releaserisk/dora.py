@@ -878,10 +878,11 @@ def _links(w: _Work, rules: dict[str, str]) -> str:
     return f"deployment_changes f JOIN {w.prod} p USING (deployment_id) {_chained(rules)}"
 
 
-def _read_links(store: Store, rules: dict[str, str], w: _Work, lead: bool) -> dict[str, np.ndarray] | None:
+def _read_links(store: Store, rules: dict[str, str], w: _Work, lead: bool) -> pa.Table | None:
     """Every production link's commit hash (``h``, ``untimed``) and, with ``lead``, its deployment number and
-    lead time (``k, value, present, skew``), one pass over the links (None for ``every listing``, whose
-    ``first_deploy`` table of every link is built here instead).
+    lead time (``k, value, present, skew``), one pass over the links, as Arrow (:func:`_links_job` makes numpy
+    arrays of them beside DuckDB); None for ``every listing``, whose ``first_deploy`` table of every link is
+    built here instead.
 
     Grouping 10M links by their (repo, sha) strings cost 4.5 s of CPU on
     benchmarks/dora.py, and nearly every commit has one production link. So the links'
@@ -899,17 +900,18 @@ def _read_links(store: Store, rules: dict[str, str], w: _Work, lead: bool) -> di
                       f"FROM {links}")  # fmt: skip
         _fill_untimed(store, w)
         return None
+    # from a relation: DuckDB fills the Arrow batches as it makes the rows (see _numpy_columns)
     if not lead:  # the hashes alone: which commits are resolved by name
-        return _numpy_columns(store, f"SELECT hash(f.repo, f.sha) AS h, f.committed_at IS NULL AS untimed FROM {links}")
+        sql = f"SELECT hash(f.repo, f.sha) AS h, f.committed_at IS NULL AS untimed FROM {links}"
+        return store.connection.sql(sql).to_arrow_table()
     lead_time, skewed = _lead_time(rules)
-    return _numpy_columns(
-        store,
+    return store.connection.sql(
         f"""
         SELECT h, k, untimed, {_lead_value(rules)}
         FROM (SELECT hash(f.repo, f.sha) AS h, p.k, f.committed_at IS NULL AS untimed,
                      {lead_time} AS lead_time_hours, {skewed} AS clock_skew FROM {links})
-        """,
-    )
+        """
+    ).to_arrow_table()
 
 
 def _lead_value(rules: dict[str, str]) -> str:
@@ -918,6 +920,36 @@ def _lead_value(rules: dict[str, str]) -> str:
     # no column with nulls: Arrow hands them to numpy as they are
     return (f"CAST(coalesce({used}, 0) AS DOUBLE) AS value, {used} IS NOT NULL AS present, "
             "coalesce(clock_skew, false) AS skew")  # fmt: skip
+
+
+def _links_job(
+    links: list[pa.Table],
+    cells: tuple[pd.DataFrame, dict[str, np.ndarray]] | None,
+    hashes: Future[tuple[np.ndarray, np.ndarray | None]],
+) -> Any:
+    """The numpy thread's work on the links read by :func:`_read_links` (``links``, a list of one table, emptied
+    here so that it is freed once converted): their columns as arrays, the hashes
+    resolved by name (:func:`_shared_hashes`, set on ``hashes`` as soon as known) and then, when the lead-time
+    ``cells`` are wanted and no commit is resolved by name, the lead-time rows (:func:`_lead_rows`); else the
+    arrays, for the caller to finish.
+
+    Converting 8.8M links and sorting their hashes here leaves DuckDB's threads to link
+    incidents meanwhile, and the lead-time spans start as soon as the hashes are known.
+    """
+    try:
+        table, rows = links.pop(), {}
+        for name in table.column_names:  # each column's Arrow chunks freed once it is one array
+            rows[name] = table.column(name).to_numpy()
+            table = table.drop_columns([name])
+        del table
+        by_name, single = _shared_hashes(rows)
+    except BaseException as error:  # the caller waits for the hashes: it must not wait forever
+        hashes.set_exception(error)
+        raise
+    hashes.set_result((by_name, single))
+    if cells is None or len(by_name):  # some commits resolved by name: DuckDB reads theirs first
+        return rows
+    return _lead_rows(*cells, rows, single, None)
 
 
 def _shared_hashes(rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -970,12 +1002,12 @@ def _resolve_by_name(
 
 
 def _first_links(
-    rows: dict[str, np.ndarray] | None, single: np.ndarray | None, named: dict[str, np.ndarray]
+    rows: dict[str, np.ndarray] | None, single: np.ndarray | None, named: dict[str, np.ndarray] | None
 ) -> _FirstLinks:
     """Each commit's first production link: the single links' (``rows`` where ``single``; None: all) followed by
-    those of the commits resolved by name."""
+    those of the commits resolved by name (None: none)."""
     parts = []
-    for part, keep in ([] if rows is None else [(rows, single)]) + [(named, None)]:
+    for part, keep in ([] if rows is None else [(rows, single)]) + ([] if named is None else [(named, None)]):
         k, value, present, skew = part["k"].astype(np.intp, copy=False), part["value"], part["present"], part["skew"]
         if keep is not None:
             k, value, present, skew = k[keep], value[keep], present[keep], skew[keep]
@@ -1244,13 +1276,13 @@ def _lead_rows(
     numbered: dict[str, np.ndarray],
     rows: dict[str, np.ndarray] | None,
     single: np.ndarray | None,
-    named: dict[str, np.ndarray],
+    named: dict[str, np.ndarray] | None,
 ) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Lead-time spans per (group, period) of the deployment, grouped and sorted in numpy, and per group.
 
     Numpy assembles each commit's first link (:func:`_first_links` of ``rows``, ``single``
     and ``named``), looks up its cell (:func:`_deployment_cells`) by its deployment number,
-    orders the links by cell (a stable radix sort of the integer cell) and sorts each
+    orders the links by cell (:func:`_cell_order`) and sorts each
     cell's values. Grouping 10M changes into lists and sorting each list in DuckDB
     cost 3x as much on benchmarks/dora.py. Numpy and pandas alone: it runs on a thread
     beside the DuckDB queries of the other aggregates. The frame has the columns of the
@@ -1275,10 +1307,7 @@ def _lead_rows(
         values, kept = value[present], cell[present]
         counts = np.bincount(kept, minlength=len(names))
     del cell, value, present, skew  # 10M rows: keep the peak down
-    # a stable radix sort of the cells on 16-bit keys: the low half, then the high half
-    order = np.argsort((kept & 0xFFFF).astype(np.uint16), kind="stable")
-    if len(names) > 0xFFFF:
-        order = order[np.argsort((kept[order] >> 16).astype(np.uint16), kind="stable")]
+    order = _cell_order(kept, len(names))
     offsets = np.concatenate([[0], np.cumsum(counts)])
     del kept
     values = values[order]
@@ -1290,6 +1319,39 @@ def _lead_rows(
     frame["lead_skewed"] = skews[with_changes].astype(np.int64)
     lengths = np.diff(offsets)[with_changes]
     return _grouped(frame, {"lead_spans": (values, np.concatenate([[0], np.cumsum(lengths)]))})
+
+
+def _cell_order(cells: np.ndarray, count: int) -> np.ndarray:
+    """The stable ``argsort`` of ``cells`` (integers in ``[0, count)``).
+
+    The links come from the deployments' changes, where a deployment's links usually
+    lie together: then only the runs of equal cells are sorted (a tenth as many values on
+    benchmarks/dora.py) and the order is spelled out from them, run by run (0.18 ->
+    0.06 s of the numpy thread for 8.8M links). Sorting the runs stably by cell, each
+    kept whole, gives the same order as the stable sort of every link.
+    """
+    if len(cells) == 0:
+        return np.empty(0, dtype=np.intp)
+    starts = np.flatnonzero(np.concatenate([[True], cells[1:] != cells[:-1]]))
+    if 4 * len(starts) > len(cells):  # short runs (links in no useful order): sort them all
+        return _radix_order(cells, count)
+    lengths = np.diff(np.append(starts, len(cells)))
+    runs = _radix_order(cells[starts], count)
+    lengths, starts = lengths[runs], starts[runs]
+    # the order steps by one within a run and jumps to the next run's first link between runs:
+    # the cumulative sum of those steps, in one array (no second 10M-value array at the peak)
+    order = np.ones(len(cells), dtype=np.intp)
+    order[0] = starts[0]
+    order[(np.cumsum(lengths) - lengths)[1:]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    return np.cumsum(order, out=order)
+
+
+def _radix_order(cells: np.ndarray, count: int) -> np.ndarray:
+    """The stable ``argsort`` of ``cells`` in ``[0, count)``: a radix sort on 16-bit keys, low half then high."""
+    order = np.argsort((cells & 0xFFFF).astype(np.uint16), kind="stable")
+    if count > 0xFFFF:
+        order = order[np.argsort((cells[order] >> 16).astype(np.uint16), kind="stable")]
+    return order
 
 
 def _grouped(
@@ -1846,19 +1908,30 @@ def dora_metrics(
             _production(store, settings, rules, work)
             # per commit, grouped by the deployment's group (by repository, a change counts under its own)
             lead_cells = rules["lead_time_of"] == "commit" and by != "repo"
-            # numpy works on a thread beside DuckDB's: the links' hashes are sorted while DuckDB
-            # links incidents, the lead-time spans while it works out failures and the other aggregates
-            rows = _read_links(store, rules, work, lead_cells)
-            shared = None if rows is None else numpy_thread.submit(_shared_hashes, rows)
-            _incident_links(store, rules, work, flags=count_flag_releases)
             cells = _deployment_cells(store, work, group, period, start, end) if lead_cells else None
-            by_name, single = (None, None) if shared is None else shared.result()
-            named = _resolve_by_name(store, rules, work, by_name, lead_cells)
-            lead = None if cells is None else numpy_thread.submit(_lead_rows, *cells, rows, single, named)
+            # numpy works on a thread beside DuckDB's: it converts the links and sorts their hashes, and
+            # (unless some commits are resolved by name) works out the lead-time spans, while DuckDB
+            # links incidents and works out failures and the other aggregates
+            links = _read_links(store, rules, work, lead_cells)
+            hashes: Future[tuple[np.ndarray, np.ndarray | None]] = Future()
+            # (in a list the job empties: the table is freed once converted, not when the job ends)
+            early = None if links is None else numpy_thread.submit(_links_job, [links], cells, hashes)
+            del links
+            _incident_links(store, rules, work, flags=count_flag_releases)
+            by_name, single = (None, None) if early is None else hashes.result()
+            # the lead-time spans started on the numpy thread when every commit was resolved by its hash
+            started = early is not None and cells is not None and not len(by_name)
+            named = _resolve_by_name(store, rules, work, by_name, lead_cells and not started)
+            if started:
+                lead = early
+            else:
+                rows = None if early is None or cells is None else early.result()
+                lead = None if cells is None else numpy_thread.submit(_lead_rows, *cells, rows, single, named)
+                del rows
             _failures(store, rules, work)
             _detail_tables(store, rules, work)
             stats, lists = _aggregates(store, work, group, period, start, end, rules, lead)
-            del rows, single, named, lead, cells
+            del single, named, lead, cells, early
             *evidence, notes = store_notes.result()
     except BaseException:  # interrupted (a long call in a notebook) or failed: drop its tables next time
         _bury(store, work)

@@ -3,6 +3,7 @@
 import gc
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -1027,3 +1028,28 @@ def test_each_commit_has_one_first_deployment_whether_found_by_hash_or_by_name(s
     pd.testing.assert_frame_equal(changes("repo")[1], by_repo_before)
     if profile == "dora":  # devlake's lead time is per pull request
         assert summary.loc[0, "lead_time_median_hours_n"] == len(first)
+
+
+@pytest.mark.parametrize("run", [1, 3, 40])  # links in no order, and a deployment's links together
+@pytest.mark.parametrize("cells", [7, 70_000])  # beyond 16 bits: the radix sort's second pass
+def test_links_are_ordered_by_cell_as_a_stable_sort_would(run, cells):
+    from releaserisk.dora import _cell_order
+
+    rng = np.random.default_rng(run + cells)
+    cell = np.repeat(rng.integers(0, cells, 5_000 // run), run)
+    np.testing.assert_array_equal(_cell_order(cell, cells), np.argsort(cell, kind="stable"))
+    assert len(_cell_order(cell[:0], cells)) == 0
+
+
+def test_a_failure_on_the_numpy_thread_reaches_the_caller(fixture_store, monkeypatch):
+    # the caller waits for the links' hashes from the numpy thread: a failure there is raised, not waited on
+    import releaserisk.dora as dora
+
+    def broken(rows):
+        raise RuntimeError("numpy thread failed")
+
+    monkeypatch.setattr(dora, "_shared_hashes", broken)
+    with pytest.raises(RuntimeError, match="numpy thread failed"):
+        dora_metrics(fixture_store)
+    monkeypatch.undo()
+    assert dora_metrics(fixture_store).frame["deployments"].sum() > 0
