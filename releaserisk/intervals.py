@@ -34,6 +34,7 @@ def _stats():
 
 
 __all__ = [
+    "by_pairs",
     "order_statistics",
     "poisson_rate_interval",
     "poisson_rate_test",
@@ -44,6 +45,7 @@ __all__ = [
     "sorted_quantile",
     "two_proportion_test",
     "two_proportion_tests",
+    "u_statistics",
     "wilson_interval",
 ]
 
@@ -320,7 +322,13 @@ def poisson_rate_tests(k1, t1, k2, t2) -> np.ndarray:
     return np.where((t1 > 0) & (t2 > 0), p, np.nan)
 
 
-def rank_tests(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, previous: np.ndarray) -> np.ndarray:
+def rank_tests(
+    values: np.ndarray,
+    offsets: np.ndarray,
+    current: np.ndarray,
+    previous: np.ndarray,
+    known: np.ndarray | None = None,
+) -> np.ndarray:
     """Two-sided Mann–Whitney p-values between sorted groups ``current[i]`` and ``previous[i]``, all at once.
 
     Each group is a slice of ``values`` (ascending within it, Arrow-style ``offsets``). U
@@ -337,6 +345,10 @@ def rank_tests(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, pre
         Groups as in :func:`sorted_quantile`.
     current, previous : ndarray
         Row indices of the groups to compare, pairwise.
+    known : ndarray, optional
+        The U statistic of some pairs, already counted pair by pair (:func:`u_statistics`),
+        NaN for the others; used when the pairs are counted one by one, where it is the same
+        number (a caller can count them earlier, beside other work).
 
     Returns
     -------
@@ -350,8 +362,11 @@ def rank_tests(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, pre
     large = np.flatnonzero((na > 0) & (nb > 0))
     if not len(large):
         return p
-    if len(large) * _VALUES_PER_PAIR_LOOP <= len(values):
-        u = _u_by_pairs(values, offsets, current[large], previous[large])
+    if by_pairs(len(large), len(values)):
+        u = np.full(len(large), np.nan) if known is None else np.asarray(known, dtype=float)[large]
+        missing = np.flatnonzero(np.isnan(u))
+        if len(missing):
+            u[missing] = _u_by_pairs(values, offsets, current[large][missing], previous[large][missing])
     else:
         u = _u_banded(values, offsets, lengths, current, previous, large)
     m, n = na[large].astype(float), nb[large].astype(float)
@@ -359,6 +374,42 @@ def rank_tests(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, pre
     z = np.maximum(np.abs(u - m * n / 2) - 0.5, 0) / sigma
     p[large] = np.minimum(1.0, 2 * _stats().norm.sf(z))
     return p
+
+
+def by_pairs(pairs: int, values: int) -> bool:
+    """Whether :func:`rank_tests` counts its U statistics one pair at a time (else in one search over every group).
+
+    Parameters
+    ----------
+    pairs : int
+        Compared pairs whose groups are both non-empty.
+    values : int
+        Values of every group together.
+
+    Returns
+    -------
+    bool
+    """
+    return pairs * _VALUES_PER_PAIR_LOOP <= values
+
+
+def u_statistics(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Mann–Whitney U of each group ``current[i]`` against ``previous[i]``, counted pair by pair, as
+    :func:`rank_tests` counts them when :func:`by_pairs` says so (groups as in :func:`rank_tests`, none empty).
+
+    Parameters
+    ----------
+    values, offsets : ndarray
+        Groups as in :func:`sorted_quantile`.
+    current, previous : ndarray
+        Row indices of the groups to compare, pairwise.
+
+    Returns
+    -------
+    ndarray
+        For each value of the current group, the previous group's values below it (ties one half), summed.
+    """
+    return _u_by_pairs(values, offsets, np.asarray(current, dtype=np.int64), np.asarray(previous, dtype=np.int64))
 
 
 #: Below this many values per compared pair on average, one vectorised search over every

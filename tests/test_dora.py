@@ -1053,3 +1053,28 @@ def test_a_failure_on_the_numpy_thread_reaches_the_caller(fixture_store, monkeyp
         dora_metrics(fixture_store)
     monkeypatch.undo()
     assert dora_metrics(fixture_store).frame["deployments"].sum() > 0
+
+
+def test_lead_time_rank_tests_counted_on_the_numpy_thread_equal_those_counted_at_the_end(store, monkeypatch):
+    # enough changes per week that the rank tests count pair by pair: the numpy thread counts the
+    # lead-time pairs beside DuckDB, and every p-value is the one counted at the end
+    import releaserisk.dora as dora
+    from releaserisk import intervals
+
+    t0 = pd.Timestamp("2024-01-01T00:00Z")
+    commits, deployments, changes = [], [], []
+    for i in range(300):
+        at = t0 + pd.Timedelta(hours=i * 1.5)
+        commits.append((f"c{i}", (at - pd.Timedelta(minutes=7 * (i % 13) + 1)).isoformat()))
+        deployments.append(dep(i, at.isoformat(), service=["api", "web"][i % 2]))
+        changes.append((f"d{i}", f"c{i}"))
+    load(store, commits=commits, deployments=deployments, changes=changes)
+    counted = []
+    spy = intervals.u_statistics
+    monkeypatch.setattr(intervals, "u_statistics", lambda *a: counted.append(len(a[2])) or spy(*a))
+    early = dora_metrics(store, by="service", freq="W").by_period
+    assert counted and counted[0] >= 2  # both services' later weeks, counted beforehand
+    monkeypatch.setattr(dora, "_lead_u", lambda lead: None)
+    late = dora_metrics(store, by="service", freq="W").by_period
+    pd.testing.assert_frame_equal(early, late)
+    assert early["lead_time_median_hours_change_p_value"].notna().sum() >= 2

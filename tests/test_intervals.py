@@ -91,3 +91,26 @@ def test_rank_tests_on_two_threads_equal_one_thread(monkeypatch):
     two = intervals.rank_tests(values, offsets, current, previous)
     np.testing.assert_array_equal(two, one)
     assert np.isfinite(one).sum() >= 30
+
+
+def test_rank_tests_use_u_statistics_counted_beforehand_only_pair_by_pair(monkeypatch):
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(1, 30, 12)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    group = np.repeat(np.arange(len(lengths)), lengths)
+    values = np.round(rng.gamma(2.0, 3.0, offsets[-1]), 1)
+    values = values[np.lexsort((values, group))]
+    current = np.arange(1, len(lengths))
+    previous = current - 1
+    monkeypatch.setattr(intervals, "_VALUES_PER_PAIR_LOOP", 0)  # pair by pair
+    plain = intervals.rank_tests(values, offsets, current, previous)
+    known = intervals.u_statistics(values, offsets, current, previous)
+    known[::2] = np.nan  # some counted beforehand, the others counted here
+    np.testing.assert_array_equal(intervals.rank_tests(values, offsets, current, previous, known), plain)
+    wrong = np.full(len(current), 0.0)  # a known U is taken as it is...
+    assert not np.array_equal(intervals.rank_tests(values, offsets, current, previous, wrong), plain)
+    monkeypatch.setattr(intervals, "_VALUES_PER_PAIR_LOOP", 10**9)  # ...but one search for all pairs ignores it
+    np.testing.assert_array_equal(
+        intervals.rank_tests(values, offsets, current, previous, wrong),
+        intervals.rank_tests(values, offsets, current, previous),
+    )
