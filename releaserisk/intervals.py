@@ -395,7 +395,8 @@ def by_pairs(pairs: int, values: int) -> bool:
 
 def u_statistics(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """Mann–Whitney U of each group ``current[i]`` against ``previous[i]``, counted pair by pair, as
-    :func:`rank_tests` counts them when :func:`by_pairs` says so (groups as in :func:`rank_tests`, none empty).
+    :func:`rank_tests` counts them when :func:`by_pairs` says so (groups as in :func:`rank_tests`, none empty),
+    on the calling thread alone (for work beside other work).
 
     Parameters
     ----------
@@ -409,7 +410,8 @@ def u_statistics(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, p
     ndarray
         For each value of the current group, the previous group's values below it (ties one half), summed.
     """
-    return _u_by_pairs(values, offsets, np.asarray(current, dtype=np.int64), np.asarray(previous, dtype=np.int64))
+    current, previous = np.asarray(current, dtype=np.int64), np.asarray(previous, dtype=np.int64)
+    return _u_by_pairs(values, offsets, current, previous, threads=1)
 
 
 #: Below this many values per compared pair on average, one vectorised search over every
@@ -424,13 +426,16 @@ _VALUES_PER_PAIR_LOOP = 64
 _PAIRS_PER_THREAD = 2_000
 
 
-def _u_by_pairs(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, previous: np.ndarray) -> np.ndarray:
+def _u_by_pairs(
+    values: np.ndarray, offsets: np.ndarray, current: np.ndarray, previous: np.ndarray, threads: int = 2
+) -> np.ndarray:
     """Mann–Whitney U of each ``current`` group against its ``previous`` group, one pair at a time.
 
     For each value of the current group, the previous group's values below it count one
     and those equal to it one half: the mean of the left and right insertion points. Many
-    pairs are split in two halves searched on two threads at once; each pair's U is the
-    same whichever thread counts it.
+    pairs are split in two halves searched on two threads at once (unless ``threads`` is 1:
+    the GIL costs some CPU, a loss where other work keeps the cores busy); each pair's U is
+    the same whichever thread counts it.
     """
     u = np.empty(len(current))
     offsets, mines, theirs_ = offsets.tolist(), current.tolist(), previous.tolist()
@@ -441,7 +446,7 @@ def _u_by_pairs(values: np.ndarray, offsets: np.ndarray, current: np.ndarray, pr
             a, b = values[offsets[mine] : offsets[mine + 1]], values[offsets[theirs] : offsets[theirs + 1]]
             u[i] = 0.5 * (int(np.searchsorted(b, a, "left").sum()) + int(np.searchsorted(b, a, "right").sum()))
 
-    if len(current) < 2 * _PAIRS_PER_THREAD:
+    if threads < 2 or len(current) < 2 * _PAIRS_PER_THREAD:
         count(range(len(current)))
         return u
     half = len(current) // 2
