@@ -915,11 +915,19 @@ def _read_links(store: Store, rules: dict[str, str], w: _Work, lead: bool) -> pa
 
 
 def _lead_value(rules: dict[str, str]) -> str:
-    """SQL columns ``value, present, skew`` of a link's lead time (from ``lead_time_hours, clock_skew``)."""
+    """SQL columns ``value, skew`` of a link's lead time (from ``lead_time_hours, clock_skew``); ``value`` is NULL
+    where an aggregate has no value (:func:`_present` makes it NaN and says where it is present)."""
     used = _lead_used(rules, "lead_time_hours")
-    # no column with nulls: Arrow hands them to numpy as they are
-    return (f"CAST(coalesce({used}, 0) AS DOUBLE) AS value, {used} IS NOT NULL AS present, "
-            "coalesce(clock_skew, false) AS skew")  # fmt: skip
+    return f"CAST({used} AS DOUBLE) AS value, coalesce(clock_skew, false) AS skew"
+
+
+def _present(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``rows`` of a query with :func:`_lead_value`'s columns, read into numpy (a NULL ``value`` is NaN: a lead
+    time never is), with ``present``: where ``value`` is one. Four columns fewer for DuckDB to compute over
+    8.8M links than a 0 for NULL and a flag (0.1 s of CPU)."""
+    rows["value"] = np.asarray(rows["value"], dtype=float)
+    rows["present"] = ~np.isnan(rows["value"])
+    return rows
 
 
 def _links_job(
@@ -943,6 +951,8 @@ def _links_job(
             rows[name] = table.column(name).to_numpy()
             table = table.drop_columns([name])
         del table
+        if "value" in rows:
+            _present(rows)
         by_name, single = _shared_hashes(rows)
     except BaseException as error:  # the caller waits for the hashes: it must not wait forever
         hashes.set_exception(error)
@@ -992,13 +1002,15 @@ def _resolve_by_name(
     if not lead:
         return None
     lead_time, skewed = _lead_time(rules)
-    return _numpy_columns(
-        store,
-        f"""
+    return _present(
+        _numpy_columns(
+            store,
+            f"""
         SELECT k, {_lead_value(rules)}
         FROM (SELECT p.k, {lead_time} AS lead_time_hours, {skewed} AS clock_skew
               FROM {w.first_deploy} f JOIN {w.prod} p USING (k))
         """,
+        )
     )
 
 
@@ -1027,8 +1039,8 @@ def _numpy_columns(store: Store, sql: str, params: dict[str, Any] | None = None)
     A relation hands its rows to Arrow as it makes them, where ``execute`` collects them
     first: 10M links cost 1.2 s of CPU instead of 1.4 s (``execute(...).fetchnumpy()``:
     1.6 s). With parameters a relation was 10x slower (the deployments' cells: 1.0 s
-    instead of 0.1 s), so those go through ``execute``. The query must give no nulls (they
-    would become NaN or fail).
+    instead of 0.1 s), so those go through ``execute``. A column with nulls must be a
+    float one (they become NaN; in others they fail).
     """
     table = store.arrow(sql, params) if params else store.connection.sql(sql).to_arrow_table()
     return {name: table.column(name).to_numpy() for name in table.column_names}
