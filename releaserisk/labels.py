@@ -502,6 +502,8 @@ def label_changes(
     ------
     InputError
         ``workers`` below 1.
+    LakeError
+        The store is a lake (read-only; ``ingest org`` labels each repository).
     GitError
         The repository is not in the store, its path no longer exists, or more than
         ``szz_max_failed_share`` of the blames failed (the labels and the summary are
@@ -510,6 +512,7 @@ def label_changes(
     if workers < 1:
         raise InputError(f"workers must be at least 1; got {workers}")
     settings = settings or Settings()
+    store.require_writable()  # before any blame: a lake is written by 'ingest org' alone
     row = store.execute("SELECT path FROM repos WHERE repo = ?", [repo]).fetchone()
     if row is None:
         raise GitError(f"repository '{repo}' is not in the store; run 'releaserisk ingest git' first")
@@ -620,8 +623,11 @@ def _save_candidates(store: Store, repo: str, candidates: pd.DataFrame) -> None:
     """The candidate fixes of this run, keeping the blame outcome of those blamed earlier."""
     outcome = store.query("SELECT sha, blamed_files, failed_blames FROM label_fixes WHERE repo = ?", [repo])
     frame = candidates.merge(outcome, on="sha", how="left").assign(repo=repo, labelled_at=datetime.now(UTC))
-    store.execute("DELETE FROM label_fixes WHERE repo = ? AND NOT list_contains(?, sha)", [repo, frame["sha"].tolist()])
-    store.upsert("label_fixes", frame)
+    with store.transaction():
+        store.execute(
+            "DELETE FROM label_fixes WHERE repo = ? AND NOT list_contains(?, sha)", [repo, frame["sha"].tolist()]
+        )
+        store.upsert("label_fixes", frame)
 
 
 def _quality(store: Store, repo: str, settings: Settings, reverted_reverts: int) -> LabelQuality:

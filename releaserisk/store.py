@@ -270,11 +270,7 @@ class Store:
         LakeError
             The store is a lake's views, which are written only by ``ingest org``.
         """
-        if self.lake is not None:
-            raise LakeError(
-                f"{self.lake} is a lake, read-only here: ingest into it with 'releaserisk ingest org', "
-                "or load it into a file with 'releaserisk lake load --db FILE'"
-            )
+        self.require_writable()
         if self._depth:
             self._depth += 1
             try:
@@ -295,6 +291,20 @@ class Store:
         with self._writing():
             self.connection.execute("COMMIT")
 
+    def require_writable(self) -> None:
+        """Refuse to go on when the store is a lake's views (check before long work that writes).
+
+        Raises
+        ------
+        LakeError
+            The store is a lake, which only ``ingest org`` writes.
+        """
+        if self.lake is not None:
+            raise LakeError(
+                f"{self.lake} is a lake, read-only here: ingest into it with 'releaserisk ingest org', "
+                "or load it into a file with 'releaserisk lake load --db FILE'"
+            )
+
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         """Turn a failed write to the file (read-only directory, full disk) into a StoreError.
@@ -304,6 +314,12 @@ class Store:
         """
         try:
             yield
+        except (duckdb.BinderException, duckdb.CatalogException) as exc:
+            # a write outside a transaction on a lake's views: DuckDB's "Can only delete from
+            # base table" (or "… is not an table") is the lake's read-only rule
+            if self.lake is not None and ("base table" in str(exc) or "is not an table" in str(exc)):
+                self.require_writable()
+            raise
         except (duckdb.IOException, duckdb.TransactionException, duckdb.PermissionException) as exc:
             text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
             writing = _is_permission_problem(text) or "no space left" in text.lower()

@@ -333,8 +333,15 @@ def test_a_lake_is_read_only_and_a_damaged_manifest_is_a_one_line_error(org, cap
     lake = org / "lake"
     with open_lake(lake) as store, pytest.raises(LakeError, match="read-only"), store.transaction():
         pass
-    assert main(["--lake", str(lake), "ingest", "git", str(org / "repos" / "beta")]) == 2
-    assert "is a lake, read-only" in capsys.readouterr().err
+    for command in (["ingest", "git", str(org / "repos" / "beta")], ["label"]):
+        assert main(["--lake", str(lake), *command]) == 2, command  # label deleted outside a transaction: exit 70
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "is a lake, read-only" in err, command
+    with open_lake(lake) as store:
+        writes = ("DELETE FROM labels", "UPDATE label_fixes SET failed_blames = 0", "INSERT INTO labels VALUES (1)")
+        for write in writes:
+            with pytest.raises(LakeError, match="read-only"):
+                store.execute(write)
     (lake / "_lake.json").write_text("{not json")
     with pytest.raises(LakeError, match="damaged"):
         open_lake(lake)
