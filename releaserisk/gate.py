@@ -18,7 +18,10 @@ and was "100 %" for every real release. The batch is therefore described by
 
 The batch band, and with it the rollout plan of :data:`ROLLOUT_POLICY`, comes from the
 percentile (below the 75th: low; 75th–95th: medium; from the 95th: high); without enough
-history, from the riskiest change's band. Never from an uncalibrated product.
+history, from the riskiest change's band. A batch holding a change at or above the gate's
+threshold (a high change, which fails the gate) is high whatever its percentile: "gate:
+FAIL" beside "rolling 100 %, bake 0 min" told a team both to stop and to ship everything.
+Never from an uncalibrated product.
 
 **Trust.** A model saved as *advisory* (its time-ordered AUC interval reaches 0.55, too few
 test positives, or ECE above 0.10: :func:`releaserisk.model.advisory_reasons`) warns and
@@ -455,7 +458,9 @@ def batch_sentence(batch: dict[str, Any]) -> str:
             f"P(deployment fails) {batch['any_defect']:.0%} (95 % CI {batch['any_defect_low']:.0%}–"
             f"{batch['any_defect_high']:.0%}, fitted on {c['n']} deployments, {c['failures']} failed)"
         )
-    return "; ".join(parts) + f" -> {batch.get('band', 'low')}"
+    raised = batch.get("band_from") == "changes" and batch.get("percentile") is not None
+    why = " (a change at the gate's threshold)" if raised else ""
+    return "; ".join(parts) + f" -> {batch.get('band', 'low')}{why}"
 
 
 def score_commits(
@@ -560,6 +565,10 @@ def _batch_risk(probabilities: np.ndarray, bands: list[str], history: BatchHisto
         medium, high = PERCENTILE_BANDS
         risk["band"] = "high" if risk["percentile"] >= high else "medium" if risk["percentile"] >= medium else "low"
         risk["band_from"] = "percentile"
+        if "high" in bands and risk["band"] != "high":
+            # a change at or above the gate's threshold fails the gate: the plan for shipping
+            # its batch anyway cannot be the low band's full rollout without a bake
+            risk["band"], risk["band_from"] = "high", "changes"
         calibrated = history.calibrated(expected)
         if calibrated is not None:
             risk["any_defect"], risk["any_defect_low"], risk["any_defect_high"] = calibrated

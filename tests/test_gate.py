@@ -76,6 +76,28 @@ def test_a_large_batch_of_small_risks_is_not_saturated():
     assert "riskier than" in result.summary() and "P(deployment fails)" in result.summary()
 
 
+class PerChange(Constant):
+    """A scorer giving each change its own probability."""
+
+    def __init__(self, ps):
+        self.ps = np.asarray(ps, dtype=float)
+
+    def predict_proba(self, frame):
+        return np.column_stack([1 - self.ps, self.ps])
+
+
+def test_a_batch_with_a_change_that_fails_the_gate_is_never_advised_a_full_rollout():
+    """gunicorn: one commit at 52 % failed the gate while the batch's percentile said "rolling 100 %, bake 0"."""
+    history = BatchHistory.fit(*planted_history())
+    quiet = score_commits(PerChange([0.01, 0.02]), changes(2), threshold=0.5, model_id="m", history=history)
+    assert quiet.batch["band"] == "low" and quiet.advice["strategy"] == "rolling" and not quiet.failed
+    result = score_commits(PerChange([0.52, 0.01]), changes(2), threshold=0.5, model_id="m", history=history)
+    assert result.failed and result.batch["percentile"] < 75  # the sum alone ranks low
+    assert result.batch["band"] == "high" and result.batch["band_from"] == "changes"
+    assert result.advice["strategy"] == "canary" and result.advice["approval_required"]
+    assert "-> high (a change at the gate's threshold)" in result.summary()
+
+
 def test_without_history_the_batch_band_is_the_riskiest_change():
     result = score_commits(Constant(0.05), changes(5), threshold=0.5, model_id="m")
     assert result.batch["band"] == "low" and result.batch["any_defect"] is None
