@@ -375,8 +375,8 @@ def _timestamps(values: pd.Series, where: str, assume_tz: str | None) -> pd.Seri
         if getattr(values.dt, "tz", None) is None:
             if not assume_tz:
                 raise InputError(f"{where}: timestamps have no time zone; pass --assume-tz ZONE")
-            return _localize(values, assume_tz, values, where)
-        return values.dt.tz_convert("UTC")
+            return _refuse_placeholders(_localize(values, assume_tz, values, where), values, where)
+        return _refuse_placeholders(values.dt.tz_convert("UTC"), values, where)
     values = values.map(lambda v: v.isoformat() if isinstance(v, date) else v)  # Parquet dates, datetimes
     text = values.astype("string").str.strip()
     numeric = text.str.fullmatch(_EPOCH_SECONDS).fillna(False).astype(bool)
@@ -413,6 +413,23 @@ def _timestamps(values: pd.Series, where: str, assume_tz: str | None) -> pd.Seri
         raise InputError(
             f"{where}: row {_first_bad(bad)}: {_shown(values[bad].iloc[0])} is not a valid timestamp "
             "(write ISO 8601, e.g. 2024-05-01T12:00:00Z, or Unix epoch seconds)"
+        )
+    return _refuse_placeholders(out, values, where)
+
+
+def _refuse_placeholders(out: pd.Series, values: pd.Series, where: str) -> pd.Series:
+    """Refuse the two timestamps exports write for an empty date: Unix time 0 and the year 9999.
+
+    A deployment "finished" at 1970-01-01T00:00:00Z loads as real and stretches every window
+    back 56 years (deployment frequency 0.12 → 0.03 a week); no event in these tables happened
+    at that instant or in the year 9999, so both are the placeholder they look like.
+    """
+    placeholder = (out == pd.Timestamp(0, tz="UTC")) | (out.dt.year >= 9999)
+    if placeholder.any():
+        raise InputError(
+            f"{where}: row {_first_bad(placeholder)}: {_shown(values[placeholder].iloc[0])} is "
+            f"{out[placeholder].iloc[0].isoformat()}, the placeholder exports write for an empty date "
+            "(Unix time 0, or the year 9999); leave the cell empty when there is no date"
         )
     return out
 

@@ -523,3 +523,13 @@ def test_csv_text_round_trips_and_an_extra_field_anywhere_is_an_error(shape, dat
         longer = [[*r, "extra"] if i == at else r for i, r in enumerate(rows)]
         with pytest.raises(pd.errors.ParserError):
             read_csv_text(io.StringIO(text(longer)))
+
+
+@pytest.mark.parametrize("placeholder", ["1970-01-01T00:00:00Z", "0000000000", "9999-12-31T23:59:59Z"])
+def test_an_empty_date_exported_as_a_placeholder_is_refused(store, tmp_path, placeholder):
+    """Unix time 0 loaded as a real deployment stretched every window back 56 years."""
+    rows = [deployment(1, "a", "2024-01-01T00:00:00Z"), deployment(2, "b", placeholder)]
+    with pytest.raises(InputError, match=r"row 2: .*the placeholder exports write for an empty date"):
+        ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))
+    assert store.counts()["deployments"] == 0
+    ingest_file(store, "deployments", write_csv(tmp_path / "ok.csv", [deployment(1, "a", "1970-01-01T00:00:01Z")]))
