@@ -42,7 +42,7 @@ from releaserisk._riskmath import explain_contributions, feature_matrix, logit, 
 from releaserisk.choices import ESTIMATORS
 from releaserisk.errors import InputError, ModelError, ModelVersionError, UntrustedModelError
 from releaserisk.features import KAMEI_FEATURES
-from releaserisk.scorecard import SCORECARD_MEMBER, Scorecard
+from releaserisk.scorecard import SCORECARD_MEMBER, Scorecard, check_archive
 
 __all__ = [
     "ADVISORY_AUC",
@@ -745,7 +745,8 @@ def load_model(path: str | Path, *, check_versions: bool = True) -> tuple[RiskMo
     Raises
     ------
     ModelError
-        Missing or unreadable file.
+        Missing or unreadable file, or a damaged member (CRC,
+        :func:`releaserisk.scorecard.check_archive`).
     UntrustedModelError
         The file contains a type outside the trusted list.
     ModelVersionError
@@ -756,6 +757,11 @@ def load_model(path: str | Path, *, check_versions: bool = True) -> tuple[RiskMo
     source = Path(path)
     if not source.is_file():
         raise ModelError(f"model file {source} does not exist (train one with 'releaserisk train')")
+    try:
+        with zipfile.ZipFile(source) as archive:
+            check_archive(archive, source)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{source} is not a readable skops model file: {exc}") from None
     try:
         untrusted = sio.get_untrusted_types(file=source)
     except Exception as exc:  # skops raises several types for a damaged archive

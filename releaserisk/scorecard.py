@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from releaserisk.errors import ModelError
 if TYPE_CHECKING:
     from releaserisk.model import RiskModel
 
-__all__ = ["SCORECARD_MEMBER", "Scorecard", "explain_contributions", "feature_matrix", "logit"]
+__all__ = ["SCORECARD_MEMBER", "Scorecard", "check_archive", "explain_contributions", "feature_matrix", "logit"]
 
 #: Name of the scorecard's member in a model file's zip archive.
 SCORECARD_MEMBER = "releaserisk/scorecard.npz"
@@ -42,6 +43,37 @@ FORMAT_VERSION = 1
 _TREE_FIELDS = ("feature", "threshold", "left", "right", "value", "missing_left", "offsets")
 #: The model families a scorecard can hold, each recognised by one of its arrays.
 _PART_KEYS = {"logistic": "logistic_coef", "boosting": "boosting_offsets", "forest": "forest_offsets"}
+
+
+def check_archive(archive: zipfile.ZipFile, path: str | Path) -> None:
+    """Read every member of a model file's archive through its CRC-32 before anything is loaded.
+
+    skops reads only the members its schema names, and the scorecard only its own, so a
+    damaged tree array elsewhere in the file went unnoticed until a model scored with it.
+    Every member is decompressed and its CRC compared (as :meth:`zipfile.ZipFile.testzip`,
+    which names only CRC failures; a damaged deflate stream raises other errors).
+
+    Parameters
+    ----------
+    archive : zipfile.ZipFile
+        The model file, open for reading.
+    path : str or Path
+        Its path, for the message.
+
+    Raises
+    ------
+    ModelError
+        Naming the first damaged member.
+    """
+    for info in archive.infolist():
+        try:
+            with archive.open(info) as member:
+                while member.read(1 << 20):
+                    pass
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+            raise ModelError(
+                f"{path}: member {info.filename} is damaged ({exc}); restore the model file or retrain"
+            ) from None
 
 
 # -- tree ensembles as flat arrays -------------------------------------------------------
@@ -197,10 +229,12 @@ class Scorecard:
         Raises
         ------
         ModelError
-            Unreadable archive, unknown format, or malformed arrays.
+            Unreadable archive, a damaged member (:func:`check_archive`), unknown format,
+            or malformed arrays.
         """
         try:
             with zipfile.ZipFile(path) as archive:
+                check_archive(archive, path)
                 if SCORECARD_MEMBER not in archive.namelist():
                     return None
                 data = archive.read(SCORECARD_MEMBER)

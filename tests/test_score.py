@@ -106,6 +106,12 @@ def test_errors_are_one_line_exit_2(gate, tmp_path):
     for bad in ("1.5", "0", "high"):  # a threshold the gate could never reach, or every commit reaches
         out = score(gate, "HEAD~3..HEAD", "--threshold", bad)
         assert out.returncode == 2 and "--threshold" in out.stderr and "Traceback" not in out.stderr
+    from tests.test_scorecard import corrupt
+
+    member = corrupt(gate["model"], tmp_path / "damaged.skops")
+    damaged = score(gate, "HEAD~1..HEAD", "--model", str(tmp_path / "damaged.skops"))
+    assert damaged.returncode == 2 and damaged.stderr.count("\n") == 1 and damaged.stderr.startswith("error: ")
+    assert f"member {member} is damaged" in damaged.stderr
     shallow = tmp_path / "shallow"
     subprocess.run(["git", "clone", "-q", "--depth", "2", f"file://{gate['repo']}", str(shallow)], check=True)
     out = run("--db", gate["db"], "score", "--repo", str(shallow), "--model", gate["model"])

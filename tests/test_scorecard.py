@@ -119,6 +119,42 @@ def test_pickled_arrays_and_damaged_files_are_refused(frame, tmp_path):
         load_scorer(tmp_path / "missing.skops")
 
 
+def corrupt(path, target, size=200, seed=0):
+    """A copy of a model file with ``size`` random bytes written into its largest array member.
+
+    Returns the member's name. The archive's directory stays intact: only the CRC can tell.
+    """
+    import shutil
+    import struct
+
+    shutil.copy(path, target)
+    with zipfile.ZipFile(target) as archive:
+        info = max((i for i in archive.infolist() if i.filename.endswith(".npy")), key=lambda i: i.compress_size)
+    with open(target, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", f.read(4))
+        size = min(size, info.compress_size)
+        f.seek(info.header_offset + 30 + name_length + extra_length + (info.compress_size - size) // 2)
+        f.write(np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes())
+    return info.filename
+
+
+def test_a_damaged_member_anywhere_in_the_file_is_refused(boosting_file, frame, tmp_path):
+    from releaserisk.model import load_model
+
+    bad = tmp_path / "bad.skops"
+    member = corrupt(boosting_file, bad)  # the trees skops reads, not the scorecard the gate reads
+    assert member != SCORECARD_MEMBER and Scorecard.read(boosting_file) is not None
+    with pytest.raises(ModelError, match=f"member {member} is damaged"):
+        load_scorer(bad)
+    with pytest.raises(ModelError, match=f"member {member} is damaged"):
+        load_model(bad)
+    without_card = rewrite(boosting_file, tmp_path / "old.skops")  # the skops path checks every member too
+    damaged = corrupt(without_card, tmp_path / "old-bad.skops")
+    with pytest.raises(ModelError, match=f"member {damaged} is damaged"):
+        load_scorer(tmp_path / "old-bad.skops")
+
+
 def test_gate_path_imports_neither_scikit_learn_nor_skops(saved, frame, tmp_path):
     # the import of the stack is most of the gate's latency (benchmarks/score_latency.py)
     _, path = saved
