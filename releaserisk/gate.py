@@ -23,8 +23,9 @@ threshold (a high change, which fails the gate) is high whatever its percentile:
 FAIL" beside "rolling 100 %, bake 0 min" told a team both to stop and to ship everything.
 Never from an uncalibrated product.
 
-**Trust.** A model saved as *advisory* (its time-ordered AUC interval reaches 0.55, too few
-test positives, or ECE above 0.10: :func:`releaserisk.model.advisory_reasons`) warns and
+**Trust.** A model saved as *advisory* (its time-ordered AUC interval reaches 0.55, it is not
+clearly better than ranking changes by size, too few test positives, or ECE above 0.10:
+:func:`releaserisk.model.advisory_reasons`) warns and
 never fails the gate unless ``enforce_advisory``. A model records the repository it was
 trained on (:func:`repository_identity`); :func:`check_model_repository` refuses a foreign one.
 """

@@ -22,6 +22,9 @@ calibrated log-odds when the feature is replaced by its training median.
 
 Evaluation (:func:`evaluate_predictions`) is effort-aware with effort = LA + LD:
 changes are ranked by risk density p / effort (Kamei et al. 2013; Yang et al. 2016).
+:func:`evaluate_time_split` also ranks the test rows by size alone (LA + LD, the simple
+baseline of the JIT literature) and compares the two AUCs with DeLong's paired test
+(:func:`size_baseline`, :func:`delong_test`).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ __all__ = [
     "auc_interval",
     "calibration_table",
     "change_model_metadata",
+    "delong_test",
     "deployment_training_frame",
     "dropped_rows_notes",
     "evaluate_predictions",
@@ -66,6 +70,8 @@ __all__ = [
     "read_feature_table",
     "rolling_origin",
     "save_model",
+    "size_baseline",
+    "size_comparison_line",
     "train_deployment_model",
 ]
 
@@ -469,6 +475,149 @@ def auc_interval(y, p, *, level: float = 0.95, resamples: int = 1000, seed: int 
     return float(low), float(high)
 
 
+def _placements(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's structural components: each positive's share of negatives scored lower, and vice versa."""
+    neg = np.sort(negatives)
+    pos = np.sort(positives)
+    # a tie counts half (the Mann-Whitney kernel)
+    v10 = (np.searchsorted(neg, positives, "left") + np.searchsorted(neg, positives, "right")) / (2 * len(neg))
+    v01 = 1 - (np.searchsorted(pos, negatives, "left") + np.searchsorted(pos, negatives, "right")) / (2 * len(pos))
+    return v10, v01
+
+
+def delong_test(y, p, q, *, level: float = 0.95) -> dict[str, float]:
+    """DeLong's test for two correlated ROC AUCs: two scores of the same rows.
+
+    DeLong, DeLong & Clarke-Pearson, "Comparing the areas under two or more correlated
+    receiver operating characteristic curves: a nonparametric approach", Biometrics 44
+    (1988): each AUC is the mean of its structural components (placement values, ties
+    counting half); their covariance across positives and across negatives gives the
+    variance of the difference, and z = difference / its standard error is compared
+    with the normal distribution (as R's ``pROC::roc.test(method = "delong")``).
+
+    Parameters
+    ----------
+    y : array-like of 0/1, shape (n,)
+    p, q : array-like of float, shape (n,)
+        Two scores of the same rows (higher: more likely 1).
+    level : float
+        Confidence level of the difference's interval.
+
+    Returns
+    -------
+    dict
+        ``auc_p``, ``auc_q``, ``difference`` (auc_p − auc_q), ``se``, ``z``,
+        ``p_value`` (two-sided), ``low`` and ``high`` (normal interval of the
+        difference). NaN throughout without both classes; with a zero standard error
+        (identical rankings) z is 0 and the p-value 1 when the difference is 0.
+    """
+    from scipy.stats import norm
+
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    q = np.asarray(q, dtype=float)
+    m, n = int((y == 1).sum()), int((y == 0).sum())
+    if not m or not n:
+        keys = ("auc_p", "auc_q", "difference", "se", "z", "p_value", "low", "high")
+        return dict.fromkeys(keys, math.nan)
+    v10, v01 = zip(*(_placements(s[y == 1], s[y == 0]) for s in (p, q)), strict=True)
+    aucs = [float(np.mean(v)) for v in v10]
+    cov = (np.cov(np.vstack(v10)) / m if m > 1 else 0.0) + (np.cov(np.vstack(v01)) / n if n > 1 else 0.0)
+    variance = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]) if np.ndim(cov) else 0.0
+    se = math.sqrt(max(variance, 0.0))
+    difference = aucs[0] - aucs[1]
+    if se > 0:
+        z = difference / se
+    else:
+        z = 0.0 if difference == 0 else math.copysign(math.inf, difference)
+    half = float(norm.ppf(0.5 + level / 2)) * se
+    return {
+        "auc_p": aucs[0],
+        "auc_q": aucs[1],
+        "difference": difference,
+        "se": se,
+        "z": z,
+        "p_value": float(2 * norm.sf(abs(z))),
+        "low": difference - half,
+        "high": difference + half,
+    }
+
+
+def size_baseline(test: pd.DataFrame, probabilities, *, seed: int = 0) -> dict[str, Any]:
+    """The size heuristic beside a model: rank the same test changes by LA + LD, larger riskier.
+
+    "Big changes are risky" is the simple baseline of the JIT literature: Kamei et al.
+    (TSE 2013) compare their model with size-based rankings (LA, LT, churn), and Yang et
+    al., "Effort-aware just-in-time defect prediction: simple unsupervised models could
+    be better than supervised models" (FSE 2016) find such rankings competitive. A model
+    that does not rank better than it adds nothing a size limit would not give.
+
+    Parameters
+    ----------
+    test : DataFrame
+        The test rows, with ``la``, ``ld`` and ``bug``.
+    probabilities : array-like of float
+        The model's predictions for those rows.
+    seed : int
+        Seed of the size AUC's bootstrap interval (:func:`auc_interval`).
+
+    Returns
+    -------
+    dict
+        ``size_auc`` with ``size_auc_low``/``size_auc_high`` (95 % bootstrap interval,
+        as the model's), ``auc_minus_size`` with ``auc_minus_size_low``/``_high`` and
+        ``size_p_value`` (DeLong's paired test, :func:`delong_test`), and
+        ``better_than_size``: True only when the difference's 95 % interval is above 0.
+    """
+    size = test["la"].to_numpy(dtype=float) + test["ld"].to_numpy(dtype=float)
+    y = test["bug"].to_numpy(dtype=int)
+    low, high = auc_interval(y, size, seed=seed)
+    paired = delong_test(y, probabilities, size)
+    return {
+        "size_auc": paired["auc_q"],
+        "size_auc_low": low,
+        "size_auc_high": high,
+        "auc_minus_size": paired["difference"],
+        "auc_minus_size_low": paired["low"],
+        "auc_minus_size_high": paired["high"],
+        "size_p_value": paired["p_value"],
+        "better_than_size": bool(paired["low"] > 0),
+    }
+
+
+def size_comparison_line(evaluation: dict[str, Any]) -> str | None:
+    """One plain line: the size baseline's AUC beside the model's, and whether the model is better.
+
+    Parameters
+    ----------
+    evaluation : dict
+        :func:`evaluate_time_split`'s result.
+
+    Returns
+    -------
+    str or None
+        None for an evaluation without the size baseline (saved by an older releaserisk).
+    """
+    if "better_than_size" not in evaluation:
+        return None
+    e = evaluation
+    verdict = (
+        "the model ranks changes better than their size"
+        if e["better_than_size"]
+        else "the model is not better than the size baseline"
+    )
+    return (
+        f"size baseline (LA + LD, larger riskier) on the same {e['n_test']:,} test changes: AUC {e['size_auc']:.3f} "
+        f"(95 % CI {e['size_auc_low']:.3f}–{e['size_auc_high']:.3f}); model minus size {e['auc_minus_size']:+.3f} "
+        f"(95 % CI {e['auc_minus_size_low']:+.3f} to {e['auc_minus_size_high']:+.3f}, DeLong p = "
+        f"{_p_text(e['size_p_value'])}): {verdict}"
+    )
+
+
+def _p_text(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def advisory_reasons(evaluation: dict[str, Any]) -> list[str]:
     """Why a model should advise rather than gate, from its time-ordered evaluation.
 
@@ -482,7 +631,16 @@ def advisory_reasons(evaluation: dict[str, Any]) -> list[str]:
     list of str
         Empty for a model that may gate; otherwise one plain sentence per reason: no
         evaluation, fewer than :data:`MIN_TEST_PER_CLASS` buggy or clean test changes, an
-        AUC interval reaching :data:`ADVISORY_AUC`, or an ECE above :data:`MAX_ECE`.
+        AUC interval reaching :data:`ADVISORY_AUC`, an AUC not clearly above the size
+        baseline's (:func:`size_baseline`), or an ECE above :data:`MAX_ECE`.
+
+    Notes
+    -----
+    One rule, two baselines: a model gates only when it has been shown to rank changes
+    better than a simpler rule — than chance, and than their size. A model no better
+    than size fails changes for reasons (experience, history, diffusion) that have not
+    been shown to add anything over "big changes are risky", which cannot be defended
+    to the change's author; a size limit would gate as well and can be read.
     """
     if not evaluation:
         return ["not evaluated: too few labelled changes for a time-ordered test (200 needed)"]
@@ -499,6 +657,13 @@ def advisory_reasons(evaluation: dict[str, Any]) -> list[str]:
         reasons.append(
             f"time-ordered test AUC {evaluation['auc']:.3f} (95 % CI {low:.3f}–{high:.3f}) reaches {ADVISORY_AUC}: "
             "not clearly better than chance"
+        )
+    if evaluation.get("better_than_size") is False:
+        reasons.append(
+            f"time-ordered test AUC {evaluation['auc']:.3f} is not clearly better than ranking changes by size "
+            f"(LA + LD: AUC {evaluation['size_auc']:.3f}; difference {evaluation['auc_minus_size']:+.3f}, 95 % CI "
+            f"{evaluation['auc_minus_size_low']:+.3f} to {evaluation['auc_minus_size_high']:+.3f}, DeLong p = "
+            f"{_p_text(evaluation['size_p_value'])}): a size limit would gate as well"
         )
     if evaluation.get("ece", 0.0) > MAX_ECE:
         reasons.append(
@@ -913,7 +1078,8 @@ def evaluate_time_split(
     -------
     dict
         The metrics of :func:`evaluate_predictions` plus ``auc_low``/``auc_high`` (95 %
-        bootstrap interval, :func:`auc_interval`), n_train, n_test, n_test_buggy,
+        bootstrap interval, :func:`auc_interval`), the size baseline on the same test
+        rows and DeLong's paired comparison (:func:`size_baseline`), n_train, n_test, n_test_buggy,
         positive_rate_train, positive_rate_test, selected model, train_seconds and
         ``notes`` (:func:`label_maturity_notes`).
     """
@@ -936,6 +1102,7 @@ def evaluate_time_split(
         **metrics,
         "auc_low": auc_low,
         "auc_high": auc_high,
+        **size_baseline(test, probabilities, seed=random_state),
         "n_train": len(train),
         "n_test": len(test),
         "n_test_buggy": int(test["bug"].sum()),

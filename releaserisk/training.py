@@ -66,16 +66,23 @@ class TrainedModel:
         str
             Lines of text.
         """
+        from releaserisk.model import size_comparison_line
+
         evaluation = self.evaluation
-        auc = ""
-        if evaluation:
-            interval = f"95 % CI {evaluation['auc_low']:.3f}–{evaluation['auc_high']:.3f}"
-            auc = f", time-ordered test AUC {evaluation['auc']:.3f} ({interval})"
-            if evaluation["selected"] != self.model.selected_:
-                # the evaluation repeats the whole procedure on the oldest 80 %, where selection may differ
-                auc += f" (the procedure, which chose {evaluation['selected']} on the oldest 80 %)"
         model_id = self.metadata["model_id"]
-        lines = [f"trained {self.model.selected_} model {model_id} on {self.n_changes:,} changes{auc} -> {self.path}"]
+        line = f"trained {self.model.selected_} model {model_id} on all {self.n_changes:,} changes -> {self.path}"
+        if evaluation:
+            # the saved model has no held-out rows: the AUC is the whole procedure's, repeated on the oldest rows
+            interval = f"95 % CI {evaluation['auc_low']:.3f}–{evaluation['auc_high']:.3f}"
+            line += (
+                f"; its AUC is estimated by the same procedure fit on the oldest {evaluation['n_train']:,} changes "
+                f"(chose {evaluation['selected']}): test AUC {evaluation['auc']:.3f} ({interval}) on the newest "
+                f"{evaluation['n_test']:,}"
+            )
+        lines = [line]
+        size = size_comparison_line(evaluation) if evaluation else None
+        if size:
+            lines.append(size)
         advisory = self.metadata.get("advisory_reasons") or []
         if advisory:
             lines.append(f"advisory model: {'; '.join(advisory)}; score will warn and not fail the gate")

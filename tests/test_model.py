@@ -267,14 +267,19 @@ def test_cli_train_says_which_model_the_reported_auc_belongs_to(simulated, tmp_p
     monkeypatch.setenv("RELEASERISK_LABEL_HORIZON_DAYS", "14")  # the simulated history is half a year
     args = ["--db", str(db), "train", "--estimator", "logistic", "--out", str(tmp_path / "m.skops")]
     assert main(args) == 0
-    assert "trained logistic model" in (out := capsys.readouterr().out) and "the procedure" not in out
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    # one line: what was saved (fit on all rows) and what was measured (the procedure on the oldest rows)
+    assert first.startswith("trained logistic model ") and " on all " in first and "-> " in first
+    assert "its AUC is estimated by the same procedure fit on the oldest " in first and "(chose logistic)" in first
+    assert second.startswith("size baseline (LA + LD, larger riskier) on the same ")
     # selection on the oldest 80 % may pick another family than selection on all rows
     real = releaserisk.model.evaluate_time_split
     monkeypatch.setattr(
         releaserisk.model, "evaluate_time_split", lambda *a, **k: {**real(*a, **k), "selected": "boosting"}
     )
     assert main(args) == 0
-    assert "(the procedure, which chose boosting on the oldest 80 %)" in capsys.readouterr().out
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("trained logistic model ") and "(chose boosting): test AUC " in first
 
 
 def test_a_test_slice_with_clearly_fewer_defects_gets_a_label_maturity_note():
@@ -386,3 +391,81 @@ def test_calibration_table_by_hand_and_ece_is_its_weighted_gap():
     assert line.get_xdata().tolist() == pytest.approx([5, 12.5, 97]) and line.get_ydata().tolist() == [0, 100, 50]
     empty = plots.model_age_figure(pd.DataFrame(columns=["origin", "age_months", "n_test", "positive_rate", "auc"]))
     assert "too short" in empty.axes[0].texts[0].get_text()
+
+
+def _pairwise_auc_components(y, s):
+    """The Mann-Whitney kernel written out pair by pair (DeLong et al. 1988, eq. 3-4)."""
+    y, s = np.asarray(y), np.asarray(s, dtype=float)
+    pos, neg = s[y == 1], s[y == 0]
+    kernel = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    return kernel.mean(axis=1), kernel.mean(axis=0)
+
+
+def test_delong_by_hand_and_against_its_pairwise_definition():
+    from scipy.stats import norm
+
+    from releaserisk.model import delong_test
+
+    # two positives, two negatives: A ranks all four pairs right, B three of four
+    # V10_B = (1, 0.5), V01_B = (0.5, 1): variance of the difference 0.125/2 + 0.125/2
+    result = delong_test([1, 1, 0, 0], [0.8, 0.7, 0.6, 0.2], [0.9, 0.4, 0.5, 0.1])
+    assert result["auc_p"] == 1.0 and result["auc_q"] == 0.75 and result["difference"] == 0.25
+    assert result["se"] == pytest.approx(0.125**0.5) and result["z"] == pytest.approx(0.25 / 0.125**0.5)
+    assert result["p_value"] == pytest.approx(0.4795001, abs=1e-6)
+    # ties (a size ranking has many) and unequal class sizes, against the pairwise kernel
+    rng = np.random.default_rng(4)
+    y = (rng.random(60) < 0.3).astype(int)
+    p = rng.integers(0, 5, 60) + 2 * y
+    q = rng.integers(0, 3, 60) + y
+    (a10, a01), (b10, b01) = _pairwise_auc_components(y, p), _pairwise_auc_components(y, q)
+    m, n = y.sum(), (1 - y).sum()
+    variance = (np.var(a10 - b10, ddof=1) / m) + (np.var(a01 - b01, ddof=1) / n)
+    result = delong_test(y, p, q)
+    assert result["auc_p"] == pytest.approx(a10.mean()) and result["auc_q"] == pytest.approx(b10.mean())
+    assert result["se"] == pytest.approx(variance**0.5)
+    assert result["p_value"] == pytest.approx(2 * norm.sf(abs(a10.mean() - b10.mean()) / variance**0.5))
+    assert result["low"] == pytest.approx(result["difference"] - 1.959964 * result["se"])
+    # the same ranking twice: no difference, nothing to test
+    same = delong_test(y, p, 10 * p + 1)
+    assert same["difference"] == 0 and same["p_value"] == 1.0
+
+
+def test_size_baseline_ranks_the_same_rows_by_lines_added_and_deleted():
+    from releaserisk.model import size_baseline
+
+    # sizes 3, 10, 40, 5, 100, 1 with bugs at 10 and 100: of 8 (bug, clean) pairs, 7 ranked right
+    test = pd.DataFrame({"la": [1, 8, 30, 5, 90, 1], "ld": [2, 2, 10, 0, 10, 0], "bug": [0, 1, 0, 0, 1, 0]})
+    perfect = np.array([0.1, 0.9, 0.2, 0.1, 0.8, 0.3])
+    result = size_baseline(test, perfect)
+    assert result["size_auc"] == 7 / 8 and result["auc_minus_size"] == 1 / 8
+    assert result["size_auc_low"] <= 7 / 8 <= result["size_auc_high"]
+    assert 0 < result["size_p_value"] < 1 and result["better_than_size"] is False  # 6 rows prove nothing
+    assert size_baseline(test, test["la"] + test["ld"])["better_than_size"] is False  # size itself
+    assert size_baseline(test, -(test["la"] + test["ld"]))["size_auc"] == 7 / 8
+
+
+def test_a_model_no_better_than_size_says_so_and_is_advisory(tmp_path, capsys):
+    import json
+
+    from releaserisk.cli import main
+    from releaserisk.model import advisory_reasons
+
+    frame = synthetic(1000, seed=2)
+    rng = np.random.default_rng(2)
+    frame["bug"] = (rng.random(len(frame)) < 1 / (1 + np.exp(3 - 0.8 * np.log1p(frame["effort"])))).astype(int)
+    path = tmp_path / "size.csv"  # defects follow size alone: no model can rank them better
+    frame.assign(date=frame["time"].astype("int64") // 10**9).drop(columns=["time", "effort"]).to_csv(path)
+    assert main(["evaluate", "--dataset", str(path), "--format", "json", "--estimator", "logistic"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["better_than_size"] is False and out["auc_minus_size_low"] < 0 < out["auc_minus_size_high"]
+    assert out["size_auc"] > 0.6 and 0 < out["size_p_value"] <= 1
+    assert main(["evaluate", "--dataset", str(path), "--estimator", "logistic"]) == 0
+    text = capsys.readouterr().out
+    line = next(x for x in text.splitlines() if x.startswith("size baseline (LA + LD"))
+    assert line.endswith("the model is not better than the size baseline") and "DeLong p = " in line
+    reasons = advisory_reasons(out)
+    assert any("not clearly better than ranking changes by size" in r for r in reasons)
+    # one mechanism: the same evaluation shown better than size gates (no size reason)
+    better = {**out, "better_than_size": True}
+    assert not any("by size" in r for r in advisory_reasons(better))
+    assert not any("by size" in r for r in advisory_reasons({k: v for k, v in out.items() if "size" not in k}))

@@ -100,6 +100,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         evaluate_time_split,
         read_feature_table,
         rolling_origin,
+        size_comparison_line,
     )
     from releaserisk.training import labelled_changes
 
@@ -134,7 +135,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_time_split(frame, split=args.split, estimator=args.estimator)
     shown = {k: v for k, v in result.items() if k != "notes"}
     lines = [f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}" for k, v in shown.items()]
-    text = "\n".join([*lines, *(f"note: {note}" for note in result["notes"])])
+    text = "\n".join([*lines, size_comparison_line(result), *(f"note: {note}" for note in result["notes"])])
     emit(args, {"source": source, **result}, text)
     return EXIT_OK
 
