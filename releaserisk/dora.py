@@ -116,6 +116,7 @@ from releaserisk.definitions import (
 from releaserisk.dora_compare import ProfileComparison, compare_results
 from releaserisk.errors import InputError, StoreError
 from releaserisk.escape import json_records, json_safe
+from releaserisk.formatting import p_value
 from releaserisk.inputs import parse_instant
 from releaserisk.profiles import PROFILES, profile_rules
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match, unknown_commit_note
@@ -573,7 +574,7 @@ def _describe(metric: str, row: pd.Series, previous: pd.Series | None) -> str:
         return text
     before += ")"
     if row.get(f"{metric}_change_significant"):
-        return f"{text} — a significant change from {before} (p = {p:.3f})"
+        return f"{text} — a significant change from {before} ({p_value(p)})"
     return f"{text} — not a significant change from {before}"
 
 

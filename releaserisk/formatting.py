@@ -48,6 +48,7 @@ __all__ = [
     "header",
     "html_table",
     "number",
+    "p_value",
     "paragraph",
     "percent",
     "percent_points",
@@ -206,6 +207,11 @@ def count(value: float | None) -> str:
 def number(value: float | None) -> str:
     """Any other number, two decimals (``"1.50"``); missing → "—"."""
     return MISSING if _missing(value) else f"{float(value):,.2f}"
+
+
+def p_value(value: float) -> str:
+    """A p-value as a reader should quote it: ``"p = 0.004"``, ``"p < 0.001"`` (never ``"p = 0.000"``)."""
+    return "p < 0.001" if value < 0.0005 else f"p = {value:.3f}"
 
 
 def period(start: datetime, end: datetime) -> str:

@@ -376,11 +376,10 @@ def _verdict(row: pd.Series) -> str:
     significant = row.get("significant")
     if significant is None or significant is pd.NA or (isinstance(significant, float) and np.isnan(significant)):
         return ""
-    if bool(significant):
-        p = row.get("p_value")
-        return " — a real change" + ("" if pd.isna(p) else f" (p = {p:.3f})")
-    _, many = row.get("counted") or ("observation", "observations")
-    return f" — too few {many} to call this a change"
+    p = row.get("p_value")
+    tested = "" if p is None or pd.isna(p) else f" ({formatting.p_value(p)})"
+    # "not significant", not "too few": a small change on many observations is not one either
+    return (" — a significant change" if bool(significant) else " — not a significant change") + tested
 
 
 def _tier(row: pd.Series) -> str:

@@ -126,3 +126,11 @@ def test_no_user_string_reaches_a_table_unescaped(values):
     table = fmt.html_table(pd.DataFrame({"title": values}))
     cells = re.findall(r'<td class="rr-text">(.*?)</td>', table, flags=re.S)
     assert [html.unescape(c) for c in cells] == [v if v else "" for v in values]
+
+
+def test_p_values_are_quoted_as_readers_should():
+    from releaserisk.formatting import p_value
+
+    assert (p_value(0.0), p_value(0.0004), p_value(0.0005), p_value(0.0649)) == (
+        "p < 0.001", "p < 0.001", "p = 0.001", "p = 0.065"
+    )  # fmt: skip

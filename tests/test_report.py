@@ -523,10 +523,10 @@ def test_headline_numbers_say_their_n_interval_and_whether_the_change_is_one():
     assert table.columns.tolist() == ["this week", "95 % interval", "previous week", "change", "tier"]
     cfr = table.loc["Change failure rate"]
     assert cfr["this week"] == "28.6 % (4 of 14 deployments)" and cfr["95 % interval"] == "11.7 – 54.7 %"
-    assert cfr["change"] == "+20.9 pp — too few deployments to call this a change" and cfr["tier"] == "low"
+    assert cfr["change"] == "+20.9 pp — not a significant change (p = 0.210)" and cfr["tier"] == "low"
     lead = table.loc["Change lead time, median"]
     assert lead["this week"] == "32.2 h (40 changes)" and lead["95 % interval"] == "20.0 h – unbounded"
-    assert lead["change"] == "0 min — a real change (p = 0.004)"
+    assert lead["change"] == "0 min — a significant change (p = 0.004)"
     assert table.loc["Failed deployment recovery time, median"].tolist() == ["—", "—", "—", "—", "no data"]
     assert table.loc["Deployment frequency", "this week"] == "14.0 per week (14 deployments)"
     previous = headline_table(_headline(trend.iloc[:1])).set_index("metric")
