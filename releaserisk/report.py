@@ -308,8 +308,8 @@ def headline_table(headline: pd.DataFrame) -> pd.DataFrame:
     and shares (a whole-number column printed 1.00 beside -1). With DORA's intervals
     (``n``, ``ci_low``, ``ci_high``, ``p_value``, ``significant``, ``tiers`` columns) each
     value says what it rests on ("28.6 % (4 of 14 deployments)"), a "95 % interval"
-    column is added, and the change says whether it is one: "+20.9 pp — too few
-    deployments to call this a change" unless the week-over-week test (DORA's, p < 0.05)
+    column is added, and the change says whether it is one: "+20.9 pp — not a
+    significant change (p = 0.210)" unless the week-over-week test (DORA's, p < 0.05)
     says it is; a tier the interval does not pin down reads "high or medium".
 
     Parameters
