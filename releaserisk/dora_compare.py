@@ -96,7 +96,7 @@ class ProfileComparison:
             lines.append(f"  {group}")
             lines.append(header)
             for _, row in rows.iterrows():
-                cells = "".join(f"{_fmt(row[p]):>14}" for p in self.profiles)
+                cells = "".join(f"{_fmt(row[p], row['metric']):>14}" for p in self.profiles)
                 lines.append(f"  {row['metric']:<26}{cells}")
         if self.reasons.empty:
             lines.append("  no row is treated differently")
@@ -118,10 +118,19 @@ class ProfileComparison:
         return {"profiles": list(self.profiles), "summary": _records(self.frame), "reasons": _records(self.reasons)}
 
 
-def _fmt(value) -> str:
+def _fmt(value, metric: str = "") -> str:
+    """A cell in its metric's unit: rates in %, hours and counts with thousands separators."""
     if value is None or pd.isna(value):
         return "no data"
-    return f"{value:,.3g}" if isinstance(value, float) else str(value)
+    if not isinstance(value, float):
+        return f"{value:,}" if isinstance(value, int) else str(value)
+    if metric == "deployments":
+        return f"{value:,.0f}"
+    if metric.endswith("_rate"):
+        return f"{value * 100:.1f} %"
+    if metric.endswith("_hours"):
+        return f"{value:,.1f} h"
+    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
 def _side_by_side(results: dict[str, Any]) -> pd.DataFrame:

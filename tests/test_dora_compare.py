@@ -1,6 +1,7 @@
 """Definition diff: profiles side by side and one row per reason they disagree."""
 
 import json
+import re
 
 import pytest
 
@@ -58,6 +59,9 @@ def test_one_row_per_reason(disagreeing):
     assert side.loc["change_failure_rate", "devlake"] == pytest.approx(1 / 4)  # d2, by the latest prior
     text = result.comparison.summary()
     assert "first_of_chain: 1 deployment(s), e.g. d1" in text and "devlake" in text
+    # each cell in its metric's unit: a rate in %, hours with their unit, a count whole
+    assert re.search(r"change_failure_rate +50\.0 % +25\.0 %", text) and re.search(r"deployments +4 ", text)
+    assert "e+0" not in text and re.search(r"lead_time_median_hours +[\d,]+\.\d h", text)
     json.dumps(result.comparison.to_dict(), allow_nan=False)
 
 
