@@ -288,6 +288,18 @@ _INTERVALS: dict[str, tuple] = {
 }
 _SIGNIFICANCE = 0.05
 
+#: Without a source of change failures (or of rework) for the profile (:func:`_evidence`),
+#: the counts and n that rest on it are unknown (null), not 0 failed of n: summary and
+#: per-period columns, then the deployments drill-down's columns.
+_UNOBSERVED_COUNTS = {
+    "change_failure_rate": ("failed_deployments", "change_failure_rate_n", "recovery_median_hours_n"),
+    "rework_rate": ("unplanned_deployments", "rework_rate_n"),
+}
+_UNOBSERVED_DETAIL = {
+    "change_failure_rate": ("incidents", "failed", "failure_reason", "restored_at", "recovery_hours"),
+    "rework_rate": ("rolled_back", "hotfixed", "unplanned"),
+}
+
 #: Clock-skew counts and what they count, for the note.
 _SKEW_NOTES = {
     "lead_skewed": (
@@ -344,7 +356,13 @@ class DoraResult:
         Why a metric is no data for the whole store, and how many impossible spans (clock
         skew) were left out.
     failures_tracked : bool
-        False when the store has no source of change failures for the profile.
+        False when the store has no source of change failures for the profile: then
+        ``failed_deployments``, ``change_failure_rate_n`` and ``recovery_median_hours_n`` are
+        null (``Int64``), and so are the deployments drill-down's ``failed``, ``incidents``,
+        ``failure_reason``, ``restored_at`` and ``recovery_hours`` — unknown, not 0 or false.
+    rework_tracked : bool
+        The same for rework (incidents, rollbacks or hotfixes): ``unplanned_deployments`` and
+        ``rework_rate_n``, and the drill-down's ``rolled_back``, ``hotfixed``, ``unplanned``.
     rules : dict
         The profile's rule choices (:func:`releaserisk.profiles.profile_rules`).
     comparison : ProfileComparison or None
@@ -365,6 +383,7 @@ class DoraResult:
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     failures_tracked: bool = True
+    rework_tracked: bool = True
     rules: dict[str, str] = field(default_factory=dict)
     comparison: ProfileComparison | None = None
     _work: _Work | None = field(default=None, repr=False)
@@ -449,6 +468,46 @@ class DoraResult:
             An unknown name.
         """
         return self.drill[self._drill_name(name)].get()
+
+    @property
+    def unobserved(self) -> tuple[list[str], str | None]:
+        """The deployments drill-down's columns that are unknown for want of a source, and why (a note).
+
+        Returns
+        -------
+        (list of str, str or None)
+            The columns (:attr:`failures_tracked`, :attr:`rework_tracked`) and the note that
+            says which source is missing; ``([], None)`` when failures and rework are observed.
+        """
+        columns = _unobserved_columns((self.failures_tracked, self.rework_tracked))
+        return columns, (self.notes[0] if columns else None)  # _evidence's note comes first
+
+    def detail_text(self, name: str) -> str:
+        """A drill-down frame as text: a column without a source says ``unknown``, and why, once.
+
+        Parameters
+        ----------
+        name : {"deployments", "changes", "pull-requests", "incidents"}
+
+        Returns
+        -------
+        str
+            The rows, or ``no … in START → END``.
+
+        Raises
+        ------
+        InputError
+            An unknown name.
+        """
+        frame = self.detail(name)
+        if not len(frame):
+            return f"no {name.replace('-', ' ')} in {self.window[0]:%Y-%m-%d} → {self.window[1]:%Y-%m-%d}"
+        columns, note = self.unobserved if name == "deployments" else ([], None)
+        if not columns:
+            return frame.to_string(index=False)
+        shown = frame.astype({c: object for c in columns})
+        shown[columns] = "unknown"
+        return shown.to_string(index=False) + f"\nnote: {', '.join(columns)} unknown: {note}"
 
     def describe(self, metric: str, group: str | None = None, period: str | None = None) -> str:
         """One metric as a sentence with its n, interval and (per period) change.
@@ -536,11 +595,12 @@ def _missing(value) -> bool:
 
 def _value_text(metric: str, row: pd.Series) -> str:
     """A metric's value with its n: ``28.6 % (4 of 14`` (closed by the caller)."""
-    value, n = row[metric], int(row.get(f"{metric}_n", 0) or 0)
-    kind = _INTERVALS[metric][0]
+    value, kind = row[metric], _INTERVALS[metric][0]
+    if kind != "frequency" and _missing(value):  # its count and n may be unknown (null) too
+        return "no data"
+    n = int(row.get(f"{metric}_n", 0) or 0)
     if kind == "rate":
-        count = int(row[_INTERVALS[metric][1]])
-        return "no data" if _missing(value) else f"{value:.1%}".replace("%", " %") + f" ({count} of {n}"
+        return f"{value:.1%}".replace("%", " %") + f" ({int(row[_INTERVALS[metric][1]])} of {n}"
     if kind == "frequency":
         return f"{value:.2f}/week ({n} deployment{'s' if n != 1 else ''}"
     return "no data" if _missing(value) else f"{value:.1f} h (n {n}"
@@ -1616,11 +1676,28 @@ def _finish(
             for column in (f"{metric}_change_p_value", f"{metric}_change_significant"):
                 if column in frame:
                     frame[column] = np.nan if column.endswith("value") else pd.NA
+            # nor 0 failed of n observed: the counts resting on the missing source are unknown too
+            for column in _UNOBSERVED_COUNTS[metric]:
+                frame[column] = pd.array([pd.NA] * len(frame), dtype="Int64")
     for metric in _TIER_COLUMNS:
         frame[f"{metric}_tier"] = _tiers(metric, frame[metric], benchmark)
     if not failures:
         frame["change_failure_rate_tiers"] = ""
     return frame
+
+
+def _unobserved_columns(evidence: Sequence[bool]) -> list[str]:
+    """The deployments drill-down's columns resting on a source the store lacks (:func:`_evidence`'s
+    ``(failures, rework)``): without one, ``failed = false`` would be an absence of data shown as a pass."""
+    return [c for known, metric in zip(evidence, _UNOBSERVED_DETAIL, strict=True) if not known
+            for c in _UNOBSERVED_DETAIL[metric]]  # fmt: skip
+
+
+def _unobserved(evidence: Sequence[bool]) -> str:
+    """A ``REPLACE`` clause nulling :func:`_unobserved_columns` in the deployments drill-down."""
+    columns = _unobserved_columns(evidence)
+    # CASE WHEN false: a null of the column's own type
+    return f" REPLACE ({', '.join(f'CASE WHEN false THEN {c} END AS {c}' for c in columns)})" if columns else ""
 
 
 def _interval_columns(changes: bool) -> list[str]:
@@ -1878,7 +1955,9 @@ def change_failures(
     Returns
     -------
     DataFrame
-        ``deployment_id, service, finished_at, failed`` (bool), by ``finished_at``.
+        ``deployment_id, service, finished_at, failed`` (bool; null — unknown, not false —
+        when the store has no source of change failures for the profile, as
+        :attr:`DoraResult.failures_tracked`), by ``finished_at``.
 
     Raises
     ------
@@ -1892,8 +1971,9 @@ def change_failures(
     work = _Work.new()
     try:
         _prepare(store, settings, rules, work)
+        failed = "failed" if _evidence(store, rules)[0] else "CAST(NULL AS BOOLEAN) AS failed"
         return store.query(
-            f"SELECT deployment_id, service, finished_at, failed FROM {work.deploys} "
+            f"SELECT deployment_id, service, finished_at, {failed} FROM {work.deploys} "
             "WHERE finished_at >= $start AND finished_at < $end ORDER BY finished_at, deployment_id",
             {"start": start, "end": end},
         )
@@ -2044,7 +2124,7 @@ def dora_metrics(
         return _LazyFrame(store, sql, {"start": start, "end": end})
 
     drill = {
-        "deployments": window_rows(f"(SELECT * EXCLUDE (k) FROM {work.deploys})", "finished_at"),
+        "deployments": window_rows(f"(SELECT * EXCLUDE (k){_unobserved(evidence)} FROM {work.deploys})", "finished_at"),
         "changes": window_rows(work.changes, "deployed_at"),
         "pull_requests": window_rows(f"(SELECT * FROM {work.prs} WHERE listed_at IS NOT NULL)", "listed_at"),
         "incidents": window_rows(
@@ -2073,6 +2153,7 @@ def dora_metrics(
         params={"freq": freq, "by": by, "benchmark": benchmark},
         notes=notes,
         failures_tracked=evidence[0],
+        rework_tracked=evidence[1],
         rules=rules,
         _work=work,
     )

@@ -1,6 +1,8 @@
 """DORA metrics on hand-computed fixtures (tables filled directly)."""
 
 import gc
+import io
+import json
 import math
 
 import numpy as np
@@ -409,6 +411,72 @@ def test_no_source_of_failures_is_no_data_not_an_elite_zero(store):
     fourkeys = dora_metrics(store, *window, profile="fourkeys")
     assert fourkeys.frame.iloc[0].change_failure_rate == 0
     assert not [n for n in fourkeys.notes if "cannot be measured" in n and "incidents" in n]
+
+
+def test_without_a_source_of_failures_every_count_and_outcome_is_unknown_not_zero(store):
+    """A store of release tags: the rate was no data, but beside it failed_deployments said 0, the rate's n
+    said 2 and every deployment said failed False; they rest on nothing, so they are unknown too."""
+    from releaserisk.dora import change_failures
+
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")], changes=[("d1", "c1")])
+    window = ("2024-01-01", "2024-01-08")
+    unknown = ["failed_deployments", "change_failure_rate_n", "recovery_median_hours_n", "unplanned_deployments",
+               "rework_rate_n"]  # fmt: skip
+    for profile in PROFILES:
+        result = dora_metrics(store, *window, profile=profile)
+        for frame in (result.frame, result.by_period):
+            assert frame[unknown].isna().all().all(), profile
+        assert result.frame.iloc[0].deployments == 2 and result.frame.iloc[0].deploys_per_week_n == 2
+        payload = json.loads(json.dumps(result.to_dict()))
+        assert {payload["summary"][0][c] for c in unknown} == {None}
+        assert "change failure rate  no data" in result.summary()  # the text read the count first: no crash
+        assert result.describe("rework_rate", period="2024-W01") == "no data"
+        deployments = result.deployments
+        columns, why = result.unobserved
+        assert set(columns) >= {"failed", "incidents", "unplanned", "rolled_back", "hotfixed"}
+        assert deployments[columns].isna().all().all() and why == result.notes[0]
+        text = result.detail_text("deployments")
+        assert text.count("unknown:") == 1 and text.endswith(result.notes[0])  # the reason once
+        assert "unknown" in text.splitlines()[1]
+        assert change_failures(store, *window, profile=profile)["failed"].isna().all()
+    # a rollback: rework is observed in every profile, failures only where a rollback fails a deployment
+    load(store, deployments=[dep(3, "2024-01-04T00:00Z", kind="rollback", reverts_deployment_id="d2")])
+    devlake = dora_metrics(store, *window, profile="devlake")
+    s = devlake.frame.iloc[0]
+    assert (s.unplanned_deployments, s.rework_rate_n) == (1, 3) and pd.isna(s.failed_deployments)
+    rows = devlake.deployments.set_index("deployment_id")
+    assert rows["failed"].isna().all() and bool(rows.loc["d2", "rolled_back"]) and not rows.loc["d1", "unplanned"]
+    assert devlake.unobserved[0] == ["incidents", "failed", "failure_reason", "restored_at", "recovery_hours"]
+    known = dora_metrics(store, *window)  # DORA's definition: the rollback fails d2, and 0 is a count again
+    assert (known.frame.iloc[0].failed_deployments, known.frame.iloc[0].change_failure_rate_n) == (1, 3)
+    assert known.unobserved == ([], None) and known.deployments["failed"].notna().all()
+    assert change_failures(store, *window)["failed"].tolist() == [False, True, False]
+
+
+def test_cli_without_a_source_of_failures_says_unknown_in_json_csv_and_text(store, capsys):
+    from releaserisk.cli import main
+
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")], changes=[("d1", "c1")])
+    window = ("2024-01-01", "2024-01-08")
+    unobserved = dora_metrics(store, *window).unobserved[0]
+    store.close()
+    db = str(store.path)
+    for fmt in ("json", "csv"):
+        assert main(["--db", db, "dora", "--since", window[0], "--until", window[1], "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        if fmt == "json":
+            summary = json.loads(out)["summary"][0]
+            assert summary["failed_deployments"] is None and summary["change_failure_rate_n"] is None
+        else:
+            row = pd.read_csv(io.StringIO(out)).iloc[0]
+            assert pd.isna(row.failed_deployments) and pd.isna(row.change_failure_rate_n) and row.deployments == 2
+    assert main(["--db", db, "dora", "--since", window[0], "--until", window[1], "--detail", "deployments"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split().count("unknown") == len(unobserved)
+    assert out.count("note:") == 1 and "the store has no incidents, rollbacks or hotfixes" in out
+    assert main(["--db", db, "dora", "--detail", "deployments", "--format", "json"]) == 0
+    detail = json.loads(capsys.readouterr().out)
+    assert {row["failed"] for row in detail["rows"]} == {None} and detail["unknown"]["why"].startswith("the store")
 
 
 def incident(incident_id, opened, resolved, service="api"):

@@ -27,15 +27,15 @@ def cmd_dora(args: argparse.Namespace) -> int:
             count_flag_releases=args.count_flag_releases,
         )
         frame = result.detail(args.detail) if args.detail else None  # read while the store is open
+        text = result.detail_text(args.detail) if args.detail and args.format == "text" else ""
         if not store.counts()["deployments"]:
             hint(
                 "the store has no deployments; load them with 'releaserisk ingest deployments FILE', "
                 "'ingest github' or 'ingest git-tags'"
             )
-    if frame is not None:
-        start, end = (f"{t:%Y-%m-%d}" for t in result.window)
-        empty = f"no {args.detail.replace('-', ' ')} in {start} → {end}"
-        emit_frame(args, frame, frame.to_string(index=False) if len(frame) else empty, detail=args.detail)
+    if frame is not None:  # text: a column without a source says "unknown", and why, once
+        columns, note = result.unobserved if args.detail == "deployments" else ([], None)
+        emit_frame(args, frame, text, detail=args.detail, unknown={"columns": columns, "why": note})
         return EXIT_OK
     if result.comparison is not None:  # csv: the per-row reasons; text and json: side by side and reasons
         comparison = result.comparison
