@@ -208,6 +208,7 @@ class ServiceBlock:
     failures: pd.DataFrame
     pending: pd.DataFrame
     attention: tuple = ()
+    failures_unknown: str = ""  # why failures cannot be seen (then ``failures`` is empty: unknown, not none)
 
     def summary(self) -> str:
         """One line: the service, its failed deployments and its riskiest pending change.
@@ -220,6 +221,8 @@ class ServiceBlock:
         if len(self.pending):
             worst = f"riskiest pending change {self.pending['probability'].iloc[0]}"
         failed = formatting.caption(len(self.failures), "failed deployments").rstrip(".")
+        if self.failures_unknown:
+            failed = "failed deployments unknown"
         return f"{self.service}: {failed} this week; {worst}"
 
 
@@ -252,6 +255,7 @@ class WeeklySections:
     risk_threshold: float = 0.5
     notes: list[str] = field(default_factory=list)
     dora_notes: list[str] = field(default_factory=list)  # why a DORA number is no data
+    failures_unknown: str = ""  # the week's deployments' outcomes cannot be seen: why, for the failures section
     week_note: str = ""  # which week was picked, when none was asked for
     window_deployments: int = 0  # production deployments of the twelve weeks
     services: list[ServiceBlock] = field(default_factory=list)
@@ -504,6 +508,7 @@ def weekly_sections(
         risk_threshold=settings.risk_threshold,
         notes=notes,
         dora_notes=list(dora.notes),
+        failures_unknown=_failures_unknown(week_dora, len(deployment_view)),
         week_note=week_note,
         window_deployments=window_deployments,
         services=_service_blocks(store, start, end, settings) if by == "service" else [],
@@ -592,11 +597,24 @@ def _deployment_view(store: Store, deployments: pd.DataFrame) -> pd.DataFrame:
             "changes": table["changes"].fillna(0).astype(int),
             "scored_changes": table["scored"].fillna(0).astype(int),
             "max_change_risk": table["max_change_risk"],
-            "outcome": table["failure_reason"].fillna("ok"),
+            # no source of failures: the drill-down's failed is null, the outcome unknown rather than ok
+            "outcome": table["failure_reason"].fillna("ok").where(table["failed"].notna(), "unknown"),
             "recovery_hours": table["recovery_hours"],
         }
     )
     return view
+
+
+def _failures_unknown(dora, deployments: int) -> str:
+    """Why the failed deployments section cannot list failures, or "" when it can (or nothing deployed)."""
+    if dora.failures_tracked or not deployments:
+        return ""
+    which = "this week's production deployment" if deployments == 1 else (
+        f"any of this week's {deployments:,} production deployments")  # fmt: skip
+    return (
+        f"Unknown: nothing in the store can show whether {which} failed (the note under the five DORA "
+        f"numbers says why), so {'its' if deployments == 1 else 'their'} outcome reads 'unknown', not 'ok'."
+    )
 
 
 def _incident_view(incidents: pd.DataFrame) -> pd.DataFrame:
@@ -608,7 +626,7 @@ def _incident_view(incidents: pd.DataFrame) -> pd.DataFrame:
 
 
 def _failure_view(deployments: pd.DataFrame) -> pd.DataFrame:
-    failed = deployments[deployments["outcome"] != "ok"]
+    failed = deployments[~deployments["outcome"].isin(["ok", "unknown"])]
     return failed.drop(columns=["changes", "scored_changes", "max_change_risk"]).reset_index(drop=True)
 
 
@@ -696,7 +714,8 @@ def _service_blocks(store: Store, start: datetime, end: datetime, settings: Sett
     from releaserisk.gate import band
 
     per_service = dora_metrics(store, start - timedelta(weeks=1), end, by="service", settings=settings)
-    week = dora_metrics(store, start, end, settings=settings).deployments
+    week_dora = dora_metrics(store, start, end, settings=settings)
+    week = week_dora.deployments
     # pending: scored changes of the service committed after its last production deployment
     # of the window and before the week's end (changes not shipped yet at the week's end)
     pending = store.query(
@@ -732,7 +751,8 @@ def _service_blocks(store: Store, start: datetime, end: datetime, settings: Sett
     )
     blocks = []
     for service in per_service.by_period["group"].unique():
-        failed = week[(week["service"] == service) & week["failed"].astype(bool)]
+        failed = week[(week["service"] == service) & week["failed"].eq(True)]  # null: unknown
+        deployed = int((week["service"] == service).sum())
         mine = pending[pending["service"] == service].sort_values("probability", ascending=False)
         numbers = _headline(per_service.by_period, group=service)
         rate = numbers.loc[numbers["metric"] == "Change failure rate", "this week"].iloc[0]
@@ -746,6 +766,7 @@ def _service_blocks(store: Store, start: datetime, end: datetime, settings: Sett
                 failures=failures.reset_index(drop=True),
                 pending=_scored_view(mine, settings.risk_threshold, band),
                 attention=(len(failed), 0.0 if pd.isna(rate) else float(rate), float(worst)),
+                failures_unknown=_failures_unknown(week_dora, deployed),
             )
         )
     return sorted(blocks, key=lambda b: (tuple(-x for x in b.attention), b.service))

@@ -531,3 +531,38 @@ def test_headline_numbers_say_their_n_interval_and_whether_the_change_is_one():
     assert table.loc["Deployment frequency", "this week"] == "14.0 per week (14 deployments)"
     previous = headline_table(_headline(trend.iloc[:1])).set_index("metric")
     assert previous.loc["Change failure rate", "tier"] == "elite or high or medium or low"  # the interval spans all
+
+
+def test_without_a_source_of_failures_outcomes_and_failed_deployments_are_unknown(tmp_path):
+    """Release tags only: every deployment's outcome said 'ok' and the section '0 failed deployments. No
+    production deployment failed this week.' beside a change failure rate of no data; both rest on nothing."""
+    from releaserisk.report import weekly_sections
+
+    db = tmp_path / "tags.duckdb"
+    with open_store(db) as store:
+        store.upsert("deployments", pd.DataFrame({
+            "deployment_id": ["v1", "v2", "v3"], "service": "lib", "repo": "lib", "environment": "production",
+            "sha": ["a" * 40, "b" * 40, "c" * 40], "status": "success", "kind": "regular",
+            "finished_at": pd.to_datetime(["2025-03-04T10:00Z", "2025-03-05T10:00Z", "2025-02-25T10:00Z"]),
+        }))  # fmt: skip
+        s = weekly_sections(store, "2025-W10", by="service")
+    assert s.deployments["outcome"].tolist() == ["unknown", "unknown"] and s.failures.empty
+    assert s.failures_unknown.startswith("Unknown: nothing in the store can show whether any of this week's 2")
+    (block,) = s.services
+    assert block.failures_unknown and block.summary().startswith("lib: failed deployments unknown this week")
+    assert s.batch["failures"].isna().all() and s.hotfixes["failures"].isna().all()
+    # the notebook's cells for these sections, run in-process (a full render costs a kernel start)
+    from IPython.display import HTML
+
+    from releaserisk import formatting as fmt
+    from releaserisk.report import html_table, text
+
+    shown = []
+    cells = ["".join(c["source"]) for c in json.loads((NOTEBOOKS / "weekly_report.ipynb").read_text())["cells"]]
+    for cell in [c for c in cells if "<h3>Failed deployments</h3>" in c or "for block in s.services" in c]:
+        exec(cell, {"s": s, "fmt": fmt, "HTML": HTML, "html_table": html_table, "text": text,
+                    "display": lambda h: shown.append(h.data)})  # fmt: skip
+    html = "".join(shown) + html_table(s.deployments)
+    assert html.count(">unknown<") == 2 and ">ok<" not in html
+    assert "0 failed deployments" not in html and "No production deployment failed this week." not in html
+    assert html.count("Unknown: nothing in the store can show whether") == 2  # the section and the service block
