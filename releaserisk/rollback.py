@@ -229,14 +229,30 @@ class RollbackSafety:
     def summary(self) -> str:
         """Lines for the gate's text output."""
         n = len(self.findings)
-        if self.rollback_safe:
-            lines = [f"rollback: safe ({n} schema migration{'s' * (n != 1)} in the batch, all reversible)"]
-        else:
+        # "safe" only says the migrations can be undone: whether rolling back works at all is
+        # unknown for a service that never rolled back, so the line says both, not "safe" beside "untried"
+        untried = [str(r.service) for r in self.readiness.itertuples() if not r.rollbacks]
+        migrations = (f"{n} schema migration{'s' * (n != 1)} in the batch, all reversible" if n
+                      else "no schema migration in the batch")  # fmt: skip
+        alone = len(self.readiness) == 1
+        if not self.rollback_safe:
             lines = [f"rollback: UNSAFE — {self.advice}"]
             lines.extend(f"      - {reason}" for reason in self.reasons)
+        elif untried and alone:
+            lines = [f"rollback: {migrations}, but {untried[0]} has no production rollback on record: "
+                     "its rollback path is untried, so whether a rollback works is unknown"]  # fmt: skip
+        elif untried:
+            lines = [f"rollback: {migrations}; whether a rollback works is unknown for {len(untried)} of "
+                     f"{len(self.readiness)} services (no production rollback on record)"]  # fmt: skip
+        elif not len(self.readiness):
+            lines = [f"rollback: {migrations}; no service of the repository has a production deployment on "
+                     "record, so whether a rollback works is unknown"]  # fmt: skip
+        else:
+            lines = [f"rollback: safe ({migrations})"]
         for r in self.readiness.itertuples():
             if not r.rollbacks:
-                lines.append(f"  {r.service}: no production rollback on record (an untried rollback path)")
+                if not (self.rollback_safe and alone):  # else said on the rollback line
+                    lines.append(f"  {r.service}: no production rollback on record (an untried rollback path)")
                 continue
             since = "never succeeded" if pd.isna(r.days_since_last_success) else (
                 f"last succeeded {r.days_since_last_success:.0f} days ago")  # fmt: skip

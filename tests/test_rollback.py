@@ -122,3 +122,31 @@ def test_readiness_by_hand(repo_with_migrations, store):
     idle_row, shop_row = payload["readiness"]
     assert idle_row["service"] == "idle" and idle_row["success_rate"] is None
     assert shop_row["last_success_at"].startswith("2024-01-02T12:00")
+
+
+def test_an_untried_rollback_path_is_not_called_safe(repo_with_migrations, store):
+    """'rollback: safe (0 schema migrations in the batch, all reversible)' stood above 'requests: no production
+    rollback on record (an untried rollback path)': one line now says what is known and what is not."""
+    shas = _shas(store)
+    _deploy(store, [("d1", "shop", "shop", "production", shas[0], "2024-01-01T10:00Z", "success", "regular", None)])
+    as_of = datetime(2024, 1, 12, tzinfo=UTC)
+    none = assess_rollback(store, "shop", repo_with_migrations[0].path, shas[:1], as_of=as_of).summary()
+    assert none == (
+        "rollback: no schema migration in the batch, but shop has no production rollback on record: "
+        "its rollback path is untried, so whether a rollback works is unknown"
+    )
+    reversible = assess_rollback(store, "shop", repo_with_migrations[0].path, shas[1:2], as_of=as_of).summary()
+    assert reversible.startswith("rollback: 1 schema migration in the batch, all reversible, but shop has no")
+    assert "safe" not in none + reversible and len(reversible.splitlines()) == 1
+    # several services: the line counts the untried ones, each service's line follows
+    _deploy(store, [("x1", "idle", "shop", "production", shas[0], "2024-01-01T10:00Z", "success", "regular", None)])
+    several = assess_rollback(store, "shop", repo_with_migrations[0].path, shas[:1], as_of=as_of).summary()
+    assert several.splitlines()[0] == (
+        "rollback: no schema migration in the batch; whether a rollback works is unknown for 2 of 2 services "
+        "(no production rollback on record)"
+    )
+    assert "  idle: no production rollback on record (an untried rollback path)" in several.splitlines()
+    # a path that was exercised: safe, as before
+    _deploy(store, [("r1", "shop", "shop", "production", shas[0], "2024-01-02T10:00Z", "success", "rollback", "d1")])
+    tried = RollbackSafety([], rollback_readiness(store, services=["shop"], as_of=as_of)).summary()
+    assert tried.splitlines()[0] == "rollback: safe (no schema migration in the batch)"
