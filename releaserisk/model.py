@@ -742,7 +742,8 @@ def deployment_training_frame(store, settings) -> pd.DataFrame:
     -------
     DataFrame
         :func:`releaserisk.features.deployment_batch_features` plus ``failed`` (bool): the
-        deployment was a change failure by :func:`releaserisk.dora.change_failures` (DORA's definition).
+        deployment was a change failure by :func:`releaserisk.dora.change_failures` (DORA's definition);
+        null for every row when the store has no source of failures (unknown, not false).
 
     Raises
     ------
@@ -762,6 +763,8 @@ def deployment_training_frame(store, settings) -> pd.DataFrame:
     failed = change_failures(store, frame["finished_at"].min(), window_end, settings=settings)[
         ["deployment_id", "failed"]
     ]
+    if len(failed) and failed["failed"].isna().all():  # no source of failures: unknown, not all false
+        return frame.merge(failed, on="deployment_id", how="left")
     return frame.merge(failed, on="deployment_id", how="left").fillna({"failed": False})
 
 
@@ -782,12 +785,17 @@ def train_deployment_model(frame: pd.DataFrame, *, estimator: str = "auto") -> t
         aggregated change risk (``any_defect``, P(any change defective)) ranks failures —
         the fallback to use instead. ``notes`` say when few deployed changes have a
         risk score, and when the fallback ranks the newest deployments at least as well
-        as the model.
+        as the model. With ``failed`` unknown (null) throughout, no model either, and the
+        report's ``failures`` is None (unknown), not 0.
     """
     from sklearn.metrics import roc_auc_score
 
     from releaserisk.features import DEPLOYMENT_FEATURES
 
+    if frame["failed"].isna().all() and len(frame):
+        return None, {"deployments": len(frame), "failures": None, "notes": [], "fallback": (
+            "no deployment's failure is known (the store has no incidents, rollbacks or hotfixes): use the "
+            "aggregated change risk P(any change defective) of each batch instead of a deployment model")}  # fmt: skip
     y = frame["failed"].astype(int).to_numpy()
     report: dict[str, Any] = {"deployments": len(frame), "failures": int(y.sum()), "notes": []}
     scored = _scored_share(frame)

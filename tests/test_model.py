@@ -469,3 +469,19 @@ def test_a_model_no_better_than_size_says_so_and_is_advisory(tmp_path, capsys):
     better = {**out, "better_than_size": True}
     assert not any("by size" in r for r in advisory_reasons(better))
     assert not any("by size" in r for r in advisory_reasons({k: v for k, v in out.items() if "size" not in k}))
+
+
+def test_deployment_model_without_a_source_of_failures_says_unknown_not_0_failures(store):
+    """Release tags only: no deployment's failure is known; '0 failed deployments (need 10)' rested on nothing."""
+    from releaserisk.config import Settings
+    from releaserisk.model import deployment_training_frame, train_deployment_model
+
+    store.upsert("deployments", pd.DataFrame({
+        "deployment_id": ["v1", "v2"], "service": "lib", "repo": "lib", "environment": "production",
+        "sha": ["a" * 40, "b" * 40], "status": "success", "kind": "regular",
+        "finished_at": pd.to_datetime(["2025-03-04T10:00Z", "2025-03-05T10:00Z"]),
+    }))  # fmt: skip
+    frame = deployment_training_frame(store, Settings())
+    assert len(frame) == 2 and frame["failed"].isna().all()
+    model, report = train_deployment_model(frame)
+    assert model is None and report["failures"] is None and report["fallback"].startswith("no deployment's failure")
