@@ -289,6 +289,12 @@ def test_data_section_dates_every_way_of_ingesting(store, git_repo):
     assert section.loc["deployments", "rows"] == 1 and section.loc["pull requests", "gap"] == "no data"
     sources = store.query("SELECT source FROM ingest_runs ORDER BY finished_at").source.tolist()
     assert sources[:3] == ["git:lib", "git-tags:lib", "metrics:a1"]
+    # the labels row counts bug-introducing changes, not the table's rows (a blamed fix has a marker row too)
+    sha = store.query("SELECT sha FROM commits").sha[0]
+    rows = {"repo": "lib", "sha": [sha, sha, "f" * 40], "method": ["szz", "revert", "szz_fix"],
+            "buggy": [True, True, False], "fix_sha": "f" * 40}  # fmt: skip
+    store.upsert("labels", pd.DataFrame(rows))
+    assert _data_section(store).set_index("table").loc["bug-introducing changes", "rows"] == 1
 
 
 def test_headline_rows_read_in_their_own_units():
