@@ -54,6 +54,7 @@ from scipy.special import ndtri
 from releaserisk.canary.config import CanaryConfig, MetricConfig
 from releaserisk.canary.data import factorize_runs, one_analysis
 from releaserisk.canary.result import GroupScore, JudgeResult, MetricResult
+from releaserisk.canary.scale import exponent, scaled, stable_mean, unscaled
 from releaserisk.errors import InputError
 
 if TYPE_CHECKING:
@@ -70,13 +71,35 @@ def r_zeroin(f, ax: float, bx: float, fa: float, fb: float, tol: float = 1e-4, m
     The step function of the Wilcoxon statistic has flat stretches, so *which* point
     of a flat root a solver returns depends on its path; following R's path step by
     step is what makes the interval agree with R to the last digit.
+
+    Parameters
+    ----------
+    f : callable
+        The function whose root is sought.
+    ax, bx : float
+        The bracket; ``fa = f(ax)`` and ``fb = f(bx)`` of opposite signs.
+    fa, fb : float
+    tol : float
+        Absolute tolerance.
+    maxit : int
+        Iterations before R gives up (and warns): the last iterate is returned.
+
+    Returns
+    -------
+    float
+        The root (the last iterate when ``maxit`` ran out, as R returns it).
     """
+    return _zeroin(f, ax, bx, fa, fb, tol, maxit)[0]
+
+
+def _zeroin(f, ax: float, bx: float, fa: float, fb: float, tol: float, maxit: int) -> tuple[float, bool]:
+    """:func:`r_zeroin` and whether it converged within ``maxit`` iterations."""
     a, b = ax, bx
     c, fc = a, fa
     if fa == 0.0:
-        return a
+        return a, True
     if fb == 0.0:
-        return b
+        return b, True
     for _ in range(maxit + 1):
         prev_step = b - a
         if abs(fc) < abs(fb):
@@ -85,7 +108,7 @@ def r_zeroin(f, ax: float, bx: float, fa: float, fb: float, tol: float = 1e-4, m
         tol_act = 2 * _EPSILON * abs(b) + tol / 2
         new_step = (c - b) / 2
         if abs(new_step) <= tol_act or fb == 0.0:
-            return b
+            return b, True
         if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
             cb = c - b
             if a == c:
@@ -111,7 +134,7 @@ def r_zeroin(f, ax: float, bx: float, fa: float, fb: float, tol: float = 1e-4, m
         fb = f(b)
         if (fb > 0 and fc > 0) or (fb < 0 and fc < 0):
             c, fc = a, fa
-    return b
+    return b, False
 
 
 class _WilcoxonDiff:
@@ -202,17 +225,49 @@ def mann_whitney_interval(x, y, confidence: float = 0.95) -> MannWhitneyInterval
     >>> r = mann_whitney_interval([10, 20, 30, 40], [1, 2, 3, 4], 0.95)
     >>> (r.low, r.high, r.estimate)
     (6.0, 39.0, 22.5)
+
+    Raises
+    ------
+    InputError
+        An empty sample, or a root search that does not converge (see Notes).
+
+    Notes
+    -----
+    Computed in units of a power of two (:mod:`releaserisk.canary.scale`), the
+    tolerance 1e-4 scaled alike: the same root search, bit for bit, as R's in the
+    samples' unit, but no difference of two values overflows (1e308 against -1e308).
+    An end beyond the float range is returned as ±inf. R's search stops after 1000
+    iterations (with a warning) whether or not it converged; a bracket that wide needs
+    more (``2 * 1e308`` wide at tolerance 1e-4 about 1040 bisections) and an
+    unconverged end is no answer, so the search may take four times the bisections
+    the bracket needs — converged roots are R's to the last digit, which never took
+    that many — and raises when even that does not converge.
     """
+    interval, e = _mann_whitney_scaled(x, y, confidence)
+    return MannWhitneyInterval(*(unscaled(v, e) for v in (interval.low, interval.high, interval.estimate)))
+
+
+#: R's ``uniroot`` default iteration limit, which the Mann-Whitney root search keeps for brackets it suffices for.
+_R_MAXIT = 1000
+
+
+def _mann_whitney_scaled(x, y, confidence: float) -> tuple[MannWhitneyInterval, int]:
+    """:func:`mann_whitney_interval` in units of ``2**e``, and ``e``."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if not len(x) or not len(y):
         raise InputError("Mann-Whitney interval needs two non-empty samples")
+    e = exponent(x, y)
+    x, y = scaled(x, e), scaled(y, e)
+    tol = math.ldexp(1e-4, -e)  # R's absolute tolerance, in the same unit
     mumin = float(x.min() - y.max())
     mumax = float(x.max() - y.min())
     if len(np.unique(x)) == 1 and len(np.unique(y)) == 1:
-        return MannWhitneyInterval(mumin, mumin, mumin)  # constant arms: the limit of Kayenta's jitter
+        return MannWhitneyInterval(mumin, mumin, mumin), e  # constant arms: the limit of Kayenta's jitter
     wdiff = _WilcoxonDiff(x, y)
     alpha = 1.0 - confidence
+    bisections = math.ceil(math.log2(mumax - mumin) - math.log2(tol)) if mumax > mumin else 1
+    maxit = max(_R_MAXIT, 4 * bisections)
 
     def root(zq: float, correct: bool, clamp: bool) -> float:
         f_lower = wdiff(mumin, zq, correct)
@@ -221,13 +276,19 @@ def mann_whitney_interval(x, y, confidence: float = 0.95) -> MannWhitneyInterval
             return mumin
         if clamp and f_upper >= 0:
             return mumax
-        return r_zeroin(lambda d: wdiff(d, zq, correct), mumin, mumax, f_lower, f_upper)
+        found, converged = _zeroin(lambda d: wdiff(d, zq, correct), mumin, mumax, f_lower, f_upper, tol, maxit)
+        if not converged:
+            raise InputError(
+                f"the Mann-Whitney interval's root search did not converge in {maxit} iterations on a bracket "
+                f"[{unscaled(mumin, e):.4g}, {unscaled(mumax, e):.4g}]: the samples span too wide a range to judge"
+            )
+        return found
 
     z = float(-ndtri(alpha / 2))
     low = root(z, True, True)
     high = root(-z, True, True)
     estimate = root(0.0, True, False)
-    return MannWhitneyInterval(low, high, estimate)
+    return MannWhitneyInterval(low, high, estimate), e
 
 
 # -- per-metric classification ------------------------------------------------------------
@@ -238,10 +299,15 @@ def _clean(values, metric: MetricConfig) -> np.ndarray:
 
 
 def _kept(values: np.ndarray, metric: MetricConfig) -> np.ndarray:
-    """Mask of the values judged: NaN handling, then IQR outlier removal on the finite values."""
+    """Mask of the values judged: NaN handling, then IQR outlier removal on the finite values.
+
+    The fences are found in units of a power of two (:mod:`releaserisk.canary.scale`),
+    the same fences bit for bit, but an IQR of values near ±1e308 does not overflow.
+    """
     keep = np.ones(len(values), dtype=bool) if metric.nan_strategy == "replace" else ~np.isnan(values)
     if metric.outliers == "remove" and keep.any():
         filled = np.where(np.isnan(values), 0.0, values)
+        filled = scaled(filled, exponent(filled))
         finite = filled[keep & np.isfinite(filled)]
         if len(finite):
             q1, q3, p1, p99 = np.percentile(finite, [25, 75, 1, 99])
@@ -252,7 +318,8 @@ def _kept(values: np.ndarray, metric: MetricConfig) -> np.ndarray:
 
 
 def _mean_ratio(baseline: np.ndarray, canary: np.ndarray) -> float:
-    b, c = float(np.mean(baseline)), float(np.mean(canary))
+    """``mean(canary) / mean(baseline)`` from means that do not overflow (NaN when either is 0)."""
+    b, c = stable_mean(baseline), stable_mean(canary)
     return math.nan if b == 0.0 or c == 0.0 else c / b
 
 
@@ -378,22 +445,28 @@ def classify_metric(
         return MetricResult(**base, classification="Pass", deviation=1.0, reason="a single distinct value")
 
     if mode == "robust":
-        from releaserisk.canary.robust import aligned_pairs, baseline_timing, classify_robust
+        from releaserisk.canary.robust import _nanoseconds, aligned_pairs, baseline_timing, classify_robust
 
         pairs = b_ts = c_ts = None
         if baseline_ts is not None and canary_ts is not None:
             b_ts = np.asarray(baseline_ts)[keep_b][finite_b]
             c_ts = np.asarray(canary_ts)[keep_c][finite_c]
             pairs = aligned_pairs(b_ts, c_ts)
+        stamps = {
+            "baseline": b_ts if b_ts is not None else baseline_ts,
+            "canary": c_ts if c_ts is not None else canary_ts,
+        }
+        untimed = tuple(arm for arm, ts in stamps.items() if ts is None or _nanoseconds(ts) is None)
         config = config or CanaryConfig(confidence=confidence, tolerance=tolerance)
         in_time_order = baseline_ts is not None and canary_ts is not None
         concurrent, lag = baseline_timing(b_ts, c_ts)
         return classify_robust(
-            name, b, c, metric, config, pairs, history, in_time_order, lag=lag, concurrent=concurrent
+            name, b, c, metric, config, pairs, history, in_time_order, lag=lag, concurrent=concurrent, untimed=untimed
         )
     if metric.classifier == "mean_inequality":
         return _mean_inequality(base, b, c, metric)
-    interval = mann_whitney_interval(c, b, confidence)
+    # decided in units of 2**unit, where no difference overflows; reported in the metric's unit
+    interval, unit = _mann_whitney_scaled(c, b, confidence)
     deviation = _mean_ratio(b, c)
     effect = _cles(b, c) if metric.effect_size == "cles" else deviation
     bound = tolerance * abs(interval.estimate)
@@ -415,7 +488,7 @@ def classify_metric(
     )
     reason = None if label == "Pass" else f"{name} is {label.lower()}er in the canary"
     warning = None
-    if float(np.mean(b)) == 0.0 and float(np.mean(c)) != 0.0:
+    if stable_mean(b) == 0.0 and stable_mean(c) != 0.0:
         warning = f"baseline mean of {name} is zero: effect size undefined, judged by the interval alone"
     if critical:
         reason = f"{name} is {label.lower()}er in the canary (critical)"
@@ -425,9 +498,9 @@ def classify_metric(
         reason=reason,
         warning=warning,
         critical=critical,
-        ci_low=interval.low,
-        ci_high=interval.high,
-        estimate=interval.estimate,
+        ci_low=unscaled(interval.low, unit),
+        ci_high=unscaled(interval.high, unit),
+        estimate=unscaled(interval.estimate, unit),
         deviation=deviation,
         effect_size=effect,
     )
@@ -435,7 +508,7 @@ def classify_metric(
 
 def _mean_inequality(base: dict, b: np.ndarray, c: np.ndarray, metric: MetricConfig) -> MetricResult:
     """Kayenta's MeanInequalityClassifier: compare the two means, nothing more."""
-    mean_b, mean_c = float(np.mean(b)), float(np.mean(c))
+    mean_b, mean_c = stable_mean(b), stable_mean(c)
     high = mean_c > mean_b and metric.direction in ("increase", "either")
     low = mean_c < mean_b and metric.direction in ("decrease", "either")
     label = "High" if high else "Low" if low else "Pass"

@@ -40,6 +40,7 @@ from scipy.stats import t as student_t
 
 from releaserisk.canary.config import CANARY_MODES, CanaryConfig
 from releaserisk.canary.robust import AUTOCORRELATION_UPPER_Z, MAX_AUTOCORRELATION, lag1_autocorrelation
+from releaserisk.canary.scale import exponent, scaled, unscaled
 from releaserisk.errors import InputError
 
 __all__ = [
@@ -292,6 +293,14 @@ def _robust_samples_needed(theta: float, alpha: float, r: float) -> float:
 
 
 def _bake(metric: str, values: np.ndarray, minutes: float, effect: float, alpha: float, config: CanaryConfig):
+    """One metric's plans, from its values in units of a power of two (:mod:`releaserisk.canary.scale`).
+
+    Every standardised effect below is a ratio of the mean and the standard deviation,
+    invariant to that unit, so values near 1e308 overflow nothing and values near
+    1e-308 keep their spread; mean and sd are reported in the metric's unit.
+    """
+    unit = exponent(values)
+    values = scaled(values, unit)
     mean, sd = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
     r = lag1_autocorrelation(values)
     delta = abs(effect - 1.0) * abs(mean)
@@ -311,7 +320,8 @@ def _bake(metric: str, values: np.ndarray, minutes: float, effect: float, alpha:
     for mode in CANARY_MODES:
         samples = math.ceil(max(needed[mode], 2.0)) if math.isfinite(needed[mode]) else math.inf
         plans.append(BakePlan(metric, mode, samples, samples * minutes, block if mode == "sequential" else 1))
-    stats = {"metric": metric, "n": len(values), "mean": mean, "sd": sd, "autocorrelation": r}
+    stats = {"metric": metric, "n": len(values), "mean": unscaled(mean, unit), "sd": unscaled(sd, unit)}
+    stats["autocorrelation"] = r
     return plans, {**stats, "interval_minutes": minutes}
 
 

@@ -121,6 +121,7 @@ from scipy.stats import t as student_t
 
 from releaserisk.canary.config import CanaryConfig, MetricConfig
 from releaserisk.canary.result import MetricResult
+from releaserisk.canary.scale import exponent, scaled, stable_mean, unscaled
 
 __all__ = [
     "HISTORY_GRID_FRACTION",
@@ -138,6 +139,7 @@ __all__ = [
     "history_windows",
     "lag1_autocorrelation",
     "min_history_windows",
+    "no_timestamps_warning",
     "not_concurrent_warning",
     "shift_test",
 ]
@@ -165,11 +167,15 @@ def lag1_autocorrelation(values) -> float:
     float
         ``r + (1 + 3 r) / n`` with ``r`` the sample lag-1 autocorrelation (Kendall's
         first-order bias correction for an AR(1) process); 0 for fewer than 4 values
-        or a constant series.
+        or a constant series. Computed in units of a power of two
+        (:mod:`releaserisk.canary.scale`): no square overflows or underflows.
     """
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n < 4:
+        return 0.0
+    x = scaled(x, exponent(x))
+    if x.min() == x.max():  # constant: its mean need not be exact, and the rounding is no correlation
         return 0.0
     centred = x - x.mean()
     denominator = float(np.dot(centred, centred))
@@ -391,6 +397,36 @@ def not_concurrent_warning(lag: pd.Timedelta | None = None) -> str:
     )
 
 
+def no_timestamps_warning(arms, ordered: bool = False) -> str:
+    """The caveat of a robust verdict on samples without timestamps.
+
+    Parameters
+    ----------
+    arms : sequence of str
+        The arms with samples that carry no timestamp (``baseline``, ``canary``).
+    ordered : bool
+        Whether the autocorrelation was still estimated, from the samples' order in the
+        input (an arm without timestamps beside one with them); otherwise every sample
+        counted as independent.
+
+    Returns
+    -------
+    str
+    """
+    which = " and ".join(arms)
+    plural = "arms" if len(arms) > 1 else "arm"
+    autocorrelation = (
+        "autocorrelation is estimated from the samples' order in the input"
+        if ordered
+        else "no autocorrelation is estimated, so each sample counts as independent evidence"
+    )
+    return (
+        f"samples without timestamps in the {which} {plural}: the arms cannot be paired in time and the "
+        f"baseline cannot be known to be concurrent (drift between the windows is not told from a "
+        f"regression), and {autocorrelation}; give both arms a ts column"
+    )
+
+
 def _duration(span: pd.Timedelta) -> str:
     """``1 d 2 h 5 min``-style text of a duration (whole minutes; seconds when shorter)."""
     seconds = int(abs(span.total_seconds()))
@@ -467,19 +503,28 @@ def shift_test(
     Returns
     -------
     ShiftTest
+        In the values' unit. The test is computed in units of a common power of two
+        (:mod:`releaserisk.canary.scale`), so no mean, difference or square overflows;
+        only an estimate or standard error beyond the float range is reported as inf.
     """
     b = np.asarray(baseline, dtype=float)
     c = np.asarray(canary, dtype=float)
+    e = exponent(b, c)
+    b, c = scaled(b, e), scaled(c, e)
     if pairs is not None:
         d = c[pairs[1]] - b[pairs[0]]
         var_mean, n_eff = _variance_of_mean(d, in_time_order)
-        return ShiftTest(float(d.mean()), math.sqrt(var_mean), max(n_eff - 1.0, 1.0), n_eff, True)
-    var_b, n_b = _variance_of_mean(b, in_time_order)
-    var_c, n_c = _variance_of_mean(c, in_time_order)
-    total = var_b + var_c
-    denominator = (var_b**2 / max(n_b - 1.0, 1.0)) + (var_c**2 / max(n_c - 1.0, 1.0))
-    df = total**2 / denominator if denominator > 0 else max(min(n_b, n_c) - 1.0, 1.0)
-    return ShiftTest(float(c.mean() - b.mean()), math.sqrt(total), max(df, 1.0), min(n_b, n_c), False)
+        test = ShiftTest(float(d.mean()), math.sqrt(var_mean), max(n_eff - 1.0, 1.0), n_eff, True)
+    else:
+        var_b, n_b = _variance_of_mean(b, in_time_order)
+        var_c, n_c = _variance_of_mean(c, in_time_order)
+        total = var_b + var_c
+        denominator = (var_b**2 / max(n_b - 1.0, 1.0)) + (var_c**2 / max(n_c - 1.0, 1.0))
+        df = total**2 / denominator if denominator > 0 else max(min(n_b, n_c) - 1.0, 1.0)
+        test = ShiftTest(float(c.mean() - b.mean()), math.sqrt(total), max(df, 1.0), min(n_b, n_c), False)
+    if e == 0:
+        return test
+    return ShiftTest(unscaled(test.estimate, e), unscaled(test.se, e), test.df, test.n_effective, test.paired)
 
 
 def deviation_score(baseline, canary, effect_size: str = "mean_ratio") -> float:
@@ -499,7 +544,8 @@ def deviation_score(baseline, canary, effect_size: str = "mean_ratio") -> float:
         ``(mean(canary) - mean(baseline)) / |mean(baseline)|`` (±inf for a nonzero
         canary over a zero baseline mean, 0 when both are zero) — or, for ``cles``, the
         common-language effect size minus 1/2 (McGraw & Wong, Psychol. Bull. 1992).
-        Positive when the canary is higher.
+        Positive when the canary is higher. The means and their difference are taken
+        in units of a power of two (:mod:`releaserisk.canary.scale`): never overflowed.
     """
     from releaserisk.canary.judge import _cles
 
@@ -507,7 +553,8 @@ def deviation_score(baseline, canary, effect_size: str = "mean_ratio") -> float:
     c = np.asarray(canary, dtype=float)
     if effect_size == "cles":
         return _cles(b, c) - 0.5
-    mean_b, mean_c = float(b.mean()), float(c.mean())
+    e = exponent(b, c)
+    mean_b, mean_c = float(scaled(b, e).mean()), float(scaled(c, e).mean())
     if mean_b != 0.0:
         return (mean_c - mean_b) / abs(mean_b)
     return 0.0 if mean_c == 0.0 else math.copysign(math.inf, mean_c)
@@ -685,7 +732,7 @@ def history_statistics(
     deviations, means, shifts = [], [], []
     for _, b, _, c in _comparable_windows(history, window, lag):
         deviations.append(_directional(deviation_score(b, c, effect_size), direction))
-        means.append(float(b.mean()))
+        means.append(stable_mean(b))
         shifts.append(deviation_score(b, c))
     return HistoryStatistics(*(np.asarray(x, dtype=float) for x in (deviations, means, shifts)))
 
@@ -723,7 +770,7 @@ def _effect(metric: MetricConfig, baseline: np.ndarray, canary: np.ndarray) -> f
 
 
 def _unshown_margin(
-    metric: MetricConfig, config: CanaryConfig, baseline: np.ndarray, canary: np.ndarray, test, interval
+    metric: MetricConfig, config: CanaryConfig, baseline: np.ndarray, canary: np.ndarray, test, interval, unit: int = 0
 ) -> str | None:
     """Why a non-significant shift is not a Pass, or None when the interval rules out the margin.
 
@@ -732,18 +779,19 @@ def _unshown_margin(
     margin (``config.equivalence_margin`` of the baseline mean, or the metric's own
     ``allowed_*`` bound when wider) — the two one-sided tests of Schuirmann (1987) at the
     judge's alpha. A baseline mean that is not positive has no relative margin: judged by
-    the test alone, as before.
+    the test alone, as before. ``baseline``, ``canary``, ``test`` and ``interval`` are in
+    units of ``2**unit`` (:mod:`releaserisk.canary.scale`); the text is in the metric's.
     """
-    base = float(np.mean(baseline))
-    if not base > 0:
+    if not stable_mean(baseline) > 0:
         return None
+    base = float(np.mean(baseline))  # > 0 unless it underflowed beside a canary 2**1074 times larger
     low, high = interval
     up, down = (base * margin for margin in _margins(metric, config))
     reach = []
     if metric.direction in ("increase", "either") and high > up:
-        reach.append((f"an increase of {high / base:.0%} (margin {up / base:.0%})", up - test.estimate))
+        reach.append((f"an increase of {_share(high, base)} (margin {_share(up, base)})", up - test.estimate))
     if metric.direction in ("decrease", "either") and low < -down:
-        reach.append((f"a decrease of {-low / base:.0%} (margin {down / base:.0%})", down + test.estimate))
+        reach.append((f"a decrease of {_share(-low, base)} (margin {_share(down, base)})", down + test.estimate))
     if not reach:
         return None
     # The interval narrows as 1/sqrt(n): the samples at which, were the shift to stay at its
@@ -753,17 +801,29 @@ def _unshown_margin(
     room = min(r for _, r in reach)
     clear = abs(test.estimate) * (1.0 - min(config.tolerance, 1.0))
     n = min(len(baseline), len(canary))
-    needed = [n * (half / target) ** 2 for target in (room, clear) if target > 0 and half > 0]
+    with np.errstate(over="ignore"):  # a target 2**1000 times below the half-width needs more than any count
+        needed = [float(n * np.float64(half / target) ** 2) for target in (room, clear) if target > 0 and half > 0]
+    needed = [count for count in needed if math.isfinite(count)]
+    # a hint never asks for fewer samples than the arms already have
     more = (
         f"about {max(math.ceil(min(needed)), n + 1):,} samples per arm would decide if the shift stays at "
-        f"{test.estimate:+.4g}"
+        f"{unscaled(test.estimate, unit):+.4g}"
         if needed
         else "more samples would decide"
     )
     return (
-        f"no significant shift, but the interval [{low:.4g}, {high:.4g}] (effective n {test.n_effective:.1f}) "
-        f"does not rule out {' or '.join(what for what, _ in reach)} of the baseline mean; {more}"
+        f"no significant shift, but the interval [{unscaled(low, unit):.4g}, {unscaled(high, unit):.4g}] "
+        f"(effective n {test.n_effective:.1f}) does not rule out {' or '.join(what for what, _ in reach)} "
+        f"of the baseline mean; {more}"
     )
+
+
+def _share(part: float, whole: float) -> str:
+    """``part / whole`` as a percentage (3 digits beyond 10,000 %); inf when the whole underflowed beside the part."""
+    if whole == 0.0:
+        return "inf %" if part > 0 else "-inf %" if part < 0 else "0%"
+    share = part / whole
+    return f"{share:.0%}" if abs(share) < 100.0 else f"{share * 100.0:.3g}%"
 
 
 def _margins(metric: MetricConfig, config: CanaryConfig) -> tuple[float, float]:
@@ -783,7 +843,7 @@ def _unshown_within_history(
     at the judge's alpha (module docstring, History calibration). A baseline mean that is
     not positive has no relative margin: judged by the rank alone, as before.
     """
-    if not float(np.mean(baseline)) > 0:
+    if not stable_mean(baseline) > 0:
         return None
     up, down = _margins(metric, config)
     shift = deviation_score(baseline, canary)
@@ -859,6 +919,7 @@ def classify_robust(
     in_time_order: bool = True,
     lag: pd.Timedelta | None = None,
     concurrent: bool | None = None,
+    untimed: tuple[str, ...] = (),
 ) -> MetricResult:
     """Classify one metric with the robust test (arms already cleaned, non-empty, in time order).
 
@@ -883,6 +944,10 @@ def classify_robust(
     concurrent : bool, optional
         :func:`baseline_timing`; False without calibrating history adds the warning
         that day-to-day drift is not told from a regression (module docstring).
+    untimed : tuple of str
+        The arms with samples that carry no timestamp: the result warns that the arms
+        could not be paired, nor the baseline known to be concurrent
+        (:func:`no_timestamps_warning`). The verdict is unchanged.
 
     Returns
     -------
@@ -890,14 +955,26 @@ def classify_robust(
         High / Low / Pass with the interval of the shift, its effective sample size,
         the p-value that decided, how many historical windows calibrated it and
         whether the baseline was concurrent.
+
+    Notes
+    -----
+    The test runs on both arms in units of one power of two
+    (:mod:`releaserisk.canary.scale`): every statistic it uses is invariant to that
+    scale, and no mean, difference or square of finite values overflows or underflows.
+    Interval and estimate are reported in the metric's unit.
     """
     alpha = (1.0 - config.confidence) / config.looks
+    original_baseline, original_canary = baseline, canary
+    mean_b, mean_c = stable_mean(baseline), stable_mean(canary)
+    unit = exponent(baseline, canary)
+    baseline, canary = scaled(baseline, unit), scaled(canary, unit)
     test = shift_test(baseline, canary, pairs, in_time_order)
     low, high = test.interval(alpha)
+    shown_low, shown_high = unscaled(low, unit), unscaled(high, unit)
     side = {"increase": "greater", "decrease": "less"}.get(metric.direction, "two-sided")
     needed = min_history_windows(alpha)
     enough = history is not None and len(history) >= needed
-    calibrated = enough and history.describes(float(np.mean(baseline)), alpha)
+    calibrated = enough and history.describes(mean_b, alpha)
     warning = None
     if history is not None and not enough:
         warning = (
@@ -906,7 +983,7 @@ def classify_robust(
         )
     elif enough and not calibrated:
         warning = (
-            f"the baseline's mean {float(np.mean(baseline)):.4g} ranks beyond the {len(history)} historical "
+            f"the baseline's mean {mean_b:.4g} ranks beyond the {len(history)} historical "
             f"windows' baselines (alpha {alpha:.3g}): the history no longer describes it, "
             "judged by the autocorrelation-aware interval alone"
         )
@@ -926,10 +1003,12 @@ def classify_robust(
         bound = config.tolerance * abs(test.estimate)
         significant_up = test.estimate > 0 and low > bound
         significant_down = test.estimate < 0 and high < -bound
-        why = f"the shift's interval [{low:.4g}, {high:.4g}] excludes 0 (effective n {test.n_effective:.1f})"
+        why = (
+            f"the shift's interval [{shown_low:.4g}, {shown_high:.4g}] excludes 0 (effective n {test.n_effective:.1f})"
+        )
         if uncalibrated_drift:
             why += " against a baseline that is not concurrent, uncalibrated: it may be drift between the windows"
-    effect = _effect(metric, baseline, canary)
+    effect = _effect(metric, original_baseline, original_canary)
     ignore_effect = math.isnan(effect)
     is_high = (
         metric.direction in ("increase", "either")
@@ -947,7 +1026,7 @@ def classify_robust(
     elif calibrated:
         unshown = _unshown_within_history(metric, config, baseline, canary, history, alpha)
     else:
-        unshown = _unshown_margin(metric, config, baseline, canary, test, (low, high))
+        unshown = _unshown_margin(metric, config, baseline, canary, test, (low, high), unit)
     if unshown:
         label = "NoData"
     critical = metric.critical and (
@@ -961,10 +1040,14 @@ def classify_robust(
     elif calibrated:
         reason = f"within history: the deviation ranks among {len(history)} historical windows (p {p_value:.3g})"
     else:
-        reason = f"no significant shift: interval [{low:.4g}, {high:.4g}] at effective n {test.n_effective:.1f}"
-    if float(np.mean(baseline)) == 0.0 and float(np.mean(canary)) != 0.0:
+        reason = (
+            f"no significant shift: interval [{shown_low:.4g}, {shown_high:.4g}] at effective n {test.n_effective:.1f}"
+        )
+    if mean_b == 0.0 and mean_c != 0.0:
         zero = f"baseline mean of {name} is zero: effect size undefined, judged by the test alone"
         warning = "; ".join(filter(None, [zero, not_concurrent_warning(lag) if uncalibrated_drift else None]))
+    if untimed:
+        warning = "; ".join(filter(None, [warning, no_timestamps_warning(untimed, in_time_order)]))
     return MetricResult(
         name=name,
         group=metric.group,
@@ -973,10 +1056,10 @@ def classify_robust(
         n_canary=len(canary),
         critical_metric=metric.critical,
         critical=critical,
-        ci_low=low,
-        ci_high=high,
-        estimate=test.estimate,
-        deviation=_effect(MetricConfig(name), baseline, canary),
+        ci_low=shown_low,
+        ci_high=shown_high,
+        estimate=unscaled(test.estimate, unit),
+        deviation=_effect(MetricConfig(name), original_baseline, original_canary),
         effect_size=effect,
         reason=reason,
         warning=warning,

@@ -79,6 +79,7 @@ pass.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +92,7 @@ from releaserisk.canary.config import CanaryConfig, MetricConfig
 from releaserisk.canary.data import factorize_runs, one_analysis
 from releaserisk.canary.plan import PRIOR_PRECISION, log_mixture_t, sequential_blocks_needed
 from releaserisk.canary.result import VERDICT_EXIT
+from releaserisk.canary.scale import exponent, scaled, stable_mean, unscaled
 from releaserisk.errors import InputError
 from releaserisk.escape import json_safe
 
@@ -131,6 +133,11 @@ class _CountTest:
         count = round(count)
         if count < 0:
             raise InputError(f"negative event count for {self.metric.name}")
+        if self.n + count > sys.float_info.max:  # the e-value's arithmetic is in floats
+            raise InputError(
+                f"event counts of {self.metric.name} add up to more than the largest float "
+                f"({sys.float_info.max:.4g}): too many events to judge"
+            )
         self.n += count
         if arm == "canary":
             self.k += count
@@ -149,8 +156,8 @@ class _CountTest:
         return theta / (1 - theta) * (1 - self.rho) / self.rho
 
     def needed(self) -> float:
-        """Events a decision would need (see :meth:`events_needed`)."""
-        return self.events_needed()
+        """Events a decision would need (see :meth:`events_needed`), never fewer than it has had, plus one."""
+        return max(self.events_needed(), float(self.n + 1))
 
     def events_needed(self) -> float:
         """Events for the e-value to reach 1/α at a rate ratio of allowed_increase (or 1.5)."""
@@ -199,7 +206,13 @@ class _CountTest:
 
 
 class _MeanTest:
-    """Mixture t e-process on block differences of the arms' means (see the module docstring)."""
+    """Mixture t e-process on block differences of the arms' means (see the module docstring).
+
+    The block means are kept in the metric's unit (a mean of finite values always fits);
+    their differences, sums and squares — and the baseline's mean — are computed in
+    units of a power of two (:mod:`releaserisk.canary.scale`) at each look, so values
+    near ±1e308 overflow nothing: every statistic here is invariant to that scale.
+    """
 
     def __init__(self, metric: MetricConfig, alpha: float, block_size: int = 0, deflate: bool = True) -> None:
         self.metric = metric
@@ -208,10 +221,9 @@ class _MeanTest:
         self.block_size = block_size
         self.deflate = deflate  # False when history calibrates the threshold (the ranks need no deflation)
         self.pending: dict[str, list[np.ndarray]] = {"baseline": [], "canary": []}
-        self.differences: list[float] = []
+        self.means: dict[str, list[float]] = {"baseline": [], "canary": []}  # block means, in the metric's unit
         self.samples = {"baseline": 0, "canary": 0}
-        self.baseline_sum = 0.0
-        self.canary_sum = 0.0
+        self.baseline_mean = math.nan  # of the samples in blocks
         self.infinite = {"baseline": 0, "canary": 0}
         self.calibration = -math.inf  # history-calibrated log threshold (conformal), if any
         self.blocked: dict[str, list[np.ndarray]] = {"baseline": [], "canary": []}  # samples in blocks, in order
@@ -232,15 +244,12 @@ class _MeanTest:
         if size == 0:  # one block per look, when both arms brought samples
             blocks = 1 if len(b) and len(c) else 0
             cut_b, cut_c = len(b) if blocks else 0, len(c) if blocks else 0
-            means = [(b.mean(), c.mean())] if blocks else []
         else:
             blocks = min(len(b), len(c)) // size
             cut_b = cut_c = blocks * size
-            means = [(b[i * size : (i + 1) * size].mean(), c[i * size : (i + 1) * size].mean()) for i in range(blocks)]
-        for mean_b, mean_c in means:
-            self.differences.append(float(mean_c - mean_b))
-        self.baseline_sum += float(b[:cut_b].sum())
-        self.canary_sum += float(c[:cut_c].sum())
+        if blocks:
+            self.means["baseline"] += _block_means(b[:cut_b], blocks)
+            self.means["canary"] += _block_means(c[:cut_c], blocks)
         self.samples["baseline"] += cut_b
         self.samples["canary"] += cut_c
         self.pending = {"baseline": [b[cut_b:]], "canary": [c[cut_c:]]}
@@ -265,11 +274,13 @@ class _MeanTest:
 
         b, c = np.concatenate(self.blocked["baseline"]), np.concatenate(self.blocked["canary"])
         self.blocked = {"baseline": [b], "canary": [c]}
+        self.baseline_mean = stable_mean(b)
         paired = min(len(b), len(c))
-        self.autocorrelation = autocorrelation_upper_bound(c[:paired] - b[:paired])
+        unit = exponent(b[:paired], c[:paired])
+        self.autocorrelation = autocorrelation_upper_bound(scaled(c[:paired], unit) - scaled(b[:paired], unit))
         per_arm = (self.samples["baseline"] + self.samples["canary"]) / 2.0
         if self.deflate:
-            self.inflation = ar1_block_inflation(self.autocorrelation, per_arm, len(self.differences))
+            self.inflation = ar1_block_inflation(self.autocorrelation, per_arm, len(self.means["baseline"]))
 
     def _finite(self, arm: str) -> int:
         """The arm's finite samples so far: in blocks and pending."""
@@ -299,8 +310,25 @@ class _MeanTest:
         log_e = events.log_e()
         return log_e, log_e >= events.threshold and in_c / events.n > events.rho
 
+    @property
+    def differences(self) -> np.ndarray:
+        """The block differences ``mean(canary_j) - mean(baseline_j)`` in the metric's unit (±inf beyond its range)."""
+        d, unit = self._scaled()[:2]
+        return np.array([unscaled(v, unit) for v in d])
+
+    def _scaled(self) -> tuple[np.ndarray, int, float]:
+        """Block differences and the baseline's mean in units of ``2**unit``, and ``unit``.
+
+        ``unit`` is one more than the exponent of the largest block mean: a difference of
+        two block means then lies in (-1, 1), a sum of n squares below n.
+        """
+        means_b, means_c = np.asarray(self.means["baseline"]), np.asarray(self.means["canary"])
+        unit = exponent(means_b, means_c, [self.baseline_mean]) + 1
+        return scaled(means_c, unit) - scaled(means_b, unit), unit, float(scaled(self.baseline_mean, unit))
+
     def log_e(self, mu: float = 0.0) -> float:
-        d = np.asarray(self.differences) - mu
+        d, unit, _ = self._scaled()
+        d = d - float(scaled(mu, unit))
         return log_mixture_t(float(d.sum()), float(np.dot(d, d)), len(d), inflation=self.inflation)
 
     def _shift_bounds(self) -> tuple[float, float]:
@@ -311,9 +339,9 @@ class _MeanTest:
         quadratic in ``mu`` whose roots are ``S/n ± sqrt(k (n V - S^2) / (n - k)) / n``;
         the t statistic deflated by ``sqrt(inflation)`` (:func:`log_mixture_t`) widens the
         half-width by that factor. When ``k >= n`` no shift is excluded yet: the sequence
-        is the whole line.
+        is the whole line. In units of ``2**unit`` (:meth:`_scaled`).
         """
-        d = np.asarray(self.differences)
+        d = self._scaled()[0]
         n = len(d)
         threshold = max(self.threshold, self.calibration)
         c = PRIOR_PRECISION
@@ -325,17 +353,20 @@ class _MeanTest:
         return total / n - half, total / n + half
 
     def needed(self) -> float:
-        """Samples per arm a decision would need: blocks needed times the samples per block."""
-        n = len(self.differences)
+        """Samples per arm a decision would need: blocks needed times the samples per block.
+
+        At least one block more than the metric has: the blocks it has did not decide,
+        so a hint never asks for fewer samples than the arms already hold.
+        """
+        n = len(self.means["baseline"])
         per_block = (self.samples["baseline"] + self.samples["canary"]) / (2 * n) if n else math.nan
-        return self.blocks_needed() * per_block
+        return max(self.blocks_needed(), n + 1) * per_block
 
     def blocks_needed(self) -> float:
         """Blocks for the e-value to decide on the observed (or allowed-bound) effect, at 80 % power."""
-        d = np.asarray(self.differences)
+        d, _, mean_b = self._scaled()
         if len(d) < 2 or d.std(ddof=1) == 0:
             return math.inf
-        mean_b = self.baseline_sum / max(self.samples["baseline"], 1)
         allowed = max(self.metric.allowed_increase - 1.0, 1.0 - self.metric.allowed_decrease, 0.0) * abs(mean_b)
         effect = allowed if allowed > 0 else abs(float(d.mean()))
         theta = effect / float(d.std(ddof=1)) / math.sqrt(self.inflation)
@@ -343,7 +374,7 @@ class _MeanTest:
 
     def state(self) -> dict[str, Any]:
         m = self.metric
-        n = len(self.differences)
+        n = len(self.means["baseline"])
         n_b, n_c = self.samples["baseline"], self.samples["canary"]
         base = {"metric": m.name, "kind": "samples", "blocks": n, "n_baseline": n_b, "n_canary": n_c}
         infinite_log_e, infinite_reject = self._off_scale()
@@ -361,8 +392,8 @@ class _MeanTest:
             }  # fmt: skip
         log_e = self.log_e()
         threshold = max(self.threshold, self.calibration)
-        mean_b = self.baseline_sum / n_b
-        shift = float(np.mean(self.differences))
+        d, unit, mean_b = self._scaled()  # in units of 2**unit: nothing below overflows
+        shift = float(np.mean(d))
         ratio = (mean_b + shift) / mean_b if mean_b else math.nan
         low, high = self._shift_bounds()
         ratio_low = 1 + low / mean_b if mean_b > 0 else math.nan
@@ -381,9 +412,9 @@ class _MeanTest:
             "status": status,
             "e_value": math.exp(min(log_e, 700.0)),
             "threshold": math.exp(min(threshold, 700.0)),
-            "shift": shift,
-            "shift_low": low,
-            "shift_high": high,
+            "shift": unscaled(shift, unit),
+            "shift_low": unscaled(low, unit),
+            "shift_high": unscaled(high, unit),
             "ratio": ratio,
             "ratio_low": ratio_low,
             "ratio_high": ratio_high,
@@ -392,6 +423,13 @@ class _MeanTest:
             "needed": math.nan,  # filled in at the horizon (needed())
             "needed_unit": "samples per arm",
         }
+
+
+def _block_means(values: np.ndarray, blocks: int) -> list[float]:
+    """Means of ``blocks`` equal consecutive blocks of finite values, without overflow (metric's unit)."""
+    unit = exponent(values)
+    means = scaled(values, unit).reshape(blocks, -1).mean(axis=1)
+    return np.ldexp(means, unit).tolist()  # a mean is no larger than the largest value: no overflow
 
 
 @dataclass
@@ -707,13 +745,25 @@ def sequential_judge(
                 if not len(part):
                     continue
                 if metrics[name].kind == "counts":
-                    monitor.add_counts(name, **{arm: float(np.nansum(part))})
+                    monitor.add_counts(name, **{arm: _look_count(name, part)})
                 else:
                     monitor.add_samples(name, arm, part)
         result = monitor.look(final=look == looks - 1)
         if result.decision in ("RollBack", "Promote"):
             break
     return result
+
+
+def _look_count(name: str, part: np.ndarray) -> float:
+    """The events of one arm in one look (NaN counts none); a typed error when their sum leaves the float range."""
+    with np.errstate(over="ignore"):
+        total = float(np.nansum(part))
+    if math.isinf(total) and np.isfinite(part[~np.isnan(part)]).all():
+        raise InputError(
+            f"event counts of {name} in one look add up to more than the largest float "
+            f"({sys.float_info.max:.4g}): too many events to judge"
+        )
+    return total
 
 
 def _describe_baselines(monitor, samples, metric_codes, metric_names, is_canary) -> None:

@@ -21,6 +21,7 @@ from releaserisk.canary.robust import (
     history_statistics,
     lag1_autocorrelation,
     min_history_windows,
+    no_timestamps_warning,
     not_concurrent_warning,
     shift_test,
 )
@@ -337,7 +338,10 @@ def test_a_concurrent_baseline_carries_no_drift_warning():
     m = judge(two_arms(50 + ar1(rng, 120, 0.5), 50 + ar1(rng, 120, 0.5)), CanaryConfig()).metrics[0]
     assert m.concurrent is True and m.warning is None
     untimed = judge(two_arms(50 + ar1(rng, 120, 0.5), 60 + ar1(rng, 120, 0.5)).drop(columns="ts"), CanaryConfig())
-    assert untimed.metrics[0].concurrent is None and untimed.metrics[0].warning is None
+    # without timestamps concurrency is unknown: no drift warning, but the missing timestamps are said
+    assert untimed.metrics[0].concurrent is None and untimed.metrics[0].warning == no_timestamps_warning(
+        ("baseline", "canary")
+    )
 
 
 def test_looks_split_alpha_and_the_result_says_so():
