@@ -770,7 +770,14 @@ def _effect(metric: MetricConfig, baseline: np.ndarray, canary: np.ndarray) -> f
 
 
 def _unshown_margin(
-    metric: MetricConfig, config: CanaryConfig, baseline: np.ndarray, canary: np.ndarray, test, interval, unit: int = 0
+    metric: MetricConfig,
+    config: CanaryConfig,
+    baseline: np.ndarray,
+    canary: np.ndarray,
+    test,
+    interval,
+    unit: int = 0,
+    baseline_mean: float | None = None,
 ) -> str | None:
     """Why a non-significant shift is not a Pass, or None when the interval rules out the margin.
 
@@ -781,17 +788,20 @@ def _unshown_margin(
     judge's alpha. A baseline mean that is not positive has no relative margin: judged by
     the test alone, as before. ``baseline``, ``canary``, ``test`` and ``interval`` are in
     units of ``2**unit`` (:mod:`releaserisk.canary.scale`); the text is in the metric's.
+    ``baseline_mean`` is the baseline's mean in the metric's unit (it decides whether a
+    relative margin exists even where the scaled values underflowed to 0).
     """
-    if not stable_mean(baseline) > 0:
+    if not (stable_mean(baseline) if baseline_mean is None else baseline_mean) > 0:
         return None
     base = float(np.mean(baseline))  # > 0 unless it underflowed beside a canary 2**1074 times larger
     low, high = interval
-    up, down = (base * margin for margin in _margins(metric, config))
+    margins = _margins(metric, config)
+    up, down = (base * margin for margin in margins)
     reach = []
     if metric.direction in ("increase", "either") and high > up:
-        reach.append((f"an increase of {_share(high, base)} (margin {_share(up, base)})", up - test.estimate))
+        reach.append((f"an increase of {_share(high, base)} (margin {margins[0]:.0%})", up - test.estimate))
     if metric.direction in ("decrease", "either") and low < -down:
-        reach.append((f"a decrease of {_share(-low, base)} (margin {_share(down, base)})", down + test.estimate))
+        reach.append((f"a decrease of {_share(-low, base)} (margin {margins[1]:.0%})", down + test.estimate))
     if not reach:
         return None
     # The interval narrows as 1/sqrt(n): the samples at which, were the shift to stay at its
@@ -835,15 +845,22 @@ def _margins(metric: MetricConfig, config: CanaryConfig) -> tuple[float, float]:
 
 
 def _unshown_within_history(
-    metric: MetricConfig, config: CanaryConfig, baseline: np.ndarray, canary: np.ndarray, history, alpha: float
+    metric: MetricConfig,
+    config: CanaryConfig,
+    baseline: np.ndarray,
+    canary: np.ndarray,
+    history,
+    alpha: float,
+    baseline_mean: float | None = None,
 ) -> str | None:
     """Why a calibrated "within history" is not a Pass, or None when history shows the margin.
 
     The conformal two one-sided tests of :meth:`HistoryStatistics.equivalence_p_values`
     at the judge's alpha (module docstring, History calibration). A baseline mean that is
-    not positive has no relative margin: judged by the rank alone, as before.
+    not positive has no relative margin: judged by the rank alone, as before
+    (``baseline_mean``: in the metric's unit, when the arrays are scaled).
     """
-    if not stable_mean(baseline) > 0:
+    if not (stable_mean(baseline) if baseline_mean is None else baseline_mean) > 0:
         return None
     up, down = _margins(metric, config)
     shift = deviation_score(baseline, canary)
@@ -1024,9 +1041,9 @@ def classify_robust(
     if label != "Pass":
         unshown = None
     elif calibrated:
-        unshown = _unshown_within_history(metric, config, baseline, canary, history, alpha)
+        unshown = _unshown_within_history(metric, config, baseline, canary, history, alpha, mean_b)
     else:
-        unshown = _unshown_margin(metric, config, baseline, canary, test, (low, high), unit)
+        unshown = _unshown_margin(metric, config, baseline, canary, test, (low, high), unit, mean_b)
     if unshown:
         label = "NoData"
     critical = metric.critical and (

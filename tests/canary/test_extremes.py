@@ -113,6 +113,16 @@ def test_arms_at_opposite_ends_of_the_float_range(mode):
         assert result.verdict == "Fail" and result.metrics[0].ci_low == math.inf
 
 
+def test_an_interval_beyond_the_float_range_is_never_a_pass():
+    """A baseline near 1e-299 beside a canary half at 1.7e308: the margin underflows in the scaled unit."""
+    tiny = np.ldexp(latency(7), -1000)
+    canary = np.r_[np.full(N // 2, 1.7e308), np.ldexp(latency(8, N // 2), -1000)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = judge(arms(tiny, canary), CanaryConfig(), mode="robust").metrics[0]
+    assert m.classification == "NoData" and m.ci_high == math.inf and "margin 50%" in m.reason
+
+
 @pytest.mark.parametrize("mode", ["kayenta", "robust", "sequential"])
 @pytest.mark.parametrize("case", list(EXTREME_CANARIES))
 def test_extreme_canary_values_on_the_command_line(tmp_path, capsys, case, mode):
