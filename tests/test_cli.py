@@ -37,6 +37,11 @@ def test_missing_database_directory_is_one_line_exit_2(tmp_path):
 def test_bad_flag_is_usage_error_exit_2():
     out = run_cli("init", "--no-such-flag")
     assert out.returncode == 2 and "unrecognized arguments" in out.stderr
+    # one line, as every other bad input: no usage block (that is what --help is for)
+    for argv in (["init", "--no-such-flag"], ["dora", "--freq", "Y"], ["ingest", "git-tags", "."], ["nosuch"]):
+        err = run_cli(*argv).stderr
+        assert err.startswith("error: releaserisk") and len(err.strip().splitlines()) == 1, (argv, err)
+        assert "usage:" not in err and "--help" in err
 
 
 def test_corrupt_store_exit_2(tmp_path):

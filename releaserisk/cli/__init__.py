@@ -50,9 +50,21 @@ __all__ = [
 _GROUPS = (store, ingest, lake, model, report, demo, score, dora, flags, canary)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's rule for bad input: one ``error:`` line and exit 2.
+
+    argparse's own error prints the whole usage block first; ``--help`` still shows it.
+    Subcommands' parsers are of this class too (``add_subparsers`` uses the parent's).
+    """
+
+    def error(self, message: str):
+        sys.stderr.write(f"error: {self.prog}: {_one_line(message)} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="releaserisk",
         description="How risky is the next release, and how healthy is the release process?",
     )
