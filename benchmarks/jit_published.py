@@ -9,7 +9,9 @@ published numbers under it). Training time is the whole RiskModel.fit.
 
 The named baseline measured in the same run is LApredict itself: a logistic regression
 on lines added alone ranks the test commits exactly as LA does, so its AUC is the AUC
-of LA on the test slice (it reproduces the published 0.676 and 0.746).
+of LA on the test slice (it reproduces the published 0.676 and 0.746). Beside it, the
+size baseline ``train`` and ``evaluate`` report (LA + LD ranked, :func:`releaserisk.model.size_baseline`)
+with DeLong's p for the model minus size, and whether the model is clearly better (``> size``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "jit"))
     args = parser.parse_args()
     header = f"{'dataset':<22} {'ours AUC':>8} {'LApredict here':>14} {'ratio':>6} {'best published':>15} {'ratio':>6} "
-    header += f"{'ECE':>6} {'Brier':>6} "
+    header += f"{'size AUC':>8} {'DeLong p':>8} {'> size':>6} {'ECE':>6} {'Brier':>6} "
     header += f"{'R@20%E':>7} {'Popt':>6} {'model':>9} {'train s':>8} {'test rate':>10}"
     print(header)
     for name in DATASETS:
@@ -51,7 +53,8 @@ def main() -> None:
         ratio = f"{result['auc'] / best:.3f}" if best else "-"
         print(
             f"{name:<22} {result['auc']:>8.3f} {lapredict:>14.3f} {result['auc'] / lapredict:>6.3f} "
-            f"{best_text:>15} {ratio:>6} {result['ece']:>6.3f} "
+            f"{best_text:>15} {ratio:>6} {result['size_auc']:>8.3f} {result['size_p_value']:>8.3f} "
+            f"{'yes' if result['better_than_size'] else 'no':>6} {result['ece']:>6.3f} "
             f"{result['brier']:>6.3f} {result['recall_at_20_effort']:>7.3f} {result['popt']:>6.3f} "
             f"{result['selected']:>9} {result['train_seconds']:>8.1f} "
             # "falls": the test slice has clearly fewer defects than the newest training rows
