@@ -110,6 +110,7 @@ def read_file(path: str | os.PathLike[str]) -> pd.DataFrame | dict:
         if fmt == "csv":
             # utf-8-sig: spreadsheet exports start with a byte-order mark, which would rename the first column
             frame = read_csv_text(file, encoding="utf-8-sig")
+            _refuse_other_separators(frame, file)
         elif fmt == "parquet":
             frame = _parquet(file)
         else:
@@ -170,6 +171,18 @@ def read_csv_text(source, **options) -> pd.DataFrame:
     frame = rows.iloc[1:].reset_index(drop=True)
     frame.columns = names
     return frame
+
+
+def _refuse_other_separators(frame: pd.DataFrame, file: Path) -> None:
+    """A header that is one column holding ';' or tabs: a spreadsheet's other CSV dialect, said so."""
+    if len(frame.columns) == 1:
+        name = str(frame.columns[0])
+        for separator, called in ((";", "semicolons"), ("\t", "tabs")):
+            if separator in name:
+                raise InputError(
+                    f"{file}: the header '{name[:60]}' is one column holding {called}: this file separates its "
+                    "fields with them; save it as comma-separated CSV (the format's own separator)"
+                )
 
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:

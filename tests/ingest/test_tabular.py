@@ -533,3 +533,11 @@ def test_an_empty_date_exported_as_a_placeholder_is_refused(store, tmp_path, pla
         ingest_file(store, "deployments", write_csv(tmp_path / "d.csv", rows))
     assert store.counts()["deployments"] == 0
     ingest_file(store, "deployments", write_csv(tmp_path / "ok.csv", [deployment(1, "a", "1970-01-01T00:00:01Z")]))
+
+
+@pytest.mark.parametrize(("separator", "called"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_csv_separated_by_semicolons_or_tabs_says_so(store, tmp_path, separator, called):
+    path = tmp_path / "incidents.csv"
+    path.write_text(separator.join(["incident_id", "service", "opened_at"]) + "\n" + separator.join(["i", "a", "b"]))
+    with pytest.raises(InputError, match=f"one column holding {called}"):
+        ingest_file(store, "incidents", path)
