@@ -57,14 +57,19 @@ def test_rank_and_poisson_tests_on_both_sides_of_the_threshold():
     assert intervals.poisson_rate_test(12, 7, 10, 7) > 0.05
 
 
-@pytest.mark.parametrize("decimals", [0, 6])  # many ties, and (almost) none
-def test_rank_tests_pair_by_pair_equal_the_banded_search(monkeypatch, decimals):
-    rng = np.random.default_rng(7)
-    lengths = rng.integers(0, 40, 30)
+def sorted_groups(seed, low, high, count, decimals=1):
+    """Groups of gamma values, each ascending, as rank_tests takes them: (values, offsets)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(low, high, count)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     group = np.repeat(np.arange(len(lengths)), lengths)
     values = np.round(rng.gamma(2.0, 3.0, offsets[-1]), decimals)
-    values = values[np.lexsort((values, group))]  # ascending within each group
+    return values[np.lexsort((values, group))], offsets
+
+
+@pytest.mark.parametrize("decimals", [0, 6])  # many ties, and (almost) none
+def test_rank_tests_pair_by_pair_equal_the_banded_search(monkeypatch, decimals):
+    values, offsets = sorted_groups(7, 0, 40, 30, decimals)
     current = np.array([1, 2, 5, 9, 9, 20, 29])
     previous = np.array([0, 1, 4, 8, 3, 19, 0])  # a repeated current group, a distant previous one
     monkeypatch.setattr(intervals, "_VALUES_PER_PAIR_LOOP", 0)  # a loop over the pairs
@@ -77,13 +82,8 @@ def test_rank_tests_pair_by_pair_equal_the_banded_search(monkeypatch, decimals):
 
 def test_rank_tests_on_two_threads_equal_one_thread(monkeypatch):
     # many pairs are counted in two halves at once: every pair's p-value exactly as on one thread
-    rng = np.random.default_rng(11)
-    lengths = rng.integers(0, 30, 41)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    group = np.repeat(np.arange(len(lengths)), lengths)
-    values = np.round(rng.gamma(2.0, 3.0, offsets[-1]), 1)
-    values = values[np.lexsort((values, group))]
-    current = np.arange(1, len(lengths))
+    values, offsets = sorted_groups(11, 0, 30, 41)
+    current = np.arange(1, len(offsets) - 1)
     previous = current - 1
     monkeypatch.setattr(intervals, "_VALUES_PER_PAIR_LOOP", 0)  # the loop over pairs
     one = intervals.rank_tests(values, offsets, current, previous)
@@ -94,13 +94,8 @@ def test_rank_tests_on_two_threads_equal_one_thread(monkeypatch):
 
 
 def test_rank_tests_use_u_statistics_counted_beforehand_only_pair_by_pair(monkeypatch):
-    rng = np.random.default_rng(5)
-    lengths = rng.integers(1, 30, 12)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    group = np.repeat(np.arange(len(lengths)), lengths)
-    values = np.round(rng.gamma(2.0, 3.0, offsets[-1]), 1)
-    values = values[np.lexsort((values, group))]
-    current = np.arange(1, len(lengths))
+    values, offsets = sorted_groups(5, 1, 30, 12)
+    current = np.arange(1, len(offsets) - 1)
     previous = current - 1
     monkeypatch.setattr(intervals, "_VALUES_PER_PAIR_LOOP", 0)  # pair by pair
     plain = intervals.rank_tests(values, offsets, current, previous)
