@@ -45,6 +45,7 @@ from releaserisk._riskmath import explain_contributions, feature_matrix, logit, 
 from releaserisk.choices import ESTIMATORS
 from releaserisk.errors import InputError, ModelError, ModelVersionError, UntrustedModelError
 from releaserisk.features import KAMEI_FEATURES
+from releaserisk.formatting import p_value
 from releaserisk.scorecard import SCORECARD_MEMBER, Scorecard, check_archive
 
 __all__ = [
@@ -609,13 +610,9 @@ def size_comparison_line(evaluation: dict[str, Any]) -> str | None:
     return (
         f"size baseline (LA + LD, larger riskier) on the same {e['n_test']:,} test changes: AUC {e['size_auc']:.3f} "
         f"(95 % CI {e['size_auc_low']:.3f}–{e['size_auc_high']:.3f}); model minus size {e['auc_minus_size']:+.3f} "
-        f"(95 % CI {e['auc_minus_size_low']:+.3f} to {e['auc_minus_size_high']:+.3f}, DeLong p = "
-        f"{_p_text(e['size_p_value'])}): {verdict}"
+        f"(95 % CI {e['auc_minus_size_low']:+.3f} to {e['auc_minus_size_high']:+.3f}, DeLong "
+        f"{p_value(e['size_p_value'])}): {verdict}"
     )
-
-
-def _p_text(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def advisory_reasons(evaluation: dict[str, Any]) -> list[str]:
@@ -662,8 +659,8 @@ def advisory_reasons(evaluation: dict[str, Any]) -> list[str]:
         reasons.append(
             f"time-ordered test AUC {evaluation['auc']:.3f} is not clearly better than ranking changes by size "
             f"(LA + LD: AUC {evaluation['size_auc']:.3f}; difference {evaluation['auc_minus_size']:+.3f}, 95 % CI "
-            f"{evaluation['auc_minus_size_low']:+.3f} to {evaluation['auc_minus_size_high']:+.3f}, DeLong p = "
-            f"{_p_text(evaluation['size_p_value'])}): a size limit would gate as well"
+            f"{evaluation['auc_minus_size_low']:+.3f} to {evaluation['auc_minus_size_high']:+.3f}, DeLong "
+            f"{p_value(evaluation['size_p_value'])}): a size limit would gate as well"
         )
     if evaluation.get("ece", 0.0) > MAX_ECE:
         reasons.append(
