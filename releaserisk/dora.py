@@ -708,36 +708,39 @@ def _production(store: Store, settings: Settings, rules: dict[str, str], w: _Wor
     chain = {"started": "coalesce(started_at, finished_at), deployment_id",
              "finished": "finished_at, deployment_id"}[rules["chain_order"]]  # fmt: skip
     same_order = rules["chain_order"] == rules["deployment_order"]
-    first_of_chain = ("k IN (SELECT min(k) FROM numbered GROUP BY service, repo)" if same_order
-                      else f"({chain}) = min(({chain})) OVER (PARTITION BY service, repo)")  # fmt: skip
+    first_of_chain = ("c.k IN (SELECT min(k) FROM keyed GROUP BY service, repo)" if same_order
+                      else "c.first_in_chain_order")  # fmt: skip
+    # The order and the chain are worked out on narrow rows (id, service, repo, times) and the
+    # deployments' other columns joined once at the end: a window carries every column of its
+    # rows through its sort, and the wide rows cost 1.75 -> 1.45 s of CPU at 1M deployments.
+    # Deployment ids are unique (Store.upsert keys them), so the joins by id add no row.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {w.prod} AS
         WITH base AS (
-            SELECT {ordered_at} AS ordered_at, epoch_us({ordered_at}) // 86400000000 AS day,
-                   d.deployment_id, d.service, coalesce(s.team, 'unassigned') AS team,
-                   coalesce(d.repo, s.repo) AS repo, d.environment, d.sha, d.started_at, d.finished_at,
-                   coalesce(d.kind, 'regular') AS kind, d.reverts_deployment_id
+            SELECT {ordered_at} AS ordered_at, d.deployment_id, d.service, coalesce(d.repo, s.repo) AS repo,
+                   d.started_at, d.finished_at
             FROM deployments d LEFT JOIN services s USING (service)
             WHERE {production_deployment("d", "?")}
         ),
-        -- numbered day by day, each day after the deployments of the days before: a window
-        -- partitioned by day sorts in parallel, one over every deployment sorts on one thread
-        days AS (
-            SELECT day, CAST(sum(n) OVER (ORDER BY day) - n AS BIGINT) AS before
-            FROM (SELECT day, count(*) AS n FROM base GROUP BY day)
+        keyed AS (
+            SELECT deployment_id, service, repo, row_number() OVER (ORDER BY ordered_at, deployment_id) AS k,
+                   {"NULL" if same_order else f"({chain}) = min(({chain})) OVER (PARTITION BY service, repo)"}
+                       AS first_in_chain_order
+            FROM base
         ),
-        numbered AS (
-            SELECT days.before + row_number() OVER (PARTITION BY b.day ORDER BY b.ordered_at, b.deployment_id) AS k,
-                   b.* EXCLUDE (ordered_at, day)
-            FROM base b JOIN days ON days.day IS NOT DISTINCT FROM b.day
+        -- k is the profile's order, so the per-service window sorts integers
+        chained AS (
+            SELECT *, lead(deployment_id) OVER (PARTITION BY service ORDER BY k) AS next_id FROM keyed
         )
-        SELECT *, lead(kind) OVER w AS next_kind, lead(finished_at) OVER w AS next_finished_at,
-               lead(reverts_deployment_id) OVER w AS next_reverts,
+        SELECT c.k, d.deployment_id, d.service, coalesce(s.team, 'unassigned') AS team,
+               coalesce(d.repo, s.repo) AS repo, d.environment, d.sha, d.started_at, d.finished_at,
+               coalesce(d.kind, 'regular') AS kind, d.reverts_deployment_id,
+               CASE WHEN c.next_id IS NOT NULL THEN coalesce(n.kind, 'regular') END AS next_kind,
+               n.finished_at AS next_finished_at, n.reverts_deployment_id AS next_reverts,
                {first_of_chain} AS first_of_chain
-        FROM numbered
-        -- k is the profile's order, so the per-service window sorts integers (0.58 -> 0.44 s at 1M)
-        WINDOW w AS (PARTITION BY service ORDER BY k)
+        FROM chained c JOIN deployments d USING (deployment_id) LEFT JOIN services s ON s.service = d.service
+             LEFT JOIN deployments n ON n.deployment_id = c.next_id
         """,
         [production_environments(settings)],
     )
