@@ -672,8 +672,8 @@ def _rounded_minutes(start: str, end: str, rounding: str) -> str:
     exact = span_minutes(start, end)
     if rounding == "ceil minute":  # ceil(-0.5) is -0.0; adding 0 makes it a plain 0
         return f"(ceil({exact}) + 0)"
-    if rounding == "floor minute":
-        return f"floor({exact})"
+    if rounding == "whole minutes toward zero":  # BigQuery's TIMESTAMP_DIFF: trunc(-0.5) is -0.0, + 0 makes it 0
+        return f"(trunc({exact}) + 0)"
     return exact
 
 
@@ -766,7 +766,7 @@ def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool =
                     if rules["restore_start"].startswith("earlier") else "i.opened_at")  # fmt: skip
     # the drill-down shows the exact span; the aggregate reads it in the profile's unit
     restore = {
-        "floor hour": f"floor({span_hours(restore_from, 'i.resolved_at')})",
+        "whole hours toward zero": f"(trunc({span_hours(restore_from, 'i.resolved_at')}) + 0)",
         "floor minute": f"trunc({span_minutes(restore_from, 'i.resolved_at')}) / 60",
     }.get(rules["restore_rounding"], span_hours(restore_from, "i.resolved_at"))
     con.execute(

@@ -55,6 +55,9 @@ _CALC = "change_lead_time_calculator.go"
 _FK_LEAD = "fourkeys_dashboard.json / METRICS.md Lead Time for Changes"
 _FK_CFR = "fourkeys_dashboard.json / METRICS.md Change Failure Rate"
 _FK_RESTORE = "fourkeys_dashboard.json / METRICS.md Median Time to Restore Services"
+#: BigQuery's TIMESTAMP_DIFF "returns the whole number of specified date_part intervals" between two
+#: timestamps, negative when the first is earlier: -90 minutes is -1 hour, not -2 (a floor)
+_TRUNC = "GoogleSQL TIMESTAMP_DIFF: -90 min is -1 h"
 
 #: The profile table. Each choice is (value, source).
 PROFILE_RULES: tuple[ProfileRule, ...] = (
@@ -93,7 +96,8 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         "rounding", "unit of lead time and PR phases",
         ("exact", _DESIGN + ": microseconds"),
         ("ceil minute", f"{_CALC} computeTimeSpan: math.Ceil(span.Minutes())"),
-        ("floor minute", _FK_LEAD + ": TIMESTAMP_DIFF(..., MINUTE) truncates"),
+        ("whole minutes toward zero", _FK_LEAD + ": TIMESTAMP_DIFF(d.time_created, c.time_created, MINUTE), "
+                                      "the whole number of minutes (" + _TRUNC + ")"),
     ),
     ProfileRule(
         "lead_time_zero", "a lead time of zero (under a minute when rounded)",
@@ -179,7 +183,8 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         "restore_rounding", "unit of time to restore",
         ("exact", _DESIGN),
         ("floor minute", "incident lead_time_minutes: uint of the minutes"),
-        ("floor hour", _FK_RESTORE + ": TIMESTAMP_DIFF(time_resolved, time_created, HOUR)"),
+        ("whole hours toward zero", _FK_RESTORE + ": TIMESTAMP_DIFF(time_resolved, time_created, HOUR), the whole "
+                                    "number of hours, negative kept (" + _TRUNC + ")"),
     ),
     ProfileRule(
         "median", "median kind",
