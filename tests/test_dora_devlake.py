@@ -1,0 +1,104 @@
+"""The devlake profile held against DevLake's code, on hand-computed fixtures.
+
+Every expected number below is derived by reading apache/incubator-devlake's
+``backend/plugins/dora/tasks/change_lead_time_calculator.go`` (``CalculateChangeLeadTime``,
+``computeTimeSpan``, ``batchFetchFirstCommits``, ``batchFetchFirstReviews``,
+``batchFetchDeployments``), ``prev_deployment_commit_enricher.go`` and the DORA dashboards'
+SQL (``grafana/dashboards/DORA.json``); each test's docstring gives the derivation.
+"""
+
+import pandas as pd
+
+from releaserisk.dora import dora_metrics
+from tests.test_dora import dep, load
+
+WINDOW = ("2024-01-01", "2024-01-08")
+
+
+def _prs(store, profile="devlake"):
+    return dora_metrics(store, *WINDOW, profile=profile).pull_requests.set_index("number")
+
+
+def test_a_pr_merged_into_two_deployments_gets_the_earliest_started(store):
+    """``batchFetchDeployments`` orders ``cd.commit_sha, dc.started_date ASC, dc.id ASC`` and keeps the first
+    row per merge sha.
+
+    d0 finished on the 1st starts the chain (``prev_deployment_commit_enricher.go`` orders by
+    ``finished_date``: d0, d2, d1), so d1 and d2 both have a ``prev_success_deployment_commit_id``
+    and both list m. d1 started at 10:00, d2 at 11:00: d1 is the PR's deployment although d2
+    finished first. PR 1 has no commits, so ``firstCommitsMap[pr.Id]`` is nil and coding is nil.
+    deploy = ceil(09:00 -> 14:00) = 300 min; prDuring = ceil(08:00 -> 09:00) = 60 min;
+    cycle = 0 (coding nil) + 60 + 300 = 360 min = 6 h, the only value of the lead-time median
+    (DORA.json joins ``ppm.deployment_commit_id`` and filters ``cdc.finished_date`` in the window).
+    """
+    load(
+        store,
+        deployments=[dep(0, "2024-01-01T00:00Z", started_at="2024-01-01T00:00Z"),
+                     dep(1, "2024-01-02T14:00Z", started_at="2024-01-02T10:00Z"),
+                     dep(2, "2024-01-02T12:00Z", started_at="2024-01-02T11:00Z")],
+        changes=[("d1", "m"), ("d2", "m")],
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-02T08:00Z",
+              "merged_at": "2024-01-02T09:00Z", "merge_commit_sha": "m"}],
+    )  # fmt: skip
+    result = dora_metrics(store, *WINDOW, profile="devlake")
+    pr = result.pull_requests.set_index("number").loc[1]
+    assert (pr.deployment_id, pr.deploy_minutes, pr.cycle_minutes) == ("d1", 300, 360)
+    assert pd.isna(pr.coding_minutes) and pd.isna(pr.first_commit_at)
+    assert (result.frame.iloc[0].lead_time_median_hours, result.frame.iloc[0].lead_time_median_hours_n) == (6, 1)
+    assert _prs(store, "dora").loc[1, "deployment_id"] == "d2"  # the dora profile: first to finish
+
+
+def test_only_the_merge_commit_finds_the_deployment_of_a_pr_with_several_commits(store):
+    """``deploymentsMap[pr.MergeCommitSha]``: the PR's own commits are never looked up.
+
+    p1 (authored 06:00) shipped in d1, p2 and the merge commit m in d2. DevLake's deployment
+    is d2 (m's); deploy = ceil(09:00 -> 12:00) = 180. ``batchFetchFirstCommits`` takes
+    ``MIN(commit_authored_date)``: p1 at 06:00, so coding = ceil(06:00 -> 08:00) = 120;
+    prDuring = 60; cycle = 120 + 60 + 180 = 360.
+    """
+    load(
+        store,
+        deployments=[dep(0, "2024-01-01T00:00Z"), dep(1, "2024-01-02T07:30Z"), dep(2, "2024-01-02T12:00Z")],
+        changes=[("d1", "p1"), ("d2", "p2"), ("d2", "m")],
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-02T08:00Z",
+              "merged_at": "2024-01-02T09:00Z", "merge_commit_sha": "m"}],
+        pr_commits=[{"repo": "r", "number": 1, "sha": "p2", "authored_at": "2024-01-02T07:00Z"},
+                    {"repo": "r", "number": 1, "sha": "p1", "authored_at": "2024-01-02T06:00Z"}],
+    )  # fmt: skip
+    pr = _prs(store).loc[1]
+    assert (pr.deployment_id, pr.coding_minutes, pr.deploy_minutes, pr.cycle_minutes) == ("d2", 120, 180, 360)
+    assert _prs(store, "dora").loc[1, "deployment_id"] == "d1"  # the dora profile: any PR commit
+
+
+def test_the_first_review_excludes_the_author_and_has_no_time_bounds(store):
+    """``batchFetchFirstReviews``: ``MIN(created_date)`` of comments with ``account_id != author_id``, at any time;
+    ``computeTimeSpan`` gives nil for a negative span.
+
+    PR 1 (alice, opened 00:00, merged 02:00): alice's own comment at 00:30 is excluded; bob
+    commented at 23:00 the day before, before the PR was opened. First review = 23:00:
+    pickup = ceil(00:00 -> 23:00 the day before) < 0, nil; review = ceil(23:00 -> 02:00) = 180.
+    deploy = ceil(02:00 -> 03:00) = 60; prDuring = 120; no commits; cycle = 120 + 60 = 180
+    (pickup and review are not parts of the cycle).
+    PR 2 (alice, opened 00:00, merged 01:00): the only other review, carol's at 05:00, came
+    after the merge: pickup = 300, review = ceil(05:00 -> 01:00) < 0, nil. deploy = 120;
+    cycle = 60 + 120 = 180.
+    """
+    load(
+        store,
+        deployments=[dep(0, "2024-01-01T00:00Z"), dep(1, "2024-01-02T03:00Z")],
+        changes=[("d1", "m1"), ("d1", "m2")],
+        prs=[{"repo": "r", "number": 1, "author": "alice", "created_at": "2024-01-02T00:00Z",
+              "merged_at": "2024-01-02T02:00Z", "merge_commit_sha": "m1"},
+             {"repo": "r", "number": 2, "author": "alice", "created_at": "2024-01-02T00:00Z",
+              "merged_at": "2024-01-02T01:00Z", "merge_commit_sha": "m2"}],
+        reviews=[{"repo": "r", "number": 1, "reviewer": "alice", "submitted_at": "2024-01-02T00:30Z"},
+                 {"repo": "r", "number": 1, "reviewer": "bob", "submitted_at": "2024-01-01T23:00Z"},
+                 {"repo": "r", "number": 2, "reviewer": "alice", "submitted_at": "2024-01-02T00:10Z"},
+                 {"repo": "r", "number": 2, "reviewer": "carol", "submitted_at": "2024-01-02T05:00Z"}],
+    )  # fmt: skip
+    prs = _prs(store)
+    one, two = prs.loc[1], prs.loc[2]
+    assert one.first_review_at == pd.Timestamp("2024-01-01T23:00Z")
+    assert pd.isna(one.pickup_minutes) and one.review_minutes == 180 and one.cycle_minutes == 180
+    assert two.pickup_minutes == 300 and pd.isna(two.review_minutes) and two.cycle_minutes == 180
+
