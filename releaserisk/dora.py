@@ -77,7 +77,7 @@ rounded up to whole minutes and dropped when negative; every merged PR is listed
 deployed or not; a deployment with no earlier-finished successful production deployment of
 its service and repository contributes no changes, even when changes are listed for it; an
 empty PR author excludes no review; the deploy phase ends at the earliest deployment by
-start time whose changes contain the merge commit; incidents link to the latest
+start time whose changes contain the merge commit, in any repository; incidents link to the latest
 deployment of any service finished strictly before they opened; lower medians; restore and recovery in
 whole minutes, recovery one value per linked incident (a negative one counted, as its
 dashboard does); time to restore over the incidents resolved in the window or period (the
@@ -1158,6 +1158,8 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
     before_merge = "AND (pr.merged_at IS NULL OR r.submitted_at <= pr.merged_at)" if (
         rules["review_window"] == "before merge") else ""  # fmt: skip
     pr_commits = "" if rules["pr_deployment"] == "merge commit" else "UNION SELECT repo, number, sha FROM pr_commits"
+    # DevLake's commits_diffs has no repository: a merge commit is found in any repository's deployment
+    same_repo = "" if rules["pr_deployment_repo"] == "any" else "dc.repo = s.repo AND"
     anchor = "coalesce(deployed_at, merged_at)" if rules["undeployed_prs"] == "listed" else "deployed_at"
     raw = [_rounded_minutes(a, b, rounding) for a, b in (
         ("first_commit_at", "created_at"), ("created_at", "first_review_at"), ("first_review_at", "merged_at"),
@@ -1180,7 +1182,7 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
             SELECT s.repo, s.number, arg_min(p.deployment_id, p.k) AS deployment_id,
                    arg_min(p.finished_at, p.k) AS deployed_at,
                    arg_min(p.service, p.k) AS service, arg_min(p.team, p.k) AS team
-            FROM shas s JOIN deployment_changes dc ON dc.repo = s.repo AND dc.sha = s.sha
+            FROM shas s JOIN deployment_changes dc ON {same_repo} dc.sha = s.sha
             JOIN {w.prod} p USING (deployment_id) {chained}
             GROUP BY 1, 2
         ),

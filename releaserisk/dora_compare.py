@@ -23,8 +23,8 @@ Reasons (``reason`` column, one row per entity and reason):
     a merged pull request without a production deployment: listed only where
     ``undeployed_prs`` is ``listed``.
 ``pr_deployment``
-    a pull request deployed in one profile and not in another (merge commit only, or a first
-    deployment of a chain).
+    a pull request deployed in one profile and not in another (merge commit only, a first
+    deployment of a chain, or another repository's deployment).
 ``review_window``
     a pull request whose pickup differs because its first review came after the merge.
 ``change_deployments``
@@ -214,10 +214,12 @@ def _reason_queries(works: dict[str, Any], rules: dict[str, dict[str, str]]) -> 
                        'deployed by ' || coalesce(a.deployment_id, 'nothing') || ' in {first}, by '
                        || coalesce(b.deployment_id, 'nothing') || ' in {other}'
                        || CASE WHEN fc.deployment_id IS NOT NULL THEN ' (first deployment of its chain)'
+                               WHEN dr.repo <> a.repo THEN ' (a deployment of repository ' || dr.repo || ')'
                                ELSE ' (merge commit or PR commits)' END
                 FROM {a.prs} a JOIN {b.prs} b USING (repo, number)
                 LEFT JOIN (SELECT deployment_id FROM {a.prod} WHERE first_of_chain) fc
                   ON fc.deployment_id = coalesce(a.deployment_id, b.deployment_id)
+                LEFT JOIN {a.prod} dr ON dr.deployment_id = coalesce(a.deployment_id, b.deployment_id)
                 WHERE a.deployment_id IS DISTINCT FROM b.deployment_id
                   AND coalesce(a.deployed_at, b.deployed_at) >= $start
                   AND coalesce(a.deployed_at, b.deployed_at) < $end""")

@@ -118,6 +118,13 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         ("merge or PR commit", "no pull-request metric (the dora profile's rule)"),
     ),
     ProfileRule(
+        "pr_deployment_repo", "in which repositories' deployment changes a PR's commit is looked up",
+        ("its own", _DESIGN + ": deployment_changes matched by (repo, sha)"),
+        ("any", f"{_CALC} batchFetchDeployments: commits_diffs joined by sha alone (it has no repository "
+                "column), deploymentsMap[pr.MergeCommitSha]"),
+        ("its own", "no pull-request metric (the dora profile's rule)"),
+    ),
+    ProfileRule(
         "review_window", "which reviews by others start pickup and end review",
         ("before merge", _DESIGN + ": a post-merge approval is no phase of the way in"),
         ("any time", f"{_CALC} batchFetchFirstReviews: MIN(created_date) WHERE account_id != author_id, "

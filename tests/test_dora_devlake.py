@@ -102,3 +102,34 @@ def test_the_first_review_excludes_the_author_and_has_no_time_bounds(store):
     assert pd.isna(one.pickup_minutes) and one.review_minutes == 180 and one.cycle_minutes == 180
     assert two.pickup_minutes == 300 and pd.isna(two.review_minutes) and two.cycle_minutes == 180
 
+
+def test_a_merge_commit_finds_its_deployment_in_any_repository(store):
+    """``batchFetchDeployments`` joins ``commits_diffs`` by sha alone (the table has no repository column) and
+    the calculator looks the deployment up by ``deploymentsMap[pr.MergeCommitSha]``: a PR of repository r whose
+    merge commit a deployment of another repository (a mirror, a monorepo's split) lists is deployed by it.
+
+    d0 starts the chain; d1 (repository ``mirror``, service ``m``) lists m, finished 03:00. PR 1
+    of r, opened 00:00, merged 01:00: deploy = ceil(01:00 -> 03:00) = 120; prDuring = 60;
+    cycle = 180 = 3 h, the lead-time median. The dora profile looks in r's deployments only and
+    finds the PR's commit p in d3 (r, finished 05:00); the comparison says why they differ.
+    """
+    load(
+        store,
+        deployments=[dep(0, "2024-01-01T00:00Z", repo="mirror", service="m"),
+                     dep(1, "2024-01-02T03:00Z", repo="mirror", service="m"),
+                     dep(2, "2024-01-01T00:00Z"), dep(3, "2024-01-02T05:00Z")],
+        changes=[("d3", "p")],
+        prs=[{"repo": "r", "number": 1, "author": "a", "created_at": "2024-01-02T00:00Z",
+              "merged_at": "2024-01-02T01:00Z", "merge_commit_sha": "m"}],
+        pr_commits=[{"repo": "r", "number": 1, "sha": "p", "authored_at": "2024-01-02T00:00Z"}],
+    )  # fmt: skip
+    store.upsert("deployment_changes", pd.DataFrame([{"deployment_id": "d1", "repo": "mirror", "sha": "m"}]))
+    result = dora_metrics(store, *WINDOW, profile="devlake", compare=["dora"])
+    pr = result.pull_requests.set_index("number").loc[1]
+    assert (pr.deployment_id, pr.deploy_minutes, pr.cycle_minutes) == ("d1", 120, 180)
+    assert result.frame.iloc[0].lead_time_median_hours == 3
+    assert _prs(store, "dora").loc[1, "deployment_id"] == "d3"  # the dora profile looks in r's deployments
+    reasons = result.comparison.reasons.set_index("reason")
+    assert reasons.loc["pr_deployment", "detail"] == (
+        "deployed by d1 in devlake, by d3 in dora (a deployment of repository mirror)"
+    )
