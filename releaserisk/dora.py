@@ -767,7 +767,7 @@ def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool =
     # the drill-down shows the exact span; the aggregate reads it in the profile's unit
     restore = {
         "whole hours toward zero": f"(trunc({span_hours(restore_from, 'i.resolved_at')}) + 0)",
-        "floor minute": f"trunc({span_minutes(restore_from, 'i.resolved_at')}) / 60",
+        "whole minutes toward zero": f"(trunc({span_minutes(restore_from, 'i.resolved_at')}) + 0) / 60",
     }.get(rules["restore_rounding"], span_hours(restore_from, "i.resolved_at"))
     con.execute(
         f"""
@@ -1291,9 +1291,10 @@ def _aggregates(
             FROM {w.incident_links} WHERE {window.format(t="resolved_at")} GROUP BY {sets} ORDER BY {sets}"""
     if rules["recovery"].startswith("per incident"):
         # DevLake's failed deployment recovery time: one value per linked incident, not per
-        # deployment, in whole minutes (TIMESTAMPDIFF(MINUTE, …) truncates), for incidents
-        # resolved in the window of deployments finished in it
-        value = f"trunc({span_minutes('finished_at', 'incident_resolved_at')}) / 60"
+        # deployment, in whole minutes (TIMESTAMPDIFF(MINUTE, …) truncates toward zero, an
+        # integer: + 0 makes trunc's -0.0 a 0), for incidents resolved in the window of
+        # deployments finished in it
+        value = f"(trunc({span_minutes('finished_at', 'incident_resolved_at')}) + 0) / 60"
         queries["recovery"] = f"""
             SELECT {group} AS grp, {_utc_trunc(period, "finished_at")} AS period_start,
                    {spans(guarded(value, rules["recovery_guard"]), "recovery_spans")},

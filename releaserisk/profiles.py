@@ -163,7 +163,9 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
     ProfileRule(
         "recovery", "failed deployment recovery time",
         ("earliest remedy", _DESIGN + ": rollback, next rollback/hotfix, or incident resolution"),
-        ("per incident, floor minute", "DORADetails-FailedDeploymentRecoveryTime.json: TIMESTAMPDIFF(MINUTE, ...)"),
+        ("per incident, whole minutes toward zero",
+         "DORADetails-FailedDeploymentRecoveryTime.json: one row per incident, TIMESTAMPDIFF(MINUTE, "
+         "deployment_finished_date, incident_resolution_date) (MySQL: the whole minutes, sign put back after)"),
         ("incident resolution", "METRICS.md: time to restore of the deployment's incidents"),
     ),
     ProfileRule(
@@ -189,7 +191,8 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
     ProfileRule(
         "restore_rounding", "unit of time to restore",
         ("exact", _DESIGN),
-        ("floor minute", "incident lead_time_minutes: uint of the minutes"),
+        ("whole minutes toward zero", "incident lead_time_minutes: uint(resolution.Sub(created).Minutes()) "
+                                      "(github/tasks/issue_extractor.go; jira: uint(seconds) / 60)"),
         ("whole hours toward zero", _FK_RESTORE + ": TIMESTAMP_DIFF(time_resolved, time_created, HOUR), the whole "
                                     "number of hours, negative kept (" + _TRUNC + ")"),
     ),

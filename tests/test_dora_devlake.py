@@ -7,6 +7,8 @@ Every expected number below is derived by reading apache/incubator-devlake's
 SQL (``grafana/dashboards/DORA.json``); each test's docstring gives the derivation.
 """
 
+import math
+
 import pandas as pd
 
 from releaserisk.dora import dora_metrics
@@ -133,3 +135,22 @@ def test_a_merge_commit_finds_its_deployment_in_any_repository(store):
     assert reasons.loc["pr_deployment", "detail"] == (
         "deployed by d1 in devlake, by d3 in dora (a deployment of repository mirror)"
     )
+
+
+def test_recovery_under_a_minute_before_the_deployment_finished_is_zero_minutes(store):
+    """DORADetails-FailedDeploymentRecoveryTime.json ranks ``TIMESTAMPDIFF(MINUTE, deployment_finished_date,
+    incident_resolution_date)``; MySQL's TIMESTAMPDIFF counts whole minutes toward zero (the seconds divided by
+    60, the sign put back after), an integer: -30 s is 0, not -1 (a floor) nor -0.0.
+
+    d1 finished 00:00:30; the incident linked to it (opened 00:01, after d1) is recorded resolved
+    at 00:00:00: recovery = TIMESTAMPDIFF = 0 min, the only value, so the lower median is 0.
+    """
+    load(
+        store,
+        deployments=[dep(1, "2024-01-02T00:00:30Z")],
+        incidents=[{"incident_id": "i", "service": "api", "opened_at": "2024-01-02T00:01Z",
+                    "resolved_at": "2024-01-02T00:00Z"}],
+    )  # fmt: skip
+    row = dora_metrics(store, *WINDOW, profile="devlake").frame.iloc[0]
+    assert (row.recovery_median_hours, row.recovery_median_hours_n) == (0, 1)
+    assert math.copysign(1, row.recovery_median_hours) == 1  # 0, not -0.0 ("-0.0" in text and JSON)
