@@ -68,9 +68,10 @@ lead time per commit and deployment listing it, in whole minutes, non-positive v
 interpolated median;
 time to restore in whole hours from the earlier of the incident's opening and its root
 cause's deployment; deployment frequency buckets (:func:`_fourkeys_buckets`); an incident
-fails the first deployment, of any service, that shipped its root-cause commit, whenever it
-shipped, and the change failure rate counts every production deployment listing a root cause
-among its changes, once per incident (so it can exceed 1, and then has no interval). ``devlake``
+fails the first deployment, of any service, that shipped its root-cause commit (named in full:
+the SQL joins by equality), whenever it shipped, and the change failure rate counts every
+production deployment listing a root cause among its changes, once per incident (so it can
+exceed 1, and then has no interval). ``devlake``
 (backend/plugins/dora/tasks/change_lead_time_calculator.go and the DORA dashboards): per-PR
 cycle time = the sum of the parts that exist (coding, opened → merged, deploy), each
 rounded up to whole minutes and dropped when negative; every merged PR is listed,
@@ -746,6 +747,19 @@ def _production(store: Store, settings: Settings, rules: dict[str, str], w: _Wor
     )
 
 
+def _causes(rules: dict[str, str]) -> str:
+    """SQL: the incidents that name a root-cause commit, with it as ``cause``, as the profile's ``cause_match``
+    reads it (an abbreviation of at least :data:`SHA_PREFIX_MIN` characters in any case, or the exact text)."""
+    if rules["cause_match"] == "exact":
+        return "SELECT *, trim(cause_sha) AS cause FROM incidents WHERE trim(cause_sha) <> ''"
+    return f"SELECT *, lower(trim(cause_sha)) AS cause FROM incidents WHERE length(trim(cause_sha)) >= {SHA_PREFIX_MIN}"
+
+
+def _cause_match(rules: dict[str, str], full: str, cause: str) -> str:
+    """SQL: the commit ``full`` is the root cause ``cause`` (from :func:`_causes`) by the profile's ``cause_match``."""
+    return f"{full} = {cause}" if rules["cause_match"] == "exact" else sha_prefix_match(full, cause)
+
+
 def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool = False) -> None:
     """Working table ``incident_links``: each incident's deployment, and how it was linked, by the profile's
     rules; ``prod`` must exist (:func:`_production`)."""
@@ -775,19 +789,16 @@ def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool =
         -- the cause commit's first production deployment (in dora, among those finished when
         -- the incident opened: one that shipped it later cannot have caused it)
         -- a cause may be abbreviated, in any case ("root cause: 9fceb02")
-        WITH causes AS (
-            SELECT *, lower(trim(cause_sha)) AS cause FROM incidents
-            WHERE length(trim(cause_sha)) >= {SHA_PREFIX_MIN}
-        ),
+        WITH causes AS ({_causes(rules)}),
         by_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
-            FROM causes i JOIN deployment_changes dc ON {sha_prefix_match("dc.sha", "i.cause")}
+            FROM causes i JOIN deployment_changes dc ON {_cause_match(rules, "dc.sha", "i.cause")}
             JOIN {w.prod} p ON p.deployment_id = dc.deployment_id {cause_service}
             WHERE true {cause_time} GROUP BY i.incident_id
         ),
         direct_sha AS (
             SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
-            FROM causes i JOIN {w.prod} p ON {sha_prefix_match("p.sha", "i.cause")} {cause_service}
+            FROM causes i JOIN {w.prod} p ON {_cause_match(rules, "p.sha", "i.cause")} {cause_service}
             WHERE true {cause_time} GROUP BY i.incident_id
         ),
         prior AS (
@@ -843,9 +854,8 @@ def _failures(store: Store, rules: dict[str, str], w: _Work) -> None:
         # Four Keys: every deployment listing an incident's root cause among its changes, once per match
         incidents_of = f"""
             SELECT dc.deployment_id, count(*) AS incidents, min(i.resolved_at) AS resolved_at
-            FROM (SELECT *, lower(trim(cause_sha)) AS cause FROM incidents
-                  WHERE length(trim(cause_sha)) >= {SHA_PREFIX_MIN}) i
-            JOIN deployment_changes dc ON {sha_prefix_match("dc.sha", "i.cause")} GROUP BY dc.deployment_id"""
+            FROM ({_causes(rules)}) i
+            JOIN deployment_changes dc ON {_cause_match(rules, "dc.sha", "i.cause")} GROUP BY dc.deployment_id"""
     else:
         incidents_of = f"""
             SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
@@ -1749,7 +1759,7 @@ def _evidence(store: Store, rules: dict[str, str]) -> tuple[bool, bool, list[str
     incidents, kinds, causes = store.execute(
         "SELECT EXISTS (SELECT 1 FROM incidents), "
         "EXISTS (SELECT 1 FROM deployments WHERE kind IN ('rollback', 'hotfix')), "
-        f"EXISTS (SELECT 1 FROM incidents WHERE length(trim(cause_sha)) >= {SHA_PREFIX_MIN})"
+        f"EXISTS ({_causes(rules)})"
     ).fetchone()
     failures = incidents or (kinds and "rollback" in rules["failure"])
     rework = incidents or kinds

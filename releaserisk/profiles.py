@@ -147,6 +147,13 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
          _FK_CFR + ": incidents' root causes (incidents.sql) = deployments' changes; no service"),
     ),
     ProfileRule(
+        "cause_match", "how an incident's root-cause commit is matched to a deployment's commits",
+        ("prefix", _DESIGN + ": 'root cause: 9fceb02', an abbreviation of 7+ characters in any case"),
+        ("not read", "incident_deploy_connector.go links by time alone (incident_link)"),
+        ("exact", "incidents.sql: REGEXP_EXTRACT(metadata, r\"root cause: ([[:alnum:]]*)\") joined by "
+                  "root.changes = root_cause; " + _FK_CFR + ": i.change = changes (an abbreviation matches nothing)"),
+    ),
+    ProfileRule(
         "failure", "what makes a deployment a change failure",
         ("incident, rollback or hotfix", _DESIGN),
         ("incident", "grafana/dashboards/DORA.json change failure rate: deployments with an incident"),

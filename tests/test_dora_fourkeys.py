@@ -39,3 +39,38 @@ def test_whole_minutes_and_hours_are_truncated_toward_zero_as_timestamp_diff(sto
     assert (row.lead_time_median_hours, row.lead_time_median_hours_n) == (1.5, 1)
     leads = result.changes.set_index("sha")["lead_time_hours"]
     assert leads["early"] == 0 and leads["late"] == 1.5
+
+
+def test_a_root_cause_matches_a_commit_by_equality_only(store):
+    """incidents.sql extracts ``root cause: ([[:alnum:]]*)`` and joins it to deployments' changes by
+    ``root.changes = root_cause``; the dashboard's Change Failure Rate joins ``i.change = changes``. Both are
+    equalities: an abbreviated sha, or one in capitals, matches no change.
+
+    Changes: d1 lists aaaa1111bbbb, d2 bbbb2222cccc, d3 cccc3333dddd, d4 dddd4444eeee. Incidents (opened
+    2024-01-06 00:00): ``full`` names aaaa1111bbbb -> d1; ``abbreviated`` names bbbb222 -> nothing; ``capitals``
+    names CCCC3333DDDD -> nothing. Change failure rate = SUM(matches) / COUNT(DISTINCT deploy_id) = 1 / 4.
+    Time to restore starts at MIN(root-cause deployment, issue created): ``full`` from d1 (01-02 00:00) to
+    01-06 06:00 = 102 h; the others from their report: 3 h and 5 h. PERCENTILE_CONT median of [3, 5, 102] = 5.
+    The dora profile reads abbreviations in any case: all three link, 3 of 4 deployments failed.
+    """
+    shas = ["aaaa1111bbbb", "bbbb2222cccc", "cccc3333dddd", "dddd4444eeee"]
+    load(
+        store,
+        commits=[(sha, "2024-01-01T00:00Z") for sha in shas],
+        deployments=[dep(i + 1, f"2024-01-0{i + 2}T00:00Z") for i in range(4)],
+        changes=[(f"d{i + 1}", sha) for i, sha in enumerate(shas)],
+        incidents=[{"incident_id": name, "service": "api", "opened_at": "2024-01-06T00:00Z", "cause_sha": cause,
+                    "resolved_at": f"2024-01-06T0{hours}:00Z"}
+                   for name, cause, hours in (("full", shas[0], 6), ("abbreviated", "bbbb222", 3),
+                                              ("capitals", "CCCC3333DDDD", 5))],
+    )  # fmt: skip
+    fourkeys = dora_metrics(store, *WINDOW, profile="fourkeys")
+    links = fourkeys.incidents.set_index("incident_id")["deployment_id"]
+    assert links.fillna("none").to_dict() == {"full": "d1", "abbreviated": "none", "capitals": "none"}
+    row = fourkeys.frame.iloc[0]
+    assert (row.change_failure_rate, row.failed_deployments, row.deployments) == (0.25, 1, 4)
+    assert (row.restore_median_hours, row.restore_median_hours_n) == (5, 3)
+    dora = dora_metrics(store, *WINDOW)
+    assert dora.incidents.set_index("incident_id")["deployment_id"].to_dict() == {
+        "full": "d1", "abbreviated": "d2", "capitals": "d3"}  # fmt: skip
+    assert dora.frame.iloc[0].change_failure_rate == 0.75
