@@ -658,6 +658,40 @@ def _window(store: Store, since, until) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, end
 
 
+#: How long the store's history may run on after the default window's end before a note says so.
+_QUIET_TAIL = pd.Timedelta(days=7)
+
+
+def _quiet_tail_note(store: Store, end: pd.Timestamp) -> list[str]:
+    """A note when the default window (ending the day after the last deployment) leaves out weeks of history.
+
+    A team that stopped deploying months ago, or a library whose last release tag is old,
+    has commits, merged pull requests or incidents after its last deployment: the window
+    ends before them, so deployment frequency is counted over the active span alone and
+    looks better than the history shows. The store's own later events are the evidence
+    (not the ingest time: an export ingested today may end long ago).
+    """
+    last, what = store.execute(
+        """
+        SELECT arg_max(what, happened), max(happened) FROM (
+            SELECT 'commits' AS what, max(committed_at) AS happened FROM commits
+            UNION ALL SELECT 'merged pull requests', max(merged_at) FROM pull_requests
+            UNION ALL SELECT 'incidents', max(opened_at) FROM incidents
+        ) WHERE happened IS NOT NULL
+        """
+    ).fetchone()[::-1]
+    if last is None or pd.Timestamp(last) - end < _QUIET_TAIL:
+        return []
+    last = pd.Timestamp(last).tz_convert("UTC")
+    until = last.floor("D") + pd.Timedelta(days=1)
+    days = (until - end).days
+    return [
+        f"the window ends the day after the last deployment ({end:%Y-%m-%d}), but the store has {what} up to "
+        f"{last:%Y-%m-%d}: the {days:,} days since without a deployment are outside the window, so deployment "
+        f"frequency is counted over the active span alone; give until (--until) {until:%Y-%m-%d} to count them"
+    ]
+
+
 def _utc_trunc(unit: str, column: str) -> str:
     """SQL truncating a TIMESTAMPTZ to its UTC day, ISO week or month (as a naive UTC timestamp).
 
@@ -2121,6 +2155,8 @@ def dora_metrics(
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     notes += _skew_notes(summary, rules)
+    if until is None:
+        notes += _quiet_tail_note(store, end)
     summary = _finish(
         summary, lists, pd.Series((end - start) / pd.Timedelta(days=1), index=summary.index), benchmark, rules, evidence
     )

@@ -1146,3 +1146,31 @@ def test_lead_time_rank_tests_counted_on_the_numpy_thread_equal_those_counted_at
     late = dora_metrics(store, by="service", freq="W").by_period
     pd.testing.assert_frame_equal(early, late)
     assert early["lead_time_median_hours_change_p_value"].notna().sum() >= 2
+
+
+def test_default_window_says_when_history_runs_on_after_the_last_deployment(store):
+    """The default window ends the day after the last deployment (2024-01-10); commits up to 2024-03-01 mean
+    52 days (2024-01-10 to 2024-03-02, a leap February) that deployment frequency leaves out: a note says so,
+    and how to count them."""
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-03-01T09:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-09T00:00Z")],
+        changes=[("d1", "c1")],
+    )
+    result = dora_metrics(store)
+    assert result.window[1] == ts("2024-01-10")
+    [note] = [n for n in result.notes if n.startswith("the window ends")]
+    assert "commits up to 2024-03-01" in note and "the 52 days since" in note and "--until) 2024-03-02" in note
+    # an explicit end is the user's choice: no note, and the quiet days count
+    counted = dora_metrics(store, until="2024-03-02")
+    assert not [n for n in counted.notes if n.startswith("the window ends")]
+    assert counted.frame["deploys_per_week"].iloc[0] < result.frame["deploys_per_week"].iloc[0]
+
+
+@pytest.mark.parametrize("last_commit", ["2024-01-09T12:00Z", "2024-01-16T23:00Z"])
+def test_no_window_note_when_history_ends_with_the_deployments(store, last_commit):
+    """Commits up to 6 days 23 hours after the window's end (2024-01-10) are within a week: no note."""
+    load(store, commits=[("c1", "2024-01-01T00:00Z"), ("c2", last_commit)],
+         deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-09T00:00Z")])  # fmt: skip
+    assert not [n for n in dora_metrics(store).notes if n.startswith("the window ends")]
