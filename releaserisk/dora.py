@@ -82,7 +82,8 @@ start time whose changes contain the merge commit, in any repository; incidents 
 deployment of any service finished strictly before they opened; lower medians; restore and recovery in
 whole minutes, recovery one value per linked incident (a negative one counted, as its
 dashboard does); time to restore over the incidents resolved in the window or period (the
-incident count: those opened).
+incident count: those opened); deployment frequency also as its dashboard's median deployment
+days per week or month (:func:`_devlake_frequency`).
 """
 
 from __future__ import annotations
@@ -346,6 +347,10 @@ class DoraResult:
         ``<metric>_tiers``
             the tiers the interval spans, best first, comma-separated (tiered metrics only;
             empty without data).
+
+        Where the profile has a ``frequency_bucket`` rule, also ``deployment_frequency_bucket``:
+        Four Keys' bucket (:func:`_fourkeys_buckets`) or DevLake's dashboard text
+        (:func:`_devlake_frequency`).
     by_period : DataFrame
         The same per group and ISO week (or month), plus ``period``, ``period_start`` and per
         metric with an interval ``<metric>_change_p_value`` (two-sided, against the group's
@@ -569,7 +574,8 @@ class DoraResult:
                 tiers = row.get(f"{metric}_tiers") or ""
                 lines.append(f"    {label:<21}{_describe(metric, row, None)}" + (f"  [{tiers}]" if tiers else ""))
             if "deployment_frequency_bucket" in row:
-                lines.append(f"    {'Four Keys frequency':<21}{row['deployment_frequency_bucket']}")
+                peer = "DevLake" if self.rules.get("frequency_bucket", "").startswith("median") else "Four Keys"
+                lines.append(f"    {peer + ' frequency':<21}{row['deployment_frequency_bucket']}")
             if "flag_releases" in row:  # count_flag_releases
                 rate, kill = row["change_failure_rate_with_flags"], row["kill_switch_median_minutes"]
                 lines.append(
@@ -1983,6 +1989,75 @@ def _fourkeys_buckets(store: Store, w: _Work, group: str, groups: list[str], sta
     return dict(rows)
 
 
+def _devlake_frequency(store: Store, w: _Work, group: str, groups: list[str], start, end) -> dict[str, str]:
+    """DevLake's deployment frequency of each group over the window, as its DORA dashboard writes it.
+
+    Source: apache/incubator-devlake, ``grafana/dashboards/DORA.json``, "Deployment
+    Frequency", the 2023 report (the dashboard's default ``dora_report``). Over a calendar
+    of days, each Monday-start week (``DATE_ADD(day, INTERVAL -WEEKDAY(day) DAY)``) and
+    each month counts its days with a successful production deployment
+    (``max(DATE(cdc.finished_date))`` per deployment, UTC days here); the medians are
+    ``max(x) WHERE percent_rank() <= 0.5``, the lower median (the ``ceil(n / 2)``-th
+    value). ``"<m> deployment days per week(elite)"`` when the weekly median is at least 5,
+    ``(high)`` when at least 1; else ``"<m> deployment days per month(medium)"`` when the
+    monthly median is at least 1, else ``(low)``. Departure: the calendar is the window's
+    days, where the dashboard takes the days after Grafana's range start through its end's
+    date (at most 400).
+
+    Returns
+    -------
+    dict
+        Group -> the dashboard's text.
+    """
+    rows = store.execute(
+        f"""
+        WITH calendar AS (
+            SELECT CAST(d AS DATE) AS day
+            FROM range(CAST($first AS TIMESTAMP), CAST($last AS TIMESTAMP) + INTERVAL 1 DAY, INTERVAL 1 DAY) t(d)
+        ),
+        deploy_days AS (
+            SELECT DISTINCT {group} AS grp, CAST(make_timestamp(epoch_us(finished_at)) AS DATE) AS day
+            FROM {w.deploys} WHERE finished_at >= $start AND finished_at < $end
+        ),
+        days AS (
+            SELECT g.grp, c.day, dd.day IS NOT NULL AS deployed
+            FROM (SELECT unnest($groups) AS grp) g CROSS JOIN calendar c
+            LEFT JOIN deploy_days dd ON dd.grp = g.grp AND dd.day = c.day
+        ),
+        weeks AS (
+            SELECT grp, count(*) FILTER (deployed) AS days_deployed FROM days GROUP BY grp, date_trunc('week', day)
+        ),
+        months AS (
+            SELECT grp, count(*) FILTER (deployed) AS days_deployed FROM days GROUP BY grp, date_trunc('month', day)
+        ),
+        -- the lower median: the ceil(n / 2)-th value (lists are 1-based)
+        medians AS (
+            SELECT grp, 'week' AS unit, list_sort(list(days_deployed))[CAST(ceil(count(*) / 2) AS BIGINT)] AS m
+            FROM weeks GROUP BY grp
+            UNION ALL
+            SELECT grp, 'month', list_sort(list(days_deployed))[CAST(ceil(count(*) / 2) AS BIGINT)]
+            FROM months GROUP BY grp
+        )
+        SELECT grp, max(m) FILTER (unit = 'week') AS weekly, max(m) FILTER (unit = 'month') AS monthly
+        FROM medians GROUP BY grp
+        """,
+        {
+            "groups": groups,
+            "start": start,
+            "end": end,
+            "first": start.tz_convert("UTC").tz_localize(None).floor("D"),
+            "last": (end - pd.Timedelta(microseconds=1)).tz_convert("UTC").tz_localize(None).floor("D"),
+        },
+    ).fetchall()
+    texts = {}
+    for grp, weekly, monthly in rows:
+        if weekly >= 1:
+            texts[grp] = f"{weekly} deployment days per week({'elite' if weekly >= 5 else 'high'})"
+        else:
+            texts[grp] = f"{monthly} deployment days per month({'medium' if monthly >= 1 else 'low'})"
+    return texts
+
+
 def change_failures(
     store: Store,
     since: str | datetime | None = None,
@@ -2190,7 +2265,8 @@ def dora_metrics(
     }
     bucketed = rules["frequency_bucket"] != "none"
     if bucketed:
-        buckets = _fourkeys_buckets(store, work, group, groups, start, end)
+        bucket_of = _devlake_frequency if rules["frequency_bucket"].startswith("median") else _fourkeys_buckets
+        buckets = bucket_of(store, work, group, groups, start, end)
         summary["deployment_frequency_bucket"] = summary["grp"].map(buckets)
     summary = summary.rename(columns={"grp": "group"})
     by_period = by_period.rename(columns={"grp": "group"})

@@ -219,7 +219,9 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
     ProfileRule(
         "frequency_bucket", "deployment frequency bucket",
         ("none", _DESIGN + ": deployments per week with a tier"),
-        ("none", "departure: DORA.json's median deployment days per week / month and its tier are not computed"),
+        ("median deployment days per week, else per month",
+         "DORA.json Deployment Frequency (2023 report): max(days_deployed) WHERE percent_rank <= 0.5 over "
+         "Monday-start weeks (WEEKDAY) and months; elite >= 5 days a week, high >= 1, medium >= 1 a month, low"),
         ("daily/weekly/monthly/yearly", "METRICS.md Deployment Frequency: medians over Sunday-start weeks"),
     ),
 )  # fmt: skip

@@ -154,3 +154,42 @@ def test_recovery_under_a_minute_before_the_deployment_finished_is_zero_minutes(
     row = dora_metrics(store, *WINDOW, profile="devlake").frame.iloc[0]
     assert (row.recovery_median_hours, row.recovery_median_hours_n) == (0, 1)
     assert math.copysign(1, row.recovery_median_hours) == 1  # 0, not -0.0 ("-0.0" in text and JSON)
+
+
+def test_deployment_frequency_is_devlakes_median_deployment_days_per_week_or_month(store):
+    """DORA.json "Deployment Frequency" (the 2023 report, the dashboard's default): over the calendar's days,
+    each Monday-start week (``DATE_ADD(day, INTERVAL -WEEKDAY(day) DAY)``) and each month counts the distinct
+    days with a successful production deployment (``max(DATE(cdc.finished_date))`` per deployment); the
+    medians are ``max(x) WHERE percent_rank() <= 0.5`` (the lower median); elite at >= 5 days per week, high
+    at >= 1, medium when the month median is >= 1, else low.
+
+    Window 1 January (a Monday) to 12 February: six weeks (Jan 1, 8, 15, 22, 29, Feb 5), two
+    months (Jan, Feb 1-11).
+    ops deploys Monday to Friday every week: 5 days in each week, median 5 -> elite.
+    weekly deploys on each week's Tuesday: 1 in each week, median 1 -> high.
+    batch deploys on Jan 17 and Feb 7: weeks 0,0,1,0,0,1, sorted 0,0,0,0,1,1, lower median
+    (the 3rd of 6) 0; months 1, 1, median 1 -> medium.
+    api deploys twice on Jan 1, then Jan 3, 9, 22, 23, 24: weeks 2,1,0,3,0,0, sorted
+    0,0,0,1,2,3, median 0; months 6 (Jan) and 0 (Feb), lower median (the 1st of 2) 0 -> low.
+    """
+    weekdays = pd.bdate_range("2024-01-01", "2024-02-09")
+    days = {
+        "ops": [d.strftime("%Y-%m-%dT10:00Z") for d in weekdays],
+        "weekly": [f"2024-01-{d:02d}T10:00Z" for d in (2, 9, 16, 23, 30)] + ["2024-02-06T10:00Z"],
+        "batch": ["2024-01-17T10:00Z", "2024-02-07T10:00Z"],
+        "api": ["2024-01-01T10:00Z", "2024-01-01T11:00Z"] + [f"2024-01-{d:02d}T10:00Z" for d in (3, 9, 22, 23, 24)],
+    }
+    deployments = [
+        {**dep(0, at, service=service), "deployment_id": f"{service}{i}"}
+        for service, ats in days.items()
+        for i, at in enumerate(ats)
+    ]
+    load(store, deployments=deployments)
+    result = dora_metrics(store, "2024-01-01", "2024-02-12", profile="devlake", by="service")
+    assert result.frame.set_index("group")["deployment_frequency_bucket"].to_dict() == {
+        "api": "0 deployment days per month(low)",
+        "batch": "1 deployment days per month(medium)",
+        "ops": "5 deployment days per week(elite)",
+        "weekly": "1 deployment days per week(high)",
+    }
+    assert "DevLake frequency    5 deployment days per week(elite)" in result.summary()
