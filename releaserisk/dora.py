@@ -64,6 +64,7 @@ Profiles
 this module reads the choices and never a profile's name. In short: both peers count a
 deployment as failed only when an incident is linked to it, and its recovery ends when
 its incidents are resolved. ``fourkeys`` (dora-team/fourkeys, METRICS.md and queries/):
+a deployment traced to no commit (none listed, its sha not in the history) is none at all;
 lead time per commit and deployment listing it, in whole minutes, non-positive values dropped,
 interpolated median;
 time to restore in whole hours from the earlier of the incident's opening and its root
@@ -762,7 +763,7 @@ def _production(store: Store, settings: Settings, rules: dict[str, str], w: _Wor
             SELECT {ordered_at} AS ordered_at, d.deployment_id, d.service, coalesce(d.repo, s.repo) AS repo,
                    d.started_at, d.finished_at
             FROM deployments d LEFT JOIN services s USING (service)
-            WHERE {production_deployment("d", "?")}
+            WHERE {production_deployment("d", "?")} {_counted(rules)}
         ),
         keyed AS (
             SELECT deployment_id, service, repo, row_number() OVER (ORDER BY ordered_at, deployment_id) AS k,
@@ -798,6 +799,42 @@ def _causes(rules: dict[str, str]) -> str:
 def _cause_match(rules: dict[str, str], full: str, cause: str) -> str:
     """SQL: the commit ``full`` is the root cause ``cause`` (from :func:`_causes`) by the profile's ``cause_match``."""
     return f"{full} = {cause}" if rules["cause_match"] == "exact" else sha_prefix_match(full, cause)
+
+
+def _counted(rules: dict[str, str]) -> str:
+    """SQL after ``WHERE <production deployment d>`` (``s`` its service): the profile's ``deployments_counted``.
+
+    Four Keys' deployments table joins each deployment to the push whose head commit it
+    deployed and keeps one row per commit of that push (deployments.sql: ``JOIN changes_raw
+    ON changes_raw.id = deploys.main_commit``, then ``CROSS JOIN ... array_commits``): a
+    deployment traced to no commit is not there, so it is no deployment, no failure and no
+    day with a deployment. Here a deployment is traced when it lists a change or its sha is a
+    commit of the ingested history (the push it came from; links derived from the history
+    give a chain's first deployment none).
+    """
+    if rules["deployments_counted"] == "every":
+        return ""
+    return """AND (d.deployment_id IN (SELECT deployment_id FROM deployment_changes)
+                 OR EXISTS (SELECT 1 FROM commits c WHERE c.sha = d.sha AND c.repo = coalesce(
+                     d.repo, s.repo, (SELECT CASE WHEN count(*) = 1 THEN min(repo) END FROM repos))))"""
+
+
+def _uncounted_note(store: Store, settings: Settings, rules: dict[str, str], w: _Work, start, end) -> list[str]:
+    """A note on the production deployments in the window the profile's ``deployments_counted`` leaves out."""
+    if rules["deployments_counted"] == "every":
+        return []
+    n = store.execute(
+        f"SELECT count(*) FROM deployments d WHERE {production_deployment('d', '$prod')} AND d.finished_at >= $start "
+        f"AND d.finished_at < $end AND d.deployment_id NOT IN (SELECT deployment_id FROM {w.prod})",
+        {"prod": production_environments(settings), "start": start, "end": end},
+    ).fetchone()[0]
+    if not n:
+        return []
+    return [
+        f"{n:,} production deployment{'s list' if n > 1 else ' lists'} no change and name{'' if n > 1 else 's'} no "
+        "ingested commit: Four Keys has no such deployment (deployments.sql joins each to the push of its "
+        "commit), so the fourkeys profile leaves them out"
+    ]
 
 
 def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool = False) -> None:
@@ -2227,6 +2264,7 @@ def dora_metrics(
         _bury(store, work)
         raise
 
+    notes += _uncounted_note(store, settings, rules, work, start, end)
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     notes += _skew_notes(summary, rules)

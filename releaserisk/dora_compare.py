@@ -9,6 +9,9 @@ working tables, so nothing is read that does not differ.
 
 Reasons (``reason`` column, one row per entity and reason):
 
+``deployments_counted``
+    a production deployment that lists no change and names no ingested commit: a profile
+    whose ``deployments_counted`` rule is ``traced to a commit`` has no such deployment.
 ``first_of_chain``
     a deployment with changes listed and no earlier successful deployment of its service
     and repository: a profile whose ``first_of_chain`` rule is ``none`` gives it no changes.
@@ -150,6 +153,16 @@ def _reason_queries(works: dict[str, Any], rules: dict[str, dict[str, str]]) -> 
     """One SQL per reason that applies to these profiles, each giving ``entity, key, reason, detail``."""
     queries = []
     profiles = list(works)
+    every, traced = _split(rules, "deployments_counted", "every")
+    if every and traced:
+        queries.append(f"""
+            SELECT 'deployment', a.deployment_id, 'deployments_counted',
+                   'lists no change and names no ingested commit: {", ".join(traced)} leave'
+                   || CASE WHEN {len(traced)} = 1 THEN 's' ELSE '' END || ' it out (Four Keys knows a deployment '
+                   || 'by the push of its commit), {", ".join(every)} count it'
+            FROM {works[every[0]].prod} a
+            WHERE a.deployment_id NOT IN (SELECT deployment_id FROM {works[traced[0]].prod})
+              AND a.finished_at >= $start AND a.finished_at < $end""")
     none = [p for p in profiles if rules[p]["first_of_chain"] == "none"]
     linked = [p for p in profiles if rules[p]["first_of_chain"] != "none"]
     if none and linked:

@@ -62,6 +62,16 @@ _TRUNC = "GoogleSQL TIMESTAMP_DIFF: -90 min is -1 h"
 #: The profile table. Each choice is (value, source).
 PROFILE_RULES: tuple[ProfileRule, ...] = (
     ProfileRule(
+        "deployments_counted", "which successful production deployments count at all (frequency, failure rate, "
+                               "drill-downs)",
+        ("every", _DESIGN),
+        ("every", "DORA.json Deployment Frequency: cicd_deployment_commits with result SUCCESS and environment "
+                  "PRODUCTION"),
+        ("traced to a commit", "deployments.sql: JOIN changes_raw ON changes_raw.id = deploys.main_commit, CROSS "
+                               "JOIN array_commits: no deployment without the push of its commit (here: a listed "
+                               "change, or a sha in the ingested history)"),
+    ),
+    ProfileRule(
         "deployment_order", "which production deployment is 'first' (ties by id)",
         ("finished", _DESIGN),
         ("started", f"{_CALC} batchFetchDeployments: ORDER BY cd.commit_sha, dc.started_date, dc.id"),

@@ -322,7 +322,8 @@ def test_fourkeys_frequency_buckets_over_sunday_weeks(store):
             rows.append(dep(i, f"{day}T23:30Z", service=service))
             i += 1
     rows.append(dep(i, "2024-01-29T00:30Z", service="ops"))  # after the window: not counted
-    load(store, deployments=rows)
+    # each deployed a commit of the history (Four Keys: the push of its commit)
+    load(store, commits=[(row["sha"], "2024-01-01T00:00Z") for row in rows], deployments=rows)
     result = dora_metrics(store, "2024-01-01", "2024-01-29", by="service", profile="fourkeys")
     buckets = result.frame.set_index("group")["deployment_frequency_bucket"].to_dict()
     assert buckets == {"api": "Daily", "web": "Monthly", "jobs": "Weekly", "ops": "Yearly"}
@@ -383,8 +384,9 @@ def test_cli_dora_on_a_store_without_deployments_says_how_to_load_them(store, ca
 
 
 def test_no_source_of_failures_is_no_data_not_an_elite_zero(store):
-    # deployments from git tags: nothing could ever show one failing
-    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")])
+    # deployments from git tags (commits of the history): nothing could ever show one failing
+    load(store, commits=[(f"s{i}", "2024-01-01T00:00Z") for i in (1, 2, 3)],
+         deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")])  # fmt: skip
     window = ("2024-01-01", "2024-01-08")
     for profile in PROFILES:
         result = dora_metrics(store, *window, profile=profile)
@@ -418,7 +420,8 @@ def test_without_a_source_of_failures_every_count_and_outcome_is_unknown_not_zer
     said 2 and every deployment said failed False; they rest on nothing, so they are unknown too."""
     from releaserisk.dora import change_failures
 
-    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")], changes=[("d1", "c1")])
+    load(store, commits=[(f"s{i}", "2024-01-01T00:00Z") for i in (1, 2, 3)],
+         deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")], changes=[("d1", "c1")])  # fmt: skip
     window = ("2024-01-01", "2024-01-08")
     unknown = ["failed_deployments", "change_failure_rate_n", "recovery_median_hours_n", "unplanned_deployments",
                "rework_rate_n"]  # fmt: skip
@@ -611,7 +614,8 @@ def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before
                                                                 "no-cause": "none"}  # fmt: skip
     assert links["link_method"].to_dict() == {"by-cause": "unlinked", "shipped-later": "cause_sha",
                                               "no-cause": "unlinked"}  # fmt: skip
-    assert fourkeys.frame.iloc[0].change_failure_rate == pytest.approx(1 / 4)
+    # (d1 lists no change and names no ingested commit: no Four Keys deployment, deployments.sql)
+    assert fourkeys.frame.iloc[0].change_failure_rate == pytest.approx(1 / 3)
     # ... and an incident with no matched root cause starts when it was reported: 5.5 h, whole hours 5
     assert links.loc["by-cause", "restore_hours"] == pytest.approx(5.5)
     assert fourkeys.frame.iloc[0].restore_median_hours == 5
@@ -832,7 +836,8 @@ def test_fourkeys_joins_a_root_cause_to_the_changes_of_any_service(store):
     incident = fourkeys.incidents.iloc[0]
     assert (incident.deployment_id, incident.link_method) == ("d1", "cause_sha")
     row = fourkeys.frame.iloc[0]
-    assert (row.change_failure_rate, row.restore_median_hours) == (0.5, 9)  # from d1's finish, whole hours
+    # from d1's finish, whole hours; d2 lists no change and names no ingested commit: no Four Keys deployment
+    assert (row.change_failure_rate, row.restore_median_hours) == (1.0, 9)
     assert pd.isna(dora_metrics(store, *window).incidents.iloc[0].deployment_id)  # dora links within a service
 
 

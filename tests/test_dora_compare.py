@@ -39,6 +39,9 @@ def test_one_row_per_reason(disagreeing):
     assert found == {
         ("deployment", "d1", "first_of_chain"),
         ("deployment", "d3", "failure_kind"),
+        # d3 and d4 list no change and name no ingested commit: no Four Keys deployments
+        ("deployment", "d3", "deployments_counted"),
+        ("deployment", "d4", "deployments_counted"),
         ("incident", "i1", "incident_link"),
         ("change", "r:c2", "lead_time_zero"),
         ("pull_request", "r#5", "undeployed_pr"),

@@ -74,3 +74,36 @@ def test_a_root_cause_matches_a_commit_by_equality_only(store):
     assert dora.incidents.set_index("incident_id")["deployment_id"].to_dict() == {
         "full": "d1", "abbreviated": "d2", "capitals": "d3"}  # fmt: skip
     assert dora.frame.iloc[0].change_failure_rate == 0.75
+
+
+def test_a_deployment_traced_to_no_commit_is_no_deployment(store):
+    """deployments.sql builds four_keys.deployments by ``JOIN changes_raw ON changes_raw.id =
+    deploys.main_commit`` (the push whose head commit was deployed) and ``CROSS JOIN
+    deployment_changes.array_commits``: a deployment with no such push is not in the table, so the
+    dashboard's Daily Deployments (COUNT(DISTINCT deploy_id)) and Change Failure Rate
+    (... / COUNT(DISTINCT deploy_id) FROM deployments d, d.changes) never see it.
+
+    d1 lists c1; d2 lists nothing but deployed s2, a commit of the history (a chain's first deployment: the
+    push of s2 exists); d3 deployed s3, which no push ever carried; d4 went to staging. Four Keys: 2
+    deployments (d1, d2) in the week, 2 per week; the incident naming c1 fails d1: 1 / 2. The dora profile
+    counts d3 too (3 deployments); the comparison says why.
+    """
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("s2", "2024-01-02T00:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z"), dep(3, "2024-01-04T00:00Z"),
+                     dep(4, "2024-01-04T00:00Z", env="staging")],
+        changes=[("d1", "c1")],
+        incidents=[{"incident_id": "i", "service": "api", "opened_at": "2024-01-05T00:00Z", "cause_sha": "c1"}],
+    )  # fmt: skip
+    result = dora_metrics(store, *WINDOW, profile="fourkeys", compare=["dora", "fourkeys"])
+    row = result.frame.iloc[0]
+    assert (row.deployments, row.deploys_per_week, row.change_failure_rate) == (2, 2.0, 0.5)
+    assert result.deployments["deployment_id"].tolist() == ["d1", "d2"]
+    assert "1 production deployment lists no change and names no ingested commit" in " ".join(result.notes)
+    dora = result.comparison.results["dora"].frame.iloc[0]
+    assert dora.deployments == 3
+    reasons = result.comparison.reasons
+    counted = reasons[reasons["reason"] == "deployments_counted"]
+    assert counted["key"].tolist() == ["d3"]
+    assert counted["detail"].iloc[0].startswith("lists no change and names no ingested commit: fourkeys leaves it out")
