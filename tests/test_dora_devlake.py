@@ -193,3 +193,132 @@ def test_deployment_frequency_is_devlakes_median_deployment_days_per_week_or_mon
         "weekly": "1 deployment days per week(high)",
     }
     assert "DevLake frequency    5 deployment days per week(elite)" in result.summary()
+
+
+def _port_of_devlake(deployments, changes, prs, pr_commits, reviews, incidents):
+    """A line-by-line Python port of DevLake's dora tasks on plain rows (the reference for the next test).
+
+    ``EnrichPrevSuccessDeploymentCommit``: per (cicd scope = service, repo_url = repo), successful
+    deployments ordered by finished_date (ties by id, which MySQL leaves open) each point at the one
+    before. ``batchFetchDeployments``: deployments with a predecessor whose commits_diffs (here the listed
+    changes, of any repository) hold a merge sha, ordered by started_date then id, the first kept.
+    ``computeTimeSpan``: ``math.Ceil(minutes)``, nil when negative. ``ConnectIncidentToDeployment``: the
+    latest deployment finished strictly before the incident was created, of any scope.
+    """
+    import math as m
+
+    def span(a, b):
+        if a is None or b is None or pd.isna(a) or pd.isna(b):
+            return None
+        minutes = m.ceil((b - a).total_seconds() / 60)
+        return None if minutes < 0 else minutes
+
+    prev = {}
+    for (_, _), rows in pd.DataFrame(deployments).groupby(["service", "repo"]):
+        ordered = rows.sort_values(["finished_at", "deployment_id"])["deployment_id"].tolist()
+        prev.update({d: (ordered[i - 1] if i else "") for i, d in enumerate(ordered)})
+    by_id = {d["deployment_id"]: d for d in deployments}
+    candidates = {}
+    for deployment_id, sha in changes:
+        if prev[deployment_id]:
+            candidates.setdefault(sha, []).append(by_id[deployment_id])
+    first_deploy = {
+        sha: min(rows, key=lambda d: (d["started_at"], d["deployment_id"])) for sha, rows in candidates.items()
+    }
+    metrics = {}
+    for pr in prs:
+        commits = [c["authored_at"] for c in pr_commits if c["number"] == pr["number"]]
+        author = pr["author"]
+        others = [r["submitted_at"] for r in reviews if r["number"] == pr["number"]
+                  and (author is None or author == "" or r["reviewer"] != author)]  # fmt: skip
+        first_commit, first_review = min(commits, default=None), min(others, default=None)
+        deployment = first_deploy.get(pr["merge_commit_sha"])
+        parts = {
+            "coding_minutes": span(first_commit, pr["created_at"]),
+            "pickup_minutes": span(pr["created_at"], first_review),
+            "review_minutes": span(first_review, pr["merged_at"]),
+            "deploy_minutes": span(pr["merged_at"], deployment["finished_at"]) if deployment else None,
+        }
+        during = span(pr["created_at"], pr["merged_at"])
+        cycle = sum(v for v in (parts["coding_minutes"], during, parts["deploy_minutes"]) if v is not None)
+        metrics[pr["number"]] = {
+            **parts,
+            "cycle_minutes": cycle,
+            "deployment_id": deployment["deployment_id"] if deployment else None,
+        }
+    links = {}
+    for incident in incidents:
+        before = [d for d in deployments if d["finished_at"] < incident["opened_at"]]
+        links[incident["incident_id"]] = (
+            max(before, key=lambda d: d["finished_at"])["deployment_id"] if before else None
+        )
+    return prev, metrics, links
+
+
+def test_devlake_pr_metrics_and_links_equal_a_port_of_devlakes_tasks(store):
+    """Random stores (fixed seed; times to the second, so every rounding is exercised; spans of either sign;
+    empty authors, reviews by the author, before the opening and after the merge; PR commits shipped apart from
+    the merge commit; merge commits shipped in another repository) give the drill-downs and the lead-time
+    median that :func:`_port_of_devlake` computes by DevLake's own steps."""
+    import numpy as np
+
+    rng = np.random.default_rng(20)
+    t0 = pd.Timestamp("2024-01-01T00:00Z")
+
+    def seconds(low, high):
+        return pd.Timedelta(seconds=int(rng.integers(low, high)))
+
+    def pick(options):
+        return options[int(rng.integers(0, len(options)))]
+
+    def at():
+        return t0 + seconds(0, 20 * 86400)
+
+    deployments = []
+    for i in range(40):
+        finished = t0 + pd.Timedelta(hours=12 * i) + seconds(0, 40000)
+        deployments.append({
+            "deployment_id": f"d{i:02d}", "service": pick(["api", "web", "ops"]), "repo": pick(["r", "s"]),
+            "environment": "production", "sha": f"x{i}", "status": "success", "kind": "regular",
+            "started_at": finished - seconds(0, 900000), "finished_at": finished,  # start orders differ from finish
+        })  # fmt: skip
+    prs, pr_commits, reviews, changes = [], [], [], []
+    for n in range(1, 61):
+        created = at()
+        prs.append({"repo": "r", "number": n, "author": pick(["alice", "bob", "", None]), "created_at": created,
+                    "merged_at": created + seconds(-3000, 200000), "merge_commit_sha": f"m{n}"})  # fmt: skip
+        for j in range(int(rng.integers(0, 3))):
+            pr_commits.append({"repo": "r", "number": n, "sha": f"p{n}_{j}",
+                               "authored_at": created + seconds(-90000, 3000)})  # fmt: skip
+            if rng.random() < 0.3:
+                changes.append((f"d{int(rng.integers(0, 40)):02d}", f"p{n}_{j}"))
+        for _ in range(int(rng.integers(0, 4))):
+            reviews.append({"repo": "r", "number": n, "reviewer": pick(["alice", "bob", "carol"]),
+                            "submitted_at": created + seconds(-5000, 250000)})  # fmt: skip
+        for _ in range(int(rng.integers(0, 3))):
+            changes.append((f"d{int(rng.integers(0, 40)):02d}", f"m{n}"))
+    changes = list(dict.fromkeys(changes))
+    incidents = [{"incident_id": f"i{k}", "service": "api", "opened_at": at()} for k in range(15)]
+    load(store, deployments=deployments, prs=prs, pr_commits=pr_commits, reviews=reviews, incidents=incidents)
+    repo_of = {d["deployment_id"]: d["repo"] for d in deployments}
+    store.upsert("deployment_changes", pd.DataFrame([{"deployment_id": d, "repo": repo_of[d], "sha": s}
+                                                     for d, s in changes]))  # fmt: skip
+    prev, expected, links = _port_of_devlake(deployments, changes, prs, pr_commits, reviews, incidents)
+
+    result = dora_metrics(store, "2023-12-25", "2024-02-01", profile="devlake")
+    chain = result.deployments.set_index("deployment_id")["first_of_chain"].to_dict()
+    assert chain == {d: not p for d, p in prev.items()}
+    got = result.pull_requests.set_index("number")
+    assert sorted(got.index) == sorted(expected)
+    columns = ["coding_minutes", "pickup_minutes", "review_minutes", "deploy_minutes", "cycle_minutes"]
+    for number, want in expected.items():
+        row = got.loc[number]
+        have = {c: (None if pd.isna(row[c]) else int(row[c])) for c in columns}
+        have["deployment_id"] = None if pd.isna(row["deployment_id"]) else row["deployment_id"]
+        assert have == want, number
+    assert result.incidents.set_index("incident_id")["deployment_id"].replace({np.nan: None}).to_dict() == links
+    # DORA.json: the lower median of pr_cycle_time over PRs whose deployment finished in the window
+    deployed = sorted(v["cycle_minutes"] for v in expected.values() if v["deployment_id"])
+    assert len(deployed) >= 10
+    lower = deployed[math.ceil(len(deployed) / 2) - 1]
+    assert result.frame.iloc[0].lead_time_median_hours == lower / 60
