@@ -256,6 +256,7 @@ class WeeklySections:
     notes: list[str] = field(default_factory=list)
     dora_notes: list[str] = field(default_factory=list)  # why a DORA number is no data
     failures_unknown: str = ""  # the week's deployments' outcomes cannot be seen: why, for the failures section
+    incidents_unknown: str = ""  # the store holds no incidents at all: why the incidents section lists none
     week_note: str = ""  # which week was picked, when none was asked for
     window_deployments: int = 0  # production deployments of the twelve weeks
     services: list[ServiceBlock] = field(default_factory=list)
@@ -487,6 +488,7 @@ def weekly_sections(
     if risky.empty:
         notes.append("No risk scores for this week's changes: run 'releaserisk score' in CI (or 'releaserisk demo').")
     deployment_view = _deployment_view(store, deployments)
+    data = _data_section(store)
     return WeeklySections(
         week=label,
         start=start,
@@ -504,11 +506,12 @@ def weekly_sections(
         hotfixes=analytics.hotfixes(),
         stages=analytics.stage_promotion(),
         lag=_waiting(_last_weeks(analytics.environment_lag(), weeks=4)),
-        data=_data_section(store),
+        data=data,
         risk_threshold=settings.risk_threshold,
         notes=notes,
         dora_notes=list(dora.notes),
         failures_unknown=_failures_unknown(week_dora, len(deployment_view)),
+        incidents_unknown=_incidents_unknown(data),
         week_note=week_note,
         window_deployments=window_deployments,
         services=_service_blocks(store, start, end, settings) if by == "service" else [],
@@ -614,6 +617,18 @@ def _failures_unknown(dora, deployments: int) -> str:
     return (
         f"Unknown: nothing in the store can show whether {which} failed (the note under the five DORA "
         f"numbers says why), so {'its' if deployments == 1 else 'their'} outcome reads 'unknown', not 'ok'."
+    )
+
+
+def _incidents_unknown(data: pd.DataFrame) -> str:
+    """Why the incidents section lists none when the store holds no incidents at all (the data section's
+    ``data``), or "": a week without incidents and a store without them must not read alike."""
+    if data.loc[data["table"] == "incidents", "rows"].sum():
+        return ""
+    return (
+        "Unknown: no incidents have been ingested, so none can be listed; an empty list here would not mean a "
+        "quiet week. Ingest them with 'releaserisk ingest incidents FILE', 'ingest pagerduty', 'ingest jira' or "
+        "'ingest github'."
     )
 
 

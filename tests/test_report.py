@@ -80,6 +80,7 @@ def test_user_strings_are_escaped(rendered):
 
 def test_failure_rate_note_only_without_incidents(rendered):
     assert "the store has no incidents" not in rendered["html"]  # the simulated store has them
+    assert "no incidents have been ingested" not in rendered["html"]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,8 @@ EMPTY_SENTENCES = [
     "No production deployments in these twelve weeks: there is no trend to draw.",
     "No production deployments this week.",
     "No production deployment failed this week.",
-    "No incident was opened this week.",
+    "Unknown: no incidents have been ingested, so none can be listed; an empty list here would not mean a quiet "
+    "week. Ingest them with 'releaserisk ingest incidents FILE', 'ingest pagerduty', 'ingest jira' or 'ingest github'.",
     "No change committed this week has a risk score.",
     "No canary analysis has samples in this week.",
     "No production deployment in these weeks shipped new changes: no batch sizes to compare.",
@@ -572,3 +574,7 @@ def test_without_a_source_of_failures_outcomes_and_failed_deployments_are_unknow
     assert html.count(">unknown<") == 2 and ">ok<" not in html
     assert "0 failed deployments" not in html and "No production deployment failed this week." not in html
     assert html.count("Unknown: nothing in the store can show whether") == 2  # the section and the service block
+    # no incident ingested at all: the incidents section says so, not "No incident was opened this week."
+    assert s.incidents_unknown.startswith("Unknown: no incidents have been ingested")
+    assert "Unknown: no incidents have been ingested, so none can be listed" in html
+    assert "No incident was opened this week." not in html
