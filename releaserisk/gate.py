@@ -359,8 +359,10 @@ class GateResult:
                 for r in self.commits.itertuples()
             ],
             "notes": self.notes,
-            # None: not assessed (no repository to read migrations from), never "safe"
+            # None: not assessed (no repository to read migrations from), never "safe"; rollback_safe
+            # speaks of the migrations alone, rollback_status of the rollback path too (untried, failing…)
             "rollback_safe": None if self.rollback is None else self.rollback.rollback_safe,
+            "rollback_status": "not assessed" if self.rollback is None else self.rollback.status,
             "rollback": None if self.rollback is None else self.rollback.to_dict(),
         }
 

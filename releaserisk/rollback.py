@@ -194,8 +194,29 @@ class RollbackSafety:
 
     @property
     def rollback_safe(self) -> bool:
-        """False when any migration of the batch is irreversible."""
+        """False when any migration of the batch is irreversible (the migrations alone: see :attr:`status`)."""
         return all(f.reversible for f in self.findings)
+
+    @property
+    def status(self) -> str:
+        """Whether a rollback of this batch can be relied on, as the text's ``rollback:`` line says it.
+
+        ``unsafe``: a migration cannot be undone. Else ``unknown``: no service of the
+        repository has a production deployment on record; ``untried``: some service has no
+        production rollback on record; ``failing``: some service's rollbacks have never
+        succeeded; ``safe``: the migrations can be undone and every service has rolled back
+        successfully before. ``rollback_safe`` alone speaks of the migrations: a JSON reader
+        must not take ``true`` for a tested rollback path.
+        """
+        if not self.rollback_safe:
+            return "unsafe"
+        if not len(self.readiness):
+            return "unknown"
+        if (self.readiness["rollbacks"] == 0).any():
+            return "untried"
+        if (self.readiness["succeeded"] == 0).any():
+            return "failing"
+        return "safe"
 
     @property
     def reasons(self) -> list[str]:
@@ -219,6 +240,7 @@ class RollbackSafety:
             readiness[column] = [None if v is None else pd.Timestamp(v).isoformat() for v in readiness[column]]
         return {
             "rollback_safe": self.rollback_safe,
+            "status": self.status,
             "reasons": self.reasons,
             "advice": self.advice,
             "gate_effect": self.gate_effect,
@@ -235,18 +257,23 @@ class RollbackSafety:
         migrations = (f"{n} schema migration{'s' * (n != 1)} in the batch, all reversible" if n
                       else "no schema migration in the batch")  # fmt: skip
         alone = len(self.readiness) == 1
-        if not self.rollback_safe:
+        status = self.status
+        if status == "unsafe":
             lines = [f"rollback: UNSAFE — {self.advice}"]
             lines.extend(f"      - {reason}" for reason in self.reasons)
-        elif untried and alone:
+        elif status == "untried" and alone:
             lines = [f"rollback: {migrations}, but {untried[0]} has no production rollback on record: "
                      "its rollback path is untried, so whether a rollback works is unknown"]  # fmt: skip
-        elif untried:
+        elif status == "untried":
             lines = [f"rollback: {migrations}; whether a rollback works is unknown for {len(untried)} of "
                      f"{len(self.readiness)} services (no production rollback on record)"]  # fmt: skip
-        elif not len(self.readiness):
+        elif status == "unknown":
             lines = [f"rollback: {migrations}; no service of the repository has a production deployment on "
                      "record, so whether a rollback works is unknown"]  # fmt: skip
+        elif status == "failing":
+            failing = [str(r.service) for r in self.readiness.itertuples() if not r.succeeded]
+            lines = [f"rollback: {migrations}, but no rollback of {', '.join(failing)} has ever succeeded: "
+                     "do not count on one"]  # fmt: skip
         else:
             lines = [f"rollback: safe ({migrations})"]
         for r in self.readiness.itertuples():

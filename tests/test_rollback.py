@@ -150,3 +150,36 @@ def test_an_untried_rollback_path_is_not_called_safe(repo_with_migrations, store
     _deploy(store, [("r1", "shop", "shop", "production", shas[0], "2024-01-02T10:00Z", "success", "rollback", "d1")])
     tried = RollbackSafety([], rollback_readiness(store, services=["shop"], as_of=as_of)).summary()
     assert tried.splitlines()[0] == "rollback: safe (no schema migration in the batch)"
+
+
+def test_json_rollback_status_says_what_the_text_says(repo_with_migrations, store):
+    """``rollback_safe: true`` spoke of the migrations alone; a CI reader took it for a tested rollback path.
+    ``status`` follows the text's rollback line: unknown, untried, failing, safe, and unsafe (a migration)."""
+    shas = _shas(store)
+    as_of = datetime(2024, 1, 12, tzinfo=UTC)
+
+    def status(batch):
+        safety = assess_rollback(store, "shop", repo_with_migrations[0].path, batch, as_of=as_of)
+        return safety.to_dict()["rollback_safe"], safety.status, safety.summary().splitlines()[0]
+
+    assert status(shas[:1])[:2] == (True, "unknown")  # no production deployment on record
+    _deploy(store, [("d1", "shop", "shop", "production", shas[0], "2024-01-01T10:00Z", "success", "regular", None)])
+    assert status(shas[:1])[:2] == (True, "untried")
+    _deploy(store, [("r1", "shop", "shop", "production", shas[0], "2024-01-02T10:00Z", "failure", "rollback", "d1")])
+    safe, state, line = status(shas[:1])
+    assert (safe, state) == (True, "failing")
+    assert line == "rollback: no schema migration in the batch, but no rollback of shop has ever succeeded: do not " \
+        "count on one"  # fmt: skip
+    _deploy(store, [("r2", "shop", "shop", "production", shas[0], "2024-01-03T10:00Z", "success", "rollback", "d1")])
+    assert status(shas[:1]) == (True, "safe", "rollback: safe (no schema migration in the batch)")
+    assert status(shas)[:2] == (False, "unsafe")  # drops a column, whatever the record
+    features = pd.DataFrame({"sha": ["a" * 40], "subject": ["x"], "la": [1], "ld": [1]})
+    safety = assess_rollback(store, "shop", repo_with_migrations[0].path, shas[:1], as_of=as_of)
+    payload = score_commits(_Model(), features, threshold=0.5, model_id="m", rollback=safety).to_dict()
+    assert (payload["rollback_safe"], payload["rollback_status"], payload["rollback"]["status"]) == (
+        True,
+        "safe",
+        "safe",
+    )
+    bare = score_commits(_Model(), features, threshold=0.5, model_id="m").to_dict()
+    assert (bare["rollback_safe"], bare["rollback_status"]) == (None, "not assessed")
