@@ -1985,9 +1985,14 @@ def _fourkeys_buckets(store: Store, w: _Work, group: str, groups: list[str], sta
     ``monthly_deploys``, the deployed weeks of the month its week starts in. The bucket
     is Daily when the interpolated median of ``days_deployed`` is at least 3, Weekly
     when that of ``week_deployed`` is at least 1 (most weeks deploy), Monthly when that
-    of ``monthly_deploys`` is at least 1, else Yearly. Departure: the calendar is the
-    window's days, where Four Keys takes the last three months after its first event.
+    of ``monthly_deploys`` is at least 1, else Yearly. The calendar is the window's last
+    three months: Four Keys' ``GENERATE_DATE_ARRAY(DATE_SUB(CURRENT_DATE(), INTERVAL 3
+    MONTH), CURRENT_DATE(), INTERVAL 1 DAY)``, today being the window's last day (a month
+    back from the 31st is the month's last day, as ``DATE_SUB`` gives), its ``day > (first
+    event)`` the window's start.
     """
+    last = (end - pd.Timedelta(microseconds=1)).tz_convert("UTC").tz_localize(None).floor("D")
+    first = max(start.tz_convert("UTC").tz_localize(None).floor("D"), last - pd.DateOffset(months=3))
     rows = store.execute(
         f"""
         WITH calendar AS (
@@ -2019,8 +2024,8 @@ def _fourkeys_buckets(store: Store, w: _Work, group: str, groups: list[str], sta
             "groups": groups,
             "start": start,
             "end": end,
-            "first": start.tz_convert("UTC").tz_localize(None).floor("D"),
-            "last": (end - pd.Timedelta(microseconds=1)).tz_convert("UTC").tz_localize(None).floor("D"),
+            "first": first,
+            "last": last,
         },
     ).fetchall()
     return dict(rows)

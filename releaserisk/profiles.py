@@ -232,7 +232,10 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         ("median deployment days per week, else per month",
          "DORA.json Deployment Frequency (2023 report): max(days_deployed) WHERE percent_rank <= 0.5 over "
          "Monday-start weeks (WEEKDAY) and months; elite >= 5 days a week, high >= 1, medium >= 1 a month, low"),
-        ("daily/weekly/monthly/yearly", "METRICS.md Deployment Frequency: medians over Sunday-start weeks"),
+        ("daily/weekly/monthly/yearly",
+         "METRICS.md / fourkeys_dashboard.json Deployment Frequency: PERCENTILE_CONT medians over the Sunday-start "
+         "weeks (TIMESTAMP_TRUNC(day, WEEK)) of the last three months (DATE_SUB(CURRENT_DATE(), INTERVAL 3 MONTH), "
+         "CURRENT_DATE() being the window's last day)"),
     ),
 )  # fmt: skip
 

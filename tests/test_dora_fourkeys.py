@@ -4,6 +4,8 @@ Each test derives its numbers by reading the Four Keys query it cites (``queries
 ``METRICS.md``, ``dashboard/fourkeys_dashboard.json``); the derivation is in its docstring.
 """
 
+import pandas as pd
+
 from releaserisk.dora import dora_metrics
 from tests.test_dora import dep, load
 
@@ -107,3 +109,21 @@ def test_a_deployment_traced_to_no_commit_is_no_deployment(store):
     counted = reasons[reasons["reason"] == "deployments_counted"]
     assert counted["key"].tolist() == ["d3"]
     assert counted["detail"].iloc[0].startswith("lists no change and names no ingested commit: fourkeys leaves it out")
+
+
+def test_the_frequency_bucket_reads_the_last_three_months(store):
+    """The dashboard's Deployment Frequency bucket (METRICS.md) runs over GENERATE_DATE_ARRAY(DATE_SUB(
+    CURRENT_DATE(), INTERVAL 3 MONTH), CURRENT_DATE(), INTERVAL 1 DAY), today being the window's last day.
+
+    Window 2024-01-01 .. 05-31: DATE_SUB(2024-05-31, INTERVAL 3 MONTH) = 2024-02-29, so the calendar is
+    Thu 02-29 .. Fri 05-31, 14 Sunday-start weeks (02-25 partial, 03-03 .. 05-26). Deployments Mon-Wed of
+    the weeks of 04-14 .. 05-26: 7 weeks with 3 days, 7 with none. Median days_deployed (0, 3) = 1.5 < 3,
+    median week_deployed 0.5 < 1; monthly_deploys per week row: February's and March's 6 rows 0, April's 4
+    rows 3, May's 4 rows 4: median of 14 = 3 >= 1: Monthly. Over the whole window (22 weeks, 15 of them
+    empty, monthly_deploys 0 in 14 rows) it would be Yearly.
+    """
+    days = [pd.Timestamp("2024-04-14") + pd.Timedelta(weeks=w, days=d) for w in range(7) for d in (1, 2, 3)]
+    rows = [dep(i, f"{day:%Y-%m-%d}T12:00Z") for i, day in enumerate(days)]
+    load(store, commits=[(row["sha"], "2024-01-01T00:00Z") for row in rows], deployments=rows)
+    row = dora_metrics(store, "2024-01-01", "2024-06-01", profile="fourkeys").frame.iloc[0]
+    assert row.deployment_frequency_bucket == "Monthly" and row.deployments == 21
