@@ -990,10 +990,13 @@ def _failures(store: Store, rules: dict[str, str], w: _Work) -> None:
 
 def _lead_time(rules: dict[str, str]) -> tuple[str, str]:
     """SQL for a change's lead time in hours as shown (``f`` its commit, ``p`` its deployment) and its skew flag."""
+    committed = "f.committed_at"
+    if rules["commit_time"] == "to the second":  # Four Keys' changes.sql: TIMESTAMP_TRUNC(..., second)
+        committed = "make_timestamp(epoch_us(f.committed_at) // 1000000 * 1000000)"
     if rules["rounding"] == "exact":
-        lead = span_hours("f.committed_at", "p.finished_at")
+        lead = span_hours(committed, "p.finished_at")
     else:
-        lead = f"{_rounded_minutes('f.committed_at', 'p.finished_at', rules['rounding'])} / 60"
+        lead = f"{_rounded_minutes(committed, 'p.finished_at', rules['rounding'])} / 60"
     return _shown(lead, rules["span_guard"]), is_clock_skew(lead)
 
 

@@ -110,6 +110,13 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
                                       "the whole number of minutes (" + _TRUNC + ")"),
     ),
     ProfileRule(
+        "commit_time", "a commit's time as a per-commit lead time reads it",
+        ("exact", _DESIGN + ": committer time, microseconds"),
+        ("exact", "no per-commit lead time (the dora profile's rule, for the changes drill-down)"),
+        ("to the second", "changes.sql: TIMESTAMP_TRUNC(TIMESTAMP(JSON_EXTRACT_SCALAR(commit, '$.timestamp')), "
+                          "second); the deployment's time_created is not truncated"),
+    ),
+    ProfileRule(
         "lead_time_zero", "a lead time of zero (under a minute when rounded)",
         ("kept", _DESIGN),
         ("kept", f"{_CALC} computeTimeSpan: only minutes < 0 are nil"),

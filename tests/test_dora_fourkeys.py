@@ -5,6 +5,7 @@ Each test derives its numbers by reading the Four Keys query it cites (``queries
 """
 
 import pandas as pd
+import pytest
 
 from releaserisk.dora import dora_metrics
 from tests.test_dora import dep, load
@@ -127,3 +128,16 @@ def test_the_frequency_bucket_reads_the_last_three_months(store):
     load(store, commits=[(row["sha"], "2024-01-01T00:00Z") for row in rows], deployments=rows)
     row = dora_metrics(store, "2024-01-01", "2024-06-01", profile="fourkeys").frame.iloc[0]
     assert row.deployment_frequency_bucket == "Monthly" and row.deployments == 21
+
+
+def test_a_commit_time_is_truncated_to_the_second_before_the_minutes_are_counted(store):
+    """changes.sql gives a change ``TIMESTAMP_TRUNC(TIMESTAMP(commit.timestamp), second)``; the deployment's
+    time_created is the event's own. Commit 00:00:00.600, deployment 00:02:00.300: the commit counts from
+    00:00:00, so TIMESTAMP_DIFF(..., MINUTE) of 2 min 0.3 s is 2 min = 1/30 h (the exact span, 1 min 59.7 s,
+    would give 1 min).
+    """
+    load(store, commits=[("c1", "2024-01-02T00:00:00.600Z")], deployments=[dep(1, "2024-01-02T00:02:00.300Z")],
+         changes=[("d1", "c1")])  # fmt: skip
+    result = dora_metrics(store, *WINDOW, profile="fourkeys")
+    assert result.frame.iloc[0].lead_time_median_hours == pytest.approx(2 / 60)
+    assert result.changes["lead_time_hours"].tolist() == [pytest.approx(2 / 60)]
