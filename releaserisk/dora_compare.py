@@ -49,7 +49,7 @@ from releaserisk.errors import InputError
 from releaserisk.profiles import PROFILES
 from releaserisk.store import Store
 
-__all__ = ["COMPARED_METRICS", "ProfileComparison", "compare_results"]
+__all__ = ["COMPARED_METRICS", "METRIC_RULES", "ProfileComparison", "compare_results"]
 
 #: Summary columns compared side by side.
 COMPARED_METRICS = (
@@ -63,6 +63,42 @@ COMPARED_METRICS = (
     "rework_rate",
     "pr_cycle_median_hours",
 )
+
+_LEAD_RULES = ("lead_time_of", "change_deployments", "first_of_chain", "deployment_order", "rounding", "lead_time_zero",
+               "span_guard", "pr_cycle", "pr_deployment", "pr_deployment_repo", "undeployed_prs")  # fmt: skip
+
+#: The profile-table rules (:data:`releaserisk.profiles.PROFILE_RULES`) each compared metric rests on. Where
+#: the profiles' values of a metric differ, the rules of its entry on which they choose differently are the
+#: explanation at the metric's level: the per-row reasons cannot show a median kind or a rounding unit.
+METRIC_RULES: dict[str, tuple[str, ...]] = {
+    "deployments": ("deployments_counted",),
+    "deploys_per_week": ("deployments_counted",),
+    "lead_time_median_hours": (*_LEAD_RULES, "median"),
+    "lead_time_p90_hours": _LEAD_RULES,
+    "change_failure_rate": ("deployments_counted", "failure", "failure_count", "incident_link", "cause_match"),
+    "recovery_median_hours": ("failure", "recovery", "recovery_guard", "incident_link", "cause_match", "median"),
+    "restore_median_hours": (
+        "restore_window",
+        "restore_start",
+        "restore_rounding",
+        "span_guard",
+        "incident_link",
+        "cause_match",
+        "median",
+    ),
+    "rework_rate": ("deployments_counted",),
+    "pr_cycle_median_hours": (
+        "pr_cycle",
+        "pr_deployment",
+        "pr_deployment_repo",
+        "review_window",
+        "undeployed_prs",
+        "first_of_chain",
+        "rounding",
+        "span_guard",
+        "median",
+    ),
+}
 
 
 @dataclass
@@ -79,12 +115,29 @@ class ProfileComparison:
     profiles : list of str
     results : dict
         Profile -> its :class:`~releaserisk.dora.DoraResult` (drill-downs per profile).
+    metric_rules : DataFrame
+        Per metric where a profile shows another value than the first (the reference):
+        ``group, metric, profile, rule, choices`` — each rule of :data:`METRIC_RULES` on which that
+        profile and the reference choose differently, ``choices`` naming both choices
+        ("dora: interpolated; devlake: lower").
+    notes : dict
+        Profile -> the notes of its result that not every compared profile has (why a number is
+        no data in one profile and not in another).
     """
 
     frame: pd.DataFrame
     reasons: pd.DataFrame
     profiles: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict, repr=False)
+    metric_rules: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_METRIC_RULE_COLUMNS))
+    notes: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def rules(self) -> dict[str, dict[str, str]]:
+        """Profile -> its rule choices (:func:`releaserisk.profiles.profile_rules`)."""
+        from releaserisk.profiles import profile_rules
+
+        return {p: profile_rules(p) for p in self.profiles}
 
     def summary(self) -> str:
         """The side-by-side table and the count of rows per reason, with an example each.
@@ -94,13 +147,23 @@ class ProfileComparison:
         str
         """
         lines = [f"profiles compared: {', '.join(self.profiles)}"]
-        header = f"  {'metric':<26}" + "".join(f"{p:>14}" for p in self.profiles)
+        header = f"  {'metric':<26}" + "".join(f"{p:>22}" for p in self.profiles)
+        reference = self.profiles[0] if self.profiles else ""
+        by_profile = self.metric_rules.groupby(["group", "metric", "profile"], sort=False)["rule"].agg(", ".join)
         for group, rows in self.frame.groupby("group", sort=False):
             lines.append(f"  {group}")
             lines.append(header)
             for _, row in rows.iterrows():
-                cells = "".join(f"{_fmt(row[p], row['metric']):>14}" for p in self.profiles)
+                cells = "".join(f"{_cell(row, p):>22}" for p in self.profiles)
                 lines.append(f"  {row['metric']:<26}{cells}")
+            mine = by_profile[by_profile.index.get_level_values(0) == group].reset_index()
+            for metric, rows_of in mine.groupby("metric", sort=False):
+                why = "; ".join(f"{r.profile} by {r.rule}" for r in rows_of.itertuples())
+                lines.append(f"    {metric} differs from {reference}: {why}")
+        for rule in dict.fromkeys(self.metric_rules["rule"]):
+            lines.append(f"  rule {rule}: " + "; ".join(f"{p} {self.rules[p][rule]}" for p in self.profiles))
+        for profile, notes in self.notes.items():
+            lines.extend(f"  {profile} only: {note}" for note in notes)
         if self.reasons.empty:
             lines.append("  no row is treated differently")
         for reason, rows in self.reasons.groupby("reason", sort=False):
@@ -118,7 +181,8 @@ class ProfileComparison:
         """
         from releaserisk.dora import _records
 
-        return {"profiles": list(self.profiles), "summary": _records(self.frame), "reasons": _records(self.reasons)}
+        return {"profiles": list(self.profiles), "summary": _records(self.frame), "reasons": _records(self.reasons),
+                "metric_rules": _records(self.metric_rules), "notes": self.notes}  # fmt: skip
 
 
 def _fmt(value, metric: str = "") -> str:
@@ -134,6 +198,47 @@ def _fmt(value, metric: str = "") -> str:
     if metric.endswith("_hours"):
         return f"{value:,.1f} h"
     return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+_METRIC_RULE_COLUMNS = ["group", "metric", "profile", "rule", "choices"]
+
+
+def _cell(row: pd.Series, profile: str) -> str:
+    """A side-by-side cell: the value in its unit and, beside a rate or a median, the n it rests on."""
+    shown = _fmt(row[profile], row["metric"])
+    n = row.get(f"{profile}_n")
+    if row["metric"] == "deployments" or n is None or pd.isna(n):
+        return shown
+    return f"{shown} (n {int(n):,})"
+
+
+def _metric_rules(frame: pd.DataFrame, rules: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """For each (group, metric) where a profile shows another value than the reference (the first profile), the
+    rules of :data:`METRIC_RULES` on which that profile and the reference choose differently."""
+    reference, *others = list(rules)
+    rows = []
+    for record in frame.to_dict("records"):
+        metric = record["metric"]
+        for other in others:
+            if _fmt(record[other], metric) == _fmt(record[reference], metric):
+                continue
+            candidates = METRIC_RULES.get(metric, ())
+            if "lead_time_of" in candidates and rules[other]["lead_time_of"] != rules[reference]["lead_time_of"]:
+                # per commit in one profile, per pull request in the other: they measure different
+                # things, and the rules of each kind's unit say nothing more
+                candidates = tuple(r for r in candidates if r in ("lead_time_of", "median"))
+            for rule in candidates:
+                if rules[other][rule] != rules[reference][rule]:
+                    choices = f"{reference}: {rules[reference][rule]}; {other}: {rules[other][rule]}"
+                    rows.append((record["group"], metric, other, rule, choices))
+    return pd.DataFrame(rows, columns=_METRIC_RULE_COLUMNS)
+
+
+def _own_notes(results: dict[str, Any]) -> dict[str, list[str]]:
+    """Each profile's notes that not every compared profile has (empty lists left out)."""
+    shared = set.intersection(*(set(r.notes) for r in results.values()))
+    own = {p: [n for n in r.notes if n not in shared] for p, r in results.items()}
+    return {p: notes for p, notes in own.items() if notes}
 
 
 def _side_by_side(results: dict[str, Any]) -> pd.DataFrame:
@@ -313,4 +418,12 @@ def compare_results(store: Store, results: dict[str, Any]) -> ProfileComparison:
         else pd.DataFrame(columns=["entity", "key", "reason", "detail"])
     )
     reasons.columns = ["entity", "key", "reason", "detail"]
-    return ProfileComparison(frame=_side_by_side(results), reasons=reasons, profiles=profiles, results=results)
+    frame = _side_by_side(results)
+    return ProfileComparison(
+        frame=frame,
+        reasons=reasons,
+        profiles=profiles,
+        results=results,
+        metric_rules=_metric_rules(frame, {p: r.rules for p, r in results.items()}),
+        notes=_own_notes(results),
+    )

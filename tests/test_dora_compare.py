@@ -63,9 +63,52 @@ def test_one_row_per_reason(disagreeing):
     text = result.comparison.summary()
     assert "first_of_chain: 1 deployment(s), e.g. d1" in text and "devlake" in text
     # each cell in its metric's unit: a rate in %, hours with their unit, a count whole
-    assert re.search(r"change_failure_rate +50\.0 % +25\.0 %", text) and re.search(r"deployments +4 ", text)
+    # and beside a rate or a median the n it rests on
+    assert re.search(r"change_failure_rate +50\.0 % \(n 4\) +25\.0 % \(n 4\)", text)
+    assert re.search(r"deployments +4 ", text)
     assert "e+0" not in text and re.search(r"lead_time_median_hours +[\d,]+\.\d h", text)
     json.dumps(result.comparison.to_dict(), allow_nan=False)
+
+
+def test_metric_differences_name_the_rules_behind_them(disagreeing):
+    """A median kind or a rounding unit is no row's reason: per metric whose shown value differs from the reference
+    profile's, the rules of that metric on which the two profiles choose differently, and each profile's own notes
+    (why a number is no data in one and not in another)."""
+    result = dora_metrics(disagreeing, "2024-01-01", "2024-01-08", compare=["dora", "devlake", "fourkeys"])
+    comparison = result.comparison
+    rows = comparison.metric_rules
+    by = {(r.metric, r.profile): [] for r in rows.itertuples()}
+    for r in rows.itertuples():
+        by[(r.metric, r.profile)].append(r.rule)
+    # per PR in devlake, per commit in dora: what is measured, and devlake's lower median
+    assert by[("lead_time_median_hours", "devlake")] == ["lead_time_of", "median"]
+    assert by[("lead_time_p90_hours", "devlake")] == ["lead_time_of"]  # no median in a p90
+    assert by[("lead_time_median_hours", "fourkeys")] == ["change_deployments", "rounding", "lead_time_zero",
+                                                          "span_guard"]  # fmt: skip
+    assert by[("change_failure_rate", "devlake")] == ["failure", "incident_link", "cause_match"]
+    assert ("change_failure_rate", "fourkeys") not in by  # 50.0 % in both (1 of 2, 2 of 4)
+    assert not rows["metric"].eq("restore_median_hours").any()  # no data in all three: nothing differs
+    assert (
+        rows.set_index(["metric", "profile", "rule"]).loc[("lead_time_median_hours", "devlake", "median"), "choices"]
+        == "dora: interpolated; devlake: lower"
+    )
+    text = comparison.summary()
+    assert "    lead_time_median_hours differs from dora: devlake by lead_time_of, median; fourkeys by " in text
+    assert "  rule median: dora interpolated; devlake lower; fourkeys interpolated" in text
+    assert any(n.startswith("2 production deployments list no change") for n in comparison.notes["fourkeys"])
+    assert "  fourkeys only: 2 production deployments list no change" in text
+    payload = json.loads(json.dumps(comparison.to_dict(), allow_nan=False))
+    assert {"group", "metric", "profile", "rule", "choices"} <= set(payload["metric_rules"][0])
+    assert payload["notes"]["fourkeys"] == comparison.notes["fourkeys"]
+
+
+def test_every_compared_metric_names_rules_of_the_profile_table():
+    from releaserisk.dora_compare import COMPARED_METRICS, METRIC_RULES
+    from releaserisk.profiles import PROFILE_RULES
+
+    names = {rule.name for rule in PROFILE_RULES}
+    assert set(METRIC_RULES) == set(COMPARED_METRICS)
+    assert all(rules and set(rules) <= names for rules in METRIC_RULES.values())
 
 
 def test_compare_needs_known_profiles(store):
