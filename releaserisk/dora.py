@@ -928,11 +928,18 @@ def _failures(store: Store, rules: dict[str, str], w: _Work) -> None:
         failed, restored = "incidents > 0", "inc.resolved_at"
     recovery = span_hours("finished_at", "restored_at")
     if rules["failure_count"] == "root-cause matches":
-        # Four Keys: every deployment listing an incident's root cause among its changes, once per match
+        # Four Keys: every deployment listing an incident's root cause among its changes, once per match; its
+        # changes are the commits of the push of its own commit, that commit among them (deployments.sql), so a
+        # deployment listing none here (a chain's first, derived from the history) still has its own (UNION:
+        # a commit listed and deployed counts once, as Four Keys' ARRAY_AGG(DISTINCT ...) does)
         incidents_of = f"""
-            SELECT dc.deployment_id, count(*) AS incidents, min(i.resolved_at) AS resolved_at
-            FROM ({_causes(rules)}) i
-            JOIN deployment_changes dc ON {_cause_match(rules, "dc.sha", "i.cause")} GROUP BY dc.deployment_id"""
+            SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
+            FROM (SELECT dc.deployment_id, i.incident_id, i.resolved_at
+                  FROM ({_causes(rules)}) i JOIN deployment_changes dc ON {_cause_match(rules, "dc.sha", "i.cause")}
+                  UNION
+                  SELECT p.deployment_id, i.incident_id, i.resolved_at
+                  FROM ({_causes(rules)}) i JOIN {w.prod} p ON {_cause_match(rules, "p.sha", "i.cause")})
+            GROUP BY deployment_id"""
     else:
         incidents_of = f"""
             SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at

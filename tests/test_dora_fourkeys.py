@@ -141,3 +141,27 @@ def test_a_commit_time_is_truncated_to_the_second_before_the_minutes_are_counted
     result = dora_metrics(store, *WINDOW, profile="fourkeys")
     assert result.frame.iloc[0].lead_time_median_hours == pytest.approx(2 / 60)
     assert result.changes["lead_time_hours"].tolist() == [pytest.approx(2 / 60)]
+
+
+def test_a_deployment_fails_when_its_own_commit_is_the_root_cause(store):
+    """A Four Keys deployment's changes are the commits of the push whose head it deployed (deployments.sql:
+    ``changes_raw.id = deploys.main_commit``, ``ARRAY_AGG(DISTINCT ... '$.id')`` over the push's commits), the
+    head among them. d1 deployed aaaa1111 and lists no change (a chain's first deployment, links derived from
+    the history); d2 lists bbbb2222. The incident names aaaa1111: the dashboard's join ``i.change = changes``
+    matches d1's head, so d1 failed: 1 / 2; incidents.sql starts the incident at d1 (01-02 00:00), resolved
+    01-04 05:00: 53 h. The incident and the deployment say the same (before, the incident named d1 and d1
+    had not failed).
+    """
+    load(
+        store,
+        commits=[("aaaa1111", "2024-01-01T00:00Z"), ("bbbb2222", "2024-01-02T00:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z", sha="aaaa1111"), dep(2, "2024-01-03T00:00Z", sha="bbbb2222")],
+        changes=[("d2", "bbbb2222")],
+        incidents=[{"incident_id": "i", "service": "api", "opened_at": "2024-01-04T00:00Z", "cause_sha": "aaaa1111",
+                    "resolved_at": "2024-01-04T05:00Z"}],
+    )  # fmt: skip
+    result = dora_metrics(store, *WINDOW, profile="fourkeys")
+    assert result.incidents.iloc[0].deployment_id == "d1"
+    row = result.frame.iloc[0]
+    assert (row.change_failure_rate, row.failed_deployments, row.restore_median_hours) == (0.5, 1, 53)
+    assert result.deployments.set_index("deployment_id")["failed"].to_dict() == {"d1": True, "d2": False}
