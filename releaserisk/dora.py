@@ -851,6 +851,10 @@ def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool =
     # Incident -> deployment links, by the profile's incident_link rule
     explicit = "e.deployment_id" if link.startswith("explicit") else "NULL"
     by_cause = "coalesce(b.deployment_id, ds.deployment_id)" if "cause sha" in link else "NULL"
+    if link.endswith("any time"):
+        # Four Keys: the earliest deployment whose changes hold the cause, its own commit among them
+        # (incidents.sql: MIN(root.time_created) over 'deployments d, d.changes'; deployments.sql)
+        by_cause = "CASE WHEN ds.k < b.k OR b.k IS NULL THEN ds.deployment_id ELSE b.deployment_id END"
     prior = "pr.deployment_id" if "prior" in link else "NULL"
     cause_time = "" if link.endswith("any time") else "AND p.finished_at <= i.opened_at"
     restore_from = ("least(i.opened_at, coalesce(cause.finished_at, i.opened_at))"
@@ -868,13 +872,13 @@ def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool =
         -- a cause may be abbreviated, in any case ("root cause: 9fceb02")
         WITH causes AS ({_causes(rules)}),
         by_sha AS (
-            SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
+            SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id, min(p.k) AS k
             FROM causes i JOIN deployment_changes dc ON {_cause_match(rules, "dc.sha", "i.cause")}
             JOIN {w.prod} p ON p.deployment_id = dc.deployment_id {cause_service}
             WHERE true {cause_time} GROUP BY i.incident_id
         ),
         direct_sha AS (
-            SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id
+            SELECT i.incident_id, arg_min(p.deployment_id, p.k) AS deployment_id, min(p.k) AS k
             FROM causes i JOIN {w.prod} p ON {_cause_match(rules, "p.sha", "i.cause")} {cause_service}
             WHERE true {cause_time} GROUP BY i.incident_id
         ),

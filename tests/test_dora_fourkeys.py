@@ -165,3 +165,25 @@ def test_a_deployment_fails_when_its_own_commit_is_the_root_cause(store):
     row = result.frame.iloc[0]
     assert (row.change_failure_rate, row.failed_deployments, row.restore_median_hours) == (0.5, 1, 53)
     assert result.deployments.set_index("deployment_id")["failed"].to_dict() == {"d1": True, "d2": False}
+
+
+def test_an_incident_starts_at_the_earliest_deployment_of_its_root_cause_listed_or_deployed(store):
+    """incidents.sql: time_created = MIN(IF(root.time_created < issue.time_created, root.time_created,
+    issue.time_created)) over every deployment whose changes hold the root cause, any service; a deployment's
+    changes include the commit it deployed (deployments.sql). d1 (api, 01-02) deployed aaaa1111 and lists
+    nothing; d2 (web, 01-03) lists aaaa1111. The incident opened 01-05 00:00, resolved 02:00: it starts at d1,
+    74 h (from d2, the first listing it, 50 h). Both deployments hold the cause: 2 matches / 2 deployments.
+    """
+    load(
+        store,
+        commits=[("aaaa1111", "2024-01-01T00:00Z")],
+        deployments=[dep(1, "2024-01-02T00:00Z", sha="aaaa1111"),
+                     dep(2, "2024-01-03T00:00Z", service="web", sha="aaaa1111")],
+        changes=[("d2", "aaaa1111")],
+        incidents=[{"incident_id": "i", "service": "api", "opened_at": "2024-01-05T00:00Z", "cause_sha": "aaaa1111",
+                    "resolved_at": "2024-01-05T02:00Z"}],
+    )  # fmt: skip
+    result = dora_metrics(store, *WINDOW, profile="fourkeys")
+    assert result.incidents.iloc[0].deployment_id == "d1"
+    row = result.frame.iloc[0]
+    assert (row.restore_median_hours, row.change_failure_rate) == (74, 1.0)
