@@ -506,6 +506,8 @@ def _column(values: pd.Series, column: Column, where: str, assume_tz: str | None
             raise InputError(
                 f"{where}: row {_first_bad(bad)}: {_shown(text[bad].iloc[0])} is not one of {', '.join(column.allowed)}"
             )
+    elif column.default is not None:  # a required column whose value may be blank (a deleted account: "")
+        text = text.fillna(column.default)
     return text
 
 

@@ -10,6 +10,7 @@ SQL (``grafana/dashboards/DORA.json``); each test's docstring gives the derivati
 import math
 
 import pandas as pd
+import pytest
 
 from releaserisk.dora import dora_metrics
 from tests.test_dora import dep, load
@@ -322,3 +323,36 @@ def test_devlake_pr_metrics_and_links_equal_a_port_of_devlakes_tasks(store):
     assert len(deployed) >= 10
     lower = deployed[math.ceil(len(deployed) / 2) - 1]
     assert result.frame.iloc[0].lead_time_median_hours == lower / 60
+
+
+def test_a_review_by_a_deleted_account_is_accepted_and_counts_as_another_reviewers(store, tmp_path):
+    """``batchFetchFirstReviews`` keeps a comment when ``pr.author_id IS NULL OR pr.author_id = '' OR
+    prc.account_id != pr.author_id``: a comment whose account is empty (a deleted account) is not the
+    author's, so it counts. A reviews file with an empty reviewer was refused whole ("required value is
+    empty"), as an empty PR author was before.
+
+    PR 1 (alice) opened 00:00, merged 05:00; the deleted account's review at 01:00 is the first:
+    pickup = 60, review = ceil(01:00 -> 05:00) = 240.
+    """
+    from releaserisk.errors import InputError
+    from releaserisk.ingest.tabular import ingest_file
+
+    load(
+        store,
+        deployments=[dep(1, "2024-01-01T00:00Z")],
+        prs=[{"repo": "r", "number": 1, "author": "alice", "created_at": "2024-01-02T00:00Z",
+              "merged_at": "2024-01-02T05:00Z", "merge_commit_sha": "m"}],
+    )  # fmt: skip
+    path = tmp_path / "reviews.csv"
+    path.write_text(
+        "repo,number,reviewer,submitted_at\n"
+        "r,1,,2024-01-02T01:00Z\n"  # a deleted account
+        "r,1,bob,2024-01-02T02:00Z\n"
+    )
+    assert ingest_file(store, "pr-reviews", path) == 2
+    pr = _prs(store).loc[1]
+    assert (pr.pickup_minutes, pr.review_minutes) == (60, 240)
+    no_column = tmp_path / "no_reviewer.csv"
+    no_column.write_text("repo,number,submitted_at\nr,1,2024-01-02T01:00Z\n")
+    with pytest.raises(InputError, match="missing required column"):  # the column itself stays required
+        ingest_file(store, "pr-reviews", no_column)

@@ -9,7 +9,11 @@ __all__ = ["DEPLOY_KIND", "DEPLOY_STATUS", "EXPLICIT", "FLAG_ACTIONS", "SCHEMAS"
 
 @dataclass(frozen=True)
 class Column:
-    """One documented column: its type and, for enums, the allowed values."""
+    """One documented column: its type and, for enums, the allowed values.
+
+    ``default``: an enum's value for a blank cell or an absent optional column; a required text
+    column's value for a blank cell (the column itself must be there).
+    """
 
     name: str
     kind: str = "str"  # str | timestamp | int | enum | list | float
@@ -76,7 +80,10 @@ SCHEMAS: dict[str, tuple[str, tuple[Column, ...]]] = {
     "pr-commits": ("pr_commits", (_req("repo"), _req("number", "int"), _req("sha"), _req("authored_at", "timestamp"))),
     "pr-reviews": (
         "pr_reviews",
-        (_req("repo"), _req("number", "int"), _req("reviewer"), _req("submitted_at", "timestamp"), Column("state")),
+        # a review by a deleted account has no reviewer: kept as "" (a key column), someone other than the author,
+        # as DevLake's batchFetchFirstReviews counts a comment whose account_id differs from the author's
+        (_req("repo"), _req("number", "int"), Column("reviewer", required=True, default=""),
+         _req("submitted_at", "timestamp"), Column("state")),
     ),
     "deployment-changes": ("deployment_changes", (_req("deployment_id"), _req("repo"), _req("sha"))),
     "services": (
