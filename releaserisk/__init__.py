@@ -79,6 +79,9 @@ _EXPORTS = {
     "ingest_gitlab": "releaserisk.ingest.gitlab",
     "ingest_jira": "releaserisk.ingest.jira",
     "ingest_pagerduty": "releaserisk.ingest.pagerduty",
+    "csv_cell": "releaserisk.escape",
+    "csv_frame": "releaserisk.escape",
+    "csv_text": "releaserisk.escape",
     "json_records": "releaserisk.escape",
     "json_safe": "releaserisk.escape",
     "judge": "releaserisk.canary.judge",
@@ -118,6 +121,7 @@ _EXPORTS = {
     "simulate": "releaserisk.simulation",
     "stale_flags": "releaserisk.flags",
     "stop_commands": "releaserisk.escape",
+    "terminal_text": "releaserisk.escape",
     "training_frame": "releaserisk.labels",
     "weekly_sections": "releaserisk.report",
     "workflow_command": "releaserisk.escape",
@@ -142,6 +146,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from releaserisk.escape import (
         command_data,
         command_property,
+        csv_cell,
+        csv_frame,
+        csv_text,
         fenced_block,
         html_text,
         json_records,
@@ -150,6 +157,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         one_line,
         plain_text,
         stop_commands,
+        terminal_text,
         workflow_command,
     )
     from releaserisk.features import KAMEI_FEATURES, ChangeMetricState

@@ -17,6 +17,8 @@ a whole workflow command    :func:`workflow_command`
 untrusted text on stdout    :func:`stop_commands` (the runner's ``stop-commands``)
 one line of plain text      :func:`one_line`
 text output on stdout       :func:`plain_text` (lines only where the face broke them)
+text shown on a terminal    :func:`terminal_text` (control and bidi characters as escapes)
+CSV cell for a spreadsheet  :func:`csv_cell`, a table :func:`csv_frame`, its text :func:`csv_text`
 markdown table cell         :func:`markdown_cell`
 markdown fenced block       :func:`fenced_block`
 HTML text or attribute      :func:`html_text`
@@ -26,7 +28,10 @@ JSON                        :func:`json_safe` (NaN and infinities become null)
 Sources: the Actions toolkit's ``packages/core/src/command.ts`` (``escapeData``,
 ``escapeProperty``); GitHub's "Workflow commands" documentation (``stop-commands``);
 CommonMark 0.31 section 4.5 (a fence closes only with at least as many backticks as
-it opened with) and GitHub Flavored Markdown's tables (``\\|`` inside a cell).
+it opened with) and GitHub Flavored Markdown's tables (``\\|`` inside a cell); OWASP's
+"CSV Injection" page (cells beginning with ``=`` ``+`` ``-`` ``@``, tab or carriage return
+get a leading ``'``); Unicode Standard Annex #9 (the bidirectional formatting characters)
+and CVE-2021-42574 ("Trojan Source": they reorder what a reader sees).
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ __all__ = [
     "LINE_BREAKS",
     "command_data",
     "command_property",
+    "csv_cell",
+    "csv_frame",
+    "csv_text",
     "fenced_block",
     "html_text",
     "json_records",
@@ -50,6 +58,7 @@ __all__ = [
     "one_line",
     "plain_text",
     "stop_commands",
+    "terminal_text",
     "workflow_command",
 ]
 
@@ -58,6 +67,15 @@ __all__ = [
 LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 _BREAK = re.compile(f"[{re.escape(LINE_BREAKS)}]")
 _BACKTICKS = re.compile(r"`+")
+#: Bidirectional formatting characters (UAX #9, table 2: ALM, LRM, RLM, LRE, RLE, PDF, LRO, RLO,
+#: LRI, RLI, FSI, PDI): invisible, they reorder the text a reader sees around them.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+#: What a terminal must not receive raw: C0 controls but tab and newline (ESC starts an ANSI
+#: sequence that can rewrite the screen), DEL, C1 controls and the bidi formatting characters.
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
+#: The first characters that make a spreadsheet read a cell as a formula (OWASP, CSV Injection).
+CSV_FORMULA_STARTS = "=+-@\t\r"
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def command_data(text: Any) -> str:
@@ -156,9 +174,10 @@ def one_line(text: Any) -> str:
         Without any character of :data:`LINE_BREAKS`, so it cannot start a line a CI
         runner would read as a command, and never beginning with ``::`` (a leading
         ``\\`` is added): printed alone on a line it is no command either. Backslashes
-        are doubled so the escape is reversible.
+        are doubled so the escape is reversible. Control and bidirectional formatting
+        characters are escaped too (:func:`terminal_text`).
     """
-    return _no_command(_BREAK.sub(_visible, str(text).replace("\\", "\\\\")))
+    return _no_command(_CONTROL.sub(_visible, _BREAK.sub(_visible, str(text).replace("\\", "\\\\"))))
 
 
 def plain_text(text: str) -> str:
@@ -177,10 +196,112 @@ def plain_text(text: str) -> str:
     -------
     str
         Each ``\\n``-separated line through :func:`one_line` (other breaks escaped, no
-        line beginning with ``::``); the ``\\n`` kept. Unlike :func:`one_line`,
+        line beginning with ``::``) and :func:`terminal_text` (control and bidi characters
+        escaped); the ``\\n`` kept. Unlike :func:`one_line`,
         backslashes are left alone (text output is read, not decoded).
     """
-    return "\n".join(_no_command(_BREAK.sub(_visible, line)) for line in text.split("\n"))
+    return "\n".join(_no_command(terminal_text(_BREAK.sub(_visible, line))) for line in text.split("\n"))
+
+
+def terminal_text(text: Any) -> str:
+    """Text for a terminal with every control and bidirectional formatting character shown as its escape.
+
+    A title holding U+202E (right-to-left override) prints reversed ("Trojan Source",
+    CVE-2021-42574), and ESC starts an ANSI sequence that can move the cursor, recolour or
+    erase what the terminal showed before. Shown as ``\\u202e`` or ``\\x1b`` they are visible
+    and harmless.
+
+    Parameters
+    ----------
+    text : Any
+        Converted with ``str``.
+
+    Returns
+    -------
+    str
+        ``text`` with C0 controls (but tab and newline, which the face's layout uses), DEL,
+        C1 controls and :data:`BIDI_CONTROLS` (Unicode Standard Annex #9, table 2)
+        replaced by their Python escapes; every other character, emoji joiners included,
+        unchanged. Lines are not touched: :func:`plain_text` and :func:`one_line` handle
+        line breaks.
+    """
+    return _CONTROL.sub(_visible, str(text))
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell for a CSV file that a spreadsheet opens: text cannot start a formula.
+
+    Excel, LibreOffice and Google Sheets evaluate a cell that begins with ``=``, ``+``,
+    ``-`` or ``@`` (and, after a tab or carriage return, the formula that follows):
+    ``=HYPERLINK("http://evil", "x")`` in an incident title becomes a link, ``=cmd|…`` a
+    DDE command. OWASP's "CSV Injection" guidance: prefix such cells with a single quote,
+    which the spreadsheet shows as text and does not display.
+
+    Parameters
+    ----------
+    value : Any
+        A cell. Only ``str`` values are text cells; numbers, booleans, timestamps and
+        missing values are returned unchanged (a negative number is no formula).
+
+    Returns
+    -------
+    Any
+        A ``str`` that starts with one of :data:`CSV_FORMULA_STARTS` and is not a plain
+        number (``-1.5``, ``+3``) gets a leading ``'``; anything else is ``value`` itself.
+        Quoting of commas, quotes and line breaks is the CSV writer's job.
+
+    Notes
+    -----
+    Source: OWASP, "CSV Injection" (owasp.org/www-community/attacks/CSV_Injection).
+    """
+    if isinstance(value, str) and value and value[0] in CSV_FORMULA_STARTS and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_frame(frame: Any) -> Any:
+    """A DataFrame with every text cell and column name through :func:`csv_cell`, ready for ``to_csv``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy; numeric and datetime columns are untouched, and in the others only ``str``
+        values change.
+    """
+    import pandas as pd
+
+    out = frame.copy()
+    for column in out.columns:
+        dtype = out[column].dtype
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype)):
+            out[column] = out[column].map(csv_cell, na_action="ignore")
+    return out.rename(columns=lambda name: csv_cell(name) if isinstance(name, str) else name)
+
+
+def csv_text(frame: Any) -> str:
+    """A DataFrame as CSV text that a spreadsheet opens without running a formula or splitting a row.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+
+    Returns
+    -------
+    str
+        :func:`csv_frame`'s cells, no index, ``\\n`` line ends. Python's CSV writer quotes a
+        field holding a carriage return only when ``\\r`` is part of its line terminator, and
+        a spreadsheet starts a new row at an unquoted ``\\r`` (a row whose first cell nothing
+        neutralised): a table with such a cell is written with RFC 4180's ``\\r\\n`` line ends,
+        which quotes it.
+    """
+    out = csv_frame(frame)
+    cells = (value for column in out.columns if out[column].dtype.kind not in "biufcmM" for value in out[column])
+    has_cr = any(isinstance(value, str) and "\r" in value for value in (*out.columns, *cells))
+    return out.to_csv(index=False, lineterminator="\r\n" if has_cr else "\n")
 
 
 def _visible(match: re.Match[str]) -> str:

@@ -9,9 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from releaserisk.escape import (
+    BIDI_CONTROLS,
+    CSV_FORMULA_STARTS,
     LINE_BREAKS,
     command_data,
     command_property,
+    csv_cell,
+    csv_frame,
+    csv_text,
     fenced_block,
     html_text,
     json_safe,
@@ -19,6 +24,7 @@ from releaserisk.escape import (
     one_line,
     plain_text,
     stop_commands,
+    terminal_text,
     workflow_command,
 )
 
@@ -137,3 +143,92 @@ def test_json_records_are_plain_json_whatever_the_column_types():
     assert rows == [{"at": "2026-01-05T02:00:00+00:00", "n": 3, "rate": 0.5, "id": "d1"},
                     {"at": None, "n": 4, "rate": None, "id": None}]  # fmt: skip
     json.dumps(rows, allow_nan=False)  # no NaN, no numpy scalar, no Timestamp
+
+
+# text rich in what spreadsheets and terminals act on: formula starts, controls, bidi overrides
+_sheet_pieces = st.sampled_from(
+    [*"=+-@\t\r\n'\\", "\x1b[31m", "\x00", "\x7f", "\x9b", *BIDI_CONTROLS, '=HYPERLINK("http://e","x")', "1", "-2.5"]
+)
+sheet_hostile = st.lists(st.one_of(_sheet_pieces, st.text(max_size=3)), max_size=12).map("".join)
+_controlled = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
+
+
+@given(sheet_hostile)
+def test_csv_cell_never_starts_a_formula_and_only_prefixes_a_quote(text):
+    cell = csv_cell(text)
+    assert cell in (text, "'" + text)
+    assert not cell[:1] or cell[0] not in CSV_FORMULA_STARTS or re.fullmatch(r"[-+][\d.eE+-]+", cell)
+
+
+@given(st.one_of(st.integers(), st.floats(allow_nan=True), st.booleans(), st.none()))
+def test_csv_cell_leaves_every_non_text_value_alone(value):
+    assert csv_cell(value) is value
+
+
+def test_csv_cell_examples():
+    assert csv_cell('=HYPERLINK("http://evil","x")') == '\'=HYPERLINK("http://evil","x")'
+    assert [csv_cell(t) for t in ("+SUM(1)", "@cmd", "-2+3+cmd|' /C calc'!A0", "\tx", "\r=1")] == [
+        "'+SUM(1)", "'@cmd", "'-2+3+cmd|' /C calc'!A0", "'\tx", "'\r=1"]  # fmt: skip
+    assert [csv_cell(t) for t in ("-1.5", "+3", "1e-3", "plain", "", "a=b")] == [
+        "-1.5",
+        "+3",
+        "1e-3",
+        "plain",
+        "",
+        "a=b",
+    ]
+
+
+@given(st.lists(sheet_hostile, min_size=1, max_size=5))
+def test_csv_frame_written_and_read_back_has_no_formula_cell_and_keeps_numbers(texts):
+    import csv
+    import io
+
+    import pandas as pd
+
+    frame = pd.DataFrame({"title": texts, "n": [-(i + 1) for i in range(len(texts))], "rate": -0.5})
+    frame[texts[0] or "x"] = "y"  # a column named by user text
+    out = csv_text(frame)
+    header, *rows = list(csv.reader(io.StringIO(out, newline="")))  # strict: a bare \r outside quotes fails
+    for cell in [*header, *(row[0] for row in rows)]:
+        assert not cell[:1] or cell[0] not in CSV_FORMULA_STARTS or re.fullmatch(r"[-+][\d.eE+-]+", cell)
+    assert [row[0] if row[0] == t else row[0].removeprefix("'") for row, t in zip(rows, texts, strict=True)] == texts
+    assert [int(row[1]) for row in rows] == list(frame["n"]) and {row[2] for row in rows} == {"-0.5"}
+    assert list(frame["title"]) == texts  # the caller's frame is not changed
+    assert csv_frame(frame).dtypes.tolist() == frame.dtypes.tolist()
+
+
+def _unescape_controls(text: str) -> str:
+    return re.sub(r"\\x([0-9a-f]{2})|\\u([0-9a-f]{4})", lambda m: chr(int(m.group(1) or m.group(2), 16)), text)
+
+
+@given(sheet_hostile.filter(lambda t: "\\" not in t))
+def test_terminal_text_shows_every_control_and_bidi_character_escaped_and_round_trips(text):
+    out = terminal_text(text)
+    assert not _controlled.search(out)
+    assert "\n" in out or "\n" not in text  # the face's layout characters are kept
+    assert _unescape_controls(out) == text
+
+
+def test_terminal_text_examples_and_the_text_faces_use_it():
+    title = "invoice\u202efdp.exe"
+    assert terminal_text(title) == "invoice\\u202efdp.exe"
+    assert terminal_text("\x1b[2Jgone") == "\\x1b[2Jgone"
+    assert terminal_text("a\tb 👩\u200d💻") == "a\tb 👩\u200d💻"  # tab and the emoji joiner are no threat
+    assert plain_text(f"title {title}\nnext") == "title invoice\\u202efdp.exe\nnext"
+    assert one_line("x\u2066y") == "x\\u2066y"
+
+
+@given(sheet_hostile)
+def test_plain_text_and_one_line_leave_no_control_or_bidi_character(text):
+    assert not _controlled.search(plain_text(text).replace("\n", ""))
+    assert not _controlled.search(one_line(text))
+
+
+def test_csv_text_of_every_column_type_and_of_an_empty_table():
+    import pandas as pd
+
+    frame = pd.DataFrame({"at": pd.to_datetime(["2026-01-05T02:00:00Z"], utc=True), "ok": [True], "t": ["-x"]})
+    assert csv_text(frame) == "at,ok,t\n2026-01-05 02:00:00+00:00,True,'-x\n"
+    assert csv_text(frame.iloc[:0]) == "at,ok,t\n"
+    assert csv_text(pd.DataFrame({"t": ["a\rb"]})) == 't\r\n"a\rb"\r\n'  # the CR is quoted, not a row break

@@ -33,6 +33,7 @@ from releaserisk.cli._base import (
     EXIT_USAGE,
 )
 from releaserisk.errors import ReleaseRiskError
+from releaserisk.escape import terminal_text
 
 __all__ = [
     "EXIT_GATE_FAILED",
@@ -85,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(text: str) -> str:
-    # one line, even when the message quotes a library's multi-line text (a CSV parser's)
-    return " ".join(str(text).split())
+    # one line, even when the message quotes a library's multi-line text (a CSV parser's); a
+    # quoted value's control or bidi characters shown as escapes (a U+202E would reverse the line)
+    return terminal_text(" ".join(str(text).split()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         where = f": {exc.filename}" if exc.filename else ""
-        sys.stderr.write(f"error: {exc.strerror or exc}{where}\n")
+        sys.stderr.write(f"error: {_one_line(exc.strerror or exc)}{_one_line(where)}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; nothing was committed by the interrupted step\n")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from releaserisk.choices import DORA_BENCHMARK_YEARS, DORA_DETAILS, DORA_GROUPS, DORA_PERIODS, DORA_PROFILES
 from releaserisk.cli._base import EXIT_OK, add_format, open_db, settings_of
-from releaserisk.cli.output import emit, emit_frame, hint
+from releaserisk.cli.output import emit, emit_frame, hint, write_csv
 
 
 def cmd_dora(args: argparse.Namespace) -> int:
@@ -42,7 +41,7 @@ def cmd_dora(args: argparse.Namespace) -> int:
         emit_frame(args, comparison.reasons, comparison.summary(), key="reasons", **comparison.to_dict())
         return EXIT_OK
     if args.format == "csv":
-        sys.stdout.write(result.frame.to_csv(index=False))
+        write_csv(result.frame)
     else:
         emit(args, result.to_dict(), result.summary())
     return EXIT_OK

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from releaserisk.choices import CANARY_ARMS, FLAG_FORMATS, JIRA_KINDS
@@ -11,6 +10,7 @@ from releaserisk.cli._base import EXIT_OK, EXIT_USAGE, add_format, open_db, posi
 from releaserisk.cli.output import (
     commit_progress,
     counted,
+    diagnostic,
     emit,
     hint,
     org_progress,
@@ -114,7 +114,7 @@ def cmd_ingest_github(args: argparse.Namespace) -> int:
     since = args.since
 
     def notify(message: str) -> None:
-        sys.stderr.write(message + "\n")
+        diagnostic(message)
 
     with open_db(args) as store:
         result = ingest_github(
@@ -153,7 +153,7 @@ def cmd_ingest_tags(args: argparse.Namespace) -> int:
         )
     emit(args, result.to_dict(), result.summary(with_warning=False))
     if result.warning():
-        sys.stderr.write(f"warning: {result.warning()}\n")
+        diagnostic(f"warning: {result.warning()}")
     if not result.deployments:
         wanted = f"'{args.pattern}'" if args.pattern else "a final release version (v1.2.3 or 1.2)"
         hint(f"no tag in {args.path} names {wanted}; choose the release tags with --pattern GLOB")

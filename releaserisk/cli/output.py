@@ -1,8 +1,10 @@
 """Output formats of every command: text, JSON, CSV and GitHub Actions, and progress displays.
 
-JSON goes to stdout with no NaN (jq and most parsers refuse it); diagnostics go to
-stderr. The GitHub format appends markdown to the step summary and writes workflow
-commands (annotations) with their data escaped as the Actions toolkit does.
+JSON goes to stdout with no NaN (jq and most parsers refuse it); CSV with no text cell a
+spreadsheet would run as a formula (:func:`releaserisk.escape.csv_text`); text with control
+and bidi characters shown as escapes; diagnostics go to stderr, escaped the same way. The
+GitHub format appends markdown to the step summary and writes workflow commands
+(annotations) with their data escaped as the Actions toolkit does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from releaserisk.escape import json_records, json_safe, plain_text, stop_commands, workflow_command
+from releaserisk.escape import (
+    csv_text,
+    json_records,
+    json_safe,
+    plain_text,
+    stop_commands,
+    terminal_text,
+    workflow_command,
+)
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -34,14 +44,24 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
 def emit_frame(args: argparse.Namespace, frame, text: str, key: str = "rows", **payload: Any) -> None:
     """A table: CSV with ``--format csv``, else JSON records or ``text``."""
     if getattr(args, "format", "text") == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
+        write_csv(frame)
     else:
         emit(args, {**payload, key: json_records(frame)}, text)
 
 
+def write_csv(frame) -> None:
+    """A table as CSV on stdout: every text cell that could start a spreadsheet formula neutralised."""
+    sys.stdout.write(csv_text(frame))
+
+
+def diagnostic(text: str) -> None:
+    """A message on stderr (``warning: …``): its user text can neither start a line nor reorder what is shown."""
+    sys.stderr.write(plain_text(text.rstrip("\n")) + "\n")
+
+
 def hint(message: str) -> None:
     """A one-line hint on stderr."""
-    sys.stderr.write(f"hint: {message}\n")
+    diagnostic(f"hint: {message}")
 
 
 def table_listing(counts: dict[str, int]) -> str:
@@ -106,9 +126,9 @@ def org_progress(total: int) -> Callable[..., None]:
     progress.start()
 
     def update(outcome, done: int, total: int) -> None:
-        name = escape(outcome.repo)
+        name = escape(terminal_text(outcome.repo))
         if outcome.status == "failed":
-            progress.console.print(f"[red]failed[/red]    {name}: {escape(outcome.error or '')}")
+            progress.console.print(f"[red]failed[/red]    {name}: {escape(terminal_text(outcome.error or ''))}")
         elif outcome.status == "ingested":
             progress.console.print(
                 f"ingested  {name}: {outcome.new_commits:,} new commits ({outcome.total_commits:,}) "

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from releaserisk.choices import RISK_BANDS
 from releaserisk.cli._base import add_format, probability, settings_of
-from releaserisk.cli.output import counted, emit, github_output
+from releaserisk.cli.output import counted, diagnostic, emit, github_output
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -58,7 +57,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         if not args.read_only and len(result.commits):
             store.upsert("risk_scores", result.score_rows(ingested.repo))
     if result.advisory and args.format != "github":
-        sys.stderr.write(f"warning: advisory model: {'; '.join(result.advisory)}\n")
+        diagnostic(f"warning: advisory model: {'; '.join(result.advisory)}")
     if args.format == "github":
         annotations = [
             ("error" if r.band == "high" and not result.advisory else "warning",
