@@ -999,6 +999,82 @@ def _failures(store: Store, rules: dict[str, str], w: _Work) -> None:
                 f"JOIN {w.flags} f USING (k)")  # fmt: skip
 
 
+def _link_notes(store: Store, rules: dict[str, str], w: _Work, start, end) -> list[str]:
+    """Notes on the window's incidents and failed deployments whose links or recovery the numbers cannot show.
+
+    An incident naming a cause deployment that is no production deployment, or a root-cause
+    commit no production deployment matches, was linked another way without a word; one
+    linked explicitly to a deployment that finished after it opened has an impossible link
+    (a recovery it ends may then read as clock skew); one of a service no production deployment has
+    fails nothing; a failed deployment not yet recovered is left out of the recovery median,
+    which is then biased low (it is right-censored). Each note counts them and names an
+    example; ``incident_links``, ``prod`` and ``flags`` must exist.
+    """
+    link = rules["incident_link"]
+    fallback = "linked by the latest prior deployment instead" if "prior" in link else "failing no deployment"
+    shipped = "shipped" if link.endswith("any time") else "shipped by the time they opened"
+    exact = ("; this profile matches a root cause by equality (as Four Keys joins it), so an abbreviated sha matches "
+             "nothing") if rules["cause_match"] == "exact" else ""  # fmt: skip
+    kinds = []  # (SQL condition on l, the incident, p its linked deployment; example; what they do; what came of it)
+    if link.startswith("explicit"):
+        kinds += [
+            ("l.cause_deployment_id IS NOT NULL AND l.link_method <> 'explicit'", "l.cause_deployment_id",
+             "name a cause deployment (cause_deployment_id) that is no successful production deployment", fallback),
+            ("l.link_method = 'explicit' AND p.finished_at > l.opened_at", "l.cause_deployment_id",
+             "name a cause deployment (cause_deployment_id) that finished after they opened",
+             "kept as given, though a deployment cannot have caused an incident that opened before it finished"),
+        ]  # fmt: skip
+    if "cause sha" in link:
+        kinds.append(("trim(l.cause_sha) <> '' AND l.link_method NOT IN ('explicit', 'cause_sha')", "trim(l.cause_sha)",
+                      f"name a root-cause commit (cause_sha) that no production deployment {shipped}",
+                      fallback + exact))  # fmt: skip
+    if "any service" not in link:
+        kinds.append((f"l.service IS NOT NULL AND l.service NOT IN (SELECT service FROM {w.prod} "
+                      "WHERE service IS NOT NULL)", "l.service", "name a service no production deployment has",
+                      "failing no deployment"))  # fmt: skip
+    notes = []
+    if kinds:
+        columns = ", ".join(f"count(*) FILTER ({c}), arg_min(l.incident_id || ' (' || {e} || ')', l.opened_at) "
+                            f"FILTER ({c})" for c, e, *_ in kinds)  # fmt: skip
+        found = store.execute(
+            f"""
+            SELECT {columns} FROM {w.incident_links} l LEFT JOIN {w.prod} p ON p.deployment_id = l.deployment_id
+            WHERE l.opened_at >= $start AND l.opened_at < $end
+            """,
+            {"start": start, "end": end},
+        ).fetchone()
+        for (count, example), (_, _, what, tail) in zip(zip(found[::2], found[1::2], strict=True), kinds, strict=True):
+            if count:
+                notes.append(f"{_count(count, 'incident')} {what if count > 1 else _singular(what)}, e.g. "
+                             f"{example}: {tail}")  # fmt: skip
+    open_failures, example = store.execute(
+        f"""
+        SELECT count(*), arg_min(p.deployment_id || ' (failed ' || strftime(p.finished_at, '%Y-%m-%d %H:%M') || ')',
+                                 p.finished_at)
+        FROM {w.prod} p JOIN {w.flags} f USING (k)
+        WHERE f.failed AND f.restored_at IS NULL AND p.finished_at >= $start AND p.finished_at < $end
+        """,
+        {"start": start, "end": end},
+    ).fetchone()
+    if open_failures:
+        notes.append(
+            f"{_count(open_failures, 'failed deployment')} {'has' if open_failures == 1 else 'have'} not recovered, "
+            f"e.g. {example}: the recovery median leaves {'it' if open_failures == 1 else 'them'} out while the "
+            "recovery runs on, so it is biased low"
+        )
+    return notes
+
+
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one (``2 incidents``, ``1 failed deployment``)."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _singular(clause: str) -> str:
+    """A clause written for several incidents ("name a ... they opened") said of one."""
+    return clause.replace("name a", "names a", 1).replace("they opened", "it opened")
+
+
 def _lead_time(rules: dict[str, str]) -> tuple[str, str]:
     """SQL for a change's lead time in hours as shown (``f`` its commit, ``p`` its deployment) and its skew flag."""
     committed = "f.committed_at"
@@ -2274,6 +2350,7 @@ def dora_metrics(
             lead_u = None if lead is None else numpy_thread.submit(_lead_u, lead)
             numpy_thread.shutdown(wait=False)  # no more jobs: those queued run on
             _failures(store, rules, work)
+            link_notes = _link_notes(store, rules, work, start, end)
             _detail_tables(store, rules, work)
             stats, lists = _aggregates(store, work, group, period, start, end, rules, lead)
             del single, named, lead, cells, early
@@ -2287,6 +2364,7 @@ def dora_metrics(
     groups = sorted(set(stats["grp"])) if len(stats) else ["all"]
     summary = pd.DataFrame({"grp": groups}).merge(stats[stats["period_start"].isna()], on="grp", how="left")
     notes += _skew_notes(summary, rules)
+    notes += link_notes
     if until is None:
         notes += _quiet_tail_note(store, end)
     summary = _finish(

@@ -482,8 +482,8 @@ def test_cli_without_a_source_of_failures_says_unknown_in_json_csv_and_text(stor
     assert {row["failed"] for row in detail["rows"]} == {None} and detail["unknown"]["why"].startswith("the store")
 
 
-def incident(incident_id, opened, resolved, service="api"):
-    return {"incident_id": incident_id, "service": service, "opened_at": opened, "resolved_at": resolved}
+def incident(incident_id, opened, resolved, service="api", **extra):
+    return {"incident_id": incident_id, "service": service, "opened_at": opened, "resolved_at": resolved, **extra}
 
 
 def test_devlake_restore_and_recovery_in_whole_minutes_per_incident(store):
@@ -620,7 +620,10 @@ def test_an_incident_links_to_the_first_deployment_that_shipped_its_cause_before
     assert links.loc["by-cause", "restore_hours"] == pytest.approx(5.5)
     assert fourkeys.frame.iloc[0].restore_median_hours == 5
     assert dora_metrics(store, "2024-01-01", "2024-01-08").frame.iloc[0].restore_median_hours == 5.5
-    assert not any("root-cause" in n for n in fourkeys.notes)
+    assert not any("no incident names one" in n for n in fourkeys.notes)
+    # the abbreviated cause is said: it fails no deployment there
+    assert any(n.startswith("1 incident names a root-cause commit (cause_sha) that no production deployment shipped, "
+                            "e.g. by-cause (CAFE001)") for n in fourkeys.notes)  # fmt: skip
     # without a root cause named anywhere, nothing could ever fail there: no data, not an elite 0 %
     store.execute("UPDATE incidents SET cause_sha = NULL")
     blind = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys")
@@ -1179,3 +1182,46 @@ def test_no_window_note_when_history_ends_with_the_deployments(store, last_commi
     load(store, commits=[("c1", "2024-01-01T00:00Z"), ("c2", last_commit)],
          deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-09T00:00Z")])  # fmt: skip
     assert not [n for n in dora_metrics(store).notes if n.startswith("the window ends")]
+
+
+def test_notes_name_incidents_whose_link_the_numbers_cannot_show(store):
+    """Five incidents the numbers treat silently, each counted in a note with an example: an explicit cause that
+    is no production deployment (linked by the latest prior instead), an explicit cause that finished after the
+    incident opened (an impossible link), a cause sha no deployment shipped, a service no deployment has; and the
+    failed deployment d4 not yet recovered (its incident unresolved), which the recovery median leaves out."""
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-02T00:00Z")],
+        deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-02T12:00Z"), dep(3, "2024-01-05T12:00Z"),
+                     dep(4, "2024-01-06T00:00Z")],
+        changes=[("d1", "c1"), ("d2", "c2")],
+        incidents=[
+            incident("i1", "2024-01-03T00:00Z", "2024-01-07T00:00Z", cause_deployment_id="nope"),
+            incident("i2", "2024-01-03T02:00Z", "2024-01-07T00:00Z", cause_deployment_id="d3"),
+            incident("i3", "2024-01-03T04:00Z", "2024-01-07T00:00Z", cause_sha="deadbeefdead"),
+            incident("i4", "2024-01-03T06:00Z", "2024-01-07T00:00Z", service="apj"),
+            incident("i5", "2024-01-06T06:00Z", None, cause_deployment_id="d4"),
+        ],
+    )  # fmt: skip
+    notes = dora_metrics(store, "2024-01-01", "2024-01-08").notes
+    expected = [
+        "1 incident names a cause deployment (cause_deployment_id) that is no successful production deployment, "
+        "e.g. i1 (nope): linked by the latest prior deployment instead",
+        "1 incident names a cause deployment (cause_deployment_id) that finished after it opened, e.g. i2 (d3): kept "
+        "as given, though a deployment cannot have caused an incident that opened before it finished",
+        "1 incident names a root-cause commit (cause_sha) that no production deployment shipped by the time it "
+        "opened, e.g. i3 (deadbeefdead): linked by the latest prior deployment instead",
+        "1 incident names a service no production deployment has, e.g. i4 (apj): failing no deployment",
+        "1 failed deployment has not recovered, e.g. d4 (failed 2024-01-06 00:00): the recovery median leaves it out "
+        "while the recovery runs on, so it is biased low",
+    ]
+    assert [n for n in notes if n in expected] == expected
+    # Four Keys joins a root cause by equality and knows no services: the abbreviated sha is its note
+    store.upsert("incidents", pd.DataFrame([{"incident_id": "i6", "service": "api", "cause_sha": "C2",
+                                             "opened_at": ts("2024-01-03T08:00Z")}]))  # fmt: skip
+    fourkeys = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys").notes
+    [note] = [n for n in fourkeys if "root-cause commit" in n]
+    assert note.startswith("2 incidents name a root-cause commit (cause_sha) that no production deployment shipped, "
+                           "e.g. i3 (deadbeefdead): failing no deployment; this profile matches a root cause by "
+                           "equality")  # fmt: skip
+    assert not [n for n in fourkeys if "service no production deployment has" in n]
