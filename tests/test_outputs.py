@@ -71,3 +71,48 @@ def test_error_lines_show_a_quoted_values_bidi_characters_as_escapes(hostile_db,
     assert main(["--db", hostile_db, "dora", "--since", "2024\u202e-01-01"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "\\u202e" in err and "\u202e" not in err and err.count("\n") == 1
+
+
+def _blocks(text: str, language: str) -> list[str]:
+    import re
+
+    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
+
+
+def test_the_readmes_python_examples_run(tmp_path, monkeypatch, capsys):
+    """Every ```python block of the README runs as written, on a small store with the files it names."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    import releaserisk as rr
+    from releaserisk.ingest.tabular import ingest_file
+    from releaserisk.simulation import simulate
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = _blocks(readme, "python")
+    assert blocks, "the README has no Python example"
+    # the files the example names: rr.duckdb, path/to/repo (ingested as "repo"), canary.csv, canary.toml
+    sim = simulate(tmp_path / "path" / "to", seed=3, weeks=30, services=1)  # over the default 180-day label horizon
+    with rr.open_store(tmp_path / "rr.duckdb") as store:
+        rr.ingest_git(store, sim.repo)
+        for kind in ("services", "deployments", "incidents"):
+            frame = pd.read_csv(sim.files[kind])
+            if "repo" in frame:
+                frame["repo"] = "repo"
+            frame.to_csv(tmp_path / f"{kind}.csv", index=False)
+            ingest_file(store, kind, tmp_path / f"{kind}.csv")
+        rr.label_changes(store, "repo")
+    metrics = pd.read_csv(sim.files["metrics"])
+    metrics[metrics["analysis_id"] == metrics["analysis_id"].iloc[0]].to_csv(tmp_path / "canary.csv", index=False)
+    (tmp_path / "canary.toml").write_text(
+        next(block for block in _blocks(readme, "toml") if block.startswith("[judge]")), encoding="utf-8"
+    )
+    monkeypatch.chdir(tmp_path)
+    for number, code in enumerate(blocks):
+        namespace = {"__name__": f"readme_example_{number}"}
+        exec(compile(code, f"README.md python block {number + 1}", "exec"), namespace)
+        if "store" in namespace:
+            namespace["store"].close()
+    out = capsys.readouterr().out
+    assert out.startswith("DORA metrics (dora) 2026-01-01 → 2026-04-01") and "verdict" in out.lower()
