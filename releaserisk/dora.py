@@ -1944,11 +1944,12 @@ def _evidence(store: Store, rules: dict[str, str]) -> tuple[bool, bool, list[str
     return bool(failures), bool(rework), [note]
 
 
-def _store_notes(store: Store, rules: dict[str, str], settings: Settings) -> tuple[bool, bool, list[str]]:
-    """:func:`_evidence` and the notes on the store's sources: what reads the store's tables alone."""
+def _store_notes(store: Store, rules: dict[str, str], settings: Settings, start, end) -> tuple[bool, bool, list[str]]:
+    """:func:`_evidence` and the notes on the store's sources: what reads the store's tables alone (deployments
+    of unknown commits: those in the window ``[start, end)``)."""
     failures, rework, notes = _evidence(store, rules)
     notes += _source_notes(store, rules, settings.production_environments)
-    notes += [note for note in [unknown_commit_note(store)] if note]
+    notes += [note for note in [unknown_commit_note(store, start, end)] if note]
     return failures, rework, notes
 
 
@@ -2318,7 +2319,7 @@ def dora_metrics(
     group = "'all'" if by is None else f"coalesce(CAST({_GROUPS[by]} AS VARCHAR), 'unassigned')"
     numpy_thread = ThreadPoolExecutor(max_workers=1)
     try:
-        with _beside(store, lambda notes_store: _store_notes(notes_store, rules, settings)) as store_notes:
+        with _beside(store, lambda notes_store: _store_notes(notes_store, rules, settings, start, end)) as store_notes:
             if count_flag_releases:
                 from releaserisk.flags import write_incident_causes
 

@@ -614,7 +614,8 @@ def deployments_of_unknown_commits(store: Store) -> pd.DataFrame:
         ``deployment_id, repo, sha, source``, oldest first.
     """
     return store.query(
-        f"SELECT deployment_id, repo, sha, source FROM ({_UNKNOWN_COMMITS}) ORDER BY finished_at, deployment_id"
+        f"SELECT deployment_id, repo, sha, source FROM ({_UNKNOWN_COMMITS}) ORDER BY finished_at, deployment_id",
+        {"since": None, "until": None},
     )
 
 
@@ -625,14 +626,15 @@ _UNKNOWN_COMMITS = """
         SELECT d.deployment_id, coalesce(d.repo, s.repo, (SELECT repo FROM only_repo)) AS repo,
                d.sha, d.source, d.finished_at
         FROM deployments d LEFT JOIN services s USING (service)
-        WHERE d.status = 'success' AND d.sha IS NOT NULL)
+        WHERE d.status = 'success' AND d.sha IS NOT NULL
+          AND ($since IS NULL OR d.finished_at >= $since) AND ($until IS NULL OR d.finished_at < $until))
     SELECT * FROM placed p
     WHERE repo IN (SELECT DISTINCT repo FROM commits)
       AND NOT EXISTS (SELECT 1 FROM commits c WHERE c.repo = p.repo AND c.sha = p.sha)
 """
 
 
-def unknown_commit_note(store: Store) -> str | None:
+def unknown_commit_note(store: Store, since: datetime | None = None, until: datetime | None = None) -> str | None:
     """One line on successful deployments whose sha is no ingested commit, or None.
 
     See :func:`deployments_of_unknown_commits`.
@@ -640,6 +642,9 @@ def unknown_commit_note(store: Store) -> str | None:
     Parameters
     ----------
     store : Store
+    since, until : datetime, optional
+        Only deployments finished in ``[since, until)`` (a DORA window: one old release tag off
+        the ingested branch was named in every window's notes, years after it).
 
     Returns
     -------
@@ -649,14 +654,17 @@ def unknown_commit_note(store: Store) -> str | None:
     # a million (fetching them cost 1.2 s of a DORA call)
     first = store.query(
         f"SELECT count(*) OVER () AS n, deployment_id, sha FROM ({_UNKNOWN_COMMITS}) "
-        "ORDER BY finished_at, deployment_id LIMIT 3"
+        "ORDER BY finished_at, deployment_id LIMIT 3",
+        {"since": since, "until": until},
     )
     if first.empty:
         return None
     examples = ", ".join(f"{d} ({str(sha)[:12]})" for d, sha in zip(first["deployment_id"], first["sha"], strict=True))
     n = int(first["n"].iloc[0])
+    windowed = " in the window" if since is not None or until is not None else ""
     return (
-        f"{n:,} successful deployment{'s name shas' if n > 1 else ' names a sha'} that {'are' if n > 1 else 'is'} "
+        f"{n:,} successful deployment{'s' if n > 1 else ''}{windowed} {'name shas' if n > 1 else 'names a sha'} "
+        f"that {'are' if n > 1 else 'is'} "
         f"no commit of the ingested history, e.g. {examples}: {'they get' if n > 1 else 'it gets'} no changes and no "
         "lead time. An annotated tag's object (re-ingest the source), a branch not ingested (ingest git --rev main "
         "--rev BRANCH) or a build id instead of a commit sha are the usual causes"

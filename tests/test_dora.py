@@ -636,7 +636,7 @@ def test_notes_read_inside_a_transaction_see_its_writes(store):
     # transaction that connection would not see its writes, so they are read on the first
     load(store, deployments=[dep(1, "2024-01-02T00:00Z")])
     store.upsert("repos", pd.DataFrame({"repo": ["r"]}))
-    note = "1 successful deployment names a sha that is no commit of the ingested history"
+    note = "1 successful deployment in the window names a sha that is no commit of the ingested history"
     assert not any(n.startswith(note) for n in dora_metrics(store, "2024-01-01", "2024-01-08").notes)
     with store.transaction():
         load(store, commits=[("c1", "2024-01-01T00:00Z")])
@@ -645,6 +645,8 @@ def test_notes_read_inside_a_transaction_see_its_writes(store):
         assert any(n.startswith(note + ", e.g. d1 (s1)") for n in inside)
     assert not store.in_transaction
     assert any(n.startswith(note) for n in dora_metrics(store, "2024-01-01", "2024-01-08").notes)
+    # a deployment outside the window is not the window's note (an old tag off the branch was in every one)
+    assert not any("names a sha" in n for n in dora_metrics(store, "2024-01-03", "2024-01-08").notes)
 
 
 def test_deployments_in_no_configured_production_environment_get_a_note(store):
