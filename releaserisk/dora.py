@@ -896,7 +896,9 @@ def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool =
         SELECT *, {is_clock_skew("exact_restore_hours")} AS clock_skew,
                {_shown("exact_restore_hours", guard)} AS restore_hours
         FROM (
-        SELECT i.*, coalesce(sv.team, 'unassigned') AS team, sv.repo,
+        -- an incident file has no repository: the services file's, else the linked deployment's, else
+        -- the one repository its service deploys (grouped by repo, every incident was "unassigned")
+        SELECT i.*, coalesce(sv.team, 'unassigned') AS team, coalesce(sv.repo, linked.repo, one.repo) AS repo,
                coalesce({explicit}, {by_cause}, {prior}) AS deployment_id,
                CASE WHEN {explicit} IS NOT NULL THEN 'explicit'
                     WHEN {by_cause} IS NOT NULL THEN 'cause_sha'
@@ -914,6 +916,9 @@ def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool =
         LEFT JOIN prior pr USING (incident_id)
         {f"LEFT JOIN {w.incident_causes} fc USING (incident_id)" if flags else ""}
         LEFT JOIN {w.prod} cause ON cause.deployment_id = {by_cause}
+        LEFT JOIN {w.prod} linked ON linked.deployment_id = coalesce({explicit}, {by_cause}, {prior})
+        LEFT JOIN (SELECT service, min(repo) AS repo FROM {w.prod} GROUP BY service
+                   HAVING count(DISTINCT repo) = 1) one ON one.service = i.service
         LEFT JOIN services sv ON sv.service = i.service
         )
         """
