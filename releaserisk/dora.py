@@ -700,6 +700,17 @@ def _quiet_tail_note(store: Store, end: pd.Timestamp) -> list[str]:
     ]
 
 
+def _before_data_note(store: Store, end: pd.Timestamp) -> list[str]:
+    """A note when the window ends before the store's first deployment: its zeros are no record, not a team's."""
+    first = store.execute("SELECT min(finished_at) FROM deployments").fetchone()[0]
+    if first is None or pd.Timestamp(first) < end:
+        return []
+    return [
+        f"the window ends before the store's first deployment ({pd.Timestamp(first).tz_convert('UTC'):%Y-%m-%d}): "
+        "nothing was recorded then, so its zeros and tiers say nothing about the team"
+    ]
+
+
 def _utc_trunc(unit: str, column: str) -> str:
     """SQL truncating a TIMESTAMPTZ to its UTC day, ISO week or month (as a naive UTC timestamp).
 
@@ -2387,6 +2398,7 @@ def dora_metrics(
     notes += link_notes
     if until is None:
         notes += _quiet_tail_note(store, end)
+    notes += _before_data_note(store, end)
     summary = _finish(
         summary, lists, pd.Series((end - start) / pd.Timedelta(days=1), index=summary.index), benchmark, rules, evidence
     )

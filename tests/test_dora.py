@@ -1243,3 +1243,12 @@ def test_by_repo_groups_incidents_under_their_service_repository(store):
     assert sorted(frame.index) == ["r", "site"]
     assert frame.loc["r", "restore_median_hours"] == pytest.approx(2.0)
     assert frame.loc["site", "restore_median_hours"] == pytest.approx(3.0)
+
+
+def test_a_window_before_the_first_deployment_says_its_zeros_are_no_record(store):
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z")])
+    note = ("the window ends before the store's first deployment (2024-01-02): nothing was recorded then, so its "
+            "zeros and tiers say nothing about the team")  # fmt: skip
+    assert note in dora_metrics(store, "1990-01-01", "1990-02-01").notes
+    assert note in dora_metrics(store, "2023-12-01", "2024-01-02").notes  # ends at it: still before
+    assert note not in dora_metrics(store, "2023-12-01", "2024-01-03").notes
