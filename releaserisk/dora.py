@@ -92,6 +92,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import re
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -577,18 +578,28 @@ class DoraResult:
                 lines.append(f"    {label:<21}{_describe(metric, row, None)}" + (f"  [{tiers}]" if tiers else ""))
             if "deployment_frequency_bucket" in row:
                 peer = "DevLake" if self.rules.get("frequency_bucket", "").startswith("median") else "Four Keys"
-                lines.append(f"    {peer + ' frequency':<21}{row['deployment_frequency_bucket']}")
-            if "flag_releases" in row:  # count_flag_releases
+                bucket = str(row["deployment_frequency_bucket"])
+                # DevLake's dashboard text "1 deployment days per month(medium)" (kept verbatim in the frame),
+                # read as every other line: its number, the noun in the right number, the tier in brackets
+                said = re.fullmatch(r"(\d+) deployment days per (\w+)\((\w+)\)", bucket)
+                if said:
+                    days = int(said[1])
+                    bucket = f"{days} deployment day{'' if days == 1 else 's'} per {said[2]}  [{said[3]}]"
+                lines.append(f"    {peer + ' frequency':<21}{bucket}")
+            if "flag_releases" in row and pd.isna(row["flag_releases"]):  # no flag change in the store
+                lines.append(f"    {'flag releases':<21}no data (no flag changes ingested)")
+                lines.append(f"    {'kill switch':<21}no data (no flag changes ingested)")
+            elif "flag_releases" in row:  # count_flag_releases
                 rate, kill = row["change_failure_rate_with_flags"], row["kill_switch_median_minutes"]
                 lines.append(
                     f"    {'flag releases':<21}{row['flag_releases']:,} ({row['failed_flag_releases']} failed); "
                     f"with deployments {row['releases']:,}, failure rate "
-                    + ("no data" if pd.isna(rate) else f"{rate:.1%}")
+                    + ("no data" if pd.isna(rate) else f"{rate:.1%}".replace("%", " %"))
                 )
                 lines.append(
                     f"    {'kill switch':<21}median "
                     + ("no data" if pd.isna(kill) else f"{kill:.1f} min")
-                    + f" (n={row['kill_switch_n']})"
+                    + f" (n {row['kill_switch_n']})"
                 )
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
@@ -611,8 +622,15 @@ def _value_text(metric: str, row: pd.Series) -> str:
     if kind == "rate":
         return f"{value:.1%}".replace("%", " %") + f" ({int(row[_INTERVALS[metric][1]])} of {n}"
     if kind == "frequency":
-        return f"{value:.2f}/week ({n} deployment{'s' if n != 1 else ''}"
+        return f"{_per_week(value)}/week ({n} deployment{'s' if n != 1 else ''}"
     return "no data" if _missing(value) else f"{value:.1f} h (n {n}"
+
+
+def _per_week(value: float) -> str:
+    """A rate per week with two decimals, or two significant digits below 0.005: never "0.00" for a rate above 0."""
+    if value <= 0 or value >= 0.005:
+        return f"{value:.2f}"
+    return f"{value:.{1 - math.floor(math.log10(value))}f}"
 
 
 def _interval_text(metric: str, row: pd.Series) -> str:
@@ -625,8 +643,8 @@ def _interval_text(metric: str, row: pd.Series) -> str:
     unit = "/week" if kind == "frequency" else " h"
     if _missing(low) and _missing(high):
         return "95 % CI unbounded at this n"
-    lo = "unbounded" if _missing(low) else f"{low:.2f}" if kind == "frequency" else f"{low:.1f}"
-    hi = "unbounded" if _missing(high) else f"{high:.2f}" if kind == "frequency" else f"{high:.1f}"
+    lo = "unbounded" if _missing(low) else _per_week(low) if kind == "frequency" else f"{low:.1f}"
+    hi = "unbounded" if _missing(high) else _per_week(high) if kind == "frequency" else f"{high:.1f}"
     return f"95 % CI {lo}–{hi}{unit}"
 
 
@@ -2461,6 +2479,11 @@ def dora_metrics(
         from releaserisk.flags import with_flag_releases
 
         result.frame = with_flag_releases(result.frame, store, settings, since=start, until=end, by=by)
-        result.notes.append("flag releases counted (a departure from DORA): see flag_releases and releases")
+        result.notes.append(
+            "flag releases counted (a departure from DORA): see flag_releases and releases"
+            if result.frame["flag_releases"].notna().all()
+            else "the store has no flag changes, so flag releases and kill-switch times cannot be counted (no data); "
+            "load a flag log with 'releaserisk ingest flags FILE'"
+        )
     weakref.finalize(result, _bury, store, work)
     return result

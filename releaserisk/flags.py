@@ -583,12 +583,14 @@ def with_flag_releases(
         (deployments + flag releases), ``change_failure_rate_with_flags`` (failed deployments
         and failed flag releases over releases; NaN where the deployments' rate is no data),
         ``kill_switch_n`` and ``kill_switch_median_minutes`` (beside
-        ``recovery_median_hours`` of failed deployments).
+        ``recovery_median_hours`` of failed deployments). When the store has no flag change
+        at all, the counts are null (``Int64``) and the rates NaN: no data, not 0 releases.
     """
     flags = flag_release_summary(store, settings, since=since, until=until, by=by)
     out = summary.merge(flags, on="group", how="left")
+    tracked = store.query("SELECT count(*) AS n FROM flag_changes")["n"].iloc[0] > 0
     for column in ("flag_releases", "failed_flag_releases", "kill_switch_n"):
-        out[column] = out[column].fillna(0).astype(int)
+        out[column] = out[column].fillna(0).astype(int) if tracked else pd.array([pd.NA] * len(out), dtype="Int64")
     out["releases"] = out["deployments"] + out["flag_releases"]
     failed_deployments = out["change_failure_rate"] * out["deployments"]
     out["change_failure_rate_with_flags"] = (failed_deployments + out["failed_flag_releases"]) / out["releases"].where(

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -111,19 +112,23 @@ def iso_week(week: str | None, *, today: datetime | None = None) -> tuple[str, d
     Raises
     ------
     InputError
-        Not ``YYYY-Www``, or a week that has not started yet: its report could only say
-        "no deployments", which reads as a fact about the team (a typo'd year does this).
-        A past week without data is a real zero and is reported.
+        Not ``YYYY-Www``, a week number the year does not have (52 or 53 weeks), or a
+        week that has not started yet: its report could only say "no deployments", which
+        reads as a fact about the team (a typo'd year does this). A past week without
+        data is a real zero and is reported.
     """
     now = today or datetime.now(UTC)
     if week is None:
         monday = (now - timedelta(days=now.weekday() + 7)).replace(hour=0, minute=0, second=0, microsecond=0)
     else:
-        try:
-            year, number = week.upper().split("-W")
-            monday = datetime.fromisocalendar(int(year), int(number), 1).replace(tzinfo=UTC)
-        except ValueError:
-            raise InputError(f"week must look like 2026-W47, got {week!r}") from None
+        parts = re.fullmatch(r"(\d{4})-W(\d{1,2})", week.strip().upper())
+        if parts is None or int(parts[1]) < 1:
+            raise InputError(f"week must look like 2026-W47, got {week!r}")
+        year, number = int(parts[1]), int(parts[2])
+        weeks = date(year, 12, 28).isocalendar().week  # 28 December is always in the year's last ISO week
+        if not 1 <= number <= weeks:
+            raise InputError(f"{year} has {weeks} ISO weeks ({year}-W01 to {year}-W{weeks}), got {week!r}")
+        monday = datetime.fromisocalendar(year, number, 1).replace(tzinfo=UTC)
         if monday > now:
             raise InputError(f"week {week} has not started yet (today is {now:%Y-%m-%d})")
     iso = monday.isocalendar()

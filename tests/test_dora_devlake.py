@@ -193,7 +193,9 @@ def test_deployment_frequency_is_devlakes_median_deployment_days_per_week_or_mon
         "ops": "5 deployment days per week(elite)",
         "weekly": "1 deployment days per week(high)",
     }
-    assert "DevLake frequency    5 deployment days per week(elite)" in result.summary()
+    summary = result.summary()  # the dashboard's text, read as every other line: noun in number, [tier]
+    assert "DevLake frequency    5 deployment days per week  [elite]" in summary
+    assert "DevLake frequency    1 deployment day per month  [medium]" in summary
 
 
 def _port_of_devlake(deployments, changes, prs, pr_commits, reviews, incidents):

@@ -116,3 +116,63 @@ def test_the_readmes_python_examples_run(tmp_path, monkeypatch, capsys):
             namespace["store"].close()
     out = capsys.readouterr().out
     assert out.startswith("DORA metrics (dora) 2026-01-01 → 2026-04-01") and "verdict" in out.lower()
+
+
+def test_flag_releases_without_any_flag_change_are_no_data_not_zero(hostile_db, capsys):
+    import json
+
+    window = ["--since", "2024-01-01", "--until", "2024-01-15"]
+    assert main(["--db", hostile_db, "dora", *window, "--count-flag-releases"]) == 0
+    out = capsys.readouterr().out
+    assert "flag releases        no data (no flag changes ingested)" in out and "0 (0 failed)" not in out
+    assert "the store has no flag changes" in out
+    assert main(["--db", hostile_db, "dora", *window, "--count-flag-releases", "--format", "json"]) == 0
+    row = json.loads(capsys.readouterr().out)["summary"][0]
+    assert row["flag_releases"] is None and row["releases"] is None and row["change_failure_rate_with_flags"] is None
+
+
+def test_flag_releases_with_a_flag_log_read_as_every_other_rate(tmp_path, capsys):
+    from tests.test_cli_flags import DATA
+
+    db = str(tmp_path / "s.duckdb")
+    (tmp_path / "d.csv").write_text(
+        "deployment_id,service,environment,sha,status,finished_at\n"
+        f"d1,payments,production,{'a' * 40},success,2024-06-01T08:30:00Z\n"
+    )
+    (tmp_path / "i.csv").write_text(
+        "incident_id,service,opened_at,resolved_at\ni1,payments,2024-06-01T10:05:00Z,2024-06-01T11:00:00Z\n"
+    )
+    for kind, path in (("deployments", tmp_path / "d.csv"), ("incidents", tmp_path / "i.csv")):
+        assert main(["--db", db, "ingest", kind, str(path)]) == 0
+    assert main(["--db", db, "ingest", "flags", str(DATA / "flags.csv")]) == 0
+    capsys.readouterr()
+    assert main(["--db", db, "dora", "--count-flag-releases"]) == 0
+    out = capsys.readouterr().out
+    assert "flag releases        2 (1 failed); with deployments 3, failure rate 33.3 %" in out
+    assert "kill switch          median" in out and "(n " in out and "no flag changes" not in out
+
+
+def test_small_nits_name_what_is_wrong_and_read_as_the_rest(hostile_db, capsys):
+    from releaserisk.dora import dora_metrics
+    from releaserisk.errors import InputError
+    from releaserisk.report import iso_week
+    from releaserisk.store import open_store
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--db", hostile_db, "dora", "--compare", "dora,bogus"])
+    assert exit_.value.code == 2
+    assert "no profile 'bogus'" in capsys.readouterr().err
+    with pytest.raises(InputError, match=r"2026 has 53 ISO weeks \(2026-W01 to 2026-W53\), got '2026-W60'"):
+        iso_week("2026-W60")
+    with pytest.raises(InputError, match="2025 has 52 ISO weeks"):
+        iso_week("2025-W53")
+    with pytest.raises(InputError, match="week must look like 2026-W47"):
+        iso_week("2026-47")
+    # one deployment in 20 years: the rate and its interval are small, not "0.00–0.00/week"
+    with open_store(hostile_db, read_only=True) as store:
+        text = dora_metrics(store, "2004-01-01", "2024-01-02").summary()
+    line = next(line for line in text.splitlines() if line.strip().startswith("deployments"))
+    assert "0.00096/week (1 deployment; 95 % CI 0.000024–0.01/week)" in line
+    with open_store(hostile_db, read_only=True) as store:  # no deployment: the upper bound is 3.7 over 1,043 weeks
+        text = dora_metrics(store, "2004-01-01", "2024-01-01").summary()
+    assert "0.00/week (0 deployments; 95 % CI 0.00–0.0035/week)" in text

@@ -51,8 +51,11 @@ def _profiles(text: str) -> list[str]:
     """``--compare dora,devlake,fourkeys``: two or more known profiles."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in DORA_PROFILES]
-    if unknown or len(set(names)) < 2:
-        raise argparse.ArgumentTypeError(f"give two or more of {', '.join(DORA_PROFILES)}, comma-separated")
+    choices = f"give two or more of {', '.join(DORA_PROFILES)}, comma-separated"
+    if unknown:
+        raise argparse.ArgumentTypeError(f"no profile {', '.join(map(repr, unknown))}: {choices}")
+    if len(set(names)) < 2:
+        raise argparse.ArgumentTypeError(choices)
     return names
 
 
