@@ -718,6 +718,36 @@ def _quiet_tail_note(store: Store, end: pd.Timestamp) -> list[str]:
     ]
 
 
+#: How much later than the default window's start a group may begin deploying before a note says so.
+_LATE_START = pd.Timedelta(days=28)
+
+
+def _late_groups_note(store: Store, w: _Work, group: str, start: pd.Timestamp, end: pd.Timestamp) -> list[str]:
+    """A note when groups began deploying long after the default window's start (the store's first deployment).
+
+    Every group is measured over the one window, so a service that began deploying ten years
+    into the store's history has its deployment frequency diluted by the decade before it.
+    """
+    late = store.query(
+        f"""
+        SELECT grp, first FROM (SELECT {group} AS grp, min(finished_at) AS first FROM {w.prod}
+                                WHERE finished_at >= $start AND finished_at < $end GROUP BY 1)
+        WHERE first >= $late ORDER BY first DESC, grp
+        """,
+        {"start": start, "end": end, "late": start + _LATE_START},
+    )
+    if late.empty:
+        return []
+    examples = ", ".join(f"{g} ({pd.Timestamp(t).tz_convert('UTC'):%Y-%m-%d})" for g, t in late.head(3).itertuples(
+        index=False))  # fmt: skip
+    n = len(late)
+    return [
+        f"{_count(n, 'group')} began deploying long after the window's start ({start:%Y-%m-%d}, the store's first "
+        f"deployment), e.g. {examples}: {'its' if n == 1 else 'their'} deployment frequency counts the time before "
+        "as time without deployments; give since (--since) to measure one alone"
+    ]
+
+
 def _before_data_note(store: Store, end: pd.Timestamp) -> list[str]:
     """A note when the window ends before the store's first deployment: its zeros are no record, not a team's."""
     first = store.execute("SELECT min(finished_at) FROM deployments").fetchone()[0]
@@ -2417,6 +2447,8 @@ def dora_metrics(
     if until is None:
         notes += _quiet_tail_note(store, end)
     notes += _before_data_note(store, end)
+    if since is None and by is not None:
+        notes += _late_groups_note(store, work, group, start, end)
     summary = _finish(
         summary, lists, pd.Series((end - start) / pd.Timedelta(days=1), index=summary.index), benchmark, rules, evidence
     )

@@ -1252,3 +1252,16 @@ def test_a_window_before_the_first_deployment_says_its_zeros_are_no_record(store
     assert note in dora_metrics(store, "1990-01-01", "1990-02-01").notes
     assert note in dora_metrics(store, "2023-12-01", "2024-01-02").notes  # ends at it: still before
     assert note not in dora_metrics(store, "2023-12-01", "2024-01-03").notes
+
+
+def test_default_window_says_which_groups_began_deploying_long_after_its_start(store):
+    """Grouped over the store's window, a service first deployed 60 days after it has its frequency diluted by
+    those days: a note names it (web, 2024-03-01); api, deploying from the start, and app, 27 days late, not."""
+    load(store, deployments=[dep(1, "2024-01-01T10:00Z"), dep(2, "2024-03-01T10:00Z", service="web"),
+                             dep(3, "2024-01-28T10:00Z", service="app")])  # fmt: skip
+    notes = dora_metrics(store, by="service").notes
+    assert ("1 group began deploying long after the window's start (2024-01-01, the store's first deployment), "
+            "e.g. web (2024-03-01): its deployment frequency counts the time before as time without deployments; "
+            "give since (--since) to measure one alone") in notes  # fmt: skip
+    assert not [n for n in dora_metrics(store, "2024-01-01", by="service").notes if "began deploying" in n]
+    assert not [n for n in dora_metrics(store).notes if "began deploying" in n]  # one group: nothing to dilute
