@@ -199,7 +199,7 @@ def test_deployment_frequency_is_devlakes_median_deployment_days_per_week_or_mon
 
 
 def _port_of_devlake(deployments, changes, prs, pr_commits, reviews, incidents):
-    """A line-by-line Python port of DevLake's dora tasks on plain rows (the reference for the next test).
+    """DevLake's dora tasks' logic re-expressed in Python on plain rows (the reference for the next test).
 
     ``EnrichPrevSuccessDeploymentCommit``: per (cicd scope = service, repo_url = repo), successful
     deployments ordered by finished_date (ties by id, which MySQL leaves open) each point at the one
