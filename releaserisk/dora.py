@@ -323,6 +323,15 @@ _SKEW_NOTES = {
 }
 
 
+#: Text labels of the metrics with an interval, in the order the summaries print them.
+_LABELS = {
+    "deploys_per_week": "deployments", "lead_time_median_hours": "lead time median",
+    "lead_time_p90_hours": "lead time p90", "change_failure_rate": "change failure rate",
+    "recovery_median_hours": "recovery (failed)", "restore_median_hours": "time to restore",
+    "rework_rate": "rework rate", "pr_cycle_median_hours": "PR cycle median",
+}  # fmt: skip
+
+
 @dataclass
 class DoraResult:
     """DORA metrics with their intervals and drill-down frames.
@@ -565,15 +574,9 @@ class DoraResult:
         str
         """
         lines = [f"DORA metrics ({self.profile}) {self.window[0]:%Y-%m-%d} → {self.window[1]:%Y-%m-%d}"]
-        labels = {
-            "deploys_per_week": "deployments", "lead_time_median_hours": "lead time median",
-            "lead_time_p90_hours": "lead time p90", "change_failure_rate": "change failure rate",
-            "recovery_median_hours": "recovery (failed)", "restore_median_hours": "time to restore",
-            "rework_rate": "rework rate", "pr_cycle_median_hours": "PR cycle median",
-        }  # fmt: skip
         for _, row in self.frame.iterrows():
             lines.append(f"  {row['group']}")
-            for metric, label in labels.items():
+            for metric, label in _LABELS.items():
                 tiers = row.get(f"{metric}_tiers") or ""
                 lines.append(f"    {label:<21}{_describe(metric, row, None)}" + (f"  [{tiers}]" if tiers else ""))
             if "deployment_frequency_bucket" in row:
@@ -602,6 +605,34 @@ class DoraResult:
                     + f" (n {row['kill_switch_n']})"
                 )
         lines.extend(f"  note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
+    def period_summary(self) -> str:
+        """Every period of :attr:`by_period` as text: each metric with its n, interval and change.
+
+        Each line reads as :meth:`describe` with a period: the value against the group's
+        previous period (``— a significant change from …``, p < 0.05), or the value alone
+        for a group's first period and where either period has no data.
+
+        Returns
+        -------
+        str
+            ``per month (each against the month before; …)`` (or week), then per group
+            and period one line per metric with data (deployments always have a value);
+            ``no periods in START → END`` without any.
+        """
+        unit = "month" if self.params.get("freq") in ("M", "month") else "week"
+        if not len(self.by_period):
+            return f"no periods in {self.window[0]:%Y-%m-%d} → {self.window[1]:%Y-%m-%d}"
+        lines = [f"per {unit} (each against the {unit} before; a metric without data in a {unit} is left out)"]
+        for group, rows in self.by_period.groupby("group", sort=False):
+            lines.append(f"  {group}")
+            previous = None
+            for _, row in rows.iterrows():
+                lines.append(f"    {row['period']}")
+                described = ((label, _describe(metric, row, previous)) for metric, label in _LABELS.items())
+                lines.extend(f"      {label:<21}{text}" for label, text in described if text != "no data")
+                previous = row
         return "\n".join(lines)
 
 

@@ -176,3 +176,33 @@ def test_small_nits_name_what_is_wrong_and_read_as_the_rest(hostile_db, capsys):
     with open_store(hostile_db, read_only=True) as store:  # no deployment: the upper bound is 3.7 over 1,043 weeks
         text = dora_metrics(store, "2004-01-01", "2024-01-01").summary()
     assert "0.00/week (0 deployments; 95 % CI 0.00–0.0035/week)" in text
+
+
+def test_freq_gives_text_and_csv_their_periods_and_leaves_the_default_alone(hostile_db, capsys):
+    import json
+
+    from releaserisk.dora import dora_metrics
+    from releaserisk.store import open_store
+
+    window = ["dora", "--by", "service", "--since", "2024-01-01", "--until", "2024-01-15"]
+    assert main(["--db", hostile_db, *window]) == 0
+    plain = capsys.readouterr().out
+    assert "per week" not in plain and "2024-W01" not in plain
+    assert main(["--db", hostile_db, *window, "--freq", "week"]) == 0
+    weekly = capsys.readouterr().out
+    assert weekly.startswith(plain.rstrip("\n")) and "per week (each against the week before" in weekly
+    with open_store(hostile_db, read_only=True) as store:
+        result = dora_metrics(store, "2024-01-01", "2024-01-15", by="service")
+        said = result.describe("deploys_per_week", group="api", period="2024-W02")
+    assert f"    2024-W02\n      deployments          {said}\n" in weekly  # the api block's second week
+    assert "— not a significant change from 1.00/week (1 deployment)" in said
+    assert main(["--db", hostile_db, *window, "--freq", "month"]) == 0
+    assert "per month" in capsys.readouterr().out
+    assert main(["--db", hostile_db, *window, "--format", "csv"]) == 0
+    assert len(_cells(capsys.readouterr().out)) == 1 + 2  # a row per group, as before
+    assert main(["--db", hostile_db, *window, "--freq", "week", "--format", "csv"]) == 0
+    rows = _cells(capsys.readouterr().out)
+    assert rows[0][:2] == ["group", "period"] and [r[1] for r in rows[1:]] == ["2024-W01", "2024-W02"] * 2
+    assert "deploys_per_week_change_p_value" in rows[0]
+    assert main(["--db", hostile_db, *window, "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["by_period"]) == 4  # json: weekly periods, with or without --freq

@@ -17,7 +17,7 @@ def cmd_dora(args: argparse.Namespace) -> int:
             store,
             args.since,
             args.until,
-            freq=DORA_PERIODS[args.freq],
+            freq=DORA_PERIODS[args.freq or "week"],
             by=args.by,
             profile=args.profile,
             benchmark=args.benchmark,
@@ -40,10 +40,12 @@ def cmd_dora(args: argparse.Namespace) -> int:
         comparison = result.comparison
         emit_frame(args, comparison.reasons, comparison.summary(), key="reasons", **comparison.to_dict())
         return EXIT_OK
+    # --freq asks for the periods: text and csv give them (json holds them always, weekly by default)
     if args.format == "csv":
-        write_csv(result.frame)
+        write_csv(result.by_period if args.freq else result.frame)
     else:
-        emit(args, result.to_dict(), result.summary())
+        text = result.summary() + (f"\n{result.period_summary()}" if args.freq else "")
+        emit(args, result.to_dict(), text)
     return EXIT_OK
 
 
@@ -64,7 +66,11 @@ def register(sub) -> None:
     p = sub.add_parser("dora", help="DORA metrics with drill-down and peer-compatible profiles")
     p.add_argument("--since", help="window start (ISO date, UTC)")
     p.add_argument("--until", help="window end, exclusive (ISO date, UTC)")
-    p.add_argument("--freq", choices=tuple(DORA_PERIODS), default="week")
+    p.add_argument(
+        "--freq", choices=tuple(DORA_PERIODS),
+        help="per-period rows, each against the period before: text adds them after the window's summary, csv "
+        "gives them instead of it (json: by_period, weekly without --freq)",
+    )  # fmt: skip
     p.add_argument("--by", choices=DORA_GROUPS)
     p.add_argument("--profile", choices=DORA_PROFILES, default="dora")
     p.add_argument(
