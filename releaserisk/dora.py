@@ -363,6 +363,9 @@ class DoraResult:
         Where the profile has a ``frequency_bucket`` rule, also ``deployment_frequency_bucket``:
         Four Keys' bucket (:func:`_fourkeys_buckets`) or DevLake's dashboard text
         (:func:`_devlake_frequency`).
+        Where it has a ``stat_buckets`` rule, also ``lead_time_bucket``,
+        ``change_failure_rate_bucket`` and ``restore_bucket``: the Four Keys dashboard's
+        texts over the window's last three months (:func:`_fourkeys_stat_buckets`).
     by_period : DataFrame
         The same per group and ISO week (or month), plus ``period``, ``period_start`` and per
         metric with an interval ``<metric>_change_p_value`` (two-sided, against the group's
@@ -589,6 +592,11 @@ class DoraResult:
                     days = int(said[1])
                     bucket = f"{days} deployment day{'' if days == 1 else 's'} per {said[2]}  [{said[3]}]"
                 lines.append(f"    {peer + ' frequency':<21}{bucket}")
+            if "lead_time_bucket" in row:
+                lines.append(
+                    f"    {'Four Keys buckets':<21}lead time {row['lead_time_bucket']}, change failure rate "
+                    f"{row['change_failure_rate_bucket']}, time to restore {row['restore_bucket']}"
+                )
             if "flag_releases" in row and pd.isna(row["flag_releases"]):  # no flag change in the store
                 lines.append(f"    {'flag releases':<21}no data (no flag changes ingested)")
                 lines.append(f"    {'kill switch':<21}no data (no flag changes ingested)")
@@ -2173,6 +2181,8 @@ _SUMMARY_COLUMNS = [
     *[f"{m}_tier" for m in _TIER_COLUMNS],
 ]  # fmt: skip
 _SPAN_COLUMNS = ["lead_spans", "recovery_spans", "restore_spans", "cycle_spans"]
+#: Four Keys' stat-panel buckets (:func:`_fourkeys_stat_buckets`), in the summary where ``stat_buckets`` is set.
+_STAT_BUCKETS = ["lead_time_bucket", "change_failure_rate_bucket", "restore_bucket"]
 
 
 def _fourkeys_buckets(store: Store, w: _Work, group: str, groups: list[str], start, end) -> dict[str, str]:
@@ -2229,6 +2239,66 @@ def _fourkeys_buckets(store: Store, w: _Work, group: str, groups: list[str], sta
         },
     ).fetchall()
     return dict(rows)
+
+
+def _fourkeys_stat_buckets(
+    store: Store, w: _Work, group: str, groups: list[str], start, end
+) -> dict[str, tuple[str, str, str]]:
+    """Four Keys' lead time, change failure rate and time to restore buckets of each group (its dashboard's
+    stat panels).
+
+    Source: dora-team/fourkeys, ``dashboard/fourkeys_dashboard.json`` (and METRICS.md):
+    over deployments (and incidents) with ``time_created > TIMESTAMP(DATE_SUB(CURRENT_DATE(),
+    INTERVAL 3 MONTH))``, today being the window's last day (and within the window),
+
+    * "Lead Time to Change Bucket": ``IFNULL(PERCENTILE_CONT(IF(minutes > 0, minutes,
+      NULL), 0.5), 0)`` of the whole-minute lead times: < 24 h "One day", < 168 h "One
+      week", < 730 h "One month", < 730 * 6 h "Six months", else "One year" (no lead time
+      at all is 0: "One day", as the dashboard says);
+    * "Change Failure Rate": root-cause matches / deployments (0 without deployments):
+      <= 0.15 "0-15%", < 0.46 "16-45%", else "46-60%";
+    * "Median Time to Restore Services": ``PERCENTILE_CONT(TIMESTAMP_DIFF(time_resolved,
+      time_created, HOUR), 0.5)`` with the thresholds of lead time; no resolved incident is a
+      NULL median, which no ``WHEN`` matches: "One year".
+
+    Returns
+    -------
+    dict
+        Group -> (lead time bucket, change failure rate bucket, time to restore bucket).
+    """
+    last = (end - pd.Timedelta(microseconds=1)).tz_convert("UTC").tz_localize(None).floor("D")
+    cutoff = (last - pd.DateOffset(months=3)).tz_localize("UTC")
+    params = {"groups": groups, "start": start, "end": end, "cutoff": cutoff}
+    within = "{t} > $cutoff AND {t} >= $start AND {t} < $end"
+    # the lead times are whole minutes / 60 (rounding): round(* 60) gives back the exact integers
+    rows = store.execute(
+        f"""
+        WITH lead AS (
+            SELECT {group} AS grp, quantile_cont(round(lead_time_hours * 60), 0.5) AS minutes
+            FROM {w.changes} WHERE lead_time_hours > 0 AND {within.format(t="deployed_at")} GROUP BY 1
+        ),
+        rate AS (
+            SELECT {group} AS grp, sum(incidents) / count(*) AS rate
+            FROM {w.deploys} WHERE {within.format(t="finished_at")} GROUP BY 1
+        ),
+        restore AS (
+            SELECT {group} AS grp, quantile_cont(restore_value, 0.5) AS hours
+            FROM {w.incident_links} WHERE {within.format(t="restore_from")} GROUP BY 1
+        )
+        SELECT g.grp,
+               CASE WHEN coalesce(l.minutes, 0) < 24 * 60 THEN 'One day' WHEN l.minutes < 168 * 60 THEN 'One week'
+                    WHEN l.minutes < 730 * 60 THEN 'One month' WHEN l.minutes < 730 * 6 * 60 THEN 'Six months'
+                    ELSE 'One year' END,
+               CASE WHEN coalesce(r.rate, 0) <= 0.15 THEN '0-15%' WHEN r.rate < 0.46 THEN '16-45%' ELSE '46-60%' END,
+               CASE WHEN t.hours < 24 THEN 'One day' WHEN t.hours < 168 THEN 'One week'
+                    WHEN t.hours < 730 THEN 'One month' WHEN t.hours < 730 * 6 THEN 'Six months'
+                    ELSE 'One year' END
+        FROM (SELECT unnest($groups) AS grp) g LEFT JOIN lead l USING (grp) LEFT JOIN rate r USING (grp)
+        LEFT JOIN restore t USING (grp)
+        """,
+        params,
+    ).fetchall()
+    return {grp: (lead, rate, restore) for grp, lead, rate, restore in rows}
 
 
 def _devlake_frequency(store: Store, w: _Work, group: str, groups: list[str], start, end) -> dict[str, str]:
@@ -2516,6 +2586,11 @@ def dora_metrics(
         bucket_of = _devlake_frequency if rules["frequency_bucket"].startswith("median") else _fourkeys_buckets
         buckets = bucket_of(store, work, group, groups, start, end)
         summary["deployment_frequency_bucket"] = summary["grp"].map(buckets)
+    stat_buckets = rules["stat_buckets"] != "none"
+    if stat_buckets:
+        stats_of = _fourkeys_stat_buckets(store, work, group, groups, start, end)
+        for i, column in enumerate(_STAT_BUCKETS):
+            summary[column] = summary["grp"].map({grp: texts[i] for grp, texts in stats_of.items()})
     summary = summary.rename(columns={"grp": "group"})
     by_period = by_period.rename(columns={"grp": "group"})
     result = DoraResult(
@@ -2525,6 +2600,7 @@ def dora_metrics(
                 *_SUMMARY_COLUMNS,
                 *_interval_columns(False),
                 *(["deployment_frequency_bucket"] if bucketed else []),
+                *(_STAT_BUCKETS if stat_buckets else []),
             ]
         ].reset_index(drop=True),
         by_period=by_period[["group", "period", "period_start", *_SUMMARY_COLUMNS, *_interval_columns(True)]],

@@ -244,6 +244,15 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
          "weeks (TIMESTAMP_TRUNC(day, WEEK)) of the last three months (DATE_SUB(CURRENT_DATE(), INTERVAL 3 MONTH), "
          "CURRENT_DATE() being the window's last day)"),
     ),
+    ProfileRule(
+        "stat_buckets", "the peer's verdicts on lead time, change failure rate and time to restore",
+        ("none", _DESIGN + ": tiers of the DORA report (the benchmark year)"),
+        ("none", "the dora profile's tiers"),
+        ("lead time, failure rate, restore over the last three months",
+         "fourkeys_dashboard.json 'Lead Time to Change Bucket', 'Change Failure Rate', 'Median Time to Restore "
+         "Services': < 24 h One day, < 168 h One week, < 730 h One month, < 4380 h Six months, else One year; "
+         "<= .15 0-15%, < .46 16-45%, else 46-60%"),
+    ),
 )  # fmt: skip
 
 _BY_NAME = {rule.name: rule for rule in PROFILE_RULES}

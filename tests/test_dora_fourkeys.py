@@ -187,3 +187,44 @@ def test_an_incident_starts_at_the_earliest_deployment_of_its_root_cause_listed_
     assert result.incidents.iloc[0].deployment_id == "d1"
     row = result.frame.iloc[0]
     assert (row.restore_median_hours, row.change_failure_rate) == (74, 1.0)
+
+
+def test_the_dashboard_stat_buckets_over_the_last_three_months(store):
+    """fourkeys_dashboard.json's stat panels read deployments (incidents) with time_created >
+    TIMESTAMP(DATE_SUB(CURRENT_DATE(), INTERVAL 3 MONTH)): window 2024-01-01 .. 05-31, so after 02-29 00:00.
+
+    api: d1 (01-10) lists c1a-c1c, each 40 days old (57,600 min), and is left out. In: d2 (03-01, c2 48 h =
+    2,880 min), d3 (04-01, c3 10 days = 14,400 min), d4 (05-01, c4 1 day = 1,440 min): PERCENTILE_CONT median
+    2,880 min < 168 * 60: "One week" (with d1's three: 36,000 min, "One month"). Incidents: c2's (opened
+    03-02 00:00, starts at d2 03-01 00:00, resolved 03-02 05:00: 29 h) fails d2: 1 match / 3 deployments =
+    0.33 < .46: "16-45%" (with d1 and c1a's incident: 2 / 4, "46-60%"); a third, opened 05-10 00:00 and
+    resolved 03:00, 3 h: median of [3, 29] = 16 < 24: "One day" (with c1a's, from d1 01-10 to 01-20, 240 h:
+    29, "One week").
+    web: d5 (05-02) lists c5, 10 min old: "One day"; no failure: 0 <= .15, "0-15%"; no incident: the median
+    is NULL, no WHEN matches: "One year".
+    """
+    commits = [("c1a", "2023-12-01T00:00Z"), ("c1b", "2023-12-01T00:00Z"), ("c1c", "2023-12-01T00:00Z"),
+               ("c2", "2024-02-28T00:00Z"), ("c3", "2024-03-22T00:00Z"), ("c4", "2024-04-30T00:00Z"),
+               ("c5", "2024-05-01T23:50Z")]  # fmt: skip
+    load(
+        store,
+        commits=commits,
+        deployments=[dep(1, "2024-01-10T00:00Z"), dep(2, "2024-03-01T00:00Z"), dep(3, "2024-04-01T00:00Z"),
+                     dep(4, "2024-05-01T00:00Z"), dep(5, "2024-05-02T00:00Z", service="web")],
+        changes=[("d1", "c1a"), ("d1", "c1b"), ("d1", "c1c"), ("d2", "c2"), ("d3", "c3"), ("d4", "c4"),
+                 ("d5", "c5")],
+        incidents=[{"incident_id": "i1", "service": "api", "opened_at": "2024-01-11T00:00Z", "cause_sha": "c1a",
+                    "resolved_at": "2024-01-20T00:00Z"},
+                   {"incident_id": "i2", "service": "api", "opened_at": "2024-03-02T00:00Z", "cause_sha": "c2",
+                    "resolved_at": "2024-03-02T05:00Z"},
+                   {"incident_id": "i3", "service": "api", "opened_at": "2024-05-10T00:00Z",
+                    "resolved_at": "2024-05-10T03:00Z"}],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-06-01", by="service", profile="fourkeys")
+    buckets = result.frame.set_index("group")[["lead_time_bucket", "change_failure_rate_bucket", "restore_bucket"]]
+    assert buckets.loc["api"].tolist() == ["One week", "16-45%", "One day"]
+    assert buckets.loc["web"].tolist() == ["One day", "0-15%", "One year"]
+    assert "Four Keys buckets    lead time One week, change failure rate 16-45%, time to restore One day" in (
+        result.summary()
+    )
+    assert "lead_time_bucket" not in dora_metrics(store, "2024-01-01", "2024-06-01").frame
