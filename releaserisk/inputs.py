@@ -15,8 +15,14 @@ the same for every kind and format (README "Input contract"):
 * **Timestamps** are ISO 8601 with a zone (``Z`` or ``+hh:mm``), or Unix epoch seconds;
   a local time is refused unless ``assume_tz`` names its IANA zone. A local time that
   daylight saving repeats or skips in that zone is refused with that reason: write its
-  UTC offset. An epoch in milliseconds is refused with a hint. Other spellings
-  (``01/02/2025``) are refused: they are read differently in different countries.
+  UTC offset. Epoch seconds are read from :data:`EPOCH_MIN` (1973-03-03) on; another
+  number (``86400``, ``-1700000000``) is refused naming that range, an epoch in
+  milliseconds with a hint. Other spellings (``01/02/2025``) are refused: they are read
+  differently in different countries.
+* **Impossible times.** The placeholders exports write for an empty date (Unix time 0,
+  the year 9999) and any time later than the ingest's clock plus :data:`FUTURE_TOLERANCE`
+  are refused: every timestamp column holds an event that has happened (a deployment
+  finished, an incident opened), so a future one is a typo or a placeholder.
 * **Duplicate keys** inside one file are refused, naming the key and the rows: which row
   is right cannot be told from the file (a status API lists newest first, an export
   oldest first).
@@ -46,7 +52,9 @@ from releaserisk.errors import InputError
 from releaserisk.ingest.schemas import Column
 
 __all__ = [
+    "EPOCH_MIN",
     "FORMATS",
+    "FUTURE_TOLERANCE",
     "NONFINITE_WORDS",
     "check_zone",
     "parse_instant",
@@ -68,8 +76,16 @@ NONFINITE_WORDS = {
 _ZONE = re.compile(r"(?:Z|\d{2}:?\d{2}(?::?\d{2}(?:[.,]\d+)?)?\s*[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 #: Whole-number columns are counts and numbers (pull requests, lines): 0 up to the store's INTEGER.
 INT_MAX = 2**31 - 1
-_EPOCH_SECONDS = r"-?\d{9,11}(?:\.\d+)?"
+#: The earliest Unix epoch seconds read as a time (1973-03-03T09:46:40Z, the first 9-digit
+#: value); 0 is the placeholder for no date, and smaller or negative numbers (``86400``,
+#: ``-1700000000``) are far likelier a duration, an id or a sign error than a date.
+EPOCH_MIN = 100_000_000
+#: How far past the ingest's clock a timestamp may lie (clocks of the exporting machine and
+#: of this one differ): anything later is refused as an event that has not happened yet.
+FUTURE_TOLERANCE = pd.Timedelta(days=1)
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _EPOCH_MILLIS = re.compile(r"-?\d{12,14}(?:\.\d+)?")
+_ISO_DIGITS = re.compile(r"\d{4}|\d{8}")
 _EXPECTED = {
     "str": "text",
     "enum": "text",
@@ -382,32 +398,45 @@ def _localize(local: pd.Series, zone: str, shown: pd.Series, where: str) -> pd.S
     return out.dt.tz_convert("UTC")
 
 
-def _timestamps(values: pd.Series, where: str, assume_tz: str | None) -> pd.Series:
+def _timestamps(values: pd.Series, where: str, assume_tz: str | None, now: pd.Timestamp) -> pd.Series:
     present = values.notna()
     if pd.api.types.is_datetime64_any_dtype(values):  # a typed (Parquet) column
         if getattr(values.dt, "tz", None) is None:
             if not assume_tz:
                 raise InputError(f"{where}: timestamps have no time zone; pass --assume-tz ZONE")
-            return _refuse_placeholders(_localize(values, assume_tz, values, where), values, where)
-        return _refuse_placeholders(values.dt.tz_convert("UTC"), values, where)
+            return _refuse_impossible(_localize(values, assume_tz, values, where), values, where, now)
+        return _refuse_impossible(values.dt.tz_convert("UTC"), values, where, now)
     values = values.map(lambda v: v.isoformat() if isinstance(v, date) else v)  # Parquet dates, datetimes
     text = values.astype("string").str.strip()
-    numeric = text.str.fullmatch(_EPOCH_SECONDS).fillna(False).astype(bool)
-    zoned = text.str.contains(_ZONE, regex=True).fillna(False).astype(bool) & ~numeric
-    naive = present & ~numeric & ~zoned
-    millis = naive & text.str.fullmatch(_EPOCH_MILLIS).fillna(False).astype(bool)
+    # a year (2024) or an ISO 8601 basic date (20240501) is a date, not a number of seconds
+    digits = text.str.fullmatch(_ISO_DIGITS).fillna(False).astype(bool)
+    iso_date = digits & pd.to_datetime(text.where(digits), errors="coerce", format="ISO8601").notna()
+    number = text.str.fullmatch(_NUMBER).fillna(False).astype(bool) & ~iso_date
+    millis = number & text.str.fullmatch(_EPOCH_MILLIS).fillna(False).astype(bool)
     if millis.any():
         raise InputError(
             f"{where}: row {_first_bad(millis)}: {_shown(values[millis].iloc[0])} looks like Unix epoch "
             "milliseconds; give epoch seconds (divide by 1000) or ISO 8601 (2024-05-01T12:00:00Z)"
         )
+    seconds = pd.to_numeric(text.where(number), errors="coerce").astype(float)
+    # 0 passes on to be refused as the placeholder it is; beyond the clock, as a future time
+    numeric = number & ((seconds == 0) | ((seconds >= EPOCH_MIN) & (seconds < 1e12)))
+    outside = number & ~numeric
+    if outside.any():
+        raise InputError(
+            f"{where}: row {_first_bad(outside)}: {_shown(values[outside].iloc[0])} is a number outside the "
+            f"Unix epoch seconds accepted, {EPOCH_MIN} (1973-03-03T09:46:40Z) up to this ingest's clock; "
+            "negative and shorter numbers are refused: write earlier times in ISO 8601 (e.g. 1972-05-01T12:00:00Z)"
+        )
+    zoned = text.str.contains(_ZONE, regex=True).fillna(False).astype(bool) & ~number
+    naive = present & ~number & ~zoned
     # text that is no date at all is reported as such, not as lacking a time zone
     local = pd.to_datetime(text.where(naive), errors="coerce", format="ISO8601")
     unreadable = naive & local.isna()
     if unreadable.any():
         raise InputError(
             f"{where}: row {_first_bad(unreadable)}: {_shown(values[unreadable].iloc[0])} is not a valid timestamp "
-            "(write ISO 8601, e.g. 2024-05-01T12:00:00Z, or Unix epoch seconds)"
+            f"(write ISO 8601, e.g. 2024-05-01T12:00:00Z, or Unix epoch seconds from {EPOCH_MIN})"
         )
     if naive.any() and not assume_tz:
         raise InputError(
@@ -416,7 +445,7 @@ def _timestamps(values: pd.Series, where: str, assume_tz: str | None) -> pd.Seri
         )
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
     if numeric.any():
-        out[numeric] = pd.to_datetime(text[numeric].astype(float), unit="s", utc=True).dt.as_unit("us")
+        out[numeric] = pd.to_datetime(seconds[numeric], unit="s", utc=True).dt.as_unit("us")
     if zoned.any():  # microseconds, as the store keeps them: nanoseconds are cut
         out[zoned] = pd.to_datetime(text[zoned], utc=True, errors="coerce", format="ISO8601").dt.as_unit("us")
     if naive.any():
@@ -425,17 +454,20 @@ def _timestamps(values: pd.Series, where: str, assume_tz: str | None) -> pd.Seri
     if bad.any():
         raise InputError(
             f"{where}: row {_first_bad(bad)}: {_shown(values[bad].iloc[0])} is not a valid timestamp "
-            "(write ISO 8601, e.g. 2024-05-01T12:00:00Z, or Unix epoch seconds)"
+            f"(write ISO 8601, e.g. 2024-05-01T12:00:00Z, or Unix epoch seconds from {EPOCH_MIN})"
         )
-    return _refuse_placeholders(out, values, where)
+    return _refuse_impossible(out, values, where, now)
 
 
-def _refuse_placeholders(out: pd.Series, values: pd.Series, where: str) -> pd.Series:
-    """Refuse the two timestamps exports write for an empty date: Unix time 0 and the year 9999.
+def _refuse_impossible(out: pd.Series, values: pd.Series, where: str, now: pd.Timestamp) -> pd.Series:
+    """Refuse the placeholders exports write for an empty date, and times that have not happened yet.
 
     A deployment "finished" at 1970-01-01T00:00:00Z loads as real and stretches every window
     back 56 years (deployment frequency 0.12 → 0.03 a week); no event in these tables happened
-    at that instant or in the year 9999, so both are the placeholder they look like.
+    at that instant or in the year 9999, so both are the placeholder they look like. Every
+    timestamp column holds an event that has happened, so one later than ``now`` (the ingest's
+    clock) plus :data:`FUTURE_TOLERANCE` is a typo or a placeholder too: an incident opened in
+    2099 became a 634,663 h recovery, a deployment in 2099 stretched the default window there.
     """
     placeholder = (out == pd.Timestamp(0, tz="UTC")) | (out.dt.year >= 9999)
     if placeholder.any():
@@ -443,6 +475,13 @@ def _refuse_placeholders(out: pd.Series, values: pd.Series, where: str) -> pd.Se
             f"{where}: row {_first_bad(placeholder)}: {_shown(values[placeholder].iloc[0])} is "
             f"{out[placeholder].iloc[0].isoformat()}, the placeholder exports write for an empty date "
             "(Unix time 0, or the year 9999); leave the cell empty when there is no date"
+        )
+    future = out > now + FUTURE_TOLERANCE
+    if future.any():
+        raise InputError(
+            f"{where}: row {_first_bad(future)}: {_shown(values[future].iloc[0])} is "
+            f"{out[future].iloc[0].isoformat()}, later than this ingest's clock ({now:%Y-%m-%dT%H:%MZ}) plus "
+            f"{FUTURE_TOLERANCE.days} day: an event that has not happened yet is a typo or a placeholder; correct it"
         )
     return out
 
@@ -475,9 +514,9 @@ def _as_list(value: Any) -> list[str]:
     return [part.strip() for part in text.split(";") if part.strip()]
 
 
-def _column(values: pd.Series, column: Column, where: str, assume_tz: str | None) -> pd.Series:
+def _column(values: pd.Series, column: Column, where: str, assume_tz: str | None, now: pd.Timestamp) -> pd.Series:
     if column.kind == "timestamp":
-        return _timestamps(values, where, assume_tz)
+        return _timestamps(values, where, assume_tz, now)
     if column.kind == "float":
         return _floats(values, where)
     if column.kind == "int":
@@ -553,6 +592,7 @@ def validate(
     assume_tz: str | None = None,
     key: tuple[str, ...] = (),
     time_order: tuple[tuple[str, str], ...] = (),
+    now: datetime | None = None,
 ) -> pd.DataFrame:
     """Check and convert a frame from :func:`read_file` to the documented columns.
 
@@ -571,6 +611,9 @@ def validate(
         Columns that identify a row; a key repeated inside the file is refused.
     time_order : tuple of (str, str)
         Timestamp pairs a row must not reverse (started before finished).
+    now : datetime, optional
+        The ingest's clock (default: the current time, UTC): a timestamp later than it plus
+        :data:`FUTURE_TOLERANCE` is refused.
 
     Returns
     -------
@@ -584,6 +627,8 @@ def validate(
         Naming the file, and the column or row (1-based), of the first problem.
     """
     check_zone(assume_tz)
+    clock = pd.Timestamp(now if now is not None else datetime.now(UTC))
+    clock = clock.tz_localize(UTC) if clock.tzinfo is None else clock.tz_convert(UTC)
     fmt = frame.attrs.get("format", "json")
     types = frame.attrs.get("types", {})
     missing = [c.name for c in columns if c.required and c.name not in frame.columns]
@@ -600,7 +645,7 @@ def validate(
             if isinstance(values, pd.DataFrame):
                 raise InputError(f"{source}: column {column.name} appears more than once")
             _check_types(values, column, fmt, types, where)
-            converted = _column(_blank_to_none(values), column, where, assume_tz)
+            converted = _column(_blank_to_none(values), column, where, assume_tz, clock)
             if column.required and column.kind != "float" and converted.isna().any():
                 raise InputError(f"{where}: row {_first_bad(converted.isna())}: required value is empty")
             out[column.name] = converted

@@ -58,7 +58,7 @@ import numpy as np
 
 from releaserisk.errors import InputError, SourceError
 
-__all__ = ["SCENARIOS", "Scenario", "SimulationResult", "simulate"]
+__all__ = ["SCENARIOS", "Scenario", "SimulationResult", "default_start", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -706,6 +706,33 @@ def _check_arguments(scenario: str, services: int, weeks: int, repos: int, remed
         raise InputError("remedies are planted in a one-repository simulation only: drop --remedies or --repos")
 
 
+def default_start(weeks: int, now: datetime | None = None) -> datetime:
+    """The first day of a simulated history of ``weeks`` weeks: 2025-01-06, or earlier if it would end too late.
+
+    Every event of a history (incidents resolve in the days after its last deployment)
+    must lie before the ingest's clock, which refuses later times; so a history whose
+    last week would not have ended a week before ``now`` starts as many whole weeks earlier
+    as that takes (a Monday still). The default lengths (26, 52 weeks) keep 2025-01-06.
+
+    Parameters
+    ----------
+    weeks : int
+        Length of the history.
+    now : datetime, optional
+        The clock (default: now, UTC).
+
+    Returns
+    -------
+    datetime
+        A Monday at 00:00 UTC.
+    """
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    late = start + timedelta(weeks=weeks + 1) - (now or datetime.now(UTC))
+    if late > timedelta(0):
+        start -= timedelta(weeks=math.ceil(late / timedelta(weeks=1)))
+    return start
+
+
 def simulate(
     out: str | os.PathLike[str],
     *,
@@ -733,7 +760,8 @@ def simulate(
         Number of services (top-level folders of one repository); with ``repos > 1`` the
         most per repository (each has between 1 and that many, at most 3).
     start : datetime, optional
-        First day (default 2025-01-06, a Monday, UTC).
+        First day (default 2025-01-06, a Monday, UTC — moved back by whole weeks when the
+        history would not have ended a week before today: ingest refuses future times).
     remedies : bool
         Also plant feature flags and a destructive migration whose rollback failed (see the
         module docstring); without it the outputs are those of earlier versions. One
@@ -755,7 +783,7 @@ def simulate(
         git is not installed.
     """
     _check_arguments(scenario, services, weeks, repos, remedies)
-    start = start or datetime(2025, 1, 6, tzinfo=UTC)
+    start = start or default_start(weeks)
     base = Path(out)
     (base / "truth").mkdir(parents=True, exist_ok=True)
     if repos > 1:

@@ -227,3 +227,17 @@ def test_counting_flag_releases_recovers_the_planted_failures(tmp_path):
         assert row["change_failure_rate_with_flags"] > 0 and row["kill_switch_n"] == len(flag_truth)
         assert "flag releases" in counted.summary() and "kill switch" in counted.summary()
         assert "flag_releases" not in plain.frame.columns
+
+
+def test_the_default_start_ends_every_history_before_the_ingest_clock():
+    """Ingest refuses future times: a 520-week history from 2025 would have ended in 2035."""
+    from datetime import UTC, datetime, timedelta
+
+    from releaserisk.simulation import default_start
+
+    now = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
+    assert default_start(26, now) == default_start(52, now) == datetime(2025, 1, 6, tzinfo=UTC)  # demo unchanged
+    for weeks in (2, 52, 99, 100, 101, 200, 520):
+        start = default_start(weeks, now)
+        assert start.weekday() == 0 and start + timedelta(weeks=weeks + 1) <= now
+        assert start == datetime(2025, 1, 6, tzinfo=UTC) or start + timedelta(weeks=weeks + 2) > now  # no earlier

@@ -78,8 +78,11 @@ def cmd_ingest_file(args: argparse.Namespace) -> int:
         links = store.counts()["deployment_changes"]
         if args.kind in ("deployments", "services"):
             hint_unknown_repositories(store)
-    payload = {"kind": args.kind, "file": args.file, "rows": loaded, "deployment_changes": links}
+    payload = {"kind": args.kind, "file": args.file, "rows": int(loaded), "deployment_changes": links,
+               "warnings": list(loaded.warnings)}  # fmt: skip
     emit(args, payload, f"loaded {counted(loaded, args.kind + ' row')} from {args.file}")
+    for warning in loaded.warnings:
+        diagnostic(f"warning: {warning}")
     return EXIT_OK
 
 
@@ -133,8 +136,7 @@ def cmd_ingest_github(args: argparse.Namespace) -> int:
             notify=notify,
         )
         hint_unknown_repositories(store)
-    counts = ", ".join(f"{k} {v:,}" for k, v in result.counts.items())
-    emit(args, result.to_dict(), f"ingested {args.repository} from GitHub: {counts}")
+    emit(args, result.to_dict(), result.summary())
     return EXIT_OK
 
 

@@ -9,7 +9,15 @@ A key repeated inside one file is refused. The rules are those of
 :mod:`releaserisk.inputs`, shared by every kind and format (canary samples included).
 Loading the same file again changes nothing (upserts on each kind's key). Rows of a
 ``deployment-changes`` file are explicit: re-deriving links never replaces them, and
-they replace the derived links of their deployments.
+they replace the derived links of their deployments. Rows of a ``deployments`` file are
+explicit too: a derived source (``git-tags``, GitHub or GitLab releases and deployments)
+never overwrites them (:data:`~releaserisk.ingest.schemas.DERIVED_DEPLOYMENT_SOURCES`).
+
+Links that cannot be right are refused: a rollback reverting itself, or one that finished
+before the deployment it reverts when both are in the file. Links that look wrong against
+the store are loaded with a warning (:attr:`LoadedRows.warnings`): a rollback reverting an
+unknown deployment or one that finished after it, an incident whose explicit cause is
+unknown or finished after the incident opened.
 """
 
 from __future__ import annotations
@@ -26,14 +34,36 @@ from releaserisk.inputs import read_table
 from releaserisk.inputs import validate as validate_columns
 from releaserisk.store import TABLE_KEYS, Store
 
-__all__ = ["SCHEMAS", "Column", "ingest_file", "read_table", "validate"]
+__all__ = ["SCHEMAS", "Column", "LoadedRows", "ingest_file", "link_warnings", "read_table", "validate"]
+
+#: Warnings of one kind shown with this many example rows; the rest are counted.
+_EXAMPLES = 3
 
 
-def validate(frame: pd.DataFrame, kind: str, source: str, assume_tz: str | None = None) -> pd.DataFrame:
+class LoadedRows(int):
+    """The number of rows a file loaded, with the warnings its rows' links raised.
+
+    An ``int`` (``ingest_file(...) == 3`` holds) whose :attr:`warnings` holds one line per
+    kind of suspicious link, each naming the file, a row and the column.
+    """
+
+    warnings: tuple[str, ...]
+
+    def __new__(cls, rows: int, warnings: tuple[str, ...] = ()) -> LoadedRows:
+        loaded = super().__new__(cls, rows)
+        loaded.warnings = tuple(warnings)
+        return loaded
+
+
+def validate(
+    frame: pd.DataFrame, kind: str, source: str, assume_tz: str | None = None, *, now: datetime | None = None
+) -> pd.DataFrame:
     """Check and convert a raw frame to the store's columns for ``kind``.
 
     The one validation layer of :mod:`releaserisk.inputs` with the kind's columns, key
-    (a key repeated inside the file is refused) and time order.
+    (a key repeated inside the file is refused) and time order; then the links inside the
+    file: a deployment may not revert itself, nor a rollback finish before a deployment of
+    the same file it reverts.
 
     Parameters
     ----------
@@ -45,6 +75,9 @@ def validate(frame: pd.DataFrame, kind: str, source: str, assume_tz: str | None 
         The file's name, for messages.
     assume_tz : str, optional
         IANA zone of timestamps written without one.
+    now : datetime, optional
+        The ingest's clock (default: now): later timestamps (beyond
+        :data:`~releaserisk.inputs.FUTURE_TOLERANCE`) are refused.
 
     Returns
     -------
@@ -60,13 +93,119 @@ def validate(frame: pd.DataFrame, kind: str, source: str, assume_tz: str | None 
         raise InputError(f"unknown kind '{kind}' (known: {', '.join(SCHEMAS)})")
     table, columns = SCHEMAS[kind]
     try:
-        return validate_columns(
-            frame, columns, source, assume_tz=assume_tz, key=TABLE_KEYS[table], time_order=TIME_ORDER.get(kind, ())
+        checked = validate_columns(
+            frame,
+            columns,
+            source,
+            assume_tz=assume_tz,
+            key=TABLE_KEYS[table],
+            time_order=TIME_ORDER.get(kind, ()),
+            now=now,
         )
     except InputError as exc:
         if "missing required column" in str(exc):
             raise InputError(f"{exc} for {kind}") from None
         raise
+    if kind == "deployments" and "reverts_deployment_id" in checked:
+        _refuse_impossible_reverts(checked, source)
+    return checked
+
+
+def _refuse_impossible_reverts(frame: pd.DataFrame, source: str) -> None:
+    """A deployment reverting itself, or a rollback finished before a deployment of the file it reverts."""
+    reverts = frame["reverts_deployment_id"]
+    itself = (reverts == frame["deployment_id"]).fillna(False).astype(bool)
+    if itself.any():
+        row = int(itself.to_numpy().nonzero()[0][0])
+        raise InputError(
+            f"{source}: row {row + 1}: column reverts_deployment_id: {frame['deployment_id'][row]!r} is the row's "
+            "own deployment_id; a rollback reverts an earlier deployment: name that one"
+        )
+    finished = dict(zip(frame["deployment_id"], frame["finished_at"], strict=True))
+    target_finished = reverts.map(finished)
+    early = (frame["finished_at"] < target_finished).fillna(False).astype(bool)
+    if early.any():
+        row = int(early.to_numpy().nonzero()[0][0])
+        raise InputError(
+            f"{source}: row {row + 1}: column reverts_deployment_id: {frame['deployment_id'][row]!r} finished "
+            f"{_when(frame['finished_at'][row])}, before the deployment it reverts ({reverts[row]!r}, finished "
+            f"{_when(target_finished[row])} in the same file); a rollback follows what it reverts: "
+            "fix reverts_deployment_id or finished_at"
+        )
+
+
+def _when(stamp) -> str:
+    return "" if pd.isna(stamp) else pd.Timestamp(stamp).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _examples(rows: pd.Series, source: str, what: str, detail: pd.Series) -> str | None:
+    """One warning line: ``what`` for the rows in ``rows`` (a boolean mask), with a few named."""
+    numbers = rows.to_numpy().nonzero()[0]
+    if not len(numbers):
+        return None
+    shown = "; ".join(f"row {n + 1}: {detail.iloc[n]}" for n in numbers[:_EXAMPLES])
+    more = f"; and {len(numbers) - _EXAMPLES:,} more" if len(numbers) > _EXAMPLES else ""
+    return f"{source}: {len(numbers):,} {what} ({shown}{more})"
+
+
+def _finished_at(store: Store, ids: pd.Series) -> dict[str, datetime | None]:
+    wanted = sorted({str(i) for i in ids.dropna()})
+    if not wanted:
+        return {}
+    rows = store.execute(
+        "SELECT deployment_id, finished_at FROM deployments WHERE list_contains(?, deployment_id)", [wanted]
+    ).fetchall()
+    return dict(rows)
+
+
+def link_warnings(store: Store, kind: str, frame: pd.DataFrame, source: str) -> list[str]:
+    """Links of a validated file's rows that look wrong against the store (the rows loaded).
+
+    Parameters
+    ----------
+    store : Store
+        The store, with the file's rows already written.
+    kind : str
+        The file's kind; only ``deployments`` and ``incidents`` have links.
+    frame : DataFrame
+        The rows, as :func:`validate` returns them (row ``i`` is the file's data row ``i + 1``).
+    source : str
+        The file's name, for the lines.
+
+    Returns
+    -------
+    list of str
+        One line per kind of problem: rollbacks reverting a deployment the store does not
+        know or that finished after them; incidents whose ``cause_deployment_id`` is unknown
+        or finished after the incident opened (DORA links it as given, so its recovery is
+        negative and left out).
+    """
+    found: list[str | None] = []
+    if kind == "deployments" and "reverts_deployment_id" in frame:
+        reverts = frame["reverts_deployment_id"]
+        known = _finished_at(store, reverts)
+        target = pd.to_datetime(reverts.map(known), utc=True)
+        unknown = reverts.notna() & ~reverts.isin(list(known))
+        found.append(_examples(unknown, source, "deployment(s) revert a deployment the store does not know: "
+                               "column reverts_deployment_id", reverts.map(repr)))  # fmt: skip
+        early = (frame["finished_at"] < target).fillna(False).astype(bool)
+        found.append(_examples(early, source, "rollback(s) finished before the deployment they revert: "
+                               "column reverts_deployment_id",
+                               reverts + " finished " + target.map(_when) + ", the rollback "
+                               + frame["finished_at"].map(_when)))  # fmt: skip
+    if kind == "incidents" and "cause_deployment_id" in frame:
+        causes = frame["cause_deployment_id"]
+        known = _finished_at(store, causes)
+        cause_at = pd.to_datetime(causes.map(known), utc=True)
+        unknown = causes.notna() & ~causes.isin(list(known))
+        found.append(_examples(unknown, source, "incident(s) name a cause the store does not know: "
+                               "column cause_deployment_id", causes.map(repr)))  # fmt: skip
+        late = (cause_at > frame["opened_at"]).fillna(False).astype(bool)
+        found.append(_examples(late, source, "incident(s) name a cause that finished after they opened: "
+                               "column cause_deployment_id",
+                               causes + " finished " + cause_at.map(_when) + ", the incident opened "
+                               + frame["opened_at"].map(_when)))  # fmt: skip
+    return [line for line in found if line]
 
 
 def ingest_file(
@@ -94,10 +233,18 @@ def ingest_file(
 
     Returns
     -------
-    int
-        Rows loaded.
+    LoadedRows
+        Rows loaded (an ``int``), with :attr:`LoadedRows.warnings` from :func:`link_warnings`.
+
+    Raises
+    ------
+    InputError
+        Naming the file, row and column of the first problem; nothing is loaded. Timestamps
+        later than the ingest's clock plus :data:`~releaserisk.inputs.FUTURE_TOLERANCE` are
+        among them.
     """
-    frame = validate(read_table(path), kind, str(path), assume_tz)
+    started = datetime.now(UTC)
+    frame = validate(read_table(path), kind, str(path), assume_tz, now=started)
     table, _ = SCHEMAS[kind]
     if "source" in [c.name for c in SCHEMAS[kind][1]]:
         frame["source"] = (
@@ -105,12 +252,12 @@ def ingest_file(
         )
     for name, value in EXPLICIT.get(table, {}).items():  # rows from a file are explicit, never derived
         frame[name] = value
-    started = datetime.now(UTC)
     with store.transaction():
         loaded = store.upsert(table, frame)
+        warnings = link_warnings(store, kind, frame, str(path))
         from releaserisk.ingest.steps import LOADED_KINDS, after_ingest
 
         if table in LOADED_KINDS:
             after_ingest(store, [table])
         store.record_ingest(f"{kind}:{Path(path).name}", started, {"rows": loaded})
-    return loaded
+    return LoadedRows(loaded, tuple(warnings))

@@ -174,7 +174,10 @@ _EVENT = st.fixed_dictionaries(
         "type": st.sampled_from(_TYPES),
         "featureName": st.text("abc-._", min_size=1, max_size=8),
         "environment": st.sampled_from(["production", "staging", None]),
-        "createdAt": st.datetimes(timezones=st.just(__import__("datetime").UTC)).map(lambda d: d.isoformat()),
+        # events that have happened: a time after the ingest's clock is refused (inputs.FUTURE_TOLERANCE)
+        "createdAt": st.datetimes(
+            max_value=__import__("datetime").datetime(2025, 12, 31), timezones=st.just(__import__("datetime").UTC)
+        ).map(lambda d: d.isoformat()),
         "data": st.one_of(st.none(), st.fixed_dictionaries({"parameters": _ROLLOUT})),
     }
 )
