@@ -34,7 +34,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -46,6 +46,7 @@ from releaserisk.config import Settings
 from releaserisk.errors import GitError, InputError, ShallowCloneError
 from releaserisk.features import FEATURE_VERSION, ChangeMetricState, FileChange
 from releaserisk.gitcmd import git_text, nul_tokens, popen_git, require_git, storable_path
+from releaserisk.ingest.explicit import keep_explicit_deployments, kept_line
 from releaserisk.resources import usable_cores
 from releaserisk.store import Store
 
@@ -728,13 +729,18 @@ class TagIngestResult:
         Where the tags were recorded.
     frame : DataFrame
         One row per tag looked at: ``tag``, ``sha`` (the commit it names, annotated tags
-        peeled), ``at`` (tagger date, else commit date; UTC), ``kind`` (see
+        peeled), ``at`` (tagger date, else commit date; UTC), ``lightweight`` (a tag without
+        a tagger date: ``at`` is its commit's date), ``kind`` (see
         :func:`~releaserisk.ingest.tags.classify_tag`), ``recorded`` (bool), ``skipped_because``
         (None when recorded) and ``in_history`` (the commit is in the ingested history).
     removed : list of str
         Tags an earlier run recorded that are no longer taken (their deployments deleted).
     history_ingested : bool
         Whether the store holds any commit of the repository.
+    kept : dict
+        Deployment ids of recorded tags left as an explicit source wrote them (a
+        ``deployments`` file declaring a release a hotfix), by that source: explicit rows
+        win over derived ones (:mod:`releaserisk.ingest.explicit`).
     """
 
     repo: str
@@ -743,6 +749,7 @@ class TagIngestResult:
     frame: pd.DataFrame
     removed: list[str]
     history_ingested: bool = True
+    kept: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def deployments(self) -> int:
@@ -756,6 +763,11 @@ class TagIngestResult:
         return {str(reason): int(n) for reason, n in reasons.value_counts(sort=True).items()}
 
     @property
+    def lightweight(self) -> int:
+        """Recorded tags that are lightweight: dated by their commit, so the release commit's lead time is 0."""
+        return int((self.frame["recorded"] & self.frame["lightweight"]).sum())
+
+    @property
     def unreachable(self) -> list[str]:
         """Recorded tags whose commit is not in the ingested history (their releases get no changes)."""
         return self.frame.loc[self.frame["recorded"] & ~self.frame["in_history"], "tag"].tolist()
@@ -764,6 +776,13 @@ class TagIngestResult:
         """Counts, skipped tags per reason and (``with_warning``) a warning naming tags outside the history."""
         lines = [f"recorded {self.deployments:,} tag{'' if self.deployments == 1 else 's'} as "
                  f"{self.environment} deployments of {self.service}"]  # fmt: skip
+        if self.lightweight:
+            n = self.lightweight
+            lines.append(f"{n:,} of them {'is a lightweight tag' if n == 1 else 'are lightweight tags'}: dated by "
+                         "the tagged commit (no tagger date), so each release commit's lead time is 0")  # fmt: skip
+        kept = kept_line(self.kept)
+        if kept:
+            lines.append(kept)
         for reason, n in self.skipped.items():
             lines.append(f"skipped {n:,} tag{'' if n == 1 else 's'}: {reason}")
         if self.removed:
@@ -796,7 +815,8 @@ class TagIngestResult:
         recorded = self.frame.loc[self.frame["recorded"], "tag"].tolist()
         return {"repo": self.repo, "service": self.service, "environment": self.environment,
                 "deployments": self.deployments, "recorded": recorded, "skipped": self.skipped,
-                "unreachable": self.unreachable, "removed": list(self.removed)}  # fmt: skip
+                "unreachable": self.unreachable, "removed": list(self.removed), "lightweight": self.lightweight,
+                "kept": {source: list(ids) for source, ids in self.kept.items()}}  # fmt: skip
 
 
 def _first(names: list[str], shown: int = 5) -> str:
@@ -824,7 +844,8 @@ def _list_tags(path: Path, pattern: str | None) -> pd.DataFrame:
             ref = f"refs/tags/{frame.tag[index]}^{{commit}}"
             frame.loc[index, "sha"] = git(path, "rev-parse", "--verify", ref).strip()
     frame["at"] = pd.to_datetime(frame["at"].astype("int64"), unit="s", utc=True)
-    return frame[["tag", "sha", "at"]]
+    frame["lightweight"] = frame["type"].eq("commit")  # no tag object: creatordate is the commit's date
+    return frame[["tag", "sha", "at", "lightweight"]]
 
 
 def _select_tags(tags: pd.DataFrame, pattern: str | None, include_prereleases: bool) -> pd.DataFrame:
@@ -860,8 +881,11 @@ def ingest_git_tags(
     ``1.2.3.dev0``, nor branch-like names ``1.x``, ``8.0.x``): see
     :func:`~releaserisk.ingest.tags.classify_tag`. The deployment id is
     ``tag:<service>:<tag>``, its sha the tagged commit (annotated tags peeled), its time
-    the tagger date (annotated tags) or the commit date (lightweight tags). A tag an
-    earlier run recorded that is no longer taken has its deployment removed.
+    the tagger date (annotated tags) or the commit date (lightweight tags: the release
+    commit's lead time is then 0; the summary counts them). A tag an earlier run recorded
+    that is no longer taken has its deployment removed. A deployment an explicit source
+    wrote under a tag's id (a ``deployments`` file marking a release a hotfix) is kept as
+    it is: explicit rows win over derived ones.
 
     Parameters
     ----------
@@ -919,9 +943,10 @@ def ingest_git_tags(
             store.execute(
                 "DELETE FROM deployments WHERE source = 'git-tag' AND list_contains(?, deployment_id)", [dropped]
             )
-        if len(taken):
+        frame, kept = keep_explicit_deployments(store, frame)
+        if frame.num_rows:
             store.upsert("deployments", frame)
-        if len(taken) or removed:
+        if frame.num_rows or removed:
             from releaserisk.ingest.steps import after_ingest
 
             after_ingest(store, ["deployments"])
@@ -934,6 +959,7 @@ def ingest_git_tags(
             environment=environment,
             frame=tags.assign(in_history=tags["sha"].isin({sha for (sha,) in known})).reset_index(drop=True),
             removed=[deployment.split(":", 2)[2] for (deployment,) in removed],
+            kept=kept,
             history_ingested=bool(
                 store.execute("SELECT count(*) FROM commits WHERE repo = ?", [info.name]).fetchone()[0]
             ),

@@ -48,6 +48,7 @@ import pandas as pd
 
 from releaserisk.config import Settings
 from releaserisk.errors import GitHubError, InputError
+from releaserisk.ingest.explicit import keep_explicit_deployments, kept_line
 from releaserisk.ingest.sources import cause_columns, quiet, raised_reading, watermark
 from releaserisk.store import Store
 
@@ -62,10 +63,20 @@ _RECHECK = timedelta(days=1)  # statuses of recent deployments and runs may stil
 
 @dataclass
 class GitHubIngestResult:
-    """Rows loaded per resource."""
+    """Rows loaded per resource, and the deployments left as an explicit source wrote them.
+
+    ``kept`` maps an explicit source (a ``deployments`` file) to the ids of deployments it
+    wrote that this run read too and did not overwrite (explicit rows win).
+    """
 
     repo: str
     counts: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, list[str]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Rows per resource, and a line for the deployments kept."""
+        counts = ", ".join(f"{k} {v:,}" for k, v in self.counts.items())
+        return "\n".join(filter(None, [f"ingested {self.repo} from GitHub: {counts}", kept_line(self.kept)]))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -340,24 +351,32 @@ _LOADS = {"pulls": ["pull_requests"], "deployments": ["deployments"], "workflows
           "releases": ["deployments"], "incidents": [], "issues": ["issues"]}  # fmt: skip
 
 
-def _ingest_resource(store: Store, repo, names: _Names, resource: str, fetch: Callable, since, gh, wait, notify) -> int:
-    """Read one resource from its watermark (or ``since``) and load it in one transaction; rows loaded."""
+def _ingest_resource(
+    store: Store, repo, names: _Names, resource: str, fetch: Callable, since, gh, wait, notify
+) -> tuple[int, dict[str, list[str]]]:
+    """Read one resource from its watermark (or ``since``) and load it in one transaction.
+
+    Returns the rows loaded and the deployments kept as an explicit source wrote them.
+    """
     from releaserisk.ingest.steps import after_ingest
 
     source = f"github:{names.full}:{resource}"
     start_from = since or watermark(store, source)
     started = datetime.now(UTC)
     frames, newest = _with_rate_limit(lambda: fetch(repo, start_from), gh, wait, notify)
+    kept: dict[str, list[str]] = {}
     with store.transaction():
         loaded = 0
         for table, frame in frames.items():
+            if table == "deployments" and len(frame):
+                frame, kept = keep_explicit_deployments(store, frame)  # explicit rows win
             if len(frame):
                 loaded += store.upsert(table, frame)
         if loaded:
             after_ingest(store, _LOADS[resource], repos=[names.store])
         mark = max(filter(None, [newest, start_from]), default=None)
         store.record_ingest(source, started, {"rows": loaded}, mark.isoformat() if mark else None)
-    return loaded
+    return loaded, kept
 
 
 def ingest_github(
@@ -445,7 +464,10 @@ def ingest_github(
         with quiet("github"):
             repo = _with_rate_limit(lambda: gh.get_repo(full_name), gh, wait, notify)
             for resource, fetch in resources:
-                result.counts[resource] = _ingest_resource(store, repo, names, resource, fetch, since, gh, wait, notify)
+                loaded, kept = _ingest_resource(store, repo, names, resource, fetch, since, gh, wait, notify)
+                result.counts[resource] = loaded
+                for explicit, ids in kept.items():
+                    result.kept.setdefault(explicit, []).extend(ids)
     except GitHubError:
         raise
     except Exception as exc:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEPLOY_KIND", "DEPLOY_STATUS", "EXPLICIT", "FLAG_ACTIONS", "SCHEMAS", "TIME_ORDER", "Column"]
+__all__ = [
+    "DEPLOY_KIND",
+    "DEPLOY_STATUS",
+    "DERIVED_DEPLOYMENT_SOURCES",
+    "DERIVED_SOURCE_PREFIXES",
+    "EXPLICIT",
+    "FLAG_ACTIONS",
+    "SCHEMAS",
+    "TIME_ORDER",
+    "Column",
+]
 
 
 @dataclass(frozen=True)
@@ -115,3 +125,12 @@ TIME_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
 #: table -> values that mark a row loaded from a file as explicit. Derived rows (links
 #: computed from the commit graph) are replaced on every re-derivation; explicit ones never.
 EXPLICIT: dict[str, dict[str, object]] = {"deployment_changes": {"derived": False}}
+
+#: ``deployments.source`` values written by derived sources (``ingest git-tags``, GitHub and
+#: GitLab): their rows never overwrite a deployment another source wrote (README "Explicit
+#: rows win"; :mod:`releaserisk.ingest.explicit`).
+DERIVED_DEPLOYMENT_SOURCES = (
+    "git-tag", "github-deployments", "github-releases", "gitlab-deployments", "gitlab-releases",
+)  # fmt: skip
+#: Prefixes of derived ``deployments.source`` values (a GitHub deploy workflow: ``github-workflow:NAME``).
+DERIVED_SOURCE_PREFIXES = ("github-workflow:",)

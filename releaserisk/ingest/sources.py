@@ -157,12 +157,16 @@ class SourceIngestResult:
         Rows loaded per resource.
     calls : int or None
         HTTP requests made (retries included); None when the client does not tell.
+    kept : dict
+        Deployment ids read that an explicit source (a ``deployments`` file) wrote, by that
+        source: left as they were (explicit rows win).
     """
 
     source: str
     target: str
     counts: dict[str, int] = field(default_factory=dict)
     calls: int | None = None
+    kept: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -173,11 +177,15 @@ class SourceIngestResult:
         """One line: what was read and the rows per resource."""
         counts = ", ".join(f"{resource} {n:,}" for resource, n in self.counts.items()) or "nothing new"
         made = f" ({self.calls:,} API calls)" if self.calls is not None else ""
-        return f"ingested {self.target} from {self.source}: {counts}{made}"
+        from releaserisk.ingest.explicit import kept_line
+
+        return "\n".join(filter(None, [f"ingested {self.target} from {self.source}: {counts}{made}",
+                                        kept_line(self.kept)]))  # fmt: skip
 
     def to_dict(self) -> dict:
         """JSON-safe counts."""
-        return {"source": self.source, "target": self.target, "counts": dict(self.counts), "calls": self.calls}
+        return {"source": self.source, "target": self.target, "counts": dict(self.counts), "calls": self.calls,
+                "kept": {source: list(ids) for source, ids in self.kept.items()}}  # fmt: skip
 
 
 @dataclass
@@ -240,6 +248,7 @@ def load_run(
             stop = exc
             break
         read.append((resource, frames, newest, start_from, started))
+    from releaserisk.ingest.explicit import keep_explicit_deployments
     from releaserisk.ingest.steps import after_ingest
 
     with store.transaction():
@@ -247,6 +256,10 @@ def load_run(
         for resource, frames, newest, start_from, started in read:
             loaded = 0
             for table, frame in frames.items():
+                if table == "deployments" and len(frame):
+                    frame, kept = keep_explicit_deployments(store, frame)  # explicit rows win
+                    for explicit, ids in kept.items():
+                        result.kept.setdefault(explicit, []).extend(ids)
                 if len(frame):
                     loaded += store.upsert(table, frame)
                     loaded_kinds.update(k for k in resource.loads if k == table)

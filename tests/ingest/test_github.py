@@ -406,3 +406,30 @@ def test_cli_refusals_and_garbage_print_one_line_and_exit_2(tmp_path, capfd, mon
     code = main(["--db", str(tmp_path / "s.duckdb"), "ingest", "github", "acme/shop", "--no-wait"])
     captured = capfd.readouterr()
     assert code == 2 and captured.err.startswith("error: ") and len(captured.err.strip().splitlines()) == 1
+
+
+@responses.activate
+def test_a_release_a_file_declared_a_hotfix_is_kept_as_the_file_wrote_it(store, tmp_path, capsys):
+    """Explicit rows win: a GitHub release re-read by the next run does not reset the file's kind."""
+    import pandas as pd
+
+    from releaserisk.ingest.tabular import ingest_file
+
+    add_repo(responses)
+    for path in ("pulls", "deployments", "issues"):
+        responses.get(url(f"{REPO}/{path}"), json=[])
+    responses.get(url(f"{REPO}/releases"), json=[
+        {"id": 1, "tag_name": "v1.0", "draft": False, "prerelease": False, "published_at": "2024-05-01T10:00:00Z",
+         "url": f"{REPO}/releases/1", "name": "v1.0"}])  # fmt: skip
+    responses.get(url(f"{REPO}/git/ref/tags/v1.0"), json={
+        "ref": "refs/tags/v1.0", "url": f"{REPO}/git/refs/tags/v1.0",
+        "object": {"type": "commit", "sha": "c" * 40, "url": f"{REPO}/git/commits/{'c' * 40}"}})  # fmt: skip
+    declared = tmp_path / "hotfixes.csv"
+    pd.DataFrame([{"deployment_id": "github-release:acme/shop:v1.0", "service": "shop", "environment": "production",
+                   "sha": "c" * 40, "status": "success", "kind": "hotfix",
+                   "finished_at": "2024-05-01T10:00:00Z"}]).to_csv(declared, index=False)  # fmt: skip
+    ingest_file(store, "deployments", declared)
+    result = ingest(store, release_environment="production")
+    assert result.kept == {"hotfixes.csv": ["github-release:acme/shop:v1.0"]}
+    assert "kept 1 deployment loaded from hotfixes.csv" in result.summary()
+    assert store.query("SELECT kind, source FROM deployments").values.tolist() == [["hotfix", "hotfixes.csv"]]

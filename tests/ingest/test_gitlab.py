@@ -285,3 +285,30 @@ def test_cli_reads_the_token_from_the_environment_and_prints_one_line(tmp_path, 
     captured = capfd.readouterr()
     assert captured.err.startswith("error: GitLab rejected the token") and len(captured.err.splitlines()) == 1
     assert TOKEN not in captured.err + captured.out
+
+
+@responses.activate
+def test_a_release_a_file_declared_a_hotfix_is_kept_as_the_file_wrote_it(store, tmp_path):
+    """Explicit rows win over every derived deployment source, not only git-tags."""
+    import pandas as pd
+
+    from releaserisk.ingest.tabular import ingest_file
+
+    add_project(responses)
+    for path in ("/merge_requests", "/deployments", "/issues"):
+        responses.get(url(path), json=[])
+    responses.get(url("/releases"), json=[
+        {"tag_name": "v1.1", "name": "v1.1", "released_at": "2024-05-02T10:00:00.000Z",
+         "created_at": "2024-05-02T10:00:00.000Z", "upcoming_release": False, "commit": {"id": "a" * 40}},
+        {"tag_name": "v1.0", "name": "v1.0", "released_at": "2024-05-01T10:00:00.000Z",
+         "created_at": "2024-05-01T10:00:00.000Z", "upcoming_release": False, "commit": {"id": "b" * 40}}])  # fmt: skip
+    declared = tmp_path / "hotfixes.csv"
+    pd.DataFrame([{"deployment_id": "gitlab-release:acme/shop:v1.1", "service": "shop", "environment": "production",
+                   "sha": "a" * 40, "status": "success", "kind": "hotfix",
+                   "finished_at": "2024-05-02T10:00:00Z"}]).to_csv(declared, index=False)  # fmt: skip
+    ingest_file(store, "deployments", declared)
+    result = ingest(store, release_environment="production")
+    assert result.counts["releases"] == 1 and result.kept == {"hotfixes.csv": ["gitlab-release:acme/shop:v1.1"]}
+    assert "kept 1 deployment loaded from hotfixes.csv" in result.summary()
+    kinds = store.query("SELECT deployment_id, kind FROM deployments ORDER BY 1").values.tolist()
+    assert kinds == [["gitlab-release:acme/shop:v1.0", "regular"], ["gitlab-release:acme/shop:v1.1", "hotfix"]]

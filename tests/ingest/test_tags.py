@@ -258,3 +258,75 @@ def test_cli_git_tags_summary_skips_and_warning(store, git_repo, capsys):
 
     payload = json.loads(captured.out)
     assert payload["recorded"] == ["1.0.0", "1.1.0rc1"] and payload["unreachable"] == [] and captured.err == ""
+
+
+def test_a_rerun_keeps_a_release_a_file_declared_a_hotfix(store, git_repo, tmp_path):
+    """Explicit rows win: the nightly git-tags run reset a hand-declared hotfix to regular, and CFR halved."""
+    import pandas as pd
+
+    from releaserisk.ingest.tabular import ingest_file
+
+    shas = []
+    for i in range(2):
+        git_repo.write("a.txt", f"{i}\n")
+        shas.append(git_repo.commit(f"c{i}"))
+        tag(git_repo, f"1.0.{i}", shas[-1])
+    ingest_git(store, git_repo.path, name="lib")
+    first = ingest_git_tags(store, git_repo.path, service="lib", name="lib")
+    assert first.kept == {} and "kept" not in first.summary()
+    hotfix = tmp_path / "hotfix2.csv"
+    pd.DataFrame([{"deployment_id": "tag:lib:1.0.1", "service": "lib", "repo": "lib", "environment": "production",
+                   "sha": shas[1], "status": "success", "kind": "hotfix",
+                   "finished_at": "2024-01-02T00:00:00Z"}]).to_csv(hotfix, index=False)  # fmt: skip
+    ingest_file(store, "deployments", hotfix)
+    again = ingest_git_tags(store, git_repo.path, service="lib", name="lib")
+    rows = store.query("SELECT deployment_id, kind, source FROM deployments ORDER BY deployment_id")
+    assert rows.values.tolist() == [["tag:lib:1.0.0", "regular", "git-tag"], ["tag:lib:1.0.1", "hotfix", "hotfix2.csv"]]
+    assert again.kept == {"hotfix2.csv": ["tag:lib:1.0.1"]} and again.deployments == 2
+    assert "kept 1 deployment loaded from hotfix2.csv as it was (explicit rows win over derived ones): " \
+           "tag:lib:1.0.1" in again.summary()  # fmt: skip
+    assert again.to_dict()["kept"] == {"hotfix2.csv": ["tag:lib:1.0.1"]}
+    # a tag no longer taken removes only what git-tags recorded, never the file's row
+    git_repo.git("tag", "-d", "1.0.1")
+    ingest_git_tags(store, git_repo.path, service="lib", name="lib")
+    assert "tag:lib:1.0.1" in store.query("SELECT deployment_id FROM deployments")["deployment_id"].tolist()
+
+
+def test_the_summary_counts_lightweight_tags_dated_by_their_commit(store, git_repo):
+    git_repo.write("a.txt", "1\n")
+    one = git_repo.commit("one")
+    git_repo.write("a.txt", "2\n")
+    two = git_repo.commit("two")
+    tag(git_repo, "1.0.0", one)
+    tag(git_repo, "1.1.0", two, annotated=True)
+    ingest_git(store, git_repo.path, name="lib")
+    result = ingest_git_tags(store, git_repo.path, service="lib", name="lib")
+    assert result.lightweight == 1 and result.to_dict()["lightweight"] == 1
+    assert result.frame.set_index("tag")["lightweight"].to_dict() == {"1.0.0": True, "1.1.0": False}
+    assert "1 of them is a lightweight tag: dated by the tagged commit (no tagger date), so each release " \
+           "commit's lead time is 0" in result.summary()  # fmt: skip
+    committed = store.query("SELECT committed_at FROM commits WHERE sha = ?", [one])["committed_at"][0]
+    at = store.query("SELECT finished_at FROM deployments WHERE deployment_id = 'tag:lib:1.0.0'")["finished_at"][0]
+    assert at == committed  # what the line says
+    tag(git_repo, "1.2.0", two, annotated=True)
+    git_repo.git("tag", "-d", "1.0.0")
+    assert "lightweight" not in ingest_git_tags(store, git_repo.path, service="lib", name="lib").summary()
+
+
+def test_cli_git_tags_says_what_it_kept(tmp_path, git_repo, capsys):
+    import pandas as pd
+
+    from releaserisk.cli import main
+
+    git_repo.write("a.txt", "1\n")
+    sha = git_repo.commit("one")
+    tag(git_repo, "1.0.0", sha)
+    db = str(tmp_path / "rr.duckdb")
+    hotfix = tmp_path / "hf.csv"
+    pd.DataFrame([{"deployment_id": "tag:lib:1.0.0", "service": "lib", "environment": "production", "sha": sha,
+                   "status": "success", "kind": "hotfix", "finished_at": "2024-01-02T00:00:00Z"}]).to_csv(
+        hotfix, index=False)  # fmt: skip
+    assert main(["--db", db, "ingest", "deployments", str(hotfix)]) == 0
+    assert main(["--db", db, "ingest", "git-tags", str(git_repo.path), "--service", "lib", "--name", "lib"]) == 0
+    out = capsys.readouterr().out
+    assert "kept 1 deployment loaded from hf.csv" in out and "1 of them is a lightweight tag" in out
