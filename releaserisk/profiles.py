@@ -69,7 +69,9 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
                   "PRODUCTION"),
         ("traced to a commit", "deployments.sql: JOIN changes_raw ON changes_raw.id = deploys.main_commit, CROSS "
                                "JOIN array_commits: no deployment without the push of its commit (here: a listed "
-                               "change, or a sha in the ingested history)"),
+                               "change, or a sha in the ingested history); it filters no environment, taking "
+                               "the deploy events sent to it as production's (METRICS.md: 'releases to "
+                               "production'), so the production environments here are its scope"),
     ),
     ProfileRule(
         "deployment_order", "which production deployment is 'first' (ties by id)",
