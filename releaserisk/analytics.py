@@ -41,9 +41,31 @@ from releaserisk.dora import DoraResult, _records, dora_metrics
 from releaserisk.intervals import wilson_interval
 from releaserisk.store import Store
 
-__all__ = ["ReleaseAnalytics", "release_analytics", "wilson_interval"]
+__all__ = ["MIN_FIT_OUTCOMES", "ReleaseAnalytics", "no_fit_sentence", "release_analytics", "wilson_interval"]
 
 _BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+#: Fewest failed and fewest successful deployments for the batch-size logistic fit: ten
+#: events per variable (Peduzzi et al. 1996, J Clin Epidemiol 49:1373), the fit having one.
+MIN_FIT_OUTCOMES = 10
+
+
+def no_fit_sentence(failed: int, succeeded: int) -> str:
+    """Why the batch-size chart and table show no logistic fit, in one sentence.
+
+    Parameters
+    ----------
+    failed, succeeded : int
+        Deployments (that shipped changes) which failed and which did not.
+
+    Returns
+    -------
+    str
+    """
+    return (
+        f"No logistic fit: {failed:,} failed and {succeeded:,} successful deployments; a fit needs at least "
+        f"{MIN_FIT_OUTCOMES} of each."
+    )
 
 
 @dataclass
@@ -70,7 +92,9 @@ class ReleaseAnalytics:
         Columns: ``bucket, min_size, deployments, failures, failure_rate, ci_low, ci_high,
         fitted_rate``. Deployments that shipped nothing (first of a chain, rollbacks) are
         left out. ``fitted_rate`` is a logistic regression of failure on log2 batch size,
-        evaluated at each bucket's median size (NaN with fewer than two outcomes).
+        evaluated at each bucket's median size; NaN unless at least :data:`MIN_FIT_OUTCOMES`
+        deployments failed and as many did not (then ``attrs["fit_note"]`` says why): four
+        deployments separated perfectly gave a "fit" of 100 % and 0 %.
         """
         frame = self._deployments()
         frame = frame[frame["batch_size"] > 0]
@@ -85,7 +109,11 @@ class ReleaseAnalytics:
         grouped["failure_rate"] = (grouped["failures"] / grouped["deployments"]).where(grouped["deployments"] > 0)
         grouped["ci_low"], grouped["ci_high"] = wilson_interval(grouped["failures"], grouped["deployments"])
         grouped["fitted_rate"] = np.nan
-        if frame["failed"].nunique() == 2:
+        failed = int(frame["failed"].fillna(False).astype(bool).sum())
+        fit_ok = min(failed, len(frame) - failed) >= MIN_FIT_OUTCOMES
+        if not fit_ok and frame["failed"].notna().any():
+            grouped.attrs["fit_note"] = no_fit_sentence(failed, len(frame) - failed)
+        if fit_ok:
             from sklearn.linear_model import LogisticRegression
 
             x = np.log2(frame["batch_size"].to_numpy(float))[:, None]

@@ -96,14 +96,18 @@ def _integer_axis(axis) -> None:
 
 
 def _period_line(ax, x, values, **style) -> None:
-    """A line through the periods that have a value.
+    """A marker at every period with a value, and a line only between neighbouring periods that have one.
 
-    Periods without deployments have no rate or lead time; a line broken at each of them
-    showed nothing of a sparse history.
+    Periods without deployments have no rate or lead time. A line drawn across them
+    invented a trend (a change failure rate "rising" from 0 % to 50 % through five weeks
+    without a deployment); markers alone still show every value of a sparse history.
     """
     values = np.asarray(values, dtype=float)
     known = ~np.isnan(values)
-    ax.plot(x[known], values[known], marker="o", markersize=5 if len(x) <= 60 else 2.5, **style)
+    size = 5 if len(x) <= 60 else 2.5
+    ax.plot(x[known], values[known], linestyle="none", marker="o", markersize=size, **style)
+    line = {key: value for key, value in style.items() if key != "label"}
+    ax.plot(x, values, **line)  # a NaN breaks the line: no segment across a period without data
     ax.set_ylim(bottom=0)  # rates and durations; an all-zero line otherwise centres on negative ticks
 
 
@@ -161,7 +165,11 @@ def _say(ax, sentence: str) -> None:
 
 
 def batch_size_figure(buckets):
-    """Change failure rate by batch size with Wilson intervals and the logistic fit."""
+    """Change failure rate by batch size with Wilson intervals and the logistic fit.
+
+    Without a fit (``fitted_rate`` all NaN: too few failed or successful deployments,
+    :data:`releaserisk.analytics.MIN_FIT_OUTCOMES`) the title says why instead of a line.
+    """
     fig, (ax,) = _figure()
     present = buckets[buckets["deployments"] > 0]
     x = np.arange(len(present))
@@ -173,7 +181,17 @@ def batch_size_figure(buckets):
         return fig
     err = np.vstack([rate - present["ci_low"].to_numpy(float) * 100, present["ci_high"].to_numpy(float) * 100 - rate])
     ax.errorbar(x, rate, yerr=err, fmt="o", color="#4c72b0", capsize=4, label="observed (95% Wilson)")
-    ax.plot(x, present["fitted_rate"] * 100, color="#c44e52", label="logistic fit")
+    fitted = present["fitted_rate"].to_numpy(float)
+    if np.isnan(fitted).all():  # too few failed or successful deployments for a fit: say so, draw none
+        from releaserisk.analytics import no_fit_sentence
+
+        deployments = present["deployments"].to_numpy(float)
+        failures = present["failures"].to_numpy(float) if "failures" in present else rate / 100 * deployments
+        failed = round(float(np.nansum(failures)))
+        sentence = no_fit_sentence(failed, round(float(deployments.sum())) - failed)
+        ax.set_title(f"Bigger batches fail more often?\n{sentence}", fontsize=9)
+    else:
+        ax.plot(x, fitted * 100, color="#c44e52", label="logistic fit")
     ax.set_xticks(x, [f"{b}\n(n={n})" for b, n in zip(present["bucket"], present["deployments"], strict=True)])
     ax.set_xlabel("changes per deployment")
     ax.set_ylabel("change failure rate (%)")

@@ -32,6 +32,9 @@ def test_batch_buckets_rollbacks_hotfixes_and_stages(store):
     analytics = release_analytics(store, "2024-01-01", "2024-01-08")
     buckets = analytics.failure_by_batch_size().set_index("bucket")
     assert buckets.loc["1", "deployments"] == 2 and buckets.loc["2-3", "failures"] == 1
+    # three deployments cannot carry a logistic fit (they separate perfectly): none, and why
+    assert buckets["fitted_rate"].isna().all() and "log2_size_coefficient" not in buckets.attrs
+    assert buckets.attrs["fit_note"].startswith("No logistic fit: 2 failed and 1 successful deployments")
     rollbacks = analytics.rollbacks().iloc[0]
     assert rollbacks.rollbacks == 1 and rollbacks.success_rate == 1.0
     assert rollbacks.median_hours_to_rollback == pytest.approx(2.0)

@@ -34,11 +34,18 @@ def test_trend_axis_names_its_period_and_labels_at_most_24(labels, unit, shown):
     assert len(bars.patches) == len(labels)  # every period is drawn, only the labels thin out
 
 
-def test_trend_lines_join_the_periods_that_have_values():
-    frame = by_period([f"2026-W{w:02d}" for w in range(1, 6)])
-    frame["lead_time_median_hours"] = [1.0, None, 3.0, None, 5.0]  # quiet weeks have no lead time
-    lead = plots.dora_trend_figure(frame).axes[1].lines[0]
-    assert lead.get_xdata().tolist() == [0, 2, 4] and lead.get_ydata().tolist() == [1.0, 3.0, 5.0]
+def test_trend_lines_mark_every_value_and_join_only_neighbouring_periods():
+    import numpy as np
+
+    frame = by_period([f"2026-W{w:02d}" for w in range(1, 7)])
+    frame["lead_time_median_hours"] = [1.0, None, 3.0, 4.0, None, 5.0]  # quiet weeks have no lead time
+    markers, line = plots.dora_trend_figure(frame).axes[1].lines
+    assert markers.get_linestyle() == "None" and markers.get_xdata().tolist() == [0, 2, 3, 5]
+    assert markers.get_ydata().tolist() == [1.0, 3.0, 4.0, 5.0]
+    # the line is broken at the quiet weeks: its only segment joins weeks 3 and 4, never 1 to 3 or 4 to 6
+    y = np.asarray(line.get_ydata(), dtype=float)
+    segments = [i for i in range(len(y) - 1) if not np.isnan(y[i]) and not np.isnan(y[i + 1])]
+    assert segments == [2]
 
 
 def test_counts_get_whole_number_ticks_from_zero():
@@ -68,6 +75,14 @@ def test_a_trend_without_failure_data_says_so_instead_of_an_empty_rate_axis():
 def _buckets(rate):
     return pd.DataFrame({"bucket": ["1", "2-3"], "deployments": [4, 2], "failure_rate": [rate, rate],
                          "ci_low": [rate, rate], "ci_high": [rate, rate], "fitted_rate": [rate, rate]})  # fmt: skip
+
+
+def test_batch_size_without_enough_outcomes_for_a_fit_says_so_instead_of_a_fitted_line():
+    few = _buckets(0.25)
+    few["fitted_rate"] = float("nan")  # release_analytics leaves the fit out below MIN_FIT_OUTCOMES
+    ax = plots.batch_size_figure(few).axes[0]
+    assert [line.get_label() for line in ax.lines if line.get_label() == "logistic fit"] == []
+    assert "No logistic fit: 2 failed and 4 successful deployments; a fit needs at least 10 of each" in ax.get_title()
 
 
 def test_batch_size_without_failure_data_says_so_instead_of_an_empty_axis():
