@@ -158,6 +158,32 @@ def _finished_at(store: Store, ids: pd.Series) -> dict[str, datetime | None]:
     return dict(rows)
 
 
+def _named_earlier(store: Store, frame: pd.DataFrame, source: str) -> list[str | None]:
+    """Deployments of a file that finished after a stored rollback reverting them, or an incident naming them."""
+    ids = frame["deployment_id"].tolist()
+    found: list[str | None] = []
+    for query, what in (
+        (
+            "SELECT reverts_deployment_id, arg_min(deployment_id, finished_at), min(finished_at) FROM deployments "
+            "WHERE list_contains(?, reverts_deployment_id) GROUP BY 1",
+            ("deployment(s) finished after a rollback that reverts them: column finished_at", "finished"),
+        ),
+        (
+            "SELECT cause_deployment_id, arg_min(incident_id, opened_at), min(opened_at) FROM incidents "
+            "WHERE list_contains(?, cause_deployment_id) GROUP BY 1",
+            ("deployment(s) finished after an incident naming them as its cause opened: column finished_at", "opened"),
+        ),
+    ):
+        named = {target: (by, at) for target, by, at in store.execute(query, [ids]).fetchall() if at is not None}
+        by = frame["deployment_id"].map(lambda d, named=named: named.get(d, (None, None))[0])
+        at = pd.to_datetime(frame["deployment_id"].map(lambda d, named=named: named.get(d, (None, None))[1]), utc=True)
+        late = (frame["finished_at"] > at).fillna(False).astype(bool)
+        detail = (frame["deployment_id"] + " finished " + frame["finished_at"].map(_when) + ", " + by.astype(str)
+                  + f" {what[1]} " + at.map(_when))  # fmt: skip
+        found.append(_examples(late, source, what[0], detail))
+    return found
+
+
 def link_warnings(store: Store, kind: str, frame: pd.DataFrame, source: str) -> list[str]:
     """Links of a validated file's rows that look wrong against the store (the rows loaded).
 
@@ -178,7 +204,9 @@ def link_warnings(store: Store, kind: str, frame: pd.DataFrame, source: str) -> 
         One line per kind of problem: rollbacks reverting a deployment the store does not
         know or that finished after them; incidents whose ``cause_deployment_id`` is unknown
         or finished after the incident opened (DORA links it as given, so its recovery is
-        negative and left out).
+        negative and left out); and, for a deployments file, the same two links seen from
+        the deployment loaded after them (a stored rollback or incident names it, but it
+        finished later).
     """
     found: list[str | None] = []
     if kind == "deployments" and "reverts_deployment_id" in frame:
@@ -193,6 +221,8 @@ def link_warnings(store: Store, kind: str, frame: pd.DataFrame, source: str) -> 
                                "column reverts_deployment_id",
                                reverts + " finished " + target.map(_when) + ", the rollback "
                                + frame["finished_at"].map(_when)))  # fmt: skip
+    if kind == "deployments":  # the same links seen from the other end: loaded after what names them
+        found += _named_earlier(store, frame, source)
     if kind == "incidents" and "cause_deployment_id" in frame:
         causes = frame["cause_deployment_id"]
         known = _finished_at(store, causes)
@@ -215,7 +245,7 @@ def ingest_file(
     *,
     assume_tz: str | None = None,
     source: str | None = None,
-) -> int:
+) -> LoadedRows:
     """Validate a whole file, then upsert it in one transaction.
 
     Parameters

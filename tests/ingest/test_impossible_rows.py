@@ -203,3 +203,22 @@ def test_cli_prints_warnings_on_stderr_and_in_json(tmp_path, capsys):
     assert main(["--db", db, "ingest", "deployments", str(path), "--format", "json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["rows"] == 1 and len(payload["warnings"]) == 1
+
+
+def test_the_same_links_warn_when_the_deployment_is_loaded_after_what_names_it(store, tmp_path):
+    """In either order: a rollback or an incident loaded first, the deployment it names finishing later."""
+    rollback = [deployment(9, "2020-01-01T00:00:00Z", kind="rollback", reverts_deployment_id="d1")]
+    assert len(ingest_file(store, "deployments", write_csv(tmp_path / "yank.csv", rollback)).warnings) == 1  # unknown
+    ingest_file(store, "incidents", write_csv(tmp_path / "i.csv", [
+        incident(1, "2024-06-05T00:00:00Z", cause_deployment_id="d1")]))  # fmt: skip
+    tags = [deployment(1, "2025-03-04T17:56Z"), deployment(2, "2025-03-05T00:00Z")]
+    loaded = ingest_file(store, "deployments", write_csv(tmp_path / "tags.csv", tags))
+    reverted, caused = loaded.warnings
+    assert reverted.endswith("1 deployment(s) finished after a rollback that reverts them: column finished_at "
+                             "(row 1: d1 finished 2025-03-04T17:56Z, d9 finished 2020-01-01T00:00Z)")  # fmt: skip
+    assert caused.endswith(
+        "1 deployment(s) finished after an incident naming them as its cause opened: column finished_at "
+        "(row 1: d1 finished 2025-03-04T17:56Z, i1 opened 2024-06-05T00:00Z)"
+    )
+    quiet = ingest_file(store, "deployments", write_csv(tmp_path / "ok.csv", [deployment(1, "2019-12-31T00:00Z")]))
+    assert quiet.warnings == ()
