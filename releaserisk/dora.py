@@ -1030,7 +1030,7 @@ def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool =
         LEFT JOIN {w.prod} cause ON cause.deployment_id = {by_cause}
         LEFT JOIN {w.prod} linked ON linked.deployment_id = coalesce({explicit}, {by_cause}, {prior})
         LEFT JOIN (SELECT service, min(repo) AS repo FROM {w.prod} GROUP BY service
-                   HAVING count(DISTINCT repo) = 1) one ON one.service = i.service
+                   HAVING min(repo) = max(repo)) one ON one.service = i.service
         LEFT JOIN services sv ON sv.service = i.service
         )
         """
@@ -1146,7 +1146,8 @@ def _link_notes(store: Store, rules: dict[str, str], w: _Work, start, end) -> li
                       f"name a root-cause commit (cause_sha) that no production deployment {shipped}",
                       fallback + exact))  # fmt: skip
     if "any service" not in link:
-        kinds.append((f"l.service IS NOT NULL AND l.service NOT IN (SELECT service FROM {w.prod} "
+        # against the distinct services (a thousand), not every deployment: NOT IN over 875k rows cost 0.2 s
+        kinds.append((f"l.service IS NOT NULL AND l.service NOT IN (SELECT DISTINCT service FROM {w.prod} "
                       "WHERE service IS NOT NULL)", "l.service", "name a service no production deployment has",
                       "failing no deployment"))  # fmt: skip
     notes = []
