@@ -1231,16 +1231,18 @@ def test_notes_name_incidents_whose_link_the_numbers_cannot_show(store):
 
 def test_by_repo_groups_incidents_under_their_service_repository(store):
     """An incident file has no repository column: grouped by repo, every incident fell into an 'unassigned' group
-    of 0 deployments. Its repository is its linked deployment's (i1), else the one its service deploys (i2,
-    linked to nothing: opened before any deployment)."""
+    of 0 deployments. Its repository is its linked deployment's (i1: d1 of r; i2: d2 of site); one linked to
+    nothing (i3, opened before any deployment of its service) stays unassigned."""
     load(
         store,
         deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z", service="web", repo="site")],
         incidents=[incident("i1", "2024-01-02T06:00Z", "2024-01-02T08:00Z"),
-                   incident("i2", "2024-01-01T06:00Z", "2024-01-01T09:00Z", service="web")],
+                   incident("i2", "2024-01-03T06:00Z", "2024-01-03T09:00Z", service="web"),
+                   incident("i3", "2024-01-01T06:00Z", "2024-01-01T07:00Z", service="web")],
     )  # fmt: skip
     frame = dora_metrics(store, "2024-01-01", "2024-01-08", by="repo").frame.set_index("group")
-    assert sorted(frame.index) == ["r", "site"]
+    assert sorted(frame.index) == ["r", "site", "unassigned"]
+    assert frame.loc["unassigned", "restore_median_hours"] == pytest.approx(1.0)
     assert frame.loc["r", "restore_median_hours"] == pytest.approx(2.0)
     assert frame.loc["site", "restore_median_hours"] == pytest.approx(3.0)
 
