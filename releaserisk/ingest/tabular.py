@@ -158,6 +158,21 @@ def _finished_at(store: Store, ids: pd.Series) -> dict[str, datetime | None]:
     return dict(rows)
 
 
+def _link_lines(
+    store: Store, frame: pd.DataFrame, source: str, column: str, time_column: str, unknown: str, later: str, event: str
+) -> list[str | None]:
+    """The two warnings of a link column naming a deployment: ids the store does not know (``unknown``), and
+    deployments that finished after the row's own ``time_column`` (``later``; ``event`` names that time)."""
+    ids = frame[column]
+    known = _finished_at(store, ids)
+    target = pd.to_datetime(ids.map(known), utc=True)
+    missing = ids.notna() & ~ids.isin(list(known))
+    late = (target > frame[time_column]).fillna(False).astype(bool)
+    detail = ids + " finished " + target.map(_when) + f", {event} " + frame[time_column].map(_when)
+    return [_examples(missing, source, f"{unknown}: column {column}", ids.map(repr)),
+            _examples(late, source, f"{later}: column {column}", detail)]  # fmt: skip
+
+
 def _named_earlier(store: Store, frame: pd.DataFrame, source: str) -> list[str | None]:
     """Deployments of a file that finished after a stored rollback reverting them, or an incident naming them."""
     ids = frame["deployment_id"].tolist()
@@ -210,31 +225,16 @@ def link_warnings(store: Store, kind: str, frame: pd.DataFrame, source: str) -> 
     """
     found: list[str | None] = []
     if kind == "deployments" and "reverts_deployment_id" in frame:
-        reverts = frame["reverts_deployment_id"]
-        known = _finished_at(store, reverts)
-        target = pd.to_datetime(reverts.map(known), utc=True)
-        unknown = reverts.notna() & ~reverts.isin(list(known))
-        found.append(_examples(unknown, source, "deployment(s) revert a deployment the store does not know: "
-                               "column reverts_deployment_id", reverts.map(repr)))  # fmt: skip
-        early = (frame["finished_at"] < target).fillna(False).astype(bool)
-        found.append(_examples(early, source, "rollback(s) finished before the deployment they revert: "
-                               "column reverts_deployment_id",
-                               reverts + " finished " + target.map(_when) + ", the rollback "
-                               + frame["finished_at"].map(_when)))  # fmt: skip
+        found += _link_lines(store, frame, source, "reverts_deployment_id", "finished_at",
+                             "deployment(s) revert a deployment the store does not know",
+                             "rollback(s) finished before the deployment they revert", "the rollback")  # fmt: skip
     if kind == "deployments":  # the same links seen from the other end: loaded after what names them
         found += _named_earlier(store, frame, source)
     if kind == "incidents" and "cause_deployment_id" in frame:
-        causes = frame["cause_deployment_id"]
-        known = _finished_at(store, causes)
-        cause_at = pd.to_datetime(causes.map(known), utc=True)
-        unknown = causes.notna() & ~causes.isin(list(known))
-        found.append(_examples(unknown, source, "incident(s) name a cause the store does not know: "
-                               "column cause_deployment_id", causes.map(repr)))  # fmt: skip
-        late = (cause_at > frame["opened_at"]).fillna(False).astype(bool)
-        found.append(_examples(late, source, "incident(s) name a cause that finished after they opened: "
-                               "column cause_deployment_id",
-                               causes + " finished " + cause_at.map(_when) + ", the incident opened "
-                               + frame["opened_at"].map(_when)))  # fmt: skip
+        found += _link_lines(store, frame, source, "cause_deployment_id", "opened_at",
+                             "incident(s) name a cause the store does not know",
+                             "incident(s) name a cause that finished after they opened",
+                             "the incident opened")  # fmt: skip
     return [line for line in found if line]
 
 
