@@ -111,15 +111,18 @@ class ProfileComparison:
         ``group, metric`` and one column per profile (the summary value), plus ``<profile>_n``.
     reasons : DataFrame
         ``entity`` (deployment, pull_request, change, incident), ``key`` (its id), ``reason``
-        (a rule name, see the module docstring), ``detail`` (a sentence naming the profiles).
+        (a rule name, see the module docstring), ``detail`` (a sentence naming the profiles);
+        the ``incident_link`` rows most-disagreeing first (the summary's example).
     profiles : list of str
     results : dict
         Profile -> its :class:`~releaserisk.dora.DoraResult` (drill-downs per profile).
     metric_rules : DataFrame
-        Per metric where a profile shows another value than the first (the reference):
+        Per metric where a profile shows another value or another n than the first (the reference):
         ``group, metric, profile, rule, choices`` — each rule of :data:`METRIC_RULES` on which that
         profile and the reference choose differently, ``choices`` naming both choices
-        ("dora: interpolated; devlake: lower").
+        ("dora: interpolated; devlake: lower"), less the rules the window's rows show to have changed
+        nothing (no change listed twice for ``change_deployments``, no rollback or hotfix for
+        ``failure``: ``_inert_rules``).
     notes : dict
         Profile -> the notes of its result that not every compared profile has (why a number is
         no data in one profile and not in another).
@@ -212,21 +215,28 @@ def _cell(row: pd.Series, profile: str) -> str:
     return f"{shown} (n {int(n):,})"
 
 
-def _metric_rules(frame: pd.DataFrame, rules: dict[str, dict[str, str]]) -> pd.DataFrame:
-    """For each (group, metric) where a profile shows another value than the reference (the first profile), the
-    rules of :data:`METRIC_RULES` on which that profile and the reference choose differently."""
+def _metric_rules(frame: pd.DataFrame, rules: dict[str, dict[str, str]], inert: frozenset[str] = frozenset()
+                  ) -> pd.DataFrame:  # fmt: skip
+    """For each (group, metric) where a profile shows another value or another n than the reference (the first
+    profile), the rules of :data:`METRIC_RULES` on which that profile and the reference choose differently, less
+    the ``inert`` ones (rules the window's rows show to have changed nothing, :func:`_inert_rules`)."""
     reference, *others = list(rules)
     rows = []
     for record in frame.to_dict("records"):
         metric = record["metric"]
         for other in others:
-            if _fmt(record[other], metric) == _fmt(record[reference], metric):
+            if _cell(record, other) == _cell(record, reference):
                 continue
-            candidates = METRIC_RULES.get(metric, ())
+            candidates = tuple(r for r in METRIC_RULES.get(metric, ()) if r not in inert)
             if "lead_time_of" in candidates and rules[other]["lead_time_of"] != rules[reference]["lead_time_of"]:
                 # per commit in one profile, per pull request in the other: they measure different
                 # things, and the rules of each kind's unit say nothing more
                 candidates = tuple(r for r in candidates if r in ("lead_time_of", "median"))
+            if metric == "restore_median_hours" and not any("cause" in rules[p]["restore_start"]
+                                                            for p in (reference, other)):  # fmt: skip
+                # an incident's time to restore reads its link only where it starts at the cause deployment
+                # (fourkeys); from the opening in both profiles, the link changes no restore time
+                candidates = tuple(r for r in candidates if r not in ("incident_link", "cause_match"))
             for rule in candidates:
                 if rules[other][rule] != rules[reference][rule]:
                     choices = f"{reference}: {rules[reference][rule]}; {other}: {rules[other][rule]}"
@@ -383,6 +393,64 @@ def _counting_reasons(works: dict[str, Any], rules: dict[str, dict[str, str]]) -
     return queries
 
 
+#: Rules whose every effect on a metric is one of a per-row reason's rows (the reason's query reads the window's
+#: rows the metric reads): where the reason finds no row, the rule changed nothing in this window.
+_RULE_REASONS = {
+    "deployments_counted": "deployments_counted",
+    "first_of_chain": "first_of_chain",
+    "lead_time_zero": "lead_time_zero",
+    "undeployed_prs": "undeployed_pr",
+    "review_window": "review_window",
+    "change_deployments": "change_deployments",
+    "failure_count": "failure_count",
+}
+
+
+def _inert_rules(store: Store, works: dict[str, Any], rules: dict[str, dict[str, str]], reasons: pd.DataFrame,
+                 start, end) -> frozenset[str]:  # fmt: skip
+    """The rules the window's rows show to have changed no compared number, left out of the metric-level reasons.
+
+    A rule the profiles choose differently explains a difference only where some row is treated by it: with no
+    change listed twice, ``change_deployments`` cannot be why two lead times differ, and with no deployment
+    rolled back or followed by a hotfix, ``failure`` cannot be why two failure rates differ. Rules without such
+    a row test (a median kind, a rounding unit, the incident link) are never left out.
+    """
+    found = set(reasons["reason"])
+    inert = {rule for rule, reason in _RULE_REASONS.items() if reason not in found}
+    broad = [p for p in works if "rollback" in rules[p]["failure"]]
+    if broad:
+        remedied = store.query(
+            f"""SELECT count(*) AS n FROM {works[broad[0]].deploys}
+                WHERE (coalesce(rolled_back, false) OR coalesce(hotfixed, false))
+                  AND finished_at >= $start AND finished_at < $end""",
+            {"start": start, "end": end},
+        )["n"].iloc[0]
+        if not remedied:
+            inert.add("failure")
+    return frozenset(inert)
+
+
+def _by_disagreement(store: Store, works: dict[str, Any], reasons: pd.DataFrame) -> pd.DataFrame:
+    """``reasons`` with the ``incident_link`` rows ordered by how many profiles link the incident to another
+    deployment than the reference does, most first: the summary's example is then one that shows why the
+    failure rates differ, not an incident only one profile leaves unlinked."""
+    rows = reasons["reason"] == "incident_link"
+    if not rows.any():
+        return reasons
+    first, *others = list(works)
+    differing = " + ".join(
+        f"CASE WHEN {p}.deployment_id IS DISTINCT FROM {first}.deployment_id THEN 1 ELSE 0 END" for p in others
+    )
+    joins = " ".join(f"JOIN {works[p].incident_links} {p} USING (incident_id)" for p in others)
+    weights = store.query(
+        f"SELECT {first}.incident_id AS key, {differing} AS profiles FROM {works[first].incident_links} {first} {joins}"
+    ).set_index("key")["profiles"]
+    links = reasons[rows].copy()
+    links["_w"] = links["key"].map(weights).fillna(0)
+    links = links.sort_values(["_w", "key"], ascending=[False, True], kind="stable").drop(columns="_w")
+    return pd.concat([reasons[~rows], links]).sort_values("reason", kind="stable").reset_index(drop=True)
+
+
 def compare_results(store: Store, results: dict[str, Any]) -> ProfileComparison:
     """Compare :class:`~releaserisk.dora.DoraResult` objects of the same window, one per profile.
 
@@ -418,12 +486,15 @@ def compare_results(store: Store, results: dict[str, Any]) -> ProfileComparison:
         else pd.DataFrame(columns=["entity", "key", "reason", "detail"])
     )
     reasons.columns = ["entity", "key", "reason", "detail"]
+    rules = {p: r.rules for p, r in results.items()}
+    inert = _inert_rules(store, works, rules, reasons, start, end)
+    reasons = _by_disagreement(store, works, reasons)
     frame = _side_by_side(results)
     return ProfileComparison(
         frame=frame,
         reasons=reasons,
         profiles=profiles,
         results=results,
-        metric_rules=_metric_rules(frame, {p: r.rules for p, r in results.items()}),
+        metric_rules=_metric_rules(frame, rules, inert),
         notes=_own_notes(results),
     )

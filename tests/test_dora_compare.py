@@ -83,10 +83,13 @@ def test_metric_differences_name_the_rules_behind_them(disagreeing):
     # per PR in devlake, per commit in dora: what is measured, and devlake's lower median
     assert by[("lead_time_median_hours", "devlake")] == ["lead_time_of", "median"]
     assert by[("lead_time_p90_hours", "devlake")] == ["lead_time_of"]  # no median in a p90
-    assert by[("lead_time_median_hours", "fourkeys")] == ["change_deployments", "rounding", "lead_time_zero",
-                                                          "span_guard"]  # fmt: skip
-    assert by[("change_failure_rate", "devlake")] == ["failure", "incident_link", "cause_match"]
-    assert ("change_failure_rate", "fourkeys") not in by  # 50.0 % in both (1 of 2, 2 of 4)
+    # no change is listed by two deployments here: change_deployments changed nothing and is not named
+    assert by[("lead_time_median_hours", "fourkeys")] == ["rounding", "lead_time_zero", "span_guard"]
+    assert by[("change_failure_rate", "devlake")] == ["failure", "incident_link", "cause_match"]  # d3 rolled back
+    # 50.0 % in both, but of 2 in fourkeys and of 4 in dora: the n differs, and why is said (no deployment lists
+    # two incidents' root causes, so failure_count is not named)
+    assert by[("change_failure_rate", "fourkeys")] == ["deployments_counted", "failure", "incident_link",
+                                                       "cause_match"]  # fmt: skip
     assert not rows["metric"].eq("restore_median_hours").any()  # no data in all three: nothing differs
     assert (
         rows.set_index(["metric", "profile", "rule"]).loc[("lead_time_median_hours", "devlake", "median"), "choices"]
@@ -156,3 +159,76 @@ def test_rows_a_profile_counts_several_times_have_their_reasons(store):
     assert reasons.loc["failure_count", "detail"] == (
         "lists the root causes of 2 incidents: fourkeys count it 2 times in the change failure rate, dora once"
     )
+
+
+@pytest.fixture
+def relinked(store):
+    """i1 is left unlinked by fourkeys alone; i2 is linked to another deployment by devlake too."""
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-02T00:00Z")],
+        deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-02T12:00Z")],
+        changes=[("d1", "c1"), ("d2", "c2")],
+        incidents=[{"incident_id": "i1", "service": "api", "opened_at": "2024-01-03T00:00Z",
+                    "resolved_at": "2024-01-03T10:00Z"},
+                   {"incident_id": "i2", "service": "api", "opened_at": "2024-01-03T06:00Z",
+                    "resolved_at": "2024-01-03T12:00Z", "cause_deployment_id": "d1"}],
+    )  # fmt: skip
+    return store
+
+
+def test_the_incident_link_example_is_one_that_explains_the_failure_rates(relinked):
+    """dora fails d1 and d2, devlake d2 alone: the example must be i2, which devlake links to d2, not i1 (first by
+    id), which dora and devlake link alike and only fourkeys leaves unlinked."""
+    result = dora_metrics(relinked, "2024-01-01", "2024-01-08", compare=["dora", "devlake", "fourkeys"])
+    side = result.comparison.frame.set_index("metric")
+    assert side.loc["change_failure_rate", "dora"] == pytest.approx(1.0)
+    assert side.loc["change_failure_rate", "devlake"] == pytest.approx(0.5)
+    text = result.comparison.summary()
+    assert (
+        "  incident_link: 2 incident(s), e.g. i2: linked differently: dora: d1 by explicit, devlake: d2 by latest "
+        "prior deployment, fourkeys: no deployment by unlinked"
+    ) in text
+    assert set(result.comparison.reasons.query("reason == 'incident_link'")["key"]) == {"i1", "i2"}
+
+
+def test_rules_the_rows_show_changed_nothing_are_not_named(relinked):
+    """No deployment was rolled back or hotfixed, none was counted by one profile only, none lists two incidents'
+    root causes: failure, deployments_counted and failure_count cannot be why the failure rates differ."""
+    result = dora_metrics(relinked, "2024-01-01", "2024-01-08", compare=["dora", "devlake", "fourkeys"])
+    rows = result.comparison.metric_rules
+    cfr = rows[rows["metric"] == "change_failure_rate"].groupby("profile")["rule"].agg(list)
+    assert cfr["devlake"] == ["incident_link", "cause_match"]
+    assert cfr["fourkeys"] == ["incident_link", "cause_match"]
+    text = result.comparison.summary()
+    assert "change_failure_rate differs from dora: devlake by incident_link, cause_match; fourkeys by " in text
+    assert "rule failure:" not in text and "rule deployments_counted:" not in text
+
+
+def test_a_differing_n_is_explained_like_a_differing_value(store):
+    """Recovery per failed deployment (dora) and per incident (devlake) give the same median of 10.0 h here, over
+    1 deployment and 2 incidents: the n differs, so the rules behind it are named."""
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z")],
+        deployments=[dep(1, "2024-01-01T12:00Z")],
+        changes=[("d1", "c1")],
+        incidents=[{"incident_id": f"i{i}", "service": "api", "opened_at": "2024-01-01T13:00Z",
+                    "resolved_at": "2024-01-01T22:00Z"} for i in (1, 2)],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08", compare=["dora", "devlake"])
+    side = result.comparison.frame.set_index("metric")
+    assert side.loc["recovery_median_hours", ["dora", "devlake"]].tolist() == pytest.approx([10.0, 10.0])
+    assert side.loc["recovery_median_hours", ["dora_n", "devlake_n"]].tolist() == [1, 2]
+    rows = result.comparison.metric_rules
+    assert "recovery" in set(rows[rows["metric"] == "recovery_median_hours"]["rule"])
+    assert "recovery_median_hours differs from dora: devlake by " in result.comparison.summary()
+
+
+def test_time_to_restore_names_the_incident_link_only_where_it_starts_at_the_cause(relinked):
+    """dora and devlake both time a restore from the incident's opening: which deployment the incident is linked
+    to cannot be why their restore medians differ (8.0 h and a lower median of 6.0 h)."""
+    result = dora_metrics(relinked, "2024-01-01", "2024-01-08", compare=["dora", "devlake", "fourkeys"])
+    rows = result.comparison.metric_rules
+    restore = rows[rows["metric"] == "restore_median_hours"].groupby("profile")["rule"].agg(list)
+    assert "incident_link" not in restore["devlake"] and "restore_window" in restore["devlake"]
