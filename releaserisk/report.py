@@ -489,9 +489,9 @@ def weekly_sections(
     risky = _risky_changes(store, start, end, settings)
     analytics = release_analytics(store, trend_start, end, settings=settings, dora=dora)
     window_deployments = int(_summary_frame(dora)["deployments"].sum())
-    notes = []
-    if risky.empty:
-        notes.append("No risk scores for this week's changes: run 'releaserisk score' in CI (or 'releaserisk demo').")
+    notes = []  # shown instead of the empty risky-changes table's sentence (one sentence, not two)
+    if risky.empty and not store.query("SELECT count(*) AS n FROM risk_scores")["n"].iloc[0]:
+        notes.append("No change in the store has a risk score: run 'releaserisk score' in CI (or 'releaserisk demo').")
     deployment_view = _deployment_view(store, deployments)
     data = _data_section(store)
     return WeeklySections(

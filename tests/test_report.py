@@ -98,7 +98,7 @@ EMPTY_SENTENCES = [
     "No production deployment failed this week.",
     "Unknown: no incidents have been ingested, so none can be listed; an empty list here would not mean a quiet "
     "week. Ingest them with 'releaserisk ingest incidents FILE', 'ingest pagerduty', 'ingest jira' or 'ingest github'.",
-    "No change committed this week has a risk score.",
+    "No change in the store has a risk score: run 'releaserisk score' in CI (or 'releaserisk demo').",
     "No canary analysis has samples in this week.",
     "No production deployment in these weeks shipped new changes: no batch sizes to compare.",
     "No rollback is recorded in the store: the rollback path is untried.",
@@ -113,6 +113,17 @@ def test_missing_data_is_shown_as_missing(empty_report):
         assert sentence in html, sentence
     assert "<img" not in html  # no empty axes
     assert "no data" in html and "the store has no incidents" in html  # says why the failure rate is no data
+
+
+def test_missing_risk_scores_are_said_once(empty_report):
+    """A store without any risk score: the section said it three times ("0 scored changes committed. The ten
+    riskiest; …", "No risk scores for this week's changes: …", "No change committed this week has a risk
+    score."); the count and one sentence saying why are enough."""
+    html = empty_report.read_text()
+    assert "0 scored changes committed. The gate fails at 50.0 %." in html
+    assert "The ten riskiest" not in html
+    assert "No change committed this week has a risk score." not in html
+    assert html.count("has a risk score") == 1
 
 
 @pytest.mark.parametrize("name", ["explore_history", "train_risk_model", "canary_analysis"])
