@@ -513,7 +513,7 @@ class DoraResult:
         Returns
         -------
         str
-            The rows, or ``no … in START → END``.
+            The rows (a cell without a value as ``—``), or ``no … in START → END``.
 
         Raises
         ------
@@ -524,9 +524,10 @@ class DoraResult:
         if not len(frame):
             return f"no {name.replace('-', ' ')} in {self.window[0]:%Y-%m-%d} → {self.window[1]:%Y-%m-%d}"
         columns, note = self.unobserved if name == "deployments" else ([], None)
+        # a cell without a value reads "—", as in the weekly report: not pandas' NaN, NaT or None
+        shown = frame.astype(object).where(frame.notna(), "—")
         if not columns:
-            return frame.to_string(index=False)
-        shown = frame.astype({c: object for c in columns})
+            return shown.to_string(index=False)
         shown[columns] = "unknown"
         return shown.to_string(index=False) + f"\nnote: {', '.join(columns)} unknown: {note}"
 

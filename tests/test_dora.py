@@ -4,6 +4,7 @@ import gc
 import io
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -454,6 +455,24 @@ def test_without_a_source_of_failures_every_count_and_outcome_is_unknown_not_zer
     assert (known.frame.iloc[0].failed_deployments, known.frame.iloc[0].change_failure_rate_n) == (1, 3)
     assert known.unobserved == ([], None) and known.deployments["failed"].notna().all()
     assert change_failures(store, *window)["failed"].tolist() == [False, True, False]
+
+
+def test_detail_text_shows_a_missing_value_as_a_dash_not_nan(store):
+    """An unresolved incident without a severity, the latest deployment (no next one yet), a deployment that did
+    not fail (no recovery): the text drill-downs printed pandas' NaN, NaT and None for them."""
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-02T00:00Z")],
+        deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-02T12:00Z")],
+        changes=[("d1", "c1"), ("d2", "c2")],
+        incidents=[{"incident_id": "i1", "service": "api", "opened_at": "2024-01-03T00:00Z"}],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    for name in ("deployments", "changes", "incidents"):
+        text = result.detail_text(name)
+        assert not re.search(r"\b(NaN|NaT|None|<NA>)\b", text), (name, text)
+    incidents = result.detail_text("incidents").splitlines()
+    assert incidents[1].split()[:2] == ["i1", "api"] and "—" in incidents[1]
 
 
 def test_cli_without_a_source_of_failures_says_unknown_in_json_csv_and_text(store, capsys):
