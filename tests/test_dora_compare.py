@@ -232,3 +232,22 @@ def test_time_to_restore_names_the_incident_link_only_where_it_starts_at_the_cau
     rows = result.comparison.metric_rules
     restore = rows[rows["metric"] == "restore_median_hours"].groupby("profile")["rule"].agg(list)
     assert "incident_link" not in restore["devlake"] and "restore_window" in restore["devlake"]
+
+
+def test_cli_compare_takes_the_profiles_given_and_refuses_what_it_would_drop(disagreeing, capsys):
+    """--compare devlake,fourkeys compared dora, devlake and fourkeys (the default --profile put in front), and
+    --detail, --freq or --count-flag-releases beside --compare were dropped: --detail printed dora's rows."""
+    from releaserisk.cli import main
+
+    db = str(disagreeing.path)
+    disagreeing.close()
+    window = ["--since", "2024-01-01", "--until", "2024-01-08"]
+    assert main(["--db", db, "dora", *window, "--compare", "devlake,fourkeys"]) == 0
+    assert capsys.readouterr().out.startswith("profiles compared: devlake, fourkeys\n")
+    assert main(["--db", db, "dora", *window, "--profile", "fourkeys", "--compare", "dora,devlake"]) == 0
+    assert capsys.readouterr().out.startswith("profiles compared: fourkeys, dora, devlake\n")
+    for extra in (["--detail", "incidents"], ["--freq", "month"], ["--count-flag-releases"]):
+        assert main(["--db", db, "dora", *window, "--compare", "dora,devlake", *extra]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.startswith("error: --compare shows the window's summaries")
+        assert f"{extra[0]} is for one profile" in captured.err and len(captured.err.splitlines()) == 1

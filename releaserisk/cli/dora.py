@@ -8,10 +8,23 @@ from releaserisk.choices import DORA_BENCHMARK_YEARS, DORA_DETAILS, DORA_GROUPS,
 from releaserisk.cli._base import EXIT_OK, add_format, open_db, settings_of
 from releaserisk.cli.output import emit, emit_frame, hint, write_csv
 
+#: Options that ask for one profile's rows or periods: --compare prints the window's summaries side by side.
+_ONE_PROFILE = (("detail", "--detail"), ("freq", "--freq"), ("count_flag_releases", "--count-flag-releases"))
+
 
 def cmd_dora(args: argparse.Namespace) -> int:
     from releaserisk.dora import dora_metrics
+    from releaserisk.errors import InputError
 
+    if args.compare:
+        given = [flag for name, flag in _ONE_PROFILE if getattr(args, name)]
+        if given:  # they were dropped without a word: the rows shown were the --profile's, dora by default
+            raise InputError(
+                f"--compare shows the window's summaries side by side; {', '.join(given)} "
+                f"{'is' if len(given) == 1 else 'are'} for one profile: run it with --profile NAME instead"
+            )
+    # --compare devlake,fourkeys compares those two, the first the reference (not dora added in front)
+    profile = args.profile or (args.compare[0] if args.compare else "dora")
     with open_db(args, read_only=True) as store:
         result = dora_metrics(
             store,
@@ -19,7 +32,7 @@ def cmd_dora(args: argparse.Namespace) -> int:
             args.until,
             freq=DORA_PERIODS[args.freq or "week"],
             by=args.by,
-            profile=args.profile,
+            profile=profile,
             benchmark=args.benchmark,
             settings=settings_of(args),
             compare=args.compare,
@@ -72,7 +85,7 @@ def register(sub) -> None:
         "gives them instead of it (json: by_period, weekly without --freq)",
     )  # fmt: skip
     p.add_argument("--by", choices=DORA_GROUPS)
-    p.add_argument("--profile", choices=DORA_PROFILES, default="dora")
+    p.add_argument("--profile", choices=DORA_PROFILES, help="default: dora; with --compare, its first profile")
     p.add_argument(
         "--benchmark", type=int, choices=DORA_BENCHMARK_YEARS, default=max(DORA_BENCHMARK_YEARS),
         help="DORA report year for tiers",
