@@ -663,7 +663,13 @@ def _value_text(metric: str, row: pd.Series) -> str:
         return f"{value:.1%}".replace("%", " %") + f" ({int(row[_INTERVALS[metric][1]])} of {n}"
     if kind == "frequency":
         return f"{_per_week(value)}/week ({n} deployment{'s' if n != 1 else ''}"
-    return "no data" if _missing(value) else f"{value:.1f} h (n {n}"
+    if _missing(value):
+        return "no data"
+    deployments = row.get("lead_time_deployments") if metric.startswith("lead_time") else None
+    if _missing(deployments) or not 0 < int(deployments) < n:
+        return f"{value:.1f} h (n {n}"
+    # the commits of one deployment are no independent evidence: the interval counts deployments too
+    return f"{value:.1f} h (n {n} in {int(deployments)} deployment{'s' if int(deployments) > 1 else ''}"
 
 
 def _per_week(value: float) -> str:
@@ -1298,6 +1304,7 @@ def _links_job(
     cells: tuple[pd.DataFrame, dict[str, np.ndarray]] | None,
     period: str,
     hashes: Future[tuple[np.ndarray, np.ndarray | None]],
+    median: str = "interpolated",
 ) -> Any:
     """The numpy thread's work on the links read by :func:`_read_links` (``links``, a list of one table, emptied
     here so that it is freed once converted): their columns as arrays, the hashes
@@ -1323,7 +1330,7 @@ def _links_job(
     hashes.set_result((by_name, single))
     if cells is None or len(by_name):  # some commits resolved by name: DuckDB reads theirs first
         return rows
-    return _lead_rows(*cells, rows, single, None, period)
+    return _lead_rows(*cells, rows, single, None, period, median)
 
 
 def _shared_hashes(rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -1539,7 +1546,7 @@ def _aggregates(
         # by repository, a change counts under its own repository, read per change
         lead_source = f"""(
             SELECT {group} AS grp, {_utc_trunc(period, "deployed_at")} AS period_start, deployed_at,
-                   lead_time_hours, clock_skew
+                   lead_time_hours, clock_skew, deployment_id
             FROM {w.changes} WHERE deployed_at >= $start AND deployed_at < $end)"""
         lead_cell = "grp, period_start"
     lead_used = _lead_used(rules, lead_value)
@@ -1612,6 +1619,12 @@ def _aggregates(
         names = [name for name in table.column_names if name.endswith("_spans")]
         frame = store.connection.from_arrow(table.drop_columns(names)).df()  # the dtypes of Store.query
         rows[name] = _grouped(frame, {name: _arrow_spans(table.column(name)) for name in names})
+        if name == "lead":  # a PR not deployed is its own cluster
+            cluster = ("deployment_id" if rules["lead_time_of"] == "commit"
+                       else "coalesce(deployment_id, '#' || repo || '#' || number)")  # fmt: skip
+            source = f"SELECT {lead_cell}, {cluster} AS cluster, {lead_used} AS value FROM {lead_source} " \
+                     f"WHERE {window.format(t='deployed_at')}"  # fmt: skip
+            _sql_design_effects(store, rows[name], source, {"start": start, "end": end}, rules["median"])
     merged, lists = None, {}
     for name in queries:
         frame, spans = lead.result()[:2] if name == "lead" and lead is not None else rows.pop(name)
@@ -1620,6 +1633,63 @@ def _aggregates(
             frame[column] = np.arange(len(frame))
         merged = frame if merged is None else merged.merge(frame, on=["grp", "period_start"], how="outer")
     return merged, lists
+
+
+def _sql_design_effects(
+    store: Store,
+    lead: tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]],
+    source: str,
+    params: dict[str, Any],
+    median: str,
+) -> None:
+    """:func:`_lead_design_effects` for lead-time rows aggregated in DuckDB (by repository, Four Keys' every
+    listing, pull requests): the sums of the cluster totals at each row's median and p90, grouped in SQL.
+
+    ``source`` gives each lead time's ``grp, period_start, cluster, value`` (its deployment; the
+    rows' value, NULL where an aggregate has none). Each cluster is counted within its row, so
+    clusters nest in rows whatever the grouping.
+    """
+    frame, spans = lead
+    frame["lead_design_effect_50"] = frame["lead_design_effect_90"] = np.nan
+    frame["lead_time_deployments"] = 0
+    if not len(frame):
+        return
+    thresholds = pd.DataFrame({"grp": frame["grp"], "period_start": frame["period_start"],
+                               "q50": intervals.sorted_quantile(*spans["lead_spans"], 0.5, median),
+                               "q90": intervals.sorted_quantile(*spans["lead_spans"], 0.9)})  # fmt: skip
+    con, name = store.connection, f"_dora_thresholds_{id(frame)}"
+    con.register(name, thresholds)
+    try:
+        sums = store.query(
+            f"""
+            WITH v AS (SELECT coalesce(CAST(grp AS VARCHAR), 'unassigned') AS grp, period_start, cluster, value
+                       FROM ({source}) WHERE value IS NOT NULL),
+            -- each lead time in its (group, period) row and in its group's row
+            levels AS (
+                SELECT v.*, t.period_start AS row_period, t.q50, t.q90
+                FROM v JOIN {name} t ON t.grp = v.grp AND t.period_start = v.period_start
+                UNION ALL
+                SELECT v.*, NULL, t.q50, t.q90
+                FROM v JOIN (SELECT * FROM {name} WHERE period_start IS NULL) t ON t.grp = v.grp),
+            clusters AS (
+                SELECT grp, row_period AS period_start, cluster, count(*) AS m,
+                       count(*) FILTER (value <= q50) AS a50, count(*) FILTER (value <= q90) AS a90
+                FROM levels GROUP BY ALL)
+            SELECT grp, period_start, count(*) AS c, sum(m) AS n, sum(m * m) AS mm,
+                   sum(a50) AS a50, sum(a50 * a50) AS aa50, sum(a50 * m) AS am50,
+                   sum(a90) AS a90, sum(a90 * a90) AS aa90, sum(a90 * m) AS am90
+            FROM clusters GROUP BY ALL
+            """,
+            params,
+        )
+    finally:
+        con.unregister(name)
+    found = frame[["grp", "period_start"]].merge(sums, on=["grp", "period_start"], how="left")
+    for q in ("50", "90"):
+        frame[f"lead_design_effect_{q}"] = intervals.design_effects_from_sums(
+            *(found[c].to_numpy(dtype=float, na_value=np.nan) for c in ("n", "c", f"a{q}", f"aa{q}", f"am{q}", "mm"))
+        )
+    frame["lead_time_deployments"] = found["c"].fillna(0).astype(np.int64).to_numpy()
 
 
 def _deployment_cells(
@@ -1657,6 +1727,7 @@ def _lead_rows(
     single: np.ndarray | None,
     named: dict[str, np.ndarray] | None,
     period: str,
+    median: str = "interpolated",
 ) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray | None]:
     """Lead-time spans per (group, period) of the deployment, grouped and sorted in numpy, and per group.
 
@@ -1670,29 +1741,31 @@ def _lead_rows(
     one row per cell with changes, in (group, period) order, then one per group
     (:func:`_grouped`). The third item: the rows of cells whose previous period (``period``)
     has changes too, when the period-over-period rank tests will count them pair by pair
-    (:func:`_lead_u`), else None.
+    (:func:`_lead_u`), else None. With the spans, each row's design effects and deployments
+    (:func:`_lead_design_effects`; ``median`` is the profile's median kind).
     """
     links = _first_links(rows, single, named)
     numbers = numbered["k"].astype(np.intp, copy=False)
     cell_of = np.full(max(int(numbers.max(initial=0)), int(links.k.max(initial=0))) + 1, -1, dtype=np.intp)
     cell_of[numbers] = numbered["cell"]
-    cell, value, present, skew = cell_of[links.k], links.value, links.present, links.skew
+    k, value, present, skew = links.k, links.value, links.present, links.skew
+    cell = cell_of[k]
     inside = cell >= 0  # deployed in the window
     if not inside.all():
-        cell, value, present, skew = cell[inside], value[inside], present[inside], skew[inside]
+        k, cell, value, present, skew = k[inside], cell[inside], value[inside], present[inside], skew[inside]
     del inside
     changes = np.bincount(cell, minlength=len(names))
     skews = np.bincount(cell[skew], minlength=len(names))
     if present.all():
         values, kept, counts = value, cell, changes
     else:  # a missing value (an excluded span) is in no list
-        values, kept = value[present], cell[present]
+        values, kept, k = value[present], cell[present], k[present]
         counts = np.bincount(kept, minlength=len(names))
     del cell, value, present, skew  # 10M rows: keep the peak down
     order = _cell_order(kept, len(names))
     offsets = np.concatenate([[0], np.cumsum(counts)])
     del kept
-    values = values[order]
+    unsorted, values = values, values[order]  # the unsorted values and k for the design effects
     del order
     for begin, stop in itertools.pairwise(offsets):  # one in-place sort per cell
         values[begin:stop].sort()
@@ -1701,6 +1774,10 @@ def _lead_rows(
     frame["lead_skewed"] = skews[with_changes].astype(np.int64)
     lengths = np.diff(offsets)[with_changes]
     frame, spans = _grouped(frame, {"lead_spans": (values, np.concatenate([[0], np.cumsum(lengths)]))})
+    # a cell's row in the frame (cells with changes come first), by deployment number; -1 outside the window
+    cell_row = np.append(np.cumsum(with_changes) - 1, -1)
+    _lead_design_effects(frame, spans["lead_spans"], unsorted, k, cell_row[cell_of], median)
+    del unsorted, k
     # each cell after its group's previous period, both with values: the pairs of the rank tests
     # (the calendar's previous row in by_period is the previous week or month of the group)
     cells = frame["period_start"].notna().to_numpy()
@@ -1712,6 +1789,44 @@ def _lead_rows(
                              & (lengths[:-1] > 0)) + 1  # fmt: skip
     pairs = current if intervals.by_pairs(len(current), int(lengths.sum())) else None
     return frame, spans, pairs
+
+
+def _lead_design_effects(
+    frame: pd.DataFrame,
+    spans: tuple[np.ndarray, np.ndarray],
+    values: np.ndarray,
+    k: np.ndarray,
+    row_of: np.ndarray,
+    median: str,
+) -> None:
+    """Add ``lead_design_effect_50``, ``lead_design_effect_90`` and ``lead_deployments`` to the lead-time rows.
+
+    The commits of one deployment share its deploy time, so their lead times are no
+    independent draws: 1,950 commits shipped in 145 releases are nearer 145 observations
+    than 1,950 for a median. Each row's design effect at its median and p90
+    (:func:`releaserisk.intervals.cluster_design_effects`, deployments as clusters) widens
+    their intervals and the rank tests (:func:`_intervals`, :func:`_changes`). ``frame`` is
+    :func:`_lead_rows`' (cell rows, then one row per group, ``period_start`` missing);
+    ``values`` and ``k`` each listed lead time and its deployment number, and ``row_of``
+    each deployment number's cell row (negative: outside the window).
+    """
+    found = np.zeros(len(frame), dtype=np.int64)
+    frame["lead_design_effect_50"] = frame["lead_design_effect_90"] = np.nan
+    if len(values):
+        groups = frame["period_start"].isna().to_numpy()
+        group_row = pd.Series(np.flatnonzero(groups), index=frame.loc[groups, "grp"].to_numpy())
+        cell_group = group_row.reindex(frame["grp"]).to_numpy(dtype=np.intp)  # each row's group row
+        levels = (row_of, np.where(row_of >= 0, cell_group[row_of], -1))  # a lead time counts in both rows
+        runs = intervals.cluster_runs(k)
+        for q, name in ((0.5, "lead_design_effect_50"), (0.9, "lead_design_effect_90")):
+            thresholds = intervals.sorted_quantile(*spans, q, median if q == 0.5 else "interpolated")
+            effect = np.full(len(frame), np.nan)
+            for level in levels:
+                e, c = intervals.cluster_design_effects(values, k, level, thresholds, runs)
+                filled = ~np.isnan(e)
+                effect[filled], found[filled] = e[filled], c[filled]
+            frame[name] = effect
+    frame["lead_time_deployments"] = found
 
 
 def _lead_u(lead: Future) -> np.ndarray | None:
@@ -1876,7 +1991,7 @@ def _intervals(
             kind_q = "lower" if q == 0.5 and rules["median"] == "lower" else "interpolated"
             frame[metric] = intervals.sorted_quantile(values, offsets, q, kind_q)
             n = pd.Series(np.diff(offsets), index=frame.index)
-            lo_rank, hi_rank = intervals.quantile_interval_ranks(n, q)
+            lo_rank, hi_rank = intervals.quantile_interval_ranks(n, q, design_effect=_design_effect(frame, column, q))
             low = intervals.order_statistics(values, offsets, lo_rank)
             high = intervals.order_statistics(values, offsets, hi_rank)
         frame[f"{metric}_n"] = np.asarray(n, dtype=int)
@@ -1885,6 +2000,13 @@ def _intervals(
             frame[f"{metric}_tiers"] = _tiers_spanned(
                 metric, frame[f"{metric}_ci_low"], frame[f"{metric}_ci_high"], frame[f"{metric}_n"], benchmark
             )
+
+
+def _design_effect(frame: pd.DataFrame, column: str, q: float) -> np.ndarray | None:
+    """Each row's design effect for the ``q`` quantile of the span list ``column`` (lead times, whose
+    deployments are clusters: :func:`_lead_design_effects`), or None where values are independent."""
+    name = f"{column.removesuffix('_spans')}_design_effect_{round(q * 100)}"
+    return frame[name].to_numpy(dtype=float, na_value=np.nan) if name in frame else None
 
 
 def _changes(
@@ -1922,7 +2044,9 @@ def _changes(
             if spec[0] not in tested:
                 values, offsets = spans[spec[0]]
                 counted = _known_u(frame, spec[0], known, current, previous)
-                tested[spec[0]] = intervals.rank_tests(values, offsets, current, previous, counted)
+                tested[spec[0]] = intervals.rank_tests(
+                    values, offsets, current, previous, counted, _design_effect(frame, spec[0], 0.5)
+                )
             p[current] = tested[spec[0]]
         frame[f"{metric}_change_p_value"] = p
         frame[f"{metric}_change_significant"] = pd.array(
@@ -1968,7 +2092,8 @@ def _finish(
 ) -> pd.DataFrame:
     """Rates from counts, zeros for empty periods, values and intervals from spans, tiers per metric (with
     ``changes``, each period's change from the previous; ``known`` as :func:`_changes`)."""
-    for column in ("deployments", "failed_deployments", "unplanned_deployments", "deploy_days", "incidents"):
+    for column in ("deployments", "failed_deployments", "unplanned_deployments", "deploy_days", "incidents",
+                   "lead_time_deployments"):  # fmt: skip
         frame[column] = frame[column].fillna(0).astype(int) if column in frame else 0
     weeks = span_days / 7.0
     frame["deploys_per_week"] = frame["deployments"] / weeks
@@ -2014,6 +2139,8 @@ def _interval_columns(changes: bool) -> list[str]:
     columns = []
     for metric in _INTERVALS:
         columns += [f"{metric}_n", f"{metric}_ci_low", f"{metric}_ci_high"]
+        # the deployments the lead times come from: their clusters (_lead_design_effects)
+        columns += ["lead_time_deployments"] if metric == "lead_time_median_hours" else []
         columns += [f"{metric}_tiers"] if metric in _TIER_COLUMNS else []
         columns += [f"{metric}_change_p_value", f"{metric}_change_significant"] if changes else []
     return columns
@@ -2518,7 +2645,11 @@ def dora_metrics(
             links = _read_links(store, rules, work, lead_cells)
             hashes: Future[tuple[np.ndarray, np.ndarray | None]] = Future()
             # (in a list the job empties: the table is freed once converted, not when the job ends)
-            early = None if links is None else numpy_thread.submit(_links_job, [links], cells, period, hashes)
+            early = (
+                None
+                if links is None
+                else numpy_thread.submit(_links_job, [links], cells, period, hashes, rules["median"])
+            )
             del links
             _incident_links(store, rules, work, flags=count_flag_releases)
             by_name, single = (None, None) if early is None else hashes.result()
@@ -2529,7 +2660,11 @@ def dora_metrics(
                 lead = early
             else:
                 rows = None if early is None or cells is None else early.result()
-                lead = None if cells is None else numpy_thread.submit(_lead_rows, *cells, rows, single, named, period)
+                lead = (
+                    None
+                    if cells is None
+                    else numpy_thread.submit(_lead_rows, *cells, rows, single, named, period, rules["median"])
+                )
                 del rows
             # then, on the same thread, the rank tests' U statistics of the lead-time cells, read at the end
             lead_u = None if lead is None else numpy_thread.submit(_lead_u, lead)

@@ -326,7 +326,7 @@ def headline_table(headline: pd.DataFrame) -> pd.DataFrame:
     ----------
     headline : DataFrame
         ``metric, this week, previous week, change, tier`` with numbers, optionally
-        ``n, counted, ci_low, ci_high, tiers, p_value, significant``.
+        ``n, counted, ci_low, ci_high, tiers, p_value, significant, deployments``.
 
     Returns
     -------
@@ -359,6 +359,9 @@ def _rests_on(kind: str, row: pd.Series) -> str:
     noun = one if n == 1 else many
     if kind == "share":
         return f" ({round(row['this week'] * n):,} of {n:,} {noun})"
+    clusters = row.get("deployments")
+    if clusters is not None and not pd.isna(clusters) and 0 < int(clusters) < n:  # lead times: the releases
+        return f" ({n:,} {noun} in {int(clusters):,} deployment{'s' if int(clusters) > 1 else ''})"
     return f" ({n:,} {noun})"
 
 
@@ -538,7 +541,7 @@ def _headline(trend: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
 
     When the DORA result carries intervals and tests (``<metric>_n``, ``_ci_low``,
     ``_ci_high``, ``_tiers``, ``_change_p_value``, ``_change_significant``), the rows carry
-    them too (columns ``n, counted, ci_low, ci_high, tiers, p_value, significant``) for
+    them too (columns ``n, counted, ci_low, ci_high, tiers, p_value, significant, deployments``) for
     :func:`headline_table` to put in words.
     """
     if group is not None:
@@ -571,6 +574,8 @@ def _uncertainty(row: pd.Series, column: str) -> dict[str, Any]:
         "tiers": value(f"{column}_tiers", "") or "",
         "p_value": value(f"{column}_change_p_value", np.nan),
         "significant": value(f"{column}_change_significant", pd.NA),
+        # lead times come in releases: the interval counts them (DORA's lead_time_deployments)
+        "deployments": value("lead_time_deployments", np.nan) if column.startswith("lead_time") else np.nan,
     }
 
 

@@ -1062,6 +1062,75 @@ def test_interval_coverage_by_simulation(store):
     assert 0.93 <= covered_median.mean() <= 0.97
 
 
+def _clustered_store(store, services, deployments, commits, seed):
+    """Each service a sample of ``deployments`` releases of ``commits`` commits: a release's commits share its
+    deploy delay (exponential, mean 20 h) and each adds its own (exponential, mean 2 h); each service its own
+    repository. Returns the true median and p90 of a commit's lead time (1M draws of the same model)."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"{s}-{d}" for s in range(services) for d in range(deployments)])
+    service = np.repeat([f"s{s}" for s in range(services)], deployments)
+    finished = pd.Timestamp("2024-01-01T00:00Z") + pd.to_timedelta(np.tile(np.arange(deployments) * 6, services), "h")
+    store.upsert("deployments", pd.DataFrame({
+        "deployment_id": ids, "service": service, "environment": "production", "sha": ids, "status": "success",
+        "kind": "regular", "repo": service, "finished_at": finished, "started_at": finished}))  # fmt: skip
+    delay = np.repeat(rng.exponential(20, len(ids)), commits) + rng.exponential(2, len(ids) * commits)
+    store.upsert("deployment_changes", pd.DataFrame({
+        "deployment_id": np.repeat(ids, commits), "repo": np.repeat(service, commits),
+        "sha": [f"{d}.{c}" for d in ids for c in range(commits)],
+        "committed_at": np.repeat(finished, commits) - pd.to_timedelta(delay, unit="h")}))  # fmt: skip
+    store.upsert("repos", pd.DataFrame({"repo": [f"s{s}" for s in range(services)]}))
+    model = rng.exponential(20, 1_000_000) + rng.exponential(2, 1_000_000)
+    return np.median(model), np.quantile(model, 0.9)
+
+
+def test_lead_time_intervals_count_deployments_not_commits(store):
+    """400 services of 20 releases of 5 commits: the commits of a release share its deploy time. Intervals that
+    took the 100 commits as independent covered the true median about two times in three; counting the releases as
+    clusters (design effect), 93-98 %."""
+    from releaserisk import intervals
+
+    services, deployments, commits = 400, 20, 5
+    median, p90 = _clustered_store(store, services, deployments, commits, seed=20)
+    frame = dora_metrics(store, "2024-01-01", "2024-02-01", by="service").frame
+    assert (frame["lead_time_median_hours_n"] == deployments * commits).all()
+    assert (frame["lead_time_deployments"] == deployments).all()
+    for metric, truth in (("lead_time_median_hours", median), ("lead_time_p90_hours", p90)):
+        low, high = frame[f"{metric}_ci_low"].fillna(-np.inf), frame[f"{metric}_ci_high"].fillna(np.inf)  # unbounded
+        covered = (low <= truth) & (truth <= high)
+        assert 0.93 <= covered.mean() <= 0.98, (metric, covered.mean())
+    # the same intervals without the design effect (each commit independent) cover far less often
+    changes = dora_metrics(store, "2024-01-01", "2024-02-01", by="service").changes
+    low, high = (int(rank[0]) - 1 for rank in intervals.quantile_interval_ranks(np.array([deployments * commits]), 0.5))
+    by_service = changes.sort_values("service", kind="stable")["lead_time_hours"].to_numpy()
+    ordered = np.sort(by_service.reshape(services, -1), axis=1)  # one row per service
+    independent = (ordered[:, low] <= median) & (median <= ordered[:, high])
+    assert independent.mean() < 0.75
+
+
+def test_lead_time_design_effects_agree_between_numpy_and_sql(store):
+    # by service the lead-time rows are worked out in numpy, by repository in DuckDB: here each service is
+    # its own repository, so both must give the same intervals and rank tests to the last digit
+    _clustered_store(store, 30, 16, 4, seed=3)
+    by_service = dora_metrics(store, "2024-01-01", "2024-02-01", by="service", freq="W")
+    by_repo = dora_metrics(store, "2024-01-01", "2024-02-01", by="repo", freq="W")
+    columns = ["lead_time_median_hours", "lead_time_median_hours_ci_low", "lead_time_median_hours_ci_high",
+               "lead_time_p90_hours_ci_low", "lead_time_p90_hours_ci_high", "lead_time_deployments"]  # fmt: skip
+    pd.testing.assert_frame_equal(by_service.frame[columns], by_repo.frame[columns])
+    columns += ["lead_time_median_hours_change_p_value"]
+    pd.testing.assert_frame_equal(by_service.by_period[columns], by_repo.by_period[columns])
+    assert by_service.frame["lead_time_median_hours_ci_low"].notna().all()
+
+
+def test_lead_time_text_names_its_deployments(store):
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+         changes=[("d1", "c1"), ("d1", "c2"), ("d1", "c3"), ("d2", "c4")],
+         commits=[("c1", "2024-01-01T00:00Z"), ("c2", "2024-01-01T06:00Z"), ("c3", "2024-01-01T12:00Z"),
+                  ("c4", "2024-01-02T12:00Z")])  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    assert "lead time median     15.0 h (n 4 in 2 deployments;" in result.summary()  # 24, 18, 12 and 12 h
+    assert result.frame.loc[0, "lead_time_deployments"] == 2
+
+
 def test_change_failures_agree_with_the_full_metrics(simulated):
     # the CI gate's batch history and the deployment model read failures without the aggregates
     from releaserisk.dora import change_failures

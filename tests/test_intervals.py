@@ -109,3 +109,61 @@ def test_rank_tests_use_u_statistics_counted_beforehand_only_pair_by_pair(monkey
         intervals.rank_tests(values, offsets, current, previous, wrong),
         intervals.rank_tests(values, offsets, current, previous),
     )
+
+
+def test_design_effect_is_one_for_single_values_and_grows_with_clustering():
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=400)
+    threshold = np.array([np.median(values)])
+    one_each = intervals.cluster_design_effects(values, np.arange(400), np.zeros(400, int), threshold)
+    assert one_each[0][0] == 1.0 and one_each[1][0] == 400
+    # 40 clusters of 10 equal values: each cluster lies wholly on one side, as 40 values would
+    clustered = np.repeat(rng.normal(size=40), 10)
+    effect, clusters = intervals.cluster_design_effects(
+        clustered, np.repeat(np.arange(40), 10), np.zeros(40, int), np.array([np.median(clustered)])
+    )
+    assert effect[0] == pytest.approx(10 * 399 / 390) and clusters[0] == 40  # m (C/(C-1)) / (n/(n-1))
+    # a single cluster: one effective observation; an empty sample: no value
+    effect, clusters = intervals.cluster_design_effects(
+        np.arange(5.0), np.zeros(5, int), np.array([1]), np.array([np.nan, 2.0])
+    )
+    assert np.isnan(effect[0]) and effect[1] == 5 and clusters.tolist() == [0, 1]
+
+
+def test_design_effects_from_sums_equal_those_from_the_values():
+    rng = np.random.default_rng(8)
+    clusters = rng.integers(0, 60, 500)
+    sample_of = np.arange(60) % 3
+    values = rng.normal(size=500) + clusters * 0.05
+    thresholds = np.array([0.0, 0.5, 1.0])
+    effect, count = intervals.cluster_design_effects(values, clusters, sample_of, thresholds)
+    m = np.bincount(clusters, minlength=60).astype(float)
+    a = np.bincount(clusters, weights=values <= thresholds[sample_of][clusters], minlength=60)
+    sums = [np.bincount(sample_of, weights=w, minlength=3) for w in (m, a, a * a, a * m, m * m)]
+    n, a_sum, aa, am, mm = sums
+    np.testing.assert_allclose(intervals.design_effects_from_sums(n, count, a_sum, aa, am, mm), effect)
+
+
+@pytest.mark.parametrize("n", [10, 57, 400, 2000])
+def test_quantile_ranks_with_a_design_effect(n):
+    exact = intervals.quantile_interval_ranks(np.array([n]), 0.5)
+    same = intervals.quantile_interval_ranks(np.array([n]), 0.5, design_effect=np.array([1.0]))
+    assert same == exact  # d = 1: the exact ranks
+    wider = intervals.quantile_interval_ranks(np.array([n]), 0.5, design_effect=np.array([4.0]))
+    assert wider[0][0] <= exact[0][0] and wider[1][0] >= exact[1][0]
+    assert (wider[0][0], wider[1][0]) != (exact[0][0], exact[1][0])
+    if n >= 400:  # Woodruff's ranks n q -/+ z sqrt(d n q (1 - q)), within the rounding of the effective sample
+        half = 1.96 * math.sqrt(4 * n * 0.25)
+        assert abs((n / 2 - half) - wider[0][0]) <= 0.02 * n and abs((n / 2 + half) - wider[1][0]) <= 0.02 * n
+    one = intervals.quantile_interval_ranks(np.array([n]), 0.5, design_effect=np.array([float(n)]))
+    assert (one[0][0], one[1][0]) == (0, n + 1)  # one effective observation: unbounded
+
+
+def test_rank_tests_inflate_the_variance_by_the_design_effect():
+    values, offsets = np.concatenate([np.arange(30.0), np.arange(30.0) + 8]), np.array([0, 30, 60])
+    plain = intervals.rank_tests(values, offsets, np.array([1]), np.array([0]))
+    assert plain[0] < 0.05
+    ones = intervals.rank_tests(values, offsets, np.array([1]), np.array([0]), design_effect=np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(ones, plain)
+    clustered = intervals.rank_tests(values, offsets, np.array([1]), np.array([0]), design_effect=np.array([6.0, 6.0]))
+    assert clustered[0] > 0.05

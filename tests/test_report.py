@@ -550,6 +550,10 @@ def test_headline_numbers_say_their_n_interval_and_whether_the_change_is_one():
     assert table.loc["Deployment frequency", "this week"] == "14.0 per week (14 deployments)"
     previous = headline_table(_headline(trend.iloc[:1])).set_index("metric")
     assert previous.loc["Change failure rate", "tier"] == "elite or high or medium or low"  # the interval spans all
+    # the 40 changes came in 3 releases: the line says so (the interval counts the releases)
+    trend["lead_time_deployments"] = [3, 3]
+    lead = headline_table(_headline(trend)).set_index("metric").loc["Change lead time, median"]
+    assert lead["this week"] == "32.2 h (40 changes in 3 deployments)"
 
 
 def test_without_a_source_of_failures_outcomes_and_failed_deployments_are_unknown(tmp_path):
