@@ -1609,22 +1609,28 @@ def _aggregates(
                   FROM {w.incident_links} l JOIN {w.deploys} d USING (deployment_id))
             WHERE {window.format(t="finished_at")} AND {window.format(t="incident_resolved_at")}
             GROUP BY {sets} ORDER BY {sets}"""
-    rows = {}
+    rows, params = {}, {"start": start, "end": end}
     for name, query in queries.items():
         if name == "lead" and lead is not None:
             continue
-        table = store.arrow(query, {"start": start, "end": end})
+        table = store.arrow(query, params)
         # the span lists stay Arrow buffers (10M values: as Python lists they cost 2.5 s);
         # the frame holds each row's position in them, which survives the merges below
         names = [name for name in table.column_names if name.endswith("_spans")]
         frame = store.connection.from_arrow(table.drop_columns(names)).df()  # the dtypes of Store.query
         rows[name] = _grouped(frame, {name: _arrow_spans(table.column(name)) for name in names})
-        if name == "lead":  # a PR not deployed is its own cluster
-            cluster = ("deployment_id" if rules["lead_time_of"] == "commit"
-                       else "coalesce(deployment_id, '#' || repo || '#' || number)")  # fmt: skip
+        # values in clusters (the changes or pull requests of one deployment; a PR not deployed is its own)
+        pr_cluster = "coalesce(deployment_id, '#' || repo || '#' || number)"
+        if name == "lead":
+            cluster = "deployment_id" if rules["lead_time_of"] == "commit" else pr_cluster
             source = f"SELECT {lead_cell}, {cluster} AS cluster, {lead_used} AS value FROM {lead_source} " \
                      f"WHERE {window.format(t='deployed_at')}"  # fmt: skip
-            _sql_design_effects(store, rows[name], source, {"start": start, "end": end}, rules["median"])
+            _sql_design_effects(store, rows[name], source, params, rules["median"], "lead", "lead_time_deployments")
+        if name == "prs":
+            source = f"""SELECT {group} AS grp, {_utc_trunc(period, "listed_at")} AS period_start,
+                                {pr_cluster} AS cluster, cycle_minutes / 60.0 AS value
+                         FROM {w.prs} WHERE {window.format(t="listed_at")}"""
+            _sql_design_effects(store, rows[name], source, params, rules["median"], "cycle")
     merged, lists = None, {}
     for name in queries:
         frame, spans = lead.result()[:2] if name == "lead" and lead is not None else rows.pop(name)
@@ -1637,26 +1643,32 @@ def _aggregates(
 
 def _sql_design_effects(
     store: Store,
-    lead: tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]],
+    rows: tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]],
     source: str,
     params: dict[str, Any],
     median: str,
+    prefix: str,
+    clusters_column: str | None = None,
 ) -> None:
-    """:func:`_lead_design_effects` for lead-time rows aggregated in DuckDB (by repository, Four Keys' every
-    listing, pull requests): the sums of the cluster totals at each row's median and p90, grouped in SQL.
+    """:func:`_lead_design_effects` for span rows aggregated in DuckDB (lead times by repository, Four Keys'
+    every listing, pull requests): the sums of the cluster totals at each row's median and p90, grouped in SQL.
 
-    ``source`` gives each lead time's ``grp, period_start, cluster, value`` (its deployment; the
-    rows' value, NULL where an aggregate has none). Each cluster is counted within its row, so
-    clusters nest in rows whatever the grouping.
+    ``rows`` holds the ``{prefix}_spans``; ``source`` gives each value's ``grp, period_start,
+    cluster, value`` (its deployment; the rows' value, NULL where an aggregate has none). Each
+    cluster is counted within its row, so clusters nest in rows whatever the grouping. Adds
+    ``{prefix}_design_effect_50``, ``{prefix}_design_effect_90`` and, when named,
+    ``clusters_column`` (the clusters per row).
     """
-    frame, spans = lead
-    frame["lead_design_effect_50"] = frame["lead_design_effect_90"] = np.nan
-    frame["lead_time_deployments"] = 0
+    frame, spans = rows
+    frame[f"{prefix}_design_effect_50"] = frame[f"{prefix}_design_effect_90"] = np.nan
+    if clusters_column:
+        frame[clusters_column] = 0
     if not len(frame):
         return
+    spans = spans[f"{prefix}_spans"]
     thresholds = pd.DataFrame({"grp": frame["grp"], "period_start": frame["period_start"],
-                               "q50": intervals.sorted_quantile(*spans["lead_spans"], 0.5, median),
-                               "q90": intervals.sorted_quantile(*spans["lead_spans"], 0.9)})  # fmt: skip
+                               "q50": intervals.sorted_quantile(*spans, 0.5, median),
+                               "q90": intervals.sorted_quantile(*spans, 0.9)})  # fmt: skip
     con, name = store.connection, f"_dora_thresholds_{id(frame)}"
     con.register(name, thresholds)
     try:
@@ -1686,10 +1698,11 @@ def _sql_design_effects(
         con.unregister(name)
     found = frame[["grp", "period_start"]].merge(sums, on=["grp", "period_start"], how="left")
     for q in ("50", "90"):
-        frame[f"lead_design_effect_{q}"] = intervals.design_effects_from_sums(
+        frame[f"{prefix}_design_effect_{q}"] = intervals.design_effects_from_sums(
             *(found[c].to_numpy(dtype=float, na_value=np.nan) for c in ("n", "c", f"a{q}", f"aa{q}", f"am{q}", "mm"))
         )
-    frame["lead_time_deployments"] = found["c"].fillna(0).astype(np.int64).to_numpy()
+    if clusters_column:
+        frame[clusters_column] = found["c"].fillna(0).astype(np.int64).to_numpy()
 
 
 def _deployment_cells(
@@ -2003,8 +2016,9 @@ def _intervals(
 
 
 def _design_effect(frame: pd.DataFrame, column: str, q: float) -> np.ndarray | None:
-    """Each row's design effect for the ``q`` quantile of the span list ``column`` (lead times, whose
-    deployments are clusters: :func:`_lead_design_effects`), or None where values are independent."""
+    """Each row's design effect for the ``q`` quantile of the span list ``column`` (lead times and pull requests'
+    cycle times, whose deployments are clusters: :func:`_lead_design_effects`, :func:`_sql_design_effects`), or
+    None where values are independent (recovery, restore)."""
     name = f"{column.removesuffix('_spans')}_design_effect_{round(q * 100)}"
     return frame[name].to_numpy(dtype=float, na_value=np.nan) if name in frame else None
 

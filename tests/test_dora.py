@@ -1121,6 +1121,30 @@ def test_lead_time_design_effects_agree_between_numpy_and_sql(store):
     assert by_service.frame["lead_time_median_hours_ci_low"].notna().all()
 
 
+@pytest.mark.parametrize("profile, metric", [("dora", "pr_cycle_median_hours"), ("devlake", "lead_time_median_hours")])
+def test_pull_requests_of_one_deployment_are_one_cluster(store, profile, metric):
+    # six pull requests ship in d1, six in d2: twelve cycle times, but two deployments' worth of evidence
+    commits = [(f"c{i}", f"2024-01-0{2 if i < 6 else 4}T0{i % 6}:00Z") for i in range(12)]  # d2's wait 2 days
+    load(store, commits=commits,
+         deployments=[dep(0, "2024-01-01T00:00Z"), dep(1, "2024-01-03T00:00Z"), dep(2, "2024-01-06T00:00Z")],
+         changes=[(f"d{1 if i < 6 else 2}", f"c{i}") for i in range(12)],
+         prs=[{"repo": "r", "number": i, "author": "a", "created_at": f"2024-01-0{2 if i < 6 else 4}T0{i % 6}:00Z",
+               "merged_at": f"2024-01-0{2 if i < 6 else 4}T0{i % 6}:30Z", "merge_commit_sha": f"c{i}"}
+              for i in range(12)])  # fmt: skip
+    result = dora_metrics(store, "2024-01-02", "2024-01-08", profile=profile)
+    assert result.pull_requests["deployment_id"].value_counts().to_dict() == {"d1": 6, "d2": 6}
+    row = result.frame.iloc[0]
+    assert row[f"{metric}_n"] == 12
+    # as twelve independent values the median's interval would be bounded (ranks 3 and 10 of 12);
+    # each deployment's six lie on one side of the median: one effective observation, unbounded
+    from releaserisk import intervals
+
+    assert intervals.quantile_interval_ranks(np.array([12]), 0.5) == (np.array([3]), np.array([10]))
+    assert math.isnan(row[f"{metric}_ci_low"]) and math.isnan(row[f"{metric}_ci_high"])
+    if metric.startswith("lead_time"):
+        assert row["lead_time_deployments"] == 2
+
+
 def test_lead_time_text_names_its_deployments(store):
     load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
          changes=[("d1", "c1"), ("d1", "c2"), ("d1", "c3"), ("d2", "c4")],
