@@ -1134,7 +1134,8 @@ def _link_notes(store: Store, rules: dict[str, str], w: _Work, start, end) -> li
     linked explicitly to a deployment that finished after it opened has an impossible link
     (a recovery it ends may then read as clock skew); one of a service no production deployment has
     fails nothing; a failed deployment not yet recovered is left out of the recovery median,
-    which is then biased low (it is right-censored). Each note counts them and names an
+    which is then biased low (it is right-censored), and so is an unresolved incident out of the
+    time-to-restore median (where the window's incidents are those opened in it). Each note counts them and names an
     example; ``incident_links``, ``prod`` and ``flags`` must exist.
     """
     link = rules["incident_link"]
@@ -1190,6 +1191,22 @@ def _link_notes(store: Store, rules: dict[str, str], w: _Work, start, end) -> li
             f"e.g. {example}: the recovery median leaves {'it' if open_failures == 1 else 'them'} out while the "
             "recovery runs on, so it is biased low"
         )
+    if rules["restore_window"] == "opened":  # the window's incidents are those opened in it: some may be open still
+        unresolved, example = store.execute(
+            f"""
+            SELECT count(*), arg_min(incident_id || ' (opened ' || strftime(opened_at, '%Y-%m-%d %H:%M') || ')',
+                                     opened_at)
+            FROM {w.incident_links} WHERE resolved_at IS NULL AND opened_at >= $start AND opened_at < $end
+            """,
+            {"start": start, "end": end},
+        ).fetchone()
+        if unresolved:
+            one = unresolved == 1
+            notes.append(
+                f"{_count(unresolved, 'incident')} opened in the window {'is' if one else 'are'} not resolved, e.g. "
+                f"{example}: the time-to-restore median leaves {'it' if one else 'them'} out while "
+                f"{'it stays' if one else 'they stay'} open, so it is biased low"
+            )
     return notes
 
 

@@ -457,6 +457,29 @@ def test_without_a_source_of_failures_every_count_and_outcome_is_unknown_not_zer
     assert change_failures(store, *window)["failed"].tolist() == [False, True, False]
 
 
+def test_an_unresolved_incident_is_noted_beside_the_time_to_restore(store):
+    """An incident still open is left out of the time-to-restore median (n 1 here, not 2), which is then biased
+    low: said like the unrecovered failed deployment is; devlake's window takes incidents resolved in it, so
+    an open one is none of its window's and needs no note there."""
+    load(
+        store,
+        commits=[("c1", "2024-01-01T00:00Z")],
+        deployments=[dep(1, "2024-01-01T12:00Z")],
+        changes=[("d1", "c1")],
+        incidents=[{"incident_id": "i1", "service": "api", "opened_at": "2024-01-02T00:00Z",
+                    "resolved_at": "2024-01-02T02:00Z"},
+                   {"incident_id": "i2", "service": "api", "opened_at": "2024-01-03T00:00Z"}],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    assert result.frame.iloc[0].restore_median_hours_n == 1
+    assert (
+        "1 incident opened in the window is not resolved, e.g. i2 (opened 2024-01-03 00:00): the time-to-restore "
+        "median leaves it out while it stays open, so it is biased low"
+    ) in result.notes
+    assert not [n for n in dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").notes
+                if "not resolved" in n]  # fmt: skip
+
+
 def test_detail_text_shows_a_missing_value_as_a_dash_not_nan(store):
     """An unresolved incident without a severity, the latest deployment (no next one yet), a deployment that did
     not fail (no recovery): the text drill-downs printed pandas' NaN, NaT and None for them."""
