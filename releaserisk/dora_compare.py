@@ -196,6 +196,10 @@ def _fmt(value, metric: str = "") -> str:
         return f"{value:,}" if isinstance(value, int) else str(value)
     if metric == "deployments":
         return f"{value:,.0f}"
+    if metric == "deploys_per_week":  # in its unit, with the digits the summary gives it
+        from releaserisk.dora import _per_week
+
+        return f"{_per_week(value)}/week"
     if metric.endswith("_rate"):
         return f"{value * 100:.1f} %"
     if metric.endswith("_hours"):

@@ -66,6 +66,7 @@ def test_one_row_per_reason(disagreeing):
     # and beside a rate or a median the n it rests on
     assert re.search(r"change_failure_rate +50\.0 % \(n 4\) +25\.0 % \(n 4\)", text)
     assert re.search(r"deployments +4 ", text)
+    assert re.search(r"deploys_per_week +4\.00/week \(n 4\) +4\.00/week \(n 4\)", text)  # its unit, as in the summary
     assert "e+0" not in text and re.search(r"lead_time_median_hours +[\d,]+\.\d h", text)
     json.dumps(result.comparison.to_dict(), allow_nan=False)
 
