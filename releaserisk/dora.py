@@ -1541,7 +1541,7 @@ def _aggregates(
     start,
     end,
     rules: dict[str, str],
-    lead: Future[tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]] | None,
+    lead: Future[tuple] | None,
 ) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Counts, skew counts and sorted spans per (group, period) and per group (period NULL).
 
@@ -1650,7 +1650,13 @@ def _aggregates(
             _sql_design_effects(store, rows[name], source, params, rules["median"], "cycle")
     merged, lists = None, {}
     for name in queries:
-        frame, spans = lead.result()[:2] if name == "lead" and lead is not None else rows.pop(name)
+        if name == "lead" and lead is not None:
+            frame, spans, _, clustered = lead.result()
+            # here, while the numpy thread counts the rank tests' U statistics (_lead_u) beside it
+            _lead_design_effects(frame, spans["lead_spans"], *clustered)
+            del clustered
+        else:
+            frame, spans = rows.pop(name)
         for column, (values, offsets) in spans.items():
             lists[column] = (values, offsets)
             frame[column] = np.arange(len(frame))
@@ -1758,7 +1764,7 @@ def _lead_rows(
     named: dict[str, np.ndarray] | None,
     period: str,
     median: str = "interpolated",
-) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray | None]:
+) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray | None, tuple]:
     """Lead-time spans per (group, period) of the deployment, grouped and sorted in numpy, and per group.
 
     Numpy assembles each commit's first link (:func:`_first_links` of ``rows``, ``single``
@@ -1771,8 +1777,10 @@ def _lead_rows(
     one row per cell with changes, in (group, period) order, then one per group
     (:func:`_grouped`). The third item: the rows of cells whose previous period (``period``)
     has changes too, when the period-over-period rank tests will count them pair by pair
-    (:func:`_lead_u`), else None. With the spans, each row's design effects and deployments
-    (:func:`_lead_design_effects`; ``median`` is the profile's median kind).
+    (:func:`_lead_u`), else None. The fourth: the arguments after the spans of
+    :func:`_lead_design_effects` (each lead time, its deployment number, each deployment
+    number's cell row, ``median`` the profile's median kind), which :func:`_aggregates` calls
+    while this thread counts the rank tests.
     """
     links = _first_links(rows, single, named)
     numbers = numbered["k"].astype(np.intp, copy=False)
@@ -1806,8 +1814,6 @@ def _lead_rows(
     frame, spans = _grouped(frame, {"lead_spans": (values, np.concatenate([[0], np.cumsum(lengths)]))})
     # a cell's row in the frame (cells with changes come first), by deployment number; -1 outside the window
     cell_row = np.append(np.cumsum(with_changes) - 1, -1)
-    _lead_design_effects(frame, spans["lead_spans"], unsorted, k, cell_row[cell_of], median)
-    del unsorted, k
     # each cell after its group's previous period, both with values: the pairs of the rank tests
     # (the calendar's previous row in by_period is the previous week or month of the group)
     cells = frame["period_start"].notna().to_numpy()
@@ -1818,7 +1824,7 @@ def _lead_rows(
     current = np.flatnonzero((grp[1:] == grp[:-1]) & (np.diff(step) == 1) & (lengths[1:] > 0)
                              & (lengths[:-1] > 0)) + 1  # fmt: skip
     pairs = current if intervals.by_pairs(len(current), int(lengths.sum())) else None
-    return frame, spans, pairs
+    return frame, spans, pairs, (unsorted, k, cell_row[cell_of], median)
 
 
 def _lead_design_effects(
@@ -1865,7 +1871,7 @@ def _lead_u(lead: Future) -> np.ndarray | None:
     at the end of the call (0.25-0.35 s at 1M deployments). ``lead`` is the future of :func:`_lead_rows`
     (done: the numpy thread runs its jobs in order); None when the rank tests will not count pair by pair.
     """
-    _, spans, current = lead.result()
+    _, spans, current, _ = lead.result()
     if current is None:
         return None
     values, offsets = spans["lead_spans"]

@@ -275,10 +275,12 @@ def cluster_design_effects(
     # counted run by run of equal clusters (a deployment's changes lie together), not by a weighted
     # bincount over every value (3-4x slower at 10M)
     run_cluster, starts = runs if runs is not None else cluster_runs(clusters)
-    below = values <= np.asarray(thresholds, dtype=float)[np.maximum(sample_of, 0)][clusters]
-    run_below = np.add.reduceat(below.view(np.uint8), starts, dtype=np.int64) if len(starts) else starts
-    del below
     lengths = np.diff(np.append(starts, len(values)))
+    # each run's threshold repeated along it: a sequential write, faster than a gather per value
+    level = np.asarray(thresholds, dtype=float)[np.maximum(sample_of, 0)][run_cluster]
+    below = values <= np.repeat(level, lengths)
+    run_below = np.add.reduceat(below.view(np.uint8), starts, dtype=np.int64) if len(starts) else starts
+    del below, level
     m = np.bincount(run_cluster, weights=lengths, minlength=len(sample_of))
     a = np.bincount(run_cluster, weights=run_below, minlength=len(sample_of))
     used = m > 0
