@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fnmatch
 import itertools
 import os
 import subprocess
@@ -824,14 +825,16 @@ def _first(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + (f" and {more:,} more" if more > 0 else "")
 
 
-def _list_tags(path: Path, pattern: str | None) -> pd.DataFrame:
-    """Tags (matching ``pattern``) with the commit each names and its release time."""
+def _list_tags(path: Path) -> pd.DataFrame:
+    """Every tag with the commit it names and its release time (the pattern is applied by :func:`_select_tags`,
+    which says what it left out: a tag git's own ref filter leaves out is not seen to be skipped, and a deployment
+    an earlier run recorded for it would never be removed)."""
     out = git(
         path,
         "for-each-ref",
         "--format=%(refname:short)%00%(objectname)%00%(objecttype)%00%(*objectname)%00%(*objecttype)"
         "%00%(creatordate:unix)",
-        f"refs/tags/{pattern}" if pattern else "refs/tags",
+        "refs/tags",
     )
     rows = [line.split("\0") for line in out.splitlines() if line]
     frame = pd.DataFrame(rows, columns=["tag", "object", "type", "peeled", "peeled_type", "at"])
@@ -860,7 +863,15 @@ def _select_tags(tags: pd.DataFrame, pattern: str | None, include_prereleases: b
         wanted.add("prerelease")
     reason = tags["kind"].map(TAG_KINDS).where(~tags["kind"].isin(wanted))
     reason = reason.where(tags["sha"].notna(), "names no commit")
+    if pattern:
+        reason = reason.where([_matches(t, pattern) for t in tags["tag"]], f"does not match the pattern {pattern}")
     return tags.assign(recorded=reason.isna(), skipped_because=reason.astype(object).where(reason.notna(), None))
+
+
+def _matches(tag: str, pattern: str) -> bool:
+    """Whether ``tag`` matches ``pattern`` as git's ref filter reads it: a glob over the whole name (``*`` also
+    crossing a ``/``: ``*`` takes ``pkg/1.0``), or the name's leading path components (``pkg`` takes ``pkg/1.0``)."""
+    return fnmatch.fnmatchcase(tag, pattern) or tag.startswith(pattern.rstrip("/") + "/")
 
 
 def ingest_git_tags(
@@ -883,7 +894,8 @@ def ingest_git_tags(
     ``tag:<service>:<tag>``, its sha the tagged commit (annotated tags peeled), its time
     the tagger date (annotated tags) or the commit date (lightweight tags: the release
     commit's lead time is then 0; the summary counts them). A tag an earlier run recorded
-    that is no longer taken has its deployment removed. A deployment an explicit source
+    for this service and repository that is no longer taken — not matched by ``pattern``, no
+    longer a release, or deleted from the repository — has its deployment removed. A deployment an explicit source
     wrote under a tag's id (a ``deployments`` file marking a release a hotfix) is kept as
     it is: explicit rows win over derived ones.
 
@@ -893,8 +905,10 @@ def ingest_git_tags(
     path : path-like
         The repository (work tree or bare).
     pattern : str, optional
-        Glob over tag names (``release-*``); it takes what it matches except pre-releases
-        and branch-like names. Default: final version tags.
+        Glob over tag names (``release-*``; ``*`` crosses ``/``, and a leading path component
+        ``pkg`` takes ``pkg/1.0``, as git's ref filter does); it takes what it matches except
+        pre-releases and branch-like names, and the summary counts the tags it does not match.
+        Default: final version tags.
     service : str
         The service the tags deploy.
     environment : str
@@ -915,7 +929,7 @@ def ingest_git_tags(
         ``path`` is not a repository.
     """
     info = _inspect(path, name, "HEAD")
-    tags = _select_tags(_list_tags(info.path, pattern), pattern, include_prereleases)
+    tags = _select_tags(_list_tags(info.path), pattern, include_prereleases)
     taken = tags[tags["recorded"]]
     frame = pa.table(
         {
@@ -931,18 +945,17 @@ def ingest_git_tags(
             "source": pa.array(["git-tag"] * len(taken), pa.string()),
         }
     )
-    dropped = [f"tag:{service}:{tag}" for tag in tags.loc[~tags["recorded"], "tag"]]
+    # what an earlier run recorded for this service and repository and this one does not take: a tag no longer
+    # matching, no longer a release by the rules, or deleted from the repository (a withdrawn release)
+    recorded = [f"tag:{service}:{tag}" for tag in taken["tag"]]
+    stale = """FROM deployments WHERE source = 'git-tag' AND service = $service AND repo = $repo
+               AND starts_with(deployment_id, $prefix) AND NOT list_contains($recorded, deployment_id)"""
+    params = {"service": service, "repo": info.name, "prefix": f"tag:{service}:", "recorded": recorded}
     started = datetime.now(UTC)
     with store.transaction():
-        removed = store.execute(
-            "SELECT deployment_id FROM deployments WHERE source = 'git-tag' AND list_contains(?, deployment_id) "
-            "ORDER BY finished_at",
-            [dropped],
-        ).fetchall()
+        removed = store.execute(f"SELECT deployment_id {stale} ORDER BY finished_at", params).fetchall()
         if removed:
-            store.execute(
-                "DELETE FROM deployments WHERE source = 'git-tag' AND list_contains(?, deployment_id)", [dropped]
-            )
+            store.execute(f"DELETE {stale}", params)
         frame, kept = keep_explicit_deployments(store, frame)
         if frame.num_rows:
             store.upsert("deployments", frame)

@@ -330,3 +330,35 @@ def test_cli_git_tags_says_what_it_kept(tmp_path, git_repo, capsys):
     assert main(["--db", db, "ingest", "git-tags", str(git_repo.path), "--service", "lib", "--name", "lib"]) == 0
     out = capsys.readouterr().out
     assert "kept 1 deployment loaded from hf.csv" in out and "1 of them is a lightweight tag" in out
+
+
+def test_a_narrower_pattern_or_a_deleted_tag_removes_what_an_earlier_run_recorded(store, git_repo):
+    """git's ref filter applied the pattern before the tags were read: a tag it left out was neither counted as
+    skipped nor removed, so narrowing '--pattern' (or deleting a withdrawn release's tag) left its deployment in
+    every DORA number; and its '*' did not cross a '/'."""
+    shas = []
+    for i in range(4):
+        git_repo.write("a.txt", f"{i}\n")
+        shas.append(git_repo.commit(f"c{i}"))
+    tag(git_repo, "v1.0.0", shas[0])
+    tag(git_repo, "plugin-2.0.0", shas[1])
+    tag(git_repo, "v1.1.0", shas[2])
+    tag(git_repo, "pkg/1.2.0", shas[3])
+    ingest_git(store, git_repo.path, name="lib")
+
+    def ids():
+        return store.query("SELECT deployment_id FROM deployments ORDER BY finished_at")["deployment_id"].tolist()
+
+    assert ingest_git_tags(store, git_repo.path, service="lib", name="lib").deployments == 4
+    narrowed = ingest_git_tags(store, git_repo.path, service="lib", name="lib", pattern="v*")
+    assert ids() == ["tag:lib:v1.0.0", "tag:lib:v1.1.0"]
+    assert sorted(narrowed.removed) == ["pkg/1.2.0", "plugin-2.0.0"]
+    assert narrowed.skipped == {"does not match the pattern v*": 2}
+    assert "skipped 2 tags: does not match the pattern v*" in narrowed.summary()
+    git_repo.git("tag", "-d", "v1.1.0")  # a withdrawn release
+    again = ingest_git_tags(store, git_repo.path, service="lib", name="lib", pattern="v*")
+    assert ids() == ["tag:lib:v1.0.0"] and again.removed == ["v1.1.0"]
+    # '*' crosses '/', and a leading path component takes the tags under it, as git's filter did
+    assert ingest_git_tags(store, git_repo.path, service="lib", name="lib", pattern="*").deployments == 3
+    assert ingest_git_tags(store, git_repo.path, service="lib", name="lib", pattern="pkg").deployments == 1
+    assert ids() == ["tag:lib:pkg/1.2.0"]
