@@ -665,11 +665,20 @@ def _value_text(metric: str, row: pd.Series) -> str:
         return f"{_per_week(value)}/week ({n} deployment{'s' if n != 1 else ''}"
     if _missing(value):
         return "no data"
-    deployments = row.get("lead_time_deployments") if metric.startswith("lead_time") else None
-    if _missing(deployments) or not 0 < int(deployments) < n:
+    clusters = _clusters(metric, row)
+    if clusters is None:
         return f"{value:.1f} h (n {n}"
     # the commits of one deployment are no independent evidence: the interval counts deployments too
-    return f"{value:.1f} h (n {n} in {int(deployments)} deployment{'s' if int(deployments) > 1 else ''}"
+    return f"{value:.1f} h (n {n} in {clusters} deployment{'s' if clusters > 1 else ''}"
+
+
+def _clusters(metric: str, row: pd.Series) -> int | None:
+    """The deployments a lead-time metric's n values come from, when fewer than n (else None)."""
+    deployments = row.get("lead_time_deployments") if metric.startswith("lead_time") else None
+    n = int(row.get(f"{metric}_n", 0) or 0)
+    if _missing(deployments) or not 0 < int(deployments) < n:
+        return None
+    return int(deployments)
 
 
 def _per_week(value: float) -> str:
@@ -688,6 +697,9 @@ def _interval_text(metric: str, row: pd.Series) -> str:
         return f"95 % CI {low * 100:.0f}–{high * 100:.0f} %"
     unit = "/week" if kind == "frequency" else " h"
     if _missing(low) and _missing(high):
+        clusters = _clusters(metric, row)
+        if clusters is not None:  # n 13 changes, but from one deployment: the deployments bound it
+            return f"95 % CI unbounded with {clusters} deployment{'s' if clusters > 1 else ''}"
         return "95 % CI unbounded at this n"
     lo = "unbounded" if _missing(low) else _per_week(low) if kind == "frequency" else f"{low:.1f}"
     hi = "unbounded" if _missing(high) else _per_week(high) if kind == "frequency" else f"{high:.1f}"
