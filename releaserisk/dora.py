@@ -522,7 +522,7 @@ class DoraResult:
         """
         frame = self.detail(name)
         if not len(frame):
-            return f"no {name.replace('-', ' ')} in {self.window[0]:%Y-%m-%d} → {self.window[1]:%Y-%m-%d}"
+            return f"no {name.replace('-', ' ')} in {_span(self.window)}"
         columns, note = self.unobserved if name == "deployments" else ([], None)
         # a cell without a value reads "—", as in the weekly report: not pandas' NaN, NaT or None
         shown = frame.astype(object).where(frame.notna(), "—")
@@ -577,7 +577,7 @@ class DoraResult:
         -------
         str
         """
-        lines = [f"DORA metrics ({self.profile}) {self.window[0]:%Y-%m-%d} → {self.window[1]:%Y-%m-%d}"]
+        lines = [f"DORA metrics ({self.profile}) {_span(self.window)}"]
         for _, row in self.frame.iterrows():
             lines.append(f"  {row['group']}")
             for metric, label in _LABELS.items():
@@ -632,7 +632,7 @@ class DoraResult:
         """
         unit = "month" if self.params.get("freq") in ("M", "month") else "week"
         if not len(self.by_period):
-            return f"no periods in {self.window[0]:%Y-%m-%d} → {self.window[1]:%Y-%m-%d}"
+            return f"no periods in {_span(self.window)}"
         lines = [f"per {unit} (each against the {unit} before; a metric without data in a {unit} is left out)"]
         for group, rows in self.by_period.groupby("group", sort=False):
             lines.append(f"  {group}")
@@ -679,6 +679,14 @@ def _clusters(metric: str, row: pd.Series) -> int | None:
     if _missing(deployments) or not 0 < int(deployments) < n:
         return None
     return int(deployments)
+
+
+def _span(window) -> str:
+    """``START → END`` (UTC): days, with the time of day where a bound has one (``--until 2026-02-01T00:00+14:00``
+    ends at 2026-01-31 10:00 UTC, which a day alone would misstate)."""
+    start, end = (pd.Timestamp(t).tz_convert("UTC") if pd.Timestamp(t).tzinfo else pd.Timestamp(t) for t in window)
+    timed = any(t != t.normalize() for t in (start, end))
+    return f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC" if timed else f"{start:%Y-%m-%d} → {end:%Y-%m-%d}"
 
 
 def _per_week(value: float) -> str:

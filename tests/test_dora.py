@@ -480,6 +480,17 @@ def test_an_unresolved_incident_is_noted_beside_the_time_to_restore(store):
                 if "not resolved" in n]  # fmt: skip
 
 
+def test_the_window_is_printed_with_its_time_of_day_when_it_has_one(store):
+    """'--until 2024-01-08T12:30+02:00' ends the window at 10:30 UTC: the header said '→ 2024-01-08', a whole day
+    the numbers do not cover; whole days still read as days."""
+    load(store, deployments=[dep(1, "2024-01-02T12:00Z")])
+    timed = dora_metrics(store, "2024-01-01T06:00Z", "2024-01-08T12:30+02:00")
+    assert timed.summary().splitlines()[0] == "DORA metrics (dora) 2024-01-01 06:00 → 2024-01-08 10:30 UTC"
+    assert timed.detail_text("incidents") == "no incidents in 2024-01-01 06:00 → 2024-01-08 10:30 UTC"
+    days = dora_metrics(store, "2024-01-01", "2024-01-08")
+    assert days.summary().splitlines()[0] == "DORA metrics (dora) 2024-01-01 → 2024-01-08"
+
+
 def test_detail_text_shows_a_missing_value_as_a_dash_not_nan(store):
     """An unresolved incident without a severity, the latest deployment (no next one yet), a deployment that did
     not fail (no recovery): the text drill-downs printed pandas' NaN, NaT and None for them."""
