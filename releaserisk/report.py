@@ -359,10 +359,18 @@ def _rests_on(kind: str, row: pd.Series) -> str:
     noun = one if n == 1 else many
     if kind == "share":
         return f" ({round(row['this week'] * n):,} of {n:,} {noun})"
-    clusters = row.get("deployments")
-    if clusters is not None and not pd.isna(clusters) and 0 < int(clusters) < n:  # lead times: the releases
-        return f" ({n:,} {noun} in {int(clusters):,} deployment{'s' if int(clusters) > 1 else ''})"
+    clusters = _clusters(row)
+    if clusters:  # lead times: the releases they came in
+        return f" ({n:,} {noun} in {clusters:,} deployment{'s' if clusters > 1 else ''})"
     return f" ({n:,} {noun})"
+
+
+def _clusters(row: pd.Series) -> int | None:
+    """The deployments a headline row's n values came in (DORA's ``lead_time_deployments``), when fewer than n."""
+    clusters, n = row.get("deployments"), row.get("n")
+    if clusters is None or pd.isna(clusters) or pd.isna(n) or not 0 < int(clusters) < int(n):
+        return None
+    return int(clusters)
 
 
 def _interval(kind: str, row: pd.Series) -> str:
@@ -371,6 +379,9 @@ def _interval(kind: str, row: pd.Series) -> str:
     if pd.isna(row["this week"]):
         return formatting.MISSING
     if pd.isna(low) and pd.isna(high):
+        clusters = _clusters(row)
+        if clusters:  # lead times: six changes of one release are one release's evidence
+            return f"unbounded with {clusters} deployment{'s' if clusters > 1 else ''}"
         return "unbounded at this n"
 
     def end(value: float) -> str:

@@ -554,6 +554,9 @@ def test_headline_numbers_say_their_n_interval_and_whether_the_change_is_one():
     trend["lead_time_deployments"] = [3, 3]
     lead = headline_table(_headline(trend)).set_index("metric").loc["Change lead time, median"]
     assert lead["this week"] == "32.2 h (40 changes in 3 deployments)"
+    trend["lead_time_median_hours_ci_low"] = np.nan  # too few releases for either end
+    lead = headline_table(_headline(trend)).set_index("metric").loc["Change lead time, median"]
+    assert lead["95 % interval"] == "unbounded with 3 deployments"
 
 
 def test_without_a_source_of_failures_outcomes_and_failed_deployments_are_unknown(tmp_path):
