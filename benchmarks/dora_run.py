@@ -98,10 +98,13 @@ def measure(path: Path, memory_limit: str, what: str) -> dict:
         out: dict = {"scan": scan, "rss_before": before}
         # a fresh process pays scipy.stats' import (intervals) on the first call: timed on its own
         _, out["import"], _ = _timed(lambda: importlib.import_module("scipy.stats"))
-        if what == "full":
+        if what in ("full", "call"):
             result, out["full"], out["full_cpu"] = _timed(lambda: dora_metrics(store, by="service", freq="M"))
             out["rss_full"] = _peak_mib()
             out["summary_rows"], out["period_rows"] = len(result.frame), len(result.by_period)
+        if what == "call":  # a repeat of the call alone (benchmarks/dora.py --repeat)
+            return out
+        if what == "full":
 
             def read_pages() -> dict[str, int]:
                 return {
