@@ -1152,11 +1152,12 @@ def _link_notes(store: Store, rules: dict[str, str], w: _Work, start, end) -> li
     An incident naming a cause deployment that is no production deployment, or a root-cause
     commit no production deployment matches, was linked another way without a word; one
     linked explicitly to a deployment that finished after it opened has an impossible link
-    (a recovery it ends may then read as clock skew); one of a service no production deployment has
-    fails nothing; a failed deployment not yet recovered is left out of the recovery median,
-    which is then biased low (it is right-censored), and so is an unresolved incident out of the
-    time-to-restore median (where the window's incidents are those opened in it). Each note counts them and names an
-    example; ``incident_links``, ``prod`` and ``flags`` must exist.
+    (a recovery it ends may then read as clock skew); one of a service no production deployment
+    has fails nothing, and so does one naming no root cause where incidents link by it alone
+    (fourkeys); a failed deployment not yet recovered is left out of the recovery median, which
+    is then biased low (it is right-censored), and so is an unresolved incident out of the
+    time-to-restore median (where the window's incidents are those opened in it). Each note
+    counts them and names an example; ``incident_links``, ``prod`` and ``flags`` must exist.
     """
     link = rules["incident_link"]
     fallback = "linked by the latest prior deployment instead" if "prior" in link else "failing no deployment"
@@ -1176,6 +1177,11 @@ def _link_notes(store: Store, rules: dict[str, str], w: _Work, start, end) -> li
         kinds.append(("trim(l.cause_sha) <> '' AND l.link_method NOT IN ('explicit', 'cause_sha')", "trim(l.cause_sha)",
                       f"name a root-cause commit (cause_sha) that no production deployment {shipped}",
                       fallback + exact))  # fmt: skip
+    if link.startswith("cause sha"):  # fourkeys: an incident without a root cause fails nothing, and says so
+        kinds.append((f"coalesce(trim(l.cause_sha), '') = '' AND EXISTS ({_causes(rules)})",
+                      "'opened ' || strftime(l.opened_at, '%Y-%m-%d %H:%M')", "name no root-cause commit (cause_sha)",
+                      "failing no deployment: this profile links an incident through its root-cause commit alone, as "
+                      "Four Keys does (a cause_deployment_id is not read)"))  # fmt: skip
     if "any service" not in link:
         # against the distinct services (a thousand), not every deployment: NOT IN over 875k rows cost 0.2 s
         kinds.append((f"l.service IS NOT NULL AND l.service NOT IN (SELECT DISTINCT service FROM {w.prod} "
@@ -1237,7 +1243,7 @@ def _count(n: int, noun: str) -> str:
 
 def _singular(clause: str) -> str:
     """A clause written for several incidents ("name a ... they opened") said of one."""
-    return clause.replace("name a", "names a", 1).replace("they opened", "it opened")
+    return clause.replace("name a", "names a", 1).replace("name no", "names no", 1).replace("they opened", "it opened")
 
 
 def _lead_time(rules: dict[str, str]) -> tuple[str, str]:

@@ -1370,7 +1370,9 @@ def test_notes_name_incidents_whose_link_the_numbers_cannot_show(store):
     store.upsert("incidents", pd.DataFrame([{"incident_id": "i6", "service": "api", "cause_sha": "C2",
                                              "opened_at": ts("2024-01-03T08:00Z")}]))  # fmt: skip
     fourkeys = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys").notes
-    [note] = [n for n in fourkeys if "root-cause commit" in n]
+    [note] = [n for n in fourkeys if "root-cause commit (cause_sha) that" in n]
+    # and the four naming none fail nothing there (i1, i2 and i5 name a cause deployment, which it does not read)
+    assert [n for n in fourkeys if n.startswith("4 incidents name no root-cause commit (cause_sha), e.g. i1 ")]
     assert note.startswith("2 incidents name a root-cause commit (cause_sha) that no production deployment shipped, "
                            "e.g. i3 (deadbeefdead): failing no deployment; this profile matches a root cause by "
                            "equality")  # fmt: skip

@@ -228,3 +228,27 @@ def test_the_dashboard_stat_buckets_over_the_last_three_months(store):
         result.summary()
     )
     assert "lead_time_bucket" not in dora_metrics(store, "2024-01-01", "2024-06-01").frame
+
+
+def test_incidents_naming_no_root_cause_are_counted_in_a_note(store):
+    """Four Keys fails a deployment only through an incident's root-cause commit: with one incident naming one and
+    one not, the rate was 1 of 2 deployments and the other incident went unsaid (the dora profile links it to
+    the latest prior deployment; a cause_deployment_id is not read by fourkeys)."""
+    c1 = "c1" * 20
+    load(
+        store,
+        commits=[(c1, "2024-01-01T00:00Z"), ("c2" * 20, "2024-01-02T00:00Z")],
+        deployments=[dep(1, "2024-01-01T12:00Z"), dep(2, "2024-01-02T12:00Z")],
+        changes=[("d1", c1), ("d2", "c2" * 20)],
+        incidents=[{"incident_id": "i1", "service": "api", "opened_at": "2024-01-03T00:00Z", "cause_sha": c1},
+                   {"incident_id": "i2", "service": "api", "opened_at": "2024-01-03T06:00Z",
+                    "cause_deployment_id": "d2"}],
+    )  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08", profile="fourkeys")
+    assert result.frame.iloc[0].change_failure_rate == pytest.approx(0.5)
+    assert (
+        "1 incident names no root-cause commit (cause_sha), e.g. i2 (opened 2024-01-03 06:00): failing no "
+        "deployment: this profile links an incident through its root-cause commit alone, as Four Keys does (a "
+        "cause_deployment_id is not read)"
+    ) in result.notes
+    assert not [n for n in dora_metrics(store, "2024-01-01", "2024-01-08").notes if "root-cause" in n]
