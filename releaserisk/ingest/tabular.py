@@ -32,7 +32,7 @@ from releaserisk.errors import InputError
 from releaserisk.ingest.schemas import EXPLICIT, SCHEMAS, TIME_ORDER, Column
 from releaserisk.inputs import read_table
 from releaserisk.inputs import validate as validate_columns
-from releaserisk.store import TABLE_KEYS, Store
+from releaserisk.store import SHA_PREFIX_MIN, TABLE_KEYS, Store, sha_prefix_match
 
 __all__ = ["SCHEMAS", "Column", "LoadedRows", "ingest_file", "link_warnings", "read_table", "validate"]
 
@@ -199,6 +199,32 @@ def _named_earlier(store: Store, frame: pd.DataFrame, source: str) -> list[str |
     return found
 
 
+def _ambiguous_causes(store: Store, frame: pd.DataFrame, source: str) -> str | None:
+    """Incidents whose abbreviated ``cause_sha`` starts several ingested commits (7 hex digits collide about once
+    in 20,000 commits): DORA would link the incident through whichever shipped first, which may be a release
+    years before it."""
+    causes = frame["cause_sha"].astype("string").str.strip().str.lower()
+    short = causes.notna() & causes.str.len().between(SHA_PREFIX_MIN, 39).fillna(False).astype(bool)
+    wanted = sorted(set(causes[short]))
+    if not wanted:
+        return None
+    match = sha_prefix_match("c.sha", "g.cause")
+    rows = store.execute(
+        f"""SELECT g.cause, count(DISTINCT c.sha), min(c.sha), max(c.sha)
+            FROM (SELECT DISTINCT unnest(?::VARCHAR[]) AS cause) g JOIN commits c ON {match}
+            GROUP BY 1 HAVING count(DISTINCT c.sha) > 1""",
+        [wanted],
+    ).fetchall()
+    several = {cause: f"{n:,} commits, e.g. {a[:12]} and {b[:12]}" for cause, n, a, b in rows}
+    if not several:
+        return None
+    given, read = frame["cause_sha"].tolist(), causes.tolist()
+    mask = pd.Series([bool(ok) and r in several for ok, r in zip(short, read, strict=True)])
+    detail = pd.Series([f"{g!r} starts {several.get(r, '')}" for g, r in zip(given, read, strict=True)], dtype=object)
+    return _examples(mask, source, "incident(s) name an abbreviated root-cause commit that several commits start "
+                     "with (write more of it): column cause_sha", detail)  # fmt: skip
+
+
 def link_warnings(store: Store, kind: str, frame: pd.DataFrame, source: str) -> list[str]:
     """Links of a validated file's rows that look wrong against the store (the rows loaded).
 
@@ -219,7 +245,8 @@ def link_warnings(store: Store, kind: str, frame: pd.DataFrame, source: str) -> 
         One line per kind of problem: rollbacks reverting a deployment the store does not
         know or that finished after them; incidents whose ``cause_deployment_id`` is unknown
         or finished after the incident opened (DORA links it as given, so its recovery is
-        negative and left out); and, for a deployments file, the same two links seen from
+        negative and left out); incidents whose abbreviated ``cause_sha`` several ingested
+        commits start with; and, for a deployments file, the same two links seen from
         the deployment loaded after them (a stored rollback or incident names it, but it
         finished later).
     """
@@ -235,6 +262,8 @@ def link_warnings(store: Store, kind: str, frame: pd.DataFrame, source: str) -> 
                              "incident(s) name a cause the store does not know",
                              "incident(s) name a cause that finished after they opened",
                              "the incident opened")  # fmt: skip
+    if kind == "incidents" and "cause_sha" in frame:
+        found.append(_ambiguous_causes(store, frame, source))
     return [line for line in found if line]
 
 

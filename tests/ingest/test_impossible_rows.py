@@ -222,3 +222,24 @@ def test_the_same_links_warn_when_the_deployment_is_loaded_after_what_names_it(s
     )
     quiet = ingest_file(store, "deployments", write_csv(tmp_path / "ok.csv", [deployment(1, "2019-12-31T00:00Z")]))
     assert quiet.warnings == ()
+
+
+def test_an_abbreviated_root_cause_that_several_commits_start_with_loads_with_a_warning(store, tmp_path):
+    """pytest's history holds 54e08b72304… (2020) and 54e08b729f1… (2019): an incident of 2020 naming '54e08b7'
+    was linked without a word to the 2019 release that shipped the other commit. 7 hex digits collide about
+    once in 20,000 commits, so the warning names the rows and asks for more of the sha."""
+    a, b, c = "54e08b72304908b0cddb1ec68c297815cbd7f757", "54e08b729f1edc042ef1beaf92bffd8db13c684b", "9" * 40
+    at = pd.Timestamp("2020-01-01", tz="UTC")
+    store.upsert("commits", pd.DataFrame([{"repo": "r", "sha": s, "committed_at": at, "authored_at": at, "seq": i,
+                                           "parents": []} for i, s in enumerate((a, b, c))]))  # fmt: skip
+    rows = [incident(1, "2025-01-01T00:00:00Z", cause_sha="54E08B7"), incident(2, "2025-01-01T00:00:00Z",
+            cause_sha=a[:11]), incident(3, "2025-01-01T00:00:00Z", cause_sha="9999999"),
+            incident(4, "2025-01-01T00:00:00Z", cause_sha=b)]  # fmt: skip
+    loaded = ingest_file(store, "incidents", write_csv(tmp_path / "i.csv", rows))
+    assert loaded == 4
+    [warning] = loaded.warnings
+    assert warning == (
+        f"{tmp_path / 'i.csv'}: 1 incident(s) name an abbreviated root-cause commit that several commits start with "
+        "(write more of it): column cause_sha (row 1: '54E08B7' starts 2 commits, e.g. 54e08b723049 and "
+        "54e08b729f1e)"
+    )
