@@ -2219,7 +2219,17 @@ def _skew_notes(summary: pd.DataFrame, rules: dict[str, str]) -> list[str]:
         done = {"exclude": "were left out", "drop": "were dropped, as the peer does",
                 "keep": "were counted as the peer does"}[guard]  # fmt: skip
         count = int(summary[column].fillna(0).sum()) if column in summary else 0
-        if count:
+        if count and column == "pr_skewed":
+            # the phase is what is impossible, not the pull request: its cycle time (first commit -> deployment)
+            # stands unless it ends before it starts too; and a release tagged before its pull request merged
+            # (pytest merges its release PRs after the tag) is a deploy phase below zero without any skew
+            phase = {"exclude": "the phase was left out", "drop": "the phase was dropped, as the peer does",
+                     "keep": "the phase was kept as it is (this profile keeps impossible spans)"}[guard]  # fmt: skip
+            notes.append(
+                f"{count:,} {what[count > 1]}: {phase}, the cycle time counted unless it ends before it starts "
+                "too (clock skew, or a deployment that shipped the pull request's commits before its merge)"
+            )
+        elif count:
             notes.append(
                 f"{count:,} {what[count > 1]} {done if count > 1 else done.replace('were', 'was')} (clock skew)"
             )

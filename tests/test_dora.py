@@ -976,7 +976,13 @@ def test_a_pr_commit_authored_after_the_pr_opened_is_a_flagged_phase(store):
     pr = result.pull_requests.iloc[0]
     assert pr.coding_minutes == -120 and pr.clock_skew
     assert pr.cycle_minutes == 360  # first commit -> deployment stands
-    assert any(n.startswith("1 pull request with a phase that ends before it starts") for n in result.notes)
+    # the note says what was left out: the phase, not the pull request, whose cycle time counts (n 1)
+    assert (
+        "1 pull request with a phase that ends before it starts: the phase was left out, the cycle time counted "
+        "unless it ends before it starts too (clock skew, or a deployment that shipped the pull request's commits "
+        "before its merge)"
+    ) in result.notes
+    assert result.frame.iloc[0].pr_cycle_median_hours_n == 1
     devlake = dora_metrics(store, "2024-01-01", "2024-01-08", profile="devlake").pull_requests.iloc[0]
     assert pd.isna(devlake.coding_minutes) and devlake.clock_skew  # DevLake's computeTimeSpan gives nil
 
