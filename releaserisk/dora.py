@@ -121,7 +121,7 @@ from releaserisk.dora_compare import ProfileComparison, compare_results
 from releaserisk.errors import InputError, StoreError
 from releaserisk.escape import json_records, json_safe
 from releaserisk.formatting import p_value
-from releaserisk.inputs import parse_instant
+from releaserisk.inputs import FUTURE_TOLERANCE, parse_instant
 from releaserisk.profiles import PROFILES, profile_rules
 from releaserisk.store import SHA_PREFIX_MIN, Store, sha_prefix_match, unknown_commit_note
 
@@ -766,11 +766,12 @@ def _quiet_tail_note(store: Store, end: pd.Timestamp) -> list[str]:
     last, what = store.execute(
         """
         SELECT arg_max(what, happened), max(happened) FROM (
-            SELECT 'commits' AS what, max(committed_at) AS happened FROM commits
-            UNION ALL SELECT 'merged pull requests', max(merged_at) FROM pull_requests
-            UNION ALL SELECT 'incidents', max(opened_at) FROM incidents
+            SELECT 'commits' AS what, max(committed_at) AS happened FROM commits WHERE committed_at <= $now
+            UNION ALL SELECT 'merged pull requests', max(merged_at) FROM pull_requests WHERE merged_at <= $now
+            UNION ALL SELECT 'incidents', max(opened_at) FROM incidents WHERE opened_at <= $now
         ) WHERE happened IS NOT NULL
-        """
+        """,  # a commit whose clock ran years ahead (git takes any date) is no later history to count
+        {"now": pd.Timestamp.now(tz="UTC") + FUTURE_TOLERANCE},
     ).fetchone()[::-1]
     if last is None or pd.Timestamp(last) - end < _QUIET_TAIL:
         return []

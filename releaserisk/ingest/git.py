@@ -851,9 +851,10 @@ def _list_tags(path: Path) -> pd.DataFrame:
     return frame[["tag", "sha", "at", "lightweight"]]
 
 
-def _select_tags(tags: pd.DataFrame, pattern: str | None, include_prereleases: bool) -> pd.DataFrame:
+def _select_tags(tags: pd.DataFrame, pattern: str | None, include_prereleases: bool, now: datetime) -> pd.DataFrame:
     """Mark the tags taken as releases and say why each other one is not."""
     from releaserisk.ingest.tags import TAG_KINDS, classify_tag
+    from releaserisk.inputs import FUTURE_TOLERANCE
 
     tags = tags.assign(kind=[classify_tag(t) for t in tags["tag"]])
     # a chosen pattern takes what it matches but pre-releases and branch names; the
@@ -863,6 +864,12 @@ def _select_tags(tags: pd.DataFrame, pattern: str | None, include_prereleases: b
         wanted.add("prerelease")
     reason = tags["kind"].map(TAG_KINDS).where(~tags["kind"].isin(wanted))
     reason = reason.where(tags["sha"].notna(), "names no commit")
+    # a lightweight tag is dated by its commit, whose clock may be wrong (a commit of 2030): a release that has
+    # not happened yet would stretch every default DORA window and the weekly report's latest week to it
+    future = tags["at"] > pd.Timestamp(now) + FUTURE_TOLERANCE
+    reason = reason.where(
+        ~future | reason.notna(), "dated after this ingest's clock (a wrong clock in the tag or its commit)"
+    )
     if pattern:
         reason = reason.where([_matches(t, pattern) for t in tags["tag"]], f"does not match the pattern {pattern}")
     return tags.assign(recorded=reason.isna(), skipped_because=reason.astype(object).where(reason.notna(), None))
@@ -929,7 +936,8 @@ def ingest_git_tags(
         ``path`` is not a repository.
     """
     info = _inspect(path, name, "HEAD")
-    tags = _select_tags(_list_tags(info.path), pattern, include_prereleases)
+    started = datetime.now(UTC)
+    tags = _select_tags(_list_tags(info.path), pattern, include_prereleases, started)
     taken = tags[tags["recorded"]]
     frame = pa.table(
         {
@@ -951,7 +959,6 @@ def ingest_git_tags(
     stale = """FROM deployments WHERE source = 'git-tag' AND service = $service AND repo = $repo
                AND starts_with(deployment_id, $prefix) AND NOT list_contains($recorded, deployment_id)"""
     params = {"service": service, "repo": info.name, "prefix": f"tag:{service}:", "recorded": recorded}
-    started = datetime.now(UTC)
     with store.transaction():
         removed = store.execute(f"SELECT deployment_id {stale} ORDER BY finished_at", params).fetchall()
         if removed:

@@ -362,3 +362,25 @@ def test_a_narrower_pattern_or_a_deleted_tag_removes_what_an_earlier_run_recorde
     assert ingest_git_tags(store, git_repo.path, service="lib", name="lib", pattern="*").deployments == 3
     assert ingest_git_tags(store, git_repo.path, service="lib", name="lib", pattern="pkg").deployments == 1
     assert ids() == ["tag:lib:pkg/1.2.0"]
+
+
+def test_a_tag_dated_in_the_future_is_no_deployment(store, git_repo):
+    """git takes any commit date: a lightweight tag on a commit of 2030 was a deployment in 2030, which stretched
+    the default DORA window to it and made 'report weekly' without --week fail ('week 2030-W01 has not started
+    yet'); and the quiet-tail note told the user to give --until 2030-01-02."""
+    from datetime import datetime
+
+    from releaserisk.dora import dora_metrics
+
+    git_repo.write("a.txt", "1\n")
+    tag(git_repo, "1.0.0", git_repo.commit("one"))
+    git_repo.write("a.txt", "2\n")
+    tag(git_repo, "1.1.0", git_repo.commit("a wrong clock", when=int(datetime(2030, 1, 1).timestamp())))
+    ingest_git(store, git_repo.path, name="lib")
+    result = ingest_git_tags(store, git_repo.path, service="lib", name="lib")
+    assert result.frame.loc[result.frame.recorded, "tag"].tolist() == ["1.0.0"]
+    reason = "dated after this ingest's clock (a wrong clock in the tag or its commit)"
+    assert result.skipped == {reason: 1} and f"skipped 1 tag: {reason}" in result.summary()
+    dora = dora_metrics(store)
+    assert dora.window[1].year < 2030
+    assert not [n for n in dora.notes if "2030" in n]
