@@ -248,6 +248,7 @@ class _Work(NamedTuple):
     incident_causes: str  # with count_flag_releases: each incident's first candidate cause (releaserisk.flags)
     cells: str  # while the lead-time spans are read: each deployment's (group, period) cell
     untraced: str  # deployments_counted "traced to a commit": the successful deployments traced to none
+    lead_values: str  # lead times aggregated in DuckDB: each one's cell, deployment and value, read twice
 
     @classmethod
     def new(cls) -> _Work:
@@ -257,7 +258,7 @@ class _Work(NamedTuple):
     @property
     def tables(self) -> tuple[str, ...]:
         return (self.prod, self.incident_links, self.flags, self.first_deploy, self.prs, self.incident_causes,
-                self.cells, self.untraced)  # fmt: skip
+                self.cells, self.untraced, self.lead_values)  # fmt: skip
 
 
 #: Working tables of results that were garbage-collected, per store: dropped at a safe
@@ -1480,8 +1481,9 @@ def _detail_tables(store: Store, rules: dict[str, str], w: _Work) -> None:
     # a view: the rows are read from the links only when asked for (drill-downs, a grouping
     # by repository, the profile diff): a link is its commit's first unless its commit is
     # one of the few resolved by name (first_deploy; with every, first_deploy holds every link)
+    # k: the deployment's number, an integer cluster for the lead-time intervals (_sql_design_effects)
     columns = f"""p.deployment_id, p.service, p.team, p.finished_at AS deployed_at,
-                  {lead} AS lead_time_hours, {skewed} AS clock_skew"""
+                  {lead} AS lead_time_hours, {skewed} AS clock_skew, p.k"""
     store.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW {w.changes} AS
@@ -1590,7 +1592,7 @@ def _aggregates(
         # by repository, a change counts under its own repository, read per change
         lead_source = f"""(
             SELECT {group} AS grp, {_utc_trunc(period, "deployed_at")} AS period_start, deployed_at,
-                   lead_time_hours, clock_skew, deployment_id
+                   lead_time_hours, clock_skew, k
             FROM {w.changes} WHERE deployed_at >= $start AND deployed_at < $end)"""
         lead_cell = "grp, period_start"
     lead_used = _lead_used(rules, lead_value)
@@ -1654,22 +1656,34 @@ def _aggregates(
             WHERE {window.format(t="finished_at")} AND {window.format(t="incident_resolved_at")}
             GROUP BY {sets} ORDER BY {sets}"""
     rows, params = {}, {"start": start, "end": end}
+    # values in clusters (the changes or pull requests of one deployment; a PR not deployed is its own)
+    pr_cluster = "coalesce(deployment_id, '#' || repo || '#' || number)"
+    if lead is None:
+        # read once into a narrow table: the spans and then their design effects read it (reading
+        # the changes view twice cost 4 s of CPU more by repository at 1M deployments)
+        cluster = "k" if rules["lead_time_of"] == "commit" else pr_cluster
+        store.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {w.lead_values} AS
+                SELECT {lead_cell}, {cluster} AS cluster, {lead_used} AS value, clock_skew
+                FROM {lead_source} WHERE {window.format(t="deployed_at")}""",
+            params,
+        )
+        queries["lead"] = f"""
+            SELECT grp, period_start, {spans("value", "lead_spans")}, count(*) FILTER (clock_skew) AS lead_skewed
+            FROM {w.lead_values} GROUP BY {sets} ORDER BY {sets}"""
     for name, query in queries.items():
         if name == "lead" and lead is not None:
             continue
-        table = store.arrow(query, params)
+        table = store.arrow(query, params if "$start" in query else None)  # the lead values are windowed already
         # the span lists stay Arrow buffers (10M values: as Python lists they cost 2.5 s);
         # the frame holds each row's position in them, which survives the merges below
         names = [name for name in table.column_names if name.endswith("_spans")]
         frame = store.connection.from_arrow(table.drop_columns(names)).df()  # the dtypes of Store.query
         rows[name] = _grouped(frame, {name: _arrow_spans(table.column(name)) for name in names})
-        # values in clusters (the changes or pull requests of one deployment; a PR not deployed is its own)
-        pr_cluster = "coalesce(deployment_id, '#' || repo || '#' || number)"
         if name == "lead":
-            cluster = "deployment_id" if rules["lead_time_of"] == "commit" else pr_cluster
-            source = f"SELECT {lead_cell}, {cluster} AS cluster, {lead_used} AS value FROM {lead_source} " \
-                     f"WHERE {window.format(t='deployed_at')}"  # fmt: skip
+            source = f"SELECT grp, period_start, cluster, value FROM {w.lead_values}"
             _sql_design_effects(store, rows[name], source, params, rules["median"], "lead", "lead_time_deployments")
+            store.execute(f"DROP TABLE {w.lead_values}")
         if name == "prs":
             source = f"""SELECT {group} AS grp, {_utc_trunc(period, "listed_at")} AS period_start,
                                 {pr_cluster} AS cluster, cycle_minutes / 60.0 AS value
@@ -1701,13 +1715,14 @@ def _sql_design_effects(
     clusters_column: str | None = None,
 ) -> None:
     """:func:`_lead_design_effects` for span rows aggregated in DuckDB (lead times by repository, Four Keys'
-    every listing, pull requests): the sums of the cluster totals at each row's median and p90, grouped in SQL.
+    every listing, pull requests): each cluster's values at or below its rows' medians and p90 counted in one
+    grouping, the sums over clusters in numpy.
 
-    ``rows`` holds the ``{prefix}_spans``; ``source`` gives each value's ``grp, period_start,
-    cluster, value`` (its deployment; the rows' value, NULL where an aggregate has none). Each
-    cluster is counted within its row, so clusters nest in rows whatever the grouping. Adds
-    ``{prefix}_design_effect_50``, ``{prefix}_design_effect_90`` and, when named,
-    ``clusters_column`` (the clusters per row).
+    ``rows`` holds the ``{prefix}_spans`` (cell rows, then one per group); ``source`` gives
+    each value's ``grp, period_start, cluster, value`` (its deployment; NULL where an aggregate
+    has none). A cluster lies in one period (its deployment's), so its totals in a cell are
+    its totals in the cell's group too. Adds ``{prefix}_design_effect_50``,
+    ``{prefix}_design_effect_90`` and, when named, ``clusters_column`` (clusters per row).
     """
     frame, spans = rows
     frame[f"{prefix}_design_effect_50"] = frame[f"{prefix}_design_effect_90"] = np.nan
@@ -1716,43 +1731,44 @@ def _sql_design_effects(
     if not len(frame):
         return
     spans = spans[f"{prefix}_spans"]
-    thresholds = pd.DataFrame({"grp": frame["grp"], "period_start": frame["period_start"],
-                               "q50": intervals.sorted_quantile(*spans, 0.5, median),
-                               "q90": intervals.sorted_quantile(*spans, 0.9)})  # fmt: skip
+    q50, q90 = intervals.sorted_quantile(*spans, 0.5, median), intervals.sorted_quantile(*spans, 0.9)
+    groups = frame["period_start"].isna().to_numpy()
+    group_row = pd.Series(np.flatnonzero(groups), index=frame.loc[groups, "grp"].to_numpy())
+    cells = np.flatnonzero(~groups)
+    own = group_row.reindex(frame["grp"].iloc[cells]).to_numpy(dtype=np.intp)  # each cell's group row
+    table = pd.DataFrame({"grp": frame["grp"].iloc[cells].to_numpy(), "period_start": frame["period_start"].iloc[cells],
+                          "cell": cells, "grp_row": own, "q50": q50[cells], "q90": q90[cells], "g50": q50[own],
+                          "g90": q90[own]})  # fmt: skip
     con, name = store.connection, f"_dora_thresholds_{id(frame)}"
-    con.register(name, thresholds)
+    con.register(name, table)
     try:
-        sums = store.query(
+        per = _numpy_columns(
+            store,
             f"""
-            WITH v AS (SELECT coalesce(CAST(grp AS VARCHAR), 'unassigned') AS grp, period_start, cluster, value
-                       FROM ({source}) WHERE value IS NOT NULL),
-            -- each lead time in its (group, period) row and in its group's row
-            levels AS (
-                SELECT v.*, t.period_start AS row_period, t.q50, t.q90
-                FROM v JOIN {name} t ON t.grp = v.grp AND t.period_start = v.period_start
-                UNION ALL
-                SELECT v.*, NULL, t.q50, t.q90
-                FROM v JOIN (SELECT * FROM {name} WHERE period_start IS NULL) t ON t.grp = v.grp),
-            clusters AS (
-                SELECT grp, row_period AS period_start, cluster, count(*) AS m,
-                       count(*) FILTER (value <= q50) AS a50, count(*) FILTER (value <= q90) AS a90
-                FROM levels GROUP BY ALL)
-            SELECT grp, period_start, count(*) AS c, sum(m) AS n, sum(m * m) AS mm,
-                   sum(a50) AS a50, sum(a50 * a50) AS aa50, sum(a50 * m) AS am50,
-                   sum(a90) AS a90, sum(a90 * a90) AS aa90, sum(a90 * m) AS am90
-            FROM clusters GROUP BY ALL
+            SELECT t.cell, t.grp_row, count(*) AS m,
+                   count(*) FILTER (v.value <= t.q50) AS a50, count(*) FILTER (v.value <= t.q90) AS a90,
+                   count(*) FILTER (v.value <= t.g50) AS g50, count(*) FILTER (v.value <= t.g90) AS g90
+            FROM ({source}) v
+            JOIN {name} t ON t.grp = coalesce(CAST(v.grp AS VARCHAR), 'unassigned') AND t.period_start = v.period_start
+            WHERE v.value IS NOT NULL
+            GROUP BY t.cell, t.grp_row, v.cluster
             """,
-            params,
+            params if "$start" in source else None,
         )
     finally:
         con.unregister(name)
-    found = frame[["grp", "period_start"]].merge(sums, on=["grp", "period_start"], how="left")
+    m = per["m"].astype(float)
     for q in ("50", "90"):
-        frame[f"{prefix}_design_effect_{q}"] = intervals.design_effects_from_sums(
-            *(found[c].to_numpy(dtype=float, na_value=np.nan) for c in ("n", "c", f"a{q}", f"aa{q}", f"am{q}", "mm"))
-        )
-    if clusters_column:
-        frame[clusters_column] = found["c"].fillna(0).astype(np.int64).to_numpy()
+        effect = np.full(len(frame), np.nan)
+        for row, a in ((per["cell"], per[f"a{q}"]), (per["grp_row"], per[f"g{q}"])):  # a value in both rows
+            a = a.astype(float)
+            n, c, a_sum, aa, am, mm = (np.bincount(row, weights=w, minlength=len(frame))
+                                       for w in (m, None, a, a * a, a * m, m * m))  # fmt: skip
+            found = c > 0
+            effect[found] = intervals.design_effects_from_sums(n, c, a_sum, aa, am, mm)[found]
+            if clusters_column and q == "50":
+                frame.loc[found, clusters_column] = c[found].astype(np.int64)
+        frame[f"{prefix}_design_effect_{q}"] = effect
 
 
 def _deployment_cells(
@@ -2789,7 +2805,7 @@ def dora_metrics(
 
     drill = {
         "deployments": window_rows(f"(SELECT * EXCLUDE (k){_unobserved(evidence)} FROM {work.deploys})", "finished_at"),
-        "changes": window_rows(work.changes, "deployed_at"),
+        "changes": window_rows(f"(SELECT * EXCLUDE (k) FROM {work.changes})", "deployed_at"),
         "pull_requests": window_rows(f"(SELECT * FROM {work.prs} WHERE listed_at IS NOT NULL)", "listed_at"),
         "incidents": window_rows(
             f"(SELECT * EXCLUDE (exact_restore_hours, restore_value) FROM {work.incident_links})", "opened_at"
