@@ -674,8 +674,9 @@ def _value_text(metric: str, row: pd.Series) -> str:
 
 
 def _clusters(metric: str, row: pd.Series) -> int | None:
-    """The deployments a lead-time metric's n values come from, when fewer than n (else None)."""
-    deployments = row.get("lead_time_deployments") if metric.startswith("lead_time") else None
+    """The deployments a lead-time or PR-cycle metric's n values come from, when fewer than n (else None)."""
+    spans = _INTERVALS[metric][1] if _INTERVALS[metric][0] == "spans" else None
+    deployments = row.get(_CLUSTERS[spans]) if spans in _CLUSTERS else None
     n = int(row.get(f"{metric}_n", 0) or 0)
     if _missing(deployments) or not 0 < int(deployments) < n:
         return None
@@ -1688,7 +1689,7 @@ def _aggregates(
             source = f"""SELECT {group} AS grp, {_utc_trunc(period, "listed_at")} AS period_start,
                                 {pr_cluster} AS cluster, cycle_minutes / 60.0 AS value
                          FROM {w.prs} WHERE {window.format(t="listed_at")}"""
-            _sql_design_effects(store, rows[name], source, params, rules["median"], "cycle")
+            _sql_design_effects(store, rows[name], source, params, rules["median"], "cycle", "pr_cycle_deployments")
     merged, lists = None, {}
     for name in queries:
         if name == "lead" and lead is not None:
@@ -1725,7 +1726,9 @@ def _sql_design_effects(
     ``{prefix}_design_effect_90`` and, when named, ``clusters_column`` (clusters per row).
     """
     frame, spans = rows
-    frame[f"{prefix}_design_effect_50"] = frame[f"{prefix}_design_effect_90"] = np.nan
+    columns = _design_columns(prefix)
+    for name in columns:
+        frame[name] = np.nan
     if clusters_column:
         frame[clusters_column] = 0
     if not len(frame):
@@ -1747,7 +1750,10 @@ def _sql_design_effects(
             f"""
             SELECT t.cell, t.grp_row, count(*) AS m,
                    count(*) FILTER (v.value <= t.q50) AS a50, count(*) FILTER (v.value <= t.q90) AS a90,
-                   count(*) FILTER (v.value <= t.g50) AS g50, count(*) FILTER (v.value <= t.g90) AS g90
+                   count(*) FILTER (v.value <= t.g50) AS g50, count(*) FILTER (v.value <= t.g90) AS g90,
+                   -- intervals.signed_log: the scale of the clusters' correlation
+                   sum(sign(v.value) * ln(1 + abs(v.value))) AS s,
+                   sum(pow(sign(v.value) * ln(1 + abs(v.value)), 2)) AS q
             FROM ({source}) v
             JOIN {name} t ON t.grp = coalesce(CAST(v.grp AS VARCHAR), 'unassigned') AND t.period_start = v.period_start
             WHERE v.value IS NOT NULL
@@ -1757,18 +1763,17 @@ def _sql_design_effects(
         )
     finally:
         con.unregister(name)
-    m = per["m"].astype(float)
-    for q in ("50", "90"):
-        effect = np.full(len(frame), np.nan)
+    m, total, square = (per[c].astype(float) for c in ("m", "s", "q"))
+    for q, name in (("50", columns[0]), ("90", columns[1])):
         for row, a in ((per["cell"], per[f"a{q}"]), (per["grp_row"], per[f"g{q}"])):  # a value in both rows
             a = a.astype(float)
-            n, c, a_sum, aa, am, mm = (np.bincount(row, weights=w, minlength=len(frame))
-                                       for w in (m, None, a, a * a, a * m, m * m))  # fmt: skip
-            found = c > 0
-            effect[found] = intervals.design_effects_from_sums(n, c, a_sum, aa, am, mm)[found]
-            if clusters_column and q == "50":
-                frame.loc[found, clusters_column] = c[found].astype(np.int64)
-        frame[f"{prefix}_design_effect_{q}"] = effect
+            sums = (np.bincount(row, weights=w, minlength=len(frame))
+                    for w in (m, None, a, a * a, a * m, m * m, total, square, total * total / m))  # fmt: skip
+            effect, rank_effect = intervals.design_effects_from_sums(*sums, quantile=int(q) / 100)
+            found = ~np.isnan(effect)
+            frame.loc[found, name], frame.loc[found, columns[2]] = effect[found], rank_effect[found]
+            if clusters_column:
+                frame.loc[found, clusters_column] = np.bincount(row, minlength=len(frame))[found]
 
 
 def _deployment_cells(
@@ -1878,34 +1883,46 @@ def _lead_design_effects(
     row_of: np.ndarray,
     median: str,
 ) -> None:
-    """Add ``lead_design_effect_50``, ``lead_design_effect_90`` and ``lead_deployments`` to the lead-time rows.
+    """Add the lead-time rows' design effects (:data:`_DESIGN_COLUMNS` of ``lead``) and ``lead_time_deployments``.
 
     The commits of one deployment share its deploy time, so their lead times are no
     independent draws: 1,950 commits shipped in 145 releases are nearer 145 observations
-    than 1,950 for a median. Each row's design effect at its median and p90
-    (:func:`releaserisk.intervals.cluster_design_effects`, deployments as clusters) widens
-    their intervals and the rank tests (:func:`_intervals`, :func:`_changes`). ``frame`` is
-    :func:`_lead_rows`' (cell rows, then one row per group, ``period_start`` missing);
+    than 1,950 for a median. Each row's design effects at its median and p90 and of its
+    ranks (:func:`releaserisk.intervals.cluster_design_effects`, deployments as clusters)
+    widen their intervals and the rank tests (:func:`_intervals`, :func:`_changes`). ``frame``
+    is :func:`_lead_rows`' (cell rows, then one row per group, ``period_start`` missing);
     ``values`` and ``k`` each listed lead time and its deployment number, and ``row_of``
     each deployment number's cell row (negative: outside the window).
     """
+    columns = {name: np.full(len(frame), np.nan) for name in _design_columns("lead")}
     found = np.zeros(len(frame), dtype=np.int64)
-    frame["lead_design_effect_50"] = frame["lead_design_effect_90"] = np.nan
     if len(values):
         groups = frame["period_start"].isna().to_numpy()
         group_row = pd.Series(np.flatnonzero(groups), index=frame.loc[groups, "grp"].to_numpy())
         cell_group = group_row.reindex(frame["grp"]).to_numpy(dtype=np.intp)  # each row's group row
         levels = (row_of, np.where(row_of >= 0, cell_group[row_of], -1))  # a lead time counts in both rows
-        runs = intervals.cluster_runs(k)
-        for q, name in ((0.5, "lead_design_effect_50"), (0.9, "lead_design_effect_90")):
+        totals = intervals.cluster_totals(values, k)
+        quantile_50, quantile_90, ranks = _design_columns("lead")
+        for q, name in ((0.5, quantile_50), (0.9, quantile_90)):
             thresholds = intervals.sorted_quantile(*spans, q, median if q == 0.5 else "interpolated")
-            effect = np.full(len(frame), np.nan)
             for level in levels:
-                e, c = intervals.cluster_design_effects(values, k, level, thresholds, runs)
-                filled = ~np.isnan(e)
-                effect[filled], found[filled] = e[filled], c[filled]
-            frame[name] = effect
+                effect, rank_effect, clusters = intervals.cluster_design_effects(
+                    values, k, level, thresholds, totals, quantile=q
+                )
+                filled = ~np.isnan(effect)
+                columns[name][filled], columns[ranks][filled], found[filled] = (
+                    effect[filled],
+                    rank_effect[filled],
+                    clusters[filled],
+                )
+    for name, effect in columns.items():
+        frame[name] = effect
     frame["lead_time_deployments"] = found
+
+
+def _design_columns(prefix: str) -> tuple[str, str, str]:
+    """A span list's design-effect columns: at its median, at its p90 and of its ranks."""
+    return f"{prefix}_design_effect_50", f"{prefix}_design_effect_90", f"{prefix}_rank_design_effect"
 
 
 def _lead_u(lead: Future) -> np.ndarray | None:
@@ -2081,12 +2098,18 @@ def _intervals(
             )
 
 
-def _design_effect(frame: pd.DataFrame, column: str, q: float) -> np.ndarray | None:
-    """Each row's design effect for the ``q`` quantile of the span list ``column`` (lead times and pull requests'
-    cycle times, whose deployments are clusters: :func:`_lead_design_effects`, :func:`_sql_design_effects`), or
-    None where values are independent (recovery, restore)."""
-    name = f"{column.removesuffix('_spans')}_design_effect_{round(q * 100)}"
+def _design_effect(frame: pd.DataFrame, column: str, q: float | None) -> np.ndarray | None:
+    """Each row's design effect for the ``q`` quantile of the span list ``column`` (None: of its ranks) where
+    its values come in clusters (lead times and pull requests' cycle times, whose deployments are clusters:
+    :func:`_lead_design_effects`, :func:`_sql_design_effects`), or None where values are independent
+    (recovery, restore)."""
+    quantile_50, quantile_90, ranks = _design_columns(column.removesuffix("_spans"))
+    name = ranks if q is None else quantile_50 if q == 0.5 else quantile_90
     return frame[name].to_numpy(dtype=float, na_value=np.nan) if name in frame else None
+
+
+#: The clusters (deployments) per row of a span list whose values come in clusters.
+_CLUSTERS = {"lead_spans": "lead_time_deployments", "cycle_spans": "pr_cycle_deployments"}
 
 
 def _changes(
@@ -2124,8 +2147,9 @@ def _changes(
             if spec[0] not in tested:
                 values, offsets = spans[spec[0]]
                 counted = _known_u(frame, spec[0], known, current, previous)
+                clusters = frame[_CLUSTERS[spec[0]]].to_numpy(dtype=float) if spec[0] in _CLUSTERS else None
                 tested[spec[0]] = intervals.rank_tests(
-                    values, offsets, current, previous, counted, _design_effect(frame, spec[0], 0.5)
+                    values, offsets, current, previous, counted, _design_effect(frame, spec[0], None), clusters
                 )
             p[current] = tested[spec[0]]
         frame[f"{metric}_change_p_value"] = p
@@ -2173,7 +2197,7 @@ def _finish(
     """Rates from counts, zeros for empty periods, values and intervals from spans, tiers per metric (with
     ``changes``, each period's change from the previous; ``known`` as :func:`_changes`)."""
     for column in ("deployments", "failed_deployments", "unplanned_deployments", "deploy_days", "incidents",
-                   "lead_time_deployments"):  # fmt: skip
+                   *_CLUSTERS.values()):  # fmt: skip
         frame[column] = frame[column].fillna(0).astype(int) if column in frame else 0
     weeks = span_days / 7.0
     frame["deploys_per_week"] = frame["deployments"] / weeks
@@ -2219,8 +2243,10 @@ def _interval_columns(changes: bool) -> list[str]:
     columns = []
     for metric in _INTERVALS:
         columns += [f"{metric}_n", f"{metric}_ci_low", f"{metric}_ci_high"]
-        # the deployments the lead times come from: their clusters (_lead_design_effects)
-        columns += ["lead_time_deployments"] if metric == "lead_time_median_hours" else []
+        # the deployments the values come from: their clusters (_lead_design_effects, _sql_design_effects)
+        columns += (
+            [_CLUSTERS[_INTERVALS[metric][1]]] if metric in ("lead_time_median_hours", "pr_cycle_median_hours") else []
+        )
         columns += [f"{metric}_tiers"] if metric in _TIER_COLUMNS else []
         columns += [f"{metric}_change_p_value", f"{metric}_change_significant"] if changes else []
     return columns

@@ -25,6 +25,7 @@ event frequency        exact Poisson (Garwood 1936), through the   conditional b
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,9 +38,11 @@ def _stats():
 
 
 __all__ = [
+    "ClusterTotals",
     "by_pairs",
     "cluster_design_effects",
     "cluster_runs",
+    "cluster_totals",
     "design_effects_from_sums",
     "order_statistics",
     "poisson_rate_interval",
@@ -48,6 +51,7 @@ __all__ = [
     "quantile_interval_ranks",
     "rank_test",
     "rank_tests",
+    "signed_log",
     "sorted_quantile",
     "two_proportion_test",
     "two_proportion_tests",
@@ -153,9 +157,10 @@ def quantile_interval_ranks(
             effective = np.where(n > 0, np.maximum(effective, 1), 0)
             low, high = quantile_interval_ranks(effective, q, confidence)
             scale = np.where(effective > 0, n / np.maximum(effective, 1), 1.0)
-            # scaled outward (a lower rank down, an upper one up): at least the effective sample's coverage
-            low = np.where(low > 0, np.floor(low * scale), 0)
-            high = np.where(high <= effective, np.ceil(high * scale), n + 1)
+            # scaled outward (a lower rank down, an upper one up): the effective sample's count of values
+            # below the bound, scaled (u - 1 of them below x_(u))
+            low = np.where(low > 0, np.floor((low - 1) * scale) + 1, 0)
+            high = np.where(high <= effective, np.ceil((high - 1) * scale) + 1, n + 1)
             return np.clip(low, 0, n + 1).astype(int), np.clip(high, 0, n + 1).astype(int)
     # the ranks depend on n alone: computed once per distinct n (12k groups share a few hundred)
     n, back = np.unique(n, return_inverse=True)
@@ -222,8 +227,7 @@ def order_statistics(values: np.ndarray, offsets: np.ndarray, ranks: np.ndarray)
 
 
 def cluster_runs(clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The runs of equal values in ``clusters``: each run's cluster and start (for :func:`cluster_design_effects`,
-    which several calls over the same clusters can share)."""
+    """The runs of equal values in ``clusters``: each run's cluster and start (for :func:`cluster_totals`)."""
     clusters = np.asarray(clusters)
     if not len(clusters):
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
@@ -231,70 +235,159 @@ def cluster_runs(clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return clusters[starts].astype(np.intp, copy=False), starts
 
 
+def signed_log(values: np.ndarray) -> np.ndarray:
+    """``sign(x) log(1 + |x|)``: durations on the scale where their clusters' correlation is estimated (lead
+    times are skewed over orders of magnitude; a peer profile keeps negative spans)."""
+    values = np.asarray(values, dtype=float)
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+class ClusterTotals(NamedTuple):
+    """Per cluster id (an index into each array): its values' count, and the sum and sum of squares of their
+    :func:`signed_log`; with the runs of ``clusters`` (:func:`cluster_runs`). Made by :func:`cluster_totals`."""
+
+    run_cluster: np.ndarray
+    starts: np.ndarray
+    size: np.ndarray
+    total: np.ndarray
+    square: np.ndarray
+
+
+def cluster_totals(values: np.ndarray, clusters: np.ndarray) -> ClusterTotals:
+    """Each cluster's count, and sum and sum of squares of :func:`signed_log` values, counted run by run.
+
+    Parameters
+    ----------
+    values : ndarray of float, shape (m,)
+        No NaN (a NaN is no value: leave it out).
+    clusters : ndarray of int, shape (m,)
+        Each value's cluster, non-negative; a cluster's values usually lie together (a
+        deployment's changes), which makes this one pass over runs.
+
+    Returns
+    -------
+    ClusterTotals
+
+    Raises
+    ------
+    ValueError
+        A NaN value or a negative cluster.
+    """
+    values, clusters = np.asarray(values, dtype=float), np.asarray(clusters)
+    if np.isnan(values).any() or (len(clusters) and clusters.min() < 0):
+        raise ValueError("cluster_totals: a NaN value or a negative cluster")
+    run_cluster, starts = cluster_runs(clusters)
+    size_of = int(run_cluster.max(initial=-1)) + 1
+    lengths = np.diff(np.append(starts, len(values)))
+    y = signed_log(values)
+    sums = [np.add.reduceat(w, starts) if len(starts) else np.empty(0) for w in (y, y * y)]
+    del y
+    size, total, square = (np.bincount(run_cluster, weights=w, minlength=size_of) for w in (lengths, *sums))
+    return ClusterTotals(run_cluster, starts, size, total, square)
+
+
 def cluster_design_effects(
     values: np.ndarray,
     clusters: np.ndarray,
     sample_of: np.ndarray,
     thresholds: np.ndarray,
-    runs: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per sample, the design effect of the share of its values at or below its threshold, and its clusters.
+    totals: ClusterTotals | None = None,
+    quantile: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sample, the design effects of its quantile and of its ranks, and its number of clusters.
 
-    The share F at a sample's quantile estimate is a ratio of cluster totals; its variance
-    between clusters (with replacement, ``C / (C - 1)``; Cochran, *Sampling Techniques*,
-    3rd ed. 1977, §6.11) over its variance were the values independent (``n / (n - 1)``
-    for the same footing) is the design effect (Kish, *Survey Sampling*, 1965, §8.2). It is
-    1 when every cluster holds one value, and grows when a cluster's values lie together on
-    one side of the quantile, as the commits of one deployment do (they share its deploy
-    time). Below 1 it is taken as 1: a quantile's interval is never narrower than the
-    independent one. A sample of one cluster has no between-cluster variance to estimate:
-    its design effect is its ``n`` (one effective observation).
+    See :func:`design_effects_from_sums`, which this feeds with each sample's sums over its
+    clusters: the values at or below the sample's ``threshold`` (its quantile estimate) per
+    cluster, and the clusters' :class:`ClusterTotals`.
 
     Parameters
     ----------
     values : ndarray, shape (m,)
-        Every sample's values, in any order.
+        Every sample's values, in any order; no NaN.
     clusters : ndarray of int, shape (m,)
         Each value's cluster, in ``[0, len(sample_of))``.
     sample_of : ndarray of int, shape (k,)
-        Each cluster's sample, in ``[0, len(thresholds))``; a cluster lies within one sample
+        Each cluster's sample, in ``[0, len(thresholds))``: a cluster lies within one sample
         (negative: a cluster with no value here).
     thresholds : ndarray, shape (s,)
         Each sample's quantile estimate (:func:`sorted_quantile`).
-    runs : (ndarray, ndarray), optional
-        :func:`cluster_runs` of ``clusters``, when already known.
+    totals : ClusterTotals, optional
+        :func:`cluster_totals` of ``values`` and ``clusters``, when already known (several
+        thresholds over the same values).
+    quantile : float
+        The quantile whose estimates the thresholds are.
 
     Returns
     -------
-    (ndarray, ndarray)
-        ``design_effect`` (float, >= 1; NaN for an empty sample) and the number of clusters
-        holding the sample's values (int), each of shape (s,).
+    (ndarray, ndarray, ndarray)
+        The quantile's design effect and the ranks' (float, >= 1; NaN for an empty sample)
+        and the clusters holding the sample's values (int), each of shape (s,).
+
+    Raises
+    ------
+    ValueError
+        A NaN value, or a cluster with values and no sample.
     """
+    totals = totals if totals is not None else cluster_totals(values, clusters)
     count = len(thresholds)
     sample_of = np.asarray(sample_of, dtype=np.intp)
-    # counted run by run of equal clusters (a deployment's changes lie together), not by a weighted
-    # bincount over every value (3-4x slower at 10M)
-    run_cluster, starts = runs if runs is not None else cluster_runs(clusters)
+    run_cluster, starts = totals.run_cluster, totals.starts
     lengths = np.diff(np.append(starts, len(values)))
     # each run's threshold repeated along it: a sequential write, faster than a gather per value
     level = np.asarray(thresholds, dtype=float)[np.maximum(sample_of, 0)][run_cluster]
     below = values <= np.repeat(level, lengths)
     run_below = np.add.reduceat(below.view(np.uint8), starts, dtype=np.int64) if len(starts) else starts
     del below, level
-    m = np.bincount(run_cluster, weights=lengths, minlength=len(sample_of))
-    a = np.bincount(run_cluster, weights=run_below, minlength=len(sample_of))
-    used = m > 0
-    sample_of, m, a = sample_of[used], m[used], a[used]
-    c = np.bincount(sample_of, minlength=count)
-    sums = (np.bincount(sample_of, weights=w, minlength=count) for w in (m, a, a * a, a * m, m * m))
-    n, a_sum, aa, am, mm = sums
-    return design_effects_from_sums(n, c, a_sum, aa, am, mm), c.astype(np.int64)
+    a = np.bincount(run_cluster, weights=run_below, minlength=len(totals.size))
+    used = np.flatnonzero(totals.size > 0)
+    if len(used) and sample_of[used].min() < 0:
+        raise ValueError("cluster_design_effects: a cluster with values has no sample")
+    owner, m, a = sample_of[used], totals.size[used], a[used]
+    s, q = totals.total[used], totals.square[used]
+    sums = (np.bincount(owner, weights=w, minlength=count) for w in (m, None, a, a * a, a * m, m * m, s, q, s * s / m))
+    effects = design_effects_from_sums(*sums, quantile=quantile)
+    return (*effects, np.bincount(owner, minlength=count).astype(np.int64))
 
 
 def design_effects_from_sums(
-    n: np.ndarray, c: np.ndarray, a: np.ndarray, aa: np.ndarray, am: np.ndarray, mm: np.ndarray
-) -> np.ndarray:
-    """:func:`cluster_design_effects` from each sample's sums over its clusters (where a query grouped them).
+    n: np.ndarray,
+    c: np.ndarray,
+    a: np.ndarray,
+    aa: np.ndarray,
+    am: np.ndarray,
+    mm: np.ndarray,
+    s: np.ndarray,
+    q: np.ndarray,
+    ssm: np.ndarray,
+    quantile: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Design effects of a sample's ``quantile`` and of its ranks, from its sums over its clusters.
+
+    Values drawn in clusters (the commits of one deployment share its deploy time) carry
+    less information than as many independent ones; the design effect d is the factor by
+    which their estimator's variance exceeds the independent one's (Kish, *Survey
+    Sampling*, 1965, §8.2). For the share F of values at or below the quantile estimate
+    (which Woodruff's interval inverts) it is the larger of two estimates:
+
+    * the linearised variance of the ratio of cluster totals ``sum(a) / sum(m)``, between
+      clusters with replacement (``C / (C - 1)``; Cochran, *Sampling Techniques*, 3rd ed.
+      1977, §6.11), over ``F (1 - F) / (n - 1)``. It is exactly 1 when every cluster holds
+      one value, but it misses the clustering when one cluster holds most values (the
+      quantile estimate then falls inside that cluster);
+    * Kish's ``1 + (sum(m^2) / n - 1) rho_I``, with rho_I the correlation within a cluster
+      of the indicator "at or below the quantile", as a bivariate normal with the intraclass
+      correlation rho of the values' :func:`signed_log` gives it (one-way ANOVA estimator
+      for unequal cluster sizes, Donner 1986, Int. Stat. Rev. 54:67; the normal orthant
+      probability by Sheppard's integral, ``(2 / pi) asin(rho)`` at the median).
+
+    Below 1 d is taken as 1: the interval is never narrower than the independent one. One
+    cluster: d = n (one effective observation). The ranks' design effect is Kish's with the
+    correlation of ranks ``(6 / pi) asin(rho / 2)`` (Pearson 1907), for the rank-sum test
+    (:func:`rank_tests`, which refers it to Student's t on the clusters' degrees of freedom).
+    In simulations of lead times in releases (log-normal, intraclass correlation 0 to 0.8,
+    5 to 50 releases of equal or geometric sizes, or one release of 60 commits beside 20 of
+    2) the median's 95 % interval covered the truth 92-100 % of the time, against 17-98 %
+    for the interval counting every commit as independent.
 
     Parameters
     ----------
@@ -303,24 +396,60 @@ def design_effects_from_sums(
     a, aa, am, mm : ndarray, shape (s,)
         Sums over the sample's clusters of ``a``, ``a^2``, ``a m`` and ``m^2``, with ``m`` a
         cluster's values and ``a`` those at or below the threshold.
+    s, q, ssm : ndarray, shape (s,)
+        Sums over the clusters of ``S``, ``Q`` and ``S^2 / m``, with ``S`` and ``Q`` the sum
+        and sum of squares of a cluster's :func:`signed_log` values.
+    quantile : float
+        The quantile whose estimate the threshold is (0.5, 0.9).
 
     Returns
     -------
-    ndarray
-        The design effect (>= 1), NaN where ``n`` is 0 or missing.
+    (ndarray, ndarray)
+        The quantile's and the ranks' design effects, >= 1, NaN where ``n`` is 0 or missing.
     """
     n, c = np.asarray(n, dtype=float), np.asarray(c, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = a / n
-        # sum over clusters of (a - F m)^2, expanded
-        spread = np.maximum(aa - 2 * share * am + share * share * mm, 0.0)
+        spread = np.maximum(aa - 2 * share * am + share * share * mm, 0.0)  # sum of (a - F m)^2
         between = spread * c / (c - 1)
         independent = n * share * (1 - share) * n / (n - 1)
-        effect = between / independent
-    # every value on one side (a share of 0 or 1): nothing between clusters to inflate
-    effect = np.where(independent > 0, np.maximum(effect, 1.0), 1.0)
-    effect = np.where(c == 1, n, effect)
-    return np.where(n > 0, effect, np.nan)
+        linearised = np.where(independent > 0, between / independent, 1.0)
+        rho = _intraclass(n, c, mm, s, q, ssm)
+        weighted = mm / n  # the size-weighted mean cluster size
+        kish = 1 + (weighted - 1) * _indicator_correlation(rho, quantile)
+        ranks = 1 + (weighted - 1) * (6 / np.pi) * np.arcsin(rho / 2)
+    effects = []
+    for effect in (np.maximum(linearised, kish), ranks):
+        effect = np.where(c == 1, n, np.nan_to_num(effect, nan=1.0))
+        effects.append(np.where(n > 0, np.maximum(effect, 1.0), np.nan))
+    return effects[0], effects[1]
+
+
+#: Gauss-Legendre nodes and weights for Sheppard's integral (:func:`_indicator_correlation`).
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(24)
+
+
+def _indicator_correlation(rho: np.ndarray, quantile: float) -> np.ndarray:
+    """The correlation of ``X <= x_p`` and ``Y <= y_p`` for a standard bivariate normal with correlation ``rho``
+    (>= 0) at its ``quantile`` p: ``(1 / 2 pi) int_0^rho exp(-h^2 / (1 + r)) / sqrt(1 - r^2) dr / (p (1 - p))``
+    with ``h`` the normal p-quantile (Sheppard 1899), by 24-point Gauss-Legendre; ``(2 / pi) asin(rho)`` at the
+    median."""
+    rho = np.minimum(np.asarray(rho, dtype=float), 0.999)  # the integrand's pole at r = 1
+    h = _stats().norm.ppf(quantile)
+    r = (_NODES[:, None] + 1) / 2 * rho[None, :]
+    integral = (_WEIGHTS[:, None] * np.exp(-h * h / (1 + r)) / np.sqrt(1 - r * r)).sum(axis=0) * rho / 2
+    return integral / (2 * np.pi) / (quantile * (1 - quantile))
+
+
+def _intraclass(n: np.ndarray, c: np.ndarray, mm: np.ndarray, s: np.ndarray, q: np.ndarray, ssm: np.ndarray):
+    """One-way ANOVA intraclass correlation for unequal cluster sizes (Donner 1986), in [0, 1]; 0 where it has
+    no within- or between-cluster degrees of freedom."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        within = (q - ssm) / (n - c)
+        between = (ssm - s * s / n) / (c - 1)
+        size = (n - mm / n) / (c - 1)  # m0, the adjusted mean cluster size
+        rho = (between - within) / (between + (size - 1) * within)
+    return np.clip(np.nan_to_num(rho, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
 
 
 def two_proportion_test(x1, n1, x2, n2) -> float:
@@ -460,6 +589,7 @@ def rank_tests(
     previous: np.ndarray,
     known: np.ndarray | None = None,
     design_effect: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
 ) -> np.ndarray:
     """Two-sided Mann–Whitney p-values between sorted groups ``current[i]`` and ``previous[i]``, all at once.
 
@@ -482,11 +612,17 @@ def rank_tests(
         NaN for the others; used when the pairs are counted one by one, where it is the same
         number (a caller can count them earlier, beside other work).
     design_effect : ndarray, optional
-        Per group, the design effect of its values drawn in clusters (:func:`cluster_design_effects`;
-        NaN: 1). U's variance is multiplied by the mean of the pair's two, the variance
-        inflation of Kish (1965, §8.2): an approximation to the clustered rank-sum test of
-        Rosner, Glynn & Lee (2003, Biometrics 59:1089), without which the commits of one
-        deployment count as independent evidence of a change.
+        Per group, the design effect of its ranks when its values come in clusters
+        (:func:`cluster_design_effects`; NaN: 1). U's variance is the sum of each group's
+        part, each times its design effect: ``m n (n d_m + m d_n + 1) / 12`` for ``m`` current
+        and ``n`` previous values (Kish 1965, §8.2, applied to the two parts of U's Hájek
+        projection): an approximation to the clustered rank-sum test of Rosner, Glynn & Lee
+        (2003, Biometrics 59:1089), without which the commits of one deployment count as
+        independent evidence of a change.
+    clusters : ndarray of int, optional
+        Per group, its clusters: where either group of a pair has fewer clusters than values,
+        the statistic is referred to Student's t with the smaller count less one degrees of
+        freedom instead of the normal.
 
     Returns
     -------
@@ -508,12 +644,20 @@ def rank_tests(
     else:
         u = _u_banded(values, offsets, lengths, current, previous, large)
     m, n = na[large].astype(float), nb[large].astype(float)
-    sigma = np.sqrt(m * n * (m + n + 1) / 12)
+    d_m = d_n = 1.0
     if design_effect is not None:
         d = np.nan_to_num(np.asarray(design_effect, dtype=float), nan=1.0)
-        sigma = sigma * np.sqrt((d[current[large]] + d[previous[large]]) / 2)
+        d_m, d_n = d[current[large]], d[previous[large]]
+    sigma = np.sqrt(m * n * (n * d_m + m * d_n + 1) / 12)
     z = np.maximum(np.abs(u - m * n / 2) - 0.5, 0) / sigma
-    p[large] = np.minimum(1.0, 2 * _stats().norm.sf(z))
+    tail = _stats().norm.sf(z)
+    if clusters is not None:
+        c = np.asarray(clusters, dtype=float)
+        c_m, c_n = c[current[large]], c[previous[large]]
+        clustered = (c_m < m) | (c_n < n)
+        df = np.maximum(np.minimum(c_m, c_n) - 1, 1)
+        tail = np.where(clustered, _stats().t.sf(z, df), tail)
+    p[large] = np.minimum(1.0, 2 * tail)
     return p
 
 

@@ -116,18 +116,37 @@ def test_design_effect_is_one_for_single_values_and_grows_with_clustering():
     values = rng.normal(size=400)
     threshold = np.array([np.median(values)])
     one_each = intervals.cluster_design_effects(values, np.arange(400), np.zeros(400, int), threshold)
-    assert one_each[0][0] == 1.0 and one_each[1][0] == 400
+    assert (one_each[0][0], one_each[1][0], one_each[2][0]) == (1.0, 1.0, 400)
     # 40 clusters of 10 equal values: each cluster lies wholly on one side, as 40 values would
     clustered = np.repeat(rng.normal(size=40), 10)
-    effect, clusters = intervals.cluster_design_effects(
+    effect, ranks, clusters = intervals.cluster_design_effects(
         clustered, np.repeat(np.arange(40), 10), np.zeros(40, int), np.array([np.median(clustered)])
     )
-    assert effect[0] == pytest.approx(10 * 399 / 390) and clusters[0] == 40  # m (C/(C-1)) / (n/(n-1))
+    assert effect[0] == pytest.approx(10 * 40 / 39 * 399 / 400) and clusters[0] == 40  # m (C/(C-1)) / (n/(n-1))
+    # rho = 1 (no spread within a cluster): Kish's 1 + (m - 1) rho_R with rho_R = (6 / pi) asin(1 / 2) = 1
+    assert ranks[0] == pytest.approx(10)
     # a single cluster: one effective observation; an empty sample: no value
-    effect, clusters = intervals.cluster_design_effects(
+    effect, ranks, clusters = intervals.cluster_design_effects(
         np.arange(5.0), np.zeros(5, int), np.array([1]), np.array([np.nan, 2.0])
     )
-    assert np.isnan(effect[0]) and effect[1] == 5 and clusters.tolist() == [0, 1]
+    assert np.isnan(effect[0]) and effect[1] == 5 and ranks[1] == 5 and clusters.tolist() == [0, 1]
+    with pytest.raises(ValueError):
+        intervals.cluster_design_effects(np.array([1.0, np.nan]), np.array([0, 0]), np.array([0]), np.array([1.0]))
+
+
+def test_one_big_release_does_not_hide_the_clustering():
+    # 60 commits in one release and 20 releases of 2, each release's lead times together: the sample median
+    # falls inside the big release, whose share at or below it is then close to the sample's, so the
+    # linearised variance sees little between releases; the intraclass correlation of the values does
+    rng = np.random.default_rng(11)
+    sizes = np.array([60] + [2] * 20)
+    clusters = np.repeat(np.arange(len(sizes)), sizes)
+    values = np.exp(rng.normal(size=len(sizes))[clusters] + 0.2 * rng.normal(size=len(clusters)))
+    effect, ranks, count = intervals.cluster_design_effects(
+        values, clusters, np.zeros(len(sizes), int), np.array([np.median(values)])
+    )
+    weighted = (sizes**2).sum() / sizes.sum()  # 36.4: the size-weighted mean release
+    assert count[0] == 21 and effect[0] > 0.6 * weighted and ranks[0] > 0.6 * weighted
 
 
 def test_design_effects_from_sums_equal_those_from_the_values():
@@ -136,12 +155,17 @@ def test_design_effects_from_sums_equal_those_from_the_values():
     sample_of = np.arange(60) % 3
     values = rng.normal(size=500) + clusters * 0.05
     thresholds = np.array([0.0, 0.5, 1.0])
-    effect, count = intervals.cluster_design_effects(values, clusters, sample_of, thresholds)
+    effect, ranks, count = intervals.cluster_design_effects(values, clusters, sample_of, thresholds)
     m = np.bincount(clusters, minlength=60).astype(float)
     a = np.bincount(clusters, weights=values <= thresholds[sample_of][clusters], minlength=60)
-    sums = [np.bincount(sample_of, weights=w, minlength=3) for w in (m, a, a * a, a * m, m * m)]
-    n, a_sum, aa, am, mm = sums
-    np.testing.assert_allclose(intervals.design_effects_from_sums(n, count, a_sum, aa, am, mm), effect)
+    y = intervals.signed_log(values)
+    total, square = np.bincount(clusters, weights=y, minlength=60), np.bincount(clusters, weights=y * y, minlength=60)
+    sums = [np.bincount(sample_of, weights=w, minlength=3)
+            for w in (m, None, a, a * a, a * m, m * m, total, square, total * total / m)]  # fmt: skip
+    from_sums = intervals.design_effects_from_sums(*sums, quantile=0.5)
+    np.testing.assert_allclose(from_sums[0], effect)
+    np.testing.assert_allclose(from_sums[1], ranks)
+    assert count.tolist() == np.bincount(sample_of[np.unique(clusters)], minlength=3).tolist()
 
 
 @pytest.mark.parametrize("n", [10, 57, 400, 2000])
@@ -161,9 +185,48 @@ def test_quantile_ranks_with_a_design_effect(n):
 
 def test_rank_tests_inflate_the_variance_by_the_design_effect():
     values, offsets = np.concatenate([np.arange(30.0), np.arange(30.0) + 8]), np.array([0, 30, 60])
-    plain = intervals.rank_tests(values, offsets, np.array([1]), np.array([0]))
+    current, previous = np.array([1]), np.array([0])
+    plain = intervals.rank_tests(values, offsets, current, previous)
     assert plain[0] < 0.05
-    ones = intervals.rank_tests(values, offsets, np.array([1]), np.array([0]), design_effect=np.array([1.0, 1.0]))
-    np.testing.assert_array_equal(ones, plain)
-    clustered = intervals.rank_tests(values, offsets, np.array([1]), np.array([0]), design_effect=np.array([6.0, 6.0]))
+    ones = intervals.rank_tests(values, offsets, current, previous, design_effect=np.ones(2), clusters=[30, 30])
+    np.testing.assert_array_equal(ones, plain)  # independent values: the test is unchanged
+    clustered = intervals.rank_tests(values, offsets, current, previous, design_effect=np.array([6.0, 6.0]))
     assert clustered[0] > 0.05
+    # few clusters: Student's t, not the normal, with the fewer clusters less one degrees of freedom
+    few = intervals.rank_tests(values, offsets, current, previous, design_effect=np.ones(2), clusters=[3, 30])
+    assert few[0] > plain[0]
+
+
+def test_clustered_rank_tests_keep_their_false_alarms_near_five_percent():
+    # under no change, releases of 10 commits whose lead times share the release's delay: counted as 100
+    # independent values the rank test called half the periods a significant change
+    rng = np.random.default_rng(4)
+    releases, size, alarms, naive = 10, 10, 0, 0
+    clusters = np.repeat(np.arange(2 * releases), size)
+    for _ in range(400):
+        values = rng.normal(size=2 * releases)[clusters] + 0.5 * rng.normal(size=len(clusters))
+        samples = np.repeat([0, 1], releases)
+        order = [np.sort(values[clusters // releases == g]) for g in (0, 1)]
+        sorted_values, offsets = np.concatenate(order), np.array([0, releases * size, 2 * releases * size])
+        thresholds = np.array([np.median(v) for v in order])
+        _, ranks, count = intervals.cluster_design_effects(values, clusters, samples, thresholds)
+        p = intervals.rank_tests(sorted_values, offsets, np.array([1]), np.array([0]), design_effect=ranks,
+                                 clusters=count)  # fmt: skip
+        alarms += p[0] < 0.05
+        naive += intervals.rank_tests(sorted_values, offsets, np.array([1]), np.array([0]))[0] < 0.05
+    assert naive / 400 > 0.3
+    assert 0.01 <= alarms / 400 <= 0.09
+
+
+def test_indicator_correlation_is_sheppards_at_the_median_and_smaller_in_the_tail():
+    from scipy import stats
+
+    rho = np.array([0.0, 0.3, 0.8])
+    np.testing.assert_allclose(intervals._indicator_correlation(rho, 0.5), 2 / np.pi * np.arcsin(rho), atol=1e-9)
+    # at p90 against the bivariate normal's orthant probability, computed by scipy
+    tail = intervals._indicator_correlation(rho[1:], 0.9)
+    h = stats.norm.ppf(0.9)
+    for r, got in zip(rho[1:], tail, strict=True):
+        joint = stats.multivariate_normal(cov=[[1, r], [r, 1]]).cdf([h, h])
+        assert got == pytest.approx((joint - 0.81) / 0.09, abs=2e-3)
+    assert (tail < 2 / np.pi * np.arcsin(rho[1:])).all()
