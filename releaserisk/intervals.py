@@ -380,14 +380,17 @@ def design_effects_from_sums(
       for unequal cluster sizes, Donner 1986, Int. Stat. Rev. 54:67; the normal orthant
       probability by Sheppard's integral, ``(2 / pi) asin(rho)`` at the median).
 
-    Below 1 d is taken as 1: the interval is never narrower than the independent one. One
-    cluster: d = n (one effective observation). The ranks' design effect is Kish's with the
-    correlation of ranks ``(6 / pi) asin(rho / 2)`` (Pearson 1907), for the rank-sum test
-    (:func:`rank_tests`, which refers it to Student's t on the clusters' degrees of freedom).
-    In simulations of lead times in releases (log-normal, intraclass correlation 0 to 0.8,
-    5 to 50 releases of equal or geometric sizes, or one release of 60 commits beside 20 of
-    2) the median's 95 % interval covered the truth 92-100 % of the time, against 17-98 %
-    for the interval counting every commit as independent.
+    Below 1 d is taken as 1: the interval is never narrower than the independent one. With
+    C clusters the variance rests on C - 1 degrees of freedom: d is multiplied by
+    ``(t_{C-1} / z)^2`` at 95 % (a Student t reference for the Wald interval, as survey
+    practice refers Woodruff's), unless every cluster is one value. One cluster: d = n (one
+    effective observation). The ranks' design effect is Kish's with the correlation of ranks
+    ``(6 / pi) asin(rho / 2)`` (Pearson 1907), for the rank-sum test (:func:`rank_tests`,
+    which refers it to Student's t on the clusters itself). In simulations of lead times in
+    releases (log-normal, intraclass correlation 0 to 0.8, 5 to 50 releases of equal or
+    geometric sizes, or one release of 60 commits beside 20 of 2) the median's 95 %
+    interval covered the truth 96-100 % of the time, against 17-98 % for the interval
+    counting every commit as independent; it errs wide.
 
     Parameters
     ----------
@@ -418,8 +421,11 @@ def design_effects_from_sums(
         weighted = mm / n  # the size-weighted mean cluster size
         kish = 1 + (weighted - 1) * _indicator_correlation(rho, quantile)
         ranks = 1 + (weighted - 1) * (6 / np.pi) * np.arcsin(rho / 2)
+        # few releases: the variance rests on C - 1 degrees of freedom (Student's t, as survey practice refers
+        # Woodruff's interval); not where every cluster is one value (the exact interval stands)
+        few = np.where(c < n, (_stats().t.ppf(0.975, np.maximum(c - 1, 1)) / _stats().norm.ppf(0.975)) ** 2, 1.0)
     effects = []
-    for effect in (np.maximum(linearised, kish), ranks):
+    for effect in (np.maximum(np.maximum(linearised, kish), 1.0) * few, ranks):
         effect = np.where(c == 1, n, np.nan_to_num(effect, nan=1.0))
         effects.append(np.where(n > 0, np.maximum(effect, 1.0), np.nan))
     return effects[0], effects[1]

@@ -1126,7 +1126,7 @@ def _clustered_store(store, services, deployments, commits, seed):
 def test_lead_time_intervals_count_deployments_not_commits(store):
     """400 services of 20 releases of 5 commits: the commits of a release share its deploy time. Intervals that
     took the 100 commits as independent covered the true median about two times in three; counting the releases as
-    clusters (design effect), 93-99 % (the design effect errs wide: 98.5 % for the p90 here)."""
+    clusters (design effect), 93-99 % (the design effect errs wide)."""
     from releaserisk import intervals
 
     services, deployments, commits = 400, 20, 5

@@ -112,6 +112,8 @@ def test_rank_tests_use_u_statistics_counted_beforehand_only_pair_by_pair(monkey
 
 
 def test_design_effect_is_one_for_single_values_and_grows_with_clustering():
+    from scipy import stats
+
     rng = np.random.default_rng(5)
     values = rng.normal(size=400)
     threshold = np.array([np.median(values)])
@@ -122,7 +124,8 @@ def test_design_effect_is_one_for_single_values_and_grows_with_clustering():
     effect, ranks, clusters = intervals.cluster_design_effects(
         clustered, np.repeat(np.arange(40), 10), np.zeros(40, int), np.array([np.median(clustered)])
     )
-    assert effect[0] == pytest.approx(10 * 40 / 39 * 399 / 400) and clusters[0] == 40  # m (C/(C-1)) / (n/(n-1))
+    few = (stats.t.ppf(0.975, 39) / stats.norm.ppf(0.975)) ** 2  # 40 clusters: t with 39 degrees of freedom
+    assert effect[0] == pytest.approx(10 * 40 / 39 * 399 / 400 * few) and clusters[0] == 40  # m (C/(C-1)) / (n/(n-1))
     # rho = 1 (no spread within a cluster): Kish's 1 + (m - 1) rho_R with rho_R = (6 / pi) asin(1 / 2) = 1
     assert ranks[0] == pytest.approx(10)
     # a single cluster: one effective observation; an empty sample: no value
