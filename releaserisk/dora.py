@@ -1070,6 +1070,12 @@ def _incident_links(store: Store, rules: dict[str, str], w: _Work, flags: bool =
     )
 
 
+#: SQL aggregate: when a failed deployment's incidents were all resolved (the last resolution), NULL while one is
+#: open — the first resolution ended the recovery of a deployment whose second incident stayed open for weeks
+#: (pytest 9.0.0: 91.7 h, with gh-13946 open 24 days more).
+_LAST_RESOLVED = "CASE WHEN count(resolved_at) = count(*) THEN max(resolved_at) END"
+
+
 def _failures(store: Store, rules: dict[str, str], w: _Work) -> None:
     """Working table ``flags`` (each production deployment's failure, recovery and rework) and the view
     ``deploys`` (``prod`` with its flags), by the profile's rules; ``incident_links`` must exist."""
@@ -1087,7 +1093,7 @@ def _failures(store: Store, rules: dict[str, str], w: _Work) -> None:
         # deployment listing none here (a chain's first, derived from the history) still has its own (UNION:
         # a commit listed and deployed counts once, as Four Keys' ARRAY_AGG(DISTINCT ...) does)
         incidents_of = f"""
-            SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
+            SELECT deployment_id, count(*) AS incidents, {_LAST_RESOLVED} AS resolved_at
             FROM (SELECT dc.deployment_id, i.incident_id, i.resolved_at
                   FROM ({_causes(rules)}) i JOIN deployment_changes dc ON {_cause_match(rules, "dc.sha", "i.cause")}
                   UNION
@@ -1096,7 +1102,7 @@ def _failures(store: Store, rules: dict[str, str], w: _Work) -> None:
             GROUP BY deployment_id"""
     else:
         incidents_of = f"""
-            SELECT deployment_id, count(*) AS incidents, min(resolved_at) AS resolved_at
+            SELECT deployment_id, count(*) AS incidents, {_LAST_RESOLVED} AS resolved_at
             FROM {w.incident_links} WHERE deployment_id IS NOT NULL GROUP BY deployment_id"""
     # the flags alone, keyed by k: a second copy of every deployment's strings cost 0.4 s at 1M
     con.execute(
@@ -1126,10 +1132,11 @@ def _failures(store: Store, rules: dict[str, str], w: _Work) -> None:
         flagged AS (
         SELECT p.k, p.finished_at,
                coalesce(inc.incidents, 0) AS incidents,
+               -- the latest deployment (no next one yet) was not rolled back or hotfixed: false, not unknown
                r.rolled_back_at IS NOT NULL
-                 OR (p.next_kind = 'rollback' AND (p.next_reverts IS NULL OR p.next_reverts = p.deployment_id))
-                 AS rolled_back,
-               p.next_kind = 'hotfix' AS hotfixed,
+                 OR coalesce(p.next_kind = 'rollback' AND (p.next_reverts IS NULL OR p.next_reverts = p.deployment_id),
+                             false) AS rolled_back,
+               coalesce(p.next_kind = 'hotfix', false) AS hotfixed,
                {restored} AS restored_at,
                p.kind IN ('hotfix', 'rollback') OR di.k IS NOT NULL AS unplanned
         FROM {w.prod} p

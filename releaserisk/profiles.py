@@ -188,7 +188,7 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
     ),
     ProfileRule(
         "recovery", "failed deployment recovery time",
-        ("earliest remedy", _DESIGN + ": rollback, next rollback/hotfix, or incident resolution"),
+        ("earliest remedy", _DESIGN + ": rollback, next rollback/hotfix, or its incidents all resolved"),
         ("per incident, whole minutes toward zero",
          "DORADetails-FailedDeploymentRecoveryTime.json: one row per incident, TIMESTAMPDIFF(MINUTE, "
          "deployment_finished_date, incident_resolution_date) (MySQL: the whole minutes, sign put back after)"),

@@ -558,8 +558,30 @@ def test_devlake_restore_and_recovery_in_whole_minutes_per_incident(store):
     # DevLake: one recovery per incident resolved in the window, d1 -> i1 150 min, d1 -> i2 600 min,
     # d2 -> i3 70 min (i4 resolved after the window); lower median 150 min
     assert devlake.recovery_median_hours == pytest.approx(2.5)
-    # DORA: one recovery per failed deployment, to its first resolution: d1 2 h 30 min 50 s, d2 1 h 10 min 30 s
-    assert dora.recovery_median_hours == pytest.approx((2 + 30 / 60 + 50 / 3600 + 1 + 10.5 / 60) / 2)
+    # DORA: one recovery per failed deployment, to the last resolution of its incidents (recovered when none is
+    # open): d1 (i1, i2) 10 h 0 min 59 s, d2 (i3, and i4 opened 4 days after it, its latest prior deployment,
+    # resolved on the 9th) 144 h
+    assert dora.recovery_median_hours == pytest.approx((10 + 59 / 3600 + 144) / 2)
+
+
+def test_recovery_waits_for_every_incident_and_the_latest_deployment_is_not_rolled_back(store):
+    load(store, deployments=[dep(1, "2024-01-02T00:00Z"), dep(2, "2024-01-03T00:00Z")],
+         incidents=[{"incident_id": "a", "service": "api", "opened_at": "2024-01-02T01:00Z",
+                     "resolved_at": "2024-01-02T02:00Z", "cause_deployment_id": "d1"},
+                    {"incident_id": "b", "service": "api", "opened_at": "2024-01-02T03:00Z",
+                     "resolved_at": "2024-01-02T09:00Z", "cause_deployment_id": "d1"},
+                    {"incident_id": "c", "service": "api", "opened_at": "2024-01-03T01:00Z",
+                     "cause_deployment_id": "d2"},
+                    {"incident_id": "d", "service": "api", "opened_at": "2024-01-03T02:00Z",
+                     "resolved_at": "2024-01-03T03:00Z", "cause_deployment_id": "d2"}])  # fmt: skip
+    result = dora_metrics(store, "2024-01-01", "2024-01-08")
+    deployments = result.deployments.set_index("deployment_id")
+    assert deployments.loc["d1", "recovery_hours"] == 9  # b resolved last, not a after 2 h
+    assert pd.isna(deployments.loc["d2", "restored_at"])  # c is still open: not recovered
+    assert result.frame.iloc[0].recovery_median_hours_n == 1
+    # d2 has no next deployment yet: not rolled back and not hotfixed, rather than unknown
+    assert deployments.loc["d2", "rolled_back"] is False or deployments.loc["d2", "rolled_back"] == False  # noqa: E712
+    assert not deployments["hotfixed"].isna().any() and not deployments["rolled_back"].isna().any()
 
 
 def test_environment_names_match_in_any_case(store):
