@@ -1357,7 +1357,6 @@ def _links_job(
     cells: tuple[pd.DataFrame, dict[str, np.ndarray]] | None,
     period: str,
     hashes: Future[tuple[np.ndarray, np.ndarray | None]],
-    median: str = "interpolated",
 ) -> Any:
     """The numpy thread's work on the links read by :func:`_read_links` (``links``, a list of one table, emptied
     here so that it is freed once converted): their columns as arrays, the hashes
@@ -1383,7 +1382,7 @@ def _links_job(
     hashes.set_result((by_name, single))
     if cells is None or len(by_name):  # some commits resolved by name: DuckDB reads theirs first
         return rows
-    return _lead_rows(*cells, rows, single, None, period, median)
+    return _lead_rows(*cells, rows, single, None, period)
 
 
 def _shared_hashes(rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -1690,22 +1689,16 @@ def _aggregates(
         rows[name] = _grouped(frame, {name: _arrow_spans(table.column(name)) for name in names})
         if name == "lead":
             source = f"SELECT grp, period_start, cluster, value FROM {w.lead_values}"
-            _sql_design_effects(store, rows[name], source, params, rules["median"], "lead", "lead_time_deployments")
+            _sql_design_effects(store, rows[name][0], source, params, "lead", "lead_time_deployments")
             store.execute(f"DROP TABLE {w.lead_values}")
         if name == "prs":
             source = f"""SELECT {group} AS grp, {_utc_trunc(period, "listed_at")} AS period_start,
                                 {pr_cluster} AS cluster, cycle_minutes / 60.0 AS value
                          FROM {w.prs} WHERE {window.format(t="listed_at")}"""
-            _sql_design_effects(store, rows[name], source, params, rules["median"], "cycle", "pr_cycle_deployments")
+            _sql_design_effects(store, rows[name][0], source, params, "cycle", "pr_cycle_deployments")
     merged, lists = None, {}
     for name in queries:
-        if name == "lead" and lead is not None:
-            frame, spans, _, clustered = lead.result()
-            # here, while the numpy thread counts the rank tests' U statistics (_lead_u) beside it
-            _lead_design_effects(frame, spans["lead_spans"], *clustered)
-            del clustered
-        else:
-            frame, spans = rows.pop(name)
+        frame, spans = lead.result()[:2] if name == "lead" and lead is not None else rows.pop(name)
         for column, (values, offsets) in spans.items():
             lists[column] = (values, offsets)
             frame[column] = np.arange(len(frame))
@@ -1715,24 +1708,22 @@ def _aggregates(
 
 def _sql_design_effects(
     store: Store,
-    rows: tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]],
+    frame: pd.DataFrame,
     source: str,
     params: dict[str, Any],
-    median: str,
     prefix: str,
     clusters_column: str | None = None,
 ) -> None:
     """:func:`_lead_design_effects` for span rows aggregated in DuckDB (lead times by repository, Four Keys'
-    every listing, pull requests): each cluster's values at or below its rows' medians and p90 counted in one
-    grouping, the sums over clusters in numpy.
+    every listing, pull requests): each cluster's count and sums of (log) values grouped in SQL, the design
+    effects per row in numpy.
 
-    ``rows`` holds the ``{prefix}_spans`` (cell rows, then one per group); ``source`` gives
-    each value's ``grp, period_start, cluster, value`` (its deployment; NULL where an aggregate
-    has none). A cluster lies in one period (its deployment's), so its totals in a cell are
-    its totals in the cell's group too. Adds ``{prefix}_design_effect_50``,
-    ``{prefix}_design_effect_90`` and, when named, ``clusters_column`` (clusters per row).
+    ``frame`` holds the rows (cells, then one per group); ``source`` gives each value's ``grp,
+    period_start, cluster, value`` (its deployment; NULL where an aggregate has none). A
+    cluster lies in one period (its deployment's), so its totals in a cell are its totals in
+    the cell's group too. Adds :func:`_design_columns` of ``prefix`` and, when named,
+    ``clusters_column`` (clusters per row).
     """
-    frame, spans = rows
     columns = _design_columns(prefix)
     for name in columns:
         frame[name] = np.nan
@@ -1740,24 +1731,19 @@ def _sql_design_effects(
         frame[clusters_column] = 0
     if not len(frame):
         return
-    spans = spans[f"{prefix}_spans"]
-    q50, q90 = intervals.sorted_quantile(*spans, 0.5, median), intervals.sorted_quantile(*spans, 0.9)
     groups = frame["period_start"].isna().to_numpy()
     group_row = pd.Series(np.flatnonzero(groups), index=frame.loc[groups, "grp"].to_numpy())
     cells = np.flatnonzero(~groups)
-    own = group_row.reindex(frame["grp"].iloc[cells]).to_numpy(dtype=np.intp)  # each cell's group row
     table = pd.DataFrame({"grp": frame["grp"].iloc[cells].to_numpy(), "period_start": frame["period_start"].iloc[cells],
-                          "cell": cells, "grp_row": own, "q50": q50[cells], "q90": q90[cells], "g50": q50[own],
-                          "g90": q90[own]})  # fmt: skip
-    con, name = store.connection, f"_dora_thresholds_{id(frame)}"
+                          "cell": cells,
+                          "grp_row": group_row.reindex(frame["grp"].iloc[cells]).to_numpy(dtype=np.intp)})  # fmt: skip
+    con, name = store.connection, f"_dora_cells_{id(frame)}"
     con.register(name, table)
     try:
         per = _numpy_columns(
             store,
             f"""
             SELECT t.cell, t.grp_row, count(*) AS m,
-                   count(*) FILTER (v.value <= t.q50) AS a50, count(*) FILTER (v.value <= t.q90) AS a90,
-                   count(*) FILTER (v.value <= t.g50) AS g50, count(*) FILTER (v.value <= t.g90) AS g90,
                    -- intervals.signed_log: the scale of the clusters' correlation
                    sum(sign(v.value) * ln(1 + abs(v.value))) AS s,
                    sum(pow(sign(v.value) * ln(1 + abs(v.value)), 2)) AS q
@@ -1770,17 +1756,14 @@ def _sql_design_effects(
         )
     finally:
         con.unregister(name)
-    m, total, square = (per[c].astype(float) for c in ("m", "s", "q"))
-    for q, name in (("50", columns[0]), ("90", columns[1])):
-        for row, a in ((per["cell"], per[f"a{q}"]), (per["grp_row"], per[f"g{q}"])):  # a value in both rows
-            a = a.astype(float)
-            sums = (np.bincount(row, weights=w, minlength=len(frame))
-                    for w in (m, None, a, a * a, a * m, m * m, total, square, total * total / m))  # fmt: skip
-            effect, rank_effect = intervals.design_effects_from_sums(*sums, quantile=int(q) / 100)
-            found = ~np.isnan(effect)
-            frame.loc[found, name], frame.loc[found, columns[2]] = effect[found], rank_effect[found]
-            if clusters_column:
-                frame.loc[found, clusters_column] = np.bincount(row, minlength=len(frame))[found]
+    totals = intervals.ClusterTotals(*(per[c].astype(float) for c in ("m", "s", "q")))
+    for level in (per["cell"], per["grp_row"]):  # a value counts in its cell's row and its group's
+        *effects, clusters = intervals.cluster_design_effects(totals, level, len(frame))
+        found = clusters > 0
+        for column, effect in zip(columns, effects, strict=True):
+            frame.loc[found, column] = effect[found]
+        if clusters_column:
+            frame.loc[found, clusters_column] = clusters[found]
 
 
 def _deployment_cells(
@@ -1818,8 +1801,7 @@ def _lead_rows(
     single: np.ndarray | None,
     named: dict[str, np.ndarray] | None,
     period: str,
-    median: str = "interpolated",
-) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray | None, tuple]:
+) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray | None]:
     """Lead-time spans per (group, period) of the deployment, grouped and sorted in numpy, and per group.
 
     Numpy assembles each commit's first link (:func:`_first_links` of ``rows``, ``single``
@@ -1832,10 +1814,8 @@ def _lead_rows(
     one row per cell with changes, in (group, period) order, then one per group
     (:func:`_grouped`). The third item: the rows of cells whose previous period (``period``)
     has changes too, when the period-over-period rank tests will count them pair by pair
-    (:func:`_lead_u`), else None. The fourth: the arguments after the spans of
-    :func:`_lead_design_effects` (each lead time, its deployment number, each deployment
-    number's cell row, ``median`` the profile's median kind), which :func:`_aggregates` calls
-    while this thread counts the rank tests.
+    (:func:`_lead_u`), else None. The frame has each row's design effects too
+    (:func:`_lead_design_effects`).
     """
     links = _first_links(rows, single, named)
     numbers = numbered["k"].astype(np.intp, copy=False)
@@ -1858,7 +1838,10 @@ def _lead_rows(
     order = _cell_order(kept, len(names))
     offsets = np.concatenate([[0], np.cumsum(counts)])
     del kept
-    unsorted, values = values, values[order]  # the unsorted values and k for the design effects
+    # each deployment's count and sum and sum of squares of (log) lead times, for the design effects
+    totals = intervals.cluster_totals(values, k)
+    del k
+    values = values[order]
     del order
     for begin, stop in itertools.pairwise(offsets):  # one in-place sort per cell
         values[begin:stop].sort()
@@ -1869,6 +1852,7 @@ def _lead_rows(
     frame, spans = _grouped(frame, {"lead_spans": (values, np.concatenate([[0], np.cumsum(lengths)]))})
     # a cell's row in the frame (cells with changes come first), by deployment number; -1 outside the window
     cell_row = np.append(np.cumsum(with_changes) - 1, -1)
+    _lead_design_effects(frame, totals, cell_row[cell_of])
     # each cell after its group's previous period, both with values: the pairs of the rank tests
     # (the calendar's previous row in by_period is the previous week or month of the group)
     cells = frame["period_start"].notna().to_numpy()
@@ -1879,49 +1863,33 @@ def _lead_rows(
     current = np.flatnonzero((grp[1:] == grp[:-1]) & (np.diff(step) == 1) & (lengths[1:] > 0)
                              & (lengths[:-1] > 0)) + 1  # fmt: skip
     pairs = current if intervals.by_pairs(len(current), int(lengths.sum())) else None
-    return frame, spans, pairs, (unsorted, k, cell_row[cell_of], median)
+    return frame, spans, pairs
 
 
-def _lead_design_effects(
-    frame: pd.DataFrame,
-    spans: tuple[np.ndarray, np.ndarray],
-    values: np.ndarray,
-    k: np.ndarray,
-    row_of: np.ndarray,
-    median: str,
-) -> None:
-    """Add the lead-time rows' design effects (:data:`_DESIGN_COLUMNS` of ``lead``) and ``lead_time_deployments``.
+def _lead_design_effects(frame: pd.DataFrame, totals: intervals.ClusterTotals, row_of: np.ndarray) -> None:
+    """Add the lead-time rows' design effects (:func:`_design_columns` of ``lead``) and ``lead_time_deployments``.
 
     The commits of one deployment share its deploy time, so their lead times are no
     independent draws: 1,950 commits shipped in 145 releases are nearer 145 observations
-    than 1,950 for a median. Each row's design effects at its median and p90 and of its
-    ranks (:func:`releaserisk.intervals.cluster_design_effects`, deployments as clusters)
-    widen their intervals and the rank tests (:func:`_intervals`, :func:`_changes`). ``frame``
-    is :func:`_lead_rows`' (cell rows, then one row per group, ``period_start`` missing);
-    ``values`` and ``k`` each listed lead time and its deployment number, and ``row_of``
-    each deployment number's cell row (negative: outside the window).
+    than 1,950 for a median. Each row's design effects of its median, p90 and ranks
+    (:func:`releaserisk.intervals.cluster_design_effects`, deployments as clusters) widen
+    their intervals and the rank tests (:func:`_intervals`, :func:`_changes`). ``frame`` is
+    :func:`_lead_rows`' (cell rows, then one row per group, ``period_start`` missing);
+    ``totals`` each deployment number's lead times (:func:`releaserisk.intervals.cluster_totals`)
+    and ``row_of`` each deployment number's cell row (negative: outside the window).
     """
     columns = {name: np.full(len(frame), np.nan) for name in _design_columns("lead")}
     found = np.zeros(len(frame), dtype=np.int64)
-    if len(values):
+    if len(totals.size):
         groups = frame["period_start"].isna().to_numpy()
         group_row = pd.Series(np.flatnonzero(groups), index=frame.loc[groups, "grp"].to_numpy())
         cell_group = group_row.reindex(frame["grp"]).to_numpy(dtype=np.intp)  # each row's group row
-        levels = (row_of, np.where(row_of >= 0, cell_group[row_of], -1))  # a lead time counts in both rows
-        totals = intervals.cluster_totals(values, k)
-        quantile_50, quantile_90, ranks = _design_columns("lead")
-        for q, name in ((0.5, quantile_50), (0.9, quantile_90)):
-            thresholds = intervals.sorted_quantile(*spans, q, median if q == 0.5 else "interpolated")
-            for level in levels:
-                effect, rank_effect, clusters = intervals.cluster_design_effects(
-                    values, k, level, thresholds, totals, quantile=q
-                )
-                filled = ~np.isnan(effect)
-                columns[name][filled], columns[ranks][filled], found[filled] = (
-                    effect[filled],
-                    rank_effect[filled],
-                    clusters[filled],
-                )
+        for level in (row_of, np.where(row_of >= 0, cell_group[row_of], -1)):  # a lead time counts in both rows
+            *effects, clusters = intervals.cluster_design_effects(totals, level, len(frame))
+            filled = clusters > 0
+            for name, effect in zip(columns, effects, strict=True):
+                columns[name][filled] = effect[filled]
+            found[filled] = clusters[filled]
     for name, effect in columns.items():
         frame[name] = effect
     frame["lead_time_deployments"] = found
@@ -1938,7 +1906,7 @@ def _lead_u(lead: Future) -> np.ndarray | None:
     at the end of the call (0.25-0.35 s at 1M deployments). ``lead`` is the future of :func:`_lead_rows`
     (done: the numpy thread runs its jobs in order); None when the rank tests will not count pair by pair.
     """
-    _, spans, current, _ = lead.result()
+    _, spans, current = lead.result()
     if current is None:
         return None
     values, offsets = spans["lead_spans"]
@@ -2768,11 +2736,7 @@ def dora_metrics(
             links = _read_links(store, rules, work, lead_cells)
             hashes: Future[tuple[np.ndarray, np.ndarray | None]] = Future()
             # (in a list the job empties: the table is freed once converted, not when the job ends)
-            early = (
-                None
-                if links is None
-                else numpy_thread.submit(_links_job, [links], cells, period, hashes, rules["median"])
-            )
+            early = None if links is None else numpy_thread.submit(_links_job, [links], cells, period, hashes)
             del links
             _incident_links(store, rules, work, flags=count_flag_releases)
             by_name, single = (None, None) if early is None else hashes.result()
@@ -2783,11 +2747,7 @@ def dora_metrics(
                 lead = early
             else:
                 rows = None if early is None or cells is None else early.result()
-                lead = (
-                    None
-                    if cells is None
-                    else numpy_thread.submit(_lead_rows, *cells, rows, single, named, period, rules["median"])
-                )
+                lead = None if cells is None else numpy_thread.submit(_lead_rows, *cells, rows, single, named, period)
                 del rows
             # then, on the same thread, the rank tests' U statistics of the lead-time cells, read at the end
             lead_u = None if lead is None else numpy_thread.submit(_lead_u, lead)

@@ -111,63 +111,57 @@ def test_rank_tests_use_u_statistics_counted_beforehand_only_pair_by_pair(monkey
     )
 
 
+def _effects(values, clusters, sample_of, count=1):
+    return intervals.cluster_design_effects(intervals.cluster_totals(values, clusters), sample_of, count)
+
+
 def test_design_effect_is_one_for_single_values_and_grows_with_clustering():
     from scipy import stats
 
     rng = np.random.default_rng(5)
-    values = rng.normal(size=400)
-    threshold = np.array([np.median(values)])
-    one_each = intervals.cluster_design_effects(values, np.arange(400), np.zeros(400, int), threshold)
-    assert (one_each[0][0], one_each[1][0], one_each[2][0]) == (1.0, 1.0, 400)
-    # 40 clusters of 10 equal values: each cluster lies wholly on one side, as 40 values would
-    clustered = np.repeat(rng.normal(size=40), 10)
-    effect, ranks, clusters = intervals.cluster_design_effects(
-        clustered, np.repeat(np.arange(40), 10), np.zeros(40, int), np.array([np.median(clustered)])
-    )
+    values = rng.lognormal(size=400)
+    assert [e[0] for e in _effects(values, np.arange(400), np.zeros(400, int))] == [1.0, 1.0, 1.0, 400]
+    # 40 clusters of 10 equal values: rho = 1, so Kish's 1 + (m - 1) rho = 10 for the median and the ranks
+    clustered = np.repeat(rng.lognormal(size=40), 10)
+    median, p90, ranks, clusters = _effects(clustered, np.repeat(np.arange(40), 10), np.zeros(40, int))
     few = (stats.t.ppf(0.975, 39) / stats.norm.ppf(0.975)) ** 2  # 40 clusters: t with 39 degrees of freedom
-    assert effect[0] == pytest.approx(10 * 40 / 39 * 399 / 400 * few) and clusters[0] == 40  # m (C/(C-1)) / (n/(n-1))
-    # rho = 1 (no spread within a cluster): Kish's 1 + (m - 1) rho_R with rho_R = (6 / pi) asin(1 / 2) = 1
-    assert ranks[0] == pytest.approx(10)
+    assert median[0] == pytest.approx(10 * few) and ranks[0] == pytest.approx(10) and clusters[0] == 40
+    assert 9 * few < p90[0] < median[0]  # the tail's indicators are a little less correlated
     # a single cluster: one effective observation; an empty sample: no value
-    effect, ranks, clusters = intervals.cluster_design_effects(
-        np.arange(5.0), np.zeros(5, int), np.array([1]), np.array([np.nan, 2.0])
-    )
-    assert np.isnan(effect[0]) and effect[1] == 5 and ranks[1] == 5 and clusters.tolist() == [0, 1]
+    median, p90, ranks, clusters = _effects(np.arange(5.0), np.zeros(5, int), np.array([1]), count=2)
+    assert np.isnan(median[0]) and median[1] == p90[1] == ranks[1] == 5 and clusters.tolist() == [0, 1]
     with pytest.raises(ValueError):
-        intervals.cluster_design_effects(np.array([1.0, np.nan]), np.array([0, 0]), np.array([0]), np.array([1.0]))
+        intervals.cluster_totals(np.array([1.0, np.nan]), np.array([0, 0]))
+    with pytest.raises(ValueError):
+        _effects(np.arange(3.0), np.array([0, 1, 1]), np.array([0, -1]))  # cluster 1 has values and no sample
 
 
 def test_one_big_release_does_not_hide_the_clustering():
     # 60 commits in one release and 20 releases of 2, each release's lead times together: the sample median
     # falls inside the big release, whose share at or below it is then close to the sample's, so the
-    # linearised variance sees little between releases; the intraclass correlation of the values does
+    # linearised variance of that share sees little between releases; Kish's size-weighted m does
     rng = np.random.default_rng(11)
     sizes = np.array([60] + [2] * 20)
     clusters = np.repeat(np.arange(len(sizes)), sizes)
     values = np.exp(rng.normal(size=len(sizes))[clusters] + 0.2 * rng.normal(size=len(clusters)))
-    effect, ranks, count = intervals.cluster_design_effects(
-        values, clusters, np.zeros(len(sizes), int), np.array([np.median(values)])
-    )
+    median, _, ranks, count = _effects(values, clusters, np.zeros(len(sizes), int))
     weighted = (sizes**2).sum() / sizes.sum()  # 36.4: the size-weighted mean release
-    assert count[0] == 21 and effect[0] > 0.6 * weighted and ranks[0] > 0.6 * weighted
+    assert count[0] == 21 and median[0] > 0.6 * weighted and ranks[0] > 0.6 * weighted
 
 
 def test_design_effects_from_sums_equal_those_from_the_values():
     rng = np.random.default_rng(8)
-    clusters = rng.integers(0, 60, 500)
+    clusters = np.sort(rng.integers(0, 60, 500))
+    clusters[-5:] = clusters[:5]  # a cluster's values in two runs (commits resolved by name come last)
     sample_of = np.arange(60) % 3
-    values = rng.normal(size=500) + clusters * 0.05
-    thresholds = np.array([0.0, 0.5, 1.0])
-    effect, ranks, count = intervals.cluster_design_effects(values, clusters, sample_of, thresholds)
+    values = rng.lognormal(size=500) + clusters * 0.05
+    median, p90, ranks, count = _effects(values, clusters, sample_of, count=3)
     m = np.bincount(clusters, minlength=60).astype(float)
-    a = np.bincount(clusters, weights=values <= thresholds[sample_of][clusters], minlength=60)
-    y = intervals.signed_log(values)
+    y = np.log1p(values)
     total, square = np.bincount(clusters, weights=y, minlength=60), np.bincount(clusters, weights=y * y, minlength=60)
-    sums = [np.bincount(sample_of, weights=w, minlength=3)
-            for w in (m, None, a, a * a, a * m, m * m, total, square, total * total / m)]  # fmt: skip
-    from_sums = intervals.design_effects_from_sums(*sums, quantile=0.5)
-    np.testing.assert_allclose(from_sums[0], effect)
-    np.testing.assert_allclose(from_sums[1], ranks)
+    sums = [np.bincount(sample_of, weights=w, minlength=3) for w in (m, None, m * m, total, square, total * total / m)]
+    for got, expected in zip((median, p90, ranks), intervals.design_effects_from_sums(*sums), strict=True):
+        np.testing.assert_allclose(got, expected)
     assert count.tolist() == np.bincount(sample_of[np.unique(clusters)], minlength=3).tolist()
 
 
@@ -211,8 +205,7 @@ def test_clustered_rank_tests_keep_their_false_alarms_near_five_percent():
         samples = np.repeat([0, 1], releases)
         order = [np.sort(values[clusters // releases == g]) for g in (0, 1)]
         sorted_values, offsets = np.concatenate(order), np.array([0, releases * size, 2 * releases * size])
-        thresholds = np.array([np.median(v) for v in order])
-        _, ranks, count = intervals.cluster_design_effects(values, clusters, samples, thresholds)
+        *_, ranks, count = _effects(values, clusters, samples, count=2)
         p = intervals.rank_tests(sorted_values, offsets, np.array([1]), np.array([0]), design_effect=ranks,
                                  clusters=count)  # fmt: skip
         alarms += p[0] < 0.05
