@@ -1455,6 +1455,13 @@ def _first_links(
     return _FirstLinks(*(np.concatenate(columns) for columns in zip(*parts, strict=True)))
 
 
+def _named(sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The parameters ``sql`` names (DuckDB refuses any other), None without one: a query over a working table
+    that is windowed already (the lead values) names none."""
+    named = {name: value for name, value in params.items() if re.search(rf"\${name}\b", sql)}
+    return named or None
+
+
 def _numpy_columns(store: Store, sql: str, params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
     """A query's columns as numpy arrays, read through Arrow (from a relation when it has no parameters).
 
@@ -1681,7 +1688,7 @@ def _aggregates(
     for name, query in queries.items():
         if name == "lead" and lead is not None:
             continue
-        table = store.arrow(query, params if "$start" in query else None)  # the lead values are windowed already
+        table = store.arrow(query, _named(query, params))
         # the span lists stay Arrow buffers (10M values: as Python lists they cost 2.5 s);
         # the frame holds each row's position in them, which survives the merges below
         names = [name for name in table.column_names if name.endswith("_spans")]
@@ -1731,12 +1738,9 @@ def _sql_design_effects(
         frame[clusters_column] = 0
     if not len(frame):
         return
-    groups = frame["period_start"].isna().to_numpy()
-    group_row = pd.Series(np.flatnonzero(groups), index=frame.loc[groups, "grp"].to_numpy())
-    cells = np.flatnonzero(~groups)
+    cells = np.flatnonzero(frame["period_start"].notna().to_numpy())
     table = pd.DataFrame({"grp": frame["grp"].iloc[cells].to_numpy(), "period_start": frame["period_start"].iloc[cells],
-                          "cell": cells,
-                          "grp_row": group_row.reindex(frame["grp"].iloc[cells]).to_numpy(dtype=np.intp)})  # fmt: skip
+                          "cell": cells, "grp_row": _group_row_of(frame)[cells]})  # fmt: skip
     con, name = store.connection, f"_dora_cells_{id(frame)}"
     con.register(name, table)
     try:
@@ -1752,7 +1756,7 @@ def _sql_design_effects(
             WHERE v.value IS NOT NULL
             GROUP BY t.cell, t.grp_row, v.cluster
             """,
-            params if "$start" in source else None,
+            _named(source, params),
         )
     finally:
         con.unregister(name)
@@ -1881,9 +1885,7 @@ def _lead_design_effects(frame: pd.DataFrame, totals: intervals.ClusterTotals, r
     columns = {name: np.full(len(frame), np.nan) for name in _design_columns("lead")}
     found = np.zeros(len(frame), dtype=np.int64)
     if len(totals.size):
-        groups = frame["period_start"].isna().to_numpy()
-        group_row = pd.Series(np.flatnonzero(groups), index=frame.loc[groups, "grp"].to_numpy())
-        cell_group = group_row.reindex(frame["grp"]).to_numpy(dtype=np.intp)  # each row's group row
+        cell_group = _group_row_of(frame)
         for level in (row_of, np.where(row_of >= 0, cell_group[row_of], -1)):  # a lead time counts in both rows
             *effects, clusters = intervals.cluster_design_effects(totals, level, len(frame))
             filled = clusters > 0
@@ -1893,6 +1895,14 @@ def _lead_design_effects(frame: pd.DataFrame, totals: intervals.ClusterTotals, r
     for name, effect in columns.items():
         frame[name] = effect
     frame["lead_time_deployments"] = found
+
+
+def _group_row_of(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's group row in aggregate rows of :func:`_group_rows` (cells, then one row per group with
+    ``period_start`` missing): where a cell's values count a second time."""
+    groups = frame["period_start"].isna().to_numpy()
+    group_row = pd.Series(np.flatnonzero(groups), index=frame.loc[groups, "grp"].to_numpy())
+    return group_row.reindex(frame["grp"]).to_numpy(dtype=np.intp)
 
 
 def _design_columns(prefix: str) -> tuple[str, str, str]:

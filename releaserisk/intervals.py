@@ -41,7 +41,6 @@ __all__ = [
     "ClusterTotals",
     "by_pairs",
     "cluster_design_effects",
-    "cluster_runs",
     "cluster_totals",
     "design_effects_from_sums",
     "order_statistics",
@@ -226,7 +225,7 @@ def order_statistics(values: np.ndarray, offsets: np.ndarray, ranks: np.ndarray)
     return out
 
 
-def cluster_runs(clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cluster_runs(clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The runs of equal values in ``clusters``: each run's cluster and start (for :func:`cluster_totals`)."""
     clusters = np.asarray(clusters)
     if not len(clusters):
@@ -239,9 +238,10 @@ def signed_log(values: np.ndarray) -> np.ndarray:
     """``sign(x) log(1 + |x|)``: durations on the scale where their clusters' correlation is estimated (lead
     times are skewed over orders of magnitude; a peer profile keeps negative spans)."""
     values = np.asarray(values, dtype=float)
+    # as DuckDB's sign(x) * ln(1 + abs(x)) in _sql_design_effects computes it: the same ranks by either path
     if not len(values) or values.min() >= 0:  # durations under the span guard: a third of the work
-        return np.log(1 + values)  # as DuckDB's ln(1 + abs(x)) computes it (the same ranks by either path)
-    return np.sign(values) * np.log1p(np.abs(values))
+        return np.log(1 + values)
+    return np.sign(values) * np.log(1 + np.abs(values))
 
 
 class ClusterTotals(NamedTuple):
@@ -276,7 +276,7 @@ def cluster_totals(values: np.ndarray, clusters: np.ndarray) -> ClusterTotals:
     values, clusters = np.asarray(values, dtype=float), np.asarray(clusters)
     if np.isnan(values).any() or (len(clusters) and clusters.min() < 0):
         raise ValueError("cluster_totals: a NaN value or a negative cluster")
-    run_cluster, starts = cluster_runs(clusters)
+    run_cluster, starts = _cluster_runs(clusters)
     size_of = int(run_cluster.max(initial=-1)) + 1
     lengths = np.diff(np.append(starts, len(values)))
     y = signed_log(values)
